@@ -1,0 +1,207 @@
+//! Configuration keys with each broker's own names, defaults and validation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The values a key accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// One of a fixed set of words.
+    OneOf(&'static [&'static str]),
+    /// `true` or `false`.
+    Bool,
+    /// A whole number in `min..=max`.
+    Int { min: u64, max: u64 },
+}
+
+impl fmt::Display for Allowed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Allowed::OneOf(words) => f.write_str(&words.join(", ")),
+            Allowed::Bool => f.write_str("true, false"),
+            Allowed::Int { min, max } => write!(f, "an integer from {min} to {max}"),
+        }
+    }
+}
+
+/// One configuration key.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub allowed: Allowed,
+    pub doc: &'static str,
+}
+
+impl Key {
+    pub const fn new(
+        name: &'static str,
+        default: &'static str,
+        allowed: Allowed,
+        doc: &'static str,
+    ) -> Self {
+        Key {
+            name,
+            default,
+            allowed,
+            doc,
+        }
+    }
+
+    fn check(&self, value: &str) -> Result<(), ConfigError> {
+        let ok = match &self.allowed {
+            Allowed::OneOf(words) => words.contains(&value),
+            Allowed::Bool => value == "true" || value == "false",
+            Allowed::Int { min, max } => value
+                .parse::<u64>()
+                .is_ok_and(|v| (*min..=*max).contains(&v)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                self.name,
+                format!(
+                    "invalid value '{value}' for {} (allowed: {})",
+                    self.name, self.allowed
+                ),
+            ))
+        }
+    }
+}
+
+/// A rejected configuration: the key at fault and one line saying why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Effective values of every key, and which ones the user set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    values: BTreeMap<String, String>,
+    explicit: BTreeSet<String>,
+}
+
+impl Config {
+    /// Applies `KEY=VALUE` settings over the defaults of `keys`, validating each.
+    pub fn parse(broker: &str, keys: &[Key], sets: &[String]) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<String, String> = keys
+            .iter()
+            .map(|k| (k.name.to_string(), k.default.to_string()))
+            .collect();
+        let mut explicit = BTreeSet::new();
+        for set in sets {
+            let Some((name, value)) = set.split_once('=') else {
+                return Err(ConfigError::new(
+                    set.clone(),
+                    format!("--set takes KEY=VALUE, got '{set}'"),
+                ));
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let Some(key) = keys.iter().find(|k| k.name == name) else {
+                let names: Vec<&str> = keys.iter().map(|k| k.name).collect();
+                return Err(ConfigError::new(
+                    name,
+                    format!(
+                        "unknown config key '{name}' for {broker} (allowed: {})",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            key.check(value)?;
+            values.insert(name.to_string(), value.to_string());
+            explicit.insert(name.to_string());
+        }
+        Ok(Config { values, explicit })
+    }
+
+    /// The effective value of `key`. Panics on a key the broker does not declare: that is a bug in
+    /// the model, not bad input.
+    pub fn str(&self, key: &str) -> &str {
+        self.values
+            .get(key)
+            .unwrap_or_else(|| panic!("model reads undeclared key {key}"))
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.str(key) == "true"
+    }
+
+    pub fn int(&self, key: &str) -> u64 {
+        self.str(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("key {key} is not an integer"))
+    }
+
+    pub fn is_set(&self, key: &str) -> bool {
+        self.explicit.contains(key)
+    }
+
+    /// Every key with its effective value, in key order.
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    /// The settings the user made, as `KEY=VALUE`, in key order (for replay commands).
+    pub fn explicit(&self) -> Vec<String> {
+        self.explicit
+            .iter()
+            .map(|k| format!("{k}={}", self.values[k]))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &[Key] = &[
+        Key::new("acks", "all", Allowed::OneOf(&["0", "1", "all"]), ""),
+        Key::new("retries", "5", Allowed::Int { min: 0, max: 10 }, ""),
+        Key::new("flag", "false", Allowed::Bool, ""),
+    ];
+
+    #[test]
+    fn defaults_and_settings() {
+        let c = Config::parse("x", KEYS, &["retries=3".into()]).unwrap();
+        assert_eq!(c.str("acks"), "all");
+        assert_eq!(c.int("retries"), 3);
+        assert!(!c.bool("flag"));
+        assert_eq!(c.explicit(), vec!["retries=3".to_string()]);
+    }
+
+    #[test]
+    fn rejections_name_the_key_and_the_allowed_values() {
+        let e = Config::parse("x", KEYS, &["acks=2".into()]).unwrap_err();
+        assert_eq!(e.key, "acks");
+        assert!(e.message.contains("0, 1, all"), "{e}");
+        let e = Config::parse("x", KEYS, &["nope=1".into()]).unwrap_err();
+        assert_eq!(e.key, "nope");
+        assert!(e.message.contains("acks, retries, flag"), "{e}");
+        let e = Config::parse("x", KEYS, &["retries=11".into()]).unwrap_err();
+        assert!(e.message.contains("0 to 10"), "{e}");
+        let e = Config::parse("x", KEYS, &["flag=yes".into()]).unwrap_err();
+        assert!(e.message.contains("true, false"), "{e}");
+        let e = Config::parse("x", KEYS, &["acks".into()]).unwrap_err();
+        assert!(e.message.contains("KEY=VALUE"), "{e}");
+    }
+}

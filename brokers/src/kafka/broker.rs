@@ -1,0 +1,870 @@
+//! A Kafka broker: the replicas it hosts, as leader or follower.
+
+use super::log::{CommitLog, LeaderEpoch, Record};
+use super::protocol::{Acks, ErrorCode, Fetcher, KafkaMsg, Partition, PartitionState};
+use super::{
+    KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, BROKER_HEARTBEAT, FETCH_BACKOFF,
+    FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
+};
+use crate::Durable;
+use serde::{Deserialize, Serialize};
+use stateright::actor::Id;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub settings: Settings,
+}
+
+/// What a broker has on disk: one log per hosted partition and the high-watermark checkpoint
+/// (`replication-offset-checkpoint`, written every few seconds and fsynced).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BrokerDisk {
+    pub logs: BTreeMap<Partition, CommitLog>,
+    pub hw_checkpoint: BTreeMap<Partition, u64>,
+}
+
+impl Durable for BrokerDisk {
+    fn after_power_loss(&self) -> Self {
+        let mut disk = self.clone();
+        for (p, log) in disk.logs.iter_mut() {
+            log.records.truncate(log.flushed as usize);
+            if let Some(hw) = disk.hw_checkpoint.get_mut(p) {
+                *hw = (*hw).min(log.end_offset());
+            }
+        }
+        disk
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BrokerState {
+    pub replicas: Vec<Replica>,
+}
+
+/// One partition replica on this broker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replica {
+    pub partition: Partition,
+    pub log: CommitLog,
+    pub high_watermark: u64,
+    pub hw_checkpoint: u64,
+    /// The controller's latest record of this partition, as this broker learned it.
+    pub known: Option<PartitionState>,
+    pub role: ReplicaRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReplicaRole {
+    /// No leader known, or the partition is offline.
+    Idle,
+    Leader(LeaderState),
+    Follower {
+        leader: Id,
+        /// Waiting for the OffsetsForLeaderEpoch answer before fetching (KIP-101).
+        truncating: bool,
+    },
+}
+
+/// A produce request waiting for the high watermark to pass its record (`acks=all`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DelayedProduce {
+    pub client: Id,
+    pub request: u64,
+    pub offset: u64,
+}
+
+/// An empty fetch held until data arrives or `FETCH_WAIT` passes (the fetch purgatory).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DelayedFetch {
+    pub fetcher: Id,
+    pub kind: Fetcher,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaderState {
+    pub epoch: LeaderEpoch,
+    pub isr: Vec<Id>,
+    /// The ISR this leader asked the controller for and has not heard back about.
+    pub pending_isr: Option<Vec<Id>>,
+    /// Each follower's log end offset, as its last fetch showed.
+    pub follower_leo: BTreeMap<Id, u64>,
+    pub delayed_produce: Vec<DelayedProduce>,
+    pub delayed_fetch: Vec<DelayedFetch>,
+}
+
+impl LeaderState {
+    /// The "maximal ISR" of KIP-497: a pending expansion counts towards the high watermark at
+    /// once, a pending shrink only once the controller accepted it.
+    fn maximal_isr(&self) -> Vec<Id> {
+        let mut isr = self.isr.clone();
+        for id in self.pending_isr.iter().flatten() {
+            if !isr.contains(id) {
+                isr.push(*id);
+            }
+        }
+        isr
+    }
+}
+
+impl Broker {
+    fn controller(&self) -> Id {
+        self.settings.controller()
+    }
+
+    pub fn start(&self, id: Id, disk: Option<&BrokerDisk>, o: &mut KafkaOut) -> BrokerState {
+        let replicas = (0..self.settings.partitions)
+            .filter(|p| self.settings.replicas(*p).contains(&id))
+            .map(|p| {
+                let log = disk
+                    .and_then(|d| d.logs.get(&p).cloned())
+                    .unwrap_or_default();
+                let hw = disk
+                    .and_then(|d| d.hw_checkpoint.get(&p).copied())
+                    .unwrap_or(0)
+                    .min(log.end_offset());
+                Replica {
+                    partition: p,
+                    log,
+                    high_watermark: hw,
+                    hw_checkpoint: hw,
+                    known: None,
+                    role: ReplicaRole::Idle,
+                }
+            })
+            .collect();
+        o.send(self.controller(), KafkaMsg::BrokerRegistration);
+        o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
+        o.set_timer(KafkaTimer::HwCheckpoint, retry(HW_CHECKPOINT));
+        BrokerState { replicas }
+    }
+
+    fn save(&self, s: &BrokerState, o: &mut KafkaOut) {
+        o.save(KafkaDisk::Broker(BrokerDisk {
+            logs: s
+                .replicas
+                .iter()
+                .map(|r| (r.partition, r.log.clone()))
+                .collect(),
+            hw_checkpoint: s
+                .replicas
+                .iter()
+                .map(|r| (r.partition, r.hw_checkpoint))
+                .collect(),
+        }));
+    }
+
+    pub fn on_msg(&self, id: Id, s: &mut BrokerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        match msg {
+            KafkaMsg::Disconnected => {
+                // The replica fetcher reconnects to its leader and asks again after a backoff.
+                for r in &s.replicas {
+                    if matches!(r.role, ReplicaRole::Follower { leader, .. } if leader == src) {
+                        o.set_timer(KafkaTimer::ReplicaFetch(r.partition), exact(FETCH_BACKOFF));
+                    }
+                }
+            }
+            KafkaMsg::PartitionChange(states) | KafkaMsg::BrokerHeartbeatResponse(states) => {
+                if src == self.controller() {
+                    o.cancel_timer(KafkaTimer::Registration);
+                    o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
+                    for ps in states {
+                        self.apply_partition_state(id, s, ps, o);
+                    }
+                }
+            }
+            KafkaMsg::Fetch {
+                partition,
+                offset,
+                leader_epoch,
+                fetcher,
+            } => self.on_fetch(s, src, partition, offset, leader_epoch, fetcher, o),
+            KafkaMsg::FetchResponse {
+                partition,
+                offset,
+                records,
+                high_watermark,
+                log_end_offset,
+                error,
+            } => self.on_fetch_response(
+                s,
+                src,
+                partition,
+                offset,
+                records,
+                high_watermark,
+                log_end_offset,
+                error,
+                o,
+            ),
+            KafkaMsg::OffsetsForLeaderEpoch {
+                partition,
+                leader_epoch,
+                requested_epoch,
+            } => {
+                let Some(r) = replica(s, partition) else {
+                    return;
+                };
+                let reply = match &r.role {
+                    ReplicaRole::Leader(l) if l.epoch == leader_epoch => {
+                        let (epoch, end_offset) = r.log.end_offset_for_epoch(requested_epoch);
+                        KafkaMsg::OffsetsForLeaderEpochResponse {
+                            partition,
+                            epoch,
+                            end_offset,
+                            error: None,
+                        }
+                    }
+                    ReplicaRole::Leader(l) => KafkaMsg::OffsetsForLeaderEpochResponse {
+                        partition,
+                        epoch: 0,
+                        end_offset: 0,
+                        error: Some(epoch_error(leader_epoch, l.epoch)),
+                    },
+                    _ => KafkaMsg::OffsetsForLeaderEpochResponse {
+                        partition,
+                        epoch: 0,
+                        end_offset: 0,
+                        error: Some(ErrorCode::NotLeaderOrFollower),
+                    },
+                };
+                o.send(src, reply);
+            }
+            KafkaMsg::OffsetsForLeaderEpochResponse {
+                partition,
+                epoch,
+                end_offset,
+                error,
+            } => {
+                let Some(r) = replica_mut(s, partition) else {
+                    return;
+                };
+                let ReplicaRole::Follower {
+                    leader,
+                    truncating: true,
+                } = r.role
+                else {
+                    return;
+                };
+                if leader != src {
+                    return;
+                }
+                if error.is_some() {
+                    o.set_timer(KafkaTimer::ReplicaFetch(partition), exact(FETCH_BACKOFF));
+                    return;
+                }
+                // KIP-279: cut where the leader's answer and this log's own end of that epoch
+                // agree; anything beyond diverges.
+                let own_end = r.log.end_offset_for_epoch(epoch).1;
+                let cut = end_offset.min(own_end);
+                if cut < r.log.end_offset() {
+                    r.log.truncate(cut);
+                    r.high_watermark = r.high_watermark.min(cut);
+                    self.save(s, o);
+                }
+                let r = replica_mut(s, partition).expect("replica exists");
+                r.role = ReplicaRole::Follower {
+                    leader,
+                    truncating: false,
+                };
+                let fetch = self.fetch_request(r);
+                o.send(leader, fetch);
+                o.set_timer(
+                    KafkaTimer::ReplicaFetch(partition),
+                    exact(self.settings.request_timeout),
+                );
+            }
+            KafkaMsg::Produce {
+                partition,
+                request,
+                msg,
+                producer_seq,
+                acks,
+            } => self.on_produce(s, src, partition, request, msg, producer_seq, acks, o),
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, id: Id, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        match timer {
+            KafkaTimer::Registration => {
+                o.send(self.controller(), KafkaMsg::BrokerRegistration);
+                o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
+            }
+            KafkaTimer::BrokerHeartbeat => {
+                o.send(self.controller(), KafkaMsg::BrokerHeartbeat);
+                o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
+            }
+            KafkaTimer::HwCheckpoint => {
+                let mut changed = false;
+                for r in s.replicas.iter_mut() {
+                    changed |= r.hw_checkpoint != r.high_watermark;
+                    r.hw_checkpoint = r.high_watermark;
+                }
+                if changed {
+                    self.save(s, o);
+                }
+                o.set_timer(KafkaTimer::HwCheckpoint, retry(HW_CHECKPOINT));
+            }
+            KafkaTimer::FetchWait(p) => {
+                let Some(r) = replica_mut(s, *p) else { return };
+                if let ReplicaRole::Leader(l) = &mut r.role {
+                    let waiting = std::mem::take(&mut l.delayed_fetch);
+                    for f in waiting {
+                        let reply = fetch_response(r, f.offset, f.kind, None);
+                        o.send(f.fetcher, reply);
+                    }
+                }
+            }
+            KafkaTimer::FollowerLag(p, follower) => {
+                let Some(r) = replica_mut(s, *p) else { return };
+                let ReplicaRole::Leader(l) = &mut r.role else {
+                    return;
+                };
+                if l.pending_isr.is_some() {
+                    o.set_timer(timer.clone(), exact(FETCH_BACKOFF));
+                } else if l.isr.contains(follower) {
+                    // Not caught up for replica.lag.time.max.ms: ask to drop it from the ISR.
+                    let new_isr: Vec<Id> =
+                        l.isr.iter().copied().filter(|i| i != follower).collect();
+                    self.alter_partition(r, new_isr, o);
+                }
+            }
+            KafkaTimer::AlterPartitionRetry(p) => {
+                let Some(r) = replica_mut(s, *p) else { return };
+                if let ReplicaRole::Leader(l) = &r.role {
+                    if let Some(isr) = l.pending_isr.clone() {
+                        self.alter_partition(r, isr, o);
+                    }
+                }
+            }
+            KafkaTimer::ReplicaFetch(p) => {
+                let Some(r) = replica(s, *p) else { return };
+                if let ReplicaRole::Follower { leader, truncating } = r.role {
+                    let request = if truncating {
+                        self.epoch_request(r)
+                    } else {
+                        self.fetch_request(r)
+                    };
+                    o.send(leader, request);
+                    o.set_timer(timer.clone(), exact(self.settings.request_timeout));
+                }
+            }
+            _ => {}
+        }
+        let _ = id;
+    }
+
+    /// Applies the controller's record of a partition: a new leader epoch makes this replica
+    /// leader or follower; a new partition epoch under the same leader is an ISR change.
+    fn apply_partition_state(
+        &self,
+        id: Id,
+        s: &mut BrokerState,
+        ps: PartitionState,
+        o: &mut KafkaOut,
+    ) {
+        let Some(r) = replica_mut(s, ps.partition) else {
+            return;
+        };
+        let p = ps.partition;
+        let newer_leader = r
+            .known
+            .as_ref()
+            .is_none_or(|k| ps.leader_epoch > k.leader_epoch);
+        let newer_isr = r.known.as_ref().is_some_and(|k| {
+            ps.leader_epoch == k.leader_epoch && ps.partition_epoch > k.partition_epoch
+        });
+        if !newer_leader && !newer_isr {
+            return;
+        }
+        r.known = Some(ps.clone());
+        if newer_leader {
+            self.step_down(r, o);
+            match ps.leader {
+                Some(leader) if leader == id => {
+                    let followers: Vec<Id> =
+                        ps.replicas.iter().copied().filter(|f| *f != id).collect();
+                    for f in &followers {
+                        if ps.isr.contains(f) {
+                            o.set_timer(
+                                KafkaTimer::FollowerLag(p, *f),
+                                exact(self.settings.replica_lag_time_max),
+                            );
+                        }
+                    }
+                    r.role = ReplicaRole::Leader(LeaderState {
+                        epoch: ps.leader_epoch,
+                        isr: ps.isr.clone(),
+                        pending_isr: None,
+                        follower_leo: followers.into_iter().map(|f| (f, 0)).collect(),
+                        delayed_produce: Vec::new(),
+                        delayed_fetch: Vec::new(),
+                    });
+                    self.maybe_advance_hw(r, o);
+                }
+                Some(leader) => {
+                    let truncating = match self.settings.truncation {
+                        Truncation::LeaderEpoch => true,
+                        Truncation::HighWatermark => {
+                            // Before KIP-101 a new follower cut its log at its own high
+                            // watermark — which may lag the leader's.
+                            let hw = r.high_watermark;
+                            if hw < r.log.end_offset() {
+                                r.log.truncate(hw);
+                            }
+                            false
+                        }
+                    };
+                    r.role = ReplicaRole::Follower { leader, truncating };
+                    let request = if truncating {
+                        self.epoch_request(r)
+                    } else {
+                        self.fetch_request(r)
+                    };
+                    o.send(leader, request);
+                    o.set_timer(
+                        KafkaTimer::ReplicaFetch(p),
+                        exact(self.settings.request_timeout),
+                    );
+                    self.save(s, o);
+                }
+                None => r.role = ReplicaRole::Idle,
+            }
+        } else if let ReplicaRole::Leader(l) = &mut r.role {
+            l.isr = ps.isr.clone();
+            if l.pending_isr.as_ref() == Some(&ps.isr) {
+                o.cancel_timer(KafkaTimer::AlterPartitionRetry(p));
+            }
+            l.pending_isr = None;
+            for f in l.follower_leo.keys() {
+                if ps.isr.contains(f) {
+                    o.set_timer(
+                        KafkaTimer::FollowerLag(p, *f),
+                        exact(self.settings.replica_lag_time_max),
+                    );
+                }
+            }
+            self.maybe_advance_hw(r, o);
+        }
+    }
+
+    /// Leaves leadership: waiting produce requests fail, held fetches are answered.
+    fn step_down(&self, r: &mut Replica, o: &mut KafkaOut) {
+        let p = r.partition;
+        if let ReplicaRole::Leader(l) = std::mem::replace(&mut r.role, ReplicaRole::Idle) {
+            for d in l.delayed_produce {
+                o.send(
+                    d.client,
+                    KafkaMsg::ProduceResponse {
+                        partition: p,
+                        request: d.request,
+                        result: Err(ErrorCode::NotLeaderOrFollower),
+                    },
+                );
+            }
+            for f in l.delayed_fetch {
+                o.send(
+                    f.fetcher,
+                    fetch_response(r, f.offset, f.kind, Some(ErrorCode::NotLeaderOrFollower)),
+                );
+            }
+            for f in l.follower_leo.keys() {
+                o.cancel_timer(KafkaTimer::FollowerLag(p, *f));
+            }
+            o.cancel_timer(KafkaTimer::FetchWait(p));
+            o.cancel_timer(KafkaTimer::AlterPartitionRetry(p));
+        }
+        o.cancel_timer(KafkaTimer::ReplicaFetch(p));
+    }
+
+    fn alter_partition(&self, r: &mut Replica, new_isr: Vec<Id>, o: &mut KafkaOut) {
+        let ReplicaRole::Leader(l) = &mut r.role else {
+            return;
+        };
+        let partition_epoch = r.known.as_ref().map_or(0, |k| k.partition_epoch);
+        o.send(
+            self.controller(),
+            KafkaMsg::AlterPartition {
+                partition: r.partition,
+                leader_epoch: l.epoch,
+                partition_epoch,
+                new_isr: new_isr.clone(),
+            },
+        );
+        l.pending_isr = Some(new_isr);
+        o.set_timer(
+            KafkaTimer::AlterPartitionRetry(r.partition),
+            exact(BROKER_HEARTBEAT),
+        );
+    }
+
+    fn fetch_request(&self, r: &Replica) -> KafkaMsg {
+        KafkaMsg::Fetch {
+            partition: r.partition,
+            offset: r.log.end_offset(),
+            leader_epoch: self.current_epoch(r),
+            fetcher: Fetcher::Replica,
+        }
+    }
+
+    fn epoch_request(&self, r: &Replica) -> KafkaMsg {
+        KafkaMsg::OffsetsForLeaderEpoch {
+            partition: r.partition,
+            leader_epoch: self.current_epoch(r),
+            requested_epoch: r.log.latest_epoch(),
+        }
+    }
+
+    fn current_epoch(&self, r: &Replica) -> LeaderEpoch {
+        r.known.as_ref().map_or(0, |k| k.leader_epoch)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch(
+        &self,
+        s: &mut BrokerState,
+        src: Id,
+        partition: Partition,
+        offset: u64,
+        leader_epoch: LeaderEpoch,
+        fetcher: Fetcher,
+        o: &mut KafkaOut,
+    ) {
+        let Some(r) = replica_mut(s, partition) else {
+            o.send(src, not_leader(partition, offset));
+            return;
+        };
+        let epoch_fencing = self.settings.truncation == Truncation::LeaderEpoch;
+        let error = match &r.role {
+            ReplicaRole::Leader(l) => {
+                if fetcher == Fetcher::Replica && epoch_fencing && leader_epoch != l.epoch {
+                    Some(epoch_error(leader_epoch, l.epoch))
+                } else if offset > r.log.end_offset() {
+                    Some(ErrorCode::OffsetOutOfRange)
+                } else {
+                    None
+                }
+            }
+            _ => Some(ErrorCode::NotLeaderOrFollower),
+        };
+        if error.is_some() {
+            o.send(src, fetch_response(r, offset, fetcher, error));
+            return;
+        }
+        if fetcher == Fetcher::Replica {
+            let leo = r.log.end_offset();
+            let hw = r.high_watermark;
+            let epoch_start = match &r.role {
+                ReplicaRole::Leader(l) => r.log.start_offset_of(l.epoch),
+                _ => 0,
+            };
+            let ReplicaRole::Leader(l) = &mut r.role else {
+                unreachable!("checked above")
+            };
+            l.follower_leo.insert(src, offset);
+            if offset >= leo {
+                // Caught up with the leader's log end: restart its lag clock.
+                o.set_timer(
+                    KafkaTimer::FollowerLag(partition, src),
+                    exact(self.settings.replica_lag_time_max),
+                );
+            }
+            let in_isr = l.maximal_isr().contains(&src);
+            if !in_isr && l.pending_isr.is_none() && offset >= hw && offset >= epoch_start {
+                let mut new_isr = l.isr.clone();
+                new_isr.push(src);
+                self.alter_partition(r, new_isr, o);
+            }
+            self.maybe_advance_hw(r, o);
+        }
+        let limit = match fetcher {
+            Fetcher::Replica => r.log.end_offset(),
+            Fetcher::Consumer => r.high_watermark,
+        };
+        if offset >= limit {
+            let ReplicaRole::Leader(l) = &mut r.role else {
+                unreachable!("checked above")
+            };
+            if l.delayed_fetch.is_empty() {
+                o.set_timer(KafkaTimer::FetchWait(partition), exact(FETCH_WAIT));
+            }
+            l.delayed_fetch.push(DelayedFetch {
+                fetcher: src,
+                kind: fetcher,
+                offset,
+            });
+        } else {
+            o.send(src, fetch_response(r, offset, fetcher, None));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch_response(
+        &self,
+        s: &mut BrokerState,
+        src: Id,
+        partition: Partition,
+        offset: u64,
+        records: Vec<Record>,
+        high_watermark: u64,
+        log_end_offset: u64,
+        error: Option<ErrorCode>,
+        o: &mut KafkaOut,
+    ) {
+        let Some(r) = replica_mut(s, partition) else {
+            return;
+        };
+        let ReplicaRole::Follower {
+            leader,
+            truncating: false,
+        } = r.role
+        else {
+            return;
+        };
+        if leader != src || offset != r.log.end_offset() {
+            return; // a response to an older fetch
+        }
+        match error {
+            Some(ErrorCode::OffsetOutOfRange) => {
+                // Our log runs past the leader's: cut back to its end and fetch again.
+                r.log.truncate(log_end_offset);
+                r.high_watermark = r.high_watermark.min(log_end_offset);
+                let fetch = self.fetch_request(r);
+                o.send(leader, fetch);
+                o.set_timer(
+                    KafkaTimer::ReplicaFetch(partition),
+                    exact(self.settings.request_timeout),
+                );
+                self.save(s, o);
+                return;
+            }
+            Some(_) => {
+                o.set_timer(KafkaTimer::ReplicaFetch(partition), exact(FETCH_BACKOFF));
+                return;
+            }
+            None => {}
+        }
+        let appended = !records.is_empty();
+        for record in records {
+            r.log.append(record);
+        }
+        r.log.maybe_flush(self.settings.flush_messages);
+        r.high_watermark = r.high_watermark.max(high_watermark.min(r.log.end_offset()));
+        let fetch = self.fetch_request(r);
+        o.send(leader, fetch);
+        o.set_timer(
+            KafkaTimer::ReplicaFetch(partition),
+            exact(self.settings.request_timeout),
+        );
+        if appended {
+            self.save(s, o);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_produce(
+        &self,
+        s: &mut BrokerState,
+        src: Id,
+        partition: Partition,
+        request: u64,
+        msg: mqcheck_invariants::MsgId,
+        producer_seq: Option<(u32, u32)>,
+        acks: Acks,
+        o: &mut KafkaOut,
+    ) {
+        let respond = |o: &mut KafkaOut, result| {
+            if acks != Acks::Zero {
+                o.send(
+                    src,
+                    KafkaMsg::ProduceResponse {
+                        partition,
+                        request,
+                        result,
+                    },
+                );
+            }
+        };
+        let Some(r) = replica_mut(s, partition) else {
+            respond(o, Err(ErrorCode::NotLeaderOrFollower));
+            return;
+        };
+        let ReplicaRole::Leader(l) = &r.role else {
+            respond(o, Err(ErrorCode::NotLeaderOrFollower));
+            return;
+        };
+        if acks == Acks::All && l.isr.len() < self.settings.min_insync_replicas {
+            respond(o, Err(ErrorCode::NotEnoughReplicas));
+            return;
+        }
+        let epoch = l.epoch;
+        let offset = match producer_seq {
+            Some((producer, seq)) => match r.log.producer_state(producer, seq) {
+                // A retry of a batch already in the log: answer with its offset (KIP-98).
+                (Some(offset), _) => offset,
+                // The next sequence follows the last one in the log; a producer the log has
+                // never seen starts at 0.
+                (None, last) if seq != last.map_or(0, |l| l + 1) => {
+                    respond(o, Err(ErrorCode::OutOfOrderSequence));
+                    return;
+                }
+                _ => self.append(r, epoch, msg, producer_seq),
+            },
+            None => self.append(r, epoch, msg, producer_seq),
+        };
+        let ReplicaRole::Leader(l) = &mut r.role else {
+            unreachable!("checked above")
+        };
+        // New data releases the followers' held fetches.
+        let held: Vec<DelayedFetch> = l
+            .delayed_fetch
+            .iter()
+            .filter(|f| f.kind == Fetcher::Replica)
+            .cloned()
+            .collect();
+        l.delayed_fetch.retain(|f| f.kind != Fetcher::Replica);
+        if acks == Acks::All {
+            l.delayed_produce.push(DelayedProduce {
+                client: src,
+                request,
+                offset,
+            });
+        } else {
+            respond(o, Ok(offset));
+        }
+        for f in held {
+            o.send(f.fetcher, fetch_response(r, f.offset, f.kind, None));
+        }
+        self.maybe_advance_hw(r, o);
+        self.save(s, o);
+    }
+
+    fn append(
+        &self,
+        r: &mut Replica,
+        epoch: LeaderEpoch,
+        msg: mqcheck_invariants::MsgId,
+        producer_seq: Option<(u32, u32)>,
+    ) -> u64 {
+        let offset = r.log.append(Record {
+            epoch,
+            msg,
+            producer_seq,
+        });
+        r.log.maybe_flush(self.settings.flush_messages);
+        offset
+    }
+
+    /// The high watermark is the smallest log end offset in the (maximal) ISR; it never goes
+    /// back on a leader. Produces below it complete; when it advances, consumers' held fetches
+    /// are answered.
+    fn maybe_advance_hw(&self, r: &mut Replica, o: &mut KafkaOut) {
+        let leo = r.log.end_offset();
+        let ReplicaRole::Leader(l) = &mut r.role else {
+            return;
+        };
+        let hw = l
+            .maximal_isr()
+            .iter()
+            .map(|m| l.follower_leo.get(m).copied().unwrap_or(leo))
+            .min()
+            .unwrap_or(leo)
+            .min(leo);
+        let advanced = hw > r.high_watermark;
+        r.high_watermark = r.high_watermark.max(hw);
+        let hw = r.high_watermark;
+        let enough = l.isr.len() >= self.settings.min_insync_replicas;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut l.delayed_produce)
+            .into_iter()
+            .partition(|d| d.offset < hw);
+        l.delayed_produce = waiting;
+        // A retried batch already below the high watermark completes at once, too.
+        for d in done {
+            let result = if enough {
+                Ok(d.offset)
+            } else {
+                Err(ErrorCode::NotEnoughReplicasAfterAppend)
+            };
+            o.send(
+                d.client,
+                KafkaMsg::ProduceResponse {
+                    partition: r.partition,
+                    request: d.request,
+                    result,
+                },
+            );
+        }
+        if !advanced {
+            return;
+        }
+        let consumers: Vec<DelayedFetch> = l
+            .delayed_fetch
+            .iter()
+            .filter(|f| f.kind == Fetcher::Consumer)
+            .cloned()
+            .collect();
+        l.delayed_fetch.retain(|f| f.kind != Fetcher::Consumer);
+        for f in consumers {
+            o.send(f.fetcher, fetch_response(r, f.offset, f.kind, None));
+        }
+    }
+}
+
+fn replica(s: &BrokerState, p: Partition) -> Option<&Replica> {
+    s.replicas.iter().find(|r| r.partition == p)
+}
+
+fn replica_mut(s: &mut BrokerState, p: Partition) -> Option<&mut Replica> {
+    s.replicas.iter_mut().find(|r| r.partition == p)
+}
+
+fn epoch_error(theirs: LeaderEpoch, ours: LeaderEpoch) -> ErrorCode {
+    if theirs < ours {
+        ErrorCode::FencedLeaderEpoch
+    } else {
+        ErrorCode::UnknownLeaderEpoch
+    }
+}
+
+fn not_leader(partition: Partition, offset: u64) -> KafkaMsg {
+    KafkaMsg::FetchResponse {
+        partition,
+        offset,
+        records: Vec::new(),
+        high_watermark: 0,
+        log_end_offset: 0,
+        error: Some(ErrorCode::NotLeaderOrFollower),
+    }
+}
+
+fn fetch_response(r: &Replica, offset: u64, kind: Fetcher, error: Option<ErrorCode>) -> KafkaMsg {
+    let limit = match kind {
+        Fetcher::Replica => r.log.end_offset(),
+        Fetcher::Consumer => r.high_watermark,
+    };
+    KafkaMsg::FetchResponse {
+        partition: r.partition,
+        offset,
+        records: if error.is_some() {
+            Vec::new()
+        } else {
+            r.log.read(offset, limit, MAX_FETCH_RECORDS)
+        },
+        high_watermark: r.high_watermark,
+        log_end_offset: r.log.end_offset(),
+        error,
+    }
+}
+
+/// A timer that fires after exactly `d`.
+pub(crate) fn exact(d: Duration) -> std::ops::Range<Duration> {
+    d..d + Duration::from_millis(1)
+}
+
+/// A periodic timer with a little jitter, so periodic work does not line up across nodes.
+pub(crate) fn retry(d: Duration) -> std::ops::Range<Duration> {
+    d..d + d / 10 + Duration::from_millis(1)
+}

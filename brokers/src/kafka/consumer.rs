@@ -1,0 +1,408 @@
+//! A consumer-group member: fetches into a buffer, hands records to the application one at a
+//! time, and commits offsets before processing, after it, or on a timer.
+
+use super::broker::{exact, retry};
+use super::protocol::{leaders, ErrorCode, Fetcher, KafkaMsg, Partition};
+use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::Id;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// Time the application spends on one record.
+pub const PROCESSING: Duration = Duration::from_millis(2);
+/// How long a consumer waits for its group assignment before asking again.
+const JOIN_RETRY: Duration = Duration::from_millis(5000);
+
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerState {
+    /// The application's record of what it processed and committed.
+    pub app: Vec<Op>,
+    pub generation: Option<u32>,
+    pub assigned: Vec<Partition>,
+    pub leaders: Vec<Option<Id>>,
+    /// Next offset to fetch, per assigned partition, once the committed offset is known.
+    pub position: BTreeMap<Partition, u64>,
+    pub fetching: BTreeSet<Partition>,
+    /// Fetched but not yet handed to the application: lost, not delivered, on a crash.
+    pub buffer: VecDeque<(Partition, u64, MsgId)>,
+    /// Offset after the last record the application processed.
+    pub processed: BTreeMap<Partition, u64>,
+    /// Commits sent and not yet answered.
+    pub committing: BTreeMap<Partition, u64>,
+    pub committed: BTreeMap<Partition, u64>,
+    pub processing: bool,
+}
+
+impl Consumer {
+    fn coordinator(&self) -> Id {
+        self.settings.controller()
+    }
+
+    pub fn start(&self, app: Vec<Op>, o: &mut KafkaOut) -> ConsumerState {
+        o.send(self.coordinator(), KafkaMsg::JoinGroup);
+        o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
+        o.send(self.coordinator(), KafkaMsg::Metadata);
+        o.set_timer(
+            KafkaTimer::MetadataRefresh,
+            retry(Duration::from_millis(500)),
+        );
+        o.set_timer(
+            KafkaTimer::GroupHeartbeat,
+            retry(self.settings.heartbeat_interval),
+        );
+        if self.settings.commit == CommitMode::Auto {
+            o.set_timer(
+                KafkaTimer::AutoCommit,
+                exact(self.settings.auto_commit_interval),
+            );
+        }
+        ConsumerState {
+            app,
+            generation: None,
+            assigned: Vec::new(),
+            leaders: vec![None; self.settings.partitions as usize],
+            position: BTreeMap::new(),
+            fetching: BTreeSet::new(),
+            buffer: VecDeque::new(),
+            processed: BTreeMap::new(),
+            committing: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            processing: false,
+        }
+    }
+
+    fn record(&self, s: &mut ConsumerState, op: Op, o: &mut KafkaOut) {
+        s.app.push(op);
+        o.save(KafkaDisk::App(s.app.clone()));
+    }
+
+    /// Forgets the assignment and everything fetched for it (an eager rebalance revokes all).
+    fn revoke(&self, s: &mut ConsumerState) {
+        s.generation = None;
+        s.assigned.clear();
+        s.position.clear();
+        s.fetching.clear();
+        s.buffer.clear();
+        s.processed.clear();
+        s.committing.clear();
+        s.committed.clear();
+    }
+
+    fn rejoin(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
+        self.revoke(s);
+        o.send(self.coordinator(), KafkaMsg::JoinGroup);
+        o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
+    }
+
+    pub fn on_msg(&self, s: &mut ConsumerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        match msg {
+            KafkaMsg::Disconnected => {
+                // Requests in flight on the reset connection failed: ask again after a backoff.
+                let backoff = exact(self.settings.retry_backoff);
+                for p in s.assigned.clone() {
+                    let from_leader = s.leaders[p as usize] == Some(src) && s.fetching.contains(&p);
+                    let from_coordinator = src == self.coordinator()
+                        && (!s.position.contains_key(&p) || s.committing.contains_key(&p));
+                    if from_leader || from_coordinator {
+                        o.set_timer(KafkaTimer::ConsumerFetch(p), backoff.clone());
+                    }
+                    if from_coordinator && s.committing.contains_key(&p) {
+                        o.set_timer(KafkaTimer::CommitRetry(p), backoff.clone());
+                    }
+                }
+                if src == self.coordinator() && s.generation.is_none() {
+                    o.set_timer(KafkaTimer::JoinRetry, backoff);
+                }
+            }
+            KafkaMsg::SyncGroup {
+                generation,
+                partitions,
+            } => {
+                if s.generation.is_some_and(|g| g >= generation) {
+                    return;
+                }
+                self.revoke(s);
+                o.cancel_timer(KafkaTimer::JoinRetry);
+                s.generation = Some(generation);
+                s.assigned = partitions;
+                for p in s.assigned.clone() {
+                    self.fetch(s, p, o);
+                }
+            }
+            KafkaMsg::OffsetFetchResponse {
+                generation,
+                partition,
+                offset,
+            } => {
+                if s.generation == Some(generation)
+                    && s.assigned.contains(&partition)
+                    && !s.position.contains_key(&partition)
+                {
+                    s.position.insert(partition, offset);
+                    s.processed.insert(partition, offset);
+                    s.committed.insert(partition, offset);
+                    self.fetch(s, partition, o);
+                }
+            }
+            KafkaMsg::MetadataResponse(states) => {
+                s.leaders = leaders(&states);
+                for p in s.assigned.clone() {
+                    self.fetch(s, p, o);
+                }
+            }
+            KafkaMsg::HeartbeatResponse { error: Some(_) } => self.rejoin(s, o),
+            KafkaMsg::FetchResponse {
+                partition,
+                offset,
+                records,
+                error,
+                ..
+            } => {
+                if !s.fetching.contains(&partition) || s.position.get(&partition) != Some(&offset) {
+                    return;
+                }
+                s.fetching.remove(&partition);
+                o.cancel_timer(KafkaTimer::ConsumerFetch(partition));
+                match error {
+                    Some(ErrorCode::OffsetOutOfRange) => {
+                        // auto.offset.reset=earliest: start over from the log start.
+                        s.position.insert(partition, 0);
+                        self.fetch(s, partition, o);
+                    }
+                    Some(_) => {
+                        o.send(self.coordinator(), KafkaMsg::Metadata);
+                        o.set_timer(
+                            KafkaTimer::ConsumerFetch(partition),
+                            exact(self.settings.retry_backoff),
+                        );
+                    }
+                    None if records.is_empty() => self.fetch(s, partition, o),
+                    None => {
+                        let mut next = offset;
+                        for r in records {
+                            s.buffer.push_back((partition, next, r.msg));
+                            next += 1;
+                        }
+                        s.position.insert(partition, next);
+                        if self.settings.commit == CommitMode::BeforeProcessing {
+                            self.commit(s, partition, next, o);
+                        } else {
+                            self.process_soon(s, o);
+                        }
+                    }
+                }
+            }
+            KafkaMsg::OffsetCommitResponse {
+                partition,
+                offset,
+                error,
+            } => {
+                if s.committing.get(&partition) != Some(&offset) {
+                    return;
+                }
+                s.committing.remove(&partition);
+                o.cancel_timer(KafkaTimer::CommitRetry(partition));
+                if error.is_some() {
+                    // CommitFailedException: the group moved on without us.
+                    self.rejoin(s, o);
+                    return;
+                }
+                s.committed.insert(partition, offset);
+                let op = Op::Commit {
+                    group: 0,
+                    consumer: self.index,
+                    scope: partition,
+                    position: offset,
+                };
+                self.record(s, op, o);
+                match self.settings.commit {
+                    CommitMode::BeforeProcessing => self.process_soon(s, o),
+                    CommitMode::AfterProcessing => self.fetch(s, partition, o),
+                    CommitMode::Auto => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut ConsumerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        match timer {
+            KafkaTimer::JoinRetry => {
+                if s.generation.is_none() {
+                    self.rejoin(s, o);
+                }
+            }
+            KafkaTimer::GroupHeartbeat => {
+                if let Some(generation) = s.generation {
+                    o.send(self.coordinator(), KafkaMsg::Heartbeat { generation });
+                }
+                o.set_timer(
+                    KafkaTimer::GroupHeartbeat,
+                    retry(self.settings.heartbeat_interval),
+                );
+            }
+            KafkaTimer::MetadataRefresh => {
+                if s.leaders.iter().any(Option::is_none) {
+                    o.send(self.coordinator(), KafkaMsg::Metadata);
+                    o.set_timer(
+                        KafkaTimer::MetadataRefresh,
+                        retry(Duration::from_millis(500)),
+                    );
+                }
+            }
+            KafkaTimer::ConsumerFetch(p) => {
+                // A request timed out, or a backoff ended.
+                s.fetching.remove(p);
+                if s.assigned.contains(p) {
+                    self.fetch(s, *p, o);
+                }
+            }
+            KafkaTimer::CommitRetry(p) => {
+                if let (Some(offset), Some(generation)) = (s.committing.get(p), s.generation) {
+                    o.send(
+                        self.coordinator(),
+                        KafkaMsg::OffsetCommit {
+                            generation,
+                            partition: *p,
+                            offset: *offset,
+                        },
+                    );
+                    o.set_timer(timer.clone(), exact(self.settings.request_timeout));
+                }
+            }
+            KafkaTimer::AutoCommit => {
+                for p in s.assigned.clone() {
+                    let processed = s.processed.get(&p).copied();
+                    if let Some(offset) = processed {
+                        if s.committed.get(&p) != Some(&offset) && !s.committing.contains_key(&p) {
+                            self.commit(s, p, offset, o);
+                        }
+                    }
+                }
+                o.set_timer(
+                    KafkaTimer::AutoCommit,
+                    exact(self.settings.auto_commit_interval),
+                );
+            }
+            KafkaTimer::Process => {
+                s.processing = false;
+                self.process_one(s, o);
+            }
+            _ => {}
+        }
+    }
+
+    /// Fetches the next records of `p` unless something for it is still buffered or committing;
+    /// first asks the coordinator where the group left off.
+    fn fetch(&self, s: &mut ConsumerState, p: Partition, o: &mut KafkaOut) {
+        let (Some(&offset), Some(_)) = (s.position.get(&p), s.generation) else {
+            if let Some(generation) = s.generation {
+                o.send(
+                    self.coordinator(),
+                    KafkaMsg::OffsetFetch {
+                        generation,
+                        partition: p,
+                    },
+                );
+                o.set_timer(
+                    KafkaTimer::ConsumerFetch(p),
+                    exact(self.settings.request_timeout),
+                );
+            }
+            return;
+        };
+        let blocked = s.fetching.contains(&p)
+            || s.buffer.iter().any(|(bp, _, _)| *bp == p)
+            || (self.settings.commit != CommitMode::Auto && s.committing.contains_key(&p));
+        if blocked {
+            return;
+        }
+        match s.leaders[p as usize] {
+            Some(leader) => {
+                o.send(
+                    leader,
+                    KafkaMsg::Fetch {
+                        partition: p,
+                        offset,
+                        leader_epoch: 0,
+                        fetcher: Fetcher::Consumer,
+                    },
+                );
+                s.fetching.insert(p);
+                o.set_timer(
+                    KafkaTimer::ConsumerFetch(p),
+                    exact(self.settings.request_timeout),
+                );
+            }
+            None => {
+                o.send(self.coordinator(), KafkaMsg::Metadata);
+                o.set_timer(
+                    KafkaTimer::ConsumerFetch(p),
+                    exact(Duration::from_millis(500)),
+                );
+            }
+        }
+    }
+
+    fn commit(&self, s: &mut ConsumerState, p: Partition, offset: u64, o: &mut KafkaOut) {
+        let Some(generation) = s.generation else {
+            return;
+        };
+        s.committing.insert(p, offset);
+        o.send(
+            self.coordinator(),
+            KafkaMsg::OffsetCommit {
+                generation,
+                partition: p,
+                offset,
+            },
+        );
+        o.set_timer(
+            KafkaTimer::CommitRetry(p),
+            exact(self.settings.request_timeout),
+        );
+    }
+
+    fn process_soon(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
+        if !s.processing && !s.buffer.is_empty() {
+            s.processing = true;
+            o.set_timer(KafkaTimer::Process, exact(PROCESSING));
+        }
+    }
+
+    /// Hands the next buffered record to the application: this is a delivery.
+    fn process_one(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
+        let Some(&(p, offset, msg)) = s.buffer.front() else {
+            return;
+        };
+        if self.settings.commit == CommitMode::BeforeProcessing && s.committing.contains_key(&p) {
+            return; // processing waits for the commit; its answer resumes it
+        }
+        s.buffer.pop_front();
+        s.processed.insert(p, offset + 1);
+        let op = Op::Deliver {
+            msg,
+            group: 0,
+            consumer: self.index,
+            scope: p,
+            position: Some(offset),
+            session: s.generation.unwrap_or(0) as u64,
+            redelivered: None,
+        };
+        self.record(s, op, o);
+        if !s.buffer.iter().any(|(bp, _, _)| *bp == p) {
+            match self.settings.commit {
+                CommitMode::AfterProcessing => self.commit(s, p, offset + 1, o),
+                CommitMode::BeforeProcessing | CommitMode::Auto => self.fetch(s, p, o),
+            }
+        }
+        self.process_soon(s, o);
+    }
+}

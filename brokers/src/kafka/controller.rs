@@ -1,0 +1,297 @@
+//! The controller: broker liveness, leader election, ISR changes — and, in this model, the group
+//! coordinator with the committed offsets.
+
+use super::broker::exact;
+use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
+use super::{KafkaOut, KafkaTimer, Settings};
+use stateright::actor::Id;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug)]
+pub struct Controller {
+    pub settings: Settings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ControllerState {
+    /// Brokers that heartbeat within `broker.session.timeout.ms` (unfenced).
+    pub alive: BTreeSet<Id>,
+    /// Brokers that ever registered: a second registration is a restarted broker.
+    pub registered: BTreeSet<Id>,
+    pub partitions: Vec<PartitionState>,
+    pub group: Group,
+    /// `__consumer_offsets`: the group's committed offset per partition.
+    pub offsets: BTreeMap<Partition, u64>,
+}
+
+/// The consumer group as the coordinator sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Group {
+    pub generation: u32,
+    pub members: BTreeSet<Id>,
+    pub assignment: BTreeMap<Id, Vec<Partition>>,
+}
+
+impl Controller {
+    pub fn start(&self, _o: &mut KafkaOut) -> ControllerState {
+        let partitions = (0..self.settings.partitions)
+            .map(|p| {
+                let replicas = self.settings.replicas(p);
+                PartitionState {
+                    partition: p,
+                    isr: replicas.clone(),
+                    replicas,
+                    leader: None,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                }
+            })
+            .collect();
+        ControllerState {
+            alive: BTreeSet::new(),
+            registered: BTreeSet::new(),
+            partitions,
+            group: Group::default(),
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    pub fn on_msg(&self, s: &mut ControllerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        match msg {
+            KafkaMsg::BrokerRegistration => {
+                // A new incarnation: whatever the old one led or replicated is gone from memory.
+                let mut changed = if s.registered.insert(src) {
+                    Vec::new()
+                } else {
+                    self.fence(s, src)
+                };
+                changed.extend(self.unfence(s, src));
+                self.publish(s, changed, o);
+                o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
+            }
+            KafkaMsg::BrokerHeartbeat => {
+                if !s.alive.contains(&src) {
+                    let changed = self.unfence(s, src);
+                    self.publish(s, changed, o);
+                }
+                o.set_timer(
+                    KafkaTimer::BrokerSession(src),
+                    exact(self.settings.broker_session_timeout),
+                );
+                o.send(src, KafkaMsg::BrokerHeartbeatResponse(self.hosted(s, src)));
+            }
+            KafkaMsg::AlterPartition {
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let Some(ps) = s.partitions.get_mut(partition as usize) else {
+                    return;
+                };
+                // Only the current leader, at the current partition epoch, may change the ISR,
+                // and only to live brokers (KIP-497, KIP-841).
+                let valid = ps.leader == Some(src)
+                    && ps.leader_epoch == leader_epoch
+                    && ps.partition_epoch == partition_epoch
+                    && new_isr.contains(&src)
+                    && new_isr.iter().all(|b| s.alive.contains(b));
+                if valid {
+                    ps.isr = new_isr;
+                    ps.partition_epoch += 1;
+                    let ps = ps.clone();
+                    self.publish(s, vec![ps.partition], o);
+                } else {
+                    o.send(src, KafkaMsg::PartitionChange(vec![ps.clone()]));
+                }
+            }
+            KafkaMsg::Metadata => o.send(src, KafkaMsg::MetadataResponse(s.partitions.clone())),
+            KafkaMsg::JoinGroup => {
+                s.group.members.insert(src);
+                o.set_timer(
+                    KafkaTimer::MemberSession(src),
+                    exact(self.settings.session_timeout),
+                );
+                self.rebalance(s, o);
+            }
+            KafkaMsg::Heartbeat { generation } => {
+                let error = if s.group.members.contains(&src) && generation == s.group.generation {
+                    o.set_timer(
+                        KafkaTimer::MemberSession(src),
+                        exact(self.settings.session_timeout),
+                    );
+                    None
+                } else {
+                    Some(ErrorCode::IllegalGeneration)
+                };
+                o.send(src, KafkaMsg::HeartbeatResponse { error });
+            }
+            KafkaMsg::OffsetFetch {
+                generation,
+                partition,
+            } => o.send(
+                src,
+                KafkaMsg::OffsetFetchResponse {
+                    generation,
+                    partition,
+                    offset: s.offsets.get(&partition).copied().unwrap_or(0),
+                },
+            ),
+            KafkaMsg::OffsetCommit {
+                generation,
+                partition,
+                offset,
+            } => {
+                // A member of an older generation is fenced: its partitions may belong to
+                // someone else by now.
+                let owns = generation == s.group.generation
+                    && s.group
+                        .assignment
+                        .get(&src)
+                        .is_some_and(|ps| ps.contains(&partition));
+                let error = if owns {
+                    s.offsets.insert(partition, offset);
+                    None
+                } else {
+                    Some(ErrorCode::IllegalGeneration)
+                };
+                o.send(
+                    src,
+                    KafkaMsg::OffsetCommitResponse {
+                        partition,
+                        offset,
+                        error,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut ControllerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        match timer {
+            KafkaTimer::BrokerSession(b) => {
+                let changed = self.fence(s, *b);
+                self.publish(s, changed, o);
+            }
+            KafkaTimer::MemberSession(c) => {
+                if s.group.members.remove(c) {
+                    self.rebalance(s, o);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Fences broker `b`: it leaves every ISR (unless it is the last member, which KRaft keeps
+    /// so the partition knows who to wait for), and partitions it led elect a new leader.
+    fn fence(&self, s: &mut ControllerState, b: Id) -> Vec<Partition> {
+        s.alive.remove(&b);
+        let mut changed = Vec::new();
+        for ps in s.partitions.iter_mut() {
+            if !ps.replicas.contains(&b) {
+                continue;
+            }
+            let was_leader = ps.leader == Some(b);
+            if ps.isr.contains(&b) && ps.isr.len() > 1 {
+                ps.isr.retain(|i| *i != b);
+                ps.partition_epoch += 1;
+                changed.push(ps.partition);
+            }
+            if was_leader {
+                self.elect(ps, &s.alive);
+                if !changed.contains(&ps.partition) {
+                    changed.push(ps.partition);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Unfences broker `b` and gives leaderless partitions a leader if it can be one.
+    fn unfence(&self, s: &mut ControllerState, b: Id) -> Vec<Partition> {
+        s.alive.insert(b);
+        let mut changed = Vec::new();
+        for ps in s.partitions.iter_mut() {
+            if ps.leader.is_none() && ps.replicas.contains(&b) {
+                self.elect(ps, &s.alive);
+                if ps.leader.is_some() {
+                    changed.push(ps.partition);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Elects the first live ISR member in replica order; with unclean election enabled and
+    /// none alive, the first live replica, whose log may lack committed records.
+    fn elect(&self, ps: &mut PartitionState, alive: &BTreeSet<Id>) {
+        let clean = ps
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| ps.isr.contains(r) && alive.contains(r));
+        let leader = clean.or_else(|| {
+            if self.settings.unclean_leader_election {
+                ps.replicas.iter().copied().find(|r| alive.contains(r))
+            } else {
+                None
+            }
+        });
+        if clean.is_none() {
+            if let Some(l) = leader {
+                ps.isr = vec![l];
+            }
+        }
+        if leader.is_some() || ps.leader.is_some() {
+            ps.leader = leader;
+            ps.leader_epoch += 1;
+            ps.partition_epoch += 1;
+        }
+    }
+
+    /// Pushes changed partitions to their replicas (KRaft brokers would read them from the
+    /// metadata log; heartbeats resend them in case a push is lost).
+    fn publish(&self, s: &ControllerState, changed: Vec<Partition>, o: &mut KafkaOut) {
+        for b in self.settings.broker_ids() {
+            let states: Vec<PartitionState> = changed
+                .iter()
+                .map(|p| &s.partitions[*p as usize])
+                .filter(|ps| ps.replicas.contains(&b))
+                .cloned()
+                .collect();
+            if !states.is_empty() {
+                o.send(b, KafkaMsg::PartitionChange(states));
+            }
+        }
+    }
+
+    fn hosted(&self, s: &ControllerState, b: Id) -> Vec<PartitionState> {
+        s.partitions
+            .iter()
+            .filter(|ps| ps.replicas.contains(&b))
+            .cloned()
+            .collect()
+    }
+
+    /// A new generation, partitions dealt out in turn over the sorted members (Kafka's
+    /// `RoundRobinAssignor`); every member learns its share at once (an eager rebalance).
+    fn rebalance(&self, s: &mut ControllerState, o: &mut KafkaOut) {
+        s.group.generation += 1;
+        let members: Vec<Id> = s.group.members.iter().copied().collect();
+        s.group.assignment.clear();
+        for (i, m) in members.iter().enumerate() {
+            let parts: Vec<Partition> = (0..self.settings.partitions)
+                .filter(|p| *p as usize % members.len() == i)
+                .collect();
+            s.group.assignment.insert(*m, parts.clone());
+            o.send(
+                *m,
+                KafkaMsg::SyncGroup {
+                    generation: s.group.generation,
+                    partitions: parts,
+                },
+            );
+        }
+    }
+}

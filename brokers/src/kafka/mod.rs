@@ -1,0 +1,761 @@
+//! Apache Kafka: partition replication with an in-sync replica set, a high watermark, leader
+//! epochs, idempotent producers and consumer groups that commit offsets.
+//!
+//! # The mechanism
+//!
+//! A topic is split into partitions; each partition is an append-only [`CommitLog`] replicated on
+//! `replication.factor` brokers. One replica is the **leader**: producers write to it and
+//! consumers read from it. The others are **followers**: they send `Fetch` requests to the leader,
+//! exactly like consumers, and append what they get.
+//!
+//! ## The ISR and the high watermark
+//!
+//! The leader tracks, per follower, the offset the follower last fetched from — which is that
+//! follower's log end offset (LEO). The **in-sync replica set** (ISR) holds the replicas that have
+//! caught up with the leader's LEO within the last `replica.lag.time.max.ms`; a follower that
+//! lags longer is removed, and one that catches up again is added back. The leader does not
+//! change the ISR itself: it asks the controller with `AlterPartition` (KIP-497), which checks
+//! the leader epoch and partition epoch so a stale leader cannot shrink or grow anything.
+//!
+//! The **high watermark** (HW) is the smallest LEO in the ISR: every record below it is on every
+//! in-sync replica. Consumers only ever see records below the HW. With `acks=all` the leader
+//! answers a produce request when the HW passes the record; with `acks=1` as soon as it appended
+//! it; with `acks=0` the producer never waits. `min.insync.replicas` makes an `acks=all` produce
+//! fail with `NOT_ENOUGH_REPLICAS` while the ISR is smaller than that.
+//!
+//! Followers learn the HW from fetch responses, so a follower's HW lags the leader's. That lag is
+//! the root of the pre-KIP-101 data loss the model reproduces.
+//!
+//! ## Leader election and truncation
+//!
+//! A controller (KRaft's quorum, modelled as one reliable actor) tracks broker liveness through
+//! heartbeats (`broker.session.timeout.ms`). When a leader is fenced, or restarts, it elects the
+//! first live replica of the ISR and bumps the **leader epoch**. With
+//! `unclean.leader.election.enable=true` and no ISR member alive, it elects any live replica,
+//! which may lack committed records.
+//!
+//! A new follower must cut off any suffix of its log the new leader does not have:
+//!
+//! - `log.truncation=high-watermark` (before KIP-101): the follower truncates to its own HW. A
+//!   follower whose HW lagged drops records that were committed; if it then becomes leader, they
+//!   are gone (KIP-101's first scenario; `KafkaTruncateToHighWatermark.tla`).
+//! - `log.truncation=leader-epoch` (KIP-101, KIP-279, KIP-320; the default since Kafka 0.11 and
+//!   2.1): the follower asks the leader with `OffsetsForLeaderEpoch` where its last epoch ends
+//!   on the leader, and truncates only what diverges. Fetches carry the leader epoch, so stale
+//!   leaders and followers are fenced (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`).
+//!
+//! ## Producers
+//!
+//! Each record is one batch. A failed or timed-out request is retried after `retry.backoff.ms`
+//! while `retries` and `delivery.timeout.ms` allow. With up to
+//! `max.in.flight.requests.per.connection` batches outstanding, a retried batch can land after a
+//! later one (reordering), and a retry of a batch whose response was lost writes it twice. The
+//! idempotent producer (`enable.idempotence`, KIP-98) numbers batches per partition; the leader
+//! answers a repeated sequence with the original offset and refuses a gap with
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. Kafka refuses
+//! idempotence with `acks` other than `all`, with more than 5 in flight, or with `retries=0`.
+//!
+//! ## Consumer groups
+//!
+//! Consumers of one group split the partitions between them; the group coordinator (here the
+//! controller) reassigns partitions when a member joins or misses `session.timeout.ms` of
+//! heartbeats, bumping the generation. A consumer starts from its group's committed offset.
+//! Where it commits decides the guarantee: `before-processing` loses the records between the
+//! commit and a crash; `after-processing` processes them again after a crash; `auto` commits what
+//! was processed every `auto.commit.interval.ms`.
+//!
+//! # What is simplified
+//!
+//! The controller quorum and the group coordinator are one reliable actor (KRaft's own Raft log is
+//! not what is being tested); a restarted broker registers anew and is fenced and unfenced at
+//! once, as a new broker incarnation is. One record per batch. Consumers start from the earliest
+//! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
+//! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
+//! No transactions. See `docs/kafka.md`.
+//!
+//! # Sources
+//!
+//! Kafka documentation (`ProducerConfig`, `TopicConfig`, "Replication", "Message Delivery
+//! Semantics"); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
+//! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
+//! membership); the TLA+ specifications `hachikuji/kafka-specification`
+//! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
+//! `kafka-tlaplus`; Jepsen's Kafka analysis and its checker's anomaly names.
+
+mod broker;
+mod consumer;
+mod controller;
+pub mod log;
+mod producer;
+pub mod protocol;
+
+pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
+pub use consumer::{Consumer, ConsumerState};
+pub use controller::{Controller, ControllerState};
+pub use log::{CommitLog, LeaderEpoch, Record};
+pub use producer::{Producer, ProducerState};
+pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
+
+use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::Op;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::time::Duration;
+
+pub const NAME: &str = "kafka";
+
+/// `log.truncation`: how a follower finds where its log diverges from the new leader's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Truncation {
+    LeaderEpoch,
+    HighWatermark,
+}
+
+/// `consumer.commit`: where the consumer commits its offset relative to processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommitMode {
+    AfterProcessing,
+    BeforeProcessing,
+    Auto,
+}
+
+/// The validated configuration, typed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub brokers: usize,
+    pub partitions: u32,
+    pub replication_factor: usize,
+    pub min_insync_replicas: usize,
+    pub unclean_leader_election: bool,
+    pub replica_lag_time_max: Duration,
+    pub flush_messages: Option<u64>,
+    pub truncation: Truncation,
+    pub broker_session_timeout: Duration,
+    pub acks: Acks,
+    pub retries: u64,
+    pub idempotence: bool,
+    pub max_in_flight: usize,
+    pub delivery_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry_backoff: Duration,
+    pub commit: CommitMode,
+    pub auto_commit_interval: Duration,
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub workload: Workload,
+}
+
+/// Kafka's `Long.MAX_VALUE` default for `flush.messages`: never force an fsync.
+const NEVER: u64 = i64::MAX as u64;
+const INT_MAX: u64 = i32::MAX as u64;
+
+/// Brokers' heartbeat interval to the controller (KRaft `broker.heartbeat.interval.ms`).
+pub const BROKER_HEARTBEAT: Duration = Duration::from_millis(2000);
+/// How long the leader holds an empty fetch (`replica.fetch.wait.max.ms`, `fetch.max.wait.ms`).
+pub const FETCH_WAIT: Duration = Duration::from_millis(500);
+/// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
+pub const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
+/// `replica.high.watermark.checkpoint.interval.ms`: how often the HW is written to disk.
+pub const HW_CHECKPOINT: Duration = Duration::from_millis(5000);
+/// Records per fetch response (a stand-in for `max.partition.fetch.bytes`).
+pub const MAX_FETCH_RECORDS: usize = 16;
+
+fn ms(config: &Config, key: &str) -> Duration {
+    Duration::from_millis(config.int(key))
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, workload: Workload) -> Settings {
+        let acks = match config.str("acks") {
+            "0" => Acks::Zero,
+            "1" => Acks::One,
+            _ => Acks::All,
+        };
+        let max_in_flight = config.int("max.in.flight.requests.per.connection") as usize;
+        let retries = config.int("retries");
+        // Kafka 3.x: idempotence is on by default, but silently off when the user set a
+        // conflicting acks/in-flight/retries without asking for idempotence explicitly.
+        let idempotence = config.bool("enable.idempotence")
+            && (config.is_set("enable.idempotence")
+                || (acks == Acks::All && max_in_flight <= 5 && retries > 0));
+        let flush = config.int("flush.messages");
+        Settings {
+            brokers: config.int("nodes") as usize,
+            partitions: config.int("partitions") as u32,
+            replication_factor: config.int("replication.factor") as usize,
+            min_insync_replicas: config.int("min.insync.replicas") as usize,
+            unclean_leader_election: config.bool("unclean.leader.election.enable"),
+            replica_lag_time_max: ms(config, "replica.lag.time.max.ms"),
+            flush_messages: (flush != NEVER).then_some(flush),
+            truncation: match config.str("log.truncation") {
+                "high-watermark" => Truncation::HighWatermark,
+                _ => Truncation::LeaderEpoch,
+            },
+            broker_session_timeout: ms(config, "broker.session.timeout.ms"),
+            acks,
+            retries,
+            idempotence,
+            max_in_flight,
+            delivery_timeout: ms(config, "delivery.timeout.ms"),
+            request_timeout: ms(config, "request.timeout.ms"),
+            retry_backoff: ms(config, "retry.backoff.ms"),
+            commit: match config.str("consumer.commit") {
+                "before-processing" => CommitMode::BeforeProcessing,
+                "auto" => CommitMode::Auto,
+                _ => CommitMode::AfterProcessing,
+            },
+            auto_commit_interval: ms(config, "auto.commit.interval.ms"),
+            session_timeout: ms(config, "session.timeout.ms"),
+            heartbeat_interval: ms(config, "heartbeat.interval.ms"),
+            workload,
+        }
+    }
+
+    /// The controller's id; brokers are `1..=brokers`, then producers, then consumers.
+    pub fn controller(&self) -> Id {
+        Id::from(0)
+    }
+
+    pub fn broker_ids(&self) -> Vec<Id> {
+        (1..=self.brokers).map(Id::from).collect()
+    }
+
+    /// Replica placement: partition `p` lives on `replication.factor` consecutive brokers
+    /// starting at broker `p`, the first being the preferred leader.
+    pub fn replicas(&self, partition: Partition) -> Vec<Id> {
+        (0..self.replication_factor)
+            .map(|i| Id::from(1 + (partition as usize + i) % self.brokers))
+            .collect()
+    }
+
+    /// Keyed records: message `seq` carries key `seq % 8`, hashed to a partition.
+    pub fn partition_for(&self, seq: u32) -> Partition {
+        (seq % 8) % self.partitions
+    }
+
+    pub fn consumer_ids(&self) -> Vec<Id> {
+        let first = 1 + self.brokers + self.workload.producers as usize;
+        (first..first + self.workload.consumers as usize)
+            .map(Id::from)
+            .collect()
+    }
+}
+
+/// Every node of a Kafka deployment, as one actor type so the drivers can hold them together.
+#[derive(Clone, Debug)]
+pub enum KafkaActor {
+    Controller(Controller),
+    Broker(Broker),
+    Producer(Producer),
+    Consumer(Consumer),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KafkaState {
+    Controller(ControllerState),
+    Broker(BrokerState),
+    Producer(ProducerState),
+    Consumer(ConsumerState),
+}
+
+/// What a node keeps across a restart: a broker's logs and checkpoints, a client application's
+/// record of what it observed (an application's own durable output, kept whole).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KafkaDisk {
+    Broker(BrokerDisk),
+    App(Vec<Op>),
+}
+
+impl Durable for KafkaDisk {
+    fn after_power_loss(&self) -> Self {
+        match self {
+            KafkaDisk::Broker(disk) => KafkaDisk::Broker(disk.after_power_loss()),
+            KafkaDisk::App(ops) => KafkaDisk::App(ops.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KafkaTimer {
+    // Broker.
+    Registration,
+    BrokerHeartbeat,
+    HwCheckpoint,
+    FetchWait(Partition),
+    FollowerLag(Partition, Id),
+    ReplicaFetch(Partition),
+    AlterPartitionRetry(Partition),
+    // Controller and group coordinator.
+    BrokerSession(Id),
+    MemberSession(Id),
+    // Producer.
+    Send,
+    RequestTimeout(u64),
+    DeliveryTimeout(u32),
+    RetryBackoff,
+    MetadataRefresh,
+    // Consumer.
+    GroupHeartbeat,
+    JoinRetry,
+    Process,
+    ConsumerFetch(Partition),
+    CommitRetry(Partition),
+    AutoCommit,
+}
+
+/// The producer's pace: milliseconds between two sends, drawn per run (swarm testing).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pace(pub u64);
+
+pub type KafkaOut = Out<KafkaActor>;
+
+impl Actor for KafkaActor {
+    type Msg = KafkaMsg;
+    type Timer = KafkaTimer;
+    type State = KafkaState;
+    type Storage = KafkaDisk;
+    type Random = Pace;
+
+    fn on_start(&self, id: Id, storage: &Option<KafkaDisk>, o: &mut KafkaOut) -> KafkaState {
+        match self {
+            KafkaActor::Controller(c) => KafkaState::Controller(c.start(o)),
+            KafkaActor::Broker(b) => {
+                let disk = match storage {
+                    Some(KafkaDisk::Broker(d)) => Some(d),
+                    _ => None,
+                };
+                KafkaState::Broker(b.start(id, disk, o))
+            }
+            KafkaActor::Producer(p) => KafkaState::Producer(p.start(app_log(storage), o)),
+            KafkaActor::Consumer(c) => KafkaState::Consumer(c.start(app_log(storage), o)),
+        }
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<KafkaState>,
+        src: Id,
+        msg: KafkaMsg,
+        o: &mut KafkaOut,
+    ) {
+        match (self, state.to_mut()) {
+            (KafkaActor::Controller(c), KafkaState::Controller(s)) => c.on_msg(s, src, msg, o),
+            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_msg(id, s, src, msg, o),
+            (KafkaActor::Producer(p), KafkaState::Producer(s)) => p.on_msg(s, src, msg, o),
+            (KafkaActor::Consumer(c), KafkaState::Consumer(s)) => c.on_msg(s, src, msg, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<KafkaState>,
+        timer: &KafkaTimer,
+        o: &mut KafkaOut,
+    ) {
+        match (self, state.to_mut()) {
+            (KafkaActor::Controller(c), KafkaState::Controller(s)) => c.on_timeout(s, timer, o),
+            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_timeout(id, s, timer, o),
+            (KafkaActor::Producer(p), KafkaState::Producer(s)) => p.on_timeout(s, timer, o),
+            (KafkaActor::Consumer(c), KafkaState::Consumer(s)) => c.on_timeout(s, timer, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<KafkaState>, pace: &Pace, o: &mut KafkaOut) {
+        if let (KafkaActor::Producer(p), KafkaState::Producer(s)) = (self, state.to_mut()) {
+            p.on_pace(s, pace, o);
+        }
+    }
+}
+
+fn app_log(storage: &Option<KafkaDisk>) -> Vec<Op> {
+    match storage {
+        Some(KafkaDisk::App(ops)) => ops.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// A Kafka cluster with its producers and one consumer group.
+#[derive(Clone, Debug)]
+pub struct Kafka {
+    pub settings: Settings,
+}
+
+impl System for Kafka {
+    type Actor = KafkaActor;
+    type Storage = KafkaDisk;
+    const NAME: &'static str = NAME;
+
+    fn summary() -> &'static str {
+        "Apache Kafka: partition leaders and followers, ISR, high watermark, leader epochs, idempotent producer, consumer groups"
+    }
+
+    fn scenarios() -> Vec<Scenario> {
+        vec![
+            Scenario {
+                name: "defaults",
+                sets: &[],
+                claim: "Kafka out of the box (acks=all, idempotence, min.insync.replicas=1, no fsync)",
+            },
+            Scenario {
+                name: "acks=1",
+                sets: &["acks=1", "enable.idempotence=false"],
+                claim: "at-least-once with a leader-only acknowledgement",
+            },
+            Scenario {
+                name: "acks=0",
+                sets: &["acks=0", "enable.idempotence=false"],
+                claim: "fire-and-forget producer",
+            },
+            Scenario {
+                name: "unclean election",
+                sets: &["unclean.leader.election.enable=true", "min.insync.replicas=2"],
+                claim: "at-least-once when an out-of-sync replica may become leader",
+            },
+            Scenario {
+                name: "pre-KIP-101 truncation",
+                sets: &["log.truncation=high-watermark", "min.insync.replicas=2"],
+                claim: "at-least-once with followers truncating to their high watermark",
+            },
+            Scenario {
+                name: "retries without idempotence",
+                sets: &["enable.idempotence=false", "retries=5", "max.in.flight.requests.per.connection=5"],
+                claim: "ordering within a partition, 5 requests in flight, retries on",
+            },
+            Scenario {
+                name: "in-flight 1, no idempotence",
+                sets: &["enable.idempotence=false", "max.in.flight.requests.per.connection=1"],
+                claim: "the article: max.in.flight.requests.per.connection=1 keeps send order across retries",
+            },
+            Scenario {
+                name: "commit before processing",
+                sets: &["consumer.commit=before-processing", "min.insync.replicas=2"],
+                claim: "at-most-once consumption",
+            },
+            Scenario {
+                name: "auto commit",
+                sets: &["consumer.commit=auto", "min.insync.replicas=2"],
+                claim: "enable.auto.commit=true",
+            },
+            Scenario {
+                name: "safe",
+                sets: &["acks=all", "replication.factor=3", "min.insync.replicas=2", "unclean.leader.election.enable=false", "enable.idempotence=true", "consumer.commit=after-processing"],
+                claim: "the article: Kafka is at-least-once and ordered within a partition",
+            },
+            Scenario {
+                name: "safe + fsync",
+                sets: &["min.insync.replicas=2", "flush.messages=1"],
+                claim: "the safe configuration with an fsync per record, against power loss",
+            },
+        ]
+    }
+
+    fn keys() -> Vec<Key> {
+        vec![
+            Key::new(
+                "nodes",
+                "3",
+                Int { min: 1, max: 9 },
+                "brokers in the cluster",
+            ),
+            Key::new(
+                "partitions",
+                "1",
+                Int { min: 1, max: 8 },
+                "partitions of the topic",
+            ),
+            Key::new(
+                "replication.factor",
+                "3",
+                Int { min: 1, max: 9 },
+                "replicas per partition",
+            ),
+            Key::new(
+                "min.insync.replicas",
+                "1",
+                Int { min: 1, max: 9 },
+                "ISR size an acks=all produce needs",
+            ),
+            Key::new(
+                "unclean.leader.election.enable",
+                "false",
+                Bool,
+                "elect an out-of-sync replica when no ISR member is alive",
+            ),
+            Key::new(
+                "replica.lag.time.max.ms",
+                "30000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "how long a follower may lag before it leaves the ISR",
+            ),
+            Key::new(
+                "flush.messages",
+                "9223372036854775807",
+                Int { min: 1, max: NEVER },
+                "fsync after this many records (default: never; rely on the page cache)",
+            ),
+            Key::new(
+                "log.truncation",
+                "leader-epoch",
+                OneOf(&["leader-epoch", "high-watermark"]),
+                "how followers truncate on leader change (KIP-101/279/320, or before)",
+            ),
+            Key::new(
+                "broker.session.timeout.ms",
+                "9000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "how long the controller waits for a broker heartbeat before fencing it",
+            ),
+            Key::new(
+                "acks",
+                "all",
+                OneOf(&["0", "1", "all", "-1"]),
+                "replicas that must have a record before the producer is answered",
+            ),
+            Key::new(
+                "retries",
+                "2147483647",
+                Int {
+                    min: 0,
+                    max: INT_MAX,
+                },
+                "producer retries of a failed batch",
+            ),
+            Key::new(
+                "enable.idempotence",
+                "true",
+                Bool,
+                "producer ids and sequence numbers: no duplicates or reordering from retries",
+            ),
+            Key::new(
+                "max.in.flight.requests.per.connection",
+                "5",
+                Int { min: 1, max: 100 },
+                "unacknowledged batches per connection",
+            ),
+            Key::new(
+                "delivery.timeout.ms",
+                "120000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "time a send may take, retries included, before it fails",
+            ),
+            Key::new(
+                "request.timeout.ms",
+                "30000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "time a request waits for its response",
+            ),
+            Key::new(
+                "retry.backoff.ms",
+                "100",
+                Int {
+                    min: 0,
+                    max: INT_MAX,
+                },
+                "pause before a retry",
+            ),
+            Key::new(
+                "consumer.commit",
+                "after-processing",
+                OneOf(&["after-processing", "before-processing", "auto"]),
+                "where the consumer commits offsets",
+            ),
+            Key::new(
+                "auto.commit.interval.ms",
+                "5000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "auto-commit period (consumer.commit=auto)",
+            ),
+            Key::new(
+                "session.timeout.ms",
+                "45000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "how long the coordinator waits for a consumer heartbeat",
+            ),
+            Key::new(
+                "heartbeat.interval.ms",
+                "3000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "consumer heartbeat period",
+            ),
+        ]
+    }
+
+    fn validate(config: &Config) -> Result<(), ConfigError> {
+        let nodes = config.int("nodes");
+        let rf = config.int("replication.factor");
+        if rf > nodes {
+            return Err(ConfigError::new(
+                "replication.factor",
+                format!("replication.factor {rf} is larger than the {nodes} available brokers (nodes) (INVALID_REPLICATION_FACTOR)"),
+            ));
+        }
+        if config.is_set("enable.idempotence") && config.bool("enable.idempotence") {
+            let acks = config.str("acks");
+            if acks != "all" && acks != "-1" {
+                return Err(ConfigError::new(
+                    "acks",
+                    format!("acks={acks} conflicts with enable.idempotence=true: Kafka requires acks=all for the idempotent producer (allowed with idempotence: all, -1)"),
+                ));
+            }
+            let in_flight = config.int("max.in.flight.requests.per.connection");
+            if in_flight > 5 {
+                return Err(ConfigError::new(
+                    "max.in.flight.requests.per.connection",
+                    format!("max.in.flight.requests.per.connection={in_flight} conflicts with enable.idempotence=true: Kafka requires at most 5 (allowed with idempotence: 1 to 5)"),
+                ));
+            }
+            if config.int("retries") == 0 {
+                return Err(ConfigError::new(
+                    "retries",
+                    "retries=0 conflicts with enable.idempotence=true: Kafka requires retries > 0 for the idempotent producer",
+                ));
+            }
+        }
+        let delivery = config.int("delivery.timeout.ms");
+        let request = config.int("request.timeout.ms");
+        if delivery < request {
+            return Err(ConfigError::new(
+                "delivery.timeout.ms",
+                format!("delivery.timeout.ms={delivery} must be at least linger.ms + request.timeout.ms ({request})"),
+            ));
+        }
+        let heartbeat = config.int("heartbeat.interval.ms");
+        let session = config.int("session.timeout.ms");
+        if heartbeat >= session {
+            return Err(ConfigError::new(
+                "heartbeat.interval.ms",
+                format!("heartbeat.interval.ms={heartbeat} must be lower than session.timeout.ms={session}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(config: &Config, workload: Workload) -> Self {
+        Kafka {
+            settings: Settings::from_config(config, workload),
+        }
+    }
+
+    fn nodes(&self) -> Vec<Node<KafkaActor>> {
+        let s = &self.settings;
+        let mut nodes = vec![Node {
+            name: "ctl".into(),
+            role: Role::Infrastructure,
+            actor: KafkaActor::Controller(Controller {
+                settings: s.clone(),
+            }),
+        }];
+        for b in 1..=s.brokers {
+            nodes.push(Node {
+                name: format!("n{b}"),
+                role: Role::Server,
+                actor: KafkaActor::Broker(Broker {
+                    settings: s.clone(),
+                }),
+            });
+        }
+        for p in 0..s.workload.producers {
+            nodes.push(Node {
+                name: format!("p{p}"),
+                role: Role::Producer,
+                actor: KafkaActor::Producer(Producer {
+                    settings: s.clone(),
+                    index: p,
+                }),
+            });
+        }
+        for c in 0..s.workload.consumers {
+            nodes.push(Node {
+                name: format!("c{c}"),
+                role: Role::Consumer,
+                actor: KafkaActor::Consumer(Consumer {
+                    settings: s.clone(),
+                    index: c,
+                }),
+            });
+        }
+        nodes
+    }
+
+    fn observations(storage: &KafkaDisk) -> &[Op] {
+        match storage {
+            KafkaDisk::App(ops) => ops,
+            KafkaDisk::Broker(_) => &[],
+        }
+    }
+
+    fn is_leader(state: &KafkaState) -> bool {
+        match state {
+            KafkaState::Broker(b) => b
+                .replicas
+                .iter()
+                .any(|r| matches!(r.role, ReplicaRole::Leader(_))),
+            _ => false,
+        }
+    }
+
+    fn reset(_peer: Id) -> Option<KafkaMsg> {
+        Some(KafkaMsg::Disconnected)
+    }
+
+    fn describe(msg: &KafkaMsg) -> Option<String> {
+        match msg {
+            KafkaMsg::BrokerHeartbeat
+            | KafkaMsg::Heartbeat { .. }
+            | KafkaMsg::HeartbeatResponse { error: None } => None,
+            KafkaMsg::FetchResponse { records, error, .. }
+                if records.is_empty() && error.is_none() =>
+            {
+                None
+            }
+            KafkaMsg::BrokerHeartbeatResponse(_)
+            | KafkaMsg::Metadata
+            | KafkaMsg::MetadataResponse(_) => None,
+            m => Some(m.to_string()),
+        }
+    }
+
+    fn fault_window(&self) -> Duration {
+        // Long enough for a follower to fall out of the ISR (replica.lag.time.max.ms) and for
+        // fenced brokers to return; seeds draw shorter windows too, dense with faults.
+        Duration::from_secs(60)
+    }
+
+    fn drain(&self) -> Duration {
+        let s = &self.settings;
+        // Long enough for a fenced member to expire, a retried send to time out, and a
+        // rebalanced consumer to read to the end.
+        s.session_timeout
+            .max(s.request_timeout)
+            .max(s.broker_session_timeout)
+            * 2
+            + Duration::from_secs(30)
+    }
+}

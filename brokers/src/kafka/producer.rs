@@ -1,0 +1,345 @@
+//! The producer: batches, in-flight requests, retries, and the idempotent producer's sequence
+//! numbers.
+
+use super::broker::{exact, retry};
+use super::protocol::{leaders, Acks, KafkaMsg, Partition};
+use super::{KafkaDisk, KafkaOut, KafkaTimer, Pace, Settings};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::Id;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Paces a run may draw: milliseconds between two sends.
+pub const PACES: [u64; 3] = [10, 50, 250];
+
+#[derive(Clone, Debug)]
+pub struct Producer {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+/// One record's batch, from `send()` until it is acknowledged or fails.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Batch {
+    pub partition: Partition,
+    /// The idempotent producer's sequence number within the partition.
+    pub sequence: Option<u32>,
+    pub attempts: u64,
+    /// The request carrying it, while one is outstanding, and the broker it went to.
+    pub in_flight: Option<u64>,
+    pub sent_to: Option<Id>,
+    /// Waiting out `retry.backoff.ms` before the next attempt.
+    pub backing_off: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerState {
+    /// The application's record of what `send()` and its callbacks reported.
+    pub app: Vec<Op>,
+    pub pace: Option<Duration>,
+    pub next: u32,
+    pub leaders: Vec<Option<Id>>,
+    pub batches: BTreeMap<u32, Batch>,
+    pub next_request: u64,
+    /// Producer id: a new one after a sequence reset (KIP-360's epoch bump).
+    pub producer_id: u32,
+    pub next_sequence: BTreeMap<Partition, u32>,
+}
+
+impl Producer {
+    fn id(&self) -> MsgId {
+        MsgId {
+            producer: self.index,
+            seq: 0,
+        }
+    }
+
+    pub fn start(&self, app: Vec<Op>, o: &mut KafkaOut) -> ProducerState {
+        o.send(self.settings.controller(), KafkaMsg::Metadata);
+        o.set_timer(
+            KafkaTimer::MetadataRefresh,
+            retry(Duration::from_millis(500)),
+        );
+        o.choose_random("pace", PACES.iter().map(|ms| Pace(*ms)).collect());
+        ProducerState {
+            app,
+            pace: None,
+            next: 0,
+            leaders: vec![None; self.settings.partitions as usize],
+            batches: BTreeMap::new(),
+            next_request: 0,
+            producer_id: self.index << 16,
+            next_sequence: BTreeMap::new(),
+        }
+    }
+
+    pub fn on_pace(&self, s: &mut ProducerState, pace: &Pace, o: &mut KafkaOut) {
+        s.pace = Some(Duration::from_millis(pace.0));
+        o.set_timer(KafkaTimer::Send, exact(Duration::from_millis(pace.0)));
+    }
+
+    fn record(&self, s: &mut ProducerState, op: Op, o: &mut KafkaOut) {
+        s.app.push(op);
+        o.save(KafkaDisk::App(s.app.clone()));
+    }
+
+    pub fn on_msg(&self, s: &mut ProducerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        match msg {
+            KafkaMsg::Disconnected => {
+                let lost: Vec<u32> = s
+                    .batches
+                    .iter()
+                    .filter(|(_, b)| b.in_flight.is_some() && b.sent_to == Some(src))
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                for seq in lost {
+                    if s.batches.get(&seq).is_some_and(|b| b.in_flight.is_some()) {
+                        self.failed_attempt(s, seq, "NETWORK_EXCEPTION", o);
+                    }
+                }
+            }
+            KafkaMsg::MetadataResponse(states) => {
+                s.leaders = leaders(&states);
+                self.pump(s, o);
+            }
+            KafkaMsg::ProduceResponse {
+                request, result, ..
+            } => {
+                let Some(seq) = s
+                    .batches
+                    .iter()
+                    .find(|(_, b)| b.in_flight == Some(request))
+                    .map(|(seq, _)| *seq)
+                else {
+                    return; // an abandoned attempt's late answer
+                };
+                o.cancel_timer(KafkaTimer::RequestTimeout(request));
+                match result {
+                    Ok(_) => {
+                        s.batches.remove(&seq);
+                        o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
+                        let msg = MsgId { seq, ..self.id() };
+                        self.record(s, Op::Ack { msg }, o);
+                        self.pump(s, o);
+                    }
+                    Err(e) => self.failed_attempt(s, seq, e.name(), o),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut ProducerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        match timer {
+            KafkaTimer::Send => self.send_next(s, o),
+            KafkaTimer::MetadataRefresh => {
+                if s.leaders.iter().any(Option::is_none) {
+                    o.send(self.settings.controller(), KafkaMsg::Metadata);
+                    o.set_timer(
+                        KafkaTimer::MetadataRefresh,
+                        retry(Duration::from_millis(500)),
+                    );
+                }
+            }
+            KafkaTimer::RequestTimeout(request) => {
+                let found = s
+                    .batches
+                    .iter()
+                    .find(|(_, b)| b.in_flight == Some(*request))
+                    .map(|(seq, _)| *seq);
+                if let Some(seq) = found {
+                    self.failed_attempt(s, seq, "request.timeout.ms expired", o);
+                }
+            }
+            KafkaTimer::RetryBackoff => {
+                for b in s.batches.values_mut() {
+                    b.backing_off = false;
+                }
+                self.pump(s, o);
+            }
+            KafkaTimer::DeliveryTimeout(seq) => {
+                if let Some(b) = s.batches.remove(seq) {
+                    if let Some(r) = b.in_flight {
+                        o.cancel_timer(KafkaTimer::RequestTimeout(r));
+                    }
+                    let msg = MsgId {
+                        seq: *seq,
+                        ..self.id()
+                    };
+                    let reason = "delivery.timeout.ms expired".to_string();
+                    self.record(s, Op::Fail { msg, reason }, o);
+                    if self.settings.idempotence {
+                        self.reset_sequences(s, o);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The application calls `send()` for its next message.
+    fn send_next(&self, s: &mut ProducerState, o: &mut KafkaOut) {
+        if s.next >= self.settings.workload.messages {
+            return;
+        }
+        let seq = s.next;
+        s.next += 1;
+        let partition = self.settings.partition_for(seq);
+        let audience = if self.settings.workload.consumers > 0 {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+        let msg = MsgId { seq, ..self.id() };
+        self.record(
+            s,
+            Op::Send {
+                msg,
+                scope: partition,
+                audience,
+            },
+            o,
+        );
+        let sequence = self.settings.idempotence.then(|| {
+            let n = s.next_sequence.entry(partition).or_insert(0);
+            *n += 1;
+            *n - 1
+        });
+        s.batches.insert(
+            seq,
+            Batch {
+                partition,
+                sequence,
+                attempts: 0,
+                in_flight: None,
+                sent_to: None,
+                backing_off: false,
+            },
+        );
+        o.set_timer(
+            KafkaTimer::DeliveryTimeout(seq),
+            exact(self.settings.delivery_timeout),
+        );
+        self.pump(s, o);
+        if let Some(pace) = s.pace {
+            o.set_timer(KafkaTimer::Send, exact(pace));
+        }
+    }
+
+    /// Sends what may be sent: per partition, up to `max.in.flight.requests.per.connection`
+    /// outstanding requests; the idempotent producer never sends past a batch that waits to be
+    /// retried, so sequences reach the leader in order.
+    fn pump(&self, s: &mut ProducerState, o: &mut KafkaOut) {
+        for p in 0..self.settings.partitions {
+            let Some(leader) = s.leaders[p as usize] else {
+                continue;
+            };
+            let mut in_flight = s
+                .batches
+                .values()
+                .filter(|b| b.partition == p && b.in_flight.is_some())
+                .count();
+            let mut order: Vec<(u32, u32)> = s
+                .batches
+                .iter()
+                .filter(|(_, b)| b.partition == p)
+                .map(|(seq, b)| (b.sequence.unwrap_or(*seq), *seq))
+                .collect();
+            order.sort();
+            for (_, seq) in order {
+                if in_flight >= self.settings.max_in_flight {
+                    break;
+                }
+                let b = &s.batches[&seq];
+                if b.backing_off {
+                    if self.settings.idempotence {
+                        break;
+                    }
+                    continue;
+                }
+                if b.in_flight.is_some() {
+                    continue;
+                }
+                let request = s.next_request;
+                s.next_request += 1;
+                let b = s.batches.get_mut(&seq).expect("batch exists");
+                b.attempts += 1;
+                o.send(
+                    leader,
+                    KafkaMsg::Produce {
+                        partition: p,
+                        request,
+                        msg: MsgId { seq, ..self.id() },
+                        producer_seq: b.sequence.map(|q| (s.producer_id, q)),
+                        acks: self.settings.acks,
+                    },
+                );
+                if self.settings.acks == Acks::Zero {
+                    // Fire and forget: the send "succeeds" once the request is written.
+                    s.batches.remove(&seq);
+                    o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
+                    let msg = MsgId { seq, ..self.id() };
+                    self.record(s, Op::Ack { msg }, o);
+                } else {
+                    b.in_flight = Some(request);
+                    b.sent_to = Some(leader);
+                    in_flight += 1;
+                    o.set_timer(
+                        KafkaTimer::RequestTimeout(request),
+                        exact(self.settings.request_timeout),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A failed attempt is retried after `retry.backoff.ms` while `retries` allows. The
+    /// idempotent producer also pulls back every later batch of the partition, to resend them
+    /// in sequence order.
+    fn failed_attempt(&self, s: &mut ProducerState, seq: u32, reason: &str, o: &mut KafkaOut) {
+        let b = s.batches[&seq].clone();
+        if b.attempts > self.settings.retries {
+            s.batches.remove(&seq);
+            o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
+            let msg = MsgId { seq, ..self.id() };
+            let reason = format!("{reason} after {} attempts", b.attempts);
+            self.record(s, Op::Fail { msg, reason }, o);
+            if self.settings.idempotence {
+                self.reset_sequences(s, o);
+            }
+            self.pump(s, o);
+            return;
+        }
+        for (other, ob) in s.batches.iter_mut() {
+            let pulled_back = *other == seq
+                || (self.settings.idempotence
+                    && ob.partition == b.partition
+                    && ob.sequence > b.sequence);
+            if pulled_back {
+                if let Some(r) = ob.in_flight.take() {
+                    o.cancel_timer(KafkaTimer::RequestTimeout(r));
+                }
+                ob.backing_off = true;
+            }
+        }
+        o.set_timer(KafkaTimer::RetryBackoff, exact(self.settings.retry_backoff));
+        o.send(self.settings.controller(), KafkaMsg::Metadata);
+    }
+
+    /// After a batch of the idempotent producer fails for good, its sequence has a gap the
+    /// leader would refuse forever: take a new producer id and renumber what is left.
+    fn reset_sequences(&self, s: &mut ProducerState, o: &mut KafkaOut) {
+        s.producer_id += 1;
+        s.next_sequence.clear();
+        for b in s.batches.values_mut() {
+            let n = s.next_sequence.entry(b.partition).or_insert(0);
+            b.sequence = Some(*n);
+            *n += 1;
+            if let Some(r) = b.in_flight.take() {
+                o.cancel_timer(KafkaTimer::RequestTimeout(r));
+            }
+            b.backing_off = true;
+        }
+        o.set_timer(KafkaTimer::RetryBackoff, exact(self.settings.retry_backoff));
+    }
+}

@@ -1,0 +1,108 @@
+//! What a broker model exposes to the drivers.
+
+use crate::{Config, ConfigError, Durable, Key};
+use mqcheck_invariants::Op;
+use stateright::actor::{Actor, Id};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// What a node is, for the nemesis: which faults may hit it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// A broker node: crashes, loses power, pauses, is partitioned.
+    Server,
+    /// Infrastructure the model treats as reliable (a controller quorum, a coordinator): it is
+    /// partitioned from other nodes but never crashes.
+    Infrastructure,
+    /// A publishing client: partitioned, never crashed (a restarted producer would be a new
+    /// application session with its own resend policy, which the models do not guess).
+    Producer,
+    /// A consuming client: crashes, pauses and is partitioned like a server.
+    Consumer,
+}
+
+impl Role {
+    /// May this node crash, lose power or pause?
+    pub fn faulty(self) -> bool {
+        matches!(self, Role::Server | Role::Consumer)
+    }
+}
+
+/// One actor of a system, with its display name (`n1`, `ctl`, `p0`, `c0`).
+#[derive(Clone, Debug)]
+pub struct Node<A> {
+    pub name: String,
+    pub role: Role,
+    pub actor: A,
+}
+
+/// The size of the client workload, shared by every broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Workload {
+    /// Messages each producer sends.
+    pub messages: u32,
+    pub producers: u32,
+    pub consumers: u32,
+}
+
+/// A named configuration for the claims matrix: which settings a claim depends on.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// `KEY=VALUE` settings over the defaults.
+    pub sets: &'static [&'static str],
+    /// What this row tests, in the article's terms.
+    pub claim: &'static str,
+}
+
+/// A broker model: configuration, actors, and the hooks the drivers need.
+pub trait System: Clone + Debug + Send + Sync + 'static {
+    type Actor: Actor<Storage = Self::Storage, Msg: Send + Sync + 'static>
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + 'static;
+    type Storage: Durable + Send + Sync + 'static;
+
+    /// The name `--broker` takes.
+    const NAME: &'static str;
+
+    /// One line saying what is modelled, for `mqcheck list`.
+    fn summary() -> &'static str;
+
+    /// The named configurations of the claims matrix.
+    fn scenarios() -> Vec<Scenario>;
+
+    /// The configuration keys, with defaults and allowed values.
+    fn keys() -> Vec<Key>;
+
+    /// Checks combinations the real broker rejects, after each key was validated on its own.
+    fn validate(config: &Config) -> Result<(), ConfigError>;
+
+    /// Builds the cluster and its clients.
+    fn build(config: &Config, workload: Workload) -> Self;
+
+    /// The actors, indexed by their `Id`.
+    fn nodes(&self) -> Vec<Node<Self::Actor>>;
+
+    /// The client observations recorded in a node's durable application log, in order.
+    fn observations(storage: &Self::Storage) -> &[Op];
+
+    /// Is this node currently a leader of something (the nemesis likes to isolate leaders)?
+    fn is_leader(state: &<Self::Actor as Actor>::State) -> bool;
+
+    /// What an actor receives when its TCP connection to `peer` is reset: the notice its
+    /// client library turns into failed requests and a reconnect. `None` if the protocol
+    /// reacts to nothing but timeouts.
+    fn reset(peer: Id) -> Option<<Self::Actor as Actor>::Msg>;
+
+    /// A one-line description of a message for traces, in the broker's vocabulary; `None`
+    /// keeps it out of the trace (heartbeats and other chatter).
+    fn describe(msg: &<Self::Actor as Actor>::Msg) -> Option<String>;
+
+    /// The longest fault window a seed may draw, and how long the healed system then needs to drain
+    /// (retries settle, consumers read to the end) before the checkers run.
+    fn fault_window(&self) -> Duration;
+    fn drain(&self) -> Duration;
+}

@@ -1,0 +1,260 @@
+//! The checkers. Each is a pure function from a [`History`] to its violations, in a fixed order.
+
+use crate::{GroupId, History, Invariant, Kind, MsgId, Op, Violation};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Runs the checker for `invariant`.
+pub fn check(invariant: Invariant, history: &History) -> Vec<Violation> {
+    match invariant {
+        Invariant::AtLeastOnce => at_least_once(history),
+        Invariant::AtMostOnce => at_most_once(history),
+        Invariant::Ordering => ordering(history),
+        Invariant::NoUnexpected => no_unexpected(history),
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// One delivery, flattened out of the history for the checkers' convenience.
+struct Delivery {
+    time_ms: u64,
+    msg: MsgId,
+    group: GroupId,
+    consumer: u32,
+    scope: u32,
+    position: Option<u64>,
+    session: u64,
+    redelivered: Option<bool>,
+}
+
+fn deliveries(history: &History) -> Vec<Delivery> {
+    history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Deliver {
+                msg,
+                group,
+                consumer,
+                scope,
+                position,
+                session,
+                redelivered,
+            } => Some(Delivery {
+                time_ms: e.time_ms,
+                msg: *msg,
+                group: *group,
+                consumer: *consumer,
+                scope: *scope,
+                position: *position,
+                session: *session,
+                redelivered: *redelivered,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Acknowledged messages never delivered to a group of their audience.
+pub fn at_least_once(history: &History) -> Vec<Violation> {
+    let mut audience: BTreeMap<MsgId, &[GroupId]> = BTreeMap::new();
+    let mut acked: BTreeMap<MsgId, u64> = BTreeMap::new();
+    for e in &history.events {
+        match &e.op {
+            Op::Send {
+                msg, audience: a, ..
+            } => {
+                audience.insert(*msg, a);
+            }
+            Op::Ack { msg } => {
+                acked.entry(*msg).or_insert(e.time_ms);
+            }
+            _ => {}
+        }
+    }
+    let delivered: BTreeSet<(MsgId, GroupId)> = deliveries(history)
+        .iter()
+        .map(|d| (d.msg, d.group))
+        .collect();
+    let mut out = Vec::new();
+    for (msg, at) in acked {
+        let groups = audience.get(&msg).copied().unwrap_or(&[]);
+        let missing: Vec<GroupId> = groups
+            .iter()
+            .copied()
+            .filter(|g| !delivered.contains(&(msg, *g)))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let elsewhere = groups.len() > missing.len();
+        let groups_text = missing
+            .iter()
+            .map(|g| format!("group {g}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(Violation {
+            invariant: crate::Invariant::AtLeastOnce,
+            kind: Kind::Lost,
+            msgs: vec![msg],
+            explanation: format!(
+                "{msg} was acknowledged to its producer at {} but {groups_text} never delivered it{}",
+                secs(at),
+                if elsewhere {
+                    " (other groups did)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    out
+}
+
+/// Messages handed to one group's application more than once.
+pub fn at_most_once(history: &History) -> Vec<Violation> {
+    let mut by_msg: BTreeMap<(GroupId, MsgId), Vec<Delivery>> = BTreeMap::new();
+    for d in deliveries(history) {
+        by_msg.entry((d.group, d.msg)).or_default().push(d);
+    }
+    let mut out = Vec::new();
+    for ((group, msg), ds) in by_msg {
+        if ds.len() < 2 {
+            continue;
+        }
+        let positions: BTreeSet<u64> = ds.iter().filter_map(|d| d.position).collect();
+        let times = ds
+            .iter()
+            .map(|d| format!("{} by consumer {}", secs(d.time_ms), d.consumer))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = if positions.len() > 1 {
+            let list = positions
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" and ");
+            format!("it is stored more than once, at positions {list}")
+        } else if ds.iter().skip(1).any(|d| d.redelivered == Some(true)) {
+            "the broker redelivered it, flagged redelivered".to_string()
+        } else {
+            "it was consumed again from the same position".to_string()
+        };
+        out.push(Violation {
+            invariant: Invariant::AtMostOnce,
+            kind: Kind::Duplicate,
+            msgs: vec![msg],
+            explanation: format!(
+                "group {group} delivered {msg} {} times ({times}): {why}",
+                ds.len()
+            ),
+        });
+    }
+    out
+}
+
+/// Send order broken within a (scope, producer) for a group; skips and rewinds within a session.
+pub fn ordering(history: &History) -> Vec<Violation> {
+    let all = deliveries(history);
+    let mut out = Vec::new();
+
+    // Reordered: compare each group's first deliveries with the producer's send order.
+    let mut seen: BTreeSet<(GroupId, MsgId)> = BTreeSet::new();
+    let mut highest: BTreeMap<(GroupId, u32, u32), MsgId> = BTreeMap::new();
+    for d in &all {
+        if !seen.insert((d.group, d.msg)) {
+            continue; // a redelivery is a duplicate, not a reordering
+        }
+        let key = (d.group, d.scope, d.msg.producer);
+        match highest.get(&key) {
+            Some(prev) if prev.seq > d.msg.seq => out.push(Violation {
+                invariant: Invariant::Ordering,
+                kind: Kind::Reordered,
+                msgs: vec![*prev, d.msg],
+                explanation: format!(
+                    "group {} first delivered {} at {} after {}, but {} was sent first (scope {})",
+                    d.group,
+                    d.msg,
+                    secs(d.time_ms),
+                    prev,
+                    d.msg,
+                    d.scope
+                ),
+            }),
+            _ => {
+                highest.insert(key, d.msg);
+            }
+        }
+    }
+
+    // Skips and rewinds: positions known to exist in each scope, and each consumer session's walk.
+    let mut known: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for d in &all {
+        if let Some(p) = d.position {
+            known.entry(d.scope).or_default().insert(p);
+        }
+    }
+    let mut last: BTreeMap<(GroupId, u32, u32, u64), (u64, MsgId)> = BTreeMap::new();
+    for d in &all {
+        let Some(pos) = d.position else { continue };
+        let key = (d.group, d.consumer, d.scope, d.session);
+        if let Some(&(prev, prev_msg)) = last.get(&key) {
+            if pos <= prev {
+                out.push(Violation {
+                    invariant: Invariant::Ordering,
+                    kind: Kind::NonmonotonicPoll,
+                    msgs: vec![prev_msg, d.msg],
+                    explanation: format!(
+                        "consumer {} of group {} went back from position {prev} ({prev_msg}) to {pos} ({}) at {} without a rebalance",
+                        d.consumer, d.group, d.msg, secs(d.time_ms)
+                    ),
+                });
+            } else if let Some(skipped) = known
+                .get(&d.scope)
+                .and_then(|k| k.range(prev + 1..pos).next())
+            {
+                out.push(Violation {
+                    invariant: Invariant::Ordering,
+                    kind: Kind::PollSkip,
+                    msgs: vec![prev_msg, d.msg],
+                    explanation: format!(
+                        "consumer {} of group {} jumped from position {prev} ({prev_msg}) to {pos} ({}) at {}, skipping position {skipped} without a rebalance",
+                        d.consumer, d.group, d.msg, secs(d.time_ms)
+                    ),
+                });
+            }
+        }
+        last.insert(key, (pos, d.msg));
+    }
+    out
+}
+
+/// Deliveries of messages that no producer ever sent.
+pub fn no_unexpected(history: &History) -> Vec<Violation> {
+    let sent: BTreeSet<MsgId> = history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Send { msg, .. } => Some(*msg),
+            _ => None,
+        })
+        .collect();
+    let mut reported = BTreeSet::new();
+    deliveries(history)
+        .into_iter()
+        .filter(|d| !sent.contains(&d.msg) && reported.insert(d.msg))
+        .map(|d| Violation {
+            invariant: Invariant::NoUnexpected,
+            kind: Kind::Unexpected,
+            msgs: vec![d.msg],
+            explanation: format!(
+                "group {} delivered {} at {} but no producer ever sent it",
+                d.group,
+                d.msg,
+                secs(d.time_ms)
+            ),
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! The history: what clients observed, in the order the harness saw it.
+//!
+//! Clients record observations as the application would see them through the client API — never
+//! the broker's internal state. A checker only ever sees a [`History`].
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifies one message: the producer that sent it and its position in that producer's send
+/// order (0, 1, 2, …). The position doubles as the send order the ordering checker compares with.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct MsgId {
+    pub producer: u32,
+    pub seq: u32,
+}
+
+impl fmt::Display for MsgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}:{}", self.producer, self.seq)
+    }
+}
+
+/// A consumer group (Kafka), a queue's set of consumers (RabbitMQ), a subscriber (ZeroMQ):
+/// one logical receiver that should see every message addressed to it once.
+pub type GroupId = u32;
+
+/// One observation, as the client API reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// The application invoked send. `scope` names the ordering scope the broker promises order
+    /// within (Kafka: the partition; RabbitMQ: the queue); order is compared per (scope, producer).
+    /// `audience` lists the groups that should receive this message if it is acknowledged.
+    Send {
+        msg: MsgId,
+        scope: u32,
+        audience: Vec<GroupId>,
+    },
+    /// The client API reported the send successful (ack, confirm, `zmq_send` returned).
+    Ack { msg: MsgId },
+    /// The client API reported a definite failure: the message may or may not be stored.
+    Fail { msg: MsgId, reason: String },
+    /// The message was handed to the application's handler in `group`, by consumer `consumer`.
+    /// `position` is the broker's position of the message in its scope (Kafka offset, queue
+    /// sequence) where the protocol exposes one. `session` increases whenever the consumer's
+    /// assignment changes (rebalance, restart): skips and rewinds are allowed across sessions.
+    /// `redelivered` is the protocol's redelivered flag, where it has one.
+    Deliver {
+        msg: MsgId,
+        group: GroupId,
+        consumer: u32,
+        scope: u32,
+        position: Option<u64>,
+        session: u64,
+        redelivered: Option<bool>,
+    },
+    /// The consumer committed (acknowledged) progress up to `position` in `scope`.
+    Commit {
+        group: GroupId,
+        consumer: u32,
+        scope: u32,
+        position: u64,
+    },
+}
+
+/// An observation with the simulated time (ms) and the node that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Event {
+    pub time_ms: u64,
+    pub node: String,
+    pub op: Op,
+}
+
+/// Everything the clients observed in one run, in harness order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub events: Vec<Event>,
+}
+
+impl History {
+    pub fn new(events: Vec<Event>) -> Self {
+        Self { events }
+    }
+
+    pub fn push(&mut self, time_ms: u64, node: impl Into<String>, op: Op) {
+        self.events.push(Event {
+            time_ms,
+            node: node.into(),
+            op,
+        });
+    }
+
+    /// Number of deliveries to the application, redeliveries included.
+    pub fn deliveries(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Deliver { .. }))
+            .count()
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Send { msg, scope, .. } => write!(f, "send {msg} (scope {scope})"),
+            Op::Ack { msg } => write!(f, "ack {msg}"),
+            Op::Fail { msg, reason } => write!(f, "fail {msg}: {reason}"),
+            Op::Deliver {
+                msg,
+                group,
+                position,
+                redelivered,
+                ..
+            } => {
+                write!(f, "deliver {msg} to group {group}")?;
+                if let Some(p) = position {
+                    write!(f, " from position {p}")?;
+                }
+                if *redelivered == Some(true) {
+                    write!(f, " (redelivered)")?;
+                }
+                Ok(())
+            }
+            Op::Commit {
+                scope, position, ..
+            } => write!(f, "commit position {position} of scope {scope}"),
+        }
+    }
+}

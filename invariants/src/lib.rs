@@ -1,0 +1,124 @@
+//! Invariant checkers over client histories.
+//!
+//! Every driver (the madsim simulator, the stateright model checker) records what clients
+//! observed as a [`History`]; the functions here turn a history into [`Violation`]s. They are pure:
+//! no I/O, no clock, no randomness, and iteration orders are fixed (`BTreeMap`), so a history
+//! always yields the same violations in the same order.
+//!
+//! The definitions follow Jepsen's `total-queue` and Kafka checkers (see
+//! `shared/reference/anomalies.md`):
+//!
+//! - **at-least-once**: a message whose send the client API acknowledged is delivered to every
+//!   group in its audience (`lost` otherwise). Needs a full drain before checking.
+//! - **at-most-once**: no group has a message handed to its application twice (`duplicate`;
+//!   redeliveries count, and so do two copies stored in a log).
+//! - **ordering**: within one (scope, producer), each group first delivers messages in send order
+//!   (`reordered`); within one consumer session, positions advance one by one (`poll-skip` when a
+//!   known position is jumped over, `nonmonotonic-poll` when a position goes backwards).
+//! - **no-unexpected**: nothing is delivered that was never sent (`unexpected`: a model bug).
+
+mod checkers;
+mod history;
+
+pub use checkers::{at_least_once, at_most_once, check, no_unexpected, ordering};
+pub use history::{Event, GroupId, History, MsgId, Op};
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// A delivery property the checkers decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Invariant {
+    #[serde(rename = "at-least-once")]
+    AtLeastOnce,
+    #[serde(rename = "at-most-once")]
+    AtMostOnce,
+    #[serde(rename = "ordering")]
+    Ordering,
+    #[serde(rename = "no-unexpected")]
+    NoUnexpected,
+}
+
+impl Invariant {
+    /// The properties a user selects with `--check`; `no-unexpected` is always checked besides.
+    pub const SELECTABLE: [Invariant; 3] = [
+        Invariant::AtLeastOnce,
+        Invariant::AtMostOnce,
+        Invariant::Ordering,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::AtLeastOnce => "at-least-once",
+            Invariant::AtMostOnce => "at-most-once",
+            Invariant::Ordering => "ordering",
+            Invariant::NoUnexpected => "no-unexpected",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Invariant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Invariant::SELECTABLE
+            .into_iter()
+            .chain([Invariant::NoUnexpected])
+            .find(|i| i.name() == s)
+            .ok_or_else(|| {
+                format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering)")
+            })
+    }
+}
+
+/// What went wrong, in the names Jepsen's checkers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Lost,
+    Duplicate,
+    Reordered,
+    PollSkip,
+    NonmonotonicPoll,
+    Unexpected,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lost => "lost",
+            Kind::Duplicate => "duplicate",
+            Kind::Reordered => "reordered",
+            Kind::PollSkip => "poll-skip",
+            Kind::NonmonotonicPoll => "nonmonotonic-poll",
+            Kind::Unexpected => "unexpected",
+        }
+    }
+}
+
+/// One violation: which invariant, what kind, which messages, and why in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub kind: Kind,
+    pub msgs: Vec<MsgId>,
+    pub explanation: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.invariant,
+            self.kind.name(),
+            self.explanation
+        )
+    }
+}

@@ -1,0 +1,1353 @@
+//! Tests of the invariant checkers: hand-built histories that violate (or must not violate) each
+//! invariant, and proptest properties over generated "perfect" histories and mutations of them.
+
+use mqcheck_invariants::{
+    at_least_once, at_most_once, check, no_unexpected, ordering, Event, GroupId, History,
+    Invariant, Kind, MsgId, Op, Violation,
+};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const ALL: [Invariant; 4] = [
+    Invariant::AtLeastOnce,
+    Invariant::AtMostOnce,
+    Invariant::Ordering,
+    Invariant::NoUnexpected,
+];
+
+fn m(producer: u32, seq: u32) -> MsgId {
+    MsgId { producer, seq }
+}
+
+/// One delivery with defaults (consumer 0, scope 0, no position, session 0, no flag), adjusted
+/// with the builder methods below.
+#[derive(Clone, Copy)]
+struct Dv {
+    msg: MsgId,
+    group: GroupId,
+    consumer: u32,
+    scope: u32,
+    position: Option<u64>,
+    session: u64,
+    redelivered: Option<bool>,
+}
+
+fn dv(msg: MsgId, group: GroupId) -> Dv {
+    Dv {
+        msg,
+        group,
+        consumer: 0,
+        scope: 0,
+        position: None,
+        session: 0,
+        redelivered: None,
+    }
+}
+
+impl Dv {
+    fn consumer(mut self, c: u32) -> Self {
+        self.consumer = c;
+        self
+    }
+    fn scope(mut self, s: u32) -> Self {
+        self.scope = s;
+        self
+    }
+    fn pos(mut self, p: u64) -> Self {
+        self.position = Some(p);
+        self
+    }
+    fn session(mut self, s: u64) -> Self {
+        self.session = s;
+        self
+    }
+    fn redelivered(mut self, r: bool) -> Self {
+        self.redelivered = Some(r);
+        self
+    }
+    fn op(self) -> Op {
+        Op::Deliver {
+            msg: self.msg,
+            group: self.group,
+            consumer: self.consumer,
+            scope: self.scope,
+            position: self.position,
+            session: self.session,
+            redelivered: self.redelivered,
+        }
+    }
+}
+
+/// Builds a history; each event is 1 ms after the previous unless `at` sets the clock.
+#[derive(Default)]
+struct B {
+    h: History,
+    now: u64,
+}
+
+impl B {
+    fn new() -> Self {
+        Self::default()
+    }
+    fn at(mut self, ms: u64) -> Self {
+        self.now = ms;
+        self
+    }
+    fn op(mut self, op: Op) -> Self {
+        self.h.push(self.now, "client", op);
+        self.now += 1;
+        self
+    }
+    fn send(self, msg: MsgId, scope: u32, audience: &[GroupId]) -> Self {
+        self.op(Op::Send {
+            msg,
+            scope,
+            audience: audience.to_vec(),
+        })
+    }
+    fn ack(self, msg: MsgId) -> Self {
+        self.op(Op::Ack { msg })
+    }
+    fn fail(self, msg: MsgId) -> Self {
+        self.op(Op::Fail {
+            msg,
+            reason: "timeout".into(),
+        })
+    }
+    /// Send and ack.
+    fn sent(self, msg: MsgId, scope: u32, audience: &[GroupId]) -> Self {
+        self.send(msg, scope, audience).ack(msg)
+    }
+    fn deliver(self, d: Dv) -> Self {
+        self.op(d.op())
+    }
+    fn commit(self, group: GroupId, consumer: u32, scope: u32, position: u64) -> Self {
+        self.op(Op::Commit {
+            group,
+            consumer,
+            scope,
+            position,
+        })
+    }
+    fn build(self) -> History {
+        self.h
+    }
+}
+
+/// Every violation of every invariant, in `ALL` order.
+fn all_violations(h: &History) -> Vec<Violation> {
+    ALL.iter().flat_map(|&i| check(i, h)).collect()
+}
+
+fn of_kind(vs: &[Violation], kind: Kind) -> Vec<&Violation> {
+    vs.iter().filter(|v| v.kind == kind).collect()
+}
+
+/// Asserts the violation's invariant, kind and messages, and that its explanation names every
+/// message it lists.
+#[track_caller]
+fn assert_violation(v: &Violation, invariant: Invariant, kind: Kind, msgs: &[MsgId]) {
+    assert_eq!(v.invariant, invariant, "{v:?}");
+    assert_eq!(v.kind, kind, "{v:?}");
+    assert_eq!(v.msgs, msgs, "{v:?}");
+    for msg in msgs {
+        assert!(
+            v.explanation.contains(&msg.to_string()),
+            "explanation does not name {msg}: {}",
+            v.explanation
+        );
+    }
+}
+
+#[track_caller]
+fn assert_mentions(v: &Violation, needle: &str) {
+    assert!(
+        v.explanation.contains(needle),
+        "explanation lacks {needle:?}: {}",
+        v.explanation
+    );
+}
+
+#[track_caller]
+fn assert_clean(h: &History) {
+    let vs = all_violations(h);
+    assert!(vs.is_empty(), "expected no violations, got {vs:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// at-least-once
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn acked_but_never_delivered_is_lost() {
+    let h = B::new()
+        .send(m(0, 3), 0, &[1])
+        .at(1234)
+        .ack(m(0, 3))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 3)]);
+    assert_mentions(&vs[0], "p0:3");
+    assert_mentions(&vs[0], "group 1");
+    assert_mentions(&vs[0], "1.234 s");
+    assert!(!vs[0].explanation.contains("other groups did"), "{vs:?}");
+    // Only at-least-once complains.
+    assert_eq!(all_violations(&h), vs);
+}
+
+#[test]
+fn failed_or_unacked_sends_that_are_not_delivered_are_not_lost() {
+    let h = B::new()
+        .send(m(0, 0), 0, &[1])
+        .fail(m(0, 0))
+        .send(m(0, 1), 0, &[1, 2])
+        // p0:1 never acknowledged nor failed: in doubt.
+        .build();
+    assert!(at_least_once(&h).is_empty());
+    assert_clean(&h);
+}
+
+#[test]
+fn failed_send_that_is_delivered_anyway_is_fine() {
+    // A definite failure may still have been stored: delivering it is neither lost nor unexpected.
+    let h = B::new()
+        .send(m(0, 0), 0, &[1])
+        .fail(m(0, 0))
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .build();
+    assert_clean(&h);
+}
+
+#[test]
+fn delivered_acked_message_is_not_lost() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .sent(m(1, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(1, 0), 1).pos(1))
+        .commit(1, 0, 0, 1)
+        .build();
+    assert!(at_least_once(&h).is_empty());
+    assert_clean(&h);
+}
+
+#[test]
+fn delivered_before_ack_is_not_lost() {
+    // The harness may see the delivery before the producer's ack.
+    let h = B::new()
+        .send(m(0, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 1))
+        .ack(m(0, 0))
+        .build();
+    assert_clean(&h);
+}
+
+#[test]
+fn lost_for_the_missing_group_only() {
+    let h = B::new()
+        .sent(m(0, 7), 0, &[1, 2])
+        .deliver(dv(m(0, 7), 1).pos(0))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 7)]);
+    assert_mentions(&vs[0], "group 2");
+    assert!(!vs[0].explanation.contains("group 1"), "{}", vs[0]);
+    assert_mentions(&vs[0], "(other groups did)");
+}
+
+#[test]
+fn lost_for_every_group_lists_them_all_in_one_violation() {
+    let h = B::new().sent(m(2, 0), 0, &[1, 2]).build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(2, 0)]);
+    assert_mentions(&vs[0], "group 1, group 2");
+    assert!(!vs[0].explanation.contains("other groups did"), "{}", vs[0]);
+}
+
+#[test]
+fn delivery_to_a_group_outside_the_audience_does_not_count() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 2))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 0)]);
+    assert_mentions(&vs[0], "group 1");
+}
+
+#[test]
+fn acked_message_with_empty_audience_is_not_lost() {
+    // E.g. a ZeroMQ publisher with no subscribers: nobody was owed the message.
+    let h = B::new().sent(m(0, 0), 0, &[]).build();
+    assert!(at_least_once(&h).is_empty());
+}
+
+#[test]
+fn lost_messages_are_reported_in_message_order_and_once_each() {
+    let h = B::new()
+        .sent(m(1, 0), 0, &[1])
+        .sent(m(0, 5), 0, &[1])
+        .ack(m(0, 5)) // a second ack changes nothing
+        .sent(m(0, 2), 0, &[1])
+        .deliver(dv(m(0, 2), 1))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 5)]);
+    assert_violation(&vs[1], Invariant::AtLeastOnce, Kind::Lost, &[m(1, 0)]);
+}
+
+#[test]
+fn lost_explanation_uses_the_first_ack_time() {
+    let h = B::new()
+        .send(m(0, 0), 0, &[1])
+        .at(2_005)
+        .ack(m(0, 0))
+        .at(9_000)
+        .ack(m(0, 0))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_mentions(&vs[0], "2.005 s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// at-most-once
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn duplicate_with_two_positions_is_stored_more_than_once() {
+    let h = B::new()
+        .sent(m(0, 3), 0, &[1])
+        .deliver(dv(m(0, 3), 1).pos(4))
+        .deliver(dv(m(0, 3), 1).pos(7).consumer(2))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 3)]);
+    assert_mentions(&vs[0], "p0:3");
+    assert_mentions(&vs[0], "group 1");
+    assert_mentions(&vs[0], "2 times");
+    assert_mentions(&vs[0], "stored more than once");
+    assert_mentions(&vs[0], "positions 4 and 7");
+    assert_mentions(&vs[0], "consumer 2");
+}
+
+#[test]
+fn redelivery_flagged_redelivered_is_explained_as_redelivered() {
+    let h = B::new()
+        .sent(m(1, 0), 0, &[3])
+        .deliver(dv(m(1, 0), 3).redelivered(false))
+        .deliver(dv(m(1, 0), 3).consumer(1).redelivered(true))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(1, 0)]);
+    assert_mentions(&vs[0], "redelivered");
+    assert!(!vs[0].explanation.contains("stored more than once"));
+}
+
+#[test]
+fn redelivery_at_the_same_position_is_explained_as_redelivered() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 1).pos(5))
+        .deliver(dv(m(0, 0), 1).pos(5).session(1).redelivered(true))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_mentions(&vs[0], "redelivered");
+}
+
+#[test]
+fn reconsumption_from_the_same_position_is_explained_as_such() {
+    let h = B::new()
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 1), 1).pos(1).session(1))
+        .deliver(dv(m(0, 1), 1).pos(1).session(2))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 1)]);
+    assert_mentions(&vs[0], "3 times");
+    assert_mentions(&vs[0], "consumed again from the same position");
+}
+
+#[test]
+fn same_message_to_different_groups_is_not_a_duplicate() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .build();
+    assert!(at_most_once(&h).is_empty());
+    assert_clean(&h);
+}
+
+#[test]
+fn duplicates_are_per_group_in_group_order() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .deliver(dv(m(0, 0), 2))
+        .deliver(dv(m(0, 0), 1))
+        .deliver(dv(m(0, 0), 2))
+        .deliver(dv(m(0, 0), 1))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 0)]);
+    assert_mentions(&vs[0], "group 1");
+    assert_violation(&vs[1], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 0)]);
+    assert_mentions(&vs[1], "group 2");
+}
+
+#[test]
+fn distinct_messages_are_not_duplicates() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(0, 1), 0, &[1])
+        .sent(m(1, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(1, 0), 1).pos(2))
+        .build();
+    assert!(at_most_once(&h).is_empty());
+    assert_clean(&h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ordering: reordered
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reordering_within_scope_and_producer_is_flagged() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 0), 1))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::Reordered,
+        &[m(0, 1), m(0, 0)],
+    );
+    assert_mentions(&vs[0], "group 1");
+    assert_mentions(&vs[0], "scope 0");
+    // Nothing else is wrong with this history.
+    assert_eq!(all_violations(&h), vs);
+}
+
+#[test]
+fn every_message_delivered_after_a_later_one_is_flagged() {
+    let h = B::new()
+        .deliver(dv(m(0, 2), 1))
+        .deliver(dv(m(0, 0), 1))
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 3), 1))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::Reordered,
+        &[m(0, 2), m(0, 0)],
+    );
+    assert_violation(
+        &vs[1],
+        Invariant::Ordering,
+        Kind::Reordered,
+        &[m(0, 2), m(0, 1)],
+    );
+}
+
+#[test]
+fn reordering_across_producers_is_not_flagged() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(1, 0), 0, &[1])
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(1, 0), 1))
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 0), 1))
+        .build();
+    // p0:1 before p0:0 is still a reordering, but p1:0 relative to p0:* is not.
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_eq!(vs[0].msgs, vec![m(0, 1), m(0, 0)]);
+
+    let h = B::new()
+        .sent(m(0, 5), 0, &[1])
+        .sent(m(1, 0), 0, &[1])
+        .deliver(dv(m(0, 5), 1))
+        .deliver(dv(m(1, 0), 1))
+        .build();
+    assert!(ordering(&h).is_empty());
+}
+
+#[test]
+fn reordering_across_scopes_is_not_flagged() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(0, 1), 1, &[1])
+        .deliver(dv(m(0, 1), 1).scope(1))
+        .deliver(dv(m(0, 0), 1).scope(0))
+        .build();
+    assert!(ordering(&h).is_empty());
+    assert_clean(&h);
+}
+
+#[test]
+fn reordering_is_judged_per_group() {
+    // Group 1 sees only p0:1, group 2 sees only p0:0: neither group reordered anything.
+    let h = B::new()
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 0), 2))
+        .build();
+    assert!(ordering(&h).is_empty());
+
+    // Group 2 reorders, group 1 does not: only group 2 is reported.
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1))
+        .deliver(dv(m(0, 1), 2))
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 0), 2))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::Reordered,
+        &[m(0, 1), m(0, 0)],
+    );
+    assert_mentions(&vs[0], "group 2");
+}
+
+#[test]
+fn gaps_in_send_order_are_not_reorderings() {
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1))
+        .deliver(dv(m(0, 3), 1))
+        .deliver(dv(m(0, 9), 1))
+        .build();
+    assert!(ordering(&h).is_empty());
+}
+
+#[test]
+fn redelivery_of_an_earlier_message_is_a_duplicate_not_a_reordering() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(0, 1), 0, &[1])
+        .sent(m(0, 2), 0, &[1])
+        .deliver(dv(m(0, 0), 1).redelivered(false))
+        .deliver(dv(m(0, 1), 1).redelivered(false))
+        .deliver(dv(m(0, 2), 1).redelivered(false))
+        .deliver(dv(m(0, 0), 1).consumer(1).redelivered(true))
+        .build();
+    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    let vs = all_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 0)]);
+    assert_mentions(&vs[0], "redelivered");
+}
+
+#[test]
+fn rewind_in_one_session_is_nonmonotonic_but_not_reordered() {
+    // A redelivery at an earlier position in the same session: duplicate and rewind, no reorder.
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::NonmonotonicPoll,
+        &[m(0, 1), m(0, 0)],
+    );
+    assert!(of_kind(&all_violations(&h), Kind::Reordered).is_empty());
+    assert_eq!(of_kind(&all_violations(&h), Kind::Duplicate).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ordering: nonmonotonic-poll
+// ---------------------------------------------------------------------------------------------
+
+/// p0:0..=n-1 sent and acked to group 1 in scope 0.
+fn sent_n(n: u32) -> B {
+    (0..n).fold(B::new(), |b, s| b.sent(m(0, s), 0, &[1]))
+}
+
+#[test]
+fn position_going_back_within_a_session_is_nonmonotonic() {
+    let h = sent_n(3)
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .at(3_500)
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::NonmonotonicPoll,
+        &[m(0, 2), m(0, 1)],
+    );
+    assert_mentions(&vs[0], "from position 2 (p0:2) to 1 (p0:1)");
+    assert_mentions(&vs[0], "3.500 s");
+    assert_mentions(&vs[0], "consumer 0 of group 1");
+}
+
+#[test]
+fn same_position_twice_within_a_session_is_nonmonotonic() {
+    let h = sent_n(1)
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::NonmonotonicPoll,
+        &[m(0, 0), m(0, 0)],
+    );
+}
+
+#[test]
+fn position_going_back_across_a_session_change_is_not_nonmonotonic() {
+    let h = sent_n(3)
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 1), 1).pos(1).session(1))
+        .deliver(dv(m(0, 2), 1).pos(2).session(1))
+        .build();
+    let vs = ordering(&h);
+    assert!(of_kind(&vs, Kind::NonmonotonicPoll).is_empty(), "{vs:#?}");
+    assert!(vs.is_empty(), "{vs:#?}");
+    // Still duplicates, of course.
+    assert_eq!(at_most_once(&h).len(), 2);
+}
+
+#[test]
+fn positions_are_tracked_per_consumer_scope_and_group() {
+    let base = B::new().deliver(dv(m(0, 1), 1).pos(1));
+    // Each of these goes "back" to position 0, but for a different (group, consumer, scope).
+    let h = base
+        .deliver(dv(m(1, 0), 1).pos(0).scope(1))
+        .deliver(dv(m(2, 0), 1).pos(0).consumer(1))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(0, 1), 2).pos(1))
+        .build();
+    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    // Control: the same step back by the same consumer is flagged.
+    let h = B::new()
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(2, 0), 1).pos(0))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::NonmonotonicPoll,
+        &[m(0, 1), m(2, 0)],
+    );
+}
+
+#[test]
+fn deliveries_without_positions_are_ignored_by_the_position_checks() {
+    let h = sent_n(3)
+        .deliver(dv(m(0, 0), 1).pos(5))
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 2), 1).pos(6))
+        .build();
+    assert!(ordering(&h).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// ordering: poll-skip
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn jump_over_a_position_someone_saw_is_poll_skip() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .sent(m(0, 1), 0, &[1, 2])
+        .sent(m(0, 2), 0, &[1, 2])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(0, 2), 2).pos(2))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::PollSkip,
+        &[m(0, 0), m(0, 2)],
+    );
+    assert_mentions(&vs[0], "skipping position 1");
+    assert_mentions(&vs[0], "group 2");
+    assert_mentions(&vs[0], "from position 0 (p0:0) to 2 (p0:2)");
+    // The skipped message is also lost for group 2.
+    let lost = at_least_once(&h);
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_violation(&lost[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 1)]);
+    assert_mentions(&lost[0], "group 2");
+}
+
+#[test]
+fn poll_skip_counts_positions_seen_later_in_the_history() {
+    // Group 1 jumps 0 -> 2 before group 2 shows that position 1 exists.
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 1), 2).pos(1))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::PollSkip,
+        &[m(0, 0), m(0, 2)],
+    );
+}
+
+#[test]
+fn poll_skip_names_the_first_skipped_position() {
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 3), 1).pos(3))
+        .deliver(dv(m(0, 1), 2).pos(1))
+        .deliver(dv(m(0, 2), 2).pos(2))
+        .build();
+    let vs = ordering(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_eq!(vs[0].kind, Kind::PollSkip);
+    assert_mentions(&vs[0], "skipping position 1");
+}
+
+#[test]
+fn jump_over_a_position_nobody_saw_is_not_poll_skip() {
+    // Position 1 might be a transaction marker or compacted away: nobody ever delivered it.
+    let h = sent_n(2)
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(2))
+        .build();
+    assert!(ordering(&h).is_empty());
+    assert_clean(&h);
+}
+
+#[test]
+fn jump_across_a_session_change_is_not_poll_skip() {
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(0, 2), 2).pos(2).session(1))
+        .build();
+    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+}
+
+#[test]
+fn positions_known_in_another_scope_do_not_make_a_skip() {
+    let h = B::new()
+        .deliver(dv(m(1, 0), 1).pos(1).scope(1))
+        .deliver(dv(m(0, 0), 1).pos(0).scope(0))
+        .deliver(dv(m(0, 1), 1).pos(2).scope(0))
+        .build();
+    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+}
+
+#[test]
+fn ordering_reports_reorders_before_position_violations() {
+    let h = B::new()
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(0, 2), 2).pos(2))
+        .deliver(dv(m(0, 1), 2).pos(1))
+        .build();
+    let kinds: Vec<Kind> = ordering(&h).iter().map(|v| v.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![Kind::Reordered, Kind::PollSkip, Kind::NonmonotonicPoll]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// no-unexpected
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn delivery_of_a_never_sent_message_is_unexpected() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[2])
+        .deliver(dv(m(0, 0), 2))
+        .at(4_321)
+        .deliver(dv(m(9, 9), 2))
+        .build();
+    let vs = no_unexpected(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::NoUnexpected,
+        Kind::Unexpected,
+        &[m(9, 9)],
+    );
+    assert_mentions(&vs[0], "group 2");
+    assert_mentions(&vs[0], "4.321 s");
+    assert_mentions(&vs[0], "no producer ever sent it");
+}
+
+#[test]
+fn an_unexpected_message_is_reported_once_and_in_delivery_order() {
+    let h = B::new()
+        .deliver(dv(m(5, 1), 1))
+        .deliver(dv(m(5, 1), 2))
+        .deliver(dv(m(3, 0), 1))
+        .deliver(dv(m(5, 1), 1))
+        .build();
+    let vs = no_unexpected(&h);
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::NoUnexpected,
+        Kind::Unexpected,
+        &[m(5, 1)],
+    );
+    assert_mentions(&vs[0], "group 1");
+    assert_violation(
+        &vs[1],
+        Invariant::NoUnexpected,
+        Kind::Unexpected,
+        &[m(3, 0)],
+    );
+}
+
+#[test]
+fn ack_without_send_does_not_make_a_delivery_expected() {
+    let h = B::new().ack(m(0, 0)).deliver(dv(m(0, 0), 1)).build();
+    let vs = no_unexpected(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::NoUnexpected,
+        Kind::Unexpected,
+        &[m(0, 0)],
+    );
+}
+
+#[test]
+fn sent_messages_are_expected_even_if_failed_unacked_or_delivered_first() {
+    let h = B::new()
+        .deliver(dv(m(0, 2), 1)) // the harness saw the delivery before the send
+        .send(m(0, 0), 0, &[1])
+        .fail(m(0, 0))
+        .send(m(0, 1), 0, &[1])
+        .send(m(0, 2), 0, &[1])
+        .deliver(dv(m(0, 0), 1))
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    assert!(no_unexpected(&h).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// check, and the crate's small API around it
+// ---------------------------------------------------------------------------------------------
+
+/// A history with every kind of violation in it.
+fn messy() -> History {
+    B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .sent(m(0, 1), 0, &[1, 2])
+        .sent(m(0, 2), 0, &[1, 2])
+        .sent(m(0, 3), 0, &[1, 2])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 2), 1).pos(2))
+        .deliver(dv(m(0, 3), 1).pos(3))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(0, 2), 2).pos(2)) // poll-skip over 1
+        .deliver(dv(m(0, 1), 2).pos(1)) // reordered, nonmonotonic
+        .deliver(dv(m(0, 1), 2).pos(5).session(1)) // duplicate, stored twice
+        .deliver(dv(m(7, 7), 1)) // unexpected
+        // p0:3 lost for group 2
+        .build()
+}
+
+#[test]
+fn check_dispatches_to_each_checker() {
+    let h = messy();
+    assert_eq!(check(Invariant::AtLeastOnce, &h), at_least_once(&h));
+    assert_eq!(check(Invariant::AtMostOnce, &h), at_most_once(&h));
+    assert_eq!(check(Invariant::Ordering, &h), ordering(&h));
+    assert_eq!(check(Invariant::NoUnexpected, &h), no_unexpected(&h));
+}
+
+#[test]
+fn check_finds_every_kind_in_the_messy_history() {
+    let h = messy();
+
+    let lost = check(Invariant::AtLeastOnce, &h);
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_violation(&lost[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 3)]);
+    assert_mentions(&lost[0], "group 2");
+
+    let dup = check(Invariant::AtMostOnce, &h);
+    assert_eq!(dup.len(), 1, "{dup:#?}");
+    assert_violation(&dup[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 1)]);
+    assert_mentions(&dup[0], "stored more than once, at positions 1 and 5");
+
+    let ord = check(Invariant::Ordering, &h);
+    assert_eq!(ord.len(), 3, "{ord:#?}");
+    assert_violation(
+        &ord[0],
+        Invariant::Ordering,
+        Kind::Reordered,
+        &[m(0, 2), m(0, 1)],
+    );
+    assert_violation(
+        &ord[1],
+        Invariant::Ordering,
+        Kind::PollSkip,
+        &[m(0, 0), m(0, 2)],
+    );
+    assert_violation(
+        &ord[2],
+        Invariant::Ordering,
+        Kind::NonmonotonicPoll,
+        &[m(0, 2), m(0, 1)],
+    );
+
+    let unexp = check(Invariant::NoUnexpected, &h);
+    assert_eq!(unexp.len(), 1, "{unexp:#?}");
+    assert_violation(
+        &unexp[0],
+        Invariant::NoUnexpected,
+        Kind::Unexpected,
+        &[m(7, 7)],
+    );
+}
+
+#[test]
+fn check_on_clean_and_empty_histories_finds_nothing() {
+    assert_clean(&History::default());
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1, 2])
+        .sent(m(1, 0), 0, &[1, 2])
+        .sent(m(0, 1), 1, &[1])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .deliver(dv(m(0, 1), 1).scope(1).pos(0))
+        .deliver(dv(m(0, 0), 2).pos(0))
+        .deliver(dv(m(1, 0), 1).pos(1))
+        .deliver(dv(m(1, 0), 2).pos(1))
+        .commit(1, 0, 0, 1)
+        .commit(2, 0, 0, 1)
+        .build();
+    for inv in ALL {
+        assert!(check(inv, &h).is_empty(), "{inv}: {:#?}", check(inv, &h));
+    }
+}
+
+#[test]
+fn violation_display_and_names() {
+    let h = B::new().sent(m(0, 3), 0, &[1]).build();
+    let v = &at_least_once(&h)[0];
+    let shown = v.to_string();
+    assert!(shown.starts_with("at-least-once (lost): "), "{shown}");
+    assert!(shown.ends_with(&v.explanation), "{shown}");
+
+    for inv in ALL {
+        assert_eq!(inv.name().parse::<Invariant>(), Ok(inv));
+        assert_eq!(inv.to_string(), inv.name());
+    }
+    assert!("exactly-once".parse::<Invariant>().is_err());
+    let names: Vec<&str> = [
+        Kind::Lost,
+        Kind::Duplicate,
+        Kind::Reordered,
+        Kind::PollSkip,
+        Kind::NonmonotonicPoll,
+        Kind::Unexpected,
+    ]
+    .iter()
+    .map(|k| k.name())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "lost",
+            "duplicate",
+            "reordered",
+            "poll-skip",
+            "nonmonotonic-poll",
+            "unexpected"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+/// Shape of a perfect history: `producers` producers each send `per_producer` messages; message
+/// `k` of the whole send sequence goes to scope `scope_picks[k] % scopes`; sends of different
+/// producers interleave according to `send_picks`, deliveries of different (group, scope) streams
+/// according to `deliver_picks`.
+#[derive(Clone, Debug)]
+struct Shape {
+    producers: u32,
+    per_producer: u32,
+    scopes: u32,
+    groups: u32,
+    scope_picks: Vec<u32>,
+    send_picks: Vec<usize>,
+    deliver_picks: Vec<usize>,
+}
+
+fn shape(min_per_producer: u32) -> impl Strategy<Value = Shape> {
+    (1u32..=3, min_per_producer..=6, 1u32..=2, 1u32..=3).prop_flat_map(
+        |(producers, per_producer, scopes, groups)| {
+            let total = (producers * per_producer) as usize;
+            (
+                proptest::collection::vec(0..scopes, total),
+                proptest::collection::vec(any::<usize>(), total),
+                proptest::collection::vec(any::<usize>(), total * groups as usize),
+            )
+                .prop_map(move |(scope_picks, send_picks, deliver_picks)| Shape {
+                    producers,
+                    per_producer,
+                    scopes,
+                    groups,
+                    scope_picks,
+                    send_picks,
+                    deliver_picks,
+                })
+        },
+    )
+}
+
+/// Merges streams, keeping each stream's order, taking the next element from the stream `picks`
+/// chooses among those not yet exhausted.
+fn interleave<T>(streams: Vec<Vec<T>>, picks: &[usize]) -> Vec<T> {
+    let mut streams: Vec<std::collections::VecDeque<T>> =
+        streams.into_iter().map(Into::into).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        streams.retain(|s| !s.is_empty());
+        if streams.is_empty() {
+            return out;
+        }
+        let pick = picks.get(i).copied().unwrap_or(0) % streams.len();
+        out.push(streams[pick].pop_front().unwrap());
+        i += 1;
+    }
+}
+
+/// Group ids are 10, 11, …; consumer of group g is g * 100.
+fn group_id(g: u32) -> GroupId {
+    10 + g
+}
+
+fn perfect(s: &Shape) -> History {
+    let streams: Vec<Vec<MsgId>> = (0..s.producers)
+        .map(|p| (0..s.per_producer).map(|q| m(p, q)).collect())
+        .collect();
+    let send_order = interleave(streams, &s.send_picks);
+    let groups: Vec<GroupId> = (0..s.groups).map(group_id).collect();
+
+    let mut b = B::new();
+    // Each scope's log, in append (= send) order.
+    let mut logs: Vec<Vec<MsgId>> = vec![Vec::new(); s.scopes as usize];
+    for (k, msg) in send_order.iter().enumerate() {
+        let scope = s.scope_picks[k] % s.scopes;
+        logs[scope as usize].push(*msg);
+        b = b.sent(*msg, scope, &groups);
+    }
+    let mut streams = Vec::new();
+    for &g in &groups {
+        for (scope, log) in logs.iter().enumerate() {
+            let stream: Vec<Dv> = log
+                .iter()
+                .enumerate()
+                .map(|(pos, msg)| {
+                    dv(*msg, g)
+                        .consumer(g * 100)
+                        .scope(scope as u32)
+                        .pos(pos as u64)
+                        .redelivered(false)
+                })
+                .collect();
+            streams.push(stream);
+        }
+    }
+    for d in interleave(streams, &s.deliver_picks) {
+        b = b.deliver(d);
+    }
+    let h = b.build();
+    assert_eq!(
+        h.deliveries(),
+        (s.producers * s.per_producer * s.groups) as usize
+    );
+    h
+}
+
+fn delivery_indices(h: &History) -> Vec<usize> {
+    h.events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.op, Op::Deliver { .. }))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn deliver_fields(e: &Event) -> (MsgId, GroupId, u32) {
+    match e.op {
+        Op::Deliver {
+            msg, group, scope, ..
+        } => (msg, group, scope),
+        _ => unreachable!("not a delivery: {e:?}"),
+    }
+}
+
+/// Arbitrary, mostly nonsensical histories over a small domain, for determinism.
+fn arbitrary_history() -> impl Strategy<Value = History> {
+    let msg = (0u32..3, 0u32..4).prop_map(|(p, s)| m(p, s));
+    let op = prop_oneof![
+        (
+            msg.clone(),
+            0u32..2,
+            proptest::collection::vec(0u32..3, 0..3)
+        )
+            .prop_map(|(msg, scope, audience)| Op::Send {
+                msg,
+                scope,
+                audience
+            }),
+        msg.clone().prop_map(|msg| Op::Ack { msg }),
+        msg.clone().prop_map(|msg| Op::Fail {
+            msg,
+            reason: "x".into()
+        }),
+        (
+            msg,
+            0u32..3,
+            0u32..2,
+            0u32..2,
+            proptest::option::of(0u64..6),
+            0u64..2,
+            proptest::option::of(any::<bool>())
+        )
+            .prop_map(
+                |(msg, group, consumer, scope, position, session, redelivered)| Op::Deliver {
+                    msg,
+                    group,
+                    consumer,
+                    scope,
+                    position,
+                    session,
+                    redelivered,
+                }
+            ),
+        (0u32..3, 0u32..2, 0u32..2, 0u64..6).prop_map(|(group, consumer, scope, position)| {
+            Op::Commit {
+                group,
+                consumer,
+                scope,
+                position,
+            }
+        }),
+    ];
+    proptest::collection::vec((0u64..10_000, op), 0..40).prop_map(|ops| History {
+        events: ops
+            .into_iter()
+            .map(|(time_ms, op)| Event {
+                time_ms,
+                node: "n".into(),
+                op,
+            })
+            .collect(),
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// (1) A perfect history violates nothing.
+    #[test]
+    fn prop_perfect_history_is_clean(s in shape(0)) {
+        let h = perfect(&s);
+        for inv in ALL {
+            let vs = check(inv, &h);
+            prop_assert!(vs.is_empty(), "{}: {:#?}", inv, vs);
+        }
+    }
+
+    /// (2) Dropping one delivery of an acked message loses exactly that message, once.
+    #[test]
+    fn prop_dropped_delivery_is_exactly_one_lost(s in shape(1), which in any::<Index>()) {
+        let mut h = perfect(&s);
+        let idx = delivery_indices(&h);
+        let at = idx[which.index(idx.len())];
+        let (msg, group, _) = deliver_fields(&h.events[at]);
+        h.events.remove(at);
+
+        let lost = at_least_once(&h);
+        prop_assert_eq!(lost.len(), 1, "{:#?}", lost);
+        prop_assert_eq!(lost[0].kind, Kind::Lost);
+        prop_assert_eq!(lost[0].invariant, Invariant::AtLeastOnce);
+        prop_assert_eq!(&lost[0].msgs, &vec![msg]);
+        prop_assert!(lost[0].explanation.contains(&msg.to_string()), "{}", lost[0]);
+        let group_text = format!("group {group} never");
+        prop_assert!(lost[0].explanation.contains(&group_text), "{}", lost[0]);
+        prop_assert_eq!(lost[0].explanation.contains("other groups did"), s.groups > 1);
+
+        let all = all_violations(&h);
+        prop_assert_eq!(of_kind(&all, Kind::Lost).len(), 1);
+        prop_assert!(at_most_once(&h).is_empty());
+        prop_assert!(no_unexpected(&h).is_empty());
+        prop_assert!(of_kind(&all, Kind::Reordered).is_empty(), "{:#?}", all);
+    }
+
+    /// (3) Re-delivering one message at the end is exactly one duplicate and no reordering.
+    #[test]
+    fn prop_duplicated_delivery_is_exactly_one_duplicate(
+        s in shape(1),
+        which in any::<Index>(),
+    ) {
+        let mut h = perfect(&s);
+        let idx = delivery_indices(&h);
+        let mut copy = h.events[idx[which.index(idx.len())]].clone();
+        let (msg, group, _) = deliver_fields(&copy);
+        copy.time_ms = h.events.last().unwrap().time_ms + 1;
+        h.events.push(copy);
+
+        let dup = at_most_once(&h);
+        prop_assert_eq!(dup.len(), 1, "{:#?}", dup);
+        prop_assert_eq!(dup[0].kind, Kind::Duplicate);
+        prop_assert_eq!(dup[0].invariant, Invariant::AtMostOnce);
+        prop_assert_eq!(&dup[0].msgs, &vec![msg]);
+        prop_assert!(dup[0].explanation.contains(&msg.to_string()), "{}", dup[0]);
+        let group_text = format!("group {group} delivered");
+        prop_assert!(dup[0].explanation.contains(&group_text), "{}", dup[0]);
+        prop_assert!(dup[0].explanation.contains("2 times"), "{}", dup[0]);
+        prop_assert!(
+            dup[0].explanation.contains("consumed again from the same position"),
+            "{}",
+            dup[0]
+        );
+
+        let all = all_violations(&h);
+        prop_assert_eq!(of_kind(&all, Kind::Duplicate).len(), 1);
+        prop_assert!(of_kind(&all, Kind::Reordered).is_empty(), "{:#?}", all);
+        prop_assert!(at_least_once(&h).is_empty());
+        prop_assert!(no_unexpected(&h).is_empty());
+    }
+
+    /// (4) Swapping two consecutive deliveries of one (producer, scope, group) is a reordering.
+    #[test]
+    fn prop_swapped_deliveries_are_reordered(s in shape(3), which in any::<Index>()) {
+        let mut h = perfect(&s);
+        let idx = delivery_indices(&h);
+        // Pairs (i, j) of event indices: j is the next delivery with i's (producer, scope, group).
+        let mut pairs = Vec::new();
+        for (a, &i) in idx.iter().enumerate() {
+            let (mi, gi, si) = deliver_fields(&h.events[i]);
+            let next = idx[a + 1..].iter().copied().find(|&j| {
+                let (mj, gj, sj) = deliver_fields(&h.events[j]);
+                mj.producer == mi.producer && gj == gi && sj == si
+            });
+            if let Some(j) = next {
+                pairs.push((i, j));
+            }
+        }
+        // Three messages per producer over at most two scopes: some scope holds two.
+        prop_assert!(!pairs.is_empty());
+        let (i, j) = pairs[which.index(pairs.len())];
+        let (earlier, group, _) = deliver_fields(&h.events[i]);
+        let (later, _, _) = deliver_fields(&h.events[j]);
+        prop_assert!(earlier.seq < later.seq);
+        h.events.swap(i, j);
+
+        let ord = ordering(&h);
+        let reordered = of_kind(&ord, Kind::Reordered);
+        prop_assert!(!reordered.is_empty(), "{:#?}", ord);
+        prop_assert_eq!(reordered.len(), 1, "{:#?}", ord);
+        prop_assert_eq!(reordered[0].invariant, Invariant::Ordering);
+        prop_assert_eq!(&reordered[0].msgs, &vec![later, earlier]);
+        prop_assert!(reordered[0].explanation.contains(&earlier.to_string()));
+        prop_assert!(reordered[0].explanation.contains(&later.to_string()));
+        let group_text = format!("group {group} ");
+        prop_assert!(reordered[0].explanation.contains(&group_text));
+        // Same positions, now walked backwards by that consumer.
+        prop_assert!(!of_kind(&ord, Kind::NonmonotonicPoll).is_empty(), "{:#?}", ord);
+        prop_assert!(at_least_once(&h).is_empty());
+        prop_assert!(at_most_once(&h).is_empty());
+        prop_assert!(no_unexpected(&h).is_empty());
+    }
+
+    /// (5) Same history, same violations, in the same order; each names its invariant and
+    /// messages.
+    #[test]
+    fn prop_checkers_are_deterministic(h in arbitrary_history()) {
+        let copy = h.clone();
+        for inv in ALL {
+            let first = check(inv, &h);
+            let second = check(inv, &copy);
+            prop_assert_eq!(&first, &second);
+            prop_assert_eq!(&first, &check(inv, &h));
+            for v in &first {
+                prop_assert_eq!(v.invariant, inv);
+                prop_assert!(!v.msgs.is_empty());
+                for msg in &v.msgs {
+                    prop_assert!(v.explanation.contains(&msg.to_string()), "{}", v);
+                }
+            }
+        }
+    }
+
+    /// (5, on perfect-history mutations) Determinism holds for the mutated histories too.
+    #[test]
+    fn prop_checkers_are_deterministic_on_mutations(
+        s in shape(1),
+        drop in any::<Index>(),
+        dup in any::<Index>(),
+    ) {
+        let mut h = perfect(&s);
+        let idx = delivery_indices(&h);
+        let copy = h.events[idx[dup.index(idx.len())]].clone();
+        h.events.push(copy);
+        h.events.remove(idx[drop.index(idx.len())]);
+        prop_assert_eq!(all_violations(&h), all_violations(&h.clone()));
+    }
+}

@@ -1,0 +1,317 @@
+//! Faults, and the seeded nemesis that turns a seed into a fault schedule (swarm testing).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// A kind of fault the nemesis may inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Process crash and restart: volatile state lost, page cache and fsynced data kept.
+    Crash,
+    /// Machine crash: only fsynced data kept.
+    Power,
+    /// Nodes split into groups, one-way splits, an isolated leader; healed later.
+    Partition,
+    /// Packets dropped; a drop breaks the connection at that point.
+    Loss,
+    /// Packets delivered twice.
+    Duplicate,
+    /// Per-connection FIFO order broken.
+    Reorder,
+    /// A node stops, then resumes with its stale view.
+    Pause,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 7] = [
+        Fault::Crash,
+        Fault::Power,
+        Fault::Partition,
+        Fault::Loss,
+        Fault::Duplicate,
+        Fault::Reorder,
+        Fault::Pause,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Power => "power",
+            Fault::Partition => "partition",
+            Fault::Loss => "loss",
+            Fault::Duplicate => "duplicate",
+            Fault::Reorder => "reorder",
+            Fault::Pause => "pause",
+        }
+    }
+}
+
+/// The faults a user allowed: `all`, `none`, or a comma list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FaultSet(pub BTreeSet<Fault>);
+
+impl FaultSet {
+    pub fn all() -> Self {
+        FaultSet(Fault::ALL.into_iter().collect())
+    }
+
+    pub fn contains(&self, f: Fault) -> bool {
+        self.0.contains(&f)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|f| f.name()).collect()
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("none")
+        } else if *self == FaultSet::all() {
+            f.write_str("all")
+        } else {
+            f.write_str(&self.names().join(","))
+        }
+    }
+}
+
+impl FromStr for FaultSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => return Ok(FaultSet::all()),
+            "none" | "" => return Ok(FaultSet::default()),
+            _ => {}
+        }
+        let mut set = BTreeSet::new();
+        for word in s.split(',').map(str::trim) {
+            let fault = Fault::ALL
+                .into_iter()
+                .find(|f| f.name() == word)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown fault '{word}' in --faults (allowed: all, none, {})",
+                        FaultSet::all().names().join(", ")
+                    )
+                })?;
+            set.insert(fault);
+        }
+        Ok(FaultSet(set))
+    }
+}
+
+/// Which node a crash, power loss or pause hits: resolved when the fault starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Whichever faulty node leads something at that moment (a random faulty node if none).
+    Leader,
+    /// A fixed node, by index.
+    Node(usize),
+}
+
+/// How a partition splits the nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// The current leader alone on one side.
+    IsolateLeader,
+    /// These nodes on one side, the rest on the other.
+    Halves(Vec<usize>),
+    /// These nodes cannot send to the rest, but hear them.
+    OneWay(Vec<usize>),
+}
+
+/// One fault with its extent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum FaultOp {
+    Crash {
+        target: Target,
+    },
+    Power {
+        target: Target,
+    },
+    Pause {
+        target: Target,
+    },
+    Partition {
+        split: Split,
+    },
+    /// Each packet is dropped with probability `per_mille / 1000`.
+    Loss {
+        per_mille: u32,
+    },
+    Duplicate {
+        per_mille: u32,
+    },
+    Reorder,
+}
+
+/// A fault from `at_ms` for `for_ms` of simulated time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ScheduledFault {
+    pub at_ms: u64,
+    pub for_ms: u64,
+    #[serde(flatten)]
+    pub op: FaultOp,
+}
+
+/// The nemesis's plan for one run: faults within a window, after which everything heals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Schedule {
+    pub window_ms: u64,
+    pub faults: Vec<ScheduledFault>,
+}
+
+/// What the nemesis needs to know about the nodes: their names and which may crash or pause.
+#[derive(Clone, Debug)]
+pub struct Cast {
+    pub names: Vec<String>,
+    pub faulty: Vec<usize>,
+    /// Faulty nodes that are clients (consumers): the nemesis aims some crashes at them.
+    pub clients: Vec<usize>,
+}
+
+impl Cast {
+    fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    fn list(&self, ids: &[usize]) -> String {
+        let names: Vec<&str> = ids.iter().map(|i| self.name(*i)).collect();
+        format!("{{{}}}", names.join(","))
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+impl ScheduledFault {
+    /// One line, with node names: `at 1.200s for 5.000s: crash n1`.
+    pub fn describe(&self, cast: &Cast) -> String {
+        let target = |t: &Target| match t {
+            Target::Leader => "the leader".to_string(),
+            Target::Node(i) => cast.name(*i).to_string(),
+        };
+        let what = match &self.op {
+            FaultOp::Crash { target: t } => format!("crash {}", target(t)),
+            FaultOp::Power { target: t } => format!("power loss on {}", target(t)),
+            FaultOp::Pause { target: t } => format!("pause {}", target(t)),
+            FaultOp::Partition { split } => match split {
+                Split::IsolateLeader => "partition isolating the leader".to_string(),
+                Split::Halves(side) => format!("partition {} from the rest", cast.list(side)),
+                Split::OneWay(side) => {
+                    format!(
+                        "one-way partition: {} cannot send to the rest",
+                        cast.list(side)
+                    )
+                }
+            },
+            FaultOp::Loss { per_mille } => {
+                format!("packet loss {}.{}%", per_mille / 10, per_mille % 10)
+            }
+            FaultOp::Duplicate { per_mille } => {
+                format!("packet duplication {}.{}%", per_mille / 10, per_mille % 10)
+            }
+            FaultOp::Reorder => "reordering".to_string(),
+        };
+        format!("at {} for {}: {what}", secs(self.at_ms), secs(self.for_ms))
+    }
+}
+
+impl Schedule {
+    /// Draws the faults for one seed: each seed enables its own subset of the allowed faults
+    /// and its own intensity (swarm testing): a fault window between a sixth of `max_window_ms`
+    /// and all of it, with a few faults placed at random times inside.
+    pub fn generate(seed: u64, allowed: &FaultSet, cast: &Cast, max_window_ms: u64) -> Schedule {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321);
+        let allowed: Vec<Fault> = allowed
+            .0
+            .iter()
+            .copied()
+            .filter(|f| {
+                !cast.faulty.is_empty() || !matches!(f, Fault::Crash | Fault::Power | Fault::Pause)
+            })
+            .collect();
+        let window_ms = rng.gen_range(max_window_ms / 6..=max_window_ms);
+        if allowed.is_empty() {
+            return Schedule {
+                window_ms,
+                faults: Vec::new(),
+            };
+        }
+        let mut enabled: Vec<Fault> = allowed
+            .iter()
+            .copied()
+            .filter(|_| rng.gen_bool(0.6))
+            .collect();
+        if enabled.is_empty() {
+            enabled.push(*allowed.choose(&mut rng).expect("not empty"));
+        }
+        let count = rng.gen_range(2..=10);
+        let mut faults: Vec<ScheduledFault> = (0..count)
+            .map(|_| {
+                let fault = *enabled.choose(&mut rng).expect("not empty");
+                let at_ms = rng.gen_range(0..window_ms);
+                let for_ms = rng.gen_range(500..=30_000);
+                let op = match fault {
+                    Fault::Crash => FaultOp::Crash {
+                        target: pick_target(&mut rng, cast),
+                    },
+                    Fault::Power => FaultOp::Power {
+                        target: pick_target(&mut rng, cast),
+                    },
+                    Fault::Pause => FaultOp::Pause {
+                        target: pick_target(&mut rng, cast),
+                    },
+                    Fault::Partition => FaultOp::Partition {
+                        split: pick_split(&mut rng, cast),
+                    },
+                    Fault::Loss => FaultOp::Loss {
+                        per_mille: rng.gen_range(10..=300),
+                    },
+                    Fault::Duplicate => FaultOp::Duplicate {
+                        per_mille: rng.gen_range(10..=300),
+                    },
+                    Fault::Reorder => FaultOp::Reorder,
+                };
+                ScheduledFault { at_ms, for_ms, op }
+            })
+            .collect();
+        faults.sort_by_key(|f| f.at_ms);
+        Schedule { window_ms, faults }
+    }
+}
+
+/// Half the crashes aim at the leader; the rest at a client or at any faulty node.
+fn pick_target(rng: &mut StdRng, cast: &Cast) -> Target {
+    match rng.gen_range(0..4) {
+        0 | 1 => Target::Leader,
+        2 if !cast.clients.is_empty() => {
+            Target::Node(*cast.clients.choose(rng).expect("not empty"))
+        }
+        _ => Target::Node(*cast.faulty.choose(rng).expect("not empty")),
+    }
+}
+
+fn pick_split(rng: &mut StdRng, cast: &Cast) -> Split {
+    let n = cast.names.len();
+    let mut side: Vec<usize> = (0..n).filter(|_| rng.gen_bool(0.5)).collect();
+    if side.is_empty() || side.len() == n {
+        side = vec![rng.gen_range(0..n)];
+    }
+    match rng.gen_range(0..3) {
+        0 => Split::IsolateLeader,
+        1 => Split::Halves(side),
+        _ => Split::OneWay(side),
+    }
+}

@@ -1,0 +1,97 @@
+//! The deterministic simulator: any [`System`]'s actors on madsim, under a seeded nemesis.
+//!
+//! Each actor runs on its own simulated node. Messages cross madsim's network through a
+//! TCP-like layer ([`world`]): FIFO per connection, a crash or partition breaks connections and
+//! loses what was in flight, and a lost packet breaks its connection at that point, so senders
+//! learn of trouble only through their own timeouts. Timers run on madsim's clock; `save()`d
+//! storage lives outside the nodes and survives a crash (and, trimmed to what was fsynced, a
+//! power loss). Random choices draw from madsim's seeded generator.
+//!
+//! A seed decides everything: madsim's scheduling and latencies, and — through
+//! [`Schedule::generate`] — which faults this run enables (swarm testing), where they strike and
+//! for how long. After the fault window the nemesis heals everything and the system drains, as
+//! Jepsen's final reads do, before the checkers see the history.
+//!
+//! Nothing here knows any broker: brokers plug in through [`mqcheck_brokers::System`].
+
+pub mod fault;
+mod node;
+mod run;
+mod sweep;
+pub mod trace;
+pub mod world;
+
+pub use fault::{Cast, Fault, FaultOp, FaultSet, Schedule, ScheduledFault, Split, Target};
+pub use run::{cast, run, Run};
+pub use sweep::{sweep, SeedResult};
+pub use trace::TraceLine;
+
+use mqcheck_brokers::System;
+use mqcheck_invariants::{check, History, Invariant, Violation};
+
+/// The schedule a seed draws for `system` when `allowed` faults are permitted.
+pub fn schedule_for<S: System>(system: &S, seed: u64, allowed: &FaultSet) -> Schedule {
+    Schedule::generate(
+        seed,
+        allowed,
+        &cast(system),
+        system.fault_window().as_millis() as u64,
+    )
+}
+
+/// The violations of `checks` (and always of `no-unexpected`) in a history.
+pub fn evaluate(history: &History, checks: &[Invariant]) -> Vec<Violation> {
+    checks
+        .iter()
+        .copied()
+        .chain([Invariant::NoUnexpected])
+        .flat_map(|i| check(i, history))
+        .collect()
+}
+
+/// Shrinks a failing schedule: drops faults, then shortens them, keeping every change after
+/// which `invariant` is still violated under the same seed. At most `budget` runs.
+pub fn shrink<S: System>(
+    system: &S,
+    seed: u64,
+    schedule: &Schedule,
+    invariant: Invariant,
+    budget: usize,
+) -> Schedule {
+    let runs = std::cell::Cell::new(0);
+    let fails = |candidate: &Schedule| {
+        runs.set(runs.get() + 1);
+        let r = run(system, seed, candidate, false);
+        !check(invariant, &r.history).is_empty()
+    };
+    let mut best = schedule.clone();
+    let mut progress = true;
+    while progress && runs.get() < budget {
+        progress = false;
+        let mut i = 0;
+        while i < best.faults.len() && runs.get() < budget {
+            let mut candidate = best.clone();
+            candidate.faults.remove(i);
+            if fails(&candidate) {
+                best = candidate;
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        for i in 0..best.faults.len() {
+            if runs.get() >= budget {
+                break;
+            }
+            if best.faults[i].for_ms > 1000 {
+                let mut candidate = best.clone();
+                candidate.faults[i].for_ms /= 2;
+                if fails(&candidate) {
+                    best = candidate;
+                    progress = true;
+                }
+            }
+        }
+    }
+    best
+}

@@ -1,0 +1,269 @@
+//! One seeded run: build the nodes on madsim, play the fault schedule, heal, drain, collect.
+
+use crate::fault::{Cast, FaultOp, Schedule, Split, Target};
+use crate::node;
+use crate::trace::TraceLine;
+use crate::world::{lock, Shared, World};
+use madsim::runtime::{Handle, Runtime};
+use madsim::task::NodeId;
+use madsim::time::{sleep, sleep_until};
+use mqcheck_brokers::System;
+use mqcheck_invariants::History;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What one run produced.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub seed: u64,
+    pub history: History,
+    pub trace: Vec<TraceLine>,
+    pub simulated_ms: u64,
+    /// Messages the network delivered to actors.
+    pub delivered: u64,
+}
+
+/// The nodes as the nemesis sees them.
+pub fn cast<S: System>(system: &S) -> Cast {
+    let nodes = system.nodes();
+    Cast {
+        names: nodes.iter().map(|n| n.name.clone()).collect(),
+        faulty: (0..nodes.len())
+            .filter(|i| nodes[*i].role.faulty())
+            .collect(),
+        clients: (0..nodes.len())
+            .filter(|i| nodes[*i].role == mqcheck_brokers::Role::Consumer)
+            .collect(),
+    }
+}
+
+/// Runs `system` under `schedule` with madsim seeded by `seed`. Same inputs, same run.
+pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -> Run {
+    let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let system = system.clone();
+    let schedule = schedule.clone();
+    runtime.block_on(async move {
+        let handle = Handle::current();
+        let nodes = system.nodes();
+        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let addrs: Vec<SocketAddr> = (0..nodes.len())
+            .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + i as u8)), 9092))
+            .collect();
+        let drain = system.drain();
+        let world: Shared<S> = Arc::new(Mutex::new(World::new(system, names.clone(), trace)));
+        let ids: Vec<NodeId> = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (world, addrs, actor) = (world.clone(), addrs.clone(), n.actor);
+                handle
+                    .create_node()
+                    .name(&n.name)
+                    .ip(addrs[i].ip())
+                    .init(move || {
+                        node::run::<S>(i, actor.clone(), world.clone(), Rc::new(addrs.clone()))
+                    })
+                    .build()
+                    .id()
+            })
+            .collect();
+        let start = lock(&world).start;
+        let mut nemesis = Nemesis {
+            world: world.clone(),
+            handle,
+            ids,
+            active: vec![None; schedule.faults.len()],
+        };
+        // Ends sort before starts at the same instant, so a fault never overlaps its successor.
+        let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
+        let window_ms = schedule.window_ms;
+        let window = Duration::from_millis(window_ms);
+        for (i, f) in schedule.faults.iter().enumerate() {
+            let begin = f.at_ms.min(window_ms);
+            timeline.push((begin, true, i));
+            timeline.push(((f.at_ms + f.for_ms).min(window_ms).max(begin), false, i));
+        }
+        timeline.sort();
+        for (at_ms, starts, i) in timeline {
+            sleep_until(start + Duration::from_millis(at_ms)).await;
+            if starts {
+                nemesis.begin(i, &schedule.faults[i].op);
+            } else {
+                nemesis.end(i, &schedule.faults[i].op);
+            }
+        }
+        sleep_until(start + window).await;
+        lock(&world).note("nemesis", "fault window over: everything healed; draining");
+        sleep(drain).await;
+        let w = lock(&world);
+        Run {
+            seed,
+            history: w.history.clone(),
+            trace: w.trace.clone().unwrap_or_default(),
+            simulated_ms: w.now_ms(),
+            delivered: w.delivered,
+        }
+    })
+}
+
+/// What an active fault did, so its end can undo exactly that.
+#[derive(Clone, Debug)]
+enum Applied {
+    Down(usize),
+    Paused(usize),
+    Cut(Vec<(usize, usize)>),
+    Network,
+}
+
+struct Nemesis<S: System> {
+    world: Shared<S>,
+    handle: Handle,
+    ids: Vec<NodeId>,
+    active: Vec<Option<Applied>>,
+}
+
+impl<S: System> Nemesis<S> {
+    /// The node a targeted fault hits now: the current leader, or the named node.
+    fn resolve(&self, target: Target) -> Option<usize> {
+        let w = lock(&self.world);
+        match target {
+            Target::Node(i) => Some(i),
+            Target::Leader => (0..w.leader.len()).find(|i| w.leader[*i] && !w.down[*i]),
+        }
+        .filter(|i| !w.down[*i])
+    }
+
+    fn begin(&mut self, i: usize, op: &FaultOp) {
+        let applied = match op {
+            FaultOp::Crash { target } | FaultOp::Power { target } => {
+                self.resolve(*target).map(|node| {
+                    let mut w = lock(&self.world);
+                    w.down[node] = true;
+                    w.isolate(node);
+                    let what = if matches!(op, FaultOp::Power { .. }) {
+                        "power loss"
+                    } else {
+                        "crash"
+                    };
+                    let name = w.names[node].clone();
+                    w.note("nemesis", &format!("{what}: {name} goes down"));
+                    drop(w);
+                    self.handle.kill(self.ids[node]);
+                    Applied::Down(node)
+                })
+            }
+            FaultOp::Pause { target } => self.resolve(*target).map(|node| {
+                let mut w = lock(&self.world);
+                let name = w.names[node].clone();
+                w.note("nemesis", &format!("pause {name}"));
+                drop(w);
+                self.handle.pause(self.ids[node]);
+                Applied::Paused(node)
+            }),
+            FaultOp::Partition { split } => {
+                let mut w = lock(&self.world);
+                let n = w.names.len();
+                let (side, both) = match split {
+                    Split::IsolateLeader => {
+                        let leader = (0..n).find(|i| w.leader[*i]);
+                        (leader.into_iter().collect::<Vec<_>>(), true)
+                    }
+                    Split::Halves(side) => (side.clone(), true),
+                    Split::OneWay(side) => (side.clone(), false),
+                };
+                let mut cut = Vec::new();
+                for a in side.iter().copied().filter(|a| *a < n) {
+                    for b in (0..n).filter(|b| !side.contains(b)) {
+                        cut.push((a, b));
+                        if both {
+                            cut.push((b, a));
+                        }
+                    }
+                }
+                for (a, b) in &cut {
+                    w.links[*a][*b].cuts += 1;
+                    w.break_link(*a, *b);
+                }
+                let names: Vec<String> = side.iter().map(|i| w.names[*i].clone()).collect();
+                let how = if both {
+                    "partition"
+                } else {
+                    "one-way partition"
+                };
+                w.note("nemesis", &format!("{how}: {{{}}} | rest", names.join(",")));
+                Some(Applied::Cut(cut))
+            }
+            FaultOp::Loss { per_mille } => {
+                let mut w = lock(&self.world);
+                w.loss.insert(i, *per_mille);
+                w.note("nemesis", &format!("packet loss {per_mille}‰ begins"));
+                Some(Applied::Network)
+            }
+            FaultOp::Duplicate { per_mille } => {
+                let mut w = lock(&self.world);
+                w.duplicate.insert(i, *per_mille);
+                w.note(
+                    "nemesis",
+                    &format!("packet duplication {per_mille}‰ begins"),
+                );
+                Some(Applied::Network)
+            }
+            FaultOp::Reorder => {
+                let mut w = lock(&self.world);
+                w.reorder.insert(i, ());
+                w.note("nemesis", "reordering begins");
+                Some(Applied::Network)
+            }
+        };
+        self.active[i] = applied;
+    }
+
+    fn end(&mut self, i: usize, op: &FaultOp) {
+        let Some(applied) = self.active[i].take() else {
+            return;
+        };
+        let mut w = lock(&self.world);
+        match applied {
+            Applied::Down(node) => {
+                if matches!(op, FaultOp::Power { .. }) {
+                    w.lose_power(node);
+                }
+                w.down[node] = false;
+                w.leader[node] = false;
+                w.reconnect(node);
+                let name = w.names[node].clone();
+                w.note("nemesis", &format!("restart {name}"));
+                drop(w);
+                self.handle.restart(self.ids[node]);
+            }
+            Applied::Paused(node) => {
+                let name = w.names[node].clone();
+                w.note("nemesis", &format!("resume {name}"));
+                drop(w);
+                self.handle.resume(self.ids[node]);
+            }
+            Applied::Cut(cut) => {
+                for (a, b) in cut {
+                    w.links[a][b].cuts -= 1;
+                }
+                w.note("nemesis", "partition heals");
+            }
+            Applied::Network => {
+                w.loss.remove(&i);
+                w.duplicate.remove(&i);
+                w.reorder.remove(&i);
+                w.note("nemesis", &format!("{} ends", describe_network(op)));
+            }
+        }
+    }
+}
+
+fn describe_network(op: &FaultOp) -> &'static str {
+    match op {
+        FaultOp::Loss { .. } => "packet loss",
+        FaultOp::Duplicate { .. } => "packet duplication",
+        _ => "reordering",
+    }
+}

@@ -1,0 +1,184 @@
+//! `mqcheck matrix`: the comparison article's claims, broker by broker, configuration by
+//! configuration, each verdict with its evidence.
+
+use crate::report::SimReport;
+use crate::simulate::{progress, simulate};
+use crate::spec::SimArgs;
+use crate::{BAD_INPUT, HELD};
+use clap::Args;
+use indicatif::ProgressBar;
+use mqcheck_brokers::{dispatch, Job, System, BROKERS};
+use mqcheck_invariants::Invariant;
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Clone, Debug)]
+pub struct MatrixCmd {
+    /// Seeds per configuration.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// Messages each producer sends in every run.
+    #[arg(long, default_value_t = 100)]
+    pub messages: u32,
+    /// Also write the matrix as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write the matrix as a Markdown table to this file.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+/// One row: a broker in a named configuration, all faults, every invariant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub broker: &'static str,
+    pub configuration: &'static str,
+    pub settings: Vec<&'static str>,
+    pub claim: &'static str,
+    pub report: SimReport,
+}
+
+struct MatrixJob<'a> {
+    cmd: &'a MatrixCmd,
+    bar: &'a ProgressBar,
+}
+
+impl Job for MatrixJob<'_> {
+    type Output = Result<Vec<Row>, mqcheck_brokers::ConfigError>;
+
+    fn run<S: System>(self) -> Self::Output {
+        let mut rows = Vec::new();
+        for scenario in S::scenarios() {
+            let args = SimArgs {
+                broker: S::NAME.to_string(),
+                sets: scenario.sets.iter().map(|s| s.to_string()).collect(),
+                faults: "all".into(),
+                messages: self.cmd.messages,
+                producers: 1,
+                consumers: 1,
+                check: "at-least-once,at-most-once,ordering".into(),
+            };
+            let spec = args.validate::<S>()?;
+            self.bar
+                .set_message(format!("{} · {}", S::NAME, scenario.name));
+            rows.push(Row {
+                broker: S::NAME,
+                configuration: scenario.name,
+                settings: scenario.sets.to_vec(),
+                claim: scenario.claim,
+                report: simulate::<S>(&spec, 0, self.cmd.seeds, self.bar),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+fn cell(report: &SimReport, inv: Invariant) -> String {
+    let i = &report.invariants[inv.name()];
+    match i.held {
+        Some(true) => format!("held ({} seeds)", report.stats.runs),
+        Some(false) => format!(
+            "**violated** ({}/{}, seed {})",
+            i.violations,
+            report.stats.runs,
+            i.first_violation.as_ref().map_or(0, |f| f.seed)
+        ),
+        None => "—".into(),
+    }
+}
+
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| broker | configuration | claim tested | at-least-once | at-most-once | ordering |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for r in rows {
+        let settings = if r.settings.is_empty() {
+            "defaults".to_string()
+        } else {
+            format!("`{}`", r.settings.join("` `"))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {}: {} | {} | {} | {} | {} |",
+            r.broker,
+            r.configuration,
+            settings,
+            r.claim,
+            cell(&r.report, Invariant::AtLeastOnce),
+            cell(&r.report, Invariant::AtMostOnce),
+            cell(&r.report, Invariant::Ordering),
+        );
+    }
+    let _ = writeln!(s, "\nAll rows run with every fault (crash, power, partition, loss, duplicate, reorder, pause).\nCounterexamples (each replays from its seed):\n");
+    for r in rows {
+        for inv in Invariant::SELECTABLE
+            .into_iter()
+            .chain([Invariant::NoUnexpected])
+        {
+            if let Some(f) = &r.report.invariants[inv.name()].first_violation {
+                let _ = writeln!(
+                    s,
+                    "- {} {} — {inv} ({}): {}\n  `{}`",
+                    r.broker, r.configuration, f.kind, f.explanation, f.replay
+                );
+            }
+        }
+    }
+    s
+}
+
+impl MatrixCmd {
+    pub fn run(&self) -> u8 {
+        let mut jobs = 0;
+        for broker in BROKERS {
+            jobs += dispatch(broker, CountJob).expect("listed brokers dispatch");
+        }
+        let bar = progress(jobs as u64 * self.seeds, "matrix");
+        let mut rows = Vec::new();
+        for broker in BROKERS {
+            match dispatch(
+                broker,
+                MatrixJob {
+                    cmd: self,
+                    bar: &bar,
+                },
+            ) {
+                Ok(Ok(r)) => rows.extend(r),
+                Ok(Err(e)) | Err(e) => {
+                    eprintln!("error: {e}");
+                    return BAD_INPUT;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        let table = markdown(&rows);
+        print!("{table}");
+        if let Some(path) = &self.markdown {
+            if let Err(e) = std::fs::write(path, &table) {
+                eprintln!("error: cannot write --markdown {}: {e}", path.display());
+                return BAD_INPUT;
+            }
+        }
+        if let Some(path) = &self.json {
+            let json = serde_json::to_string_pretty(&rows).expect("matrix serializes");
+            if let Err(e) = std::fs::write(path, json) {
+                eprintln!("error: cannot write --json {}: {e}", path.display());
+                return BAD_INPUT;
+            }
+        }
+        HELD
+    }
+}
+
+struct CountJob;
+
+impl Job for CountJob {
+    type Output = usize;
+    fn run<S: System>(self) -> usize {
+        S::scenarios().len()
+    }
+}

@@ -1,0 +1,231 @@
+//! `mqcheck sim` and `mqcheck replay`.
+
+use crate::report::{InvariantReport, SimReport, Stats};
+use crate::spec::SimArgs;
+use crate::{HELD, VIOLATED};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mqcheck_brokers::{ConfigError, Job, System};
+use mqcheck_invariants::Invariant;
+use mqcheck_sim::{cast, evaluate, run, schedule_for, shrink, sweep};
+use std::io::Write;
+use std::time::Instant;
+
+#[derive(Args, Clone, Debug)]
+pub struct SimCmd {
+    #[command(flatten)]
+    pub args: SimArgs,
+    /// How many seeds to run: S, S+1, … S+N-1.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ReplayCmd {
+    #[command(flatten)]
+    pub args: SimArgs,
+    /// The seed to replay.
+    #[arg(long)]
+    pub seed: u64,
+    /// Also write the timeline as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+}
+
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Runs seeds `first..first+count` of a spec and tallies every invariant.
+pub fn simulate<S: System>(
+    spec: &crate::spec::Spec,
+    first: u64,
+    count: u64,
+    bar: &ProgressBar,
+) -> SimReport {
+    let system = S::build(&spec.config, spec.workload);
+    let started = Instant::now();
+    let results = sweep(
+        &system,
+        first..first + count,
+        &spec.faults,
+        &spec.checks,
+        &|| bar.inc(1),
+    );
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let invariants = Invariant::SELECTABLE
+        .into_iter()
+        .chain([Invariant::NoUnexpected])
+        .map(|inv| {
+            let checked = spec.checks.contains(&inv) || inv == Invariant::NoUnexpected;
+            let failing: Vec<_> = results
+                .iter()
+                .filter(|r| r.violations.iter().any(|v| v.invariant == inv))
+                .collect();
+            let first_violation = failing.first().map(|r| {
+                let v = r
+                    .violations
+                    .iter()
+                    .find(|v| v.invariant == inv)
+                    .expect("filtered on it");
+                crate::report::FirstViolation {
+                    seed: r.seed,
+                    replay: spec.replay_command(r.seed),
+                    kind: v.kind.name(),
+                    explanation: v.explanation.clone(),
+                }
+            });
+            (
+                inv.name().to_string(),
+                InvariantReport {
+                    checked,
+                    held: checked.then_some(failing.is_empty()),
+                    violations: failing.len() as u64,
+                    first_violation,
+                },
+            )
+        })
+        .collect();
+    SimReport {
+        broker: spec.broker.clone(),
+        config: spec.config.values().clone(),
+        faults: spec.faults.names(),
+        workload: spec.workload.into(),
+        seeds: crate::report::Seeds { first, count },
+        invariants,
+        stats: Stats {
+            runs: results.len() as u64,
+            wall_ms,
+            simulated_ms: results.iter().map(|r| r.simulated_ms).sum(),
+            messages_delivered: results.iter().map(|r| r.deliveries as u64).sum(),
+        },
+    }
+}
+
+impl Job for SimCmd {
+    type Output = Result<u8, ConfigError>;
+
+    fn run<S: System>(self) -> Self::Output {
+        let spec = self.args.validate::<S>()?;
+        let bar = if self.json {
+            ProgressBar::hidden()
+        } else {
+            progress(self.seeds, S::NAME)
+        };
+        let report = simulate::<S>(&spec, self.seed, self.seeds, &bar);
+        bar.finish_and_clear();
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            );
+        } else {
+            print!("{}", report.human());
+        }
+        Ok(if report.all_held() { HELD } else { VIOLATED })
+    }
+}
+
+impl Job for ReplayCmd {
+    type Output = Result<u8, ConfigError>;
+
+    fn run<S: System>(self) -> Self::Output {
+        let spec = self.args.validate::<S>()?;
+        let system = S::build(&spec.config, spec.workload);
+        let the_cast = cast(&system);
+        let schedule = schedule_for(&system, self.seed, &spec.faults);
+        let r = run(&system, self.seed, &schedule, true);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "replay of seed {} · {} · faults {} · {} messages × {} producers, {} consumers",
+            self.seed,
+            spec.broker,
+            spec.faults,
+            spec.workload.messages,
+            spec.workload.producers,
+            spec.workload.consumers
+        );
+        for set in spec.config.explicit() {
+            let _ = writeln!(out, "  {set}");
+        }
+        let _ = writeln!(out, "\nfault schedule drawn from the seed:");
+        let _ = writeln!(
+            out,
+            "  fault window {}.{:03}s, then everything heals and the system drains",
+            schedule.window_ms / 1000,
+            schedule.window_ms % 1000
+        );
+        if schedule.faults.is_empty() {
+            let _ = writeln!(out, "  (no faults)");
+        }
+        for f in &schedule.faults {
+            let _ = writeln!(out, "  {}", f.describe(&the_cast));
+        }
+        let _ = writeln!(out, "\ntimeline:");
+        for line in &r.trace {
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(path) = &self.trace {
+            let mut text = String::new();
+            for line in &r.trace {
+                text.push_str(&serde_json::to_string(line).expect("trace line serializes"));
+                text.push('\n');
+            }
+            if let Err(e) = std::fs::write(path, text) {
+                return Err(ConfigError::new(
+                    "trace",
+                    format!("cannot write --trace {}: {e}", path.display()),
+                ));
+            }
+        }
+        let violations = evaluate(&r.history, &spec.checks);
+        let _ = writeln!(
+            out,
+            "\nsimulated {}.{:03}s, {} deliveries to the application",
+            r.simulated_ms / 1000,
+            r.simulated_ms % 1000,
+            r.history.deliveries()
+        );
+        if violations.is_empty() {
+            let checks: Vec<&str> = spec.checks.iter().map(|c| c.name()).collect();
+            let _ = writeln!(out, "clean: {} held", checks.join(", "));
+            return Ok(HELD);
+        }
+        let _ = writeln!(out, "\n{} violation(s):", violations.len());
+        for v in violations.iter().take(20) {
+            let _ = writeln!(out, "  {v}");
+        }
+        if violations.len() > 20 {
+            let _ = writeln!(out, "  … and {} more", violations.len() - 20);
+        }
+        let first = violations[0].invariant;
+        let minimal = shrink(&system, self.seed, &schedule, first, 40);
+        let _ = writeln!(
+            out,
+            "\nminimal fault schedule that still violates {first} (shrunk from {} to {} faults):",
+            schedule.faults.len(),
+            minimal.faults.len()
+        );
+        if minimal.faults.is_empty() {
+            let _ = writeln!(out, "  (none: the violation needs no fault)");
+        }
+        for f in &minimal.faults {
+            let _ = writeln!(out, "  {}", f.describe(&the_cast));
+        }
+        Ok(VIOLATED)
+    }
+}
