@@ -115,6 +115,8 @@ pub enum Target {
     Leader,
     /// A fixed node, by index.
     Node(usize),
+    /// A random majority of the live servers at once (Jepsen's `:majority`).
+    Majority,
 }
 
 /// How a partition splits the nodes.
@@ -201,6 +203,7 @@ impl ScheduledFault {
         let target = |t: &Target| match t {
             Target::Leader => "the leader".to_string(),
             Target::Node(i) => cast.name(*i).to_string(),
+            Target::Majority => "a majority of the servers".to_string(),
         };
         let what = match &self.op {
             FaultOp::Crash { target: t } => format!("crash {}", target(t)),
@@ -257,12 +260,12 @@ impl Schedule {
         if enabled.is_empty() {
             enabled.push(*allowed.choose(&mut rng).expect("not empty"));
         }
-        let count = rng.gen_range(2..=10);
+        let count = rng.gen_range(3..=15);
         let mut faults: Vec<ScheduledFault> = (0..count)
             .map(|_| {
                 let fault = *enabled.choose(&mut rng).expect("not empty");
                 let at_ms = rng.gen_range(0..window_ms);
-                let for_ms = rng.gen_range(500..=30_000);
+                let for_ms = rng.gen_range(500..=45_000);
                 let op = match fault {
                     Fault::Crash => FaultOp::Crash {
                         target: pick_target(&mut rng, cast),
@@ -292,11 +295,13 @@ impl Schedule {
     }
 }
 
-/// Half the crashes aim at the leader; the rest at a client or at any faulty node.
+/// Most crashes aim at the leader; the rest at a majority of the servers, a client, or any
+/// faulty node.
 fn pick_target(rng: &mut StdRng, cast: &Cast) -> Target {
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..5) {
         0 | 1 => Target::Leader,
-        2 if !cast.clients.is_empty() => {
+        2 => Target::Majority,
+        3 if !cast.clients.is_empty() => {
             Target::Node(*cast.clients.choose(rng).expect("not empty"))
         }
         _ => Target::Node(*cast.faulty.choose(rng).expect("not empty")),

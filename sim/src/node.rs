@@ -1,44 +1,89 @@
 //! One actor on one simulated node: its event loop, timers and random choices over madsim.
+//!
+//! Three tasks per node, all dying with it: the receiver (packets to `on_msg`), the clock
+//! (armed timers to `on_timeout`, earliest first) and the sender (the outbox onto madsim's
+//! network). Handlers run synchronously between awaits, so the actor never sees concurrency.
 
 use crate::world::{lock, Fate, Packet, Shared};
+use futures_util::future::{select, Either};
 use madsim::net::Endpoint;
 use madsim::rand::{thread_rng, Rng};
 use madsim::task::spawn_local;
-use madsim::time::sleep;
+use madsim::time::{sleep, sleep_until, Instant};
 use mqcheck_brokers::System;
 use mqcheck_invariants::Event;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 type Msg<S> = <<S as System>::Actor as Actor>::Msg;
 type Timer<S> = <<S as System>::Actor as Actor>::Timer;
 type State<S> = <<S as System>::Actor as Actor>::State;
+type Random<S> = <<S as System>::Actor as Actor>::Random;
 
 /// The madsim tag all model traffic uses.
 const TAG: u64 = 0x6d71;
 /// How long a client library takes to notice a reset connection.
 const RESET_NOTICE: Duration = Duration::from_millis(5);
 
+/// Something the clock will do at its instant: fire a timer, make a random choice, or hand the
+/// actor a connection-reset notice.
+enum Due<S: System> {
+    Timer(Timer<S>),
+    Choice(String, Random<S>),
+    Reset(usize, Msg<S>),
+}
+
 /// A node's volatile runtime: lost with the process.
 struct Runtime<S: System> {
     index: usize,
     actor: S::Actor,
     world: Shared<S>,
-    addrs: Rc<Vec<SocketAddr>>,
-    endpoint: Rc<Endpoint>,
     state: Option<State<S>>,
-    /// Armed timers with the generation that armed them; a stale wake-up is ignored.
-    timers: Vec<(Timer<S>, u64)>,
-    /// Pending random choices by key, with their generation.
-    choices: Vec<(String, u64)>,
-    generation: u64,
+    /// Everything scheduled, by (instant, sequence): the sequence keeps equal instants in the
+    /// order they were scheduled, so runs are deterministic.
+    agenda: BTreeMap<(Instant, u64), Due<S>>,
+    /// Where each armed timer sits in the agenda (looked up, never iterated).
+    armed: HashMap<Timer<S>, (Instant, u64)>,
+    sequence: u64,
+    /// Packets waiting for the sender task.
+    outbox: VecDeque<(SocketAddr, Packet<Msg<S>>)>,
+    /// When the clock task will next wake by itself.
+    alarm: Option<Instant>,
+    wake_clock: Option<Waker>,
+    wake_sender: Option<Waker>,
 }
 
 type Handle<S> = Rc<RefCell<Runtime<S>>>;
+
+impl<S: System> Runtime<S> {
+    fn schedule(&mut self, at: Instant, due: Due<S>) {
+        self.sequence += 1;
+        if let Due::Timer(t) = &due {
+            self.armed.insert(t.clone(), (at, self.sequence));
+        }
+        self.agenda.insert((at, self.sequence), due);
+        // Only an entry earlier than the clock's alarm needs to wake it; a cancelled entry
+        // just makes the alarm find nothing due.
+        if self.alarm.is_none_or(|alarm| at < alarm) {
+            if let Some(w) = self.wake_clock.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn disarm(&mut self, timer: &Timer<S>) {
+        if let Some(key) = self.armed.remove(timer) {
+            self.agenda.remove(&key);
+        }
+    }
+}
 
 /// The node's main task: bind, start the actor from its disk, then deliver packets forever.
 pub async fn run<S: System>(
@@ -56,13 +101,17 @@ pub async fn run<S: System>(
         index,
         actor,
         world: world.clone(),
-        addrs,
-        endpoint: endpoint.clone(),
         state: None,
-        timers: Vec::new(),
-        choices: Vec::new(),
-        generation: 0,
+        agenda: BTreeMap::new(),
+        armed: HashMap::new(),
+        sequence: 0,
+        outbox: VecDeque::new(),
+        alarm: None,
+        wake_clock: None,
+        wake_sender: None,
     }));
+    spawn_local(clock(rt.clone(), addrs.clone()));
+    spawn_local(sender(rt.clone(), endpoint.clone()));
     {
         let storage = lock(&world).disks[index].clone();
         let mut out = Out::new();
@@ -72,7 +121,7 @@ pub async fn run<S: System>(
         };
         rt.borrow_mut().state = Some(state);
         lock(&world).log(index, || "started".to_string());
-        apply(&rt, out);
+        apply(&rt, &addrs, out);
     }
     loop {
         let Ok((payload, _from)) = endpoint.recv_from_raw(TAG).await else {
@@ -98,9 +147,88 @@ pub async fn run<S: System>(
                     }
                 }
             }
-            step(&rt, |actor, id, state, out| {
+            step(&rt, &addrs, |actor, id, state, out| {
                 actor.on_msg(id, state, Id::from(src), msg, out)
             });
+        }
+    }
+}
+
+/// Fires whatever is due, earliest first; sleeps until the next entry or until an earlier one
+/// is scheduled.
+async fn clock<S: System>(rt: Handle<S>, addrs: Rc<Vec<SocketAddr>>) {
+    loop {
+        let next = rt.borrow().agenda.keys().next().map(|(at, _)| *at);
+        rt.borrow_mut().alarm = next;
+        let changed = poll_fn(|cx| {
+            let mut r = rt.borrow_mut();
+            let earliest = r.agenda.keys().next().map(|(at, _)| *at);
+            let earlier = match (earliest, next) {
+                (Some(e), Some(n)) => e < n,
+                (e, n) => e.is_some() && n.is_none(),
+            };
+            if earlier {
+                Poll::Ready(())
+            } else {
+                r.wake_clock = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        match next {
+            None => changed.await,
+            Some(at) => {
+                let sleep = std::pin::pin!(sleep_until(at));
+                let changed = std::pin::pin!(changed);
+                if let Either::Right(_) = select(sleep, changed).await {
+                    continue;
+                }
+            }
+        }
+        let now = Instant::now();
+        loop {
+            let due = {
+                let mut r = rt.borrow_mut();
+                let due = match r.agenda.first_key_value() {
+                    Some((&(at, seq), _)) if at <= now => r.agenda.remove(&(at, seq)),
+                    _ => None,
+                };
+                if let Some(Due::Timer(t)) = &due {
+                    r.armed.remove(t);
+                }
+                due
+            };
+            let Some(due) = due else { break };
+            match due {
+                Due::Timer(timer) => step(&rt, &addrs, |actor, id, state, out| {
+                    actor.on_timeout(id, state, &timer, out)
+                }),
+                Due::Choice(_, pick) => step(&rt, &addrs, |actor, id, state, out| {
+                    actor.on_random(id, state, &pick, out)
+                }),
+                Due::Reset(peer, notice) => step(&rt, &addrs, |actor, id, state, out| {
+                    actor.on_msg(id, state, Id::from(peer), notice, out)
+                }),
+            }
+        }
+    }
+}
+
+/// Puts the outbox on madsim's network, in order.
+async fn sender<S: System>(rt: Handle<S>, endpoint: Rc<Endpoint>) {
+    loop {
+        let batch = poll_fn(|cx| {
+            let mut r = rt.borrow_mut();
+            if r.outbox.is_empty() {
+                r.wake_sender = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(std::mem::take(&mut r.outbox))
+            }
+        })
+        .await;
+        for (addr, packet) in batch {
+            // A send to a node that is down simply goes nowhere.
+            let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
         }
     }
 }
@@ -108,6 +236,7 @@ pub async fn run<S: System>(
 /// Runs one handler on the actor's state, then carries out its commands.
 fn step<S: System>(
     rt: &Handle<S>,
+    addrs: &Rc<Vec<SocketAddr>>,
     handler: impl FnOnce(&S::Actor, Id, &mut Cow<State<S>>, &mut Out<S::Actor>),
 ) {
     let mut out = Out::new();
@@ -121,23 +250,40 @@ fn step<S: System>(
         lock(&r.world).leader[r.index] = leader;
         r.state = Some(state);
     }
-    apply(rt, out);
+    apply(rt, addrs, out);
 }
 
-fn apply<S: System>(rt: &Handle<S>, out: Out<S::Actor>) {
+fn apply<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, out: Out<S::Actor>) {
     for command in out {
         match command {
-            Command::Send(dst, msg) => send(rt, usize::from(dst), msg),
-            Command::SetTimer(timer, range) => set_timer(rt, timer, range),
-            Command::CancelTimer(timer) => rt.borrow_mut().timers.retain(|(t, _)| *t != timer),
+            Command::Send(dst, msg) => send(rt, addrs, usize::from(dst), msg),
+            Command::SetTimer(timer, range) => {
+                let delay = if range.start >= range.end {
+                    range.start
+                } else {
+                    thread_rng().gen_range(range)
+                };
+                let mut r = rt.borrow_mut();
+                r.disarm(&timer);
+                r.schedule(Instant::now() + delay, Due::Timer(timer));
+            }
+            Command::CancelTimer(timer) => rt.borrow_mut().disarm(&timer),
             Command::Save(storage) => save(rt, storage),
-            Command::ChooseRandom(key, choices) => choose(rt, key, choices),
+            Command::ChooseRandom(key, choices) => {
+                let mut r = rt.borrow_mut();
+                r.agenda
+                    .retain(|_, d| !matches!(d, Due::Choice(k, _) if *k == key));
+                if !choices.is_empty() {
+                    let pick = choices[thread_rng().gen_range(0..choices.len())].clone();
+                    r.schedule(Instant::now(), Due::Choice(key, pick));
+                }
+            }
         }
     }
 }
 
-fn send<S: System>(rt: &Handle<S>, dst: usize, msg: Msg<S>) {
-    let r = rt.borrow();
+fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg: Msg<S>) {
+    let mut r = rt.borrow_mut();
     let fate = lock(&r.world).transmit(r.index, dst, msg);
     let packets = match fate {
         Fate::Dropped => return,
@@ -146,91 +292,31 @@ fn send<S: System>(rt: &Handle<S>, dst: usize, msg: Msg<S>) {
             // Both ends see the reset: the sender's client library at once, the receiver's
             // when the reset arrives.
             if let Some(notice) = S::reset(Id::from(dst)) {
-                let rt2 = rt.clone();
-                spawn_local(async move {
-                    sleep(RESET_NOTICE).await;
-                    step(&rt2, |actor, id, state, out| {
-                        actor.on_msg(id, state, Id::from(dst), notice, out)
-                    });
-                });
+                r.schedule(Instant::now() + RESET_NOTICE, Due::Reset(dst, notice));
             }
             let packet = lock(&r.world).reset_packet(r.index, dst);
             vec![(packet, Duration::ZERO)]
         }
     };
     for (packet, delay) in packets {
-        let endpoint = r.endpoint.clone();
-        let addr = r.addrs[dst];
-        spawn_local(async move {
-            if !delay.is_zero() {
+        if delay.is_zero() {
+            r.outbox.push_back((addrs[dst], packet));
+        } else {
+            // Held back (reordering): its own task, so it overtakes nothing else on the way.
+            let (rt, addr) = (rt.clone(), addrs[dst]);
+            spawn_local(async move {
                 sleep(delay).await;
-            }
-            // A send to a node that is down simply goes nowhere.
-            let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
-        });
-    }
-}
-
-fn set_timer<S: System>(rt: &Handle<S>, timer: Timer<S>, range: std::ops::Range<Duration>) {
-    let generation = {
-        let mut r = rt.borrow_mut();
-        r.generation += 1;
-        let g = r.generation;
-        r.timers.retain(|(t, _)| *t != timer);
-        r.timers.push((timer.clone(), g));
-        g
-    };
-    let delay = if range.start >= range.end {
-        range.start
-    } else {
-        thread_rng().gen_range(range)
-    };
-    let rt = rt.clone();
-    spawn_local(async move {
-        sleep(delay).await;
-        let live = {
-            let mut r = rt.borrow_mut();
-            let before = r.timers.len();
-            r.timers.retain(|(t, g)| !(*t == timer && *g == generation));
-            r.timers.len() != before
-        };
-        if live {
-            step(&rt, |actor, id, state, out| {
-                actor.on_timeout(id, state, &timer, out)
+                let mut r = rt.borrow_mut();
+                r.outbox.push_back((addr, packet));
+                if let Some(w) = r.wake_sender.take() {
+                    w.wake();
+                }
             });
         }
-    });
-}
-
-fn choose<S: System>(rt: &Handle<S>, key: String, choices: Vec<<S::Actor as Actor>::Random>) {
-    let generation = {
-        let mut r = rt.borrow_mut();
-        r.generation += 1;
-        let g = r.generation;
-        r.choices.retain(|(k, _)| *k != key);
-        if !choices.is_empty() {
-            r.choices.push((key.clone(), g));
-        }
-        g
-    };
-    if choices.is_empty() {
-        return;
     }
-    let pick = choices[thread_rng().gen_range(0..choices.len())].clone();
-    let rt = rt.clone();
-    spawn_local(async move {
-        let live = {
-            let mut r = rt.borrow_mut();
-            let before = r.choices.len();
-            r.choices.retain(|(k, g)| !(*k == key && *g == generation));
-            r.choices.len() != before
-        };
-        if live {
-            step(&rt, |actor, id, state, out| {
-                actor.on_random(id, state, &pick, out)
-            });
-        }
-    });
+    if let Some(w) = r.wake_sender.take() {
+        w.wake();
+    }
 }
 
 /// Stores what the actor wrote, and moves its new observations into the history.

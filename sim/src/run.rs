@@ -4,6 +4,7 @@ use crate::fault::{Cast, FaultOp, Schedule, Split, Target};
 use crate::node;
 use crate::trace::TraceLine;
 use crate::world::{lock, Shared, World};
+use madsim::rand::{seq::SliceRandom, thread_rng};
 use madsim::runtime::{Handle, Runtime};
 use madsim::task::NodeId;
 use madsim::time::{sleep, sleep_until};
@@ -47,6 +48,9 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
     runtime.block_on(async move {
         let handle = Handle::current();
         let nodes = system.nodes();
+        let servers: Vec<usize> = (0..nodes.len())
+            .filter(|i| nodes[*i].role == mqcheck_brokers::Role::Server)
+            .collect();
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         let addrs: Vec<SocketAddr> = (0..nodes.len())
             .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + i as u8)), 9092))
@@ -74,6 +78,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             world: world.clone(),
             handle,
             ids,
+            servers,
             active: vec![None; schedule.faults.len()],
         };
         // Ends sort before starts at the same instant, so a fault never overlaps its successor.
@@ -111,8 +116,8 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
 /// What an active fault did, so its end can undo exactly that.
 #[derive(Clone, Debug)]
 enum Applied {
-    Down(usize),
-    Paused(usize),
+    Down(Vec<usize>),
+    Paused(Vec<usize>),
     Cut(Vec<(usize, usize)>),
     Network,
 }
@@ -121,47 +126,83 @@ struct Nemesis<S: System> {
     world: Shared<S>,
     handle: Handle,
     ids: Vec<NodeId>,
+    /// Faulty nodes that are not clients.
+    servers: Vec<usize>,
     active: Vec<Option<Applied>>,
 }
 
 impl<S: System> Nemesis<S> {
     /// The node a targeted fault hits now: the current leader, or the named node.
-    fn resolve(&self, target: Target) -> Option<usize> {
+    /// The node a targeted fault hits now: the named node, or the current leader — and when no
+    /// live node leads anything (leaders are down or fenced), some live server, so faults keep
+    /// piling onto the cluster the way Jepsen's "primaries" nemesis does.
+    fn resolve(&self, target: Target) -> Vec<usize> {
         let w = lock(&self.world);
-        match target {
-            Target::Node(i) => Some(i),
-            Target::Leader => (0..w.leader.len()).find(|i| w.leader[*i] && !w.down[*i]),
-        }
-        .filter(|i| !w.down[*i])
+        let live: Vec<usize> = self
+            .servers
+            .iter()
+            .copied()
+            .filter(|i| !w.down[*i])
+            .collect();
+        let mut hit: Vec<usize> = match target {
+            Target::Node(i) => vec![i],
+            Target::Leader => (0..w.leader.len())
+                .find(|i| w.leader[*i] && !w.down[*i])
+                .or_else(|| live.choose(&mut thread_rng()).copied())
+                .into_iter()
+                .collect(),
+            Target::Majority => {
+                let n = self.servers.len() / 2 + 1;
+                live.choose_multiple(&mut thread_rng(), n)
+                    .copied()
+                    .collect()
+            }
+        };
+        hit.retain(|i| !w.down[*i]);
+        hit.sort();
+        hit
+    }
+
+    fn names(&self, nodes: &[usize]) -> String {
+        let w = lock(&self.world);
+        nodes
+            .iter()
+            .map(|i| w.names[*i].clone())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn begin(&mut self, i: usize, op: &FaultOp) {
         let applied = match op {
             FaultOp::Crash { target } | FaultOp::Power { target } => {
-                self.resolve(*target).map(|node| {
-                    let mut w = lock(&self.world);
-                    w.down[node] = true;
-                    w.isolate(node);
-                    let what = if matches!(op, FaultOp::Power { .. }) {
-                        "power loss"
-                    } else {
-                        "crash"
-                    };
-                    let name = w.names[node].clone();
-                    w.note("nemesis", &format!("{what}: {name} goes down"));
-                    drop(w);
-                    self.handle.kill(self.ids[node]);
-                    Applied::Down(node)
-                })
-            }
-            FaultOp::Pause { target } => self.resolve(*target).map(|node| {
+                let nodes = self.resolve(*target);
+                let what = if matches!(op, FaultOp::Power { .. }) {
+                    "power loss"
+                } else {
+                    "crash"
+                };
+                let names = self.names(&nodes);
                 let mut w = lock(&self.world);
-                let name = w.names[node].clone();
-                w.note("nemesis", &format!("pause {name}"));
+                for node in &nodes {
+                    w.down[*node] = true;
+                    w.isolate(*node);
+                }
+                w.note("nemesis", &format!("{what}: {names} down"));
                 drop(w);
-                self.handle.pause(self.ids[node]);
-                Applied::Paused(node)
-            }),
+                for node in &nodes {
+                    self.handle.kill(self.ids[*node]);
+                }
+                (!nodes.is_empty()).then_some(Applied::Down(nodes))
+            }
+            FaultOp::Pause { target } => {
+                let nodes = self.resolve(*target);
+                let names = self.names(&nodes);
+                lock(&self.world).note("nemesis", &format!("pause {names}"));
+                for node in &nodes {
+                    self.handle.pause(self.ids[*node]);
+                }
+                (!nodes.is_empty()).then_some(Applied::Paused(nodes))
+            }
             FaultOp::Partition { split } => {
                 let mut w = lock(&self.world);
                 let n = w.names.len();
@@ -226,23 +267,29 @@ impl<S: System> Nemesis<S> {
         };
         let mut w = lock(&self.world);
         match applied {
-            Applied::Down(node) => {
-                if matches!(op, FaultOp::Power { .. }) {
-                    w.lose_power(node);
+            Applied::Down(nodes) => {
+                for node in &nodes {
+                    if matches!(op, FaultOp::Power { .. }) {
+                        w.lose_power(*node);
+                    }
+                    w.down[*node] = false;
+                    w.leader[*node] = false;
+                    w.reconnect(*node);
                 }
-                w.down[node] = false;
-                w.leader[node] = false;
-                w.reconnect(node);
-                let name = w.names[node].clone();
-                w.note("nemesis", &format!("restart {name}"));
                 drop(w);
-                self.handle.restart(self.ids[node]);
+                let names = self.names(&nodes);
+                lock(&self.world).note("nemesis", &format!("restart {names}"));
+                for node in &nodes {
+                    self.handle.restart(self.ids[*node]);
+                }
             }
-            Applied::Paused(node) => {
-                let name = w.names[node].clone();
-                w.note("nemesis", &format!("resume {name}"));
+            Applied::Paused(nodes) => {
                 drop(w);
-                self.handle.resume(self.ids[node]);
+                let names = self.names(&nodes);
+                lock(&self.world).note("nemesis", &format!("resume {names}"));
+                for node in &nodes {
+                    self.handle.resume(self.ids[*node]);
+                }
             }
             Applied::Cut(cut) => {
                 for (a, b) in cut {

@@ -1,7 +1,9 @@
 //! A Kafka broker: the replicas it hosts, as leader or follower.
 
 use super::log::{CommitLog, LeaderEpoch, Record};
-use super::protocol::{Acks, ErrorCode, Fetcher, KafkaMsg, Partition, PartitionState};
+use super::protocol::{
+    Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
+};
 use super::{
     KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, BROKER_HEARTBEAT, FETCH_BACKOFF,
     FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
@@ -53,6 +55,8 @@ pub struct Replica {
     /// The controller's latest record of this partition, as this broker learned it.
     pub known: Option<PartitionState>,
     pub role: ReplicaRole,
+    /// Correlation id of this follower's latest fetch.
+    pub correlation: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,8 +83,7 @@ pub struct DelayedProduce {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DelayedFetch {
     pub fetcher: Id,
-    pub kind: Fetcher,
-    pub offset: u64,
+    pub request: FetchRequest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -132,6 +135,7 @@ impl Broker {
                     hw_checkpoint: hw,
                     known: None,
                     role: ReplicaRole::Idle,
+                    correlation: 0,
                 }
             })
             .collect();
@@ -175,14 +179,10 @@ impl Broker {
                     }
                 }
             }
-            KafkaMsg::Fetch {
-                partition,
-                offset,
-                leader_epoch,
-                fetcher,
-            } => self.on_fetch(s, src, partition, offset, leader_epoch, fetcher, o),
+            KafkaMsg::Fetch(request) => self.on_fetch(s, src, request, o),
             KafkaMsg::FetchResponse {
                 partition,
+                correlation,
                 offset,
                 records,
                 high_watermark,
@@ -192,6 +192,7 @@ impl Broker {
                 s,
                 src,
                 partition,
+                correlation,
                 offset,
                 records,
                 high_watermark,
@@ -313,7 +314,7 @@ impl Broker {
                 if let ReplicaRole::Leader(l) = &mut r.role {
                     let waiting = std::mem::take(&mut l.delayed_fetch);
                     for f in waiting {
-                        let reply = fetch_response(r, f.offset, f.kind, None);
+                        let reply = fetch_response(r, &f.request, None);
                         o.send(f.fetcher, reply);
                     }
                 }
@@ -341,7 +342,7 @@ impl Broker {
                 }
             }
             KafkaTimer::ReplicaFetch(p) => {
-                let Some(r) = replica(s, *p) else { return };
+                let Some(r) = replica_mut(s, *p) else { return };
                 if let ReplicaRole::Follower { leader, truncating } = r.role {
                     let request = if truncating {
                         self.epoch_request(r)
@@ -468,7 +469,7 @@ impl Broker {
             for f in l.delayed_fetch {
                 o.send(
                     f.fetcher,
-                    fetch_response(r, f.offset, f.kind, Some(ErrorCode::NotLeaderOrFollower)),
+                    fetch_response(r, &f.request, Some(ErrorCode::NotLeaderOrFollower)),
                 );
             }
             for f in l.follower_leo.keys() {
@@ -501,13 +502,16 @@ impl Broker {
         );
     }
 
-    fn fetch_request(&self, r: &Replica) -> KafkaMsg {
-        KafkaMsg::Fetch {
+    /// The follower's next fetch: from its log end, under a fresh correlation id.
+    fn fetch_request(&self, r: &mut Replica) -> KafkaMsg {
+        r.correlation += 1;
+        KafkaMsg::Fetch(FetchRequest {
             partition: r.partition,
             offset: r.log.end_offset(),
             leader_epoch: self.current_epoch(r),
             fetcher: Fetcher::Replica,
-        }
+            correlation: r.correlation,
+        })
     }
 
     fn epoch_request(&self, r: &Replica) -> KafkaMsg {
@@ -522,19 +526,16 @@ impl Broker {
         r.known.as_ref().map_or(0, |k| k.leader_epoch)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_fetch(
-        &self,
-        s: &mut BrokerState,
-        src: Id,
-        partition: Partition,
-        offset: u64,
-        leader_epoch: LeaderEpoch,
-        fetcher: Fetcher,
-        o: &mut KafkaOut,
-    ) {
+    fn on_fetch(&self, s: &mut BrokerState, src: Id, request: FetchRequest, o: &mut KafkaOut) {
+        let FetchRequest {
+            partition,
+            offset,
+            leader_epoch,
+            fetcher,
+            ..
+        } = request;
         let Some(r) = replica_mut(s, partition) else {
-            o.send(src, not_leader(partition, offset));
+            o.send(src, not_leader(&request));
             return;
         };
         let epoch_fencing = self.settings.truncation == Truncation::LeaderEpoch;
@@ -551,7 +552,7 @@ impl Broker {
             _ => Some(ErrorCode::NotLeaderOrFollower),
         };
         if error.is_some() {
-            o.send(src, fetch_response(r, offset, fetcher, error));
+            o.send(src, fetch_response(r, &request, error));
             return;
         }
         if fetcher == Fetcher::Replica {
@@ -593,11 +594,10 @@ impl Broker {
             }
             l.delayed_fetch.push(DelayedFetch {
                 fetcher: src,
-                kind: fetcher,
-                offset,
+                request,
             });
         } else {
-            o.send(src, fetch_response(r, offset, fetcher, None));
+            o.send(src, fetch_response(r, &request, None));
         }
     }
 
@@ -607,6 +607,7 @@ impl Broker {
         s: &mut BrokerState,
         src: Id,
         partition: Partition,
+        correlation: u64,
         offset: u64,
         records: Vec<Record>,
         high_watermark: u64,
@@ -624,8 +625,8 @@ impl Broker {
         else {
             return;
         };
-        if leader != src || offset != r.log.end_offset() {
-            return; // a response to an older fetch
+        if leader != src || correlation != r.correlation || offset != r.log.end_offset() {
+            return; // not the answer to the fetch outstanding
         }
         match error {
             Some(ErrorCode::OffsetOutOfRange) => {
@@ -722,10 +723,11 @@ impl Broker {
         let held: Vec<DelayedFetch> = l
             .delayed_fetch
             .iter()
-            .filter(|f| f.kind == Fetcher::Replica)
+            .filter(|f| f.request.fetcher == Fetcher::Replica)
             .cloned()
             .collect();
-        l.delayed_fetch.retain(|f| f.kind != Fetcher::Replica);
+        l.delayed_fetch
+            .retain(|f| f.request.fetcher != Fetcher::Replica);
         if acks == Acks::All {
             l.delayed_produce.push(DelayedProduce {
                 client: src,
@@ -736,7 +738,7 @@ impl Broker {
             respond(o, Ok(offset));
         }
         for f in held {
-            o.send(f.fetcher, fetch_response(r, f.offset, f.kind, None));
+            o.send(f.fetcher, fetch_response(r, &f.request, None));
         }
         self.maybe_advance_hw(r, o);
         self.save(s, o);
@@ -803,12 +805,13 @@ impl Broker {
         let consumers: Vec<DelayedFetch> = l
             .delayed_fetch
             .iter()
-            .filter(|f| f.kind == Fetcher::Consumer)
+            .filter(|f| f.request.fetcher == Fetcher::Consumer)
             .cloned()
             .collect();
-        l.delayed_fetch.retain(|f| f.kind != Fetcher::Consumer);
+        l.delayed_fetch
+            .retain(|f| f.request.fetcher != Fetcher::Consumer);
         for f in consumers {
-            o.send(f.fetcher, fetch_response(r, f.offset, f.kind, None));
+            o.send(f.fetcher, fetch_response(r, &f.request, None));
         }
     }
 }
@@ -829,10 +832,11 @@ fn epoch_error(theirs: LeaderEpoch, ours: LeaderEpoch) -> ErrorCode {
     }
 }
 
-fn not_leader(partition: Partition, offset: u64) -> KafkaMsg {
+fn not_leader(request: &FetchRequest) -> KafkaMsg {
     KafkaMsg::FetchResponse {
-        partition,
-        offset,
+        partition: request.partition,
+        correlation: request.correlation,
+        offset: request.offset,
         records: Vec::new(),
         high_watermark: 0,
         log_end_offset: 0,
@@ -840,13 +844,15 @@ fn not_leader(partition: Partition, offset: u64) -> KafkaMsg {
     }
 }
 
-fn fetch_response(r: &Replica, offset: u64, kind: Fetcher, error: Option<ErrorCode>) -> KafkaMsg {
-    let limit = match kind {
+fn fetch_response(r: &Replica, request: &FetchRequest, error: Option<ErrorCode>) -> KafkaMsg {
+    let offset = request.offset;
+    let limit = match request.fetcher {
         Fetcher::Replica => r.log.end_offset(),
         Fetcher::Consumer => r.high_watermark,
     };
     KafkaMsg::FetchResponse {
         partition: r.partition,
+        correlation: request.correlation,
         offset,
         records: if error.is_some() {
             Vec::new()

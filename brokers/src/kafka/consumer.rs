@@ -2,11 +2,11 @@
 //! time, and commits offsets before processing, after it, or on a timer.
 
 use super::broker::{exact, retry};
-use super::protocol::{leaders, ErrorCode, Fetcher, KafkaMsg, Partition};
+use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
 use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings};
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// Time the application spends on one record.
@@ -29,7 +29,9 @@ pub struct ConsumerState {
     pub leaders: Vec<Option<Id>>,
     /// Next offset to fetch, per assigned partition, once the committed offset is known.
     pub position: BTreeMap<Partition, u64>,
-    pub fetching: BTreeSet<Partition>,
+    /// Fetches outstanding, by partition, with their correlation ids.
+    pub fetching: BTreeMap<Partition, u64>,
+    pub correlation: u64,
     /// Fetched but not yet handed to the application: lost, not delivered, on a crash.
     pub buffer: VecDeque<(Partition, u64, MsgId)>,
     /// Offset after the last record the application processed.
@@ -69,7 +71,8 @@ impl Consumer {
             assigned: Vec::new(),
             leaders: vec![None; self.settings.partitions as usize],
             position: BTreeMap::new(),
-            fetching: BTreeSet::new(),
+            fetching: BTreeMap::new(),
+            correlation: 0,
             buffer: VecDeque::new(),
             processed: BTreeMap::new(),
             committing: BTreeMap::new(),
@@ -107,7 +110,8 @@ impl Consumer {
                 // Requests in flight on the reset connection failed: ask again after a backoff.
                 let backoff = exact(self.settings.retry_backoff);
                 for p in s.assigned.clone() {
-                    let from_leader = s.leaders[p as usize] == Some(src) && s.fetching.contains(&p);
+                    let from_leader =
+                        s.leaders[p as usize] == Some(src) && s.fetching.contains_key(&p);
                     let from_coordinator = src == self.coordinator()
                         && (!s.position.contains_key(&p) || s.committing.contains_key(&p));
                     if from_leader || from_coordinator {
@@ -153,6 +157,12 @@ impl Consumer {
             }
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
+                if s.leaders.iter().any(Option::is_none) {
+                    o.set_timer(
+                        KafkaTimer::MetadataRefresh,
+                        retry(Duration::from_millis(500)),
+                    );
+                }
                 for p in s.assigned.clone() {
                     self.fetch(s, p, o);
                 }
@@ -160,12 +170,15 @@ impl Consumer {
             KafkaMsg::HeartbeatResponse { error: Some(_) } => self.rejoin(s, o),
             KafkaMsg::FetchResponse {
                 partition,
+                correlation,
                 offset,
                 records,
                 error,
                 ..
             } => {
-                if !s.fetching.contains(&partition) || s.position.get(&partition) != Some(&offset) {
+                if s.fetching.get(&partition) != Some(&correlation)
+                    || s.position.get(&partition) != Some(&offset)
+                {
                     return;
                 }
                 s.fetching.remove(&partition);
@@ -318,7 +331,7 @@ impl Consumer {
             }
             return;
         };
-        let blocked = s.fetching.contains(&p)
+        let blocked = s.fetching.contains_key(&p)
             || s.buffer.iter().any(|(bp, _, _)| *bp == p)
             || (self.settings.commit != CommitMode::Auto && s.committing.contains_key(&p));
         if blocked {
@@ -326,16 +339,18 @@ impl Consumer {
         }
         match s.leaders[p as usize] {
             Some(leader) => {
+                s.correlation += 1;
                 o.send(
                     leader,
-                    KafkaMsg::Fetch {
+                    KafkaMsg::Fetch(FetchRequest {
                         partition: p,
                         offset,
                         leader_epoch: 0,
                         fetcher: Fetcher::Consumer,
-                    },
+                        correlation: s.correlation,
+                    }),
                 );
-                s.fetching.insert(p);
+                s.fetching.insert(p, s.correlation);
                 o.set_timer(
                     KafkaTimer::ConsumerFetch(p),
                     exact(self.settings.request_timeout),

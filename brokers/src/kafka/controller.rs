@@ -3,7 +3,7 @@
 
 use super::broker::exact;
 use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
-use super::{KafkaOut, KafkaTimer, Settings};
+use super::{KafkaOut, KafkaTimer, Settings, Truncation};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,11 +59,16 @@ impl Controller {
     pub fn on_msg(&self, s: &mut ControllerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
         match msg {
             KafkaMsg::BrokerRegistration => {
-                // A new incarnation: whatever the old one led or replicated is gone from memory.
-                let mut changed = if s.registered.insert(src) {
-                    Vec::new()
-                } else {
+                // KRaft fences a restarted broker's old incarnation: it leaves every ISR and must
+                // catch up again. The ZooKeeper-era controller that went with high-watermark
+                // truncation only noticed a restart if the broker's session expired first, so a
+                // fast restart kept its ISR membership.
+                let first = s.registered.insert(src);
+                let fence_old = !first && self.settings.truncation == Truncation::LeaderEpoch;
+                let mut changed = if fence_old {
                     self.fence(s, src)
+                } else {
+                    Vec::new()
                 };
                 changed.extend(self.unfence(s, src));
                 self.publish(s, changed, o);

@@ -100,6 +100,13 @@ impl Producer {
             }
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
+                if s.leaders.iter().any(Option::is_none) {
+                    // An offline partition: ask again until it has a leader.
+                    o.set_timer(
+                        KafkaTimer::MetadataRefresh,
+                        retry(Duration::from_millis(500)),
+                    );
+                }
                 self.pump(s, o);
             }
             KafkaMsg::ProduceResponse {

@@ -68,6 +68,19 @@ pub enum Fetcher {
     Consumer,
 }
 
+/// A Fetch, from a follower or a consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub partition: Partition,
+    pub offset: u64,
+    /// KIP-320: the fetcher's current leader epoch, so stale leaders and followers are fenced.
+    pub leader_epoch: LeaderEpoch,
+    pub fetcher: Fetcher,
+    /// Matches the response to its request, as Kafka's correlation id does: a fetcher acts on
+    /// the answer to the one fetch it has outstanding, not on stray or duplicated answers.
+    pub correlation: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KafkaMsg {
     /// Not a wire message: the client library's notice that the TCP connection to the sender was
@@ -90,15 +103,10 @@ pub enum KafkaMsg {
     },
 
     // Replication.
-    Fetch {
-        partition: Partition,
-        offset: u64,
-        /// KIP-320: the fetcher's current leader epoch, so stale leaders and followers are fenced.
-        leader_epoch: LeaderEpoch,
-        fetcher: Fetcher,
-    },
+    Fetch(FetchRequest),
     FetchResponse {
         partition: Partition,
+        correlation: u64,
         offset: u64,
         records: Vec<Record>,
         high_watermark: u64,
@@ -222,14 +230,10 @@ impl fmt::Display for KafkaMsg {
                 "AlterPartition p{partition} epoch={leader_epoch} isr={}",
                 ids(new_isr)
             ),
-            Fetch {
-                partition,
-                offset,
-                leader_epoch,
-                fetcher,
-            } => write!(
+            Fetch(r) => write!(
                 f,
-                "Fetch p{partition} offset={offset} epoch={leader_epoch} ({fetcher:?})"
+                "Fetch p{} offset={} epoch={} ({:?})",
+                r.partition, r.offset, r.leader_epoch, r.fetcher
             ),
             FetchResponse {
                 partition,

@@ -1,0 +1,72 @@
+//! Runs the `mqcheck` binary the way a user does, and reads its JSON.
+
+use serde_json::Value;
+use std::process::Command;
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn mqcheck(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+        .args(args)
+        .output()
+        .expect("mqcheck runs");
+    Outcome {
+        code: out.status.code().expect("exited"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `mqcheck sim ARGS --json`, parsed.
+pub fn sim(args: &str) -> (i32, Value) {
+    let mut words: Vec<&str> = vec!["sim"];
+    words.extend(args.split_whitespace());
+    words.push("--json");
+    let out = mqcheck(&words);
+    assert!(
+        !out.stderr.contains("panicked"),
+        "mqcheck panicked: {}",
+        out.stderr
+    );
+    let json: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr));
+    (out.code, json)
+}
+
+/// Asserts `invariant` was violated, and returns the first violation (seed, replay, explanation).
+pub fn violated(args: &str, invariant: &str) -> Value {
+    let (code, json) = sim(&format!("{args} --check {invariant}"));
+    let inv = &json["invariants"][invariant];
+    assert_eq!(
+        inv["held"],
+        Value::Bool(false),
+        "expected {invariant} violated by `mqcheck sim {args}`, got {inv}"
+    );
+    assert_eq!(code, 1, "a violation exits 1");
+    inv["first_violation"].clone()
+}
+
+/// Asserts every listed invariant held in every run.
+pub fn held(args: &str, invariants: &[&str]) -> Value {
+    let (code, json) = sim(&format!("{args} --check {}", invariants.join(",")));
+    for invariant in invariants {
+        let inv = &json["invariants"][*invariant];
+        assert_eq!(
+            inv["held"],
+            Value::Bool(true),
+            "expected {invariant} held by `mqcheck sim {args}`, got {inv}"
+        );
+    }
+    assert_eq!(code, 0, "all held exits 0");
+    json
+}
+
+/// Runs a replay command line printed by `sim`.
+pub fn replay(command: &str) -> Outcome {
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    mqcheck(&words)
+}
