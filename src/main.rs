@@ -69,19 +69,21 @@ struct ListJob;
 impl Job for ListJob {
     type Output = ();
     fn run<S: System>(self) {
-        println!("{}  {}", S::NAME, S::summary());
+        let mut text = format!("{}  {}\n", S::NAME, S::summary());
         for key in S::keys() {
-            println!(
-                "    {:<40} default {:<8} ({}) {}",
-                key.name,
-                if key.default.len() > 8 {
-                    "max"
-                } else {
-                    key.default
-                },
-                key.allowed,
-                key.doc
+            text += &format!("    {:<40} {}\n", key.name, key.doc);
+            text += &format!(
+                "    {:<40} default {}; allowed: {}\n",
+                "", key.default, key.allowed
             );
         }
+        emit(&text);
     }
+}
+
+/// Writes to stdout; a closed pipe (`mqcheck list | head`) ends the output quietly.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -156,7 +156,7 @@ impl MatrixCmd {
         }
         bar.finish_and_clear();
         let table = markdown(&rows);
-        print!("{table}");
+        crate::emit(&table);
         if let Some(path) = &self.markdown {
             if let Err(e) = std::fs::write(path, &table) {
                 eprintln!("error: cannot write --markdown {}: {e}", path.display());

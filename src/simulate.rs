@@ -128,12 +128,12 @@ impl Job for SimCmd {
         let report = simulate::<S>(&spec, self.seed, self.seeds, &bar);
         bar.finish_and_clear();
         if self.json {
-            println!(
-                "{}",
+            crate::emit(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&report).expect("report serializes")
-            );
+            ));
         } else {
-            print!("{}", report.human());
+            crate::emit(&report.human());
         }
         Ok(if report.all_held() { HELD } else { VIOLATED })
     }

@@ -91,6 +91,38 @@ impl History {
         });
     }
 
+    /// Has the run nothing left to wait for? Every send was answered (acknowledged or failed)
+    /// and every acknowledged message reached every group of its audience. A driver may end its
+    /// final drain early once this holds, as Jepsen's final reads stop once they read everything.
+    pub fn settled(&self) -> bool {
+        use std::collections::BTreeSet;
+        let mut sent: Vec<(MsgId, &[GroupId])> = Vec::new();
+        let mut answered = BTreeSet::new();
+        let mut acked = BTreeSet::new();
+        let mut delivered = BTreeSet::new();
+        for e in &self.events {
+            match &e.op {
+                Op::Send { msg, audience, .. } => sent.push((*msg, audience)),
+                Op::Ack { msg } => {
+                    answered.insert(*msg);
+                    acked.insert(*msg);
+                }
+                Op::Fail { msg, .. } => {
+                    answered.insert(*msg);
+                }
+                Op::Deliver { msg, group, .. } => {
+                    delivered.insert((*msg, *group));
+                }
+                Op::Commit { .. } => {}
+            }
+        }
+        sent.iter().all(|(msg, audience)| {
+            answered.contains(msg)
+                && (!acked.contains(msg)
+                    || audience.iter().all(|g| delivered.contains(&(*msg, *g))))
+        })
+    }
+
     /// Number of deliveries to the application, redeliveries included.
     pub fn deliveries(&self) -> usize {
         self.events

@@ -5,12 +5,16 @@
 //! per second, and simulated time per wall time; then, in the same run, the message rate of a bare
 //! madsim ping-pong between two nodes — the ceiling any harness on madsim can reach.
 //!
+//! Last, for each Kafka anomaly of the foundation issue, the wall time until the first seed that
+//! shows it (seeds run in order on one thread, as `mqcheck sim` would meet them).
+//!
 //! `cargo bench -p mqcheck-sim --bench engine`
 
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, Runtime};
 use mqcheck_brokers::kafka::Kafka;
 use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_invariants::{check, Invariant};
 use mqcheck_sim::{run, schedule_for, FaultSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -47,6 +51,28 @@ fn ping_pong() -> (u64, Duration) {
     });
     (ROUND_TRIPS * 2, started.elapsed())
 }
+
+/// Seeds run in order until `invariant` is violated: (first violating seed, wall time).
+fn first_counterexample(sets: &[&str], faults: &str, invariant: Invariant) -> (u64, Duration) {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::parse("kafka", &Kafka::keys(), &sets).unwrap();
+    let kafka = Kafka::build(&config, WORKLOAD);
+    let faults: FaultSet = faults.parse().unwrap();
+    let started = Instant::now();
+    for seed in 0.. {
+        let r = run(&kafka, seed, &schedule_for(&kafka, seed, &faults), false);
+        if !check(invariant, &r.history).is_empty() {
+            return (seed, started.elapsed());
+        }
+    }
+    unreachable!("seeds are unbounded")
+}
+
+const WORKLOAD: Workload = Workload {
+    messages: 100,
+    producers: 1,
+    consumers: 1,
+};
 
 fn main() {
     let seeds = 200;
@@ -93,4 +119,59 @@ fn main() {
         "harness / engine message rate   {:>12.2} (target: at least 0.5)",
         harness_rate / engine_rate
     );
+    println!("time to the first counterexample (target: under 1 s each):");
+    let anomalies: [(&str, &[&str], &str, Invariant); 7] = [
+        (
+            "acks=1, leader crash",
+            &["acks=1", "enable.idempotence=false"],
+            "crash",
+            Invariant::AtLeastOnce,
+        ),
+        (
+            "acks=0, packet loss",
+            &["acks=0", "enable.idempotence=false"],
+            "loss",
+            Invariant::AtLeastOnce,
+        ),
+        (
+            "unclean leader election",
+            &[
+                "unclean.leader.election.enable=true",
+                "min.insync.replicas=2",
+            ],
+            "crash,partition",
+            Invariant::AtLeastOnce,
+        ),
+        (
+            "high-watermark truncation",
+            &["log.truncation=high-watermark", "min.insync.replicas=2"],
+            "crash,pause",
+            Invariant::AtLeastOnce,
+        ),
+        (
+            "retries reorder (no idempotence)",
+            &["enable.idempotence=false", "retries=5"],
+            "loss",
+            Invariant::Ordering,
+        ),
+        (
+            "retries duplicate (no idempotence)",
+            &["enable.idempotence=false", "retries=5"],
+            "loss",
+            Invariant::AtMostOnce,
+        ),
+        (
+            "commit before processing",
+            &["consumer.commit=before-processing", "min.insync.replicas=2"],
+            "crash",
+            Invariant::AtLeastOnce,
+        ),
+    ];
+    for (name, sets, faults, invariant) in anomalies {
+        let (seed, took) = first_counterexample(sets, faults, invariant);
+        println!(
+            "  {name:<36} {invariant:<14} seed {seed:>4}  {:>7.3} s",
+            took.as_secs_f64()
+        );
+    }
 }

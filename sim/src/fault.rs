@@ -111,7 +111,7 @@ impl FromStr for FaultSet {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    /// Whichever faulty node leads something at that moment (a random faulty node if none).
+    /// Whichever live server leads something at that moment (a random live server if none).
     Leader,
     /// A fixed node, by index.
     Node(usize),

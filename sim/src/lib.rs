@@ -2,8 +2,8 @@
 //!
 //! Each actor runs on its own simulated node. Messages cross madsim's network through a
 //! TCP-like layer ([`world`]): FIFO per connection, a crash or partition breaks connections and
-//! loses what was in flight, and a lost packet breaks its connection at that point, so senders
-//! learn of trouble only through their own timeouts. Timers run on madsim's clock; `save()`d
+//! loses what was in flight, and a lost packet breaks its connection at that point: both ends
+//! see a reset, while a partition is silent and only timeouts tell. Timers run on madsim's clock; `save()`d
 //! storage lives outside the nodes and survives a crash (and, trimmed to what was fsynced, a
 //! power loss). Random choices draw from madsim's seeded generator.
 //!

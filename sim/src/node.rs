@@ -5,7 +5,7 @@
 //! network). Handlers run synchronously between awaits, so the actor never sees concurrency.
 
 use crate::world::{lock, Fate, Packet, Shared};
-use futures_util::future::{select, Either};
+use futures_util::future::{join_all, select, Either};
 use madsim::net::Endpoint;
 use madsim::rand::{thread_rng, Rng};
 use madsim::task::spawn_local;
@@ -110,6 +110,7 @@ pub async fn run<S: System>(
         wake_clock: None,
         wake_sender: None,
     }));
+    lock(&world).come_up(index);
     spawn_local(clock(rt.clone(), addrs.clone()));
     spawn_local(sender(rt.clone(), endpoint.clone()));
     {
@@ -226,10 +227,16 @@ async fn sender<S: System>(rt: Handle<S>, endpoint: Rc<Endpoint>) {
             }
         })
         .await;
-        for (addr, packet) in batch {
-            // A send to a node that is down simply goes nowhere.
-            let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
-        }
+        // All at once: madsim spends a moment on each send, and a node's packets should not
+        // queue behind each other for it. FIFO is the connection layer's job.
+        join_all(batch.into_iter().map(|(addr, packet)| {
+            let endpoint = endpoint.clone();
+            async move {
+                // A send to a node that is down simply goes nowhere.
+                let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
+            }
+        }))
+        .await;
     }
 }
 

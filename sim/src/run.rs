@@ -7,13 +7,18 @@ use crate::world::{lock, Shared, World};
 use madsim::rand::{seq::SliceRandom, thread_rng};
 use madsim::runtime::{Handle, Runtime};
 use madsim::task::NodeId;
-use madsim::time::{sleep, sleep_until};
+use madsim::time::{sleep, sleep_until, Instant};
 use mqcheck_brokers::System;
 use mqcheck_invariants::History;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How often the drain looks whether the run has settled.
+const SETTLE_POLL: Duration = Duration::from_secs(1);
+/// How long a settled run must stay quiet before the checkers look.
+const SETTLE_GRACE: Duration = Duration::from_secs(10);
 
 /// What one run produced.
 #[derive(Clone, Debug)]
@@ -86,22 +91,44 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         let window_ms = schedule.window_ms;
         let window = Duration::from_millis(window_ms);
         for (i, f) in schedule.faults.iter().enumerate() {
-            let begin = f.at_ms.min(window_ms);
-            timeline.push((begin, true, i));
-            timeline.push(((f.at_ms + f.for_ms).min(window_ms).max(begin), false, i));
+            let (begin, end) = (f.at_ms, (f.at_ms + f.for_ms).min(window_ms));
+            if begin < end {
+                timeline.push((begin, true, i));
+                timeline.push((end, false, i));
+            }
         }
         timeline.sort();
         for (at_ms, starts, i) in timeline {
-            sleep_until(start + Duration::from_millis(at_ms)).await;
+            let at = start + Duration::from_millis(at_ms);
+            if at > Instant::now() {
+                sleep_until(at).await;
+            }
             if starts {
                 nemesis.begin(i, &schedule.faults[i].op);
             } else {
                 nemesis.end(i, &schedule.faults[i].op);
             }
         }
-        sleep_until(start + window).await;
+        if start + window > Instant::now() {
+            sleep_until(start + window).await;
+        }
         lock(&world).note("nemesis", "fault window over: everything healed; draining");
-        sleep(drain).await;
+        // Drain until the history has nothing left to wait for and has been quiet for a while
+        // (clients may still be sending, late duplicates may still show); at most `drain`.
+        let deadline = start + window + drain;
+        let (mut seen, mut quiet_since) = (0, Instant::now());
+        while Instant::now() < deadline {
+            let (events, settled) = {
+                let w = lock(&world);
+                (w.history.events.len(), w.history.settled())
+            };
+            if events != seen {
+                (seen, quiet_since) = (events, Instant::now());
+            } else if settled && Instant::now() >= quiet_since + SETTLE_GRACE {
+                break;
+            }
+            sleep(SETTLE_POLL).await;
+        }
         let w = lock(&world);
         Run {
             seed,
@@ -138,16 +165,15 @@ impl<S: System> Nemesis<S> {
     /// piling onto the cluster the way Jepsen's "primaries" nemesis does.
     fn resolve(&self, target: Target) -> Vec<usize> {
         let w = lock(&self.world);
-        let live: Vec<usize> = self
-            .servers
-            .iter()
-            .copied()
-            .filter(|i| !w.down[*i])
-            .collect();
+        // A node already down or paused is left to the fault that holds it.
+        let busy = |i: &usize| w.down[*i] || w.paused[*i];
+        let live: Vec<usize> = self.servers.iter().copied().filter(|i| !busy(i)).collect();
         let mut hit: Vec<usize> = match target {
             Target::Node(i) => vec![i],
-            Target::Leader => (0..w.leader.len())
-                .find(|i| w.leader[*i] && !w.down[*i])
+            Target::Leader => live
+                .iter()
+                .copied()
+                .find(|i| w.leader[*i])
                 .or_else(|| live.choose(&mut thread_rng()).copied())
                 .into_iter()
                 .collect(),
@@ -158,7 +184,7 @@ impl<S: System> Nemesis<S> {
                     .collect()
             }
         };
-        hit.retain(|i| !w.down[*i]);
+        hit.retain(|i| *i < w.names.len() && !busy(i));
         hit.sort();
         hit
     }
@@ -181,6 +207,9 @@ impl<S: System> Nemesis<S> {
                 } else {
                     "crash"
                 };
+                if nodes.is_empty() {
+                    return;
+                }
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
                 for node in &nodes {
@@ -196,8 +225,16 @@ impl<S: System> Nemesis<S> {
             }
             FaultOp::Pause { target } => {
                 let nodes = self.resolve(*target);
+                if nodes.is_empty() {
+                    return;
+                }
                 let names = self.names(&nodes);
-                lock(&self.world).note("nemesis", &format!("pause {names}"));
+                let mut w = lock(&self.world);
+                w.note("nemesis", &format!("pause {names}"));
+                for node in &nodes {
+                    w.paused[*node] = true;
+                }
+                drop(w);
                 for node in &nodes {
                     self.handle.pause(self.ids[*node]);
                 }
@@ -272,9 +309,8 @@ impl<S: System> Nemesis<S> {
                     if matches!(op, FaultOp::Power { .. }) {
                         w.lose_power(*node);
                     }
-                    w.down[*node] = false;
+                    // Down until its endpoint listens again (`World::come_up`).
                     w.leader[*node] = false;
-                    w.reconnect(*node);
                 }
                 drop(w);
                 let names = self.names(&nodes);
@@ -284,6 +320,9 @@ impl<S: System> Nemesis<S> {
                 }
             }
             Applied::Paused(nodes) => {
+                for node in &nodes {
+                    w.paused[*node] = false;
+                }
                 drop(w);
                 let names = self.names(&nodes);
                 lock(&self.world).note("nemesis", &format!("resume {names}"));

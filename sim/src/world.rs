@@ -25,6 +25,9 @@ pub struct Link {
     pub cuts: u32,
     /// A broken connection is down until then.
     pub reconnect_at: Option<Instant>,
+    /// After a loss, the (epoch, sequence) below which packets sent before the lost one may still
+    /// arrive: TCP delivers up to the gap, not past it.
+    pub before_gap: Option<(u64, u64)>,
 }
 
 /// The receiving end of a connection: a reorder buffer, as TCP's, so delivery is FIFO.
@@ -75,6 +78,7 @@ pub struct World<S: System> {
     pub history: History,
     pub leader: Vec<bool>,
     pub down: Vec<bool>,
+    pub paused: Vec<bool>,
     pub links: Vec<Vec<Link>>,
     pub inboxes: Vec<Vec<Inbox<<S::Actor as stateright::actor::Actor>::Msg>>>,
     /// Active network faults, by the schedule index that started them.
@@ -102,7 +106,9 @@ impl<S: System> World<S> {
             observed: vec![0; n],
             history: History::default(),
             leader: vec![false; n],
-            down: vec![false; n],
+            // Every node is down until its endpoint listens.
+            down: vec![true; n],
+            paused: vec![false; n],
             links: vec![vec![Link::default(); n]; n],
             inboxes: (0..n)
                 .map(|_| (0..n).map(|_| Inbox::default()).collect())
@@ -145,6 +151,15 @@ impl<S: System> World<S> {
         link.epoch += 1;
         link.next_seq = 0;
         link.reconnect_at = Some(Instant::now() + RECONNECT);
+        link.before_gap = None;
+    }
+
+    /// Breaks the connection `src → dst` at a lost packet: what was sent before it still
+    /// arrives, nothing after it does.
+    fn break_at_gap(&mut self, src: usize, dst: usize) {
+        let gap = (self.links[src][dst].epoch, self.links[src][dst].next_seq);
+        self.break_link(src, dst);
+        self.links[src][dst].before_gap = Some(gap);
     }
 
     /// Breaks every connection to and from `node` (a crash): what was in flight is lost.
@@ -156,13 +171,15 @@ impl<S: System> World<S> {
         }
     }
 
-    /// A restarted process dials fresh connections: nothing older reaches it, nothing waits.
-    pub fn reconnect(&mut self, node: usize) {
+    /// A (re)started process is listening: it dials fresh connections, nothing older reaches
+    /// it, nothing waits.
+    pub fn come_up(&mut self, node: usize) {
         self.isolate(node);
         for other in 0..self.names.len() {
             self.links[node][other].reconnect_at = None;
             self.links[other][node].reconnect_at = None;
         }
+        self.down[node] = false;
     }
 
     /// Decides the fate of one message `src → dst`.
@@ -177,7 +194,7 @@ impl<S: System> World<S> {
         let duplicate = self.duplicate.values().copied().max().unwrap_or(0);
         let reorder = !self.reorder.is_empty();
         let link = &mut self.links[src][dst];
-        if link.cuts > 0 {
+        if link.cuts > 0 || self.down[dst] {
             return Fate::Dropped;
         }
         if let Some(at) = link.reconnect_at {
@@ -189,8 +206,8 @@ impl<S: System> World<S> {
         let mut rng = thread_rng();
         if loss > 0 && rng.gen_range(0..1000) < loss {
             // TCP never delivers past a gap: the connection breaks here.
-            self.break_link(src, dst);
-            self.break_link(dst, src);
+            self.break_at_gap(src, dst);
+            self.break_at_gap(dst, src);
             return Fate::Broken;
         }
         let link = &mut self.links[src][dst];
@@ -246,18 +263,25 @@ impl<S: System> World<S> {
         packet: Packet<<S::Actor as stateright::actor::Actor>::Msg>,
     ) -> Vec<Option<<S::Actor as stateright::actor::Actor>::Msg>> {
         let src = packet.src;
-        if packet.epoch < self.links[src][dst].epoch || self.down[dst] {
+        let link = &self.links[src][dst];
+        let before_gap = matches!(
+            (link.before_gap, packet.seq),
+            (Some((epoch, gap)), Some(seq)) if packet.epoch == epoch && seq < gap
+        );
+        if (packet.epoch < link.epoch && !before_gap) || self.down[dst] {
             return Vec::new(); // sent on a connection that has since broken
         }
         let Some(seq) = packet.seq else {
             return vec![packet.msg];
         };
         let inbox = &mut self.inboxes[dst][src];
-        if inbox.epoch != packet.epoch {
+        if packet.epoch > inbox.epoch {
             *inbox = Inbox {
                 epoch: packet.epoch,
                 ..Inbox::default()
             };
+        } else if packet.epoch < inbox.epoch {
+            return vec![packet.msg]; // a straggler from before a gap, overtaken by the reconnect
         }
         if seq < inbox.expected {
             return Vec::new();
@@ -271,10 +295,13 @@ impl<S: System> World<S> {
         ready
     }
 
-    /// Applies a power loss to `node`'s disk: only what it fsynced survives.
+    /// Applies a power loss to `node`'s disk: only what it fsynced survives — observations
+    /// included, so counting starts again from what is left.
     pub fn lose_power(&mut self, node: usize) {
         if let Some(disk) = &self.disks[node] {
-            self.disks[node] = Some(disk.after_power_loss());
+            let disk = disk.after_power_loss();
+            self.observed[node] = S::observations(&disk).len();
+            self.disks[node] = Some(disk);
         }
     }
 }

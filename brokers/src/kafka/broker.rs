@@ -170,14 +170,27 @@ impl Broker {
                     }
                 }
             }
-            KafkaMsg::PartitionChange(states) | KafkaMsg::BrokerHeartbeatResponse(states) => {
-                if src == self.controller() {
-                    o.cancel_timer(KafkaTimer::Registration);
-                    o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
-                    for ps in states {
-                        self.apply_partition_state(id, s, ps, o);
+            KafkaMsg::PartitionChange(states) | KafkaMsg::BrokerHeartbeatResponse(states)
+                if src == self.controller() =>
+            {
+                o.cancel_timer(KafkaTimer::Registration);
+                o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
+                for ps in states {
+                    self.apply_partition_state(id, s, ps, o);
+                }
+            }
+            KafkaMsg::AlterPartitionResponse { state, error } if src == self.controller() => {
+                if error.is_some() {
+                    // Refused (KIP-841): fall back to the committed ISR, and let the lag and
+                    // catch-up rules propose again.
+                    if let Some(r) = replica_mut(s, state.partition) {
+                        if let ReplicaRole::Leader(l) = &mut r.role {
+                            l.pending_isr = None;
+                            o.cancel_timer(KafkaTimer::AlterPartitionRetry(state.partition));
+                        }
                     }
                 }
+                self.apply_partition_state(id, s, state, o);
             }
             KafkaMsg::Fetch(request) => self.on_fetch(s, src, request, o),
             KafkaMsg::FetchResponse {
@@ -541,7 +554,10 @@ impl Broker {
         let epoch_fencing = self.settings.truncation == Truncation::LeaderEpoch;
         let error = match &r.role {
             ReplicaRole::Leader(l) => {
-                if fetcher == Fetcher::Replica && epoch_fencing && leader_epoch != l.epoch {
+                // Followers always carry their leader epoch; consumers do from KIP-320 on (0
+                // means a client that does not).
+                let carries_epoch = fetcher == Fetcher::Replica || leader_epoch > 0;
+                if epoch_fencing && carries_epoch && leader_epoch != l.epoch {
                     Some(epoch_error(leader_epoch, l.epoch))
                 } else if offset > r.log.end_offset() {
                     Some(ErrorCode::OffsetOutOfRange)

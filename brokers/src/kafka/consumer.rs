@@ -2,11 +2,12 @@
 //! time, and commits offsets before processing, after it, or on a timer.
 
 use super::broker::{exact, retry};
+use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
-use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings};
+use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation};
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Time the application spends on one record.
@@ -27,6 +28,12 @@ pub struct ConsumerState {
     pub generation: Option<u32>,
     pub assigned: Vec<Partition>,
     pub leaders: Vec<Option<Id>>,
+    /// Each partition's leader epoch, as the latest metadata said.
+    pub epochs: Vec<LeaderEpoch>,
+    /// The leader epoch of the last record fetched from each partition.
+    pub last_epoch: BTreeMap<Partition, LeaderEpoch>,
+    /// Partitions whose position must be validated against the new leader before fetching
+    /// (KIP-320): the log may have been truncated under it.
     /// Next offset to fetch, per assigned partition, once the committed offset is known.
     pub position: BTreeMap<Partition, u64>,
     /// Fetches outstanding, by partition, with their correlation ids.
@@ -39,6 +46,7 @@ pub struct ConsumerState {
     /// Commits sent and not yet answered.
     pub committing: BTreeMap<Partition, u64>,
     pub committed: BTreeMap<Partition, u64>,
+    pub validating: BTreeSet<Partition>,
     pub processing: bool,
 }
 
@@ -70,6 +78,9 @@ impl Consumer {
             generation: None,
             assigned: Vec::new(),
             leaders: vec![None; self.settings.partitions as usize],
+            epochs: vec![0; self.settings.partitions as usize],
+            last_epoch: BTreeMap::new(),
+            validating: BTreeSet::new(),
             position: BTreeMap::new(),
             fetching: BTreeMap::new(),
             correlation: 0,
@@ -96,6 +107,8 @@ impl Consumer {
         s.processed.clear();
         s.committing.clear();
         s.committed.clear();
+        s.last_epoch.clear();
+        s.validating.clear();
     }
 
     fn rejoin(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
@@ -144,19 +157,25 @@ impl Consumer {
                 generation,
                 partition,
                 offset,
-            } => {
-                if s.generation == Some(generation)
-                    && s.assigned.contains(&partition)
-                    && !s.position.contains_key(&partition)
-                {
-                    s.position.insert(partition, offset);
-                    s.processed.insert(partition, offset);
-                    s.committed.insert(partition, offset);
-                    self.fetch(s, partition, o);
-                }
+            } if s.generation == Some(generation)
+                && s.assigned.contains(&partition)
+                && !s.position.contains_key(&partition) =>
+            {
+                s.position.insert(partition, offset);
+                s.processed.insert(partition, offset);
+                s.committed.insert(partition, offset);
+                self.fetch(s, partition, o);
             }
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
+                for st in &states {
+                    let p = st.partition;
+                    let newer = st.leader_epoch > s.epochs[p as usize];
+                    s.epochs[p as usize] = st.leader_epoch;
+                    if newer && self.detects_truncation() && s.last_epoch.contains_key(&p) {
+                        s.validating.insert(p);
+                    }
+                }
                 if s.leaders.iter().any(Option::is_none) {
                     o.set_timer(
                         KafkaTimer::MetadataRefresh,
@@ -184,6 +203,13 @@ impl Consumer {
                 s.fetching.remove(&partition);
                 o.cancel_timer(KafkaTimer::ConsumerFetch(partition));
                 match error {
+                    Some(ErrorCode::OffsetOutOfRange)
+                        if self.detects_truncation() && s.last_epoch.contains_key(&partition) =>
+                    {
+                        // The log was truncated under our position: find where it diverges.
+                        s.validating.insert(partition);
+                        self.fetch(s, partition, o);
+                    }
                     Some(ErrorCode::OffsetOutOfRange) => {
                         // auto.offset.reset=earliest: start over from the log start.
                         s.position.insert(partition, 0);
@@ -200,6 +226,7 @@ impl Consumer {
                     None => {
                         let mut next = offset;
                         for r in records {
+                            s.last_epoch.insert(partition, r.epoch);
                             s.buffer.push_back((partition, next, r.msg));
                             next += 1;
                         }
@@ -211,6 +238,28 @@ impl Consumer {
                         }
                     }
                 }
+            }
+            KafkaMsg::OffsetsForLeaderEpochResponse {
+                partition,
+                end_offset,
+                error,
+                ..
+            } if s.validating.contains(&partition) => {
+                o.cancel_timer(KafkaTimer::ConsumerFetch(partition));
+                if error.is_some() {
+                    o.send(self.coordinator(), KafkaMsg::Metadata);
+                    o.set_timer(
+                        KafkaTimer::ConsumerFetch(partition),
+                        exact(self.settings.retry_backoff),
+                    );
+                    return;
+                }
+                s.validating.remove(&partition);
+                if let Some(position) = s.position.get_mut(&partition) {
+                    // Records from the divergence point on are gone: resume there.
+                    *position = (*position).min(end_offset);
+                }
+                self.fetch(s, partition, o);
             }
             KafkaMsg::OffsetCommitResponse {
                 partition,
@@ -247,10 +296,8 @@ impl Consumer {
 
     pub fn on_timeout(&self, s: &mut ConsumerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
-            KafkaTimer::JoinRetry => {
-                if s.generation.is_none() {
-                    self.rejoin(s, o);
-                }
+            KafkaTimer::JoinRetry if s.generation.is_none() => {
+                self.rejoin(s, o);
             }
             KafkaTimer::GroupHeartbeat => {
                 if let Some(generation) = s.generation {
@@ -261,14 +308,12 @@ impl Consumer {
                     retry(self.settings.heartbeat_interval),
                 );
             }
-            KafkaTimer::MetadataRefresh => {
-                if s.leaders.iter().any(Option::is_none) {
-                    o.send(self.coordinator(), KafkaMsg::Metadata);
-                    o.set_timer(
-                        KafkaTimer::MetadataRefresh,
-                        retry(Duration::from_millis(500)),
-                    );
-                }
+            KafkaTimer::MetadataRefresh if s.leaders.iter().any(Option::is_none) => {
+                o.send(self.coordinator(), KafkaMsg::Metadata);
+                o.set_timer(
+                    KafkaTimer::MetadataRefresh,
+                    retry(Duration::from_millis(500)),
+                );
             }
             KafkaTimer::ConsumerFetch(p) => {
                 // A request timed out, or a backoff ended.
@@ -338,6 +383,20 @@ impl Consumer {
             return;
         }
         match s.leaders[p as usize] {
+            Some(leader) if s.validating.contains(&p) => {
+                o.send(
+                    leader,
+                    KafkaMsg::OffsetsForLeaderEpoch {
+                        partition: p,
+                        leader_epoch: s.epochs[p as usize],
+                        requested_epoch: s.last_epoch.get(&p).copied().unwrap_or(0),
+                    },
+                );
+                o.set_timer(
+                    KafkaTimer::ConsumerFetch(p),
+                    exact(self.settings.request_timeout),
+                );
+            }
             Some(leader) => {
                 s.correlation += 1;
                 o.send(
@@ -345,7 +404,11 @@ impl Consumer {
                     KafkaMsg::Fetch(FetchRequest {
                         partition: p,
                         offset,
-                        leader_epoch: 0,
+                        leader_epoch: if self.detects_truncation() {
+                            s.epochs[p as usize]
+                        } else {
+                            0
+                        },
                         fetcher: Fetcher::Consumer,
                         correlation: s.correlation,
                     }),
@@ -364,6 +427,13 @@ impl Consumer {
                 );
             }
         }
+    }
+
+    /// KIP-320's consumer half came with leader-epoch truncation (Kafka 2.1): fetches carry the
+    /// leader epoch and positions are validated after a leader change. Before it, a consumer
+    /// past the log end just reset to `auto.offset.reset`.
+    fn detects_truncation(&self) -> bool {
+        self.settings.truncation == Truncation::LeaderEpoch
     }
 
     fn commit(&self, s: &mut ConsumerState, p: Partition, offset: u64, o: &mut KafkaOut) {

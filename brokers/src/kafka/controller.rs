@@ -73,6 +73,12 @@ impl Controller {
                 changed.extend(self.unfence(s, src));
                 self.publish(s, changed, o);
                 o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
+                // The session starts with the registration: a broker that dies before its first
+                // heartbeat is fenced like any other.
+                o.set_timer(
+                    KafkaTimer::BrokerSession(src),
+                    exact(self.settings.broker_session_timeout),
+                );
             }
             KafkaMsg::BrokerHeartbeat => {
                 if !s.alive.contains(&src) {
@@ -101,14 +107,24 @@ impl Controller {
                     && ps.partition_epoch == partition_epoch
                     && new_isr.contains(&src)
                     && new_isr.iter().all(|b| s.alive.contains(b));
-                if valid {
+                let error = if ps.leader != Some(src) || ps.leader_epoch != leader_epoch {
+                    Some(ErrorCode::FencedLeaderEpoch)
+                } else if ps.partition_epoch != partition_epoch {
+                    Some(ErrorCode::InvalidUpdateVersion)
+                } else if !valid {
+                    Some(ErrorCode::IneligibleReplica)
+                } else {
+                    None
+                };
+                if error.is_none() {
                     ps.isr = new_isr;
                     ps.partition_epoch += 1;
-                    let ps = ps.clone();
-                    self.publish(s, vec![ps.partition], o);
-                } else {
-                    o.send(src, KafkaMsg::PartitionChange(vec![ps.clone()]));
                 }
+                let state = ps.clone();
+                if error.is_none() {
+                    self.publish(s, vec![state.partition], o);
+                }
+                o.send(src, KafkaMsg::AlterPartitionResponse { state, error });
             }
             KafkaMsg::Metadata => o.send(src, KafkaMsg::MetadataResponse(s.partitions.clone())),
             KafkaMsg::JoinGroup => {
@@ -179,10 +195,8 @@ impl Controller {
                 let changed = self.fence(s, *b);
                 self.publish(s, changed, o);
             }
-            KafkaTimer::MemberSession(c) => {
-                if s.group.members.remove(c) {
-                    self.rebalance(s, o);
-                }
+            KafkaTimer::MemberSession(c) if s.group.members.remove(c) => {
+                self.rebalance(s, o);
             }
             _ => {}
         }

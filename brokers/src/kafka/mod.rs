@@ -198,7 +198,8 @@ impl Settings {
             retries,
             idempotence,
             max_in_flight,
-            delivery_timeout: ms(config, "delivery.timeout.ms"),
+            delivery_timeout: ms(config, "delivery.timeout.ms")
+                .max(ms(config, "request.timeout.ms")),
             request_timeout: ms(config, "request.timeout.ms"),
             retry_backoff: ms(config, "retry.backoff.ms"),
             commit: match config.str("consumer.commit") {
@@ -640,7 +641,9 @@ impl System for Kafka {
         }
         let delivery = config.int("delivery.timeout.ms");
         let request = config.int("request.timeout.ms");
-        if delivery < request {
+        // Kafka rejects the pair only when the user set delivery.timeout.ms; otherwise it raises
+        // it to request.timeout.ms with a warning.
+        if delivery < request && config.is_set("delivery.timeout.ms") {
             return Err(ConfigError::new(
                 "delivery.timeout.ms",
                 format!("delivery.timeout.ms={delivery} must be at least linger.ms + request.timeout.ms ({request})"),

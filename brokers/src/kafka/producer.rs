@@ -139,14 +139,12 @@ impl Producer {
     pub fn on_timeout(&self, s: &mut ProducerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Send => self.send_next(s, o),
-            KafkaTimer::MetadataRefresh => {
-                if s.leaders.iter().any(Option::is_none) {
-                    o.send(self.settings.controller(), KafkaMsg::Metadata);
-                    o.set_timer(
-                        KafkaTimer::MetadataRefresh,
-                        retry(Duration::from_millis(500)),
-                    );
-                }
+            KafkaTimer::MetadataRefresh if s.leaders.iter().any(Option::is_none) => {
+                o.send(self.settings.controller(), KafkaMsg::Metadata);
+                o.set_timer(
+                    KafkaTimer::MetadataRefresh,
+                    retry(Duration::from_millis(500)),
+                );
             }
             KafkaTimer::RequestTimeout(request) => {
                 let found = s
@@ -234,8 +232,9 @@ impl Producer {
     }
 
     /// Sends what may be sent: per partition, up to `max.in.flight.requests.per.connection`
-    /// outstanding requests; the idempotent producer never sends past a batch that waits to be
-    /// retried, so sequences reach the leader in order.
+    /// outstanding requests, oldest batch first. A batch waiting out its retry backoff goes back
+    /// to the head of its partition's queue (`RecordAccumulator.reenqueue`), so nothing newer is
+    /// sent past it; what overtakes a retry is only what was already in flight.
     fn pump(&self, s: &mut ProducerState, o: &mut KafkaOut) {
         for p in 0..self.settings.partitions {
             let Some(leader) = s.leaders[p as usize] else {
@@ -259,10 +258,7 @@ impl Producer {
                 }
                 let b = &s.batches[&seq];
                 if b.backing_off {
-                    if self.settings.idempotence {
-                        break;
-                    }
-                    continue;
+                    break;
                 }
                 if b.in_flight.is_some() {
                     continue;

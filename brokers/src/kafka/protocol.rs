@@ -43,6 +43,8 @@ pub enum ErrorCode {
     UnknownLeaderEpoch,
     OffsetOutOfRange,
     IllegalGeneration,
+    InvalidUpdateVersion,
+    IneligibleReplica,
 }
 
 impl ErrorCode {
@@ -56,6 +58,8 @@ impl ErrorCode {
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
             ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
         }
     }
 }
@@ -100,6 +104,11 @@ pub enum KafkaMsg {
         leader_epoch: LeaderEpoch,
         partition_epoch: u32,
         new_isr: Vec<Id>,
+    },
+    /// The controller's answer: the partition as it now stands, and why a change was refused.
+    AlterPartitionResponse {
+        state: PartitionState,
+        error: Option<ErrorCode>,
     },
 
     // Replication.
@@ -230,6 +239,9 @@ impl fmt::Display for KafkaMsg {
                 "AlterPartition p{partition} epoch={leader_epoch} isr={}",
                 ids(new_isr)
             ),
+            AlterPartitionResponse { state, error } => {
+                write!(f, "AlterPartitionResponse {state}{}", err(error))
+            }
             Fetch(r) => write!(
                 f,
                 "Fetch p{} offset={} epoch={} ({:?})",
