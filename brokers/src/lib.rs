@@ -10,11 +10,13 @@
 //! names, defaults and validation), the actors of one cluster plus its clients, and how to read a
 //! client's observations back out of its durable storage.
 
+pub mod app_log;
 pub mod config;
 pub mod disk;
 pub mod kafka;
 mod system;
 
+pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
 pub use disk::Durable;
 pub use system::{Node, Role, Scenario, System, Workload};

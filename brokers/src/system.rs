@@ -1,7 +1,6 @@
 //! What a broker model exposes to the drivers.
 
-use crate::{Config, ConfigError, Durable, Key};
-use mqcheck_invariants::Op;
+use crate::{AppLog, Config, ConfigError, Durable, Key};
 use stateright::actor::{Actor, Id};
 use std::fmt::Debug;
 use std::time::Duration;
@@ -86,8 +85,8 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// The actors, indexed by their `Id`.
     fn nodes(&self) -> Vec<Node<Self::Actor>>;
 
-    /// The client observations recorded in a node's durable application log, in order.
-    fn observations(storage: &Self::Storage) -> &[Op];
+    /// A client node's durable application log (`None` for servers).
+    fn app_log(storage: &Self::Storage) -> Option<&AppLog>;
 
     /// Is this node currently a leader of something (the nemesis likes to isolate leaders)?
     fn is_leader(state: &<Self::Actor as Actor>::State) -> bool;

@@ -330,11 +330,14 @@ fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg:
 fn save<S: System>(rt: &Handle<S>, storage: S::Storage) {
     let r = rt.borrow();
     let mut w = lock(&r.world);
-    let ops = S::observations(&storage);
-    let seen = w.observed[r.index].min(ops.len());
+    let Some(log) = S::app_log(&storage) else {
+        w.disks[r.index] = Some(storage);
+        return;
+    };
+    let seen = w.observed[r.index].min(log.len());
     let time_ms = w.now_ms();
     let node = w.names[r.index].clone();
-    for op in &ops[seen..] {
+    for op in log.iter().skip(seen) {
         let op = op.clone();
         w.log(r.index, || format!("app: {op}"));
         w.history.events.push(Event {
@@ -343,6 +346,6 @@ fn save<S: System>(rt: &Handle<S>, storage: S::Storage) {
             op,
         });
     }
-    w.observed[r.index] = ops.len();
+    w.observed[r.index] = log.len();
     w.disks[r.index] = Some(storage);
 }

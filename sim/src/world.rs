@@ -300,7 +300,7 @@ impl<S: System> World<S> {
     pub fn lose_power(&mut self, node: usize) {
         if let Some(disk) = &self.disks[node] {
             let disk = disk.after_power_loss();
-            self.observed[node] = S::observations(&disk).len();
+            self.observed[node] = S::app_log(&disk).map_or(0, |log| log.len());
             self.disks[node] = Some(disk);
         }
     }

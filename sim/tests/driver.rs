@@ -13,7 +13,9 @@
 //!
 //! Each test builds an explicit [`Schedule`] and asserts exact facts about the history.
 
-use mqcheck_brokers::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_brokers::{
+    AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload,
+};
 use mqcheck_invariants::{check, History, Invariant, Kind, MsgId, Op};
 use mqcheck_sim::world::RECONNECT;
 use mqcheck_sim::{
@@ -45,7 +47,7 @@ const MAX_LATENCY_MS: u64 = 11;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct Disk {
     /// The application's observation log (the harness reads it).
-    app: Vec<Op>,
+    app: AppLog,
     /// How many times this actor started (fsynced at each start).
     starts: u64,
     /// Receiver: numbers fsynced.
@@ -144,7 +146,7 @@ impl Actor for ToyActor {
             (_, Msg::Reset) => state.to_mut().resets += 1,
             (ToyActor::Pinger { .. }, Msg::Ack(n)) => {
                 let ack = Op::Ack { msg: msg_id(n) };
-                if !state.disk.app.contains(&ack) {
+                if !state.disk.app.iter().any(|op| *op == ack) {
                     let s = state.to_mut();
                     s.disk.app.push(ack);
                     o.save(s.disk.clone());
@@ -261,8 +263,8 @@ impl System for Toy {
         ]
     }
 
-    fn observations(storage: &Disk) -> &[Op] {
-        &storage.app
+    fn app_log(storage: &Disk) -> Option<&AppLog> {
+        Some(&storage.app)
     }
 
     fn is_leader(_state: &State) -> bool {

@@ -5,6 +5,7 @@ use super::broker::{exact, retry};
 use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
 use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation};
+use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -24,7 +25,7 @@ pub struct Consumer {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConsumerState {
     /// The application's record of what it processed and committed.
-    pub app: Vec<Op>,
+    pub app: AppLog,
     pub generation: Option<u32>,
     pub assigned: Vec<Partition>,
     pub leaders: Vec<Option<Id>>,
@@ -55,7 +56,7 @@ impl Consumer {
         self.settings.controller()
     }
 
-    pub fn start(&self, app: Vec<Op>, o: &mut KafkaOut) -> ConsumerState {
+    pub fn start(&self, app: AppLog, o: &mut KafkaOut) -> ConsumerState {
         o.send(self.coordinator(), KafkaMsg::JoinGroup);
         o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
         o.send(self.coordinator(), KafkaMsg::Metadata);

@@ -97,9 +97,9 @@ pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
 use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::AppLog;
 use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
-use mqcheck_invariants::Op;
-use serde::{Deserialize, Serialize};
+
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -263,10 +263,10 @@ pub enum KafkaState {
 
 /// What a node keeps across a restart: a broker's logs and checkpoints, a client application's
 /// record of what it observed (an application's own durable output, kept whole).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KafkaDisk {
     Broker(BrokerDisk),
-    App(Vec<Op>),
+    App(AppLog),
 }
 
 impl Durable for KafkaDisk {
@@ -374,10 +374,10 @@ impl Actor for KafkaActor {
     }
 }
 
-fn app_log(storage: &Option<KafkaDisk>) -> Vec<Op> {
+fn app_log(storage: &Option<KafkaDisk>) -> AppLog {
     match storage {
-        Some(KafkaDisk::App(ops)) => ops.clone(),
-        _ => Vec::new(),
+        Some(KafkaDisk::App(log)) => log.clone(),
+        _ => AppLog::default(),
     }
 }
 
@@ -707,10 +707,10 @@ impl System for Kafka {
         nodes
     }
 
-    fn observations(storage: &KafkaDisk) -> &[Op] {
+    fn app_log(storage: &KafkaDisk) -> Option<&AppLog> {
         match storage {
-            KafkaDisk::App(ops) => ops,
-            KafkaDisk::Broker(_) => &[],
+            KafkaDisk::App(log) => Some(log),
+            KafkaDisk::Broker(_) => None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::broker::{exact, retry};
 use super::protocol::{leaders, Acks, KafkaMsg, Partition};
 use super::{KafkaDisk, KafkaOut, KafkaTimer, Pace, Settings};
+use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ pub struct Batch {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProducerState {
     /// The application's record of what `send()` and its callbacks reported.
-    pub app: Vec<Op>,
+    pub app: AppLog,
     pub pace: Option<Duration>,
     pub next: u32,
     pub leaders: Vec<Option<Id>>,
@@ -54,7 +55,7 @@ impl Producer {
         }
     }
 
-    pub fn start(&self, app: Vec<Op>, o: &mut KafkaOut) -> ProducerState {
+    pub fn start(&self, app: AppLog, o: &mut KafkaOut) -> ProducerState {
         o.send(self.settings.controller(), KafkaMsg::Metadata);
         o.set_timer(
             KafkaTimer::MetadataRefresh,

@@ -1,0 +1,45 @@
+//! A client application's durable record of what it observed.
+
+use mqcheck_invariants::Op;
+use rpds::VectorSync;
+
+/// What a producing or consuming application observed through its client API — sends invoked,
+/// acknowledged, failed; messages handled; offsets committed — kept as the application's own
+/// durable output, so it survives the application's crash. Appending is cheap and so is a
+/// snapshot: the log is a persistent vector, shared between an actor's state and what it saved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AppLog(VectorSync<Op>);
+
+impl Default for AppLog {
+    fn default() -> Self {
+        AppLog(VectorSync::new_sync())
+    }
+}
+
+impl AppLog {
+    pub fn push(&mut self, op: Op) {
+        self.0.push_back_mut(op);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Op> {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<Op> for AppLog {
+    fn from_iter<I: IntoIterator<Item = Op>>(ops: I) -> Self {
+        let mut log = AppLog::default();
+        for op in ops {
+            log.push(op);
+        }
+        log
+    }
+}
