@@ -227,16 +227,20 @@ async fn sender<S: System>(rt: Handle<S>, endpoint: Rc<Endpoint>) {
             }
         })
         .await;
-        // All at once: madsim spends a moment on each send, and a node's packets should not
-        // queue behind each other for it. FIFO is the connection layer's job.
-        join_all(batch.into_iter().map(|(addr, packet)| {
+        // A send to a node that is down simply goes nowhere.
+        let send = |(addr, packet): (SocketAddr, Packet<Msg<S>>)| {
             let endpoint = endpoint.clone();
             async move {
-                // A send to a node that is down simply goes nowhere.
                 let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
             }
-        }))
-        .await;
+        };
+        if batch.len() == 1 {
+            send(batch.into_iter().next().expect("one packet")).await;
+        } else {
+            // All at once: madsim spends a moment on each send, and a node's packets should not
+            // queue behind each other for it. FIFO is the connection layer's job.
+            join_all(batch.into_iter().map(send)).await;
+        }
     }
 }
 

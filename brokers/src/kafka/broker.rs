@@ -99,6 +99,15 @@ pub struct LeaderState {
 }
 
 impl LeaderState {
+    /// Takes the held fetches of one kind out of the purgatory, to be answered now.
+    fn release(&mut self, kind: Fetcher) -> Vec<DelayedFetch> {
+        let (released, kept) = std::mem::take(&mut self.delayed_fetch)
+            .into_iter()
+            .partition(|f| f.request.fetcher == kind);
+        self.delayed_fetch = kept;
+        released
+    }
+
     /// The "maximal ISR" of KIP-497: a pending expansion counts towards the high watermark at
     /// once, a pending shrink only once the controller accepted it.
     fn maximal_isr(&self) -> Vec<Id> {
@@ -301,7 +310,7 @@ impl Broker {
         }
     }
 
-    pub fn on_timeout(&self, id: Id, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+    pub fn on_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Registration => {
                 o.send(self.controller(), KafkaMsg::BrokerRegistration);
@@ -368,7 +377,6 @@ impl Broker {
             }
             _ => {}
         }
-        let _ = id;
     }
 
     /// Applies the controller's record of a partition: a new leader epoch makes this replica
@@ -736,14 +744,7 @@ impl Broker {
             unreachable!("checked above")
         };
         // New data releases the followers' held fetches.
-        let held: Vec<DelayedFetch> = l
-            .delayed_fetch
-            .iter()
-            .filter(|f| f.request.fetcher == Fetcher::Replica)
-            .cloned()
-            .collect();
-        l.delayed_fetch
-            .retain(|f| f.request.fetcher != Fetcher::Replica);
+        let held = l.release(Fetcher::Replica);
         if acks == Acks::All {
             l.delayed_produce.push(DelayedProduce {
                 client: src,
@@ -818,15 +819,7 @@ impl Broker {
         if !advanced {
             return;
         }
-        let consumers: Vec<DelayedFetch> = l
-            .delayed_fetch
-            .iter()
-            .filter(|f| f.request.fetcher == Fetcher::Consumer)
-            .cloned()
-            .collect();
-        l.delayed_fetch
-            .retain(|f| f.request.fetcher != Fetcher::Consumer);
-        for f in consumers {
+        for f in l.release(Fetcher::Consumer) {
             o.send(f.fetcher, fetch_response(r, &f.request, None));
         }
     }
