@@ -1,9 +1,7 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-mod common;
-
-use common::{held, mqcheck, replay, sim, violated};
+use crate::common::{held, mqcheck, replay, sim, violated};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {

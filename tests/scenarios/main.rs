@@ -1,0 +1,5 @@
+//! `cargo test` scenarios, through the `mqcheck` binary as a user runs it.
+
+mod cli;
+mod common;
+mod kafka;
