@@ -8,8 +8,8 @@
 use mqcheck_brokers::kafka::protocol::{FetchRequest, Fetcher};
 use mqcheck_brokers::kafka::{
     Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Kafka,
-    KafkaActor, KafkaDisk, KafkaMsg, KafkaState, KafkaTimer, LeaderEpoch, Pace, PartitionState,
-    ProducerState, Record, Replica, ReplicaRole,
+    KafkaActor, KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch,
+    PartitionState, ProducerState, Record, Replica, ReplicaRole,
 };
 use mqcheck_brokers::{AppLog, Config, Durable, System, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -17,7 +17,7 @@ use stateright::actor::{Actor, Command, Id};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-type Cmd = Command<KafkaMsg, KafkaTimer, Pace, KafkaDisk>;
+type Cmd = Command<KafkaMsg, KafkaTimer, KafkaRandom, KafkaDisk>;
 
 const CTL: usize = 0;
 const PRODUCER: usize = 4;
@@ -85,7 +85,7 @@ impl Cluster {
         cmds(o)
     }
 
-    fn random(&mut self, i: usize, pace: Pace) -> Vec<Cmd> {
+    fn random(&mut self, i: usize, pace: KafkaRandom) -> Vec<Cmd> {
         let mut o = Default::default();
         let mut state = Cow::Borrowed(self.states[i].as_ref().expect("node started"));
         self.actors[i].on_random(Id::from(i), &mut state, &pace, &mut o);
@@ -271,6 +271,7 @@ fn disk(epochs: &[LeaderEpoch], flushed: u64, hw: u64) -> KafkaDisk {
     KafkaDisk::Broker(BrokerDisk {
         logs: BTreeMap::from([(0, CommitLog { records, flushed })]),
         hw_checkpoint: BTreeMap::from([(0, hw)]),
+        incarnation: 0,
     })
 }
 
@@ -322,7 +323,7 @@ fn registered(sets: &[&str], order: &[usize]) -> (Cluster, Vec<Vec<Cmd>>) {
     assert!(c.start(CTL, None).is_empty());
     let outs = order
         .iter()
-        .map(|b| c.deliver(CTL, *b, KafkaMsg::BrokerRegistration))
+        .map(|b| c.deliver(CTL, *b, KafkaMsg::BrokerRegistration { incarnation: 1 }))
         .collect();
     (c, outs)
 }
@@ -334,8 +335,15 @@ fn broker_with(
     storage: Option<KafkaDisk>,
     state: PartitionState,
 ) -> Vec<Cmd> {
+    let incarnation = match &storage {
+        Some(KafkaDisk::Broker(d)) => d.incarnation + 1,
+        _ => 1,
+    };
     let out = c.start(b, storage);
-    assert_eq!(sent_to(&out, CTL), vec![KafkaMsg::BrokerRegistration]);
+    assert_eq!(
+        sent_to(&out, CTL),
+        vec![KafkaMsg::BrokerRegistration { incarnation }]
+    );
     c.deliver(b, CTL, KafkaMsg::PartitionChange(vec![state]))
 }
 
@@ -370,6 +378,18 @@ fn first_registrations_elect_the_first_isr_replica_at_epoch_1() {
         );
         assert!(timers_set(&outs[i]).contains(&KafkaTimer::BrokerSession(Id::from(b))));
     }
+}
+
+#[test]
+fn a_retried_registration_changes_nothing_but_a_new_incarnation_is_a_restart() {
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
+    let before = c.partition().clone();
+    // The leader's registration answer was lost: it registers again, same process.
+    c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 1 });
+    assert_eq!(c.partition(), &before);
+    // The leader restarted: KRaft fences the old incarnation and elects another ISR member.
+    c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 2 });
+    assert_eq!(c.partition(), &ps(Some(2), 2, &[2, 3], 3));
 }
 
 #[test]
@@ -1092,7 +1112,7 @@ fn producer_sent_three(sets: &[&str]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
     let out = c.start(PRODUCER, None);
     assert_eq!(sent_to(&out, CTL), vec![KafkaMsg::Metadata]);
-    let out = c.random(PRODUCER, Pace(10));
+    let out = c.random(PRODUCER, KafkaRandom::Pace(10));
     assert_eq!(timers_set(&out), vec![KafkaTimer::Send]);
     c.deliver(
         PRODUCER,

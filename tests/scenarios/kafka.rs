@@ -79,10 +79,10 @@ fn retries_without_idempotence_reorder_and_duplicate() {
 #[test]
 fn commit_placement_decides_between_loss_and_reprocessing() {
     violated(
-        "--broker kafka --set consumer.commit=before-processing --set min.insync.replicas=2 --faults crash --seeds 300",
+        "--broker kafka --set consumer.commit=before-processing --set min.insync.replicas=2 --faults crash --seeds 1000",
         "at-least-once",
     );
-    let after = "--broker kafka --set consumer.commit=after-processing --set min.insync.replicas=2 --faults crash --seeds 300";
+    let after = "--broker kafka --set consumer.commit=after-processing --set min.insync.replicas=2 --faults crash --seeds 1000";
     let v = violated(after, "at-most-once");
     assert_eq!(v["kind"], "duplicate");
     held(after, &["at-least-once"]);

@@ -25,6 +25,9 @@ pub struct Broker {
 pub struct BrokerDisk {
     pub logs: BTreeMap<Partition, CommitLog>,
     pub hw_checkpoint: BTreeMap<Partition, u64>,
+    /// How many times this broker process started (written and fsynced at startup, like
+    /// KRaft's incarnation id): the controller tells a restart from a retried registration.
+    pub incarnation: u32,
 }
 
 impl Durable for BrokerDisk {
@@ -43,6 +46,7 @@ impl Durable for BrokerDisk {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BrokerState {
     pub replicas: Vec<Replica>,
+    pub incarnation: u32,
 }
 
 /// One partition replica on this broker.
@@ -148,10 +152,20 @@ impl Broker {
                 }
             })
             .collect();
-        o.send(self.controller(), KafkaMsg::BrokerRegistration);
+        let s = BrokerState {
+            replicas,
+            incarnation: disk.map_or(0, |d| d.incarnation) + 1,
+        };
+        self.save(&s, o);
+        o.send(
+            self.controller(),
+            KafkaMsg::BrokerRegistration {
+                incarnation: s.incarnation,
+            },
+        );
         o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
         o.set_timer(KafkaTimer::HwCheckpoint, retry(HW_CHECKPOINT));
-        BrokerState { replicas }
+        s
     }
 
     fn save(&self, s: &BrokerState, o: &mut KafkaOut) {
@@ -166,6 +180,7 @@ impl Broker {
                 .iter()
                 .map(|r| (r.partition, r.hw_checkpoint))
                 .collect(),
+            incarnation: s.incarnation,
         }));
     }
 
@@ -313,7 +328,11 @@ impl Broker {
     pub fn on_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Registration => {
-                o.send(self.controller(), KafkaMsg::BrokerRegistration);
+                let incarnation = s.incarnation;
+                o.send(
+                    self.controller(),
+                    KafkaMsg::BrokerRegistration { incarnation },
+                );
                 o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
             }
             KafkaTimer::BrokerHeartbeat => {

@@ -4,15 +4,15 @@
 use super::broker::{exact, retry};
 use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
-use super::{CommitMode, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation};
+use super::{CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings, Truncation};
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-/// Time the application spends on one record.
-pub const PROCESSING: Duration = Duration::from_millis(2);
+/// Processing times a run may draw: milliseconds the application spends on one record.
+pub const PROCESSING: [u64; 3] = [1, 5, 20];
 /// How long a consumer waits for its group assignment before asking again.
 const JOIN_RETRY: Duration = Duration::from_millis(5000);
 
@@ -49,6 +49,8 @@ pub struct ConsumerState {
     pub committed: BTreeMap<Partition, u64>,
     pub validating: BTreeSet<Partition>,
     pub processing: bool,
+    /// Time the application spends on one record (drawn per run).
+    pub processing_time: Duration,
 }
 
 impl Consumer {
@@ -57,6 +59,13 @@ impl Consumer {
     }
 
     pub fn start(&self, app: AppLog, o: &mut KafkaOut) -> ConsumerState {
+        o.choose_random(
+            "processing",
+            PROCESSING
+                .iter()
+                .map(|ms| KafkaRandom::Processing(*ms))
+                .collect(),
+        );
         o.send(self.coordinator(), KafkaMsg::JoinGroup);
         o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
         o.send(self.coordinator(), KafkaMsg::Metadata);
@@ -90,6 +99,7 @@ impl Consumer {
             committing: BTreeMap::new(),
             committed: BTreeMap::new(),
             processing: false,
+            processing_time: Duration::from_millis(PROCESSING[1]),
         }
     }
 
@@ -459,7 +469,7 @@ impl Consumer {
     fn process_soon(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
         if !s.processing && !s.buffer.is_empty() {
             s.processing = true;
-            o.set_timer(KafkaTimer::Process, exact(PROCESSING));
+            o.set_timer(KafkaTimer::Process, exact(s.processing_time));
         }
     }
 

@@ -16,8 +16,9 @@ pub struct Controller {
 pub struct ControllerState {
     /// Brokers that heartbeat within `broker.session.timeout.ms` (unfenced).
     pub alive: BTreeSet<Id>,
-    /// Brokers that ever registered: a second registration is a restarted broker.
-    pub registered: BTreeSet<Id>,
+    /// The incarnation each broker last registered with: a new one is a restarted broker, the
+    /// same one a registration retried.
+    pub registered: BTreeMap<Id, u32>,
     pub partitions: Vec<PartitionState>,
     pub group: Group,
     /// `__consumer_offsets`: the group's committed offset per partition.
@@ -49,7 +50,7 @@ impl Controller {
             .collect();
         ControllerState {
             alive: BTreeSet::new(),
-            registered: BTreeSet::new(),
+            registered: BTreeMap::new(),
             partitions,
             group: Group::default(),
             offsets: BTreeMap::new(),
@@ -58,13 +59,16 @@ impl Controller {
 
     pub fn on_msg(&self, s: &mut ControllerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
         match msg {
-            KafkaMsg::BrokerRegistration => {
+            KafkaMsg::BrokerRegistration { incarnation } => {
                 // KRaft fences a restarted broker's old incarnation: it leaves every ISR and must
                 // catch up again. The ZooKeeper-era controller that went with high-watermark
                 // truncation only noticed a restart if the broker's session expired first, so a
                 // fast restart kept its ISR membership.
-                let first = s.registered.insert(src);
-                let fence_old = !first && self.settings.truncation == Truncation::LeaderEpoch;
+                let restarted = s
+                    .registered
+                    .insert(src, incarnation)
+                    .is_some_and(|old| old != incarnation);
+                let fence_old = restarted && self.settings.truncation == Truncation::LeaderEpoch;
                 let mut changed = if fence_old {
                     self.fence(s, src)
                 } else {

@@ -306,9 +306,13 @@ pub enum KafkaTimer {
     AutoCommit,
 }
 
-/// The producer's pace: milliseconds between two sends, drawn per run (swarm testing).
+/// What the clients' applications draw per run (swarm testing): the producer's pace
+/// (milliseconds between two sends) and the consumer's processing time per record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pace(pub u64);
+pub enum KafkaRandom {
+    Pace(u64),
+    Processing(u64),
+}
 
 pub type KafkaOut = Out<KafkaActor>;
 
@@ -317,7 +321,7 @@ impl Actor for KafkaActor {
     type Timer = KafkaTimer;
     type State = KafkaState;
     type Storage = KafkaDisk;
-    type Random = Pace;
+    type Random = KafkaRandom;
 
     fn on_start(&self, id: Id, storage: &Option<KafkaDisk>, o: &mut KafkaOut) -> KafkaState {
         match self {
@@ -367,9 +371,21 @@ impl Actor for KafkaActor {
         }
     }
 
-    fn on_random(&self, _id: Id, state: &mut Cow<KafkaState>, pace: &Pace, o: &mut KafkaOut) {
-        if let (KafkaActor::Producer(p), KafkaState::Producer(s)) = (self, state.to_mut()) {
-            p.on_pace(s, pace, o);
+    fn on_random(
+        &self,
+        _id: Id,
+        state: &mut Cow<KafkaState>,
+        random: &KafkaRandom,
+        o: &mut KafkaOut,
+    ) {
+        match (self, state.to_mut(), random) {
+            (KafkaActor::Producer(p), KafkaState::Producer(s), KafkaRandom::Pace(ms)) => {
+                p.on_pace(s, *ms, o)
+            }
+            (KafkaActor::Consumer(_), KafkaState::Consumer(s), KafkaRandom::Processing(ms)) => {
+                s.processing_time = Duration::from_millis(*ms);
+            }
+            _ => {}
         }
     }
 }

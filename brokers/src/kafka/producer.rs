@@ -3,7 +3,7 @@
 
 use super::broker::{exact, retry};
 use super::protocol::{leaders, Acks, KafkaMsg, Partition};
-use super::{KafkaDisk, KafkaOut, KafkaTimer, Pace, Settings};
+use super::{KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Paces a run may draw: milliseconds between two sends.
-pub const PACES: [u64; 3] = [10, 50, 250];
+pub const PACES: [u64; 3] = [20, 100, 400];
 
 #[derive(Clone, Debug)]
 pub struct Producer {
@@ -61,7 +61,10 @@ impl Producer {
             KafkaTimer::MetadataRefresh,
             retry(Duration::from_millis(500)),
         );
-        o.choose_random("pace", PACES.iter().map(|ms| Pace(*ms)).collect());
+        o.choose_random(
+            "pace",
+            PACES.iter().map(|ms| KafkaRandom::Pace(*ms)).collect(),
+        );
         ProducerState {
             app,
             pace: None,
@@ -74,9 +77,9 @@ impl Producer {
         }
     }
 
-    pub fn on_pace(&self, s: &mut ProducerState, pace: &Pace, o: &mut KafkaOut) {
-        s.pace = Some(Duration::from_millis(pace.0));
-        o.set_timer(KafkaTimer::Send, exact(Duration::from_millis(pace.0)));
+    pub fn on_pace(&self, s: &mut ProducerState, pace_ms: u64, o: &mut KafkaOut) {
+        s.pace = Some(Duration::from_millis(pace_ms));
+        o.set_timer(KafkaTimer::Send, exact(Duration::from_millis(pace_ms)));
     }
 
     fn record(&self, s: &mut ProducerState, op: Op, o: &mut KafkaOut) {

@@ -92,7 +92,9 @@ pub enum KafkaMsg {
     /// and reconnects.
     Disconnected,
     // Broker ↔ controller (KRaft broker lifecycle, simplified).
-    BrokerRegistration,
+    BrokerRegistration {
+        incarnation: u32,
+    },
     BrokerHeartbeat,
     /// The controller's answer to a heartbeat: the partitions the broker hosts, as KRaft
     /// brokers replay them from the metadata log, in case a push was lost.
@@ -222,7 +224,9 @@ impl fmt::Display for KafkaMsg {
         use KafkaMsg::*;
         match self {
             Disconnected => write!(f, "connection reset"),
-            BrokerRegistration => write!(f, "BrokerRegistration"),
+            BrokerRegistration { incarnation } => {
+                write!(f, "BrokerRegistration incarnation={incarnation}")
+            }
             BrokerHeartbeat => write!(f, "BrokerHeartbeat"),
             BrokerHeartbeatResponse(_) => write!(f, "BrokerHeartbeatResponse"),
             PartitionChange(ps) => {
