@@ -46,6 +46,8 @@ struct Runtime<S: System> {
     actor: S::Actor,
     world: Shared<S>,
     state: Option<State<S>>,
+    /// Whether the actor led something after its last step (mirrored in the world).
+    leads: bool,
     /// Everything scheduled, by (instant, sequence): the sequence keeps equal instants in the
     /// order they were scheduled, so runs are deterministic.
     agenda: BTreeMap<(Instant, u64), Due<S>>,
@@ -102,6 +104,7 @@ pub async fn run<S: System>(
         actor,
         world: world.clone(),
         state: None,
+        leads: false,
         agenda: BTreeMap::new(),
         armed: HashMap::new(),
         sequence: 0,
@@ -132,20 +135,22 @@ pub async fn run<S: System>(
             continue;
         };
         let src = packet.src;
-        let ready = lock(&world).receive(index, *packet);
+        let (ready, tracing) = {
+            let mut w = lock(&world);
+            let ready = w.receive(index, *packet);
+            w.delivered += ready.len() as u64;
+            (ready, w.trace.is_some())
+        };
         for msg in ready {
             // A reset becomes whatever the protocol's client library makes of it.
             let Some(msg) = msg.or_else(|| S::reset(Id::from(src))) else {
                 continue;
             };
-            {
-                let mut w = lock(&world);
-                w.delivered += 1;
-                if w.trace.is_some() {
-                    if let Some(text) = S::describe(&msg) {
-                        let from = w.names[src].clone();
-                        w.log(index, || format!("<- {from}: {text}"));
-                    }
+            if tracing {
+                if let Some(text) = S::describe(&msg) {
+                    let mut w = lock(&world);
+                    let from = w.names[src].clone();
+                    w.log(index, || format!("<- {from}: {text}"));
                 }
             }
             step(&rt, &addrs, |actor, id, state, out| {
@@ -258,7 +263,10 @@ fn step<S: System>(
         handler(&r.actor, Id::from(r.index), &mut cow, &mut out);
         let state = cow.into_owned();
         let leader = S::is_leader(&state);
-        lock(&r.world).leader[r.index] = leader;
+        if leader != r.leads {
+            r.leads = leader;
+            lock(&r.world).leader[r.index] = leader;
+        }
         r.state = Some(state);
     }
     apply(rt, addrs, out);

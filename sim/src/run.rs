@@ -118,13 +118,12 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         let deadline = start + window + drain;
         let (mut seen, mut quiet_since) = (0, Instant::now());
         while Instant::now() < deadline {
-            let (events, settled) = {
-                let w = lock(&world);
-                (w.history.events.len(), w.history.settled())
-            };
+            let events = lock(&world).history.events.len();
             if events != seen {
                 (seen, quiet_since) = (events, Instant::now());
-            } else if settled && Instant::now() >= quiet_since + SETTLE_GRACE {
+            } else if Instant::now() >= quiet_since + SETTLE_GRACE
+                && lock(&world).history.settled()
+            {
                 break;
             }
             sleep(SETTLE_POLL).await;
