@@ -121,8 +121,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             let events = lock(&world).history.events.len();
             if events != seen {
                 (seen, quiet_since) = (events, Instant::now());
-            } else if Instant::now() >= quiet_since + SETTLE_GRACE
-                && lock(&world).history.settled()
+            } else if Instant::now() >= quiet_since + SETTLE_GRACE && lock(&world).history.settled()
             {
                 break;
             }

@@ -74,6 +74,13 @@ fn retries_without_idempotence_reorder_and_duplicate() {
         "--broker kafka --set enable.idempotence=true --faults loss --seeds 300",
         &["ordering", "at-most-once"],
     );
+    // The article's remedy: one request in flight keeps send order across retries, even
+    // without idempotence (duplicates remain).
+    held(
+        "--broker kafka --set enable.idempotence=false --set max.in.flight.requests.per.connection=1 \
+         --faults crash,partition,loss,pause --seeds 500",
+        &["ordering"],
+    );
 }
 
 #[test]
