@@ -269,14 +269,14 @@ fn disk(epochs: &[LeaderEpoch], flushed: u64, hw: u64) -> KafkaDisk {
         .map(|(i, e)| record(*e, i as u32))
         .collect();
     KafkaDisk::Broker(BrokerDisk {
-        logs: BTreeMap::from([(0, CommitLog { records, flushed })]),
+        logs: BTreeMap::from([(0, CommitLog::new(records, flushed))]),
         hw_checkpoint: BTreeMap::from([(0, hw)]),
         incarnation: 0,
     })
 }
 
 fn epochs_of(r: &Replica) -> Vec<LeaderEpoch> {
-    r.log.records.iter().map(|r| r.epoch).collect()
+    r.log.records().map(|r| r.epoch).collect()
 }
 
 fn fetch(offset: u64, leader_epoch: LeaderEpoch, fetcher: Fetcher, correlation: u64) -> KafkaMsg {
@@ -1505,7 +1505,10 @@ fn power_loss_keeps_only_flushed_records_and_caps_the_hw_checkpoint() {
     let KafkaDisk::Broker(after) = disk(&[1, 1, 1, 2, 2], 2, 4).after_power_loss() else {
         panic!("a broker disk stays one")
     };
-    assert_eq!(after.logs[&0].records, vec![record(1, 0), record(1, 1)]);
+    assert_eq!(
+        after.logs[&0].records().cloned().collect::<Vec<_>>(),
+        vec![record(1, 0), record(1, 1)]
+    );
     assert_eq!(after.logs[&0].flushed, 2);
     assert_eq!(after.hw_checkpoint[&0], 2);
     // A checkpoint below the flushed prefix is kept as it is.

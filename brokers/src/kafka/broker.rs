@@ -9,7 +9,6 @@ use super::{
     FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
 };
 use crate::Durable;
-use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,7 +20,7 @@ pub struct Broker {
 
 /// What a broker has on disk: one log per hosted partition and the high-watermark checkpoint
 /// (`replication-offset-checkpoint`, written every few seconds and fsynced).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BrokerDisk {
     pub logs: BTreeMap<Partition, CommitLog>,
     pub hw_checkpoint: BTreeMap<Partition, u64>,
@@ -34,7 +33,7 @@ impl Durable for BrokerDisk {
     fn after_power_loss(&self) -> Self {
         let mut disk = self.clone();
         for (p, log) in disk.logs.iter_mut() {
-            log.records.truncate(log.flushed as usize);
+            log.truncate(log.flushed);
             if let Some(hw) = disk.hw_checkpoint.get_mut(p) {
                 *hw = (*hw).min(log.end_offset());
             }

@@ -2,6 +2,7 @@
 //! already fsynced, and the leader-epoch lookups of KIP-101/KIP-279.
 
 use mqcheck_invariants::MsgId;
+use rpds::VectorSync;
 use serde::{Deserialize, Serialize};
 
 /// A leader epoch: bumped by the controller at every leader election.
@@ -17,28 +18,57 @@ pub struct Record {
     pub producer_seq: Option<(u32, u32)>,
 }
 
-/// The on-disk log of one partition replica.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The on-disk log of one partition replica. Records sit in a persistent vector: the broker
+/// saves its log after every append, and a snapshot then costs nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CommitLog {
-    pub records: Vec<Record>,
+    records: VectorSync<Record>,
     /// Offsets below this were fsynced; the rest is only in the page cache.
     pub flushed: u64,
 }
 
+impl Default for CommitLog {
+    fn default() -> Self {
+        CommitLog::new(Vec::new(), 0)
+    }
+}
+
 impl CommitLog {
+    pub fn new(records: Vec<Record>, flushed: u64) -> Self {
+        let mut log = CommitLog {
+            records: VectorSync::new_sync(),
+            flushed,
+        };
+        for r in records {
+            log.records.push_back_mut(r);
+        }
+        log
+    }
+
+    /// The records, from offset 0.
+    pub fn records(&self) -> impl DoubleEndedIterator<Item = &Record> {
+        self.records.iter()
+    }
+
+    fn epoch_at(&self, offset: usize) -> LeaderEpoch {
+        self.records[offset].epoch
+    }
+
     /// The log end offset (LEO): the offset the next record gets.
     pub fn end_offset(&self) -> u64 {
         self.records.len() as u64
     }
 
     pub fn append(&mut self, record: Record) -> u64 {
-        self.records.push(record);
+        self.records.push_back_mut(record);
         self.end_offset() - 1
     }
 
-    /// Drops every record at or above `offset` (a follower's truncation).
+    /// Drops every record at or above `offset` (a follower's truncation, a power loss).
     pub fn truncate(&mut self, offset: u64) {
-        self.records.truncate(offset as usize);
+        while self.end_offset() > offset {
+            self.records.drop_last_mut();
+        }
         self.flushed = self.flushed.min(offset);
     }
 
@@ -59,7 +89,17 @@ impl CommitLog {
 
     /// The first offset written in `epoch` or later (the leader-epoch cache's start offset).
     pub fn start_offset_of(&self, epoch: LeaderEpoch) -> u64 {
-        self.records.partition_point(|r| r.epoch < epoch) as u64
+        // Epochs only grow along the log: binary search.
+        let (mut lo, mut hi) = (0, self.records.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.epoch_at(mid) < epoch {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo as u64
     }
 
     /// The OffsetsForLeaderEpoch answer (KIP-101, refined by KIP-279): the largest epoch this log
@@ -81,10 +121,9 @@ impl CommitLog {
         if offset >= end {
             return Vec::new();
         }
-        self.records[offset as usize..end as usize]
-            .iter()
+        (offset as usize..end as usize)
             .take(max)
-            .cloned()
+            .map(|i| self.records[i].clone())
             .collect()
     }
 
@@ -112,8 +151,8 @@ mod tests {
     use super::*;
 
     fn log(epochs: &[LeaderEpoch]) -> CommitLog {
-        CommitLog {
-            records: epochs
+        CommitLog::new(
+            epochs
                 .iter()
                 .enumerate()
                 .map(|(i, e)| Record {
@@ -125,8 +164,8 @@ mod tests {
                     producer_seq: Some((0, i as u32)),
                 })
                 .collect(),
-            flushed: 0,
-        }
+            0,
+        )
     }
 
     #[test]
