@@ -32,6 +32,11 @@ impl AppLog {
     pub fn iter(&self) -> impl Iterator<Item = &Op> {
         self.0.iter()
     }
+
+    /// The observations from the `n`th on (each found in O(log n), not by walking the log).
+    pub fn since(&self, n: usize) -> impl Iterator<Item = &Op> {
+        (n..self.0.len()).map(|i| &self.0[i])
+    }
 }
 
 impl FromIterator<Op> for AppLog {

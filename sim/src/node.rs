@@ -1,8 +1,9 @@
 //! One actor on one simulated node: its event loop, timers and random choices over madsim.
 //!
-//! Three tasks per node, all dying with it: the receiver (packets to `on_msg`), the clock
-//! (armed timers to `on_timeout`, earliest first) and the sender (the outbox onto madsim's
-//! network). Handlers run synchronously between awaits, so the actor never sees concurrency.
+//! Two tasks per node, both dying with it: the receiver (packets to `on_msg`) and the clock
+//! (armed timers to `on_timeout`, earliest first). Handlers run synchronously between awaits, so
+//! the actor never sees concurrency; what a handler sends goes to the outbox, which the task that
+//! ran it then puts on madsim's network.
 
 use crate::world::{lock, Fate, Packet, Shared};
 use futures_util::future::{join_all, select, Either};
@@ -15,7 +16,7 @@ use mqcheck_invariants::Event;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -54,12 +55,12 @@ struct Runtime<S: System> {
     /// Where each armed timer sits in the agenda (looked up, never iterated).
     armed: HashMap<Timer<S>, (Instant, u64)>,
     sequence: u64,
-    /// Packets waiting for the sender task.
-    outbox: VecDeque<(SocketAddr, Packet<Msg<S>>)>,
+    /// Packets the last handler sent, for the task that ran it to put on the network.
+    outbox: Vec<(SocketAddr, Packet<Msg<S>>)>,
+    endpoint: Rc<Endpoint>,
     /// When the clock task will next wake by itself.
     alarm: Option<Instant>,
     wake_clock: Option<Waker>,
-    wake_sender: Option<Waker>,
 }
 
 type Handle<S> = Rc<RefCell<Runtime<S>>>;
@@ -108,14 +109,13 @@ pub async fn run<S: System>(
         agenda: BTreeMap::new(),
         armed: HashMap::new(),
         sequence: 0,
-        outbox: VecDeque::new(),
+        outbox: Vec::new(),
+        endpoint: endpoint.clone(),
         alarm: None,
         wake_clock: None,
-        wake_sender: None,
     }));
     lock(&world).come_up(index);
     spawn_local(clock(rt.clone(), addrs.clone()));
-    spawn_local(sender(rt.clone(), endpoint.clone()));
     {
         let storage = lock(&world).disks[index].clone();
         let mut out = Out::new();
@@ -126,7 +126,9 @@ pub async fn run<S: System>(
         rt.borrow_mut().state = Some(state);
         lock(&world).log(index, || "started".to_string());
         apply(&rt, &addrs, out);
+        flush(&rt).await;
     }
+    let mut ready = Vec::new();
     loop {
         let Ok((payload, _from)) = endpoint.recv_from_raw(TAG).await else {
             return;
@@ -135,13 +137,13 @@ pub async fn run<S: System>(
             continue;
         };
         let src = packet.src;
-        let (ready, tracing) = {
+        let tracing = {
             let mut w = lock(&world);
-            let ready = w.receive(index, *packet);
+            w.receive(index, *packet, &mut ready);
             w.delivered += ready.len() as u64;
-            (ready, w.trace.is_some())
+            w.trace.is_some()
         };
-        for msg in ready {
+        for msg in ready.drain(..) {
             // A reset becomes whatever the protocol's client library makes of it.
             let Some(msg) = msg.or_else(|| S::reset(Id::from(src))) else {
                 continue;
@@ -157,6 +159,7 @@ pub async fn run<S: System>(
                 actor.on_msg(id, state, Id::from(src), msg, out)
             });
         }
+        flush(&rt).await;
     }
 }
 
@@ -216,36 +219,32 @@ async fn clock<S: System>(rt: Handle<S>, addrs: Rc<Vec<SocketAddr>>) {
                 }),
             }
         }
+        flush(&rt).await;
     }
 }
 
-/// Puts the outbox on madsim's network, in order.
-async fn sender<S: System>(rt: Handle<S>, endpoint: Rc<Endpoint>) {
-    loop {
-        let batch = poll_fn(|cx| {
-            let mut r = rt.borrow_mut();
-            if r.outbox.is_empty() {
-                r.wake_sender = Some(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(std::mem::take(&mut r.outbox))
-            }
-        })
-        .await;
-        // A send to a node that is down simply goes nowhere.
-        let send = |(addr, packet): (SocketAddr, Packet<Msg<S>>)| {
-            let endpoint = endpoint.clone();
-            async move {
-                let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
-            }
-        };
-        if batch.len() == 1 {
-            send(batch.into_iter().next().expect("one packet")).await;
-        } else {
-            // All at once: madsim spends a moment on each send, and a node's packets should not
-            // queue behind each other for it. FIFO is the connection layer's job.
-            join_all(batch.into_iter().map(send)).await;
+/// Puts the outbox on madsim's network, all packets at once: madsim spends a moment on each
+/// send, and a node's packets should not queue behind each other for it. FIFO is the connection
+/// layer's job.
+async fn flush<S: System>(rt: &Handle<S>) {
+    let (batch, endpoint) = {
+        let mut r = rt.borrow_mut();
+        if r.outbox.is_empty() {
+            return;
         }
+        (std::mem::take(&mut r.outbox), r.endpoint.clone())
+    };
+    // A send to a node that is down simply goes nowhere.
+    let send = |(addr, packet): (SocketAddr, Packet<Msg<S>>)| {
+        let endpoint = endpoint.clone();
+        async move {
+            let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
+        }
+    };
+    if batch.len() == 1 {
+        send(batch.into_iter().next().expect("one packet")).await;
+    } else {
+        join_all(batch.into_iter().map(send)).await;
     }
 }
 
@@ -304,9 +303,13 @@ fn apply<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, out: Out<S::Act
 fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg: Msg<S>) {
     let mut r = rt.borrow_mut();
     let fate = lock(&r.world).transmit(r.index, dst, msg);
-    let packets = match fate {
+    let (packet, delay, copy) = match fate {
         Fate::Dropped => return,
-        Fate::Sent(packets) => packets,
+        Fate::Sent {
+            packet,
+            delay,
+            copy,
+        } => (packet, delay, copy),
         Fate::Broken => {
             // Both ends see the reset: the sender's client library at once, the receiver's
             // when the reset arrives.
@@ -314,27 +317,20 @@ fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg:
                 r.schedule(Instant::now() + RESET_NOTICE, Due::Reset(dst, notice));
             }
             let packet = lock(&r.world).reset_packet(r.index, dst);
-            vec![(packet, Duration::ZERO)]
+            (packet, Duration::ZERO, None)
         }
     };
-    for (packet, delay) in packets {
+    for (packet, delay) in std::iter::once((packet, delay)).chain(copy) {
         if delay.is_zero() {
-            r.outbox.push_back((addrs[dst], packet));
+            r.outbox.push((addrs[dst], packet));
         } else {
             // Held back (reordering): its own task, so it overtakes nothing else on the way.
-            let (rt, addr) = (rt.clone(), addrs[dst]);
+            let (endpoint, addr) = (r.endpoint.clone(), addrs[dst]);
             spawn_local(async move {
                 sleep(delay).await;
-                let mut r = rt.borrow_mut();
-                r.outbox.push_back((addr, packet));
-                if let Some(w) = r.wake_sender.take() {
-                    w.wake();
-                }
+                let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
             });
         }
-    }
-    if let Some(w) = r.wake_sender.take() {
-        w.wake();
     }
 }
 
@@ -349,7 +345,7 @@ fn save<S: System>(rt: &Handle<S>, storage: S::Storage) {
     let seen = w.observed[r.index].min(log.len());
     let time_ms = w.now_ms();
     let node = w.names[r.index].clone();
-    for op in log.iter().skip(seen) {
+    for op in log.since(seen) {
         let op = op.clone();
         w.log(r.index, || format!("app: {op}"));
         w.history.events.push(Event {

@@ -64,8 +64,12 @@ pub enum Fate<M> {
     Dropped,
     /// Dropped, and the drop broke the connection: both ends see a reset.
     Broken,
-    /// On its way, possibly twice, each copy with an extra delay.
-    Sent(Vec<(Packet<M>, Duration)>),
+    /// On its way after `delay`, and maybe a duplicate `copy` with its own delay.
+    Sent {
+        packet: Packet<M>,
+        delay: Duration,
+        copy: Option<(Packet<M>, Duration)>,
+    },
 }
 
 pub struct World<S: System> {
@@ -218,27 +222,26 @@ impl<S: System> World<S> {
             link.next_seq += 1;
             (Some(link.next_seq - 1), Duration::ZERO)
         };
-        let mut packets = Vec::new();
-        if duplicate > 0 && rng.gen_range(0..1000) < duplicate {
+        let copy = (duplicate > 0 && rng.gen_range(0..1000) < duplicate).then(|| {
             let copy = Packet {
                 src,
                 epoch,
                 seq: None,
                 msg: Some(msg.clone()),
             };
-            packets.push((copy, rng.gen_range(Duration::ZERO..REORDER_DELAY)));
-        }
+            (copy, rng.gen_range(Duration::ZERO..REORDER_DELAY))
+        });
         let msg = Some(msg);
-        packets.push((
-            Packet {
+        Fate::Sent {
+            packet: Packet {
                 src,
                 epoch,
                 seq,
                 msg,
             },
             delay,
-        ));
-        Fate::Sent(packets)
+            copy,
+        }
     }
 
     /// The packet that tells `dst` its connection from `src` was reset.
@@ -255,13 +258,14 @@ impl<S: System> World<S> {
         }
     }
 
-    /// Accepts a packet at `dst`, returning the messages now deliverable in order (`None` for a
-    /// reset).
+    /// Accepts a packet at `dst`, adding to `ready` the messages now deliverable in order
+    /// (`None` for a reset).
     pub fn receive(
         &mut self,
         dst: usize,
         packet: Packet<<S::Actor as stateright::actor::Actor>::Msg>,
-    ) -> Vec<Option<<S::Actor as stateright::actor::Actor>::Msg>> {
+        ready: &mut Vec<Option<<S::Actor as stateright::actor::Actor>::Msg>>,
+    ) {
         let src = packet.src;
         let link = &self.links[src][dst];
         let before_gap = matches!(
@@ -269,10 +273,11 @@ impl<S: System> World<S> {
             (Some((epoch, gap)), Some(seq)) if packet.epoch == epoch && seq < gap
         );
         if (packet.epoch < link.epoch && !before_gap) || self.down[dst] {
-            return Vec::new(); // sent on a connection that has since broken
+            return; // sent on a connection that has since broken
         }
         let Some(seq) = packet.seq else {
-            return vec![packet.msg];
+            ready.push(packet.msg);
+            return;
         };
         let inbox = &mut self.inboxes[dst][src];
         if packet.epoch > inbox.epoch {
@@ -281,18 +286,23 @@ impl<S: System> World<S> {
                 ..Inbox::default()
             };
         } else if packet.epoch < inbox.epoch {
-            return vec![packet.msg]; // a straggler from before a gap, overtaken by the reconnect
+            ready.push(packet.msg); // a straggler from before a gap, overtaken by the reconnect
+            return;
         }
         if seq < inbox.expected {
-            return Vec::new();
+            return;
+        }
+        if seq == inbox.expected && inbox.pending.is_empty() {
+            // In order, nothing held back: the common case.
+            ready.push(packet.msg);
+            inbox.expected += 1;
+            return;
         }
         inbox.pending.insert(seq, packet.msg);
-        let mut ready = Vec::new();
         while let Some(msg) = inbox.pending.remove(&inbox.expected) {
             ready.push(msg);
             inbox.expected += 1;
         }
-        ready
     }
 
     /// Applies a power loss to `node`'s disk: only what it fsynced survives — observations
