@@ -193,7 +193,6 @@ impl<S: System> World<S> {
         dst: usize,
         msg: <S::Actor as stateright::actor::Actor>::Msg,
     ) -> Fate<<S::Actor as stateright::actor::Actor>::Msg> {
-        let now = Instant::now();
         let loss = self.loss.values().copied().max().unwrap_or(0);
         let duplicate = self.duplicate.values().copied().max().unwrap_or(0);
         let reorder = !self.reorder.is_empty();
@@ -202,7 +201,7 @@ impl<S: System> World<S> {
             return Fate::Dropped;
         }
         if let Some(at) = link.reconnect_at {
-            if now < at {
+            if Instant::now() < at {
                 return Fate::Dropped;
             }
             link.reconnect_at = None;
