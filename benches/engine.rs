@@ -8,7 +8,7 @@
 //! Last, for each Kafka anomaly of the foundation issue, the wall time until the first seed that
 //! shows it (seeds run in order on one thread, as `mqcheck sim` would meet them).
 //!
-//! `cargo bench -p mqcheck-sim --bench engine`
+//! `cargo bench --bench engine`
 
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, Runtime};
