@@ -38,6 +38,13 @@ pub const VIOLATED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
+    // The live timeline of every run, on stderr, for whoever asks: MQCHECK_LOG=mqcheck::timeline=debug
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MQCHECK_LOG"))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::List => {

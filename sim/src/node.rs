@@ -141,7 +141,7 @@ pub async fn run<S: System>(
             let mut w = lock(&world);
             w.receive(index, *packet, &mut ready);
             w.delivered += ready.len() as u64;
-            w.trace.is_some()
+            w.tracing()
         };
         for msg in ready.drain(..) {
             // A reset becomes whatever the protocol's client library makes of it.

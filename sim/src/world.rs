@@ -9,6 +9,7 @@ use mqcheck_invariants::History;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::Level;
 
 /// How long a broken connection takes to come back: the client notices the reset and dials again.
 pub const RECONNECT: Duration = Duration::from_millis(200);
@@ -131,14 +132,21 @@ impl<S: System> World<S> {
 
     /// Adds a line to the trace, if one is being recorded; `text` is only built then.
     pub fn log(&mut self, node: usize, text: impl FnOnce() -> String) {
-        if self.trace.is_some() {
+        if self.tracing() {
             let name = self.names[node].clone();
             self.note(&name, &text());
         }
     }
 
+    /// Is anyone listening: a replay recording its trace, or a `tracing` subscriber for the
+    /// timeline (`MQCHECK_LOG=mqcheck::timeline=debug`)?
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some() || tracing::enabled!(target: "mqcheck::timeline", Level::DEBUG)
+    }
+
     pub fn note(&mut self, who: &str, text: &str) {
         let time_ms = self.now_ms();
+        tracing::debug!(target: "mqcheck::timeline", time_ms, node = who, "{text}");
         if let Some(trace) = &mut self.trace {
             trace.push(TraceLine {
                 time_ms,
