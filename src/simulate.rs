@@ -101,7 +101,7 @@ pub fn simulate<S: System>(
         .collect();
     SimReport {
         broker: spec.broker.clone(),
-        config: spec.config.values().clone(),
+        config: S::effective(&spec.config).values().clone(),
         faults: spec.faults.names(),
         workload: spec.workload.into(),
         seeds: crate::report::Seeds { first, count },

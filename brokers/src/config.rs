@@ -156,6 +156,13 @@ impl Config {
         self.explicit.contains(key)
     }
 
+    /// The same configuration with `key` adjusted the way the broker adjusts it (not a user
+    /// setting: replay commands do not repeat it).
+    pub fn adjusted(mut self, key: &str, value: impl Into<String>) -> Config {
+        self.values.insert(key.to_string(), value.into());
+        self
+    }
+
     /// Every key with its effective value, in key order.
     pub fn values(&self) -> &BTreeMap<String, String> {
         &self.values

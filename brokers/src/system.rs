@@ -79,6 +79,12 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// Checks combinations the real broker rejects, after each key was validated on its own.
     fn validate(config: &Config) -> Result<(), ConfigError>;
 
+    /// The values the broker actually runs with, where it adjusts a setting silently (Kafka turns
+    /// idempotence off when a conflicting setting was made without asking for it).
+    fn effective(config: &Config) -> Config {
+        config.clone()
+    }
+
     /// Builds the cluster and its clients.
     fn build(config: &Config, workload: Workload) -> Self;
 

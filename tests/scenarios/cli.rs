@@ -107,3 +107,15 @@ fn replay_writes_its_timeline_as_json_lines() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "a timeline");
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn sim_json_reports_the_effective_configuration() {
+    // Kafka silently turns idempotence off when acks=1 is set without asking for idempotence.
+    let (code, json) = crate::common::sim("--broker kafka --set acks=1 --faults none --seeds 1");
+    assert_eq!(code, 0);
+    assert_eq!(json["config"]["acks"], "1");
+    assert_eq!(json["config"]["enable.idempotence"], "false");
+    let (_, json) = crate::common::sim("--broker kafka --faults none --seeds 1");
+    assert_eq!(json["config"]["enable.idempotence"], "true");
+    assert_eq!(json["config"]["min.insync.replicas"], "1");
+}

@@ -676,6 +676,24 @@ impl System for Kafka {
         Ok(())
     }
 
+    fn effective(config: &Config) -> Config {
+        let s = Settings::from_config(
+            config,
+            Workload {
+                messages: 0,
+                producers: 0,
+                consumers: 0,
+            },
+        );
+        config
+            .clone()
+            .adjusted("enable.idempotence", s.idempotence.to_string())
+            .adjusted(
+                "delivery.timeout.ms",
+                (s.delivery_timeout.as_millis() as u64).to_string(),
+            )
+    }
+
     fn build(config: &Config, workload: Workload) -> Self {
         Kafka {
             settings: Settings::from_config(config, workload),
