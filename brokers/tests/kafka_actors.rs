@@ -13,7 +13,7 @@ use mqcheck_brokers::kafka::{
 };
 use mqcheck_brokers::{AppLog, Config, Durable, System, Workload};
 use mqcheck_invariants::{MsgId, Op};
-use stateright::actor::{Actor, Command, Id};
+use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -65,33 +65,31 @@ impl Cluster {
         self.states[i].as_ref().expect("node started")
     }
 
+    /// Runs one handler on node `i` and keeps the state it leaves.
+    fn handle(
+        &mut self,
+        i: usize,
+        handler: impl FnOnce(&KafkaActor, Id, &mut Cow<KafkaState>, &mut Out<KafkaActor>),
+    ) -> Vec<Cmd> {
+        let mut o = Default::default();
+        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("node started"));
+        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
+        self.states[i] = Some(state.into_owned());
+        cmds(o)
+    }
+
     /// Delivers `msg` from `src` to node `dst`.
     fn deliver(&mut self, dst: usize, src: usize, msg: KafkaMsg) -> Vec<Cmd> {
-        let mut o = Default::default();
-        let mut state = Cow::Borrowed(self.states[dst].as_ref().expect("node started"));
-        self.actors[dst].on_msg(Id::from(dst), &mut state, Id::from(src), msg, &mut o);
-        let state = state.into_owned();
-        self.states[dst] = Some(state);
-        cmds(o)
+        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
     }
 
     /// Fires `timer` on node `i`.
     fn fire(&mut self, i: usize, timer: KafkaTimer) -> Vec<Cmd> {
-        let mut o = Default::default();
-        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("node started"));
-        self.actors[i].on_timeout(Id::from(i), &mut state, &timer, &mut o);
-        let state = state.into_owned();
-        self.states[i] = Some(state);
-        cmds(o)
+        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
     }
 
     fn random(&mut self, i: usize, pace: KafkaRandom) -> Vec<Cmd> {
-        let mut o = Default::default();
-        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("node started"));
-        self.actors[i].on_random(Id::from(i), &mut state, &pace, &mut o);
-        let state = state.into_owned();
-        self.states[i] = Some(state);
-        cmds(o)
+        self.handle(i, |a, id, s, o| a.on_random(id, s, &pace, o))
     }
 
     fn controller(&self) -> &ControllerState {

@@ -58,6 +58,7 @@ struct Runtime<S: System> {
     /// Packets the last handler sent, for the task that ran it to put on the network.
     outbox: Vec<(SocketAddr, Packet<Msg<S>>)>,
     endpoint: Rc<Endpoint>,
+    addrs: Rc<Vec<SocketAddr>>,
     /// When the clock task will next wake by itself.
     alarm: Option<Instant>,
     wake_clock: Option<Waker>,
@@ -111,11 +112,12 @@ pub async fn run<S: System>(
         sequence: 0,
         outbox: Vec::new(),
         endpoint: endpoint.clone(),
+        addrs,
         alarm: None,
         wake_clock: None,
     }));
     lock(&world).come_up(index);
-    spawn_local(clock(rt.clone(), addrs.clone()));
+    spawn_local(clock(rt.clone()));
     {
         let storage = lock(&world).disks[index].clone();
         let mut out = Out::new();
@@ -125,7 +127,7 @@ pub async fn run<S: System>(
         };
         rt.borrow_mut().state = Some(state);
         lock(&world).log(index, || "started".to_string());
-        apply(&rt, &addrs, out);
+        apply(&rt, out);
         flush(&rt).await;
     }
     let mut ready = Vec::new();
@@ -155,7 +157,7 @@ pub async fn run<S: System>(
                     w.log(index, || format!("<- {from}: {text}"));
                 }
             }
-            step(&rt, &addrs, |actor, id, state, out| {
+            step(&rt, |actor, id, state, out| {
                 actor.on_msg(id, state, Id::from(src), msg, out)
             });
         }
@@ -165,7 +167,7 @@ pub async fn run<S: System>(
 
 /// Fires whatever is due, earliest first; sleeps until the next entry or until an earlier one
 /// is scheduled.
-async fn clock<S: System>(rt: Handle<S>, addrs: Rc<Vec<SocketAddr>>) {
+async fn clock<S: System>(rt: Handle<S>) {
     loop {
         let next = rt.borrow().agenda.keys().next().map(|(at, _)| *at);
         rt.borrow_mut().alarm = next;
@@ -208,13 +210,13 @@ async fn clock<S: System>(rt: Handle<S>, addrs: Rc<Vec<SocketAddr>>) {
             };
             let Some(due) = due else { break };
             match due {
-                Due::Timer(timer) => step(&rt, &addrs, |actor, id, state, out| {
+                Due::Timer(timer) => step(&rt, |actor, id, state, out| {
                     actor.on_timeout(id, state, &timer, out)
                 }),
-                Due::Choice(_, pick) => step(&rt, &addrs, |actor, id, state, out| {
+                Due::Choice(_, pick) => step(&rt, |actor, id, state, out| {
                     actor.on_random(id, state, &pick, out)
                 }),
-                Due::Reset(peer, notice) => step(&rt, &addrs, |actor, id, state, out| {
+                Due::Reset(peer, notice) => step(&rt, |actor, id, state, out| {
                     actor.on_msg(id, state, Id::from(peer), notice, out)
                 }),
             }
@@ -251,7 +253,6 @@ async fn flush<S: System>(rt: &Handle<S>) {
 /// Runs one handler on the actor's state, then carries out its commands.
 fn step<S: System>(
     rt: &Handle<S>,
-    addrs: &Rc<Vec<SocketAddr>>,
     handler: impl FnOnce(&S::Actor, Id, &mut Cow<State<S>>, &mut Out<S::Actor>),
 ) {
     let mut out = Out::new();
@@ -268,13 +269,13 @@ fn step<S: System>(
         }
         r.state = Some(state);
     }
-    apply(rt, addrs, out);
+    apply(rt, out);
 }
 
-fn apply<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, out: Out<S::Actor>) {
+fn apply<S: System>(rt: &Handle<S>, out: Out<S::Actor>) {
     for command in out {
         match command {
-            Command::Send(dst, msg) => send(rt, addrs, usize::from(dst), msg),
+            Command::Send(dst, msg) => send(rt, usize::from(dst), msg),
             Command::SetTimer(timer, range) => {
                 let delay = if range.start >= range.end {
                     range.start
@@ -300,7 +301,7 @@ fn apply<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, out: Out<S::Act
     }
 }
 
-fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg: Msg<S>) {
+fn send<S: System>(rt: &Handle<S>, dst: usize, msg: Msg<S>) {
     let mut r = rt.borrow_mut();
     let fate = lock(&r.world).transmit(r.index, dst, msg);
     let (packet, delay, copy) = match fate {
@@ -322,10 +323,11 @@ fn send<S: System>(rt: &Handle<S>, addrs: &Rc<Vec<SocketAddr>>, dst: usize, msg:
     };
     for (packet, delay) in std::iter::once((packet, delay)).chain(copy) {
         if delay.is_zero() {
-            r.outbox.push((addrs[dst], packet));
+            let addr = r.addrs[dst];
+            r.outbox.push((addr, packet));
         } else {
             // Held back (reordering): its own task, so it overtakes nothing else on the way.
-            let (endpoint, addr) = (r.endpoint.clone(), addrs[dst]);
+            let (endpoint, addr) = (r.endpoint.clone(), r.addrs[dst]);
             spawn_local(async move {
                 sleep(delay).await;
                 let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;

@@ -61,7 +61,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + i as u8)), 9092))
             .collect();
         let drain = system.drain();
-        let world: Shared<S> = Arc::new(Mutex::new(World::new(system, names.clone(), trace)));
+        let world: Shared<S> = Arc::new(Mutex::new(World::new(names.clone(), trace)));
         let ids: Vec<NodeId> = nodes
             .into_iter()
             .enumerate()

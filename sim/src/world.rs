@@ -74,7 +74,6 @@ pub enum Fate<M> {
 }
 
 pub struct World<S: System> {
-    pub system: S,
     pub names: Vec<String>,
     pub start: Instant,
     pub disks: Vec<Option<S::Storage>>,
@@ -101,10 +100,9 @@ pub fn lock<S: System>(world: &Shared<S>) -> MutexGuard<'_, World<S>> {
 }
 
 impl<S: System> World<S> {
-    pub fn new(system: S, names: Vec<String>, trace: bool) -> Self {
+    pub fn new(names: Vec<String>, trace: bool) -> Self {
         let n = names.len();
         World {
-            system,
             names,
             start: Instant::now(),
             disks: vec![None; n],

@@ -5,13 +5,12 @@ use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
 use super::{
-    KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, BROKER_HEARTBEAT, FETCH_BACKOFF,
-    FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
+    exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, BROKER_HEARTBEAT,
+    FETCH_BACKOFF, FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
 };
 use crate::Durable;
 use stateright::actor::Id;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -890,14 +889,4 @@ fn fetch_response(r: &Replica, request: &FetchRequest, error: Option<ErrorCode>)
         log_end_offset: r.log.end_offset(),
         error,
     }
-}
-
-/// A timer that fires after exactly `d`.
-pub(crate) fn exact(d: Duration) -> std::ops::Range<Duration> {
-    d..d + Duration::from_millis(1)
-}
-
-/// A periodic timer with a little jitter, so periodic work does not line up across nodes.
-pub(crate) fn retry(d: Duration) -> std::ops::Range<Duration> {
-    d..d + d / 10 + Duration::from_millis(1)
 }

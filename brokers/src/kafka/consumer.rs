@@ -1,10 +1,11 @@
 //! A consumer-group member: fetches into a buffer, hands records to the application one at a
 //! time, and commits offsets before processing, after it, or on a timer.
 
-use super::broker::{exact, retry};
 use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
-use super::{CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings, Truncation};
+use super::{
+    exact, retry, CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings, Truncation,
+};
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;

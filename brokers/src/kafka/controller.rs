@@ -1,9 +1,8 @@
 //! The controller: broker liveness, leader election, ISR changes — and, in this model, the group
 //! coordinator with the committed offsets.
 
-use super::broker::exact;
 use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
-use super::{KafkaOut, KafkaTimer, Settings, Truncation};
+use super::{exact, KafkaOut, KafkaTimer, Settings, Truncation};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet};
 

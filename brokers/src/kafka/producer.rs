@@ -1,9 +1,8 @@
 //! The producer: batches, in-flight requests, retries, and the idempotent producer's sequence
 //! numbers.
 
-use super::broker::{exact, retry};
 use super::protocol::{leaders, Acks, KafkaMsg, Partition};
-use super::{KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
+use super::{exact, retry, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
