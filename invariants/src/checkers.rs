@@ -61,6 +61,7 @@ fn deliveries(history: &History) -> Vec<Delivery> {
 pub fn at_least_once(history: &History) -> Vec<Violation> {
     let mut audience: BTreeMap<MsgId, &[GroupId]> = BTreeMap::new();
     let mut acked: BTreeMap<MsgId, u64> = BTreeMap::new();
+    let mut discarded: BTreeMap<MsgId, &str> = BTreeMap::new();
     for e in &history.events {
         match &e.op {
             Op::Send {
@@ -70,6 +71,9 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
             }
             Op::Ack { msg } => {
                 acked.entry(*msg).or_insert(e.time_ms);
+            }
+            Op::Discard { msg, reason } => {
+                discarded.entry(*msg).or_insert(reason);
             }
             _ => {}
         }
@@ -100,13 +104,17 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
             kind: Kind::Lost,
             msgs: vec![msg],
             explanation: format!(
-                "{msg} was acknowledged to its producer at {} but {groups_text} never delivered it{}",
+                "{msg} was acknowledged to its producer at {} but {groups_text} never delivered it{}{}",
                 secs(at),
                 if elsewhere {
                     " (other groups did)"
                 } else {
                     ""
-                }
+                },
+                discarded
+                    .get(&msg)
+                    .map(|r| format!("; it was discarded: {r}"))
+                    .unwrap_or_default()
             ),
         });
     }

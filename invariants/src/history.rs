@@ -62,6 +62,11 @@ pub enum Op {
         scope: u32,
         position: u64,
     },
+    /// The model saw a node throw the message away on purpose: a high-water mark, a queue
+    /// length limit, a dead-letter after the delivery limit. Not an observation any client API
+    /// offers (ZeroMQ's PUB drops silently) but the model's own note, so a checker can say why an
+    /// acknowledged message never arrived; no checker counts it as a delivery.
+    Discard { msg: MsgId, reason: String },
 }
 
 /// An observation with the simulated time (ms) and the node that made it.
@@ -113,7 +118,7 @@ impl History {
                 Op::Deliver { msg, group, .. } => {
                     delivered.insert((*msg, *group));
                 }
-                Op::Commit { .. } => {}
+                Op::Commit { .. } | Op::Discard { .. } => {}
             }
         }
         sent.iter().all(|(msg, audience)| {
@@ -157,6 +162,7 @@ impl fmt::Display for Op {
             Op::Commit {
                 scope, position, ..
             } => write!(f, "commit position {position} of scope {scope}"),
+            Op::Discard { msg, reason } => write!(f, "discard {msg}: {reason}"),
         }
     }
 }

@@ -201,6 +201,24 @@ fn acked_but_never_delivered_is_lost() {
 }
 
 #[test]
+fn lost_explanation_names_the_discard_reason_and_a_discard_is_no_delivery() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .op(Op::Discard {
+            msg: m(0, 0),
+            reason: "ZMQ_SNDHWM reached for c0".into(),
+        })
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(0, 1), 1).pos(0))
+        .build();
+    let vs = at_least_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 0)]);
+    assert_mentions(&vs[0], "discarded: ZMQ_SNDHWM reached for c0");
+    assert!(!h.settled(), "a discarded message is not delivered");
+}
+
+#[test]
 fn failed_or_unacked_sends_that_are_not_delivered_are_not_lost() {
     let h = B::new()
         .send(m(0, 0), 0, &[1])
