@@ -1,5 +1,6 @@
 //! `mqcheck`: checks what message brokers really guarantee, with evidence.
 
+mod check;
 mod matrix;
 mod report;
 mod simulate;
@@ -30,6 +31,11 @@ enum Command {
     Replay(simulate::ReplayCmd),
     /// The claims matrix: every broker, every named configuration, every invariant.
     Matrix(matrix::MatrixCmd),
+    /// Explore every placement of a bounded set of faults with stateright, and check the
+    /// invariants in every state.
+    Check(check::CheckCmd),
+    /// Serve the Stateright Explorer on a broker model.
+    Explore(check::ExploreCmd),
 }
 
 /// Exit status: 0 everything held, 1 a violation, 2 bad input.
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => run_job(&cmd.args.broker.clone(), cmd),
         Command::Replay(cmd) => run_job(&cmd.args.broker.clone(), cmd),
         Command::Matrix(cmd) => cmd.run(),
+        Command::Check(cmd) => run_job(&cmd.model.broker.clone(), cmd),
+        Command::Explore(cmd) => run_job(&cmd.model.broker.clone(), cmd),
     };
     ExitCode::from(code)
 }

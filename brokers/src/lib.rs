@@ -19,7 +19,7 @@ mod system;
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
 pub use disk::Durable;
-pub use system::{Node, Role, Scenario, System, Workload};
+pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
 
 /// The broker models this build knows, by the name `--broker` takes.
 pub const BROKERS: &[&str] = &[kafka::NAME];

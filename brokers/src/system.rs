@@ -54,15 +54,43 @@ pub struct Scenario {
     pub claim: &'static str,
 }
 
+/// One node as the model checker sees it in a state: its actor state unless it is down, and
+/// what survives on its disk.
+pub struct NodeView<'a, S: System> {
+    pub name: &'a str,
+    pub role: Role,
+    /// `None` while the process is down.
+    pub state: Option<&'a <S::Actor as Actor>::State>,
+    pub storage: Option<&'a S::Storage>,
+}
+
+/// A whole system in one model-checker state: every node and every packet in flight.
+pub struct SystemView<'a, S: System> {
+    pub nodes: Vec<NodeView<'a, S>>,
+    pub in_flight: Vec<&'a <S::Actor as Actor>::Msg>,
+}
+
+/// A broker's own structural invariant (Kafka's `LeaderInIsr`), checked in every state the model
+/// checker reaches.
+pub struct StateInvariant<S: System> {
+    pub name: &'static str,
+    pub holds: fn(&SystemView<'_, S>) -> bool,
+}
+
 /// A broker model: configuration, actors, and the hooks the drivers need.
 pub trait System: Clone + Debug + Send + Sync + 'static {
-    type Actor: Actor<Storage = Self::Storage, Msg: Send + Sync + 'static>
-        + Clone
+    type Actor: Actor<
+            Storage = Self::Storage,
+            Msg: Send + Sync + Ord + 'static,
+            Timer: Ord + Send + Sync,
+            Random: Ord + Send + Sync,
+            State: Send + Sync,
+        > + Clone
         + Debug
         + Send
         + Sync
         + 'static;
-    type Storage: Durable + Send + Sync + 'static;
+    type Storage: Durable + Clone + Debug + PartialEq + std::hash::Hash + Send + Sync + 'static;
 
     /// The name `--broker` takes.
     const NAME: &'static str;
@@ -110,4 +138,20 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// (retries settle, consumers read to the end) before the checkers run.
     fn fault_window(&self) -> Duration;
     fn drain(&self) -> Duration;
+
+    /// A node's state in a few readable lines (logs, high watermarks, ISR, queues) for the
+    /// Stateright Explorer.
+    fn show(state: &<Self::Actor as Actor>::State) -> String {
+        format!("{state:?}")
+    }
+
+    /// Does this broker elect leaders (so "a leader changes" is coverage the checker must reach)?
+    fn elects_leaders() -> bool {
+        false
+    }
+
+    /// Structural invariants from the broker's own specifications, for the model checker.
+    fn invariants() -> Vec<StateInvariant<Self>> {
+        Vec::new()
+    }
 }

@@ -432,7 +432,12 @@ impl Consumer {
                 );
             }
             None => {
-                o.send(self.coordinator(), KafkaMsg::Metadata);
+                // No known leader: ask again after a backoff, not at once (a metadata request
+                // per response would storm the controller while an election is pending).
+                o.set_timer(
+                    KafkaTimer::MetadataRefresh,
+                    retry(Duration::from_millis(500)),
+                );
                 o.set_timer(
                     KafkaTimer::ConsumerFetch(p),
                     exact(Duration::from_millis(500)),

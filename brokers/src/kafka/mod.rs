@@ -88,6 +88,7 @@ mod controller;
 pub mod log;
 mod producer;
 pub mod protocol;
+mod spec;
 
 pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
 pub use consumer::{Consumer, ConsumerState};
@@ -288,7 +289,7 @@ impl Durable for KafkaDisk {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KafkaTimer {
     // Broker.
     Registration,
@@ -768,6 +769,18 @@ impl System for Kafka {
         }
     }
 
+    fn elects_leaders() -> bool {
+        true
+    }
+
+    fn invariants() -> Vec<crate::StateInvariant<Kafka>> {
+        spec::invariants()
+    }
+
+    fn show(state: &KafkaState) -> String {
+        show(state)
+    }
+
     fn reset(_peer: Id) -> Option<KafkaMsg> {
         Some(KafkaMsg::Disconnected)
     }
@@ -804,5 +817,79 @@ impl System for Kafka {
             .max(s.broker_session_timeout)
             * 2
             + Duration::from_secs(30)
+    }
+}
+
+/// A node's state in a few words, for the Stateright Explorer: each replica's role, log (as
+/// `epoch:message` records), high watermark and ISR; the controller's partition records and
+/// committed offsets; a client's progress.
+fn show(state: &KafkaState) -> String {
+    match state {
+        KafkaState::Controller(c) => {
+            let parts: Vec<String> = c
+                .partitions
+                .iter()
+                .map(|p| {
+                    format!(
+                        "p{} leader={} epoch={} isr={:?}",
+                        p.partition,
+                        p.leader
+                            .map_or("none".into(), |l| format!("{}", usize::from(l))),
+                        p.leader_epoch,
+                        p.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            format!(
+                "controller: alive={:?}; {}; committed offsets {:?}",
+                c.alive.iter().map(|i| usize::from(*i)).collect::<Vec<_>>(),
+                parts.join("; "),
+                c.offsets
+            )
+        }
+        KafkaState::Broker(b) => {
+            let parts: Vec<String> = b
+                .replicas
+                .iter()
+                .map(|r| {
+                    let role = match &r.role {
+                        ReplicaRole::Idle => "idle".to_string(),
+                        ReplicaRole::Leader(l) => format!(
+                            "LEADER epoch {} isr={:?}",
+                            l.epoch,
+                            l.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
+                        ),
+                        ReplicaRole::Follower { leader, .. } => {
+                            format!("follower of {}", usize::from(*leader))
+                        }
+                    };
+                    let log: Vec<String> = r
+                        .log
+                        .records()
+                        .map(|rec| format!("{}:{}", rec.epoch, rec.msg))
+                        .collect();
+                    format!(
+                        "p{} {role} log=[{}] hw={} flushed={}",
+                        r.partition,
+                        log.join(" "),
+                        r.high_watermark,
+                        r.log.flushed
+                    )
+                })
+                .collect();
+            format!(
+                "broker (incarnation {}): {}",
+                b.incarnation,
+                parts.join("; ")
+            )
+        }
+        KafkaState::Producer(p) => format!("producer: {} observations", p.app.len()),
+        KafkaState::Consumer(c) => format!(
+            "consumer: generation {:?}, positions {:?}, committed {:?}, {} observations",
+            c.generation,
+            c.position,
+            c.committed,
+            c.app.len()
+        ),
     }
 }

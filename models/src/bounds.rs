@@ -1,0 +1,17 @@
+//! How far the checker looks: the workload and the fault budgets.
+
+use mqcheck_brokers::Workload;
+use mqcheck_sim::FaultSet;
+
+/// The bounds of one exhaustive check.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    pub workload: Workload,
+    /// The faults the nemesis may use (`--faults`).
+    pub faults: FaultSet,
+    /// Crashes plus power losses on one path (`--max-crashes`).
+    pub max_crashes: usize,
+    /// Broken connections, duplicated and reordered packets, partitions on one path
+    /// (`--max-net-faults`).
+    pub max_net_faults: usize,
+}

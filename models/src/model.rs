@@ -1,0 +1,557 @@
+//! The checked model: a broker's actors, driven with stateright's actor semantics on a timed
+//! network, with every placement of a bounded set of faults explored.
+//!
+//! Time is explicit: a timer fires at the deadline its actor asked for (the start of its range),
+//! packets in flight are delivered before time moves (one connection at a time, oldest pair
+//! first), so a run without faults is one deterministic timeline. The checker's choices are the
+//! nemesis' (which fault, where, at which step) and the clients' random draws (pace, processing
+//! time). This is lineage-driven fault injection's view of a system (Alvaro et al., "Molly",
+//! SIGMOD 2015) rather than an untimed actor model's: an untimed model lets any timeout fire at any
+//! moment, so the Kafka controller would expire every healthy broker's session and the state
+//! space explodes before a single record is acknowledged (docs/model-checking.md has the figures).
+
+use crate::bounds::Bounds;
+use mqcheck_brokers::{Durable, Node, Role, System};
+use mqcheck_invariants::{History, Op};
+use mqcheck_sim::Fault;
+use stateright::actor::{Actor, Command, Id, Out};
+use stateright::{Model, Property};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::{self, Debug};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// How long a crashed node stays down, and a partition lasts (simulated ms).
+pub const DOWN_MS: u64 = 10_000;
+
+/// One step of a checked run, over a broker's message, timer and random-choice types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Step<M, T, R> {
+    /// The network hands `msg` to `dst`.
+    Deliver { src: Id, dst: Id, msg: M },
+    /// The earliest timer fires (at simulated time `at`).
+    Timeout { node: Id, timer: T, at: u64 },
+    /// A node draws one of the values its application may draw.
+    Random { node: Id, key: String, value: R },
+    /// The process dies: volatile state lost, its connections broken, its page cache kept; it
+    /// restarts `DOWN_MS` later from its disk.
+    Crash(Id),
+    /// The machine dies: only what the node fsynced survives; it restarts `DOWN_MS` later.
+    PowerLoss(Id),
+    /// The node starts again from what survived on its disk.
+    Restart { node: Id, at: u64 },
+    /// A packet between two nodes is lost: the connection breaks at that point, everything in
+    /// flight on it is gone and both ends get a reset.
+    Break(Id, Id),
+    /// The packet at the head of the `src → dst` connection is delivered twice.
+    Duplicate(Id, Id),
+    /// The first two packets of the `src → dst` connection swap places.
+    Reorder(Id, Id),
+    /// A node is cut off from every other node for `DOWN_MS`.
+    Isolate(Id),
+    /// The partition heals.
+    Heal { at: u64 },
+}
+
+/// What the nemesis has done so far on this path: the budgets, what is down, the partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Nemesis {
+    /// Crashes and power losses used (`--max-crashes`).
+    pub crashes: u8,
+    /// Network faults used: breaks, duplicates, reorders, partitions (`--max-net-faults`).
+    pub net_faults: u8,
+    /// Down nodes and when they restart.
+    pub restarts: BTreeMap<Id, u64>,
+    /// The isolated node and when the partition heals.
+    pub isolated: Option<(Id, u64)>,
+    /// When the nemesis last acted (a fault, a restart, a heal): the drain runs from there.
+    pub last_act: u64,
+    /// The nodes seen leading something, in the order they first led (coverage).
+    pub leaders: Vec<Id>,
+    /// This run's delivery order: connections in descending rather than ascending
+    /// `(source, destination)` order. Both are explored, so either side of the most common
+    /// races (a follower's fetch response against the producer's acknowledgement) is tried.
+    pub reverse_delivery: bool,
+}
+
+/// One node in a state.
+pub struct Slot<S: System> {
+    /// `None` while the process is down.
+    pub state: Option<Arc<<S::Actor as Actor>::State>>,
+    pub storage: Option<S::Storage>,
+    /// Armed timers and their deadlines.
+    pub timers: BTreeMap<<S::Actor as Actor>::Timer, u64>,
+    /// Pending random draws, by key.
+    pub randoms: BTreeMap<String, Vec<<S::Actor as Actor>::Random>>,
+}
+
+impl<S: System> Clone for Slot<S> {
+    fn clone(&self) -> Self {
+        Slot {
+            state: self.state.clone(),
+            storage: self.storage.clone(),
+            timers: self.timers.clone(),
+            randoms: self.randoms.clone(),
+        }
+    }
+}
+
+impl<S: System> Hash for Slot<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.state.hash(h);
+        self.storage.hash(h);
+        self.timers.hash(h);
+        self.randoms.hash(h);
+    }
+}
+
+impl<S: System> PartialEq for Slot<S> {
+    fn eq(&self, o: &Self) -> bool {
+        self.state == o.state
+            && self.storage == o.storage
+            && self.timers == o.timers
+            && self.randoms == o.randoms
+    }
+}
+
+type Msg<S> = <<S as System>::Actor as Actor>::Msg;
+/// Per-connection FIFO queues of packets in flight, as `Network::new_ordered` keeps them.
+pub type Channels<S> = BTreeMap<(Id, Id), VecDeque<Msg<S>>>;
+/// The steps of broker `S`'s checked model.
+pub type StepOf<S> =
+    Step<Msg<S>, <<S as System>::Actor as Actor>::Timer, <<S as System>::Actor as Actor>::Random>;
+
+/// A state of the checked model.
+pub struct CheckState<S: System> {
+    /// Simulated time, in ms.
+    pub now: u64,
+    pub nodes: Vec<Slot<S>>,
+    pub network: Channels<S>,
+    pub nemesis: Nemesis,
+}
+
+impl<S: System> Clone for CheckState<S> {
+    fn clone(&self) -> Self {
+        CheckState {
+            now: self.now,
+            nodes: self.nodes.clone(),
+            network: self.network.clone(),
+            nemesis: self.nemesis.clone(),
+        }
+    }
+}
+
+impl<S: System> Hash for CheckState<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.now.hash(h);
+        self.nodes.hash(h);
+        self.network.hash(h);
+        self.nemesis.hash(h);
+    }
+}
+
+impl<S: System> PartialEq for CheckState<S> {
+    fn eq(&self, o: &Self) -> bool {
+        self.now == o.now
+            && self.nodes == o.nodes
+            && self.network == o.network
+            && self.nemesis == o.nemesis
+    }
+}
+
+impl<S: System> Debug for CheckState<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::describe::state::<S>(self, f)
+    }
+}
+
+/// A broker's actors under bounded faults, as a stateright [`Model`].
+pub struct CheckModel<S: System> {
+    pub nodes: Vec<Node<S::Actor>>,
+    pub bounds: Bounds,
+    /// How long a run goes on after the nemesis' last act if it does not settle (simulated ms).
+    pub drain: u64,
+    pub(crate) properties: Vec<Property<CheckModel<S>>>,
+}
+
+impl<S: System> CheckModel<S> {
+    pub fn new(system: &S, bounds: Bounds) -> Self {
+        let drain = system.drain().as_millis() as u64;
+        let properties = crate::properties::all::<S>(&bounds);
+        CheckModel {
+            nodes: system.nodes(),
+            bounds,
+            drain,
+            properties,
+        }
+    }
+
+    pub fn name(&self, id: Id) -> &str {
+        &self.nodes[usize::from(id)].name
+    }
+
+    fn allows(&self, fault: Fault) -> bool {
+        self.bounds.faults.contains(fault)
+    }
+
+    /// Applies an actor's commands at time `state.now`, as stateright's `ActorModel` does, but
+    /// remembering each timer's deadline.
+    fn apply(&self, state: &mut CheckState<S>, id: Id, out: Out<S::Actor>) {
+        let i = usize::from(id);
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => {
+                    state.network.entry((id, dst)).or_default().push_back(msg);
+                }
+                Command::SetTimer(timer, range) => {
+                    let at = state.now + range.start.as_millis() as u64;
+                    state.nodes[i].timers.insert(timer, at);
+                }
+                Command::CancelTimer(timer) => {
+                    state.nodes[i].timers.remove(&timer);
+                }
+                Command::ChooseRandom(key, values) => {
+                    if values.is_empty() {
+                        state.nodes[i].randoms.remove(&key);
+                    } else {
+                        state.nodes[i].randoms.insert(key, values);
+                    }
+                }
+                Command::Save(storage) => state.nodes[i].storage = Some(storage),
+            }
+        }
+    }
+
+    /// Runs one handler of node `id` on a copy of `state`.
+    fn handle(
+        &self,
+        state: &CheckState<S>,
+        id: Id,
+        handler: impl FnOnce(&S::Actor, &mut Cow<<S::Actor as Actor>::State>, &mut Out<S::Actor>),
+    ) -> Option<CheckState<S>> {
+        let i = usize::from(id);
+        let current = state.nodes[i].state.as_ref()?;
+        let mut actor_state = Cow::Borrowed(&**current);
+        let mut out = Out::new();
+        handler(&self.nodes[i].actor, &mut actor_state, &mut out);
+        let mut next = state.clone();
+        if let Cow::Owned(s) = actor_state {
+            next.nodes[i].state = Some(Arc::new(s));
+        }
+        self.apply(&mut next, id, out);
+        Some(next)
+    }
+
+    fn start(&self, state: &mut CheckState<S>, id: Id) {
+        let i = usize::from(id);
+        let mut out = Out::new();
+        let actor_state = self.nodes[i]
+            .actor
+            .on_start(id, &state.nodes[i].storage, &mut out);
+        state.nodes[i].state = Some(Arc::new(actor_state));
+        self.apply(state, id, out);
+    }
+
+    /// Drops what can no longer travel — packets to or from a dead process (its connections are
+    /// gone) and packets across the partition — and notes new leaders.
+    fn enforce_links(&self, state: &mut CheckState<S>) {
+        let down: Vec<bool> = state.nodes.iter().map(|n| n.state.is_none()).collect();
+        let isolated = state.nemesis.isolated.map(|(id, _)| id);
+        state.network.retain(|(src, dst), queue| {
+            let cut = isolated.is_some_and(|i| i == *src || i == *dst);
+            !(down[usize::from(*src)] || down[usize::from(*dst)] || cut || queue.is_empty())
+        });
+        for (i, slot) in state.nodes.iter().enumerate() {
+            let id = Id::from(i);
+            if slot.state.as_ref().is_some_and(|s| S::is_leader(s))
+                && !state.nemesis.leaders.contains(&id)
+            {
+                state.nemesis.leaders.push(id);
+            }
+        }
+    }
+
+    fn kill(&self, state: &CheckState<S>, id: Id, power: bool) -> CheckState<S> {
+        let i = usize::from(id);
+        let mut next = state.clone();
+        let slot = &mut next.nodes[i];
+        slot.state = None;
+        slot.timers.clear();
+        slot.randoms.clear();
+        if power {
+            slot.storage = slot.storage.as_ref().map(Durable::after_power_loss);
+        }
+        next.nemesis.crashes += 1;
+        next.nemesis.last_act = state.now;
+        next.nemesis.restarts.insert(id, state.now + DOWN_MS);
+        next
+    }
+
+    /// The next scheduled event when nothing is in flight: the earliest timer, restart or heal.
+    fn next_event(&self, state: &CheckState<S>) -> Option<StepOf<S>> {
+        let mut best: Option<(u64, StepOf<S>)> = None;
+        let mut consider = |at: u64, step: StepOf<S>| {
+            if best.as_ref().is_none_or(|(t, _)| at < *t) {
+                best = Some((at, step));
+            }
+        };
+        for (node, at) in &state.nemesis.restarts {
+            consider(
+                *at,
+                Step::Restart {
+                    node: *node,
+                    at: *at,
+                },
+            );
+        }
+        if let Some((_, at)) = state.nemesis.isolated {
+            consider(at, Step::Heal { at });
+        }
+        for (i, slot) in state.nodes.iter().enumerate() {
+            for (timer, at) in &slot.timers {
+                consider(
+                    *at,
+                    Step::Timeout {
+                        node: Id::from(i),
+                        timer: timer.clone(),
+                        at: *at,
+                    },
+                );
+            }
+        }
+        best.map(|(_, step)| step)
+    }
+
+    /// The clients' observations so far.
+    pub fn history(&self, state: &CheckState<S>) -> History {
+        let mut history = History::default();
+        for (node, slot) in self.nodes.iter().zip(&state.nodes) {
+            if let Some(log) = slot.storage.as_ref().and_then(S::app_log) {
+                for op in log.iter() {
+                    history.push(state.now, node.name.clone(), op.clone());
+                }
+            }
+        }
+        history
+    }
+
+    /// Has this run ended: every fault healed, nothing in flight, and either every client is
+    /// settled (every message sent and answered, each acknowledged one delivered) or the drain
+    /// time has passed since the nemesis' last act, as in the simulator's final drain?
+    pub fn ended(&self, state: &CheckState<S>) -> bool {
+        state.network.is_empty()
+            && state.nemesis.restarts.is_empty()
+            && state.nemesis.isolated.is_none()
+            && (state.now >= state.nemesis.last_act + self.drain || {
+                let history = self.history(state);
+                let w = self.bounds.workload;
+                let sends = history
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.op, Op::Send { .. }))
+                    .count();
+                sends == (w.messages * w.producers) as usize && history.settled()
+            })
+    }
+}
+
+impl<S: System> Model for CheckModel<S> {
+    type State = CheckState<S>;
+    type Action = StepOf<S>;
+
+    fn init_states(&self) -> Vec<Self::State> {
+        let mut state = CheckState {
+            now: 0,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|_| Slot {
+                    state: None,
+                    storage: None,
+                    timers: BTreeMap::new(),
+                    randoms: BTreeMap::new(),
+                })
+                .collect(),
+            network: BTreeMap::new(),
+            nemesis: Nemesis::default(),
+        };
+        for i in 0..self.nodes.len() {
+            self.start(&mut state, Id::from(i));
+        }
+        self.enforce_links(&mut state);
+        let mut reverse = state.clone();
+        reverse.nemesis.reverse_delivery = true;
+        vec![state, reverse]
+    }
+
+    fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
+        if self.ended(state) {
+            return;
+        }
+        // Random draws come first: they fix the clients' pace before anything happens.
+        for (i, slot) in state.nodes.iter().enumerate() {
+            if let Some((key, values)) = slot.randoms.iter().next() {
+                for value in values {
+                    actions.push(Step::Random {
+                        node: Id::from(i),
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
+                }
+                return;
+            }
+        }
+        // Packets in flight go before time moves, one connection at a time; which connection
+        // goes first is the run's delivery order, drawn at the start.
+        let head = if state.nemesis.reverse_delivery {
+            state.network.iter().next_back()
+        } else {
+            state.network.iter().next()
+        };
+        if let Some(((src, dst), queue)) = head {
+            actions.push(Step::Deliver {
+                src: *src,
+                dst: *dst,
+                msg: queue.front().expect("empty queues are removed").clone(),
+            });
+        } else if let Some(event) = self.next_event(state) {
+            actions.push(event);
+        }
+
+        // Process faults, at any step.
+        if usize::from(state.nemesis.crashes) < self.bounds.max_crashes {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.role.faulty() && state.nodes[i].state.is_some() {
+                    if self.allows(Fault::Crash) {
+                        actions.push(Step::Crash(Id::from(i)));
+                    }
+                    if self.allows(Fault::Power) {
+                        actions.push(Step::PowerLoss(Id::from(i)));
+                    }
+                }
+            }
+        }
+        // Network faults, on what is in flight.
+        if usize::from(state.nemesis.net_faults) < self.bounds.max_net_faults {
+            for ((src, dst), queue) in &state.network {
+                let reverse = state.network.contains_key(&(*dst, *src));
+                if self.allows(Fault::Loss) && (src < dst || !reverse) {
+                    actions.push(Step::Break(*src.min(dst), *src.max(dst)));
+                }
+                if self.allows(Fault::Duplicate) {
+                    actions.push(Step::Duplicate(*src, *dst));
+                }
+                if self.allows(Fault::Reorder) && queue.len() >= 2 {
+                    actions.push(Step::Reorder(*src, *dst));
+                }
+            }
+            if self.allows(Fault::Partition) && state.nemesis.isolated.is_none() {
+                for (i, node) in self.nodes.iter().enumerate() {
+                    if node.role != Role::Producer && state.nodes[i].state.is_some() {
+                        actions.push(Step::Isolate(Id::from(i)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_state(&self, state: &Self::State, action: Self::Action) -> Option<Self::State> {
+        let mut next = match action {
+            Step::Deliver { src, dst, msg } => {
+                let mut after = state.clone();
+                let queue = after.network.get_mut(&(src, dst))?;
+                queue.pop_front();
+                if queue.is_empty() {
+                    after.network.remove(&(src, dst));
+                }
+                self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
+            }
+            Step::Timeout { node, timer, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nodes[usize::from(node)].timers.remove(&timer);
+                self.handle(&after, node, |actor, s, o| {
+                    actor.on_timeout(node, s, &timer, o)
+                })?
+            }
+            Step::Random { node, key, value } => {
+                let mut after = state.clone();
+                after.nodes[usize::from(node)].randoms.remove(&key);
+                self.handle(&after, node, |actor, s, o| {
+                    actor.on_random(node, s, &value, o)
+                })?
+            }
+            Step::Crash(id) => self.kill(state, id, false),
+            Step::PowerLoss(id) => self.kill(state, id, true),
+            Step::Restart { node, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.restarts.remove(&node);
+                after.nemesis.last_act = at;
+                self.start(&mut after, node);
+                after
+            }
+            Step::Break(a, b) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.last_act = state.now;
+                after.network.remove(&(a, b));
+                after.network.remove(&(b, a));
+                for (from, to) in [(a, b), (b, a)] {
+                    if let Some(reset) = S::reset(from) {
+                        after
+                            .network
+                            .entry((from, to))
+                            .or_default()
+                            .push_back(reset);
+                    }
+                }
+                after
+            }
+            Step::Duplicate(src, dst) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.last_act = state.now;
+                let queue = after.network.get_mut(&(src, dst))?;
+                let head = queue.front()?.clone();
+                queue.push_front(head);
+                after
+            }
+            Step::Reorder(src, dst) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.last_act = state.now;
+                after.network.get_mut(&(src, dst))?.swap(0, 1);
+                after
+            }
+            Step::Isolate(id) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.isolated = Some((id, state.now + DOWN_MS));
+                after
+            }
+            Step::Heal { at } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.isolated = None;
+                after.nemesis.last_act = at;
+                after
+            }
+        };
+        self.enforce_links(&mut next);
+        Some(next)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.properties.clone()
+    }
+
+    fn format_action(&self, action: &Self::Action) -> String {
+        crate::describe::step(self, action)
+    }
+
+    fn as_svg(&self, path: stateright::Path<Self::State, Self::Action>) -> Option<String> {
+        Some(crate::describe::svg(self, &path))
+    }
+}

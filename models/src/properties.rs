@@ -1,0 +1,149 @@
+//! The properties: the simulator's checkers over the clients' observations, the broker's own
+//! structural invariants, and coverage.
+
+use crate::model::{CheckModel, CheckState};
+use mqcheck_brokers::{NodeView, System, SystemView};
+use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
+use mqcheck_sim::Fault;
+use stateright::Property;
+
+/// The whole system as the broker's hooks read it.
+pub fn view<'a, S: System>(
+    model: &'a CheckModel<S>,
+    state: &'a CheckState<S>,
+) -> SystemView<'a, S> {
+    SystemView {
+        nodes: model
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| NodeView {
+                name: &node.name,
+                role: node.role,
+                state: state.nodes[i].state.as_deref(),
+                storage: state.nodes[i].storage.as_ref(),
+            })
+            .collect(),
+        in_flight: state.network.values().flatten().collect(),
+    }
+}
+
+/// At-least-once, judged where a bounded search can judge it: at the end of a run (every fault
+/// healed, nothing in flight, the clients settled or time up), as the simulator does after its
+/// drain. An acknowledged message some group of its audience never received is lost.
+pub fn lost<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> Vec<String> {
+    if !model.ended(state) {
+        return Vec::new();
+    }
+    at_least_once(&model.history(state))
+        .into_iter()
+        .map(|v| v.explanation)
+        .collect()
+}
+
+fn at_least_once_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    lost(m, s).is_empty()
+}
+
+fn at_most_once_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    at_most_once(&m.history(s)).is_empty()
+}
+
+fn ordering_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    ordering(&m.history(s)).is_empty()
+}
+
+fn no_unexpected_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    no_unexpected(&m.history(s)).is_empty()
+}
+
+fn observed<S: System>(_: &CheckModel<S>, s: &CheckState<S>, what: fn(&Op) -> bool) -> bool {
+    s.nodes
+        .iter()
+        .filter_map(|slot| slot.storage.as_ref().and_then(S::app_log))
+        .any(|log| log.iter().any(what))
+}
+
+fn acknowledged<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    observed(m, s, |op| matches!(op, Op::Ack { .. }))
+}
+
+fn consumed<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    observed(m, s, |op| matches!(op, Op::Deliver { .. }))
+}
+
+fn crashed<S: System>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    s.nemesis.crashes > 0
+}
+
+fn leader_changed<S: System>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    s.nemesis.leaders.len() >= 2
+}
+
+/// The `K`th structural invariant of the broker.
+fn structural<S: System, const K: usize>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    (S::invariants()[K].holds)(&view(m, s))
+}
+
+/// A property's condition.
+type Condition<S> = fn(&CheckModel<S>, &CheckState<S>) -> bool;
+
+/// Up to this many structural invariants per broker.
+const STRUCTURAL: usize = 6;
+
+/// Every property of broker `S`'s model under `faults`.
+pub fn all<S: System>(bounds: &crate::Bounds) -> Vec<Property<CheckModel<S>>> {
+    let faults = &bounds.faults;
+    let mut properties = vec![
+        Property::always("at-least-once", at_least_once_holds::<S>),
+        Property::always("at-most-once", at_most_once_holds::<S>),
+        Property::always("ordering", ordering_holds::<S>),
+        Property::always("no-unexpected", no_unexpected_holds::<S>),
+    ];
+    let checks: [Condition<S>; STRUCTURAL] = [
+        structural::<S, 0>,
+        structural::<S, 1>,
+        structural::<S, 2>,
+        structural::<S, 3>,
+        structural::<S, 4>,
+        structural::<S, 5>,
+    ];
+    let invariants = S::invariants();
+    assert!(invariants.len() <= STRUCTURAL, "raise STRUCTURAL");
+    for (invariant, check) in invariants.iter().zip(checks) {
+        properties.push(Property::always(invariant.name, check));
+    }
+    properties.push(Property::sometimes(
+        "a record is acknowledged",
+        acknowledged::<S>,
+    ));
+    properties.push(Property::sometimes("a consumer reads", consumed::<S>));
+    let crashes =
+        bounds.max_crashes > 0 && (faults.contains(Fault::Crash) || faults.contains(Fault::Power));
+    if crashes {
+        properties.push(Property::sometimes("a crash happens", crashed::<S>));
+    }
+    if S::elects_leaders() && (crashes || faults.contains(Fault::Partition)) {
+        properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
+    }
+    properties
+}
+
+/// Why `property` fails in `state`, in the checkers' words.
+pub fn explain<S: System>(
+    model: &CheckModel<S>,
+    property: &str,
+    state: &CheckState<S>,
+) -> Vec<String> {
+    let history = model.history(state);
+    let explanations = |vs: Vec<mqcheck_invariants::Violation>| {
+        vs.into_iter().map(|v| v.explanation).collect::<Vec<_>>()
+    };
+    match property {
+        "at-least-once" => lost(model, state),
+        "at-most-once" => explanations(at_most_once(&history)),
+        "ordering" => explanations(ordering(&history)),
+        "no-unexpected" => explanations(no_unexpected(&history)),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,333 @@
+//! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
+
+use crate::{HELD, VIOLATED};
+use clap::{Args, ValueEnum};
+use mqcheck_brokers::{Config, ConfigError, Job, System, Workload};
+use mqcheck_models::{describe, Bounds, CheckModel};
+use mqcheck_sim::FaultSet;
+use serde::Serialize;
+use stateright::{Checker, Expectation, Model};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Strategy {
+    Bfs,
+    Dfs,
+}
+
+/// What to check, as the user typed it.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Broker model (see `mqcheck list`).
+    #[arg(long)]
+    pub broker: String,
+    /// Set a configuration key, with the broker's own name: `--set acks=1`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Faults the nemesis may place anywhere: `all`, `none`, or a comma list of crash, power,
+    /// partition, loss, duplicate, reorder (pause is the same as a slow node, which the
+    /// checker's timeline does not model).
+    #[arg(long, default_value = "crash")]
+    pub faults: String,
+    /// Messages each producer sends.
+    #[arg(long, default_value_t = 2)]
+    pub messages: u32,
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// Crashes and power losses on one path.
+    #[arg(long, default_value_t = 1)]
+    pub max_crashes: usize,
+    /// Broken connections, duplicated or reordered packets and partitions on one path.
+    #[arg(long, default_value_t = 1)]
+    pub max_net_faults: usize,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct CheckCmd {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Checker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "bfs")]
+    pub strategy: Strategy,
+    /// Stop exploring paths longer than this many steps.
+    #[arg(long, default_value_t = 3000)]
+    pub max_depth: usize,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the first counterexample as an SVG sequence diagram.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ExploreCmd {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where the Stateright Explorer listens.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: String,
+}
+
+fn bad(key: &str, message: String) -> ConfigError {
+    ConfigError::new(key, message)
+}
+
+impl ModelArgs {
+    /// Validates the options and builds the model.
+    fn model<S: System>(&self) -> Result<(CheckModel<S>, Config), ConfigError> {
+        let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
+        S::validate(&config)?;
+        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
+        if faults.contains(mqcheck_sim::Fault::Pause) {
+            return Err(bad(
+                "faults",
+                "pause is not a checker fault: every order of steps is already explored (allowed: crash, power, partition, loss, duplicate, reorder)".into(),
+            ));
+        }
+        let range = |key: &str, v: u32, min: u32, max: u32| {
+            if (min..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(bad(
+                    key,
+                    format!(
+                        "invalid value '{v}' for --{key} (allowed: an integer from {min} to {max})"
+                    ),
+                ))
+            }
+        };
+        let workload = Workload {
+            messages: range("messages", self.messages, 1, 5)?,
+            producers: range("producers", self.producers, 1, 2)?,
+            consumers: range("consumers", self.consumers, 0, 2)?,
+        };
+        range("max-crashes", self.max_crashes as u32, 0, 3)?;
+        range("max-net-faults", self.max_net_faults as u32, 0, 3)?;
+        let system = S::build(&config, workload);
+        let bounds = Bounds {
+            workload,
+            faults,
+            max_crashes: self.max_crashes,
+            max_net_faults: self.max_net_faults,
+        };
+        Ok((CheckModel::new(&system, bounds), S::effective(&config)))
+    }
+}
+
+/// One property's verdict, for `--json`.
+#[derive(Serialize)]
+struct PropertyReport {
+    expectation: &'static str,
+    held: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counterexample: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explorer: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckReport {
+    broker: String,
+    config: BTreeMap<String, String>,
+    bounds: BTreeMap<&'static str, serde_json::Value>,
+    states: usize,
+    unique_states: usize,
+    max_depth: usize,
+    seconds: f64,
+    properties: BTreeMap<&'static str, PropertyReport>,
+}
+
+impl Job for CheckCmd {
+    type Output = Result<u8, ConfigError>;
+
+    fn run<S: System>(self) -> Self::Output {
+        let (model, config) = self.model.model::<S>()?;
+        let mut checker = model.checker().target_max_depth(self.max_depth);
+        if let Some(t) = self.threads {
+            checker = checker.threads(t.max(1));
+        }
+        let started = Instant::now();
+        match self.strategy {
+            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, started),
+            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, started),
+        }
+    }
+}
+
+impl CheckCmd {
+    /// Waits for the checker, printing stateright's progress lines, then reports every property.
+    fn conclude<S: System>(
+        &self,
+        running: impl Checker<CheckModel<S>>,
+        config: Config,
+        started: Instant,
+    ) -> Result<u8, ConfigError> {
+        let mut progress: Box<dyn std::io::Write> = if self.json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        let done = running.report(&mut Progress(&mut progress));
+        let seconds = started.elapsed().as_secs_f64();
+        let model = done.model();
+        let properties = model.properties();
+        let bounds = model.bounds.clone();
+        let mut reports = BTreeMap::new();
+        let mut text = String::new();
+        let mut failed = false;
+        let mut svg_written = false;
+        for property in &properties {
+            let path = done.discovery(property.name);
+            let (expectation, held) = match property.expectation {
+                Expectation::Always => ("always", path.is_none()),
+                Expectation::Sometimes => ("sometimes", path.is_some()),
+                Expectation::Eventually => ("eventually", path.is_none()),
+            };
+            failed |= !held;
+            let counterexample = match (&property.expectation, &path) {
+                (Expectation::Sometimes, _) | (_, None) => None,
+                (_, Some(path)) => Some(path),
+            };
+            let steps = counterexample.map(|path| {
+                path.clone()
+                    .into_actions()
+                    .iter()
+                    .map(|a| describe::step(model, a))
+                    .collect::<Vec<_>>()
+            });
+            let explorer = counterexample.map(|path| format!("#/steps/{}", path.encode(model)));
+            match (&property.expectation, held) {
+                (Expectation::Sometimes, true) => {
+                    text += &format!("reached   {} (coverage)\n", property.name)
+                }
+                (Expectation::Sometimes, false) => {
+                    text += &format!(
+                        "UNREACHED {} (coverage): the model never got there within these bounds, so its other verdicts say little\n",
+                        property.name
+                    )
+                }
+                (_, true) => text += &format!("held      {}\n", property.name),
+                (_, false) => {
+                    text += &format!("VIOLATED  {}\n", property.name);
+                    let actions = counterexample.map(|p| p.clone().into_actions()).unwrap_or_default();
+                    let mut skipped = 0;
+                    for (i, action) in actions.iter().enumerate() {
+                        if describe::routine::<S>(action) {
+                            skipped += 1;
+                            continue;
+                        }
+                        text += &format!("  {:>5}. {}\n", i + 1, describe::step(model, action));
+                    }
+                    text += &format!(
+                        "  ({} steps; {skipped} routine ones not shown: timers, heartbeats, empty polls)\n",
+                        actions.len()
+                    );
+                    if let Some(path) = counterexample {
+                        let last = path.last_state();
+                        for why in mqcheck_models::properties::explain(model, property.name, last) {
+                            text += &format!("  why: {why}\n");
+                        }
+                    }
+                    text += &format!(
+                        "  open in the Explorer (mqcheck explore, same options): {}\n",
+                        explorer.clone().unwrap_or_default()
+                    );
+                    if let (Some(file), Some(path), false) = (&self.svg, counterexample, svg_written)
+                    {
+                        let svg = describe::svg(model, path);
+                        if let Err(e) = std::fs::write(file, svg) {
+                            return Err(bad("svg", format!("cannot write {}: {e}", file.display())));
+                        }
+                        svg_written = true;
+                    }
+                }
+            }
+            reports.insert(
+                property.name,
+                PropertyReport {
+                    expectation,
+                    held,
+                    counterexample: steps,
+                    explorer,
+                },
+            );
+        }
+        let mut bounds_json = BTreeMap::new();
+        bounds_json.insert("messages", bounds.workload.messages.into());
+        bounds_json.insert("producers", bounds.workload.producers.into());
+        bounds_json.insert("consumers", bounds.workload.consumers.into());
+        bounds_json.insert("faults", bounds.faults.to_string().into());
+        bounds_json.insert("max_crashes", bounds.max_crashes.into());
+        bounds_json.insert("max_net_faults", bounds.max_net_faults.into());
+        bounds_json.insert("max_depth", self.max_depth.into());
+        let report = CheckReport {
+            broker: S::NAME.to_string(),
+            config: config.values().clone(),
+            bounds: bounds_json,
+            states: done.state_count(),
+            unique_states: done.unique_state_count(),
+            max_depth: done.max_depth(),
+            seconds,
+            properties: reports,
+        };
+        if self.json {
+            crate::emit(&(serde_json::to_string_pretty(&report).expect("serializable") + "\n"));
+        } else {
+            crate::emit(&text);
+        }
+        Ok(if failed { VIOLATED } else { HELD })
+    }
+}
+
+impl Job for ExploreCmd {
+    type Output = Result<u8, ConfigError>;
+
+    fn run<S: System>(self) -> Self::Output {
+        let (model, _) = self.model.model::<S>()?;
+        let addr: std::net::SocketAddr = self.addr.parse().map_err(|e| {
+            bad(
+                "addr",
+                format!("invalid address '{}': {e} (allowed: HOST:PORT)", self.addr),
+            )
+        })?;
+        crate::emit(&format!(
+            "Stateright Explorer for {} on http://{addr}/ (Ctrl-C stops it)\n",
+            S::NAME
+        ));
+        model.checker().serve(addr);
+        Ok(HELD)
+    }
+}
+
+/// Prints stateright's progress lines (`Checking. states=…` and `Done. states=…, unique=…,
+/// depth=…, sec=…`); the verdicts follow in the broker's vocabulary rather than as `Debug` paths.
+struct Progress<'a>(&'a mut dyn std::io::Write);
+
+impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
+    fn report_checking(&mut self, data: stateright::report::ReportData) {
+        let _ = std::io::Write::write_fmt(
+            self.0,
+            format_args!(
+                "{}. states={}, unique={}, depth={}, sec={}\n",
+                if data.done { "Done" } else { "Checking" },
+                data.total_states,
+                data.unique_states,
+                data.max_depth,
+                data.duration.as_secs()
+            ),
+        );
+    }
+
+    fn report_discoveries(
+        &mut self,
+        _: &M,
+        _: BTreeMap<&'static str, stateright::report::ReportDiscovery<M>>,
+    ) {
+    }
+}
