@@ -91,6 +91,14 @@ fn frames(producer: u32, index: u32) -> Frames {
     }
 }
 
+/// A message on a connection that was never reset.
+fn message(frames: Frames) -> ZmqMsg {
+    ZmqMsg::Message {
+        connection: 0,
+        frames,
+    }
+}
+
 /// The messages sent in `cmds`, by destination.
 fn sent(cmds: &[Cmd]) -> Vec<(usize, ZmqMsg)> {
     cmds.iter()
@@ -121,8 +129,8 @@ fn publisher(sets: &[&str]) -> Peers {
     p.start(0);
     p.random(0, ZmqRandom::Pace(20));
     for sub in [1, 2] {
-        let hello = p.deliver(0, sub, ZmqMsg::Hello { socket: 0 });
-        assert_eq!(sent(&hello), vec![(sub, ZmqMsg::Welcome { socket: 0 })]);
+        let hello = p.deliver(0, sub, ZmqMsg::Hello { connection: 0 });
+        assert_eq!(sent(&hello), vec![(sub, ZmqMsg::Welcome { connection: 0 })]);
         assert!(
             timers(&hello).is_empty(),
             "no publishing before every subscription"
@@ -150,16 +158,13 @@ fn pub_drops_for_the_subscriber_in_the_mute_state_only_and_never_blocks() {
     let first = p.fire(0, ZmqTimer::Send);
     assert_eq!(
         sent(&first),
-        vec![
-            (1, ZmqMsg::Message(frames(0, 0))),
-            (2, ZmqMsg::Message(frames(0, 0)))
-        ]
+        vec![(1, message(frames(0, 0))), (2, message(frames(0, 0)))]
     );
     // sub1's socket took the message into its pipe; sub2's did not (paused, or slow).
     p.deliver(0, 1, ZmqMsg::Credit(1));
     let before = p.app(0);
     let second = p.fire(0, ZmqTimer::Send);
-    assert_eq!(sent(&second), vec![(1, ZmqMsg::Message(frames(0, 1)))]);
+    assert_eq!(sent(&second), vec![(1, message(frames(0, 1)))]);
     assert!(
         timers(&second).contains(&ZmqTimer::Send),
         "zmq_send returned"
@@ -187,10 +192,10 @@ fn subscriptions_filter_by_prefix_and_take_effect_only_when_they_arrive() {
     assert!(matches!(&ops[0], Op::Send { audience, .. } if audience.is_empty()));
     assert!(!ops.iter().any(|op| matches!(op, Op::Discard { .. })));
     // sub2 reconnects: until its subscription arrives on the new connection, PUB drops for it.
-    p.deliver(0, 2, ZmqMsg::Hello { socket: 0 });
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
     let before = p.app(0);
     let c = p.fire(0, ZmqTimer::Send);
-    assert_eq!(sent(&c), vec![(1, ZmqMsg::Message(frames(0, 2)))]);
+    assert_eq!(sent(&c), vec![(1, message(frames(0, 2)))]);
     let ops = since(&before, &p.app(0));
     assert!(
         ops.iter().any(|op| matches!(op, Op::Discard { msg: m, reason } if *m == msg(0, 2) && reason.contains("no matching subscription from sub1"))),
@@ -211,14 +216,14 @@ fn push_round_robins_skips_mute_peers_and_blocks_when_all_are_mute() {
         .iter()
         .any(|op| matches!(op, Op::Ack { .. })));
     // A peer connects: the blocked message goes to it.
-    let hello = p.deliver(0, 1, ZmqMsg::Hello { socket: 0 });
-    assert!(sent(&hello).contains(&(1, ZmqMsg::Message(frames(0, 0)))));
+    let hello = p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    assert!(sent(&hello).contains(&(1, message(frames(0, 0)))));
     assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
-    p.deliver(0, 2, ZmqMsg::Hello { socket: 0 });
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
     // Next in turn is pull1 (id 2); then both are mute and zmq_send blocks.
     assert_eq!(
         sent(&p.fire(0, ZmqTimer::Send)),
-        vec![(2, ZmqMsg::Message(frames(0, 1)))]
+        vec![(2, message(frames(0, 1)))]
     );
     let blocked = p.fire(0, ZmqTimer::Send);
     assert!(
@@ -227,7 +232,7 @@ fn push_round_robins_skips_mute_peers_and_blocks_when_all_are_mute() {
     );
     // pull1 reads a message: the blocked send goes to it — not dropped.
     let credit = p.deliver(0, 2, ZmqMsg::Credit(1));
-    assert_eq!(sent(&credit), vec![(2, ZmqMsg::Message(frames(0, 2)))]);
+    assert_eq!(sent(&credit), vec![(2, message(frames(0, 2)))]);
     assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 2) }));
 }
 
@@ -239,15 +244,15 @@ fn pull_fair_queues_and_leaves_messages_on_the_connection_at_the_rcvhwm() {
     let hellos: Vec<usize> = sent(&start).iter().map(|(d, _)| *d).collect();
     assert_eq!(hellos, vec![0, 1], "PULL connects to every PUSH");
     p.random(2, ZmqRandom::Processing(10));
-    let first = p.deliver(2, 0, ZmqMsg::Message(frames(0, 0)));
+    let first = p.deliver(2, 0, message(frames(0, 0)));
     assert_eq!(sent(&first), vec![(0, ZmqMsg::Credit(1))]);
     assert_eq!(timers(&first), vec![ZmqTimer::Process]);
-    let held = p.deliver(2, 0, ZmqMsg::Message(frames(0, 1)));
+    let held = p.deliver(2, 0, message(frames(0, 1)));
     assert!(
         sent(&held).is_empty(),
         "the pipe is full: no credit, the PUSH stays mute"
     );
-    p.deliver(2, 1, ZmqMsg::Message(frames(1, 0)));
+    p.deliver(2, 1, message(frames(1, 0)));
     let mut order = Vec::new();
     for _ in 0..3 {
         let before = p.app(2);
@@ -270,27 +275,35 @@ fn pull_fair_queues_and_leaves_messages_on_the_connection_at_the_rcvhwm() {
 }
 
 #[test]
-fn sub_reconnects_after_a_reset_and_sends_its_subscription_again() {
+fn sub_reconnects_after_a_reset_sends_its_subscription_again_and_ignores_the_old_connection() {
     let mut p = Peers::new(&["pattern=pub-sub", "ZMQ_SUBSCRIBE=B"], 1, 1);
     p.start(1);
-    p.deliver(1, 0, ZmqMsg::Welcome { socket: 0 });
+    p.random(1, ZmqRandom::Processing(1));
+    p.deliver(1, 0, ZmqMsg::Welcome { connection: 0 });
     let reset = p.deliver(1, 0, ZmqMsg::Reset);
     assert_eq!(timers(&reset), vec![ZmqTimer::Reconnect]);
     let again = p.fire(1, ZmqTimer::Reconnect);
     assert_eq!(
         sent(&again),
         vec![
-            (0, ZmqMsg::Hello { socket: 0 }),
+            (0, ZmqMsg::Hello { connection: 1 }),
             (0, ZmqMsg::Subscribe { prefix: "B".into() })
         ]
     );
+    // A straggler of the broken connection is not read as the new one's.
+    assert!(p.deliver(1, 0, message(frames(0, 1))).is_empty());
+    let new = ZmqMsg::Message {
+        connection: 1,
+        frames: frames(0, 3),
+    };
+    assert_eq!(sent(&p.deliver(1, 0, new)), vec![(0, ZmqMsg::Credit(1))]);
 }
 
 #[test]
 fn plain_req_is_acknowledged_when_zmq_send_returns_and_waits_for_ever() {
     let mut p = Peers::new(&["pattern=req-rep"], 1, 1);
     p.start(0);
-    p.deliver(0, 1, ZmqMsg::Welcome { socket: 0 });
+    p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
     p.random(0, ZmqRandom::Pace(20));
     let send = p.fire(0, ZmqTimer::Send);
     assert_eq!(
@@ -324,7 +337,7 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
         1,
     );
     p.start(0);
-    p.deliver(0, 1, ZmqMsg::Welcome { socket: 0 });
+    p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
     p.random(0, ZmqRandom::Pace(20));
     let send = p.fire(0, ZmqTimer::Send);
     assert_eq!(timers(&send), vec![ZmqTimer::RequestTimeout]);
@@ -334,8 +347,8 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
     );
     // No reply in time: close the socket, open a new one, connect, resend on it.
     let timeout = p.fire(0, ZmqTimer::RequestTimeout);
-    assert_eq!(sent(&timeout), vec![(1, ZmqMsg::Hello { socket: 1 })]);
-    let resend = p.deliver(0, 1, ZmqMsg::Welcome { socket: 1 });
+    assert_eq!(sent(&timeout), vec![(1, ZmqMsg::Hello { connection: 1 })]);
+    let resend = p.deliver(0, 1, ZmqMsg::Welcome { connection: 1 });
     assert_eq!(
         sent(&resend),
         vec![(
@@ -375,7 +388,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
         1,
     );
     p.start(1);
-    p.deliver(1, 0, ZmqMsg::Hello { socket: 0 });
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
     let req = p.deliver(
         1,
         0,
@@ -386,7 +399,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
     );
     assert_eq!(timers(&req), vec![ZmqTimer::Process]);
     // The client reopened its socket while the server was handling the request.
-    p.deliver(1, 0, ZmqMsg::Hello { socket: 1 });
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 1 });
     let handled = p.fire(1, ZmqTimer::Process);
     assert!(
         sent(&handled).is_empty(),
@@ -421,14 +434,14 @@ fn multipart_messages_travel_whole_and_name_their_parts() {
     let mut p = Peers::new(&["pattern=push-pull", "frames=3"], 1, 1);
     p.start(0);
     p.random(0, ZmqRandom::Pace(20));
-    p.deliver(0, 1, ZmqMsg::Hello { socket: 0 });
+    p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
     let send = p.fire(0, ZmqTimer::Send);
     let parts = vec![msg(0, 0), msg(0, 1), msg(0, 2)];
     assert_eq!(
         sent(&send),
         vec![(
             1,
-            ZmqMsg::Message(Frames {
+            message(Frames {
                 parts: parts.clone(),
                 topic: 'A'
             })

@@ -21,6 +21,8 @@ pub struct IncomingState {
     pub processing: Duration,
     /// Producers whose end of the connection answered.
     pub welcomed: BTreeSet<Id>,
+    /// The current connection to each producer, by number: one more after each reset.
+    pub connections: BTreeMap<Id, u32>,
     /// The receive pipe from each producer, up to `ZMQ_RCVHWM` messages.
     pub pipes: BTreeMap<Id, VecDeque<Frames>>,
     /// What arrived while that pipe was full: left unread on the connection.
@@ -38,6 +40,7 @@ impl Incoming {
             app,
             processing: Duration::ZERO,
             welcomed: BTreeSet::new(),
+            connections: BTreeMap::new(),
             pipes: BTreeMap::new(),
             unread: BTreeMap::new(),
             last: None,
@@ -57,7 +60,8 @@ impl Incoming {
             .filter(|p| !s.welcomed.contains(p))
             .collect();
         for p in &missing {
-            o.send(*p, ZmqMsg::Hello { socket: 0 });
+            let connection = s.connections.get(p).copied().unwrap_or(0);
+            o.send(*p, ZmqMsg::Hello { connection });
             if self.settings.pattern == Pattern::PubSub {
                 o.send(
                     *p,
@@ -80,10 +84,13 @@ impl Incoming {
             ZmqMsg::Reset => {
                 // What was still on the connection is gone; the pipe keeps what it holds.
                 s.welcomed.remove(&src);
+                *s.connections.entry(src).or_default() += 1;
                 s.unread.remove(&src);
                 o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
             }
-            ZmqMsg::Message(frames) => {
+            ZmqMsg::Message { connection, frames }
+                if s.connections.get(&src).copied().unwrap_or(0) == connection =>
+            {
                 let pipe = s.pipes.entry(src).or_default();
                 if Settings::full(self.settings.rcvhwm, pipe.len() as u64) {
                     s.unread.entry(src).or_default().push_back(frames);

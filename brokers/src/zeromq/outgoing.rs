@@ -24,6 +24,8 @@ pub struct Peer {
     pub outstanding: u64,
     /// A SUB peer's subscription, once it arrived.
     pub subscription: Option<String>,
+    /// The peer's number for the connection.
+    pub connection: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -65,10 +67,16 @@ impl Outgoing {
 
     pub fn on_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
-            ZmqMsg::Hello { socket } => {
+            ZmqMsg::Hello { connection } => {
                 // A new connection from this peer: whatever the old one carried is gone.
-                s.peers.insert(src, Peer::default());
-                o.send(src, ZmqMsg::Welcome { socket });
+                s.peers.insert(
+                    src,
+                    Peer {
+                        connection,
+                        ..Peer::default()
+                    },
+                );
+                o.send(src, ZmqMsg::Welcome { connection });
                 self.push(s, o);
             }
             ZmqMsg::Subscribe { prefix } => {
@@ -144,7 +152,9 @@ impl Outgoing {
                         format!("ZMQ_SNDHWM reached on the pipe to {name}: PUB drops for a subscriber in the mute state")
                     } else {
                         peer.outstanding += 1;
-                        o.send(c, ZmqMsg::Message(frames.clone()));
+                        let connection = peer.connection;
+                        let frames = frames.clone();
+                        o.send(c, ZmqMsg::Message { connection, frames });
                         continue;
                     }
                 }
@@ -180,10 +190,16 @@ impl Outgoing {
             return;
         };
         let frames = self.settings.message(self.index, s.next);
-        if let Some(p) = s.peers.get_mut(&peer) {
-            p.outstanding += 1;
-        }
-        o.send(peer, ZmqMsg::Message(frames.clone()));
+        let Some(p) = s.peers.get_mut(&peer) else {
+            return;
+        };
+        p.outstanding += 1;
+        let connection = p.connection;
+        let message = ZmqMsg::Message {
+            connection,
+            frames: frames.clone(),
+        };
+        o.send(peer, message);
         s.turn = Some(peer);
         s.blocked = false;
         self.sent(s, &frames, Vec::new(), o);

@@ -22,15 +22,16 @@ impl fmt::Display for Frames {
 /// ZMTP traffic, simplified to what the delivery guarantees depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ZmqMsg {
-    /// The connecting side's greeting and READY command on a new connection. `socket` tells a
-    /// reopened REQ socket's connection from the one it replaces.
-    Hello { socket: u32 },
+    /// The connecting side's greeting and READY command on a new TCP connection. The connecting
+    /// side numbers its connections to a peer (a reopened REQ socket, a reconnect after a reset),
+    /// so nothing left over from an old connection is taken for the new one's.
+    Hello { connection: u32 },
     /// The binding side's greeting back: the connection is up.
-    Welcome { socket: u32 },
+    Welcome { connection: u32 },
     /// A SUB socket's subscription (`ZMQ_SUBSCRIBE`), sent upstream over the connection.
     Subscribe { prefix: String },
     /// A message on a PUB→SUB or PUSH→PULL connection.
-    Message(Frames),
+    Message { connection: u32, frames: Frames },
     /// The receiving socket took `n` messages off the connection into its pipe: room again in
     /// the sender's pipe (libzmq's pipe activation, over TCP's window).
     Credit(u32),
@@ -45,10 +46,10 @@ pub enum ZmqMsg {
 impl fmt::Display for ZmqMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ZmqMsg::Hello { socket } => write!(f, "Hello (socket {socket})"),
-            ZmqMsg::Welcome { socket } => write!(f, "Welcome (socket {socket})"),
+            ZmqMsg::Hello { connection } => write!(f, "Hello (connection {connection})"),
+            ZmqMsg::Welcome { connection } => write!(f, "Welcome (connection {connection})"),
             ZmqMsg::Subscribe { prefix } => write!(f, "Subscribe '{prefix}'"),
-            ZmqMsg::Message(frames) => write!(f, "Message {frames}"),
+            ZmqMsg::Message { frames, .. } => write!(f, "Message {frames}"),
             ZmqMsg::Credit(n) => write!(f, "Credit {n}"),
             ZmqMsg::Request { socket, frames } => write!(f, "Request {frames} (socket {socket})"),
             ZmqMsg::Reply { socket, frames } => write!(f, "Reply {frames} (socket {socket})"),

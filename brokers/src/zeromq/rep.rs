@@ -54,11 +54,11 @@ impl Replier {
 
     pub fn on_msg(&self, s: &mut ReplierState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
-            ZmqMsg::Hello { socket } => {
+            ZmqMsg::Hello { connection } => {
                 // A new connection from this peer replaces its old one, and the old pipe with it.
-                s.sockets.insert(src, socket);
+                s.sockets.insert(src, connection);
                 s.queues.remove(&src);
-                o.send(src, ZmqMsg::Welcome { socket });
+                o.send(src, ZmqMsg::Welcome { connection });
             }
             ZmqMsg::Reset => {
                 s.sockets.remove(&src);

@@ -70,7 +70,12 @@ impl Requester {
             .filter(|r| !s.welcomed.contains(r))
             .collect();
         for r in &missing {
-            o.send(*r, ZmqMsg::Hello { socket: s.socket });
+            o.send(
+                *r,
+                ZmqMsg::Hello {
+                    connection: s.socket,
+                },
+            );
         }
         if !missing.is_empty() {
             o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
@@ -83,7 +88,7 @@ impl Requester {
 
     pub fn on_msg(&self, s: &mut RequesterState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
-            ZmqMsg::Welcome { socket } if socket == s.socket => {
+            ZmqMsg::Welcome { connection } if connection == s.socket => {
                 s.welcomed.insert(src);
                 self.write(s, o);
             }
