@@ -110,7 +110,7 @@ impl Outgoing {
     }
 
     pub fn on_timeout(&self, s: &mut OutgoingState, timer: &ZmqTimer, o: &mut ZmqOut) {
-        if *timer != ZmqTimer::Send || s.next >= self.settings.workload.messages {
+        if *timer != ZmqTimer::Send || s.blocked || s.next >= self.settings.workload.messages {
             return;
         }
         let frames = self.settings.message(self.index, s.next);
