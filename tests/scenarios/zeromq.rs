@@ -94,6 +94,39 @@ fn plain_req_loses_its_request_when_the_server_crashes_and_lazy_pirate_does_not(
         "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --set server.dedup=true --faults loss,partition,pause --seeds 200",
         &["at-least-once", "at-most-once"],
     );
+    // The server remembers what it handled in memory: a crash forgets it.
+    violated(
+        "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --set server.dedup=true --faults crash --seeds 200",
+        "at-most-once",
+    );
+}
+
+#[test]
+fn the_same_seed_replays_byte_for_byte() {
+    let args = [
+        "replay",
+        "--broker",
+        "zeromq",
+        "--set",
+        "pattern=pub-sub",
+        "--set",
+        "ZMQ_SNDHWM=5",
+        "--faults",
+        "all",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--seed",
+        "3",
+    ];
+    let (a, b) = (mqcheck(&args), mqcheck(&args));
+    assert!(
+        a.stdout.contains("timeline:") && a.stdout.len() > 1000,
+        "{}",
+        a.stdout
+    );
+    assert_eq!(a.stdout, b.stdout);
 }
 
 #[test]
