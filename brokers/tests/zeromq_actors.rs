@@ -452,3 +452,46 @@ fn multipart_messages_travel_whole_and_name_their_parts() {
             parts: parts.clone()
         }));
 }
+
+#[test]
+fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
+    // ZMQ_IMMEDIATE=0: zmq_send returns at once, round robin may pick a server that is down,
+    // and the request waits in its pipe for the connection.
+    let mut p = Peers::new(&["pattern=req-rep"], 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    let send = p.fire(0, ZmqTimer::Send);
+    assert!(
+        sent(&send).is_empty(),
+        "queued for rep0 (id 1), not connected"
+    );
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+    let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(
+        sent(&up),
+        vec![(
+            1,
+            ZmqMsg::Request {
+                socket: 0,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    // ZMQ_IMMEDIATE=1: only completed connections have pipes.
+    let mut p = Peers::new(&["pattern=req-rep", "ZMQ_IMMEDIATE=1"], 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    let before = p.app(0);
+    assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+    assert!(
+        !since(&before, &p.app(0))
+            .iter()
+            .any(|op| matches!(op, Op::Ack { .. })),
+        "zmq_send blocks: no connection is complete"
+    );
+    let up = p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&up).len(), 1);
+    assert_eq!(sent(&up)[0].0, 2, "to the connected server");
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+}

@@ -28,7 +28,9 @@
 //! `ZMQ_RECONNECT_IVL` (100 ms); the binding side terminates the pipe of a peer whose
 //! connection broke. On the connecting side the pipe outlives the connection
 //! (`ZMQ_IMMEDIATE=0`, the default), so what a REQ queued while disconnected goes out after the
-//! reconnect; a SUB resends its subscriptions on every new connection.
+//! reconnect, and round robin may put a request in the pipe of a server that is down — the
+//! "lost" messages `ZMQ_IMMEDIATE=1` avoids by queueing only to completed connections. A SUB
+//! resends its subscriptions on every new connection.
 //!
 //! A multipart message (frames sent with `ZMQ_SNDMORE`) travels as one unit: "peers shall
 //! receive either all message parts of a message or none at all" (`zmq_send`). A PUB checks
@@ -48,7 +50,7 @@
 //! A plain REQ client whose request or reply is lost waits for ever. The **Lazy Pirate**
 //! client polls for the reply with a timeout (`lazy-pirate.timeout`, the zguide's
 //! `REQUEST_TIMEOUT` 2500 ms); on a timeout it closes the socket (discarding what it held),
-//! opens a new one, connects again and resends, until `lazy-pirate.retries` (`REQUEST_RETRIES`,
+//! opens a new one, connects and resends at once, until `lazy-pirate.retries` (`REQUEST_RETRIES`,
 //! 3) attempts went unanswered; then it gives up on that request. Resending makes the server
 //! handle a request twice when only the reply was lost, unless the server detects duplicates
 //! (`server.dedup`: it remembers the requests it handled and answers a repeat without handling
@@ -135,6 +137,8 @@ pub struct Settings {
     pub sndhwm: Option<u64>,
     pub rcvhwm: Option<u64>,
     pub reconnect_ivl: Duration,
+    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
+    pub immediate: bool,
     pub subscribe: String,
     /// Frames per message (`ZMQ_SNDMORE` on all but the last).
     pub frames: u32,
@@ -160,6 +164,7 @@ impl Settings {
             sndhwm: hwm(config, "ZMQ_SNDHWM"),
             rcvhwm: hwm(config, "ZMQ_RCVHWM"),
             reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
+            immediate: config.str("ZMQ_IMMEDIATE") == "1",
             subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
             frames: config.int("frames") as u32,
             client: match config.str("client") {
@@ -519,6 +524,12 @@ impl System for ZeroMq {
                 "100",
                 Int { min: 1, max: INT_MAX },
                 "ms before the connecting side dials a broken connection again",
+            ),
+            Key::new(
+                "ZMQ_IMMEDIATE",
+                "0",
+                OneOf(&["0", "1"]),
+                "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
             ),
             Key::new(
                 "ZMQ_SUBSCRIBE",

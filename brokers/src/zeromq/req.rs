@@ -21,7 +21,10 @@ pub struct Pending {
     pub index: u32,
     /// Lazy Pirate: attempts left, this one included.
     pub retries_left: u64,
-    /// Written to a connection (on the current socket).
+    /// The server whose pipe (on the current socket) holds the request, once `zmq_send` put it
+    /// there.
+    pub server: Option<Id>,
+    /// Written to that server's connection.
     pub written: bool,
 }
 
@@ -130,6 +133,7 @@ impl Requester {
                 s.pending = Some(Pending {
                     index: s.next,
                     retries_left: self.settings.retries,
+                    server: None,
                     written: false,
                 });
                 self.write(s, o);
@@ -140,45 +144,56 @@ impl Requester {
         }
     }
 
-    /// Writes the pending request to the next connected server. A plain client's `zmq_send`
-    /// returns here: that is its acknowledgement. With no server connected, `zmq_send` blocks.
+    /// `zmq_send` of the pending request, then its write to the connection. REQ round-robins
+    /// over its pipes: with `ZMQ_IMMEDIATE=0` (the default) a pipe exists for every server from
+    /// `zmq_connect` on, connected or not, and the request waits in it for the connection; with
+    /// `ZMQ_IMMEDIATE=1` only completed connections have pipes, and with none `zmq_send` blocks.
+    /// A plain client's `zmq_send` returning is its acknowledgement; the Lazy Pirate client
+    /// starts waiting for the reply.
     fn write(&self, s: &mut RequesterState, o: &mut ZmqOut) {
         let Some(p) = &s.pending else { return };
-        if p.written {
-            return;
-        }
-        let ready: Vec<Id> = s.welcomed.iter().copied().collect();
-        let Some(server) = next_after(&ready, s.turn) else {
-            return;
+        let (index, queued) = (p.index, p.server);
+        let frames = self.frames(index);
+        let server = match queued {
+            Some(server) => server,
+            None => {
+                let pipes: Vec<Id> = if self.settings.immediate {
+                    s.welcomed.iter().copied().collect()
+                } else {
+                    self.settings.consumer_ids()
+                };
+                let Some(server) = next_after(&pipes, s.turn) else {
+                    return;
+                };
+                s.turn = Some(server);
+                match self.settings.client {
+                    Client::Plain => {
+                        let acks = frames
+                            .parts
+                            .iter()
+                            .map(|msg| Op::Ack { msg: *msg })
+                            .collect();
+                        record(&mut s.app, acks, o);
+                    }
+                    Client::LazyPirate => {
+                        o.set_timer(
+                            ZmqTimer::RequestTimeout,
+                            exact(self.settings.request_timeout),
+                        );
+                    }
+                }
+                server
+            }
         };
-        let frames = self.frames(p.index);
-        o.send(
-            server,
-            ZmqMsg::Request {
-                socket: s.socket,
-                frames: frames.clone(),
-            },
-        );
-        s.turn = Some(server);
-        if let Some(p) = &mut s.pending {
-            p.written = true;
+        let connected = s.welcomed.contains(&server);
+        let Some(p) = &mut s.pending else { return };
+        p.server = Some(server);
+        if p.written || !connected {
+            return;
         }
-        match self.settings.client {
-            Client::Plain => {
-                let acks = frames
-                    .parts
-                    .iter()
-                    .map(|msg| Op::Ack { msg: *msg })
-                    .collect();
-                record(&mut s.app, acks, o);
-            }
-            Client::LazyPirate => {
-                o.set_timer(
-                    ZmqTimer::RequestTimeout,
-                    exact(self.settings.request_timeout),
-                );
-            }
-        }
+        p.written = true;
+        let socket = s.socket;
+        o.send(server, ZmqMsg::Request { socket, frames });
     }
 
     /// Lazy Pirate: no reply in time. Close the socket, open a new one and resend, or give up
@@ -186,6 +201,8 @@ impl Requester {
     fn timed_out(&self, s: &mut RequesterState, o: &mut ZmqOut) {
         let Some(p) = &mut s.pending else { return };
         p.retries_left = p.retries_left.saturating_sub(1);
+        // The old socket goes, and the request queued in it (ZMQ_LINGER=0, as lpclient sets).
+        p.server = None;
         p.written = false;
         let (index, left) = (p.index, p.retries_left);
         s.socket += 1;
@@ -208,6 +225,7 @@ impl Requester {
             self.done(s, o);
         }
         self.connect(s, o);
+        self.write(s, o);
     }
 
     /// The request is over (answered, or abandoned): the next one after the pace.
