@@ -2,7 +2,7 @@
 //! producer, fair-queues their messages, and the application that handles them.
 
 use super::protocol::{Frames, ZmqMsg};
-use super::{next_after, processing_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{dial, fair_queue, processing_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use stateright::actor::Id;
@@ -53,27 +53,22 @@ impl Incoming {
     /// Dials every producer not yet connected, and tries again after `ZMQ_RECONNECT_IVL`. A SUB
     /// sends its subscription on every new connection.
     fn connect(&self, s: &IncomingState, o: &mut ZmqOut) {
-        let missing: Vec<Id> = self
-            .settings
-            .producer_ids()
-            .into_iter()
-            .filter(|p| !s.welcomed.contains(p))
-            .collect();
-        for p in &missing {
-            let connection = s.connections.get(p).copied().unwrap_or(0);
-            o.send(*p, ZmqMsg::Hello { connection });
+        let greet = |p: Id| {
+            let connection = s.connections.get(&p).copied().unwrap_or(0);
+            let mut msgs = vec![ZmqMsg::Hello { connection }];
             if self.settings.pattern == Pattern::PubSub {
-                o.send(
-                    *p,
-                    ZmqMsg::Subscribe {
-                        prefix: self.settings.subscribe.clone(),
-                    },
-                );
+                let prefix = self.settings.subscribe.clone();
+                msgs.push(ZmqMsg::Subscribe { prefix });
             }
-        }
-        if !missing.is_empty() {
-            o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
-        }
+            msgs
+        };
+        dial(
+            &self.settings,
+            self.settings.producer_ids(),
+            &s.welcomed,
+            greet,
+            o,
+        );
     }
 
     pub fn on_msg(&self, s: &mut IncomingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
@@ -118,13 +113,7 @@ impl Incoming {
 
     /// The pipe the application reads next: the first non-empty one after the last it read.
     fn next_pipe(s: &IncomingState) -> Option<Id> {
-        let ready: Vec<Id> = s
-            .pipes
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        next_after(&ready, s.last)
+        fair_queue(&s.pipes, s.last)
     }
 
     /// Starts handling the next message, if the application is free and one is waiting.

@@ -99,10 +99,12 @@ pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 
 use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::timers::exact;
 use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 pub const NAME: &str = "zeromq";
@@ -302,6 +304,39 @@ fn next_after(ready: &[Id], last: Option<Id>) -> Option<Id> {
         .find(|id| last.is_none_or(|l| **id > l))
         .or(ready.first())
         .copied()
+}
+
+/// Fair queueing: the first non-empty pipe after `last`.
+fn fair_queue<T>(pipes: &BTreeMap<Id, VecDeque<T>>, last: Option<Id>) -> Option<Id> {
+    let ready: Vec<Id> = pipes
+        .iter()
+        .filter(|(_, q)| !q.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    next_after(&ready, last)
+}
+
+/// The connecting side dials every peer of `peers` whose end has not answered, with the
+/// greeting `greet` makes for it, and tries again after `ZMQ_RECONNECT_IVL`.
+fn dial(
+    settings: &Settings,
+    peers: Vec<Id>,
+    welcomed: &BTreeSet<Id>,
+    greet: impl Fn(Id) -> Vec<ZmqMsg>,
+    o: &mut ZmqOut,
+) {
+    let missing: Vec<Id> = peers
+        .into_iter()
+        .filter(|p| !welcomed.contains(p))
+        .collect();
+    for p in &missing {
+        for msg in greet(*p) {
+            o.send(*p, msg);
+        }
+    }
+    if !missing.is_empty() {
+        o.set_timer(ZmqTimer::Reconnect, exact(settings.reconnect_ivl));
+    }
 }
 
 /// Appends the application's observations to its log and saves it.

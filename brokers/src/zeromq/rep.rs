@@ -1,7 +1,7 @@
 //! The REP server: fair-queues requests from its REQ peers, handles one at a time, replies.
 
 use super::protocol::{Frames, ZmqMsg};
-use super::{next_after, processing_choice, record, Settings, ZmqOut, ZmqTimer};
+use super::{fair_queue, processing_choice, record, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::MsgId;
@@ -111,13 +111,7 @@ impl Replier {
         if s.current.is_some() {
             return;
         }
-        let ready: Vec<Id> = s
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        let Some(peer) = next_after(&ready, s.last) else {
+        let Some(peer) = fair_queue(&s.queues, s.last) else {
             return;
         };
         s.last = Some(peer);

@@ -1,7 +1,7 @@
 //! The REQ client: a plain one, or the zguide's Lazy Pirate.
 
 use super::protocol::{Frames, ZmqMsg};
-use super::{next_after, pace_choice, record, Client, Settings, ZmqOut, ZmqTimer};
+use super::{dial, next_after, pace_choice, record, Client, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
@@ -66,23 +66,15 @@ impl Requester {
     /// Dials every server the current socket is not connected to, again after
     /// `ZMQ_RECONNECT_IVL`.
     fn connect(&self, s: &RequesterState, o: &mut ZmqOut) {
-        let missing: Vec<Id> = self
-            .settings
-            .consumer_ids()
-            .into_iter()
-            .filter(|r| !s.welcomed.contains(r))
-            .collect();
-        for r in &missing {
-            o.send(
-                *r,
-                ZmqMsg::Hello {
-                    connection: s.socket,
-                },
-            );
-        }
-        if !missing.is_empty() {
-            o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
-        }
+        let connection = s.socket;
+        let greet = |_| vec![ZmqMsg::Hello { connection }];
+        dial(
+            &self.settings,
+            self.settings.consumer_ids(),
+            &s.welcomed,
+            greet,
+            o,
+        );
     }
 
     fn frames(&self, index: u32) -> Frames {
