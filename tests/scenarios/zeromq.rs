@@ -29,6 +29,21 @@ fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
 }
 
 #[test]
+fn a_publisher_drops_what_it_publishes_before_the_subscription_arrives() {
+    let v = violated(
+        "--broker zeromq --set pattern=pub-sub --set syncpub=false --faults none --seeds 50",
+        "at-least-once",
+    );
+    let why = v["explanation"].as_str().unwrap();
+    assert!(why.contains("PUB drops what nobody subscribed to"), "{why}");
+    // The zguide's node coordination: publish only once every subscriber subscribed.
+    held(
+        "--broker zeromq --set pattern=pub-sub --faults none --seeds 50",
+        &["at-least-once", "at-most-once", "ordering"],
+    );
+}
+
+#[test]
 fn a_process_crash_loses_what_was_queued_for_or_inside_it() {
     for pattern in ["push-pull", "pub-sub"] {
         let v = violated(
@@ -193,6 +208,7 @@ fn bad_input_names_the_key() {
             "--set pattern=push-pull --set ZMQ_SUBSCRIBE=A",
             "ZMQ_SUBSCRIBE",
         ),
+        ("--set pattern=req-rep --set syncpub=false", "syncpub"),
         ("--set ZMQ_SNDHWM=-1", "ZMQ_SNDHWM"),
         ("--set pattern=router-dealer", "pattern"),
     ] {

@@ -75,7 +75,8 @@
 //! a crashed process's kernel would send, so a crash looks like a machine crash, and what a
 //! PUSH or PUB sends to a dead peer meanwhile is lost on the wire. The PUB application waits
 //! until every subscriber's subscription arrived before publishing (the zguide's node
-//! coordination against the slow joiner). A Lazy Pirate client that gives up goes on with its
+//! coordination against the slow joiner; `syncpub=false` publishes at once, and loses the first
+//! messages). A Lazy Pirate client that gives up goes on with its
 //! next request rather than exiting. See `docs/zeromq.md`.
 //!
 //! # Sources
@@ -142,6 +143,8 @@ pub struct Settings {
     /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
     pub immediate: bool,
     pub subscribe: String,
+    /// The PUB application waits for every subscriber's subscription before publishing.
+    pub syncpub: bool,
     /// Frames per message (`ZMQ_SNDMORE` on all but the last).
     pub frames: u32,
     pub client: Client,
@@ -168,6 +171,7 @@ impl Settings {
             reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
             immediate: config.str("ZMQ_IMMEDIATE") == "1",
             subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
+            syncpub: config.bool("syncpub"),
             frames: config.int("frames") as u32,
             client: match config.str("client") {
                 "lazy-pirate" => Client::LazyPirate,
@@ -502,6 +506,11 @@ impl System for ZeroMq {
                 claim: "the article: ZeroMQ is neither at-least-once nor at-most-once (PUB, default high-water marks)",
             },
             Scenario {
+                name: "pub-sub, slow joiner",
+                sets: &["pattern=pub-sub", "syncpub=false"],
+                claim: "a PUB drops what it publishes before a subscription arrives",
+            },
+            Scenario {
                 name: "pub-sub, ZMQ_SNDHWM=5",
                 sets: &["pattern=pub-sub", "ZMQ_SNDHWM=5"],
                 claim: "PUB drops for a subscriber in the mute state",
@@ -573,6 +582,12 @@ impl System for ZeroMq {
                 "pub-sub: the prefix every SUB subscribes to (empty: everything; messages alternate topics A and B)",
             ),
             Key::new(
+                "syncpub",
+                "true",
+                Bool,
+                "pub-sub: the PUB application waits until every SUB has subscribed (the zguide's node coordination; false: the slow joiner misses the first messages)",
+            ),
+            Key::new(
                 "frames",
                 "1",
                 Int { min: 1, max: 8 },
@@ -626,11 +641,16 @@ impl System for ZeroMq {
                 ));
             }
         }
-        if pattern != "pub-sub" && config.is_set("ZMQ_SUBSCRIBE") {
-            return Err(ConfigError::new(
-                "ZMQ_SUBSCRIBE",
-                format!("ZMQ_SUBSCRIBE is a SUB socket option: it needs pattern=pub-sub, not pattern={pattern}"),
-            ));
+        if pattern != "pub-sub" {
+            if let Some(key) = ["ZMQ_SUBSCRIBE", "syncpub"]
+                .iter()
+                .find(|k| config.is_set(k))
+            {
+                return Err(ConfigError::new(
+                    *key,
+                    format!("{key} applies to PUB and SUB sockets: it needs pattern=pub-sub, not pattern={pattern}"),
+                ));
+            }
         }
         Ok(())
     }

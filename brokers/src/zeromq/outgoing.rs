@@ -54,7 +54,7 @@ impl Outgoing {
             blocked: false,
             peers: BTreeMap::new(),
             turn: None,
-            started: self.settings.pattern == Pattern::PushPull,
+            started: self.settings.pattern == Pattern::PushPull || !self.settings.syncpub,
         }
     }
 
