@@ -290,8 +290,11 @@ fn sub_reconnects_after_a_reset_sends_its_subscription_again_and_ignores_the_old
             (0, ZmqMsg::Subscribe { prefix: "B".into() })
         ]
     );
-    // A straggler of the broken connection is not read as the new one's.
+    // A straggler of the broken connection is not read as the new one's, nor is its greeting.
     assert!(p.deliver(1, 0, message(frames(0, 1))).is_empty());
+    p.deliver(1, 0, ZmqMsg::Welcome { connection: 0 });
+    let still = p.fire(1, ZmqTimer::Reconnect);
+    assert_eq!(sent(&still)[0], (0, ZmqMsg::Hello { connection: 1 }));
     let new = ZmqMsg::Message {
         connection: 1,
         frames: frames(0, 3),

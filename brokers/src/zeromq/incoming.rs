@@ -73,7 +73,10 @@ impl Incoming {
 
     pub fn on_msg(&self, s: &mut IncomingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
-            ZmqMsg::Welcome { .. } => {
+            // The answer to the current connection's greeting, not to one a reset ended.
+            ZmqMsg::Welcome { connection }
+                if s.connections.get(&src).copied().unwrap_or(0) == connection =>
+            {
                 s.welcomed.insert(src);
             }
             ZmqMsg::Reset => {
