@@ -76,8 +76,8 @@
 //! PUSH or PUB sends to a dead peer meanwhile is lost on the wire. The PUB application waits
 //! until every subscriber's subscription arrived before publishing (the zguide's node
 //! coordination against the slow joiner; `syncpub=false` publishes at once, and loses the first
-//! messages). A Lazy Pirate client that gives up goes on with its
-//! next request rather than exiting. See `docs/zeromq.md`.
+//! messages). A Lazy Pirate client that gives up goes on with its next request rather than
+//! exiting. A multipart message is one packet on the wire. See `docs/zeromq.md`.
 //!
 //! # Sources
 //!
