@@ -29,6 +29,47 @@ fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
 }
 
 #[test]
+fn a_slow_consumer_makes_pub_drop_and_push_block() {
+    // No fault: a consumer that needs longer per message than the producer's pace fills both
+    // pipes (ZMQ_RCVHWM on its side, ZMQ_SNDHWM on the sender's).
+    let marks = "--set ZMQ_SNDHWM=5 --set ZMQ_RCVHWM=5 --faults none --seeds 100";
+    let v = violated(
+        &format!("--broker zeromq --set pattern=pub-sub {marks}"),
+        "at-least-once",
+    );
+    let why = v["explanation"].as_str().unwrap();
+    assert!(why.contains("ZMQ_SNDHWM reached"), "{why}");
+    held(
+        &format!("--broker zeromq --set pattern=push-pull {marks}"),
+        &["at-least-once", "at-most-once", "ordering"],
+    );
+}
+
+#[test]
+fn pub_drops_only_for_the_subscriber_in_the_mute_state() {
+    let sets = vec!["pattern=pub-sub".to_string(), "ZMQ_SNDHWM=5".to_string()];
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
+    let system = ZeroMq::build(
+        &config,
+        Workload {
+            messages: 100,
+            producers: 1,
+            consumers: 2,
+        },
+    );
+    let pause = FaultSet([Fault::Pause].into_iter().collect());
+    let mut one_sided = 0;
+    for seed in 0..40 {
+        let r = run(&system, seed, &schedule_for(&system, seed, &pause), false);
+        one_sided += at_least_once(&r.history)
+            .iter()
+            .filter(|v| v.explanation.contains("(other groups did)"))
+            .count();
+    }
+    assert!(one_sided > 0, "a paused subscriber's losses are its own");
+}
+
+#[test]
 fn a_publisher_drops_what_it_publishes_before_the_subscription_arrives() {
     let v = violated(
         "--broker zeromq --set pattern=pub-sub --set syncpub=false --faults none --seeds 50",
