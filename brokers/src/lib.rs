@@ -15,6 +15,8 @@ pub mod config;
 pub mod disk;
 pub mod kafka;
 mod system;
+mod timers;
+pub mod zeromq;
 
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
@@ -22,7 +24,7 @@ pub use disk::Durable;
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
 
 /// The broker models this build knows, by the name `--broker` takes.
-pub const BROKERS: &[&str] = &[kafka::NAME];
+pub const BROKERS: &[&str] = &[kafka::NAME, zeromq::NAME];
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.
@@ -35,6 +37,7 @@ pub trait Job {
 pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
     match broker {
         kafka::NAME => Ok(job.run::<kafka::Kafka>()),
+        zeromq::NAME => Ok(job.run::<zeromq::ZeroMq>()),
         _ => Err(ConfigError::new(
             "broker",
             format!(

@@ -10,6 +10,7 @@ pub fn check(invariant: Invariant, history: &History) -> Vec<Violation> {
         Invariant::AtMostOnce => at_most_once(history),
         Invariant::Ordering => ordering(history),
         Invariant::NoUnexpected => no_unexpected(history),
+        Invariant::Atomicity => atomicity(history),
     }
 }
 
@@ -265,4 +266,98 @@ pub fn no_unexpected(history: &History) -> Vec<Violation> {
             ),
         })
         .collect()
+}
+
+/// Multipart messages torn apart: a group got some parts but not all, or a consumer handed its
+/// application a part out of its place (without the part before it, or with another message in
+/// between).
+pub fn atomicity(history: &History) -> Vec<Violation> {
+    let messages: Vec<&[MsgId]> = history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Multipart { parts } if !parts.is_empty() => Some(parts.as_slice()),
+            _ => None,
+        })
+        .collect();
+    let mut part_of: BTreeMap<MsgId, (usize, usize)> = BTreeMap::new();
+    for (m, parts) in messages.iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
+            part_of.insert(*part, (m, i));
+        }
+    }
+    let list = |parts: &[MsgId]| {
+        parts
+            .iter()
+            .map(MsgId::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all = deliveries(history);
+    let mut out = Vec::new();
+    // All or none, per group.
+    let mut got: BTreeMap<(GroupId, usize), BTreeSet<MsgId>> = BTreeMap::new();
+    for d in &all {
+        if let Some((m, _)) = part_of.get(&d.msg) {
+            got.entry((d.group, *m)).or_default().insert(d.msg);
+        }
+    }
+    for ((group, m), parts) in &got {
+        let missing: Vec<MsgId> = messages[*m]
+            .iter()
+            .copied()
+            .filter(|p| !parts.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            out.push(Violation {
+                invariant: Invariant::Atomicity,
+                kind: Kind::Torn,
+                msgs: messages[*m].to_vec(),
+                explanation: format!(
+                    "group {group} delivered part of the multipart message [{}] but never {}",
+                    list(messages[*m]),
+                    list(&missing)
+                ),
+            });
+        }
+    }
+    // Consecutive, per consumer: each part follows the one before it.
+    let mut expect: BTreeMap<(GroupId, u32), (usize, usize)> = BTreeMap::new();
+    for d in &all {
+        let key = (d.group, d.consumer);
+        let at = part_of.get(&d.msg).copied();
+        let awaited = expect.remove(&key);
+        let in_place = match (awaited, at) {
+            (Some(want), Some(got)) => want == got,
+            (Some(_), None) => false,
+            (None, at) => at.is_none_or(|(_, i)| i == 0),
+        };
+        if !in_place {
+            let m = at.or(awaited).map_or(0, |(m, _)| m);
+            out.push(Violation {
+                invariant: Invariant::Atomicity,
+                kind: Kind::Torn,
+                msgs: messages[m].to_vec(),
+                explanation: format!(
+                    "consumer {} of group {} delivered {} at {} out of its place in a multipart message{}",
+                    d.consumer,
+                    d.group,
+                    d.msg,
+                    secs(d.time_ms),
+                    awaited.map_or(String::new(), |(m, i)| format!(
+                        ": the next part due was {} of [{}]",
+                        messages[m][i],
+                        list(messages[m])
+                    ))
+                ),
+            });
+            continue;
+        }
+        if let Some((m, i)) = at {
+            if i + 1 < messages[m].len() {
+                expect.insert(key, (m, i + 1));
+            }
+        }
+    }
+    out
 }

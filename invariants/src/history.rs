@@ -67,6 +67,9 @@ pub enum Op {
     /// offers (ZeroMQ's PUB drops silently) but the model's own note, so a checker can say why an
     /// acknowledged message never arrived; no checker counts it as a delivery.
     Discard { msg: MsgId, reason: String },
+    /// The application sent these messages as the parts of one multipart message (ZeroMQ's
+    /// `ZMQ_SNDMORE` frames): a receiver gets all of them, consecutively, or none.
+    Multipart { parts: Vec<MsgId> },
 }
 
 /// An observation with the simulated time (ms) and the node that made it.
@@ -118,7 +121,7 @@ impl History {
                 Op::Deliver { msg, group, .. } => {
                     delivered.insert((*msg, *group));
                 }
-                Op::Commit { .. } | Op::Discard { .. } => {}
+                Op::Commit { .. } | Op::Discard { .. } | Op::Multipart { .. } => {}
             }
         }
         sent.iter().all(|(msg, audience)| {
@@ -163,6 +166,10 @@ impl fmt::Display for Op {
                 scope, position, ..
             } => write!(f, "commit position {position} of scope {scope}"),
             Op::Discard { msg, reason } => write!(f, "discard {msg}: {reason}"),
+            Op::Multipart { parts } => {
+                let parts: Vec<String> = parts.iter().map(MsgId::to_string).collect();
+                write!(f, "multipart [{}]", parts.join(", "))
+            }
         }
     }
 }

@@ -16,11 +16,14 @@
 //!   (`reordered`); within one consumer session, positions advance one by one (`poll-skip` when a
 //!   known position is jumped over, `nonmonotonic-poll` when a position goes backwards).
 //! - **no-unexpected**: nothing is delivered that was never sent (`unexpected`: a model bug).
+//! - **atomicity**: the parts of a multipart message reach a group all or none, and one consumer
+//!   hands them to its application consecutively (`torn` otherwise). Not selectable with
+//!   `--check`: only ZeroMQ has multipart messages, and its tests check it.
 
 mod checkers;
 mod history;
 
-pub use checkers::{at_least_once, at_most_once, check, no_unexpected, ordering};
+pub use checkers::{at_least_once, at_most_once, atomicity, check, no_unexpected, ordering};
 pub use history::{Event, GroupId, History, MsgId, Op};
 
 use serde::Serialize;
@@ -38,6 +41,8 @@ pub enum Invariant {
     Ordering,
     #[serde(rename = "no-unexpected")]
     NoUnexpected,
+    #[serde(rename = "atomicity")]
+    Atomicity,
 }
 
 impl Invariant {
@@ -54,6 +59,7 @@ impl Invariant {
             Invariant::AtMostOnce => "at-most-once",
             Invariant::Ordering => "ordering",
             Invariant::NoUnexpected => "no-unexpected",
+            Invariant::Atomicity => "atomicity",
         }
     }
 }
@@ -87,6 +93,7 @@ pub enum Kind {
     PollSkip,
     NonmonotonicPoll,
     Unexpected,
+    Torn,
 }
 
 impl Kind {
@@ -98,6 +105,7 @@ impl Kind {
             Kind::PollSkip => "poll-skip",
             Kind::NonmonotonicPoll => "nonmonotonic-poll",
             Kind::Unexpected => "unexpected",
+            Kind::Torn => "torn",
         }
     }
 }

@@ -1369,3 +1369,67 @@ proptest! {
         prop_assert_eq!(all_violations(&h), all_violations(&h.clone()));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// atomicity (multipart messages)
+// ---------------------------------------------------------------------------------------------
+
+/// A three-part message p0:0..=2 and a single message p0:3, all sent and acknowledged.
+fn multipart() -> B {
+    let parts = vec![m(0, 0), m(0, 1), m(0, 2)];
+    let mut b = B::new();
+    for msg in parts.iter().copied().chain([m(0, 3)]) {
+        b = b.sent(msg, 0, &[0]);
+    }
+    b.op(Op::Multipart { parts })
+}
+
+#[test]
+fn whole_multipart_messages_in_a_row_are_atomic_even_twice() {
+    let mut b = multipart();
+    for seq in [0, 1, 2, 3, 0, 1, 2] {
+        b = b.deliver(dv(m(0, seq), 0));
+    }
+    assert!(check(Invariant::Atomicity, &b.build()).is_empty());
+    // Not delivering the message at all is a loss, not a tear.
+    let h = multipart().deliver(dv(m(0, 3), 0)).build();
+    assert!(check(Invariant::Atomicity, &h).is_empty());
+}
+
+#[test]
+fn a_missing_part_tears_the_message() {
+    let h = multipart()
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 1), 0))
+        .build();
+    let vs = check(Invariant::Atomicity, &h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Atomicity,
+        Kind::Torn,
+        &[m(0, 0), m(0, 1), m(0, 2)],
+    );
+    assert_mentions(&vs[0], "never p0:2");
+}
+
+#[test]
+fn another_message_between_parts_or_a_part_out_of_place_tears_it() {
+    let interleaved = multipart()
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 3), 0))
+        .deliver(dv(m(0, 1), 0))
+        .deliver(dv(m(0, 2), 0))
+        .build();
+    let vs = check(Invariant::Atomicity, &interleaved);
+    assert!(!vs.is_empty());
+    assert!(vs.iter().all(|v| v.kind == Kind::Torn));
+    assert_mentions(&vs[0], "the next part due was p0:1");
+    // Two consumers of one group each holding part of it.
+    let split = multipart()
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 1), 0).consumer(1))
+        .deliver(dv(m(0, 2), 0).consumer(1))
+        .build();
+    assert!(!check(Invariant::Atomicity, &split).is_empty());
+}

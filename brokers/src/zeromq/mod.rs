@@ -1,0 +1,743 @@
+//! ZeroMQ: no broker at all. The model is the sockets of the peers and the queues inside them.
+//!
+//! # The mechanism
+//!
+//! A ZeroMQ socket talks to each connected peer through a **pipe**: a queue in the sending
+//! process's memory, drained by the I/O thread onto the peer's TCP connection, and a queue in
+//! the receiving process where the I/O thread puts what it reads until the application calls
+//! `zmq_recv`. `ZMQ_SNDHWM` and `ZMQ_RCVHWM` (default 1000 each) cap those queues in messages,
+//! per peer; together they bound what may be buffered between two peers. When a receiver stops
+//! reading (its application is slow, or its process is paused), its pipe fills, it stops reading
+//! the connection, and the sender's pipe to it fills too: the sender enters the **mute state**
+//! for that peer. What happens then is the socket type's choice (`zmq_socket`):
+//!
+//! - **PUB** drops the messages for a subscriber in the mute state, and `zmq_send` never
+//!   blocks. It also drops what no connected subscriber subscribed to: a subscription travels
+//!   from the SUB to the PUB over the connection (`ZMQ_SUBSCRIBE`, a prefix of the message) and
+//!   takes effect only when it arrives, so a publisher with no subscribers drops everything.
+//! - **PUSH** round-robins messages over its connected PULL peers, skipping peers in the mute
+//!   state, and `zmq_send` **blocks** when every peer is mute or none is connected: messages are
+//!   not discarded.
+//! - **PULL** and **SUB** fair-queue: they read their peers' pipes in turn.
+//! - **REQ** sends one request (round-robin over its REP peers) and must receive the reply
+//!   before it may send again; **REP** receives one request and must reply before it receives
+//!   the next. A reply whose requester has gone is silently discarded.
+//!
+//! Nothing is persistent: every queue lives in a process's memory and dies with it. A
+//! connection that breaks loses what was on the wire. The connecting side reconnects after
+//! `ZMQ_RECONNECT_IVL` (100 ms); the binding side terminates the pipe of a peer whose
+//! connection broke. On the connecting side the pipe outlives the connection
+//! (`ZMQ_IMMEDIATE=0`, the default), so what a REQ queued while disconnected goes out after the
+//! reconnect, and round robin may put a request in the pipe of a server that is down — the
+//! "lost" messages `ZMQ_IMMEDIATE=1` avoids by queueing only to completed connections. A SUB
+//! resends its subscriptions on every new connection.
+//!
+//! A multipart message (frames sent with `ZMQ_SNDMORE`) travels as one unit: "peers shall
+//! receive either all message parts of a message or none at all" (`zmq_send`). A PUB checks
+//! the high-water mark at the first frame, so it drops whole messages.
+//!
+//! ## What "acknowledged" means here
+//!
+//! ZeroMQ has no acknowledgement: the only promise the API makes is that `zmq_send` returned
+//! success — the message is in a pipe. That is what the model records as the acknowledgement
+//! for at-least-once: PUB and PUSH, and a plain REQ, acknowledge when `zmq_send` returns. A
+//! Lazy Pirate client acknowledges a request only when its reply arrived, and records a failure
+//! when it gives up. A PUB's drop is recorded as the model's note (`Op::Discard`) with its
+//! reason, so a lost message's explanation says it was the high-water mark.
+//!
+//! ## The reliable request-reply patterns (zguide, chapter 4)
+//!
+//! A plain REQ client whose request or reply is lost waits for ever. The **Lazy Pirate**
+//! client polls for the reply with a timeout (`lazy-pirate.timeout`, the zguide's
+//! `REQUEST_TIMEOUT` 2500 ms); on a timeout it closes the socket (discarding what it held),
+//! opens a new one, connects and resends at once, until `lazy-pirate.retries` (`REQUEST_RETRIES`,
+//! 3) attempts went unanswered; then it gives up on that request. Resending makes the server
+//! handle a request twice when only the reply was lost, unless the server detects duplicates
+//! (`server.dedup`: it remembers the requests it handled and answers a repeat without handling
+//! it again — in memory, so a restarted server forgets).
+//!
+//! # Who is who
+//!
+//! `pattern` decides the sockets: producers are PUB, PUSH or REQ peers, consumers are SUB, PULL
+//! or REP peers. The stable side binds (PUB, PUSH, REP) and the other connects to every peer
+//! of the stable side, as the zguide's examples do. PUB, PUSH and REQ peers are the workload's
+//! producers and never crash; SUB and PULL peers are consumers and REP peers are servers, which
+//! the nemesis crashes and pauses. Each SUB is its own group (it should see every message it
+//! subscribed to); the PULL peers together, and the REP peers together, are one group.
+//! Messages alternate between topics `A` and `B`.
+//!
+//! # What is simplified
+//!
+//! A message counts against the sender's `ZMQ_SNDHWM` until the receiving socket has taken it
+//! into its pipe (the model's `Credit`): the kernel's TCP buffers hold nothing. No ZMTP
+//! heartbeats (`ZMQ_HEARTBEAT_IVL` is off by default): a peer learns that a connection broke
+//! from a reset, or when the other side connects anew — the simulator does not deliver the FIN
+//! a crashed process's kernel would send, so a crash looks like a machine crash, and what a
+//! PUSH or PUB sends to a dead peer meanwhile is lost on the wire. The PUB application waits
+//! until every subscriber's subscription arrived before publishing (the zguide's node
+//! coordination against the slow joiner; `syncpub=false` publishes at once, and loses the first
+//! messages). A Lazy Pirate client that gives up goes on with its next request rather than
+//! exiting. A multipart message is one packet on the wire. See `docs/zeromq.md`.
+//!
+//! # Sources
+//!
+//! libzmq reference: `zmq_socket` (socket types, mute state), `zmq_setsockopt`
+//! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
+//! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity); the zguide (Pieter Hintjens, "ØMQ -
+//! The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart messages),
+//! chapter 4 (Client-Side Reliability: the Lazy Pirate pattern, `lpclient`, duplicate detection).
+
+mod incoming;
+mod outgoing;
+pub mod protocol;
+mod rep;
+mod req;
+
+pub use incoming::{Incoming, IncomingState};
+pub use outgoing::{Outgoing, OutgoingState, Peer};
+pub use protocol::{Frames, ZmqMsg};
+pub use rep::{Replier, ReplierState};
+pub use req::{Pending, Requester, RequesterState};
+
+use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::timers::exact;
+use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::{GroupId, MsgId, Op};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+pub const NAME: &str = "zeromq";
+
+const INT_MAX: u64 = i32::MAX as u64;
+
+/// Paces a producer application may draw: milliseconds between two sends.
+pub const PACES: [u64; 3] = [20, 100, 300];
+/// Time a consumer or server application may draw to handle one message, in milliseconds.
+pub const PROCESSING: [u64; 3] = [1, 10, 40];
+
+/// `pattern`: which pair of socket types the peers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    PubSub,
+    PushPull,
+    ReqRep,
+}
+
+/// `client`: how a REQ peer copes with a missing reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    Plain,
+    LazyPirate,
+}
+
+/// The validated configuration, typed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub pattern: Pattern,
+    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit.
+    pub sndhwm: Option<u64>,
+    pub rcvhwm: Option<u64>,
+    pub reconnect_ivl: Duration,
+    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
+    pub immediate: bool,
+    pub subscribe: String,
+    /// The PUB application waits for every subscriber's subscription before publishing.
+    pub syncpub: bool,
+    /// Frames per message (`ZMQ_SNDMORE` on all but the last).
+    pub frames: u32,
+    pub client: Client,
+    pub retries: u64,
+    pub request_timeout: Duration,
+    pub dedup: bool,
+    pub workload: Workload,
+}
+
+fn hwm(config: &Config, key: &str) -> Option<u64> {
+    Some(config.int(key)).filter(|h| *h > 0)
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, workload: Workload) -> Settings {
+        Settings {
+            pattern: match config.str("pattern") {
+                "pub-sub" => Pattern::PubSub,
+                "req-rep" => Pattern::ReqRep,
+                _ => Pattern::PushPull,
+            },
+            sndhwm: hwm(config, "ZMQ_SNDHWM"),
+            rcvhwm: hwm(config, "ZMQ_RCVHWM"),
+            reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
+            immediate: config.str("ZMQ_IMMEDIATE") == "1",
+            subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
+            syncpub: config.bool("syncpub"),
+            frames: config.int("frames") as u32,
+            client: match config.str("client") {
+                "lazy-pirate" => Client::LazyPirate,
+                _ => Client::Plain,
+            },
+            retries: config.int("lazy-pirate.retries"),
+            request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
+            dedup: config.bool("server.dedup"),
+            workload,
+        }
+    }
+
+    /// Producers (PUB, PUSH, REQ) are ids `0..producers`, consumers (SUB, PULL, REP) follow.
+    pub fn producer_ids(&self) -> Vec<Id> {
+        (0..self.workload.producers as usize)
+            .map(Id::from)
+            .collect()
+    }
+
+    pub fn consumer_ids(&self) -> Vec<Id> {
+        let first = self.workload.producers as usize;
+        (first..first + self.workload.consumers as usize)
+            .map(Id::from)
+            .collect()
+    }
+
+    /// The consumer index of a consumer's id.
+    pub fn consumer_index(&self, id: Id) -> u32 {
+        (usize::from(id) - self.workload.producers as usize) as u32
+    }
+
+    /// A node's name: its socket type and index.
+    pub fn name(&self, id: Id) -> String {
+        let (producer, consumer) = match self.pattern {
+            Pattern::PubSub => ("pub", "sub"),
+            Pattern::PushPull => ("push", "pull"),
+            Pattern::ReqRep => ("req", "rep"),
+        };
+        let i = usize::from(id);
+        let producers = self.workload.producers as usize;
+        if i < producers {
+            format!("{producer}{i}")
+        } else {
+            format!("{consumer}{}", i - producers)
+        }
+    }
+
+    /// Message `index` of `producer`: its frames, each with its own id, and its topic.
+    pub fn message(&self, producer: u32, index: u32) -> Frames {
+        Frames {
+            parts: (0..self.frames)
+                .map(|f| MsgId {
+                    producer,
+                    seq: index * self.frames + f,
+                })
+                .collect(),
+            topic: if index.is_multiple_of(2) { 'A' } else { 'B' },
+        }
+    }
+
+    /// Does a subscription to `prefix` match a message on `topic` (its first byte)?
+    pub fn matches(prefix: &str, topic: char) -> bool {
+        topic.to_string().starts_with(prefix)
+    }
+
+    /// The groups that should receive a message on `topic`: every subscriber whose
+    /// subscription matches it, or the one group of PULL or REP peers.
+    pub fn audience(&self, topic: char) -> Vec<GroupId> {
+        match self.pattern {
+            Pattern::PubSub if Self::matches(&self.subscribe, topic) => {
+                (0..self.workload.consumers).collect()
+            }
+            Pattern::PubSub => Vec::new(),
+            _ if self.workload.consumers > 0 => vec![0],
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the application records when it calls `zmq_send` for a message: a send per frame,
+    /// and which frames form one multipart message.
+    pub fn send_ops(&self, frames: &Frames) -> Vec<Op> {
+        let audience = self.audience(frames.topic);
+        let mut ops: Vec<Op> = frames
+            .parts
+            .iter()
+            .map(|msg| Op::Send {
+                msg: *msg,
+                scope: 0,
+                audience: audience.clone(),
+            })
+            .collect();
+        if frames.parts.len() > 1 {
+            ops.push(Op::Multipart {
+                parts: frames.parts.clone(),
+            });
+        }
+        ops
+    }
+
+    /// What a consumer's application records when it received a message: a delivery per frame.
+    /// Order is promised per connection, so the scope is the receiving consumer (the producer is
+    /// part of every ordering key); each subscriber is its own group.
+    pub fn deliver_ops(&self, consumer: u32, frames: &Frames) -> Vec<Op> {
+        let group = match self.pattern {
+            Pattern::PubSub => consumer,
+            _ => 0,
+        };
+        frames
+            .parts
+            .iter()
+            .map(|msg| Op::Deliver {
+                msg: *msg,
+                group,
+                consumer,
+                scope: consumer,
+                position: None,
+                session: 0,
+                redelivered: None,
+            })
+            .collect()
+    }
+
+    /// Is a pipe holding `len` messages at the high-water mark `hwm`?
+    pub fn full(hwm: Option<u64>, len: u64) -> bool {
+        hwm.is_some_and(|h| len >= h)
+    }
+}
+
+/// Round robin and fair queueing: the first of `ready` (in id order) after `last`, wrapping
+/// around.
+fn next_after(ready: &[Id], last: Option<Id>) -> Option<Id> {
+    ready
+        .iter()
+        .find(|id| last.is_none_or(|l| **id > l))
+        .or(ready.first())
+        .copied()
+}
+
+/// Fair queueing: the first non-empty pipe after `last`.
+fn fair_queue<T>(pipes: &BTreeMap<Id, VecDeque<T>>, last: Option<Id>) -> Option<Id> {
+    let ready: Vec<Id> = pipes
+        .iter()
+        .filter(|(_, q)| !q.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    next_after(&ready, last)
+}
+
+/// The connecting side dials every peer of `peers` whose end has not answered, with the
+/// greeting `greet` makes for it, and tries again after `ZMQ_RECONNECT_IVL`.
+fn dial(
+    settings: &Settings,
+    peers: Vec<Id>,
+    welcomed: &BTreeSet<Id>,
+    greet: impl Fn(Id) -> Vec<ZmqMsg>,
+    o: &mut ZmqOut,
+) {
+    let missing: Vec<Id> = peers
+        .into_iter()
+        .filter(|p| !welcomed.contains(p))
+        .collect();
+    for p in &missing {
+        for msg in greet(*p) {
+            o.send(*p, msg);
+        }
+    }
+    if !missing.is_empty() {
+        o.set_timer(ZmqTimer::Reconnect, exact(settings.reconnect_ivl));
+    }
+}
+
+/// Appends the application's observations to its log and saves it.
+fn record(app: &mut AppLog, ops: Vec<Op>, o: &mut ZmqOut) {
+    for op in ops {
+        app.push(op);
+    }
+    o.save(ZmqDisk(app.clone()));
+}
+
+/// Every peer of a ZeroMQ deployment, as one actor type.
+#[derive(Clone, Debug)]
+pub enum ZmqActor {
+    /// PUB or PUSH.
+    Outgoing(Outgoing),
+    /// SUB or PULL.
+    Incoming(Incoming),
+    Req(Requester),
+    Rep(Replier),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ZmqState {
+    Outgoing(OutgoingState),
+    Incoming(IncomingState),
+    Req(RequesterState),
+    Rep(ReplierState),
+}
+
+/// What a peer keeps across a restart: only its application's record of what it observed.
+/// ZeroMQ itself keeps nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ZmqDisk(pub AppLog);
+
+impl Durable for ZmqDisk {
+    fn after_power_loss(&self) -> Self {
+        self.clone()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZmqTimer {
+    /// The producer application's next `zmq_send`.
+    Send,
+    /// The consumer or server application finished handling a message.
+    Process,
+    /// `ZMQ_RECONNECT_IVL`: the connecting side dials again.
+    Reconnect,
+    /// The Lazy Pirate client's `REQUEST_TIMEOUT`.
+    RequestTimeout,
+}
+
+/// What the applications draw per run (swarm testing).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZmqRandom {
+    Pace(u64),
+    Processing(u64),
+}
+
+pub type ZmqOut = Out<ZmqActor>;
+
+impl Actor for ZmqActor {
+    type Msg = ZmqMsg;
+    type Timer = ZmqTimer;
+    type State = ZmqState;
+    type Storage = ZmqDisk;
+    type Random = ZmqRandom;
+
+    fn on_start(&self, _id: Id, storage: &Option<ZmqDisk>, o: &mut ZmqOut) -> ZmqState {
+        let app = storage.as_ref().map(|d| d.0.clone()).unwrap_or_default();
+        match self {
+            ZmqActor::Outgoing(a) => ZmqState::Outgoing(a.start(app, o)),
+            ZmqActor::Incoming(a) => ZmqState::Incoming(a.start(app, o)),
+            ZmqActor::Req(a) => ZmqState::Req(a.start(app, o)),
+            ZmqActor::Rep(a) => ZmqState::Rep(a.start(app, o)),
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<ZmqState>, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        match (self, state.to_mut()) {
+            (ZmqActor::Outgoing(a), ZmqState::Outgoing(s)) => a.on_msg(s, src, msg, o),
+            (ZmqActor::Incoming(a), ZmqState::Incoming(s)) => a.on_msg(s, src, msg, o),
+            (ZmqActor::Req(a), ZmqState::Req(s)) => a.on_msg(s, src, msg, o),
+            (ZmqActor::Rep(a), ZmqState::Rep(s)) => a.on_msg(s, src, msg, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<ZmqState>, timer: &ZmqTimer, o: &mut ZmqOut) {
+        match (self, state.to_mut()) {
+            (ZmqActor::Outgoing(a), ZmqState::Outgoing(s)) => a.on_timeout(s, timer, o),
+            (ZmqActor::Incoming(a), ZmqState::Incoming(s)) => a.on_timeout(s, timer, o),
+            (ZmqActor::Req(a), ZmqState::Req(s)) => a.on_timeout(s, timer, o),
+            (ZmqActor::Rep(a), ZmqState::Rep(s)) => a.on_timeout(s, timer, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<ZmqState>, random: &ZmqRandom, o: &mut ZmqOut) {
+        match (self, state.to_mut(), random) {
+            (ZmqActor::Outgoing(a), ZmqState::Outgoing(s), ZmqRandom::Pace(ms)) => {
+                a.on_pace(s, Duration::from_millis(*ms), o)
+            }
+            (ZmqActor::Req(a), ZmqState::Req(s), ZmqRandom::Pace(ms)) => {
+                a.on_pace(s, Duration::from_millis(*ms), o)
+            }
+            (ZmqActor::Incoming(_), ZmqState::Incoming(s), ZmqRandom::Processing(ms)) => {
+                s.processing = Duration::from_millis(*ms);
+            }
+            (ZmqActor::Rep(_), ZmqState::Rep(s), ZmqRandom::Processing(ms)) => {
+                s.processing = Duration::from_millis(*ms);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn pace_choice(o: &mut ZmqOut) {
+    o.choose_random(
+        "pace",
+        PACES.iter().map(|ms| ZmqRandom::Pace(*ms)).collect(),
+    );
+}
+
+fn processing_choice(o: &mut ZmqOut) {
+    o.choose_random(
+        "processing",
+        PROCESSING
+            .iter()
+            .map(|ms| ZmqRandom::Processing(*ms))
+            .collect(),
+    );
+}
+
+/// ZeroMQ peers: producers and consumers of one socket pattern, with no broker between them.
+#[derive(Clone, Debug)]
+pub struct ZeroMq {
+    pub settings: Settings,
+}
+
+/// Keys that only mean something for REQ/REP.
+const REQ_REP_KEYS: [&str; 4] = [
+    "client",
+    "lazy-pirate.retries",
+    "lazy-pirate.timeout",
+    "server.dedup",
+];
+
+impl System for ZeroMq {
+    type Actor = ZmqActor;
+    type Storage = ZmqDisk;
+    const NAME: &'static str = NAME;
+
+    fn summary() -> &'static str {
+        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL, REQ/REP sockets, per-peer pipes with high-water marks, reconnection, multipart atomicity, the Lazy Pirate client"
+    }
+
+    fn scenarios() -> Vec<Scenario> {
+        vec![
+            Scenario {
+                name: "pub-sub",
+                sets: &["pattern=pub-sub"],
+                claim: "the article: ZeroMQ is neither at-least-once nor at-most-once (PUB, default high-water marks)",
+            },
+            Scenario {
+                name: "pub-sub, slow joiner",
+                sets: &["pattern=pub-sub", "syncpub=false"],
+                claim: "a PUB drops what it publishes before a subscription arrives",
+            },
+            Scenario {
+                name: "pub-sub, ZMQ_SNDHWM=5",
+                sets: &["pattern=pub-sub", "ZMQ_SNDHWM=5"],
+                claim: "PUB drops for a subscriber in the mute state",
+            },
+            Scenario {
+                name: "push-pull",
+                sets: &["pattern=push-pull"],
+                claim: "PUSH blocks at the high-water mark instead of dropping; queues die with the process",
+            },
+            Scenario {
+                name: "push-pull, 3 frames",
+                sets: &["pattern=push-pull", "frames=3"],
+                claim: "multipart messages, three frames each (all parts or none: checked by the atomicity checker in cargo test)",
+            },
+            Scenario {
+                name: "req-rep, plain client",
+                sets: &["pattern=req-rep", "client=plain"],
+                claim: "a plain REQ client: a lost request or reply is never retried",
+            },
+            Scenario {
+                name: "req-rep, Lazy Pirate",
+                sets: &["pattern=req-rep", "client=lazy-pirate"],
+                claim: "the zguide's reliable client: retries until a reply arrives",
+            },
+            Scenario {
+                name: "req-rep, Lazy Pirate + dedup",
+                sets: &["pattern=req-rep", "client=lazy-pirate", "server.dedup=true"],
+                claim: "Lazy Pirate with the server detecting repeated requests",
+            },
+        ]
+    }
+
+    fn keys() -> Vec<Key> {
+        vec![
+            Key::new(
+                "pattern",
+                "push-pull",
+                OneOf(&["pub-sub", "push-pull", "req-rep"]),
+                "socket types: PUB→SUB, PUSH→PULL, or REQ→REP",
+            ),
+            Key::new(
+                "ZMQ_SNDHWM",
+                "1000",
+                Int { min: 0, max: INT_MAX },
+                "messages a socket queues per peer before the mute state (0: no limit)",
+            ),
+            Key::new(
+                "ZMQ_RCVHWM",
+                "1000",
+                Int { min: 0, max: INT_MAX },
+                "messages a receiving socket queues per peer before it stops reading (0: no limit)",
+            ),
+            Key::new(
+                "ZMQ_RECONNECT_IVL",
+                "100",
+                Int { min: 1, max: INT_MAX },
+                "ms before the connecting side dials a broken connection again",
+            ),
+            Key::new(
+                "ZMQ_IMMEDIATE",
+                "0",
+                OneOf(&["0", "1"]),
+                "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
+            ),
+            Key::new(
+                "ZMQ_SUBSCRIBE",
+                "",
+                OneOf(&["", "A", "B"]),
+                "pub-sub: the prefix every SUB subscribes to (empty: everything; messages alternate topics A and B)",
+            ),
+            Key::new(
+                "syncpub",
+                "true",
+                Bool,
+                "pub-sub: the PUB application waits until every SUB has subscribed (the zguide's node coordination; false: the slow joiner misses the first messages)",
+            ),
+            Key::new(
+                "frames",
+                "1",
+                Int { min: 1, max: 8 },
+                "frames per message (ZMQ_SNDMORE on all but the last)",
+            ),
+            Key::new(
+                "client",
+                "plain",
+                OneOf(&["plain", "lazy-pirate"]),
+                "req-rep: a plain REQ client, or the zguide's Lazy Pirate client",
+            ),
+            Key::new(
+                "lazy-pirate.retries",
+                "3",
+                Int { min: 1, max: 100 },
+                "req-rep, lazy-pirate: attempts before giving up on a request (REQUEST_RETRIES)",
+            ),
+            Key::new(
+                "lazy-pirate.timeout",
+                "2500",
+                Int { min: 1, max: INT_MAX },
+                "req-rep, lazy-pirate: ms to wait for a reply (REQUEST_TIMEOUT)",
+            ),
+            Key::new(
+                "server.dedup",
+                "false",
+                Bool,
+                "req-rep: the REP server answers a repeated request without handling it again",
+            ),
+        ]
+    }
+
+    fn validate(config: &Config) -> Result<(), ConfigError> {
+        let pattern = config.str("pattern");
+        if pattern != "req-rep" {
+            if let Some(key) = REQ_REP_KEYS.iter().find(|k| config.is_set(k)) {
+                return Err(ConfigError::new(
+                    *key,
+                    format!("{key} applies to pattern=req-rep only (the zguide's Lazy Pirate is a REQ client), not to pattern={pattern}"),
+                ));
+            }
+        }
+        if config.str("client") != "lazy-pirate" {
+            if let Some(key) = ["lazy-pirate.retries", "lazy-pirate.timeout"]
+                .iter()
+                .find(|k| config.is_set(k))
+            {
+                return Err(ConfigError::new(
+                    *key,
+                    format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
+                ));
+            }
+        }
+        if pattern != "pub-sub" {
+            if let Some(key) = ["ZMQ_SUBSCRIBE", "syncpub"]
+                .iter()
+                .find(|k| config.is_set(k))
+            {
+                return Err(ConfigError::new(
+                    *key,
+                    format!("{key} applies to PUB and SUB sockets: it needs pattern=pub-sub, not pattern={pattern}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn build(config: &Config, workload: Workload) -> Self {
+        ZeroMq {
+            settings: Settings::from_config(config, workload),
+        }
+    }
+
+    fn nodes(&self) -> Vec<Node<ZmqActor>> {
+        let s = &self.settings;
+        let mut nodes = Vec::new();
+        for id in s.producer_ids() {
+            let index = usize::from(id) as u32;
+            let actor = match s.pattern {
+                Pattern::ReqRep => ZmqActor::Req(Requester {
+                    settings: s.clone(),
+                    index,
+                }),
+                _ => ZmqActor::Outgoing(Outgoing {
+                    settings: s.clone(),
+                    index,
+                }),
+            };
+            nodes.push(Node {
+                name: s.name(id),
+                role: Role::Producer,
+                actor,
+            });
+        }
+        for id in s.consumer_ids() {
+            let index = s.consumer_index(id);
+            let (role, actor) = match s.pattern {
+                Pattern::ReqRep => (
+                    Role::Server,
+                    ZmqActor::Rep(Replier {
+                        settings: s.clone(),
+                        index,
+                    }),
+                ),
+                _ => (
+                    Role::Consumer,
+                    ZmqActor::Incoming(Incoming {
+                        settings: s.clone(),
+                        index,
+                    }),
+                ),
+            };
+            nodes.push(Node {
+                name: s.name(id),
+                role,
+                actor,
+            });
+        }
+        nodes
+    }
+
+    fn app_log(storage: &ZmqDisk) -> Option<&AppLog> {
+        Some(&storage.0)
+    }
+
+    fn is_leader(_state: &ZmqState) -> bool {
+        false
+    }
+
+    fn reset(_peer: Id) -> Option<ZmqMsg> {
+        Some(ZmqMsg::Reset)
+    }
+
+    fn describe(msg: &ZmqMsg) -> Option<String> {
+        match msg {
+            ZmqMsg::Credit(_) => None,
+            m => Some(m.to_string()),
+        }
+    }
+
+    fn fault_window(&self) -> Duration {
+        // The producers' whole run at the slower paces: faults strike while messages flow.
+        Duration::from_secs(30)
+    }
+
+    fn drain(&self) -> Duration {
+        let s = &self.settings;
+        // A producer held up through the whole window still has all its messages to send at
+        // the slowest pace, and a Lazy Pirate client may be working through its retries.
+        let pace = Duration::from_millis(PACES[PACES.len() - 1]);
+        pace * s.workload.messages + s.request_timeout * s.retries as u32 + Duration::from_secs(20)
+    }
+}

@@ -1,0 +1,207 @@
+//! The binding side of PUB/SUB and PUSH/PULL: a PUB or PUSH socket with one pipe per connected
+//! peer, and the application that sends through it.
+
+use super::protocol::{Frames, ZmqMsg};
+use super::{next_after, pace_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
+use crate::timers::exact;
+use crate::AppLog;
+use mqcheck_invariants::Op;
+use stateright::actor::Id;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+/// The pipe to one connected peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// Messages written to the peer that its socket has not yet taken into its own pipe: what
+    /// `ZMQ_SNDHWM` caps.
+    pub outstanding: u64,
+    /// A SUB peer's subscription, once it arrived.
+    pub subscription: Option<String>,
+    /// The peer's number for the connection.
+    pub connection: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OutgoingState {
+    pub app: AppLog,
+    pub pace: Option<Duration>,
+    /// The message the application sends next (or is blocked sending).
+    pub next: u32,
+    /// A PUSH application is blocked in `zmq_send` of message `next`.
+    pub blocked: bool,
+    /// Connected peers; the binding side forgets a peer whose connection broke.
+    pub peers: BTreeMap<Id, Peer>,
+    /// The peer a PUSH wrote to last (round robin).
+    pub turn: Option<Id>,
+    /// The PUB application has heard every subscriber's subscription and publishes.
+    pub started: bool,
+}
+
+impl Outgoing {
+    pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> OutgoingState {
+        pace_choice(o);
+        OutgoingState {
+            app,
+            pace: None,
+            next: 0,
+            blocked: false,
+            peers: BTreeMap::new(),
+            turn: None,
+            started: self.settings.pattern == Pattern::PushPull || !self.settings.syncpub,
+        }
+    }
+
+    pub fn on_pace(&self, s: &mut OutgoingState, pace: Duration, o: &mut ZmqOut) {
+        s.pace = Some(pace);
+        if s.started {
+            o.set_timer(ZmqTimer::Send, exact(pace));
+        }
+    }
+
+    pub fn on_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        match msg {
+            ZmqMsg::Hello { connection } => {
+                // A new connection from this peer: whatever the old one carried is gone.
+                s.peers.insert(
+                    src,
+                    Peer {
+                        connection,
+                        ..Peer::default()
+                    },
+                );
+                o.send(src, ZmqMsg::Welcome { connection });
+                self.push(s, o);
+            }
+            ZmqMsg::Subscribe { prefix } => {
+                if let Some(peer) = s.peers.get_mut(&src) {
+                    peer.subscription = Some(prefix);
+                }
+                let everyone = self
+                    .settings
+                    .consumer_ids()
+                    .iter()
+                    .all(|c| s.peers.get(c).is_some_and(|p| p.subscription.is_some()));
+                if !s.started && everyone {
+                    s.started = true;
+                    if let Some(pace) = s.pace {
+                        o.set_timer(ZmqTimer::Send, exact(pace));
+                    }
+                }
+            }
+            ZmqMsg::Credit(n) => {
+                if let Some(peer) = s.peers.get_mut(&src) {
+                    peer.outstanding = peer.outstanding.saturating_sub(u64::from(n));
+                }
+                self.push(s, o);
+            }
+            ZmqMsg::Reset => {
+                // The binding side terminates the pipe of a broken connection.
+                s.peers.remove(&src);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut OutgoingState, timer: &ZmqTimer, o: &mut ZmqOut) {
+        if *timer != ZmqTimer::Send || s.blocked || s.next >= self.settings.workload.messages {
+            return;
+        }
+        let frames = self.settings.message(self.index, s.next);
+        record(&mut s.app, self.settings.send_ops(&frames), o);
+        match self.settings.pattern {
+            Pattern::PubSub => self.publish(s, frames, o),
+            _ => {
+                s.blocked = true;
+                self.push(s, o);
+            }
+        }
+    }
+
+    /// The application's `zmq_send` returned: acknowledged; on to the next message.
+    fn sent(&self, s: &mut OutgoingState, frames: &Frames, mut ops: Vec<Op>, o: &mut ZmqOut) {
+        ops.extend(frames.parts.iter().map(|msg| Op::Ack { msg: *msg }));
+        record(&mut s.app, ops, o);
+        s.next += 1;
+        if let Some(pace) = s.pace {
+            o.set_timer(ZmqTimer::Send, exact(pace));
+        }
+    }
+
+    /// PUB: a copy to every subscriber whose subscription matches, dropped for a subscriber in
+    /// the mute state; `zmq_send` never blocks.
+    fn publish(&self, s: &mut OutgoingState, frames: Frames, o: &mut ZmqOut) {
+        let mut discards = Vec::new();
+        let audience = self.settings.audience(frames.topic);
+        for c in self.settings.consumer_ids() {
+            let name = self.settings.name(c);
+            let reason = match s.peers.get_mut(&c) {
+                Some(peer)
+                    if peer
+                        .subscription
+                        .as_deref()
+                        .is_some_and(|p| Settings::matches(p, frames.topic)) =>
+                {
+                    if Settings::full(self.settings.sndhwm, peer.outstanding) {
+                        format!("ZMQ_SNDHWM reached on the pipe to {name}: PUB drops for a subscriber in the mute state")
+                    } else {
+                        peer.outstanding += 1;
+                        let connection = peer.connection;
+                        let frames = frames.clone();
+                        o.send(c, ZmqMsg::Message { connection, frames });
+                        continue;
+                    }
+                }
+                Some(_) => format!(
+                    "no matching subscription from {name} on its current connection: PUB drops what nobody subscribed to"
+                ),
+                None => format!("{name} not connected: PUB drops what nobody subscribed to"),
+            };
+            if audience.contains(&self.settings.consumer_index(c)) {
+                discards.extend(frames.parts.iter().map(|msg| Op::Discard {
+                    msg: *msg,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+        self.sent(s, &frames, discards, o);
+    }
+
+    /// PUSH: the blocked message goes to the next connected peer, in turn, that is not in the
+    /// mute state; with none, `zmq_send` stays blocked.
+    fn push(&self, s: &mut OutgoingState, o: &mut ZmqOut) {
+        if !s.blocked {
+            return;
+        }
+        let hwm = self.settings.sndhwm;
+        let ready: Vec<Id> = s
+            .peers
+            .iter()
+            .filter(|(_, p)| !Settings::full(hwm, p.outstanding))
+            .map(|(id, _)| *id)
+            .collect();
+        let Some(peer) = next_after(&ready, s.turn) else {
+            return;
+        };
+        let frames = self.settings.message(self.index, s.next);
+        let Some(p) = s.peers.get_mut(&peer) else {
+            return;
+        };
+        p.outstanding += 1;
+        let connection = p.connection;
+        let message = ZmqMsg::Message {
+            connection,
+            frames: frames.clone(),
+        };
+        o.send(peer, message);
+        s.turn = Some(peer);
+        s.blocked = false;
+        self.sent(s, &frames, Vec::new(), o);
+    }
+}

@@ -1,0 +1,59 @@
+//! What peers say to each other over a ZMTP connection, and what a message carries.
+
+use mqcheck_invariants::MsgId;
+use std::fmt;
+
+/// One ZeroMQ message: its frames (one per part; several with `ZMQ_SNDMORE`), each an
+/// application message of its own in the history, and the topic a PUB filters on (the first
+/// bytes of the first frame).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frames {
+    pub parts: Vec<MsgId>,
+    pub topic: char,
+}
+
+impl fmt::Display for Frames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.parts.iter().map(MsgId::to_string).collect();
+        write!(f, "[{}] topic {}", parts.join(" + "), self.topic)
+    }
+}
+
+/// ZMTP traffic, simplified to what the delivery guarantees depend on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZmqMsg {
+    /// The connecting side's greeting and READY command on a new TCP connection. The connecting
+    /// side numbers its connections to a peer (a reopened REQ socket, a reconnect after a reset),
+    /// so nothing left over from an old connection is taken for the new one's.
+    Hello { connection: u32 },
+    /// The binding side's greeting back: the connection is up.
+    Welcome { connection: u32 },
+    /// A SUB socket's subscription (`ZMQ_SUBSCRIBE`), sent upstream over the connection.
+    Subscribe { prefix: String },
+    /// A message on a PUB→SUB or PUSH→PULL connection.
+    Message { connection: u32, frames: Frames },
+    /// The receiving socket took `n` messages off the connection into its pipe: room again in
+    /// the sender's pipe (libzmq's pipe activation, over TCP's window).
+    Credit(u32),
+    /// A request from a REQ socket, with the envelope that routes the reply back to it.
+    Request { socket: u32, frames: Frames },
+    /// A REP socket's reply, routed to the requesting socket.
+    Reply { socket: u32, frames: Frames },
+    /// The connection to the sender was reset (the driver's notice of a broken TCP connection).
+    Reset,
+}
+
+impl fmt::Display for ZmqMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZmqMsg::Hello { connection } => write!(f, "Hello (connection {connection})"),
+            ZmqMsg::Welcome { connection } => write!(f, "Welcome (connection {connection})"),
+            ZmqMsg::Subscribe { prefix } => write!(f, "Subscribe '{prefix}'"),
+            ZmqMsg::Message { frames, .. } => write!(f, "Message {frames}"),
+            ZmqMsg::Credit(n) => write!(f, "Credit {n}"),
+            ZmqMsg::Request { socket, frames } => write!(f, "Request {frames} (socket {socket})"),
+            ZmqMsg::Reply { socket, frames } => write!(f, "Reply {frames} (socket {socket})"),
+            ZmqMsg::Reset => write!(f, "connection reset"),
+        }
+    }
+}

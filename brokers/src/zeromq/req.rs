@@ -1,0 +1,231 @@
+//! The REQ client: a plain one, or the zguide's Lazy Pirate.
+
+use super::protocol::{Frames, ZmqMsg};
+use super::{dial, next_after, pace_choice, record, Client, Settings, ZmqOut, ZmqTimer};
+use crate::timers::exact;
+use crate::AppLog;
+use mqcheck_invariants::Op;
+use stateright::actor::Id;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Requester {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+/// The request the client waits on: REQ allows one at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pending {
+    pub index: u32,
+    /// Lazy Pirate: attempts left, this one included.
+    pub retries_left: u64,
+    /// The server whose pipe (on the current socket) holds the request, once `zmq_send` put it
+    /// there.
+    pub server: Option<Id>,
+    /// Written to that server's connection.
+    pub written: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequesterState {
+    pub app: AppLog,
+    pub pace: Option<Duration>,
+    pub next: u32,
+    /// The socket in use: the Lazy Pirate client closes and reopens it after a timeout.
+    pub socket: u32,
+    /// Servers whose end of the current socket's connection answered.
+    pub welcomed: BTreeSet<Id>,
+    pub pending: Option<Pending>,
+    /// The server the last request went to (round robin).
+    pub turn: Option<Id>,
+}
+
+impl Requester {
+    pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> RequesterState {
+        pace_choice(o);
+        let s = RequesterState {
+            app,
+            pace: None,
+            next: 0,
+            socket: 0,
+            welcomed: BTreeSet::new(),
+            pending: None,
+            turn: None,
+        };
+        self.connect(&s, o);
+        s
+    }
+
+    pub fn on_pace(&self, s: &mut RequesterState, pace: Duration, o: &mut ZmqOut) {
+        s.pace = Some(pace);
+        o.set_timer(ZmqTimer::Send, exact(pace));
+    }
+
+    /// Dials every server the current socket is not connected to, again after
+    /// `ZMQ_RECONNECT_IVL`.
+    fn connect(&self, s: &RequesterState, o: &mut ZmqOut) {
+        let connection = s.socket;
+        let greet = |_| vec![ZmqMsg::Hello { connection }];
+        dial(
+            &self.settings,
+            self.settings.consumer_ids(),
+            &s.welcomed,
+            greet,
+            o,
+        );
+    }
+
+    fn frames(&self, index: u32) -> Frames {
+        self.settings.message(self.index, index)
+    }
+
+    pub fn on_msg(&self, s: &mut RequesterState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        match msg {
+            ZmqMsg::Welcome { connection } if connection == s.socket => {
+                s.welcomed.insert(src);
+                self.write(s, o);
+            }
+            ZmqMsg::Reset => {
+                // The pipe outlives the connection (ZMQ_IMMEDIATE=0); a request already
+                // written is lost with it, and a plain client waits for its reply for ever.
+                s.welcomed.remove(&src);
+                o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
+            }
+            ZmqMsg::Reply { socket, frames } if socket == s.socket => {
+                let Some(p) = &s.pending else { return };
+                if frames != self.frames(p.index) {
+                    return;
+                }
+                let mut ops = Vec::new();
+                if self.settings.client == Client::LazyPirate {
+                    o.cancel_timer(ZmqTimer::RequestTimeout);
+                    ops = frames
+                        .parts
+                        .iter()
+                        .map(|msg| Op::Ack { msg: *msg })
+                        .collect();
+                }
+                record(&mut s.app, ops, o);
+                self.done(s, o);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut RequesterState, timer: &ZmqTimer, o: &mut ZmqOut) {
+        match timer {
+            ZmqTimer::Send => {
+                if s.pending.is_some() || s.next >= self.settings.workload.messages {
+                    return;
+                }
+                let frames = self.frames(s.next);
+                record(&mut s.app, self.settings.send_ops(&frames), o);
+                s.pending = Some(Pending {
+                    index: s.next,
+                    retries_left: self.settings.retries,
+                    server: None,
+                    written: false,
+                });
+                self.write(s, o);
+            }
+            ZmqTimer::Reconnect => self.connect(s, o),
+            ZmqTimer::RequestTimeout => self.timed_out(s, o),
+            ZmqTimer::Process => {}
+        }
+    }
+
+    /// `zmq_send` of the pending request, then its write to the connection. REQ round-robins
+    /// over its pipes: with `ZMQ_IMMEDIATE=0` (the default) a pipe exists for every server from
+    /// `zmq_connect` on, connected or not, and the request waits in it for the connection; with
+    /// `ZMQ_IMMEDIATE=1` only completed connections have pipes, and with none `zmq_send` blocks.
+    /// A plain client's `zmq_send` returning is its acknowledgement; the Lazy Pirate client
+    /// starts waiting for the reply.
+    fn write(&self, s: &mut RequesterState, o: &mut ZmqOut) {
+        let Some(p) = &s.pending else { return };
+        let (index, queued) = (p.index, p.server);
+        let frames = self.frames(index);
+        let server = match queued {
+            Some(server) => server,
+            None => {
+                let pipes: Vec<Id> = if self.settings.immediate {
+                    s.welcomed.iter().copied().collect()
+                } else {
+                    self.settings.consumer_ids()
+                };
+                let Some(server) = next_after(&pipes, s.turn) else {
+                    return;
+                };
+                s.turn = Some(server);
+                match self.settings.client {
+                    Client::Plain => {
+                        let acks = frames
+                            .parts
+                            .iter()
+                            .map(|msg| Op::Ack { msg: *msg })
+                            .collect();
+                        record(&mut s.app, acks, o);
+                    }
+                    Client::LazyPirate => {
+                        o.set_timer(
+                            ZmqTimer::RequestTimeout,
+                            exact(self.settings.request_timeout),
+                        );
+                    }
+                }
+                server
+            }
+        };
+        let connected = s.welcomed.contains(&server);
+        let Some(p) = &mut s.pending else { return };
+        p.server = Some(server);
+        if p.written || !connected {
+            return;
+        }
+        p.written = true;
+        let socket = s.socket;
+        o.send(server, ZmqMsg::Request { socket, frames });
+    }
+
+    /// Lazy Pirate: no reply in time. Close the socket, open a new one and resend, or give up
+    /// after the last attempt.
+    fn timed_out(&self, s: &mut RequesterState, o: &mut ZmqOut) {
+        let Some(p) = &mut s.pending else { return };
+        p.retries_left = p.retries_left.saturating_sub(1);
+        // The old socket goes, and the request queued in it (ZMQ_LINGER=0, as lpclient sets).
+        p.server = None;
+        p.written = false;
+        let (index, left) = (p.index, p.retries_left);
+        s.socket += 1;
+        s.welcomed.clear();
+        if left == 0 {
+            let reason = format!(
+                "no reply after {} attempts: server seems to be offline, abandoning",
+                self.settings.retries
+            );
+            let fails = self
+                .frames(index)
+                .parts
+                .iter()
+                .map(|msg| Op::Fail {
+                    msg: *msg,
+                    reason: reason.clone(),
+                })
+                .collect();
+            record(&mut s.app, fails, o);
+            self.done(s, o);
+        }
+        self.connect(s, o);
+        self.write(s, o);
+    }
+
+    /// The request is over (answered, or abandoned): the next one after the pace.
+    fn done(&self, s: &mut RequesterState, o: &mut ZmqOut) {
+        s.pending = None;
+        s.next += 1;
+        if let Some(pace) = s.pace {
+            o.set_timer(ZmqTimer::Send, exact(pace));
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Unit tests of the ZeroMQ model's mechanisms, driving the peers directly: one message or
+//! timer at a time, asserting on the commands each step emits and on what the applications
+//! record. No simulator, no network: every delivery below is one the test chose.
+//!
+//! Producers (PUB, PUSH, REQ) have ids `0..producers`, consumers (SUB, PULL, REP) follow.
+
+use mqcheck_brokers::zeromq::{
+    Frames, ZeroMq, ZmqActor, ZmqDisk, ZmqMsg, ZmqRandom, ZmqState, ZmqTimer,
+};
+use mqcheck_brokers::{AppLog, Config, System, Workload};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
+
+type Cmd = Command<ZmqMsg, ZmqTimer, ZmqRandom, ZmqDisk>;
+
+/// The peers of one deployment with their current states.
+struct Peers {
+    actors: Vec<ZmqActor>,
+    states: Vec<Option<ZmqState>>,
+}
+
+impl Peers {
+    fn new(sets: &[&str], producers: u32, consumers: u32) -> Peers {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).expect("valid config");
+        ZeroMq::validate(&config).expect("a combination ZeroMQ accepts");
+        let system = ZeroMq::build(
+            &config,
+            Workload {
+                messages: 4,
+                producers,
+                consumers,
+            },
+        );
+        let actors: Vec<ZmqActor> = system.nodes().into_iter().map(|n| n.actor).collect();
+        let states = vec![None; actors.len()];
+        Peers { actors, states }
+    }
+
+    fn start(&mut self, i: usize) -> Vec<Cmd> {
+        let mut o = Out::new();
+        let state = self.actors[i].on_start(Id::from(i), &None, &mut o);
+        self.states[i] = Some(state);
+        o.into_iter().collect()
+    }
+
+    fn handle(
+        &mut self,
+        i: usize,
+        handler: impl FnOnce(&ZmqActor, Id, &mut Cow<ZmqState>, &mut Out<ZmqActor>),
+    ) -> Vec<Cmd> {
+        let mut o = Out::new();
+        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("peer started"));
+        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
+        self.states[i] = Some(state.into_owned());
+        o.into_iter().collect()
+    }
+
+    fn deliver(&mut self, dst: usize, src: usize, msg: ZmqMsg) -> Vec<Cmd> {
+        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
+    }
+
+    fn fire(&mut self, i: usize, timer: ZmqTimer) -> Vec<Cmd> {
+        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
+    }
+
+    fn random(&mut self, i: usize, r: ZmqRandom) -> Vec<Cmd> {
+        self.handle(i, |a, id, s, o| a.on_random(id, s, &r, o))
+    }
+
+    /// What peer `i`'s application recorded so far.
+    fn app(&self, i: usize) -> AppLog {
+        match self.states[i].as_ref().expect("peer started") {
+            ZmqState::Outgoing(s) => s.app.clone(),
+            ZmqState::Incoming(s) => s.app.clone(),
+            ZmqState::Req(s) => s.app.clone(),
+            ZmqState::Rep(s) => s.app.clone(),
+        }
+    }
+}
+
+fn msg(producer: u32, seq: u32) -> MsgId {
+    MsgId { producer, seq }
+}
+
+fn frames(producer: u32, index: u32) -> Frames {
+    Frames {
+        parts: vec![msg(producer, index)],
+        topic: if index.is_multiple_of(2) { 'A' } else { 'B' },
+    }
+}
+
+/// A message on a connection that was never reset.
+fn message(frames: Frames) -> ZmqMsg {
+    ZmqMsg::Message {
+        connection: 0,
+        frames,
+    }
+}
+
+/// The messages sent in `cmds`, by destination.
+fn sent(cmds: &[Cmd]) -> Vec<(usize, ZmqMsg)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(cmds: &[Cmd]) -> Vec<ZmqTimer> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::SetTimer(t, _) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The observations recorded between two snapshots of an application log.
+fn since(before: &AppLog, after: &AppLog) -> Vec<Op> {
+    after.since(before.len()).cloned().collect()
+}
+
+/// A PUB (id 0) with two SUBs (1, 2) connected and subscribed, publishing.
+fn publisher(sets: &[&str]) -> Peers {
+    let mut p = Peers::new(sets, 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    for sub in [1, 2] {
+        let hello = p.deliver(0, sub, ZmqMsg::Hello { connection: 0 });
+        assert_eq!(sent(&hello), vec![(sub, ZmqMsg::Welcome { connection: 0 })]);
+        assert!(
+            timers(&hello).is_empty(),
+            "no publishing before every subscription"
+        );
+        let prefix = if sets.contains(&"ZMQ_SUBSCRIBE=A") {
+            "A"
+        } else {
+            ""
+        };
+        let sub_cmds = p.deliver(
+            0,
+            sub,
+            ZmqMsg::Subscribe {
+                prefix: prefix.into(),
+            },
+        );
+        assert_eq!(timers(&sub_cmds).contains(&ZmqTimer::Send), sub == 2);
+    }
+    p
+}
+
+#[test]
+fn pub_drops_for_the_subscriber_in_the_mute_state_only_and_never_blocks() {
+    let mut p = publisher(&["pattern=pub-sub", "ZMQ_SNDHWM=1"]);
+    let first = p.fire(0, ZmqTimer::Send);
+    assert_eq!(
+        sent(&first),
+        vec![(1, message(frames(0, 0))), (2, message(frames(0, 0)))]
+    );
+    // sub1's socket took the message into its pipe; sub2's did not (paused, or slow).
+    p.deliver(0, 1, ZmqMsg::Credit(1));
+    let before = p.app(0);
+    let second = p.fire(0, ZmqTimer::Send);
+    assert_eq!(sent(&second), vec![(1, message(frames(0, 1)))]);
+    assert!(
+        timers(&second).contains(&ZmqTimer::Send),
+        "zmq_send returned"
+    );
+    let ops = since(&before, &p.app(0));
+    assert!(
+        matches!(&ops[0], Op::Send { msg: m, audience, .. } if *m == msg(0, 1) && *audience == vec![0, 1])
+    );
+    assert!(
+        matches!(&ops[1], Op::Discard { msg: m, reason } if *m == msg(0, 1) && reason.contains("ZMQ_SNDHWM") && reason.contains("sub1")),
+        "{ops:?}"
+    );
+    assert_eq!(ops[2], Op::Ack { msg: msg(0, 1) }, "acknowledged anyway");
+}
+
+#[test]
+fn subscriptions_filter_by_prefix_and_take_effect_only_when_they_arrive() {
+    let mut p = publisher(&["pattern=pub-sub", "ZMQ_SUBSCRIBE=A"]);
+    let a = p.fire(0, ZmqTimer::Send);
+    assert_eq!(sent(&a).len(), 2, "topic A goes to both subscribers");
+    let before = p.app(0);
+    let b = p.fire(0, ZmqTimer::Send);
+    assert!(sent(&b).is_empty(), "nobody subscribed to topic B");
+    let ops = since(&before, &p.app(0));
+    assert!(matches!(&ops[0], Op::Send { audience, .. } if audience.is_empty()));
+    assert!(!ops.iter().any(|op| matches!(op, Op::Discard { .. })));
+    // sub2 reconnects: until its subscription arrives on the new connection, PUB drops for it.
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
+    let before = p.app(0);
+    let c = p.fire(0, ZmqTimer::Send);
+    assert_eq!(sent(&c), vec![(1, message(frames(0, 2)))]);
+    let ops = since(&before, &p.app(0));
+    assert!(
+        ops.iter().any(|op| matches!(op, Op::Discard { msg: m, reason } if *m == msg(0, 2) && reason.contains("no matching subscription from sub1"))),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn push_round_robins_skips_mute_peers_and_blocks_when_all_are_mute() {
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1"], 1, 2);
+    p.start(0);
+    let pace = p.random(0, ZmqRandom::Pace(20));
+    assert_eq!(timers(&pace), vec![ZmqTimer::Send]);
+    // No peer yet: zmq_send blocks, nothing is acknowledged.
+    let before = p.app(0);
+    assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+    assert!(!since(&before, &p.app(0))
+        .iter()
+        .any(|op| matches!(op, Op::Ack { .. })));
+    // A peer connects: the blocked message goes to it.
+    let hello = p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    assert!(sent(&hello).contains(&(1, message(frames(0, 0)))));
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
+    // Next in turn is pull1 (id 2); then both are mute and zmq_send blocks.
+    assert_eq!(
+        sent(&p.fire(0, ZmqTimer::Send)),
+        vec![(2, message(frames(0, 1)))]
+    );
+    let blocked = p.fire(0, ZmqTimer::Send);
+    assert!(
+        sent(&blocked).is_empty() && timers(&blocked).is_empty(),
+        "{blocked:?}"
+    );
+    // pull1 reads a message: the blocked send goes to it — not dropped.
+    let credit = p.deliver(0, 2, ZmqMsg::Credit(1));
+    assert_eq!(sent(&credit), vec![(2, message(frames(0, 2)))]);
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 2) }));
+}
+
+#[test]
+fn pull_fair_queues_and_leaves_messages_on_the_connection_at_the_rcvhwm() {
+    // Two PUSH peers (0, 1), one PULL (2) with room for one message per pipe.
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_RCVHWM=1"], 2, 1);
+    let start = p.start(2);
+    let hellos: Vec<usize> = sent(&start).iter().map(|(d, _)| *d).collect();
+    assert_eq!(hellos, vec![0, 1], "PULL connects to every PUSH");
+    p.random(2, ZmqRandom::Processing(10));
+    let first = p.deliver(2, 0, message(frames(0, 0)));
+    assert_eq!(sent(&first), vec![(0, ZmqMsg::Credit(1))]);
+    assert_eq!(timers(&first), vec![ZmqTimer::Process]);
+    let held = p.deliver(2, 0, message(frames(0, 1)));
+    assert!(
+        sent(&held).is_empty(),
+        "the pipe is full: no credit, the PUSH stays mute"
+    );
+    p.deliver(2, 1, message(frames(1, 0)));
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let before = p.app(2);
+        p.fire(2, ZmqTimer::Process);
+        for op in since(&before, &p.app(2)) {
+            if let Op::Deliver {
+                msg, scope, group, ..
+            } = op
+            {
+                assert_eq!((scope, group), (0, 0));
+                order.push(msg);
+            }
+        }
+    }
+    assert_eq!(
+        order,
+        vec![msg(0, 0), msg(1, 0), msg(0, 1)],
+        "one from each peer in turn"
+    );
+}
+
+#[test]
+fn sub_reconnects_after_a_reset_sends_its_subscription_again_and_ignores_the_old_connection() {
+    let mut p = Peers::new(&["pattern=pub-sub", "ZMQ_SUBSCRIBE=B"], 1, 1);
+    p.start(1);
+    p.random(1, ZmqRandom::Processing(1));
+    p.deliver(1, 0, ZmqMsg::Welcome { connection: 0 });
+    let reset = p.deliver(1, 0, ZmqMsg::Reset);
+    assert_eq!(timers(&reset), vec![ZmqTimer::Reconnect]);
+    let again = p.fire(1, ZmqTimer::Reconnect);
+    assert_eq!(
+        sent(&again),
+        vec![
+            (0, ZmqMsg::Hello { connection: 1 }),
+            (0, ZmqMsg::Subscribe { prefix: "B".into() })
+        ]
+    );
+    // A straggler of the broken connection is not read as the new one's, nor is its greeting.
+    assert!(p.deliver(1, 0, message(frames(0, 1))).is_empty());
+    p.deliver(1, 0, ZmqMsg::Welcome { connection: 0 });
+    let still = p.fire(1, ZmqTimer::Reconnect);
+    assert_eq!(sent(&still)[0], (0, ZmqMsg::Hello { connection: 1 }));
+    let new = ZmqMsg::Message {
+        connection: 1,
+        frames: frames(0, 3),
+    };
+    assert_eq!(sent(&p.deliver(1, 0, new)), vec![(0, ZmqMsg::Credit(1))]);
+}
+
+#[test]
+fn plain_req_is_acknowledged_when_zmq_send_returns_and_waits_for_ever() {
+    let mut p = Peers::new(&["pattern=req-rep"], 1, 1);
+    p.start(0);
+    p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    p.random(0, ZmqRandom::Pace(20));
+    let send = p.fire(0, ZmqTimer::Send);
+    assert_eq!(
+        sent(&send),
+        vec![(
+            1,
+            ZmqMsg::Request {
+                socket: 0,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    assert!(
+        timers(&send).is_empty(),
+        "no timeout: a plain REQ waits for its reply"
+    );
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+    // Strict alternation: no second request before the reply.
+    assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+}
+
+#[test]
+fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
+    let mut p = Peers::new(
+        &[
+            "pattern=req-rep",
+            "client=lazy-pirate",
+            "lazy-pirate.retries=2",
+        ],
+        1,
+        1,
+    );
+    p.start(0);
+    p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    p.random(0, ZmqRandom::Pace(20));
+    let send = p.fire(0, ZmqTimer::Send);
+    assert_eq!(timers(&send), vec![ZmqTimer::RequestTimeout]);
+    assert!(
+        !p.app(0).iter().any(|op| matches!(op, Op::Ack { .. })),
+        "no reply yet"
+    );
+    // No reply in time: close the socket, open a new one, connect, resend on it.
+    let timeout = p.fire(0, ZmqTimer::RequestTimeout);
+    assert_eq!(sent(&timeout), vec![(1, ZmqMsg::Hello { connection: 1 })]);
+    let resend = p.deliver(0, 1, ZmqMsg::Welcome { connection: 1 });
+    assert_eq!(
+        sent(&resend),
+        vec![(
+            1,
+            ZmqMsg::Request {
+                socket: 1,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    // The old socket's reply arrives on a closed socket: ignored.
+    let before = p.app(0);
+    p.deliver(
+        0,
+        1,
+        ZmqMsg::Reply {
+            socket: 0,
+            frames: frames(0, 0),
+        },
+    );
+    assert!(since(&before, &p.app(0)).is_empty());
+    // The second attempt times out too: abandon the request, go on with the next.
+    let give_up = p.fire(0, ZmqTimer::RequestTimeout);
+    assert!(timers(&give_up).contains(&ZmqTimer::Send));
+    assert!(
+        matches!(p.app(0).iter().last(), Some(Op::Fail { msg: m, reason }) if *m == msg(0, 0) && reason.contains("abandoning")),
+        "{:?}",
+        p.app(0)
+    );
+}
+
+#[test]
+fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_handling_it() {
+    let mut p = Peers::new(
+        &["pattern=req-rep", "client=lazy-pirate", "server.dedup=true"],
+        1,
+        1,
+    );
+    p.start(1);
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
+    let req = p.deliver(
+        1,
+        0,
+        ZmqMsg::Request {
+            socket: 0,
+            frames: frames(0, 0),
+        },
+    );
+    assert_eq!(timers(&req), vec![ZmqTimer::Process]);
+    // The client reopened its socket while the server was handling the request.
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 1 });
+    let handled = p.fire(1, ZmqTimer::Process);
+    assert!(
+        sent(&handled).is_empty(),
+        "the requester is gone: the reply is discarded"
+    );
+    assert_eq!(p.app(1).len(), 1, "handled once");
+    // The resent request: answered, not handled again.
+    p.deliver(
+        1,
+        0,
+        ZmqMsg::Request {
+            socket: 1,
+            frames: frames(0, 0),
+        },
+    );
+    let again = p.fire(1, ZmqTimer::Process);
+    assert_eq!(
+        sent(&again),
+        vec![(
+            0,
+            ZmqMsg::Reply {
+                socket: 1,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    assert_eq!(p.app(1).len(), 1, "a duplicate, detected");
+}
+
+#[test]
+fn multipart_messages_travel_whole_and_name_their_parts() {
+    let mut p = Peers::new(&["pattern=push-pull", "frames=3"], 1, 1);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    let send = p.fire(0, ZmqTimer::Send);
+    let parts = vec![msg(0, 0), msg(0, 1), msg(0, 2)];
+    assert_eq!(
+        sent(&send),
+        vec![(
+            1,
+            message(Frames {
+                parts: parts.clone(),
+                topic: 'A'
+            })
+        )]
+    );
+    assert!(p.app(0).iter().any(|op| *op
+        == Op::Multipart {
+            parts: parts.clone()
+        }));
+}
+
+#[test]
+fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
+    // ZMQ_IMMEDIATE=0: zmq_send returns at once, round robin may pick a server that is down,
+    // and the request waits in its pipe for the connection.
+    let mut p = Peers::new(&["pattern=req-rep"], 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    let send = p.fire(0, ZmqTimer::Send);
+    assert!(
+        sent(&send).is_empty(),
+        "queued for rep0 (id 1), not connected"
+    );
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+    let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(
+        sent(&up),
+        vec![(
+            1,
+            ZmqMsg::Request {
+                socket: 0,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    // ZMQ_IMMEDIATE=1: only completed connections have pipes.
+    let mut p = Peers::new(&["pattern=req-rep", "ZMQ_IMMEDIATE=1"], 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    let before = p.app(0);
+    assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+    assert!(
+        !since(&before, &p.app(0))
+            .iter()
+            .any(|op| matches!(op, Op::Ack { .. })),
+        "zmq_send blocks: no connection is complete"
+    );
+    let up = p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&up).len(), 1);
+    assert_eq!(sent(&up)[0].0, 2, "to the connected server");
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+}
