@@ -310,6 +310,10 @@ impl Job for ExploreCmd {
 struct Progress<'a>(&'a mut dyn std::io::Write);
 
 impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
+    fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(250)
+    }
+
     fn report_checking(&mut self, data: stateright::report::ReportData) {
         let _ = std::io::Write::write_fmt(
             self.0,

@@ -337,22 +337,25 @@ impl<S: System> CheckModel<S> {
     }
 
     /// Has this run ended: every fault healed, nothing in flight, and either every client is
-    /// settled (every message sent and answered, each acknowledged one delivered) or the drain
-    /// time has passed since the nemesis' last act, as in the simulator's final drain?
+    /// settled (every message sent and answered, each acknowledged one delivered), or the drain
+    /// time has passed since the nemesis' last act (the simulator's final drain), or nothing
+    /// is armed to happen ever again?
     pub fn ended(&self, state: &CheckState<S>) -> bool {
         state.network.is_empty()
             && state.nemesis.restarts.is_empty()
             && state.nemesis.isolated.is_none()
-            && (state.now >= state.nemesis.last_act + self.drain || {
-                let history = self.history(state);
-                let w = self.bounds.workload;
-                let sends = history
-                    .events
-                    .iter()
-                    .filter(|e| matches!(e.op, Op::Send { .. }))
-                    .count();
-                sends == (w.messages * w.producers) as usize && history.settled()
-            })
+            && (state.now >= state.nemesis.last_act + self.drain
+                || self.next_event(state).is_none()
+                || {
+                    let history = self.history(state);
+                    let w = self.bounds.workload;
+                    let sends = history
+                        .events
+                        .iter()
+                        .filter(|e| matches!(e.op, Op::Send { .. }))
+                        .count();
+                    sends == (w.messages * w.producers) as usize && history.settled()
+                })
     }
 }
 
