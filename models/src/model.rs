@@ -128,6 +128,9 @@ pub struct CheckState<S: System> {
     pub now: u64,
     pub nodes: Vec<Slot<S>>,
     pub network: Channels<S>,
+    /// When each entry of each client's application log appeared (simulated ms), so the checkers'
+    /// explanations tell the time of an acknowledgement or a delivery.
+    pub observed: Vec<Vec<u64>>,
     pub nemesis: Nemesis,
 }
 
@@ -137,6 +140,7 @@ impl<S: System> Clone for CheckState<S> {
             now: self.now,
             nodes: self.nodes.clone(),
             network: self.network.clone(),
+            observed: self.observed.clone(),
             nemesis: self.nemesis.clone(),
         }
     }
@@ -147,6 +151,7 @@ impl<S: System> Hash for CheckState<S> {
         self.now.hash(h);
         self.nodes.hash(h);
         self.network.hash(h);
+        self.observed.hash(h);
         self.nemesis.hash(h);
     }
 }
@@ -156,6 +161,7 @@ impl<S: System> PartialEq for CheckState<S> {
         self.now == o.now
             && self.nodes == o.nodes
             && self.network == o.network
+            && self.observed == o.observed
             && self.nemesis == o.nemesis
     }
 }
@@ -253,6 +259,19 @@ impl<S: System> CheckModel<S> {
         self.apply(state, id, out);
     }
 
+    /// Stamps the client observations made in this step with the current time.
+    fn stamp(&self, state: &mut CheckState<S>) {
+        for (slot, times) in state.nodes.iter().zip(state.observed.iter_mut()) {
+            let len = slot
+                .storage
+                .as_ref()
+                .and_then(S::app_log)
+                .map_or(0, |l| l.len());
+            // A power loss never shortens an application log (applications keep theirs whole).
+            times.resize(len.max(times.len()), state.now);
+        }
+    }
+
     /// Drops what can no longer travel — packets to or from a dead process (its connections are
     /// gone) and packets across the partition — and notes new leaders.
     fn enforce_links(&self, state: &mut CheckState<S>) {
@@ -326,10 +345,10 @@ impl<S: System> CheckModel<S> {
     /// The clients' observations so far.
     pub fn history(&self, state: &CheckState<S>) -> History {
         let mut history = History::default();
-        for (node, slot) in self.nodes.iter().zip(&state.nodes) {
+        for ((node, slot), times) in self.nodes.iter().zip(&state.nodes).zip(&state.observed) {
             if let Some(log) = slot.storage.as_ref().and_then(S::app_log) {
-                for op in log.iter() {
-                    history.push(state.now, node.name.clone(), op.clone());
+                for (op, at) in log.iter().zip(times) {
+                    history.push(*at, node.name.clone(), op.clone());
                 }
             }
         }
@@ -377,6 +396,7 @@ impl<S: System> Model for CheckModel<S> {
                 })
                 .collect(),
             network: BTreeMap::new(),
+            observed: vec![Vec::new(); self.nodes.len()],
             nemesis: Nemesis::default(),
         };
         for i in 0..self.nodes.len() {
@@ -543,6 +563,7 @@ impl<S: System> Model for CheckModel<S> {
             }
         };
         self.enforce_links(&mut next);
+        self.stamp(&mut next);
         Some(next)
     }
 
