@@ -15,6 +15,7 @@ pub mod config;
 pub mod disk;
 pub mod kafka;
 mod system;
+mod timers;
 
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};

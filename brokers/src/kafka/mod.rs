@@ -97,6 +97,7 @@ pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
 use crate::config::Allowed::{Bool, Int, OneOf};
+pub(crate) use crate::timers::{exact, retry};
 use crate::AppLog;
 use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
 
@@ -161,16 +162,6 @@ pub const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
 pub const HW_CHECKPOINT: Duration = Duration::from_millis(5000);
 /// Records per fetch response (a stand-in for `max.partition.fetch.bytes`).
 pub const MAX_FETCH_RECORDS: usize = 16;
-
-/// A timer that fires after exactly `d`.
-pub(crate) fn exact(d: Duration) -> std::ops::Range<Duration> {
-    d..d + Duration::from_millis(1)
-}
-
-/// A periodic timer with a little jitter, so periodic work does not line up across nodes.
-pub(crate) fn retry(d: Duration) -> std::ops::Range<Duration> {
-    d..d + d / 10 + Duration::from_millis(1)
-}
 
 fn ms(config: &Config, key: &str) -> Duration {
     Duration::from_millis(config.int(key))
