@@ -14,6 +14,7 @@ pub mod app_log;
 pub mod config;
 pub mod disk;
 pub mod kafka;
+pub mod rabbitmq;
 mod system;
 mod timers;
 
@@ -36,6 +37,7 @@ pub trait Job {
 pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
     match broker {
         kafka::NAME => Ok(job.run::<kafka::Kafka>()),
+        rabbitmq::NAME => Ok(job.run::<rabbitmq::RabbitMq>()),
         _ => Err(ConfigError::new(
             "broker",
             format!(
