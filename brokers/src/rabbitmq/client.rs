@@ -341,8 +341,6 @@ pub struct ConsumerState {
     /// The application's record of what it handled.
     pub app: AppLog,
     pub conn: Connection,
-    /// `basic.consume-ok` received on the current connection.
-    pub consuming: bool,
     /// Deliveries received and not yet handled: lost, not delivered, if the consumer crashes.
     pub buffer: VecDeque<Delivery>,
     /// The delivery being handled, and whether the handler will fail on it.
@@ -367,7 +365,6 @@ impl Consumer {
         let mut s = ConsumerState {
             app,
             conn: Connection::new(),
-            consuming: false,
             buffer: VecDeque::new(),
             handling: None,
             held: BTreeSet::new(),
@@ -398,18 +395,20 @@ impl Consumer {
                 o.send(
                     src,
                     RabbitMsg::Consume {
+                        channel: s.conn.channel,
                         prefetch: self.settings.prefetch,
                         auto_ack: self.settings.auto_ack,
                     },
                 );
             }
-            RabbitMsg::ConsumeOk if s.conn.open => s.consuming = true,
+            // Deliveries on this connection's channel only: an older channel's are void.
             RabbitMsg::Deliver {
+                channel,
                 tag,
                 msg,
                 redelivered,
                 delivery_count,
-            } if s.consuming && s.held.insert(tag) => {
+            } if s.conn.open && channel == s.conn.channel && s.held.insert(tag) => {
                 s.buffer.push_back(Delivery {
                     tag,
                     msg,
@@ -441,7 +440,6 @@ impl Consumer {
     /// The channel is gone, and with it every delivery not yet acknowledged: the broker requeues
     /// them.
     fn channel_closed(&self, s: &mut ConsumerState, o: &mut RabbitOut) {
-        s.consuming = false;
         s.buffer.clear();
         s.handling = None;
         s.held.clear();

@@ -50,6 +50,7 @@ pub struct Pending {
 /// A consumer attached to the leader.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClassicConsumer {
+    pub channel: u32,
     pub prefetch: u32,
     pub auto_ack: bool,
 }
@@ -270,11 +271,18 @@ impl Node {
                 self.maybe_confirm(s, id, o);
                 self.deliver(s, o);
             }
-            RabbitMsg::Consume { prefetch, auto_ack } if s.clients.contains(&src) => {
+            RabbitMsg::Consume {
+                channel,
+                prefetch,
+                auto_ack,
+            } if s.clients.contains(&src) => {
                 self.detach(s, src);
-                s.classic
-                    .consumers
-                    .insert(src, ClassicConsumer { prefetch, auto_ack });
+                let consumer = ClassicConsumer {
+                    channel,
+                    prefetch,
+                    auto_ack,
+                };
+                s.classic.consumers.insert(src, consumer);
                 s.classic.service.push_back(src);
                 o.send(src, RabbitMsg::ConsumeOk);
                 self.deliver(s, o);
@@ -388,6 +396,7 @@ impl Node {
             o.send(
                 consumer,
                 RabbitMsg::Deliver {
+                    channel: c.consumers[&consumer].channel,
                     tag: id,
                     msg,
                     redelivered,

@@ -27,6 +27,7 @@ pub enum Command {
     /// messages of) an earlier attachment of the same client.
     Checkout {
         consumer: Id,
+        channel: u32,
         prefetch: u32,
         auto_ack: bool,
     },
@@ -107,6 +108,7 @@ pub enum RabbitMsg {
     },
     /// `basic.qos` + `basic.consume`.
     Consume {
+        channel: u32,
         prefetch: u32,
         auto_ack: bool,
     },
@@ -114,6 +116,7 @@ pub enum RabbitMsg {
     /// `basic.deliver`; `tag` is the message's id in the queue (the model's delivery tag), and
     /// `delivery_count` the `x-delivery-count` header a quorum queue adds.
     Deliver {
+        channel: u32,
         tag: u64,
         msg: MsgId,
         redelivered: bool,
@@ -212,11 +215,17 @@ impl fmt::Display for Command {
             Command::Enqueue { msg, seq, .. } => write!(f, "enqueue {msg} (seq {seq})"),
             Command::Checkout {
                 consumer, prefetch, ..
-            } => write!(f, "checkout by {consumer:?} prefetch={prefetch}"),
+            } => write!(
+                f,
+                "checkout by client {} prefetch={prefetch}",
+                usize::from(*consumer)
+            ),
             Command::Settle { id, .. } => write!(f, "settle {id}"),
             Command::Return { id, .. } => write!(f, "return {id}"),
             Command::Discard { id, .. } => write!(f, "discard {id}"),
-            Command::Down { consumer, .. } => write!(f, "consumer {consumer:?} down"),
+            Command::Down { consumer, .. } => {
+                write!(f, "consumer of client {} down", usize::from(*consumer))
+            }
         }
     }
 }
@@ -236,7 +245,9 @@ impl fmt::Display for RabbitMsg {
             Publish { msg, seq, .. } => write!(f, "basic.publish {msg} seq={seq}"),
             Confirm { seq, .. } => write!(f, "basic.ack (confirm) seq={seq}"),
             Return { seq, .. } => write!(f, "basic.return NO_ROUTE seq={seq}"),
-            Consume { prefetch, auto_ack } => {
+            Consume {
+                prefetch, auto_ack, ..
+            } => {
                 write!(f, "basic.consume prefetch={prefetch} no_ack={auto_ack}")
             }
             ConsumeOk => write!(f, "basic.consume-ok"),
@@ -245,6 +256,7 @@ impl fmt::Display for RabbitMsg {
                 msg,
                 redelivered,
                 delivery_count,
+                ..
             } => write!(
                 f,
                 "basic.deliver {msg} tag={tag} redelivered={redelivered} x-delivery-count={delivery_count}"

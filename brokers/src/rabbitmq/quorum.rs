@@ -81,6 +81,8 @@ pub struct FifoMsg {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FifoConsumer {
+    /// The channel it consumes on: deliveries carry it.
+    pub channel: u32,
     /// The index of the checkout that attached it: commands of an older attachment are ignored.
     pub checkout: Index,
     pub prefetch: u32,
@@ -97,8 +99,9 @@ pub struct Fifo {
     pub consumers: BTreeMap<Id, FifoConsumer>,
     /// Round-robin service order.
     pub service: VecDeque<Id>,
-    /// Highest publish sequence number enqueued per (publisher, channel).
-    pub enqueuers: BTreeMap<(Id, u32), u64>,
+    /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
+    /// confirmed again but not enqueued twice.
+    pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
 }
 
 impl Fifo {
@@ -119,9 +122,8 @@ impl Fifo {
                 seq,
                 msg,
             } => {
-                let last = self.enqueuers.entry((*publisher, *channel)).or_insert(0);
-                if *seq > *last {
-                    *last = *seq;
+                let seen = self.enqueuers.entry((*publisher, *channel)).or_default();
+                if seen.insert(*seq) {
                     self.messages.insert(
                         index,
                         FifoMsg {
@@ -142,6 +144,7 @@ impl Fifo {
             }
             Command::Checkout {
                 consumer,
+                channel,
                 prefetch,
                 auto_ack,
             } => {
@@ -149,6 +152,7 @@ impl Fifo {
                 self.consumers.insert(
                     *consumer,
                     FifoConsumer {
+                        channel: *channel,
                         checkout: index,
                         prefetch: *prefetch,
                         auto_ack: *auto_ack,
@@ -250,6 +254,7 @@ impl Fifo {
             fx.push((
                 c,
                 RabbitMsg::Deliver {
+                    channel: self.consumers[&c].channel,
                     tag: id,
                     msg: m.msg,
                     redelivered,
@@ -639,9 +644,14 @@ impl Node {
                     self.propose(me, s, command, o);
                 }
             }
-            RabbitMsg::Consume { prefetch, auto_ack } if s.clients.contains(&src) => {
+            RabbitMsg::Consume {
+                channel,
+                prefetch,
+                auto_ack,
+            } if s.clients.contains(&src) => {
                 let command = Command::Checkout {
                     consumer: src,
+                    channel,
                     prefetch,
                     auto_ack,
                 };
