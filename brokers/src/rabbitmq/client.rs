@@ -27,6 +27,8 @@ pub struct Connection {
     pub open: bool,
     /// Connections opened so far: each has its own channel.
     pub channel: u32,
+    /// Frames received on this connection (heartbeats aside).
+    pub received: u64,
 }
 
 impl Connection {
@@ -35,6 +37,7 @@ impl Connection {
             node: Id::from(0),
             open: false,
             channel: 0,
+            received: 0,
         }
     }
 }
@@ -52,6 +55,7 @@ fn dial(c: &mut Connection, node: Id, o: &mut RabbitOut) {
 fn opened(c: &mut Connection, heartbeat: Duration, o: &mut RabbitOut) {
     c.open = true;
     c.channel += 1;
+    c.received = 0;
     o.cancel_timer(RabbitTimer::Connect);
     o.set_timer(RabbitTimer::Heartbeat, retry(heartbeat / 2));
     o.set_timer(RabbitTimer::ServerSilent, exact(heartbeat));
@@ -92,7 +96,13 @@ fn connection_event(
     match msg {
         RabbitMsg::Disconnected => Some(None),
         RabbitMsg::NotLeader { leader } => Some(*leader),
-        _ => None,
+        // Frames went missing: the connection broke under us.
+        RabbitMsg::Heartbeat { frames: Some(n) } if c.open && *n > c.received => Some(None),
+        RabbitMsg::Heartbeat { .. } | RabbitMsg::OpenOk => None,
+        _ => {
+            c.received += 1;
+            None
+        }
     }
 }
 
@@ -244,7 +254,7 @@ impl Publisher {
             }
             RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
             RabbitTimer::Heartbeat if s.conn.open => {
-                o.send(s.conn.node, RabbitMsg::Heartbeat);
+                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
                 o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
             }
             RabbitTimer::ServerSilent if s.conn.open => {
@@ -425,7 +435,7 @@ impl Consumer {
         match timer {
             RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
             RabbitTimer::Heartbeat if s.conn.open => {
-                o.send(s.conn.node, RabbitMsg::Heartbeat);
+                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
                 o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
             }
             RabbitTimer::ServerSilent if s.conn.open => {

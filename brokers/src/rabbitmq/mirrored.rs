@@ -1,7 +1,7 @@
 //! Classic queues, mirrored or not: a leader holding the messages, and (with an `ha-mode`
 //! policy) mirrors kept up to date by the leader's multicast.
 
-use super::node::{Node, NodeState};
+use super::node::{to_client, Node, NodeState};
 use super::protocol::{RabbitMsg, Stored};
 use super::{Promote, QueueType, RabbitOut, RabbitTimer, FSYNC_INTERVAL};
 use crate::timers::exact;
@@ -176,7 +176,6 @@ impl Node {
 
     pub(super) fn classic_timeout(
         &self,
-        me: Id,
         s: &mut NodeState,
         timer: &RabbitTimer,
         o: &mut RabbitOut,
@@ -190,7 +189,6 @@ impl Node {
                 s.classic.pending.get_mut(&id).expect("listed").fsync = false;
                 self.maybe_confirm(s, id, o);
             }
-            let _ = me;
         }
     }
 
@@ -202,10 +200,8 @@ impl Node {
             .is_some_and(|p| p.waiting.is_empty() && !p.fsync);
         if ready {
             let p = s.classic.pending.remove(&id).expect("pending");
-            if s.clients.contains(&p.publisher) {
-                let (channel, seq) = (p.channel, p.seq);
-                o.send(p.publisher, RabbitMsg::Confirm { channel, seq });
-            }
+            let (channel, seq) = (p.channel, p.seq);
+            to_client(s, p.publisher, RabbitMsg::Confirm { channel, seq }, o);
         }
     }
 
@@ -218,7 +214,7 @@ impl Node {
         o: &mut RabbitOut,
     ) {
         if !s.classic.leader {
-            if !matches!(msg, RabbitMsg::Heartbeat) {
+            if !matches!(msg, RabbitMsg::Heartbeat { .. }) {
                 let leader = s
                     .classic
                     .record
@@ -237,9 +233,9 @@ impl Node {
                 msg,
                 persistent,
                 mandatory,
-            } if s.clients.contains(&src) => {
+            } if s.clients.contains_key(&src) => {
                 if self.settings.route(msg.seq).unroutable {
-                    self.unroutable(src, channel, seq, mandatory, o);
+                    self.unroutable(s, src, (channel, seq), mandatory, o);
                     return;
                 }
                 let id = s.classic.next_id;
@@ -269,13 +265,13 @@ impl Node {
                     },
                 );
                 self.maybe_confirm(s, id, o);
-                self.deliver(s, o);
+                self.deliver(me, s, o);
             }
             RabbitMsg::Consume {
                 channel,
                 prefetch,
                 auto_ack,
-            } if s.clients.contains(&src) => {
+            } if s.clients.contains_key(&src) => {
                 self.detach(s, src);
                 let consumer = ClassicConsumer {
                     channel,
@@ -284,8 +280,8 @@ impl Node {
                 };
                 s.classic.consumers.insert(src, consumer);
                 s.classic.service.push_back(src);
-                o.send(src, RabbitMsg::ConsumeOk);
-                self.deliver(s, o);
+                to_client(s, src, RabbitMsg::ConsumeOk, o);
+                self.deliver(me, s, o);
             }
             RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. } => {
                 if s.classic.unacked.get(&tag) != Some(&src) {
@@ -297,7 +293,7 @@ impl Node {
                 } else {
                     self.drop_message(me, s, tag, o);
                 }
-                self.deliver(s, o);
+                self.deliver(me, s, o);
             }
             _ => {}
         }
@@ -323,14 +319,14 @@ impl Node {
 
     pub(super) fn classic_client_gone(
         &self,
-        _me: Id,
+        me: Id,
         s: &mut NodeState,
         client: Id,
         o: &mut RabbitOut,
     ) {
         if s.classic.leader {
             self.detach(s, client);
-            self.deliver(s, o);
+            self.deliver(me, s, o);
         }
     }
 
@@ -371,9 +367,8 @@ impl Node {
     }
 
     /// Hands ready messages to consumers with credit, round robin.
-    fn deliver(&self, s: &mut NodeState, o: &mut RabbitOut) {
-        let me_auto: Vec<u64> = Vec::new();
-        let mut auto_acked = me_auto;
+    fn deliver(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        let mut auto_acked = Vec::new();
         while !s.classic.ready.is_empty() {
             let c = &mut s.classic;
             let mut found = None;
@@ -393,17 +388,17 @@ impl Node {
             let redelivered = stored.delivered;
             stored.delivered = true;
             let (msg, stored) = (stored.msg, stored.clone());
-            o.send(
-                consumer,
-                RabbitMsg::Deliver {
-                    channel: c.consumers[&consumer].channel,
-                    tag: id,
-                    msg,
-                    redelivered,
-                    delivery_count: 0,
-                },
-            );
-            if c.consumers[&consumer].auto_ack {
+            let deliver = RabbitMsg::Deliver {
+                channel: c.consumers[&consumer].channel,
+                tag: id,
+                msg,
+                redelivered,
+                delivery_count: 0,
+            };
+            let auto_ack = c.consumers[&consumer].auto_ack;
+            to_client(s, consumer, deliver, o);
+            let c = &mut s.classic;
+            if auto_ack {
                 auto_acked.push(id);
             } else {
                 c.unacked.insert(id, consumer);
@@ -413,7 +408,6 @@ impl Node {
             }
         }
         for id in auto_acked {
-            let me = s.classic.record.as_ref().map_or(Id::from(0), |r| r.leader);
             self.drop_message(me, s, id, o);
         }
     }

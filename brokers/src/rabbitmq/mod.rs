@@ -790,7 +790,7 @@ impl System for RabbitMq {
 
     fn describe(msg: &RabbitMsg) -> Option<String> {
         match msg {
-            RabbitMsg::Tick | RabbitMsg::Heartbeat => None,
+            RabbitMsg::Tick | RabbitMsg::Heartbeat { .. } => None,
             RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
             RabbitMsg::AppendReply { success: true, .. } => None,
             m => Some(m.to_string()),

@@ -62,8 +62,8 @@ pub struct NodeState {
     pub partitioned: BTreeSet<Id>,
     /// `pause_minority`: stopped while in a minority.
     pub paused: bool,
-    /// Clients with an open AMQP connection here.
-    pub clients: BTreeSet<Id>,
+    /// Clients with an open AMQP connection here, with the frames sent to each.
+    pub clients: BTreeMap<Id, u64>,
     /// A copy of what was last saved.
     pub disk: NodeDisk,
     pub quorum: QuorumState,
@@ -77,6 +77,14 @@ impl NodeState {
     }
 }
 
+/// Sends a frame on a client's open connection, counting it for the heartbeat.
+pub(super) fn to_client(s: &mut NodeState, client: Id, msg: RabbitMsg, o: &mut RabbitOut) {
+    if let Some(frames) = s.clients.get_mut(&client) {
+        *frames += 1;
+        o.send(client, msg);
+    }
+}
+
 impl Node {
     pub fn start(&self, id: Id, disk: Option<NodeDisk>, o: &mut RabbitOut) -> NodeState {
         let disk = disk.unwrap_or_default();
@@ -84,7 +92,7 @@ impl Node {
             down: BTreeSet::new(),
             partitioned: BTreeSet::new(),
             paused: false,
-            clients: BTreeSet::new(),
+            clients: BTreeMap::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
             classic: ClassicState::default(),
             disk,
@@ -156,7 +164,7 @@ impl Node {
             return;
         }
         // A client.
-        if s.clients.contains(&src) {
+        if s.clients.contains_key(&src) {
             o.set_timer(
                 RabbitTimer::ClientSilent(src),
                 exact(self.settings.heartbeat),
@@ -167,7 +175,7 @@ impl Node {
             return;
         }
         if s.paused {
-            if msg != RabbitMsg::Heartbeat {
+            if !matches!(msg, RabbitMsg::Heartbeat { .. }) {
                 o.send(src, RabbitMsg::NotLeader { leader: None });
             }
             return;
@@ -199,8 +207,9 @@ impl Node {
                 }
             }
             RabbitTimer::ClientHeartbeat => {
-                for c in &s.clients {
-                    o.send(*c, RabbitMsg::Heartbeat);
+                for (c, frames) in &s.clients {
+                    let frames = Some(*frames);
+                    o.send(*c, RabbitMsg::Heartbeat { frames });
                 }
                 o.set_timer(
                     RabbitTimer::ClientHeartbeat,
@@ -211,14 +220,14 @@ impl Node {
             _ if s.paused => {}
             _ => match self.settings.queue_type {
                 QueueType::Quorum => self.quorum_timeout(id, s, timer, o),
-                _ => self.classic_timeout(id, s, timer, o),
+                _ => self.classic_timeout(s, timer, o),
             },
         }
     }
 
     /// An AMQP connection is open: heartbeats start.
     pub(super) fn accept_client(&self, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
-        s.clients.insert(client);
+        s.clients.insert(client, 0);
         o.set_timer(
             RabbitTimer::ClientSilent(client),
             exact(self.settings.heartbeat),
@@ -229,14 +238,14 @@ impl Node {
     /// Closes every client connection (the queue moved, or the node stops), with a hint where
     /// the queue now leads.
     pub(super) fn drop_clients(&self, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
-        for c in std::mem::take(&mut s.clients) {
+        for c in std::mem::take(&mut s.clients).into_keys() {
             o.cancel_timer(RabbitTimer::ClientSilent(c));
             o.send(c, RabbitMsg::NotLeader { leader });
         }
     }
 
     fn client_gone(&self, id: Id, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
-        if !s.clients.remove(&client) {
+        if s.clients.remove(&client).is_none() {
             return;
         }
         o.cancel_timer(RabbitTimer::ClientSilent(client));
@@ -252,16 +261,16 @@ impl Node {
     /// A `mandatory` publish that routes nowhere comes back; the confirm follows either way.
     pub(super) fn unroutable(
         &self,
+        s: &mut NodeState,
         client: Id,
-        channel: u32,
-        seq: u64,
+        (channel, seq): (u32, u64),
         mandatory: bool,
         o: &mut RabbitOut,
     ) {
         if mandatory {
-            o.send(client, RabbitMsg::Return { channel, seq });
+            to_client(s, client, RabbitMsg::Return { channel, seq }, o);
         }
-        o.send(client, RabbitMsg::Confirm { channel, seq });
+        to_client(s, client, RabbitMsg::Confirm { channel, seq }, o);
     }
 
     fn peer_down(&self, id: Id, s: &mut NodeState, peer: Id, shutdown: bool, o: &mut RabbitOut) {

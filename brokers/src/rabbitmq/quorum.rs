@@ -1,6 +1,6 @@
 //! Quorum queues: a Raft group (Ra) replicating the commands of the `rabbit_fifo` state machine.
 
-use super::node::{Node, NodeState};
+use super::node::{to_client, Node, NodeState};
 use super::protocol::{Command, Entry, Index, RabbitMsg, Term};
 use super::{RabbitOut, RabbitTimer, Settings, ELECTION_TIMEOUT, MAX_APPEND, RAFT_HEARTBEAT};
 use crate::timers::retry;
@@ -389,9 +389,7 @@ impl Node {
             let fx = s.quorum.fifo.apply(index, &command, &self.settings);
             if s.quorum.is_leader() && s.quorum.leader == Some(me) {
                 for (to, msg) in fx {
-                    if s.clients.contains(&to) {
-                        o.send(to, msg);
-                    }
+                    to_client(s, to, msg, o);
                 }
             }
         }
@@ -612,7 +610,7 @@ impl Node {
         o: &mut RabbitOut,
     ) {
         if !s.quorum.is_leader() {
-            if !matches!(msg, RabbitMsg::Heartbeat | RabbitMsg::Disconnected) {
+            if !matches!(msg, RabbitMsg::Heartbeat { .. } | RabbitMsg::Disconnected) {
                 o.send(
                     src,
                     RabbitMsg::NotLeader {
@@ -630,10 +628,10 @@ impl Node {
                 msg,
                 mandatory,
                 ..
-            } if s.clients.contains(&src) => {
+            } if s.clients.contains_key(&src) => {
                 let routed = self.settings.route(msg.seq);
                 if routed.unroutable {
-                    self.unroutable(src, channel, seq, mandatory, o);
+                    self.unroutable(s, src, (channel, seq), mandatory, o);
                 } else {
                     let command = Command::Enqueue {
                         publisher: src,
@@ -648,7 +646,7 @@ impl Node {
                 channel,
                 prefetch,
                 auto_ack,
-            } if s.clients.contains(&src) => {
+            } if s.clients.contains_key(&src) => {
                 let command = Command::Checkout {
                     consumer: src,
                     channel,
@@ -657,7 +655,9 @@ impl Node {
                 };
                 self.propose(me, s, command, o);
             }
-            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. } if s.clients.contains(&src) => {
+            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. }
+                if s.clients.contains_key(&src) =>
+            {
                 let Some(checkout) = s.quorum.fifo.consumers.get(&src).map(|c| c.checkout) else {
                     return;
                 };
