@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// The queue's record in the cluster's metadata (Mnesia), as one node sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueRecord {
-    /// Bumped at every change; the highest wins when two views meet.
+    /// Bumped at every promotion: the view with the latest leader wins when two views meet.
     pub epoch: u32,
+    /// Bumped at every membership change under one leader.
+    pub version: u32,
     pub leader: Id,
     /// Oldest first: the order promotion follows.
     pub mirrors: Vec<Id>,
@@ -23,16 +25,18 @@ impl QueueRecord {
     fn msg(&self) -> RabbitMsg {
         RabbitMsg::QueueRecord {
             epoch: self.epoch,
+            version: self.version,
             leader: self.leader,
             mirrors: self.mirrors.clone(),
             synced: self.synced.clone(),
         }
     }
 
-    /// Which of two views wins: the later epoch, then the lower leader.
+    /// Which of two views wins: the later promotion, then the later change, then the lower
+    /// leader.
     fn newer_than(&self, other: &QueueRecord) -> bool {
-        (self.epoch, std::cmp::Reverse(self.leader))
-            > (other.epoch, std::cmp::Reverse(other.leader))
+        (self.epoch, self.version, std::cmp::Reverse(self.leader))
+            > (other.epoch, other.version, std::cmp::Reverse(other.leader))
     }
 }
 
@@ -91,6 +95,7 @@ impl Node {
         let mirrors = self.settings.initial_mirrors();
         QueueRecord {
             epoch: 0,
+            version: 0,
             leader: Id::from(0),
             synced: mirrors.clone(),
             mirrors,
@@ -361,7 +366,7 @@ impl Node {
                     record.synced.push(m);
                 }
             }
-            record.epoch += 1;
+            record.version += 1;
             self.broadcast_record(me, s, o);
         }
     }
@@ -447,12 +452,14 @@ impl Node {
             }
             RabbitMsg::QueueRecord {
                 epoch,
+                version,
                 leader,
                 mirrors,
                 synced,
             } if self.mirrored() && !s.partitioned.contains(&src) => {
                 let theirs = QueueRecord {
                     epoch,
+                    version,
                     leader,
                     mirrors,
                     synced,
@@ -504,7 +511,7 @@ impl Node {
                 record.mirrors.push(src);
                 self.add_mirror(s, src, o);
             }
-            s.classic.record.as_mut().expect("started").epoch = mine.epoch.max(theirs.epoch) + 1;
+            s.classic.record.as_mut().expect("started").version += 1;
             self.broadcast_record(me, s, o);
         }
     }
@@ -547,7 +554,7 @@ impl Node {
             let r = s.classic.record.as_mut().expect("started");
             r.mirrors.retain(|m| *m != peer);
             r.synced.retain(|m| *m != peer);
-            r.epoch += 1;
+            r.version += 1;
             s.classic.joined_at.remove(&peer);
             let ids: Vec<u64> = s.classic.pending.keys().copied().collect();
             for id in ids {
@@ -623,6 +630,7 @@ impl Node {
             .collect();
         c.record = Some(QueueRecord {
             epoch: old.epoch + 1,
+            version: 0,
             leader: me,
             mirrors,
             synced,

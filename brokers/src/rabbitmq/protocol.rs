@@ -197,6 +197,7 @@ pub enum RabbitMsg {
     /// its mirrors oldest first, and which of them are synchronised.
     QueueRecord {
         epoch: u32,
+        version: u32,
         leader: Id,
         mirrors: Vec<Id>,
         synced: Vec<Id>,
@@ -303,12 +304,13 @@ impl fmt::Display for RabbitMsg {
             MirrorSync { messages, .. } => write!(f, "gm: sync {} messages", messages.len()),
             QueueRecord {
                 epoch,
+                version,
                 leader,
                 mirrors,
                 synced,
             } => write!(
                 f,
-                "queue record epoch={epoch} leader={} mirrors={} synchronised={}",
+                "queue record epoch={epoch}.{version} leader={} mirrors={} synchronised={}",
                 n(*leader),
                 ns(mirrors),
                 ns(synced)
