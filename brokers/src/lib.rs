@@ -24,7 +24,7 @@ pub use disk::Durable;
 pub use system::{Node, Role, Scenario, System, Workload};
 
 /// The broker models this build knows, by the name `--broker` takes.
-pub const BROKERS: &[&str] = &[kafka::NAME];
+pub const BROKERS: &[&str] = &[kafka::NAME, rabbitmq::NAME];
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.

@@ -39,9 +39,9 @@ fn matrix_writes_a_row_per_configuration_with_evidence() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(rows.len() >= 10, "one row per named Kafka configuration");
+    let kafka_rows = rows.iter().filter(|r| r["broker"] == "kafka").count();
+    assert!(kafka_rows >= 10, "one row per named Kafka configuration");
     for row in &rows {
-        assert_eq!(row["broker"], "kafka");
         assert_eq!(row["report"]["stats"]["runs"], 4);
         for inv in ["at-least-once", "at-most-once", "ordering"] {
             let entry = &row["report"]["invariants"][inv];
@@ -52,7 +52,8 @@ fn matrix_writes_a_row_per_configuration_with_evidence() {
             );
             if entry["held"] == false {
                 let replay = entry["first_violation"]["replay"].as_str().unwrap();
-                assert!(replay.starts_with("mqcheck replay --broker kafka"));
+                let broker = row["broker"].as_str().unwrap();
+                assert!(replay.starts_with(&format!("mqcheck replay --broker {broker}")));
             }
         }
     }

@@ -502,17 +502,17 @@ impl System for RabbitMq {
             },
             Scenario {
                 name: "mirrored, pause_minority (Jepsen 2014)",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=3", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "publisher.retry=true"],
+                sets: &["queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
                 claim: "the article: mirrored queues, a master and slaves, the oldest slave promoted",
             },
             Scenario {
                 name: "mirrored, ignore",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "publisher.retry=true"],
+                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
                 claim: "mirrored queues with the default partition handling",
             },
             Scenario {
                 name: "mirrored, autoheal",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "publisher.retry=true"],
+                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "net_ticktime=15"],
                 claim: "autoheal: the losing side restarts",
             },
             Scenario {
