@@ -65,6 +65,8 @@ pub struct ClassicState {
     pub leader: bool,
     /// A mirror under the recorded leader.
     pub mirror: bool,
+    /// This mirror holds the whole queue: it was synchronised (or started with the cluster).
+    pub in_sync: bool,
     /// Every message the queue holds, ready or unacknowledged, by its position.
     pub messages: BTreeMap<u64, Stored>,
     pub next_id: u64,
@@ -133,6 +135,7 @@ impl Node {
                 }
             }
             s.classic.mirror = record.mirrors.contains(&me) && s.disk.record.is_none();
+            s.classic.in_sync = s.classic.mirror && record.synced.contains(&me);
         }
         s.disk.record = Some(record);
         self.save(s, o);
@@ -359,14 +362,11 @@ impl Node {
             .map(|(m, _)| *m)
             .collect();
         if !caught_up.is_empty() {
-            let record = s.classic.record.as_mut().expect("a leader has a record");
             for m in caught_up {
                 s.classic.joined_at.remove(&m);
-                if !record.synced.contains(&m) {
-                    record.synced.push(m);
-                }
+                self.sync_mirror(s, m, o);
             }
-            record.version += 1;
+            s.classic.record.as_mut().expect("a leader").version += 1;
             self.broadcast_record(me, s, o);
         }
     }
@@ -446,6 +446,7 @@ impl Node {
             }
             RabbitMsg::MirrorSync { messages, .. } if leader == Some(src) && s.classic.mirror => {
                 s.classic.messages = messages.iter().cloned().collect();
+                s.classic.in_sync = true;
                 for (id, stored) in messages {
                     self.store(s, id, &stored, o);
                 }
@@ -481,8 +482,9 @@ impl Node {
         let mine = s.classic.record.clone().expect("started");
         if theirs.newer_than(&mine) {
             let was_leader = s.classic.leader;
-            let joined =
-                theirs.mirrors.contains(&me) && (!s.classic.mirror || theirs.leader != mine.leader);
+            // A mirror stays a mirror, contents and all, under a promoted leader; a node that
+            // was not one joins empty.
+            let joined = theirs.mirrors.contains(&me) && !s.classic.mirror;
             s.classic.leader = theirs.leader == me;
             if was_leader && !s.classic.leader {
                 // Another leader won: this one's contents are discarded; clients go there.
@@ -490,9 +492,12 @@ impl Node {
                 s.classic = ClassicState::default();
             }
             if joined {
-                // A new mirror starts empty.
+                // A new mirror starts empty, unsynchronised whatever the record says, and tells
+                // the leader it is new (with its older view).
                 s.classic.messages.clear();
                 s.disk.store.clear();
+                s.classic.in_sync = false;
+                o.send(theirs.leader, mine.msg());
             }
             s.classic.mirror = theirs.mirrors.contains(&me);
             if !s.classic.mirror && !s.classic.leader {
@@ -519,21 +524,22 @@ impl Node {
     /// A new mirror: unsynchronised until everything older than it is gone, or synchronised
     /// at once with `ha-sync-mode=automatic`.
     fn add_mirror(&self, s: &mut NodeState, mirror: Id, o: &mut RabbitOut) {
-        let epoch = s.classic.record.as_ref().map_or(0, |r| r.epoch);
-        if self.settings.ha_sync_automatic {
-            let messages: Vec<(u64, Stored)> = s.classic.messages.clone().into_iter().collect();
-            o.send(mirror, RabbitMsg::MirrorSync { epoch, messages });
-            let record = s.classic.record.as_mut().expect("started");
-            record.synced.push(mirror);
-        } else if s.classic.messages.is_empty() {
-            s.classic
-                .record
-                .as_mut()
-                .expect("started")
-                .synced
-                .push(mirror);
+        if self.settings.ha_sync_automatic || s.classic.messages.is_empty() {
+            self.sync_mirror(s, mirror, o);
         } else {
             s.classic.joined_at.insert(mirror, s.classic.next_id);
+        }
+    }
+
+    /// The mirror receives the whole queue and counts as synchronised from now on; the mirror
+    /// itself trusts nothing else (a record can be older than its last restart).
+    fn sync_mirror(&self, s: &mut NodeState, mirror: Id, o: &mut RabbitOut) {
+        let epoch = s.classic.record.as_ref().map_or(0, |r| r.epoch);
+        let messages: Vec<(u64, Stored)> = s.classic.messages.clone().into_iter().collect();
+        o.send(mirror, RabbitMsg::MirrorSync { epoch, messages });
+        let record = s.classic.record.as_mut().expect("started");
+        if !record.synced.contains(&mirror) {
+            record.synced.push(mirror);
         }
     }
 
@@ -579,7 +585,14 @@ impl Node {
                 .iter()
                 .copied()
                 .filter(|m| !s.down.contains(m))
-                .find(|m| rule == Promote::Always || record.synced.contains(m));
+                .find(|m| {
+                    let synced = if *m == me {
+                        s.classic.in_sync
+                    } else {
+                        record.synced.contains(m)
+                    };
+                    rule == Promote::Always || synced
+                });
             if successor == Some(me) {
                 self.promote(me, s, o);
             }
