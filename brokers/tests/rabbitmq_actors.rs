@@ -275,3 +275,68 @@ fn a_publish_is_confirmed_only_once_a_majority_has_it() {
     let committed = relay(&mut c, &reply, 1, 0);
     assert!(sends(&committed).contains(&confirm), "{committed:?}");
 }
+
+/// A mirrored queue (ha-params=2, manual sync) whose leader `n1` holds one message, replicated to
+/// `n2`. `n2` is then seen down, so `n1` takes `n3` as a new, unsynchronised mirror; then `n3`
+/// sees `n1` down. Returns the cluster at that point.
+fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
+    let sets = [
+        "queue.type=mirrored",
+        "ha-params=2",
+        "ha-sync-mode=manual",
+        promote,
+    ];
+    let actors = system(&sets).nodes().into_iter().map(|n| n.actor).collect();
+    let mut c = Cluster {
+        actors,
+        states: vec![None; 5],
+    };
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let publish = RabbitMsg::Publish {
+        channel: 1,
+        seq: 1,
+        msg: msg(0),
+        persistent: true,
+        mandatory: false,
+    };
+    let replicated = c.deliver(0, PUBLISHER, publish);
+    relay(&mut c, &replicated, 0, 1);
+    let dropped = c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
+    let record = sends(&dropped)
+        .into_iter()
+        .find(|(to, m)| *to == 2 && matches!(m, RabbitMsg::QueueRecord { .. }))
+        .expect("the leader announces its new mirror")
+        .1;
+    assert!(
+        matches!(&record, RabbitMsg::QueueRecord { mirrors, synced, .. }
+            if mirrors == &vec![Id::from(2)] && synced.is_empty()),
+        "{record}"
+    );
+    c.deliver(2, 0, record);
+    c.fire(2, RabbitTimer::PeerSilent(Id::from(0)));
+    c
+}
+
+fn classic(c: &Cluster, i: usize) -> &mqcheck_brokers::rabbitmq::ClassicState {
+    match c.states[i].as_ref().expect("started") {
+        RabbitState::Node(n) => &n.classic,
+        s => panic!("not a node: {s:?}"),
+    }
+}
+
+#[test]
+fn promoting_an_unsynchronised_mirror_loses_what_it_never_had() {
+    let c = unsynchronised_mirror_sees_its_leader_fail("ha-promote-on-failure=always");
+    let n3 = classic(&c, 2);
+    assert!(n3.leader, "always: the only mirror takes over");
+    assert!(n3.messages.is_empty(), "without the message n1 and n2 held");
+    let c = unsynchronised_mirror_sees_its_leader_fail("ha-promote-on-failure=when-synced");
+    let n3 = classic(&c, 2);
+    assert!(
+        !n3.leader,
+        "when-synced: the queue waits for its leader instead"
+    );
+}
