@@ -106,6 +106,12 @@ fn connection_event(
     }
 }
 
+/// The application writes what it observed to its durable log.
+fn record(app: &mut AppLog, op: Op, o: &mut RabbitOut) {
+    app.push(op);
+    o.save(RabbitDisk::App(app.clone()));
+}
+
 #[derive(Clone, Debug)]
 pub struct Publisher {
     pub settings: Settings,
@@ -162,11 +168,6 @@ impl Publisher {
         o.set_timer(RabbitTimer::Send, exact(Duration::from_millis(pace_ms)));
     }
 
-    fn record(&self, s: &mut PublisherState, op: Op, o: &mut RabbitOut) {
-        s.app.push(op);
-        o.save(RabbitDisk::App(s.app.clone()));
-    }
-
     pub fn on_msg(&self, s: &mut PublisherState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
         if let Some(hint) = connection_event(&self.settings, &mut s.conn, src, &msg, o) {
             self.connection_lost(s, o);
@@ -190,7 +191,7 @@ impl Publisher {
                 if let Some(m) = s.unconfirmed.remove(&seq) {
                     if s.outstanding.remove(&m) {
                         o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
-                        self.record(s, Op::Ack { msg: self.msg(m) }, o);
+                        record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
                     }
                 }
             }
@@ -199,8 +200,8 @@ impl Publisher {
                     if s.outstanding.remove(&m) {
                         o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
                         let reason = "basic.return NO_ROUTE: mandatory and unroutable".to_string();
-                        self.record(
-                            s,
+                        record(
+                            &mut s.app,
                             Op::Fail {
                                 msg: self.msg(m),
                                 reason,
@@ -232,7 +233,7 @@ impl Publisher {
                         scope: 0,
                         audience,
                     };
-                    self.record(s, op, o);
+                    record(&mut s.app, op, o);
                     if self.settings.confirms {
                         s.outstanding.insert(m);
                         o.set_timer(
@@ -243,7 +244,7 @@ impl Publisher {
                     self.publish(s, m, o);
                     if !self.settings.confirms {
                         // Without confirms, basic.publish returning is all the application learns.
-                        self.record(s, Op::Ack { msg: self.msg(m) }, o);
+                        record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
                     }
                 }
                 if let Some(pace) = s.pace {
@@ -271,8 +272,8 @@ impl Publisher {
                     s.outstanding.remove(m);
                     s.unconfirmed.retain(|_, x| x != m);
                     let reason = "no confirm within publisher.confirm_timeout".to_string();
-                    self.record(
-                        s,
+                    record(
+                        &mut s.app,
                         Op::Fail {
                             msg: self.msg(*m),
                             reason,
@@ -318,8 +319,8 @@ impl Publisher {
                 s.outstanding.remove(&m);
                 o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
                 let reason = "connection closed before the confirm".to_string();
-                self.record(
-                    s,
+                record(
+                    &mut s.app,
                     Op::Fail {
                         msg: self.msg(m),
                         reason,
@@ -383,11 +384,6 @@ impl Consumer {
         };
         dial(&mut s.conn, Id::from(0), o);
         s
-    }
-
-    fn record(&self, s: &mut ConsumerState, op: Op, o: &mut RabbitOut) {
-        s.app.push(op);
-        o.save(RabbitDisk::App(s.app.clone()));
     }
 
     pub fn on_msg(&self, s: &mut ConsumerState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
@@ -477,7 +473,7 @@ impl Consumer {
                 session: u64::from(s.conn.channel),
                 redelivered: Some(d.redelivered),
             };
-            self.record(s, op, o);
+            record(&mut s.app, op, o);
         }
         s.handling = Some((d, poison));
         o.set_timer(RabbitTimer::Process, exact(s.processing_time));
@@ -507,8 +503,8 @@ impl Consumer {
                 } else {
                     format!("the consumer rejected it with requeue=false, so it was {fate}")
                 };
-                self.record(
-                    s,
+                record(
+                    &mut s.app,
                     Op::Discard {
                         msg: d.msg,
                         reason: why,

@@ -431,6 +431,7 @@ impl Node {
                 if leader == Some(src) && s.classic.mirror =>
             {
                 s.classic.messages.insert(id, stored.clone());
+                s.classic.next_id = s.classic.next_id.max(id + 1);
                 self.store(s, id, &stored, o);
                 o.send(src, RabbitMsg::MirrorPublishOk { epoch, id });
             }
