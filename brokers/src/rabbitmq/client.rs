@@ -230,7 +230,7 @@ impl Publisher {
                         };
                     let op = Op::Send {
                         msg: self.msg(m),
-                        scope: 0,
+                        scope: s.conn.channel,
                         audience,
                     };
                     record(&mut s.app, op, o);
@@ -343,6 +343,7 @@ pub struct Consumer {
 pub struct Delivery {
     pub tag: u64,
     pub msg: MsgId,
+    pub published_on: u32,
     pub redelivered: bool,
     pub delivery_count: u32,
 }
@@ -412,12 +413,14 @@ impl Consumer {
                 channel,
                 tag,
                 msg,
+                published_on,
                 redelivered,
                 delivery_count,
             } if s.conn.open && channel == s.conn.channel && s.held.insert(tag) => {
                 s.buffer.push_back(Delivery {
                     tag,
                     msg,
+                    published_on,
                     redelivered,
                     delivery_count,
                 });
@@ -468,7 +471,7 @@ impl Consumer {
                 msg: d.msg,
                 group: 0,
                 consumer: self.index,
-                scope: 0,
+                scope: d.published_on,
                 position: None,
                 session: u64::from(s.conn.channel),
                 redelivered: Some(d.redelivered),

@@ -250,6 +250,7 @@ impl Node {
                 s.classic.next_id += 1;
                 let stored = Stored {
                     msg,
+                    channel,
                     persistent,
                     delivered: false,
                 };
@@ -397,6 +398,7 @@ impl Node {
                 channel: c.consumers[&consumer].channel,
                 tag: id,
                 msg,
+                published_on: stored.channel,
                 redelivered,
                 delivery_count: 0,
             };

@@ -63,6 +63,8 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Stored {
     pub msg: MsgId,
+    /// The channel it was published on.
+    pub channel: u32,
     pub persistent: bool,
     /// Delivered at least once (the queue index records deliveries): a later delivery carries
     /// `redelivered=true`.
@@ -124,6 +126,10 @@ pub enum RabbitMsg {
         channel: u32,
         tag: u64,
         msg: MsgId,
+        /// The channel the message was published on: not an AMQP field, but what the model's
+        /// consumer records as the ordering scope (RabbitMQ promises order per publishing
+        /// channel into a queue).
+        published_on: u32,
         redelivered: bool,
         delivery_count: u32,
     },

@@ -72,6 +72,8 @@ impl QuorumState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FifoMsg {
     pub msg: MsgId,
+    /// The channel it was published on.
+    pub channel: u32,
     /// Times it was handed to a consumer: a later delivery is flagged redelivered.
     pub acquired: u32,
     /// Explicit returns (`basic.nack`/`basic.reject` with requeue): the `x-delivery-count`
@@ -128,6 +130,7 @@ impl Fifo {
                         index,
                         FifoMsg {
                             msg: *msg,
+                            channel: *channel,
                             acquired: 0,
                             delivery_count: 0,
                         },
@@ -257,6 +260,7 @@ impl Fifo {
                     channel: self.consumers[&c].channel,
                     tag: id,
                     msg: m.msg,
+                    published_on: m.channel,
                     redelivered,
                     delivery_count: m.delivery_count,
                 },
