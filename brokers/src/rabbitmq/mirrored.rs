@@ -144,21 +144,22 @@ impl Node {
     fn store(&self, s: &mut NodeState, id: u64, stored: &Stored, o: &mut RabbitOut) {
         if stored.persistent && self.settings.durable {
             s.disk.store.insert(id, stored.clone());
-            self.save(s, o);
-            if !s.classic.dirty {
-                s.classic.dirty = true;
-                o.set_timer(RabbitTimer::Fsync, exact(FSYNC_INTERVAL));
-            }
+            self.written(s, o);
         }
     }
 
     fn unstore(&self, s: &mut NodeState, id: u64, o: &mut RabbitOut) {
         if s.disk.store.remove(&id).is_some() {
-            self.save(s, o);
-            if !s.classic.dirty {
-                s.classic.dirty = true;
-                o.set_timer(RabbitTimer::Fsync, exact(FSYNC_INTERVAL));
-            }
+            self.written(s, o);
+        }
+    }
+
+    /// The store changed: saved to the page cache now, fsynced with the next batch.
+    fn written(&self, s: &mut NodeState, o: &mut RabbitOut) {
+        self.save(s, o);
+        if !s.classic.dirty {
+            s.classic.dirty = true;
+            o.set_timer(RabbitTimer::Fsync, exact(FSYNC_INTERVAL));
         }
     }
 
