@@ -57,6 +57,43 @@ fn manual_ack_redelivers_after_a_crash_flagged_redelivered() {
     }
 }
 
+/// `redelivered=false` means never delivered before: over the timelines of a few seeds of each
+/// queue type under crashes and partitions, a message's later deliveries are all flagged.
+#[test]
+fn redelivered_false_only_on_a_first_delivery() {
+    let mut repeated = 0;
+    for queue in ["classic", "mirrored", "quorum"] {
+        for seed in 0..8 {
+            let seed = seed.to_string();
+            let set = format!("queue.type={queue}");
+            let args = [
+                "replay",
+                "--broker",
+                "rabbitmq",
+                "--set",
+                &set,
+                "--faults",
+                "crash,partition",
+                "--messages",
+                "40",
+                "--check",
+                "at-least-once",
+                "--seed",
+                &seed,
+            ];
+            let r = mqcheck(&args);
+            for (msg, flags) in deliveries(&r.stdout) {
+                assert!(
+                    flags[1..].iter().all(|f| *f),
+                    "{queue} seed {seed}: {msg} delivered again unflagged: {flags:?}"
+                );
+                repeated += usize::from(flags.len() > 1);
+            }
+        }
+    }
+    assert!(repeated > 0, "some message was delivered more than once");
+}
+
 #[test]
 fn a_lost_confirm_with_publisher_retry_stores_a_message_twice() {
     let args = "--broker rabbitmq --set queue.type=quorum --set publisher.confirms=true --set publisher.retry=true --faults loss --seeds 300";
