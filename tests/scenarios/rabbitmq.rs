@@ -271,10 +271,6 @@ fn bad_input_names_the_key_and_exits_2() {
             "ha-sync-mode",
         ),
         (
-            "sim --broker rabbitmq --set queue.type=mirrored --set ha-params=5",
-            "ha-params",
-        ),
-        (
             "sim --broker rabbitmq --set queue.type=mirrored --set ha-mode=all --set ha-params=2",
             "ha-params",
         ),

@@ -150,7 +150,8 @@ pub struct Settings {
     pub net_ticktime: Duration,
     pub queue_type: QueueType,
     pub durable: bool,
-    /// Replicas of a mirrored queue, leader included (`ha-params`; all nodes with `ha-mode=all`).
+    /// Replicas of a mirrored queue, leader included (`ha-params`, at most the nodes there are,
+    /// as RabbitMQ mirrors on the nodes available; all nodes with `ha-mode=all`).
     pub ha_replicas: usize,
     pub ha_sync_automatic: bool,
     pub promote_on_failure: Promote,
@@ -688,16 +689,6 @@ impl System for RabbitMq {
                 "ha-params",
                 "ha-params is not allowed with ha-mode=all (allowed with ha-mode=exactly)",
             ));
-        }
-        let nodes = config.int("nodes");
-        if queue_type == "mirrored" && config.str("ha-mode") == "exactly" {
-            let params = config.int("ha-params");
-            if params > nodes {
-                return Err(ConfigError::new(
-                    "ha-params",
-                    format!("ha-params={params} asks for more replicas than the {nodes} nodes (allowed: 1 to {nodes})"),
-                ));
-            }
         }
         if queue_type == "quorum" && !config.bool("durable") {
             return Err(ConfigError::new(
