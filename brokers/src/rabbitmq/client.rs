@@ -265,9 +265,12 @@ impl Publisher {
             RabbitTimer::ConfirmTimeout(m) if s.outstanding.contains(m) => {
                 if self.settings.retry {
                     // Publish again, through a fresh connection: the old one may lead nowhere.
+                    // (While reconnecting, the message already waits to be published again.)
                     o.set_timer(timer.clone(), exact(self.settings.confirm_timeout));
-                    self.connection_lost(s, o);
-                    redial(&self.settings, &mut s.conn, None, o);
+                    if s.conn.open {
+                        self.connection_lost(s, o);
+                        redial(&self.settings, &mut s.conn, None, o);
+                    }
                 } else {
                     s.outstanding.remove(m);
                     s.unconfirmed.retain(|_, x| x != m);
