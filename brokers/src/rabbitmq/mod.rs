@@ -71,8 +71,8 @@
 //!
 //! # What is simplified
 //!
-//! One queue, one exchange. A client talks to the node hosting the queue's leader (a node that
-//! does not answers with a hint, and the client dials again), so channel processes proxying to
+//! One queue, one exchange. A client talks to the node hosting the queue's leader (any other
+//! node answers with a hint, and the client dials again), so channel processes proxying to
 //! queues on other nodes are not modelled. Delivery tags are the queue's message ids. The Raft
 //! group has all nodes as members, with no membership changes, snapshots or pipelining limits.
 //! A promoted mirror flags everything it holds redelivered (mirrors do not track deliveries).
