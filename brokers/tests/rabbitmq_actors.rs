@@ -340,3 +340,46 @@ fn promoting_an_unsynchronised_mirror_loses_what_it_never_had() {
         "when-synced: the queue waits for its leader instead"
     );
 }
+
+/// Model-checking friendliness: once the work is done, the periodic timers (Raft heartbeat, the
+/// distribution tick, AMQP heartbeats) and the answers they draw lead back to the same states.
+#[test]
+fn an_idle_cluster_is_a_fixed_point_of_its_periodic_timers() {
+    let mut c = Cluster::new();
+    for i in 0..3 {
+        c.start(i);
+    }
+    let ask = c.fire(0, RabbitTimer::Election);
+    let vote = relay(&mut c, &ask, 0, 1);
+    let won = relay(&mut c, &vote, 1, 0);
+    for f in 1..3 {
+        let reply = relay(&mut c, &won, 0, f);
+        relay(&mut c, &reply, f, 0);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let round = |c: &mut Cluster| {
+        let beat = c.fire(0, RabbitTimer::RaftHeartbeat);
+        for f in 1..3 {
+            let reply = relay(c, &beat, 0, f);
+            relay(c, &reply, f, 0);
+        }
+    };
+    // The first round tells the followers the commit index: progress, not chatter.
+    round(&mut c);
+    let before = c.states.clone();
+    round(&mut c);
+    for (n, timer) in [
+        (0, RabbitTimer::Tick),
+        (1, RabbitTimer::Tick),
+        (0, RabbitTimer::ClientHeartbeat),
+    ] {
+        let sent = c.fire(n, timer);
+        for (to, m) in sends(&sent) {
+            if to < 3 {
+                c.deliver(to, n, m);
+            }
+        }
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Heartbeat { frames: None });
+    assert_eq!(c.states, before);
+}
