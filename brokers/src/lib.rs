@@ -14,6 +14,7 @@ pub mod app_log;
 pub mod config;
 pub mod disk;
 pub mod kafka;
+pub mod rabbitmq;
 mod system;
 mod timers;
 pub mod zeromq;
@@ -24,7 +25,7 @@ pub use disk::Durable;
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
 
 /// The broker models this build knows, by the name `--broker` takes.
-pub const BROKERS: &[&str] = &[kafka::NAME, zeromq::NAME];
+pub const BROKERS: &[&str] = &[kafka::NAME, rabbitmq::NAME, zeromq::NAME];
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.
@@ -37,6 +38,7 @@ pub trait Job {
 pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
     match broker {
         kafka::NAME => Ok(job.run::<kafka::Kafka>()),
+        rabbitmq::NAME => Ok(job.run::<rabbitmq::RabbitMq>()),
         zeromq::NAME => Ok(job.run::<zeromq::ZeroMq>()),
         _ => Err(ConfigError::new(
             "broker",

@@ -3,4 +3,5 @@
 mod cli;
 mod common;
 mod kafka;
+mod rabbitmq;
 mod zeromq;

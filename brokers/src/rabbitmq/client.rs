@@ -1,0 +1,536 @@
+//! The clients: a publisher with confirms (and, optionally, republishing), and consumers with
+//! automatic or manual acknowledgements.
+
+use super::{
+    NackMode, RabbitDisk, RabbitMsg, RabbitOut, RabbitRandom, RabbitTimer, Settings, RECONNECT,
+};
+use crate::timers::{exact, retry};
+use crate::AppLog;
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::Id;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// Paces a run may draw: milliseconds between two publishes.
+pub const PACES: [u64; 3] = [10, 50, 300];
+/// Handling times a run may draw: milliseconds the application spends on one message.
+pub const HANDLING: [u64; 3] = [2, 10, 40];
+/// The application's handler fails this many times on a poison message before it succeeds.
+const POISON_FAILURES: u32 = 2;
+
+/// Where a client's connection stands, shared by both kinds of client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Connection {
+    /// The node dialled last.
+    pub node: Id,
+    /// `connection.open-ok` received.
+    pub open: bool,
+    /// Connections opened so far: each has its own channel.
+    pub channel: u32,
+    /// Frames received on this connection (heartbeats aside).
+    pub received: u64,
+}
+
+impl Connection {
+    fn new() -> Self {
+        Connection {
+            node: Id::from(0),
+            open: false,
+            channel: 0,
+            received: 0,
+        }
+    }
+}
+
+/// Dials `node`; a connection that does not open within `RECONNECT` is given up.
+fn dial(c: &mut Connection, node: Id, o: &mut RabbitOut) {
+    c.node = node;
+    c.open = false;
+    o.send(node, RabbitMsg::Open);
+    o.set_timer(RabbitTimer::Connect, exact(RECONNECT));
+    o.cancel_timer(RabbitTimer::Heartbeat);
+    o.cancel_timer(RabbitTimer::ServerSilent);
+}
+
+fn opened(c: &mut Connection, heartbeat: Duration, o: &mut RabbitOut) {
+    c.open = true;
+    c.channel += 1;
+    c.received = 0;
+    o.cancel_timer(RabbitTimer::Connect);
+    o.set_timer(RabbitTimer::Heartbeat, retry(heartbeat / 2));
+    o.set_timer(RabbitTimer::ServerSilent, exact(heartbeat));
+}
+
+/// The connection is gone: dial the hinted leader at once, or wait and try the next node.
+fn redial(settings: &Settings, c: &mut Connection, hint: Option<Id>, o: &mut RabbitOut) {
+    c.open = false;
+    o.cancel_timer(RabbitTimer::Heartbeat);
+    o.cancel_timer(RabbitTimer::ServerSilent);
+    match hint.filter(|h| usize::from(*h) < settings.nodes) {
+        Some(node) => dial(c, node, o),
+        None => o.set_timer(RabbitTimer::Connect, exact(RECONNECT)),
+    }
+}
+
+/// The connect timer: the attempt (or the wait) is over, so dial the next node.
+fn dial_next(settings: &Settings, c: &mut Connection, o: &mut RabbitOut) {
+    let node = Id::from((usize::from(c.node) + 1) % settings.nodes);
+    dial(c, node, o);
+}
+
+/// Heartbeats and connection loss, common to both clients. Returns `Some(hint)` when the
+/// connection is gone (hint: the queue's leader, if the node named one).
+fn connection_event(
+    settings: &Settings,
+    c: &mut Connection,
+    src: Id,
+    msg: &RabbitMsg,
+    o: &mut RabbitOut,
+) -> Option<Option<Id>> {
+    if src != c.node {
+        return None;
+    }
+    if c.open {
+        o.set_timer(RabbitTimer::ServerSilent, exact(settings.heartbeat));
+    }
+    match msg {
+        RabbitMsg::Disconnected => Some(None),
+        RabbitMsg::NotLeader { leader } => Some(*leader),
+        // Frames went missing: the connection broke under us.
+        RabbitMsg::Heartbeat { frames: Some(n) } if c.open && *n > c.received => Some(None),
+        RabbitMsg::Heartbeat { .. } | RabbitMsg::OpenOk => None,
+        _ => {
+            c.received += 1;
+            None
+        }
+    }
+}
+
+/// The application writes what it observed to its durable log.
+fn record(app: &mut AppLog, op: Op, o: &mut RabbitOut) {
+    app.push(op);
+    o.save(RabbitDisk::App(app.clone()));
+}
+
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PublisherState {
+    /// The application's record of what it sent and what the broker confirmed.
+    pub app: AppLog,
+    pub pace: Option<Duration>,
+    pub conn: Connection,
+    /// The next message the application sends.
+    pub next: u32,
+    /// Publish sequence numbers on the current channel.
+    pub publish_seq: u64,
+    /// Unconfirmed publishes on the current channel: sequence number → message.
+    pub unconfirmed: BTreeMap<u64, u32>,
+    /// Messages sent and not yet confirmed, returned or failed.
+    pub outstanding: BTreeSet<u32>,
+    /// Messages to publish again once a connection is open (`publisher.retry`).
+    pub republish: VecDeque<u32>,
+}
+
+impl Publisher {
+    fn msg(&self, seq: u32) -> MsgId {
+        MsgId {
+            producer: self.index,
+            seq,
+        }
+    }
+
+    pub fn start(&self, app: AppLog, o: &mut RabbitOut) -> PublisherState {
+        o.choose_random(
+            "pace",
+            PACES.iter().map(|ms| RabbitRandom::Pace(*ms)).collect(),
+        );
+        let mut s = PublisherState {
+            app,
+            pace: None,
+            conn: Connection::new(),
+            next: 0,
+            publish_seq: 0,
+            unconfirmed: BTreeMap::new(),
+            outstanding: BTreeSet::new(),
+            republish: VecDeque::new(),
+        };
+        dial(&mut s.conn, Id::from(0), o);
+        s
+    }
+
+    pub fn on_pace(&self, s: &mut PublisherState, pace_ms: u64, o: &mut RabbitOut) {
+        s.pace = Some(Duration::from_millis(pace_ms));
+        o.set_timer(RabbitTimer::Send, exact(Duration::from_millis(pace_ms)));
+    }
+
+    pub fn on_msg(&self, s: &mut PublisherState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
+        if let Some(hint) = connection_event(&self.settings, &mut s.conn, src, &msg, o) {
+            self.connection_lost(s, o);
+            redial(&self.settings, &mut s.conn, hint, o);
+            return;
+        }
+        if src != s.conn.node {
+            return;
+        }
+        match msg {
+            RabbitMsg::OpenOk if !s.conn.open => {
+                opened(&mut s.conn, self.settings.heartbeat, o);
+                s.publish_seq = 0;
+                while let Some(m) = s.republish.pop_front() {
+                    if s.outstanding.contains(&m) {
+                        self.publish(s, m, o);
+                    }
+                }
+            }
+            RabbitMsg::Confirm { channel, seq } if channel == s.conn.channel => {
+                if let Some(m) = s.unconfirmed.remove(&seq) {
+                    if s.outstanding.remove(&m) {
+                        o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
+                        record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
+                    }
+                }
+            }
+            RabbitMsg::Return { channel, seq } if channel == s.conn.channel => {
+                if let Some(m) = s.unconfirmed.remove(&seq) {
+                    if s.outstanding.remove(&m) {
+                        o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
+                        let reason = "basic.return NO_ROUTE: mandatory and unroutable".to_string();
+                        record(
+                            &mut s.app,
+                            Op::Fail {
+                                msg: self.msg(m),
+                                reason,
+                            },
+                            o,
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut PublisherState, timer: &RabbitTimer, o: &mut RabbitOut) {
+        match timer {
+            RabbitTimer::Send => {
+                if s.next < self.settings.workload.messages && s.conn.open {
+                    let m = s.next;
+                    s.next += 1;
+                    let routed = self.settings.route(m);
+                    let audience =
+                        if routed.queues.contains(&0) && self.settings.workload.consumers > 0 {
+                            vec![0]
+                        } else {
+                            Vec::new()
+                        };
+                    let op = Op::Send {
+                        msg: self.msg(m),
+                        scope: s.conn.channel,
+                        audience,
+                    };
+                    record(&mut s.app, op, o);
+                    if self.settings.confirms {
+                        s.outstanding.insert(m);
+                        o.set_timer(
+                            RabbitTimer::ConfirmTimeout(m),
+                            exact(self.settings.confirm_timeout),
+                        );
+                    }
+                    self.publish(s, m, o);
+                    if !self.settings.confirms {
+                        // Without confirms, basic.publish returning is all the application learns.
+                        record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
+                    }
+                }
+                if let Some(pace) = s.pace {
+                    if s.next < self.settings.workload.messages {
+                        o.set_timer(RabbitTimer::Send, exact(pace));
+                    }
+                }
+            }
+            RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
+            RabbitTimer::Heartbeat if s.conn.open => {
+                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
+                o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
+            }
+            RabbitTimer::ServerSilent if s.conn.open => {
+                self.connection_lost(s, o);
+                redial(&self.settings, &mut s.conn, None, o);
+            }
+            RabbitTimer::ConfirmTimeout(m) if s.outstanding.contains(m) => {
+                if self.settings.retry {
+                    // Publish again, through a fresh connection: the old one may lead nowhere.
+                    // (While reconnecting, the message already waits to be published again.)
+                    o.set_timer(timer.clone(), exact(self.settings.confirm_timeout));
+                    if s.conn.open {
+                        self.connection_lost(s, o);
+                        redial(&self.settings, &mut s.conn, None, o);
+                    }
+                } else {
+                    s.outstanding.remove(m);
+                    s.unconfirmed.retain(|_, x| x != m);
+                    let reason = "no confirm within publisher.confirm_timeout".to_string();
+                    record(
+                        &mut s.app,
+                        Op::Fail {
+                            msg: self.msg(*m),
+                            reason,
+                        },
+                        o,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&self, s: &mut PublisherState, m: u32, o: &mut RabbitOut) {
+        s.publish_seq += 1;
+        let seq = s.publish_seq;
+        o.send(
+            s.conn.node,
+            RabbitMsg::Publish {
+                channel: s.conn.channel,
+                seq,
+                msg: self.msg(m),
+                persistent: self.settings.persistent,
+                mandatory: self.settings.mandatory,
+            },
+        );
+        if self.settings.confirms {
+            s.unconfirmed.insert(seq, m);
+        }
+    }
+
+    /// The channel is gone: its unconfirmed publishes are in doubt. With `publisher.retry` they
+    /// are published again on the next connection; without, they fail.
+    fn connection_lost(&self, s: &mut PublisherState, o: &mut RabbitOut) {
+        for (_, m) in std::mem::take(&mut s.unconfirmed) {
+            if !s.outstanding.contains(&m) {
+                continue;
+            }
+            if self.settings.retry {
+                if !s.republish.contains(&m) {
+                    s.republish.push_back(m);
+                }
+            } else {
+                s.outstanding.remove(&m);
+                o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
+                let reason = "connection closed before the confirm".to_string();
+                record(
+                    &mut s.app,
+                    Op::Fail {
+                        msg: self.msg(m),
+                        reason,
+                    },
+                    o,
+                );
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub settings: Settings,
+    pub index: u32,
+}
+
+/// One `basic.deliver` waiting for the application.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Delivery {
+    pub tag: u64,
+    pub msg: MsgId,
+    pub published_on: u32,
+    pub redelivered: bool,
+    pub delivery_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerState {
+    /// The application's record of what it handled.
+    pub app: AppLog,
+    pub conn: Connection,
+    /// Deliveries received and not yet handled: lost, not delivered, if the consumer crashes.
+    pub buffer: VecDeque<Delivery>,
+    /// The delivery being handled, and whether the handler will fail on it.
+    pub handling: Option<(Delivery, bool)>,
+    /// Tags held on this channel (received and not given back), so a repeated packet is not
+    /// delivered twice.
+    pub held: BTreeSet<u64>,
+    /// The application's own count of failed attempts per poison message.
+    pub failures: BTreeMap<MsgId, u32>,
+    pub processing_time: Duration,
+}
+
+impl Consumer {
+    pub fn start(&self, app: AppLog, o: &mut RabbitOut) -> ConsumerState {
+        o.choose_random(
+            "processing",
+            HANDLING
+                .iter()
+                .map(|ms| RabbitRandom::Processing(*ms))
+                .collect(),
+        );
+        let mut s = ConsumerState {
+            app,
+            conn: Connection::new(),
+            buffer: VecDeque::new(),
+            handling: None,
+            held: BTreeSet::new(),
+            failures: BTreeMap::new(),
+            processing_time: Duration::from_millis(HANDLING[1]),
+        };
+        dial(&mut s.conn, Id::from(0), o);
+        s
+    }
+
+    pub fn on_msg(&self, s: &mut ConsumerState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
+        if let Some(hint) = connection_event(&self.settings, &mut s.conn, src, &msg, o) {
+            self.channel_closed(s, o);
+            redial(&self.settings, &mut s.conn, hint, o);
+            return;
+        }
+        if src != s.conn.node {
+            return;
+        }
+        match msg {
+            RabbitMsg::OpenOk if !s.conn.open => {
+                opened(&mut s.conn, self.settings.heartbeat, o);
+                o.send(
+                    src,
+                    RabbitMsg::Consume {
+                        channel: s.conn.channel,
+                        prefetch: self.settings.prefetch,
+                        auto_ack: self.settings.auto_ack,
+                    },
+                );
+            }
+            // Deliveries on this connection's channel only: an older channel's are void.
+            RabbitMsg::Deliver {
+                channel,
+                tag,
+                msg,
+                published_on,
+                redelivered,
+                delivery_count,
+            } if s.conn.open && channel == s.conn.channel && s.held.insert(tag) => {
+                s.buffer.push_back(Delivery {
+                    tag,
+                    msg,
+                    published_on,
+                    redelivered,
+                    delivery_count,
+                });
+                self.handle_next(s, o);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut ConsumerState, timer: &RabbitTimer, o: &mut RabbitOut) {
+        match timer {
+            RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
+            RabbitTimer::Heartbeat if s.conn.open => {
+                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
+                o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
+            }
+            RabbitTimer::ServerSilent if s.conn.open => {
+                self.channel_closed(s, o);
+                redial(&self.settings, &mut s.conn, None, o);
+            }
+            RabbitTimer::Process => self.handled(s, o),
+            _ => {}
+        }
+    }
+
+    /// The channel is gone, and with it every delivery not yet acknowledged: the broker requeues
+    /// them.
+    fn channel_closed(&self, s: &mut ConsumerState, o: &mut RabbitOut) {
+        s.buffer.clear();
+        s.handling = None;
+        s.held.clear();
+        o.cancel_timer(RabbitTimer::Process);
+    }
+
+    /// Hands the next buffered delivery to the application's handler.
+    fn handle_next(&self, s: &mut ConsumerState, o: &mut RabbitOut) {
+        if s.handling.is_some() {
+            return;
+        }
+        let Some(d) = s.buffer.pop_front() else {
+            return;
+        };
+        let poison = self.settings.nack != NackMode::Never
+            && d.msg.seq % 10 == 3
+            && s.failures.get(&d.msg).copied().unwrap_or(0) < POISON_FAILURES;
+        if !poison {
+            let op = Op::Deliver {
+                msg: d.msg,
+                group: 0,
+                consumer: self.index,
+                scope: d.published_on,
+                position: None,
+                session: u64::from(s.conn.channel),
+                redelivered: Some(d.redelivered),
+            };
+            record(&mut s.app, op, o);
+        }
+        s.handling = Some((d, poison));
+        o.set_timer(RabbitTimer::Process, exact(s.processing_time));
+    }
+
+    /// The handler finished: acknowledge, or reject what it failed on.
+    fn handled(&self, s: &mut ConsumerState, o: &mut RabbitOut) {
+        let Some((d, failed)) = s.handling.take() else {
+            return;
+        };
+        if failed {
+            *s.failures.entry(d.msg).or_insert(0) += 1;
+            let requeue = self.settings.nack == NackMode::Requeue;
+            let over_limit = self
+                .settings
+                .delivery_limit
+                .filter(|_| self.settings.queue_type == super::QueueType::Quorum)
+                .is_some_and(|l| d.delivery_count + 1 > l);
+            if !requeue || over_limit {
+                let fate = if self.settings.dead_letter {
+                    "dead-lettered to the dead-letter exchange"
+                } else {
+                    "dropped"
+                };
+                let why = if requeue {
+                    format!("its x-delivery-count passed delivery-limit, so it was {fate}")
+                } else {
+                    format!("the consumer rejected it with requeue=false, so it was {fate}")
+                };
+                record(
+                    &mut s.app,
+                    Op::Discard {
+                        msg: d.msg,
+                        reason: why,
+                    },
+                    o,
+                );
+            }
+            if requeue {
+                s.held.remove(&d.tag);
+            }
+            o.send(
+                s.conn.node,
+                RabbitMsg::Nack {
+                    tag: d.tag,
+                    requeue,
+                },
+            );
+        } else if !self.settings.auto_ack {
+            o.send(s.conn.node, RabbitMsg::Ack { tag: d.tag });
+        }
+        self.handle_next(s, o);
+    }
+}

@@ -1,0 +1,326 @@
+//! What the model's nodes and clients exchange: AMQP 0-9-1 methods between clients and nodes,
+//! the Erlang distribution tick between nodes, Ra's Raft messages for quorum queues and the
+//! guaranteed-multicast (GM) traffic of classic mirrored queues.
+
+use mqcheck_invariants::MsgId;
+use stateright::actor::Id;
+use std::fmt;
+
+/// A Raft log index (1-based); a quorum queue's message id is the index of its enqueue.
+pub type Index = u64;
+pub type Term = u64;
+
+/// What a quorum queue's replicated state machine (`rabbit_fifo`) applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    /// A new leader's first entry: commits everything before it (Raft §5.4.2).
+    Noop,
+    /// A publish. `(publisher, channel, seq)` identifies the enqueuer, so a repeated command is
+    /// dropped (rabbit_fifo's enqueuer sequence numbers).
+    Enqueue {
+        publisher: Id,
+        channel: u32,
+        seq: u64,
+        msg: MsgId,
+    },
+    /// `basic.consume`: a consumer attaches with its prefetch; replaces (and returns the
+    /// messages of) an earlier attachment of the same client.
+    Checkout {
+        consumer: Id,
+        channel: u32,
+        prefetch: u32,
+        auto_ack: bool,
+    },
+    /// `basic.ack`.
+    Settle {
+        consumer: Id,
+        checkout: Index,
+        id: Index,
+    },
+    /// `basic.nack`/`basic.reject` with `requeue=true`: back to the front of the queue.
+    Return {
+        consumer: Id,
+        checkout: Index,
+        id: Index,
+    },
+    /// `basic.reject` with `requeue=false`: dead-lettered, or dropped.
+    Discard {
+        consumer: Id,
+        checkout: Index,
+        id: Index,
+    },
+    /// The consumer's channel is gone: its checked-out messages return to the queue.
+    Down { consumer: Id, checkout: Index },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Command,
+}
+
+/// A message as a classic queue (and its mirrors) holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Stored {
+    pub msg: MsgId,
+    /// The channel it was published on.
+    pub channel: u32,
+    pub persistent: bool,
+    /// Delivered at least once (the queue index records deliveries): a later delivery carries
+    /// `redelivered=true`.
+    pub delivered: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RabbitMsg {
+    /// Not a wire message: the client library's (or node's) notice that the TCP connection to
+    /// the sender was reset.
+    Disconnected,
+
+    // Client ↔ node: AMQP 0-9-1.
+    /// `connection.open` on the node the client dialled (the handshake, condensed).
+    Open,
+    /// `connection.open-ok`: this node hosts the queue's leader and serves the channel.
+    OpenOk,
+    /// The queue's leader is elsewhere (or unknown, or this node is paused): the model's stand-in
+    /// for the client reconnecting to where the queue leads; `leader` is a hint.
+    NotLeader {
+        leader: Option<Id>,
+    },
+    /// AMQP heartbeat frame. From a node it carries the frames the node sent on this
+    /// connection before it: the simulated network drops frames when a partition breaks a
+    /// connection, which TCP would have retransmitted or reset, so the client closes a
+    /// connection that lost any (as it would on the reset).
+    Heartbeat {
+        frames: Option<u64>,
+    },
+    /// `basic.publish` on channel `channel` (one per connection); `seq` is the publisher-confirm
+    /// sequence number.
+    Publish {
+        channel: u32,
+        seq: u64,
+        msg: MsgId,
+        persistent: bool,
+        mandatory: bool,
+    },
+    /// Publisher confirm `basic.ack` for `seq` on channel `channel`.
+    Confirm {
+        channel: u32,
+        seq: u64,
+    },
+    /// `basic.return`: a `mandatory` publish routed to no queue.
+    Return {
+        channel: u32,
+        seq: u64,
+    },
+    /// `basic.qos` + `basic.consume`.
+    Consume {
+        channel: u32,
+        prefetch: u32,
+        auto_ack: bool,
+    },
+    ConsumeOk,
+    /// `basic.deliver`; `tag` is the message's id in the queue (the model's delivery tag), and
+    /// `delivery_count` the `x-delivery-count` header a quorum queue adds.
+    Deliver {
+        channel: u32,
+        tag: u64,
+        msg: MsgId,
+        /// The channel the message was published on: not an AMQP field, but what the model's
+        /// consumer records as the ordering scope (RabbitMQ promises order per publishing
+        /// channel into a queue).
+        published_on: u32,
+        redelivered: bool,
+        delivery_count: u32,
+    },
+    /// `basic.ack` from a consumer.
+    Ack {
+        tag: u64,
+    },
+    /// `basic.nack` (or `basic.reject`) from a consumer.
+    Nack {
+        tag: u64,
+        requeue: bool,
+    },
+
+    // Node ↔ node.
+    /// The Erlang distribution tick (`net_ticktime`): a node that hears nothing from a peer for
+    /// a tick time considers it down.
+    Tick,
+    /// The distribution tick also says whether the sender considers the receiver down: two nodes
+    /// that saw each other down were partitioned (Mnesia's "running partitioned network").
+    TickDown,
+    /// A node stops deliberately (a pause, an autoheal restart): its peers see it down at once,
+    /// and a mirrored queue it led follows `ha-promote-on-shutdown`.
+    Stopping,
+    /// Ra: `request_vote_rpc`.
+    RequestVote {
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+    },
+    Vote {
+        term: Term,
+        granted: bool,
+    },
+    /// Ra: `append_entries_rpc`.
+    AppendEntries {
+        term: Term,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    },
+    /// `last_index`: the follower's last index matching the leader's (on success), or its log
+    /// end (on failure), so the leader knows where to resume.
+    AppendReply {
+        term: Term,
+        success: bool,
+        last_index: Index,
+    },
+    /// GM: the mirrored queue's leader replicates a publish to its mirrors; `id` is the message's
+    /// position in the queue.
+    MirrorPublish {
+        epoch: u32,
+        id: u64,
+        stored: Stored,
+    },
+    MirrorPublishOk {
+        epoch: u32,
+        id: u64,
+    },
+    /// GM: a message left the queue (acked, or auto-acked on delivery).
+    MirrorDrop {
+        epoch: u32,
+        id: u64,
+    },
+    /// Eager synchronisation (`ha-sync-mode=automatic`, or a manual sync): the whole queue.
+    MirrorSync {
+        epoch: u32,
+        messages: Vec<(u64, Stored)>,
+    },
+    /// The queue's record, as the node that leads it now sees it (a Mnesia write): the leader,
+    /// its mirrors oldest first, and which of them are synchronised.
+    QueueRecord {
+        epoch: u32,
+        version: u32,
+        leader: Id,
+        mirrors: Vec<Id>,
+        synced: Vec<Id>,
+    },
+}
+
+/// A node's name: ids `0..nodes` are `n1..`.
+pub fn n(id: Id) -> String {
+    format!("n{}", usize::from(id) + 1)
+}
+
+fn ns(ids: &[Id]) -> String {
+    let names: Vec<String> = ids.iter().map(|i| n(*i)).collect();
+    format!("[{}]", names.join(","))
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Noop => write!(f, "noop"),
+            Command::Enqueue { msg, seq, .. } => write!(f, "enqueue {msg} (seq {seq})"),
+            Command::Checkout {
+                consumer, prefetch, ..
+            } => write!(
+                f,
+                "checkout by client {} prefetch={prefetch}",
+                usize::from(*consumer)
+            ),
+            Command::Settle { id, .. } => write!(f, "settle {id}"),
+            Command::Return { id, .. } => write!(f, "return {id}"),
+            Command::Discard { id, .. } => write!(f, "discard {id}"),
+            Command::Down { consumer, .. } => {
+                write!(f, "consumer of client {} down", usize::from(*consumer))
+            }
+        }
+    }
+}
+
+impl fmt::Display for RabbitMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RabbitMsg::*;
+        match self {
+            Disconnected => write!(f, "connection reset"),
+            Open => write!(f, "connection.open"),
+            OpenOk => write!(f, "connection.open-ok"),
+            NotLeader { leader } => match leader {
+                Some(l) => write!(f, "queue leader is {}", n(*l)),
+                None => write!(f, "queue has no leader here"),
+            },
+            Heartbeat { .. } => write!(f, "heartbeat"),
+            Publish { msg, seq, .. } => write!(f, "basic.publish {msg} seq={seq}"),
+            Confirm { seq, .. } => write!(f, "basic.ack (confirm) seq={seq}"),
+            Return { seq, .. } => write!(f, "basic.return NO_ROUTE seq={seq}"),
+            Consume {
+                prefetch, auto_ack, ..
+            } => {
+                write!(f, "basic.consume prefetch={prefetch} no_ack={auto_ack}")
+            }
+            ConsumeOk => write!(f, "basic.consume-ok"),
+            Deliver {
+                tag,
+                msg,
+                redelivered,
+                delivery_count,
+                ..
+            } => write!(
+                f,
+                "basic.deliver {msg} tag={tag} redelivered={redelivered} x-delivery-count={delivery_count}"
+            ),
+            Ack { tag } => write!(f, "basic.ack tag={tag}"),
+            Nack { tag, requeue } => write!(f, "basic.nack tag={tag} requeue={requeue}"),
+            Tick => write!(f, "tick"),
+            TickDown => write!(f, "tick (you were down)"),
+            Stopping => write!(f, "stopping"),
+            RequestVote { term, last_index, .. } => {
+                write!(f, "request_vote term={term} last_index={last_index}")
+            }
+            Vote { term, granted } => write!(f, "vote term={term} granted={granted}"),
+            AppendEntries {
+                term,
+                prev_index,
+                entries,
+                commit,
+                ..
+            } => {
+                let es: Vec<String> = entries.iter().map(|e| e.command.to_string()).collect();
+                write!(
+                    f,
+                    "append_entries term={term} prev={prev_index} commit={commit} [{}]",
+                    es.join(", ")
+                )
+            }
+            AppendReply {
+                term,
+                success,
+                last_index,
+            } => write!(
+                f,
+                "append_entries_reply term={term} success={success} last_index={last_index}"
+            ),
+            MirrorPublish { id, stored, .. } => write!(f, "gm: publish {} as {id}", stored.msg),
+            MirrorPublishOk { id, .. } => write!(f, "gm: have {id}"),
+            MirrorDrop { id, .. } => write!(f, "gm: drop {id}"),
+            MirrorSync { messages, .. } => write!(f, "gm: sync {} messages", messages.len()),
+            QueueRecord {
+                epoch,
+                version,
+                leader,
+                mirrors,
+                synced,
+            } => write!(
+                f,
+                "queue record epoch={epoch}.{version} leader={} mirrors={} synchronised={}",
+                n(*leader),
+                ns(mirrors),
+                ns(synced)
+            ),
+        }
+    }
+}

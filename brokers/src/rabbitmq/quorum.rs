@@ -1,0 +1,715 @@
+//! Quorum queues: a Raft group (Ra) replicating the commands of the `rabbit_fifo` state machine.
+
+use super::node::{to_client, Node, NodeState};
+use super::protocol::{Command, Entry, Index, RabbitMsg, Term};
+use super::{RabbitOut, RabbitTimer, Settings, ELECTION_TIMEOUT, MAX_APPEND, RAFT_HEARTBEAT};
+use crate::timers::retry;
+use mqcheck_invariants::MsgId;
+use rpds::VectorSync;
+use stateright::actor::Id;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RaftRole {
+    Follower,
+    Candidate {
+        votes: BTreeSet<Id>,
+    },
+    Leader {
+        /// Next index to send to each follower (optimistic: raised as entries are sent).
+        next: BTreeMap<Id, Index>,
+        /// Highest index each follower is known to hold.
+        matched: BTreeMap<Id, Index>,
+    },
+}
+
+/// One member of the quorum queue's Raft group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QuorumState {
+    pub role: RaftRole,
+    pub term: Term,
+    pub voted_for: Option<Id>,
+    pub log: VectorSync<Entry>,
+    pub commit: Index,
+    pub applied: Index,
+    /// The leader this member last heard from, as a hint for clients.
+    pub leader: Option<Id>,
+    pub fifo: Fifo,
+}
+
+impl QuorumState {
+    pub fn new(term: Term, voted_for: Option<Id>, log: VectorSync<Entry>) -> Self {
+        QuorumState {
+            role: RaftRole::Follower,
+            term,
+            voted_for,
+            log,
+            commit: 0,
+            applied: 0,
+            leader: None,
+            fifo: Fifo::default(),
+        }
+    }
+
+    pub fn last_index(&self) -> Index {
+        self.log.len() as Index
+    }
+
+    fn term_at(&self, index: Index) -> Term {
+        if index == 0 {
+            0
+        } else {
+            self.log[index as usize - 1].term
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, RaftRole::Leader { .. })
+    }
+}
+
+/// A message in the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FifoMsg {
+    pub msg: MsgId,
+    /// The channel it was published on.
+    pub channel: u32,
+    /// Times it was handed to a consumer: a later delivery is flagged redelivered.
+    pub acquired: u32,
+    /// Explicit returns (`basic.nack`/`basic.reject` with requeue): the `x-delivery-count`
+    /// that `delivery-limit` is compared with.
+    pub delivery_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FifoConsumer {
+    /// The channel it consumes on: deliveries carry it.
+    pub channel: u32,
+    /// The index of the checkout that attached it: commands of an older attachment are ignored.
+    pub checkout: Index,
+    pub prefetch: u32,
+    pub auto_ack: bool,
+    pub checked_out: BTreeSet<Index>,
+}
+
+/// `rabbit_fifo`: the queue as every member computes it from the committed log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Fifo {
+    /// Messages by the index of their enqueue.
+    pub messages: BTreeMap<Index, FifoMsg>,
+    pub ready: VecDeque<Index>,
+    pub consumers: BTreeMap<Id, FifoConsumer>,
+    /// Round-robin service order.
+    pub service: VecDeque<Id>,
+    /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
+    /// confirmed again but not enqueued twice.
+    pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
+}
+
+impl Fifo {
+    /// Applies the command at `index`; returns the effects (messages to clients) the leader
+    /// carries out.
+    pub fn apply(
+        &mut self,
+        index: Index,
+        command: &Command,
+        settings: &Settings,
+    ) -> Vec<(Id, RabbitMsg)> {
+        let mut fx = Vec::new();
+        match command {
+            Command::Noop => {}
+            Command::Enqueue {
+                publisher,
+                channel,
+                seq,
+                msg,
+            } => {
+                let seen = self.enqueuers.entry((*publisher, *channel)).or_default();
+                if seen.insert(*seq) {
+                    self.messages.insert(
+                        index,
+                        FifoMsg {
+                            msg: *msg,
+                            channel: *channel,
+                            acquired: 0,
+                            delivery_count: 0,
+                        },
+                    );
+                    self.ready.push_back(index);
+                }
+                fx.push((
+                    *publisher,
+                    RabbitMsg::Confirm {
+                        channel: *channel,
+                        seq: *seq,
+                    },
+                ));
+            }
+            Command::Checkout {
+                consumer,
+                channel,
+                prefetch,
+                auto_ack,
+            } => {
+                self.detach(*consumer);
+                self.consumers.insert(
+                    *consumer,
+                    FifoConsumer {
+                        channel: *channel,
+                        checkout: index,
+                        prefetch: *prefetch,
+                        auto_ack: *auto_ack,
+                        checked_out: BTreeSet::new(),
+                    },
+                );
+                self.service.push_back(*consumer);
+                fx.push((*consumer, RabbitMsg::ConsumeOk));
+            }
+            Command::Settle {
+                consumer,
+                checkout,
+                id,
+            } => {
+                if self.take(*consumer, *checkout, *id) {
+                    self.messages.remove(id);
+                }
+            }
+            Command::Return {
+                consumer,
+                checkout,
+                id,
+            } => {
+                if self.take(*consumer, *checkout, *id) {
+                    let m = self.messages.get_mut(id).expect("checked out");
+                    m.delivery_count += 1;
+                    if settings
+                        .delivery_limit
+                        .is_some_and(|l| m.delivery_count > l)
+                    {
+                        // Over the limit: dead-lettered or dropped, either way out of the queue.
+                        self.messages.remove(id);
+                    } else {
+                        self.ready.push_front(*id);
+                    }
+                }
+            }
+            Command::Discard {
+                consumer,
+                checkout,
+                id,
+            } => {
+                if self.take(*consumer, *checkout, *id) {
+                    self.messages.remove(id);
+                }
+            }
+            Command::Down { consumer, checkout } => {
+                if self
+                    .consumers
+                    .get(consumer)
+                    .is_some_and(|c| c.checkout == *checkout)
+                {
+                    self.detach(*consumer);
+                }
+            }
+        }
+        self.assign(&mut fx);
+        fx
+    }
+
+    /// Takes message `id` back from the consumer's checked-out set, if this attachment holds it.
+    fn take(&mut self, consumer: Id, checkout: Index, id: Index) -> bool {
+        self.consumers
+            .get_mut(&consumer)
+            .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id))
+    }
+
+    /// Removes a consumer, returning its checked-out messages to the front of the queue.
+    fn detach(&mut self, consumer: Id) {
+        if let Some(c) = self.consumers.remove(&consumer) {
+            for id in c.checked_out.iter().rev() {
+                self.ready.push_front(*id);
+            }
+            self.service.retain(|s| *s != consumer);
+        }
+    }
+
+    /// Hands ready messages to consumers with credit, round robin.
+    fn assign(&mut self, fx: &mut Vec<(Id, RabbitMsg)>) {
+        while !self.ready.is_empty() {
+            let mut found = None;
+            for _ in 0..self.service.len() {
+                let c = self.service.pop_front().expect("not empty");
+                self.service.push_back(c);
+                let con = &self.consumers[&c];
+                if con.auto_ack
+                    || con.prefetch == 0
+                    || (con.checked_out.len() as u32) < con.prefetch
+                {
+                    found = Some(c);
+                    break;
+                }
+            }
+            let Some(c) = found else { break };
+            let id = self.ready.pop_front().expect("not empty");
+            let m = self.messages.get_mut(&id).expect("ready messages exist");
+            let redelivered = m.acquired > 0;
+            m.acquired += 1;
+            fx.push((
+                c,
+                RabbitMsg::Deliver {
+                    channel: self.consumers[&c].channel,
+                    tag: id,
+                    msg: m.msg,
+                    published_on: m.channel,
+                    redelivered,
+                    delivery_count: m.delivery_count,
+                },
+            ));
+            let con = self.consumers.get_mut(&c).expect("registered");
+            if con.auto_ack {
+                self.messages.remove(&id);
+            } else {
+                con.checked_out.insert(id);
+            }
+        }
+    }
+}
+
+impl Node {
+    fn peers(&self, me: Id) -> impl Iterator<Item = Id> + '_ {
+        self.settings
+            .node_ids()
+            .into_iter()
+            .filter(move |p| *p != me)
+    }
+
+    pub(super) fn quorum_start(&self, s: &mut NodeState, o: &mut RabbitOut) {
+        s.quorum = QuorumState::new(s.disk.term, s.disk.voted_for, s.disk.log.clone());
+        o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
+    }
+
+    fn quorum_save(&self, s: &mut NodeState, o: &mut RabbitOut) {
+        s.disk.term = s.quorum.term;
+        s.disk.voted_for = s.quorum.voted_for;
+        s.disk.log = s.quorum.log.clone();
+        self.save(s, o);
+    }
+
+    /// Appends a command as leader and replicates it.
+    fn propose(&self, me: Id, s: &mut NodeState, command: Command, o: &mut RabbitOut) {
+        let term = s.quorum.term;
+        s.quorum.log.push_back_mut(Entry { term, command });
+        self.quorum_save(s, o);
+        for p in self.peers(me).collect::<Vec<_>>() {
+            self.send_append(s, p, o);
+        }
+        self.advance_commit(me, s, o);
+    }
+
+    fn send_append(&self, s: &mut NodeState, to: Id, o: &mut RabbitOut) {
+        let q = &mut s.quorum;
+        let last = q.last_index();
+        let RaftRole::Leader { next, .. } = &mut q.role else {
+            return;
+        };
+        let from = next
+            .get(&to)
+            .copied()
+            .unwrap_or(last + 1)
+            .clamp(1, last + 1);
+        let until = (from - 1 + MAX_APPEND as Index).min(last);
+        let entries: Vec<Entry> = (from..=until)
+            .map(|i| q.log[i as usize - 1].clone())
+            .collect();
+        next.insert(to, until + 1);
+        let prev_index = from - 1;
+        let msg = RabbitMsg::AppendEntries {
+            term: q.term,
+            prev_index,
+            prev_term: if prev_index == 0 {
+                0
+            } else {
+                q.log[prev_index as usize - 1].term
+            },
+            entries,
+            commit: q.commit,
+        };
+        o.send(to, msg);
+    }
+
+    fn become_follower(&self, s: &mut NodeState, term: Term, o: &mut RabbitOut) {
+        let was_leader = s.quorum.is_leader();
+        if term > s.quorum.term {
+            s.quorum.term = term;
+            s.quorum.voted_for = None;
+            self.quorum_save(s, o);
+        }
+        s.quorum.role = RaftRole::Follower;
+        if was_leader {
+            o.cancel_timer(RabbitTimer::RaftHeartbeat);
+            self.drop_clients(s, None, o);
+        }
+        o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
+    }
+
+    fn become_leader(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        let last = s.quorum.last_index();
+        let peers: Vec<Id> = self.peers(me).collect();
+        s.quorum.role = RaftRole::Leader {
+            next: peers.iter().map(|p| (*p, last + 1)).collect(),
+            matched: peers.iter().map(|p| (*p, 0)).collect(),
+        };
+        s.quorum.leader = Some(me);
+        o.cancel_timer(RabbitTimer::Election);
+        o.set_timer(RabbitTimer::RaftHeartbeat, retry(RAFT_HEARTBEAT));
+        self.propose(me, s, Command::Noop, o);
+    }
+
+    /// The leader commits the highest index of its own term that a majority holds.
+    fn advance_commit(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        let q = &s.quorum;
+        let RaftRole::Leader { matched, .. } = &q.role else {
+            return;
+        };
+        let mut commit = q.commit;
+        for n in (q.commit + 1..=q.last_index()).rev() {
+            let holders = 1 + matched.values().filter(|m| **m >= n).count();
+            if q.term_at(n) == q.term && holders >= self.settings.majority() {
+                commit = n;
+                break;
+            }
+        }
+        if commit > q.commit {
+            s.quorum.commit = commit;
+            self.apply_committed(me, s, o);
+        }
+    }
+
+    fn apply_committed(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        while s.quorum.applied < s.quorum.commit {
+            s.quorum.applied += 1;
+            let index = s.quorum.applied;
+            let command = s.quorum.log[index as usize - 1].command.clone();
+            let fx = s.quorum.fifo.apply(index, &command, &self.settings);
+            if s.quorum.is_leader() && s.quorum.leader == Some(me) {
+                for (to, msg) in fx {
+                    to_client(s, to, msg, o);
+                }
+            }
+        }
+    }
+
+    pub(super) fn quorum_timeout(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        timer: &RabbitTimer,
+        o: &mut RabbitOut,
+    ) {
+        match timer {
+            RabbitTimer::Election if !s.quorum.is_leader() => {
+                s.quorum.term += 1;
+                s.quorum.voted_for = Some(me);
+                s.quorum.leader = None;
+                s.quorum.role = RaftRole::Candidate {
+                    votes: BTreeSet::from([me]),
+                };
+                self.quorum_save(s, o);
+                o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
+                if self.settings.majority() == 1 {
+                    self.become_leader(me, s, o);
+                    return;
+                }
+                let (term, last_index) = (s.quorum.term, s.quorum.last_index());
+                let last_term = s.quorum.term_at(last_index);
+                for p in self.peers(me) {
+                    o.send(
+                        p,
+                        RabbitMsg::RequestVote {
+                            term,
+                            last_index,
+                            last_term,
+                        },
+                    );
+                }
+            }
+            RabbitTimer::RaftHeartbeat if s.quorum.is_leader() => {
+                for p in self.peers(me).collect::<Vec<_>>() {
+                    self.send_append(s, p, o);
+                }
+                o.set_timer(RabbitTimer::RaftHeartbeat, retry(RAFT_HEARTBEAT));
+            }
+            _ => {}
+        }
+    }
+
+    /// Raft traffic between members.
+    pub(super) fn quorum_peer_msg(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        src: Id,
+        msg: RabbitMsg,
+        o: &mut RabbitOut,
+    ) {
+        match msg {
+            RabbitMsg::Disconnected => {
+                // Resend from what the follower is known to hold.
+                if let RaftRole::Leader { next, matched } = &mut s.quorum.role {
+                    next.insert(src, matched.get(&src).copied().unwrap_or(0) + 1);
+                }
+            }
+            RabbitMsg::RequestVote {
+                term,
+                last_index,
+                last_term,
+            } => {
+                if term > s.quorum.term {
+                    self.become_follower(s, term, o);
+                }
+                let q = &s.quorum;
+                let my_last = q.last_index();
+                let up_to_date = last_term > q.term_at(my_last)
+                    || (last_term == q.term_at(my_last) && last_index >= my_last);
+                let granted = term == q.term
+                    && q.voted_for.is_none_or(|v| v == src)
+                    && up_to_date
+                    && !q.is_leader();
+                if granted {
+                    s.quorum.voted_for = Some(src);
+                    self.quorum_save(s, o);
+                    o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
+                }
+                o.send(
+                    src,
+                    RabbitMsg::Vote {
+                        term: s.quorum.term,
+                        granted,
+                    },
+                );
+            }
+            RabbitMsg::Vote { term, granted } => {
+                if term > s.quorum.term {
+                    self.become_follower(s, term, o);
+                    return;
+                }
+                let won = match &mut s.quorum.role {
+                    RaftRole::Candidate { votes } if term == s.quorum.term && granted => {
+                        votes.insert(src);
+                        votes.len() >= self.settings.majority()
+                    }
+                    _ => false,
+                };
+                if won {
+                    self.become_leader(me, s, o);
+                }
+            }
+            RabbitMsg::AppendEntries {
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                if term < s.quorum.term {
+                    let reply = RabbitMsg::AppendReply {
+                        term: s.quorum.term,
+                        success: false,
+                        last_index: s.quorum.last_index(),
+                    };
+                    o.send(src, reply);
+                    return;
+                }
+                if term > s.quorum.term || !matches!(s.quorum.role, RaftRole::Follower) {
+                    self.become_follower(s, term, o);
+                }
+                s.quorum.leader = Some(src);
+                o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
+                let q = &mut s.quorum;
+                if prev_index > q.last_index() || q.term_at(prev_index) != prev_term {
+                    let last_index = q.last_index().min(prev_index.saturating_sub(1));
+                    let reply = RabbitMsg::AppendReply {
+                        term: q.term,
+                        success: false,
+                        last_index,
+                    };
+                    o.send(src, reply);
+                    return;
+                }
+                let mut changed = false;
+                for (k, entry) in entries.iter().enumerate() {
+                    let index = prev_index + 1 + k as Index;
+                    if index <= q.last_index() {
+                        if q.term_at(index) == entry.term {
+                            continue;
+                        }
+                        // A conflicting suffix: this member's uncommitted entries are replaced.
+                        while q.last_index() >= index {
+                            q.log.drop_last_mut();
+                        }
+                    }
+                    q.log.push_back_mut(entry.clone());
+                    changed = true;
+                }
+                let matched = prev_index + entries.len() as Index;
+                if commit > q.commit {
+                    q.commit = commit.min(matched).max(q.commit);
+                }
+                let term = q.term;
+                if changed {
+                    self.quorum_save(s, o);
+                }
+                self.apply_committed(me, s, o);
+                o.send(
+                    src,
+                    RabbitMsg::AppendReply {
+                        term,
+                        success: true,
+                        last_index: matched,
+                    },
+                );
+            }
+            RabbitMsg::AppendReply {
+                term,
+                success,
+                last_index,
+            } => {
+                if term > s.quorum.term {
+                    self.become_follower(s, term, o);
+                    return;
+                }
+                if term != s.quorum.term {
+                    return;
+                }
+                let last = s.quorum.last_index();
+                let RaftRole::Leader { next, matched } = &mut s.quorum.role else {
+                    return;
+                };
+                if success {
+                    let m = matched.entry(src).or_insert(0);
+                    *m = (*m).max(last_index);
+                    let n = next.entry(src).or_insert(1);
+                    *n = (*n).max(last_index + 1);
+                    let more = *n <= last;
+                    self.advance_commit(me, s, o);
+                    if more {
+                        self.send_append(s, src, o);
+                    }
+                } else {
+                    next.insert(src, last_index + 1);
+                    self.send_append(s, src, o);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// AMQP methods from a client, at a quorum queue member.
+    pub(super) fn quorum_client_msg(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        src: Id,
+        msg: RabbitMsg,
+        o: &mut RabbitOut,
+    ) {
+        if !s.quorum.is_leader() {
+            if !matches!(msg, RabbitMsg::Heartbeat { .. } | RabbitMsg::Disconnected) {
+                o.send(
+                    src,
+                    RabbitMsg::NotLeader {
+                        leader: s.quorum.leader,
+                    },
+                );
+            }
+            return;
+        }
+        match msg {
+            RabbitMsg::Open => self.accept_client(s, src, o),
+            RabbitMsg::Publish {
+                channel,
+                seq,
+                msg,
+                mandatory,
+                ..
+            } if s.clients.contains_key(&src) => {
+                let routed = self.settings.route(msg.seq);
+                if routed.unroutable {
+                    self.unroutable(s, src, (channel, seq), mandatory, o);
+                } else {
+                    let command = Command::Enqueue {
+                        publisher: src,
+                        channel,
+                        seq,
+                        msg,
+                    };
+                    self.propose(me, s, command, o);
+                }
+            }
+            RabbitMsg::Consume {
+                channel,
+                prefetch,
+                auto_ack,
+            } if s.clients.contains_key(&src) => {
+                let command = Command::Checkout {
+                    consumer: src,
+                    channel,
+                    prefetch,
+                    auto_ack,
+                };
+                self.propose(me, s, command, o);
+            }
+            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. }
+                if s.clients.contains_key(&src) =>
+            {
+                let Some(checkout) = s.quorum.fifo.consumers.get(&src).map(|c| c.checkout) else {
+                    return;
+                };
+                let (consumer, id) = (src, tag);
+                let command = match msg {
+                    RabbitMsg::Nack { requeue: true, .. } => Command::Return {
+                        consumer,
+                        checkout,
+                        id,
+                    },
+                    RabbitMsg::Nack { requeue: false, .. } => Command::Discard {
+                        consumer,
+                        checkout,
+                        id,
+                    },
+                    _ => Command::Settle {
+                        consumer,
+                        checkout,
+                        id,
+                    },
+                };
+                self.propose(me, s, command, o);
+            }
+            _ => {}
+        }
+    }
+
+    /// A client's connection is gone: its consumer, if any, is down.
+    pub(super) fn quorum_client_gone(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        client: Id,
+        o: &mut RabbitOut,
+    ) {
+        if !s.quorum.is_leader() {
+            return;
+        }
+        if let Some(checkout) = s.quorum.fifo.consumers.get(&client).map(|c| c.checkout) {
+            self.propose(
+                me,
+                s,
+                Command::Down {
+                    consumer: client,
+                    checkout,
+                },
+                o,
+            );
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Unit tests of the RabbitMQ model's mechanisms: the quorum queue's state machine
+//! (`rabbit_fifo`) applied command by command, and the nodes' Raft driven one message or timer
+//! at a time. No simulator, no network: every delivery below is one the test chose.
+//!
+//! Node ids (nodes=3, producers=1, consumers=1): 0..=2 are n1..n3, 3 the publisher, 4 the consumer.
+
+use mqcheck_brokers::rabbitmq::{
+    Command, Fifo, RabbitActor, RabbitDisk, RabbitMq, RabbitMsg, RabbitRandom, RabbitState,
+    RabbitTimer, Settings,
+};
+use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_invariants::MsgId;
+use stateright::actor::{Actor, Command as Cmd, Id, Out};
+use std::borrow::Cow;
+
+type Step = Cmd<RabbitMsg, RabbitTimer, RabbitRandom, RabbitDisk>;
+
+const PUBLISHER: usize = 3;
+
+fn system(sets: &[&str]) -> RabbitMq {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::parse("rabbitmq", &RabbitMq::keys(), &sets).expect("valid config");
+    RabbitMq::validate(&config).expect("a combination RabbitMQ accepts");
+    RabbitMq::build(
+        &config,
+        Workload {
+            messages: 3,
+            producers: 1,
+            consumers: 1,
+        },
+    )
+}
+
+fn settings(sets: &[&str]) -> Settings {
+    system(sets).settings
+}
+
+fn msg(seq: u32) -> MsgId {
+    MsgId { producer: 0, seq }
+}
+
+fn enqueue(seq: u64) -> Command {
+    Command::Enqueue {
+        publisher: Id::from(PUBLISHER),
+        channel: 1,
+        seq,
+        msg: msg(seq as u32),
+    }
+}
+
+fn checkout(consumer: usize, prefetch: u32) -> Command {
+    Command::Checkout {
+        consumer: Id::from(consumer),
+        channel: 1,
+        prefetch,
+        auto_ack: false,
+    }
+}
+
+/// The deliveries among effects: (consumer, message id, msg, redelivered, delivery count).
+fn delivered(fx: &[(Id, RabbitMsg)]) -> Vec<(usize, u64, MsgId, bool, u32)> {
+    fx.iter()
+        .filter_map(|(to, m)| match m {
+            RabbitMsg::Deliver {
+                tag,
+                msg,
+                redelivered,
+                delivery_count,
+                ..
+            } => Some((usize::from(*to), *tag, *msg, *redelivered, *delivery_count)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn consumers_are_served_round_robin_within_their_prefetch() {
+    let s = settings(&["queue.type=quorum"]);
+    let mut f = Fifo::default();
+    f.apply(1, &checkout(4, 1), &s);
+    f.apply(2, &checkout(5, 1), &s);
+    let a = f.apply(3, &enqueue(1), &s);
+    let b = f.apply(4, &enqueue(2), &s);
+    let c = f.apply(5, &enqueue(3), &s);
+    assert_eq!(delivered(&a), vec![(4, 3, msg(1), false, 0)]);
+    assert_eq!(delivered(&b), vec![(5, 4, msg(2), false, 0)]);
+    assert!(
+        delivered(&c).is_empty(),
+        "both consumers are at their prefetch of 1"
+    );
+    let checkout_index = f.consumers[&Id::from(4)].checkout;
+    let settle = Command::Settle {
+        consumer: Id::from(4),
+        checkout: checkout_index,
+        id: 3,
+    };
+    let d = f.apply(6, &settle, &s);
+    assert_eq!(delivered(&d), vec![(4, 5, msg(3), false, 0)]);
+    assert!(
+        !f.messages.contains_key(&3),
+        "a settled message leaves the queue"
+    );
+}
+
+#[test]
+fn a_returned_message_goes_back_to_the_front_counted_and_flagged() {
+    let s = settings(&["queue.type=quorum", "delivery-limit=1"]);
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    f.apply(2, &enqueue(2), &s);
+    let fx = f.apply(3, &checkout(4, 1), &s);
+    assert_eq!(delivered(&fx), vec![(4, 1, msg(1), false, 0)]);
+    let ret = Command::Return {
+        consumer: Id::from(4),
+        checkout: 3,
+        id: 1,
+    };
+    // Requeued at the front, ahead of message 2: delivered again, redelivered, counted once.
+    let fx = f.apply(4, &ret, &s);
+    assert_eq!(delivered(&fx), vec![(4, 1, msg(1), true, 1)]);
+    // A second return passes delivery-limit=1: the message is dropped and 2 comes next.
+    let fx = f.apply(5, &ret, &s);
+    assert!(!f.messages.contains_key(&1));
+    assert_eq!(delivered(&fx), vec![(4, 2, msg(2), false, 0)]);
+}
+
+#[test]
+fn a_consumer_down_returns_its_messages_without_counting_them() {
+    let s = settings(&["queue.type=quorum", "delivery-limit=1"]);
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    f.apply(2, &checkout(4, 0), &s);
+    // A stale Down (of an older checkout) changes nothing.
+    f.apply(
+        3,
+        &Command::Down {
+            consumer: Id::from(4),
+            checkout: 1,
+        },
+        &s,
+    );
+    assert!(f.consumers.contains_key(&Id::from(4)));
+    f.apply(
+        4,
+        &Command::Down {
+            consumer: Id::from(4),
+            checkout: 2,
+        },
+        &s,
+    );
+    assert_eq!(f.ready.iter().copied().collect::<Vec<_>>(), vec![1]);
+    let fx = f.apply(5, &checkout(5, 0), &s);
+    assert_eq!(delivered(&fx), vec![(5, 1, msg(1), true, 0)]);
+}
+
+#[test]
+fn a_repeated_enqueue_is_confirmed_but_stored_once() {
+    let s = settings(&["queue.type=quorum"]);
+    let mut f = Fifo::default();
+    let a = f.apply(1, &enqueue(7), &s);
+    let b = f.apply(2, &enqueue(7), &s);
+    let confirm = (
+        Id::from(PUBLISHER),
+        RabbitMsg::Confirm { channel: 1, seq: 7 },
+    );
+    assert_eq!(a, vec![confirm.clone()]);
+    assert_eq!(b, vec![confirm]);
+    assert_eq!(f.messages.len(), 1);
+}
+
+/// Three quorum-queue nodes and their clients, started on demand.
+struct Cluster {
+    actors: Vec<RabbitActor>,
+    states: Vec<Option<RabbitState>>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let actors: Vec<RabbitActor> = system(&["queue.type=quorum"])
+            .nodes()
+            .into_iter()
+            .map(|n| n.actor)
+            .collect();
+        assert_eq!(actors.len(), 5, "n1..n3, p0, c0");
+        let states = vec![None; actors.len()];
+        Cluster { actors, states }
+    }
+
+    fn start(&mut self, i: usize) -> Vec<Step> {
+        let mut o = Out::new();
+        let state = self.actors[i].on_start(Id::from(i), &None, &mut o);
+        self.states[i] = Some(state);
+        o.into_iter().collect()
+    }
+
+    fn handle(
+        &mut self,
+        i: usize,
+        handler: impl FnOnce(&RabbitActor, Id, &mut Cow<RabbitState>, &mut Out<RabbitActor>),
+    ) -> Vec<Step> {
+        let mut o = Out::new();
+        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("started"));
+        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
+        self.states[i] = Some(state.into_owned());
+        o.into_iter().collect()
+    }
+
+    fn deliver(&mut self, dst: usize, src: usize, msg: RabbitMsg) -> Vec<Step> {
+        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
+    }
+
+    fn fire(&mut self, i: usize, timer: RabbitTimer) -> Vec<Step> {
+        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
+    }
+}
+
+fn sends(steps: &[Step]) -> Vec<(usize, RabbitMsg)> {
+    steps
+        .iter()
+        .filter_map(|c| match c {
+            Cmd::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Delivers every message in `steps` addressed to `dst`, from `src`.
+fn relay(c: &mut Cluster, steps: &[Step], src: usize, dst: usize) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (to, m) in sends(steps) {
+        if to == dst {
+            out.extend(c.deliver(dst, src, m));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_publish_is_confirmed_only_once_a_majority_has_it() {
+    let mut c = Cluster::new();
+    for i in 0..3 {
+        c.start(i);
+    }
+    // n1 times out first and asks for votes; n2's vote makes a majority.
+    let ask = c.fire(0, RabbitTimer::Election);
+    let vote = relay(&mut c, &ask, 0, 1);
+    let won = relay(&mut c, &vote, 1, 0);
+    assert!(
+        sends(&won)
+            .iter()
+            .any(|(to, m)| *to == 1 && matches!(m, RabbitMsg::AppendEntries { .. })),
+        "the new leader replicates its first entry"
+    );
+    // n2 takes the leader's no-op; n1 commits it.
+    let reply = relay(&mut c, &won, 0, 1);
+    relay(&mut c, &reply, 1, 0);
+    // The publisher connects and publishes.
+    let open = c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    assert!(sends(&open).contains(&(PUBLISHER, RabbitMsg::OpenOk)));
+    let publish = RabbitMsg::Publish {
+        channel: 1,
+        seq: 1,
+        msg: msg(0),
+        persistent: true,
+        mandatory: false,
+    };
+    let appended = c.deliver(0, PUBLISHER, publish);
+    let confirm = (PUBLISHER, RabbitMsg::Confirm { channel: 1, seq: 1 });
+    assert!(
+        !sends(&appended).contains(&confirm),
+        "not confirmed on the leader's disk alone"
+    );
+    // n3 is unreachable; n2's acknowledgement makes the majority, and the confirm goes out.
+    let reply = relay(&mut c, &appended, 0, 1);
+    let committed = relay(&mut c, &reply, 1, 0);
+    assert!(sends(&committed).contains(&confirm), "{committed:?}");
+}
+
+/// A mirrored queue (ha-params=2, manual sync) whose leader `n1` holds one message, replicated to
+/// `n2`. `n2` is then seen down, so `n1` takes `n3` as a new, unsynchronised mirror; then `n3`
+/// sees `n1` down. Returns the cluster at that point.
+fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
+    let sets = [
+        "queue.type=mirrored",
+        "ha-params=2",
+        "ha-sync-mode=manual",
+        promote,
+    ];
+    let actors = system(&sets).nodes().into_iter().map(|n| n.actor).collect();
+    let mut c = Cluster {
+        actors,
+        states: vec![None; 5],
+    };
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let publish = RabbitMsg::Publish {
+        channel: 1,
+        seq: 1,
+        msg: msg(0),
+        persistent: true,
+        mandatory: false,
+    };
+    let replicated = c.deliver(0, PUBLISHER, publish);
+    relay(&mut c, &replicated, 0, 1);
+    let dropped = c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
+    let record = sends(&dropped)
+        .into_iter()
+        .find(|(to, m)| *to == 2 && matches!(m, RabbitMsg::QueueRecord { .. }))
+        .expect("the leader announces its new mirror")
+        .1;
+    assert!(
+        matches!(&record, RabbitMsg::QueueRecord { mirrors, synced, .. }
+            if mirrors == &vec![Id::from(2)] && synced.is_empty()),
+        "{record}"
+    );
+    c.deliver(2, 0, record);
+    c.fire(2, RabbitTimer::PeerSilent(Id::from(0)));
+    c
+}
+
+fn classic(c: &Cluster, i: usize) -> &mqcheck_brokers::rabbitmq::ClassicState {
+    match c.states[i].as_ref().expect("started") {
+        RabbitState::Node(n) => &n.classic,
+        s => panic!("not a node: {s:?}"),
+    }
+}
+
+#[test]
+fn promoting_an_unsynchronised_mirror_loses_what_it_never_had() {
+    let c = unsynchronised_mirror_sees_its_leader_fail("ha-promote-on-failure=always");
+    let n3 = classic(&c, 2);
+    assert!(n3.leader, "always: the only mirror takes over");
+    assert!(n3.messages.is_empty(), "without the message n1 and n2 held");
+    let c = unsynchronised_mirror_sees_its_leader_fail("ha-promote-on-failure=when-synced");
+    let n3 = classic(&c, 2);
+    assert!(
+        !n3.leader,
+        "when-synced: the queue waits for its leader instead"
+    );
+}
+
+/// Model-checking friendliness: once the work is done, the periodic timers (Raft heartbeat, the
+/// distribution tick, AMQP heartbeats) and the answers they draw lead back to the same states.
+#[test]
+fn an_idle_cluster_is_a_fixed_point_of_its_periodic_timers() {
+    let mut c = Cluster::new();
+    for i in 0..3 {
+        c.start(i);
+    }
+    let ask = c.fire(0, RabbitTimer::Election);
+    let vote = relay(&mut c, &ask, 0, 1);
+    let won = relay(&mut c, &vote, 1, 0);
+    for f in 1..3 {
+        let reply = relay(&mut c, &won, 0, f);
+        relay(&mut c, &reply, f, 0);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let round = |c: &mut Cluster| {
+        let beat = c.fire(0, RabbitTimer::RaftHeartbeat);
+        for f in 1..3 {
+            let reply = relay(c, &beat, 0, f);
+            relay(c, &reply, f, 0);
+        }
+    };
+    // The first round tells the followers the commit index: progress, not chatter.
+    round(&mut c);
+    let before = c.states.clone();
+    round(&mut c);
+    for (n, timer) in [
+        (0, RabbitTimer::Tick),
+        (1, RabbitTimer::Tick),
+        (0, RabbitTimer::ClientHeartbeat),
+    ] {
+        let sent = c.fire(n, timer);
+        for (to, m) in sends(&sent) {
+            if to < 3 {
+                c.deliver(to, n, m);
+            }
+        }
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Heartbeat { frames: None });
+    assert_eq!(c.states, before);
+}
