@@ -105,7 +105,10 @@ fn main() {
     };
     println!("model                               states     unique    sec   states/s   unique/s  peak MB");
     let mut rates = Vec::new();
-    for (name, which) in [("stateright paxos check 3", "paxos"), ("mqcheck kafka, crash, 2 msgs", "kafka")] {
+    for (name, which) in [
+        ("stateright paxos check 3", "paxos"),
+        ("mqcheck kafka, crash, 2 msgs", "kafka"),
+    ] {
         let f = run(which);
         let rate = f.states as f64 / f.seconds;
         let unique_rate = f.unique as f64 / f.seconds;

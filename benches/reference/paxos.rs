@@ -258,4 +258,3 @@ impl PaxosModelCfg {
         .record_msg_out(RegisterMsg::record_invocations)
     }
 }
-
