@@ -1,5 +1,6 @@
 //! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
 
+use crate::spec::{bad, range};
 use crate::{HELD, VIOLATED};
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System, Workload};
@@ -26,8 +27,8 @@ pub struct ModelArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Faults the nemesis may place anywhere: `all`, `none`, or a comma list of crash, power,
-    /// partition, loss, duplicate, reorder (pause is the same as a slow node, which the
-    /// checker's timeline does not model).
+    /// partition, loss, duplicate, reorder (not pause: a slow node is what `sim` samples; the
+    /// checker's timeline has none).
     #[arg(long, default_value = "crash")]
     pub faults: String,
     /// Messages each producer sends.
@@ -39,19 +40,20 @@ pub struct ModelArgs {
     pub consumers: u32,
     /// Crashes and power losses on one path.
     #[arg(long, default_value_t = 1)]
-    pub max_crashes: usize,
+    pub max_crashes: u32,
     /// Broken connections, duplicated or reordered packets and partitions on one path.
     #[arg(long, default_value_t = 1)]
-    pub max_net_faults: usize,
+    pub max_net_faults: u32,
 }
 
 #[derive(Args, Clone, Debug)]
 pub struct CheckCmd {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Checker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Checker threads. With more than one, BFS may find a different one of several equally
+    /// short counterexamples from run to run (the verdicts and state counts do not change).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     #[arg(long, value_enum, default_value = "bfs")]
     pub strategy: Strategy,
     /// Stop exploring paths longer than this many steps.
@@ -74,47 +76,33 @@ pub struct ExploreCmd {
     pub addr: String,
 }
 
-fn bad(key: &str, message: String) -> ConfigError {
-    ConfigError::new(key, message)
-}
-
 impl ModelArgs {
     /// Validates the options and builds the model.
     fn model<S: System>(&self) -> Result<(CheckModel<S>, Config), ConfigError> {
         let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
         S::validate(&config)?;
-        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
-        if faults.contains(mqcheck_sim::Fault::Pause) {
+        let mut faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
+        if self.faults.split(',').any(|f| f.trim() == "pause") {
             return Err(bad(
                 "faults",
-                "pause is not a checker fault: every order of steps is already explored (allowed: crash, power, partition, loss, duplicate, reorder)".into(),
+                "--faults pause is not a checker fault: a slow node is what the simulator samples (allowed in check: all, none, crash, power, partition, loss, duplicate, reorder)".into(),
             ));
         }
-        let range = |key: &str, v: u32, min: u32, max: u32| {
-            if (min..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(bad(
-                    key,
-                    format!(
-                        "invalid value '{v}' for --{key} (allowed: an integer from {min} to {max})"
-                    ),
-                ))
-            }
-        };
+        // `all` means every fault the checker places.
+        faults.0.remove(&mqcheck_sim::Fault::Pause);
         let workload = Workload {
             messages: range("messages", self.messages, 1, 5)?,
             producers: range("producers", self.producers, 1, 2)?,
             consumers: range("consumers", self.consumers, 0, 2)?,
         };
-        range("max-crashes", self.max_crashes as u32, 0, 3)?;
-        range("max-net-faults", self.max_net_faults as u32, 0, 3)?;
+        let max_crashes = range("max-crashes", self.max_crashes, 0, 3)? as usize;
+        let max_net_faults = range("max-net-faults", self.max_net_faults, 0, 3)? as usize;
         let system = S::build(&config, workload);
         let bounds = Bounds {
             workload,
             faults,
-            max_crashes: self.max_crashes,
-            max_net_faults: self.max_net_faults,
+            max_crashes,
+            max_net_faults,
         };
         Ok((CheckModel::new(&system, bounds), S::effective(&config)))
     }
@@ -139,6 +127,8 @@ struct CheckReport {
     states: usize,
     unique_states: usize,
     max_depth: usize,
+    /// Some runs were cut at `--max-depth` before they ended.
+    depth_limit_reached: bool,
     seconds: f64,
     properties: BTreeMap<&'static str, PropertyReport>,
 }
@@ -149,9 +139,7 @@ impl Job for CheckCmd {
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
         let mut checker = model.checker().target_max_depth(self.max_depth);
-        if let Some(t) = self.threads {
-            checker = checker.threads(t.max(1));
-        }
+        checker = checker.threads(self.threads.max(1));
         let started = Instant::now();
         match self.strategy {
             Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, started),
@@ -217,15 +205,22 @@ impl CheckCmd {
                     text += &format!("VIOLATED  {}\n", property.name);
                     let actions = counterexample.map(|p| p.clone().into_actions()).unwrap_or_default();
                     let mut skipped = 0;
+                    let mut recent: std::collections::VecDeque<String> = Default::default();
                     for (i, action) in actions.iter().enumerate() {
-                        if describe::routine::<S>(action) {
+                        let line = describe::step(model, action);
+                        // Routine steps, and a step told a moment ago (a poll loop), are counted.
+                        if describe::routine::<S>(action) || recent.contains(&line) {
                             skipped += 1;
                             continue;
                         }
-                        text += &format!("  {:>5}. {}\n", i + 1, describe::step(model, action));
+                        text += &format!("  {:>5}. {line}\n", i + 1);
+                        recent.push_back(line);
+                        if recent.len() > 8 {
+                            recent.pop_front();
+                        }
                     }
                     text += &format!(
-                        "  ({} steps; {skipped} routine ones not shown: timers, heartbeats, empty polls)\n",
+                        "  ({} steps; {skipped} not shown: timers, heartbeats, empty polls, repeats)\n",
                         actions.len()
                     );
                     if let Some(path) = counterexample {
@@ -242,7 +237,10 @@ impl CheckCmd {
                     {
                         let svg = describe::svg(model, path);
                         if let Err(e) = std::fs::write(file, svg) {
-                            return Err(bad("svg", format!("cannot write {}: {e}", file.display())));
+                            return Err(bad(
+                                "svg",
+                                format!("cannot write --svg {}: {e}", file.display()),
+                            ));
                         }
                         svg_written = true;
                     }
@@ -256,6 +254,13 @@ impl CheckCmd {
                     counterexample: steps,
                     explorer,
                 },
+            );
+        }
+        let cut = done.max_depth() >= self.max_depth;
+        if cut {
+            text += &format!(
+                "note: some runs reached --max-depth {} before they ended; at-least-once was not judged on them\n",
+                self.max_depth
             );
         }
         let mut bounds_json = BTreeMap::new();
@@ -273,6 +278,7 @@ impl CheckCmd {
             states: done.state_count(),
             unique_states: done.unique_state_count(),
             max_depth: done.max_depth(),
+            depth_limit_reached: cut,
             seconds,
             properties: reports,
         };
@@ -293,9 +299,14 @@ impl Job for ExploreCmd {
         let addr: std::net::SocketAddr = self.addr.parse().map_err(|e| {
             bad(
                 "addr",
-                format!("invalid address '{}': {e} (allowed: HOST:PORT)", self.addr),
+                format!("invalid --addr '{}': {e} (allowed: HOST:PORT)", self.addr),
             )
         })?;
+        // Stateright's server panics on an address it cannot bind: find out first.
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| bad("addr", format!("cannot listen on --addr {addr}: {e}")))?,
+        );
         crate::emit(&format!(
             "Stateright Explorer for {} on http://{addr}/ (Ctrl-C stops it)\n",
             S::NAME

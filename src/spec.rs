@@ -40,8 +40,20 @@ pub struct Spec {
     pub checks: Vec<Invariant>,
 }
 
-fn bad(key: &str, message: String) -> ConfigError {
+pub fn bad(key: &str, message: String) -> ConfigError {
     ConfigError::new(key, message)
+}
+
+/// Checks a numeric option against its allowed range.
+pub fn range(key: &str, v: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad(
+            key,
+            format!("invalid value '{v}' for --{key} (allowed: an integer from {min} to {max})"),
+        ))
+    }
 }
 
 impl SimArgs {
@@ -62,18 +74,6 @@ impl SimArgs {
                 checks.push(inv);
             }
         }
-        let range = |key: &str, v: u32, min: u32, max: u32| {
-            if (min..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(bad(
-                    key,
-                    format!(
-                        "invalid value '{v}' for --{key} (allowed: an integer from {min} to {max})"
-                    ),
-                ))
-            }
-        };
         let workload = Workload {
             messages: range("messages", self.messages, 1, 10_000)?,
             producers: range("producers", self.producers, 1, 8)?,

@@ -145,8 +145,9 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
         format!("{state:?}")
     }
 
-    /// Does this broker elect leaders (so "a leader changes" is coverage the checker must reach)?
-    fn elects_leaders() -> bool {
+    /// Does this configuration elect leaders (so "a leader changes" is coverage the checker must
+    /// reach)?
+    fn elects_leaders(&self) -> bool {
         false
     }
 

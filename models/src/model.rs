@@ -184,7 +184,7 @@ pub struct CheckModel<S: System> {
 impl<S: System> CheckModel<S> {
     pub fn new(system: &S, bounds: Bounds) -> Self {
         let drain = system.drain().as_millis() as u64;
-        let properties = crate::properties::all::<S>(&bounds);
+        let properties = crate::properties::all(system, &bounds);
         CheckModel {
             nodes: system.nodes(),
             bounds,

@@ -92,7 +92,7 @@ type Condition<S> = fn(&CheckModel<S>, &CheckState<S>) -> bool;
 const STRUCTURAL: usize = 6;
 
 /// Every property of broker `S`'s model under `faults`.
-pub fn all<S: System>(bounds: &crate::Bounds) -> Vec<Property<CheckModel<S>>> {
+pub fn all<S: System>(system: &S, bounds: &crate::Bounds) -> Vec<Property<CheckModel<S>>> {
     let faults = &bounds.faults;
     let mut properties = vec![
         Property::always("at-least-once", at_least_once_holds::<S>),
@@ -123,7 +123,7 @@ pub fn all<S: System>(bounds: &crate::Bounds) -> Vec<Property<CheckModel<S>>> {
     if crashes {
         properties.push(Property::sometimes("a crash happens", crashed::<S>));
     }
-    if S::elects_leaders() && (crashes || faults.contains(Fault::Partition)) {
+    if system.elects_leaders() && (crashes || faults.contains(Fault::Partition)) {
         properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
     }
     properties

@@ -70,3 +70,19 @@ pub fn replay(command: &str) -> Outcome {
     let words: Vec<&str> = command.split_whitespace().skip(1).collect();
     mqcheck(&words)
 }
+
+/// `mqcheck check ARGS --json`, parsed: the exit code and the report on stdout.
+pub fn check(args: &str) -> (i32, Value) {
+    let mut words: Vec<&str> = vec!["check"];
+    words.extend(args.split_whitespace());
+    words.push("--json");
+    let out = mqcheck(&words);
+    assert!(
+        !out.stderr.contains("panicked"),
+        "mqcheck panicked: {}",
+        out.stderr
+    );
+    let json: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr));
+    (out.code, json)
+}

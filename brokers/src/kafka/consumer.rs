@@ -227,13 +227,7 @@ impl Consumer {
                         s.position.insert(partition, 0);
                         self.fetch(s, partition, o);
                     }
-                    Some(_) => {
-                        o.send(self.coordinator(), KafkaMsg::Metadata);
-                        o.set_timer(
-                            KafkaTimer::ConsumerFetch(partition),
-                            exact(self.settings.retry_backoff),
-                        );
-                    }
+                    Some(_) => self.stale_leader(s, partition, o),
                     None if records.is_empty() => self.fetch(s, partition, o),
                     None => {
                         let mut next = offset;
@@ -259,11 +253,7 @@ impl Consumer {
             } if s.validating.contains(&partition) => {
                 o.cancel_timer(KafkaTimer::ConsumerFetch(partition));
                 if error.is_some() {
-                    o.send(self.coordinator(), KafkaMsg::Metadata);
-                    o.set_timer(
-                        KafkaTimer::ConsumerFetch(partition),
-                        exact(self.settings.retry_backoff),
-                    );
+                    self.stale_leader(s, partition, o);
                     return;
                 }
                 s.validating.remove(&partition);
@@ -444,6 +434,21 @@ impl Consumer {
                 );
             }
         }
+    }
+
+    /// The leader refused us: our metadata is stale. Forget the leader and ask the controller
+    /// again after `retry.backoff.ms`, as Kafka's clients back off before a metadata refresh
+    /// (asking at once would loop as fast as the network while an election is pending).
+    fn stale_leader(&self, s: &mut ConsumerState, partition: Partition, o: &mut KafkaOut) {
+        s.leaders[partition as usize] = None;
+        o.set_timer(
+            KafkaTimer::MetadataRefresh,
+            retry(self.settings.retry_backoff),
+        );
+        o.set_timer(
+            KafkaTimer::ConsumerFetch(partition),
+            exact(self.settings.retry_backoff),
+        );
     }
 
     /// KIP-320's consumer half came with leader-epoch truncation (Kafka 2.1): fetches carry the

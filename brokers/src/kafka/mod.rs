@@ -760,7 +760,7 @@ impl System for Kafka {
         }
     }
 
-    fn elects_leaders() -> bool {
+    fn elects_leaders(&self) -> bool {
         true
     }
 

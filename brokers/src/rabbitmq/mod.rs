@@ -768,6 +768,11 @@ impl System for RabbitMq {
         }
     }
 
+    fn elects_leaders(&self) -> bool {
+        // A classic queue lives on one node; mirrored and quorum queues promote or elect.
+        self.settings.queue_type != QueueType::Classic
+    }
+
     fn is_leader(state: &RabbitState) -> bool {
         match state {
             RabbitState::Node(n) => n.leads(),

@@ -1,0 +1,537 @@
+//! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check finds each documented
+//! anomaly with a counterexample, proves each documented guarantee within its bounds, and turns
+//! bad input away with one line.
+
+use crate::common::{check, mqcheck};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Kafka's safe defaults (acks=all, idempotence, leader-epoch truncation, commit after
+/// processing) under one crash: several tests compare against it, so it is checked once.
+const SAFE_KAFKA: &str = "--broker kafka --faults crash";
+
+fn safe_kafka() -> &'static (i32, Value) {
+    static SAFE: OnceLock<(i32, Value)> = OnceLock::new();
+    SAFE.get_or_init(|| check(SAFE_KAFKA))
+}
+
+const STRUCTURAL: [&str; 4] = [
+    "LeaderInIsr",
+    "StrongIsr",
+    "LeaderCompleteness",
+    "LogMatching",
+];
+
+fn property<'a>(json: &'a Value, name: &str) -> &'a Value {
+    let p = &json["properties"][name];
+    assert!(
+        p.is_object(),
+        "property {name} is reported: {}",
+        json["properties"]
+    );
+    p
+}
+
+/// Asserts `name` held.
+fn assert_held(json: &Value, name: &str) {
+    let p = property(json, name);
+    assert_eq!(p["held"], true, "expected {name} held, got {p}");
+    assert!(p.get("counterexample").is_none(), "{name} held: {p}");
+}
+
+/// Asserts the always-property `name` was violated, and returns its counterexample's steps.
+fn counterexample(code: i32, json: &Value, name: &str) -> Vec<String> {
+    let p = property(json, name);
+    assert_eq!(p["expectation"], "always");
+    assert_eq!(p["held"], false, "expected {name} violated, got {p}");
+    assert_eq!(code, 1, "a violation exits 1");
+    let explorer = p["explorer"].as_str().expect("an Explorer link");
+    assert!(explorer.starts_with("#/steps/"), "{explorer}");
+    let steps: Vec<String> = p["counterexample"]
+        .as_array()
+        .expect("a counterexample")
+        .iter()
+        .map(|s| s.as_str().expect("steps are strings").to_string())
+        .collect();
+    assert!(!steps.is_empty(), "{name}: an empty counterexample");
+    steps
+}
+
+/// `n1 crashes (…)`: a broker, not a client, crashed.
+fn broker_crash(step: &str) -> bool {
+    let name = step.split_whitespace().next().unwrap_or("");
+    name.len() > 1
+        && name.starts_with('n')
+        && name[1..].chars().all(|c| c.is_ascii_digit())
+        && step.contains(" crashes")
+}
+
+#[test]
+fn check_acks_1_loses_an_acknowledged_record_when_the_leader_crashes() {
+    let (code, json) =
+        check("--broker kafka --set acks=1 --set enable.idempotence=false --faults crash");
+    let steps = counterexample(code, &json, "at-least-once");
+    let crash = steps
+        .iter()
+        .position(|s| broker_crash(s))
+        .unwrap_or_else(|| panic!("a broker crash in the story: {steps:#?}"));
+    assert!(
+        steps[..crash]
+            .iter()
+            .any(|s| s.contains("→ p0: ProduceResponse")),
+        "the record is acknowledged before the crash: {:#?}",
+        &steps[..crash]
+    );
+    // acks=all (the default) under the same faults loses nothing.
+    let (_, safe) = safe_kafka();
+    assert_held(safe, "at-least-once");
+}
+
+#[test]
+fn check_acks_0_loses_records_to_a_broken_connection() {
+    let (code, json) =
+        check("--broker kafka --set acks=0 --set enable.idempotence=false --faults loss");
+    let steps = counterexample(code, &json, "at-least-once");
+    assert!(
+        steps.iter().any(|s| s.contains("the connection breaks")),
+        "a broken connection in the story: {steps:#?}"
+    );
+    assert!(!steps.iter().any(|s| s.contains("crashes")), "loss only");
+}
+
+#[test]
+fn check_committing_before_processing_loses_records_when_the_consumer_crashes() {
+    let (code, json) =
+        check("--broker kafka --set consumer.commit=before-processing --faults crash");
+    let steps = counterexample(code, &json, "at-least-once");
+    assert!(
+        steps.iter().any(|s| s.starts_with("c0 crashes")),
+        "the consumer's crash in the story: {steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| broker_crash(s)),
+        "no broker crashes: {steps:#?}"
+    );
+}
+
+#[test]
+fn check_safe_kafka_holds_at_least_once_and_its_structural_invariants() {
+    let (code, json) = safe_kafka();
+    assert_held(json, "at-least-once");
+    for invariant in STRUCTURAL {
+        assert_eq!(property(json, invariant)["expectation"], "always");
+        assert_held(json, invariant);
+    }
+    // Consumer redelivery after a crash: at-least-once, not exactly-once.
+    counterexample(*code, json, "at-most-once");
+    // The search was not trivially small, and went everywhere it was meant to.
+    let unique = json["unique_states"].as_u64().unwrap();
+    assert!(unique > 50_000, "only {unique} unique states");
+    assert!(json["states"].as_u64().unwrap() >= unique);
+    let coverage: Vec<&str> = json["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p["expectation"] == "sometimes")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for name in [
+        "a record is acknowledged",
+        "a consumer reads",
+        "a crash happens",
+        "a leader changes",
+    ] {
+        assert!(coverage.contains(&name), "{name} is a coverage property");
+    }
+    for name in coverage {
+        assert_eq!(property(json, name)["held"], true, "{name} reached");
+    }
+    // The report echoes what was checked.
+    assert_eq!(json["broker"], "kafka");
+    assert_eq!(json["config"]["acks"], "all");
+    assert_eq!(json["config"]["log.truncation"], "leader-epoch");
+    let bounds = &json["bounds"];
+    assert_eq!(bounds["messages"], 2);
+    assert_eq!(bounds["producers"], 1);
+    assert_eq!(bounds["consumers"], 1);
+    assert_eq!(bounds["faults"], "crash");
+    assert_eq!(bounds["max_crashes"], 1);
+    assert_eq!(bounds["max_net_faults"], 1);
+    assert_eq!(bounds["max_depth"], 3000);
+}
+
+#[test]
+fn check_high_watermark_truncation_breaks_strong_isr_but_leader_epochs_keep_it() {
+    let (code, json) = check("--broker kafka --set log.truncation=high-watermark --faults crash");
+    assert_eq!(json["config"]["log.truncation"], "high-watermark");
+    counterexample(code, &json, "StrongIsr");
+    let (_, safe) = safe_kafka();
+    assert_held(safe, "StrongIsr");
+}
+
+#[test]
+fn check_idempotent_producer_holds_everything_under_packet_loss() {
+    let (code, json) = check("--broker kafka --set enable.idempotence=true --faults loss");
+    for (name, p) in json["properties"].as_object().unwrap() {
+        assert_eq!(p["held"], true, "{name}: {p}");
+    }
+    assert!(
+        json["properties"].get("a crash happens").is_none(),
+        "no crash coverage without crashes"
+    );
+    assert_eq!(code, 0, "all held exits 0");
+}
+
+#[test]
+fn check_unreached_coverage_exits_1() {
+    let (code, json) = check("--broker kafka --faults none --consumers 0");
+    assert_held(&json, "at-least-once");
+    assert_eq!(property(&json, "a consumer reads")["held"], false);
+    assert!(json["properties"].get("a crash happens").is_none());
+    assert!(json["properties"].get("a leader changes").is_none());
+    assert_eq!(code, 1, "unreached coverage exits 1");
+}
+
+#[test]
+fn check_zeromq_push_pull_loses_a_message_to_a_crash() {
+    let (code, json) = check("--broker zeromq --set pattern=push-pull --faults crash");
+    assert_eq!(json["broker"], "zeromq");
+    assert_eq!(json["config"]["pattern"], "push-pull");
+    let steps = counterexample(code, &json, "at-least-once");
+    assert!(steps.iter().any(|s| s.contains("crashes")), "{steps:#?}");
+    assert!(
+        json["properties"].get("LeaderInIsr").is_none(),
+        "Kafka's invariants are Kafka's"
+    );
+    assert!(json["properties"].get("a leader changes").is_none());
+}
+
+#[test]
+fn check_zeromq_lazy_pirate_retries_duplicate_but_lose_nothing() {
+    let (code, json) =
+        check("--broker zeromq --set pattern=req-rep --set client=lazy-pirate --faults loss");
+    assert_held(&json, "at-least-once");
+    let steps = counterexample(code, &json, "at-most-once");
+    assert!(
+        steps.iter().any(|s| s.contains("the connection breaks")),
+        "{steps:#?}"
+    );
+}
+
+#[test]
+fn check_rabbitmq_transient_messages_die_with_the_queue_node_but_persistent_ones_survive() {
+    let (code, json) =
+        check("--broker rabbitmq --set queue.type=classic --set delivery_mode=1 --faults crash");
+    let steps = counterexample(code, &json, "at-least-once");
+    assert!(
+        steps.iter().any(|s| s.contains("n1 crashes")),
+        "the classic queue's node crashes: {steps:#?}"
+    );
+    let (_, persistent) =
+        check("--broker rabbitmq --set queue.type=classic --set delivery_mode=2 --faults crash");
+    assert_held(&persistent, "at-least-once");
+}
+
+#[test]
+fn check_rabbitmq_publisher_retry_duplicates_after_a_lost_confirm() {
+    let (code, json) =
+        check("--broker rabbitmq --set queue.type=quorum --set publisher.retry=true --faults loss");
+    assert_held(&json, "at-least-once");
+    let steps = counterexample(code, &json, "at-most-once");
+    assert!(
+        steps.iter().any(|s| s.contains("the connection breaks")),
+        "{steps:#?}"
+    );
+}
+
+#[test]
+fn check_text_output_tells_the_story_and_svg_draws_it() {
+    let svg = std::env::temp_dir().join(format!("mqcheck-check-{}.svg", std::process::id()));
+    let _ = std::fs::remove_file(&svg);
+    let out = mqcheck(&[
+        "check",
+        "--broker",
+        "kafka",
+        "--set",
+        "acks=1",
+        "--set",
+        "enable.idempotence=false",
+        "--faults",
+        "crash",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let text = &out.stdout;
+    assert!(
+        text.lines().any(|l| l.starts_with("Done. states=")),
+        "{text}"
+    );
+    assert!(text.contains("\nheld      LeaderInIsr\n"), "{text}");
+    assert!(
+        text.contains("\nreached   a crash happens (coverage)\n"),
+        "{text}"
+    );
+    // The at-least-once verdict and its story, up to the next verdict.
+    let story: Vec<&str> = text
+        .split("\nVIOLATED  at-least-once\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("VIOLATED  at-least-once: {text}"))
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .collect();
+    assert!(
+        story.iter().any(|l| l
+            .trim_start()
+            .split_once(". ")
+            .is_some_and(|(_, s)| broker_crash(s))),
+        "a numbered broker crash: {story:#?}"
+    );
+    assert!(story
+        .iter()
+        .any(|l| l.contains("not shown: timers, heartbeats, empty polls, repeats")));
+    assert!(
+        story
+            .iter()
+            .any(|l| l.starts_with("  why: ") && l.contains("acknowledged")),
+        "{story:#?}"
+    );
+    assert!(
+        story
+            .iter()
+            .any(|l| l.contains("open in the Explorer") && l.contains("#/steps/")),
+        "{story:#?}"
+    );
+    let drawing = std::fs::read_to_string(&svg).expect("--svg writes the file");
+    assert!(drawing.starts_with("<svg"), "{}", &drawing[..80]);
+    assert!(drawing.trim_end().ends_with("</svg>"));
+    for node in ["ctl", "n1", "n2", "n3", "p0", "c0"] {
+        assert!(drawing.contains(&format!(">{node}</text>")), "names {node}");
+    }
+    assert!(drawing.contains("crashes"), "the crash is drawn");
+    std::fs::remove_file(&svg).unwrap();
+}
+
+#[test]
+fn check_is_deterministic() {
+    // One thread (the default): the same search, so the same counterexamples and Explorer links.
+    let one = || check(SAFE_KAFKA);
+    let (code_a, a) = one();
+    let (code_b, b) = one();
+    assert_eq!(code_a, code_b);
+    assert_eq!(a["properties"], b["properties"]);
+    assert_eq!(a["unique_states"], b["unique_states"]);
+    assert_eq!(a["states"], b["states"]);
+    assert_eq!(a["max_depth"], b["max_depth"]);
+    // Two threads: the same state space and verdicts.
+    let (code_c, c) = check(&format!("{SAFE_KAFKA} --threads 2"));
+    assert_eq!(code_a, code_c);
+    assert_eq!(a["unique_states"], c["unique_states"]);
+    for (name, p) in a["properties"].as_object().unwrap() {
+        assert_eq!(p["held"], c["properties"][name]["held"], "{name}");
+    }
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.0; the whole response, or `None` if nothing answers yet.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn explore_serves_the_explorer_with_the_model_properties() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+            .args(["explore", "--broker", "kafka", "--addr", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mqcheck explore starts"),
+    );
+    let started = Instant::now();
+    let response = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            let _ = child.0.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("mqcheck explore exited ({status}): {stderr}");
+        }
+        match http_get(port, "/.status") {
+            Some(r) if !r.is_empty() => break r,
+            _ if started.elapsed() > Duration::from_secs(20) => {
+                panic!("no answer on {addr} within 20 s")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("an HTTP response: {response}"));
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200"),
+        "{head}"
+    );
+    let status: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON status ({e}): {body}"));
+    let names: Vec<&str> = status["properties"]
+        .as_array()
+        .unwrap_or_else(|| panic!("properties listed: {status}"))
+        .iter()
+        .filter_map(|p| p[1].as_str())
+        .collect();
+    for name in ["at-least-once", "a consumer reads", "LeaderInIsr"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    // Printed before serving, so it is there by the time the server answers.
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line,
+        format!("Stateright Explorer for kafka on http://{addr}/ (Ctrl-C stops it)\n")
+    );
+}
+
+/// Runs `mqcheck ARGS`, failing the test if it is still running after 20 s.
+fn mqcheck_within_20s(args: &[&str]) -> (i32, String, String) {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mqcheck starts"),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "`mqcheck {}` still running after 20 s",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let _ = child.0.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.0.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.code().expect("exited"), stdout, stderr)
+}
+
+/// Asserts `mqcheck ARGS` is bad input: exit 2, nothing on stdout, one `error:` line that
+/// names `key`.
+fn bad_input(args: &[&str], key: &str) {
+    let (code, stdout, stderr) = mqcheck_within_20s(args);
+    let command = args.join(" ");
+    assert!(
+        !stderr.contains("panicked"),
+        "`mqcheck {command}` panicked: {stderr}"
+    );
+    assert_eq!(code, 2, "`mqcheck {command}` is bad input: {stderr}");
+    assert_eq!(stdout, "", "`mqcheck {command}` prints nothing on stdout");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "`mqcheck {command}` says one line: {stderr}"
+    );
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(key),
+        "`mqcheck {command}` names {key}: {stderr}"
+    );
+}
+
+#[test]
+fn check_bad_input_is_one_line_and_exit_2() {
+    bad_input(&["check", "--broker", "nosuch"], "nosuch");
+    bad_input(
+        &["check", "--broker", "kafka", "--set", "nosuch.key=1"],
+        "nosuch.key",
+    );
+    bad_input(&["check", "--broker", "kafka", "--set", "acks=7"], "acks");
+    bad_input(
+        &["check", "--broker", "kafka", "--faults", "bogus"],
+        "--faults",
+    );
+    bad_input(
+        &["check", "--broker", "kafka", "--messages", "0"],
+        "--messages",
+    );
+    bad_input(
+        &["check", "--broker", "kafka", "--max-crashes", "9"],
+        "--max-crashes",
+    );
+    bad_input(
+        &["check", "--broker", "kafka", "--max-net-faults", "9"],
+        "--max-net-faults",
+    );
+    bad_input(
+        &["explore", "--broker", "nosuch", "--addr", "127.0.0.1:0"],
+        "nosuch",
+    );
+    // clap's own error: several lines, but exit 2 and no panic.
+    let (code, stdout, stderr) =
+        mqcheck_within_20s(&["check", "--broker", "kafka", "--strategy", "xyz"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("xyz") && stderr.contains("--strategy"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn check_pause_is_refused_naming_faults() {
+    bad_input(
+        &["check", "--broker", "kafka", "--faults", "pause"],
+        "--faults",
+    );
+}
+
+#[test]
+fn explore_bad_address_is_refused_naming_addr() {
+    bad_input(
+        &["explore", "--broker", "kafka", "--addr", "nonsense"],
+        "--addr",
+    );
+}
+
+#[test]
+fn explore_on_a_port_in_use_is_refused_naming_addr() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    bad_input(&["explore", "--broker", "kafka", "--addr", &addr], "--addr");
+    drop(taken);
+}
