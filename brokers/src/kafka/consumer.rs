@@ -194,8 +194,12 @@ impl Consumer {
                         retry(Duration::from_millis(500)),
                     );
                 }
+                // Partitions still without a leader wait for their fetch timer: asking again at
+                // once would loop as fast as the network while an election is pending.
                 for p in s.assigned.clone() {
-                    self.fetch(s, p, o);
+                    if s.leaders[p as usize].is_some() {
+                        self.fetch(s, p, o);
+                    }
                 }
             }
             KafkaMsg::HeartbeatResponse { error: Some(_) } => self.rejoin(s, o),
@@ -422,12 +426,7 @@ impl Consumer {
                 );
             }
             None => {
-                // No known leader: ask again after a backoff, not at once (a metadata request
-                // per response would storm the controller while an election is pending).
-                o.set_timer(
-                    KafkaTimer::MetadataRefresh,
-                    retry(Duration::from_millis(500)),
-                );
+                o.send(self.coordinator(), KafkaMsg::Metadata);
                 o.set_timer(
                     KafkaTimer::ConsumerFetch(p),
                     exact(Duration::from_millis(500)),
@@ -436,15 +435,12 @@ impl Consumer {
         }
     }
 
-    /// The leader refused us: our metadata is stale. Forget the leader and ask the controller
-    /// again after `retry.backoff.ms`, as Kafka's clients back off before a metadata refresh
-    /// (asking at once would loop as fast as the network while an election is pending).
+    /// The leader refused us: our metadata is stale. Forget the leader; after
+    /// `retry.backoff.ms` the fetch timer asks the controller again, as Kafka's clients back off
+    /// before a metadata refresh (asking at once would loop as fast as the network while an
+    /// election is pending).
     fn stale_leader(&self, s: &mut ConsumerState, partition: Partition, o: &mut KafkaOut) {
         s.leaders[partition as usize] = None;
-        o.set_timer(
-            KafkaTimer::MetadataRefresh,
-            retry(self.settings.retry_backoff),
-        );
         o.set_timer(
             KafkaTimer::ConsumerFetch(partition),
             exact(self.settings.retry_backoff),
