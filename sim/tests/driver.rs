@@ -67,7 +67,7 @@ impl Durable for Disk {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Msg {
     Num(u32),
     Ack(u32),
@@ -75,7 +75,7 @@ enum Msg {
     Reset,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
     Tick,
 }
