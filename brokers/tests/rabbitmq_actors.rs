@@ -383,3 +383,65 @@ fn an_idle_cluster_is_a_fixed_point_of_its_periodic_timers() {
     c.deliver(0, PUBLISHER, RabbitMsg::Heartbeat { frames: None });
     assert_eq!(c.states, before);
 }
+
+/// What the Stateright Explorer shows of a node and its clients, in RabbitMQ's terms rather
+/// than `Debug`: the quorum queue leader's term, log and commit index, the ready messages, a
+/// consumer's unacknowledged delivery; the publisher's connection.
+#[test]
+fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
+    let mut c = Cluster::new();
+    for i in 0..3 {
+        c.start(i);
+    }
+    let ask = c.fire(0, RabbitTimer::Election);
+    let vote = relay(&mut c, &ask, 0, 1);
+    let won = relay(&mut c, &vote, 1, 0);
+    let reply = relay(&mut c, &won, 0, 1);
+    relay(&mut c, &reply, 1, 0);
+    // The consumer (4) attaches with prefetch 1; the publisher publishes two messages.
+    c.deliver(0, 4, RabbitMsg::Open);
+    let consume = c.deliver(
+        0,
+        4,
+        RabbitMsg::Consume {
+            channel: 1,
+            prefetch: 1,
+            auto_ack: false,
+        },
+    );
+    let reply = relay(&mut c, &consume, 0, 1);
+    relay(&mut c, &reply, 1, 0);
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    for seq in 1..=2 {
+        let publish = RabbitMsg::Publish {
+            channel: 1,
+            seq,
+            msg: msg(seq as u32),
+            persistent: true,
+            mandatory: false,
+        };
+        let appended = c.deliver(0, PUBLISHER, publish);
+        let reply = relay(&mut c, &appended, 0, 1);
+        relay(&mut c, &reply, 1, 0);
+    }
+    let leader = <RabbitMq as System>::show(c.states[0].as_ref().expect("started"));
+    assert!(
+        leader.starts_with("node: all peers up, clients [3, 4]"),
+        "{leader}"
+    );
+    assert!(leader.contains("quorum LEADER term 1"), "{leader}");
+    assert!(leader.contains("1:noop"), "{leader}");
+    assert!(leader.contains("1:enqueue p0:2"), "{leader}");
+    assert!(leader.contains("commit=4"), "{leader}");
+    assert!(leader.contains("ready [p0:2]"), "{leader}");
+    assert!(
+        leader.contains("consumer 4 (prefetch 1) unacked [p0:1]"),
+        "{leader}"
+    );
+    assert!(!leader.contains("QuorumState"), "not Debug: {leader}");
+    let follower = <RabbitMq as System>::show(c.states[1].as_ref().expect("started"));
+    assert!(
+        follower.contains("quorum follower term 1 (leader 0)"),
+        "{follower}"
+    );
+}

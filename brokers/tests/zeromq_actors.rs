@@ -498,3 +498,63 @@ fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
     assert_eq!(sent(&up)[0].0, 2, "to the connected server");
     assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
 }
+
+/// What the Stateright Explorer shows of a peer, in ZeroMQ's terms rather than `Debug`: a PUSH
+/// whose pipes are all at the high-water mark is mute and blocked, a PULL's pipe lists its
+/// messages and what waits unread on the connection, a Lazy Pirate client counts its attempts.
+#[test]
+fn show_names_socket_types_pipes_the_mute_state_and_retries() {
+    // A PUSH (0) with both PULL peers (1, 2) mute at ZMQ_SNDHWM=1.
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1"], 1, 2);
+    p.start(0);
+    p.random(0, ZmqRandom::Pace(20));
+    p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
+    for _ in 0..3 {
+        p.fire(0, ZmqTimer::Send);
+    }
+    let push = <ZeroMq as System>::show(p.states[0].as_ref().expect("started"));
+    assert!(push.starts_with("PUSH: next message 2"), "{push}");
+    assert!(push.contains("zmq_send blocked: every pipe mute"), "{push}");
+    assert!(
+        push.contains("pipe to 1 (connection 0): 1 queued, mute"),
+        "{push}"
+    );
+    assert!(!push.contains("Outgoing"), "not Debug: {push}");
+
+    // A PULL (2) with room for one message per pipe: the second stays on the connection.
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_RCVHWM=1"], 2, 1);
+    p.start(2);
+    p.random(2, ZmqRandom::Processing(10));
+    p.deliver(2, 0, ZmqMsg::Welcome { connection: 0 });
+    p.deliver(2, 0, message(frames(0, 0)));
+    p.deliver(2, 0, message(frames(0, 1)));
+    let pull = <ZeroMq as System>::show(p.states[2].as_ref().expect("started"));
+    assert!(
+        pull.contains("from 0 (connection 0 up): 1 queued [p0:0], full (ZMQ_RCVHWM): 1 unread"),
+        "{pull}"
+    );
+    assert!(pull.contains("handling a message"), "{pull}");
+
+    // A Lazy Pirate client after one timeout: a new socket, one attempt left.
+    let mut p = Peers::new(
+        &[
+            "pattern=req-rep",
+            "client=lazy-pirate",
+            "lazy-pirate.retries=2",
+        ],
+        1,
+        1,
+    );
+    p.start(0);
+    p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    p.random(0, ZmqRandom::Pace(20));
+    p.fire(0, ZmqTimer::Send);
+    p.fire(0, ZmqTimer::RequestTimeout);
+    let req = <ZeroMq as System>::show(p.states[0].as_ref().expect("started"));
+    assert!(req.starts_with("REQ socket 1: connected to []"), "{req}");
+    assert!(
+        req.contains("awaiting the reply to p0:0 (queued in the pipe to 1; 1 attempts left)"),
+        "{req}"
+    );
+}

@@ -32,8 +32,16 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
             format!("{} at {}: timer {timer:?} fires", n(*node), secs(*at))
         }
         Step::Random { node, value, .. } => format!("{}: draws {value:?}", n(*node)),
-        Step::Crash(id) => format!("{} crashes (process; page cache kept)", n(*id)),
-        Step::PowerLoss(id) => format!("{} loses power (only fsynced data kept)", n(*id)),
+        Step::Crash { node, down_ms } => format!(
+            "{} crashes (process; page cache kept; down {})",
+            n(*node),
+            secs(*down_ms)
+        ),
+        Step::PowerLoss { node, down_ms } => format!(
+            "{} loses power (only fsynced data kept; down {})",
+            n(*node),
+            secs(*down_ms)
+        ),
         Step::Restart { node, at } => {
             format!("{} at {}: restarts from its disk", n(*node), secs(*at))
         }
@@ -124,7 +132,7 @@ pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S
                     x(*dst)
                 );
             }
-            Step::Crash(id) | Step::PowerLoss(id) | Step::Isolate(id) => {
+            Step::Crash { node: id, .. } | Step::PowerLoss { node: id, .. } | Step::Isolate(id) => {
                 out += &format!("<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n", x(*id));
             }
             _ => {}

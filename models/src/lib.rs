@@ -6,4 +6,4 @@ mod model;
 pub mod properties;
 
 pub use bounds::Bounds;
-pub use model::{CheckModel, CheckState, Nemesis, Slot, Step, StepOf, DOWN_MS};
+pub use model::{CheckModel, CheckState, Nemesis, Slot, Step, StepOf, DOWNTIMES_MS, PARTITION_MS};

@@ -22,8 +22,13 @@ use std::fmt::{self, Debug};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// How long a crashed node stays down, and a partition lasts (simulated ms).
-pub const DOWN_MS: u64 = 10_000;
+/// How long a crashed node stays down (simulated ms): a quick bounce, back within the brokers'
+/// session timeouts (Kafka's `broker.session.timeout.ms` is 9 s), or an outage that outlasts them.
+/// Each crash is explored with both.
+pub const DOWNTIMES_MS: [u64; 2] = [1_000, 10_000];
+
+/// How long a partition lasts (simulated ms).
+pub const PARTITION_MS: u64 = 10_000;
 
 /// One step of a checked run, over a broker's message, timer and random-choice types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,10 +40,10 @@ pub enum Step<M, T, R> {
     /// A node draws one of the values its application may draw.
     Random { node: Id, key: String, value: R },
     /// The process dies: volatile state lost, its connections broken, its page cache kept; it
-    /// restarts `DOWN_MS` later from its disk.
-    Crash(Id),
-    /// The machine dies: only what the node fsynced survives; it restarts `DOWN_MS` later.
-    PowerLoss(Id),
+    /// restarts from its disk `down_ms` later (one of [`DOWNTIMES_MS`]).
+    Crash { node: Id, down_ms: u64 },
+    /// The machine dies: only what the node fsynced survives; it restarts `down_ms` later.
+    PowerLoss { node: Id, down_ms: u64 },
     /// The node starts again from what survived on its disk.
     Restart { node: Id, at: u64 },
     /// A packet between two nodes is lost: the connection breaks at that point, everything in
@@ -48,7 +53,7 @@ pub enum Step<M, T, R> {
     Duplicate(Id, Id),
     /// The first two packets of the `src → dst` connection swap places.
     Reorder(Id, Id),
-    /// A node is cut off from every other node for `DOWN_MS`.
+    /// A node is cut off from every other node for [`PARTITION_MS`].
     Isolate(Id),
     /// The partition heals.
     Heal { at: u64 },
@@ -291,7 +296,7 @@ impl<S: System> CheckModel<S> {
         }
     }
 
-    fn kill(&self, state: &CheckState<S>, id: Id, power: bool) -> CheckState<S> {
+    fn kill(&self, state: &CheckState<S>, id: Id, down_ms: u64, power: bool) -> CheckState<S> {
         let i = usize::from(id);
         let mut next = state.clone();
         let slot = &mut next.nodes[i];
@@ -303,7 +308,7 @@ impl<S: System> CheckModel<S> {
         }
         next.nemesis.crashes += 1;
         next.nemesis.last_act = state.now;
-        next.nemesis.restarts.insert(id, state.now + DOWN_MS);
+        next.nemesis.restarts.insert(id, state.now + down_ms);
         next
     }
 
@@ -446,11 +451,14 @@ impl<S: System> Model for CheckModel<S> {
         if usize::from(state.nemesis.crashes) < self.bounds.max_crashes {
             for (i, node) in self.nodes.iter().enumerate() {
                 if node.role.faulty() && state.nodes[i].state.is_some() {
-                    if self.allows(Fault::Crash) {
-                        actions.push(Step::Crash(Id::from(i)));
-                    }
-                    if self.allows(Fault::Power) {
-                        actions.push(Step::PowerLoss(Id::from(i)));
+                    let node = Id::from(i);
+                    for down_ms in DOWNTIMES_MS {
+                        if self.allows(Fault::Crash) {
+                            actions.push(Step::Crash { node, down_ms });
+                        }
+                        if self.allows(Fault::Power) {
+                            actions.push(Step::PowerLoss { node, down_ms });
+                        }
                     }
                 }
             }
@@ -505,8 +513,8 @@ impl<S: System> Model for CheckModel<S> {
                     actor.on_random(node, s, &value, o)
                 })?
             }
-            Step::Crash(id) => self.kill(state, id, false),
-            Step::PowerLoss(id) => self.kill(state, id, true),
+            Step::Crash { node, down_ms } => self.kill(state, node, down_ms, false),
+            Step::PowerLoss { node, down_ms } => self.kill(state, node, down_ms, true),
             Step::Restart { node, at } => {
                 let mut after = state.clone();
                 after.now = at;
@@ -551,7 +559,7 @@ impl<S: System> Model for CheckModel<S> {
             Step::Isolate(id) => {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
-                after.nemesis.isolated = Some((id, state.now + DOWN_MS));
+                after.nemesis.isolated = Some((id, state.now + PARTITION_MS));
                 after
             }
             Step::Heal { at } => {
