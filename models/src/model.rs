@@ -2,8 +2,8 @@
 //! network, with every placement of a bounded set of faults explored.
 //!
 //! Time is explicit: a timer fires at the deadline its actor asked for (the start of its range),
-//! packets in flight are delivered before time moves (one connection at a time, oldest pair
-//! first), so a run without faults is one deterministic timeline. The checker's choices are the
+//! packets in flight are delivered before time moves (one connection at a time, in one of two
+//! orders across connections), so a run without faults is one deterministic timeline. The checker's choices are the
 //! nemesis' (which fault, where, at which step) and the clients' random draws (pace, processing
 //! time). This is lineage-driven fault injection's view of a system (Alvaro et al., "Molly",
 //! SIGMOD 2015) rather than an untimed actor model's: an untimed model lets any timeout fire at any
