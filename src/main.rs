@@ -14,7 +14,7 @@ use std::process::ExitCode;
 #[command(
     name = "mqcheck",
     version,
-    about = "Deterministic simulation of message-broker models: which delivery claims hold, under which configuration and faults"
+    about = "Deterministic simulation and model checking of message-broker models: which delivery claims hold, under which configuration and faults"
 )]
 struct Cli {
     #[command(subcommand)]
