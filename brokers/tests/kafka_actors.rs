@@ -8,16 +8,17 @@
 use mqcheck_brokers::kafka::protocol::{FetchRequest, Fetcher};
 use mqcheck_brokers::kafka::{
     Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Kafka,
-    KafkaActor, KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch,
-    PartitionState, ProducerState, Record, Replica, ReplicaRole,
+    KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch, PartitionState,
+    ProducerState, Record, Replica, ReplicaRole,
 };
-use mqcheck_brokers::{AppLog, Config, Durable, System, Workload};
+use mqcheck_brokers::{AppLog, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
-use stateright::actor::{Actor, Command, Id, Out};
-use std::borrow::Cow;
+use stateright::actor::{Command, Id};
 use std::collections::BTreeMap;
 
-type Cmd = Command<KafkaMsg, KafkaTimer, KafkaRandom, KafkaDisk>;
+mod harness;
+
+type Cmd = harness::Cmd<Kafka>;
 
 const CTL: usize = 0;
 const PRODUCER: usize = 4;
@@ -27,69 +28,22 @@ const CONSUMER: usize = 5;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// Every actor of one deployment with its current state. Nodes start on demand, so a test sees
-/// exactly the commands of the steps it takes.
-struct Cluster {
-    actors: Vec<KafkaActor>,
-    states: Vec<Option<KafkaState>>,
-}
+/// The deployment: ctl, n1..n3, p0, c0.
+type Cluster = harness::Actors<Kafka>;
 
 impl Cluster {
     fn new(sets: &[&str]) -> Cluster {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let config = Config::parse("kafka", &Kafka::keys(), &sets).expect("valid config");
-        Kafka::validate(&config).expect("a combination Kafka accepts");
-        let kafka = Kafka::build(
-            &config,
+        let kafka: Kafka = harness::system(
+            sets,
             Workload {
                 messages: 3,
                 producers: 1,
                 consumers: 1,
             },
         );
-        let actors: Vec<KafkaActor> = kafka.nodes().into_iter().map(|n| n.actor).collect();
-        assert_eq!(actors.len(), 6, "ctl, n1..n3, p0, c0");
-        let states = vec![None; actors.len()];
-        Cluster { actors, states }
-    }
-
-    /// Starts (or restarts) node `i` from `storage`.
-    fn start(&mut self, i: usize, storage: Option<KafkaDisk>) -> Vec<Cmd> {
-        let mut o = Default::default();
-        let state = self.actors[i].on_start(Id::from(i), &storage, &mut o);
-        self.states[i] = Some(state);
-        cmds(o)
-    }
-
-    fn state(&self, i: usize) -> &KafkaState {
-        self.states[i].as_ref().expect("node started")
-    }
-
-    /// Runs one handler on node `i` and keeps the state it leaves.
-    fn handle(
-        &mut self,
-        i: usize,
-        handler: impl FnOnce(&KafkaActor, Id, &mut Cow<KafkaState>, &mut Out<KafkaActor>),
-    ) -> Vec<Cmd> {
-        let mut o = Default::default();
-        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("node started"));
-        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
-        self.states[i] = Some(state.into_owned());
-        cmds(o)
-    }
-
-    /// Delivers `msg` from `src` to node `dst`.
-    fn deliver(&mut self, dst: usize, src: usize, msg: KafkaMsg) -> Vec<Cmd> {
-        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
-    }
-
-    /// Fires `timer` on node `i`.
-    fn fire(&mut self, i: usize, timer: KafkaTimer) -> Vec<Cmd> {
-        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
-    }
-
-    fn random(&mut self, i: usize, pace: KafkaRandom) -> Vec<Cmd> {
-        self.handle(i, |a, id, s, o| a.on_random(id, s, &pace, o))
+        let c = Cluster::of(&kafka);
+        assert_eq!(c.actors.len(), 6, "ctl, n1..n3, p0, c0");
+        c
     }
 
     fn controller(&self) -> &ControllerState {
@@ -139,10 +93,6 @@ impl Cluster {
             _ => None,
         }
     }
-}
-
-fn cmds(o: stateright::actor::Out<KafkaActor>) -> Vec<Cmd> {
-    o.into_iter().collect()
 }
 
 /// Every message sent, with its destination.
@@ -318,7 +268,7 @@ fn fetch_response(cmds: &[Cmd], dst: usize) -> (Vec<Record>, u64, Option<ErrorCo
 /// Starts the controller and registers brokers `order`, one after the other.
 fn registered(sets: &[&str], order: &[usize]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
-    assert!(c.start(CTL, None).is_empty());
+    assert!(c.start(CTL).is_empty());
     let outs = order
         .iter()
         .map(|b| c.deliver(CTL, *b, KafkaMsg::BrokerRegistration { incarnation: 1 }))
@@ -337,7 +287,7 @@ fn broker_with(
         Some(KafkaDisk::Broker(d)) => d.incarnation + 1,
         _ => 1,
     };
-    let out = c.start(b, storage);
+    let out = c.restart(b, storage);
     assert_eq!(
         sent_to(&out, CTL),
         vec![KafkaMsg::BrokerRegistration { incarnation }]
@@ -1108,7 +1058,7 @@ fn follower_appends_fetched_records_and_learns_the_high_watermark() {
 /// A producer that learnt broker 1 leads partition 0, and has sent its three messages.
 fn producer_sent_three(sets: &[&str]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
-    let out = c.start(PRODUCER, None);
+    let out = c.start(PRODUCER);
     assert_eq!(sent_to(&out, CTL), vec![KafkaMsg::Metadata]);
     let out = c.random(PRODUCER, KafkaRandom::Pace(10));
     assert_eq!(timers_set(&out), vec![KafkaTimer::Send]);
@@ -1333,7 +1283,7 @@ fn producer_disconnect_fails_the_requests_in_flight_to_that_broker() {
 /// fetch outstanding.
 fn consumer_fetching(sets: &[&str]) -> Cluster {
     let mut c = Cluster::new(sets);
-    let out = c.start(CONSUMER, None);
+    let out = c.start(CONSUMER);
     assert_eq!(
         sent_to(&out, CTL),
         vec![KafkaMsg::JoinGroup, KafkaMsg::Metadata]
@@ -1543,7 +1493,7 @@ fn a_broker_flushes_per_flush_messages_and_restarts_from_what_survived() {
     assert_eq!(d.hw_checkpoint[&0], 3);
 
     // Power loss, then restart: two records, and a HW no higher than the log.
-    c.start(1, Some(disk.after_power_loss()));
+    c.restart(1, Some(disk.after_power_loss()));
     assert_eq!(c.replica(1).log.end_offset(), 2);
     assert_eq!(c.replica(1).high_watermark, 2);
     assert_eq!(c.replica(1).role, ReplicaRole::Idle);

@@ -5,24 +5,21 @@
 //! Node ids (nodes=3, producers=1, consumers=1): 0..=2 are n1..n3, 3 the publisher, 4 the consumer.
 
 use mqcheck_brokers::rabbitmq::{
-    Command, Fifo, RabbitActor, RabbitDisk, RabbitMq, RabbitMsg, RabbitRandom, RabbitState,
-    RabbitTimer, Settings,
+    Command, Fifo, RabbitMq, RabbitMsg, RabbitState, RabbitTimer, Settings,
 };
-use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_brokers::{System, Workload};
 use mqcheck_invariants::MsgId;
-use stateright::actor::{Actor, Command as Cmd, Id, Out};
-use std::borrow::Cow;
+use stateright::actor::{Command as Cmd, Id};
 
-type Step = Cmd<RabbitMsg, RabbitTimer, RabbitRandom, RabbitDisk>;
+mod harness;
+
+type Step = harness::Cmd<RabbitMq>;
 
 const PUBLISHER: usize = 3;
 
 fn system(sets: &[&str]) -> RabbitMq {
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    let config = Config::parse("rabbitmq", &RabbitMq::keys(), &sets).expect("valid config");
-    RabbitMq::validate(&config).expect("a combination RabbitMQ accepts");
-    RabbitMq::build(
-        &config,
+    harness::system(
+        sets,
         Workload {
             messages: 3,
             producers: 1,
@@ -168,49 +165,14 @@ fn a_repeated_enqueue_is_confirmed_but_stored_once() {
     assert_eq!(f.messages.len(), 1);
 }
 
-/// Three quorum-queue nodes and their clients, started on demand.
-struct Cluster {
-    actors: Vec<RabbitActor>,
-    states: Vec<Option<RabbitState>>,
-}
+/// Three nodes and their clients, started on demand.
+type Cluster = harness::Actors<RabbitMq>;
 
 impl Cluster {
     fn new() -> Cluster {
-        let actors: Vec<RabbitActor> = system(&["queue.type=quorum"])
-            .nodes()
-            .into_iter()
-            .map(|n| n.actor)
-            .collect();
-        assert_eq!(actors.len(), 5, "n1..n3, p0, c0");
-        let states = vec![None; actors.len()];
-        Cluster { actors, states }
-    }
-
-    fn start(&mut self, i: usize) -> Vec<Step> {
-        let mut o = Out::new();
-        let state = self.actors[i].on_start(Id::from(i), &None, &mut o);
-        self.states[i] = Some(state);
-        o.into_iter().collect()
-    }
-
-    fn handle(
-        &mut self,
-        i: usize,
-        handler: impl FnOnce(&RabbitActor, Id, &mut Cow<RabbitState>, &mut Out<RabbitActor>),
-    ) -> Vec<Step> {
-        let mut o = Out::new();
-        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("started"));
-        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
-        self.states[i] = Some(state.into_owned());
-        o.into_iter().collect()
-    }
-
-    fn deliver(&mut self, dst: usize, src: usize, msg: RabbitMsg) -> Vec<Step> {
-        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
-    }
-
-    fn fire(&mut self, i: usize, timer: RabbitTimer) -> Vec<Step> {
-        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
+        let c = Cluster::of(&system(&["queue.type=quorum"]));
+        assert_eq!(c.actors.len(), 5, "n1..n3, p0, c0");
+        c
     }
 }
 
@@ -286,11 +248,7 @@ fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
         "ha-sync-mode=manual",
         promote,
     ];
-    let actors = system(&sets).nodes().into_iter().map(|n| n.actor).collect();
-    let mut c = Cluster {
-        actors,
-        states: vec![None; 5],
-    };
+    let mut c = Cluster::of(&system(&sets));
     for i in 0..3 {
         c.start(i);
     }
@@ -321,7 +279,7 @@ fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
 }
 
 fn classic(c: &Cluster, i: usize) -> &mqcheck_brokers::rabbitmq::ClassicState {
-    match c.states[i].as_ref().expect("started") {
+    match c.state(i) {
         RabbitState::Node(n) => &n.classic,
         s => panic!("not a node: {s:?}"),
     }
@@ -424,7 +382,7 @@ fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
         let reply = relay(&mut c, &appended, 0, 1);
         relay(&mut c, &reply, 1, 0);
     }
-    let leader = <RabbitMq as System>::show(c.states[0].as_ref().expect("started"));
+    let leader = <RabbitMq as System>::show(c.state(0));
     assert!(
         leader.starts_with("node: all peers up, clients [3, 4]"),
         "{leader}"
@@ -439,7 +397,7 @@ fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
         "{leader}"
     );
     assert!(!leader.contains("QuorumState"), "not Debug: {leader}");
-    let follower = <RabbitMq as System>::show(c.states[1].as_ref().expect("started"));
+    let follower = <RabbitMq as System>::show(c.state(1));
     assert!(
         follower.contains("quorum follower term 1 (leader 0)"),
         "{follower}"

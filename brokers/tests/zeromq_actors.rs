@@ -4,74 +4,33 @@
 //!
 //! Producers (PUB, PUSH, REQ) have ids `0..producers`, consumers (SUB, PULL, REP) follow.
 
-use mqcheck_brokers::zeromq::{
-    Frames, ZeroMq, ZmqActor, ZmqDisk, ZmqMsg, ZmqRandom, ZmqState, ZmqTimer,
-};
-use mqcheck_brokers::{AppLog, Config, System, Workload};
+use mqcheck_brokers::zeromq::{Frames, ZeroMq, ZmqMsg, ZmqRandom, ZmqState, ZmqTimer};
+use mqcheck_brokers::{AppLog, System, Workload};
 use mqcheck_invariants::{MsgId, Op};
-use stateright::actor::{Actor, Command, Id, Out};
-use std::borrow::Cow;
+use stateright::actor::Command;
 
-type Cmd = Command<ZmqMsg, ZmqTimer, ZmqRandom, ZmqDisk>;
+mod harness;
+
+type Cmd = harness::Cmd<ZeroMq>;
 
 /// The peers of one deployment with their current states.
-struct Peers {
-    actors: Vec<ZmqActor>,
-    states: Vec<Option<ZmqState>>,
-}
+type Peers = harness::Actors<ZeroMq>;
 
 impl Peers {
     fn new(sets: &[&str], producers: u32, consumers: u32) -> Peers {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).expect("valid config");
-        ZeroMq::validate(&config).expect("a combination ZeroMQ accepts");
-        let system = ZeroMq::build(
-            &config,
+        Peers::of(&harness::system(
+            sets,
             Workload {
                 messages: 4,
                 producers,
                 consumers,
             },
-        );
-        let actors: Vec<ZmqActor> = system.nodes().into_iter().map(|n| n.actor).collect();
-        let states = vec![None; actors.len()];
-        Peers { actors, states }
-    }
-
-    fn start(&mut self, i: usize) -> Vec<Cmd> {
-        let mut o = Out::new();
-        let state = self.actors[i].on_start(Id::from(i), &None, &mut o);
-        self.states[i] = Some(state);
-        o.into_iter().collect()
-    }
-
-    fn handle(
-        &mut self,
-        i: usize,
-        handler: impl FnOnce(&ZmqActor, Id, &mut Cow<ZmqState>, &mut Out<ZmqActor>),
-    ) -> Vec<Cmd> {
-        let mut o = Out::new();
-        let mut state = Cow::Borrowed(self.states[i].as_ref().expect("peer started"));
-        handler(&self.actors[i], Id::from(i), &mut state, &mut o);
-        self.states[i] = Some(state.into_owned());
-        o.into_iter().collect()
-    }
-
-    fn deliver(&mut self, dst: usize, src: usize, msg: ZmqMsg) -> Vec<Cmd> {
-        self.handle(dst, |a, id, s, o| a.on_msg(id, s, Id::from(src), msg, o))
-    }
-
-    fn fire(&mut self, i: usize, timer: ZmqTimer) -> Vec<Cmd> {
-        self.handle(i, |a, id, s, o| a.on_timeout(id, s, &timer, o))
-    }
-
-    fn random(&mut self, i: usize, r: ZmqRandom) -> Vec<Cmd> {
-        self.handle(i, |a, id, s, o| a.on_random(id, s, &r, o))
+        ))
     }
 
     /// What peer `i`'s application recorded so far.
     fn app(&self, i: usize) -> AppLog {
-        match self.states[i].as_ref().expect("peer started") {
+        match self.state(i) {
             ZmqState::Outgoing(s) => s.app.clone(),
             ZmqState::Incoming(s) => s.app.clone(),
             ZmqState::Req(s) => s.app.clone(),
@@ -513,7 +472,7 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     for _ in 0..3 {
         p.fire(0, ZmqTimer::Send);
     }
-    let push = <ZeroMq as System>::show(p.states[0].as_ref().expect("started"));
+    let push = <ZeroMq as System>::show(p.state(0));
     assert!(push.starts_with("PUSH: next message 2"), "{push}");
     assert!(push.contains("zmq_send blocked: every pipe mute"), "{push}");
     assert!(
@@ -529,7 +488,7 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     p.deliver(2, 0, ZmqMsg::Welcome { connection: 0 });
     p.deliver(2, 0, message(frames(0, 0)));
     p.deliver(2, 0, message(frames(0, 1)));
-    let pull = <ZeroMq as System>::show(p.states[2].as_ref().expect("started"));
+    let pull = <ZeroMq as System>::show(p.state(2));
     assert!(
         pull.contains("from 0 (connection 0 up): 1 queued [p0:0], full (ZMQ_RCVHWM): 1 unread"),
         "{pull}"
@@ -551,7 +510,7 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     p.random(0, ZmqRandom::Pace(20));
     p.fire(0, ZmqTimer::Send);
     p.fire(0, ZmqTimer::RequestTimeout);
-    let req = <ZeroMq as System>::show(p.states[0].as_ref().expect("started"));
+    let req = <ZeroMq as System>::show(p.state(0));
     assert!(req.starts_with("REQ socket 1: connected to []"), "{req}");
     assert!(
         req.contains("awaiting the reply to p0:0 (queued in the pipe to 1; 1 attempts left)"),
