@@ -65,6 +65,29 @@ pub fn held(args: &str, invariants: &[&str]) -> Value {
     json
 }
 
+/// Asserts a run is a function of its seed and arguments: `replay ARGS` prints the same timeline
+/// byte for byte twice, and `sim ARGS` over 20 seeds reports the same figures twice.
+pub fn assert_deterministic(args: &str) {
+    let mut words = vec!["replay"];
+    words.extend(args.split_whitespace());
+    words.extend(["--faults", "all", "--seed", "7", "--messages", "30"]);
+    let (a, b) = (mqcheck(&words), mqcheck(&words));
+    assert!(
+        a.stdout.contains("timeline:") && a.stdout.len() > 1000,
+        "a replay prints a timeline: {}",
+        a.stdout
+    );
+    assert_eq!(a.stdout, b.stdout);
+    let sweep = format!("{args} --faults all --seeds 20 --seed 3");
+    let ((_, x), (_, y)) = (sim(&sweep), sim(&sweep));
+    assert_eq!(x["invariants"], y["invariants"]);
+    assert_eq!(x["stats"]["simulated_ms"], y["stats"]["simulated_ms"]);
+    assert_eq!(
+        x["stats"]["messages_delivered"],
+        y["stats"]["messages_delivered"]
+    );
+}
+
 /// Runs a replay command line printed by `sim`.
 pub fn replay(command: &str) -> Outcome {
     let words: Vec<&str> = command.split_whitespace().skip(1).collect();

@@ -1,7 +1,7 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-use crate::common::{held, mqcheck, replay, sim, violated};
+use crate::common::{assert_deterministic, held, mqcheck, replay, violated};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {
@@ -123,29 +123,7 @@ fn power_loss_without_fsync_loses_records_that_fsync_keeps() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace_byte_for_byte() {
-    let args = [
-        "replay",
-        "--broker",
-        "kafka",
-        "--faults",
-        "all",
-        "--seed",
-        "7",
-        "--messages",
-        "30",
-    ];
-    let a = mqcheck(&args);
-    let b = mqcheck(&args);
-    assert!(a.stdout.len() > 1000, "a replay prints a timeline");
-    assert_eq!(a.stdout, b.stdout);
-    let (_, x) = sim("--broker kafka --faults all --seeds 20 --seed 3");
-    let (_, y) = sim("--broker kafka --faults all --seeds 20 --seed 3");
-    assert_eq!(x["invariants"], y["invariants"]);
-    assert_eq!(x["stats"]["simulated_ms"], y["stats"]["simulated_ms"]);
-    assert_eq!(
-        x["stats"]["messages_delivered"],
-        y["stats"]["messages_delivered"]
-    );
+    assert_deterministic("--broker kafka");
 }
 
 #[test]
