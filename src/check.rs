@@ -115,6 +115,9 @@ struct PropertyReport {
     held: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     counterexample: Option<Vec<String>>,
+    /// The checker's explanation of each violation at the counterexample's last state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explorer: Option<String>,
 }
@@ -190,6 +193,9 @@ impl CheckCmd {
                     .collect::<Vec<_>>()
             });
             let explorer = counterexample.map(|path| format!("#/steps/{}", path.encode(model)));
+            let why = counterexample.map(|path| {
+                mqcheck_models::properties::explain(model, property.name, path.last_state())
+            });
             match (&property.expectation, held) {
                 (Expectation::Sometimes, true) => {
                     text += &format!("reached   {} (coverage)\n", property.name)
@@ -223,11 +229,8 @@ impl CheckCmd {
                         "  ({} steps; {skipped} not shown: timers, heartbeats, empty polls, repeats)\n",
                         actions.len()
                     );
-                    if let Some(path) = counterexample {
-                        let last = path.last_state();
-                        for why in mqcheck_models::properties::explain(model, property.name, last) {
-                            text += &format!("  why: {why}\n");
-                        }
+                    for why in why.iter().flatten() {
+                        text += &format!("  why: {why}\n");
                     }
                     text += &format!(
                         "  open in the Explorer (mqcheck explore, same options): {}\n",
@@ -252,6 +255,7 @@ impl CheckCmd {
                     expectation,
                     held,
                     counterexample: steps,
+                    why,
                     explorer,
                 },
             );

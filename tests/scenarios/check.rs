@@ -173,6 +173,145 @@ fn check_high_watermark_truncation_breaks_strong_isr_but_leader_epochs_keep_it()
     assert_held(safe, "StrongIsr");
 }
 
+/// Kafka with its idle chatter slowed (long-poll waits, heartbeats) and its session timeouts
+/// shortened, so two faults fit in a test's time: each run has fewer steps to place a fault at
+/// and a shorter drain. Every value is a real setting Kafka accepts, and none of them changes
+/// how records are replicated, acknowledged or truncated (docs/model-checking.md, "Bounds").
+const QUIET_KAFKA: &str = "--broker kafka --set broker.heartbeat.interval.ms=4000 \
+    --set replica.fetch.wait.max.ms=5000 --set fetch.max.wait.ms=5000 \
+    --set heartbeat.interval.ms=5000 --set session.timeout.ms=15000 \
+    --set request.timeout.ms=10000 --threads 2";
+
+/// Two brokers, one record, two crashes: the chains of faults behind Kafka's election losses.
+const TWO_CRASHES: &str = "--set nodes=2 --set replication.factor=2 --faults crash \
+    --max-crashes 2 --messages 1";
+
+/// The broker a `nX crashes` step names.
+fn crashed_broker(step: &str) -> Option<&str> {
+    broker_crash(step).then(|| step.split_whitespace().next().unwrap_or(""))
+}
+
+/// The positions of the first two broker crashes in a story, and the brokers they hit.
+fn two_broker_crashes(steps: &[String]) -> [(usize, &str); 2] {
+    let crashes: Vec<(usize, &str)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| crashed_broker(s).map(|b| (i, b)))
+        .collect();
+    assert!(
+        crashes.len() == 2 && crashes[0].1 != crashes[1].1,
+        "both brokers crash once: {steps:#?}"
+    );
+    [crashes[0], crashes[1]]
+}
+
+#[test]
+fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
+    let (code, json) = check(&format!(
+        "{QUIET_KAFKA} {TWO_CRASHES} --set unclean.leader.election.enable=true"
+    ));
+    let steps = counterexample(code, &json, "at-least-once");
+    let [(first, follower), (second, leader)] = two_broker_crashes(&steps);
+    // The follower is gone and out of the ISR when the leader acknowledges the record alone…
+    let ack = steps
+        .iter()
+        .position(|s| s.contains("→ p0: ProduceResponse"))
+        .expect("the record is acknowledged");
+    assert!(
+        first < ack && ack < second,
+        "follower down, ack, leader down: {steps:#?}"
+    );
+    assert!(
+        steps[ack].starts_with(&format!("{leader} → p0")),
+        "{steps:#?}"
+    );
+    // …then the follower comes back and is elected without it: an ISR of itself alone.
+    let unclean = format!("leader={follower} epoch=2 isr=[{follower}]");
+    assert!(
+        steps[second..].iter().any(|s| s.contains(&unclean)),
+        "an unclean election of {follower}: {steps:#?}"
+    );
+    // The TLA+ specification's name for the same state: the new leader lacks a committed record.
+    counterexample(code, &json, "LeaderCompleteness");
+}
+
+/// KIP-101 under two crashes, with `log.truncation` set to `truncation`.
+fn kip_101(truncation: &str) -> (i32, Value) {
+    let (code, json) = check(&format!(
+        "{QUIET_KAFKA} {TWO_CRASHES} --set min.insync.replicas=2 --set log.truncation={truncation}"
+    ));
+    assert_eq!(json["config"]["log.truncation"], truncation);
+    (code, json)
+}
+
+#[test]
+fn check_high_watermark_truncation_loses_an_acknowledged_record_after_two_crashes() {
+    let (code, json) = kip_101("high-watermark");
+    let steps = counterexample(code, &json, "at-least-once");
+    let [(first, leader), (second, follower)] = two_broker_crashes(&steps);
+    // The follower fetched the record and the leader acknowledged it (both replicas had it,
+    // min.insync.replicas=2), but the follower had not yet heard the high watermark covering it.
+    let fetched = format!("{leader} → {follower}: FetchResponse p0 offset=0 records=[p0:0] hw=0");
+    let fetched = steps
+        .iter()
+        .position(|s| s.contains(&fetched))
+        .unwrap_or_else(|| panic!("{follower} fetches p0:0 from {leader}: {steps:#?}"));
+    let ack = steps
+        .iter()
+        .position(|s| s.starts_with(&format!("{leader} → p0: ProduceResponse")))
+        .expect("the leader acknowledges the record");
+    assert!(
+        fetched < ack && ack < first && first < second,
+        "fetch, ack, leader crash, follower bounce: {steps:#?}"
+    );
+    // The follower restarts, truncates to its stale high watermark and is elected cleanly.
+    let elected = format!("leader={follower} epoch=2 isr=[{follower}]");
+    assert!(
+        steps[second..].iter().any(|s| s.contains(&elected)),
+        "{follower} is elected after its bounce: {steps:#?}"
+    );
+    counterexample(code, &json, "StrongIsr");
+}
+
+#[test]
+fn check_leader_epoch_truncation_keeps_the_record_under_the_same_two_crashes() {
+    let (_, json) = kip_101("leader-epoch");
+    assert_held(&json, "at-least-once");
+    for invariant in STRUCTURAL {
+        assert_held(&json, invariant);
+    }
+    let unique = json["unique_states"].as_u64().unwrap();
+    assert!(unique > 1_000_000, "only {unique} unique states");
+}
+
+/// Three records, one crash, no idempotence (`enable.idempotence` as given).
+fn retries_under_a_crash(idempotence: bool) -> (i32, Value) {
+    check(&format!(
+        "{QUIET_KAFKA} --set enable.idempotence={idempotence} --set retries=5 \
+         --set max.in.flight.requests.per.connection=5 --faults crash --messages 3"
+    ))
+}
+
+#[test]
+fn check_retries_without_idempotence_reorder_and_duplicate_records() {
+    let (code, json) = retries_under_a_crash(false);
+    let steps = counterexample(code, &json, "ordering");
+    assert!(
+        steps.iter().any(|s| broker_crash(s)),
+        "a broker crash in the story: {steps:#?}"
+    );
+    let why = json["properties"]["ordering"]["why"].to_string();
+    assert!(why.contains("first delivered"), "a reorder: {why}");
+    let duplicate = json["properties"]["at-most-once"]["why"].to_string();
+    assert!(
+        duplicate.contains("stored more than once"),
+        "a retried batch is in the log twice: {duplicate}"
+    );
+    // The idempotent producer under the same bounds keeps the order.
+    let (_, idempotent) = retries_under_a_crash(true);
+    assert_held(&idempotent, "ordering");
+}
+
 #[test]
 fn check_idempotent_producer_holds_everything_under_packet_loss() {
     let (code, json) = check("--broker kafka --set enable.idempotence=true --faults loss");

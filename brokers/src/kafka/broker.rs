@@ -5,8 +5,8 @@ use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
 use super::{
-    exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, BROKER_HEARTBEAT,
-    FETCH_BACKOFF, FETCH_WAIT, HW_CHECKPOINT, MAX_FETCH_RECORDS,
+    exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, FETCH_BACKOFF,
+    HW_CHECKPOINT, MAX_FETCH_RECORDS,
 };
 use crate::Durable;
 use stateright::actor::Id;
@@ -81,7 +81,7 @@ pub struct DelayedProduce {
     pub offset: u64,
 }
 
-/// An empty fetch held until data arrives or `FETCH_WAIT` passes (the fetch purgatory).
+/// An empty fetch held until data arrives or its wait passes (the fetch purgatory).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DelayedFetch {
     pub fetcher: Id,
@@ -161,7 +161,10 @@ impl Broker {
                 incarnation: s.incarnation,
             },
         );
-        o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
+        o.set_timer(
+            KafkaTimer::Registration,
+            retry(self.settings.broker_heartbeat_interval),
+        );
         o.set_timer(KafkaTimer::HwCheckpoint, retry(HW_CHECKPOINT));
         s
     }
@@ -196,7 +199,10 @@ impl Broker {
                 if src == self.controller() =>
             {
                 o.cancel_timer(KafkaTimer::Registration);
-                o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
+                o.set_timer(
+                    KafkaTimer::BrokerHeartbeat,
+                    retry(self.settings.broker_heartbeat_interval),
+                );
                 for ps in states {
                     self.apply_partition_state(id, s, ps, o);
                 }
@@ -331,11 +337,17 @@ impl Broker {
                     self.controller(),
                     KafkaMsg::BrokerRegistration { incarnation },
                 );
-                o.set_timer(KafkaTimer::Registration, retry(BROKER_HEARTBEAT));
+                o.set_timer(
+                    KafkaTimer::Registration,
+                    retry(self.settings.broker_heartbeat_interval),
+                );
             }
             KafkaTimer::BrokerHeartbeat => {
                 o.send(self.controller(), KafkaMsg::BrokerHeartbeat);
-                o.set_timer(KafkaTimer::BrokerHeartbeat, retry(BROKER_HEARTBEAT));
+                o.set_timer(
+                    KafkaTimer::BrokerHeartbeat,
+                    retry(self.settings.broker_heartbeat_interval),
+                );
             }
             KafkaTimer::HwCheckpoint => {
                 let mut changed = false;
@@ -536,7 +548,7 @@ impl Broker {
         l.pending_isr = Some(new_isr);
         o.set_timer(
             KafkaTimer::AlterPartitionRetry(r.partition),
-            exact(BROKER_HEARTBEAT),
+            exact(self.settings.broker_heartbeat_interval),
         );
     }
 
@@ -630,8 +642,15 @@ impl Broker {
             let ReplicaRole::Leader(l) = &mut r.role else {
                 unreachable!("checked above")
             };
+            // One timer per partition's purgatory, armed with the wait of the fetch that found it
+            // empty; everything held is answered together. Kafka keeps a deadline per fetch
+            // (its `max_wait_ms`); sharing one keeps the idle long polls in step.
             if l.delayed_fetch.is_empty() {
-                o.set_timer(KafkaTimer::FetchWait(partition), exact(FETCH_WAIT));
+                let wait = match fetcher {
+                    Fetcher::Replica => self.settings.replica_fetch_wait,
+                    Fetcher::Consumer => self.settings.fetch_max_wait,
+                };
+                o.set_timer(KafkaTimer::FetchWait(partition), exact(wait));
             }
             l.delayed_fetch.push(DelayedFetch {
                 fetcher: src,

@@ -132,9 +132,13 @@ pub struct Settings {
     pub min_insync_replicas: usize,
     pub unclean_leader_election: bool,
     pub replica_lag_time_max: Duration,
+    /// `replica.fetch.wait.max.ms`: how long a leader holds a follower's fetch that finds nothing.
+    pub replica_fetch_wait: Duration,
     pub flush_messages: Option<u64>,
     pub truncation: Truncation,
     pub broker_session_timeout: Duration,
+    /// KRaft `broker.heartbeat.interval.ms`: a broker's heartbeat period to the controller.
+    pub broker_heartbeat_interval: Duration,
     pub acks: Acks,
     pub retries: u64,
     pub idempotence: bool,
@@ -146,6 +150,8 @@ pub struct Settings {
     pub auto_commit_interval: Duration,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// `fetch.max.wait.ms`: how long a leader holds a consumer's fetch that finds nothing.
+    pub fetch_max_wait: Duration,
     pub workload: Workload,
 }
 
@@ -153,10 +159,6 @@ pub struct Settings {
 const NEVER: u64 = i64::MAX as u64;
 const INT_MAX: u64 = i32::MAX as u64;
 
-/// Brokers' heartbeat interval to the controller (KRaft `broker.heartbeat.interval.ms`).
-pub const BROKER_HEARTBEAT: Duration = Duration::from_millis(2000);
-/// How long the leader holds an empty fetch (`replica.fetch.wait.max.ms`, `fetch.max.wait.ms`).
-pub const FETCH_WAIT: Duration = Duration::from_millis(500);
 /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
 pub const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
 /// `replica.high.watermark.checkpoint.interval.ms`: how often the HW is written to disk.
@@ -190,12 +192,14 @@ impl Settings {
             min_insync_replicas: config.int("min.insync.replicas") as usize,
             unclean_leader_election: config.bool("unclean.leader.election.enable"),
             replica_lag_time_max: ms(config, "replica.lag.time.max.ms"),
+            replica_fetch_wait: ms(config, "replica.fetch.wait.max.ms"),
             flush_messages: (flush != NEVER).then_some(flush),
             truncation: match config.str("log.truncation") {
                 "high-watermark" => Truncation::HighWatermark,
                 _ => Truncation::LeaderEpoch,
             },
             broker_session_timeout: ms(config, "broker.session.timeout.ms"),
+            broker_heartbeat_interval: ms(config, "broker.heartbeat.interval.ms"),
             acks,
             retries,
             idempotence,
@@ -212,6 +216,7 @@ impl Settings {
             auto_commit_interval: ms(config, "auto.commit.interval.ms"),
             session_timeout: ms(config, "session.timeout.ms"),
             heartbeat_interval: ms(config, "heartbeat.interval.ms"),
+            fetch_max_wait: ms(config, "fetch.max.wait.ms"),
             workload,
         }
     }
@@ -516,6 +521,15 @@ impl System for Kafka {
                 "how long a follower may lag before it leaves the ISR",
             ),
             Key::new(
+                "replica.fetch.wait.max.ms",
+                "500",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "how long a leader holds a follower's fetch that finds no new records",
+            ),
+            Key::new(
                 "flush.messages",
                 "9223372036854775807",
                 Int { min: 1, max: NEVER },
@@ -535,6 +549,15 @@ impl System for Kafka {
                     max: INT_MAX,
                 },
                 "how long the controller waits for a broker heartbeat before fencing it",
+            ),
+            Key::new(
+                "broker.heartbeat.interval.ms",
+                "2000",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "a broker's heartbeat period to the controller",
             ),
             Key::new(
                 "acks",
@@ -623,6 +646,15 @@ impl System for Kafka {
                 },
                 "consumer heartbeat period",
             ),
+            Key::new(
+                "fetch.max.wait.ms",
+                "500",
+                Int {
+                    min: 1,
+                    max: INT_MAX,
+                },
+                "how long a leader holds a consumer's fetch that finds no new records",
+            ),
         ]
     }
 
@@ -665,6 +697,22 @@ impl System for Kafka {
             return Err(ConfigError::new(
                 "delivery.timeout.ms",
                 format!("delivery.timeout.ms={delivery} must be at least linger.ms + request.timeout.ms ({request})"),
+            ));
+        }
+        // KafkaConfig's startup check (`require`), "to prevent frequent changes in ISR"; the
+        // wait must also fit replica.socket.timeout.ms (30 s, not modelled as a key).
+        let fetch_wait = config.int("replica.fetch.wait.max.ms");
+        let lag = config.int("replica.lag.time.max.ms");
+        if fetch_wait > lag {
+            return Err(ConfigError::new(
+                "replica.fetch.wait.max.ms",
+                format!("replica.fetch.wait.max.ms={fetch_wait} should always be less than or equal to replica.lag.time.max.ms={lag}"),
+            ));
+        }
+        if fetch_wait > 30_000 {
+            return Err(ConfigError::new(
+                "replica.fetch.wait.max.ms",
+                format!("replica.fetch.wait.max.ms={fetch_wait} exceeds replica.socket.timeout.ms (30000, its default)"),
             ));
         }
         let heartbeat = config.int("heartbeat.interval.ms");
