@@ -672,6 +672,32 @@ fn held_consumer_fetch_is_answered_empty_when_the_wait_ends() {
     assert_eq!(fetch_response(&out, CONSUMER), (vec![], 0, None));
 }
 
+/// The wait a `FetchWait` timer was armed with, among `cmds`.
+fn fetch_wait(cmds: &[Cmd]) -> Option<std::time::Duration> {
+    cmds.iter().find_map(|c| match c {
+        Command::SetTimer(KafkaTimer::FetchWait(0), range) => Some(range.start),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_empty_fetch_is_held_for_its_fetchers_wait() {
+    let sets = ["replica.fetch.wait.max.ms=700", "fetch.max.wait.ms=4000"];
+    let ms = std::time::Duration::from_millis;
+    let mut c = leader(&sets, 1, &[1, 2, 3]);
+    let out = c.deliver(1, 2, fetch(0, 1, Fetcher::Replica, 1));
+    assert_eq!(fetch_wait(&out), Some(ms(700)), "{out:?}");
+    // The purgatory already has its timer: a consumer joining it is answered with the follower.
+    let out = c.deliver(1, CONSUMER, fetch(0, 1, Fetcher::Consumer, 1));
+    assert_eq!(fetch_wait(&out), None, "{out:?}");
+    let out = c.fire(1, KafkaTimer::FetchWait(0));
+    assert_eq!(fetch_response(&out, CONSUMER), (vec![], 0, None));
+
+    let mut c = leader(&sets, 1, &[1, 2, 3]);
+    let out = c.deliver(1, CONSUMER, fetch(0, 1, Fetcher::Consumer, 1));
+    assert_eq!(fetch_wait(&out), Some(ms(4000)), "{out:?}");
+}
+
 #[test]
 fn follower_fetch_with_a_stale_leader_epoch_is_fenced() {
     let mut c = leader(&[], 2, &[1, 2, 3]);

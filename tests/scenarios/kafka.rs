@@ -140,6 +140,10 @@ fn bad_input_names_the_key_and_exits_2() {
         ("sim --broker kafka --check exactly-once", "exactly-once"),
         ("sim --broker kafka --messages 0", "messages"),
         ("replay --broker kafka --set log.truncation=none --seed 1", "log.truncation"),
+        // KafkaConfig refuses to start with a follower wait the ISR would not tolerate.
+        ("sim --broker kafka --set replica.lag.time.max.ms=2000 --set replica.fetch.wait.max.ms=2500", "replica.fetch.wait.max.ms"),
+        ("check --broker kafka --set fetch.max.wait.ms=0", "fetch.max.wait.ms"),
+        ("check --broker kafka --set broker.heartbeat.interval.ms=soon", "broker.heartbeat.interval.ms"),
     ] {
         let words: Vec<&str> = args.split_whitespace().collect();
         let out = mqcheck(&words);
