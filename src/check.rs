@@ -4,14 +4,14 @@ use crate::spec::{bad, range};
 use crate::{HELD, VIOLATED};
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System, Workload};
-use mqcheck_models::{describe, Bounds, CheckModel};
+use mqcheck_models::{describe, Bounds, CheckModel, CheckState};
 use mqcheck_sim::FaultSet;
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Strategy {
     Bfs,
     Dfs,
@@ -59,6 +59,11 @@ pub struct CheckCmd {
     /// Stop exploring paths longer than this many steps.
     #[arg(long, default_value_t = 3000)]
     pub max_depth: usize,
+    /// Merge states that differ only by a shift in time (time-translation symmetry; the one
+    /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
+    /// so it needs `--strategy dfs`.
+    #[arg(long)]
+    pub symmetry: bool,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -143,6 +148,15 @@ impl Job for CheckCmd {
         let (model, config) = self.model.model::<S>()?;
         let mut checker = model.checker().target_max_depth(self.max_depth);
         checker = checker.threads(self.threads.max(1));
+        if self.symmetry {
+            if self.strategy != Strategy::Dfs {
+                return Err(bad(
+                    "symmetry",
+                    "--symmetry needs --strategy dfs: stateright reduces by symmetry in depth-first search only (allowed: --strategy dfs)".into(),
+                ));
+            }
+            checker = checker.symmetry_fn(CheckState::<S>::representative);
+        }
         let started = Instant::now();
         match self.strategy {
             Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, started),
@@ -275,6 +289,7 @@ impl CheckCmd {
         bounds_json.insert("max_crashes", bounds.max_crashes.into());
         bounds_json.insert("max_net_faults", bounds.max_net_faults.into());
         bounds_json.insert("max_depth", self.max_depth.into());
+        bounds_json.insert("symmetry", self.symmetry.into());
         let report = CheckReport {
             broker: S::NAME.to_string(),
             config: config.values().clone(),

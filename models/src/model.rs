@@ -171,6 +171,36 @@ impl<S: System> PartialEq for CheckState<S> {
     }
 }
 
+impl<S: System> CheckState<S> {
+    /// This state's representative under time translation, for stateright's symmetry reduction
+    /// (`mqcheck check --symmetry`). The actors never read the clock, only their timers, and the
+    /// checkers' verdicts read no times, so two states that differ by a shift of every time in
+    /// them (now, deadlines, restarts, the heal, the nemesis' last act) have the same futures,
+    /// shifted. The representative moves the origin to the nemesis' last act, the earliest time
+    /// the future depends on, and drops the observation times, which only date explanations.
+    pub fn representative(&self) -> Self {
+        let origin = self.nemesis.last_act;
+        let mut rep = self.clone();
+        rep.now -= origin;
+        for slot in &mut rep.nodes {
+            for at in slot.timers.values_mut() {
+                *at -= origin;
+            }
+        }
+        for at in rep.nemesis.restarts.values_mut() {
+            *at -= origin;
+        }
+        if let Some((_, at)) = &mut rep.nemesis.isolated {
+            *at -= origin;
+        }
+        rep.nemesis.last_act = 0;
+        for times in &mut rep.observed {
+            times.clear();
+        }
+        rep
+    }
+}
+
 impl<S: System> Debug for CheckState<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         crate::describe::state::<S>(self, f)

@@ -235,10 +235,12 @@ fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
     counterexample(code, &json, "LeaderCompleteness");
 }
 
-/// KIP-101 under two crashes, with `log.truncation` set to `truncation`.
-fn kip_101(truncation: &str) -> (i32, Value) {
+/// KIP-101 under two crashes, with `log.truncation` set to `truncation`, searched with
+/// `strategy` (depth first is twice as fast when only the verdict matters).
+fn kip_101(truncation: &str, strategy: &str) -> (i32, Value) {
     let (code, json) = check(&format!(
-        "{QUIET_KAFKA} {TWO_CRASHES} --set min.insync.replicas=2 --set log.truncation={truncation}"
+        "{QUIET_KAFKA} {TWO_CRASHES} --set min.insync.replicas=2 --set log.truncation={truncation} \
+         --strategy {strategy}"
     ));
     assert_eq!(json["config"]["log.truncation"], truncation);
     (code, json)
@@ -246,7 +248,7 @@ fn kip_101(truncation: &str) -> (i32, Value) {
 
 #[test]
 fn check_high_watermark_truncation_loses_an_acknowledged_record_after_two_crashes() {
-    let (code, json) = kip_101("high-watermark");
+    let (code, json) = kip_101("high-watermark", "bfs");
     let steps = counterexample(code, &json, "at-least-once");
     let [(first, leader), (second, follower)] = two_broker_crashes(&steps);
     // The follower fetched the record and the leader acknowledged it (both replicas had it,
@@ -275,7 +277,7 @@ fn check_high_watermark_truncation_loses_an_acknowledged_record_after_two_crashe
 
 #[test]
 fn check_leader_epoch_truncation_keeps_the_record_under_the_same_two_crashes() {
-    let (_, json) = kip_101("leader-epoch");
+    let (_, json) = kip_101("leader-epoch", "dfs");
     assert_held(&json, "at-least-once");
     for invariant in STRUCTURAL {
         assert_held(&json, invariant);
@@ -323,6 +325,30 @@ fn check_idempotent_producer_holds_everything_under_packet_loss() {
         "no crash coverage without crashes"
     );
     assert_eq!(code, 0, "all held exits 0");
+}
+
+#[test]
+fn check_time_symmetry_merges_shifted_states_and_changes_no_verdict() {
+    let args = "--broker kafka --set acks=1 --set enable.idempotence=false --faults crash \
+        --strategy dfs";
+    let (code, plain) = check(args);
+    let (reduced_code, reduced) = check(&format!("{args} --symmetry"));
+    assert_eq!(plain["bounds"]["symmetry"], false);
+    assert_eq!(reduced["bounds"]["symmetry"], true);
+    let unique = |j: &Value| j["unique_states"].as_u64().unwrap();
+    assert!(
+        unique(&reduced) < unique(&plain),
+        "time translation merges some states: {} against {}",
+        unique(&reduced),
+        unique(&plain)
+    );
+    assert!(unique(&reduced) > 100_000, "a real search");
+    // Sound: every property gets the same verdict, counterexamples included.
+    assert_eq!(code, reduced_code);
+    for (name, p) in plain["properties"].as_object().unwrap() {
+        assert_eq!(p["held"], reduced["properties"][name]["held"], "{name}");
+    }
+    counterexample(reduced_code, &reduced, "at-least-once");
 }
 
 #[test]
@@ -641,6 +667,7 @@ fn check_bad_input_is_one_line_and_exit_2() {
         &["explore", "--broker", "nosuch", "--addr", "127.0.0.1:0"],
         "nosuch",
     );
+    bad_input(&["check", "--broker", "kafka", "--symmetry"], "--symmetry");
     // clap's own error: several lines, but exit 2 and no panic.
     let (code, stdout, stderr) =
         mqcheck_within_20s(&["check", "--broker", "kafka", "--strategy", "xyz"]);
