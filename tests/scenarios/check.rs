@@ -205,6 +205,16 @@ fn two_broker_crashes(steps: &[String]) -> [(usize, &str); 2] {
     [crashes[0], crashes[1]]
 }
 
+/// Asserts that, after step `from`, the controller makes `broker` the leader at epoch 2 with an
+/// ISR of itself alone.
+fn assert_elected_alone(steps: &[String], from: usize, broker: &str) {
+    let elected = format!("leader={broker} epoch=2 isr=[{broker}]");
+    assert!(
+        steps[from..].iter().any(|s| s.contains(&elected)),
+        "{broker} is elected alone after step {from}: {steps:#?}"
+    );
+}
+
 #[test]
 fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
     let (code, json) = check(&format!(
@@ -226,11 +236,7 @@ fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
         "{steps:#?}"
     );
     // …then the follower comes back and is elected without it: an ISR of itself alone.
-    let unclean = format!("leader={follower} epoch=2 isr=[{follower}]");
-    assert!(
-        steps[second..].iter().any(|s| s.contains(&unclean)),
-        "an unclean election of {follower}: {steps:#?}"
-    );
+    assert_elected_alone(&steps, second, follower);
     // The TLA+ specification's name for the same state: the new leader lacks a committed record.
     counterexample(code, &json, "LeaderCompleteness");
 }
@@ -267,11 +273,7 @@ fn check_high_watermark_truncation_loses_an_acknowledged_record_after_two_crashe
         "fetch, ack, leader crash, follower bounce: {steps:#?}"
     );
     // The follower restarts, truncates to its stale high watermark and is elected cleanly.
-    let elected = format!("leader={follower} epoch=2 isr=[{follower}]");
-    assert!(
-        steps[second..].iter().any(|s| s.contains(&elected)),
-        "{follower} is elected after its bounce: {steps:#?}"
-    );
+    assert_elected_alone(&steps, second, follower);
     counterexample(code, &json, "StrongIsr");
 }
 

@@ -6,7 +6,9 @@
 //! A topic is split into partitions; each partition is an append-only [`CommitLog`] replicated on
 //! `replication.factor` brokers. One replica is the **leader**: producers write to it and
 //! consumers read from it. The others are **followers**: they send `Fetch` requests to the leader,
-//! exactly like consumers, and append what they get.
+//! exactly like consumers, and append what they get. A fetch that finds nothing new is a long
+//! poll: the leader holds it in its purgatory until records arrive or the fetcher's wait passes
+//! (`replica.fetch.wait.max.ms`, `fetch.max.wait.ms`), then answers empty.
 //!
 //! ## The ISR and the high watermark
 //!
@@ -29,7 +31,8 @@
 //! ## Leader election and truncation
 //!
 //! A controller (KRaft's quorum, modelled as one reliable actor) tracks broker liveness through
-//! heartbeats (`broker.session.timeout.ms`). When a leader is fenced, or restarts, it elects the
+//! heartbeats (every `broker.heartbeat.interval.ms`, fenced after `broker.session.timeout.ms`
+//! without one). When a leader is fenced, or restarts, it elects the
 //! first live replica of the ISR and bumps the **leader epoch**. With
 //! `unclean.leader.election.enable=true` and no ISR member alive, it elects any live replica,
 //! which may lack committed records.
