@@ -50,8 +50,9 @@ pub struct ModelArgs {
 pub struct CheckCmd {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Checker threads. With more than one, BFS may find a different one of several equally
-    /// short counterexamples from run to run (the verdicts and state counts do not change).
+    /// Checker threads. With one, BFS reports the shortest counterexample, the same every run.
+    /// With more, it reports the first any thread meets, which may differ from run to run and be
+    /// a little longer (the verdicts and state counts do not change).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     #[arg(long, value_enum, default_value = "bfs")]
@@ -137,6 +138,8 @@ struct CheckReport {
     max_depth: usize,
     /// Some runs were cut at `--max-depth` before they ended.
     depth_limit_reached: bool,
+    /// States that differ only by a shift in time were merged (`--symmetry`).
+    symmetry: bool,
     seconds: f64,
     properties: BTreeMap<&'static str, PropertyReport>,
 }
@@ -207,9 +210,12 @@ impl CheckCmd {
                     .collect::<Vec<_>>()
             });
             let explorer = counterexample.map(|path| format!("#/steps/{}", path.encode(model)));
-            let why = counterexample.map(|path| {
-                mqcheck_models::properties::explain(model, property.name, path.last_state())
-            });
+            // Structural invariants have no words of their own: their story is the explanation.
+            let why = counterexample
+                .map(|path| {
+                    mqcheck_models::properties::explain(model, property.name, path.last_state())
+                })
+                .filter(|why| !why.is_empty());
             match (&property.expectation, held) {
                 (Expectation::Sometimes, true) => {
                     text += &format!("reached   {} (coverage)\n", property.name)
@@ -289,7 +295,6 @@ impl CheckCmd {
         bounds_json.insert("max_crashes", bounds.max_crashes.into());
         bounds_json.insert("max_net_faults", bounds.max_net_faults.into());
         bounds_json.insert("max_depth", self.max_depth.into());
-        bounds_json.insert("symmetry", self.symmetry.into());
         let report = CheckReport {
             broker: S::NAME.to_string(),
             config: config.values().clone(),
@@ -298,6 +303,7 @@ impl CheckCmd {
             unique_states: done.unique_state_count(),
             max_depth: done.max_depth(),
             depth_limit_reached: cut,
+            symmetry: self.symmetry,
             seconds,
             properties: reports,
         };

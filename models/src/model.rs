@@ -214,17 +214,20 @@ pub struct CheckModel<S: System> {
     /// How long a run goes on after the nemesis' last act if it does not settle (simulated ms).
     pub drain: u64,
     pub(crate) properties: Vec<Property<CheckModel<S>>>,
+    /// The safety properties' checks, each with whether its first violation was reported.
+    pub(crate) safety: Vec<crate::properties::Safety<S>>,
 }
 
 impl<S: System> CheckModel<S> {
     pub fn new(system: &S, bounds: Bounds) -> Self {
         let drain = system.drain().as_millis() as u64;
-        let properties = crate::properties::all(system, &bounds);
+        let (properties, safety) = crate::properties::all(system, &bounds);
         CheckModel {
             nodes: system.nodes(),
             bounds,
             drain,
             properties,
+            safety,
         }
     }
 

@@ -6,6 +6,7 @@ use mqcheck_brokers::{NodeView, System, SystemView};
 use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
 use mqcheck_sim::Fault;
 use stateright::Property;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The whole system as the broker's hooks read it.
 pub fn view<'a, S: System>(
@@ -91,16 +92,39 @@ type Condition<S> = fn(&CheckModel<S>, &CheckState<S>) -> bool;
 /// Up to this many structural invariants per broker.
 const STRUCTURAL: usize = 6;
 
-/// Every property of broker `S`'s model under `faults`.
-pub fn all<S: System>(system: &S, bounds: &crate::Bounds) -> Vec<Property<CheckModel<S>>> {
+/// Up to this many safety properties: the four checkers and the structural invariants.
+const SAFETY: usize = 4 + STRUCTURAL;
+
+/// A safety property's check, and whether its first violation has been reported.
+pub struct Safety<S: System> {
+    check: Condition<S>,
+    reported: AtomicBool,
+}
+
+/// The `P`th safety property, violated only in the first violating state the search meets.
+/// Stateright keeps the last violating state it meets as a property's counterexample (each one
+/// overwrites the discovery), which in breadth-first search is the longest; reporting the first
+/// keeps the shortest. The search itself does not change: it explores past violations either way.
+fn first_violation<S: System, const P: usize>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    let safety = &m.safety[P];
+    safety.reported.load(Ordering::Relaxed)
+        || (safety.check)(m, s)
+        || safety.reported.swap(true, Ordering::Relaxed)
+}
+
+/// Every property of broker `S`'s model under `faults`, and the checks behind its safety ones.
+pub fn all<S: System>(
+    system: &S,
+    bounds: &crate::Bounds,
+) -> (Vec<Property<CheckModel<S>>>, Vec<Safety<S>>) {
     let faults = &bounds.faults;
-    let mut properties = vec![
-        Property::always("at-least-once", at_least_once_holds::<S>),
-        Property::always("at-most-once", at_most_once_holds::<S>),
-        Property::always("ordering", ordering_holds::<S>),
-        Property::always("no-unexpected", no_unexpected_holds::<S>),
+    let mut checks: Vec<(&'static str, Condition<S>)> = vec![
+        ("at-least-once", at_least_once_holds::<S>),
+        ("at-most-once", at_most_once_holds::<S>),
+        ("ordering", ordering_holds::<S>),
+        ("no-unexpected", no_unexpected_holds::<S>),
     ];
-    let checks: [Condition<S>; STRUCTURAL] = [
+    let structural: [Condition<S>; STRUCTURAL] = [
         structural::<S, 0>,
         structural::<S, 1>,
         structural::<S, 2>,
@@ -110,9 +134,31 @@ pub fn all<S: System>(system: &S, bounds: &crate::Bounds) -> Vec<Property<CheckM
     ];
     let invariants = S::invariants();
     assert!(invariants.len() <= STRUCTURAL, "raise STRUCTURAL");
-    for (invariant, check) in invariants.iter().zip(checks) {
-        properties.push(Property::always(invariant.name, check));
-    }
+    checks.extend(invariants.iter().map(|i| i.name).zip(structural));
+    let slots: [Condition<S>; SAFETY] = [
+        first_violation::<S, 0>,
+        first_violation::<S, 1>,
+        first_violation::<S, 2>,
+        first_violation::<S, 3>,
+        first_violation::<S, 4>,
+        first_violation::<S, 5>,
+        first_violation::<S, 6>,
+        first_violation::<S, 7>,
+        first_violation::<S, 8>,
+        first_violation::<S, 9>,
+    ];
+    let mut properties: Vec<_> = checks
+        .iter()
+        .zip(slots)
+        .map(|((name, _), slot)| Property::always(name, slot))
+        .collect();
+    let safety = checks
+        .into_iter()
+        .map(|(_, check)| Safety {
+            check,
+            reported: AtomicBool::new(false),
+        })
+        .collect();
     properties.push(Property::sometimes(
         "a record is acknowledged",
         acknowledged::<S>,
@@ -126,7 +172,7 @@ pub fn all<S: System>(system: &S, bounds: &crate::Bounds) -> Vec<Property<CheckM
     if system.elects_leaders() && (crashes || faults.contains(Fault::Partition)) {
         properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
     }
-    properties
+    (properties, safety)
 }
 
 /// Why `property` fails in `state`, in the checkers' words.

@@ -142,6 +142,7 @@ fn bad_input_names_the_key_and_exits_2() {
         ("replay --broker kafka --set log.truncation=none --seed 1", "log.truncation"),
         // KafkaConfig refuses to start with a follower wait the ISR would not tolerate.
         ("sim --broker kafka --set replica.lag.time.max.ms=2000 --set replica.fetch.wait.max.ms=2500", "replica.fetch.wait.max.ms"),
+        ("sim --broker kafka --set request.timeout.ms=1000 --set replica.fetch.wait.max.ms=2000", "replica.fetch.wait.max.ms"),
         ("check --broker kafka --set fetch.max.wait.ms=0", "fetch.max.wait.ms"),
         ("check --broker kafka --set broker.heartbeat.interval.ms=soon", "broker.heartbeat.interval.ms"),
     ] {

@@ -5,8 +5,8 @@ use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
 use super::{
-    exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, FETCH_BACKOFF,
-    HW_CHECKPOINT, MAX_FETCH_RECORDS,
+    exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, ALTER_PARTITION_RETRY,
+    FETCH_BACKOFF, HW_CHECKPOINT, MAX_FETCH_RECORDS,
 };
 use crate::Durable;
 use stateright::actor::Id;
@@ -548,7 +548,7 @@ impl Broker {
         l.pending_isr = Some(new_isr);
         o.set_timer(
             KafkaTimer::AlterPartitionRetry(r.partition),
-            exact(self.settings.broker_heartbeat_interval),
+            exact(ALTER_PARTITION_RETRY),
         );
     }
 

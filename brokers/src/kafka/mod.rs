@@ -162,6 +162,8 @@ pub struct Settings {
 const NEVER: u64 = i64::MAX as u64;
 const INT_MAX: u64 = i32::MAX as u64;
 
+/// How long a leader waits for the controller's answer to `AlterPartition` before asking again.
+pub const ALTER_PARTITION_RETRY: Duration = Duration::from_millis(2000);
 /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
 pub const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
 /// `replica.high.watermark.checkpoint.interval.ms`: how often the HW is written to disk.
@@ -702,8 +704,10 @@ impl System for Kafka {
                 format!("delivery.timeout.ms={delivery} must be at least linger.ms + request.timeout.ms ({request})"),
             ));
         }
-        // KafkaConfig's startup check (`require`), "to prevent frequent changes in ISR"; the
-        // wait must also fit replica.socket.timeout.ms (30 s, not modelled as a key).
+        // KafkaConfig's startup checks (`require`): the wait must not exceed the lag allowed "to
+        // prevent frequent changes in ISR", nor the follower's socket timeout, which the model's
+        // followers take from request.timeout.ms (replica.socket.timeout.ms has the same 30 s
+        // default and is not a key here).
         let fetch_wait = config.int("replica.fetch.wait.max.ms");
         let lag = config.int("replica.lag.time.max.ms");
         if fetch_wait > lag {
@@ -712,10 +716,11 @@ impl System for Kafka {
                 format!("replica.fetch.wait.max.ms={fetch_wait} should always be less than or equal to replica.lag.time.max.ms={lag}"),
             ));
         }
-        if fetch_wait > 30_000 {
+        let socket = config.int("request.timeout.ms");
+        if fetch_wait > socket {
             return Err(ConfigError::new(
                 "replica.fetch.wait.max.ms",
-                format!("replica.fetch.wait.max.ms={fetch_wait} exceeds replica.socket.timeout.ms (30000, its default)"),
+                format!("replica.fetch.wait.max.ms={fetch_wait} exceeds the followers' socket timeout, request.timeout.ms={socket} here (replica.socket.timeout.ms in Kafka)"),
             ));
         }
         let heartbeat = config.int("heartbeat.interval.ms");
