@@ -86,7 +86,7 @@ pub fn state<S: System>(
         }
     }
     for ((src, dst), queue) in &state.network {
-        for msg in queue {
+        for msg in queue.iter() {
             writeln!(
                 f,
                 "in flight {} → {}: {}",

@@ -85,10 +85,12 @@ pub struct Slot<S: System> {
     /// `None` while the process is down.
     pub state: Option<Arc<<S::Actor as Actor>::State>>,
     pub storage: Option<S::Storage>,
-    /// Armed timers and their deadlines.
-    pub timers: BTreeMap<<S::Actor as Actor>::Timer, u64>,
+    /// Armed timers and their deadlines. (Shared with the parent state until this node changes
+    /// them: a step touches one node, and copying every node's maps for every successor cost
+    /// about a tenth of the checker's time.)
+    pub timers: Arc<BTreeMap<<S::Actor as Actor>::Timer, u64>>,
     /// Pending random draws, by key.
-    pub randoms: BTreeMap<String, Vec<<S::Actor as Actor>::Random>>,
+    pub randoms: Arc<BTreeMap<String, Vec<<S::Actor as Actor>::Random>>>,
 }
 
 impl<S: System> Clone for Slot<S> {
@@ -121,8 +123,9 @@ impl<S: System> PartialEq for Slot<S> {
 }
 
 type Msg<S> = <<S as System>::Actor as Actor>::Msg;
-/// Per-connection FIFO queues of packets in flight, as `Network::new_ordered` keeps them.
-pub type Channels<S> = BTreeMap<(Id, Id), VecDeque<Msg<S>>>;
+/// Per-connection FIFO queues of packets in flight, as `Network::new_ordered` keeps them (each
+/// shared with the parent state until a step changes it).
+pub type Channels<S> = BTreeMap<(Id, Id), Arc<VecDeque<Msg<S>>>>;
 /// The steps of broker `S`'s checked model.
 pub type StepOf<S> =
     Step<Msg<S>, <<S as System>::Actor as Actor>::Timer, <<S as System>::Actor as Actor>::Random>;
@@ -135,7 +138,7 @@ pub struct CheckState<S: System> {
     pub network: Channels<S>,
     /// When each entry of each client's application log appeared (simulated ms), so the checkers'
     /// explanations tell the time of an acknowledgement or a delivery.
-    pub observed: Vec<Vec<u64>>,
+    pub observed: Vec<Arc<Vec<u64>>>,
     pub nemesis: Nemesis,
 }
 
@@ -183,7 +186,7 @@ impl<S: System> CheckState<S> {
         let mut rep = self.clone();
         rep.now -= origin;
         for slot in &mut rep.nodes {
-            for at in slot.timers.values_mut() {
+            for at in Arc::make_mut(&mut slot.timers).values_mut() {
                 *at -= origin;
             }
         }
@@ -195,7 +198,7 @@ impl<S: System> CheckState<S> {
         }
         rep.nemesis.last_act = 0;
         for times in &mut rep.observed {
-            times.clear();
+            *times = Arc::default();
         }
         rep
     }
@@ -246,20 +249,20 @@ impl<S: System> CheckModel<S> {
         for command in out {
             match command {
                 Command::Send(dst, msg) => {
-                    state.network.entry((id, dst)).or_default().push_back(msg);
+                    Arc::make_mut(state.network.entry((id, dst)).or_default()).push_back(msg);
                 }
                 Command::SetTimer(timer, range) => {
                     let at = state.now + range.start.as_millis() as u64;
-                    state.nodes[i].timers.insert(timer, at);
+                    Arc::make_mut(&mut state.nodes[i].timers).insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {
-                    state.nodes[i].timers.remove(&timer);
+                    Arc::make_mut(&mut state.nodes[i].timers).remove(&timer);
                 }
                 Command::ChooseRandom(key, values) => {
                     if values.is_empty() {
-                        state.nodes[i].randoms.remove(&key);
+                        Arc::make_mut(&mut state.nodes[i].randoms).remove(&key);
                     } else {
-                        state.nodes[i].randoms.insert(key, values);
+                        Arc::make_mut(&mut state.nodes[i].randoms).insert(key, values);
                     }
                 }
                 Command::Save(storage) => state.nodes[i].storage = Some(storage),
@@ -306,7 +309,9 @@ impl<S: System> CheckModel<S> {
                 .and_then(S::app_log)
                 .map_or(0, |l| l.len());
             // A power loss never shortens an application log (applications keep theirs whole).
-            times.resize(len.max(times.len()), state.now);
+            if len > times.len() {
+                Arc::make_mut(times).resize(len, state.now);
+            }
         }
     }
 
@@ -334,8 +339,8 @@ impl<S: System> CheckModel<S> {
         let mut next = state.clone();
         let slot = &mut next.nodes[i];
         slot.state = None;
-        slot.timers.clear();
-        slot.randoms.clear();
+        slot.timers = Arc::default();
+        slot.randoms = Arc::default();
         if power {
             slot.storage = slot.storage.as_ref().map(Durable::after_power_loss);
         }
@@ -366,7 +371,7 @@ impl<S: System> CheckModel<S> {
             consider(at, Step::Heal { at });
         }
         for (i, slot) in state.nodes.iter().enumerate() {
-            for (timer, at) in &slot.timers {
+            for (timer, at) in slot.timers.iter() {
                 consider(
                     *at,
                     Step::Timeout {
@@ -385,7 +390,7 @@ impl<S: System> CheckModel<S> {
         let mut history = History::default();
         for ((node, slot), times) in self.nodes.iter().zip(&state.nodes).zip(&state.observed) {
             if let Some(log) = slot.storage.as_ref().and_then(S::app_log) {
-                for (op, at) in log.iter().zip(times) {
+                for (op, at) in log.iter().zip(times.iter()) {
                     history.push(*at, node.name.clone(), op.clone());
                 }
             }
@@ -429,12 +434,12 @@ impl<S: System> Model for CheckModel<S> {
                 .map(|_| Slot {
                     state: None,
                     storage: None,
-                    timers: BTreeMap::new(),
-                    randoms: BTreeMap::new(),
+                    timers: Arc::default(),
+                    randoms: Arc::default(),
                 })
                 .collect(),
             network: BTreeMap::new(),
-            observed: vec![Vec::new(); self.nodes.len()],
+            observed: vec![Arc::default(); self.nodes.len()],
             nemesis: Nemesis::default(),
         };
         for i in 0..self.nodes.len() {
@@ -524,7 +529,7 @@ impl<S: System> Model for CheckModel<S> {
         let mut next = match action {
             Step::Deliver { src, dst, msg } => {
                 let mut after = state.clone();
-                let queue = after.network.get_mut(&(src, dst))?;
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
                 queue.pop_front();
                 if queue.is_empty() {
                     after.network.remove(&(src, dst));
@@ -534,14 +539,14 @@ impl<S: System> Model for CheckModel<S> {
             Step::Timeout { node, timer, at } => {
                 let mut after = state.clone();
                 after.now = at;
-                after.nodes[usize::from(node)].timers.remove(&timer);
+                Arc::make_mut(&mut after.nodes[usize::from(node)].timers).remove(&timer);
                 self.handle(&after, node, |actor, s, o| {
                     actor.on_timeout(node, s, &timer, o)
                 })?
             }
             Step::Random { node, key, value } => {
                 let mut after = state.clone();
-                after.nodes[usize::from(node)].randoms.remove(&key);
+                Arc::make_mut(&mut after.nodes[usize::from(node)].randoms).remove(&key);
                 self.handle(&after, node, |actor, s, o| {
                     actor.on_random(node, s, &value, o)
                 })?
@@ -564,10 +569,7 @@ impl<S: System> Model for CheckModel<S> {
                 after.network.remove(&(b, a));
                 for (from, to) in [(a, b), (b, a)] {
                     if let Some(reset) = S::reset(from) {
-                        after
-                            .network
-                            .entry((from, to))
-                            .or_default()
+                        Arc::make_mut(after.network.entry((from, to)).or_default())
                             .push_back(reset);
                     }
                 }
@@ -577,7 +579,7 @@ impl<S: System> Model for CheckModel<S> {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
                 after.nemesis.last_act = state.now;
-                let queue = after.network.get_mut(&(src, dst))?;
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
                 let head = queue.front()?.clone();
                 queue.push_front(head);
                 after
@@ -586,7 +588,7 @@ impl<S: System> Model for CheckModel<S> {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
                 after.nemesis.last_act = state.now;
-                after.network.get_mut(&(src, dst))?.swap(0, 1);
+                Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
                 after
             }
             Step::Isolate(id) => {

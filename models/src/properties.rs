@@ -25,7 +25,7 @@ pub fn view<'a, S: System>(
                 storage: state.nodes[i].storage.as_ref(),
             })
             .collect(),
-        in_flight: state.network.values().flatten().collect(),
+        in_flight: state.network.values().flat_map(|q| q.iter()).collect(),
     }
 }
 
