@@ -185,7 +185,12 @@ impl<S: System> CheckState<S> {
         let origin = self.nemesis.last_act;
         let mut rep = self.clone();
         rep.now -= origin;
-        for slot in &mut rep.nodes {
+        // Before the nemesis acts the origin is 0: nothing to shift, and no timer map to copy.
+        for slot in rep
+            .nodes
+            .iter_mut()
+            .filter(|s| origin > 0 && !s.timers.is_empty())
+        {
             for at in Arc::make_mut(&mut slot.timers).values_mut() {
                 *at -= origin;
             }
@@ -217,7 +222,8 @@ pub struct CheckModel<S: System> {
     /// How long a run goes on after the nemesis' last act if it does not settle (simulated ms).
     pub drain: u64,
     pub(crate) properties: Vec<Property<CheckModel<S>>>,
-    /// The safety properties' checks, each with whether its first violation was reported.
+    /// The safety properties' checks, each with whether its first violation was reported (so a
+    /// model serves one search: it moves into its checker).
     pub(crate) safety: Vec<crate::properties::Safety<S>>,
 }
 

@@ -135,6 +135,7 @@ pub fn all<S: System>(
     let invariants = S::invariants();
     assert!(invariants.len() <= STRUCTURAL, "raise STRUCTURAL");
     checks.extend(invariants.iter().map(|i| i.name).zip(structural));
+    assert!(checks.len() <= SAFETY, "raise SAFETY");
     let slots: [Condition<S>; SAFETY] = [
         first_violation::<S, 0>,
         first_violation::<S, 1>,
