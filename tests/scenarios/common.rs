@@ -21,9 +21,9 @@ pub fn mqcheck(args: &[&str]) -> Outcome {
     }
 }
 
-/// `mqcheck sim ARGS --json`, parsed.
-pub fn sim(args: &str) -> (i32, Value) {
-    let mut words: Vec<&str> = vec!["sim"];
+/// `mqcheck SUBCOMMAND ARGS --json`, parsed: the exit code and the report on stdout.
+fn json(subcommand: &str, args: &str) -> (i32, Value) {
+    let mut words: Vec<&str> = vec![subcommand];
     words.extend(args.split_whitespace());
     words.push("--json");
     let out = mqcheck(&words);
@@ -35,6 +35,11 @@ pub fn sim(args: &str) -> (i32, Value) {
     let json: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr));
     (out.code, json)
+}
+
+/// `mqcheck sim ARGS --json`, parsed.
+pub fn sim(args: &str) -> (i32, Value) {
+    json("sim", args)
 }
 
 /// Asserts `invariant` was violated, and returns the first violation (seed, replay, explanation).
@@ -88,24 +93,24 @@ pub fn assert_deterministic(args: &str) {
     );
 }
 
+/// Replays a violation that `violated` returned, asserting the replay reproduces it (exit 1).
+pub fn reproduce(violation: &Value) -> Outcome {
+    let r = replay(violation["replay"].as_str().expect("a replay command"));
+    assert_eq!(
+        r.code, 1,
+        "the replay reproduces the violation:\n{}",
+        r.stdout
+    );
+    r
+}
+
 /// Runs a replay command line printed by `sim`.
 pub fn replay(command: &str) -> Outcome {
     let words: Vec<&str> = command.split_whitespace().skip(1).collect();
     mqcheck(&words)
 }
 
-/// `mqcheck check ARGS --json`, parsed: the exit code and the report on stdout.
+/// `mqcheck check ARGS --json`, parsed.
 pub fn check(args: &str) -> (i32, Value) {
-    let mut words: Vec<&str> = vec!["check"];
-    words.extend(args.split_whitespace());
-    words.push("--json");
-    let out = mqcheck(&words);
-    assert!(
-        !out.stderr.contains("panicked"),
-        "mqcheck panicked: {}",
-        out.stderr
-    );
-    let json: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr));
-    (out.code, json)
+    json("check", args)
 }

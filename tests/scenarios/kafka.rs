@@ -1,7 +1,7 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-use crate::common::{assert_deterministic, held, mqcheck, replay, violated};
+use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {
@@ -10,8 +10,7 @@ fn acks_1_loses_an_acknowledged_record_on_leader_failover() {
         "at-least-once",
     );
     assert_eq!(v["kind"], "lost");
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "the replay reproduces the loss:\n{}", r.stdout);
+    let r = reproduce(&v);
     assert!(r.stdout.contains("was acknowledged to its producer"));
     // The shrunk schedule keeps the crash that caused it.
     let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
@@ -33,8 +32,7 @@ fn unclean_election_loses_committed_records_when_the_isr_is_down() {
         "--broker kafka --set unclean.leader.election.enable=true --set min.insync.replicas=2 --faults crash --seeds 2000",
         "at-least-once",
     );
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1);
+    reproduce(&v);
     // The same seeds without unclean election lose nothing.
     held(
         "--broker kafka --set min.insync.replicas=2 --faults crash --seeds 2000",

@@ -1,7 +1,7 @@
 //! RabbitMQ fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`).
 
-use crate::common::{assert_deterministic, held, mqcheck, replay, violated};
+use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
 use std::collections::BTreeMap;
 
 /// The deliveries a replay's timeline shows, per message: whether each was flagged redelivered.
@@ -25,8 +25,7 @@ fn auto_ack_loses_what_a_crashed_consumer_had_not_handled() {
         "at-least-once",
     );
     assert_eq!(v["kind"], "lost");
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "the replay reproduces the loss:\n{}", r.stdout);
+    reproduce(&v);
     // The same faults with manual acknowledgements lose nothing.
     held(
         "--broker rabbitmq --set queue.type=quorum --set auto_ack=false --faults crash --seeds 300",
@@ -46,8 +45,7 @@ fn manual_ack_redelivers_after_a_crash_flagged_redelivered() {
             .contains("flagged redelivered"),
         "{v}"
     );
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = reproduce(&v);
     let ds = deliveries(&r.stdout);
     let repeated: Vec<_> = ds.iter().filter(|(_, d)| d.len() > 1).collect();
     assert!(!repeated.is_empty(), "the replay shows a redelivery");
@@ -164,8 +162,7 @@ fn mirrored_queue_under_jepsens_partitions() {
         &format!("{base} --set cluster_partition_handling=ignore"),
         "at-least-once",
     );
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = reproduce(&v);
     // Split brain: a promoted mirror on the other side serves the consumer, while the publisher's
     // confirmed messages sit with the first leader, n1.
     let served_elsewhere = r

@@ -2,7 +2,7 @@
 //! through the same code path as the CLI (`mqcheck sim … --json`); multipart atomicity through
 //! the simulator and the atomicity checker directly.
 
-use crate::common::{assert_deterministic, held, mqcheck, replay, violated};
+use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
 use mqcheck_brokers::zeromq::ZeroMq;
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::{at_least_once, atomicity, Op};
@@ -17,8 +17,7 @@ fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
     assert_eq!(v["kind"], "lost");
     let why = v["explanation"].as_str().unwrap();
     assert!(why.contains("ZMQ_SNDHWM reached"), "{why}");
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "the replay reproduces the drop:\n{}", r.stdout);
+    let r = reproduce(&v);
     let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
     assert!(minimal.contains("pause sub0"), "{minimal}");
     // With the default mark (1000) the same pauses lose nothing: it was the mark.
@@ -91,8 +90,7 @@ fn a_process_crash_loses_what_was_queued_for_or_inside_it() {
             &format!("--broker zeromq --set pattern={pattern} --faults crash --seeds 100"),
             "at-least-once",
         );
-        let r = replay(v["replay"].as_str().unwrap());
-        assert_eq!(r.code, 1, "{pattern}:\n{}", r.stdout);
+        let r = reproduce(&v);
         let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
         assert!(minimal.contains("crash"), "{pattern}: {minimal}");
     }
@@ -131,8 +129,7 @@ fn plain_req_loses_its_request_when_the_server_crashes_and_lazy_pirate_does_not(
         "at-least-once",
     );
     assert_eq!(v["kind"], "lost");
-    let r = replay(v["replay"].as_str().unwrap());
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = reproduce(&v);
     let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
     assert!(minimal.contains("crash"), "{minimal}");
     // The Lazy Pirate client resends until a reply arrives: nothing acknowledged is lost ...
