@@ -26,10 +26,10 @@ pub struct ModelArgs {
     /// Set a configuration key, with the broker's own name: `--set acks=1`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Faults the nemesis may place anywhere: `all`, `none`, or a comma list of crash, power,
-    /// partition, loss, duplicate, reorder (not pause: a slow node is what `sim` samples; the
-    /// checker's timeline has none).
-    #[arg(long, default_value = "crash")]
+    /// Faults the nemesis may place anywhere: `tcp` (every fault TCP allows: crash, power,
+    /// pause, partition, loss, clock), `all` (adds duplicate and reorder), `none`, or a comma
+    /// list of faults and presets.
+    #[arg(long, default_value = "tcp")]
     pub faults: String,
     /// Messages each producer sends.
     #[arg(long, default_value_t = 2)]
@@ -38,10 +38,10 @@ pub struct ModelArgs {
     pub producers: u32,
     #[arg(long, default_value_t = 1)]
     pub consumers: u32,
-    /// Crashes and power losses on one path.
+    /// Process faults on one path: crashes, power losses, pauses, fast clocks.
     #[arg(long, default_value_t = 1)]
     pub max_crashes: u32,
-    /// Broken connections, duplicated or reordered packets and partitions on one path.
+    /// Network faults on one path: lost segments, partitions, duplicated or reordered packets.
     #[arg(long, default_value_t = 1)]
     pub max_net_faults: u32,
 }
@@ -87,15 +87,7 @@ impl ModelArgs {
     fn model<S: System>(&self) -> Result<(CheckModel<S>, Config), ConfigError> {
         let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
         S::validate(&config)?;
-        let mut faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
-        if self.faults.split(',').any(|f| f.trim() == "pause") {
-            return Err(bad(
-                "faults",
-                "--faults pause is not a checker fault: a slow node is what the simulator samples (allowed in check: all, none, crash, power, partition, loss, duplicate, reorder)".into(),
-            ));
-        }
-        // `all` means every fault the checker places.
-        faults.0.remove(&mqcheck_sim::Fault::Pause);
+        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = Workload {
             messages: range("messages", self.messages, 1, 5)?,
             producers: range("producers", self.producers, 1, 2)?,

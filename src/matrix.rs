@@ -53,7 +53,7 @@ impl Job for MatrixJob<'_> {
             let args = SimArgs {
                 broker: S::NAME.to_string(),
                 sets: scenario.sets.iter().map(|s| s.to_string()).collect(),
-                faults: "all".into(),
+                faults: "tcp".into(),
                 messages: self.cmd.messages,
                 producers: 1,
                 consumers: 1,

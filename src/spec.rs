@@ -14,9 +14,10 @@ pub struct SimArgs {
     /// Set a configuration key, with the broker's own name: `--set acks=1`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Faults the nemesis may inject: `all`, `none`, or a comma list of crash, power,
-    /// partition, loss, duplicate, reorder, pause.
-    #[arg(long, default_value = "all")]
+    /// Faults the nemesis may inject: `tcp` (every fault TCP allows: crash, power, pause,
+    /// partition, loss, clock), `all` (adds duplicate and reorder, beyond TCP), `none`, or a
+    /// comma list of faults and presets.
+    #[arg(long, default_value = "tcp")]
     pub faults: String,
     /// Messages each producer sends.
     #[arg(long, default_value_t = 100)]

@@ -1,7 +1,7 @@
 //! How far the checker looks: the workload and the fault budgets.
 
 use mqcheck_brokers::Workload;
-use mqcheck_sim::FaultSet;
+use mqcheck_faults::FaultSet;
 
 /// The bounds of one exhaustive check.
 #[derive(Clone, Debug)]
@@ -9,9 +9,9 @@ pub struct Bounds {
     pub workload: Workload,
     /// The faults the nemesis may use (`--faults`).
     pub faults: FaultSet,
-    /// Crashes plus power losses on one path (`--max-crashes`).
+    /// Process faults on one path: crashes, power losses, pauses, fast clocks (`--max-crashes`).
     pub max_crashes: usize,
-    /// Broken connections, duplicated and reordered packets, partitions on one path
+    /// Lost segments, duplicated and reordered packets, partitions on one path
     /// (`--max-net-faults`).
     pub max_net_faults: usize,
 }

@@ -16,7 +16,7 @@ fn message<S: System>(msg: &<S::Actor as Actor>::Msg) -> String {
 pub fn routine<S: System>(step: &StepOf<S>) -> bool {
     match step {
         Step::Deliver { msg, .. } => S::describe(msg).is_none(),
-        Step::Timeout { .. } => true,
+        Step::Timeout { .. } | Step::Retransmit { .. } => true,
         _ => false,
     }
 }
@@ -45,15 +45,32 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
         Step::Restart { node, at } => {
             format!("{} at {}: restarts from its disk", n(*node), secs(*at))
         }
-        Step::Break(a, b) => format!(
-            "a packet between {} and {} is lost: the connection breaks",
+        Step::Lose(a, b) => format!(
+            "the next segment {} → {} is lost: it waits for TCP's retransmission",
             n(*a),
             n(*b)
         ),
+        Step::Retransmit { src, dst, at } => format!(
+            "at {}: TCP retransmits {} → {}",
+            secs(*at),
+            n(*src),
+            n(*dst)
+        ),
         Step::Duplicate(a, b) => format!("the next packet {} → {} is duplicated", n(*a), n(*b)),
         Step::Reorder(a, b) => format!("the next two packets {} → {} swap places", n(*a), n(*b)),
-        Step::Isolate(id) => format!("{} is partitioned from every other node", n(*id)),
+        Step::Isolate(id) => format!(
+            "{} is partitioned from every other node (its traffic waits)",
+            n(*id)
+        ),
         Step::Heal { at } => format!("at {}: the partition heals", secs(*at)),
+        Step::Pause(id) => format!("{} pauses (it reads nothing, no timer fires)", n(*id)),
+        Step::Resume { node, at } => {
+            format!("{} at {}: resumes with its old view", n(*node), secs(*at))
+        }
+        Step::ClockFast(id) => format!("{}'s clock runs fast: its timers fire early", n(*id)),
+        Step::ClockCorrect { node, at } => {
+            format!("{} at {}: its clock is correct again", n(*node), secs(*at))
+        }
     }
 }
 
@@ -75,7 +92,7 @@ pub fn state<S: System>(
         n.crashes,
         n.net_faults,
         match n.isolated {
-            Some((id, at)) => format!(", node {} isolated until {}", usize::from(id), secs(at)),
+            Some((id, _, at)) => format!(", node {} isolated until {}", usize::from(id), secs(at)),
             None => String::new(),
         }
     )?;
@@ -132,7 +149,11 @@ pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S
                     x(*dst)
                 );
             }
-            Step::Crash { node: id, .. } | Step::PowerLoss { node: id, .. } | Step::Isolate(id) => {
+            Step::Crash { node: id, .. }
+            | Step::PowerLoss { node: id, .. }
+            | Step::Isolate(id)
+            | Step::Pause(id)
+            | Step::ClockFast(id) => {
                 out += &format!("<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n", x(*id));
             }
             _ => {}

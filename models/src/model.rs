@@ -12,12 +12,12 @@
 
 use crate::bounds::Bounds;
 use mqcheck_brokers::{Durable, Node, Role, System};
+use mqcheck_faults::{clock, tcp, Fault};
 use mqcheck_invariants::{History, Op};
-use mqcheck_sim::Fault;
 use stateright::actor::{Actor, Command, Id, Out};
 use stateright::{Model, Property};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -29,6 +29,13 @@ pub const DOWNTIMES_MS: [u64; 2] = [1_000, 10_000];
 
 /// How long a partition lasts (simulated ms).
 pub const PARTITION_MS: u64 = 10_000;
+
+/// How long a pause lasts (simulated ms): past the brokers' session timeouts, so a paused
+/// leader comes back as a zombie.
+pub const PAUSE_MS: u64 = 10_000;
+
+/// How long a node's clock runs fast ([`clock::FAST`]) under the `clock` fault (simulated ms).
+pub const CLOCK_MS: u64 = 10_000;
 
 /// One step of a checked run, over a broker's message, timer and random-choice types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,30 +53,49 @@ pub enum Step<M, T, R> {
     PowerLoss { node: Id, down_ms: u64 },
     /// The node starts again from what survived on its disk.
     Restart { node: Id, at: u64 },
-    /// A packet between two nodes is lost: the connection breaks at that point, everything in
-    /// flight on it is gone and both ends get a reset.
-    Break(Id, Id),
-    /// The packet at the head of the `src → dst` connection is delivered twice.
+    /// The segment at the head of the `src → dst` connection is lost: it and everything behind it
+    /// wait for TCP's retransmission ([`tcp::RTO_MIN_MS`] later).
+    Lose(Id, Id),
+    /// The `src → dst` connection's retransmission goes out at `at`, after a loss or a heal.
+    Retransmit { src: Id, dst: Id, at: u64 },
+    /// The packet at the head of the `src → dst` connection is delivered twice (beyond TCP).
     Duplicate(Id, Id),
-    /// The first two packets of the `src → dst` connection swap places.
+    /// The first two packets of the `src → dst` connection swap places (beyond TCP).
     Reorder(Id, Id),
-    /// A node is cut off from every other node for [`PARTITION_MS`].
+    /// A node is cut off from every other node for [`PARTITION_MS`]: its connections' segments
+    /// wait.
     Isolate(Id),
     /// The partition heals.
     Heal { at: u64 },
+    /// The process stops for [`PAUSE_MS`]: no timer fires, nothing is read.
+    Pause(Id),
+    /// The paused process resumes with its old view.
+    Resume { node: Id, at: u64 },
+    /// The node's clock runs fast for [`CLOCK_MS`]: the timers it sets fire early.
+    ClockFast(Id),
+    /// The node's clock is correct again.
+    ClockCorrect { node: Id, at: u64 },
 }
 
 /// What the nemesis has done so far on this path: the budgets, what is down, the partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Nemesis {
-    /// Crashes and power losses used (`--max-crashes`).
+    /// Process faults used: crashes, power losses, pauses, clock faults (`--max-crashes`).
     pub crashes: u8,
-    /// Network faults used: breaks, duplicates, reorders, partitions (`--max-net-faults`).
+    /// Network faults used: losses, duplicates, reorders, partitions (`--max-net-faults`).
     pub net_faults: u8,
+    /// The faults that struck on this path (a bit per [`Fault::ALL`] index; coverage).
+    pub struck: u8,
     /// Down nodes and when they restart.
     pub restarts: BTreeMap<Id, u64>,
-    /// The isolated node and when the partition heals.
-    pub isolated: Option<(Id, u64)>,
+    /// Down nodes whose machine is up (a process crash): their kernel refuses connections.
+    pub crashed: BTreeSet<Id>,
+    /// The isolated node, when the partition began and when it heals.
+    pub isolated: Option<(Id, u64, u64)>,
+    /// The paused node and when it resumes.
+    pub paused: Option<(Id, u64)>,
+    /// The node whose clock runs fast, and until when.
+    pub fast_clock: Option<(Id, u64)>,
     /// When the nemesis last acted (a fault, a restart, a heal): the drain runs from there.
     pub last_act: u64,
     /// The nodes seen leading something, in the order they first led (coverage).
@@ -78,6 +104,46 @@ pub struct Nemesis {
     /// `(source, destination)` order. Both are explored, so either side of the most common
     /// races (a follower's fetch response against the producer's acknowledgement) is tried.
     pub reverse_delivery: bool,
+}
+
+impl Nemesis {
+    /// Notes that `fault` struck.
+    fn strike(&mut self, fault: Fault, now: u64) {
+        let bit = Fault::ALL.iter().position(|f| *f == fault).expect("listed");
+        self.struck |= 1 << bit;
+        self.last_act = now;
+    }
+
+    /// Has `fault` struck on this path?
+    pub fn struck(&self, fault: Fault) -> bool {
+        let bit = Fault::ALL.iter().position(|f| *f == fault).expect("listed");
+        self.struck & (1 << bit) != 0
+    }
+
+    /// Does a partition cut the connection `src → dst` now?
+    fn cuts(&self, src: Id, dst: Id) -> bool {
+        self.isolated
+            .is_some_and(|(id, _, _)| id == src || id == dst)
+    }
+}
+
+/// What each end knows of its TCP connections (the simulator's `Link`s, without the bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Connections {
+    /// `(a, b)`: `a` holds an open connection to `b`, opened when `b` had this incarnation.
+    pub open: BTreeMap<(Id, Id), u32>,
+    /// How many times each node has restarted.
+    pub incarnation: BTreeMap<Id, u32>,
+    /// `(a, b)`: a connection attempt from `a` to the crashed `b` was refused in this downtime.
+    pub refused: BTreeSet<(Id, Id)>,
+    /// Connections whose segments wait for a retransmission, and when it goes out.
+    pub retransmit: BTreeMap<(Id, Id), u64>,
+}
+
+impl Connections {
+    fn incarnation(&self, id: Id) -> u32 {
+        self.incarnation.get(&id).copied().unwrap_or(0)
+    }
 }
 
 /// One node in a state.
@@ -136,6 +202,7 @@ pub struct CheckState<S: System> {
     pub now: u64,
     pub nodes: Vec<Slot<S>>,
     pub network: Channels<S>,
+    pub connections: Connections,
     /// When each entry of each client's application log appeared (simulated ms), so the checkers'
     /// explanations tell the time of an acknowledgement or a delivery.
     pub observed: Vec<Arc<Vec<u64>>>,
@@ -148,6 +215,7 @@ impl<S: System> Clone for CheckState<S> {
             now: self.now,
             nodes: self.nodes.clone(),
             network: self.network.clone(),
+            connections: self.connections.clone(),
             observed: self.observed.clone(),
             nemesis: self.nemesis.clone(),
         }
@@ -159,6 +227,7 @@ impl<S: System> Hash for CheckState<S> {
         self.now.hash(h);
         self.nodes.hash(h);
         self.network.hash(h);
+        self.connections.hash(h);
         self.observed.hash(h);
         self.nemesis.hash(h);
     }
@@ -169,6 +238,7 @@ impl<S: System> PartialEq for CheckState<S> {
         self.now == o.now
             && self.nodes == o.nodes
             && self.network == o.network
+            && self.connections == o.connections
             && self.observed == o.observed
             && self.nemesis == o.nemesis
     }
@@ -198,8 +268,15 @@ impl<S: System> CheckState<S> {
         for at in rep.nemesis.restarts.values_mut() {
             *at -= origin;
         }
-        if let Some((_, at)) = &mut rep.nemesis.isolated {
+        if let Some((_, since, heal)) = &mut rep.nemesis.isolated {
+            *since = since.saturating_sub(origin);
+            *heal -= origin;
+        }
+        for (_, at) in rep.nemesis.paused.iter_mut().chain(&mut rep.nemesis.fast_clock) {
             *at -= origin;
+        }
+        for at in rep.connections.retransmit.values_mut() {
+            *at = at.saturating_sub(origin);
         }
         rep.nemesis.last_act = 0;
         for times in &mut rep.observed {
@@ -254,11 +331,14 @@ impl<S: System> CheckModel<S> {
         let i = usize::from(id);
         for command in out {
             match command {
-                Command::Send(dst, msg) => {
-                    Arc::make_mut(state.network.entry((id, dst)).or_default()).push_back(msg);
-                }
+                Command::Send(dst, msg) => self.transmit(state, id, dst, msg),
                 Command::SetTimer(timer, range) => {
-                    let at = state.now + range.start.as_millis() as u64;
+                    let delay = range.start.as_millis() as u64;
+                    let delay = match state.nemesis.fast_clock {
+                        Some((node, _)) if node == id => clock::scaled(delay, clock::FAST),
+                        _ => delay,
+                    };
+                    let at = state.now + delay;
                     Arc::make_mut(&mut state.nodes[i].timers).insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {
@@ -274,6 +354,40 @@ impl<S: System> CheckModel<S> {
                 Command::Save(storage) => state.nodes[i].storage = Some(storage),
             }
         }
+    }
+
+    /// One send `src → dst`, by TCP's rules: on the open connection, or a new one; refused by
+    /// the kernel of a crashed process (once a downtime) and reset by a restarted one; silently
+    /// gone to a machine without power.
+    fn transmit(&self, state: &mut CheckState<S>, src: Id, dst: Id, msg: Msg<S>) {
+        let conns = &mut state.connections;
+        let stale = conns
+            .open
+            .get(&(src, dst))
+            .is_some_and(|inc| *inc != conns.incarnation(dst));
+        let down = state.nodes[usize::from(dst)].state.is_none();
+        if stale || down {
+            conns.open.remove(&(src, dst));
+            let refused = stale
+                || (state.nemesis.crashed.contains(&dst)
+                    && !state.nemesis.cuts(src, dst)
+                    && conns.refused.insert((src, dst)));
+            if refused {
+                if stale {
+                    conns.open.remove(&(dst, src));
+                }
+                if let Some(reset) = S::reset(dst) {
+                    Arc::make_mut(state.network.entry((dst, src)).or_default()).push_back(reset);
+                }
+            }
+            return;
+        }
+        if !conns.open.contains_key(&(src, dst)) {
+            let (a, b) = (conns.incarnation(src), conns.incarnation(dst));
+            conns.open.insert((src, dst), b);
+            conns.open.insert((dst, src), a);
+        }
+        Arc::make_mut(state.network.entry((src, dst)).or_default()).push_back(msg);
     }
 
     /// Runs one handler of node `id` on a copy of `state`.
@@ -321,15 +435,9 @@ impl<S: System> CheckModel<S> {
         }
     }
 
-    /// Drops what can no longer travel — packets to or from a dead process (its connections are
-    /// gone) and packets across the partition — and notes new leaders.
+    /// Drops emptied connections and notes new leaders.
     fn enforce_links(&self, state: &mut CheckState<S>) {
-        let down: Vec<bool> = state.nodes.iter().map(|n| n.state.is_none()).collect();
-        let isolated = state.nemesis.isolated.map(|(id, _)| id);
-        state.network.retain(|(src, dst), queue| {
-            let cut = isolated.is_some_and(|i| i == *src || i == *dst);
-            !(down[usize::from(*src)] || down[usize::from(*dst)] || cut || queue.is_empty())
-        });
+        state.network.retain(|_, queue| !queue.is_empty());
         for (i, slot) in state.nodes.iter().enumerate() {
             let id = Id::from(i);
             if slot.state.as_ref().is_some_and(|s| S::is_leader(s))
@@ -340,6 +448,9 @@ impl<S: System> CheckModel<S> {
         }
     }
 
+    /// The process dies. What was sent to it is gone. On a crash its kernel closes each of its
+    /// connections: the peer reads what it sent, then the close. On a power loss nothing more
+    /// leaves the machine and its peers keep their ends open.
     fn kill(&self, state: &CheckState<S>, id: Id, down_ms: u64, power: bool) -> CheckState<S> {
         let i = usize::from(id);
         let mut next = state.clone();
@@ -350,13 +461,43 @@ impl<S: System> CheckModel<S> {
         if power {
             slot.storage = slot.storage.as_ref().map(Durable::after_power_loss);
         }
+        next.network
+            .retain(|(src, dst), _| *dst != id && !(power && *src == id));
+        let conns = &mut next.connections;
+        conns.retransmit.retain(|(src, dst), _| *dst != id && !(power && *src == id));
+        let peers: Vec<Id> = conns
+            .open
+            .keys()
+            .filter(|(a, _)| *a == id)
+            .map(|(_, b)| *b)
+            .collect();
+        for peer in peers {
+            conns.open.remove(&(id, peer));
+            if !power {
+                if let Some(close) = S::reset(id) {
+                    Arc::make_mut(next.network.entry((id, peer)).or_default()).push_back(close);
+                }
+            }
+        }
+        if !power {
+            next.nemesis.crashed.insert(id);
+        }
         next.nemesis.crashes += 1;
-        next.nemesis.last_act = state.now;
+        next.nemesis.strike(if power { Fault::Power } else { Fault::Crash }, state.now);
         next.nemesis.restarts.insert(id, state.now + down_ms);
         next
     }
 
-    /// The next scheduled event when nothing is in flight: the earliest timer, restart or heal.
+    /// Can the head of `src → dst` be delivered now: no partition cuts it, no retransmission is
+    /// awaited, and its receiver is not paused?
+    fn deliverable(&self, state: &CheckState<S>, src: Id, dst: Id) -> bool {
+        !state.nemesis.cuts(src, dst)
+            && !state.connections.retransmit.contains_key(&(src, dst))
+            && state.nemesis.paused.is_none_or(|(p, _)| p != dst)
+    }
+
+    /// The next scheduled event when nothing can be delivered: the earliest timer, restart,
+    /// retransmission, resume, heal or clock correction.
     fn next_event(&self, state: &CheckState<S>) -> Option<StepOf<S>> {
         let mut best: Option<(u64, StepOf<S>)> = None;
         let mut consider = |at: u64, step: StepOf<S>| {
@@ -364,7 +505,8 @@ impl<S: System> CheckModel<S> {
                 best = Some((at, step));
             }
         };
-        for (node, at) in &state.nemesis.restarts {
+        let n = &state.nemesis;
+        for (node, at) in &n.restarts {
             consider(
                 *at,
                 Step::Restart {
@@ -373,17 +515,41 @@ impl<S: System> CheckModel<S> {
                 },
             );
         }
-        if let Some((_, at)) = state.nemesis.isolated {
+        if let Some((_, _, at)) = n.isolated {
             consider(at, Step::Heal { at });
         }
-        for (i, slot) in state.nodes.iter().enumerate() {
-            for (timer, at) in slot.timers.iter() {
+        if let Some((node, at)) = n.paused {
+            consider(at, Step::Resume { node, at });
+        }
+        if let Some((node, at)) = n.fast_clock {
+            consider(at, Step::ClockCorrect { node, at });
+        }
+        for ((src, dst), at) in &state.connections.retransmit {
+            if !n.cuts(*src, *dst) {
                 consider(
                     *at,
-                    Step::Timeout {
-                        node: Id::from(i),
-                        timer: timer.clone(),
+                    Step::Retransmit {
+                        src: *src,
+                        dst: *dst,
                         at: *at,
+                    },
+                );
+            }
+        }
+        for (i, slot) in state.nodes.iter().enumerate() {
+            let node = Id::from(i);
+            if n.paused.is_some_and(|(p, _)| p == node) {
+                continue; // its timers fire when it resumes
+            }
+            for (timer, at) in slot.timers.iter() {
+                // A timer that fell due while its node was paused fires as it resumes.
+                let at = (*at).max(state.now);
+                consider(
+                    at,
+                    Step::Timeout {
+                        node,
+                        timer: timer.clone(),
+                        at,
                     },
                 );
             }
@@ -412,6 +578,8 @@ impl<S: System> CheckModel<S> {
         state.network.is_empty()
             && state.nemesis.restarts.is_empty()
             && state.nemesis.isolated.is_none()
+            && state.nemesis.paused.is_none()
+            && state.nemesis.fast_clock.is_none()
             && (state.now >= state.nemesis.last_act + self.drain
                 || self.next_event(state).is_none()
                 || {
@@ -445,6 +613,7 @@ impl<S: System> Model for CheckModel<S> {
                 })
                 .collect(),
             network: BTreeMap::new(),
+            connections: Connections::default(),
             observed: vec![Arc::default(); self.nodes.len()],
             nemesis: Nemesis::default(),
         };
@@ -476,10 +645,14 @@ impl<S: System> Model for CheckModel<S> {
         }
         // Packets in flight go before time moves, one connection at a time; which connection
         // goes first is the run's delivery order, drawn at the start.
+        let mut ready = state
+            .network
+            .iter()
+            .filter(|((src, dst), _)| self.deliverable(state, *src, *dst));
         let head = if state.nemesis.reverse_delivery {
-            state.network.iter().next_back()
+            ready.next_back()
         } else {
-            state.network.iter().next()
+            ready.next()
         };
         if let Some(((src, dst), queue)) = head {
             actions.push(Step::Deliver {
@@ -491,28 +664,35 @@ impl<S: System> Model for CheckModel<S> {
             actions.push(event);
         }
 
+        let n = &state.nemesis;
         // Process faults, at any step.
-        if usize::from(state.nemesis.crashes) < self.bounds.max_crashes {
+        if usize::from(n.crashes) < self.bounds.max_crashes {
             for (i, node) in self.nodes.iter().enumerate() {
-                if node.role.faulty() && state.nodes[i].state.is_some() {
-                    let node = Id::from(i);
-                    for down_ms in DOWNTIMES_MS {
-                        if self.allows(Fault::Crash) {
-                            actions.push(Step::Crash { node, down_ms });
-                        }
-                        if self.allows(Fault::Power) {
-                            actions.push(Step::PowerLoss { node, down_ms });
-                        }
+                let id = Id::from(i);
+                if !node.role.faulty() || state.nodes[i].state.is_none() {
+                    continue;
+                }
+                for down_ms in DOWNTIMES_MS {
+                    if self.allows(Fault::Crash) {
+                        actions.push(Step::Crash { node: id, down_ms });
                     }
+                    if self.allows(Fault::Power) {
+                        actions.push(Step::PowerLoss { node: id, down_ms });
+                    }
+                }
+                if self.allows(Fault::Pause) && n.paused.is_none() {
+                    actions.push(Step::Pause(id));
+                }
+                if self.allows(Fault::Clock) && n.fast_clock.is_none() {
+                    actions.push(Step::ClockFast(id));
                 }
             }
         }
         // Network faults, on what is in flight.
-        if usize::from(state.nemesis.net_faults) < self.bounds.max_net_faults {
+        if usize::from(n.net_faults) < self.bounds.max_net_faults {
             for ((src, dst), queue) in &state.network {
-                let reverse = state.network.contains_key(&(*dst, *src));
-                if self.allows(Fault::Loss) && (src < dst || !reverse) {
-                    actions.push(Step::Break(*src.min(dst), *src.max(dst)));
+                if self.allows(Fault::Loss) && self.deliverable(state, *src, *dst) {
+                    actions.push(Step::Lose(*src, *dst));
                 }
                 if self.allows(Fault::Duplicate) {
                     actions.push(Step::Duplicate(*src, *dst));
@@ -521,7 +701,7 @@ impl<S: System> Model for CheckModel<S> {
                     actions.push(Step::Reorder(*src, *dst));
                 }
             }
-            if self.allows(Fault::Partition) && state.nemesis.isolated.is_none() {
+            if self.allows(Fault::Partition) && n.isolated.is_none() {
                 for (i, node) in self.nodes.iter().enumerate() {
                     if node.role != Role::Producer && state.nodes[i].state.is_some() {
                         actions.push(Step::Isolate(Id::from(i)));
@@ -539,6 +719,9 @@ impl<S: System> Model for CheckModel<S> {
                 queue.pop_front();
                 if queue.is_empty() {
                     after.network.remove(&(src, dst));
+                }
+                if S::reset(src).is_some_and(|close| close == msg) {
+                    after.connections.open.remove(&(dst, src)); // this end saw the close
                 }
                 self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
             }
@@ -563,28 +746,34 @@ impl<S: System> Model for CheckModel<S> {
                 let mut after = state.clone();
                 after.now = at;
                 after.nemesis.restarts.remove(&node);
+                after.nemesis.crashed.remove(&node);
                 after.nemesis.last_act = at;
+                let conns = &mut after.connections;
+                *conns.incarnation.entry(node).or_default() += 1;
+                conns.refused.retain(|(_, b)| *b != node);
                 self.start(&mut after, node);
                 after
             }
-            Step::Break(a, b) => {
+            Step::Lose(src, dst) => {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
-                after.nemesis.last_act = state.now;
-                after.network.remove(&(a, b));
-                after.network.remove(&(b, a));
-                for (from, to) in [(a, b), (b, a)] {
-                    if let Some(reset) = S::reset(from) {
-                        Arc::make_mut(after.network.entry((from, to)).or_default())
-                            .push_back(reset);
-                    }
-                }
+                after.nemesis.strike(Fault::Loss, state.now);
+                after
+                    .connections
+                    .retransmit
+                    .insert((src, dst), state.now + tcp::RTO_MIN_MS);
+                after
+            }
+            Step::Retransmit { src, dst, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.connections.retransmit.remove(&(src, dst));
                 after
             }
             Step::Duplicate(src, dst) => {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
-                after.nemesis.last_act = state.now;
+                after.nemesis.strike(Fault::Duplicate, state.now);
                 let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
                 let head = queue.front()?.clone();
                 queue.push_front(head);
@@ -593,20 +782,61 @@ impl<S: System> Model for CheckModel<S> {
             Step::Reorder(src, dst) => {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
-                after.nemesis.last_act = state.now;
+                after.nemesis.strike(Fault::Reorder, state.now);
                 Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
                 after
             }
             Step::Isolate(id) => {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
-                after.nemesis.isolated = Some((id, state.now + PARTITION_MS));
+                after.nemesis.strike(Fault::Partition, state.now);
+                after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
                 after
             }
             Step::Heal { at } => {
                 let mut after = state.clone();
+                let (id, since, _) = after.nemesis.isolated.take()?;
                 after.now = at;
-                after.nemesis.isolated = None;
+                after.nemesis.last_act = at;
+                // What waited goes out with TCP's next retransmission after the heal.
+                let resend = tcp::delivery_after(since, at).unwrap_or(at);
+                let waiting: Vec<(Id, Id)> = after
+                    .network
+                    .keys()
+                    .filter(|(src, dst)| *src == id || *dst == id)
+                    .copied()
+                    .collect();
+                for link in waiting {
+                    let due = after.connections.retransmit.entry(link).or_insert(resend);
+                    *due = (*due).max(resend);
+                }
+                after
+            }
+            Step::Pause(id) => {
+                let mut after = state.clone();
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Pause, state.now);
+                after.nemesis.paused = Some((id, state.now + PAUSE_MS));
+                after
+            }
+            Step::Resume { at, .. } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.paused = None;
+                after.nemesis.last_act = at;
+                after
+            }
+            Step::ClockFast(id) => {
+                let mut after = state.clone();
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Clock, state.now);
+                after.nemesis.fast_clock = Some((id, state.now + CLOCK_MS));
+                after
+            }
+            Step::ClockCorrect { at, .. } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.fast_clock = None;
                 after.nemesis.last_act = at;
                 after
             }

@@ -4,7 +4,7 @@
 use crate::model::{CheckModel, CheckState};
 use mqcheck_brokers::{NodeView, System, SystemView};
 use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
-use mqcheck_sim::Fault;
+use mqcheck_faults::Fault;
 use stateright::Property;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -73,8 +73,35 @@ fn consumed<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
     observed(m, s, |op| matches!(op, Op::Deliver { .. }))
 }
 
-fn crashed<S: System>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    s.nemesis.crashes > 0
+/// Has the `K`th fault of [`Fault::ALL`] struck?
+fn struck<S: System, const K: usize>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
+    s.nemesis.struck(Fault::ALL[K])
+}
+
+/// The coverage property that says a fault struck, by fault.
+fn coverage<S: System>(fault: Fault) -> (&'static str, Condition<S>) {
+    let conditions: [Condition<S>; 8] = [
+        struck::<S, 0>,
+        struck::<S, 1>,
+        struck::<S, 2>,
+        struck::<S, 3>,
+        struck::<S, 4>,
+        struck::<S, 5>,
+        struck::<S, 6>,
+        struck::<S, 7>,
+    ];
+    let k = Fault::ALL.iter().position(|f| *f == fault).expect("listed");
+    let name = match fault {
+        Fault::Crash => "a crash happens",
+        Fault::Power => "a power loss happens",
+        Fault::Pause => "a pause happens",
+        Fault::Partition => "a partition happens",
+        Fault::Loss => "a segment is lost",
+        Fault::Clock => "a clock runs fast",
+        Fault::Duplicate => "a packet is duplicated",
+        Fault::Reorder => "packets are reordered",
+    };
+    (name, conditions[k])
 }
 
 fn leader_changed<S: System>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
@@ -165,12 +192,22 @@ pub fn all<S: System>(
         acknowledged::<S>,
     ));
     properties.push(Property::sometimes("a consumer reads", consumed::<S>));
+    // Every fault in the set must strike somewhere, or the check says nothing about it.
+    for fault in faults.0.iter().copied() {
+        let budget = if fault.hits_process() {
+            bounds.max_crashes
+        } else {
+            bounds.max_net_faults
+        };
+        if budget > 0 {
+            let (name, condition) = coverage::<S>(fault);
+            properties.push(Property::sometimes(name, condition));
+        }
+    }
     let crashes =
         bounds.max_crashes > 0 && (faults.contains(Fault::Crash) || faults.contains(Fault::Power));
-    if crashes {
-        properties.push(Property::sometimes("a crash happens", crashed::<S>));
-    }
-    if system.elects_leaders() && (crashes || faults.contains(Fault::Partition)) {
+    let partitions = bounds.max_net_faults > 0 && faults.contains(Fault::Partition);
+    if system.elects_leaders() && (crashes || partitions) {
         properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
     }
     (properties, safety)

@@ -3,109 +3,8 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+pub use mqcheck_faults::{Fault, FaultSet};
 use serde::Serialize;
-use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
-
-/// A kind of fault the nemesis may inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// Process crash and restart: volatile state lost, page cache and fsynced data kept.
-    Crash,
-    /// Machine crash: only fsynced data kept.
-    Power,
-    /// Nodes split into groups, one-way splits, an isolated leader; healed later.
-    Partition,
-    /// Packets dropped; a drop breaks the connection at that point.
-    Loss,
-    /// Packets delivered twice.
-    Duplicate,
-    /// Per-connection FIFO order broken.
-    Reorder,
-    /// A node stops, then resumes with its stale view.
-    Pause,
-}
-
-impl Fault {
-    pub const ALL: [Fault; 7] = [
-        Fault::Crash,
-        Fault::Power,
-        Fault::Partition,
-        Fault::Loss,
-        Fault::Duplicate,
-        Fault::Reorder,
-        Fault::Pause,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Crash => "crash",
-            Fault::Power => "power",
-            Fault::Partition => "partition",
-            Fault::Loss => "loss",
-            Fault::Duplicate => "duplicate",
-            Fault::Reorder => "reorder",
-            Fault::Pause => "pause",
-        }
-    }
-}
-
-/// The faults a user allowed: `all`, `none`, or a comma list.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct FaultSet(pub BTreeSet<Fault>);
-
-impl FaultSet {
-    pub fn all() -> Self {
-        FaultSet(Fault::ALL.into_iter().collect())
-    }
-
-    pub fn contains(&self, f: Fault) -> bool {
-        self.0.contains(&f)
-    }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|f| f.name()).collect()
-    }
-}
-
-impl fmt::Display for FaultSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("none")
-        } else if *self == FaultSet::all() {
-            f.write_str("all")
-        } else {
-            f.write_str(&self.names().join(","))
-        }
-    }
-}
-
-impl FromStr for FaultSet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "all" => return Ok(FaultSet::all()),
-            "none" | "" => return Ok(FaultSet::default()),
-            _ => {}
-        }
-        let mut set = BTreeSet::new();
-        for word in s.split(',').map(str::trim) {
-            let fault = Fault::ALL
-                .into_iter()
-                .find(|f| f.name() == word)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown fault '{word}' in --faults (allowed: all, none, {})",
-                        FaultSet::all().names().join(", ")
-                    )
-                })?;
-            set.insert(fault);
-        }
-        Ok(FaultSet(set))
-    }
-}
 
 /// Which node a crash, power loss or pause hits: resolved when the fault starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -155,6 +54,11 @@ pub enum FaultOp {
         per_mille: u32,
     },
     Reorder,
+    /// The target's clock runs at `rate` per mille of real time ([`mqcheck_faults::clock`]).
+    Clock {
+        target: Target,
+        rate: u32,
+    },
 }
 
 /// A fault from `at_ms` for `for_ms` of simulated time.
@@ -226,6 +130,9 @@ impl ScheduledFault {
                 format!("packet duplication {}.{}%", per_mille / 10, per_mille % 10)
             }
             FaultOp::Reorder => "reordering".to_string(),
+            FaultOp::Clock { target: t, rate } => {
+                format!("clock of {} runs at {}.{:03}×", target(t), rate / 1000, rate % 1000)
+            }
         };
         format!("at {} for {}: {what}", secs(self.at_ms), secs(self.for_ms))
     }
@@ -242,7 +149,7 @@ impl Schedule {
             .iter()
             .copied()
             .filter(|f| {
-                !cast.faulty.is_empty() || !matches!(f, Fault::Crash | Fault::Power | Fault::Pause)
+                !cast.faulty.is_empty() || !f.hits_process()
             })
             .collect();
         let window_ms = rng.gen_range(max_window_ms / 6..=max_window_ms);
@@ -286,6 +193,15 @@ impl Schedule {
                         per_mille: rng.gen_range(10..=300),
                     },
                     Fault::Reorder => FaultOp::Reorder,
+                    // From a quarter of real time to four times it: slow and fast clocks.
+                    Fault::Clock => FaultOp::Clock {
+                        target: pick_target(&mut rng, cast),
+                        rate: if rng.gen_bool(0.5) {
+                            rng.gen_range(250..1000)
+                        } else {
+                            rng.gen_range(1001..=4000)
+                        },
+                    },
                 };
                 ScheduledFault { at_ms, for_ms, op }
             })

@@ -1,11 +1,15 @@
 //! The deterministic simulator: any [`System`]'s actors on madsim, under a seeded nemesis.
 //!
-//! Each actor runs on its own simulated node. Messages cross madsim's network through a
-//! TCP-like layer ([`world`]): FIFO per connection, a crash or partition breaks connections and
-//! loses what was in flight, and a lost packet breaks its connection at that point: both ends
-//! see a reset, while a partition is silent and only timeouts tell. Timers run on madsim's clock; `save()`d
-//! storage lives outside the nodes and survives a crash (and, trimmed to what was fsynced, a
-//! power loss). Random choices draw from madsim's seeded generator.
+//! Each actor runs on its own simulated node. Messages cross madsim's network through TCP as it
+//! is ([`world`], with the rules of [`mqcheck_faults::tcp`]): a FIFO stream per connection without
+//! gaps or duplicates; a segment lost or held up by a partition is retransmitted, so loss and
+//! partitions are delay; a connection ends only when its process dies (the kernel closes it:
+//! peers read what was sent, then the close) or its peer's machine comes back from a power loss
+//! (the next segment draws a reset). Behind a partition, after a power loss and during a pause,
+//! peers hear nothing and their own timeouts decide. Timers run on madsim's clock, scaled by the
+//! node's clock rate under the `clock` fault; `save()`d storage lives outside the nodes and
+//! survives a crash (and, trimmed to what was fsynced, a power loss). Random choices draw from
+//! madsim's seeded generator.
 //!
 //! A seed decides everything: madsim's scheduling and latencies, and — through
 //! [`Schedule::generate`] — which faults this run enables (swarm testing), where they strike and

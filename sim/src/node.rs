@@ -5,13 +5,14 @@
 //! the actor never sees concurrency; what a handler sends goes to the outbox, which the task that
 //! ran it then puts on madsim's network.
 
-use crate::world::{lock, Fate, Packet, Shared};
+use crate::world::{lock, Delivery, Fate, Packet, Shared, TAG};
 use futures_util::future::{join_all, select, Either};
 use madsim::net::Endpoint;
 use madsim::rand::{thread_rng, Rng};
 use madsim::task::spawn_local;
-use madsim::time::{sleep, sleep_until, Instant};
+use madsim::time::{sleep_until, Instant};
 use mqcheck_brokers::System;
+use mqcheck_faults::clock;
 use mqcheck_invariants::Event;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
@@ -28,8 +29,6 @@ type Timer<S> = <<S as System>::Actor as Actor>::Timer;
 type State<S> = <<S as System>::Actor as Actor>::State;
 type Random<S> = <<S as System>::Actor as Actor>::Random;
 
-/// The madsim tag all model traffic uses.
-const TAG: u64 = 0x6d71;
 /// How long a client library takes to notice a reset connection.
 const RESET_NOTICE: Duration = Duration::from_millis(5);
 
@@ -283,6 +282,12 @@ fn apply<S: System>(rt: &Handle<S>, out: Out<S::Actor>) {
                     thread_rng().gen_range(range)
                 };
                 let mut r = rt.borrow_mut();
+                let rate = lock(&r.world).clock[r.index];
+                let delay = if rate == clock::NORMAL {
+                    delay
+                } else {
+                    Duration::from_micros(clock::scaled(delay.as_micros() as u64, rate))
+                };
                 r.disarm(&timer);
                 r.schedule(Instant::now() + delay, Due::Timer(timer));
             }
@@ -305,32 +310,31 @@ fn send<S: System>(rt: &Handle<S>, dst: usize, msg: Msg<S>) {
     let mut r = rt.borrow_mut();
     let fate = lock(&r.world).transmit(r.index, dst, msg);
     let (packet, delay, copy) = match fate {
-        Fate::Dropped => return,
+        Fate::Dropped | Fate::Held => return,
+        Fate::Refused => {
+            // The send fails: the client library sees the reset.
+            if let Some(notice) = S::reset(Id::from(dst)) {
+                r.schedule(Instant::now() + RESET_NOTICE, Due::Reset(dst, notice));
+            }
+            return;
+        }
         Fate::Sent {
             packet,
             delay,
             copy,
         } => (packet, delay, copy),
-        Fate::Broken => {
-            // Both ends see the reset: the sender's client library at once, the receiver's
-            // when the reset arrives.
-            if let Some(notice) = S::reset(Id::from(dst)) {
-                r.schedule(Instant::now() + RESET_NOTICE, Due::Reset(dst, notice));
-            }
-            let packet = lock(&r.world).reset_packet(r.index, dst);
-            (packet, Duration::ZERO, None)
-        }
     };
     for (packet, delay) in std::iter::once((packet, delay)).chain(copy) {
         if delay.is_zero() {
             let addr = r.addrs[dst];
             r.outbox.push((addr, packet));
         } else {
-            // Held back (reordering): its own task, so it overtakes nothing else on the way.
-            let (endpoint, addr) = (r.endpoint.clone(), r.addrs[dst]);
-            spawn_local(async move {
-                sleep(delay).await;
-                let _ = endpoint.send_to_raw(addr, TAG, Box::new(packet)).await;
+            // Retransmitted (loss) or held back (reordering): the receiver's node hands it over
+            // later, overtaking nothing on the way (its sequence number keeps it in order).
+            lock(&r.world).deliver_later(Delivery {
+                dst,
+                delay,
+                packets: vec![packet],
             });
         }
     }

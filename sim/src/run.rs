@@ -9,6 +9,7 @@ use madsim::runtime::{Handle, Runtime};
 use madsim::task::NodeId;
 use madsim::time::{sleep, sleep_until, Instant};
 use mqcheck_brokers::System;
+use mqcheck_faults::clock;
 use mqcheck_invariants::History;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -78,7 +79,12 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
                     .id()
             })
             .collect();
-        let start = lock(&world).start;
+        let start = {
+            let mut w = lock(&world);
+            w.ids = ids.clone();
+            w.addrs = addrs.clone();
+            w.start
+        };
         let mut nemesis = Nemesis {
             world: world.clone(),
             handle,
@@ -145,6 +151,7 @@ enum Applied {
     Paused(Vec<usize>),
     Cut(Vec<(usize, usize)>),
     Network,
+    Clock(Vec<usize>),
 }
 
 struct Nemesis<S: System> {
@@ -211,8 +218,13 @@ impl<S: System> Nemesis<S> {
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
                 for node in &nodes {
-                    w.down[*node] = true;
-                    w.isolate(*node);
+                    if matches!(op, FaultOp::Power { .. }) {
+                        w.power_off(*node);
+                    } else {
+                        for close in w.crash(*node) {
+                            w.deliver_later(close);
+                        }
+                    }
                 }
                 w.note("nemesis", &format!("{what}: {names} down"));
                 drop(w);
@@ -260,7 +272,6 @@ impl<S: System> Nemesis<S> {
                 }
                 for (a, b) in &cut {
                     w.links[*a][*b].cuts += 1;
-                    w.break_link(*a, *b);
                 }
                 let names: Vec<String> = side.iter().map(|i| w.names[*i].clone()).collect();
                 let how = if both {
@@ -291,6 +302,22 @@ impl<S: System> Nemesis<S> {
                 w.reorder.insert(i, ());
                 w.note("nemesis", "reordering begins");
                 Some(Applied::Network)
+            }
+            FaultOp::Clock { target, rate } => {
+                let nodes = self.resolve(*target);
+                if nodes.is_empty() {
+                    return;
+                }
+                let names = self.names(&nodes);
+                let mut w = lock(&self.world);
+                for node in &nodes {
+                    w.clock[*node] = *rate;
+                }
+                w.note(
+                    "nemesis",
+                    &format!("clock of {names} runs at {}.{:03}×", rate / 1000, rate % 1000),
+                );
+                Some(Applied::Clock(nodes))
             }
         };
         self.active[i] = applied;
@@ -329,10 +356,20 @@ impl<S: System> Nemesis<S> {
                 }
             }
             Applied::Cut(cut) => {
-                for (a, b) in cut {
-                    w.links[a][b].cuts -= 1;
-                }
                 w.note("nemesis", "partition heals");
+                for (a, b) in cut {
+                    for delivery in w.uncut(a, b) {
+                        w.deliver_later(delivery);
+                    }
+                }
+            }
+            Applied::Clock(nodes) => {
+                for node in &nodes {
+                    w.clock[*node] = clock::NORMAL;
+                }
+                drop(w);
+                let names = self.names(&nodes);
+                lock(&self.world).note("nemesis", &format!("clock of {names} correct again"));
             }
             Applied::Network => {
                 w.loss.remove(&i);
