@@ -16,9 +16,7 @@ pub const RETRIES: u32 = 15;
 
 /// The timeout before retransmission `k` (0-based): 200 ms doubling, capped at 120 s.
 pub fn backoff_ms(k: u32) -> u64 {
-    RTO_MIN_MS
-        .saturating_mul(1u64 << k.min(20))
-        .min(RTO_MAX_MS)
+    RTO_MIN_MS.saturating_mul(1u64 << k.min(20)).min(RTO_MAX_MS)
 }
 
 /// When retransmission `k` goes out, relative to the first transmission (ms).

@@ -272,7 +272,12 @@ impl<S: System> CheckState<S> {
             *since = since.saturating_sub(origin);
             *heal -= origin;
         }
-        for (_, at) in rep.nemesis.paused.iter_mut().chain(&mut rep.nemesis.fast_clock) {
+        for (_, at) in rep
+            .nemesis
+            .paused
+            .iter_mut()
+            .chain(&mut rep.nemesis.fast_clock)
+        {
             *at -= origin;
         }
         for at in rep.connections.retransmit.values_mut() {
@@ -464,7 +469,9 @@ impl<S: System> CheckModel<S> {
         next.network
             .retain(|(src, dst), _| *dst != id && !(power && *src == id));
         let conns = &mut next.connections;
-        conns.retransmit.retain(|(src, dst), _| *dst != id && !(power && *src == id));
+        conns
+            .retransmit
+            .retain(|(src, dst), _| *dst != id && !(power && *src == id));
         let peers: Vec<Id> = conns
             .open
             .keys()
@@ -483,7 +490,8 @@ impl<S: System> CheckModel<S> {
             next.nemesis.crashed.insert(id);
         }
         next.nemesis.crashes += 1;
-        next.nemesis.strike(if power { Fault::Power } else { Fault::Crash }, state.now);
+        next.nemesis
+            .strike(if power { Fault::Power } else { Fault::Crash }, state.now);
         next.nemesis.restarts.insert(id, state.now + down_ms);
         next
     }

@@ -3,8 +3,8 @@
 
 use crate::model::{CheckModel, CheckState};
 use mqcheck_brokers::{NodeView, System, SystemView};
-use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
 use mqcheck_faults::Fault;
+use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
 use stateright::Property;
 use std::sync::atomic::{AtomicBool, Ordering};
 

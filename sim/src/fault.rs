@@ -1,9 +1,9 @@
 //! Faults, and the seeded nemesis that turns a seed into a fault schedule (swarm testing).
 
+pub use mqcheck_faults::{Fault, FaultSet};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-pub use mqcheck_faults::{Fault, FaultSet};
 use serde::Serialize;
 
 /// Which node a crash, power loss or pause hits: resolved when the fault starts.
@@ -131,7 +131,12 @@ impl ScheduledFault {
             }
             FaultOp::Reorder => "reordering".to_string(),
             FaultOp::Clock { target: t, rate } => {
-                format!("clock of {} runs at {}.{:03}×", target(t), rate / 1000, rate % 1000)
+                format!(
+                    "clock of {} runs at {}.{:03}×",
+                    target(t),
+                    rate / 1000,
+                    rate % 1000
+                )
             }
         };
         format!("at {} for {}: {what}", secs(self.at_ms), secs(self.for_ms))
@@ -148,9 +153,7 @@ impl Schedule {
             .0
             .iter()
             .copied()
-            .filter(|f| {
-                !cast.faulty.is_empty() || !f.hits_process()
-            })
+            .filter(|f| !cast.faulty.is_empty() || !f.hits_process())
             .collect();
         let window_ms = rng.gen_range(max_window_ms / 6..=max_window_ms);
         if allowed.is_empty() {

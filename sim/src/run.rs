@@ -315,7 +315,11 @@ impl<S: System> Nemesis<S> {
                 }
                 w.note(
                     "nemesis",
-                    &format!("clock of {names} runs at {}.{:03}×", rate / 1000, rate % 1000),
+                    &format!(
+                        "clock of {names} runs at {}.{:03}×",
+                        rate / 1000,
+                        rate % 1000
+                    ),
                 );
                 Some(Applied::Clock(nodes))
             }

@@ -409,12 +409,7 @@ impl<S: System> World<S> {
 
     /// Accepts a packet at `dst`, adding to `ready` the messages now deliverable in order
     /// (`None` for the end of a connection).
-    pub fn receive(
-        &mut self,
-        dst: usize,
-        packet: Packet<Msg<S>>,
-        ready: &mut Vec<Option<Msg<S>>>,
-    ) {
+    pub fn receive(&mut self, dst: usize, packet: Packet<Msg<S>>, ready: &mut Vec<Option<Msg<S>>>) {
         let src = packet.src;
         if self.down[dst] {
             return; // the process is gone; its peer learns from the close or its next segment

@@ -27,8 +27,6 @@ pub struct Connection {
     pub open: bool,
     /// Connections opened so far: each has its own channel.
     pub channel: u32,
-    /// Frames received on this connection (heartbeats aside).
-    pub received: u64,
 }
 
 impl Connection {
@@ -37,7 +35,6 @@ impl Connection {
             node: Id::from(0),
             open: false,
             channel: 0,
-            received: 0,
         }
     }
 }
@@ -55,7 +52,6 @@ fn dial(c: &mut Connection, node: Id, o: &mut RabbitOut) {
 fn opened(c: &mut Connection, heartbeat: Duration, o: &mut RabbitOut) {
     c.open = true;
     c.channel += 1;
-    c.received = 0;
     o.cancel_timer(RabbitTimer::Connect);
     o.set_timer(RabbitTimer::Heartbeat, retry(heartbeat / 2));
     o.set_timer(RabbitTimer::ServerSilent, exact(heartbeat));
@@ -96,13 +92,7 @@ fn connection_event(
     match msg {
         RabbitMsg::Disconnected => Some(None),
         RabbitMsg::NotLeader { leader } => Some(*leader),
-        // Frames went missing: the connection broke under us.
-        RabbitMsg::Heartbeat { frames: Some(n) } if c.open && *n > c.received => Some(None),
-        RabbitMsg::Heartbeat { .. } | RabbitMsg::OpenOk => None,
-        _ => {
-            c.received += 1;
-            None
-        }
+        _ => None,
     }
 }
 
@@ -255,7 +245,7 @@ impl Publisher {
             }
             RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
             RabbitTimer::Heartbeat if s.conn.open => {
-                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
+                o.send(s.conn.node, RabbitMsg::Heartbeat);
                 o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
             }
             RabbitTimer::ServerSilent if s.conn.open => {
@@ -437,7 +427,7 @@ impl Consumer {
         match timer {
             RabbitTimer::Connect if !s.conn.open => dial_next(&self.settings, &mut s.conn, o),
             RabbitTimer::Heartbeat if s.conn.open => {
-                o.send(s.conn.node, RabbitMsg::Heartbeat { frames: None });
+                o.send(s.conn.node, RabbitMsg::Heartbeat);
                 o.set_timer(RabbitTimer::Heartbeat, retry(self.settings.heartbeat / 2));
             }
             RabbitTimer::ServerSilent if s.conn.open => {

@@ -223,7 +223,7 @@ impl Node {
         o: &mut RabbitOut,
     ) {
         if !s.classic.leader {
-            if !matches!(msg, RabbitMsg::Heartbeat { .. }) {
+            if !matches!(msg, RabbitMsg::Heartbeat) {
                 let leader = s
                     .classic
                     .record
@@ -242,7 +242,7 @@ impl Node {
                 msg,
                 persistent,
                 mandatory,
-            } if s.clients.contains_key(&src) => {
+            } if s.clients.contains(&src) => {
                 if self.settings.route(msg.seq).unroutable {
                     self.unroutable(s, src, (channel, seq), mandatory, o);
                     return;
@@ -281,7 +281,7 @@ impl Node {
                 channel,
                 prefetch,
                 auto_ack,
-            } if s.clients.contains_key(&src) => {
+            } if s.clients.contains(&src) => {
                 self.detach(s, src);
                 let consumer = ClassicConsumer {
                     channel,

@@ -791,7 +791,7 @@ impl System for RabbitMq {
 
     fn describe(msg: &RabbitMsg) -> Option<String> {
         match msg {
-            RabbitMsg::Tick | RabbitMsg::Heartbeat { .. } => None,
+            RabbitMsg::Tick | RabbitMsg::Heartbeat => None,
             RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
             RabbitMsg::AppendReply { success: true, .. } => None,
             m => Some(m.to_string()),
@@ -1051,7 +1051,7 @@ fn show(state: &RabbitState) -> String {
             if !n.partitioned.is_empty() {
                 view.push(format!("partitioned from {}", id_list(&n.partitioned)));
             }
-            view.push(format!("clients {}", id_list(n.clients.keys())));
+            view.push(format!("clients {}", id_list(n.clients.iter())));
             // A quorum queue node has no classic queue record, and the other way round.
             let queue = if n.classic.record.is_some() {
                 show_classic(&n.classic, &n.disk)

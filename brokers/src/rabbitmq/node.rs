@@ -62,8 +62,8 @@ pub struct NodeState {
     pub partitioned: BTreeSet<Id>,
     /// `pause_minority`: stopped while in a minority.
     pub paused: bool,
-    /// Clients with an open AMQP connection here, with the frames sent to each.
-    pub clients: BTreeMap<Id, u64>,
+    /// Clients with an open AMQP connection here.
+    pub clients: BTreeSet<Id>,
     /// A copy of what was last saved.
     pub disk: NodeDisk,
     pub quorum: QuorumState,
@@ -77,10 +77,9 @@ impl NodeState {
     }
 }
 
-/// Sends a frame on a client's open connection, counting it for the heartbeat.
+/// Sends a frame on a client's open connection.
 pub(super) fn to_client(s: &mut NodeState, client: Id, msg: RabbitMsg, o: &mut RabbitOut) {
-    if let Some(frames) = s.clients.get_mut(&client) {
-        *frames += 1;
+    if s.clients.contains(&client) {
         o.send(client, msg);
     }
 }
@@ -92,7 +91,7 @@ impl Node {
             down: BTreeSet::new(),
             partitioned: BTreeSet::new(),
             paused: false,
-            clients: BTreeMap::new(),
+            clients: BTreeSet::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
             classic: ClassicState::default(),
             disk,
@@ -146,6 +145,14 @@ impl Node {
                     }
                     return;
                 }
+                // Erlang distribution's connection to the peer closed (its process died):
+                // `nodedown` at once, without waiting for `net_ticktime`.
+                RabbitMsg::Disconnected => {
+                    if s.down.insert(src) {
+                        self.peer_down(id, s, src, false, o);
+                    }
+                    return;
+                }
                 RabbitMsg::Stopping => {
                     if s.down.insert(src) {
                         self.peer_down(id, s, src, true, o);
@@ -164,7 +171,7 @@ impl Node {
             return;
         }
         // A client.
-        if s.clients.contains_key(&src) {
+        if s.clients.contains(&src) {
             o.set_timer(
                 RabbitTimer::ClientSilent(src),
                 exact(self.settings.heartbeat),
@@ -175,7 +182,7 @@ impl Node {
             return;
         }
         if s.paused {
-            if !matches!(msg, RabbitMsg::Heartbeat { .. }) {
+            if !matches!(msg, RabbitMsg::Heartbeat) {
                 o.send(src, RabbitMsg::NotLeader { leader: None });
             }
             return;
@@ -207,9 +214,8 @@ impl Node {
                 }
             }
             RabbitTimer::ClientHeartbeat => {
-                for (c, frames) in &s.clients {
-                    let frames = Some(*frames);
-                    o.send(*c, RabbitMsg::Heartbeat { frames });
+                for c in &s.clients {
+                    o.send(*c, RabbitMsg::Heartbeat);
                 }
                 o.set_timer(
                     RabbitTimer::ClientHeartbeat,
@@ -227,7 +233,7 @@ impl Node {
 
     /// An AMQP connection is open: heartbeats start.
     pub(super) fn accept_client(&self, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
-        s.clients.insert(client, 0);
+        s.clients.insert(client);
         o.set_timer(
             RabbitTimer::ClientSilent(client),
             exact(self.settings.heartbeat),
@@ -238,14 +244,14 @@ impl Node {
     /// Closes every client connection (the queue moved, or the node stops), with a hint where
     /// the queue now leads.
     pub(super) fn drop_clients(&self, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
-        for c in std::mem::take(&mut s.clients).into_keys() {
+        for c in std::mem::take(&mut s.clients) {
             o.cancel_timer(RabbitTimer::ClientSilent(c));
             o.send(c, RabbitMsg::NotLeader { leader });
         }
     }
 
     fn client_gone(&self, id: Id, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
-        if s.clients.remove(&client).is_none() {
+        if !s.clients.remove(&client) {
             return;
         }
         o.cancel_timer(RabbitTimer::ClientSilent(client));

@@ -87,13 +87,8 @@ pub enum RabbitMsg {
     NotLeader {
         leader: Option<Id>,
     },
-    /// AMQP heartbeat frame. From a node it carries the frames the node sent on this
-    /// connection before it: the simulated network drops frames when a partition breaks a
-    /// connection, which TCP would have retransmitted or reset, so the client closes a
-    /// connection that lost any (as it would on the reset).
-    Heartbeat {
-        frames: Option<u64>,
-    },
+    /// AMQP heartbeat frame.
+    Heartbeat,
     /// `basic.publish` on channel `channel` (one per connection); `seq` is the publisher-confirm
     /// sequence number.
     Publish {
@@ -253,7 +248,7 @@ impl fmt::Display for RabbitMsg {
                 Some(l) => write!(f, "queue leader is {}", n(*l)),
                 None => write!(f, "queue has no leader here"),
             },
-            Heartbeat { .. } => write!(f, "heartbeat"),
+            Heartbeat => write!(f, "heartbeat"),
             Publish { msg, seq, .. } => write!(f, "basic.publish {msg} seq={seq}"),
             Confirm { seq, .. } => write!(f, "basic.ack (confirm) seq={seq}"),
             Return { seq, .. } => write!(f, "basic.return NO_ROUTE seq={seq}"),

@@ -614,7 +614,7 @@ impl Node {
         o: &mut RabbitOut,
     ) {
         if !s.quorum.is_leader() {
-            if !matches!(msg, RabbitMsg::Heartbeat { .. } | RabbitMsg::Disconnected) {
+            if !matches!(msg, RabbitMsg::Heartbeat | RabbitMsg::Disconnected) {
                 o.send(
                     src,
                     RabbitMsg::NotLeader {
@@ -632,7 +632,7 @@ impl Node {
                 msg,
                 mandatory,
                 ..
-            } if s.clients.contains_key(&src) => {
+            } if s.clients.contains(&src) => {
                 let routed = self.settings.route(msg.seq);
                 if routed.unroutable {
                     self.unroutable(s, src, (channel, seq), mandatory, o);
@@ -650,7 +650,7 @@ impl Node {
                 channel,
                 prefetch,
                 auto_ack,
-            } if s.clients.contains_key(&src) => {
+            } if s.clients.contains(&src) => {
                 let command = Command::Checkout {
                     consumer: src,
                     channel,
@@ -659,9 +659,7 @@ impl Node {
                 };
                 self.propose(me, s, command, o);
             }
-            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. }
-                if s.clients.contains_key(&src) =>
-            {
+            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. } if s.clients.contains(&src) => {
                 let Some(checkout) = s.quorum.fifo.consumers.get(&src).map(|c| c.checkout) else {
                     return;
                 };
