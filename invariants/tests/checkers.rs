@@ -3,7 +3,7 @@
 
 use mqcheck_invariants::{
     at_least_once, at_most_once, check, no_unexpected, ordering, Event, GroupId, History,
-    Invariant, Kind, MsgId, Op, Violation,
+    Invariant, Kind, MsgId, Op, OrderingPromise, Violation,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -11,6 +11,14 @@ use proptest::sample::Index;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// The strictest promise, which the tests below judge by unless they name another: every send,
+/// every delivery, compared across a group.
+const EVERY: OrderingPromise = OrderingPromise {
+    acknowledged_only: false,
+    excludes_redelivered: false,
+    per_consumer_session: false,
+};
 
 const ALL: [Invariant; 4] = [
     Invariant::AtLeastOnce,
@@ -140,7 +148,7 @@ impl B {
 
 /// Every violation of every invariant, in `ALL` order.
 fn all_violations(h: &History) -> Vec<Violation> {
-    ALL.iter().flat_map(|&i| check(i, h)).collect()
+    ALL.iter().flat_map(|&i| check(i, h, &EVERY)).collect()
 }
 
 fn of_kind(vs: &[Violation], kind: Kind) -> Vec<&Violation> {
@@ -455,7 +463,7 @@ fn reordering_within_scope_and_producer_is_flagged() {
         .deliver(dv(m(0, 1), 1))
         .deliver(dv(m(0, 0), 1))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -477,7 +485,7 @@ fn every_message_delivered_after_a_later_one_is_flagged() {
         .deliver(dv(m(0, 1), 1))
         .deliver(dv(m(0, 3), 1))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 2, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -504,7 +512,7 @@ fn reordering_across_producers_is_not_flagged() {
         .deliver(dv(m(0, 0), 1))
         .build();
     // p0:1 before p0:0 is still a reordering, but p1:0 relative to p0:* is not.
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_eq!(vs[0].msgs, vec![m(0, 1), m(0, 0)]);
 
@@ -514,7 +522,7 @@ fn reordering_across_producers_is_not_flagged() {
         .deliver(dv(m(0, 5), 1))
         .deliver(dv(m(1, 0), 1))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
 }
 
 #[test]
@@ -525,7 +533,7 @@ fn reordering_across_scopes_is_not_flagged() {
         .deliver(dv(m(0, 1), 1).scope(1))
         .deliver(dv(m(0, 0), 1).scope(0))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
     assert_clean(&h);
 }
 
@@ -536,7 +544,7 @@ fn reordering_is_judged_per_group() {
         .deliver(dv(m(0, 1), 1))
         .deliver(dv(m(0, 0), 2))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
 
     // Group 2 reorders, group 1 does not: only group 2 is reported.
     let h = B::new()
@@ -545,7 +553,7 @@ fn reordering_is_judged_per_group() {
         .deliver(dv(m(0, 1), 1))
         .deliver(dv(m(0, 0), 2))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -563,7 +571,7 @@ fn gaps_in_send_order_are_not_reorderings() {
         .deliver(dv(m(0, 3), 1))
         .deliver(dv(m(0, 9), 1))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
 }
 
 #[test]
@@ -577,7 +585,7 @@ fn redelivery_of_an_earlier_message_is_a_duplicate_not_a_reordering() {
         .deliver(dv(m(0, 2), 1).redelivered(false))
         .deliver(dv(m(0, 0), 1).consumer(1).redelivered(true))
         .build();
-    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    assert!(ordering(&h, &EVERY).is_empty(), "{:#?}", ordering(&h, &EVERY));
     let vs = all_violations(&h);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 0)]);
@@ -594,7 +602,7 @@ fn rewind_in_one_session_is_nonmonotonic_but_not_reordered() {
         .deliver(dv(m(0, 1), 1).pos(1))
         .deliver(dv(m(0, 0), 1).pos(0))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -624,7 +632,7 @@ fn position_going_back_within_a_session_is_nonmonotonic() {
         .at(3_500)
         .deliver(dv(m(0, 1), 1).pos(1))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -643,7 +651,7 @@ fn same_position_twice_within_a_session_is_nonmonotonic() {
         .deliver(dv(m(0, 0), 1).pos(0))
         .deliver(dv(m(0, 0), 1).pos(0))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -662,7 +670,7 @@ fn position_going_back_across_a_session_change_is_not_nonmonotonic() {
         .deliver(dv(m(0, 1), 1).pos(1).session(1))
         .deliver(dv(m(0, 2), 1).pos(2).session(1))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert!(of_kind(&vs, Kind::NonmonotonicPoll).is_empty(), "{vs:#?}");
     assert!(vs.is_empty(), "{vs:#?}");
     // Still duplicates, of course.
@@ -679,13 +687,13 @@ fn positions_are_tracked_per_consumer_scope_and_group() {
         .deliver(dv(m(0, 0), 2).pos(0))
         .deliver(dv(m(0, 1), 2).pos(1))
         .build();
-    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    assert!(ordering(&h, &EVERY).is_empty(), "{:#?}", ordering(&h, &EVERY));
     // Control: the same step back by the same consumer is flagged.
     let h = B::new()
         .deliver(dv(m(0, 1), 1).pos(1))
         .deliver(dv(m(2, 0), 1).pos(0))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -702,7 +710,7 @@ fn deliveries_without_positions_are_ignored_by_the_position_checks() {
         .deliver(dv(m(0, 1), 1))
         .deliver(dv(m(0, 2), 1).pos(6))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,7 +729,7 @@ fn jump_over_a_position_someone_saw_is_poll_skip() {
         .deliver(dv(m(0, 0), 2).pos(0))
         .deliver(dv(m(0, 2), 2).pos(2))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -747,7 +755,7 @@ fn poll_skip_counts_positions_seen_later_in_the_history() {
         .deliver(dv(m(0, 2), 1).pos(2))
         .deliver(dv(m(0, 1), 2).pos(1))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -765,7 +773,7 @@ fn poll_skip_names_the_first_skipped_position() {
         .deliver(dv(m(0, 1), 2).pos(1))
         .deliver(dv(m(0, 2), 2).pos(2))
         .build();
-    let vs = ordering(&h);
+    let vs = ordering(&h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_eq!(vs[0].kind, Kind::PollSkip);
     assert_mentions(&vs[0], "skipping position 1");
@@ -778,7 +786,7 @@ fn jump_over_a_position_nobody_saw_is_not_poll_skip() {
         .deliver(dv(m(0, 0), 1).pos(0))
         .deliver(dv(m(0, 1), 1).pos(2))
         .build();
-    assert!(ordering(&h).is_empty());
+    assert!(ordering(&h, &EVERY).is_empty());
     assert_clean(&h);
 }
 
@@ -791,7 +799,7 @@ fn jump_across_a_session_change_is_not_poll_skip() {
         .deliver(dv(m(0, 0), 2).pos(0))
         .deliver(dv(m(0, 2), 2).pos(2).session(1))
         .build();
-    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    assert!(ordering(&h, &EVERY).is_empty(), "{:#?}", ordering(&h, &EVERY));
 }
 
 #[test]
@@ -801,7 +809,7 @@ fn positions_known_in_another_scope_do_not_make_a_skip() {
         .deliver(dv(m(0, 0), 1).pos(0).scope(0))
         .deliver(dv(m(0, 1), 1).pos(2).scope(0))
         .build();
-    assert!(ordering(&h).is_empty(), "{:#?}", ordering(&h));
+    assert!(ordering(&h, &EVERY).is_empty(), "{:#?}", ordering(&h, &EVERY));
 }
 
 #[test]
@@ -814,7 +822,7 @@ fn ordering_reports_reorders_before_position_violations() {
         .deliver(dv(m(0, 2), 2).pos(2))
         .deliver(dv(m(0, 1), 2).pos(1))
         .build();
-    let kinds: Vec<Kind> = ordering(&h).iter().map(|v| v.kind).collect();
+    let kinds: Vec<Kind> = ordering(&h, &EVERY).iter().map(|v| v.kind).collect();
     assert_eq!(
         kinds,
         vec![Kind::Reordered, Kind::PollSkip, Kind::NonmonotonicPoll]
@@ -925,27 +933,27 @@ fn messy() -> History {
 #[test]
 fn check_dispatches_to_each_checker() {
     let h = messy();
-    assert_eq!(check(Invariant::AtLeastOnce, &h), at_least_once(&h));
-    assert_eq!(check(Invariant::AtMostOnce, &h), at_most_once(&h));
-    assert_eq!(check(Invariant::Ordering, &h), ordering(&h));
-    assert_eq!(check(Invariant::NoUnexpected, &h), no_unexpected(&h));
+    assert_eq!(check(Invariant::AtLeastOnce, &h, &EVERY), at_least_once(&h));
+    assert_eq!(check(Invariant::AtMostOnce, &h, &EVERY), at_most_once(&h));
+    assert_eq!(check(Invariant::Ordering, &h, &EVERY), ordering(&h, &EVERY));
+    assert_eq!(check(Invariant::NoUnexpected, &h, &EVERY), no_unexpected(&h));
 }
 
 #[test]
 fn check_finds_every_kind_in_the_messy_history() {
     let h = messy();
 
-    let lost = check(Invariant::AtLeastOnce, &h);
+    let lost = check(Invariant::AtLeastOnce, &h, &EVERY);
     assert_eq!(lost.len(), 1, "{lost:#?}");
     assert_violation(&lost[0], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 3)]);
     assert_mentions(&lost[0], "group 2");
 
-    let dup = check(Invariant::AtMostOnce, &h);
+    let dup = check(Invariant::AtMostOnce, &h, &EVERY);
     assert_eq!(dup.len(), 1, "{dup:#?}");
     assert_violation(&dup[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 1)]);
     assert_mentions(&dup[0], "stored more than once, at positions 1 and 5");
 
-    let ord = check(Invariant::Ordering, &h);
+    let ord = check(Invariant::Ordering, &h, &EVERY);
     assert_eq!(ord.len(), 3, "{ord:#?}");
     assert_violation(
         &ord[0],
@@ -966,7 +974,7 @@ fn check_finds_every_kind_in_the_messy_history() {
         &[m(0, 2), m(0, 1)],
     );
 
-    let unexp = check(Invariant::NoUnexpected, &h);
+    let unexp = check(Invariant::NoUnexpected, &h, &EVERY);
     assert_eq!(unexp.len(), 1, "{unexp:#?}");
     assert_violation(
         &unexp[0],
@@ -992,7 +1000,7 @@ fn check_on_clean_and_empty_histories_finds_nothing() {
         .commit(2, 0, 0, 1)
         .build();
     for inv in ALL {
-        assert!(check(inv, &h).is_empty(), "{inv}: {:#?}", check(inv, &h));
+        assert!(check(inv, &h, &EVERY).is_empty(), "{inv}: {:#?}", check(inv, &h, &EVERY));
     }
 }
 
@@ -1226,7 +1234,7 @@ proptest! {
     fn prop_perfect_history_is_clean(s in shape(0)) {
         let h = perfect(&s);
         for inv in ALL {
-            let vs = check(inv, &h);
+            let vs = check(inv, &h, &EVERY);
             prop_assert!(vs.is_empty(), "{}: {:#?}", inv, vs);
         }
     }
@@ -1317,7 +1325,7 @@ proptest! {
         prop_assert!(earlier.seq < later.seq);
         h.events.swap(i, j);
 
-        let ord = ordering(&h);
+        let ord = ordering(&h, &EVERY);
         let reordered = of_kind(&ord, Kind::Reordered);
         prop_assert!(!reordered.is_empty(), "{:#?}", ord);
         prop_assert_eq!(reordered.len(), 1, "{:#?}", ord);
@@ -1340,10 +1348,10 @@ proptest! {
     fn prop_checkers_are_deterministic(h in arbitrary_history()) {
         let copy = h.clone();
         for inv in ALL {
-            let first = check(inv, &h);
-            let second = check(inv, &copy);
+            let first = check(inv, &h, &EVERY);
+            let second = check(inv, &copy, &EVERY);
             prop_assert_eq!(&first, &second);
-            prop_assert_eq!(&first, &check(inv, &h));
+            prop_assert_eq!(&first, &check(inv, &h, &EVERY));
             for v in &first {
                 prop_assert_eq!(v.invariant, inv);
                 prop_assert!(!v.msgs.is_empty());
@@ -1390,10 +1398,10 @@ fn whole_multipart_messages_in_a_row_are_atomic_even_twice() {
     for seq in [0, 1, 2, 3, 0, 1, 2] {
         b = b.deliver(dv(m(0, seq), 0));
     }
-    assert!(check(Invariant::Atomicity, &b.build()).is_empty());
+    assert!(check(Invariant::Atomicity, &b.build(), &EVERY).is_empty());
     // Not delivering the message at all is a loss, not a tear.
     let h = multipart().deliver(dv(m(0, 3), 0)).build();
-    assert!(check(Invariant::Atomicity, &h).is_empty());
+    assert!(check(Invariant::Atomicity, &h, &EVERY).is_empty());
 }
 
 #[test]
@@ -1402,7 +1410,7 @@ fn a_missing_part_tears_the_message() {
         .deliver(dv(m(0, 0), 0))
         .deliver(dv(m(0, 1), 0))
         .build();
-    let vs = check(Invariant::Atomicity, &h);
+    let vs = check(Invariant::Atomicity, &h, &EVERY);
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(
         &vs[0],
@@ -1421,7 +1429,7 @@ fn another_message_between_parts_or_a_part_out_of_place_tears_it() {
         .deliver(dv(m(0, 1), 0))
         .deliver(dv(m(0, 2), 0))
         .build();
-    let vs = check(Invariant::Atomicity, &interleaved);
+    let vs = check(Invariant::Atomicity, &interleaved, &EVERY);
     assert!(!vs.is_empty());
     assert!(vs.iter().all(|v| v.kind == Kind::Torn));
     assert_mentions(&vs[0], "the next part due was p0:1");
@@ -1431,5 +1439,5 @@ fn another_message_between_parts_or_a_part_out_of_place_tears_it() {
         .deliver(dv(m(0, 1), 0).consumer(1))
         .deliver(dv(m(0, 2), 0).consumer(1))
         .build();
-    assert!(!check(Invariant::Atomicity, &split).is_empty());
+    assert!(!check(Invariant::Atomicity, &split, &EVERY).is_empty());
 }

@@ -104,6 +104,7 @@ use crate::config::Allowed::{Bool, Int, OneOf};
 pub(crate) use crate::timers::{exact, retry};
 use crate::AppLog;
 use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::OrderingPromise;
 
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -846,6 +847,15 @@ impl System for Kafka {
             | KafkaMsg::Metadata
             | KafkaMsg::MetadataResponse(_) => None,
             m => Some(m.to_string()),
+        }
+    }
+
+    /// Per partition, and only for acknowledged records: a failed or unanswered send may be in
+    /// the log anywhere, or not at all (`RETRIES_DOC`; OpenChaos's order checker).
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            acknowledged_only: true,
+            ..OrderingPromise::default()
         }
     }
 

@@ -105,7 +105,7 @@ pub use quorum::{Fifo, QuorumState, RaftRole};
 
 use crate::config::Allowed::{Bool, Int, OneOf};
 use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, OrderingPromise};
 use routing::{Binding, Exchange, ExchangeType, Headers, Routed, XMatch};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -795,6 +795,16 @@ impl System for RabbitMq {
             RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
             RabbitMsg::AppendReply { success: true, .. } => None,
             m => Some(m.to_string()),
+        }
+    }
+
+    /// Per publishing channel into the queue, to one consumer's channel, first deliveries only:
+    /// competing consumers and redeliveries reorder ("Queues", Message Ordering).
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            excludes_redelivered: true,
+            per_consumer_session: true,
+            ..OrderingPromise::default()
         }
     }
 
