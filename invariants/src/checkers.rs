@@ -177,9 +177,8 @@ pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> 
         })
         .collect();
     let redelivered = |d: &Delivery| promise.excludes_redelivered && d.redelivered == Some(true);
-    let promised = |d: &Delivery| {
-        !redelivered(d) && (!promise.acknowledged_only || acked.contains(&d.msg))
-    };
+    let promised =
+        |d: &Delivery| !redelivered(d) && (!promise.acknowledged_only || acked.contains(&d.msg));
     let mut out = Vec::new();
 
     // Reordered: compare each group's first deliveries with the producer's send order.
