@@ -79,7 +79,8 @@
 //! # Sources
 //!
 //! Kafka documentation (`ProducerConfig`, `TopicConfig`, "Replication", "Message Delivery
-//! Semantics"); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
+//! Semantics", "Guarantees": one producer's records to a partition are appended in send order);
+//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
 //! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's

@@ -83,7 +83,8 @@
 //! # Sources
 //!
 //! RabbitMQ documentation: "Clustering and Network Partitions", "Classic Queue Mirroring",
-//! "Quorum Queues", "Consumer Acknowledgements and Publisher Confirms", "Reliability Guide",
+//! "Quorum Queues", "Queues" (Message Ordering: FIFO per publishing channel into a queue, to one
+//! consumer; competing consumers and redeliveries reorder), "Consumer Acknowledgements and Publisher Confirms", "Reliability Guide",
 //! "Persistence Configuration", "Detecting Dead TCP Connections with Heartbeats", "Alternate
 //! Exchanges", "Dead Letter Exchanges", "AMQP 0-9-1 Model Explained"; the Ra library and
 //! `rabbit_fifo` (rabbitmq-server), rabbitmq-server discussion #18226 (delivery count counted on

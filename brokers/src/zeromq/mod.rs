@@ -81,7 +81,8 @@
 //!
 //! # Sources
 //!
-//! libzmq reference: `zmq_socket` (socket types, mute state), `zmq_setsockopt`
+//! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
+//! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
 //! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity); the zguide (Pieter Hintjens, "ØMQ -
 //! The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart messages),
