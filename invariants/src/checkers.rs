@@ -183,7 +183,9 @@ pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> 
 
     // Reordered: compare each group's first deliveries with the producer's send order.
     let mut seen: BTreeSet<(GroupId, MsgId)> = BTreeSet::new();
-    let mut highest: BTreeMap<(GroupId, Option<(u32, u64)>, u32, u32), MsgId> = BTreeMap::new();
+    // (group, (consumer, session) when the promise is per session, scope, producer).
+    type Key = (GroupId, Option<(u32, u64)>, u32, u32);
+    let mut highest: BTreeMap<Key, MsgId> = BTreeMap::new();
     for d in all.iter().filter(|d| promised(d)) {
         if !seen.insert((d.group, d.msg)) {
             continue; // a redelivery is a duplicate, not a reordering
