@@ -192,7 +192,7 @@ impl Job for ReplayCmd {
                 ));
             }
         }
-        let violations = evaluate(&r.history, &spec.checks);
+        let violations = evaluate(&r.history, &spec.checks, &S::ordering());
         let _ = writeln!(
             out,
             "\nsimulated {}.{:03}s, {} deliveries to the application",

@@ -1,6 +1,7 @@
 //! What a broker model exposes to the drivers.
 
 use crate::{AppLog, Config, ConfigError, Durable, Key};
+use mqcheck_invariants::OrderingPromise;
 use stateright::actor::{Actor, Id};
 use std::fmt::Debug;
 use std::time::Duration;
@@ -133,6 +134,10 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// A one-line description of a message for traces, in the broker's vocabulary; `None`
     /// keeps it out of the trace (heartbeats and other chatter).
     fn describe(msg: &<Self::Actor as Actor>::Msg) -> Option<String>;
+
+    /// The order the broker promises, which the ordering checker judges within: what the scope
+    /// of its sends and deliveries stands for, and which of them the promise leaves out.
+    fn ordering() -> OrderingPromise;
 
     /// The longest fault window a seed may draw, and how long the healed system then needs to drain
     /// (retries settle, consumers read to the end) before the checkers run.

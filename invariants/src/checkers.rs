@@ -1,14 +1,14 @@
 //! The checkers. Each is a pure function from a [`History`] to its violations, in a fixed order.
 
-use crate::{GroupId, History, Invariant, Kind, MsgId, Op, Violation};
+use crate::{GroupId, History, Invariant, Kind, MsgId, Op, OrderingPromise, Violation};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Runs the checker for `invariant`.
-pub fn check(invariant: Invariant, history: &History) -> Vec<Violation> {
+/// Runs the checker for `invariant`; ordering is judged inside `promise`.
+pub fn check(invariant: Invariant, history: &History, promise: &OrderingPromise) -> Vec<Violation> {
     match invariant {
         Invariant::AtLeastOnce => at_least_once(history),
         Invariant::AtMostOnce => at_most_once(history),
-        Invariant::Ordering => ordering(history),
+        Invariant::Ordering => ordering(history, promise),
         Invariant::NoUnexpected => no_unexpected(history),
         Invariant::Atomicity => atomicity(history),
     }
@@ -165,31 +165,56 @@ pub fn at_most_once(history: &History) -> Vec<Violation> {
 }
 
 /// Send order broken within a (scope, producer) for a group; skips and rewinds within a session.
-pub fn ordering(history: &History) -> Vec<Violation> {
+/// Only what `promise` covers is judged: outside it nothing is out of order.
+pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> {
     let all = deliveries(history);
+    let acked: BTreeSet<MsgId> = history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Ack { msg } => Some(*msg),
+            _ => None,
+        })
+        .collect();
+    let redelivered = |d: &Delivery| promise.excludes_redelivered && d.redelivered == Some(true);
+    let promised =
+        |d: &Delivery| !redelivered(d) && (!promise.acknowledged_only || acked.contains(&d.msg));
     let mut out = Vec::new();
 
     // Reordered: compare each group's first deliveries with the producer's send order.
     let mut seen: BTreeSet<(GroupId, MsgId)> = BTreeSet::new();
-    let mut highest: BTreeMap<(GroupId, u32, u32), MsgId> = BTreeMap::new();
-    for d in &all {
+    // (group, (consumer, session) when the promise is per session, scope, producer).
+    type Key = (GroupId, Option<(u32, u64)>, u32, u32);
+    let mut highest: BTreeMap<Key, MsgId> = BTreeMap::new();
+    for d in all.iter().filter(|d| promised(d)) {
         if !seen.insert((d.group, d.msg)) {
             continue; // a redelivery is a duplicate, not a reordering
         }
-        let key = (d.group, d.scope, d.msg.producer);
+        let session = promise
+            .per_consumer_session
+            .then_some((d.consumer, d.session));
+        let key = (d.group, session, d.scope, d.msg.producer);
         match highest.get(&key) {
             Some(prev) if prev.seq > d.msg.seq => out.push(Violation {
                 invariant: Invariant::Ordering,
                 kind: Kind::Reordered,
                 msgs: vec![*prev, d.msg],
                 explanation: format!(
-                    "group {} first delivered {} at {} after {}, but {} was sent first (scope {})",
+                    "group {} first delivered {} at {} after {}, but {} was {}sent first (scope {}{})",
                     d.group,
                     d.msg,
                     secs(d.time_ms),
                     prev,
                     d.msg,
-                    d.scope
+                    if promise.acknowledged_only {
+                        "acknowledged and "
+                    } else {
+                        ""
+                    },
+                    d.scope,
+                    session.map_or(String::new(), |(c, s)| format!(
+                        ", consumer {c} session {s}"
+                    ))
                 ),
             }),
             _ => {
@@ -206,7 +231,7 @@ pub fn ordering(history: &History) -> Vec<Violation> {
         }
     }
     let mut last: BTreeMap<(GroupId, u32, u32, u64), (u64, MsgId)> = BTreeMap::new();
-    for d in &all {
+    for d in all.iter().filter(|d| !redelivered(d)) {
         let Some(pos) = d.position else { continue };
         let key = (d.group, d.consumer, d.scope, d.session);
         if let Some(&(prev, prev_msg)) = last.get(&key) {

@@ -30,7 +30,9 @@ pub type GroupId = u32;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
     /// The application invoked send. `scope` names the ordering scope the broker promises order
-    /// within (Kafka: the partition; RabbitMQ: the queue); order is compared per (scope, producer).
+    /// within (Kafka: the partition; RabbitMQ: the publisher's channel, one per connection; ZeroMQ:
+    /// none, 0); order is compared per (scope, producer), with the scope the delivery names, inside
+    /// the broker's [`OrderingPromise`](crate::OrderingPromise).
     /// `audience` lists the groups that should receive this message if it is acknowledged.
     Send {
         msg: MsgId,
@@ -43,9 +45,12 @@ pub enum Op {
     Fail { msg: MsgId, reason: String },
     /// The message was handed to the application's handler in `group`, by consumer `consumer`.
     /// `position` is the broker's position of the message in its scope (Kafka offset, queue
-    /// sequence) where the protocol exposes one. `session` increases whenever the consumer's
-    /// assignment changes (rebalance, restart): skips and rewinds are allowed across sessions.
-    /// `redelivered` is the protocol's redelivered flag, where it has one.
+    /// sequence) where the protocol exposes one. `scope` is the ordering scope (Kafka: the
+    /// partition; RabbitMQ: the channel the message was published on; ZeroMQ: the receiving
+    /// consumer). `session` increases whenever the consumer's assignment changes (rebalance,
+    /// restart): skips and rewinds are allowed across sessions (RabbitMQ: the consumer's channel;
+    /// ZeroMQ: the connection the message came over). `redelivered` is the protocol's redelivered
+    /// flag, where it has one.
     Deliver {
         msg: MsgId,
         group: GroupId,

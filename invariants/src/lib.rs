@@ -14,7 +14,8 @@
 //!   redeliveries count, and so do two copies stored in a log).
 //! - **ordering**: within one (scope, producer), each group first delivers messages in send order
 //!   (`reordered`); within one consumer session, positions advance one by one (`poll-skip` when a
-//!   known position is jumped over, `nonmonotonic-poll` when a position goes backwards).
+//!   known position is jumped over, `nonmonotonic-poll` when a position goes backwards). Judged
+//!   only inside the broker's [`OrderingPromise`]: what the broker never promised is no violation.
 //! - **no-unexpected**: nothing is delivered that was never sent (`unexpected`: a model bug).
 //! - **atomicity**: the parts of a multipart message reach a group all or none, and one consumer
 //!   hands them to its application consecutively (`torn` otherwise). Not selectable with
@@ -81,6 +82,28 @@ impl FromStr for Invariant {
                 format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering)")
             })
     }
+}
+
+/// The order a broker promises, in its own terms: which sends and which deliveries the ordering
+/// checker compares. The default promises the most: every send, every delivery, across a group.
+///
+/// Order is always compared per (group, scope, producer), where the scope is the `scope` field
+/// of [`Op::Deliver`]: the unit the broker orders in, as the broker names it (Kafka: the
+/// partition; RabbitMQ: the publisher's channel into the queue; ZeroMQ: the receiving socket).
+/// Within it, a producer's send order is its messages' `seq` order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct OrderingPromise {
+    /// Only the order of acknowledged sends is promised: a send that failed or was never
+    /// acknowledged may be delivered anywhere, or not at all (OpenChaos's order checker: the
+    /// acknowledged sends must be a subsequence of the first deliveries).
+    pub acknowledged_only: bool,
+    /// A delivery the protocol flags redelivered is outside the promise (RabbitMQ: requeued
+    /// messages may come back out of order): it neither breaks the order nor sets it, and is no
+    /// step of a consumer's walk over positions.
+    pub excludes_redelivered: bool,
+    /// Order is promised within one consumer session only (RabbitMQ: one consumer's channel;
+    /// ZeroMQ: one connection), not across a group's competing consumers or a reconnect.
+    pub per_consumer_session: bool,
 }
 
 /// What went wrong, in the names Jepsen's checkers use.

@@ -51,7 +51,7 @@ fn at_most_once_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
 }
 
 fn ordering_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    ordering(&m.history(s)).is_empty()
+    ordering(&m.history(s), &S::ordering()).is_empty()
 }
 
 fn no_unexpected_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
@@ -226,7 +226,7 @@ pub fn explain<S: System>(
     match property {
         "at-least-once" => lost(model, state),
         "at-most-once" => explanations(at_most_once(&history)),
-        "ordering" => explanations(ordering(&history)),
+        "ordering" => explanations(ordering(&history, &S::ordering())),
         "no-unexpected" => explanations(no_unexpected(&history)),
         _ => Vec::new(),
     }

@@ -31,7 +31,7 @@ pub use sweep::{sweep, SeedResult};
 pub use trace::TraceLine;
 
 use mqcheck_brokers::System;
-use mqcheck_invariants::{check, History, Invariant, Violation};
+use mqcheck_invariants::{check, History, Invariant, OrderingPromise, Violation};
 
 /// The schedule a seed draws for `system` when `allowed` faults are permitted.
 pub fn schedule_for<S: System>(system: &S, seed: u64, allowed: &FaultSet) -> Schedule {
@@ -43,13 +43,18 @@ pub fn schedule_for<S: System>(system: &S, seed: u64, allowed: &FaultSet) -> Sch
     )
 }
 
-/// The violations of `checks` (and always of `no-unexpected`) in a history.
-pub fn evaluate(history: &History, checks: &[Invariant]) -> Vec<Violation> {
+/// The violations of `checks` (and always of `no-unexpected`) in a history, ordering judged
+/// inside `promise`.
+pub fn evaluate(
+    history: &History,
+    checks: &[Invariant],
+    promise: &OrderingPromise,
+) -> Vec<Violation> {
     checks
         .iter()
         .copied()
         .chain([Invariant::NoUnexpected])
-        .flat_map(|i| check(i, history))
+        .flat_map(|i| check(i, history, promise))
         .collect()
 }
 
@@ -66,7 +71,7 @@ pub fn shrink<S: System>(
     let fails = |candidate: &Schedule| {
         runs.set(runs.get() + 1);
         let r = run(system, seed, candidate, false);
-        !check(invariant, &r.history).is_empty()
+        !check(invariant, &r.history, &S::ordering()).is_empty()
     };
     let mut best = schedule.clone();
     let mut progress = true;

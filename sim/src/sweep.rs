@@ -40,7 +40,7 @@ pub fn sweep<S: System>(
                 let r = run(system, seed, &schedule, false);
                 let result = SeedResult {
                     seed,
-                    violations: evaluate(&r.history, checks),
+                    violations: evaluate(&r.history, checks, &S::ordering()),
                     simulated_ms: r.simulated_ms,
                     delivered: r.delivered,
                     deliveries: r.history.deliveries(),

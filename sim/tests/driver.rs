@@ -16,7 +16,7 @@
 use mqcheck_brokers::{
     AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload,
 };
-use mqcheck_invariants::{check, History, Invariant, Kind, MsgId, Op};
+use mqcheck_invariants::{check, History, Invariant, Kind, MsgId, Op, OrderingPromise};
 use mqcheck_sim::world::RECONNECT;
 use mqcheck_sim::{
     cast, evaluate, run, schedule_for, shrink, sweep, FaultOp, FaultSet, Run, Schedule,
@@ -283,6 +283,10 @@ impl System for Toy {
         })
     }
 
+    fn ordering() -> OrderingPromise {
+        OrderingPromise::default()
+    }
+
     fn fault_window(&self) -> Duration {
         self.window
     }
@@ -383,7 +387,7 @@ fn in_order(ns: &[u32]) -> bool {
 }
 
 fn kinds(r: &Run, invariant: Invariant) -> BTreeSet<Kind> {
-    check(invariant, &r.history)
+    check(invariant, &r.history, &Toy::ordering())
         .iter()
         .map(|v| v.kind)
         .collect()
@@ -473,7 +477,7 @@ fn without_faults_every_number_arrives_once_in_order() {
     assert!(latencies.len() > 3, "latencies vary: {latencies:?}");
     // The run lasts the window plus the drain.
     assert_eq!(r.simulated_ms, 1000 + toy.drain.as_millis() as u64);
-    assert!(evaluate(h, &Invariant::SELECTABLE).is_empty());
+    assert!(evaluate(h, &Invariant::SELECTABLE, &Toy::ordering()).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,7 +560,7 @@ fn reorder_breaks_fifo_and_nothing_else_does() {
 
         let calm = run(&toy, seed, &schedule(800, vec![]), false);
         assert_eq!(numbers(&calm.history), (0..50).collect::<Vec<_>>());
-        assert!(check(Invariant::Ordering, &calm.history).is_empty());
+        assert!(check(Invariant::Ordering, &calm.history, &Toy::ordering()).is_empty());
     }
     assert!(reordered >= 1, "no seed reordered anything");
 }
@@ -613,7 +617,7 @@ fn loss_breaks_the_connection_so_gaps_only_open_at_a_reset() {
             gaps += 1;
         }
         // The acks only follow deliveries, and nothing is delivered twice or out of order.
-        assert!(evaluate(&r.history, &Invariant::SELECTABLE).is_empty());
+        assert!(evaluate(&r.history, &Invariant::SELECTABLE, &Toy::ordering()).is_empty());
     }
     assert!(gaps >= 4, "only {gaps} gaps in four lossy runs");
 }
@@ -652,12 +656,12 @@ fn duplicate_delivers_some_number_twice_but_loses_none() {
             .collect();
         if !twice.is_empty() {
             duplicated += 1;
-            let dups = check(Invariant::AtMostOnce, &r.history);
+            let dups = check(Invariant::AtMostOnce, &r.history, &Toy::ordering());
             let flagged: Vec<u32> = dups.iter().map(|v| v.msgs[0].seq).collect();
             assert_eq!(flagged, twice, "seed {seed}");
             assert!(dups.iter().all(|v| v.kind == Kind::Duplicate));
         }
-        assert!(check(Invariant::AtLeastOnce, &r.history).is_empty());
+        assert!(check(Invariant::AtLeastOnce, &r.history, &Toy::ordering()).is_empty());
     }
     assert!(duplicated >= 1, "no seed duplicated anything");
 }
@@ -710,7 +714,7 @@ fn partition_drops_what_is_sent_across_it_and_delivery_resumes_when_it_heals() {
         "the first tick after the heal"
     );
     assert!(in_order(&numbers(h)));
-    assert!(check(Invariant::AtLeastOnce, h).is_empty());
+    assert!(check(Invariant::AtLeastOnce, h, &Toy::ordering()).is_empty());
     let texts: Vec<&str> = r
         .trace
         .iter()
@@ -827,7 +831,7 @@ fn crash_keeps_the_page_cache_and_power_loss_keeps_only_what_was_fsynced() {
             "{what}: the first tick after the restart"
         );
         assert!(
-            check(Invariant::AtLeastOnce, &r.history).is_empty(),
+            check(Invariant::AtLeastOnce, &r.history, &Toy::ordering()).is_empty(),
             "{what}"
         );
     }
@@ -921,7 +925,7 @@ fn pause_holds_messages_until_the_receiver_resumes_and_loses_none() {
         held.iter().all(|d| (until..=last).contains(&d.time_ms)),
         "{held:?}"
     );
-    assert!(evaluate(h, &Invariant::SELECTABLE).is_empty());
+    assert!(evaluate(h, &Invariant::SELECTABLE, &Toy::ordering()).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,7 +1056,7 @@ fn shrink_keeps_the_fault_that_matters_and_drops_the_rest() {
         "halved while > 1 s: {minimal:?}"
     );
     let again = run(&toy, seed, &minimal, false);
-    assert!(!check(Invariant::Ordering, &again.history).is_empty());
+    assert!(!check(Invariant::Ordering, &again.history, &Toy::ordering()).is_empty());
     // Shrinking is deterministic too.
     assert_eq!(
         shrink(&toy, seed, &original, Invariant::Ordering, 100),

@@ -79,7 +79,8 @@
 //! # Sources
 //!
 //! Kafka documentation (`ProducerConfig`, `TopicConfig`, "Replication", "Message Delivery
-//! Semantics"); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
+//! Semantics", "Guarantees": one producer's records to a partition are appended in send order);
+//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
 //! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
@@ -104,6 +105,7 @@ use crate::config::Allowed::{Bool, Int, OneOf};
 pub(crate) use crate::timers::{exact, retry};
 use crate::AppLog;
 use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::OrderingPromise;
 
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -846,6 +848,15 @@ impl System for Kafka {
             | KafkaMsg::Metadata
             | KafkaMsg::MetadataResponse(_) => None,
             m => Some(m.to_string()),
+        }
+    }
+
+    /// Per partition, and only for acknowledged records: a failed or unanswered send may be in
+    /// the log anywhere, or not at all (`RETRIES_DOC`; OpenChaos's order checker).
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            acknowledged_only: true,
+            ..OrderingPromise::default()
         }
     }
 

@@ -83,7 +83,8 @@
 //! # Sources
 //!
 //! RabbitMQ documentation: "Clustering and Network Partitions", "Classic Queue Mirroring",
-//! "Quorum Queues", "Consumer Acknowledgements and Publisher Confirms", "Reliability Guide",
+//! "Quorum Queues", "Queues" (Message Ordering: FIFO per publishing channel into a queue, to one
+//! consumer; competing consumers and redeliveries reorder), "Consumer Acknowledgements and Publisher Confirms", "Reliability Guide",
 //! "Persistence Configuration", "Detecting Dead TCP Connections with Heartbeats", "Alternate
 //! Exchanges", "Dead Letter Exchanges", "AMQP 0-9-1 Model Explained"; the Ra library and
 //! `rabbit_fifo` (rabbitmq-server), rabbitmq-server discussion #18226 (delivery count counted on
@@ -105,7 +106,7 @@ pub use quorum::{Fifo, QuorumState, RaftRole};
 
 use crate::config::Allowed::{Bool, Int, OneOf};
 use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, OrderingPromise};
 use routing::{Binding, Exchange, ExchangeType, Headers, Routed, XMatch};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -795,6 +796,16 @@ impl System for RabbitMq {
             RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
             RabbitMsg::AppendReply { success: true, .. } => None,
             m => Some(m.to_string()),
+        }
+    }
+
+    /// Per publishing channel into the queue, to one consumer's channel, first deliveries only:
+    /// competing consumers and redeliveries reorder ("Queues", Message Ordering).
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            excludes_redelivered: true,
+            per_consumer_session: true,
+            ..OrderingPromise::default()
         }
     }
 

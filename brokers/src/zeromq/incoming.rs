@@ -23,8 +23,9 @@ pub struct IncomingState {
     pub welcomed: BTreeSet<Id>,
     /// The current connection to each producer, by number: one more after each reset.
     pub connections: BTreeMap<Id, u32>,
-    /// The receive pipe from each producer, up to `ZMQ_RCVHWM` messages.
-    pub pipes: BTreeMap<Id, VecDeque<Frames>>,
+    /// The receive pipe from each producer, up to `ZMQ_RCVHWM` messages, each with the
+    /// connection it came over (a pipe outlives its connection).
+    pub pipes: BTreeMap<Id, VecDeque<(u32, Frames)>>,
     /// What arrived while that pipe was full: left unread on the connection.
     pub unread: BTreeMap<Id, VecDeque<Frames>>,
     /// The producer whose pipe the application read last (fair queueing).
@@ -93,7 +94,7 @@ impl Incoming {
                 if Settings::full(self.settings.rcvhwm, pipe.len() as u64) {
                     s.unread.entry(src).or_default().push_back(frames);
                 } else {
-                    pipe.push_back(frames);
+                    pipe.push_back((connection, frames));
                     o.send(src, ZmqMsg::Credit(1));
                 }
                 self.handle_next(s, o);
@@ -134,16 +135,19 @@ impl Incoming {
             return;
         };
         s.last = Some(peer);
-        let Some(frames) = s.pipes.get_mut(&peer).and_then(VecDeque::pop_front) else {
+        let Some((connection, frames)) = s.pipes.get_mut(&peer).and_then(VecDeque::pop_front)
+        else {
             return;
         };
         record(
             &mut s.app,
-            self.settings.deliver_ops(self.index, &frames),
+            self.settings.deliver_ops(self.index, connection, &frames),
             o,
         );
         if let Some(next) = s.unread.get_mut(&peer).and_then(VecDeque::pop_front) {
-            s.pipes.entry(peer).or_default().push_back(next);
+            // A reset empties what was unread, so it came over the current connection.
+            let current = s.connections.get(&peer).copied().unwrap_or(0);
+            s.pipes.entry(peer).or_default().push_back((current, next));
             o.send(peer, ZmqMsg::Credit(1));
         }
     }

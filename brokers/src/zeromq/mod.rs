@@ -81,7 +81,8 @@
 //!
 //! # Sources
 //!
-//! libzmq reference: `zmq_socket` (socket types, mute state), `zmq_setsockopt`
+//! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
+//! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
 //! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity); the zguide (Pieter Hintjens, "ØMQ -
 //! The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart messages),
@@ -102,7 +103,7 @@ pub use req::{Pending, Requester, RequesterState};
 use crate::config::Allowed::{Bool, Int, OneOf};
 use crate::timers::exact;
 use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
-use mqcheck_invariants::{GroupId, MsgId, Op};
+use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -272,9 +273,10 @@ impl Settings {
     }
 
     /// What a consumer's application records when it received a message: a delivery per frame.
-    /// Order is promised per connection, so the scope is the receiving consumer (the producer is
-    /// part of every ordering key); each subscriber is its own group.
-    pub fn deliver_ops(&self, consumer: u32, frames: &Frames) -> Vec<Op> {
+    /// Order is promised per connection: the scope is the receiving consumer (the producer is
+    /// part of every ordering key) and the session the `connection` it came over (the producer's
+    /// socket, for REP), so a reconnect starts a new order; each subscriber is its own group.
+    pub fn deliver_ops(&self, consumer: u32, connection: u32, frames: &Frames) -> Vec<Op> {
         let group = match self.pattern {
             Pattern::PubSub => consumer,
             _ => 0,
@@ -288,7 +290,7 @@ impl Settings {
                 consumer,
                 scope: consumer,
                 position: None,
-                session: 0,
+                session: u64::from(connection),
                 redelivered: None,
             })
             .collect()
@@ -732,6 +734,14 @@ impl System for ZeroMq {
         }
     }
 
+    /// Per connection: one peer's messages arrive in order, different peers' are fair-queued.
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            per_consumer_session: true,
+            ..OrderingPromise::default()
+        }
+    }
+
     fn fault_window(&self) -> Duration {
         // The producers' whole run at the slower paces: faults strike while messages flow.
         Duration::from_secs(30)
@@ -847,7 +857,7 @@ fn show_incoming(s: &IncomingState) -> String {
             "from {} (connection {connection} {up}): {} queued {}",
             usize::from(*p),
             pipe.map_or(0, VecDeque::len),
-            queue(pipe.into_iter().flatten())
+            queue(pipe.into_iter().flatten().map(|(_, f)| f))
         );
         if let Some(unread) = s.unread.get(p).filter(|u| !u.is_empty()) {
             out += &format!(

@@ -87,7 +87,8 @@ impl Replier {
         if !(self.settings.dedup && s.handled.contains(&first)) {
             record(
                 &mut s.app,
-                self.settings.deliver_ops(self.index, &request.frames),
+                self.settings
+                    .deliver_ops(self.index, request.socket, &request.frames),
                 o,
             );
             s.handled.insert(first);
