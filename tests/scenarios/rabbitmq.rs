@@ -61,7 +61,7 @@ fn manual_ack_redelivers_after_a_crash_flagged_redelivered() {
 fn redelivered_false_only_on_a_first_delivery() {
     let mut repeated = 0;
     for queue in ["classic", "mirrored", "quorum"] {
-        for seed in 0..8 {
+        for seed in 0..30 {
             let seed = seed.to_string();
             let set = format!("queue.type={queue}");
             let args = [

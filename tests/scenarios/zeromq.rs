@@ -199,7 +199,8 @@ fn multipart_messages_arrive_whole_or_not_at_all_under_every_fault() {
                 multiparts > 0 && deliveries > 0,
                 "{pattern}: nothing happened"
             );
-            if matches!(fault, Fault::Crash | Fault::Loss) && pattern != "req-rep" {
+            // A crash loses what the dead peer's pipes held; loss is only delay under TCP.
+            if fault == Fault::Crash && pattern != "req-rep" {
                 assert!(
                     lossy > 0,
                     "{pattern}, {}: the faults lost nothing",
