@@ -32,10 +32,13 @@ pub enum Op {
     /// The application invoked send. `scope` names the ordering scope the broker promises order
     /// within (Kafka: the partition; RabbitMQ: the queue); order is compared per (scope, producer).
     /// `audience` lists the groups that should receive this message if it is acknowledged.
+    /// `key` is the message's key, when the workload gives messages keys (`--keys`).
     Send {
         msg: MsgId,
         scope: u32,
         audience: Vec<GroupId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<u32>,
     },
     /// The client API reported the send successful (ack, confirm, `zmq_send` returned).
     Ack { msg: MsgId },
@@ -131,6 +134,22 @@ impl History {
         })
     }
 
+    /// Number of sends the applications invoked.
+    pub fn sends(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Send { .. }))
+            .count()
+    }
+
+    /// Number of sends the client API reported successful.
+    pub fn acks(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Ack { .. }))
+            .count()
+    }
+
     /// Number of deliveries to the application, redeliveries included.
     pub fn deliveries(&self) -> usize {
         self.events
@@ -143,7 +162,15 @@ impl History {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Send { msg, scope, .. } => write!(f, "send {msg} (scope {scope})"),
+            Op::Send {
+                msg, scope, key, ..
+            } => {
+                write!(f, "send {msg} (scope {scope})")?;
+                if let Some(k) = key {
+                    write!(f, " key {k}")?;
+                }
+                Ok(())
+            }
             Op::Ack { msg } => write!(f, "ack {msg}"),
             Op::Fail { msg, reason } => write!(f, "fail {msg}: {reason}"),
             Op::Deliver {

@@ -29,6 +29,11 @@ pub struct Run {
     pub simulated_ms: u64,
     /// Messages the network delivered to actors.
     pub delivered: u64,
+    /// The run ended settled with the whole workload sent; `false` when the time limit cut it
+    /// short, so its history says nothing about what was never sent or never drained.
+    pub complete: bool,
+    /// Faults that took effect on a node or a link (a crash with no live target did not).
+    pub faults_applied: u32,
 }
 
 /// The nodes as the nemesis sees them.
@@ -61,6 +66,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + i as u8)), 9092))
             .collect();
         let drain = system.drain();
+        let sends = system.sends();
         let world: Shared<S> = Arc::new(Mutex::new(World::new(names.clone(), trace)));
         let ids: Vec<NodeId> = nodes
             .into_iter()
@@ -85,6 +91,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             ids,
             servers,
             active: vec![None; schedule.faults.len()],
+            applied: 0,
         };
         // Ends sort before starts at the same instant, so a fault never overlaps its successor.
         let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
@@ -113,16 +120,17 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             sleep_until(start + window).await;
         }
         lock(&world).note("nemesis", "fault window over: everything healed; draining");
-        // Drain until the history has nothing left to wait for and has been quiet for a while
-        // (clients may still be sending, late duplicates may still show); at most `drain`.
-        let deadline = start + window + drain;
+        // Drain until the whole workload was sent, the history has nothing left to wait for and
+        // it has been quiet for a while (late duplicates may still show); at most `drain` after
+        // the fault window or the workload's own time at its pace, whichever ends later.
+        let deadline = start + window.max(system.workload_time()) + drain;
+        let done = |w: &World<S>| w.history.settled() && w.history.sends() >= sends;
         let (mut seen, mut quiet_since) = (0, Instant::now());
         while Instant::now() < deadline {
             let events = lock(&world).history.events.len();
             if events != seen {
                 (seen, quiet_since) = (events, Instant::now());
-            } else if Instant::now() >= quiet_since + SETTLE_GRACE && lock(&world).history.settled()
-            {
+            } else if Instant::now() >= quiet_since + SETTLE_GRACE && done(&lock(&world)) {
                 break;
             }
             sleep(SETTLE_POLL).await;
@@ -134,6 +142,8 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             trace: w.trace.clone().unwrap_or_default(),
             simulated_ms: w.now_ms(),
             delivered: w.delivered,
+            complete: done(&w),
+            faults_applied: nemesis.applied,
         }
     })
 }
@@ -154,6 +164,8 @@ struct Nemesis<S: System> {
     /// Faulty nodes that are not clients.
     servers: Vec<usize>,
     active: Vec<Option<Applied>>,
+    /// Faults that applied something.
+    applied: u32,
 }
 
 impl<S: System> Nemesis<S> {
@@ -293,6 +305,12 @@ impl<S: System> Nemesis<S> {
                 Some(Applied::Network)
             }
         };
+        // A partition that cut no link (no leader to isolate) took no effect.
+        let effect = match &applied {
+            Some(Applied::Cut(cut)) => !cut.is_empty(),
+            other => other.is_some(),
+        };
+        self.applied += u32::from(effect);
         self.active[i] = applied;
     }
 

@@ -16,6 +16,11 @@ pub struct SeedResult {
     pub simulated_ms: u64,
     pub delivered: u64,
     pub deliveries: usize,
+    pub sends: usize,
+    pub acks: usize,
+    /// The run ended settled with the whole workload sent (see [`crate::Run::complete`]).
+    pub complete: bool,
+    pub faults_applied: u32,
 }
 
 /// Runs every seed of `seeds` and checks `checks` on each history.
@@ -44,6 +49,10 @@ pub fn sweep<S: System>(
                     simulated_ms: r.simulated_ms,
                     delivered: r.delivered,
                     deliveries: r.history.deliveries(),
+                    sends: r.history.sends(),
+                    acks: r.history.acks(),
+                    complete: r.complete,
+                    faults_applied: r.faults_applied,
                 };
                 results
                     .lock()

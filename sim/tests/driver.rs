@@ -191,6 +191,7 @@ impl Actor for ToyActor {
             msg: msg_id(n),
             scope: 0,
             audience: vec![0],
+            key: None,
         });
         o.save(s.disk.clone());
         o.send(Id::from(RECEIVER), Msg::Num(n));
