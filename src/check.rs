@@ -1,7 +1,7 @@
 //! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
 
-use crate::spec::{bad, range, WorkloadArgs};
 use crate::report::Verdict;
+use crate::spec::{bad, range, WorkloadArgs};
 use crate::HELD;
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System};

@@ -44,11 +44,13 @@ impl Verdict {
 
     /// Several verdicts as one: a violation anywhere wins, then anything inconclusive.
     pub fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
-        verdicts.into_iter().fold(Verdict::Held, |a, b| match (a, b) {
-            (Verdict::Violated, _) | (_, Verdict::Violated) => Verdict::Violated,
-            (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
-            _ => Verdict::Held,
-        })
+        verdicts
+            .into_iter()
+            .fold(Verdict::Held, |a, b| match (a, b) {
+                (Verdict::Violated, _) | (_, Verdict::Violated) => Verdict::Violated,
+                (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
+                _ => Verdict::Held,
+            })
     }
 }
 

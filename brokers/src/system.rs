@@ -98,9 +98,8 @@ impl Workload {
     pub fn duration(&self, paces: &[u64], handling: &[u64]) -> Duration {
         let slowest = |v: Vec<u64>| v.into_iter().max().unwrap_or(0);
         let sends = slowest(self.paces(paces)) * u64::from(self.messages);
-        let backlog = slowest(self.handling(handling))
-            * u64::from(self.messages)
-            * u64::from(self.producers);
+        let backlog =
+            slowest(self.handling(handling)) * u64::from(self.messages) * u64::from(self.producers);
         Duration::from_millis(sends.max(u64::from(self.consumer_delay_ms) + backlog))
     }
 }

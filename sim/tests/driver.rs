@@ -408,6 +408,7 @@ fn the_toy_is_built_from_a_config_and_a_workload() {
             messages: 7,
             producers: 1,
             consumers: 1,
+            ..Workload::default()
         },
     );
     let nodes = toy.nodes();

@@ -738,10 +738,7 @@ impl System for Kafka {
     }
 
     fn effective(config: &Config) -> Config {
-        let s = Settings::from_config(
-            config,
-            Workload::default(),
-        );
+        let s = Settings::from_config(config, Workload::default());
         config
             .clone()
             .adjusted("enable.idempotence", s.idempotence.to_string())

@@ -465,7 +465,11 @@ impl Actor for ZmqActor {
 fn pace_choice(workload: &Workload, o: &mut ZmqOut) {
     o.choose_random(
         "pace",
-        workload.paces(&PACES).into_iter().map(ZmqRandom::Pace).collect(),
+        workload
+            .paces(&PACES)
+            .into_iter()
+            .map(ZmqRandom::Pace)
+            .collect(),
     );
 }
 
