@@ -120,17 +120,22 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             sleep_until(start + window).await;
         }
         lock(&world).note("nemesis", "fault window over: everything healed; draining");
-        // Drain until the whole workload was sent, the history has nothing left to wait for and
-        // it has been quiet for a while (late duplicates may still show); at most `drain` after
-        // the fault window or the workload's own time at its pace, whichever ends later.
-        let deadline = start + window.max(system.workload_time()) + drain;
+        // Drain until the history has nothing left to wait for and has been quiet for a while
+        // (clients may still be sending, late duplicates may still show); at most `drain`, which
+        // each broker sized for a workload that fits in its longest fault window, plus however
+        // much longer than that window the workload takes at its pace.
+        let beyond = system.workload_time().saturating_sub(system.fault_window());
+        let deadline = start + window + drain + beyond;
+        // Complete: settled with the whole workload sent. A producer blocked for good (a plain
+        // REQ whose request was lost) leaves a settled history that is still incomplete.
         let done = |w: &World<S>| w.history.settled() && w.history.sends() >= sends;
         let (mut seen, mut quiet_since) = (0, Instant::now());
         while Instant::now() < deadline {
             let events = lock(&world).history.events.len();
             if events != seen {
                 (seen, quiet_since) = (events, Instant::now());
-            } else if Instant::now() >= quiet_since + SETTLE_GRACE && done(&lock(&world)) {
+            } else if Instant::now() >= quiet_since + SETTLE_GRACE && lock(&world).history.settled()
+            {
                 break;
             }
             sleep(SETTLE_POLL).await;
