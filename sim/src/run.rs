@@ -29,8 +29,8 @@ pub struct Run {
     pub simulated_ms: u64,
     /// Messages the network delivered to actors.
     pub delivered: u64,
-    /// The run ended settled with the whole workload sent; `false` when the time limit cut it
-    /// short, so its history says nothing about what was never sent or never drained.
+    /// `false` when the time limit cut the run short: the producers had not sent the whole
+    /// workload and the history had not settled, so it says little about what was never sent.
     pub complete: bool,
     /// Faults that took effect on a node or a link (a crash with no live target did not).
     pub faults_applied: u32,
@@ -121,14 +121,20 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         }
         lock(&world).note("nemesis", "fault window over: everything healed; draining");
         // Drain until the history has nothing left to wait for and has been quiet for a while
-        // (clients may still be sending, late duplicates may still show); at most `drain`, which
-        // each broker sized for a workload that fits in its longest fault window, plus however
-        // much longer than that window the workload takes at its pace.
-        let beyond = system.workload_time().saturating_sub(system.fault_window());
-        let deadline = start + window + drain + beyond;
-        // Complete: settled with the whole workload sent. A producer blocked for good (a plain
-        // REQ whose request was lost) leaves a settled history that is still incomplete.
-        let done = |w: &World<S>| w.history.settled() && w.history.sends() >= sends;
+        // (clients may still be sending, late duplicates may still show); at most `drain` after
+        // the fault window, which each broker sized for a workload that fits in its longest
+        // window, or after the workload's own time at its pace when that is longer.
+        let workload = system.workload_time();
+        let limit = if workload > system.fault_window() {
+            (window + drain).max(workload + drain)
+        } else {
+            window + drain
+        };
+        let deadline = start + limit;
+        // Cut short: the producers had not sent everything and the history had not settled.
+        // (A lossy broker's history never settles, and a producer blocked for good, like a plain
+        // REQ whose request was lost, never finishes: neither is the time limit's doing.)
+        let done = |w: &World<S>| w.history.settled() || w.history.sends() >= sends;
         let (mut seen, mut quiet_since) = (0, Instant::now());
         while Instant::now() < deadline {
             let events = lock(&world).history.events.len();

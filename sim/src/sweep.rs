@@ -1,7 +1,7 @@
 //! Many seeds at once: one madsim runtime per seed, spread over the machine's cores. Results come
 //! back in seed order whatever the threads did, so a sweep's report is deterministic.
 
-use crate::{evaluate, run, schedule_for, FaultSet};
+use crate::{judge, run, schedule_for, FaultSet};
 use mqcheck_brokers::System;
 use mqcheck_invariants::{Invariant, Violation};
 use std::ops::Range;
@@ -18,7 +18,7 @@ pub struct SeedResult {
     pub deliveries: usize,
     pub sends: usize,
     pub acks: usize,
-    /// The run ended settled with the whole workload sent (see [`crate::Run::complete`]).
+    /// The time limit did not cut the run short (see [`crate::Run::complete`]).
     pub complete: bool,
     pub faults_applied: u32,
 }
@@ -45,7 +45,7 @@ pub fn sweep<S: System>(
                 let r = run(system, seed, &schedule, false);
                 let result = SeedResult {
                     seed,
-                    violations: evaluate(&r.history, checks),
+                    violations: judge(&r, checks),
                     simulated_ms: r.simulated_ms,
                     delivered: r.delivered,
                     deliveries: r.history.deliveries(),
