@@ -134,7 +134,7 @@ impl SimReport {
         }
         if coverage.incomplete_runs > 0 {
             why.push(format!(
-                "{} of {} runs were cut short by their time limit before the workload was sent and drained (at-least-once not judged on them)",
+                "{} of {} runs were cut short by their time limit before the workload was sent and drained",
                 coverage.incomplete_runs, coverage.runs
             ));
         }

@@ -45,7 +45,7 @@ pub fn sweep<S: System>(
                 let r = run(system, seed, &schedule, false);
                 let result = SeedResult {
                     seed,
-                    violations: judge(&r, checks),
+                    violations: judge(&r, checks, system.drain()),
                     simulated_ms: r.simulated_ms,
                     delivered: r.delivered,
                     deliveries: r.history.deliveries(),
