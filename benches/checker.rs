@@ -70,6 +70,7 @@ fn kafka() -> Figures {
         messages: 2,
         producers: 1,
         consumers: 1,
+        ..Workload::default()
     };
     let bounds = Bounds {
         workload,

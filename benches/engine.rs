@@ -72,6 +72,10 @@ const WORKLOAD: Workload = Workload {
     messages: 100,
     producers: 1,
     consumers: 1,
+    rate: None,
+    handler_ms: None,
+    consumer_delay_ms: 0,
+    keys: None,
 };
 
 fn main() {
@@ -83,6 +87,7 @@ fn main() {
             messages: 100,
             producers: 1,
             consumers: 1,
+            ..Workload::default()
         },
     );
     let faults = FaultSet::all();

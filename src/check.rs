@@ -1,9 +1,10 @@
 //! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
 
-use crate::spec::{bad, range};
-use crate::{HELD, VIOLATED};
+use crate::report::Verdict;
+use crate::spec::{bad, range, WorkloadArgs};
+use crate::HELD;
 use clap::{Args, ValueEnum};
-use mqcheck_brokers::{Config, ConfigError, Job, System, Workload};
+use mqcheck_brokers::{Config, ConfigError, Job, System};
 use mqcheck_models::{describe, Bounds, CheckModel, CheckState};
 use mqcheck_sim::FaultSet;
 use serde::Serialize;
@@ -38,6 +39,8 @@ pub struct ModelArgs {
     pub producers: u32,
     #[arg(long, default_value_t = 1)]
     pub consumers: u32,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// Process faults on one path: crashes, power losses, pauses, fast clocks.
     #[arg(long, default_value_t = 1)]
     pub max_crashes: u32,
@@ -88,11 +91,11 @@ impl ModelArgs {
         let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
         S::validate(&config)?;
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
-        let workload = Workload {
-            messages: range("messages", self.messages, 1, 5)?,
-            producers: range("producers", self.producers, 1, 2)?,
-            consumers: range("consumers", self.consumers, 0, 2)?,
-        };
+        let workload = self.workload.workload(
+            range("messages", self.messages, 1, 5)?,
+            range("producers", self.producers, 1, 2)?,
+            range("consumers", self.consumers, 0, 2)?,
+        )?;
         let max_crashes = range("max-crashes", self.max_crashes, 0, 3)? as usize;
         let max_net_faults = range("max-net-faults", self.max_net_faults, 0, 3)? as usize;
         let system = S::build(&config, workload);
@@ -132,6 +135,11 @@ struct CheckReport {
     depth_limit_reached: bool,
     /// States that differ only by a shift in time were merged (`--symmetry`).
     symmetry: bool,
+    /// `violated` if a safety property failed; `inconclusive` if a coverage property was not
+    /// reached or `--max-depth` cut runs; `held` otherwise.
+    verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     seconds: f64,
     properties: BTreeMap<&'static str, PropertyReport>,
 }
@@ -181,6 +189,7 @@ impl CheckCmd {
         let mut reports = BTreeMap::new();
         let mut text = String::new();
         let mut failed = false;
+        let mut unreached = Vec::new();
         let mut svg_written = false;
         for property in &properties {
             let path = done.discovery(property.name);
@@ -189,7 +198,10 @@ impl CheckCmd {
                 Expectation::Sometimes => ("sometimes", path.is_some()),
                 Expectation::Eventually => ("eventually", path.is_none()),
             };
-            failed |= !held;
+            match property.expectation {
+                Expectation::Sometimes if !held => unreached.push(property.name),
+                _ => failed |= !held,
+            }
             let counterexample = match (&property.expectation, &path) {
                 (Expectation::Sometimes, _) | (_, None) => None,
                 (_, Some(path)) => Some(path),
@@ -279,6 +291,22 @@ impl CheckCmd {
                 self.max_depth
             );
         }
+        let mut why = Vec::new();
+        if !unreached.is_empty() {
+            why.push(format!("coverage unreached: {}", unreached.join(", ")));
+        }
+        if cut {
+            why.push(format!("--max-depth {} cut some runs", self.max_depth));
+        }
+        let (verdict, reason) = if failed {
+            (Verdict::Violated, None)
+        } else if why.is_empty() {
+            (Verdict::Held, None)
+        } else {
+            let reason = why.join("; ");
+            text += &format!("inconclusive: {reason}\n");
+            (Verdict::Inconclusive, Some(reason))
+        };
         let mut bounds_json = BTreeMap::new();
         bounds_json.insert("messages", bounds.workload.messages.into());
         bounds_json.insert("producers", bounds.workload.producers.into());
@@ -287,6 +315,19 @@ impl CheckCmd {
         bounds_json.insert("max_crashes", bounds.max_crashes.into());
         bounds_json.insert("max_net_faults", bounds.max_net_faults.into());
         bounds_json.insert("max_depth", self.max_depth.into());
+        let w = bounds.workload;
+        if let Some(rate) = w.rate {
+            bounds_json.insert("rate", rate.into());
+        }
+        if let Some(ms) = w.handler_ms {
+            bounds_json.insert("handler_ms", ms.into());
+        }
+        if w.consumer_delay_ms > 0 {
+            bounds_json.insert("consumer_delay_ms", w.consumer_delay_ms.into());
+        }
+        if let Some(keys) = w.keys {
+            bounds_json.insert("keys", keys.into());
+        }
         let report = CheckReport {
             broker: S::NAME.to_string(),
             config: config.values().clone(),
@@ -296,6 +337,8 @@ impl CheckCmd {
             max_depth: done.max_depth(),
             depth_limit_reached: cut,
             symmetry: self.symmetry,
+            verdict,
+            reason,
             seconds,
             properties: reports,
         };
@@ -304,7 +347,7 @@ impl CheckCmd {
         } else {
             crate::emit(&text);
         }
-        Ok(if failed { VIOLATED } else { HELD })
+        Ok(verdict.code())
     }
 }
 

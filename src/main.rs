@@ -38,10 +38,12 @@ enum Command {
     Explore(check::ExploreCmd),
 }
 
-/// Exit status: 0 everything held, 1 a violation, 2 bad input.
+/// Exit status: 0 everything held, 1 a violation, 2 bad input, 3 inconclusive (nothing
+/// acknowledged or delivered, runs cut short, coverage unreached, a limit hit).
 pub const HELD: u8 = 0;
 pub const VIOLATED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
+pub const INCONCLUSIVE: u8 = 3;
 
 fn main() -> ExitCode {
     // The live timeline of every run, on stderr, for whoever asks: MQCHECK_LOG=mqcheck::timeline=debug

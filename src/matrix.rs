@@ -1,10 +1,10 @@
 //! `mqcheck matrix`: the comparison article's claims, broker by broker, configuration by
 //! configuration, each verdict with its evidence.
 
-use crate::report::SimReport;
+use crate::report::{SimReport, Verdict};
 use crate::simulate::{progress, simulate};
-use crate::spec::SimArgs;
-use crate::{BAD_INPUT, HELD};
+use crate::spec::{SimArgs, WorkloadArgs};
+use crate::BAD_INPUT;
 use clap::Args;
 use indicatif::ProgressBar;
 use mqcheck_brokers::{dispatch, Job, System, BROKERS};
@@ -21,6 +21,8 @@ pub struct MatrixCmd {
     /// Messages each producer sends in every run.
     #[arg(long, default_value_t = 100)]
     pub messages: u32,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// Also write the matrix as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -57,6 +59,7 @@ impl Job for MatrixJob<'_> {
                 messages: self.cmd.messages,
                 producers: 1,
                 consumers: 1,
+                workload: self.cmd.workload.clone(),
                 check: "at-least-once,at-most-once,ordering".into(),
             };
             let spec = args.validate::<S>()?;
@@ -84,6 +87,7 @@ fn cell(report: &SimReport, inv: Invariant) -> String {
             report.stats.runs,
             i.first_violation.as_ref().map_or(0, |f| f.seed)
         ),
+        None if i.checked => "inconclusive".into(),
         None => "—".into(),
     }
 }
@@ -133,6 +137,10 @@ pub fn markdown(rows: &[Row]) -> String {
 
 impl MatrixCmd {
     pub fn run(&self) -> u8 {
+        if self.seeds == 0 {
+            eprintln!("error: invalid value '0' for --seeds (allowed: an integer from 1 up)");
+            return BAD_INPUT;
+        }
         let mut jobs = 0;
         for broker in BROKERS {
             jobs += dispatch(broker, CountJob).expect("listed brokers dispatch");
@@ -170,7 +178,18 @@ impl MatrixCmd {
                 return BAD_INPUT;
             }
         }
-        HELD
+        let verdict = Verdict::combine(rows.iter().map(|r| r.report.verdict));
+        if verdict == Verdict::Inconclusive {
+            let reasons: Vec<String> = rows
+                .iter()
+                .filter_map(|r| {
+                    let reason = r.report.reason.as_ref()?;
+                    Some(format!("{} {}: {reason}", r.broker, r.configuration))
+                })
+                .collect();
+            eprintln!("inconclusive: {}", reasons.join("; "));
+        }
+        verdict.code()
     }
 }
 

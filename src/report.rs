@@ -14,6 +14,57 @@ pub struct SimReport {
     pub seeds: Seeds,
     pub invariants: BTreeMap<String, InvariantReport>,
     pub stats: Stats,
+    /// What the sweep exercised.
+    pub coverage: Coverage,
+    /// `held` only when every checked invariant was tested and held in complete runs.
+    pub verdict: Verdict,
+    /// Why the verdict is inconclusive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The outcome of a whole command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Held,
+    Violated,
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The exit status: 0 held, 1 violated, 3 inconclusive.
+    pub fn code(self) -> u8 {
+        match self {
+            Verdict::Held => crate::HELD,
+            Verdict::Violated => crate::VIOLATED,
+            Verdict::Inconclusive => crate::INCONCLUSIVE,
+        }
+    }
+
+    /// Several verdicts as one: a violation anywhere wins, then anything inconclusive.
+    pub fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+        verdicts
+            .into_iter()
+            .fold(Verdict::Held, |a, b| match (a, b) {
+                (Verdict::Violated, _) | (_, Verdict::Violated) => Verdict::Violated,
+                (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
+                _ => Verdict::Held,
+            })
+    }
+}
+
+/// What a sweep exercised, summed over its runs.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Coverage {
+    pub runs: u64,
+    /// Runs the time limit cut short before the workload was sent and drained.
+    pub incomplete_runs: u64,
+    pub sends: u64,
+    pub acknowledged: u64,
+    pub delivered: u64,
+    /// Faults that took effect on a node or a link.
+    pub faults_applied: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -42,7 +93,10 @@ pub struct Seeds {
 #[derive(Clone, Debug, Serialize)]
 pub struct InvariantReport {
     pub checked: bool,
-    /// `None` when not checked.
+    /// The runs gave it something to judge (acknowledged messages and deliveries for
+    /// at-least-once; deliveries for the others).
+    pub tested: bool,
+    /// `None` when not checked, not tested, or not violated in runs some of which were cut short.
     pub held: Option<bool>,
     /// Runs that violated it.
     pub violations: u64,
@@ -66,8 +120,43 @@ pub struct Stats {
 }
 
 impl SimReport {
-    pub fn all_held(&self) -> bool {
-        self.invariants.values().all(|i| i.held != Some(false))
+    /// The verdict of a sweep, and why it is inconclusive.
+    pub fn conclude(
+        invariants: &BTreeMap<String, InvariantReport>,
+        coverage: &Coverage,
+    ) -> (Verdict, Option<String>) {
+        if invariants.values().any(|i| i.held == Some(false)) {
+            return (Verdict::Violated, None);
+        }
+        let mut why = Vec::new();
+        if coverage.runs == 0 {
+            why.push("no run was made".to_string());
+        }
+        if coverage.incomplete_runs > 0 {
+            why.push(format!(
+                "{} of {} runs were cut short by their time limit before the workload was sent and drained",
+                coverage.incomplete_runs, coverage.runs
+            ));
+        }
+        if coverage.acknowledged == 0 {
+            why.push("nothing was acknowledged".into());
+        }
+        if coverage.delivered == 0 {
+            why.push("nothing was delivered".into());
+        }
+        let untested: Vec<&str> = invariants
+            .iter()
+            .filter(|(_, i)| i.checked && !i.tested)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !untested.is_empty() {
+            why.push(format!("not tested: {}", untested.join(", ")));
+        }
+        if why.is_empty() {
+            (Verdict::Held, None)
+        } else {
+            (Verdict::Inconclusive, Some(why.join("; ")))
+        }
     }
 
     pub fn human(&self) -> String {
@@ -95,7 +184,17 @@ impl SimReport {
         let _ = writeln!(s, "config: {}", sets.join(" "));
         for (name, inv) in &self.invariants {
             match inv.held {
-                None => {}
+                None if !inv.checked => {}
+                None if !inv.tested => {
+                    let _ = writeln!(s, "  {name:<14} not tested: nothing to judge it on");
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<14} not violated in {} runs, but {} were cut short",
+                        self.stats.runs, self.coverage.incomplete_runs
+                    );
+                }
                 Some(true) => {
                     let _ = writeln!(s, "  {name:<14} held in all {} runs", self.stats.runs);
                 }
@@ -121,6 +220,15 @@ impl SimReport {
             self.stats.simulated_ms as f64 / 1000.0,
             self.stats.messages_delivered
         );
+        let c = &self.coverage;
+        let _ = writeln!(
+            s,
+            "coverage: {} runs ({} cut short), {} sends, {} acknowledged, {} delivered, {} faults took effect",
+            c.runs, c.incomplete_runs, c.sends, c.acknowledged, c.delivered, c.faults_applied
+        );
+        if let Some(reason) = &self.reason {
+            let _ = writeln!(s, "inconclusive: {reason}");
+        }
         s
     }
 }

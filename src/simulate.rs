@@ -1,13 +1,14 @@
 //! `mqcheck sim` and `mqcheck replay`.
 
-use crate::report::{InvariantReport, SimReport, Stats};
+use crate::report::{Coverage, InvariantReport, SimReport, Stats};
 use crate::spec::SimArgs;
-use crate::{HELD, VIOLATED};
+use crate::{HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mqcheck_brokers::{ConfigError, Job, System};
 use mqcheck_invariants::Invariant;
-use mqcheck_sim::{cast, evaluate, run, schedule_for, shrink, sweep};
+use mqcheck_sim::{cast, judge, run, schedule_for, shrink, sweep};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
 
@@ -66,11 +67,22 @@ pub fn simulate<S: System>(
         &|| bar.inc(1),
     );
     let wall_ms = started.elapsed().as_millis() as u64;
-    let invariants = Invariant::SELECTABLE
+    let sum = |f: fn(&mqcheck_sim::SeedResult) -> u64| results.iter().map(f).sum::<u64>();
+    let coverage = Coverage {
+        runs: results.len() as u64,
+        incomplete_runs: sum(|r| u64::from(!r.complete)),
+        sends: sum(|r| r.sends as u64),
+        acknowledged: sum(|r| r.acks as u64),
+        delivered: sum(|r| r.deliveries as u64),
+        faults_applied: sum(|r| u64::from(r.faults_applied)),
+    };
+    let invariants: BTreeMap<String, InvariantReport> = Invariant::SELECTABLE
         .into_iter()
         .chain([Invariant::NoUnexpected])
         .map(|inv| {
             let checked = spec.checks.contains(&inv) || inv == Invariant::NoUnexpected;
+            let tested = coverage.delivered > 0
+                && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0);
             let failing: Vec<_> = results
                 .iter()
                 .filter(|r| r.violations.iter().any(|v| v.invariant == inv))
@@ -92,13 +104,21 @@ pub fn simulate<S: System>(
                 inv.name().to_string(),
                 InvariantReport {
                     checked,
-                    held: checked.then_some(failing.is_empty()),
+                    tested,
+                    held: if !checked {
+                        None
+                    } else if !failing.is_empty() {
+                        Some(false)
+                    } else {
+                        (tested && coverage.incomplete_runs == 0).then_some(true)
+                    },
                     violations: failing.len() as u64,
                     first_violation,
                 },
             )
         })
         .collect();
+    let (verdict, reason) = SimReport::conclude(&invariants, &coverage);
     SimReport {
         broker: spec.broker.clone(),
         config: S::effective(&spec.config).values().clone(),
@@ -110,8 +130,11 @@ pub fn simulate<S: System>(
             runs: results.len() as u64,
             wall_ms,
             simulated_ms: results.iter().map(|r| r.simulated_ms).sum(),
-            messages_delivered: results.iter().map(|r| r.deliveries as u64).sum(),
+            messages_delivered: coverage.delivered,
         },
+        coverage,
+        verdict,
+        reason,
     }
 }
 
@@ -120,6 +143,12 @@ impl Job for SimCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let spec = self.args.validate::<S>()?;
+        if self.seeds == 0 {
+            return Err(crate::spec::bad(
+                "seeds",
+                "invalid value '0' for --seeds (allowed: an integer from 1 up)".into(),
+            ));
+        }
         let bar = if self.json {
             ProgressBar::hidden()
         } else {
@@ -135,7 +164,7 @@ impl Job for SimCmd {
         } else {
             crate::emit(&report.human());
         }
-        Ok(if report.all_held() { HELD } else { VIOLATED })
+        Ok(report.verdict.code())
     }
 }
 
@@ -192,7 +221,7 @@ impl Job for ReplayCmd {
                 ));
             }
         }
-        let violations = evaluate(&r.history, &spec.checks, &S::ordering());
+        let violations = judge(&system, &r, &spec.checks);
         let _ = writeln!(
             out,
             "\nsimulated {}.{:03}s, {} deliveries to the application",
@@ -200,7 +229,30 @@ impl Job for ReplayCmd {
             r.simulated_ms % 1000,
             r.history.deliveries()
         );
+        let _ = writeln!(
+            out,
+            "coverage: {} sends, {} acknowledged, {} delivered, {} faults took effect{}",
+            r.history.sends(),
+            r.history.acks(),
+            r.history.deliveries(),
+            r.faults_applied,
+            if r.complete { "" } else { "; cut short" }
+        );
         if violations.is_empty() {
+            let mut why = Vec::new();
+            if !r.complete {
+                why.push("the run was cut short by its time limit before the workload was sent and drained");
+            }
+            if r.history.acks() == 0 {
+                why.push("nothing was acknowledged");
+            }
+            if r.history.deliveries() == 0 {
+                why.push("nothing was delivered");
+            }
+            if !why.is_empty() {
+                let _ = writeln!(out, "inconclusive: {}", why.join("; "));
+                return Ok(INCONCLUSIVE);
+            }
             let checks: Vec<&str> = spec.checks.iter().map(|c| c.name()).collect();
             let _ = writeln!(out, "clean: {} held", checks.join(", "));
             return Ok(HELD);

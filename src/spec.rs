@@ -26,9 +26,69 @@ pub struct SimArgs {
     pub producers: u32,
     #[arg(long, default_value_t = 1)]
     pub consumers: u32,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
     /// Invariants to check: a comma list of at-least-once, at-most-once, ordering.
     #[arg(long, default_value = "at-least-once,at-most-once,ordering")]
     pub check: String,
+}
+
+/// How the clients pace and handle the workload; without them, each broker's own (drawn per
+/// seed).
+#[derive(Args, Clone, Debug, Default)]
+pub struct WorkloadArgs {
+    /// Messages per second each producer sends (default: a pace drawn per seed).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Milliseconds a consumer's application spends on each message (default: drawn per seed).
+    #[arg(long)]
+    pub handler_ms: Option<u32>,
+    /// Consumers start this many milliseconds late, so a backlog builds.
+    #[arg(long, default_value_t = 0)]
+    pub consumer_delay_ms: u32,
+    /// Each message carries one of K keys (Kafka partitions by it).
+    #[arg(long, value_name = "K")]
+    pub keys: Option<u32>,
+}
+
+impl WorkloadArgs {
+    /// A workload of this size, paced and handled as the flags say.
+    pub fn workload(
+        &self,
+        messages: u32,
+        producers: u32,
+        consumers: u32,
+    ) -> Result<Workload, ConfigError> {
+        let optional = |key: &str, v: Option<u32>, min: u32, max: u32| {
+            v.map(|v| range(key, v, min, max)).transpose()
+        };
+        Ok(Workload {
+            rate: optional("rate", self.rate, 1, 1000)?,
+            handler_ms: optional("handler-ms", self.handler_ms, 0, 10_000)?,
+            consumer_delay_ms: range("consumer-delay-ms", self.consumer_delay_ms, 0, 600_000)?,
+            keys: optional("keys", self.keys, 1, 1000)?,
+            ..Workload::new(messages, producers, consumers)
+        })
+    }
+
+    /// The flags that reproduce `w`'s pacing, handling and keys (none for the defaults).
+    pub fn words(w: &Workload) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut flag = |name: &str, v: Option<u32>| {
+            if let Some(v) = v {
+                words.push(format!("--{name}"));
+                words.push(v.to_string());
+            }
+        };
+        flag("rate", w.rate);
+        flag("handler-ms", w.handler_ms);
+        flag(
+            "consumer-delay-ms",
+            (w.consumer_delay_ms > 0).then_some(w.consumer_delay_ms),
+        );
+        flag("keys", w.keys);
+        words
+    }
 }
 
 /// A validated run specification for broker `S`.
@@ -75,11 +135,11 @@ impl SimArgs {
                 checks.push(inv);
             }
         }
-        let workload = Workload {
-            messages: range("messages", self.messages, 1, 10_000)?,
-            producers: range("producers", self.producers, 1, 8)?,
-            consumers: range("consumers", self.consumers, 0, 8)?,
-        };
+        let workload = self.workload.workload(
+            range("messages", self.messages, 1, 10_000)?,
+            range("producers", self.producers, 1, 8)?,
+            range("consumers", self.consumers, 0, 8)?,
+        )?;
         Ok(Spec {
             broker: self.broker.clone(),
             config,
@@ -112,6 +172,9 @@ impl Spec {
             self.workload.producers.to_string(),
             "--consumers".into(),
             self.workload.consumers.to_string(),
+        ]);
+        words.extend(WorkloadArgs::words(&self.workload));
+        words.extend([
             "--check".into(),
             self.checks
                 .iter()

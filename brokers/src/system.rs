@@ -36,13 +36,73 @@ pub struct Node<A> {
     pub actor: A,
 }
 
-/// The size of the client workload, shared by every broker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The client workload, shared by every broker. `None` and zero are each broker's own behaviour:
+/// the producers draw their pace and the consumers their handling time per run (swarm testing),
+/// consumers start at once, and messages carry no workload key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Workload {
     /// Messages each producer sends.
     pub messages: u32,
     pub producers: u32,
     pub consumers: u32,
+    /// Messages per second per producer, instead of a drawn pace.
+    pub rate: Option<u32>,
+    /// Milliseconds a consumer's application spends on one message, instead of a drawn time.
+    pub handler_ms: Option<u32>,
+    /// Consumers that have handled nothing yet start this many milliseconds late, so a backlog
+    /// builds.
+    pub consumer_delay_ms: u32,
+    /// Each message carries one of this many keys (message `seq` has key `seq % keys`).
+    pub keys: Option<u32>,
+}
+
+impl Workload {
+    /// A workload of this size, with every broker's own pacing, handling and keys.
+    pub fn new(messages: u32, producers: u32, consumers: u32) -> Self {
+        Workload {
+            messages,
+            producers,
+            consumers,
+            ..Workload::default()
+        }
+    }
+
+    /// The paces (ms between two sends) a producer draws from: the broker's own `choices`, or
+    /// the one that `rate` gives.
+    pub fn paces(&self, choices: &[u64]) -> Vec<u64> {
+        match self.rate {
+            Some(rate) => vec![(1000 / u64::from(rate.max(1))).max(1)],
+            None => choices.to_vec(),
+        }
+    }
+
+    /// The handling times (ms per message) a consumer draws from.
+    pub fn handling(&self, choices: &[u64]) -> Vec<u64> {
+        match self.handler_ms {
+            Some(ms) => vec![u64::from(ms)],
+            None => choices.to_vec(),
+        }
+    }
+
+    /// The key message `seq` carries, if the workload has keys.
+    pub fn key(&self, seq: u32) -> Option<u32> {
+        self.keys.map(|k| seq % k.max(1))
+    }
+
+    /// The delay before a consumer whose application has handled nothing yet starts.
+    pub fn consumer_delay(&self) -> Duration {
+        Duration::from_millis(u64::from(self.consumer_delay_ms))
+    }
+
+    /// How long the workload takes at its slowest pace and handling time: every producer's sends,
+    /// and the consumers working through the backlog after their delay, whichever ends last.
+    pub fn duration(&self, paces: &[u64], handling: &[u64]) -> Duration {
+        let slowest = |v: Vec<u64>| v.into_iter().max().unwrap_or(0);
+        let sends = slowest(self.paces(paces)) * u64::from(self.messages);
+        let backlog =
+            slowest(self.handling(handling)) * u64::from(self.messages) * u64::from(self.producers);
+        Duration::from_millis(sends.max(u64::from(self.consumer_delay_ms) + backlog))
+    }
 }
 
 /// A named configuration for the claims matrix: which settings a claim depends on.
@@ -143,6 +203,18 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// (retries settle, consumers read to the end) before the checkers run.
     fn fault_window(&self) -> Duration;
     fn drain(&self) -> Duration;
+
+    /// How long the clients need for the whole workload at its pace: a run's time limit is the
+    /// longer of this and the fault window, plus the drain.
+    fn workload_time(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// How many sends (`Op::Send`) the whole workload makes: a run that ends with fewer was cut
+    /// short.
+    fn sends(&self) -> usize {
+        0
+    }
 
     /// A node's state in a few readable lines (logs, high watermarks, ISR, queues) for the
     /// Stateright Explorer.

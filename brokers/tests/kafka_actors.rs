@@ -39,6 +39,7 @@ impl Cluster {
                 messages: 3,
                 producers: 1,
                 consumers: 1,
+                ..Workload::default()
             },
         );
         let c = Cluster::of(&kafka);

@@ -24,6 +24,7 @@ fn system(sets: &[&str]) -> RabbitMq {
             messages: 3,
             producers: 1,
             consumers: 1,
+            ..Workload::default()
         },
     )
 }

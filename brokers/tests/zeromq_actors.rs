@@ -24,6 +24,7 @@ impl Peers {
                 messages: 4,
                 producers,
                 consumers,
+                ..Workload::default()
             },
         ))
     }

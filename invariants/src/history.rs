@@ -34,10 +34,13 @@ pub enum Op {
     /// none, 0); order is compared per (scope, producer), with the scope the delivery names, inside
     /// the broker's [`OrderingPromise`](crate::OrderingPromise).
     /// `audience` lists the groups that should receive this message if it is acknowledged.
+    /// `key` is the message's key, when the workload gives messages keys (`--keys`).
     Send {
         msg: MsgId,
         scope: u32,
         audience: Vec<GroupId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<u32>,
     },
     /// The client API reported the send successful (ack, confirm, `zmq_send` returned).
     Ack { msg: MsgId },
@@ -136,6 +139,22 @@ impl History {
         })
     }
 
+    /// Number of sends the applications invoked.
+    pub fn sends(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Send { .. }))
+            .count()
+    }
+
+    /// Number of sends the client API reported successful.
+    pub fn acks(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Ack { .. }))
+            .count()
+    }
+
     /// Number of deliveries to the application, redeliveries included.
     pub fn deliveries(&self) -> usize {
         self.events
@@ -148,7 +167,15 @@ impl History {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Send { msg, scope, .. } => write!(f, "send {msg} (scope {scope})"),
+            Op::Send {
+                msg, scope, key, ..
+            } => {
+                write!(f, "send {msg} (scope {scope})")?;
+                if let Some(k) = key {
+                    write!(f, " key {k}")?;
+                }
+                Ok(())
+            }
             Op::Ack { msg } => write!(f, "ack {msg}"),
             Op::Fail { msg, reason } => write!(f, "fail {msg}: {reason}"),
             Op::Deliver {

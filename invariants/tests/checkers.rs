@@ -115,6 +115,7 @@ impl B {
             msg,
             scope,
             audience: audience.to_vec(),
+            key: None,
         })
     }
     fn ack(self, msg: MsgId) -> Self {
@@ -1500,7 +1501,8 @@ fn arbitrary_history() -> impl Strategy<Value = History> {
             .prop_map(|(msg, scope, audience)| Op::Send {
                 msg,
                 scope,
-                audience
+                audience,
+                key: None,
             }),
         msg.clone().prop_map(|msg| Op::Ack { msg }),
         msg.clone().prop_map(|msg| Op::Fail {

@@ -30,6 +30,11 @@ pub struct Run {
     pub simulated_ms: u64,
     /// Messages the network delivered to actors.
     pub delivered: u64,
+    /// `false` when the time limit cut the run short: the producers had not sent the whole
+    /// workload and the history had not settled, so it says little about what was never sent.
+    pub complete: bool,
+    /// Faults that took effect on a node or a link (a crash with no live target did not).
+    pub faults_applied: u32,
 }
 
 /// The nodes as the nemesis sees them.
@@ -62,6 +67,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + i as u8)), 9092))
             .collect();
         let drain = system.drain();
+        let sends = system.sends();
         let world: Shared<S> = Arc::new(Mutex::new(World::new(names.clone(), trace)));
         let ids: Vec<NodeId> = nodes
             .into_iter()
@@ -91,6 +97,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             ids,
             servers,
             active: vec![None; schedule.faults.len()],
+            applied: 0,
         };
         // Ends sort before starts at the same instant, so a fault never overlaps its successor.
         let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
@@ -120,8 +127,20 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         }
         lock(&world).note("nemesis", "fault window over: everything healed; draining");
         // Drain until the history has nothing left to wait for and has been quiet for a while
-        // (clients may still be sending, late duplicates may still show); at most `drain`.
-        let deadline = start + window + drain;
+        // (clients may still be sending, late duplicates may still show); at most `drain` after
+        // the fault window, which each broker sized for a workload that fits in its longest
+        // window, or after the workload's own time at its pace when that is longer.
+        let workload = system.workload_time();
+        let limit = if workload > system.fault_window() {
+            (window + drain).max(workload + drain)
+        } else {
+            window + drain
+        };
+        let deadline = start + limit;
+        // Cut short: the producers had not sent everything and the history had not settled.
+        // (A lossy broker's history never settles, and a producer blocked for good, like a plain
+        // REQ whose request was lost, never finishes: neither is the time limit's doing.)
+        let done = |w: &World<S>| w.history.settled() || w.history.sends() >= sends;
         let (mut seen, mut quiet_since) = (0, Instant::now());
         while Instant::now() < deadline {
             let events = lock(&world).history.events.len();
@@ -140,6 +159,8 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             trace: w.trace.clone().unwrap_or_default(),
             simulated_ms: w.now_ms(),
             delivered: w.delivered,
+            complete: done(&w),
+            faults_applied: nemesis.applied,
         }
     })
 }
@@ -161,6 +182,8 @@ struct Nemesis<S: System> {
     /// Faulty nodes that are not clients.
     servers: Vec<usize>,
     active: Vec<Option<Applied>>,
+    /// Faults that applied something.
+    applied: u32,
 }
 
 impl<S: System> Nemesis<S> {
@@ -324,6 +347,12 @@ impl<S: System> Nemesis<S> {
                 Some(Applied::Clock(nodes))
             }
         };
+        // A partition that cut no link (no leader to isolate) took no effect.
+        let effect = match &applied {
+            Some(Applied::Cut(cut)) => !cut.is_empty(),
+            other => other.is_some(),
+        };
+        self.applied += u32::from(effect);
         self.active[i] = applied;
     }
 

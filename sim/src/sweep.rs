@@ -1,7 +1,7 @@
 //! Many seeds at once: one madsim runtime per seed, spread over the machine's cores. Results come
 //! back in seed order whatever the threads did, so a sweep's report is deterministic.
 
-use crate::{evaluate, run, schedule_for, FaultSet};
+use crate::{judge, run, schedule_for, FaultSet};
 use mqcheck_brokers::System;
 use mqcheck_invariants::{Invariant, Violation};
 use std::ops::Range;
@@ -16,6 +16,11 @@ pub struct SeedResult {
     pub simulated_ms: u64,
     pub delivered: u64,
     pub deliveries: usize,
+    pub sends: usize,
+    pub acks: usize,
+    /// The time limit did not cut the run short (see [`crate::Run::complete`]).
+    pub complete: bool,
+    pub faults_applied: u32,
 }
 
 /// Runs every seed of `seeds` and checks `checks` on each history.
@@ -40,10 +45,14 @@ pub fn sweep<S: System>(
                 let r = run(system, seed, &schedule, false);
                 let result = SeedResult {
                     seed,
-                    violations: evaluate(&r.history, checks, &S::ordering()),
+                    violations: judge(system, &r, checks),
                     simulated_ms: r.simulated_ms,
                     delivered: r.delivered,
                     deliveries: r.history.deliveries(),
+                    sends: r.history.sends(),
+                    acks: r.history.acks(),
+                    complete: r.complete,
+                    faults_applied: r.faults_applied,
                 };
                 results
                     .lock()

@@ -191,6 +191,7 @@ impl Actor for ToyActor {
             msg: msg_id(n),
             scope: 0,
             audience: vec![0],
+            key: None,
         });
         o.save(s.disk.clone());
         o.send(Id::from(RECEIVER), Msg::Num(n));
@@ -411,6 +412,7 @@ fn the_toy_is_built_from_a_config_and_a_workload() {
             messages: 7,
             producers: 1,
             consumers: 1,
+            ..Workload::default()
         },
     );
     let nodes = toy.nodes();

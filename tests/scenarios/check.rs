@@ -393,13 +393,18 @@ fn check_time_symmetry_merges_shifted_states_and_changes_no_verdict() {
 }
 
 #[test]
-fn check_unreached_coverage_exits_1() {
+fn check_unreached_coverage_is_inconclusive_and_exits_3() {
     let (code, json) = check("--broker kafka --faults none --consumers 0");
     assert_held(&json, "at-least-once");
     assert_eq!(property(&json, "a consumer reads")["held"], false);
     assert!(json["properties"].get("a crash happens").is_none());
     assert!(json["properties"].get("a leader changes").is_none());
-    assert_eq!(code, 1, "unreached coverage exits 1");
+    assert_eq!(json["verdict"], "inconclusive");
+    assert!(json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("coverage unreached: a consumer reads"));
+    assert_eq!(code, 3, "unreached coverage exits 3");
 }
 
 #[test]

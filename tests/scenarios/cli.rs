@@ -37,7 +37,11 @@ fn matrix_writes_a_row_per_configuration_with_evidence() {
         "--markdown",
         md.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "acks=0 violates, so the matrix exits 1: {}",
+        out.stderr
+    );
     let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let kafka_rows = rows.iter().filter(|r| r["broker"] == "kafka").count();
     assert!(kafka_rows >= 10, "one row per named Kafka configuration");
@@ -119,4 +123,256 @@ fn sim_json_reports_the_effective_configuration() {
     let (_, json) = crate::common::sim("--broker kafka --faults none --seeds 1");
     assert_eq!(json["config"]["enable.idempotence"], "true");
     assert_eq!(json["config"]["min.insync.replicas"], "1");
+}
+
+/// The simulated time of the first delivery in a replay's JSON-lines trace.
+fn first_delivery_ms(args: &[&str]) -> u64 {
+    let path = std::env::temp_dir().join(format!(
+        "mqcheck-first-{}-{}.jsonl",
+        std::process::id(),
+        args.join("_").replace(['/', ' '], "")
+    ));
+    let mut words = vec!["replay"];
+    words.extend(args);
+    words.extend(["--trace", path.to_str().unwrap()]);
+    let out = mqcheck(&words);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["text"].as_str().unwrap().starts_with("app: deliver"))
+        .map(|l| l["time_ms"].as_u64().unwrap())
+        .expect("something was delivered")
+}
+
+#[test]
+fn consumer_delay_makes_the_first_delivery_later() {
+    for broker in ["kafka", "rabbitmq", "zeromq"] {
+        let base = [
+            "--broker",
+            broker,
+            "--faults",
+            "none",
+            "--messages",
+            "20",
+            "--seed",
+            "1",
+        ];
+        let early = first_delivery_ms(&base);
+        let mut late_args = base.to_vec();
+        late_args.extend(["--consumer-delay-ms", "5000"]);
+        let late = first_delivery_ms(&late_args);
+        assert!(early < 5000, "{broker}: first delivery at {early} ms");
+        assert!(
+            late >= 5000,
+            "{broker}: delayed consumer delivered at {late} ms"
+        );
+    }
+}
+
+#[test]
+fn rate_sets_how_long_the_producers_take() {
+    // 200 messages at 1 per second take 200 s of simulated time; at 100 per second, far less.
+    let (slow_code, slow) =
+        crate::common::sim("--broker kafka --faults none --seeds 1 --messages 200 --rate 1");
+    let (fast_code, fast) =
+        crate::common::sim("--broker kafka --faults none --seeds 1 --messages 200 --rate 100");
+    assert_eq!((slow_code, fast_code), (0, 0));
+    let (slow, fast) = (
+        slow["stats"]["simulated_ms"].as_u64().unwrap(),
+        fast["stats"]["simulated_ms"].as_u64().unwrap(),
+    );
+    assert!(slow >= 200_000, "{slow} ms");
+    assert!(fast < 100_000, "{fast} ms");
+}
+
+#[test]
+fn handler_time_sets_how_long_the_consumer_takes() {
+    let (code, json) = crate::common::sim(
+        "--broker rabbitmq --faults none --seeds 1 --messages 50 --rate 1000 --handler-ms 1000",
+    );
+    assert_eq!(code, 0);
+    assert!(json["stats"]["simulated_ms"].as_u64().unwrap() >= 50_000);
+    assert_eq!(json["verdict"], "held");
+}
+
+#[test]
+fn keys_show_in_the_trace_and_partition_kafka() {
+    let out = mqcheck(&[
+        "replay",
+        "--broker",
+        "kafka",
+        "--set",
+        "partitions=3",
+        "--faults",
+        "none",
+        "--messages",
+        "6",
+        "--keys",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("app: send p0:4 (scope 1) key 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("app: send p0:5 (scope 2) key 2"));
+    for broker in ["rabbitmq", "zeromq"] {
+        let out = mqcheck(&[
+            "replay",
+            "--broker",
+            broker,
+            "--faults",
+            "none",
+            "--messages",
+            "4",
+            "--keys",
+            "2",
+            "--seed",
+            "1",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        assert!(out.stdout.contains("key 1"), "{broker}: {}", out.stdout);
+    }
+    // Without --keys, no key is recorded.
+    let out = mqcheck(&[
+        "replay",
+        "--broker",
+        "kafka",
+        "--faults",
+        "none",
+        "--messages",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    assert!(!out.stdout.contains(" key "));
+}
+
+#[test]
+fn workload_flags_are_validated_and_replayed() {
+    for (flag, value) in [
+        ("--rate", "0"),
+        ("--rate", "1001"),
+        ("--handler-ms", "10001"),
+        ("--consumer-delay-ms", "600001"),
+        ("--keys", "0"),
+    ] {
+        for verb in ["sim", "replay", "check"] {
+            let mut words = vec![verb, "--broker", "kafka", flag, value];
+            if verb == "replay" {
+                words.extend(["--seed", "1"]);
+            }
+            let out = mqcheck(&words);
+            assert_eq!(out.code, 2, "{verb} {flag} {value}: {}", out.stderr);
+            assert!(out.stderr.contains(flag), "{}", out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        }
+    }
+    let out = mqcheck(&["matrix", "--seeds", "1", "--keys", "0"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--keys"), "{}", out.stderr);
+    // A violation's replay command carries the workload flags and reproduces it.
+    let v = crate::common::violated(
+        "--broker kafka --set acks=0 --set enable.idempotence=false --faults crash --seeds 50 --rate 50 --keys 4 --handler-ms 3",
+        "at-least-once",
+    );
+    let replay = v["replay"].as_str().unwrap();
+    assert!(
+        replay.contains("--rate 50 --handler-ms 3 --keys 4"),
+        "{replay}"
+    );
+    crate::common::reproduce(&v);
+}
+
+#[test]
+fn zero_seeds_is_bad_input() {
+    for words in [
+        vec!["sim", "--broker", "kafka", "--seeds", "0"],
+        vec!["matrix", "--seeds", "0"],
+    ] {
+        let out = mqcheck(&words);
+        assert_eq!(out.code, 2, "{words:?}");
+        assert!(out.stderr.contains("--seeds"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn nothing_acknowledged_or_delivered_is_inconclusive() {
+    // Three replicas can never satisfy min.insync.replicas=4: nothing is acknowledged.
+    let (code, json) = crate::common::sim(
+        "--broker kafka --set min.insync.replicas=4 --faults none --seeds 2 --messages 5",
+    );
+    assert_eq!(code, 3);
+    assert_eq!(json["verdict"], "inconclusive");
+    assert!(json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was acknowledged"));
+    assert_eq!(json["coverage"]["acknowledged"], 0);
+    for inv in ["at-least-once", "at-most-once", "ordering"] {
+        assert_eq!(
+            json["invariants"][inv]["held"],
+            Value::Null,
+            "{inv} untested"
+        );
+        assert_eq!(json["invariants"][inv]["tested"], false);
+    }
+    let (code, json) = crate::common::sim("--broker kafka --consumers 0 --seeds 2 --messages 5");
+    assert_eq!(code, 3);
+    assert!(json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was delivered"));
+    let out = mqcheck(&[
+        "sim",
+        "--broker",
+        "kafka",
+        "--consumers",
+        "0",
+        "--seeds",
+        "1",
+        "--messages",
+        "5",
+    ]);
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stdout.contains("inconclusive: nothing was delivered"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_run_cut_short_is_inconclusive() {
+    // A REQ sends its next request only after the reply, so at one request a second handled in
+    // a second each the workload takes twice the time its pace gives: the limit cuts it short.
+    let args = "--broker zeromq --set pattern=req-rep --faults none --messages 200 --rate 1 --handler-ms 1000";
+    let (code, json) = crate::common::sim(&format!("{args} --seeds 1"));
+    assert_eq!(code, 3);
+    assert_eq!(json["coverage"]["incomplete_runs"], 1);
+    assert!(json["reason"].as_str().unwrap().contains("cut short"));
+    let mut words = vec!["replay"];
+    words.extend(args.split_whitespace());
+    words.extend(["--seed", "0"]);
+    let out = mqcheck(&words);
+    assert_eq!(out.code, 3);
+    assert!(out.stdout.contains("cut short"), "{}", out.stdout);
+}
+
+#[test]
+fn sim_reports_coverage() {
+    let (code, json) = crate::common::sim("--broker kafka --faults crash --seeds 4 --messages 20");
+    assert_eq!(code, 0);
+    assert_eq!(json["verdict"], "held");
+    let c = &json["coverage"];
+    assert_eq!(c["runs"], 4);
+    assert_eq!(c["sends"], 80);
+    assert!(c["acknowledged"].as_u64().unwrap() > 0);
+    assert_eq!(c["delivered"], json["stats"]["messages_delivered"]);
+    assert!(c["faults_applied"].as_u64().unwrap() > 0);
 }

@@ -54,6 +54,7 @@ fn pub_drops_only_for_the_subscriber_in_the_mute_state() {
             messages: 100,
             producers: 1,
             consumers: 2,
+            ..Workload::default()
         },
     );
     let pause = FaultSet([Fault::Pause].into_iter().collect());
@@ -173,6 +174,7 @@ fn multipart_messages_arrive_whole_or_not_at_all_under_every_fault() {
                 messages: 30,
                 producers: 2,
                 consumers: 2,
+                ..Workload::default()
             },
         );
         for fault in Fault::ALL {

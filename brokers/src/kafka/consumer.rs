@@ -62,27 +62,20 @@ impl Consumer {
     pub fn start(&self, app: AppLog, o: &mut KafkaOut) -> ConsumerState {
         o.choose_random(
             "processing",
-            PROCESSING
-                .iter()
-                .map(|ms| KafkaRandom::Processing(*ms))
+            self.settings
+                .workload
+                .handling(&PROCESSING)
+                .into_iter()
+                .map(KafkaRandom::Processing)
                 .collect(),
         );
-        o.send(self.coordinator(), KafkaMsg::JoinGroup);
-        o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
-        o.send(self.coordinator(), KafkaMsg::Metadata);
-        o.set_timer(
-            KafkaTimer::MetadataRefresh,
-            retry(Duration::from_millis(500)),
-        );
-        o.set_timer(
-            KafkaTimer::GroupHeartbeat,
-            retry(self.settings.heartbeat_interval),
-        );
-        if self.settings.commit == CommitMode::Auto {
+        if app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
             o.set_timer(
-                KafkaTimer::AutoCommit,
-                exact(self.settings.auto_commit_interval),
+                KafkaTimer::Start,
+                exact(self.settings.workload.consumer_delay()),
             );
+        } else {
+            self.join(o);
         }
         ConsumerState {
             app,
@@ -101,6 +94,27 @@ impl Consumer {
             committed: BTreeMap::new(),
             processing: false,
             processing_time: Duration::from_millis(PROCESSING[1]),
+        }
+    }
+
+    /// The application subscribes: joins the group, asks for metadata, starts its timers.
+    fn join(&self, o: &mut KafkaOut) {
+        o.send(self.coordinator(), KafkaMsg::JoinGroup);
+        o.set_timer(KafkaTimer::JoinRetry, exact(JOIN_RETRY));
+        o.send(self.coordinator(), KafkaMsg::Metadata);
+        o.set_timer(
+            KafkaTimer::MetadataRefresh,
+            retry(Duration::from_millis(500)),
+        );
+        o.set_timer(
+            KafkaTimer::GroupHeartbeat,
+            retry(self.settings.heartbeat_interval),
+        );
+        if self.settings.commit == CommitMode::Auto {
+            o.set_timer(
+                KafkaTimer::AutoCommit,
+                exact(self.settings.auto_commit_interval),
+            );
         }
     }
 
@@ -302,6 +316,7 @@ impl Consumer {
 
     pub fn on_timeout(&self, s: &mut ConsumerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
+            KafkaTimer::Start => self.join(o),
             KafkaTimer::JoinRetry if s.generation.is_none() => {
                 self.rejoin(s, o);
             }

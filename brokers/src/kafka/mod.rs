@@ -245,9 +245,10 @@ impl Settings {
             .collect()
     }
 
-    /// Keyed records: message `seq` carries key `seq % 8`, hashed to a partition.
+    /// Keyed records: message `seq` carries the workload's key (`--keys`), or else key
+    /// `seq % 8`, hashed to a partition (the key modulo the partitions stands for murmur2).
     pub fn partition_for(&self, seq: u32) -> Partition {
-        (seq % 8) % self.partitions
+        self.workload.key(seq).unwrap_or(seq % 8) % self.partitions
     }
 
     pub fn consumer_ids(&self) -> Vec<Id> {
@@ -318,6 +319,8 @@ pub enum KafkaTimer {
     ConsumerFetch(Partition),
     CommitRetry(Partition),
     AutoCommit,
+    /// A consumer's late start (`--consumer-delay-ms`).
+    Start,
 }
 
 /// What the clients' applications draw per run (swarm testing): the producer's pace
@@ -737,14 +740,7 @@ impl System for Kafka {
     }
 
     fn effective(config: &Config) -> Config {
-        let s = Settings::from_config(
-            config,
-            Workload {
-                messages: 0,
-                producers: 0,
-                consumers: 0,
-            },
-        );
+        let s = Settings::from_config(config, Workload::default());
         config
             .clone()
             .adjusted("enable.idempotence", s.idempotence.to_string())
@@ -875,6 +871,17 @@ impl System for Kafka {
             .max(s.broker_session_timeout)
             * 2
             + Duration::from_secs(30)
+    }
+
+    fn workload_time(&self) -> Duration {
+        self.settings
+            .workload
+            .duration(&producer::PACES, &consumer::PROCESSING)
+    }
+
+    fn sends(&self) -> usize {
+        let w = &self.settings.workload;
+        w.messages as usize * w.producers as usize
     }
 }
 

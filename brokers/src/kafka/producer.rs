@@ -62,7 +62,12 @@ impl Producer {
         );
         o.choose_random(
             "pace",
-            PACES.iter().map(|ms| KafkaRandom::Pace(*ms)).collect(),
+            self.settings
+                .workload
+                .paces(&PACES)
+                .into_iter()
+                .map(KafkaRandom::Pace)
+                .collect(),
         );
         ProducerState {
             app,
@@ -205,6 +210,7 @@ impl Producer {
                 msg,
                 scope: partition,
                 audience,
+                key: self.settings.workload.key(seq),
             },
             o,
         );

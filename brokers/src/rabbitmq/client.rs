@@ -137,7 +137,12 @@ impl Publisher {
     pub fn start(&self, app: AppLog, o: &mut RabbitOut) -> PublisherState {
         o.choose_random(
             "pace",
-            PACES.iter().map(|ms| RabbitRandom::Pace(*ms)).collect(),
+            self.settings
+                .workload
+                .paces(&PACES)
+                .into_iter()
+                .map(RabbitRandom::Pace)
+                .collect(),
         );
         let mut s = PublisherState {
             app,
@@ -222,6 +227,7 @@ impl Publisher {
                         msg: self.msg(m),
                         scope: s.conn.channel,
                         audience,
+                        key: self.settings.workload.key(m),
                     };
                     record(&mut s.app, op, o);
                     if self.settings.confirms {
@@ -362,9 +368,11 @@ impl Consumer {
     pub fn start(&self, app: AppLog, o: &mut RabbitOut) -> ConsumerState {
         o.choose_random(
             "processing",
-            HANDLING
-                .iter()
-                .map(|ms| RabbitRandom::Processing(*ms))
+            self.settings
+                .workload
+                .handling(&HANDLING)
+                .into_iter()
+                .map(RabbitRandom::Processing)
                 .collect(),
         );
         let mut s = ConsumerState {
@@ -376,7 +384,14 @@ impl Consumer {
             failures: BTreeMap::new(),
             processing_time: Duration::from_millis(HANDLING[1]),
         };
-        dial(&mut s.conn, Id::from(0), o);
+        if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
+            o.set_timer(
+                RabbitTimer::Start,
+                exact(self.settings.workload.consumer_delay()),
+            );
+        } else {
+            dial(&mut s.conn, Id::from(0), o);
+        }
         s
     }
 
@@ -435,6 +450,7 @@ impl Consumer {
                 redial(&self.settings, &mut s.conn, None, o);
             }
             RabbitTimer::Process => self.handled(s, o),
+            RabbitTimer::Start => dial(&mut s.conn, Id::from(0), o),
             _ => {}
         }
     }

@@ -376,6 +376,8 @@ pub enum RabbitTimer {
     ConfirmTimeout(u32),
     /// The consuming application finished handling a message.
     Process,
+    /// A consumer's late start (`--consumer-delay-ms`).
+    Start,
 }
 
 /// What the clients' applications draw per run: the publisher's pace (milliseconds between two
@@ -818,6 +820,17 @@ impl System for RabbitMq {
         // Long enough for a dead peer and a dead connection to be noticed, a leader to be
         // promoted or elected, a late confirm to time out, and the consumers to read the rest.
         (s.net_ticktime + s.heartbeat) * 2 + s.confirm_timeout + Duration::from_secs(60)
+    }
+
+    fn workload_time(&self) -> Duration {
+        self.settings
+            .workload
+            .duration(&client::PACES, &client::HANDLING)
+    }
+
+    fn sends(&self) -> usize {
+        let w = &self.settings.workload;
+        w.messages as usize * w.producers as usize
     }
 }
 

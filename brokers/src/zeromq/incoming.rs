@@ -36,7 +36,7 @@ pub struct IncomingState {
 
 impl Incoming {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> IncomingState {
-        processing_choice(o);
+        processing_choice(&self.settings.workload, o);
         let s = IncomingState {
             app,
             processing: Duration::ZERO,
@@ -47,7 +47,14 @@ impl Incoming {
             last: None,
             busy: false,
         };
-        self.connect(&s, o);
+        if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
+            o.set_timer(
+                ZmqTimer::Start,
+                exact(self.settings.workload.consumer_delay()),
+            );
+        } else {
+            self.connect(&s, o);
+        }
         s
     }
 
@@ -105,7 +112,7 @@ impl Incoming {
 
     pub fn on_timeout(&self, s: &mut IncomingState, timer: &ZmqTimer, o: &mut ZmqOut) {
         match timer {
-            ZmqTimer::Reconnect => self.connect(s, o),
+            ZmqTimer::Reconnect | ZmqTimer::Start => self.connect(s, o),
             ZmqTimer::Process => {
                 s.busy = false;
                 self.deliver(s, o);

@@ -255,6 +255,7 @@ impl Settings {
     /// and which frames form one multipart message.
     pub fn send_ops(&self, frames: &Frames) -> Vec<Op> {
         let audience = self.audience(frames.topic);
+        let key = self.workload.key(frames.parts[0].seq / self.frames.max(1));
         let mut ops: Vec<Op> = frames
             .parts
             .iter()
@@ -262,6 +263,7 @@ impl Settings {
                 msg: *msg,
                 scope: 0,
                 audience: audience.clone(),
+                key,
             })
             .collect();
         if frames.parts.len() > 1 {
@@ -393,6 +395,8 @@ pub enum ZmqTimer {
     Reconnect,
     /// The Lazy Pirate client's `REQUEST_TIMEOUT`.
     RequestTimeout,
+    /// A consumer's late start (`--consumer-delay-ms`).
+    Start,
 }
 
 /// What the applications draw per run (swarm testing).
@@ -460,19 +464,24 @@ impl Actor for ZmqActor {
     }
 }
 
-fn pace_choice(o: &mut ZmqOut) {
+fn pace_choice(workload: &Workload, o: &mut ZmqOut) {
     o.choose_random(
         "pace",
-        PACES.iter().map(|ms| ZmqRandom::Pace(*ms)).collect(),
+        workload
+            .paces(&PACES)
+            .into_iter()
+            .map(ZmqRandom::Pace)
+            .collect(),
     );
 }
 
-fn processing_choice(o: &mut ZmqOut) {
+fn processing_choice(workload: &Workload, o: &mut ZmqOut) {
     o.choose_random(
         "processing",
-        PROCESSING
-            .iter()
-            .map(|ms| ZmqRandom::Processing(*ms))
+        workload
+            .handling(&PROCESSING)
+            .into_iter()
+            .map(ZmqRandom::Processing)
             .collect(),
     );
 }
@@ -753,6 +762,16 @@ impl System for ZeroMq {
         // the slowest pace, and a Lazy Pirate client may be working through its retries.
         let pace = Duration::from_millis(PACES[PACES.len() - 1]);
         pace * s.workload.messages + s.request_timeout * s.retries as u32 + Duration::from_secs(20)
+    }
+
+    fn workload_time(&self) -> Duration {
+        self.settings.workload.duration(&PACES, &PROCESSING)
+    }
+
+    fn sends(&self) -> usize {
+        let s = &self.settings;
+        // A send per frame.
+        s.workload.messages as usize * s.workload.producers as usize * s.frames as usize
     }
 }
 

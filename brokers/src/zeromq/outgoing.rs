@@ -46,7 +46,7 @@ pub struct OutgoingState {
 
 impl Outgoing {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> OutgoingState {
-        pace_choice(o);
+        pace_choice(&self.settings.workload, o);
         OutgoingState {
             app,
             pace: None,

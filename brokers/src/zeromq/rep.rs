@@ -36,11 +36,20 @@ pub struct ReplierState {
     pub current: Option<Envelope>,
     /// `server.dedup`: the requests handled so far (by their first frame), in memory.
     pub handled: BTreeSet<MsgId>,
+    /// The application has started receiving (it starts late with `--consumer-delay-ms`).
+    pub started: bool,
 }
 
 impl Replier {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> ReplierState {
-        processing_choice(o);
+        processing_choice(&self.settings.workload, o);
+        let started = !(app.is_empty() && self.settings.workload.consumer_delay_ms > 0);
+        if !started {
+            o.set_timer(
+                ZmqTimer::Start,
+                exact(self.settings.workload.consumer_delay()),
+            );
+        }
         ReplierState {
             app,
             processing: Duration::ZERO,
@@ -49,6 +58,7 @@ impl Replier {
             last: None,
             current: None,
             handled: BTreeSet::new(),
+            started,
         }
     }
 
@@ -77,6 +87,11 @@ impl Replier {
     }
 
     pub fn on_timeout(&self, s: &mut ReplierState, timer: &ZmqTimer, o: &mut ZmqOut) {
+        if *timer == ZmqTimer::Start {
+            s.started = true;
+            self.receive(s, o);
+            return;
+        }
         if *timer != ZmqTimer::Process {
             return;
         }
@@ -109,7 +124,7 @@ impl Replier {
     /// REP's `zmq_recv`: the next request, fair-queued over the peers, once the last was
     /// answered.
     fn receive(&self, s: &mut ReplierState, o: &mut ZmqOut) {
-        if s.current.is_some() {
+        if s.current.is_some() || !s.started {
             return;
         }
         let Some(peer) = fair_queue(&s.queues, s.last) else {

@@ -44,7 +44,7 @@ pub struct RequesterState {
 
 impl Requester {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> RequesterState {
-        pace_choice(o);
+        pace_choice(&self.settings.workload, o);
         let s = RequesterState {
             app,
             pace: None,
@@ -132,7 +132,7 @@ impl Requester {
             }
             ZmqTimer::Reconnect => self.connect(s, o),
             ZmqTimer::RequestTimeout => self.timed_out(s, o),
-            ZmqTimer::Process => {}
+            ZmqTimer::Process | ZmqTimer::Start => {}
         }
     }
 
