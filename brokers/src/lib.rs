@@ -13,19 +13,13 @@
 pub mod app_log;
 pub mod config;
 pub mod disk;
-pub mod kafka;
-pub mod rabbitmq;
 mod system;
 mod timers;
-pub mod zeromq;
 
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
 pub use disk::Durable;
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
-
-/// The broker models this build knows, by the name `--broker` takes.
-pub const BROKERS: &[&str] = &[kafka::NAME, rabbitmq::NAME, zeromq::NAME];
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.
@@ -34,18 +28,32 @@ pub trait Job {
     fn run<S: System>(self) -> Self::Output;
 }
 
-/// Runs `job` with the broker model named `broker`.
-pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
-    match broker {
-        kafka::NAME => Ok(job.run::<kafka::Kafka>()),
-        rabbitmq::NAME => Ok(job.run::<rabbitmq::RabbitMq>()),
-        zeromq::NAME => Ok(job.run::<zeromq::ZeroMq>()),
-        _ => Err(ConfigError::new(
-            "broker",
-            format!(
-                "unknown broker '{broker}' (allowed: {})",
-                BROKERS.join(", ")
-            ),
-        )),
-    }
+/// Declares each broker's module and derives [`BROKERS`] and [`dispatch`] from the one list.
+macro_rules! brokers {
+    ($($module:ident::$system:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// The broker models this build knows, by the name `--broker` takes.
+        pub const BROKERS: &[&str] = &[$($module::NAME),+];
+
+        /// Runs `job` with the broker model named `broker`.
+        pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
+            match broker {
+                $($module::NAME => Ok(job.run::<$module::$system>()),)+
+                _ => Err(ConfigError::new(
+                    "broker",
+                    format!(
+                        "unknown broker '{broker}' (allowed: {})",
+                        BROKERS.join(", ")
+                    ),
+                )),
+            }
+        }
+    };
+}
+
+brokers! {
+    kafka::Kafka,
+    rabbitmq::RabbitMq,
+    zeromq::ZeroMq,
 }
