@@ -8,7 +8,20 @@
 //!
 //! A broker plugs in by implementing [`System`]: its configuration keys (with the broker's own
 //! names, defaults and validation), the actors of one cluster plus its clients, and how to read a
-//! client's observations back out of its durable storage.
+//! client's observations back out of its durable storage. Adding one takes:
+//!
+//! - **a module** `src/<broker>/`: `mod.rs` with the mechanism as its doc comment, the actor
+//!   enums dispatching to one file per node kind, and the `impl System`, whose `keys`,
+//!   `validate`, `effective`, `describe` and `show` are one-line delegations; `config.rs` with
+//!   the keys, the combinations the broker refuses, the typed `Settings` and their parsing;
+//!   `view.rs` with a message's trace line and a node's Explorer view. Storage is a
+//!   [`Disk`]`<ServerDisk>` (a server's own storage, or a client's [`AppLog`]), so only the
+//!   server's part says what survives a power loss;
+//! - **one registration line** in the `brokers!` list below, from which the module, [`BROKERS`]
+//!   and [`dispatch`] follow;
+//! - **tests**: `brokers/tests/<broker>_actors.rs` for the mechanisms one step at a time (with the
+//!   shared `harness`), `tests/scenarios/<broker>.rs` for fault scenarios;
+//! - **a doc page** `docs/<broker>.md`, linked from the README.
 
 pub mod app_log;
 pub mod config;
@@ -18,7 +31,7 @@ mod timers;
 
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
-pub use disk::Durable;
+pub use disk::{Disk, Durable};
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`

@@ -105,7 +105,7 @@ pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
 pub(crate) use crate::timers::{exact, retry};
 use crate::AppLog;
-use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use crate::{Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -172,20 +172,7 @@ pub enum KafkaState {
 
 /// What a node keeps across a restart: a broker's logs and checkpoints, a client application's
 /// record of what it observed (an application's own durable output, kept whole).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KafkaDisk {
-    Broker(BrokerDisk),
-    App(AppLog),
-}
-
-impl Durable for KafkaDisk {
-    fn after_power_loss(&self) -> Self {
-        match self {
-            KafkaDisk::Broker(disk) => KafkaDisk::Broker(disk.after_power_loss()),
-            KafkaDisk::App(ops) => KafkaDisk::App(ops.clone()),
-        }
-    }
-}
+pub type KafkaDisk = Disk<BrokerDisk>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KafkaTimer {
@@ -236,14 +223,14 @@ impl Actor for KafkaActor {
         match self {
             KafkaActor::Controller(c) => KafkaState::Controller(c.start(o)),
             KafkaActor::Broker(b) => {
-                let disk = match storage {
-                    Some(KafkaDisk::Broker(d)) => Some(d),
-                    _ => None,
-                };
-                KafkaState::Broker(b.start(id, disk, o))
+                KafkaState::Broker(b.start(id, storage.as_ref().and_then(Disk::server), o))
             }
-            KafkaActor::Producer(p) => KafkaState::Producer(p.start(app_log(storage), o)),
-            KafkaActor::Consumer(c) => KafkaState::Consumer(c.start(app_log(storage), o)),
+            KafkaActor::Producer(p) => {
+                KafkaState::Producer(p.start(Disk::restored_app_log(storage), o))
+            }
+            KafkaActor::Consumer(c) => {
+                KafkaState::Consumer(c.start(Disk::restored_app_log(storage), o))
+            }
         }
     }
 
@@ -296,13 +283,6 @@ impl Actor for KafkaActor {
             }
             _ => {}
         }
-    }
-}
-
-fn app_log(storage: &Option<KafkaDisk>) -> AppLog {
-    match storage {
-        Some(KafkaDisk::App(log)) => log.clone(),
-        _ => AppLog::default(),
     }
 }
 
@@ -441,10 +421,7 @@ impl System for Kafka {
     }
 
     fn app_log(storage: &KafkaDisk) -> Option<&AppLog> {
-        match storage {
-            KafkaDisk::App(log) => Some(log),
-            KafkaDisk::Broker(_) => None,
-        }
+        storage.app_log()
     }
 
     fn is_leader(state: &KafkaState) -> bool {

@@ -106,7 +106,7 @@ pub use node::{Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{Fifo, QuorumState, RaftRole};
 
-use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use routing::{Headers, Routed};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -182,20 +182,7 @@ pub enum RabbitState {
 }
 
 /// What survives a restart: a node's Raft log and message store, a client application's record.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum RabbitDisk {
-    Node(NodeDisk),
-    App(AppLog),
-}
-
-impl Durable for RabbitDisk {
-    fn after_power_loss(&self) -> Self {
-        match self {
-            RabbitDisk::Node(d) => RabbitDisk::Node(d.after_power_loss()),
-            RabbitDisk::App(log) => RabbitDisk::App(log.clone()),
-        }
-    }
-}
+pub type RabbitDisk = Disk<NodeDisk>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RabbitTimer {
@@ -249,14 +236,15 @@ impl Actor for RabbitActor {
     fn on_start(&self, id: Id, storage: &Option<RabbitDisk>, o: &mut RabbitOut) -> RabbitState {
         match self {
             RabbitActor::Node(n) => {
-                let disk = match storage {
-                    Some(RabbitDisk::Node(d)) => Some(d.clone()),
-                    _ => None,
-                };
+                let disk = storage.as_ref().and_then(Disk::server).cloned();
                 RabbitState::Node(Box::new(n.start(id, disk, o)))
             }
-            RabbitActor::Publisher(p) => RabbitState::Publisher(p.start(app_log(storage), o)),
-            RabbitActor::Consumer(c) => RabbitState::Consumer(c.start(app_log(storage), o)),
+            RabbitActor::Publisher(p) => {
+                RabbitState::Publisher(p.start(Disk::restored_app_log(storage), o))
+            }
+            RabbitActor::Consumer(c) => {
+                RabbitState::Consumer(c.start(Disk::restored_app_log(storage), o))
+            }
         }
     }
 
@@ -307,13 +295,6 @@ impl Actor for RabbitActor {
             }
             _ => {}
         }
-    }
-}
-
-fn app_log(storage: &Option<RabbitDisk>) -> AppLog {
-    match storage {
-        Some(RabbitDisk::App(log)) => log.clone(),
-        _ => AppLog::default(),
     }
 }
 
@@ -432,10 +413,7 @@ impl System for RabbitMq {
     }
 
     fn app_log(storage: &RabbitDisk) -> Option<&AppLog> {
-        match storage {
-            RabbitDisk::App(log) => Some(log),
-            RabbitDisk::Node(_) => None,
-        }
+        storage.app_log()
     }
 
     fn elects_leaders(&self) -> bool {

@@ -103,7 +103,7 @@ pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 
 use crate::timers::exact;
-use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -282,7 +282,7 @@ fn record(app: &mut AppLog, ops: Vec<Op>, o: &mut ZmqOut) {
     for op in ops {
         app.push(op);
     }
-    o.save(ZmqDisk(app.clone()));
+    o.save(app.clone());
 }
 
 /// Every peer of a ZeroMQ deployment, as one actor type.
@@ -302,17 +302,6 @@ pub enum ZmqState {
     Incoming(IncomingState),
     Req(RequesterState),
     Rep(ReplierState),
-}
-
-/// What a peer keeps across a restart: only its application's record of what it observed.
-/// ZeroMQ itself keeps nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ZmqDisk(pub AppLog);
-
-impl Durable for ZmqDisk {
-    fn after_power_loss(&self) -> Self {
-        self.clone()
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -340,11 +329,13 @@ impl Actor for ZmqActor {
     type Msg = ZmqMsg;
     type Timer = ZmqTimer;
     type State = ZmqState;
-    type Storage = ZmqDisk;
+    /// What a peer keeps across a restart: only its application's record of what it observed.
+    /// ZeroMQ itself keeps nothing.
+    type Storage = AppLog;
     type Random = ZmqRandom;
 
-    fn on_start(&self, _id: Id, storage: &Option<ZmqDisk>, o: &mut ZmqOut) -> ZmqState {
-        let app = storage.as_ref().map(|d| d.0.clone()).unwrap_or_default();
+    fn on_start(&self, _id: Id, storage: &Option<AppLog>, o: &mut ZmqOut) -> ZmqState {
+        let app = storage.clone().unwrap_or_default();
         match self {
             ZmqActor::Outgoing(a) => ZmqState::Outgoing(a.start(app, o)),
             ZmqActor::Incoming(a) => ZmqState::Incoming(a.start(app, o)),
@@ -417,7 +408,7 @@ pub struct ZeroMq {
 
 impl System for ZeroMq {
     type Actor = ZmqActor;
-    type Storage = ZmqDisk;
+    type Storage = AppLog;
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
@@ -531,8 +522,8 @@ impl System for ZeroMq {
         nodes
     }
 
-    fn app_log(storage: &ZmqDisk) -> Option<&AppLog> {
-        Some(&storage.0)
+    fn app_log(storage: &AppLog) -> Option<&AppLog> {
+        Some(storage)
     }
 
     fn is_leader(_state: &ZmqState) -> bool {
