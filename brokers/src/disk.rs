@@ -5,8 +5,61 @@
 //! page cache. A machine crash (`power`) keeps only what was fsynced. Each broker's flush policy
 //! decides what is fsynced and when; the drivers only call [`Durable::after_power_loss`].
 
+use crate::AppLog;
+
 /// Storage that knows which part of itself survives a power loss.
 pub trait Durable: Clone + std::fmt::Debug + PartialEq + std::hash::Hash {
     /// The storage as it is after the machine lost power: unsynced writes are gone.
     fn after_power_loss(&self) -> Self;
+}
+
+/// A client application's record is its own durable output, kept whole.
+impl Durable for AppLog {
+    fn after_power_loss(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// What a node keeps across a restart: a server's own storage `S` (logs, checkpoints, a message
+/// store), or a client application's record of what it observed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Disk<S> {
+    Server(S),
+    Client(AppLog),
+}
+
+impl<S: Durable> Durable for Disk<S> {
+    fn after_power_loss(&self) -> Self {
+        match self {
+            Disk::Server(disk) => Disk::Server(disk.after_power_loss()),
+            Disk::Client(log) => Disk::Client(log.after_power_loss()),
+        }
+    }
+}
+
+impl<S> Disk<S> {
+    /// A server's storage (`None` for a client).
+    pub fn server(&self) -> Option<&S> {
+        match self {
+            Disk::Server(disk) => Some(disk),
+            Disk::Client(_) => None,
+        }
+    }
+
+    /// A client's application log (`None` for a server): what [`crate::System::app_log`] reads.
+    pub fn app_log(&self) -> Option<&AppLog> {
+        match self {
+            Disk::Client(log) => Some(log),
+            Disk::Server(_) => None,
+        }
+    }
+
+    /// The application log a client restarts with: what it saved, or an empty one.
+    pub fn restored_app_log(storage: &Option<Self>) -> AppLog {
+        storage
+            .as_ref()
+            .and_then(Disk::app_log)
+            .cloned()
+            .unwrap_or_default()
+    }
 }

@@ -8,24 +8,31 @@
 //!
 //! A broker plugs in by implementing [`System`]: its configuration keys (with the broker's own
 //! names, defaults and validation), the actors of one cluster plus its clients, and how to read a
-//! client's observations back out of its durable storage.
+//! client's observations back out of its durable storage. Adding one takes:
+//!
+//! - **a module** `src/<broker>/`: `mod.rs` with the mechanism as its doc comment, the actor
+//!   enums dispatching to one file per node kind, and the `impl System`, whose `keys`,
+//!   `validate`, `effective`, `describe` and `show` are one-line delegations; `config.rs` with
+//!   the keys, the combinations the broker refuses, the typed `Settings` and their parsing;
+//!   `view.rs` with a message's trace line and a node's Explorer view. Storage is a
+//!   [`Disk`]`<ServerDisk>` (a server's own storage, or a client's [`AppLog`]), so only the
+//!   server's part says what survives a power loss;
+//! - **one registration line** in the `brokers!` list below, from which the module, [`BROKERS`]
+//!   and [`dispatch`] follow;
+//! - **tests**: `brokers/tests/<broker>_actors.rs` for the mechanisms one step at a time (with the
+//!   shared `harness`), `tests/scenarios/<broker>.rs` for fault scenarios;
+//! - **a doc page** `docs/<broker>.md`, linked from the README.
 
 pub mod app_log;
 pub mod config;
 pub mod disk;
-pub mod kafka;
-pub mod rabbitmq;
 mod system;
 mod timers;
-pub mod zeromq;
 
 pub use app_log::AppLog;
 pub use config::{Config, ConfigError, Key};
-pub use disk::Durable;
+pub use disk::{Disk, Durable};
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
-
-/// The broker models this build knows, by the name `--broker` takes.
-pub const BROKERS: &[&str] = &[kafka::NAME, rabbitmq::NAME, zeromq::NAME];
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.
@@ -34,18 +41,32 @@ pub trait Job {
     fn run<S: System>(self) -> Self::Output;
 }
 
-/// Runs `job` with the broker model named `broker`.
-pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
-    match broker {
-        kafka::NAME => Ok(job.run::<kafka::Kafka>()),
-        rabbitmq::NAME => Ok(job.run::<rabbitmq::RabbitMq>()),
-        zeromq::NAME => Ok(job.run::<zeromq::ZeroMq>()),
-        _ => Err(ConfigError::new(
-            "broker",
-            format!(
-                "unknown broker '{broker}' (allowed: {})",
-                BROKERS.join(", ")
-            ),
-        )),
-    }
+/// Declares each broker's module and derives [`BROKERS`] and [`dispatch`] from the one list.
+macro_rules! brokers {
+    ($($module:ident::$system:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// The broker models this build knows, by the name `--broker` takes.
+        pub const BROKERS: &[&str] = &[$($module::NAME),+];
+
+        /// Runs `job` with the broker model named `broker`.
+        pub fn dispatch<J: Job>(broker: &str, job: J) -> Result<J::Output, ConfigError> {
+            match broker {
+                $($module::NAME => Ok(job.run::<$module::$system>()),)+
+                _ => Err(ConfigError::new(
+                    "broker",
+                    format!(
+                        "unknown broker '{broker}' (allowed: {})",
+                        BROKERS.join(", ")
+                    ),
+                )),
+            }
+        }
+    };
+}
+
+brokers! {
+    kafka::Kafka,
+    rabbitmq::RabbitMq,
+    zeromq::ZeroMq,
 }

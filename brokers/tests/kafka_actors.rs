@@ -217,7 +217,7 @@ fn disk(epochs: &[LeaderEpoch], flushed: u64, hw: u64) -> KafkaDisk {
         .enumerate()
         .map(|(i, e)| record(*e, i as u32))
         .collect();
-    KafkaDisk::Broker(BrokerDisk {
+    KafkaDisk::Server(BrokerDisk {
         logs: BTreeMap::from([(0, CommitLog::new(records, flushed))]),
         hw_checkpoint: BTreeMap::from([(0, hw)]),
         incarnation: 0,
@@ -285,7 +285,7 @@ fn broker_with(
     state: PartitionState,
 ) -> Vec<Cmd> {
     let incarnation = match &storage {
-        Some(KafkaDisk::Broker(d)) => d.incarnation + 1,
+        Some(KafkaDisk::Server(d)) => d.incarnation + 1,
         _ => 1,
     };
     let out = c.restart(b, storage);
@@ -1280,7 +1280,7 @@ fn acks_0_records_the_ack_at_send_time() {
         assert!(timers_cancelled(out).contains(&KafkaTimer::DeliveryTimeout(seq)));
         assert!(!timers_set(out).contains(&KafkaTimer::RequestTimeout(i as u64)));
         // The application log saved with this send already holds its Ack.
-        let Some(KafkaDisk::App(app)) = saves(out).pop() else {
+        let Some(KafkaDisk::Client(app)) = saves(out).pop() else {
             panic!("the app log is saved")
         };
         assert!(matches!(
@@ -1477,7 +1477,7 @@ fn a_refused_commit_makes_the_consumer_rejoin() {
 
 #[test]
 fn power_loss_keeps_only_flushed_records_and_caps_the_hw_checkpoint() {
-    let KafkaDisk::Broker(after) = disk(&[1, 1, 1, 2, 2], 2, 4).after_power_loss() else {
+    let KafkaDisk::Server(after) = disk(&[1, 1, 1, 2, 2], 2, 4).after_power_loss() else {
         panic!("a broker disk stays one")
     };
     assert_eq!(
@@ -1487,7 +1487,7 @@ fn power_loss_keeps_only_flushed_records_and_caps_the_hw_checkpoint() {
     assert_eq!(after.logs[&0].flushed, 2);
     assert_eq!(after.hw_checkpoint[&0], 2);
     // A checkpoint below the flushed prefix is kept as it is.
-    let KafkaDisk::Broker(after) = disk(&[1, 1, 1], 3, 1).after_power_loss() else {
+    let KafkaDisk::Server(after) = disk(&[1, 1, 1], 3, 1).after_power_loss() else {
         panic!()
     };
     assert_eq!(after.logs[&0].end_offset(), 3);
@@ -1495,8 +1495,8 @@ fn power_loss_keeps_only_flushed_records_and_caps_the_hw_checkpoint() {
     // An application's log survives whole.
     let app: AppLog = [Op::Ack { msg: msg(0) }].into_iter().collect();
     assert_eq!(
-        KafkaDisk::App(app.clone()).after_power_loss(),
-        KafkaDisk::App(app)
+        KafkaDisk::Client(app.clone()).after_power_loss(),
+        KafkaDisk::Client(app)
     );
 }
 
@@ -1506,14 +1506,14 @@ fn a_broker_flushes_per_flush_messages_and_restarts_from_what_survived() {
     // flush.messages=2: the second append fsyncs both, the third sits in the page cache.
     for (seq, flushed) in [(0, 0), (1, 2), (2, 2)] {
         let out = c.deliver(1, PRODUCER, produce(seq as u64, seq, None, Acks::One));
-        let Some(KafkaDisk::Broker(d)) = saves(&out).pop() else {
+        let Some(KafkaDisk::Server(d)) = saves(&out).pop() else {
             panic!("every append is saved: {out:?}")
         };
         assert_eq!(d.logs[&0].flushed, flushed, "after record {seq}");
     }
     let out = c.fire(1, KafkaTimer::HwCheckpoint);
     let disk = saves(&out).pop().expect("the HW moved: checkpoint written");
-    let KafkaDisk::Broker(d) = &disk else {
+    let KafkaDisk::Server(d) = &disk else {
         panic!()
     };
     assert_eq!((d.logs[&0].end_offset(), d.logs[&0].flushed), (3, 2));

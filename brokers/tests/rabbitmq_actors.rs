@@ -339,7 +339,7 @@ fn an_idle_cluster_is_a_fixed_point_of_its_periodic_timers() {
             }
         }
     }
-    c.deliver(0, PUBLISHER, RabbitMsg::Heartbeat { frames: None });
+    c.deliver(0, PUBLISHER, RabbitMsg::Heartbeat);
     assert_eq!(c.states, before);
 }
 

@@ -244,12 +244,18 @@ fn assert_elected_alone(steps: &[String], from: usize, broker: &str) {
     );
 }
 
+/// In these bounds the consumer has a fetch parked at the leader, so it reads the record the
+/// moment it is acknowledged, and the TCP connection delivers that response even when the
+/// leader dies right after: at-least-once holds for it. The loss is the elected leader's:
+/// it lacks a committed record (the TLA+ specification's `LeaderCompleteness`), which a consumer
+/// that reads later never gets (with `--consumer-delay-ms 30000` the same check reports
+/// at-least-once violated, in 22.7 M unique states and 443 s: too long for a test).
 #[test]
-fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
+fn check_unclean_election_elects_a_leader_without_an_acknowledged_record_after_two_crashes() {
     let (code, json) = check(&format!(
         "{QUIET_KAFKA} {TWO_CRASHES} --set unclean.leader.election.enable=true"
     ));
-    let steps = counterexample(code, &json, "at-least-once");
+    let steps = counterexample(code, &json, "LeaderCompleteness");
     let loss = two_crash_loss(&steps);
     // The follower is gone and out of the ISR when the leader acknowledges the record alone…
     assert!(
@@ -258,8 +264,6 @@ fn check_unclean_election_loses_an_acknowledged_record_after_two_crashes() {
     );
     // …then the follower comes back and is elected without it: an ISR of itself alone.
     assert_elected_alone(&steps, loss.leader_crash, loss.follower);
-    // The TLA+ specification's name for the same state: the new leader lacks a committed record.
-    counterexample(code, &json, "LeaderCompleteness");
 }
 
 /// KIP-101 under two crashes, with `log.truncation` set to `truncation`, searched with
@@ -273,10 +277,11 @@ fn kip_101(truncation: &str, strategy: &str) -> (i32, Value) {
     (code, json)
 }
 
+/// As for the unclean election, the loss shows as the elected leader lacking a committed record.
 #[test]
-fn check_high_watermark_truncation_loses_an_acknowledged_record_after_two_crashes() {
+fn check_high_watermark_truncation_elects_a_leader_without_an_acknowledged_record() {
     let (code, json) = kip_101("high-watermark", "bfs");
-    let steps = counterexample(code, &json, "at-least-once");
+    let steps = counterexample(code, &json, "LeaderCompleteness");
     let TwoCrashLoss {
         ack,
         leader,

@@ -170,7 +170,7 @@ impl Broker {
     }
 
     fn save(&self, s: &BrokerState, o: &mut KafkaOut) {
-        o.save(KafkaDisk::Broker(BrokerDisk {
+        o.save(KafkaDisk::Server(BrokerDisk {
             logs: s
                 .replicas
                 .iter()

@@ -120,7 +120,7 @@ impl Consumer {
 
     fn record(&self, s: &mut ConsumerState, op: Op, o: &mut KafkaOut) {
         s.app.push(op);
-        o.save(KafkaDisk::App(s.app.clone()));
+        o.save(KafkaDisk::Client(s.app.clone()));
     }
 
     /// Forgets the assignment and everything fetched for it (an eager rebalance revokes all).

@@ -87,24 +87,26 @@
 //! `kafka-tlaplus`; Jepsen's Kafka analysis and its checker's anomaly names.
 
 mod broker;
+mod config;
 mod consumer;
 mod controller;
 pub mod log;
 mod producer;
 pub mod protocol;
 mod spec;
+mod view;
 
 pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
+pub use config::{CommitMode, Settings, Truncation};
 pub use consumer::{Consumer, ConsumerState};
 pub use controller::{Controller, ControllerState};
 pub use log::{CommitLog, LeaderEpoch, Record};
 pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
-use crate::config::Allowed::{Bool, Int, OneOf};
 pub(crate) use crate::timers::{exact, retry};
 use crate::AppLog;
-use crate::{Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use crate::{Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::OrderingPromise;
 
 use stateright::actor::{Actor, Id, Out};
@@ -112,57 +114,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 pub const NAME: &str = "kafka";
-
-/// `log.truncation`: how a follower finds where its log diverges from the new leader's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Truncation {
-    LeaderEpoch,
-    HighWatermark,
-}
-
-/// `consumer.commit`: where the consumer commits its offset relative to processing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommitMode {
-    AfterProcessing,
-    BeforeProcessing,
-    Auto,
-}
-
-/// The validated configuration, typed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Settings {
-    pub brokers: usize,
-    pub partitions: u32,
-    pub replication_factor: usize,
-    pub min_insync_replicas: usize,
-    pub unclean_leader_election: bool,
-    pub replica_lag_time_max: Duration,
-    /// `replica.fetch.wait.max.ms`: how long a leader holds a follower's fetch that finds nothing.
-    pub replica_fetch_wait: Duration,
-    pub flush_messages: Option<u64>,
-    pub truncation: Truncation,
-    pub broker_session_timeout: Duration,
-    /// KRaft `broker.heartbeat.interval.ms`: a broker's heartbeat period to the controller.
-    pub broker_heartbeat_interval: Duration,
-    pub acks: Acks,
-    pub retries: u64,
-    pub idempotence: bool,
-    pub max_in_flight: usize,
-    pub delivery_timeout: Duration,
-    pub request_timeout: Duration,
-    pub retry_backoff: Duration,
-    pub commit: CommitMode,
-    pub auto_commit_interval: Duration,
-    pub session_timeout: Duration,
-    pub heartbeat_interval: Duration,
-    /// `fetch.max.wait.ms`: how long a leader holds a consumer's fetch that finds nothing.
-    pub fetch_max_wait: Duration,
-    pub workload: Workload,
-}
-
-/// Kafka's `Long.MAX_VALUE` default for `flush.messages`: never force an fsync.
-const NEVER: u64 = i64::MAX as u64;
-const INT_MAX: u64 = i32::MAX as u64;
 
 /// How long a leader waits for the controller's answer to `AlterPartition` before asking again.
 pub const ALTER_PARTITION_RETRY: Duration = Duration::from_millis(2000);
@@ -173,61 +124,7 @@ pub const HW_CHECKPOINT: Duration = Duration::from_millis(5000);
 /// Records per fetch response (a stand-in for `max.partition.fetch.bytes`).
 pub const MAX_FETCH_RECORDS: usize = 16;
 
-fn ms(config: &Config, key: &str) -> Duration {
-    Duration::from_millis(config.int(key))
-}
-
 impl Settings {
-    pub fn from_config(config: &Config, workload: Workload) -> Settings {
-        let acks = match config.str("acks") {
-            "0" => Acks::Zero,
-            "1" => Acks::One,
-            _ => Acks::All,
-        };
-        let max_in_flight = config.int("max.in.flight.requests.per.connection") as usize;
-        let retries = config.int("retries");
-        // Kafka 3.x: idempotence is on by default, but silently off when the user set a
-        // conflicting acks/in-flight/retries without asking for idempotence explicitly.
-        let idempotence = config.bool("enable.idempotence")
-            && (config.is_set("enable.idempotence")
-                || (acks == Acks::All && max_in_flight <= 5 && retries > 0));
-        let flush = config.int("flush.messages");
-        Settings {
-            brokers: config.int("nodes") as usize,
-            partitions: config.int("partitions") as u32,
-            replication_factor: config.int("replication.factor") as usize,
-            min_insync_replicas: config.int("min.insync.replicas") as usize,
-            unclean_leader_election: config.bool("unclean.leader.election.enable"),
-            replica_lag_time_max: ms(config, "replica.lag.time.max.ms"),
-            replica_fetch_wait: ms(config, "replica.fetch.wait.max.ms"),
-            flush_messages: (flush != NEVER).then_some(flush),
-            truncation: match config.str("log.truncation") {
-                "high-watermark" => Truncation::HighWatermark,
-                _ => Truncation::LeaderEpoch,
-            },
-            broker_session_timeout: ms(config, "broker.session.timeout.ms"),
-            broker_heartbeat_interval: ms(config, "broker.heartbeat.interval.ms"),
-            acks,
-            retries,
-            idempotence,
-            max_in_flight,
-            delivery_timeout: ms(config, "delivery.timeout.ms")
-                .max(ms(config, "request.timeout.ms")),
-            request_timeout: ms(config, "request.timeout.ms"),
-            retry_backoff: ms(config, "retry.backoff.ms"),
-            commit: match config.str("consumer.commit") {
-                "before-processing" => CommitMode::BeforeProcessing,
-                "auto" => CommitMode::Auto,
-                _ => CommitMode::AfterProcessing,
-            },
-            auto_commit_interval: ms(config, "auto.commit.interval.ms"),
-            session_timeout: ms(config, "session.timeout.ms"),
-            heartbeat_interval: ms(config, "heartbeat.interval.ms"),
-            fetch_max_wait: ms(config, "fetch.max.wait.ms"),
-            workload,
-        }
-    }
-
     /// The controller's id; brokers are `1..=brokers`, then producers, then consumers.
     pub fn controller(&self) -> Id {
         Id::from(0)
@@ -278,20 +175,7 @@ pub enum KafkaState {
 
 /// What a node keeps across a restart: a broker's logs and checkpoints, a client application's
 /// record of what it observed (an application's own durable output, kept whole).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KafkaDisk {
-    Broker(BrokerDisk),
-    App(AppLog),
-}
-
-impl Durable for KafkaDisk {
-    fn after_power_loss(&self) -> Self {
-        match self {
-            KafkaDisk::Broker(disk) => KafkaDisk::Broker(disk.after_power_loss()),
-            KafkaDisk::App(ops) => KafkaDisk::App(ops.clone()),
-        }
-    }
-}
+pub type KafkaDisk = Disk<BrokerDisk>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KafkaTimer {
@@ -344,14 +228,14 @@ impl Actor for KafkaActor {
         match self {
             KafkaActor::Controller(c) => KafkaState::Controller(c.start(o)),
             KafkaActor::Broker(b) => {
-                let disk = match storage {
-                    Some(KafkaDisk::Broker(d)) => Some(d),
-                    _ => None,
-                };
-                KafkaState::Broker(b.start(id, disk, o))
+                KafkaState::Broker(b.start(id, storage.as_ref().and_then(Disk::server), o))
             }
-            KafkaActor::Producer(p) => KafkaState::Producer(p.start(app_log(storage), o)),
-            KafkaActor::Consumer(c) => KafkaState::Consumer(c.start(app_log(storage), o)),
+            KafkaActor::Producer(p) => {
+                KafkaState::Producer(p.start(Disk::restored_app_log(storage), o))
+            }
+            KafkaActor::Consumer(c) => {
+                KafkaState::Consumer(c.start(Disk::restored_app_log(storage), o))
+            }
         }
     }
 
@@ -404,13 +288,6 @@ impl Actor for KafkaActor {
             }
             _ => {}
         }
-    }
-}
-
-fn app_log(storage: &Option<KafkaDisk>) -> AppLog {
-    match storage {
-        Some(KafkaDisk::App(log)) => log.clone(),
-        _ => AppLog::default(),
     }
 }
 
@@ -490,264 +367,15 @@ impl System for Kafka {
     }
 
     fn keys() -> Vec<Key> {
-        vec![
-            Key::new(
-                "nodes",
-                "3",
-                Int { min: 1, max: 9 },
-                "brokers in the cluster",
-            ),
-            Key::new(
-                "partitions",
-                "1",
-                Int { min: 1, max: 8 },
-                "partitions of the topic",
-            ),
-            Key::new(
-                "replication.factor",
-                "3",
-                Int { min: 1, max: 9 },
-                "replicas per partition",
-            ),
-            Key::new(
-                "min.insync.replicas",
-                "1",
-                Int { min: 1, max: 9 },
-                "ISR size an acks=all produce needs",
-            ),
-            Key::new(
-                "unclean.leader.election.enable",
-                "false",
-                Bool,
-                "elect an out-of-sync replica when no ISR member is alive",
-            ),
-            Key::new(
-                "replica.lag.time.max.ms",
-                "30000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "how long a follower may lag before it leaves the ISR",
-            ),
-            Key::new(
-                "replica.fetch.wait.max.ms",
-                "500",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "how long a leader holds a follower's fetch that finds no new records",
-            ),
-            Key::new(
-                "flush.messages",
-                "9223372036854775807",
-                Int { min: 1, max: NEVER },
-                "fsync after this many records (default: never; rely on the page cache)",
-            ),
-            Key::new(
-                "log.truncation",
-                "leader-epoch",
-                OneOf(&["leader-epoch", "high-watermark"]),
-                "how followers truncate on leader change (KIP-101/279/320, or before)",
-            ),
-            Key::new(
-                "broker.session.timeout.ms",
-                "9000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "how long the controller waits for a broker heartbeat before fencing it",
-            ),
-            Key::new(
-                "broker.heartbeat.interval.ms",
-                "2000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "a broker's heartbeat period to the controller",
-            ),
-            Key::new(
-                "acks",
-                "all",
-                OneOf(&["0", "1", "all", "-1"]),
-                "replicas that must have a record before the producer is answered",
-            ),
-            Key::new(
-                "retries",
-                "2147483647",
-                Int {
-                    min: 0,
-                    max: INT_MAX,
-                },
-                "producer retries of a failed batch",
-            ),
-            Key::new(
-                "enable.idempotence",
-                "true",
-                Bool,
-                "producer ids and sequence numbers: no duplicates or reordering from retries",
-            ),
-            Key::new(
-                "max.in.flight.requests.per.connection",
-                "5",
-                Int { min: 1, max: 100 },
-                "unacknowledged batches per connection",
-            ),
-            Key::new(
-                "delivery.timeout.ms",
-                "120000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "time a send may take, retries included, before it fails",
-            ),
-            Key::new(
-                "request.timeout.ms",
-                "30000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "time a request waits for its response",
-            ),
-            Key::new(
-                "retry.backoff.ms",
-                "100",
-                Int {
-                    min: 0,
-                    max: INT_MAX,
-                },
-                "pause before a retry",
-            ),
-            Key::new(
-                "consumer.commit",
-                "after-processing",
-                OneOf(&["after-processing", "before-processing", "auto"]),
-                "where the consumer commits offsets",
-            ),
-            Key::new(
-                "auto.commit.interval.ms",
-                "5000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "auto-commit period (consumer.commit=auto)",
-            ),
-            Key::new(
-                "session.timeout.ms",
-                "45000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "how long the coordinator waits for a consumer heartbeat",
-            ),
-            Key::new(
-                "heartbeat.interval.ms",
-                "3000",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "consumer heartbeat period",
-            ),
-            Key::new(
-                "fetch.max.wait.ms",
-                "500",
-                Int {
-                    min: 1,
-                    max: INT_MAX,
-                },
-                "how long a leader holds a consumer's fetch that finds no new records",
-            ),
-        ]
+        config::keys()
     }
 
     fn validate(config: &Config) -> Result<(), ConfigError> {
-        let nodes = config.int("nodes");
-        let rf = config.int("replication.factor");
-        if rf > nodes {
-            return Err(ConfigError::new(
-                "replication.factor",
-                format!("replication.factor {rf} is larger than the {nodes} available brokers (nodes) (INVALID_REPLICATION_FACTOR)"),
-            ));
-        }
-        if config.is_set("enable.idempotence") && config.bool("enable.idempotence") {
-            let acks = config.str("acks");
-            if acks != "all" && acks != "-1" {
-                return Err(ConfigError::new(
-                    "acks",
-                    format!("acks={acks} conflicts with enable.idempotence=true: Kafka requires acks=all for the idempotent producer (allowed with idempotence: all, -1)"),
-                ));
-            }
-            let in_flight = config.int("max.in.flight.requests.per.connection");
-            if in_flight > 5 {
-                return Err(ConfigError::new(
-                    "max.in.flight.requests.per.connection",
-                    format!("max.in.flight.requests.per.connection={in_flight} conflicts with enable.idempotence=true: Kafka requires at most 5 (allowed with idempotence: 1 to 5)"),
-                ));
-            }
-            if config.int("retries") == 0 {
-                return Err(ConfigError::new(
-                    "retries",
-                    "retries=0 conflicts with enable.idempotence=true: Kafka requires retries > 0 for the idempotent producer",
-                ));
-            }
-        }
-        let delivery = config.int("delivery.timeout.ms");
-        let request = config.int("request.timeout.ms");
-        // Kafka rejects the pair only when the user set delivery.timeout.ms; otherwise it raises
-        // it to request.timeout.ms with a warning.
-        if delivery < request && config.is_set("delivery.timeout.ms") {
-            return Err(ConfigError::new(
-                "delivery.timeout.ms",
-                format!("delivery.timeout.ms={delivery} must be at least linger.ms + request.timeout.ms ({request})"),
-            ));
-        }
-        // KafkaConfig's startup checks (`require`): the wait must not exceed the lag allowed "to
-        // prevent frequent changes in ISR", nor the follower's socket timeout, which the model's
-        // followers take from request.timeout.ms (replica.socket.timeout.ms has the same 30 s
-        // default and is not a key here).
-        let fetch_wait = config.int("replica.fetch.wait.max.ms");
-        let lag = config.int("replica.lag.time.max.ms");
-        if fetch_wait > lag {
-            return Err(ConfigError::new(
-                "replica.fetch.wait.max.ms",
-                format!("replica.fetch.wait.max.ms={fetch_wait} should always be less than or equal to replica.lag.time.max.ms={lag}"),
-            ));
-        }
-        let socket = config.int("request.timeout.ms");
-        if fetch_wait > socket {
-            return Err(ConfigError::new(
-                "replica.fetch.wait.max.ms",
-                format!("replica.fetch.wait.max.ms={fetch_wait} exceeds the followers' socket timeout, request.timeout.ms={socket} here (replica.socket.timeout.ms in Kafka)"),
-            ));
-        }
-        let heartbeat = config.int("heartbeat.interval.ms");
-        let session = config.int("session.timeout.ms");
-        if heartbeat >= session {
-            return Err(ConfigError::new(
-                "heartbeat.interval.ms",
-                format!("heartbeat.interval.ms={heartbeat} must be lower than session.timeout.ms={session}"),
-            ));
-        }
-        Ok(())
+        config::validate(config)
     }
 
     fn effective(config: &Config) -> Config {
-        let s = Settings::from_config(config, Workload::default());
-        config
-            .clone()
-            .adjusted("enable.idempotence", s.idempotence.to_string())
-            .adjusted(
-                "delivery.timeout.ms",
-                (s.delivery_timeout.as_millis() as u64).to_string(),
-            )
+        config::effective(config)
     }
 
     fn build(config: &Config, workload: Workload) -> Self {
@@ -798,10 +426,7 @@ impl System for Kafka {
     }
 
     fn app_log(storage: &KafkaDisk) -> Option<&AppLog> {
-        match storage {
-            KafkaDisk::App(log) => Some(log),
-            KafkaDisk::Broker(_) => None,
-        }
+        storage.app_log()
     }
 
     fn is_leader(state: &KafkaState) -> bool {
@@ -823,7 +448,7 @@ impl System for Kafka {
     }
 
     fn show(state: &KafkaState) -> String {
-        show(state)
+        view::show(state)
     }
 
     fn reset(_peer: Id) -> Option<KafkaMsg> {
@@ -831,20 +456,7 @@ impl System for Kafka {
     }
 
     fn describe(msg: &KafkaMsg) -> Option<String> {
-        match msg {
-            KafkaMsg::BrokerHeartbeat
-            | KafkaMsg::Heartbeat { .. }
-            | KafkaMsg::HeartbeatResponse { error: None } => None,
-            KafkaMsg::FetchResponse { records, error, .. }
-                if records.is_empty() && error.is_none() =>
-            {
-                None
-            }
-            KafkaMsg::BrokerHeartbeatResponse(_)
-            | KafkaMsg::Metadata
-            | KafkaMsg::MetadataResponse(_) => None,
-            m => Some(m.to_string()),
-        }
+        view::describe(msg)
     }
 
     /// Per partition, and only for acknowledged records: a failed or unanswered send may be in
@@ -882,79 +494,5 @@ impl System for Kafka {
     fn sends(&self) -> usize {
         let w = &self.settings.workload;
         w.messages as usize * w.producers as usize
-    }
-}
-
-/// A node's state in a few words, for the Stateright Explorer: each replica's role, log (as
-/// `epoch:message` records), high watermark and ISR; the controller's partition records and
-/// committed offsets; a client's progress.
-fn show(state: &KafkaState) -> String {
-    match state {
-        KafkaState::Controller(c) => {
-            let parts: Vec<String> = c
-                .partitions
-                .iter()
-                .map(|p| {
-                    format!(
-                        "p{} leader={} epoch={} isr={:?}",
-                        p.partition,
-                        p.leader
-                            .map_or("none".into(), |l| format!("{}", usize::from(l))),
-                        p.leader_epoch,
-                        p.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
-                    )
-                })
-                .collect();
-            format!(
-                "controller: alive={:?}; {}; committed offsets {:?}",
-                c.alive.iter().map(|i| usize::from(*i)).collect::<Vec<_>>(),
-                parts.join("; "),
-                c.offsets
-            )
-        }
-        KafkaState::Broker(b) => {
-            let parts: Vec<String> = b
-                .replicas
-                .iter()
-                .map(|r| {
-                    let role = match &r.role {
-                        ReplicaRole::Idle => "idle".to_string(),
-                        ReplicaRole::Leader(l) => format!(
-                            "LEADER epoch {} isr={:?}",
-                            l.epoch,
-                            l.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
-                        ),
-                        ReplicaRole::Follower { leader, .. } => {
-                            format!("follower of {}", usize::from(*leader))
-                        }
-                    };
-                    let log: Vec<String> = r
-                        .log
-                        .records()
-                        .map(|rec| format!("{}:{}", rec.epoch, rec.msg))
-                        .collect();
-                    format!(
-                        "p{} {role} log=[{}] hw={} flushed={}",
-                        r.partition,
-                        log.join(" "),
-                        r.high_watermark,
-                        r.log.flushed
-                    )
-                })
-                .collect();
-            format!(
-                "broker (incarnation {}): {}",
-                b.incarnation,
-                parts.join("; ")
-            )
-        }
-        KafkaState::Producer(p) => format!("producer: {} observations", p.app.len()),
-        KafkaState::Consumer(c) => format!(
-            "consumer: generation {:?}, positions {:?}, committed {:?}, {} observations",
-            c.generation,
-            c.position,
-            c.committed,
-            c.app.len()
-        ),
     }
 }

@@ -88,7 +88,7 @@ impl Producer {
 
     fn record(&self, s: &mut ProducerState, op: Op, o: &mut KafkaOut) {
         s.app.push(op);
-        o.save(KafkaDisk::App(s.app.clone()));
+        o.save(KafkaDisk::Client(s.app.clone()));
     }
 
     pub fn on_msg(&self, s: &mut ProducerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {

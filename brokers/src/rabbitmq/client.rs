@@ -99,7 +99,7 @@ fn connection_event(
 /// The application writes what it observed to its durable log.
 fn record(app: &mut AppLog, op: Op, o: &mut RabbitOut) {
     app.push(op);
-    o.save(RabbitDisk::App(app.clone()));
+    o.save(RabbitDisk::Client(app.clone()));
 }
 
 #[derive(Clone, Debug)]

@@ -121,7 +121,7 @@ impl Node {
     }
 
     pub(super) fn save(&self, s: &NodeState, o: &mut RabbitOut) {
-        o.save(RabbitDisk::Node(s.disk.clone()));
+        o.save(RabbitDisk::Server(s.disk.clone()));
     }
 
     fn is_node(&self, id: Id) -> bool {

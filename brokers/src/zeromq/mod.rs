@@ -88,21 +88,23 @@
 //! The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart messages),
 //! chapter 4 (Client-Side Reliability: the Lazy Pirate pattern, `lpclient`, duplicate detection).
 
+mod config;
 mod incoming;
 mod outgoing;
 pub mod protocol;
 mod rep;
 mod req;
+mod view;
 
+pub use config::{Client, Pattern, Settings};
 pub use incoming::{Incoming, IncomingState};
 pub use outgoing::{Outgoing, OutgoingState, Peer};
 pub use protocol::{Frames, ZmqMsg};
 pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 
-use crate::config::Allowed::{Bool, Int, OneOf};
 use crate::timers::exact;
-use crate::{AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload};
+use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -111,80 +113,12 @@ use std::time::Duration;
 
 pub const NAME: &str = "zeromq";
 
-const INT_MAX: u64 = i32::MAX as u64;
-
 /// Paces a producer application may draw: milliseconds between two sends.
 pub const PACES: [u64; 3] = [20, 100, 300];
 /// Time a consumer or server application may draw to handle one message, in milliseconds.
 pub const PROCESSING: [u64; 3] = [1, 10, 40];
 
-/// `pattern`: which pair of socket types the peers use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Pattern {
-    PubSub,
-    PushPull,
-    ReqRep,
-}
-
-/// `client`: how a REQ peer copes with a missing reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Client {
-    Plain,
-    LazyPirate,
-}
-
-/// The validated configuration, typed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Settings {
-    pub pattern: Pattern,
-    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit.
-    pub sndhwm: Option<u64>,
-    pub rcvhwm: Option<u64>,
-    pub reconnect_ivl: Duration,
-    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
-    pub immediate: bool,
-    pub subscribe: String,
-    /// The PUB application waits for every subscriber's subscription before publishing.
-    pub syncpub: bool,
-    /// Frames per message (`ZMQ_SNDMORE` on all but the last).
-    pub frames: u32,
-    pub client: Client,
-    pub retries: u64,
-    pub request_timeout: Duration,
-    pub dedup: bool,
-    pub workload: Workload,
-}
-
-fn hwm(config: &Config, key: &str) -> Option<u64> {
-    Some(config.int(key)).filter(|h| *h > 0)
-}
-
 impl Settings {
-    pub fn from_config(config: &Config, workload: Workload) -> Settings {
-        Settings {
-            pattern: match config.str("pattern") {
-                "pub-sub" => Pattern::PubSub,
-                "req-rep" => Pattern::ReqRep,
-                _ => Pattern::PushPull,
-            },
-            sndhwm: hwm(config, "ZMQ_SNDHWM"),
-            rcvhwm: hwm(config, "ZMQ_RCVHWM"),
-            reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
-            immediate: config.str("ZMQ_IMMEDIATE") == "1",
-            subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
-            syncpub: config.bool("syncpub"),
-            frames: config.int("frames") as u32,
-            client: match config.str("client") {
-                "lazy-pirate" => Client::LazyPirate,
-                _ => Client::Plain,
-            },
-            retries: config.int("lazy-pirate.retries"),
-            request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
-            dedup: config.bool("server.dedup"),
-            workload,
-        }
-    }
-
     /// Producers (PUB, PUSH, REQ) are ids `0..producers`, consumers (SUB, PULL, REP) follow.
     pub fn producer_ids(&self) -> Vec<Id> {
         (0..self.workload.producers as usize)
@@ -352,7 +286,7 @@ fn record(app: &mut AppLog, ops: Vec<Op>, o: &mut ZmqOut) {
     for op in ops {
         app.push(op);
     }
-    o.save(ZmqDisk(app.clone()));
+    o.save(app.clone());
 }
 
 /// Every peer of a ZeroMQ deployment, as one actor type.
@@ -372,17 +306,6 @@ pub enum ZmqState {
     Incoming(IncomingState),
     Req(RequesterState),
     Rep(ReplierState),
-}
-
-/// What a peer keeps across a restart: only its application's record of what it observed.
-/// ZeroMQ itself keeps nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ZmqDisk(pub AppLog);
-
-impl Durable for ZmqDisk {
-    fn after_power_loss(&self) -> Self {
-        self.clone()
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -412,11 +335,13 @@ impl Actor for ZmqActor {
     type Msg = ZmqMsg;
     type Timer = ZmqTimer;
     type State = ZmqState;
-    type Storage = ZmqDisk;
+    /// What a peer keeps across a restart: only its application's record of what it observed.
+    /// ZeroMQ itself keeps nothing.
+    type Storage = AppLog;
     type Random = ZmqRandom;
 
-    fn on_start(&self, _id: Id, storage: &Option<ZmqDisk>, o: &mut ZmqOut) -> ZmqState {
-        let app = storage.as_ref().map(|d| d.0.clone()).unwrap_or_default();
+    fn on_start(&self, _id: Id, storage: &Option<AppLog>, o: &mut ZmqOut) -> ZmqState {
+        let app = storage.clone().unwrap_or_default();
         match self {
             ZmqActor::Outgoing(a) => ZmqState::Outgoing(a.start(app, o)),
             ZmqActor::Incoming(a) => ZmqState::Incoming(a.start(app, o)),
@@ -492,17 +417,9 @@ pub struct ZeroMq {
     pub settings: Settings,
 }
 
-/// Keys that only mean something for REQ/REP.
-const REQ_REP_KEYS: [&str; 4] = [
-    "client",
-    "lazy-pirate.retries",
-    "lazy-pirate.timeout",
-    "server.dedup",
-];
-
 impl System for ZeroMq {
     type Actor = ZmqActor;
-    type Storage = ZmqDisk;
+    type Storage = AppLog;
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
@@ -555,115 +472,11 @@ impl System for ZeroMq {
     }
 
     fn keys() -> Vec<Key> {
-        vec![
-            Key::new(
-                "pattern",
-                "push-pull",
-                OneOf(&["pub-sub", "push-pull", "req-rep"]),
-                "socket types: PUB→SUB, PUSH→PULL, or REQ→REP",
-            ),
-            Key::new(
-                "ZMQ_SNDHWM",
-                "1000",
-                Int { min: 0, max: INT_MAX },
-                "messages a socket queues per peer before the mute state (0: no limit)",
-            ),
-            Key::new(
-                "ZMQ_RCVHWM",
-                "1000",
-                Int { min: 0, max: INT_MAX },
-                "messages a receiving socket queues per peer before it stops reading (0: no limit)",
-            ),
-            Key::new(
-                "ZMQ_RECONNECT_IVL",
-                "100",
-                Int { min: 1, max: INT_MAX },
-                "ms before the connecting side dials a broken connection again",
-            ),
-            Key::new(
-                "ZMQ_IMMEDIATE",
-                "0",
-                OneOf(&["0", "1"]),
-                "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
-            ),
-            Key::new(
-                "ZMQ_SUBSCRIBE",
-                "",
-                OneOf(&["", "A", "B"]),
-                "pub-sub: the prefix every SUB subscribes to (empty: everything; messages alternate topics A and B)",
-            ),
-            Key::new(
-                "syncpub",
-                "true",
-                Bool,
-                "pub-sub: the PUB application waits until every SUB has subscribed (the zguide's node coordination; false: the slow joiner misses the first messages)",
-            ),
-            Key::new(
-                "frames",
-                "1",
-                Int { min: 1, max: 8 },
-                "frames per message (ZMQ_SNDMORE on all but the last)",
-            ),
-            Key::new(
-                "client",
-                "plain",
-                OneOf(&["plain", "lazy-pirate"]),
-                "req-rep: a plain REQ client, or the zguide's Lazy Pirate client",
-            ),
-            Key::new(
-                "lazy-pirate.retries",
-                "3",
-                Int { min: 1, max: 100 },
-                "req-rep, lazy-pirate: attempts before giving up on a request (REQUEST_RETRIES)",
-            ),
-            Key::new(
-                "lazy-pirate.timeout",
-                "2500",
-                Int { min: 1, max: INT_MAX },
-                "req-rep, lazy-pirate: ms to wait for a reply (REQUEST_TIMEOUT)",
-            ),
-            Key::new(
-                "server.dedup",
-                "false",
-                Bool,
-                "req-rep: the REP server answers a repeated request without handling it again",
-            ),
-        ]
+        config::keys()
     }
 
     fn validate(config: &Config) -> Result<(), ConfigError> {
-        let pattern = config.str("pattern");
-        if pattern != "req-rep" {
-            if let Some(key) = REQ_REP_KEYS.iter().find(|k| config.is_set(k)) {
-                return Err(ConfigError::new(
-                    *key,
-                    format!("{key} applies to pattern=req-rep only (the zguide's Lazy Pirate is a REQ client), not to pattern={pattern}"),
-                ));
-            }
-        }
-        if config.str("client") != "lazy-pirate" {
-            if let Some(key) = ["lazy-pirate.retries", "lazy-pirate.timeout"]
-                .iter()
-                .find(|k| config.is_set(k))
-            {
-                return Err(ConfigError::new(
-                    *key,
-                    format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
-                ));
-            }
-        }
-        if pattern != "pub-sub" {
-            if let Some(key) = ["ZMQ_SUBSCRIBE", "syncpub"]
-                .iter()
-                .find(|k| config.is_set(k))
-            {
-                return Err(ConfigError::new(
-                    *key,
-                    format!("{key} applies to PUB and SUB sockets: it needs pattern=pub-sub, not pattern={pattern}"),
-                ));
-            }
-        }
-        Ok(())
+        config::validate(config)
     }
 
     fn build(config: &Config, workload: Workload) -> Self {
@@ -720,8 +533,8 @@ impl System for ZeroMq {
         nodes
     }
 
-    fn app_log(storage: &ZmqDisk) -> Option<&AppLog> {
-        Some(&storage.0)
+    fn app_log(storage: &AppLog) -> Option<&AppLog> {
+        Some(storage)
     }
 
     fn is_leader(_state: &ZmqState) -> bool {
@@ -729,7 +542,7 @@ impl System for ZeroMq {
     }
 
     fn show(state: &ZmqState) -> String {
-        show(state)
+        view::show(state)
     }
 
     fn reset(_peer: Id) -> Option<ZmqMsg> {
@@ -737,10 +550,7 @@ impl System for ZeroMq {
     }
 
     fn describe(msg: &ZmqMsg) -> Option<String> {
-        match msg {
-            ZmqMsg::Credit(_) => None,
-            m => Some(m.to_string()),
-        }
+        view::describe(msg)
     }
 
     /// Per connection: one peer's messages arrive in order, different peers' are fair-queued.
@@ -772,215 +582,5 @@ impl System for ZeroMq {
         let s = &self.settings;
         // A send per frame.
         s.workload.messages as usize * s.workload.producers as usize * s.frames as usize
-    }
-}
-
-/// A message in a pipe: its frames' ids, `p0:3` or `p0:3+p0:4` for a multipart message.
-fn frames(f: &Frames) -> String {
-    let parts: Vec<String> = f.parts.iter().map(MsgId::to_string).collect();
-    parts.join("+")
-}
-
-fn queue<'a>(q: impl IntoIterator<Item = &'a Frames>) -> String {
-    let msgs: Vec<String> = q.into_iter().map(frames).collect();
-    format!("[{}]", msgs.join(" "))
-}
-
-/// PUB or PUSH, with a pipe per connected peer. The state does not name the socket type nor
-/// hold the high-water mark, so both are read from what only one of them does: a PUB waits for
-/// subscriptions, holds them and drops; a PUSH blocks and keeps a round-robin turn. A blocked
-/// PUSH with connected peers has every pipe at `ZMQ_SNDHWM` (a connect or a credit would have
-/// unblocked it otherwise): each of them is mute.
-fn show_outgoing(s: &OutgoingState) -> String {
-    let dropped = s
-        .app
-        .iter()
-        .filter(|op| matches!(op, Op::Discard { .. }))
-        .count();
-    let at_hwm = s
-        .app
-        .iter()
-        .filter(|op| matches!(op, Op::Discard { reason, .. } if reason.contains("ZMQ_SNDHWM")))
-        .count();
-    let push = s.blocked || s.turn.is_some();
-    let publish = !s.started || dropped > 0 || s.peers.values().any(|p| p.subscription.is_some());
-    let kind = match (push, publish) {
-        (true, _) => "PUSH",
-        (false, true) => "PUB",
-        (false, false) => "PUB/PUSH",
-    };
-    let mut out = format!("{kind}: next message {}", s.next);
-    if !s.started {
-        out += " (waiting for every subscription)";
-    }
-    if s.blocked {
-        out += if s.peers.is_empty() {
-            ", zmq_send blocked: no peer connected"
-        } else {
-            ", zmq_send blocked: every pipe mute"
-        };
-    }
-    if s.peers.is_empty() {
-        out += "; no peer connected";
-    }
-    for (id, peer) in &s.peers {
-        out += &format!(
-            "; pipe to {} (connection {}): {} queued",
-            usize::from(*id),
-            peer.connection,
-            peer.outstanding
-        );
-        if s.blocked {
-            out += ", mute";
-        }
-        if kind != "PUSH" {
-            match &peer.subscription {
-                Some(prefix) => out += &format!(", subscribed '{prefix}'"),
-                None => out += ", no subscription yet",
-            }
-        }
-    }
-    if dropped > 0 {
-        out += &format!("; dropped {dropped} frames ({at_hwm} at ZMQ_SNDHWM)");
-    }
-    format!("{out}; {} observations", s.app.len())
-}
-
-/// SUB or PULL (the state does not say which): per producer, the connection and the receive
-/// pipe; a pipe with messages left unread on the connection is at `ZMQ_RCVHWM`.
-fn show_incoming(s: &IncomingState) -> String {
-    let producers: BTreeSet<Id> = s
-        .connections
-        .keys()
-        .chain(s.welcomed.iter())
-        .chain(s.pipes.keys())
-        .chain(s.unread.keys())
-        .copied()
-        .collect();
-    let mut out = "SUB/PULL:".to_string();
-    if producers.is_empty() {
-        out += " connecting";
-    }
-    let mut first = true;
-    for p in &producers {
-        let connection = s.connections.get(p).copied().unwrap_or(0);
-        let up = if s.welcomed.contains(p) {
-            "up"
-        } else {
-            "connecting"
-        };
-        let pipe = s.pipes.get(p);
-        out += if first { " " } else { "; " };
-        first = false;
-        out += &format!(
-            "from {} (connection {connection} {up}): {} queued {}",
-            usize::from(*p),
-            pipe.map_or(0, VecDeque::len),
-            queue(pipe.into_iter().flatten().map(|(_, f)| f))
-        );
-        if let Some(unread) = s.unread.get(p).filter(|u| !u.is_empty()) {
-            out += &format!(
-                ", full (ZMQ_RCVHWM): {} unread on the connection",
-                unread.len()
-            );
-        }
-    }
-    if s.busy {
-        out += "; handling a message";
-    }
-    format!("{out}; {} observations", s.app.len())
-}
-
-/// REQ: the socket in use (the Lazy Pirate client reopens it), the servers it is connected
-/// to, and where the send/receive alternation stands.
-fn show_req(s: &RequesterState) -> String {
-    let connected: Vec<String> = s
-        .welcomed
-        .iter()
-        .map(|i| usize::from(*i).to_string())
-        .collect();
-    let step = match &s.pending {
-        Some(p) => {
-            let at = match (p.server, p.written) {
-                (Some(server), true) => format!("written to {}", usize::from(server)),
-                (Some(server), false) => format!("queued in the pipe to {}", usize::from(server)),
-                (None, _) => "not yet queued (zmq_send blocked)".to_string(),
-            };
-            // The pending request is the last the application sent (`Op::Multipart` follows the
-            // frames of a multipart one).
-            let mut request = format!("request {}", p.index);
-            for op in s.app.iter() {
-                match op {
-                    Op::Send { msg, .. } => request = msg.to_string(),
-                    Op::Multipart { parts } => {
-                        let parts: Vec<String> = parts.iter().map(MsgId::to_string).collect();
-                        request = parts.join("+");
-                    }
-                    _ => {}
-                }
-            }
-            format!(
-                "awaiting the reply to {request} ({at}; {} attempts left)",
-                p.retries_left
-            )
-        }
-        None => format!("may send request {} (no reply owed)", s.next),
-    };
-    format!(
-        "REQ socket {}: connected to [{}]; {step}; {} observations",
-        s.socket,
-        connected.join(", "),
-        s.app.len()
-    )
-}
-
-/// REP: each REQ peer's current socket, the requests queued from it, the one being handled
-/// (a reply is owed before the next is received), and the dedup memory.
-fn show_rep(s: &ReplierState) -> String {
-    let peers: Vec<String> = s
-        .sockets
-        .iter()
-        .map(|(p, socket)| {
-            let queued = s.queues.get(p);
-            format!(
-                "{} (socket {socket}): {} queued {}",
-                usize::from(*p),
-                queued.map_or(0, VecDeque::len),
-                queue(queued.into_iter().flatten().map(|e| &e.frames))
-            )
-        })
-        .collect();
-    let step = match &s.current {
-        Some(e) => {
-            let live = s.sockets.get(&e.peer) == Some(&e.socket);
-            format!(
-                "handling {} from {} (socket {}), reply owed{}",
-                frames(&e.frames),
-                usize::from(e.peer),
-                e.socket,
-                if live {
-                    ""
-                } else {
-                    ", to be discarded: the requester's socket is gone"
-                }
-            )
-        }
-        None => "waiting for a request".to_string(),
-    };
-    format!(
-        "REP: peers [{}]; {step}; remembers {} handled requests (server.dedup); {} observations",
-        peers.join("; "),
-        s.handled.len(),
-        s.app.len()
-    )
-}
-
-/// A peer's sockets in a few words, for the Stateright Explorer.
-fn show(state: &ZmqState) -> String {
-    match state {
-        ZmqState::Outgoing(s) => show_outgoing(s),
-        ZmqState::Incoming(s) => show_incoming(s),
-        ZmqState::Req(s) => show_req(s),
-        ZmqState::Rep(s) => show_rep(s),
     }
 }

@@ -1,0 +1,352 @@
+//! RabbitMQ's configuration: its keys (server settings, queue arguments and policies, client
+//! options) with their defaults and allowed values, the combinations RabbitMQ refuses, and the
+//! typed [`Settings`].
+
+use super::routing::{Binding, Exchange, ExchangeType, XMatch};
+use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::{Config, ConfigError, Key, Workload};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueType {
+    Classic,
+    Mirrored,
+    Quorum,
+}
+
+/// `cluster_partition_handling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PartitionHandling {
+    Ignore,
+    PauseMinority,
+    Autoheal,
+}
+
+/// `ha-promote-on-failure` / `ha-promote-on-shutdown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Promote {
+    Always,
+    WhenSynced,
+}
+
+/// `consumer.nack`: what the application answers for the first delivery of every tenth message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NackMode {
+    Never,
+    Requeue,
+    Discard,
+}
+
+/// The validated configuration, typed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub nodes: usize,
+    pub partition_handling: PartitionHandling,
+    pub net_ticktime: Duration,
+    pub queue_type: QueueType,
+    pub durable: bool,
+    /// Replicas of a mirrored queue, leader included (`ha-params`, at most the nodes there are,
+    /// as RabbitMQ mirrors on the nodes available; all nodes with `ha-mode=all`).
+    pub ha_replicas: usize,
+    pub ha_sync_automatic: bool,
+    pub promote_on_failure: Promote,
+    pub promote_on_shutdown: Promote,
+    pub delivery_limit: Option<u32>,
+    pub dead_letter: bool,
+    pub exchange: Exchange,
+    pub mandatory: bool,
+    pub persistent: bool,
+    pub confirms: bool,
+    pub retry: bool,
+    pub confirm_timeout: Duration,
+    pub auto_ack: bool,
+    pub prefetch: u32,
+    pub nack: NackMode,
+    pub heartbeat: Duration,
+    pub workload: Workload,
+}
+
+fn secs(config: &Config, key: &str) -> Duration {
+    Duration::from_secs(config.int(key))
+}
+
+/// The exchange of `exchange.type`, bound to the queue (index 0) so that the workload's order
+/// messages match and its audit messages do not.
+fn exchange(kind: &str, alternate: bool) -> Exchange {
+    let (kind, key) = match kind {
+        "topic" => (ExchangeType::Topic, "orders.#"),
+        "fanout" => (ExchangeType::Fanout, ""),
+        "headers" => (ExchangeType::Headers, ""),
+        _ => (ExchangeType::Direct, "orders.created.eu"),
+    };
+    let binding = |kind: ExchangeType| Binding {
+        queue: 0,
+        key: key.to_string(),
+        arguments: if kind == ExchangeType::Headers {
+            vec![
+                ("x-match".to_string(), "all".to_string()),
+                ("kind".to_string(), "order".to_string()),
+            ]
+        } else {
+            Vec::new()
+        },
+        x_match: XMatch::All,
+    };
+    Exchange {
+        kind,
+        bindings: vec![binding(kind)],
+        alternate: alternate.then(|| {
+            Box::new(Exchange {
+                kind: ExchangeType::Fanout,
+                bindings: vec![binding(ExchangeType::Fanout)],
+                alternate: None,
+            })
+        }),
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, workload: Workload) -> Settings {
+        let nodes = config.int("nodes") as usize;
+        let promote = |key: &str| match config.str(key) {
+            "when-synced" => Promote::WhenSynced,
+            _ => Promote::Always,
+        };
+        let limit = config.int("delivery-limit") as u32;
+        Settings {
+            nodes,
+            partition_handling: match config.str("cluster_partition_handling") {
+                "pause_minority" => PartitionHandling::PauseMinority,
+                "autoheal" => PartitionHandling::Autoheal,
+                _ => PartitionHandling::Ignore,
+            },
+            net_ticktime: secs(config, "net_ticktime"),
+            queue_type: match config.str("queue.type") {
+                "mirrored" => QueueType::Mirrored,
+                "quorum" => QueueType::Quorum,
+                _ => QueueType::Classic,
+            },
+            durable: config.bool("durable"),
+            ha_replicas: match config.str("ha-mode") {
+                "all" => nodes,
+                _ => (config.int("ha-params") as usize).min(nodes),
+            },
+            ha_sync_automatic: config.str("ha-sync-mode") == "automatic",
+            promote_on_failure: promote("ha-promote-on-failure"),
+            promote_on_shutdown: promote("ha-promote-on-shutdown"),
+            delivery_limit: (limit > 0).then_some(limit),
+            dead_letter: config.str("dead-letter-exchange") != "none",
+            exchange: exchange(
+                config.str("exchange.type"),
+                config.str("alternate-exchange") != "none",
+            ),
+            mandatory: config.bool("mandatory"),
+            persistent: config.str("delivery_mode") == "2",
+            confirms: config.bool("publisher.confirms"),
+            retry: config.bool("publisher.retry"),
+            confirm_timeout: Duration::from_millis(config.int("publisher.confirm_timeout")),
+            auto_ack: config.bool("auto_ack"),
+            prefetch: config.int("prefetch") as u32,
+            nack: match config.str("consumer.nack") {
+                "requeue" => NackMode::Requeue,
+                "discard" => NackMode::Discard,
+                _ => NackMode::Never,
+            },
+            heartbeat: secs(config, "heartbeat"),
+            workload,
+        }
+    }
+}
+
+/// The configuration keys, with RabbitMQ's names, defaults and allowed values.
+pub(super) fn keys() -> Vec<Key> {
+    let int = |min, max| Int { min, max };
+    vec![
+        Key::new("nodes", "3", int(1, 7), "nodes in the cluster"),
+        Key::new(
+            "cluster_partition_handling",
+            "ignore",
+            OneOf(&["ignore", "pause_minority", "autoheal"]),
+            "what nodes do about a network partition",
+        ),
+        Key::new(
+            "net_ticktime",
+            "60",
+            int(1, 600),
+            "seconds without a word before a peer node is considered down",
+        ),
+        Key::new(
+            "queue.type",
+            "classic",
+            OneOf(&["classic", "mirrored", "quorum"]),
+            "x-queue-type (mirrored: a classic queue under an ha-mode policy)",
+        ),
+        Key::new(
+            "durable",
+            "true",
+            Bool,
+            "the queue survives a node restart (with its persistent messages)",
+        ),
+        Key::new(
+            "ha-mode",
+            "exactly",
+            OneOf(&["exactly", "all"]),
+            "mirroring policy: exactly ha-params replicas, or all nodes",
+        ),
+        Key::new(
+            "ha-params",
+            "2",
+            int(1, 7),
+            "replicas of a mirrored queue with ha-mode=exactly, leader included",
+        ),
+        Key::new(
+            "ha-sync-mode",
+            "manual",
+            OneOf(&["manual", "automatic"]),
+            "whether a new mirror receives the existing messages",
+        ),
+        Key::new(
+            "ha-promote-on-failure",
+            "always",
+            OneOf(&["always", "when-synced"]),
+            "which mirror may take over from a failed leader",
+        ),
+        Key::new(
+            "ha-promote-on-shutdown",
+            "when-synced",
+            OneOf(&["when-synced", "always"]),
+            "which mirror may take over from a leader that stops deliberately",
+        ),
+        Key::new(
+            "delivery-limit",
+            "20",
+            int(0, 1000),
+            "quorum queues: returns with requeue before a message is dead-lettered or dropped (0: no limit)",
+        ),
+        Key::new(
+            "dead-letter-exchange",
+            "none",
+            OneOf(&["none", "dlx"]),
+            "where rejected and over-limit messages go",
+        ),
+        Key::new(
+            "exchange.type",
+            "direct",
+            OneOf(&["direct", "topic", "fanout", "headers"]),
+            "the exchange the publisher publishes to",
+        ),
+        Key::new(
+            "alternate-exchange",
+            "none",
+            OneOf(&["none", "ae"]),
+            "a fanout exchange, bound to the queue, for messages no binding matches",
+        ),
+        Key::new(
+            "mandatory",
+            "false",
+            Bool,
+            "return unroutable messages to the publisher (basic.return)",
+        ),
+        Key::new(
+            "delivery_mode",
+            "2",
+            OneOf(&["1", "2"]),
+            "1 transient, 2 persistent",
+        ),
+        Key::new(
+            "publisher.confirms",
+            "true",
+            Bool,
+            "confirm.select: the broker acknowledges each publish",
+        ),
+        Key::new(
+            "publisher.retry",
+            "false",
+            Bool,
+            "republish a message whose confirm did not arrive in time",
+        ),
+        Key::new(
+            "publisher.confirm_timeout",
+            "5000",
+            int(1, 600_000),
+            "milliseconds the publisher waits for a confirm",
+        ),
+        Key::new(
+            "auto_ack",
+            "false",
+            Bool,
+            "no-ack consumers: a message is acknowledged as it is sent",
+        ),
+        Key::new(
+            "prefetch",
+            "0",
+            int(0, 65_535),
+            "basic.qos: unacknowledged deliveries per consumer (0: unlimited)",
+        ),
+        Key::new(
+            "consumer.nack",
+            "never",
+            OneOf(&["never", "requeue", "discard"]),
+            "the application rejects the first delivery of every tenth message: with requeue, or without",
+        ),
+        Key::new(
+            "heartbeat",
+            "60",
+            int(1, 600),
+            "AMQP heartbeat timeout in seconds",
+        ),
+    ]
+}
+
+/// Refuses the combinations RabbitMQ refuses, after each key was validated on its own.
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    let queue_type = config.str("queue.type");
+    for key in [
+        "ha-mode",
+        "ha-params",
+        "ha-sync-mode",
+        "ha-promote-on-failure",
+        "ha-promote-on-shutdown",
+    ] {
+        if config.is_set(key) && queue_type != "mirrored" {
+            return Err(ConfigError::new(
+                key,
+                format!("{key} is a classic mirrored queue policy key; queue.type={queue_type} has no mirrors (allowed with queue.type=mirrored)"),
+            ));
+        }
+    }
+    if config.is_set("ha-params") && config.str("ha-mode") == "all" {
+        return Err(ConfigError::new(
+            "ha-params",
+            "ha-params is not allowed with ha-mode=all (allowed with ha-mode=exactly)",
+        ));
+    }
+    if queue_type == "quorum" && !config.bool("durable") {
+        return Err(ConfigError::new(
+            "durable",
+            "quorum queues are always durable: durable=false is refused (allowed with queue.type=quorum: true)",
+        ));
+    }
+    if config.is_set("delivery-limit") && queue_type != "quorum" {
+        return Err(ConfigError::new(
+            "delivery-limit",
+            format!("delivery-limit is a quorum queue argument; queue.type={queue_type} does not count deliveries (allowed with queue.type=quorum)"),
+        ));
+    }
+    if config.bool("publisher.retry") && !config.bool("publisher.confirms") {
+        return Err(ConfigError::new(
+            "publisher.retry",
+            "publisher.retry=true republishes when a confirm is missing, so it needs publisher.confirms=true",
+        ));
+    }
+    if config.is_set("consumer.nack")
+        && config.str("consumer.nack") != "never"
+        && config.bool("auto_ack")
+    {
+        return Err(ConfigError::new(
+            "consumer.nack",
+            "consumer.nack needs manual acknowledgements: an auto_ack=true consumer cannot reject (allowed with auto_ack=true: never)",
+        ));
+    }
+    Ok(())
+}

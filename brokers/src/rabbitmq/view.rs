@@ -1,0 +1,321 @@
+//! RabbitMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
+
+use super::{
+    client, ClassicState, Command, Entry, NodeDisk, QuorumState, RabbitMsg, RabbitState, RaftRole,
+};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::Id;
+
+/// A message in a trace, in RabbitMQ's vocabulary; `None` for chatter.
+pub(super) fn describe(msg: &RabbitMsg) -> Option<String> {
+    match msg {
+        RabbitMsg::Tick | RabbitMsg::Heartbeat => None,
+        RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
+        RabbitMsg::AppendReply { success: true, .. } => None,
+        m => Some(m.to_string()),
+    }
+}
+
+/// Node ids as the Explorer numbers them: `[1, 2]`.
+fn id_list<'a>(ids: impl IntoIterator<Item = &'a Id>) -> String {
+    let ids: Vec<String> = ids
+        .into_iter()
+        .map(|i| usize::from(*i).to_string())
+        .collect();
+    format!("[{}]", ids.join(", "))
+}
+
+/// `basic.qos`: 0 is no limit.
+fn prefetch(n: u32) -> String {
+    if n == 0 {
+        "prefetch unlimited".to_string()
+    } else {
+        format!("prefetch {n}")
+    }
+}
+
+/// A Raft log entry in a few characters: `2:enqueue p0:1`, `2:settle 3` (a settle, return or
+/// discard names the index of the enqueue it removes).
+fn entry(e: &Entry) -> String {
+    let command = match &e.command {
+        Command::Noop => "noop".to_string(),
+        Command::Enqueue { msg, .. } => format!("enqueue {msg}"),
+        Command::Checkout {
+            consumer, prefetch, ..
+        } => format!("checkout {} prefetch={prefetch}", usize::from(*consumer)),
+        Command::Settle { id, .. } => format!("settle {id}"),
+        Command::Return { id, .. } => format!("return {id}"),
+        Command::Discard { id, .. } => format!("discard {id}"),
+        Command::Down { consumer, .. } => format!("down {}", usize::from(*consumer)),
+    };
+    format!("{}:{command}", e.term)
+}
+
+/// A quorum queue member: its Raft role, log and commit index, and the `rabbit_fifo` state it
+/// applied: ready messages (`(redelivered)` once handed out before, with the returns counted
+/// against `delivery-limit`), each consumer's unsettled messages and prefetch.
+fn show_quorum(q: &QuorumState) -> String {
+    let role = match &q.role {
+        RaftRole::Leader { matched, .. } => {
+            let matched: Vec<String> = matched
+                .iter()
+                .map(|(p, i)| format!("{}:{i}", usize::from(*p)))
+                .collect();
+            format!("LEADER term {} matched {{{}}}", q.term, matched.join(", "))
+        }
+        RaftRole::Candidate { votes } => {
+            format!("candidate term {} votes {}", q.term, id_list(votes))
+        }
+        RaftRole::Follower => match q.leader {
+            Some(l) => format!("follower term {} (leader {})", q.term, usize::from(l)),
+            None => format!("follower term {} (no leader known)", q.term),
+        },
+    };
+    let log: Vec<String> = q.log.iter().map(entry).collect();
+    let f = &q.fifo;
+    // A ready message goes out redelivered if it was handed out before; a checked-out one
+    // went out redelivered if this was not its first delivery.
+    let msg = |i: &u64, earlier: u32| {
+        f.messages.get(i).map_or(format!("@{i}"), |m| {
+            match (m.acquired > earlier, m.delivery_count) {
+                (false, _) => m.msg.to_string(),
+                (true, 0) => format!("{}(redelivered)", m.msg),
+                (true, n) => format!("{}(redelivered, returned {n})", m.msg),
+            }
+        })
+    };
+    let ready: Vec<String> = f.ready.iter().map(|i| msg(i, 0)).collect();
+    let consumers: Vec<String> = f
+        .consumers
+        .iter()
+        .map(|(c, con)| {
+            let unacked: Vec<String> = con.checked_out.iter().map(|i| msg(i, 1)).collect();
+            let mode = if con.auto_ack {
+                "auto_ack".to_string()
+            } else {
+                prefetch(con.prefetch)
+            };
+            format!(
+                "consumer {} ({mode}) unacked [{}]",
+                usize::from(*c),
+                unacked.join(" ")
+            )
+        })
+        .collect();
+    let mut out = format!(
+        "quorum {role} log=[{}] commit={} applied={}; ready [{}]",
+        log.join(" "),
+        q.commit,
+        q.applied,
+        ready.join(" ")
+    );
+    for c in consumers {
+        out += "; ";
+        out += &c;
+    }
+    out
+}
+
+/// A classic queue replica: leader or mirror (synchronised or not), under which queue record;
+/// the leader's ready messages, unacknowledged deliveries per consumer and confirms waiting on
+/// mirrors or the fsync; a mirror's copy.
+fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
+    let Some(record) = &c.record else {
+        return "no queue".to_string();
+    };
+    let rec = format!(
+        "record {}.{} leader {} mirrors {} synchronised {}",
+        record.epoch,
+        record.version,
+        usize::from(record.leader),
+        id_list(&record.mirrors),
+        id_list(&record.synced)
+    );
+    let msg = |id: &u64| {
+        c.messages
+            .get(id)
+            .map_or(format!("@{id}"), |m| m.msg.to_string())
+    };
+    // A ready message delivered before goes out flagged redelivered (an unacknowledged one
+    // may or may not have been: the queue only records that it was delivered).
+    let ready_msg = |id: &u64| match c.messages.get(id) {
+        Some(m) if m.delivered => format!("{}(redelivered)", m.msg),
+        _ => msg(id),
+    };
+    let store = format!(
+        "store {} written, {} fsynced{}",
+        disk.store.len(),
+        disk.fsynced.len(),
+        if c.dirty { ", fsync due" } else { "" }
+    );
+    if c.leader {
+        let ready: Vec<String> = c.ready.iter().map(ready_msg).collect();
+        let mut out = format!("queue LEADER ({rec}); ready [{}]", ready.join(" "));
+        for (consumer, con) in &c.consumers {
+            let unacked: Vec<String> = c
+                .unacked
+                .iter()
+                .filter(|(_, by)| *by == consumer)
+                .map(|(id, _)| msg(id))
+                .collect();
+            let mode = if con.auto_ack {
+                "auto_ack".to_string()
+            } else {
+                prefetch(con.prefetch)
+            };
+            out += &format!(
+                "; consumer {} ({mode}) unacked [{}]",
+                usize::from(*consumer),
+                unacked.join(" ")
+            );
+        }
+        // Unacknowledged by a consumer that has gone (requeued when it is noticed).
+        let orphans: Vec<String> = c
+            .unacked
+            .iter()
+            .filter(|(_, by)| !c.consumers.contains_key(by))
+            .map(|(id, by)| format!("{} by {}", msg(id), usize::from(*by)))
+            .collect();
+        if !orphans.is_empty() {
+            out += &format!("; unacked by departed consumers [{}]", orphans.join(", "));
+        }
+        if !c.pending.is_empty() {
+            let pending: Vec<String> = c
+                .pending
+                .iter()
+                .map(|(id, p)| {
+                    let mut waits = Vec::new();
+                    if !p.waiting.is_empty() {
+                        waits.push(format!("mirrors {}", id_list(&p.waiting)));
+                    }
+                    if p.fsync {
+                        waits.push("fsync".to_string());
+                    }
+                    format!("{} waits for {}", msg(id), waits.join(" + "))
+                })
+                .collect();
+            out += &format!("; unconfirmed: {}", pending.join(", "));
+        }
+        if !c.joined_at.is_empty() {
+            let joined: Vec<String> = c
+                .joined_at
+                .iter()
+                .map(|(m, at)| format!("{} from @{at}", usize::from(*m)))
+                .collect();
+            out += &format!("; unsynchronised mirrors {}", joined.join(", "));
+        }
+        format!("{out}; {store}")
+    } else if c.mirror {
+        let held: Vec<String> = c.messages.keys().map(msg).collect();
+        format!(
+            "queue mirror of {} ({}) ({rec}); holds [{}]",
+            usize::from(record.leader),
+            if c.in_sync {
+                "synchronised"
+            } else {
+                "unsynchronised"
+            },
+            held.join(" ")
+        )
+    } else {
+        format!("no replica ({rec})")
+    }
+}
+
+/// A client's AMQP connection: `connection to 0 open (channel 2)`, or the node it is dialling.
+fn show_connection(c: &client::Connection) -> String {
+    if c.open {
+        format!(
+            "connection to {} open (channel {})",
+            usize::from(c.node),
+            c.channel
+        )
+    } else {
+        format!(
+            "dialling {} (channel {} closed)",
+            usize::from(c.node),
+            c.channel
+        )
+    }
+}
+
+/// A node's state in a few words, for the Stateright Explorer: its view of the cluster (peers
+/// down, partitioned, paused), its clients, and its replica of the queue; a publisher's
+/// unconfirmed messages; a consumer's unacknowledged deliveries.
+pub(super) fn show(state: &RabbitState) -> String {
+    match state {
+        RabbitState::Node(n) => {
+            let mut view = Vec::new();
+            if n.paused {
+                view.push("PAUSED (minority)".to_string());
+            }
+            view.push(if n.down.is_empty() {
+                "all peers up".to_string()
+            } else {
+                format!("peers down {}", id_list(&n.down))
+            });
+            if !n.partitioned.is_empty() {
+                view.push(format!("partitioned from {}", id_list(&n.partitioned)));
+            }
+            view.push(format!("clients {}", id_list(n.clients.iter())));
+            // A quorum queue node has no classic queue record, and the other way round.
+            let queue = if n.classic.record.is_some() {
+                show_classic(&n.classic, &n.disk)
+            } else {
+                show_quorum(&n.quorum)
+            };
+            format!("node: {}; {queue}", view.join(", "))
+        }
+        RabbitState::Publisher(p) => {
+            // The producer's index, from the application's own record of its sends.
+            let producer = p.app.iter().find_map(|op| match op {
+                Op::Send { msg, .. } => Some(msg.producer),
+                _ => None,
+            });
+            let m = |seq: u32| match producer {
+                Some(producer) => MsgId { producer, seq }.to_string(),
+                None => format!("#{seq}"),
+            };
+            let unconfirmed: Vec<String> = p
+                .unconfirmed
+                .iter()
+                .map(|(seq, msg)| format!("{}@{seq}", m(*msg)))
+                .collect();
+            let outstanding: Vec<String> = p.outstanding.iter().map(|x| m(*x)).collect();
+            let mut out = format!(
+                "publisher: {}, next message {}; unconfirmed on this channel [{}]; awaiting confirm [{}]",
+                show_connection(&p.conn),
+                p.next,
+                unconfirmed.join(" "),
+                outstanding.join(" ")
+            );
+            if !p.republish.is_empty() {
+                let again: Vec<String> = p.republish.iter().map(|x| m(*x)).collect();
+                out += &format!("; to republish [{}]", again.join(" "));
+            }
+            format!("{out}; {} observations", p.app.len())
+        }
+        RabbitState::Consumer(c) => {
+            let delivery = |d: &client::Delivery| {
+                if d.redelivered {
+                    format!("{}(redelivered)", d.msg)
+                } else {
+                    d.msg.to_string()
+                }
+            };
+            let buffered: Vec<String> = c.buffer.iter().map(delivery).collect();
+            let handling = match &c.handling {
+                Some((d, true)) => format!("handling {} (will fail)", delivery(d)),
+                Some((d, false)) => format!("handling {}", delivery(d)),
+                None => "idle".to_string(),
+            };
+            format!(
+                "consumer: {}; {handling}; buffered [{}]; {} deliveries on this channel; {} observations",
+                show_connection(&c.conn),
+                buffered.join(" "),
+                c.held.len(),
+                c.app.len()
+            )
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! ZeroMQ's configuration: the socket options and application choices, with their defaults and
+//! allowed values, the combinations that make no sense for a pattern, and the typed
+//! [`Settings`].
+
+use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::{Config, ConfigError, Key, Workload};
+use std::time::Duration;
+
+const INT_MAX: u64 = i32::MAX as u64;
+
+/// `pattern`: which pair of socket types the peers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    PubSub,
+    PushPull,
+    ReqRep,
+}
+
+/// `client`: how a REQ peer copes with a missing reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    Plain,
+    LazyPirate,
+}
+
+/// The validated configuration, typed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub pattern: Pattern,
+    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit.
+    pub sndhwm: Option<u64>,
+    pub rcvhwm: Option<u64>,
+    pub reconnect_ivl: Duration,
+    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
+    pub immediate: bool,
+    pub subscribe: String,
+    /// The PUB application waits for every subscriber's subscription before publishing.
+    pub syncpub: bool,
+    /// Frames per message (`ZMQ_SNDMORE` on all but the last).
+    pub frames: u32,
+    pub client: Client,
+    pub retries: u64,
+    pub request_timeout: Duration,
+    pub dedup: bool,
+    pub workload: Workload,
+}
+
+fn hwm(config: &Config, key: &str) -> Option<u64> {
+    Some(config.int(key)).filter(|h| *h > 0)
+}
+
+/// Keys that only mean something for REQ/REP.
+const REQ_REP_KEYS: [&str; 4] = [
+    "client",
+    "lazy-pirate.retries",
+    "lazy-pirate.timeout",
+    "server.dedup",
+];
+
+impl Settings {
+    pub fn from_config(config: &Config, workload: Workload) -> Settings {
+        Settings {
+            pattern: match config.str("pattern") {
+                "pub-sub" => Pattern::PubSub,
+                "req-rep" => Pattern::ReqRep,
+                _ => Pattern::PushPull,
+            },
+            sndhwm: hwm(config, "ZMQ_SNDHWM"),
+            rcvhwm: hwm(config, "ZMQ_RCVHWM"),
+            reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
+            immediate: config.str("ZMQ_IMMEDIATE") == "1",
+            subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
+            syncpub: config.bool("syncpub"),
+            frames: config.int("frames") as u32,
+            client: match config.str("client") {
+                "lazy-pirate" => Client::LazyPirate,
+                _ => Client::Plain,
+            },
+            retries: config.int("lazy-pirate.retries"),
+            request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
+            dedup: config.bool("server.dedup"),
+            workload,
+        }
+    }
+}
+
+/// The configuration keys, with ZeroMQ's names, defaults and allowed values.
+pub(super) fn keys() -> Vec<Key> {
+    vec![
+        Key::new(
+            "pattern",
+            "push-pull",
+            OneOf(&["pub-sub", "push-pull", "req-rep"]),
+            "socket types: PUB→SUB, PUSH→PULL, or REQ→REP",
+        ),
+        Key::new(
+            "ZMQ_SNDHWM",
+            "1000",
+            Int { min: 0, max: INT_MAX },
+            "messages a socket queues per peer before the mute state (0: no limit)",
+        ),
+        Key::new(
+            "ZMQ_RCVHWM",
+            "1000",
+            Int { min: 0, max: INT_MAX },
+            "messages a receiving socket queues per peer before it stops reading (0: no limit)",
+        ),
+        Key::new(
+            "ZMQ_RECONNECT_IVL",
+            "100",
+            Int { min: 1, max: INT_MAX },
+            "ms before the connecting side dials a broken connection again",
+        ),
+        Key::new(
+            "ZMQ_IMMEDIATE",
+            "0",
+            OneOf(&["0", "1"]),
+            "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
+        ),
+        Key::new(
+            "ZMQ_SUBSCRIBE",
+            "",
+            OneOf(&["", "A", "B"]),
+            "pub-sub: the prefix every SUB subscribes to (empty: everything; messages alternate topics A and B)",
+        ),
+        Key::new(
+            "syncpub",
+            "true",
+            Bool,
+            "pub-sub: the PUB application waits until every SUB has subscribed (the zguide's node coordination; false: the slow joiner misses the first messages)",
+        ),
+        Key::new(
+            "frames",
+            "1",
+            Int { min: 1, max: 8 },
+            "frames per message (ZMQ_SNDMORE on all but the last)",
+        ),
+        Key::new(
+            "client",
+            "plain",
+            OneOf(&["plain", "lazy-pirate"]),
+            "req-rep: a plain REQ client, or the zguide's Lazy Pirate client",
+        ),
+        Key::new(
+            "lazy-pirate.retries",
+            "3",
+            Int { min: 1, max: 100 },
+            "req-rep, lazy-pirate: attempts before giving up on a request (REQUEST_RETRIES)",
+        ),
+        Key::new(
+            "lazy-pirate.timeout",
+            "2500",
+            Int { min: 1, max: INT_MAX },
+            "req-rep, lazy-pirate: ms to wait for a reply (REQUEST_TIMEOUT)",
+        ),
+        Key::new(
+            "server.dedup",
+            "false",
+            Bool,
+            "req-rep: the REP server answers a repeated request without handling it again",
+        ),
+    ]
+}
+
+/// Refuses the combinations ZeroMQ refuses, after each key was validated on its own.
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    let pattern = config.str("pattern");
+    if pattern != "req-rep" {
+        if let Some(key) = REQ_REP_KEYS.iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} applies to pattern=req-rep only (the zguide's Lazy Pirate is a REQ client), not to pattern={pattern}"),
+            ));
+        }
+    }
+    if config.str("client") != "lazy-pirate" {
+        if let Some(key) = ["lazy-pirate.retries", "lazy-pirate.timeout"]
+            .iter()
+            .find(|k| config.is_set(k))
+        {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
+            ));
+        }
+    }
+    if pattern != "pub-sub" {
+        if let Some(key) = ["ZMQ_SUBSCRIBE", "syncpub"]
+            .iter()
+            .find(|k| config.is_set(k))
+        {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} applies to PUB and SUB sockets: it needs pattern=pub-sub, not pattern={pattern}"),
+            ));
+        }
+    }
+    Ok(())
+}
