@@ -371,6 +371,11 @@ impl<S: System> CheckModel<S> {
             .get(&(src, dst))
             .is_some_and(|inc| *inc != conns.incarnation(dst));
         let down = state.nodes[usize::from(dst)].state.is_none();
+        if down && !stale && !state.nemesis.crashed.contains(&dst) {
+            // A machine without power answers nothing: the connection stays open until the
+            // machine, back, resets it.
+            return;
+        }
         if stale || down {
             conns.open.remove(&(src, dst));
             let refused = stale
