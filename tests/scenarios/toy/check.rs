@@ -159,17 +159,19 @@ fn check_partition_holds_every_number_until_the_retransmission_after_the_heal() 
     let found = explore(&toy(), "partition", 0, 1);
     assert_tcp_holds(&found, "a partition happens");
     assert_every_run_delivers_all_once_in_order_without_reset(&found);
-    // A number sent during the cut goes out again 12.6 s after it was first sent: the first
-    // retransmission after the 10 s partition.
+    // The first number the cut holds goes out again 12.6 s after it was sent, whenever in the
+    // 10 s partition that was: the first retransmission after the heal (200 ms doubling, timed
+    // from its own transmission). Those sent behind it go with it.
     let after_heal = tcp::delivery_after(0, PARTITION_MS).unwrap();
     assert_eq!(after_heal, 12_600);
-    let late: BTreeSet<u64> = found.ends.iter().flat_map(delays).collect();
-    assert!(late.contains(&after_heal), "{late:?}");
-    assert!(
-        late.iter()
-            .all(|d| *d == 0 || *d > PARTITION_MS - 3 * INTERVAL_MS),
-        "{late:?}"
-    );
+    assert!(found.ends.iter().any(|h| delays(h).iter().any(|d| *d > 0)));
+    for h in &found.ends {
+        let late: Vec<u64> = delays(h).into_iter().filter(|d| *d > 0).collect();
+        if let Some(first) = late.first() {
+            assert_eq!(*first, after_heal, "{h:#?}");
+            assert!(late.iter().all(|d| *d > PARTITION_MS), "{h:#?}");
+        }
+    }
 }
 
 #[test]
