@@ -138,6 +138,9 @@ pub struct Connections {
     pub refused: BTreeSet<(Id, Id)>,
     /// Connections whose segments wait for a retransmission, and when it goes out.
     pub retransmit: BTreeMap<(Id, Id), u64>,
+    /// Connections a partition holds up, and when their first waiting segment was sent: TCP's
+    /// retransmission timer runs from there.
+    pub held_since: BTreeMap<(Id, Id), u64>,
 }
 
 impl Connections {
@@ -280,7 +283,12 @@ impl<S: System> CheckState<S> {
         {
             *at -= origin;
         }
-        for at in rep.connections.retransmit.values_mut() {
+        for at in rep
+            .connections
+            .retransmit
+            .values_mut()
+            .chain(rep.connections.held_since.values_mut())
+        {
             *at = at.saturating_sub(origin);
         }
         rep.nemesis.last_act = 0;
@@ -371,6 +379,11 @@ impl<S: System> CheckModel<S> {
             .get(&(src, dst))
             .is_some_and(|inc| *inc != conns.incarnation(dst));
         let down = state.nodes[usize::from(dst)].state.is_none();
+        if down && !stale && !state.nemesis.crashed.contains(&dst) {
+            // A machine without power answers nothing: the connection stays open until the
+            // machine, back, resets it.
+            return;
+        }
         if stale || down {
             conns.open.remove(&(src, dst));
             let refused = stale
@@ -393,6 +406,9 @@ impl<S: System> CheckModel<S> {
             conns.open.insert((dst, src), a);
         }
         Arc::make_mut(state.network.entry((src, dst)).or_default()).push_back(msg);
+        if state.nemesis.cuts(src, dst) {
+            conns.held_since.entry((src, dst)).or_insert(state.now);
+        }
     }
 
     /// Runs one handler of node `id` on a copy of `state`.
@@ -471,6 +487,9 @@ impl<S: System> CheckModel<S> {
         let conns = &mut next.connections;
         conns
             .retransmit
+            .retain(|(src, dst), _| *dst != id && !(power && *src == id));
+        conns
+            .held_since
             .retain(|(src, dst), _| *dst != id && !(power && *src == id));
         let peers: Vec<Id> = conns
             .open
@@ -799,15 +818,19 @@ impl<S: System> Model for CheckModel<S> {
                 after.nemesis.net_faults += 1;
                 after.nemesis.strike(Fault::Partition, state.now);
                 after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
+                // What is in the air when the cut begins waits from now.
+                for link in state.network.keys().filter(|(s, d)| *s == id || *d == id) {
+                    after.connections.held_since.insert(*link, state.now);
+                }
                 after
             }
             Step::Heal { at } => {
                 let mut after = state.clone();
-                let (id, since, _) = after.nemesis.isolated.take()?;
+                let (id, _, _) = after.nemesis.isolated.take()?;
                 after.now = at;
                 after.nemesis.last_act = at;
-                // What waited goes out with TCP's next retransmission after the heal.
-                let resend = tcp::delivery_after(since, at).unwrap_or(at);
+                // What waited goes out with TCP's next retransmission after the heal, timed from
+                // the first waiting segment's transmission.
                 let waiting: Vec<(Id, Id)> = after
                     .network
                     .keys()
@@ -815,9 +838,15 @@ impl<S: System> Model for CheckModel<S> {
                     .copied()
                     .collect();
                 for link in waiting {
+                    let since = after.connections.held_since.remove(&link).unwrap_or(at);
+                    let resend = tcp::delivery_after(since, at).unwrap_or(at);
                     let due = after.connections.retransmit.entry(link).or_insert(resend);
                     *due = (*due).max(resend);
                 }
+                after
+                    .connections
+                    .held_since
+                    .retain(|(src, dst), _| *src != id && *dst != id);
                 after
             }
             Step::Pause(id) => {

@@ -354,14 +354,21 @@ impl<S: System> World<S> {
         let reorder = !self.reorder.is_empty();
         let link = &self.links[src][dst];
         if link.open && link.peer_incarnation != self.incarnation[dst] {
-            // The peer restarted since this connection opened: its new kernel resets it.
+            // The peer restarted since this connection opened: its new kernel resets it, and
+            // the sender, told so now, reads nothing more of the old connection.
             self.drop_connection(src, dst);
+            self.inboxes[src][dst].live = false;
             return Fate::Refused;
+        }
+        if self.down[dst] && !self.crashed[dst] {
+            // A machine without power answers nothing: the segment is retransmitted into the
+            // void and the connection stays open, until the machine, back, resets it.
+            return Fate::Dropped;
         }
         if self.down[dst] {
             let link = &mut self.links[src][dst];
             link.open = false;
-            if self.crashed[dst] && link.cuts == 0 && !std::mem::replace(&mut link.refused, true) {
+            if link.cuts == 0 && !std::mem::replace(&mut link.refused, true) {
                 return Fate::Refused; // the machine is up: its kernel refuses the connection
             }
             return Fate::Dropped;

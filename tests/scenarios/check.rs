@@ -99,7 +99,9 @@ fn check_acks_0_loses_records_without_any_crash() {
         check("--broker kafka --set acks=0 --set enable.idempotence=false --faults loss");
     let steps = counterexample(code, &json, "at-least-once");
     assert!(
-        steps.iter().any(|s| s.contains("is lost: it waits for TCP's retransmission")),
+        steps
+            .iter()
+            .any(|s| s.contains("is lost: it waits for TCP's retransmission")),
         "a lost segment in the story: {steps:#?}"
     );
     assert!(!steps.iter().any(|s| s.contains("crashes")), "loss only");
