@@ -190,11 +190,10 @@ const QUIET_KAFKA: &str = "--broker kafka --set broker.heartbeat.interval.ms=400
 const TWO_CRASHES: &str = "--set nodes=2 --set replication.factor=2 --faults crash \
     --max-crashes 2 --messages 1 --threads 2";
 
-/// A two-crash loss story: where the record is acknowledged, by which broker (the leader), which
-/// broker is the other (the follower), and where each of them crashes.
+/// A two-crash loss story: where the record is acknowledged, which broker did not acknowledge it
+/// (the follower), and where each of them crashes.
 struct TwoCrashLoss<'a> {
     ack: usize,
-    leader: &'a str,
     follower: &'a str,
     leader_crash: usize,
     follower_crash: usize,
@@ -227,7 +226,6 @@ fn two_crash_loss(steps: &[String]) -> TwoCrashLoss<'_> {
     };
     TwoCrashLoss {
         ack,
-        leader,
         follower,
         leader_crash,
         follower_crash,
@@ -279,32 +277,46 @@ fn kip_101(truncation: &str, strategy: &str) -> (i32, Value) {
     (code, json)
 }
 
-/// As for the unclean election, the loss shows as the elected leader lacking a committed record.
+/// KIP-101's window: the follower has fetched the record but not yet the high watermark that
+/// covers it, the leader acknowledges it (`min.insync.replicas=2`), the follower bounces and
+/// truncates to its stale checkpointed high watermark while it is still in the ISR
+/// (`StrongIsr`). The election that would make the truncation a loss comes only after the
+/// leader's session times out, and then the only replica that knew the record was committed is
+/// the dead one: the consumer read the record at once, so in these bounds at-least-once holds and
+/// the truncation is the evidence.
 #[test]
-fn check_high_watermark_truncation_elects_a_leader_without_an_acknowledged_record() {
+fn check_high_watermark_truncation_drops_an_acknowledged_record_from_an_isr_member() {
     let (code, json) = kip_101("high-watermark", "bfs");
-    let steps = counterexample(code, &json, "LeaderCompleteness");
-    let TwoCrashLoss {
-        ack,
-        leader,
-        follower,
-        leader_crash,
-        follower_crash,
-    } = two_crash_loss(&steps);
-    // The follower fetched the record and the leader acknowledged it (both replicas had it,
-    // min.insync.replicas=2), but the follower had not yet heard the high watermark covering it.
+    let steps = counterexample(code, &json, "StrongIsr");
+    let ack = steps
+        .iter()
+        .position(|s| s.contains("→ p0: ProduceResponse"))
+        .unwrap_or_else(|| panic!("the record is acknowledged: {steps:#?}"));
+    let leader = steps[ack].split_whitespace().next().unwrap_or("");
+    let follower = if leader == "n1" { "n2" } else { "n1" };
     let fetched = format!("{leader} → {follower}: FetchResponse p0 offset=0 records=[p0:0] hw=0");
     let fetched = steps
         .iter()
         .position(|s| s.contains(&fetched))
         .unwrap_or_else(|| panic!("{follower} fetches p0:0 from {leader}: {steps:#?}"));
+    let crash = steps
+        .iter()
+        .position(|s| s.starts_with(&format!("{follower} crashes")))
+        .unwrap_or_else(|| panic!("{follower} crashes: {steps:#?}"));
+    let restart = steps
+        .iter()
+        .position(|s| s.starts_with(&format!("{follower} at ")) && s.contains("restarts"))
+        .unwrap_or_else(|| panic!("{follower} restarts: {steps:#?}"));
     assert!(
-        fetched < ack && ack < leader_crash && ack < follower_crash,
-        "fetch, ack, then both crash: {steps:#?}"
+        fetched < ack && ack < crash && crash < restart,
+        "fetch with hw=0, ack, the follower bounces: {steps:#?}"
     );
-    // The follower restarts, truncates to its stale high watermark and is elected cleanly.
-    assert_elected_alone(&steps, leader_crash.max(follower_crash), follower);
-    counterexample(code, &json, "StrongIsr");
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.starts_with(&format!("{leader} crashes"))),
+        "the leader stays up: {steps:#?}"
+    );
 }
 
 #[test]
