@@ -6,7 +6,9 @@
 //! ## Cluster
 //!
 //! `nodes` Erlang nodes watch each other through the distribution tick: a node that hears nothing
-//! from a peer for `net_ticktime` considers it down. When a partition splits the cluster, each
+//! from a peer for `net_ticktime` considers it down, and a node whose distribution connection to a
+//! peer closes (the peer's process died and its kernel closed the socket) considers it down at
+//! once (`net_kernel` reports `nodedown` when the connection ends). When a partition splits the cluster, each
 //! side sees the other down; `cluster_partition_handling` decides what happens:
 //!
 //! - `ignore` (default): nothing. Each side carries on, and after the network heals the cluster
