@@ -384,6 +384,10 @@ impl System for Kafka {
         }
     }
 
+    fn workload(&self) -> Workload {
+        self.settings.workload
+    }
+
     fn nodes(&self) -> Vec<Node<KafkaActor>> {
         let s = &self.settings;
         let mut nodes = vec![Node {

@@ -485,6 +485,10 @@ impl System for ZeroMq {
         }
     }
 
+    fn workload(&self) -> Workload {
+        self.settings.workload
+    }
+
     fn nodes(&self) -> Vec<Node<ZmqActor>> {
         let s = &self.settings;
         let mut nodes = Vec::new();
