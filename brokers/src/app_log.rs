@@ -1,8 +1,8 @@
 //! A client application's durable record of what it observed.
 
 use mqcheck_invariants::{MsgId, Op};
-use std::collections::BTreeSet;
 use rpds::VectorSync;
+use std::collections::BTreeSet;
 
 /// What a producing or consuming application observed through its client API — sends invoked,
 /// acknowledged, failed; messages handled; offsets committed — kept as the application's own

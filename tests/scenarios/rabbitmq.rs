@@ -322,3 +322,11 @@ fn bad_input_names_the_key_and_exits_2() {
         assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
     }
 }
+
+#[test]
+fn crashed_publishers_republish_their_outbox_and_quorum_queues_lose_nothing() {
+    held(
+        "--broker rabbitmq --set queue.type=quorum --producer-crashes --faults crash --seeds 200",
+        &["at-least-once", "ordering"],
+    );
+}

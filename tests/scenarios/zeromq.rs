@@ -241,3 +241,11 @@ fn bad_input_names_the_key() {
         assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_crashed_lazy_pirate_client_resends_its_outbox_and_loses_nothing() {
+    held(
+        "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --producer-crashes --faults crash --seeds 200",
+        &["at-least-once"],
+    );
+}

@@ -57,6 +57,8 @@
 //! answers a repeated sequence with the original offset and refuses a gap with
 //! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. Kafka refuses
 //! idempotence with `acks` other than `all`, with more than 5 in flight, or with `retries=0`.
+//! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
+//! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
 //!
 //! ## Consumer groups
 //!
