@@ -76,6 +76,7 @@ const WORKLOAD: Workload = Workload {
     handler_ms: None,
     consumer_delay_ms: 0,
     keys: None,
+    producer_crashes: false,
 };
 
 fn main() {

@@ -49,6 +49,10 @@ pub struct WorkloadArgs {
     /// Each message carries one of K keys (Kafka partitions by it).
     #[arg(long, value_name = "K")]
     pub keys: Option<u32>,
+    /// Producers crash, lose power, pause and have their clocks skewed too; after a restart
+    /// each resends what it sent and never saw acknowledged (an outbox).
+    #[arg(long)]
+    pub producer_crashes: bool,
 }
 
 impl WorkloadArgs {
@@ -67,11 +71,13 @@ impl WorkloadArgs {
             handler_ms: optional("handler-ms", self.handler_ms, 0, 10_000)?,
             consumer_delay_ms: range("consumer-delay-ms", self.consumer_delay_ms, 0, 600_000)?,
             keys: optional("keys", self.keys, 1, 1000)?,
+            producer_crashes: self.producer_crashes,
             ..Workload::new(messages, producers, consumers)
         })
     }
 
-    /// The flags that reproduce `w`'s pacing, handling and keys (none for the defaults).
+    /// The flags that reproduce `w`'s pacing, handling, keys and producer crashes (none for the
+    /// defaults).
     pub fn words(w: &Workload) -> Vec<String> {
         let mut words = Vec::new();
         let mut flag = |name: &str, v: Option<u32>| {
@@ -87,6 +93,9 @@ impl WorkloadArgs {
             (w.consumer_delay_ms > 0).then_some(w.consumer_delay_ms),
         );
         flag("keys", w.keys);
+        if w.producer_crashes {
+            words.push("--producer-crashes".to_string());
+        }
         words
     }
 }

@@ -1,7 +1,8 @@
 //! A client application's durable record of what it observed.
 
-use mqcheck_invariants::Op;
+use mqcheck_invariants::{MsgId, Op};
 use rpds::VectorSync;
+use std::collections::BTreeSet;
 
 /// What a producing or consuming application observed through its client API — sends invoked,
 /// acknowledged, failed; messages handled; offsets committed — kept as the application's own
@@ -33,10 +34,39 @@ impl AppLog {
         self.0.iter()
     }
 
+    /// The outbox a producer derives from its log after a restart. A resend records no second
+    /// `Op::Send` (the checkers key on `MsgId`), only the `Op::Ack` or `Op::Fail` it draws.
+    pub fn outbox(&self) -> Outbox {
+        let mut sent = Vec::new();
+        let mut acked = BTreeSet::new();
+        for op in self.iter() {
+            match op {
+                Op::Send { msg, .. } => sent.push(*msg),
+                Op::Ack { msg } => {
+                    acked.insert(*msg);
+                }
+                _ => {}
+            }
+        }
+        Outbox {
+            sent: sent.len(),
+            unacknowledged: sent.into_iter().filter(|m| !acked.contains(m)).collect(),
+        }
+    }
+
     /// The observations from the `n`th on (each found in O(log n), not by walking the log).
     pub fn since(&self, n: usize) -> impl Iterator<Item = &Op> {
         (n..self.0.len()).map(|i| &self.0[i])
     }
+}
+
+/// What a restarted producer application finds in its log: how many messages it had sent, and
+/// its outbox — the sent messages no acknowledgement answered (unanswered, or definitely
+/// failed), in send order, which an at-least-once application sends again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outbox {
+    pub sent: usize,
+    pub unacknowledged: Vec<MsgId>,
 }
 
 impl FromIterator<Op> for AppLog {

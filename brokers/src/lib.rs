@@ -29,7 +29,7 @@ pub mod disk;
 mod system;
 mod timers;
 
-pub use app_log::AppLog;
+pub use app_log::{AppLog, Outbox};
 pub use config::{Config, ConfigError, Key};
 pub use disk::{Disk, Durable};
 pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};

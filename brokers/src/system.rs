@@ -6,7 +6,7 @@ use stateright::actor::{Actor, Id};
 use std::fmt::Debug;
 use std::time::Duration;
 
-/// What a node is, for the nemesis: which faults may hit it.
+/// What a node is, for the nemesis: which faults may hit it ([`Workload::faulty`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// A broker node: crashes, loses power, pauses, is partitioned.
@@ -14,18 +14,12 @@ pub enum Role {
     /// Infrastructure the model treats as reliable (a controller quorum, a coordinator): it is
     /// partitioned from other nodes but never crashes.
     Infrastructure,
-    /// A publishing client: partitioned, never crashed (a restarted producer would be a new
-    /// application session with its own resend policy, which the models do not guess).
+    /// A publishing client: partitioned; crashed, powered off, paused and clock-skewed only when
+    /// the workload says so (`--producer-crashes`), as an at-least-once application with an
+    /// outbox that resends what was never acknowledged after a restart.
     Producer,
     /// A consuming client: crashes, pauses and is partitioned like a server.
     Consumer,
-}
-
-impl Role {
-    /// May this node crash, lose power or pause?
-    pub fn faulty(self) -> bool {
-        matches!(self, Role::Server | Role::Consumer)
-    }
 }
 
 /// One actor of a system, with its display name (`n1`, `ctl`, `p0`, `c0`).
@@ -54,6 +48,9 @@ pub struct Workload {
     pub consumer_delay_ms: u32,
     /// Each message carries one of this many keys (message `seq` has key `seq % keys`).
     pub keys: Option<u32>,
+    /// Producers crash, lose power, pause and have their clocks skewed like servers; after a
+    /// restart each resends its outbox (`--producer-crashes`).
+    pub producer_crashes: bool,
 }
 
 impl Workload {
@@ -64,6 +61,17 @@ impl Workload {
             producers,
             consumers,
             ..Workload::default()
+        }
+    }
+
+    /// May a node of this role crash, lose power, pause or have its clock skewed? Servers and
+    /// consumers may; producers when `producer_crashes` is set; infrastructure never. Both
+    /// drivers ask this, and nothing else.
+    pub fn faulty(&self, role: Role) -> bool {
+        match role {
+            Role::Server | Role::Consumer => true,
+            Role::Producer => self.producer_crashes,
+            Role::Infrastructure => false,
         }
     }
 
@@ -179,6 +187,9 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
 
     /// The actors, indexed by their `Id`.
     fn nodes(&self) -> Vec<Node<Self::Actor>>;
+
+    /// The workload the system was built with: the drivers ask it which nodes are faulty.
+    fn workload(&self) -> Workload;
 
     /// A client node's durable application log (`None` for servers).
     fn app_log(storage: &Self::Storage) -> Option<&AppLog>;

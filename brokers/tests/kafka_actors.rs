@@ -1111,6 +1111,113 @@ fn acked(app: &AppLog) -> Vec<u32> {
         .collect()
 }
 
+/// The producer of [`producer_sent_three`] with record 0 acknowledged, killed with 1 and 2 in
+/// flight and restarted from its application log; it has drawn its pace and heard the metadata.
+fn producer_restarted_with_two_in_doubt(sets: &[&str]) -> (Cluster, Vec<Cmd>) {
+    let (mut c, _) = producer_sent_three(sets);
+    c.deliver(
+        PRODUCER,
+        1,
+        KafkaMsg::ProduceResponse {
+            partition: 0,
+            request: 0,
+            result: Ok(0),
+        },
+    );
+    let disk = KafkaDisk::Client(c.producer().app.clone());
+    let start = c.restart(PRODUCER, Some(disk));
+    assert_eq!(c.producer().next, 3, "the three sends are not made again");
+    assert_eq!(
+        c.producer().batches.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2],
+        "the outbox: sent, never acknowledged"
+    );
+    c.random(PRODUCER, KafkaRandom::Pace(10));
+    (c, start)
+}
+
+#[test]
+fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() {
+    let (mut c, start) = producer_restarted_with_two_in_doubt(&[]);
+    assert_eq!(
+        sent_to(&start, CTL),
+        vec![KafkaMsg::Metadata, KafkaMsg::InitProducerId]
+    );
+    assert_eq!(c.producer().producer_id, None);
+    let out = c.deliver(
+        PRODUCER,
+        CTL,
+        KafkaMsg::MetadataResponse(vec![ps(Some(1), 1, &[1, 2, 3], 1)]),
+    );
+    assert!(produces(&out).is_empty(), "nothing before a producer id");
+
+    // The controller hands out ids no producer was built with, a new one each time.
+    let mut ctl = Cluster::new(&[]);
+    ctl.start(CTL);
+    let ids: Vec<KafkaMsg> = (0..2)
+        .flat_map(|_| {
+            sent_to(
+                &ctl.deliver(CTL, PRODUCER, KafkaMsg::InitProducerId),
+                PRODUCER,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            KafkaMsg::InitProducerIdResponse {
+                producer_id: 0x8000_0000
+            },
+            KafkaMsg::InitProducerIdResponse {
+                producer_id: 0x8001_0000
+            },
+        ]
+    );
+
+    let out = c.deliver(PRODUCER, CTL, ids[0].clone());
+    let pid = 0x8000_0000;
+    assert_eq!(
+        produces(&out),
+        vec![
+            (1, 0, 1, Some((pid, 0)), Acks::All),
+            (1, 1, 2, Some((pid, 1)), Acks::All),
+        ],
+        "the outbox, in send order, numbered from 0 under the new id: the leader cannot tell \
+         it from new records, so what the old session stored is stored again"
+    );
+    c.deliver(
+        PRODUCER,
+        1,
+        KafkaMsg::ProduceResponse {
+            partition: 0,
+            request: 0,
+            result: Ok(3),
+        },
+    );
+    let ops = app_ops(&c.producer().app);
+    let sends = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Send { .. }))
+        .count();
+    assert_eq!(sends, 3, "a resend records no second send");
+    assert_eq!(acked(&c.producer().app), vec![0, 1]);
+}
+
+#[test]
+fn a_restarted_producer_without_idempotence_resends_at_once() {
+    let (mut c, start) = producer_restarted_with_two_in_doubt(&["enable.idempotence=false"]);
+    assert_eq!(sent_to(&start, CTL), vec![KafkaMsg::Metadata]);
+    let out = c.deliver(
+        PRODUCER,
+        CTL,
+        KafkaMsg::MetadataResponse(vec![ps(Some(1), 1, &[1, 2, 3], 1)]),
+    );
+    assert_eq!(
+        produces(&out),
+        vec![(1, 0, 1, None, Acks::All), (1, 1, 2, None, Acks::All)]
+    );
+}
+
 #[test]
 fn without_idempotence_a_retry_is_overtaken_by_batches_in_flight() {
     let (mut c, outs) = producer_sent_three(&[
@@ -1171,7 +1278,7 @@ fn without_idempotence_a_retry_is_overtaken_by_batches_in_flight() {
 #[test]
 fn idempotent_producer_pulls_back_later_batches_and_resends_in_order() {
     let (mut c, outs) = producer_sent_three(&[]);
-    let pid = c.producer().producer_id;
+    let pid = c.producer().producer_id.expect("assigned when built");
     for (i, out) in outs.iter().enumerate() {
         assert_eq!(
             produces(out),

@@ -696,7 +696,7 @@ impl<S: System> Model for CheckModel<S> {
         if usize::from(n.crashes) < self.bounds.max_crashes {
             for (i, node) in self.nodes.iter().enumerate() {
                 let id = Id::from(i);
-                if !node.role.faulty() || state.nodes[i].state.is_none() {
+                if !self.bounds.workload.faulty(node.role) || state.nodes[i].state.is_none() {
                     continue;
                 }
                 for down_ms in DOWNTIMES_MS {

@@ -82,7 +82,8 @@ pub struct Schedule {
 pub struct Cast {
     pub names: Vec<String>,
     pub faulty: Vec<usize>,
-    /// Faulty nodes that are clients (consumers): the nemesis aims some crashes at them.
+    /// Faulty nodes that are clients (consumers, and producers under `--producer-crashes`): the
+    /// nemesis aims some crashes at them.
     pub clients: Vec<usize>,
 }
 

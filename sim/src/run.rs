@@ -39,15 +39,20 @@ pub struct Run {
 
 /// The nodes as the nemesis sees them.
 pub fn cast<S: System>(system: &S) -> Cast {
+    use mqcheck_brokers::Role;
     let nodes = system.nodes();
+    let workload = system.workload();
+    let faulty: Vec<usize> = (0..nodes.len())
+        .filter(|i| workload.faulty(nodes[*i].role))
+        .collect();
     Cast {
         names: nodes.iter().map(|n| n.name.clone()).collect(),
-        faulty: (0..nodes.len())
-            .filter(|i| nodes[*i].role.faulty())
+        clients: faulty
+            .iter()
+            .copied()
+            .filter(|i| matches!(nodes[*i].role, Role::Producer | Role::Consumer))
             .collect(),
-        clients: (0..nodes.len())
-            .filter(|i| nodes[*i].role == mqcheck_brokers::Role::Consumer)
-            .collect(),
+        faulty,
     }
 }
 

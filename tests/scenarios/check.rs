@@ -775,3 +775,20 @@ fn explore_on_a_port_in_use_is_refused_naming_addr() {
     bad_input(&["explore", "--broker", "kafka", "--addr", &addr], "--addr");
     drop(taken);
 }
+
+#[test]
+fn producer_crashes_put_a_crash_on_the_producer() {
+    let out = mqcheck(&[
+        "check",
+        "--broker",
+        "kafka",
+        "--producer-crashes",
+        "--faults",
+        "crash",
+    ]);
+    assert!(out.stdout.contains("p0 crashes"), "{}", out.stdout);
+    assert!(
+        !safe_kafka().1.to_string().contains("p0 crashes"),
+        "without the flag the producer never crashes"
+    );
+}

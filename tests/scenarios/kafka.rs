@@ -175,37 +175,19 @@ fn a_restarted_idempotent_producer_gets_a_new_id_and_its_resend_is_stored_twice(
         "at-most-once",
     );
     assert!(v.to_string().contains("stored more than once"), "{v}");
+    assert!(v["replay"].as_str().unwrap().contains("--producer-crashes"));
     let r = reproduce(&v);
     assert!(r.stdout.contains("crash p0"), "{}", r.stdout);
     assert!(r.stdout.contains("InitProducerId"), "{}", r.stdout);
-    assert!(v["replay"].as_str().unwrap().contains("--producer-crashes"));
 }
 
 #[test]
 fn without_producer_crashes_the_nemesis_never_crashes_a_producer() {
-    let r = mqcheck(&[
-        "replay",
-        "--broker",
-        "kafka",
-        "--set",
-        "acks=1",
-        "--set",
-        "enable.idempotence=false",
-        "--faults",
-        "crash",
-        "--seed",
-        "11",
-    ]);
+    let base = [
+        "replay", "--broker", "kafka", "--faults", "crash", "--seed", "11",
+    ];
+    let r = mqcheck(&base);
     assert!(!r.stdout.contains("crash p0"), "{}", r.stdout);
-    let r = mqcheck(&[
-        "replay",
-        "--broker",
-        "kafka",
-        "--producer-crashes",
-        "--faults",
-        "crash",
-        "--seed",
-        "11",
-    ]);
+    let r = mqcheck(&[&base[..], &["--producer-crashes"]].concat());
     assert!(r.stdout.contains("crash p0"), "{}", r.stdout);
 }

@@ -296,6 +296,11 @@ impl System for Toy {
         Toy::new(workload.messages)
     }
 
+    /// One pinger and one receiver; the pinger is never crashed.
+    fn workload(&self) -> Workload {
+        Workload::new(self.messages, 1, 1)
+    }
+
     fn nodes(&self) -> Vec<Node<ToyActor>> {
         vec![
             Node {

@@ -22,7 +22,14 @@ pub struct ControllerState {
     pub group: Group,
     /// `__consumer_offsets`: the group's committed offset per partition.
     pub offsets: BTreeMap<Partition, u64>,
+    /// The next producer id `InitProducerId` hands out (KRaft allocates them from the metadata
+    /// log, KIP-730): above every id assigned at build time, each with room for the producer's
+    /// own epoch bumps.
+    pub next_producer_id: u32,
 }
+
+/// The first producer id the controller hands out.
+const FIRST_ALLOCATED_PRODUCER_ID: u32 = 1 << 31;
 
 /// The consumer group as the coordinator sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -53,6 +60,7 @@ impl Controller {
             partitions,
             group: Group::default(),
             offsets: BTreeMap::new(),
+            next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
         }
     }
 
@@ -130,6 +138,11 @@ impl Controller {
                 o.send(src, KafkaMsg::AlterPartitionResponse { state, error });
             }
             KafkaMsg::Metadata => o.send(src, KafkaMsg::MetadataResponse(s.partitions.clone())),
+            KafkaMsg::InitProducerId => {
+                let producer_id = s.next_producer_id;
+                s.next_producer_id += 1 << 16;
+                o.send(src, KafkaMsg::InitProducerIdResponse { producer_id });
+            }
             KafkaMsg::JoinGroup => {
                 s.group.members.insert(src);
                 o.set_timer(

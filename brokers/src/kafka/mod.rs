@@ -57,6 +57,8 @@
 //! answers a repeated sequence with the original offset and refuses a gap with
 //! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. Kafka refuses
 //! idempotence with `acks` other than `all`, with more than 5 in flight, or with `retries=0`.
+//! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
+//! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
 //!
 //! ## Consumer groups
 //!
@@ -382,6 +384,10 @@ impl System for Kafka {
         Kafka {
             settings: Settings::from_config(config, workload),
         }
+    }
+
+    fn workload(&self) -> Workload {
+        self.settings.workload
     }
 
     fn nodes(&self) -> Vec<Node<KafkaActor>> {

@@ -1,5 +1,20 @@
 //! The producer: batches, in-flight requests, retries, and the idempotent producer's sequence
 //! numbers.
+//!
+//! # After a restart (`--producer-crashes`)
+//!
+//! The application keeps an outbox: its log of sends and their callbacks ([`AppLog::outbox`]).
+//! A restarted producer sends again, first and in send order, every record it sent and never
+//! saw acknowledged — unanswered or definitely failed — then goes on with the records it had
+//! not sent yet. A resend records no second `Op::Send`, only its acknowledgement or failure.
+//!
+//! The restarted client is a new `KafkaProducer` without a `transactional.id`: the idempotent
+//! one asks for a new producer id (`InitProducerId`, KIP-98) and numbers its batches from 0
+//! again, and holds its records until the id arrives. The brokers cannot tell its resends from
+//! new records, so a resend of a record the old incarnation had stored is stored twice:
+//! idempotence dedups the retries of one producer session only (KIP-98: "idempotence is only
+//! guaranteed within a single producer session"; across sessions it takes a `transactional.id`,
+//! which fences the old epoch). Without idempotence a resend is simply another record.
 
 use super::protocol::{leaders, Acks, KafkaMsg, Partition};
 use super::{exact, retry, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
@@ -41,8 +56,9 @@ pub struct ProducerState {
     pub leaders: Vec<Option<Id>>,
     pub batches: BTreeMap<u32, Batch>,
     pub next_request: u64,
-    /// Producer id: a new one after a sequence reset (KIP-360's epoch bump).
-    pub producer_id: u32,
+    /// Producer id: a new one after a sequence reset (KIP-360's epoch bump); `None` while a
+    /// restarted idempotent producer waits for `InitProducerId`'s answer.
+    pub producer_id: Option<u32>,
     pub next_sequence: BTreeMap<Partition, u32>,
 }
 
@@ -69,16 +85,25 @@ impl Producer {
                 .map(KafkaRandom::Pace)
                 .collect(),
         );
-        ProducerState {
+        let outbox = app.outbox();
+        let restarted = !app.is_empty();
+        if restarted && self.settings.idempotence {
+            o.send(self.settings.controller(), KafkaMsg::InitProducerId);
+        }
+        let mut s = ProducerState {
             app,
             pace: None,
-            next: 0,
+            next: outbox.sent as u32,
             leaders: vec![None; self.settings.partitions as usize],
             batches: BTreeMap::new(),
             next_request: 0,
-            producer_id: self.index << 16,
+            producer_id: (!restarted).then_some(self.index << 16),
             next_sequence: BTreeMap::new(),
+        };
+        for msg in outbox.unacknowledged {
+            self.enqueue(&mut s, msg.seq, o);
         }
+        s
     }
 
     pub fn on_pace(&self, s: &mut ProducerState, pace_ms: u64, o: &mut KafkaOut) {
@@ -105,6 +130,10 @@ impl Producer {
                         self.failed_attempt(s, seq, "NETWORK_EXCEPTION", o);
                     }
                 }
+            }
+            KafkaMsg::InitProducerIdResponse { producer_id } if s.producer_id.is_none() => {
+                s.producer_id = Some(producer_id);
+                self.pump(s, o);
             }
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
@@ -214,6 +243,17 @@ impl Producer {
             },
             o,
         );
+        self.enqueue(s, seq, o);
+        self.pump(s, o);
+        if let Some(pace) = s.pace {
+            o.set_timer(KafkaTimer::Send, exact(pace));
+        }
+    }
+
+    /// Puts record `seq` in a batch of its own, numbered within its partition, with its
+    /// `delivery.timeout.ms`.
+    fn enqueue(&self, s: &mut ProducerState, seq: u32, o: &mut KafkaOut) {
+        let partition = self.settings.partition_for(seq);
         let sequence = self.settings.idempotence.then(|| {
             let n = s.next_sequence.entry(partition).or_insert(0);
             *n += 1;
@@ -234,17 +274,17 @@ impl Producer {
             KafkaTimer::DeliveryTimeout(seq),
             exact(self.settings.delivery_timeout),
         );
-        self.pump(s, o);
-        if let Some(pace) = s.pace {
-            o.set_timer(KafkaTimer::Send, exact(pace));
-        }
     }
 
     /// Sends what may be sent: per partition, up to `max.in.flight.requests.per.connection`
     /// outstanding requests, oldest batch first. A batch waiting out its retry backoff goes back
     /// to the head of its partition's queue (`RecordAccumulator.reenqueue`), so nothing newer is
-    /// sent past it; what overtakes a retry is only what was already in flight.
+    /// sent past it; what overtakes a retry is only what was already in flight. The idempotent
+    /// producer sends nothing before it has a producer id.
     fn pump(&self, s: &mut ProducerState, o: &mut KafkaOut) {
+        if self.settings.idempotence && s.producer_id.is_none() {
+            return;
+        }
         for p in 0..self.settings.partitions {
             let Some(leader) = s.leaders[p as usize] else {
                 continue;
@@ -282,7 +322,7 @@ impl Producer {
                         partition: p,
                         request,
                         msg: MsgId { seq, ..self.id() },
-                        producer_seq: b.sequence.map(|q| (s.producer_id, q)),
+                        producer_seq: s.producer_id.zip(b.sequence),
                         acks: self.settings.acks,
                     },
                 );
@@ -341,7 +381,7 @@ impl Producer {
     /// After a batch of the idempotent producer fails for good, its sequence has a gap the
     /// leader would refuse forever: take a new producer id and renumber what is left.
     fn reset_sequences(&self, s: &mut ProducerState, o: &mut KafkaOut) {
-        s.producer_id += 1;
+        s.producer_id = s.producer_id.map(|id| id + 1);
         s.next_sequence.clear();
         for b in s.batches.values_mut() {
             let n = s.next_sequence.entry(b.partition).or_insert(0);

@@ -139,6 +139,12 @@ pub enum KafkaMsg {
     // Producer.
     Metadata,
     MetadataResponse(Vec<PartitionState>),
+    /// A restarted idempotent producer asks for a new producer id (KIP-98); the first
+    /// incarnation's id is assigned when the model is built.
+    InitProducerId,
+    InitProducerIdResponse {
+        producer_id: u32,
+    },
     Produce {
         partition: Partition,
         request: u64,
@@ -289,6 +295,10 @@ impl fmt::Display for KafkaMsg {
             MetadataResponse(ps) => {
                 let s: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
                 write!(f, "MetadataResponse {}", s.join("; "))
+            }
+            InitProducerId => write!(f, "InitProducerId"),
+            InitProducerIdResponse { producer_id } => {
+                write!(f, "InitProducerIdResponse producer_id={producer_id:#x}")
             }
             Produce { partition, msg, .. } => write!(f, "Produce p{partition} {msg}"),
             ProduceResponse {

@@ -1,5 +1,15 @@
 //! The clients: a publisher with confirms (and, optionally, republishing), and consumers with
 //! automatic or manual acknowledgements.
+//!
+//! A restarted publisher (`--producer-crashes`) opens a new connection and channel, whose
+//! publish sequence numbers — and so its confirms — start from 1 again (RabbitMQ's "Consumer
+//! Acknowledgements and Publisher Confirms": in confirm mode "both the broker and the client
+//! count messages (counting starts at 1 on the first basic.publish)"). Its application keeps an outbox: from its log
+//! ([`AppLog::outbox`]) it publishes again every message it sent and never saw confirmed —
+//! unconfirmed, or failed (nacked, returned, timed out) — before the messages it had not sent,
+//! without recording a second send. Without confirms nothing is in doubt: `basic.publish`
+//! returning is the acknowledgement. The new channel continues the old one's numbering, so
+//! each channel is its own ordering scope, as it is on the broker.
 
 use super::{
     NackMode, RabbitDisk, RabbitMsg, RabbitOut, RabbitRandom, RabbitTimer, Settings, RECONNECT,
@@ -144,16 +154,36 @@ impl Publisher {
                 .map(RabbitRandom::Pace)
                 .collect(),
         );
+        let outbox = app.outbox();
+        let channel = app
+            .iter()
+            .filter_map(|op| match op {
+                Op::Send { scope, .. } => Some(*scope),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let mut s = PublisherState {
             app,
             pace: None,
-            conn: Connection::new(),
-            next: 0,
+            conn: Connection {
+                channel,
+                ..Connection::new()
+            },
+            next: outbox.sent as u32,
             publish_seq: 0,
             unconfirmed: BTreeMap::new(),
             outstanding: BTreeSet::new(),
             republish: VecDeque::new(),
         };
+        for msg in outbox.unacknowledged {
+            s.outstanding.insert(msg.seq);
+            s.republish.push_back(msg.seq);
+            o.set_timer(
+                RabbitTimer::ConfirmTimeout(msg.seq),
+                exact(self.settings.confirm_timeout),
+            );
+        }
         dial(&mut s.conn, Id::from(0), o);
         s
     }

@@ -383,6 +383,10 @@ impl System for RabbitMq {
         }
     }
 
+    fn workload(&self) -> Workload {
+        self.settings.workload
+    }
+
     fn nodes(&self) -> Vec<Node<RabbitActor>> {
         let s = &self.settings;
         let mut nodes = Vec::new();

@@ -61,7 +61,8 @@
 //! `pattern` decides the sockets: producers are PUB, PUSH or REQ peers, consumers are SUB, PULL
 //! or REP peers. The stable side binds (PUB, PUSH, REP) and the other connects to every peer
 //! of the stable side, as the zguide's examples do. PUB, PUSH and REQ peers are the workload's
-//! producers and never crash; SUB and PULL peers are consumers and REP peers are servers, which
+//! producers and crash only under `--producer-crashes` (then their applications resend their
+//! outboxes: `outgoing.rs`, `req.rs`); SUB and PULL peers are consumers and REP peers are servers, which
 //! the nemesis crashes and pauses. Each SUB is its own group (it should see every message it
 //! subscribed to); the PULL peers together, and the REP peers together, are one group.
 //! Messages alternate between topics `A` and `B`.
@@ -483,6 +484,10 @@ impl System for ZeroMq {
         ZeroMq {
             settings: Settings::from_config(config, workload),
         }
+    }
+
+    fn workload(&self) -> Workload {
+        self.settings.workload
     }
 
     fn nodes(&self) -> Vec<Node<ZmqActor>> {

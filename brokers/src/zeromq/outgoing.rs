@@ -1,5 +1,11 @@
 //! The binding side of PUB/SUB and PUSH/PULL: a PUB or PUSH socket with one pipe per connected
 //! peer, and the application that sends through it.
+//!
+//! A restarted PUB or PUSH (`--producer-crashes`) is a new socket: it binds again with no peers
+//! and no pipes, and its peers, whose connections the kernel closed, connect anew (a SUB
+//! resubscribes). Its application sends again the one message it may have in doubt — a PUSH
+//! blocked in `zmq_send` when it died — without recording a second send; a PUB's `zmq_send`
+//! never blocks, so it has nothing in doubt.
 
 use super::protocol::{Frames, ZmqMsg};
 use super::{next_after, pace_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
@@ -36,6 +42,9 @@ pub struct OutgoingState {
     pub next: u32,
     /// A PUSH application is blocked in `zmq_send` of message `next`.
     pub blocked: bool,
+    /// Message `next` was sent before a restart and is in the outbox: sending it again records
+    /// no second send.
+    pub resend: bool,
     /// Connected peers; the binding side forgets a peer whose connection broke.
     pub peers: BTreeMap<Id, Peer>,
     /// The peer a PUSH wrote to last (round robin).
@@ -47,11 +56,15 @@ pub struct OutgoingState {
 impl Outgoing {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> OutgoingState {
         pace_choice(&self.settings.workload, o);
+        let frames = self.settings.frames.max(1);
+        let outbox = app.outbox();
+        let resend = outbox.unacknowledged.first().map(|m| m.seq / frames);
         OutgoingState {
             app,
             pace: None,
-            next: 0,
+            next: resend.unwrap_or(outbox.sent as u32 / frames),
             blocked: false,
+            resend: resend.is_some(),
             peers: BTreeMap::new(),
             turn: None,
             started: self.settings.pattern == Pattern::PushPull || !self.settings.syncpub,
@@ -114,7 +127,9 @@ impl Outgoing {
             return;
         }
         let frames = self.settings.message(self.index, s.next);
-        record(&mut s.app, self.settings.send_ops(&frames), o);
+        if !std::mem::take(&mut s.resend) {
+            record(&mut s.app, self.settings.send_ops(&frames), o);
+        }
         match self.settings.pattern {
             Pattern::PubSub => self.publish(s, frames, o),
             _ => {

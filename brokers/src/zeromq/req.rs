@@ -1,4 +1,10 @@
 //! The REQ client: a plain one, or the zguide's Lazy Pirate.
+//!
+//! A restarted client (`--producer-crashes`) is a new REQ socket, connecting to every server
+//! anew. Its application keeps an outbox: from its log ([`AppLog::outbox`]) it sends again,
+//! first and in order, every request it sent and never saw acknowledged — the one it waited on
+//! when it died, and those a Lazy Pirate client abandoned — without recording a second send,
+//! then goes on with the requests it had not sent.
 
 use super::protocol::{Frames, ZmqMsg};
 use super::{dial, next_after, pace_choice, record, Client, Settings, ZmqOut, ZmqTimer};
@@ -6,7 +12,7 @@ use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
 use stateright::actor::Id;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -32,7 +38,10 @@ pub struct Pending {
 pub struct RequesterState {
     pub app: AppLog,
     pub pace: Option<Duration>,
+    /// The next request the application has not sent yet.
     pub next: u32,
+    /// Requests sent before a restart and never acknowledged, to send again first.
+    pub outbox: VecDeque<u32>,
     /// The socket in use: the Lazy Pirate client closes and reopens it after a timeout.
     pub socket: u32,
     /// Servers whose end of the current socket's connection answered.
@@ -45,10 +54,19 @@ pub struct RequesterState {
 impl Requester {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> RequesterState {
         pace_choice(&self.settings.workload, o);
+        let frames = self.settings.frames.max(1);
+        let outbox = app.outbox();
+        let mut resend: Vec<u32> = outbox
+            .unacknowledged
+            .iter()
+            .map(|m| m.seq / frames)
+            .collect();
+        resend.dedup();
         let s = RequesterState {
             app,
             pace: None,
-            next: 0,
+            next: outbox.sent as u32 / frames,
+            outbox: resend.into(),
             socket: 0,
             welcomed: BTreeSet::new(),
             pending: None,
@@ -117,13 +135,21 @@ impl Requester {
     pub fn on_timeout(&self, s: &mut RequesterState, timer: &ZmqTimer, o: &mut ZmqOut) {
         match timer {
             ZmqTimer::Send => {
-                if s.pending.is_some() || s.next >= self.settings.workload.messages {
+                if s.pending.is_some() {
                     return;
                 }
-                let frames = self.frames(s.next);
-                record(&mut s.app, self.settings.send_ops(&frames), o);
+                let index = match s.outbox.pop_front() {
+                    Some(index) => index,
+                    None if s.next < self.settings.workload.messages => {
+                        let frames = self.frames(s.next);
+                        record(&mut s.app, self.settings.send_ops(&frames), o);
+                        s.next += 1;
+                        s.next - 1
+                    }
+                    None => return,
+                };
                 s.pending = Some(Pending {
-                    index: s.next,
+                    index,
                     retries_left: self.settings.retries,
                     server: None,
                     written: false,
@@ -223,7 +249,6 @@ impl Requester {
     /// The request is over (answered, or abandoned): the next one after the pace.
     fn done(&self, s: &mut RequesterState, o: &mut ZmqOut) {
         s.pending = None;
-        s.next += 1;
         if let Some(pace) = s.pace {
             o.set_timer(ZmqTimer::Send, exact(pace));
         }
