@@ -2,6 +2,7 @@
 
 use crate::model::{CheckModel, CheckState, Step, StepOf};
 use mqcheck_brokers::System;
+use mqcheck_invariants::secs;
 use stateright::actor::Actor;
 use stateright::actor::Id;
 use stateright::Path;
@@ -72,10 +73,6 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
             format!("{} at {}: its clock is correct again", n(*node), secs(*at))
         }
     }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
 
 /// A state as the Explorer shows it: time, what the nemesis did, each node in the broker's own
