@@ -3,7 +3,7 @@
 
 use crate::report::{SimReport, Verdict};
 use crate::simulate::{progress, simulate};
-use crate::spec::{SimArgs, WorkloadArgs};
+use crate::spec::{BrokerArgs, SimArgs, WorkloadArgs};
 use crate::BAD_INPUT;
 use clap::Args;
 use indicatif::ProgressBar;
@@ -53,13 +53,12 @@ impl Job for MatrixJob<'_> {
         let mut rows = Vec::new();
         for scenario in S::scenarios() {
             let args = SimArgs {
-                broker: S::NAME.to_string(),
-                sets: scenario.sets.iter().map(|s| s.to_string()).collect(),
-                faults: "tcp".into(),
-                messages: self.cmd.messages,
-                producers: 1,
-                consumers: 1,
-                workload: self.cmd.workload.clone(),
+                setup: BrokerArgs::new(
+                    S::NAME,
+                    scenario.sets.iter().map(|s| s.to_string()).collect(),
+                    self.cmd.messages,
+                    self.cmd.workload.clone(),
+                ),
                 check: "at-least-once,at-most-once,ordering".into(),
             };
             let spec = args.validate::<S>()?;

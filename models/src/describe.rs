@@ -3,6 +3,7 @@
 use crate::model::{CheckModel, CheckState, Step, StepOf};
 use mqcheck_brokers::System;
 use mqcheck_invariants::secs;
+use serde::Serialize;
 use stateright::actor::Actor;
 use stateright::actor::Id;
 use stateright::Path;
@@ -75,6 +76,145 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
     }
 }
 
+/// One step of a counterexample, structured: what kind of step, on which node or connection, when,
+/// and the line [`step`] tells of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// Its position on the path, from 1.
+    pub index: usize,
+    /// `deliver`, `timeout`, `random`, `crash`, `power-loss`, `restart`, `lose`, `retransmit`,
+    /// `duplicate`, `reorder`, `isolate`, `heal`, `pause`, `resume`, `clock-fast` or
+    /// `clock-correct`.
+    pub kind: &'static str,
+    /// The node it happens to (a timer, a draw, a process or clock fault, a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The connection it happens on (a delivery, a loss, a retransmission, a duplicate, a
+    /// reorder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    /// Simulated time when it happens.
+    pub at_ms: u64,
+    /// How long a crashed or powered-off node stays down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_ms: Option<u64>,
+    /// The step as a line of the story.
+    pub text: String,
+    /// A timer or chatter the text summary leaves out (see [`routine`]).
+    #[serde(skip)]
+    pub routine: bool,
+}
+
+/// Every step of `path`, structured.
+pub fn steps<S: System>(
+    model: &CheckModel<S>,
+    path: &Path<CheckState<S>, StepOf<S>>,
+) -> Vec<StepReport> {
+    path.clone()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(state, action)| Some((state, action?)))
+        .enumerate()
+        .map(|(i, (state, action))| report(model, i + 1, state.now, &action))
+        .collect()
+}
+
+/// Step `index` of a path, taken at `now`.
+fn report<S: System>(
+    model: &CheckModel<S>,
+    index: usize,
+    now: u64,
+    action: &StepOf<S>,
+) -> StepReport {
+    let name = |id: &Id| Some(model.name(*id).to_string());
+    let (mut node, mut src, mut dst, mut at_ms, mut down_ms) = (None, None, None, now, None);
+    let kind = match action {
+        Step::Deliver { src: a, dst: b, .. } => {
+            (src, dst) = (name(a), name(b));
+            "deliver"
+        }
+        Step::Timeout { node: id, at, .. } => {
+            (node, at_ms) = (name(id), *at);
+            "timeout"
+        }
+        Step::Random { node: id, .. } => {
+            node = name(id);
+            "random"
+        }
+        Step::Crash {
+            node: id,
+            down_ms: ms,
+        } => {
+            (node, down_ms) = (name(id), Some(*ms));
+            "crash"
+        }
+        Step::PowerLoss {
+            node: id,
+            down_ms: ms,
+        } => {
+            (node, down_ms) = (name(id), Some(*ms));
+            "power-loss"
+        }
+        Step::Restart { node: id, at } => {
+            (node, at_ms) = (name(id), *at);
+            "restart"
+        }
+        Step::Lose(a, b) => {
+            (src, dst) = (name(a), name(b));
+            "lose"
+        }
+        Step::Retransmit { src: a, dst: b, at } => {
+            (src, dst, at_ms) = (name(a), name(b), *at);
+            "retransmit"
+        }
+        Step::Duplicate(a, b) => {
+            (src, dst) = (name(a), name(b));
+            "duplicate"
+        }
+        Step::Reorder(a, b) => {
+            (src, dst) = (name(a), name(b));
+            "reorder"
+        }
+        Step::Isolate(id) => {
+            node = name(id);
+            "isolate"
+        }
+        Step::Heal { at } => {
+            at_ms = *at;
+            "heal"
+        }
+        Step::Pause(id) => {
+            node = name(id);
+            "pause"
+        }
+        Step::Resume { node: id, at } => {
+            (node, at_ms) = (name(id), *at);
+            "resume"
+        }
+        Step::ClockFast(id) => {
+            node = name(id);
+            "clock-fast"
+        }
+        Step::ClockCorrect { node: id, at } => {
+            (node, at_ms) = (name(id), *at);
+            "clock-correct"
+        }
+    };
+    StepReport {
+        index,
+        kind,
+        node,
+        src,
+        dst,
+        at_ms,
+        down_ms,
+        text: step(model, action),
+        routine: routine::<S>(action),
+    }
+}
+
 /// A state as the Explorer shows it: time, what the nemesis did, each node in the broker's own
 /// terms, and the packets in flight.
 pub fn state<S: System>(
@@ -113,49 +253,62 @@ pub fn state<S: System>(
     Ok(())
 }
 
-/// A counterexample as an SVG sequence diagram: one lifeline per node, one row per step, an
-/// arrow per delivered packet.
+/// A path as an SVG sequence diagram (the Explorer's drawing; see [`diagram`]).
 pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S>>) -> String {
+    diagram(model, &steps(model, path))
+}
+
+/// Steps as an SVG sequence diagram: one lifeline per node, one row per step, an arrow per
+/// delivered packet, a dot per process or partition fault.
+pub fn diagram<S: System>(model: &CheckModel<S>, steps: &[StepReport]) -> String {
     const COL: usize = 110;
     const ROW: usize = 24;
-    let steps = path.clone().into_actions();
     let nodes = model.nodes.len();
     let width = COL * (nodes + 4);
     let height = ROW * (steps.len() + 3);
-    let x = |id: Id| COL / 2 + COL * usize::from(id);
+    let x = |name: &Option<String>| {
+        let i = model
+            .nodes
+            .iter()
+            .position(|n| Some(&n.name) == name.as_ref())
+            .expect("a step names the model's nodes");
+        COL / 2 + COL * i
+    };
     let mut out = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>\n"
     );
     for (i, node) in model.nodes.iter().enumerate() {
-        let cx = x(Id::from(i));
+        let cx = COL / 2 + COL * i;
         out += &format!(
             "<text x='{cx}' y='14' text-anchor='middle' font-weight='bold'>{}</text>\n<line x1='{cx}' y1='20' x2='{cx}' y2='{height}' stroke='#bbb'/>\n",
             escape(&node.name)
         );
     }
-    for (row, action) in steps.iter().enumerate() {
+    for (row, step) in steps.iter().enumerate() {
         let y = ROW * (row + 2);
-        let label = escape(&step(model, action));
         let text_x = COL * nodes + 10;
-        match action {
-            Step::Deliver { src, dst, .. } => {
+        match step.kind {
+            "deliver" => {
                 out += &format!(
                     "<line x1='{}' y1='{}' x2='{}' y2='{y}' stroke='#333' marker-end='url(#a)'/>\n",
-                    x(*src),
+                    x(&step.src),
                     y - ROW / 2,
-                    x(*dst)
+                    x(&step.dst)
                 );
             }
-            Step::Crash { node: id, .. }
-            | Step::PowerLoss { node: id, .. }
-            | Step::Isolate(id)
-            | Step::Pause(id)
-            | Step::ClockFast(id) => {
-                out += &format!("<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n", x(*id));
+            "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => {
+                out += &format!(
+                    "<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n",
+                    x(&step.node)
+                );
             }
             _ => {}
         }
-        out += &format!("<text x='{text_x}' y='{y}'>{}. {label}</text>\n", row + 1);
+        out += &format!(
+            "<text x='{text_x}' y='{y}'>{}. {}</text>\n",
+            step.index,
+            escape(&step.text)
+        );
     }
     out += "<defs><marker id='a' markerWidth='8' markerHeight='8' refX='8' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs>\n</svg>\n";
     out
