@@ -15,10 +15,25 @@ pub trait Sizes: Clone + Debug + Send + Sync + 'static {
     /// `--messages`' default, as typed (clap's `default_value_t` keeps one default for every
     /// instance of a generic `Args`).
     const MESSAGES: &'static str;
-    /// The most `--messages`, `--producers` and `--consumers` allow.
-    const MAX_MESSAGES: u32;
-    const MAX_PRODUCERS: u32;
-    const MAX_CONSUMERS: u32;
+    const MAX: Most;
+}
+
+/// The most `--messages`, `--producers` and `--consumers` allow.
+#[derive(Clone, Copy, Debug)]
+pub struct Most {
+    pub messages: u32,
+    pub producers: u32,
+    pub consumers: u32,
+}
+
+impl Most {
+    const fn new(messages: u32, producers: u32, consumers: u32) -> Self {
+        Most {
+            messages,
+            producers,
+            consumers,
+        }
+    }
 }
 
 /// `sim`, `replay` and `matrix`: 100 messages by default, up to 10 000, 8 producers, 8 consumers.
@@ -27,9 +42,7 @@ pub struct Simulated;
 
 impl Sizes for Simulated {
     const MESSAGES: &'static str = "100";
-    const MAX_MESSAGES: u32 = 10_000;
-    const MAX_PRODUCERS: u32 = 8;
-    const MAX_CONSUMERS: u32 = 8;
+    const MAX: Most = Most::new(10_000, 8, 8);
 }
 
 /// `check` and `explore`: 2 messages by default, up to 5, 2 producers, 2 consumers.
@@ -38,9 +51,7 @@ pub struct Checked;
 
 impl Sizes for Checked {
     const MESSAGES: &'static str = "2";
-    const MAX_MESSAGES: u32 = 5;
-    const MAX_PRODUCERS: u32 = 2;
-    const MAX_CONSUMERS: u32 = 2;
+    const MAX: Most = Most::new(5, 2, 2);
 }
 
 /// `--faults`' default: every fault TCP allows.
@@ -104,9 +115,9 @@ impl<Z: Sizes> BrokerArgs<Z> {
         S::validate(&config)?;
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = self.workload.workload(
-            range("messages", self.messages, 1, Z::MAX_MESSAGES)?,
-            range("producers", self.producers, 1, Z::MAX_PRODUCERS)?,
-            range("consumers", self.consumers, 0, Z::MAX_CONSUMERS)?,
+            range("messages", self.messages, 1, Z::MAX.messages)?,
+            range("producers", self.producers, 1, Z::MAX.producers)?,
+            range("consumers", self.consumers, 0, Z::MAX.consumers)?,
         )?;
         Ok(BrokerSetup {
             broker: self.broker.clone(),

@@ -121,6 +121,13 @@ pub fn steps<S: System>(
         .collect()
 }
 
+/// Where a step happens: on a node, on a connection, or across the cluster (a heal).
+enum Place {
+    On(Id),
+    Link(Id, Id),
+    Cluster,
+}
+
 /// Step `index` of a path, taken at `now`.
 fn report<S: System>(
     model: &CheckModel<S>,
@@ -128,79 +135,30 @@ fn report<S: System>(
     now: u64,
     action: &StepOf<S>,
 ) -> StepReport {
-    let name = |id: &Id| Some(model.name(*id).to_string());
-    let (mut node, mut src, mut dst, mut at_ms, mut down_ms) = (None, None, None, now, None);
-    let kind = match action {
-        Step::Deliver { src: a, dst: b, .. } => {
-            (src, dst) = (name(a), name(b));
-            "deliver"
-        }
-        Step::Timeout { node: id, at, .. } => {
-            (node, at_ms) = (name(id), *at);
-            "timeout"
-        }
-        Step::Random { node: id, .. } => {
-            node = name(id);
-            "random"
-        }
-        Step::Crash {
-            node: id,
-            down_ms: ms,
-        } => {
-            (node, down_ms) = (name(id), Some(*ms));
-            "crash"
-        }
-        Step::PowerLoss {
-            node: id,
-            down_ms: ms,
-        } => {
-            (node, down_ms) = (name(id), Some(*ms));
-            "power-loss"
-        }
-        Step::Restart { node: id, at } => {
-            (node, at_ms) = (name(id), *at);
-            "restart"
-        }
-        Step::Lose(a, b) => {
-            (src, dst) = (name(a), name(b));
-            "lose"
-        }
-        Step::Retransmit { src: a, dst: b, at } => {
-            (src, dst, at_ms) = (name(a), name(b), *at);
-            "retransmit"
-        }
-        Step::Duplicate(a, b) => {
-            (src, dst) = (name(a), name(b));
-            "duplicate"
-        }
-        Step::Reorder(a, b) => {
-            (src, dst) = (name(a), name(b));
-            "reorder"
-        }
-        Step::Isolate(id) => {
-            node = name(id);
-            "isolate"
-        }
-        Step::Heal { at } => {
-            at_ms = *at;
-            "heal"
-        }
-        Step::Pause(id) => {
-            node = name(id);
-            "pause"
-        }
-        Step::Resume { node: id, at } => {
-            (node, at_ms) = (name(id), *at);
-            "resume"
-        }
-        Step::ClockFast(id) => {
-            node = name(id);
-            "clock-fast"
-        }
-        Step::ClockCorrect { node: id, at } => {
-            (node, at_ms) = (name(id), *at);
-            "clock-correct"
-        }
+    use Place::{Cluster, Link, On};
+    let (kind, place, at, down_ms) = match action {
+        Step::Deliver { src, dst, .. } => ("deliver", Link(*src, *dst), None, None),
+        Step::Timeout { node, at, .. } => ("timeout", On(*node), Some(*at), None),
+        Step::Random { node, .. } => ("random", On(*node), None, None),
+        Step::Crash { node, down_ms } => ("crash", On(*node), None, Some(*down_ms)),
+        Step::PowerLoss { node, down_ms } => ("power-loss", On(*node), None, Some(*down_ms)),
+        Step::Restart { node, at } => ("restart", On(*node), Some(*at), None),
+        Step::Lose(src, dst) => ("lose", Link(*src, *dst), None, None),
+        Step::Retransmit { src, dst, at } => ("retransmit", Link(*src, *dst), Some(*at), None),
+        Step::Duplicate(src, dst) => ("duplicate", Link(*src, *dst), None, None),
+        Step::Reorder(src, dst) => ("reorder", Link(*src, *dst), None, None),
+        Step::Isolate(node) => ("isolate", On(*node), None, None),
+        Step::Heal { at } => ("heal", Cluster, Some(*at), None),
+        Step::Pause(node) => ("pause", On(*node), None, None),
+        Step::Resume { node, at } => ("resume", On(*node), Some(*at), None),
+        Step::ClockFast(node) => ("clock-fast", On(*node), None, None),
+        Step::ClockCorrect { node, at } => ("clock-correct", On(*node), Some(*at), None),
+    };
+    let name = |id: Id| Some(model.name(id).to_string());
+    let (node, src, dst) = match place {
+        On(id) => (name(id), None, None),
+        Link(a, b) => (None, name(a), name(b)),
+        Cluster => (None, None, None),
     };
     StepReport {
         index,
@@ -208,7 +166,7 @@ fn report<S: System>(
         node,
         src,
         dst,
-        at_ms,
+        at_ms: at.unwrap_or(now),
         down_ms,
         text: step(model, action),
         routine: routine::<S>(action),

@@ -128,7 +128,7 @@ fn check_acks_1_loses_an_acknowledged_record_when_the_leader_crashes() {
     let steps = counterexample(code, &json, "at-least-once");
     let crash = steps
         .iter()
-        .position(|s| broker_crash(s))
+        .position(broker_crash)
         .unwrap_or_else(|| panic!("a broker crash in the story: {steps:#?}"));
     assert!(
         steps[..crash].iter().any(produce_ack),
@@ -169,7 +169,7 @@ fn check_committing_before_processing_loses_records_when_the_consumer_crashes() 
         "the consumer's crash in the story: {steps:#?}"
     );
     assert!(
-        !steps.iter().any(|s| broker_crash(s)),
+        !steps.iter().any(broker_crash),
         "no broker crashes: {steps:#?}"
     );
 }
@@ -403,7 +403,7 @@ fn check_retries_without_idempotence_reorder_and_duplicate_records() {
     let (code, json) = retries_under_a_crash(false);
     let steps = counterexample(code, &json, "ordering");
     assert!(
-        steps.iter().any(|s| broker_crash(s)),
+        steps.iter().any(broker_crash),
         "a broker crash in the story: {steps:#?}"
     );
     let why = json["properties"]["ordering"]["why"].to_string();
