@@ -1,15 +1,15 @@
 //! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
 
 use crate::report::Verdict;
-use crate::spec::{bad, range, WorkloadArgs};
+use crate::spec::{bad, range, BrokerArgs, Checked};
 use crate::HELD;
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System};
-use mqcheck_models::{describe, Bounds, CheckModel, CheckState};
-use mqcheck_sim::FaultSet;
+use mqcheck_models::describe::{self, StepReport};
+use mqcheck_models::{Bounds, CheckModel, CheckState};
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,26 +21,8 @@ pub enum Strategy {
 /// What to check, as the user typed it.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Broker model (see `mqcheck list`).
-    #[arg(long)]
-    pub broker: String,
-    /// Set a configuration key, with the broker's own name: `--set acks=1`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Faults the nemesis may place anywhere: `tcp` (every fault TCP allows: crash, power,
-    /// pause, partition, loss, clock), `all` (adds duplicate and reorder), `none`, or a comma
-    /// list of faults and presets.
-    #[arg(long, default_value = "tcp")]
-    pub faults: String,
-    /// Messages each producer sends.
-    #[arg(long, default_value_t = 2)]
-    pub messages: u32,
-    #[arg(long, default_value_t = 1)]
-    pub producers: u32,
-    #[arg(long, default_value_t = 1)]
-    pub consumers: u32,
     #[command(flatten)]
-    pub workload: WorkloadArgs,
+    pub setup: BrokerArgs<Checked>,
     /// Process faults on one path: crashes, power losses, pauses, fast clocks.
     #[arg(long, default_value_t = 1)]
     pub max_crashes: u32,
@@ -88,41 +70,58 @@ pub struct ExploreCmd {
 impl ModelArgs {
     /// Validates the options and builds the model.
     fn model<S: System>(&self) -> Result<(CheckModel<S>, Config), ConfigError> {
-        let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
-        S::validate(&config)?;
-        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
-        let workload = self.workload.workload(
-            range("messages", self.messages, 1, 5)?,
-            range("producers", self.producers, 1, 2)?,
-            range("consumers", self.consumers, 0, 2)?,
-        )?;
+        let setup = self.setup.validate::<S>()?;
         let max_crashes = range("max-crashes", self.max_crashes, 0, 3)? as usize;
         let max_net_faults = range("max-net-faults", self.max_net_faults, 0, 3)? as usize;
-        let system = S::build(&config, workload);
+        let system = S::build(&setup.config, setup.workload);
         let bounds = Bounds {
-            workload,
-            faults,
+            workload: setup.workload,
+            faults: setup.faults,
             max_crashes,
             max_net_faults,
         };
-        Ok((CheckModel::new(&system, bounds), S::effective(&config)))
+        Ok((
+            CheckModel::new(&system, bounds),
+            S::effective(&setup.config),
+        ))
     }
 }
 
-/// One property's verdict, for `--json`.
-#[derive(Serialize)]
-struct PropertyReport {
-    expectation: &'static str,
-    held: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    counterexample: Option<Vec<String>>,
-    /// The checker's explanation of each violation at the counterexample's last state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    why: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    explorer: Option<String>,
+/// What a property expects of every path (stateright's [`Expectation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Expects {
+    Always,
+    /// A coverage property: some path must get there.
+    Sometimes,
+    Eventually,
 }
 
+/// One property's verdict, computed once from stateright's result.
+#[derive(Serialize)]
+struct PropertyVerdict {
+    #[serde(skip)]
+    name: &'static str,
+    expectation: Expects,
+    held: bool,
+    #[serde(flatten)]
+    violation: Option<Violation>,
+}
+
+/// A violated property's evidence: the path that breaks it and why.
+#[derive(Serialize)]
+struct Violation {
+    counterexample: Vec<StepReport>,
+    /// The checker's explanation of each violation at the counterexample's last state (none for
+    /// structural invariants: their story is the explanation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    why: Vec<String>,
+    /// The counterexample's link in the Explorer.
+    explorer: String,
+}
+
+/// The whole check: what was checked, how far the search went, every property's verdict. The
+/// summary, the JSON and the SVG are all read from it.
 #[derive(Serialize)]
 struct CheckReport {
     broker: String,
@@ -141,7 +140,113 @@ struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     seconds: f64,
-    properties: BTreeMap<&'static str, PropertyReport>,
+    /// In the model's order; the JSON is keyed by name.
+    #[serde(serialize_with = "by_name")]
+    properties: Vec<PropertyVerdict>,
+}
+
+fn by_name<Z: serde::Serializer>(properties: &[PropertyVerdict], z: Z) -> Result<Z::Ok, Z::Error> {
+    z.collect_map(
+        properties
+            .iter()
+            .map(|p| (p.name, p))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+impl PropertyVerdict {
+    /// The verdict of `property` on the finished search `done`.
+    fn of<S: System>(
+        done: &impl Checker<CheckModel<S>>,
+        property: &stateright::Property<CheckModel<S>>,
+    ) -> Self {
+        let model = done.model();
+        let path = done.discovery(property.name);
+        let (expectation, held) = match property.expectation {
+            Expectation::Always => (Expects::Always, path.is_none()),
+            Expectation::Sometimes => (Expects::Sometimes, path.is_some()),
+            Expectation::Eventually => (Expects::Eventually, path.is_none()),
+        };
+        let violation = path
+            .filter(|_| expectation != Expects::Sometimes)
+            .map(|path| Violation {
+                counterexample: describe::steps(model, &path),
+                why: mqcheck_models::properties::explain(model, property.name, path.last_state()),
+                explorer: format!("#/steps/{}", path.encode(model)),
+            });
+        PropertyVerdict {
+            name: property.name,
+            expectation,
+            held,
+            violation,
+        }
+    }
+
+    /// Its lines of the summary: the verdict, and a violation's story told without its routine
+    /// steps.
+    fn text(&self) -> String {
+        let name = self.name;
+        let Some(violation) = &self.violation else {
+            return match (self.expectation, self.held) {
+                (Expects::Sometimes, true) => format!("reached   {name} (coverage)\n"),
+                (Expects::Sometimes, false) => format!(
+                    "UNREACHED {name} (coverage): the model never got there within these bounds, so its other verdicts say little\n"
+                ),
+                _ => format!("held      {name}\n"),
+            };
+        };
+        let mut text = format!("VIOLATED  {name}\n");
+        let mut skipped = 0;
+        let mut recent: VecDeque<&str> = VecDeque::new();
+        for step in &violation.counterexample {
+            // Routine steps, and a step told a moment ago (a poll loop), are counted.
+            if step.routine || recent.contains(&step.text.as_str()) {
+                skipped += 1;
+                continue;
+            }
+            text += &format!("  {:>5}. {}\n", step.index, step.text);
+            recent.push_back(&step.text);
+            if recent.len() > 8 {
+                recent.pop_front();
+            }
+        }
+        text += &format!(
+            "  ({} steps; {skipped} not shown: timers, heartbeats, empty polls, repeats)\n",
+            violation.counterexample.len()
+        );
+        for why in &violation.why {
+            text += &format!("  why: {why}\n");
+        }
+        text += &format!(
+            "  open in the Explorer (mqcheck explore, same options): {}\n",
+            violation.explorer
+        );
+        text
+    }
+}
+
+impl CheckReport {
+    /// The summary: each property's verdict in the model's order, then why it is inconclusive.
+    fn text(&self, max_depth: usize) -> String {
+        let mut text: String = self.properties.iter().map(PropertyVerdict::text).collect();
+        if self.depth_limit_reached {
+            text += &format!(
+                "note: some runs reached --max-depth {max_depth} before they ended; at-least-once was not judged on them\n"
+            );
+        }
+        if let Some(reason) = &self.reason {
+            text += &format!("inconclusive: {reason}\n");
+        }
+        text
+    }
+
+    /// The first violated property's counterexample.
+    fn first_counterexample(&self) -> Option<&[StepReport]> {
+        self.properties
+            .iter()
+            .find_map(|p| p.violation.as_ref())
+            .map(|v| v.counterexample.as_slice())
+    }
 }
 
 impl Job for CheckCmd {
@@ -184,113 +289,20 @@ impl CheckCmd {
         let done = running.report(&mut Progress(&mut progress));
         let seconds = started.elapsed().as_secs_f64();
         let model = done.model();
-        let properties = model.properties();
-        let bounds = model.bounds.clone();
-        let mut reports = BTreeMap::new();
-        let mut text = String::new();
-        let mut failed = false;
-        let mut unreached = Vec::new();
-        let mut svg_written = false;
-        for property in &properties {
-            let path = done.discovery(property.name);
-            let (expectation, held) = match property.expectation {
-                Expectation::Always => ("always", path.is_none()),
-                Expectation::Sometimes => ("sometimes", path.is_some()),
-                Expectation::Eventually => ("eventually", path.is_none()),
-            };
-            match property.expectation {
-                Expectation::Sometimes if !held => unreached.push(property.name),
-                _ => failed |= !held,
-            }
-            let counterexample = match (&property.expectation, &path) {
-                (Expectation::Sometimes, _) | (_, None) => None,
-                (_, Some(path)) => Some(path),
-            };
-            let steps = counterexample.map(|path| {
-                path.clone()
-                    .into_actions()
-                    .iter()
-                    .map(|a| describe::step(model, a))
-                    .collect::<Vec<_>>()
-            });
-            let explorer = counterexample.map(|path| format!("#/steps/{}", path.encode(model)));
-            // Structural invariants have no words of their own: their story is the explanation.
-            let why = counterexample
-                .map(|path| {
-                    mqcheck_models::properties::explain(model, property.name, path.last_state())
-                })
-                .filter(|why| !why.is_empty());
-            match (&property.expectation, held) {
-                (Expectation::Sometimes, true) => {
-                    text += &format!("reached   {} (coverage)\n", property.name)
-                }
-                (Expectation::Sometimes, false) => {
-                    text += &format!(
-                        "UNREACHED {} (coverage): the model never got there within these bounds, so its other verdicts say little\n",
-                        property.name
-                    )
-                }
-                (_, true) => text += &format!("held      {}\n", property.name),
-                (_, false) => {
-                    text += &format!("VIOLATED  {}\n", property.name);
-                    let actions = counterexample.map(|p| p.clone().into_actions()).unwrap_or_default();
-                    let mut skipped = 0;
-                    let mut recent: std::collections::VecDeque<String> = Default::default();
-                    for (i, action) in actions.iter().enumerate() {
-                        let line = describe::step(model, action);
-                        // Routine steps, and a step told a moment ago (a poll loop), are counted.
-                        if describe::routine::<S>(action) || recent.contains(&line) {
-                            skipped += 1;
-                            continue;
-                        }
-                        text += &format!("  {:>5}. {line}\n", i + 1);
-                        recent.push_back(line);
-                        if recent.len() > 8 {
-                            recent.pop_front();
-                        }
-                    }
-                    text += &format!(
-                        "  ({} steps; {skipped} not shown: timers, heartbeats, empty polls, repeats)\n",
-                        actions.len()
-                    );
-                    for why in why.iter().flatten() {
-                        text += &format!("  why: {why}\n");
-                    }
-                    text += &format!(
-                        "  open in the Explorer (mqcheck explore, same options): {}\n",
-                        explorer.clone().unwrap_or_default()
-                    );
-                    if let (Some(file), Some(path), false) = (&self.svg, counterexample, svg_written)
-                    {
-                        let svg = describe::svg(model, path);
-                        if let Err(e) = std::fs::write(file, svg) {
-                            return Err(bad(
-                                "svg",
-                                format!("cannot write --svg {}: {e}", file.display()),
-                            ));
-                        }
-                        svg_written = true;
-                    }
-                }
-            }
-            reports.insert(
-                property.name,
-                PropertyReport {
-                    expectation,
-                    held,
-                    counterexample: steps,
-                    why,
-                    explorer,
-                },
-            );
-        }
+        let properties: Vec<PropertyVerdict> = model
+            .properties()
+            .iter()
+            .map(|property| PropertyVerdict::of(&done, property))
+            .collect();
+        let failed = properties
+            .iter()
+            .any(|p| p.expectation != Expects::Sometimes && !p.held);
+        let unreached: Vec<&str> = properties
+            .iter()
+            .filter(|p| p.expectation == Expects::Sometimes && !p.held)
+            .map(|p| p.name)
+            .collect();
         let cut = done.max_depth() >= self.max_depth;
-        if cut {
-            text += &format!(
-                "note: some runs reached --max-depth {} before they ended; at-least-once was not judged on them\n",
-                self.max_depth
-            );
-        }
         let mut why = Vec::new();
         if !unreached.is_empty() {
             why.push(format!("coverage unreached: {}", unreached.join(", ")));
@@ -303,35 +315,12 @@ impl CheckCmd {
         } else if why.is_empty() {
             (Verdict::Held, None)
         } else {
-            let reason = why.join("; ");
-            text += &format!("inconclusive: {reason}\n");
-            (Verdict::Inconclusive, Some(reason))
+            (Verdict::Inconclusive, Some(why.join("; ")))
         };
-        let mut bounds_json = BTreeMap::new();
-        bounds_json.insert("messages", bounds.workload.messages.into());
-        bounds_json.insert("producers", bounds.workload.producers.into());
-        bounds_json.insert("consumers", bounds.workload.consumers.into());
-        bounds_json.insert("faults", bounds.faults.to_string().into());
-        bounds_json.insert("max_crashes", bounds.max_crashes.into());
-        bounds_json.insert("max_net_faults", bounds.max_net_faults.into());
-        bounds_json.insert("max_depth", self.max_depth.into());
-        let w = bounds.workload;
-        if let Some(rate) = w.rate {
-            bounds_json.insert("rate", rate.into());
-        }
-        if let Some(ms) = w.handler_ms {
-            bounds_json.insert("handler_ms", ms.into());
-        }
-        if w.consumer_delay_ms > 0 {
-            bounds_json.insert("consumer_delay_ms", w.consumer_delay_ms.into());
-        }
-        if let Some(keys) = w.keys {
-            bounds_json.insert("keys", keys.into());
-        }
         let report = CheckReport {
             broker: S::NAME.to_string(),
             config: config.values().clone(),
-            bounds: bounds_json,
+            bounds: self.bounds_json(&model.bounds),
             states: done.state_count(),
             unique_states: done.unique_state_count(),
             max_depth: done.max_depth(),
@@ -340,14 +329,44 @@ impl CheckCmd {
             verdict,
             reason,
             seconds,
-            properties: reports,
+            properties,
         };
+        if let (Some(file), Some(steps)) = (&self.svg, report.first_counterexample()) {
+            std::fs::write(file, describe::diagram(model, steps))
+                .map_err(|e| bad("svg", format!("cannot write --svg {}: {e}", file.display())))?;
+        }
         if self.json {
             crate::emit(&(serde_json::to_string_pretty(&report).expect("serializable") + "\n"));
         } else {
-            crate::emit(&text);
+            crate::emit(&report.text(self.max_depth));
         }
         Ok(verdict.code())
+    }
+
+    /// The bounds of the search, for `--json`.
+    fn bounds_json(&self, bounds: &Bounds) -> BTreeMap<&'static str, serde_json::Value> {
+        let mut json = BTreeMap::new();
+        let w = bounds.workload;
+        json.insert("messages", w.messages.into());
+        json.insert("producers", w.producers.into());
+        json.insert("consumers", w.consumers.into());
+        json.insert("faults", bounds.faults.to_string().into());
+        json.insert("max_crashes", bounds.max_crashes.into());
+        json.insert("max_net_faults", bounds.max_net_faults.into());
+        json.insert("max_depth", self.max_depth.into());
+        if let Some(rate) = w.rate {
+            json.insert("rate", rate.into());
+        }
+        if let Some(ms) = w.handler_ms {
+            json.insert("handler_ms", ms.into());
+        }
+        if w.consumer_delay_ms > 0 {
+            json.insert("consumer_delay_ms", w.consumer_delay_ms.into());
+        }
+        if let Some(keys) = w.keys {
+            json.insert("keys", keys.into());
+        }
+        json
     }
 }
 

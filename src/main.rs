@@ -61,11 +61,11 @@ fn main() -> ExitCode {
             }
             HELD
         }
-        Command::Sim(cmd) => run_job(&cmd.args.broker.clone(), cmd),
-        Command::Replay(cmd) => run_job(&cmd.args.broker.clone(), cmd),
+        Command::Sim(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
+        Command::Replay(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
         Command::Matrix(cmd) => cmd.run(),
-        Command::Check(cmd) => run_job(&cmd.model.broker.clone(), cmd),
-        Command::Explore(cmd) => run_job(&cmd.model.broker.clone(), cmd),
+        Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
+        Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
     };
     ExitCode::from(code)
 }

@@ -3,7 +3,7 @@
 
 use crate::report::{SimReport, Verdict};
 use crate::simulate::{progress, simulate};
-use crate::spec::{SimArgs, WorkloadArgs};
+use crate::spec::{BrokerArgs, SimArgs, WorkloadArgs, DEFAULT_FAULTS};
 use crate::BAD_INPUT;
 use clap::Args;
 use indicatif::ProgressBar;
@@ -31,9 +31,6 @@ pub struct MatrixCmd {
     pub markdown: Option<PathBuf>,
 }
 
-/// The faults every row runs with: every fault TCP allows.
-const MATRIX_FAULTS: &str = "tcp";
-
 /// One row: a broker in a named configuration, all faults, every invariant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -56,13 +53,12 @@ impl Job for MatrixJob<'_> {
         let mut rows = Vec::new();
         for scenario in S::scenarios() {
             let args = SimArgs {
-                broker: S::NAME.to_string(),
-                sets: scenario.sets.iter().map(|s| s.to_string()).collect(),
-                faults: MATRIX_FAULTS.into(),
-                messages: self.cmd.messages,
-                producers: 1,
-                consumers: 1,
-                workload: self.cmd.workload.clone(),
+                setup: BrokerArgs::new(
+                    S::NAME,
+                    scenario.sets.iter().map(|s| s.to_string()).collect(),
+                    self.cmd.messages,
+                    self.cmd.workload.clone(),
+                ),
                 check: "at-least-once,at-most-once,ordering".into(),
             };
             let spec = args.validate::<S>()?;
@@ -120,10 +116,10 @@ pub fn markdown(rows: &[Row]) -> String {
             cell(&r.report, Invariant::Ordering),
         );
     }
-    let faults: mqcheck_sim::FaultSet = MATRIX_FAULTS.parse().expect("a preset");
+    let faults: mqcheck_sim::FaultSet = DEFAULT_FAULTS.parse().expect("a preset");
     let _ = writeln!(
         s,
-        "\nAll rows run with every fault TCP allows (`--faults {MATRIX_FAULTS}`: {}); duplication and reordering, which TCP never delivers to an application, are left out.\nCounterexamples (each replays from its seed):\n",
+        "\nAll rows run with every fault TCP allows (`--faults {DEFAULT_FAULTS}`: {}); duplication and reordering, which TCP never delivers to an application, are left out.\nCounterexamples (each replays from its seed):\n",
         faults.list().replace(',', ", ")
     );
     for r in rows {

@@ -6,7 +6,7 @@ use crate::{HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mqcheck_brokers::{ConfigError, Job, System};
-use mqcheck_invariants::Invariant;
+use mqcheck_invariants::{secs_unspaced, Invariant};
 use mqcheck_sim::{cast, judge, run, schedule_for, shrink, sweep};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -57,12 +57,12 @@ pub fn simulate<S: System>(
     count: u64,
     bar: &ProgressBar,
 ) -> SimReport {
-    let system = S::build(&spec.config, spec.workload);
+    let system = S::build(&spec.setup.config, spec.setup.workload);
     let started = Instant::now();
     let results = sweep(
         &system,
         first..first + count,
-        &spec.faults,
+        &spec.setup.faults,
         &spec.checks,
         &|| bar.inc(1),
     );
@@ -120,10 +120,10 @@ pub fn simulate<S: System>(
         .collect();
     let (verdict, reason) = SimReport::conclude(&invariants, &coverage);
     SimReport {
-        broker: spec.broker.clone(),
-        config: S::effective(&spec.config).values().clone(),
-        faults: spec.faults.names(),
-        workload: spec.workload.into(),
+        broker: spec.setup.broker.clone(),
+        config: S::effective(&spec.setup.config).values().clone(),
+        faults: spec.setup.faults.names(),
+        workload: spec.setup.workload.into(),
         seeds: crate::report::Seeds { first, count },
         invariants,
         stats: Stats {
@@ -173,30 +173,29 @@ impl Job for ReplayCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let spec = self.args.validate::<S>()?;
-        let system = S::build(&spec.config, spec.workload);
+        let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
-        let schedule = schedule_for(&system, self.seed, &spec.faults);
+        let schedule = schedule_for(&system, self.seed, &spec.setup.faults);
         let r = run(&system, self.seed, &schedule, true);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
             "replay of seed {} · {} · faults {} · {} messages × {} producers, {} consumers",
             self.seed,
-            spec.broker,
-            spec.faults,
-            spec.workload.messages,
-            spec.workload.producers,
-            spec.workload.consumers
+            spec.setup.broker,
+            spec.setup.faults,
+            spec.setup.workload.messages,
+            spec.setup.workload.producers,
+            spec.setup.workload.consumers
         );
-        for set in spec.config.explicit() {
+        for set in spec.setup.config.explicit() {
             let _ = writeln!(out, "  {set}");
         }
         let _ = writeln!(out, "\nfault schedule drawn from the seed:");
         let _ = writeln!(
             out,
-            "  fault window {}.{:03}s, then everything heals and the system drains",
-            schedule.window_ms / 1000,
-            schedule.window_ms % 1000
+            "  fault window {}, then everything heals and the system drains",
+            secs_unspaced(schedule.window_ms)
         );
         if schedule.faults.is_empty() {
             let _ = writeln!(out, "  (no faults)");
@@ -224,9 +223,8 @@ impl Job for ReplayCmd {
         let violations = judge(&system, &r, &spec.checks);
         let _ = writeln!(
             out,
-            "\nsimulated {}.{:03}s, {} deliveries to the application",
-            r.simulated_ms / 1000,
-            r.simulated_ms % 1000,
+            "\nsimulated {}, {} deliveries to the application",
+            secs_unspaced(r.simulated_ms),
             r.history.deliveries()
         );
         let _ = writeln!(

@@ -1,13 +1,66 @@
-//! The options shared by `sim`, `replay` and `matrix`, validated into a [`Spec`].
+//! The options every command shares, validated in one place: [`BrokerArgs`] (the broker, its
+//! configuration, the faults and the workload) into a [`BrokerSetup`], and `sim`'s and `replay`'s
+//! [`SimArgs`] into a [`Spec`].
 
 use clap::Args;
 use mqcheck_brokers::{Config, ConfigError, System, Workload};
 use mqcheck_invariants::Invariant;
 use mqcheck_sim::FaultSet;
+use std::fmt::Debug;
+use std::marker::PhantomData;
 
-/// What to simulate, as the user typed it.
+/// The workload sizes a command starts from and allows: the simulator runs workloads of
+/// thousands of messages, the model checker a handful.
+pub trait Sizes: Clone + Debug + Send + Sync + 'static {
+    /// `--messages`' default, as typed (clap's `default_value_t` keeps one default for every
+    /// instance of a generic `Args`).
+    const MESSAGES: &'static str;
+    const MAX: Most;
+}
+
+/// The most `--messages`, `--producers` and `--consumers` allow.
+#[derive(Clone, Copy, Debug)]
+pub struct Most {
+    pub messages: u32,
+    pub producers: u32,
+    pub consumers: u32,
+}
+
+impl Most {
+    const fn new(messages: u32, producers: u32, consumers: u32) -> Self {
+        Most {
+            messages,
+            producers,
+            consumers,
+        }
+    }
+}
+
+/// `sim`, `replay` and `matrix`: 100 messages by default, up to 10 000, 8 producers, 8 consumers.
+#[derive(Clone, Debug)]
+pub struct Simulated;
+
+impl Sizes for Simulated {
+    const MESSAGES: &'static str = "100";
+    const MAX: Most = Most::new(10_000, 8, 8);
+}
+
+/// `check` and `explore`: 2 messages by default, up to 5, 2 producers, 2 consumers.
+#[derive(Clone, Debug)]
+pub struct Checked;
+
+impl Sizes for Checked {
+    const MESSAGES: &'static str = "2";
+    const MAX: Most = Most::new(5, 2, 2);
+}
+
+/// `--faults`' default: every fault TCP allows.
+pub const DEFAULT_FAULTS: &str = "tcp";
+
+/// The broker, its configuration, the faults and the workload, as the user typed them; every
+/// command flattens it, with its own [`Sizes`].
 #[derive(Args, Clone, Debug)]
-pub struct SimArgs {
+pub struct BrokerArgs<Z: Sizes> {
     /// Broker model (see `mqcheck list`).
     #[arg(long)]
     pub broker: String,
@@ -17,10 +70,10 @@ pub struct SimArgs {
     /// Faults the nemesis may inject: `tcp` (every fault TCP allows: crash, power, pause,
     /// partition, loss, clock), `all` (adds duplicate and reorder, beyond TCP), `none`, or a
     /// comma list of faults and presets.
-    #[arg(long, default_value = "tcp")]
+    #[arg(long, default_value = DEFAULT_FAULTS)]
     pub faults: String,
     /// Messages each producer sends.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value = Z::MESSAGES)]
     pub messages: u32,
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
@@ -28,6 +81,81 @@ pub struct SimArgs {
     pub consumers: u32,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    #[arg(skip)]
+    pub sizes: PhantomData<Z>,
+}
+
+/// A validated [`BrokerArgs`].
+#[derive(Clone, Debug)]
+pub struct BrokerSetup {
+    pub broker: String,
+    pub config: Config,
+    pub faults: FaultSet,
+    pub workload: Workload,
+}
+
+impl<Z: Sizes> BrokerArgs<Z> {
+    /// The options for `broker` with `sets`, every other one at its default.
+    pub fn new(broker: &str, sets: Vec<String>, messages: u32, workload: WorkloadArgs) -> Self {
+        BrokerArgs {
+            broker: broker.to_string(),
+            sets,
+            faults: DEFAULT_FAULTS.into(),
+            messages,
+            producers: 1,
+            consumers: 1,
+            workload,
+            sizes: PhantomData,
+        }
+    }
+
+    /// Checks every option against broker `S` and the command's [`Sizes`].
+    pub fn validate<S: System>(&self) -> Result<BrokerSetup, ConfigError> {
+        let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
+        S::validate(&config)?;
+        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
+        let workload = self.workload.workload(
+            range("messages", self.messages, 1, Z::MAX.messages)?,
+            range("producers", self.producers, 1, Z::MAX.producers)?,
+            range("consumers", self.consumers, 0, Z::MAX.consumers)?,
+        )?;
+        Ok(BrokerSetup {
+            broker: self.broker.clone(),
+            config,
+            faults,
+            workload,
+        })
+    }
+}
+
+impl BrokerSetup {
+    /// The flags that reproduce this setup: `--broker kafka --set acks=1 --faults crash …`.
+    pub fn words(&self) -> Vec<String> {
+        let mut words = vec!["--broker".to_string(), self.broker.clone()];
+        for set in self.config.explicit() {
+            words.push("--set".into());
+            words.push(set);
+        }
+        words.extend([
+            "--faults".into(),
+            self.faults.to_string(),
+            "--messages".into(),
+            self.workload.messages.to_string(),
+            "--producers".into(),
+            self.workload.producers.to_string(),
+            "--consumers".into(),
+            self.workload.consumers.to_string(),
+        ]);
+        words.extend(WorkloadArgs::words(&self.workload));
+        words
+    }
+}
+
+/// What to simulate, as the user typed it.
+#[derive(Args, Clone, Debug)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub setup: BrokerArgs<Simulated>,
     /// Invariants to check: a comma list of at-least-once, at-most-once, ordering.
     #[arg(long, default_value = "at-least-once,at-most-once,ordering")]
     pub check: String,
@@ -100,13 +228,10 @@ impl WorkloadArgs {
     }
 }
 
-/// A validated run specification for broker `S`.
+/// A validated run specification.
 #[derive(Clone, Debug)]
 pub struct Spec {
-    pub broker: String,
-    pub config: Config,
-    pub workload: Workload,
-    pub faults: FaultSet,
+    pub setup: BrokerSetup,
     pub checks: Vec<Invariant>,
 }
 
@@ -128,9 +253,7 @@ pub fn range(key: &str, v: u32, min: u32, max: u32) -> Result<u32, ConfigError> 
 
 impl SimArgs {
     pub fn validate<S: System>(&self) -> Result<Spec, ConfigError> {
-        let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
-        S::validate(&config)?;
-        let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
+        let setup = self.setup.validate::<S>()?;
         let mut checks = Vec::new();
         for word in self.check.split(',').map(str::trim) {
             let inv: Invariant = word.parse().map_err(|e| bad("check", e))?;
@@ -144,45 +267,15 @@ impl SimArgs {
                 checks.push(inv);
             }
         }
-        let workload = self.workload.workload(
-            range("messages", self.messages, 1, 10_000)?,
-            range("producers", self.producers, 1, 8)?,
-            range("consumers", self.consumers, 0, 8)?,
-        )?;
-        Ok(Spec {
-            broker: self.broker.clone(),
-            config,
-            workload,
-            faults,
-            checks,
-        })
+        Ok(Spec { setup, checks })
     }
 }
 
 impl Spec {
     /// The command line that reproduces seed `seed` of this spec.
     pub fn replay_command(&self, seed: u64) -> String {
-        let mut words = vec![
-            "mqcheck".to_string(),
-            "replay".into(),
-            "--broker".into(),
-            self.broker.clone(),
-        ];
-        for set in self.config.explicit() {
-            words.push("--set".into());
-            words.push(set);
-        }
-        words.extend([
-            "--faults".into(),
-            self.faults.to_string(),
-            "--messages".into(),
-            self.workload.messages.to_string(),
-            "--producers".into(),
-            self.workload.producers.to_string(),
-            "--consumers".into(),
-            self.workload.consumers.to_string(),
-        ]);
-        words.extend(WorkloadArgs::words(&self.workload));
+        let mut words = vec!["mqcheck".to_string(), "replay".into()];
+        words.extend(self.setup.words());
         words.extend([
             "--check".into(),
             self.checks

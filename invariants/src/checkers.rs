@@ -1,6 +1,6 @@
 //! The checkers. Each is a pure function from a [`History`] to its violations, in a fixed order.
 
-use crate::{GroupId, History, Invariant, Kind, MsgId, Op, OrderingPromise, Violation};
+use crate::{secs, GroupId, History, Invariant, Kind, MsgId, Op, OrderingPromise, Violation};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Runs the checker for `invariant`; ordering is judged inside `promise`.
@@ -12,10 +12,6 @@ pub fn check(invariant: Invariant, history: &History, promise: &OrderingPromise)
         Invariant::NoUnexpected => no_unexpected(history),
         Invariant::Atomicity => atomicity(history),
     }
-}
-
-fn secs(ms: u64) -> String {
-    format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
 
 /// One delivery, flattened out of the history for the checkers' convenience.

@@ -23,9 +23,11 @@
 
 mod checkers;
 mod history;
+mod secs;
 
 pub use checkers::{at_least_once, at_most_once, atomicity, check, no_unexpected, ordering};
 pub use history::{Event, GroupId, History, MsgId, Op};
+pub use secs::{secs, secs_unspaced};
 
 use serde::Serialize;
 use std::fmt;

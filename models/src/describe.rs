@@ -2,6 +2,8 @@
 
 use crate::model::{CheckModel, CheckState, Step, StepOf};
 use mqcheck_brokers::System;
+use mqcheck_invariants::secs;
+use serde::Serialize;
 use stateright::actor::Actor;
 use stateright::actor::Id;
 use stateright::Path;
@@ -74,8 +76,101 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
     }
 }
 
-fn secs(ms: u64) -> String {
-    format!("{}.{:03} s", ms / 1000, ms % 1000)
+/// One step of a counterexample, structured: what kind of step, on which node or connection, when,
+/// and the line [`step`] tells of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// Its position on the path, from 1.
+    pub index: usize,
+    /// `deliver`, `timeout`, `random`, `crash`, `power-loss`, `restart`, `lose`, `retransmit`,
+    /// `duplicate`, `reorder`, `isolate`, `heal`, `pause`, `resume`, `clock-fast` or
+    /// `clock-correct`.
+    pub kind: &'static str,
+    /// The node it happens to (a timer, a draw, a process or clock fault, a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The connection it happens on (a delivery, a loss, a retransmission, a duplicate, a
+    /// reorder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    /// Simulated time when it happens.
+    pub at_ms: u64,
+    /// How long a crashed or powered-off node stays down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_ms: Option<u64>,
+    /// The step as a line of the story.
+    pub text: String,
+    /// A timer or chatter the text summary leaves out (see [`routine`]).
+    #[serde(skip)]
+    pub routine: bool,
+}
+
+/// Every step of `path`, structured.
+pub fn steps<S: System>(
+    model: &CheckModel<S>,
+    path: &Path<CheckState<S>, StepOf<S>>,
+) -> Vec<StepReport> {
+    path.clone()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(state, action)| Some((state, action?)))
+        .enumerate()
+        .map(|(i, (state, action))| report(model, i + 1, state.now, &action))
+        .collect()
+}
+
+/// Where a step happens: on a node, on a connection, or across the cluster (a heal).
+enum Place {
+    On(Id),
+    Link(Id, Id),
+    Cluster,
+}
+
+/// Step `index` of a path, taken at `now`.
+fn report<S: System>(
+    model: &CheckModel<S>,
+    index: usize,
+    now: u64,
+    action: &StepOf<S>,
+) -> StepReport {
+    use Place::{Cluster, Link, On};
+    let (kind, place, at, down_ms) = match action {
+        Step::Deliver { src, dst, .. } => ("deliver", Link(*src, *dst), None, None),
+        Step::Timeout { node, at, .. } => ("timeout", On(*node), Some(*at), None),
+        Step::Random { node, .. } => ("random", On(*node), None, None),
+        Step::Crash { node, down_ms } => ("crash", On(*node), None, Some(*down_ms)),
+        Step::PowerLoss { node, down_ms } => ("power-loss", On(*node), None, Some(*down_ms)),
+        Step::Restart { node, at } => ("restart", On(*node), Some(*at), None),
+        Step::Lose(src, dst) => ("lose", Link(*src, *dst), None, None),
+        Step::Retransmit { src, dst, at } => ("retransmit", Link(*src, *dst), Some(*at), None),
+        Step::Duplicate(src, dst) => ("duplicate", Link(*src, *dst), None, None),
+        Step::Reorder(src, dst) => ("reorder", Link(*src, *dst), None, None),
+        Step::Isolate(node) => ("isolate", On(*node), None, None),
+        Step::Heal { at } => ("heal", Cluster, Some(*at), None),
+        Step::Pause(node) => ("pause", On(*node), None, None),
+        Step::Resume { node, at } => ("resume", On(*node), Some(*at), None),
+        Step::ClockFast(node) => ("clock-fast", On(*node), None, None),
+        Step::ClockCorrect { node, at } => ("clock-correct", On(*node), Some(*at), None),
+    };
+    let name = |id: Id| Some(model.name(id).to_string());
+    let (node, src, dst) = match place {
+        On(id) => (name(id), None, None),
+        Link(a, b) => (None, name(a), name(b)),
+        Cluster => (None, None, None),
+    };
+    StepReport {
+        index,
+        kind,
+        node,
+        src,
+        dst,
+        at_ms: at.unwrap_or(now),
+        down_ms,
+        text: step(model, action),
+        routine: routine::<S>(action),
+    }
 }
 
 /// A state as the Explorer shows it: time, what the nemesis did, each node in the broker's own
@@ -116,49 +211,62 @@ pub fn state<S: System>(
     Ok(())
 }
 
-/// A counterexample as an SVG sequence diagram: one lifeline per node, one row per step, an
-/// arrow per delivered packet.
+/// A path as an SVG sequence diagram (the Explorer's drawing; see [`diagram`]).
 pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S>>) -> String {
+    diagram(model, &steps(model, path))
+}
+
+/// Steps as an SVG sequence diagram: one lifeline per node, one row per step, an arrow per
+/// delivered packet, a dot per process or partition fault.
+pub fn diagram<S: System>(model: &CheckModel<S>, steps: &[StepReport]) -> String {
     const COL: usize = 110;
     const ROW: usize = 24;
-    let steps = path.clone().into_actions();
     let nodes = model.nodes.len();
     let width = COL * (nodes + 4);
     let height = ROW * (steps.len() + 3);
-    let x = |id: Id| COL / 2 + COL * usize::from(id);
+    let x = |name: &Option<String>| {
+        let i = model
+            .nodes
+            .iter()
+            .position(|n| Some(&n.name) == name.as_ref())
+            .expect("a step names the model's nodes");
+        COL / 2 + COL * i
+    };
     let mut out = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>\n"
     );
     for (i, node) in model.nodes.iter().enumerate() {
-        let cx = x(Id::from(i));
+        let cx = COL / 2 + COL * i;
         out += &format!(
             "<text x='{cx}' y='14' text-anchor='middle' font-weight='bold'>{}</text>\n<line x1='{cx}' y1='20' x2='{cx}' y2='{height}' stroke='#bbb'/>\n",
             escape(&node.name)
         );
     }
-    for (row, action) in steps.iter().enumerate() {
+    for (row, step) in steps.iter().enumerate() {
         let y = ROW * (row + 2);
-        let label = escape(&step(model, action));
         let text_x = COL * nodes + 10;
-        match action {
-            Step::Deliver { src, dst, .. } => {
+        match step.kind {
+            "deliver" => {
                 out += &format!(
                     "<line x1='{}' y1='{}' x2='{}' y2='{y}' stroke='#333' marker-end='url(#a)'/>\n",
-                    x(*src),
+                    x(&step.src),
                     y - ROW / 2,
-                    x(*dst)
+                    x(&step.dst)
                 );
             }
-            Step::Crash { node: id, .. }
-            | Step::PowerLoss { node: id, .. }
-            | Step::Isolate(id)
-            | Step::Pause(id)
-            | Step::ClockFast(id) => {
-                out += &format!("<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n", x(*id));
+            "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => {
+                out += &format!(
+                    "<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n",
+                    x(&step.node)
+                );
             }
             _ => {}
         }
-        out += &format!("<text x='{text_x}' y='{y}'>{}. {label}</text>\n", row + 1);
+        out += &format!(
+            "<text x='{text_x}' y='{y}'>{}. {}</text>\n",
+            step.index,
+            escape(&step.text)
+        );
     }
     out += "<defs><marker id='a' markerWidth='8' markerHeight='8' refX='8' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs>\n</svg>\n";
     out

@@ -22,4 +22,6 @@ mod model;
 pub mod properties;
 
 pub use bounds::Bounds;
-pub use model::{CheckModel, CheckState, Nemesis, Slot, Step, StepOf, DOWNTIMES_MS, PARTITION_MS};
+pub use model::{
+    CheckModel, CheckState, NemesisRecord, Slot, Step, StepOf, DOWNTIMES_MS, PARTITION_MS,
+};

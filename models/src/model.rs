@@ -79,7 +79,7 @@ pub enum Step<M, T, R> {
 
 /// What the nemesis has done so far on this path: the budgets, what is down, the partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Nemesis {
+pub struct NemesisRecord {
     /// Process faults used: crashes, power losses, pauses, clock faults (`--max-crashes`).
     pub crashes: u8,
     /// Network faults used: losses, duplicates, reorders, partitions (`--max-net-faults`).
@@ -106,7 +106,7 @@ pub struct Nemesis {
     pub reverse_delivery: bool,
 }
 
-impl Nemesis {
+impl NemesisRecord {
     /// Notes that `fault` struck.
     fn strike(&mut self, fault: Fault, now: u64) {
         let bit = Fault::ALL.iter().position(|f| *f == fault).expect("listed");
@@ -209,7 +209,7 @@ pub struct CheckState<S: System> {
     /// When each entry of each client's application log appeared (simulated ms), so the checkers'
     /// explanations tell the time of an acknowledgement or a delivery.
     pub observed: Vec<Arc<Vec<u64>>>,
-    pub nemesis: Nemesis,
+    pub nemesis: NemesisRecord,
 }
 
 impl<S: System> Clone for CheckState<S> {
@@ -642,7 +642,7 @@ impl<S: System> Model for CheckModel<S> {
             network: BTreeMap::new(),
             connections: Connections::default(),
             observed: vec![Arc::default(); self.nodes.len()],
-            nemesis: Nemesis::default(),
+            nemesis: NemesisRecord::default(),
         };
         for i in 0..self.nodes.len() {
             self.start(&mut state, Id::from(i));

@@ -1,6 +1,7 @@
 //! Faults, and the seeded nemesis that turns a seed into a fault schedule (swarm testing).
 
 pub use mqcheck_faults::{Fault, FaultSet};
+use mqcheck_invariants::secs_unspaced;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -98,10 +99,6 @@ impl Cast {
     }
 }
 
-fn secs(ms: u64) -> String {
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
-}
-
 impl ScheduledFault {
     /// One line, with node names: `at 1.200s for 5.000s: crash n1`.
     pub fn describe(&self, cast: &Cast) -> String {
@@ -140,7 +137,11 @@ impl ScheduledFault {
                 )
             }
         };
-        format!("at {} for {}: {what}", secs(self.at_ms), secs(self.for_ms))
+        format!(
+            "at {} for {}: {what}",
+            secs_unspaced(self.at_ms),
+            secs_unspaced(self.for_ms)
+        )
     }
 }
 

@@ -1,5 +1,6 @@
 //! The readable timeline of a run.
 
+use mqcheck_invariants::secs_unspaced;
 use serde::Serialize;
 use std::fmt;
 
@@ -15,9 +16,8 @@ impl fmt::Display for TraceLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>4}.{:03}s  {:<8} {}",
-            self.time_ms / 1000,
-            self.time_ms % 1000,
+            "{:>9}  {:<8} {}",
+            secs_unspaced(self.time_ms),
             self.node,
             self.text
         )

@@ -66,7 +66,7 @@ pub struct Settings {
     pub workload: Workload,
 }
 
-fn secs(config: &Config, key: &str) -> Duration {
+fn seconds_key(config: &Config, key: &str) -> Duration {
     Duration::from_secs(config.int(key))
 }
 
@@ -120,7 +120,7 @@ impl Settings {
                 "autoheal" => PartitionHandling::Autoheal,
                 _ => PartitionHandling::Ignore,
             },
-            net_ticktime: secs(config, "net_ticktime"),
+            net_ticktime: seconds_key(config, "net_ticktime"),
             queue_type: match config.str("queue.type") {
                 "mirrored" => QueueType::Mirrored,
                 "quorum" => QueueType::Quorum,
@@ -152,7 +152,7 @@ impl Settings {
                 "discard" => NackMode::Discard,
                 _ => NackMode::Never,
             },
-            heartbeat: secs(config, "heartbeat"),
+            heartbeat: seconds_key(config, "heartbeat"),
             workload,
         }
     }
