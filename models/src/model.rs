@@ -205,7 +205,8 @@ pub struct CheckState<S: System> {
     pub now: u64,
     pub nodes: Vec<Slot<S>>,
     pub network: Channels<S>,
-    pub connections: Connections,
+    /// Shared with the parent state until a step changes it (most steps only read it).
+    pub connections: Arc<Connections>,
     /// When each entry of each client's application log appeared (simulated ms), so the checkers'
     /// explanations tell the time of an acknowledgement or a delivery.
     pub observed: Vec<Arc<Vec<u64>>>,
@@ -283,13 +284,15 @@ impl<S: System> CheckState<S> {
         {
             *at -= origin;
         }
-        for at in rep
-            .connections
-            .retransmit
-            .values_mut()
-            .chain(rep.connections.held_since.values_mut())
-        {
-            *at = at.saturating_sub(origin);
+        if origin > 0 {
+            let conns = Arc::make_mut(&mut rep.connections);
+            for at in conns
+                .retransmit
+                .values_mut()
+                .chain(conns.held_since.values_mut())
+            {
+                *at = at.saturating_sub(origin);
+            }
         }
         rep.nemesis.last_act = 0;
         for times in &mut rep.observed {
@@ -373,22 +376,29 @@ impl<S: System> CheckModel<S> {
     /// the kernel of a crashed process (once a downtime) and reset by a restarted one; silently
     /// gone to a machine without power.
     fn transmit(&self, state: &mut CheckState<S>, src: Id, dst: Id, msg: Msg<S>) {
-        let conns = &mut state.connections;
-        let stale = conns
+        let current = &state.connections;
+        let stale = current
             .open
             .get(&(src, dst))
-            .is_some_and(|inc| *inc != conns.incarnation(dst));
+            .is_some_and(|inc| *inc != current.incarnation(dst));
         let down = state.nodes[usize::from(dst)].state.is_none();
         if down && !stale && !state.nemesis.crashed.contains(&dst) {
             // A machine without power answers nothing: the connection stays open until the
             // machine, back, resets it.
             return;
         }
+        let cut = state.nemesis.cuts(src, dst);
+        if !stale && !down && current.open.contains_key(&(src, dst)) && !cut {
+            // The common case: an open connection, nothing to note.
+            Arc::make_mut(state.network.entry((src, dst)).or_default()).push_back(msg);
+            return;
+        }
+        let conns = Arc::make_mut(&mut state.connections);
         if stale || down {
             conns.open.remove(&(src, dst));
             let refused = stale
                 || (state.nemesis.crashed.contains(&dst)
-                    && !state.nemesis.cuts(src, dst)
+                    && !cut
                     && conns.refused.insert((src, dst)));
             if refused {
                 if stale {
@@ -406,7 +416,7 @@ impl<S: System> CheckModel<S> {
             conns.open.insert((dst, src), a);
         }
         Arc::make_mut(state.network.entry((src, dst)).or_default()).push_back(msg);
-        if state.nemesis.cuts(src, dst) {
+        if cut {
             conns.held_since.entry((src, dst)).or_insert(state.now);
         }
     }
@@ -484,7 +494,7 @@ impl<S: System> CheckModel<S> {
         }
         next.network
             .retain(|(src, dst), _| *dst != id && !(power && *src == id));
-        let conns = &mut next.connections;
+        let conns = Arc::make_mut(&mut next.connections);
         conns
             .retransmit
             .retain(|(src, dst), _| *dst != id && !(power && *src == id));
@@ -640,7 +650,7 @@ impl<S: System> Model for CheckModel<S> {
                 })
                 .collect(),
             network: BTreeMap::new(),
-            connections: Connections::default(),
+            connections: Arc::default(),
             observed: vec![Arc::default(); self.nodes.len()],
             nemesis: NemesisRecord::default(),
         };
@@ -748,7 +758,9 @@ impl<S: System> Model for CheckModel<S> {
                     after.network.remove(&(src, dst));
                 }
                 if S::reset(src).is_some_and(|close| close == msg) {
-                    after.connections.open.remove(&(dst, src)); // this end saw the close
+                    Arc::make_mut(&mut after.connections)
+                        .open
+                        .remove(&(dst, src)); // this end saw the close
                 }
                 self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
             }
@@ -775,7 +787,7 @@ impl<S: System> Model for CheckModel<S> {
                 after.nemesis.restarts.remove(&node);
                 after.nemesis.crashed.remove(&node);
                 after.nemesis.last_act = at;
-                let conns = &mut after.connections;
+                let conns = Arc::make_mut(&mut after.connections);
                 *conns.incarnation.entry(node).or_default() += 1;
                 conns.refused.retain(|(_, b)| *b != node);
                 self.start(&mut after, node);
@@ -785,8 +797,7 @@ impl<S: System> Model for CheckModel<S> {
                 let mut after = state.clone();
                 after.nemesis.net_faults += 1;
                 after.nemesis.strike(Fault::Loss, state.now);
-                after
-                    .connections
+                Arc::make_mut(&mut after.connections)
                     .retransmit
                     .insert((src, dst), state.now + tcp::RTO_MIN_MS);
                 after
@@ -794,7 +805,9 @@ impl<S: System> Model for CheckModel<S> {
             Step::Retransmit { src, dst, at } => {
                 let mut after = state.clone();
                 after.now = at;
-                after.connections.retransmit.remove(&(src, dst));
+                Arc::make_mut(&mut after.connections)
+                    .retransmit
+                    .remove(&(src, dst));
                 after
             }
             Step::Duplicate(src, dst) => {
@@ -820,7 +833,9 @@ impl<S: System> Model for CheckModel<S> {
                 after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
                 // What is in the air when the cut begins waits from now.
                 for link in state.network.keys().filter(|(s, d)| *s == id || *d == id) {
-                    after.connections.held_since.insert(*link, state.now);
+                    Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .insert(*link, state.now);
                 }
                 after
             }
@@ -838,13 +853,18 @@ impl<S: System> Model for CheckModel<S> {
                     .copied()
                     .collect();
                 for link in waiting {
-                    let since = after.connections.held_since.remove(&link).unwrap_or(at);
+                    let since = Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .remove(&link)
+                        .unwrap_or(at);
                     let resend = tcp::delivery_after(since, at).unwrap_or(at);
-                    let due = after.connections.retransmit.entry(link).or_insert(resend);
+                    let due = Arc::make_mut(&mut after.connections)
+                        .retransmit
+                        .entry(link)
+                        .or_insert(resend);
                     *due = (*due).max(resend);
                 }
-                after
-                    .connections
+                Arc::make_mut(&mut after.connections)
                     .held_since
                     .retain(|(src, dst), _| *src != id && *dst != id);
                 after

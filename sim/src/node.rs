@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -61,6 +63,8 @@ struct Runtime<S: System> {
     /// When the clock task will next wake by itself.
     alarm: Option<Instant>,
     wake_clock: Option<Waker>,
+    /// Every node's clock rate (the `clock` fault), shared with the world.
+    clock: Arc<[AtomicU32]>,
 }
 
 type Handle<S> = Rc<RefCell<Runtime<S>>>;
@@ -114,6 +118,7 @@ pub async fn run<S: System>(
         addrs,
         alarm: None,
         wake_clock: None,
+        clock: lock(&world).clock.clone(),
     }));
     lock(&world).come_up(index);
     spawn_local(clock(rt.clone()));
@@ -282,7 +287,7 @@ fn apply<S: System>(rt: &Handle<S>, out: Out<S::Actor>) {
                     thread_rng().gen_range(range)
                 };
                 let mut r = rt.borrow_mut();
-                let rate = lock(&r.world).clock[r.index];
+                let rate = r.clock[r.index].load(Ordering::Relaxed);
                 let delay = if rate == clock::NORMAL {
                     delay
                 } else {

@@ -13,6 +13,7 @@ use mqcheck_faults::clock;
 use mqcheck_invariants::History;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -339,7 +340,7 @@ impl<S: System> Nemesis<S> {
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
                 for node in &nodes {
-                    w.clock[*node] = *rate;
+                    w.clock[*node].store(*rate, Ordering::Relaxed);
                 }
                 w.note(
                     "nemesis",
@@ -403,7 +404,7 @@ impl<S: System> Nemesis<S> {
             }
             Applied::Clock(nodes) => {
                 for node in &nodes {
-                    w.clock[*node] = clock::NORMAL;
+                    w.clock[*node].store(clock::NORMAL, Ordering::Relaxed);
                 }
                 drop(w);
                 let names = self.names(&nodes);

@@ -12,6 +12,7 @@ use mqcheck_faults::{clock, tcp};
 use mqcheck_invariants::History;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::Level;
@@ -137,7 +138,8 @@ pub struct World<S: System> {
     pub incarnation: Vec<u64>,
     pub paused: Vec<bool>,
     /// Each node's clock rate, per mille of real time ([`mqcheck_faults::clock`]).
-    pub clock: Vec<u32>,
+    /// Read by the nodes at every timer they set, so kept outside the lock.
+    pub clock: Arc<[AtomicU32]>,
     pub links: Vec<Vec<Link<Msg<S>>>>,
     pub inboxes: Vec<Vec<Inbox<Msg<S>>>>,
     /// The madsim nodes and their addresses, for deliveries scheduled on a receiver's node.
@@ -172,7 +174,7 @@ impl<S: System> World<S> {
             crashed: vec![false; n],
             incarnation: vec![0; n],
             paused: vec![false; n],
-            clock: vec![clock::NORMAL; n],
+            clock: (0..n).map(|_| AtomicU32::new(clock::NORMAL)).collect(),
             links: (0..n)
                 .map(|_| (0..n).map(|_| Link::default()).collect())
                 .collect(),
