@@ -45,6 +45,11 @@ pub struct CheckCmd {
     /// Stop exploring paths longer than this many steps.
     #[arg(long, default_value_t = 3000)]
     pub max_depth: usize,
+    /// Stop the search after about this many states (each costs about 150 bytes in
+    /// breadth-first search: the default keeps a check within 6 GB). A search it stops is
+    /// inconclusive.
+    #[arg(long, default_value_t = 40_000_000)]
+    pub max_states: usize,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
     /// so it needs `--strategy dfs`.
@@ -254,7 +259,16 @@ impl Job for CheckCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
-        let mut checker = model.checker().target_max_depth(self.max_depth);
+        if self.max_states == 0 {
+            return Err(bad(
+                "max-states",
+                "invalid value '0' for --max-states (allowed: an integer of at least 1)".into(),
+            ));
+        }
+        let mut checker = model
+            .checker()
+            .target_max_depth(self.max_depth)
+            .target_state_count(self.max_states);
         checker = checker.threads(self.threads.max(1));
         if self.symmetry {
             if self.strategy != Strategy::Dfs {
@@ -309,6 +323,13 @@ impl CheckCmd {
         }
         if cut {
             why.push(format!("--max-depth {} cut some runs", self.max_depth));
+        }
+        if done.state_count() >= self.max_states {
+            why.push(format!(
+                "--max-states {} stopped the search after {} states",
+                self.max_states,
+                done.state_count()
+            ));
         }
         let (verdict, reason) = if failed {
             (Verdict::Violated, None)

@@ -484,6 +484,22 @@ fn check_unreached_coverage_is_inconclusive_and_exits_3() {
 }
 
 #[test]
+fn check_stopped_by_max_states_is_inconclusive_and_exits_3() {
+    let (code, json) = check("--broker kafka --faults tcp --max-states 20000");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--max-states 20000 stopped the search"),
+        "{json}"
+    );
+    let states = json["states"].as_u64().unwrap();
+    assert!((20_000..200_000).contains(&states), "{states} states");
+    assert_eq!(code, 3, "a search the limit stopped exits 3");
+}
+
+#[test]
 fn check_zeromq_push_pull_loses_a_message_to_a_crash() {
     let (code, json) = check("--broker zeromq --set pattern=push-pull --faults crash");
     assert_eq!(json["broker"], "zeromq");
@@ -815,6 +831,14 @@ fn check_unknown_fault_is_refused_naming_faults() {
     bad_input(
         &["check", "--broker", "kafka", "--faults", "pause,slow"],
         "--faults",
+    );
+}
+
+#[test]
+fn check_zero_max_states_is_refused_naming_max_states() {
+    bad_input(
+        &["check", "--broker", "kafka", "--max-states", "0"],
+        "--max-states",
     );
 }
 
