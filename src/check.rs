@@ -45,10 +45,10 @@ pub struct CheckCmd {
     /// Stop exploring paths longer than this many steps.
     #[arg(long, default_value_t = 3000)]
     pub max_depth: usize,
-    /// Stop the search after about this many states (each costs about 150 bytes in
-    /// breadth-first search: the default keeps a check within 6 GB). A search it stops is
-    /// inconclusive.
-    #[arg(long, default_value_t = 40_000_000)]
+    /// Stop the search after about this many states. Breadth-first search keeps 150 to 700
+    /// bytes a state (more when the frontier is wide), so the default keeps a check within about
+    /// 7 GB. A search it stops is inconclusive.
+    #[arg(long, default_value_t = 10_000_000)]
     pub max_states: usize,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
