@@ -134,11 +134,6 @@ impl FaultSet {
             self.names().join(",")
         }
     }
-
-    /// Does this set go beyond what TCP delivers (duplication or reordering)?
-    pub fn beyond_tcp(&self) -> bool {
-        self.contains(Fault::Duplicate) || self.contains(Fault::Reorder)
-    }
 }
 
 impl fmt::Display for FaultSet {

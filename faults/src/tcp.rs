@@ -24,12 +24,6 @@ pub fn retransmission_ms(k: u32) -> u64 {
     (0..=k).map(backoff_ms).sum()
 }
 
-/// How long after its first transmission the sender gives up on a segment (ms): the last
-/// retransmission's timeout expiring unanswered (924.6 s).
-pub fn give_up_ms() -> u64 {
-    retransmission_ms(RETRIES)
-}
-
 /// A segment first sent at `sent_ms` and held up until `open_ms` (a partition's heal): when its
 /// next retransmission gets through, or `None` if TCP gave up on it first.
 pub fn delivery_after(sent_ms: u64, open_ms: u64) -> Option<u64> {
