@@ -667,8 +667,16 @@ impl<S: System> Model for CheckModel<S> {
         if self.ended(state) {
             return;
         }
-        // Random draws come first: they fix the clients' pace before anything happens.
+        // Random draws come first: they fix the clients' pace before anything happens. A paused
+        // process draws when it resumes, as in the simulator, where its clock task is stopped.
         for (i, slot) in state.nodes.iter().enumerate() {
+            if state
+                .nemesis
+                .paused
+                .is_some_and(|(p, _)| usize::from(p) == i)
+            {
+                continue;
+            }
             if let Some((key, values)) = slot.randoms.iter().next() {
                 for value in values {
                     actions.push(Step::Random {
