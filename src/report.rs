@@ -63,6 +63,8 @@ pub struct Coverage {
     pub sends: u64,
     pub acknowledged: u64,
     pub delivered: u64,
+    /// Multipart messages and transactions the clients ended: atomicity is tested only on them.
+    pub atomic_units: u64,
     /// Faults that took effect on a node or a link.
     pub faults_applied: u64,
 }

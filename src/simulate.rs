@@ -74,6 +74,7 @@ pub fn simulate<S: System>(
         sends: sum(|r| r.sends as u64),
         acknowledged: sum(|r| r.acks as u64),
         delivered: sum(|r| r.deliveries as u64),
+        atomic_units: sum(|r| r.atomic_units as u64),
         faults_applied: sum(|r| u64::from(r.faults_applied)),
     };
     let invariants: BTreeMap<String, InvariantReport> = Invariant::SELECTABLE
@@ -82,7 +83,8 @@ pub fn simulate<S: System>(
         .map(|inv| {
             let checked = spec.checks.contains(&inv) || inv == Invariant::NoUnexpected;
             let tested = coverage.delivered > 0
-                && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0);
+                && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0)
+                && (inv != Invariant::Atomicity || coverage.atomic_units > 0);
             let failing: Vec<_> = results
                 .iter()
                 .filter(|r| r.violations.iter().any(|v| v.invariant == inv))

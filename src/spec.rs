@@ -156,8 +156,8 @@ impl BrokerSetup {
 pub struct SimArgs {
     #[command(flatten)]
     pub setup: BrokerArgs<Simulated>,
-    /// Invariants to check: a comma list of at-least-once, at-most-once, ordering.
-    #[arg(long, default_value = "at-least-once,at-most-once,ordering")]
+    /// Invariants to check: a comma list of at-least-once, at-most-once, ordering, atomicity.
+    #[arg(long, default_value = Invariant::DEFAULT_CHECKS)]
     pub check: String,
 }
 
@@ -260,7 +260,7 @@ impl SimArgs {
             if !Invariant::SELECTABLE.contains(&inv) {
                 return Err(bad(
                     "check",
-                    format!("{word} is always checked (allowed in --check: at-least-once, at-most-once, ordering)"),
+                    format!("{word} is always checked (allowed in --check: at-least-once, at-most-once, ordering, atomicity)"),
                 ));
             }
             if !checks.contains(&inv) {

@@ -1,6 +1,8 @@
 //! The checkers. Each is a pure function from a [`History`] to its violations, in a fixed order.
 
-use crate::{secs, GroupId, History, Invariant, Kind, MsgId, Op, OrderingPromise, Violation};
+use crate::{
+    secs, GroupId, History, Invariant, Kind, MsgId, Op, OrderingPromise, TxnOutcome, Violation,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Runs the checker for `invariant`; ordering is judged inside `promise`.
@@ -289,10 +291,103 @@ pub fn no_unexpected(history: &History) -> Vec<Violation> {
         .collect()
 }
 
+/// Multipart messages and transactions torn apart, and aborted transactions read: see
+/// [`multipart`] and [`transactions`].
+pub fn atomicity(history: &History) -> Vec<Violation> {
+    let mut out = multipart(history);
+    out.extend(transactions(history));
+    out
+}
+
+/// Transactions that did not reach a group whole or not at all: a group delivered some of a
+/// committed (or in-doubt) transaction's messages but not the others addressed to it (`torn`),
+/// or delivered a message of an aborted transaction (`aborted-read`, Adya's G1a). A committed
+/// transaction no group ever saw is at-least-once's business (its messages were acknowledged),
+/// not atomicity's; interleaving with other producers' messages is allowed.
+pub fn transactions(history: &History) -> Vec<Violation> {
+    let mut audience: BTreeMap<MsgId, &[GroupId]> = BTreeMap::new();
+    let mut ended = Vec::new();
+    for e in &history.events {
+        match &e.op {
+            Op::Send {
+                msg, audience: a, ..
+            } => {
+                audience.insert(*msg, a);
+            }
+            Op::Transaction { txn, msgs, outcome } => ended.push((*txn, msgs, *outcome, e.time_ms)),
+            _ => {}
+        }
+    }
+    // A message some transaction committed (or may have) is not aborted, whatever else aborted it.
+    let kept: BTreeSet<MsgId> = ended
+        .iter()
+        .filter(|(_, _, outcome, _)| *outcome != TxnOutcome::Aborted)
+        .flat_map(|(_, msgs, _, _)| msgs.iter().copied())
+        .collect();
+    let mut delivered: BTreeMap<GroupId, BTreeSet<MsgId>> = BTreeMap::new();
+    for d in deliveries(history) {
+        delivered.entry(d.group).or_default().insert(d.msg);
+    }
+    let list = |msgs: &[MsgId]| {
+        msgs.iter()
+            .map(MsgId::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    for (txn, msgs, outcome, at) in ended {
+        for (group, got) in &delivered {
+            let seen: Vec<MsgId> = msgs.iter().copied().filter(|m| got.contains(m)).collect();
+            if seen.is_empty() {
+                continue;
+            }
+            if outcome == TxnOutcome::Aborted {
+                let read: Vec<MsgId> = seen.into_iter().filter(|m| !kept.contains(m)).collect();
+                if !read.is_empty() {
+                    out.push(Violation {
+                        invariant: Invariant::Atomicity,
+                        kind: Kind::AbortedRead,
+                        explanation: format!(
+                            "group {group} delivered {} of transaction {txn} [{}], which the producer aborted at {}",
+                            list(&read),
+                            list(msgs),
+                            secs(at)
+                        ),
+                        msgs: read,
+                    });
+                }
+                continue;
+            }
+            let missing: Vec<MsgId> = msgs
+                .iter()
+                .copied()
+                .filter(|m| !got.contains(m))
+                .filter(|m| audience.get(m).is_some_and(|a| a.contains(group)))
+                .collect();
+            if !missing.is_empty() {
+                out.push(Violation {
+                    invariant: Invariant::Atomicity,
+                    kind: Kind::Torn,
+                    msgs: msgs.clone(),
+                    explanation: format!(
+                        "group {group} delivered {} of transaction {txn} [{}] ({} at {}) but never {}",
+                        list(&seen),
+                        list(msgs),
+                        outcome.name(),
+                        secs(at),
+                        list(&missing)
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Multipart messages torn apart: a group got some parts but not all, or a consumer handed its
 /// application a part out of its place (without the part before it, or with another message in
 /// between).
-pub fn atomicity(history: &History) -> Vec<Violation> {
+pub fn multipart(history: &History) -> Vec<Violation> {
     let messages: Vec<&[MsgId]> = history
         .events
         .iter()

@@ -78,6 +78,37 @@ pub enum Op {
     /// The application sent these messages as the parts of one multipart message (ZeroMQ's
     /// `ZMQ_SNDMORE` frames): a receiver gets all of them, consecutively, or none.
     Multipart { parts: Vec<MsgId> },
+    /// The application ended a transaction and the client API said how: its messages are
+    /// visible to consumers all together or not at all. `txn` names the transaction (unique in
+    /// the run; the producer's own numbering is enough when it is unique across producers).
+    /// Recorded when the client learns the outcome: a commit the broker confirmed
+    /// ([`TxnOutcome::Committed`], the messages also get an [`Op::Ack`]), an abort or a rollback
+    /// ([`TxnOutcome::Aborted`]), or a commit whose fate the client could not learn
+    /// ([`TxnOutcome::InDoubt`]).
+    Transaction {
+        txn: u64,
+        msgs: Vec<MsgId>,
+        outcome: TxnOutcome,
+    },
+}
+
+/// How a transaction ended, as the client API reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxnOutcome {
+    Committed,
+    Aborted,
+    InDoubt,
+}
+
+impl TxnOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnOutcome::Committed => "committed",
+            TxnOutcome::Aborted => "aborted",
+            TxnOutcome::InDoubt => "in doubt",
+        }
+    }
 }
 
 /// An observation with the simulated time (ms) and the node that made it.
@@ -129,7 +160,10 @@ impl History {
                 Op::Deliver { msg, group, .. } => {
                     delivered.insert((*msg, *group));
                 }
-                Op::Commit { .. } | Op::Discard { .. } | Op::Multipart { .. } => {}
+                Op::Commit { .. }
+                | Op::Discard { .. }
+                | Op::Multipart { .. }
+                | Op::Transaction { .. } => {}
             }
         }
         sent.iter().all(|(msg, audience)| {
@@ -152,6 +186,15 @@ impl History {
         self.events
             .iter()
             .filter(|e| matches!(e.op, Op::Ack { .. }))
+            .count()
+    }
+
+    /// Number of units that must reach consumers whole: multipart messages and transactions
+    /// whose outcome the client learned. Atomicity is only tested when there is one.
+    pub fn atomic_units(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Multipart { .. } | Op::Transaction { .. }))
             .count()
     }
 
@@ -201,6 +244,15 @@ impl fmt::Display for Op {
             Op::Multipart { parts } => {
                 let parts: Vec<String> = parts.iter().map(MsgId::to_string).collect();
                 write!(f, "multipart [{}]", parts.join(", "))
+            }
+            Op::Transaction { txn, msgs, outcome } => {
+                let msgs: Vec<String> = msgs.iter().map(MsgId::to_string).collect();
+                write!(
+                    f,
+                    "transaction {txn} [{}] {}",
+                    msgs.join(", "),
+                    outcome.name()
+                )
             }
         }
     }

@@ -18,15 +18,19 @@
 //!   only inside the broker's [`OrderingPromise`]: what the broker never promised is no violation.
 //! - **no-unexpected**: nothing is delivered that was never sent (`unexpected`: a model bug).
 //! - **atomicity**: the parts of a multipart message reach a group all or none, and one consumer
-//!   hands them to its application consecutively (`torn` otherwise). Not selectable with
-//!   `--check`: only ZeroMQ has multipart messages, and its tests check it.
+//!   hands them to its application consecutively; a committed transaction's messages reach a
+//!   group all or none (`torn` otherwise), and an aborted transaction's never (`aborted-read`).
+//!   Selectable with `--check atomicity`, and tested only by histories that have a multipart
+//!   message or a transaction.
 
 mod checkers;
 mod history;
 mod secs;
 
-pub use checkers::{at_least_once, at_most_once, atomicity, check, no_unexpected, ordering};
-pub use history::{Event, GroupId, History, MsgId, Op};
+pub use checkers::{
+    at_least_once, at_most_once, atomicity, check, multipart, no_unexpected, ordering, transactions,
+};
+pub use history::{Event, GroupId, History, MsgId, Op, TxnOutcome};
 pub use secs::{secs, secs_unspaced};
 
 use serde::Serialize;
@@ -50,11 +54,16 @@ pub enum Invariant {
 
 impl Invariant {
     /// The properties a user selects with `--check`; `no-unexpected` is always checked besides.
-    pub const SELECTABLE: [Invariant; 3] = [
+    pub const SELECTABLE: [Invariant; 4] = [
         Invariant::AtLeastOnce,
         Invariant::AtMostOnce,
         Invariant::Ordering,
+        Invariant::Atomicity,
     ];
+
+    /// The comma list `--check` takes when not given: atomicity is asked for where a workload
+    /// has transactions or multipart messages.
+    pub const DEFAULT_CHECKS: &'static str = "at-least-once,at-most-once,ordering";
 
     pub fn name(self) -> &'static str {
         match self {
@@ -81,7 +90,7 @@ impl FromStr for Invariant {
             .chain([Invariant::NoUnexpected])
             .find(|i| i.name() == s)
             .ok_or_else(|| {
-                format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering)")
+                format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering, atomicity)")
             })
     }
 }
@@ -119,6 +128,7 @@ pub enum Kind {
     NonmonotonicPoll,
     Unexpected,
     Torn,
+    AbortedRead,
 }
 
 impl Kind {
@@ -131,6 +141,7 @@ impl Kind {
             Kind::NonmonotonicPoll => "nonmonotonic-poll",
             Kind::Unexpected => "unexpected",
             Kind::Torn => "torn",
+            Kind::AbortedRead => "aborted-read",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use mqcheck_invariants::{
     at_least_once, at_most_once, check, no_unexpected, ordering, Event, GroupId, History,
-    Invariant, Kind, MsgId, Op, OrderingPromise, Violation,
+    Invariant, Kind, MsgId, Op, OrderingPromise, TxnOutcome, Violation,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1764,4 +1764,135 @@ fn another_message_between_parts_or_a_part_out_of_place_tears_it() {
         .deliver(dv(m(0, 2), 0).consumer(1))
         .build();
     assert!(!check(Invariant::Atomicity, &split, &EVERY).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// atomicity (transactions)
+// ---------------------------------------------------------------------------------------------
+
+/// Transaction 1 [p0:0, p0:1] ended with `outcome`, and a single message p1:0 outside it; all
+/// sent to groups 0 and 1, the committed ones acknowledged.
+fn transaction(outcome: TxnOutcome) -> B {
+    let msgs = vec![m(0, 0), m(0, 1)];
+    let mut b = B::new();
+    for msg in &msgs {
+        b = b.send(*msg, 0, &[0, 1]);
+    }
+    b = b.sent(m(1, 0), 0, &[0, 1]);
+    if outcome == TxnOutcome::Committed {
+        b = b.ack(m(0, 0)).ack(m(0, 1));
+    }
+    b.op(Op::Transaction {
+        txn: 1,
+        msgs,
+        outcome,
+    })
+}
+
+fn atomicity_of(h: &History) -> Vec<Violation> {
+    check(Invariant::Atomicity, h, &EVERY)
+}
+
+#[test]
+fn a_committed_transaction_delivered_whole_and_interleaved_is_atomic() {
+    let h = transaction(TxnOutcome::Committed)
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(1, 0), 0))
+        .deliver(dv(m(0, 1), 0))
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 0), 1).consumer(1))
+        .deliver(dv(m(1, 0), 1))
+        .build();
+    assert!(atomicity_of(&h).is_empty(), "{:#?}", atomicity_of(&h));
+    assert_eq!(h.atomic_units(), 1);
+    // Never delivered at all is at-least-once's loss, not a torn transaction.
+    let unseen = transaction(TxnOutcome::Committed)
+        .deliver(dv(m(1, 0), 0))
+        .deliver(dv(m(1, 0), 1))
+        .build();
+    assert!(atomicity_of(&unseen).is_empty());
+    assert_eq!(at_least_once(&unseen).len(), 2);
+}
+
+#[test]
+fn a_committed_transaction_half_delivered_to_one_group_is_torn() {
+    let h = transaction(TxnOutcome::Committed)
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 1), 0))
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    let vs = atomicity_of(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Atomicity,
+        Kind::Torn,
+        &[m(0, 0), m(0, 1)],
+    );
+    assert_mentions(&vs[0], "group 1 delivered p0:1 of transaction 1");
+    assert_mentions(&vs[0], "committed");
+    assert_mentions(&vs[0], "never p0:0");
+}
+
+#[test]
+fn an_in_doubt_transaction_is_all_or_nothing() {
+    let none = transaction(TxnOutcome::InDoubt).build();
+    assert!(atomicity_of(&none).is_empty());
+    let whole = transaction(TxnOutcome::InDoubt)
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 1), 0))
+        .build();
+    assert!(atomicity_of(&whole).is_empty());
+    let part = transaction(TxnOutcome::InDoubt)
+        .deliver(dv(m(0, 1), 0))
+        .build();
+    let vs = atomicity_of(&part);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_eq!(vs[0].kind, Kind::Torn);
+    assert_mentions(&vs[0], "in doubt");
+}
+
+#[test]
+fn a_delivered_message_of_an_aborted_transaction_is_an_aborted_read() {
+    let clean = transaction(TxnOutcome::Aborted)
+        .deliver(dv(m(1, 0), 0))
+        .deliver(dv(m(1, 0), 1))
+        .build();
+    assert!(atomicity_of(&clean).is_empty());
+    // Aborted messages were never acknowledged: nothing is lost either.
+    assert!(at_least_once(&clean).is_empty());
+    let read = transaction(TxnOutcome::Aborted)
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    let vs = atomicity_of(&read);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::Atomicity, Kind::AbortedRead, &[m(0, 1)]);
+    assert_mentions(&vs[0], "aborted at");
+    assert_eq!(Kind::AbortedRead.name(), "aborted-read");
+}
+
+#[test]
+fn a_message_an_aborted_transaction_shares_with_a_committed_retry_is_no_aborted_read() {
+    let h = transaction(TxnOutcome::Aborted)
+        .op(Op::Transaction {
+            txn: 2,
+            msgs: vec![m(0, 0), m(0, 1)],
+            outcome: TxnOutcome::Committed,
+        })
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 1), 0))
+        .build();
+    assert!(atomicity_of(&h).is_empty(), "{:#?}", atomicity_of(&h));
+}
+
+#[test]
+fn atomicity_is_selectable_and_a_transaction_prints_its_outcome() {
+    assert_eq!("atomicity".parse::<Invariant>(), Ok(Invariant::Atomicity));
+    assert!(Invariant::SELECTABLE.contains(&Invariant::Atomicity));
+    let op = Op::Transaction {
+        txn: 3,
+        msgs: vec![m(0, 4), m(0, 5)],
+        outcome: TxnOutcome::InDoubt,
+    };
+    assert_eq!(op.to_string(), "transaction 3 [p0:4, p0:5] in doubt");
 }

@@ -18,6 +18,8 @@ pub struct SeedResult {
     pub deliveries: usize,
     pub sends: usize,
     pub acks: usize,
+    /// Multipart messages and transactions the clients ended (see `History::atomic_units`).
+    pub atomic_units: usize,
     /// The time limit did not cut the run short (see [`crate::Run::complete`]).
     pub complete: bool,
     pub faults_applied: u32,
@@ -51,6 +53,7 @@ pub fn sweep<S: System>(
                     deliveries: r.history.deliveries(),
                     sends: r.history.sends(),
                     acks: r.history.acks(),
+                    atomic_units: r.history.atomic_units(),
                     complete: r.complete,
                     faults_applied: r.faults_applied,
                 };

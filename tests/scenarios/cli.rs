@@ -376,3 +376,23 @@ fn sim_reports_coverage() {
     assert_eq!(c["delivered"], json["stats"]["messages_delivered"]);
     assert!(c["faults_applied"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn atomicity_is_judged_where_the_workload_has_atomic_units_and_untested_elsewhere() {
+    let (code, json) = crate::common::sim(
+        "--broker zeromq --set pattern=push-pull --set frames=3 --faults crash --seeds 5 --check atomicity",
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["invariants"]["atomicity"]["held"], true);
+    assert!(json["coverage"]["atomic_units"].as_u64().unwrap() > 0);
+    // Single-frame messages: nothing to judge atomicity on, so it is not held but untested.
+    let (code, json) = crate::common::sim(
+        "--broker zeromq --set pattern=push-pull --faults crash --seeds 5 --check atomicity",
+    );
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["invariants"]["atomicity"]["tested"], false);
+    assert!(json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not tested: atomicity"));
+}

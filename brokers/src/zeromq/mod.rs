@@ -452,7 +452,7 @@ impl System for ZeroMq {
             Scenario {
                 name: "push-pull, 3 frames",
                 sets: &["pattern=push-pull", "frames=3"],
-                claim: "multipart messages, three frames each (all parts or none: checked by the atomicity checker in cargo test)",
+                claim: "multipart messages, three frames each (all parts or none)",
             },
             Scenario {
                 name: "req-rep, plain client",
