@@ -158,17 +158,43 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             }
             sleep(SETTLE_POLL).await;
         }
-        let w = lock(&world);
-        Run {
-            seed,
-            history: w.history.clone(),
-            trace: w.trace.clone().unwrap_or_default(),
-            simulated_ms: w.now_ms(),
-            delivered: w.delivered,
-            complete: done(&w),
-            faults_applied: nemesis.applied,
+        let run = {
+            let w = lock(&world);
+            Run {
+                seed,
+                history: w.history.clone(),
+                trace: w.trace.clone().unwrap_or_default(),
+                simulated_ms: w.now_ms(),
+                delivered: w.delivered,
+                complete: done(&w),
+                faults_applied: nemesis.applied,
+            }
+        };
+        // madsim does not drain its ready queue when the runtime is dropped, and a queued task
+        // holds the queue's sender: whatever is still queued would keep itself, its node's state
+        // and the queue alive forever, about 100 KB a run. Killing every node wakes its tasks,
+        // and one yield lets the executor drop them all before `block_on` returns.
+        for id in &nemesis.ids {
+            nemesis.handle.kill(*id);
+        }
+        yield_once().await;
+        run
+    })
+}
+
+/// Returns to the executor once, so it runs everything else that is ready first.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
         }
     })
+    .await
 }
 
 /// What an active fault did, so its end can undo exactly that.

@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod common;
 mod kafka;
+mod memory;
 mod rabbitmq;
 mod toy;
 mod zeromq;
