@@ -1,7 +1,8 @@
 //! `mqcheck check` and `mqcheck explore`: the bounded exhaustive check of a broker model.
 
+use crate::output::OutputFile;
 use crate::report::Verdict;
-use crate::spec::{bad, range, BrokerArgs, Checked};
+use crate::spec::{bad, int, BrokerArgs, Checked};
 use crate::HELD;
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System};
@@ -24,11 +25,11 @@ pub struct ModelArgs {
     #[command(flatten)]
     pub setup: BrokerArgs<Checked>,
     /// Process faults on one path: crashes, power losses, pauses, fast clocks.
-    #[arg(long, default_value_t = 1)]
-    pub max_crashes: u32,
+    #[arg(long, default_value_t = 1, value_parser = int(0usize, 3))]
+    pub max_crashes: usize,
     /// Network faults on one path: lost segments, partitions, duplicated or reordered packets.
-    #[arg(long, default_value_t = 1)]
-    pub max_net_faults: u32,
+    #[arg(long, default_value_t = 1, value_parser = int(0usize, 3))]
+    pub max_net_faults: usize,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -38,17 +39,17 @@ pub struct CheckCmd {
     /// Checker threads. With one, BFS reports the shortest counterexample, the same every run.
     /// With more, it reports the first any thread meets, which may differ from run to run and be
     /// a little longer (the verdicts and state counts do not change).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = int(1usize, 256))]
     pub threads: usize,
     #[arg(long, value_enum, default_value = "bfs")]
     pub strategy: Strategy,
     /// Stop exploring paths longer than this many steps.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = int(1usize, usize::MAX))]
     pub max_depth: usize,
     /// Stop the search after about this many states. Breadth-first search keeps 150 to 700
     /// bytes a state (more when the frontier is wide), so the default keeps a check within about
     /// 7 GB. A search it stops is inconclusive.
-    #[arg(long, default_value_t = 10_000_000)]
+    #[arg(long, default_value_t = 10_000_000, value_parser = int(1usize, usize::MAX))]
     pub max_states: usize,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
@@ -76,8 +77,7 @@ impl ModelArgs {
     /// Validates the options and builds the model.
     fn model<S: System>(&self) -> Result<(CheckModel<S>, Config), ConfigError> {
         let setup = self.setup.validate::<S>()?;
-        let max_crashes = range("max-crashes", self.max_crashes, 0, 3)? as usize;
-        let max_net_faults = range("max-net-faults", self.max_net_faults, 0, 3)? as usize;
+        let (max_crashes, max_net_faults) = (self.max_crashes, self.max_net_faults);
         let system = S::build(&setup.config, setup.workload);
         let bounds = Bounds {
             workload: setup.workload,
@@ -259,17 +259,11 @@ impl Job for CheckCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
-        if self.max_states == 0 {
-            return Err(bad(
-                "max-states",
-                "invalid value '0' for --max-states (allowed: an integer of at least 1)".into(),
-            ));
-        }
         let mut checker = model
             .checker()
             .target_max_depth(self.max_depth)
             .target_state_count(self.max_states);
-        checker = checker.threads(self.threads.max(1));
+        checker = checker.threads(self.threads);
         if self.symmetry {
             if self.strategy != Strategy::Dfs {
                 return Err(bad(
@@ -279,10 +273,11 @@ impl Job for CheckCmd {
             }
             checker = checker.symmetry_fn(CheckState::<S>::representative);
         }
+        let svg = OutputFile::maybe("svg", self.svg.as_ref())?;
         let started = Instant::now();
         match self.strategy {
-            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, started),
-            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, started),
+            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, svg, started),
+            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, svg, started),
         }
     }
 }
@@ -293,6 +288,7 @@ impl CheckCmd {
         &self,
         running: impl Checker<CheckModel<S>>,
         config: Config,
+        svg: Option<OutputFile>,
         started: Instant,
     ) -> Result<u8, ConfigError> {
         let mut progress: Box<dyn std::io::Write> = if self.json {
@@ -352,14 +348,18 @@ impl CheckCmd {
             seconds,
             properties,
         };
-        if let (Some(file), Some(steps)) = (&self.svg, report.first_counterexample()) {
-            std::fs::write(file, describe::diagram(model, steps))
-                .map_err(|e| bad("svg", format!("cannot write --svg {}: {e}", file.display())))?;
+        if let Some(mut file) = svg {
+            match report.first_counterexample() {
+                Some(steps) => file.write(&describe::diagram(model, steps))?,
+                None => file.discard(),
+            }
         }
         if self.json {
-            crate::emit(&(serde_json::to_string_pretty(&report).expect("serializable") + "\n"));
+            crate::output::emit(
+                &(serde_json::to_string_pretty(&report).expect("serializable") + "\n"),
+            );
         } else {
-            crate::emit(&report.text(self.max_depth));
+            crate::output::emit(&report.text(self.max_depth));
         }
         Ok(verdict.code())
     }
@@ -402,12 +402,12 @@ impl Job for ExploreCmd {
                 format!("invalid --addr '{}': {e} (allowed: HOST:PORT)", self.addr),
             )
         })?;
-        // Stateright's server panics on an address it cannot bind: find out first.
-        drop(
-            std::net::TcpListener::bind(addr)
-                .map_err(|e| bad("addr", format!("cannot listen on --addr {addr}: {e}")))?,
-        );
-        crate::emit(&format!(
+        // Stateright's server panics on an address it cannot bind: find out first, and learn
+        // the port the system picks for port 0.
+        let addr = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.local_addr())
+            .map_err(|e| bad("addr", format!("cannot listen on --addr {addr}: {e}")))?;
+        crate::output::emit(&format!(
             "Stateright Explorer for {} on http://{addr}/ (Ctrl-C stops it)\n",
             S::NAME
         ));

@@ -2,12 +2,14 @@
 
 mod check;
 mod matrix;
+mod output;
 mod report;
 mod simulate;
 mod spec;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use mqcheck_brokers::{dispatch, Job, System, BROKERS};
+use output::emit;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -53,7 +55,17 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
-    let cli = Cli::parse();
+    // Ctrl-C may fail to install only if something else took SIGINT first: then it just kills.
+    let _ = ctrlc::set_handler(output::on_interrupt);
+    // A negative number is a value, so `--seeds -1` says which values are allowed.
+    let command = Cli::command().mut_subcommands(|s| s.allow_negative_numbers(true));
+    let cli = match command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(parse_error(&e)),
+    };
     let code = match cli.command {
         Command::List => {
             for broker in BROKERS {
@@ -67,7 +79,41 @@ fn main() -> ExitCode {
         Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
         Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
     };
-    ExitCode::from(code)
+    ExitCode::from(if output::stdout_failed() {
+        BAD_INPUT
+    } else {
+        code
+    })
+}
+
+/// The argument parser's errors keep the one-line contract of all bad input (help and version
+/// are printed whole): a rejected value as every other (`invalid value '0' for --seeds
+/// (allowed: …)`), anything else as the first paragraph of clap's message on one line; exit 2.
+fn parse_error(e: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ErrorKind};
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return HELD;
+    }
+    if let (ErrorKind::ValueValidation, Some(arg), Some(value), Some(why)) = (
+        e.kind(),
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+        std::error::Error::source(e),
+    ) {
+        let flag = arg.to_string();
+        let flag = flag.split_whitespace().next().unwrap_or_default();
+        eprintln!("error: invalid value '{value}' for {flag} ({why})");
+        return BAD_INPUT;
+    }
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    eprintln!("{}", first.join(" "));
+    BAD_INPUT
 }
 
 /// Runs a broker-specific job; bad input (unknown broker, key, value) is one line and exit 2.
@@ -96,11 +142,4 @@ impl Job for ListJob {
         }
         emit(&text);
     }
-}
-
-/// Writes to stdout; a closed pipe (`mqcheck list | head`) ends the output quietly.
-pub fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -1,9 +1,10 @@
 //! `mqcheck matrix`: the comparison article's claims, broker by broker, configuration by
 //! configuration, each verdict with its evidence.
 
+use crate::output::OutputFile;
 use crate::report::{SimReport, Verdict};
 use crate::simulate::{progress, simulate};
-use crate::spec::{BrokerArgs, SimArgs, WorkloadArgs, DEFAULT_FAULTS};
+use crate::spec::{int, BrokerArgs, SimArgs, Simulated, Sizes, WorkloadArgs, DEFAULT_FAULTS};
 use crate::BAD_INPUT;
 use clap::Args;
 use indicatif::ProgressBar;
@@ -16,10 +17,10 @@ use std::path::PathBuf;
 #[derive(Args, Clone, Debug)]
 pub struct MatrixCmd {
     /// Seeds per configuration.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = int(1u64, u64::MAX))]
     pub seeds: u64,
     /// Messages each producer sends in every run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = int(1u32, Simulated::MAX.messages))]
     pub messages: u32,
     #[command(flatten)]
     pub workload: WorkloadArgs,
@@ -74,6 +75,7 @@ impl Job for MatrixJob<'_> {
                     0,
                     self.cmd.seeds,
                     self.bar,
+                    None,
                 )),
             });
         }
@@ -95,7 +97,8 @@ fn without_untested_atomicity(mut report: SimReport) -> SimReport {
     if atomicity.checked && !atomicity.tested {
         atomicity.checked = false;
         atomicity.held = None;
-        (report.verdict, report.reason) = SimReport::conclude(&report.invariants, &report.coverage);
+        (report.verdict, report.reason) =
+            SimReport::conclude(&report.invariants, &report.coverage, report.interrupted);
     }
     report
 }
@@ -166,10 +169,15 @@ pub fn markdown(rows: &[Row]) -> String {
 
 impl MatrixCmd {
     pub fn run(&self) -> u8 {
-        if self.seeds == 0 {
-            eprintln!("error: invalid value '0' for --seeds (allowed: an integer from 1 up)");
-            return BAD_INPUT;
-        }
+        let files = OutputFile::maybe("markdown", self.markdown.as_ref())
+            .and_then(|md| Ok((md, OutputFile::maybe("json", self.json.as_ref())?)));
+        let (markdown_file, json_file) = match files {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return BAD_INPUT;
+            }
+        };
         let mut jobs = 0;
         for broker in BROKERS {
             jobs += dispatch(broker, CountJob).expect("listed brokers dispatch");
@@ -193,19 +201,17 @@ impl MatrixCmd {
         }
         bar.finish_and_clear();
         let table = markdown(&rows);
-        crate::emit(&table);
-        if let Some(path) = &self.markdown {
-            if let Err(e) = std::fs::write(path, &table) {
-                eprintln!("error: cannot write --markdown {}: {e}", path.display());
-                return BAD_INPUT;
-            }
-        }
-        if let Some(path) = &self.json {
-            let json = serde_json::to_string_pretty(&rows).expect("matrix serializes");
-            if let Err(e) = std::fs::write(path, json) {
-                eprintln!("error: cannot write --json {}: {e}", path.display());
-                return BAD_INPUT;
-            }
+        crate::output::emit(&table);
+        let written = markdown_file
+            .map_or(Ok(()), |mut f| f.write(&table))
+            .and_then(|()| {
+                json_file.map_or(Ok(()), |mut f| {
+                    f.write(&serde_json::to_string_pretty(&rows).expect("matrix serializes"))
+                })
+            });
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
         }
         let verdict = Verdict::combine(rows.iter().map(|r| r.report.verdict));
         if verdict == Verdict::Inconclusive {

@@ -21,6 +21,8 @@ pub struct SimReport {
     /// Why the verdict is inconclusive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Ctrl-C stopped the sweep: the report covers `stats.runs` of the seeds asked for.
+    pub interrupted: bool,
 }
 
 /// The outcome of a whole command.
@@ -126,7 +128,19 @@ impl SimReport {
     pub fn conclude(
         invariants: &BTreeMap<String, InvariantReport>,
         coverage: &Coverage,
+        interrupted: bool,
     ) -> (Verdict, Option<String>) {
+        // An interrupted sweep answers nothing as a whole, though each violation it found
+        // stands and replays from its seed.
+        if interrupted {
+            return (
+                Verdict::Inconclusive,
+                Some(format!(
+                    "interrupted after {} runs: the seeds not run were not tested",
+                    coverage.runs
+                )),
+            );
+        }
         if invariants.values().any(|i| i.held == Some(false)) {
             return (Verdict::Violated, None);
         }

@@ -1,15 +1,18 @@
 //! `mqcheck sim` and `mqcheck replay`.
 
+use crate::output::{OutputFile, Stream};
 use crate::report::{Coverage, InvariantReport, SimReport, Stats};
-use crate::spec::SimArgs;
+use crate::spec::{int, SimArgs};
 use crate::{HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use mqcheck_brokers::{ConfigError, Job, System};
 use mqcheck_invariants::{secs_unspaced, Invariant};
-use mqcheck_sim::{cast, judge, run, schedule_for, shrink, sweep};
+use mqcheck_sim::{cast, judge, run, schedule_for, shrink, sweep, SeedResult};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt::Write;
+use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Args, Clone, Debug)]
@@ -17,14 +20,18 @@ pub struct SimCmd {
     #[command(flatten)]
     pub args: SimArgs,
     /// How many seeds to run: S, S+1, … S+N-1.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = int(1u64, u64::MAX))]
     pub seeds: u64,
     /// The first seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = int(0u64, u64::MAX))]
     pub seed: u64,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Also write one JSON line per seed to this file as each run finishes (seed, verdicts,
+    /// counts, first violation), in the order runs finish.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -32,15 +39,24 @@ pub struct ReplayCmd {
     #[command(flatten)]
     pub args: SimArgs,
     /// The seed to replay.
-    #[arg(long)]
+    #[arg(long, value_parser = int(0u64, u64::MAX))]
     pub seed: u64,
     /// Also write the timeline as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<std::path::PathBuf>,
 }
 
+/// A progress bar on stderr: redrawn in place on a terminal, else a plain line every few seconds
+/// (a batch job's log shows the sweep is alive without filling up).
 pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::with_draw_target(
+            Some(len),
+            ProgressDrawTarget::term_like_with_hz(Box::new(EveryFewSeconds::default()), 1),
+        )
+    };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
             .expect("valid template")
@@ -50,33 +66,142 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs seeds `first..first+count` of a spec and tallies every invariant.
+/// A non-terminal stderr as indicatif's terminal: each redraw becomes a line, at most one every
+/// [`EveryFewSeconds::PERIOD`]; cursor moves and clears are ignored.
+#[derive(Debug, Default)]
+struct EveryFewSeconds {
+    last: Mutex<Option<Instant>>,
+}
+
+impl EveryFewSeconds {
+    const PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+}
+
+impl TermLike for EveryFewSeconds {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if s.trim().is_empty() || last.is_some_and(|t| t.elapsed() < Self::PERIOD) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        eprintln!("{}", s.trim_end());
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One seed as `--jsonl` writes it.
+#[derive(Serialize)]
+pub struct SeedLine {
+    seed: u64,
+    /// Each checked invariant, `held` or `violated`, in this run.
+    verdicts: BTreeMap<&'static str, &'static str>,
+    complete: bool,
+    sends: usize,
+    acknowledged: usize,
+    delivered: usize,
+    faults_applied: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_violation: Option<SeedViolation>,
+}
+
+#[derive(Serialize)]
+struct SeedViolation {
+    invariant: &'static str,
+    kind: &'static str,
+    explanation: String,
+}
+
+impl SeedLine {
+    fn new(r: &SeedResult, checks: &[Invariant]) -> Self {
+        let verdicts = checks
+            .iter()
+            .chain([&Invariant::NoUnexpected])
+            .map(|inv| {
+                let violated = r.violations.iter().any(|v| v.invariant == *inv);
+                (inv.name(), if violated { "violated" } else { "held" })
+            })
+            .collect();
+        SeedLine {
+            seed: r.seed,
+            verdicts,
+            complete: r.complete,
+            sends: r.sends,
+            acknowledged: r.acks,
+            delivered: r.deliveries,
+            faults_applied: r.faults_applied,
+            first_violation: r.violations.first().map(|v| SeedViolation {
+                invariant: v.invariant.name(),
+                kind: v.kind.name(),
+                explanation: v.explanation.clone(),
+            }),
+        }
+    }
+}
+
+/// Runs seeds `first..first+count` of a spec and tallies every invariant; each run goes to the
+/// `--jsonl` stream as it finishes. Ctrl-C stops the sweep after the runs under way, and the
+/// report covers the runs finished, marked interrupted.
 pub fn simulate<S: System>(
     spec: &crate::spec::Spec,
     first: u64,
     count: u64,
     bar: &ProgressBar,
+    jsonl: Option<&Stream>,
 ) -> SimReport {
     let system = S::build(&spec.setup.config, spec.setup.workload);
     let started = Instant::now();
-    let results = sweep(
-        &system,
-        first..first + count,
-        &spec.setup.faults,
-        &spec.checks,
-        &|| bar.inc(1),
-    );
-    let wall_ms = started.elapsed().as_millis() as u64;
-    let sum = |f: fn(&mqcheck_sim::SeedResult) -> u64| results.iter().map(f).sum::<u64>();
-    let coverage = Coverage {
-        runs: results.len() as u64,
-        incomplete_runs: sum(|r| u64::from(!r.complete)),
-        sends: sum(|r| r.sends as u64),
-        acknowledged: sum(|r| r.acks as u64),
-        delivered: sum(|r| r.deliveries as u64),
-        atomic_units: sum(|r| r.atomic_units as u64),
-        faults_applied: sum(|r| u64::from(r.faults_applied)),
+    let tally = if crate::output::interrupted() {
+        mqcheck_sim::Tally::default()
+    } else {
+        sweep(
+            &system,
+            first..first + count,
+            &spec.setup.faults,
+            &spec.checks,
+            &|r| {
+                bar.inc(1);
+                if let Some(stream) = jsonl {
+                    stream.line(&SeedLine::new(r, &spec.checks));
+                }
+                !crate::output::interrupted()
+            },
+        )
     };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let coverage = Coverage {
+        runs: tally.runs,
+        incomplete_runs: tally.incomplete,
+        sends: tally.sends,
+        acknowledged: tally.acks,
+        delivered: tally.deliveries,
+        atomic_units: tally.atomic_units,
+        faults_applied: tally.faults_applied,
+    };
+    let interrupted = tally.runs < count;
     let invariants: BTreeMap<String, InvariantReport> = Invariant::SELECTABLE
         .into_iter()
         .chain([Invariant::NoUnexpected])
@@ -85,22 +210,12 @@ pub fn simulate<S: System>(
             let tested = coverage.delivered > 0
                 && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0)
                 && (inv != Invariant::Atomicity || coverage.atomic_units > 0);
-            let failing: Vec<_> = results
-                .iter()
-                .filter(|r| r.violations.iter().any(|v| v.invariant == inv))
-                .collect();
-            let first_violation = failing.first().map(|r| {
-                let v = r
-                    .violations
-                    .iter()
-                    .find(|v| v.invariant == inv)
-                    .expect("filtered on it");
-                crate::report::FirstViolation {
-                    seed: r.seed,
-                    replay: spec.replay_command(r.seed),
-                    kind: v.kind.name(),
-                    explanation: v.explanation.clone(),
-                }
+            let violated = tally.violated.get(&inv);
+            let first_violation = violated.map(|v| crate::report::FirstViolation {
+                seed: v.first_seed,
+                replay: spec.replay_command(v.first_seed),
+                kind: v.first.kind.name(),
+                explanation: v.first.explanation.clone(),
             });
             (
                 inv.name().to_string(),
@@ -109,18 +224,18 @@ pub fn simulate<S: System>(
                     tested,
                     held: if !checked {
                         None
-                    } else if !failing.is_empty() {
+                    } else if violated.is_some() {
                         Some(false)
                     } else {
-                        (tested && coverage.incomplete_runs == 0).then_some(true)
+                        (tested && coverage.incomplete_runs == 0 && !interrupted).then_some(true)
                     },
-                    violations: failing.len() as u64,
+                    violations: violated.map_or(0, |v| v.runs),
                     first_violation,
                 },
             )
         })
         .collect();
-    let (verdict, reason) = SimReport::conclude(&invariants, &coverage);
+    let (verdict, reason) = SimReport::conclude(&invariants, &coverage, interrupted);
     SimReport {
         broker: spec.setup.broker.clone(),
         config: S::effective(&spec.setup.config).values().clone(),
@@ -129,11 +244,12 @@ pub fn simulate<S: System>(
         seeds: crate::report::Seeds { first, count },
         invariants,
         stats: Stats {
-            runs: results.len() as u64,
+            runs: tally.runs,
             wall_ms,
-            simulated_ms: results.iter().map(|r| r.simulated_ms).sum(),
+            simulated_ms: tally.simulated_ms,
             messages_delivered: coverage.delivered,
         },
+        interrupted,
         coverage,
         verdict,
         reason,
@@ -145,26 +261,37 @@ impl Job for SimCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let spec = self.args.validate::<S>()?;
-        if self.seeds == 0 {
+        if self.seed.checked_add(self.seeds - 1).is_none() {
             return Err(crate::spec::bad(
                 "seeds",
-                "invalid value '0' for --seeds (allowed: an integer from 1 up)".into(),
+                format!(
+                    "--seed {} --seeds {} runs past the last seed (allowed: --seeds from 1 to {})",
+                    self.seed,
+                    self.seeds,
+                    u64::MAX - self.seed + 1
+                ),
             ));
         }
+        let jsonl = Stream::maybe("jsonl", self.jsonl.as_ref())?;
         let bar = if self.json {
             ProgressBar::hidden()
         } else {
             progress(self.seeds, S::NAME)
         };
-        let report = simulate::<S>(&spec, self.seed, self.seeds, &bar);
+        crate::output::sweeping(true);
+        let report = simulate::<S>(&spec, self.seed, self.seeds, &bar, jsonl.as_ref());
+        crate::output::sweeping(false);
         bar.finish_and_clear();
+        if let Some(stream) = jsonl {
+            stream.finish()?;
+        }
         if self.json {
-            crate::emit(&format!(
+            crate::output::emit(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&report).expect("report serializes")
             ));
         } else {
-            crate::emit(&report.human());
+            crate::output::emit(&report.human());
         }
         Ok(report.verdict.code())
     }
@@ -175,11 +302,26 @@ impl Job for ReplayCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let spec = self.args.validate::<S>()?;
+        let trace = OutputFile::maybe("trace", self.trace.as_ref())?;
+        let mut out = String::new();
+        let code = self.replay::<S>(&spec, trace, &mut out);
+        crate::output::emit(&out);
+        code
+    }
+}
+
+impl ReplayCmd {
+    /// Replays the seed, writing its story to `out`.
+    fn replay<S: System>(
+        &self,
+        spec: &crate::spec::Spec,
+        trace: Option<OutputFile>,
+        out: &mut String,
+    ) -> Result<u8, ConfigError> {
         let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
         let schedule = schedule_for(&system, self.seed, &spec.setup.faults);
         let r = run(&system, self.seed, &schedule, true);
-        let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
             "replay of seed {} · {} · faults {} · {} messages × {} producers, {} consumers",
@@ -209,18 +351,13 @@ impl Job for ReplayCmd {
         for line in &r.trace {
             let _ = writeln!(out, "{line}");
         }
-        if let Some(path) = &self.trace {
+        if let Some(mut file) = trace {
             let mut text = String::new();
             for line in &r.trace {
                 text.push_str(&serde_json::to_string(line).expect("trace line serializes"));
                 text.push('\n');
             }
-            if let Err(e) = std::fs::write(path, text) {
-                return Err(ConfigError::new(
-                    "trace",
-                    format!("cannot write --trace {}: {e}", path.display()),
-                ));
-            }
+            file.write(&text)?;
         }
         let violations = judge(&system, &r, &spec.checks);
         let _ = writeln!(

@@ -3,11 +3,13 @@
 //! [`SimArgs`] into a [`Spec`].
 
 use clap::Args;
+use mqcheck_brokers::config::plain_integer;
 use mqcheck_brokers::{Config, ConfigError, System, Workload};
 use mqcheck_invariants::Invariant;
 use mqcheck_sim::FaultSet;
-use std::fmt::Debug;
+use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
+use std::str::FromStr;
 
 /// The workload sizes a command starts from and allows: the simulator runs workloads of
 /// thousands of messages, the model checker a handful.
@@ -73,11 +75,11 @@ pub struct BrokerArgs<Z: Sizes> {
     #[arg(long, default_value = DEFAULT_FAULTS)]
     pub faults: String,
     /// Messages each producer sends.
-    #[arg(long, default_value = Z::MESSAGES)]
+    #[arg(long, default_value = Z::MESSAGES, value_parser = int(1, Z::MAX.messages))]
     pub messages: u32,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = int(1, Z::MAX.producers))]
     pub producers: u32,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = int(0, Z::MAX.consumers))]
     pub consumers: u32,
     #[command(flatten)]
     pub workload: WorkloadArgs,
@@ -114,11 +116,9 @@ impl<Z: Sizes> BrokerArgs<Z> {
         let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
         S::validate(&config)?;
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
-        let workload = self.workload.workload(
-            range("messages", self.messages, 1, Z::MAX.messages)?,
-            range("producers", self.producers, 1, Z::MAX.producers)?,
-            range("consumers", self.consumers, 0, Z::MAX.consumers)?,
-        )?;
+        let workload = self
+            .workload
+            .workload(self.messages, self.producers, self.consumers);
         Ok(BrokerSetup {
             broker: self.broker.clone(),
             config,
@@ -166,16 +166,16 @@ pub struct SimArgs {
 #[derive(Args, Clone, Debug, Default)]
 pub struct WorkloadArgs {
     /// Messages per second each producer sends (default: a pace drawn per seed).
-    #[arg(long)]
+    #[arg(long, value_parser = int(1u32, 1000))]
     pub rate: Option<u32>,
     /// Milliseconds a consumer's application spends on each message (default: drawn per seed).
-    #[arg(long)]
+    #[arg(long, value_parser = int(0u32, 10_000))]
     pub handler_ms: Option<u32>,
     /// Consumers start this many milliseconds late, so a backlog builds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = int(0u32, 600_000))]
     pub consumer_delay_ms: u32,
     /// Each message carries one of K keys (Kafka partitions by it).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = int(1u32, 1000))]
     pub keys: Option<u32>,
     /// Producers crash, lose power, pause and have their clocks skewed too; after a restart
     /// each resends what it sent and never saw acknowledged (an outbox).
@@ -185,23 +185,15 @@ pub struct WorkloadArgs {
 
 impl WorkloadArgs {
     /// A workload of this size, paced and handled as the flags say.
-    pub fn workload(
-        &self,
-        messages: u32,
-        producers: u32,
-        consumers: u32,
-    ) -> Result<Workload, ConfigError> {
-        let optional = |key: &str, v: Option<u32>, min: u32, max: u32| {
-            v.map(|v| range(key, v, min, max)).transpose()
-        };
-        Ok(Workload {
-            rate: optional("rate", self.rate, 1, 1000)?,
-            handler_ms: optional("handler-ms", self.handler_ms, 0, 10_000)?,
-            consumer_delay_ms: range("consumer-delay-ms", self.consumer_delay_ms, 0, 600_000)?,
-            keys: optional("keys", self.keys, 1, 1000)?,
+    pub fn workload(&self, messages: u32, producers: u32, consumers: u32) -> Workload {
+        Workload {
+            rate: self.rate,
+            handler_ms: self.handler_ms,
+            consumer_delay_ms: self.consumer_delay_ms,
+            keys: self.keys,
             producer_crashes: self.producer_crashes,
             ..Workload::new(messages, producers, consumers)
-        })
+        }
     }
 
     /// The flags that reproduce `w`'s pacing, handling, keys and producer crashes (none for the
@@ -239,15 +231,15 @@ pub fn bad(key: &str, message: String) -> ConfigError {
     ConfigError::new(key, message)
 }
 
-/// Checks a numeric option against its allowed range.
-pub fn range(key: &str, v: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
-    if (min..=max).contains(&v) {
-        Ok(v)
-    } else {
-        Err(bad(
-            key,
-            format!("invalid value '{v}' for --{key} (allowed: an integer from {min} to {max})"),
-        ))
+/// A numeric option's parser: the integer written plainly (digits only, no sign, no leading
+/// zero, no space) from `min` to `max`. Anything else is bad input that names the range.
+pub fn int<T>(min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.parse::<T>() {
+        Ok(v) if plain_integer(s) && min <= v && v <= max => Ok(v),
+        _ => Err(format!("allowed: an integer from {min} to {max}")),
     }
 }
 

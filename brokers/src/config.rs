@@ -52,9 +52,12 @@ impl Key {
         let ok = match &self.allowed {
             Allowed::OneOf(words) => words.contains(&value),
             Allowed::Bool => value == "true" || value == "false",
-            Allowed::Int { min, max } => value
-                .parse::<u64>()
-                .is_ok_and(|v| (*min..=*max).contains(&v)),
+            Allowed::Int { min, max } => {
+                plain_integer(value)
+                    && value
+                        .parse::<u64>()
+                        .is_ok_and(|v| (*min..=*max).contains(&v))
+            }
         };
         if ok {
             Ok(())
@@ -68,6 +71,12 @@ impl Key {
             ))
         }
     }
+}
+
+/// Is `s` an integer written plainly: digits only, no sign, no leading zero, no space? Values and
+/// numeric flags take only this form, so what a replay command prints is what was typed.
+pub fn plain_integer(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
 }
 
 /// A rejected configuration: the key at fault and one line saying why.
@@ -116,7 +125,12 @@ impl Config {
                     format!("--set takes KEY=VALUE, got '{set}'"),
                 ));
             };
-            let (name, value) = (name.trim(), value.trim());
+            if name.trim() != name || value.trim() != value {
+                return Err(ConfigError::new(
+                    name.trim(),
+                    format!("--set '{set}' has spaces around its key or value (allowed: KEY=VALUE, no spaces)"),
+                ));
+            }
             let Some(key) = keys.iter().find(|k| k.name == name) else {
                 let names: Vec<&str> = keys.iter().map(|k| k.name).collect();
                 return Err(ConfigError::new(

@@ -157,6 +157,12 @@ impl FromStr for FaultSet {
                 "tcp" => set.extend(Fault::TCP),
                 "all" => set.extend(Fault::ALL),
                 "none" if s.trim() == "none" => {}
+                "none" => {
+                    return Err(format!(
+                        "'none' in --faults '{s}' cannot be combined with faults (allowed: tcp, all, none, or a comma list of {})",
+                        FaultSet::all().names().join(", ")
+                    ))
+                }
                 _ => {
                     let fault = Fault::ALL
                         .into_iter()

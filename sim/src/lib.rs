@@ -27,7 +27,7 @@ pub mod world;
 
 pub use fault::{Cast, Fault, FaultOp, FaultSet, Schedule, ScheduledFault, Split, Target};
 pub use run::{cast, run, Run};
-pub use sweep::{sweep, SeedResult};
+pub use sweep::{sweep, SeedResult, Tally, Violated};
 pub use trace::TraceLine;
 
 use mqcheck_brokers::System;

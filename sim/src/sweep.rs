@@ -1,11 +1,14 @@
-//! Many seeds at once: one madsim runtime per seed, spread over the machine's cores. Results come
-//! back in seed order whatever the threads did, so a sweep's report is deterministic.
+//! Many seeds at once: one madsim runtime per seed, spread over the machine's cores. Each run is
+//! folded into a [`Tally`] as it finishes and then dropped, so a sweep of a million seeds needs
+//! the memory of one; the tally is the same whatever order the threads finish in, so a sweep's
+//! report is deterministic.
 
 use crate::{judge, run, schedule_for, FaultSet};
 use mqcheck_brokers::System;
 use mqcheck_invariants::{Invariant, Violation};
+use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The outcome of one seed.
@@ -25,20 +28,84 @@ pub struct SeedResult {
     pub faults_applied: u32,
 }
 
-/// Runs every seed of `seeds` and checks `checks` on each history.
+/// How often one invariant was violated in a sweep, and its violation in the lowest seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violated {
+    pub runs: u64,
+    pub first_seed: u64,
+    pub first: Violation,
+}
+
+/// What a sweep keeps of its runs: sums, and per invariant the runs that violated it with the
+/// lowest seed's violation. Its size does not depend on the number of seeds, and adding runs in
+/// any order gives the same tally.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub runs: u64,
+    /// Runs the time limit cut short.
+    pub incomplete: u64,
+    pub sends: u64,
+    pub acks: u64,
+    pub deliveries: u64,
+    pub atomic_units: u64,
+    pub faults_applied: u64,
+    pub simulated_ms: u64,
+    pub violated: BTreeMap<Invariant, Violated>,
+}
+
+impl Tally {
+    pub fn add(&mut self, r: &SeedResult) {
+        self.runs += 1;
+        self.incomplete += u64::from(!r.complete);
+        self.sends += r.sends as u64;
+        self.acks += r.acks as u64;
+        self.deliveries += r.deliveries as u64;
+        self.atomic_units += r.atomic_units as u64;
+        self.faults_applied += u64::from(r.faults_applied);
+        self.simulated_ms += r.simulated_ms;
+        let mut seen = Vec::new();
+        for v in &r.violations {
+            if seen.contains(&v.invariant) {
+                continue;
+            }
+            seen.push(v.invariant);
+            let entry = self
+                .violated
+                .entry(v.invariant)
+                .or_insert_with(|| Violated {
+                    runs: 0,
+                    first_seed: r.seed,
+                    first: v.clone(),
+                });
+            entry.runs += 1;
+            if r.seed < entry.first_seed {
+                (entry.first_seed, entry.first) = (r.seed, v.clone());
+            }
+        }
+    }
+}
+
+/// Runs every seed of `seeds`, checks `checks` on each history and folds it into the tally.
+/// `on_result` sees each run as it finishes (in no fixed order: for progress and streaming
+/// output); when it returns `false` the sweep starts no further seed, and the tally covers the
+/// runs finished so far.
 pub fn sweep<S: System>(
     system: &S,
     seeds: Range<u64>,
     faults: &FaultSet,
     checks: &[Invariant],
-    on_done: &(dyn Fn() + Sync),
-) -> Vec<SeedResult> {
+    on_result: &(dyn Fn(&SeedResult) -> bool + Sync),
+) -> Tally {
     let next = AtomicU64::new(seeds.start);
-    let results = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let tally = Mutex::new(Tally::default());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= seeds.end {
                     break;
@@ -57,15 +124,12 @@ pub fn sweep<S: System>(
                     complete: r.complete,
                     faults_applied: r.faults_applied,
                 };
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(result);
-                on_done();
+                tally.lock().unwrap_or_else(|e| e.into_inner()).add(&result);
+                if !on_result(&result) {
+                    stop.store(true, Ordering::Relaxed);
+                }
             });
         }
     });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|r| r.seed);
-    results
+    tally.into_inner().unwrap_or_else(|e| e.into_inner())
 }

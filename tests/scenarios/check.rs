@@ -660,14 +660,6 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` over HTTP/1.0; the whole response, or `None` if nothing answers yet.
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -680,15 +672,30 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[test]
 fn explore_serves_the_explorer_with_the_model_properties() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0: the system picks a free port, and explore says which.
     let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_mqcheck"))
-            .args(["explore", "--broker", "kafka", "--addr", &addr])
+            .args(["explore", "--broker", "kafka", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("mqcheck explore starts"),
+    );
+    let mut banner = String::new();
+    BufReader::new(child.0.stdout.as_mut().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("explore names its address: {banner}"))
+        .to_string();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "{banner}");
+    assert_eq!(
+        banner,
+        format!("Stateright Explorer for kafka on http://{addr}/ (Ctrl-C stops it)\n")
     );
     let started = Instant::now();
     let response = loop {
@@ -723,15 +730,6 @@ fn explore_serves_the_explorer_with_the_model_properties() {
     for name in ["at-least-once", "a consumer reads", "LeaderInIsr"] {
         assert!(names.contains(&name), "{name} in {names:?}");
     }
-    // Printed before serving, so it is there by the time the server answers.
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(
-        line,
-        format!("Stateright Explorer for kafka on http://{addr}/ (Ctrl-C stops it)\n")
-    );
 }
 
 /// Runs `mqcheck ARGS`, failing the test if it is still running after 20 s.

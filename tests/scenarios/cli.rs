@@ -290,15 +290,134 @@ fn workload_flags_are_validated_and_replayed() {
 }
 
 #[test]
-fn zero_seeds_is_bad_input() {
-    for words in [
-        vec!["sim", "--broker", "kafka", "--seeds", "0"],
-        vec!["matrix", "--seeds", "0"],
-    ] {
+fn bad_input_is_one_line_naming_the_flag_or_key_with_exit_2_before_any_work() {
+    let dir = std::env::temp_dir().join("mqcheck-no-such-dir");
+    let nowhere = |name: &str| dir.join(name).display().to_string();
+    let (json, svg, trace) = (nowhere("m.json"), nowhere("c.svg"), nowhere("t.jsonl"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sim", "--broker", "kafka", "--seeds", "0"], "--seeds"),
+        (vec!["sim", "--broker", "kafka", "--seeds", "-1"], "--seeds"),
+        (vec!["sim", "--broker", "kafka", "--seeds", "1x"], "--seeds"),
+        (vec!["matrix", "--seeds", "0"], "--seeds"),
+        (
+            vec![
+                "sim",
+                "--broker",
+                "kafka",
+                "--seed",
+                "18446744073709551615",
+                "--seeds",
+                "2",
+            ],
+            "--seeds",
+        ),
+        (
+            vec![
+                "sim",
+                "--broker",
+                "kafka",
+                "--messages",
+                "18446744073709551615",
+            ],
+            "--messages",
+        ),
+        (
+            vec!["check", "--broker", "kafka", "--messages", "6"],
+            "--messages",
+        ),
+        (
+            vec!["check", "--broker", "kafka", "--threads", "0"],
+            "--threads",
+        ),
+        (
+            vec!["check", "--broker", "kafka", "--max-depth", "0"],
+            "--max-depth",
+        ),
+        (
+            vec!["check", "--broker", "kafka", "--max-states", "0"],
+            "--max-states",
+        ),
+        (
+            vec!["check", "--broker", "kafka", "--strategy", "x"],
+            "--strategy",
+        ),
+        (vec!["sim", "--broker", "kafka", "--rate", "+5"], "--rate"),
+        (
+            vec!["sim", "--broker", "kafka", "--set", "nodes=+3"],
+            "nodes",
+        ),
+        (
+            vec!["sim", "--broker", "kafka", "--set", "nodes=03"],
+            "nodes",
+        ),
+        (
+            vec!["sim", "--broker", "kafka", "--set", "acks= all"],
+            "acks",
+        ),
+        (
+            vec!["sim", "--broker", "kafka", "--faults", "none,crash"],
+            "none",
+        ),
+        (vec!["sim", "--broker", "kafka", "--bogus"], "--bogus"),
+        (vec!["sim"], "--broker"),
+        (vec!["matrix", "--json", &json], "--json"),
+        (vec!["check", "--broker", "kafka", "--svg", &svg], "--svg"),
+        (
+            vec![
+                "replay", "--broker", "kafka", "--seed", "1", "--trace", &trace,
+            ],
+            "--trace",
+        ),
+    ];
+    for (words, names) in cases {
+        let started = std::time::Instant::now();
         let out = mqcheck(&words);
-        assert_eq!(out.code, 2, "{words:?}");
-        assert!(out.stderr.contains("--seeds"), "{}", out.stderr);
+        assert_eq!(out.code, 2, "{words:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{words:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: "),
+            "{words:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(names), "{words:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("panicked"),
+            "{words:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{words:?}: {}", out.stdout);
+        // Before any work: not after a sweep or a search.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{words:?} took {:?}",
+            started.elapsed()
+        );
     }
+    // Numbers outside the range say which are allowed.
+    let out = mqcheck(&["sim", "--broker", "kafka", "--seeds", "-1"]);
+    assert!(
+        out.stderr.contains("allowed: an integer from 1 to"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_bad_input_and_help_is_not() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+        .args(["sim", "--broker", "zeromq", "--seeds", "2", "--json"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write to stdout"));
+    let help = mqcheck(&["sim", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("--seeds"), "{}", help.stdout);
 }
 
 #[test]
@@ -395,4 +514,75 @@ fn atomicity_is_judged_where_the_workload_has_atomic_units_and_untested_elsewher
         .as_str()
         .unwrap()
         .contains("not tested: atomicity"));
+}
+
+#[test]
+fn jsonl_streams_one_line_per_seed_that_adds_up_to_the_report() {
+    let path = std::env::temp_dir().join(format!("mqcheck-{}.jsonl", std::process::id()));
+    let (code, json) = crate::common::sim(&format!(
+        "--broker kafka --set acks=1 --set enable.idempotence=false --faults crash --seeds 12 --messages 20 --jsonl {}",
+        path.display()
+    ));
+    assert_eq!(code, 1, "{json}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let mut seeds: Vec<u64> = lines.iter().map(|l| l["seed"].as_u64().unwrap()).collect();
+    seeds.sort();
+    assert_eq!(seeds, (0..12).collect::<Vec<_>>());
+    for inv in ["at-least-once", "at-most-once", "ordering"] {
+        let violating: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["verdicts"][inv] == "violated")
+            .collect();
+        assert_eq!(
+            json["invariants"][inv]["violations"],
+            violating.len() as u64
+        );
+        if let Some(lowest) = violating.iter().map(|l| l["seed"].as_u64().unwrap()).min() {
+            assert_eq!(json["invariants"][inv]["first_violation"]["seed"], lowest);
+            let line = violating.iter().find(|l| l["seed"] == lowest).unwrap();
+            assert!(line["first_violation"]["explanation"].is_string(), "{line}");
+        }
+    }
+    let sends: u64 = lines.iter().map(|l| l["sends"].as_u64().unwrap()).sum();
+    assert_eq!(json["coverage"]["sends"], sends);
+}
+
+#[test]
+fn ctrl_c_reports_the_seeds_finished_as_interrupted_and_exits_3() {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+        .args([
+            "sim",
+            "--broker",
+            "kafka",
+            "--seeds",
+            "1000000",
+            "--messages",
+            "20",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: signals the child this test spawned and has not waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("a report");
+    assert_eq!(json["interrupted"], true);
+    assert_eq!(json["verdict"], "inconclusive");
+    let runs = json["stats"]["runs"].as_u64().unwrap();
+    assert!(runs > 0 && runs < 1_000_000, "{runs}");
+    assert_eq!(json["coverage"]["runs"], runs);
+    assert!(json["reason"].as_str().unwrap().contains("interrupted"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
 }

@@ -3,6 +3,10 @@
 use std::process::Command;
 
 /// Peak resident set of `mqcheck ARGS` (KiB), from the kernel's accounting of that one child.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, and gives its resource usage, which wait() does not"
+)]
 fn peak_rss_kib(args: &[&str]) -> i64 {
     let child = Command::new(env!("CARGO_BIN_EXE_mqcheck"))
         .args(args)

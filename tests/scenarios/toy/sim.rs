@@ -780,12 +780,33 @@ fn sweep_under_every_fault_keeps_the_toys_guarantee_and_is_deterministic() {
         ..Toy::new(60)
     };
     let checks = [Invariant::AtLeastOnce];
-    let a = sweep(&toy, 0..16, &FaultSet::all(), &checks, &|| {});
-    let b = sweep(&toy, 0..16, &FaultSet::all(), &checks, &|| {});
+    let each = |seeds: std::ops::Range<u64>| {
+        let results = std::sync::Mutex::new(Vec::new());
+        let tally = sweep(&toy, seeds, &FaultSet::all(), &checks, &|r| {
+            results.lock().unwrap().push(r.clone());
+            true
+        });
+        let mut results = results.into_inner().unwrap();
+        results.sort_by_key(|r| r.seed);
+        (tally, results)
+    };
+    let (tally_a, a) = each(0..16);
+    let (tally_b, b) = each(0..16);
+    assert_eq!(tally_a, tally_b);
+    assert_eq!(tally_a.runs, 16);
     assert_eq!(
         a.iter().map(|r| r.seed).collect::<Vec<_>>(),
         (0..16).collect::<Vec<_>>()
     );
+    // The tally does not depend on the order runs finish in.
+    let mut reversed = mqcheck_sim::Tally::default();
+    for r in a.iter().rev() {
+        reversed.add(r);
+    }
+    assert_eq!(reversed, tally_a);
+    // A sweep told to stop starts no further seed.
+    let stopped = sweep(&toy, 0..1000, &FaultSet::all(), &checks, &|_| false);
+    assert!(stopped.runs < 1000 && stopped.runs >= 1, "{}", stopped.runs);
     for (x, y) in a.iter().zip(&b) {
         // An ack follows a recorded delivery, whatever the faults.
         assert!(
