@@ -2,6 +2,7 @@
 
 mod check;
 mod matrix;
+mod merge;
 mod output;
 mod report;
 mod simulate;
@@ -33,6 +34,8 @@ enum Command {
     Replay(simulate::ReplayCmd),
     /// The claims matrix: every broker, every named configuration, every invariant.
     Matrix(matrix::MatrixCmd),
+    /// Add up the reports of a sweep's shards (`sim --shard I/N --json`) into the sweep's.
+    Merge(merge::MergeCmd),
     /// Explore every placement of a bounded set of faults with stateright, and check the
     /// invariants in every state.
     Check(check::CheckCmd),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
         Command::Replay(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
         Command::Matrix(cmd) => cmd.run(),
+        Command::Merge(cmd) => cmd.run(),
         Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
         Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
     };

@@ -1,15 +1,18 @@
 //! The `sim` report: its JSON (a contract others rely on) and its human summary.
 
 use mqcheck_brokers::Workload;
-use serde::Serialize;
+use mqcheck_invariants::Invariant;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimReport {
+    /// The sweep's command without its seed range: shards of one sweep share it (`merge`).
+    pub command: String,
     pub broker: String,
     pub config: BTreeMap<String, String>,
-    pub faults: Vec<&'static str>,
+    pub faults: Vec<String>,
     pub workload: WorkloadReport,
     pub seeds: Seeds,
     pub invariants: BTreeMap<String, InvariantReport>,
@@ -26,7 +29,7 @@ pub struct SimReport {
 }
 
 /// The outcome of a whole command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Held,
@@ -57,7 +60,7 @@ impl Verdict {
 }
 
 /// What a sweep exercised, summed over its runs.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Coverage {
     pub runs: u64,
     /// Runs the time limit cut short before the workload was sent and drained.
@@ -71,7 +74,7 @@ pub struct Coverage {
     pub faults_applied: u64,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct WorkloadReport {
     pub messages: u32,
     pub producers: u32,
@@ -88,13 +91,13 @@ impl From<Workload> for WorkloadReport {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Seeds {
     pub first: u64,
     pub count: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InvariantReport {
     pub checked: bool,
     /// The runs gave it something to judge (acknowledged messages and deliveries for
@@ -107,20 +110,53 @@ pub struct InvariantReport {
     pub first_violation: Option<FirstViolation>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FirstViolation {
     pub seed: u64,
     pub replay: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub explanation: String,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Stats {
     pub runs: u64,
     pub wall_ms: u64,
     pub simulated_ms: u64,
     pub messages_delivered: u64,
+}
+
+impl InvariantReport {
+    /// One invariant over a sweep: `violations` runs violated it, the lowest seed's first. It was
+    /// tested when the runs gave it something to judge (deliveries; acknowledged sends for
+    /// at-least-once; multipart messages or transactions for atomicity), and held only then, in
+    /// complete runs of a sweep that was not interrupted.
+    pub fn new(
+        inv: Invariant,
+        checked: bool,
+        coverage: &Coverage,
+        violations: u64,
+        first_violation: Option<FirstViolation>,
+        interrupted: bool,
+    ) -> Self {
+        let tested = coverage.delivered > 0
+            && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0)
+            && (inv != Invariant::Atomicity || coverage.atomic_units > 0);
+        let held = if !checked {
+            None
+        } else if violations > 0 {
+            Some(false)
+        } else {
+            (tested && coverage.incomplete_runs == 0 && !interrupted).then_some(true)
+        };
+        InvariantReport {
+            checked,
+            tested,
+            held,
+            violations,
+            first_violation,
+        }
+    }
 }
 
 impl SimReport {
@@ -203,6 +239,13 @@ impl SimReport {
                 None if !inv.checked => {}
                 None if !inv.tested => {
                     let _ = writeln!(s, "  {name:<14} not tested: nothing to judge it on");
+                }
+                None if self.interrupted => {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<14} not violated in the {} runs finished before the interrupt",
+                        self.stats.runs
+                    );
                 }
                 None => {
                     let _ = writeln!(

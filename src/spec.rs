@@ -264,9 +264,9 @@ impl SimArgs {
 }
 
 impl Spec {
-    /// The command line that reproduces seed `seed` of this spec.
-    pub fn replay_command(&self, seed: u64) -> String {
-        let mut words = vec!["mqcheck".to_string(), "replay".into()];
+    /// `mqcheck VERB` with every flag of this spec, the seeds left out.
+    pub fn command(&self, verb: &str) -> String {
+        let mut words = vec!["mqcheck".to_string(), verb.into()];
         words.extend(self.setup.words());
         words.extend([
             "--check".into(),
@@ -275,9 +275,12 @@ impl Spec {
                 .map(|c| c.name())
                 .collect::<Vec<_>>()
                 .join(","),
-            "--seed".into(),
-            seed.to_string(),
         ]);
         words.join(" ")
+    }
+
+    /// The command line that reproduces seed `seed` of this spec.
+    pub fn replay_command(&self, seed: u64) -> String {
+        format!("{} --seed {seed}", self.command("replay"))
     }
 }

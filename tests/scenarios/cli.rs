@@ -586,3 +586,60 @@ fn ctrl_c_reports_the_seeds_finished_as_interrupted_and_exits_3() {
     assert!(json["reason"].as_str().unwrap().contains("interrupted"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
 }
+
+#[test]
+fn merged_shards_print_what_one_sweep_prints_but_for_wall_time() {
+    let args = "sim --broker kafka --set acks=1 --set enable.idempotence=false --faults crash --seed 5 --seeds 30 --messages 20 --json";
+    let run = |extra: &[&str]| {
+        let mut words: Vec<&str> = args.split_whitespace().collect();
+        words.extend(extra);
+        mqcheck(&words)
+    };
+    let without_wall_time = |text: &str| {
+        text.lines()
+            .filter(|l| !l.contains("\"wall_ms\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let whole = run(&[]);
+    assert_eq!(whole.code, 1, "{}", whole.stderr);
+    let dir = std::env::temp_dir().join(format!("mqcheck-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    // Uneven shares, one of them empty: 30 seeds over 4 shards, and one more shard than seeds
+    // would still cover the range exactly once.
+    for i in 0..4 {
+        let shard = run(&["--shard", &format!("{i}/4")]);
+        let file = dir.join(format!("{i}.json"));
+        std::fs::write(&file, &shard.stdout).unwrap();
+        files.push(file.display().to_string());
+    }
+    files.reverse();
+    let mut words = vec!["merge", "--json"];
+    words.extend(files.iter().map(String::as_str));
+    let merged = mqcheck(&words);
+    assert_eq!(merged.code, whole.code, "{}", merged.stderr);
+    assert_eq!(
+        without_wall_time(&merged.stdout),
+        without_wall_time(&whole.stdout)
+    );
+    // Shards that leave a gap, or come from another sweep, are refused.
+    let gap = mqcheck(&["merge", &files[0], &files[2]]);
+    assert_eq!(gap.code, 2, "{}", gap.stderr);
+    assert!(gap.stderr.contains("was due"), "{}", gap.stderr);
+    let other = mqcheck(&[
+        "sim",
+        "--broker",
+        "kafka",
+        "--seeds",
+        "2",
+        "--messages",
+        "5",
+        "--json",
+    ]);
+    let other_file = dir.join("other.json");
+    std::fs::write(&other_file, &other.stdout).unwrap();
+    let mixed = mqcheck(&["merge", &files[3], other_file.to_str().unwrap()]);
+    assert_eq!(mixed.code, 2, "{}", mixed.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
