@@ -51,6 +51,10 @@ pub struct CheckCmd {
     /// 7 GB. A search it stops is inconclusive.
     #[arg(long, default_value_t = 10_000_000, value_parser = int(1usize, usize::MAX))]
     pub max_states: usize,
+    /// Stop the search after this many seconds of wall time (default: no limit). A search it
+    /// stops is inconclusive; every property still gets its verdict over the part explored.
+    #[arg(long, value_name = "S", value_parser = int(1u64, 31_536_000))]
+    pub max_seconds: Option<u64>,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
     /// so it needs `--strategy dfs`.
@@ -264,6 +268,9 @@ impl Job for CheckCmd {
             .target_max_depth(self.max_depth)
             .target_state_count(self.max_states);
         checker = checker.threads(self.threads);
+        if let Some(s) = self.max_seconds {
+            checker = checker.timeout(std::time::Duration::from_secs(s));
+        }
         if self.symmetry {
             if self.strategy != Strategy::Dfs {
                 return Err(bad(
@@ -320,6 +327,12 @@ impl CheckCmd {
         if cut {
             why.push(format!("--max-depth {} cut some runs", self.max_depth));
         }
+        if let Some(s) = self.max_seconds.filter(|s| seconds >= *s as f64) {
+            why.push(format!(
+                "--max-seconds {s} stopped the search after {} states",
+                done.state_count()
+            ));
+        }
         if done.state_count() >= self.max_states {
             why.push(format!(
                 "--max-states {} stopped the search after {} states",
@@ -375,6 +388,9 @@ impl CheckCmd {
         json.insert("max_crashes", bounds.max_crashes.into());
         json.insert("max_net_faults", bounds.max_net_faults.into());
         json.insert("max_depth", self.max_depth.into());
+        if let Some(s) = self.max_seconds {
+            json.insert("max_seconds", s.into());
+        }
         if let Some(rate) = w.rate {
             json.insert("rate", rate.into());
         }

@@ -500,6 +500,31 @@ fn check_stopped_by_max_states_is_inconclusive_and_exits_3() {
 }
 
 #[test]
+fn check_stopped_by_max_seconds_is_inconclusive_with_every_property_judged_so_far() {
+    let started = Instant::now();
+    let (code, json) = check("--broker kafka --faults tcp --max-seconds 2");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--max-seconds 2 stopped the search"),
+        "{json}"
+    );
+    assert_eq!(json["bounds"]["max_seconds"], 2);
+    // The default search takes minutes: the limit, not the end of the space, stopped it.
+    let states = json["states"].as_u64().unwrap();
+    assert!(states > 0 && states < 10_000_000, "{states} states");
+    assert!(json["properties"]["at-most-once"].is_object(), "{json}");
+}
+
+#[test]
 fn check_zeromq_push_pull_loses_a_message_to_a_crash() {
     let (code, json) = check("--broker zeromq --set pattern=push-pull --faults crash");
     assert_eq!(json["broker"], "zeromq");
