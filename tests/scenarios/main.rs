@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod common;
+mod fuzz;
 mod kafka;
 mod memory;
 mod rabbitmq;
