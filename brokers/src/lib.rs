@@ -66,6 +66,7 @@ macro_rules! brokers {
 }
 
 brokers! {
+    activemq::ActiveMq,
     kafka::Kafka,
     rabbitmq::RabbitMq,
     zeromq::ZeroMq,
