@@ -113,6 +113,7 @@ mod consumer;
 mod kahadb;
 mod producer;
 pub mod protocol;
+mod spec;
 mod transport;
 mod view;
 
@@ -377,6 +378,10 @@ impl System for ActiveMq {
 
     fn show(state: &AmqState) -> String {
         view::show(state)
+    }
+
+    fn invariants() -> Vec<crate::StateInvariant<ActiveMq>> {
+        spec::invariants()
     }
 
     fn reset(_peer: Id) -> Option<AmqMsg> {
