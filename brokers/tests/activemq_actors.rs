@@ -7,7 +7,7 @@
 use mqcheck_brokers::activemq::{
     AckType, ActiveMq, AmqDisk, AmqMsg, AmqRandom, AmqState, AmqTimer, KahaDb, Record, Settings,
 };
-use mqcheck_brokers::{Durable, System, Workload};
+use mqcheck_brokers::{Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::{Command as Cmd, Id};
 
@@ -69,10 +69,18 @@ fn saved_ops(steps: &[Step]) -> Vec<Op> {
         .unwrap_or_default()
 }
 
+fn connect() -> AmqMsg {
+    AmqMsg::Connect {
+        conn: 1,
+        fault_tolerant: false,
+    }
+}
+
 fn send(command: u32, seq: u32, response_required: bool) -> AmqMsg {
     AmqMsg::MessageSend {
         conn: 1,
         command,
+        producer: 0,
         msg: msg(seq),
         persistent: true,
         response_required,
@@ -94,9 +102,9 @@ type Actors = harness::Actors<ActiveMq>;
 fn broker(sets: &[&str], consumers: &[usize]) -> Actors {
     let mut a = Actors::of(&system(sets));
     a.start(BROKER);
-    a.deliver(BROKER, PRODUCER, AmqMsg::Connect { conn: 1 });
+    a.deliver(BROKER, PRODUCER, connect());
     for c in consumers {
-        a.deliver(BROKER, *c, AmqMsg::Connect { conn: 1 });
+        a.deliver(BROKER, *c, connect());
         a.deliver(BROKER, *c, AmqMsg::ConsumerInfo { conn: 1 });
     }
     a
@@ -185,7 +193,8 @@ fn consumer_acks_are_one_way_and_never_fsynced_so_a_power_loss_brings_messages_b
         vec![
             Record::Add {
                 seq: 1,
-                msg: msg(0)
+                msg: msg(0),
+                producer: 0
             },
             Record::Remove { seq: 1 }
         ]
@@ -203,7 +212,7 @@ fn consumer_acks_are_one_way_and_never_fsynced_so_a_power_loss_brings_messages_b
     );
     let mut a = Actors::of(&system(&[]));
     a.restart(BROKER, Some(AmqDisk::Server(after)));
-    a.deliver(BROKER, C0, AmqMsg::Connect { conn: 1 });
+    a.deliver(BROKER, C0, connect());
     let out = sent(&a.deliver(BROKER, C0, AmqMsg::ConsumerInfo { conn: 1 }));
     // persistJMSRedelivered=false: the flag did not survive the restart.
     assert_eq!(dispatched(&out), vec![(C0, 1, 0)]);
@@ -396,4 +405,54 @@ fn the_redelivery_policy_delays() {
     assert!(!settings(&["maximumRedeliveries=-1"])
         .redelivery
         .exceeded(1000));
+}
+
+#[test]
+fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
+    for fault_tolerant in [true, false] {
+        let mut a = broker(&[], &[]);
+        a.deliver(BROKER, PRODUCER, send(1, 0, true));
+        a.fire(BROKER, AmqTimer::Append);
+        // The connection was lost before the response; the transport reconnects and replays.
+        a.deliver(
+            BROKER,
+            PRODUCER,
+            AmqMsg::Connect {
+                conn: 2,
+                fault_tolerant,
+            },
+        );
+        let replay = AmqMsg::MessageSend {
+            conn: 2,
+            command: 1,
+            producer: 0,
+            msg: msg(0),
+            persistent: true,
+            response_required: true,
+        };
+        let out = sent(&a.deliver(BROKER, PRODUCER, replay));
+        let queued = match a.state(BROKER) {
+            AmqState::Broker(b) => b.queue.len(),
+            _ => unreachable!(),
+        };
+        if fault_tolerant {
+            assert_eq!(
+                out,
+                vec![(
+                    PRODUCER,
+                    AmqMsg::Response {
+                        conn: 2,
+                        command: 1
+                    }
+                )]
+            );
+            assert_eq!(queued, 1, "stored once");
+        } else {
+            assert!(
+                out.is_empty(),
+                "stored again: the response waits for the write"
+            );
+            assert_eq!(queued, 2, "a plain connection's send is not audited");
+        }
+    }
 }

@@ -245,3 +245,70 @@ fn check_keeps_one_lock_owner_and_finds_the_redelivery_after_a_consumer_crash() 
     assert_eq!(json["properties"]["at-least-once"]["held"], true, "{json}");
     assert_eq!(json["properties"]["at-most-once"]["held"], false, "{json}");
 }
+
+/// Lines of `replay` timelines, over some seeds under partitions: (application-visible send
+/// failures, sends the broker received twice, messages delivered twice unflagged — stored twice).
+fn failures_replays_and_stored_twice(transport: &str) -> (usize, usize, usize) {
+    let (mut failures, mut replays, mut twice) = (0, 0, 0);
+    for seed in 0..30 {
+        let seed = seed.to_string();
+        let set = format!("transport={transport}");
+        let r = mqcheck(&[
+            "replay",
+            "--broker",
+            "activemq",
+            "--set",
+            &set,
+            "--faults",
+            "partition",
+            "--messages",
+            "40",
+            "--check",
+            "at-least-once",
+            "--seed",
+            &seed,
+        ]);
+        failures += r
+            .stdout
+            .lines()
+            .filter(|l| l.contains("app: fail "))
+            .count();
+        let mut received: BTreeMap<&str, usize> = BTreeMap::new();
+        for line in r.stdout.lines() {
+            if let Some(rest) = line.split("<- p0: MessageSend ").nth(1) {
+                *received
+                    .entry(rest.split_whitespace().next().unwrap())
+                    .or_default() += 1;
+            }
+        }
+        replays += received.values().filter(|n| **n > 1).count();
+        let mut first: BTreeMap<String, usize> = BTreeMap::new();
+        for line in r.stdout.lines() {
+            if let Some(rest) = line.split("app: deliver ").nth(1) {
+                if !rest.contains("(redelivered)") {
+                    let m = rest.split_whitespace().next().unwrap().to_string();
+                    *first.entry(m).or_default() += 1;
+                }
+            }
+        }
+        twice += first.values().filter(|n| **n > 1).count();
+    }
+    (failures, replays, twice)
+}
+
+/// A plain `tcp://` producer's synchronous send fails when its connection is lost; the
+/// `failover:` transport replays it instead, and the broker's producer audit keeps the replay
+/// of a send it had already stored from being stored twice.
+#[test]
+fn the_failover_transport_replays_sends_without_storing_them_twice() {
+    let (failures, replays, twice) = failures_replays_and_stored_twice("tcp");
+    assert!(failures > 0, "tcp: sends fail with their connection");
+    assert_eq!((replays, twice), (0, 0));
+    let (failures, replays, twice) = failures_replays_and_stored_twice("failover");
+    assert!(replays > 0, "failover: sends are replayed");
+    assert_eq!((failures, twice), (0, 0), "and stored once");
+    held(
+        &format!("{AMQ} --set transport=failover --faults crash,pause,partition,loss --seeds 60"),
+        &["at-least-once"],
+    );
+}

@@ -33,6 +33,8 @@ pub struct QueueEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Connection {
     pub conn: u32,
+    /// Opened by a `failover:` transport.
+    pub fault_tolerant: bool,
     /// A queue consumer (`ConsumerInfo`): its unacknowledged dispatches.
     pub consumer: Option<BTreeSet<Seq>>,
 }
@@ -67,6 +69,9 @@ pub struct BrokerState {
     /// Messages in `ActiveMQ.DLQ`.
     pub dead_letters: BTreeSet<Seq>,
     pub next_seq: Seq,
+    /// The last producer sequence number stored per (producer, `ProducerId` incarnation): a
+    /// failover reconnect's replay of a send already stored is dropped.
+    pub producer_audit: BTreeMap<(u32, u32), u32>,
     pub connections: BTreeMap<Id, Connection>,
     /// The queue's consumers in dispatch order: round robin moves the one served last to the end.
     pub consumers: Vec<Id>,
@@ -95,6 +100,7 @@ impl Broker {
             o.set_timer(AmqTimer::Fsync, exact(self.settings.sync_interval));
         }
         BrokerState {
+            producer_audit: store.producer_audit(),
             store,
             batch: Vec::new(),
             queue,
@@ -123,13 +129,18 @@ impl Broker {
     }
 
     pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: AmqMsg, o: &mut AmqOut) {
-        if let AmqMsg::Connect { conn } = msg {
+        if let AmqMsg::Connect {
+            conn,
+            fault_tolerant,
+        } = msg
+        {
             // A new connection from a client replaces the one the broker knew.
             self.connection_gone(s, src, o);
             s.connections.insert(
                 src,
                 Connection {
                     conn,
+                    fault_tolerant,
                     consumer: None,
                 },
             );
@@ -167,13 +178,24 @@ impl Broker {
             AmqMsg::MessageSend {
                 conn,
                 command,
+                producer,
                 msg,
                 persistent,
                 response_required,
             } => {
+                let persistent = persistent && self.settings.broker_persistent;
+                let last = s.producer_audit.get(&(msg.producer, producer));
+                let fault_tolerant = s.connections.get(&src).is_some_and(|c| c.fault_tolerant);
+                if persistent && fault_tolerant && last.is_some_and(|l| *l >= msg.seq) {
+                    // ProducerBrokerExchange.canDispatch: a replayed send the store already
+                    // holds is suppressed, and answered.
+                    if response_required {
+                        o.send(src, AmqMsg::Response { conn, command });
+                    }
+                    return;
+                }
                 let seq = s.next_seq;
                 s.next_seq += 1;
-                let persistent = persistent && self.settings.broker_persistent;
                 let respond = Then::Respond {
                     client: src,
                     conn,
@@ -192,7 +214,8 @@ impl Broker {
                 );
                 if persistent {
                     let then = if response_required { respond } else { Then::Nothing };
-                    self.store(s, Record::Add { seq, msg }, response_required, then, o);
+                    let add = Record::Add { seq, msg, producer };
+                    self.store(s, add, response_required, then, o);
                 } else if response_required {
                     // The memory store answers at once.
                     o.send(src, AmqMsg::Response { conn, command });
@@ -256,7 +279,7 @@ impl Broker {
         let pending = s
             .batch
             .iter_mut()
-            .find(|p| p.record == Some(Record::Add { seq, msg: entry.msg }));
+            .find(|p| matches!(p.record, Some(Record::Add { seq: s, .. }) if s == seq));
         match pending {
             Some(p) if self.settings.concurrent_store_and_dispatch => p.record = None,
             _ => self.store(s, Record::Remove { seq }, response_required, Then::Nothing, o),
@@ -390,10 +413,13 @@ impl Broker {
         let force = batch.iter().any(|p| p.sync && p.record.is_some());
         let records: Vec<Record> = batch.iter().filter_map(|p| p.record.clone()).collect();
         for r in &records {
-            if let Record::Add { seq, .. } = r {
+            if let Record::Add { seq, msg, producer } = r {
                 if let Some(e) = s.queue.get_mut(seq) {
                     e.stored = true;
                 }
+                // setLastStoredSequenceId: the audit learns what the store holds.
+                let last = s.producer_audit.entry((msg.producer, *producer)).or_insert(msg.seq);
+                *last = (*last).max(msg.seq);
             }
         }
         if !records.is_empty() {

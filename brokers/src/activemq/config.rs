@@ -78,6 +78,8 @@ pub struct Settings {
     pub use_async_send: bool,
     pub always_sync_send: bool,
     pub send_timeout: Option<Duration>,
+    /// `transport=failover`: the clients' `failover:` transport.
+    pub failover: bool,
     pub sync_strategy: SyncStrategy,
     pub sync_interval: Duration,
     pub concurrent_store_and_dispatch: bool,
@@ -117,6 +119,7 @@ impl Settings {
             use_async_send: config.bool("useAsyncSend"),
             always_sync_send: config.bool("alwaysSyncSend"),
             send_timeout: Some(ms("sendTimeout")).filter(|d| !d.is_zero()),
+            failover: config.str("transport") == "failover",
             sync_strategy: match config.str("journalDiskSyncStrategy") {
                 "periodic" => SyncStrategy::Periodic,
                 "never" => SyncStrategy::Never,
@@ -185,6 +188,12 @@ pub(super) fn keys() -> Vec<Key> {
             "0",
             int(0, 600_000),
             "ms a synchronous send waits for its response before failing (0: for ever); > 0 makes every send synchronous",
+        ),
+        Key::new(
+            "transport",
+            "tcp",
+            OneOf(&["tcp", "failover"]),
+            "the clients' broker URI: tcp://, or failover:(tcp://…), which reconnects and replays the sends waiting for a response",
         ),
         Key::new(
             "journalDiskSyncStrategy",

@@ -97,7 +97,7 @@ impl Consumer {
         if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
             o.set_timer(AmqTimer::Start, exact(self.settings.workload.consumer_delay()));
         } else {
-            s.transport.connect(o);
+            s.transport.connect(&self.settings, o);
         }
         if self.settings.optimize_acknowledge {
             o.set_timer(AmqTimer::OptimizeAck, exact(self.settings.optimize_timeout));
@@ -150,7 +150,7 @@ impl Consumer {
             return;
         }
         match timer {
-            AmqTimer::Start => s.transport.connect(o),
+            AmqTimer::Start => s.transport.connect(&self.settings, o),
             AmqTimer::Process => self.handled(s, o),
             AmqTimer::Redeliver(seq) => {
                 if let Some(d) = s.redelivering.remove(seq) {

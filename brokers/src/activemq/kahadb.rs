@@ -71,7 +71,7 @@ impl KahaDb {
         let mut next = 1;
         for r in self.journal.iter() {
             match r {
-                Record::Add { seq, msg } => {
+                Record::Add { seq, msg, .. } => {
                     next = next.max(seq + 1);
                     queue.insert(
                         *seq,
@@ -97,5 +97,18 @@ impl KahaDb {
             }
         }
         (queue, dead, next)
+    }
+
+    /// The producer audit the store rebuilds from the journal (`producerSequenceIdTracker`):
+    /// the last producer sequence number stored per producer.
+    pub fn producer_audit(&self) -> BTreeMap<(u32, u32), u32> {
+        let mut audit = BTreeMap::new();
+        for r in self.journal.iter() {
+            if let Record::Add { msg, producer, .. } = r {
+                let last = audit.entry((msg.producer, *producer)).or_insert(msg.seq);
+                *last = (*last).max(msg.seq);
+            }
+        }
+        audit
     }
 }

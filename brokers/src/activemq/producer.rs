@@ -4,7 +4,10 @@
 //! A one-way send returns as soon as the command is handed to the transport: that is all the
 //! application learns, so it counts as acknowledged. A synchronous send blocks the application
 //! until the broker's `Response` — or fails, when the connection is lost first or `sendTimeout`
-//! passes. A restarted application (`--producer-crashes`) sends its outbox again.
+//! passes. With `transport=failover` a lost connection fails nothing: the failover transport
+//! reconnects and replays the send still waiting for its response (`ConnectionStateTracker`), on a
+//! fault-tolerant connection whose broker drops a replay of what it already stored. A restarted
+//! application (`--producer-crashes`) sends its outbox again, under a new `ProducerId`.
 
 use super::protocol::AmqMsg;
 use super::transport::{Event, Transport};
@@ -35,6 +38,8 @@ pub struct ProducerState {
     pub resend: VecDeque<u32>,
     /// The command id of the last send.
     pub command: u32,
+    /// This incarnation's `ProducerId`.
+    pub producer_id: u32,
     /// The synchronous send the application is blocked in: (command, message).
     pub waiting: Option<(u32, u32)>,
 }
@@ -60,6 +65,7 @@ impl Producer {
         let outbox = app.outbox();
         let mut s = ProducerState {
             transport: Transport::new(app.len() as u32),
+            producer_id: app.len() as u32,
             app,
             pace: None,
             next: outbox.sent as u32,
@@ -67,7 +73,7 @@ impl Producer {
             command: 0,
             waiting: None,
         };
-        s.transport.connect(o);
+        s.transport.connect(&self.settings, o);
         s
     }
 
@@ -83,6 +89,11 @@ impl Producer {
     pub fn on_msg(&self, s: &mut ProducerState, src: stateright::actor::Id, msg: AmqMsg, o: &mut AmqOut) {
         match s.transport.receive(&self.settings, src, msg, o) {
             Event::Lost => self.lost(s, o),
+            Event::Opened => {
+                if let Some((command, m)) = s.waiting {
+                    self.transmit(s, command, m, o);
+                }
+            }
             Event::Command(AmqMsg::Response { command, .. }) => {
                 if let Some((c, m)) = s.waiting {
                     if c == command {
@@ -96,9 +107,13 @@ impl Producer {
         }
     }
 
-    /// The transport failed: a synchronous send in progress throws.
+    /// The transport failed: a synchronous send in progress throws, unless the failover
+    /// transport will replay it.
     fn lost(&self, s: &mut ProducerState, o: &mut AmqOut) {
         s.transport.lost(o);
+        if self.settings.failover {
+            return;
+        }
         if let Some((_, m)) = s.waiting.take() {
             o.cancel_timer(AmqTimer::SendTimeout);
             let reason = "JMSException: the transport failed before the broker's response".into();
@@ -151,17 +166,8 @@ impl Producer {
             None => return,
         };
         s.command += 1;
+        self.transmit(s, s.command, m, o);
         let sync = self.settings.sync_send();
-        o.send(
-            broker_id(),
-            AmqMsg::MessageSend {
-                conn: s.transport.conn,
-                command: s.command,
-                msg: self.msg(m),
-                persistent: self.settings.persistent,
-                response_required: sync,
-            },
-        );
         if sync {
             s.waiting = Some((s.command, m));
             if let Some(t) = self.settings.send_timeout {
@@ -171,5 +177,19 @@ impl Producer {
             // A one-way send returned: all the application learns.
             record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
         }
+    }
+
+    fn transmit(&self, s: &ProducerState, command: u32, m: u32, o: &mut AmqOut) {
+        o.send(
+            broker_id(),
+            AmqMsg::MessageSend {
+                conn: s.transport.conn,
+                command,
+                producer: s.producer_id,
+                msg: self.msg(m),
+                persistent: self.settings.persistent,
+                response_required: self.settings.sync_send(),
+            },
+        );
     }
 }

@@ -32,15 +32,18 @@ pub enum AmqMsg {
     Disconnected,
 
     // Client → broker.
-    /// `ConnectionInfo` and `SessionInfo`: opens connection `conn`.
-    Connect { conn: u32 },
+    /// `ConnectionInfo` and `SessionInfo`: opens connection `conn`; `fault_tolerant` from a
+    /// `failover:` transport, whose replayed sends the broker checks for duplicates.
+    Connect { conn: u32, fault_tolerant: bool },
     /// `ConsumerInfo` on the queue, sent once the connection is open; the prefetch is the
     /// broker's `queuePrefetch`.
     ConsumerInfo { conn: u32 },
-    /// `MessageSend`; `response_required` for a synchronous send.
+    /// `MessageSend`; `response_required` for a synchronous send. `producer` is the incarnation
+    /// of the producer's `ProducerId`, and the message's `seq` its producer sequence number.
     MessageSend {
         conn: u32,
         command: u32,
+        producer: u32,
         msg: MsgId,
         persistent: bool,
         response_required: bool,
@@ -78,8 +81,8 @@ pub enum AmqMsg {
 /// `KahaUpdateMessageCommand`); the index is derived from them by replay.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Record {
-    /// A persistent message added to the queue.
-    Add { seq: Seq, msg: MsgId },
+    /// A persistent message added to the queue, sent by producer incarnation `producer`.
+    Add { seq: Seq, msg: MsgId, producer: u32 },
     /// A message acknowledged: removed from the queue.
     Remove { seq: Seq },
     /// A message moved to `ActiveMQ.DLQ` (a poison ack).
@@ -103,7 +106,16 @@ impl fmt::Display for AmqMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AmqMsg::Disconnected => f.write_str("connection reset"),
-            AmqMsg::Connect { conn } => write!(f, "ConnectionInfo conn {conn}"),
+            AmqMsg::Connect {
+                conn,
+                fault_tolerant,
+            } => {
+                write!(f, "ConnectionInfo conn {conn}")?;
+                if *fault_tolerant {
+                    f.write_str(" (failover)")?;
+                }
+                Ok(())
+            }
             AmqMsg::ConsumerInfo { conn } => write!(f, "ConsumerInfo on conn {conn}"),
             AmqMsg::MessageSend {
                 msg,

@@ -36,10 +36,14 @@ impl Transport {
     }
 
     /// Opens the next connection; one that is not answered within `RECONNECT` is tried again.
-    pub fn connect(&mut self, o: &mut AmqOut) {
+    pub fn connect(&mut self, settings: &Settings, o: &mut AmqOut) {
         self.conn += 1;
         self.open = false;
-        o.send(broker_id(), AmqMsg::Connect { conn: self.conn });
+        let connect = AmqMsg::Connect {
+            conn: self.conn,
+            fault_tolerant: settings.failover,
+        };
+        o.send(broker_id(), connect);
         o.set_timer(AmqTimer::Connect, exact(RECONNECT));
         o.cancel_timer(AmqTimer::KeepAlive);
         o.cancel_timer(AmqTimer::ServerSilent);
@@ -101,7 +105,7 @@ impl Transport {
             }
             AmqTimer::ServerSilent if self.open => Some(Event::Lost),
             AmqTimer::Connect if !self.open => {
-                self.connect(o);
+                self.connect(settings, o);
                 None
             }
             _ => None,

@@ -12,7 +12,7 @@ pub(super) fn describe(msg: &AmqMsg) -> Option<String> {
 
 fn record(r: &Record) -> String {
     match r {
-        Record::Add { seq, msg } => format!("add #{seq} {msg}"),
+        Record::Add { seq, msg, .. } => format!("add #{seq} {msg}"),
         Record::Remove { seq } => format!("remove #{seq}"),
         Record::DeadLetter { seq } => format!("dlq #{seq}"),
         Record::Redelivered { seq } => format!("redelivered #{seq}"),
