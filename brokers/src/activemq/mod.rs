@@ -78,6 +78,17 @@
 //! broker moves the message to `ActiveMQ.DLQ` — a non-persistent one is discarded
 //! (`processNonPersistent=false`). The model notes either with the reason (`Op::Discard`).
 //!
+//! ## The failover transport and the producer audit
+//!
+//! With `transport=failover` (`failover:(tcp://…)`, `FailoverTransport`) a lost connection fails
+//! nothing: the client reconnects and `ConnectionStateTracker` replays the commands still waiting
+//! for a response — the producer's synchronous send. The broker marks such a connection fault
+//! tolerant, and `ProducerBrokerExchange.canDispatch` drops a persistent send whose producer
+//! sequence number is not above the last one the store holds for its `ProducerId` (the audit
+//! learns it once the add is written, `setLastStoredSequenceId`, and KahaDB rebuilds it from the
+//! journal at start), answering it as if stored. A restarted producer has a new `ProducerId`,
+//! so its outbox is not audited. Acks made while disconnected are dropped; the broker redelivers.
+//!
 //! ## Order
 //!
 //! JMS promises order per producer session to one consumer: competing consumers, redeliveries
@@ -87,9 +98,12 @@
 //!
 //! One broker and one queue (with `ActiveMQ.DLQ`); no topics, selectors, priorities, expiry,
 //! memory limits or networks of brokers. OpenWire is reduced to the commands above; a consumer
-//! connection carries its `ConsumerInfo`, and clients reconnect after a second as an application
-//! (or the failover transport) would — the failover transport's replay, the producer and cursor
-//! audits, message groups and shared-store master/slave are not modelled. The journal is a list
+//! consumer sends its `ConsumerInfo` once its connection is open, and a `tcp://` client reconnects
+//! after a second as an application with an exception listener would. The producer audit is a
+//! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
+//! sequential, so only the last one is ever replayed). The cursor audit, the consumer's
+//! `checkForDuplicates`, message groups, transacted producers and in-doubt commits, and
+//! shared-store master/slave with its lockers are not modelled. The journal is a list
 //! of records with two marks (written, fsynced) and the appender's batch, written 2 ms after its
 //! first write; the index is derived by replaying the whole journal (no checkpoints). A
 //! transacted consumer commits after each message without waiting for the commit's response.
@@ -101,7 +115,9 @@
 //! `afterMessageIsConsumed`, `rollback`, `isAutoAcknowledgeEach`, `redeliveryExceeded`);
 //! `RedeliveryPolicy.getNextRedeliveryDelay`; `broker.region.Queue` (`doActualDispatch`,
 //! `removeSubscription`, `doMessageSend`); `RegionBroker.preProcessDispatch`;
-//! `AbstractInactivityMonitor`; `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
+//! `AbstractInactivityMonitor`; `transport.failover.FailoverTransport`,
+//! `state.ConnectionStateTracker`; `broker.ProducerBrokerExchange.canDispatch`;
+//! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
 //! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
 //! `Journal.JournalDiskSyncStrategy`. ActiveMQ documentation: "What is the difference between
 //! persistent and non-persistent delivery", "Async Sends", "KahaDB", "Redelivery Policy",
