@@ -327,6 +327,11 @@ impl System for ActiveMq {
                 claim: "seven failed deliveries send a message to ActiveMQ.DLQ",
             },
             Scenario {
+                name: "failover transport",
+                sets: &["transport=failover"],
+                claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit",
+            },
+            Scenario {
                 name: "exclusive consumer",
                 sets: &["consumer.exclusive=true"],
                 claim: "the article: ActiveMQ is not ordered (an exclusive consumer orders)",
