@@ -66,8 +66,8 @@ macro_rules! brokers {
 }
 
 brokers! {
-    activemq::ActiveMq,
     kafka::Kafka,
     rabbitmq::RabbitMq,
     zeromq::ZeroMq,
+    activemq::ActiveMq,
 }
