@@ -12,6 +12,8 @@ pub enum Allowed {
     Bool,
     /// A whole number in `min..=max`.
     Int { min: u64, max: u64 },
+    /// A whole number in `min..=max` that may be negative (ActiveMQ's `-1` for "no limit").
+    Signed { min: i64, max: i64 },
 }
 
 impl fmt::Display for Allowed {
@@ -20,6 +22,7 @@ impl fmt::Display for Allowed {
             Allowed::OneOf(words) => f.write_str(&words.join(", ")),
             Allowed::Bool => f.write_str("true, false"),
             Allowed::Int { min, max } => write!(f, "an integer from {min} to {max}"),
+            Allowed::Signed { min, max } => write!(f, "an integer from {min} to {max}"),
         }
     }
 }
@@ -56,6 +59,14 @@ impl Key {
                 plain_integer(value)
                     && value
                         .parse::<u64>()
+                        .is_ok_and(|v| (*min..=*max).contains(&v))
+            }
+            Allowed::Signed { min, max } => {
+                value
+                    .strip_prefix('-')
+                    .map_or(plain_integer(value), |v| plain_integer(v) && v != "0")
+                    && value
+                        .parse::<i64>()
                         .is_ok_and(|v| (*min..=*max).contains(&v))
             }
         };
@@ -166,6 +177,13 @@ impl Config {
             .unwrap_or_else(|_| panic!("key {key} is not an integer"))
     }
 
+    /// The effective value of a key declared [`Allowed::Signed`].
+    pub fn signed(&self, key: &str) -> i64 {
+        self.str(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("key {key} is not an integer"))
+    }
+
     pub fn is_set(&self, key: &str) -> bool {
         self.explicit.contains(key)
     }
@@ -199,6 +217,7 @@ mod tests {
         Key::new("acks", "all", Allowed::OneOf(&["0", "1", "all"]), ""),
         Key::new("retries", "5", Allowed::Int { min: 0, max: 10 }, ""),
         Key::new("flag", "false", Allowed::Bool, ""),
+        Key::new("limit", "-1", Allowed::Signed { min: -1, max: 9 }, ""),
     ];
 
     #[test]
@@ -208,6 +227,7 @@ mod tests {
         assert_eq!(c.int("retries"), 3);
         assert!(!c.bool("flag"));
         assert_eq!(c.explicit(), vec!["retries=3".to_string()]);
+        assert_eq!(c.signed("limit"), -1);
     }
 
     #[test]
@@ -217,7 +237,9 @@ mod tests {
         assert!(e.message.contains("0, 1, all"), "{e}");
         let e = Config::parse("x", KEYS, &["nope=1".into()]).unwrap_err();
         assert_eq!(e.key, "nope");
-        assert!(e.message.contains("acks, retries, flag"), "{e}");
+        assert!(e.message.contains("acks, retries, flag, limit"), "{e}");
+        let e = Config::parse("x", KEYS, &["limit=-2".into()]).unwrap_err();
+        assert!(e.message.contains("-1 to 9"), "{e}");
         let e = Config::parse("x", KEYS, &["retries=11".into()]).unwrap_err();
         assert!(e.message.contains("0 to 10"), "{e}");
         let e = Config::parse("x", KEYS, &["flag=yes".into()]).unwrap_err();

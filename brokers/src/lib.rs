@@ -69,4 +69,5 @@ brokers! {
     kafka::Kafka,
     rabbitmq::RabbitMq,
     zeromq::ZeroMq,
+    activemq::ActiveMq,
 }

@@ -29,6 +29,13 @@ impl Job for Values {
                         format!("+{min}"),
                         format!("0{max}"),
                     ],
+                    Allowed::Signed { min, max } => vec![
+                        min.to_string(),
+                        max.to_string(),
+                        (min - 1).to_string(),
+                        "-0".into(),
+                        format!("+{max}"),
+                    ],
                 };
                 values.extend(["".into(), "-1".into(), format!(" {}", k.default)]);
                 (k.name.to_string(), values)

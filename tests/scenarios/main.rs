@@ -1,6 +1,7 @@
 //! `cargo test` scenarios: through the `mqcheck` binary as a user runs it, and (`toy`) through both
 //! drivers as libraries.
 
+mod activemq;
 mod check;
 mod cli;
 mod common;

@@ -1,0 +1,321 @@
+//! ActiveMQ Classic's configuration: the broker's (`<broker>`, `<kahaDB>`, the destination
+//! policy), the connection factory's and the redelivery policy's keys with their defaults, the
+//! values ActiveMQ accepts, and the typed [`Settings`].
+
+use crate::config::Allowed::{Bool, Int, OneOf, Signed};
+use crate::{Config, ConfigError, Key, Workload};
+use std::time::Duration;
+
+/// `journalDiskSyncStrategy` (`Journal.JournalDiskSyncStrategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncStrategy {
+    /// fsync every write of a command that requires a response.
+    Always,
+    /// fsync from the checkpoint thread every `journalDiskSyncInterval`.
+    Periodic,
+    /// Never fsync: the operating system writes back when it likes.
+    Never,
+}
+
+/// The JMS session's `acknowledgeMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckMode {
+    Auto,
+    Client,
+    DupsOk,
+    Individual,
+    Transacted,
+}
+
+impl AckMode {
+    /// `ActiveMQMessageConsumer.isAutoAcknowledgeEach`: AUTO, and DUPS_OK on a queue, acknowledge
+    /// each message as it is consumed (DUPS_OK batches only on topics).
+    pub fn acks_each(self) -> bool {
+        matches!(self, AckMode::Auto | AckMode::DupsOk)
+    }
+}
+
+/// `RedeliveryPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Redelivery {
+    /// `None` for -1, no maximum.
+    pub maximum: Option<u32>,
+    pub initial_delay: Duration,
+    pub delay: Duration,
+    pub exponential: bool,
+    pub multiplier: u32,
+}
+
+impl Redelivery {
+    /// Past the limit once a message's redelivery counter exceeds `maximumRedeliveries`.
+    pub fn exceeded(&self, counter: u32) -> bool {
+        self.maximum.is_some_and(|m| counter > m)
+    }
+
+    /// The delay before redelivery number `counter` (1 for the first), as
+    /// `ActiveMQMessageConsumer.rollback` computes it: `initialRedeliveryDelay`, then
+    /// `getNextRedeliveryDelay` once per earlier redelivery.
+    pub fn delay_for(&self, counter: u32) -> Duration {
+        let mut d = self.initial_delay;
+        for _ in 1..counter {
+            d = if d > Duration::ZERO && self.exponential && self.multiplier > 1 {
+                d * self.multiplier
+            } else {
+                self.delay
+            };
+        }
+        d
+    }
+}
+
+/// The validated configuration, typed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// `deliveryMode=PERSISTENT`.
+    pub persistent: bool,
+    /// `<broker persistent="true">`: persistent messages go to KahaDB, not to the memory store.
+    pub broker_persistent: bool,
+    pub use_async_send: bool,
+    pub always_sync_send: bool,
+    pub send_timeout: Option<Duration>,
+    /// `transport=failover`: the clients' `failover:` transport.
+    pub failover: bool,
+    pub sync_strategy: SyncStrategy,
+    pub sync_interval: Duration,
+    pub concurrent_store_and_dispatch: bool,
+    pub prefetch: u32,
+    pub max_inactivity: Duration,
+    pub persist_redelivered: bool,
+    pub ack_mode: AckMode,
+    /// `consumer.api=receive`: the application calls `receive()` instead of registering a
+    /// `MessageListener`.
+    pub receive: bool,
+    pub optimize_acknowledge: bool,
+    pub optimize_timeout: Duration,
+    pub redelivery: Redelivery,
+    pub non_blocking_redelivery: bool,
+    /// `consumer.fail=every-tenth`.
+    pub fail: bool,
+    pub exclusive: bool,
+    pub workload: Workload,
+}
+
+impl Settings {
+    /// `ActiveMQSession.send`: a send goes one-way unless something asks for a response —
+    /// a `sendTimeout`, `alwaysSyncSend`, or a persistent message outside a transaction
+    /// without `useAsyncSend`.
+    pub fn sync_send(&self) -> bool {
+        self.send_timeout.is_some()
+            || self.always_sync_send
+            || (self.persistent && !self.use_async_send)
+    }
+
+    pub fn from_config(config: &Config, workload: Workload) -> Settings {
+        let ms = |key: &str| Duration::from_millis(config.int(key));
+        let maximum = config.signed("maximumRedeliveries");
+        Settings {
+            persistent: config.str("deliveryMode") == "PERSISTENT",
+            broker_persistent: config.bool("persistent"),
+            use_async_send: config.bool("useAsyncSend"),
+            always_sync_send: config.bool("alwaysSyncSend"),
+            send_timeout: Some(ms("sendTimeout")).filter(|d| !d.is_zero()),
+            failover: config.str("transport") == "failover",
+            sync_strategy: match config.str("journalDiskSyncStrategy") {
+                "periodic" => SyncStrategy::Periodic,
+                "never" => SyncStrategy::Never,
+                _ => SyncStrategy::Always,
+            },
+            sync_interval: ms("journalDiskSyncInterval"),
+            concurrent_store_and_dispatch: config.bool("concurrentStoreAndDispatchQueues"),
+            prefetch: config.int("queuePrefetch") as u32,
+            max_inactivity: ms("maxInactivityDuration"),
+            persist_redelivered: config.bool("persistJMSRedelivered"),
+            ack_mode: match config.str("acknowledgeMode") {
+                "CLIENT_ACKNOWLEDGE" => AckMode::Client,
+                "DUPS_OK_ACKNOWLEDGE" => AckMode::DupsOk,
+                "INDIVIDUAL_ACKNOWLEDGE" => AckMode::Individual,
+                "SESSION_TRANSACTED" => AckMode::Transacted,
+                _ => AckMode::Auto,
+            },
+            receive: config.str("consumer.api") == "receive",
+            optimize_acknowledge: config.bool("optimizeAcknowledge"),
+            optimize_timeout: ms("optimizeAcknowledgeTimeOut"),
+            redelivery: Redelivery {
+                maximum: u32::try_from(maximum).ok(),
+                initial_delay: ms("initialRedeliveryDelay"),
+                delay: ms("redeliveryDelay"),
+                exponential: config.bool("useExponentialBackOff"),
+                multiplier: config.int("backOffMultiplier") as u32,
+            },
+            non_blocking_redelivery: config.bool("nonBlockingRedelivery"),
+            fail: config.str("consumer.fail") == "every-tenth",
+            exclusive: config.bool("consumer.exclusive"),
+            workload,
+        }
+    }
+}
+
+/// The configuration keys, with ActiveMQ's names, defaults and allowed values.
+pub(super) fn keys() -> Vec<Key> {
+    let int = |min, max| Int { min, max };
+    vec![
+        Key::new(
+            "persistent",
+            "true",
+            Bool,
+            "<broker persistent>: false keeps every message in memory only",
+        ),
+        Key::new(
+            "deliveryMode",
+            "PERSISTENT",
+            OneOf(&["PERSISTENT", "NON_PERSISTENT"]),
+            "the producer's JMS delivery mode",
+        ),
+        Key::new(
+            "useAsyncSend",
+            "false",
+            Bool,
+            "send persistent messages one-way, without waiting for the broker's response",
+        ),
+        Key::new(
+            "alwaysSyncSend",
+            "false",
+            Bool,
+            "wait for the broker's response to every send, non-persistent ones too",
+        ),
+        Key::new(
+            "sendTimeout",
+            "0",
+            int(0, 600_000),
+            "ms a synchronous send waits for its response before failing (0: for ever); > 0 makes every send synchronous",
+        ),
+        Key::new(
+            "transport",
+            "tcp",
+            OneOf(&["tcp", "failover"]),
+            "the clients' broker URI: tcp://, or failover:(tcp://…), which reconnects and replays the sends waiting for a response",
+        ),
+        Key::new(
+            "journalDiskSyncStrategy",
+            "always",
+            OneOf(&["always", "periodic", "never"]),
+            "KahaDB: when the journal is fsynced",
+        ),
+        Key::new(
+            "journalDiskSyncInterval",
+            "1000",
+            int(1, 600_000),
+            "KahaDB: ms between two fsyncs with journalDiskSyncStrategy=periodic",
+        ),
+        Key::new(
+            "concurrentStoreAndDispatchQueues",
+            "true",
+            Bool,
+            "KahaDB: dispatch a persistent message while its journal write is pending (an ack first cancels the write)",
+        ),
+        Key::new(
+            "queuePrefetch",
+            "1000",
+            int(1, 32_767),
+            "unacknowledged messages the broker dispatches to one queue consumer",
+        ),
+        Key::new(
+            "maxInactivityDuration",
+            "30000",
+            int(1000, 600_000),
+            "ms of silence after which the inactivity monitor fails a connection",
+        ),
+        Key::new(
+            "persistJMSRedelivered",
+            "false",
+            Bool,
+            "destination policy: journal the redelivered flag before a first dispatch, so it survives a restart",
+        ),
+        Key::new(
+            "acknowledgeMode",
+            "AUTO_ACKNOWLEDGE",
+            OneOf(&[
+                "AUTO_ACKNOWLEDGE",
+                "CLIENT_ACKNOWLEDGE",
+                "DUPS_OK_ACKNOWLEDGE",
+                "INDIVIDUAL_ACKNOWLEDGE",
+                "SESSION_TRANSACTED",
+            ]),
+            "the consumer's JMS session acknowledge mode",
+        ),
+        Key::new(
+            "consumer.api",
+            "listener",
+            OneOf(&["listener", "receive"]),
+            "the application's MessageListener, or a receive() loop",
+        ),
+        Key::new(
+            "optimizeAcknowledge",
+            "false",
+            Bool,
+            "AUTO_ACKNOWLEDGE: acknowledge in batches (65 % of the prefetch, or optimizeAcknowledgeTimeOut)",
+        ),
+        Key::new(
+            "optimizeAcknowledgeTimeOut",
+            "300",
+            int(1, 600_000),
+            "ms after which an optimized acknowledgement batch is sent anyway",
+        ),
+        Key::new(
+            "maximumRedeliveries",
+            "6",
+            Signed { min: -1, max: 1000 },
+            "redelivery policy: redeliveries before a poison ack sends the message to ActiveMQ.DLQ (-1: no limit)",
+        ),
+        Key::new(
+            "initialRedeliveryDelay",
+            "1000",
+            int(0, 600_000),
+            "redelivery policy: ms before the first redelivery",
+        ),
+        Key::new(
+            "redeliveryDelay",
+            "1000",
+            int(0, 600_000),
+            "redelivery policy: ms before each later redelivery",
+        ),
+        Key::new(
+            "useExponentialBackOff",
+            "false",
+            Bool,
+            "redelivery policy: multiply the delay by backOffMultiplier each time",
+        ),
+        Key::new(
+            "backOffMultiplier",
+            "5",
+            int(1, 100),
+            "redelivery policy: the exponential back-off's factor",
+        ),
+        Key::new(
+            "nonBlockingRedelivery",
+            "false",
+            Bool,
+            "deliver later messages while a rolled-back one waits for its redelivery",
+        ),
+        Key::new(
+            "consumer.fail",
+            "never",
+            OneOf(&["never", "every-tenth"]),
+            "the application's handler throws on the first seven deliveries of every tenth message",
+        ),
+        Key::new(
+            "consumer.exclusive",
+            "false",
+            Bool,
+            "exclusive consumer: the broker dispatches to one consumer at a time",
+        ),
+    ]
+}
+
+/// ActiveMQ refuses no combination of these keys at startup: each was validated on its own
+/// (an unknown `journalDiskSyncStrategy` fails `JournalDiskSyncStrategy.valueOf`, an unknown
+/// acknowledge mode `createSession`). `optimizeAcknowledge` outside AUTO_ACKNOWLEDGE is ignored,
+/// as ActiveMQ ignores it.
+pub(super) fn validate(_config: &Config) -> Result<(), ConfigError> {
+    Ok(())
+}

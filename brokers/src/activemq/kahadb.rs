@@ -1,0 +1,114 @@
+//! KahaDB: the journal the broker appends to, what of it the operating system holds and what
+//! was fsynced, and the index rebuilt from it by replay.
+
+use super::protocol::{Record, Seq};
+use crate::Durable;
+use mqcheck_invariants::MsgId;
+use rpds::VectorSync;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The journal as written to the operating system (`DataFileAppender`'s writes), of which the
+/// first `fsynced` records were forced to disk. The appender's batch, not yet written, lives in
+/// the broker's memory ([`super::broker::Pending`]) and dies with the process.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KahaDb {
+    pub journal: VectorSync<Record>,
+    pub fsynced: usize,
+}
+
+impl Default for KahaDb {
+    fn default() -> Self {
+        KahaDb {
+            journal: VectorSync::new_sync(),
+            fsynced: 0,
+        }
+    }
+}
+
+impl Durable for KahaDb {
+    /// Only the fsynced prefix of the journal survives a power loss.
+    fn after_power_loss(&self) -> Self {
+        KahaDb {
+            journal: self.journal.iter().take(self.fsynced).cloned().collect(),
+            fsynced: self.fsynced,
+        }
+    }
+}
+
+/// A queue message as the index knows it after replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub msg: MsgId,
+    /// A `persistJMSRedelivered` update was journalled: it goes out flagged redelivered.
+    pub redelivered: bool,
+}
+
+impl KahaDb {
+    /// Appends a written batch; `force` fsyncs the whole file (and so every earlier write).
+    pub fn write(&mut self, records: impl IntoIterator<Item = Record>, force: bool) {
+        for r in records {
+            self.journal.push_back_mut(r);
+        }
+        if force {
+            self.fsync();
+        }
+    }
+
+    pub fn fsync(&mut self) {
+        self.fsynced = self.journal.len();
+    }
+
+    /// Has something been written since the last fsync?
+    pub fn dirty(&self) -> bool {
+        self.fsynced < self.journal.len()
+    }
+
+    /// `MessageDatabase.recover`: replays the journal into the queue's index (in broker sequence
+    /// order), the dead-letter queue's messages, and the next sequence number.
+    pub fn replay(&self) -> (BTreeMap<Seq, Recovered>, BTreeSet<Seq>, Seq) {
+        let mut queue = BTreeMap::new();
+        let mut dead = BTreeSet::new();
+        let mut next = 1;
+        for r in self.journal.iter() {
+            match r {
+                Record::Add { seq, msg, .. } => {
+                    next = next.max(seq + 1);
+                    queue.insert(
+                        *seq,
+                        Recovered {
+                            msg: *msg,
+                            redelivered: false,
+                        },
+                    );
+                }
+                Record::Remove { seq } => {
+                    queue.remove(seq);
+                }
+                Record::DeadLetter { seq } => {
+                    if queue.remove(seq).is_some() {
+                        dead.insert(*seq);
+                    }
+                }
+                Record::Redelivered { seq } => {
+                    if let Some(m) = queue.get_mut(seq) {
+                        m.redelivered = true;
+                    }
+                }
+            }
+        }
+        (queue, dead, next)
+    }
+
+    /// The producer audit the store rebuilds from the journal (`producerSequenceIdTracker`):
+    /// the last producer sequence number stored per producer.
+    pub fn producer_audit(&self) -> BTreeMap<(u32, u32), u32> {
+        let mut audit = BTreeMap::new();
+        for r in self.journal.iter() {
+            if let Record::Add { msg, producer, .. } = r {
+                let last = audit.entry((msg.producer, *producer)).or_insert(msg.seq);
+                *last = (*last).max(msg.seq);
+            }
+        }
+        audit
+    }
+}

@@ -1,0 +1,452 @@
+//! ActiveMQ Classic (5.18): one broker with a KahaDB store serving one queue, JMS producers with
+//! persistent or non-persistent, synchronous or one-way sends, and JMS consumers with their
+//! acknowledge modes, prefetch and client-side redelivery to `ActiveMQ.DLQ`.
+//!
+//! # The mechanism
+//!
+//! ## Sending
+//!
+//! `ActiveMQSession.send` sends a message one-way (`asyncSendPacket`) when there is no
+//! completion callback, `sendTimeout` ≤ 0, `alwaysSyncSend` is false, and the message is
+//! non-persistent, or `useAsyncSend` is set, or the session is transacted. Otherwise it sends
+//! it with `responseRequired` and blocks until the broker's `Response`. The defaults
+//! (`deliveryMode=PERSISTENT`, `useAsyncSend=false`) make a persistent send synchronous and a
+//! non-persistent one one-way: the application learns nothing more than that the command left.
+//! A synchronous send fails when the transport fails first, or when `sendTimeout` passes.
+//!
+//! ## KahaDB
+//!
+//! The broker gives each message a broker sequence number (the queue's order). A persistent
+//! message is added to the store (`KahaDBStore.KahaDBMessageStore.addMessage`), a journal write
+//! (`MessageDatabase.store`) that `DataFileAppender` collects into a batch and writes from its
+//! own thread: the batch goes to the operating system, and is forced to disk (`file.sync()`) when
+//! one of its writes asks for it. A write asks for it when `journalDiskSyncStrategy=always` (the
+//! default; `Journal.JournalDiskSyncStrategy`) and its command requires a response:
+//! `store(command, isEnableJournalDiskSyncs() && message.isResponseRequired(), …)`. So a
+//! synchronous send is fsynced before its `Response`; a one-way send is not; and consumer acks,
+//! sent one-way (`sendAcksAsync`), never are — after a power loss consumed messages come back.
+//! With `periodic` the checkpoint thread fsyncs every `journalDiskSyncInterval` (1000 ms); with
+//! `never`, nothing does. A process crash loses the batch (the broker's memory), a power loss
+//! everything not fsynced. At start the index is rebuilt by replaying the journal
+//! (`MessageDatabase.recover`).
+//!
+//! With `concurrentStoreAndDispatchQueues=true` (default) the broker dispatches a persistent
+//! message while its add is still waiting in the store's queue (`StoreQueueTask`); an ack that
+//! arrives first cancels the add, so neither the add nor the remove is written; the producer's
+//! response follows the write (or its cancellation). With `false` the message is dispatched
+//! only once written. With `persistJMSRedelivered` the add is synchronous (AMQ-6133) and, before
+//! a first dispatch, the broker writes the redelivered flag (`RegionBroker.preProcessDispatch`,
+//! `updateMessage`), so after a restart the message comes back flagged; without it the flag
+//! is lost across a restart.
+//!
+//! ## Dispatch and the inactivity monitor
+//!
+//! `Queue.doActualDispatch` hands each message, in order, to the first consumer whose
+//! prefetch (`queuePrefetch`, 1000) has room, and moves that consumer to the end of the list:
+//! round robin within prefetch. An exclusive consumer (`consumer.exclusive`) gets everything
+//! while it is the first. A dispatched message stays the consumer's until it is acknowledged or
+//! the consumer's connection goes: then `Queue.removeSubscription` returns it to the queue with
+//! its redelivery counter raised (`LAST_DELIVERED_UNKNOWN`: the broker cannot tell what reached
+//! the application), and it goes out with `JMSRedelivered=true`. The broker notices a gone
+//! connection by its close (the kernel of a crashed process closes it) or by its inactivity
+//! monitor (`AbstractInactivityMonitor`): both sides send `KeepAliveInfo` and fail the
+//! connection after `maxInactivityDuration` (30 s) of silence. A paused consumer's messages go
+//! elsewhere while it still holds them; when it resumes it handles what it had prefetched.
+//!
+//! ## Acknowledge modes (`ActiveMQMessageConsumer`)
+//!
+//! - `AUTO_ACKNOWLEDGE`, and `DUPS_OK_ACKNOWLEDGE` on a queue (`isAutoAcknowledgeEach`): a
+//!   standard ack for each consumed message — with a listener after `onMessage` returns, with
+//!   `receive()` before the message is returned to the application. `optimizeAcknowledge`
+//!   batches them: an ack once 65 % of the prefetch is consumed, or at the first consumption
+//!   after `optimizeAcknowledgeTimeOut` (300 ms).
+//! - `CLIENT_ACKNOWLEDGE`: `message.acknowledge()` acks every message the session delivered so
+//!   far; a listener that throws leaves its message among them ("Transacted or Client ack:
+//!   Deliver the next message"), so the next acknowledge acks it away.
+//! - `INDIVIDUAL_ACKNOWLEDGE`: one message per ack.
+//! - `SESSION_TRANSACTED`: the application commits after each message; the commit needs a
+//!   response, so under `always` it is fsynced.
+//!
+//! The application acknowledges after handling; on a failure (`consumer.fail=every-tenth`: the
+//! handler throws on the first seven deliveries of every tenth message) an AUTO, DUPS_OK or
+//! INDIVIDUAL listener's throw, a transacted rollback and a `receive()` loop's
+//! `session.recover()` roll the message back: `rollback()` raises its redelivery counter, sends
+//! a `REDELIVERED_ACK_TYPE` ack and redelivers it locally after `initialRedeliveryDelay`, then
+//! `redeliveryDelay` (× `backOffMultiplier` with `useExponentialBackOff`), holding up the
+//! messages behind it unless `nonBlockingRedelivery`, which lets them overtake. Once the
+//! counter exceeds `maximumRedeliveries` (6; −1 for none) the client sends a poison ack and the
+//! broker moves the message to `ActiveMQ.DLQ` — a non-persistent one is discarded
+//! (`processNonPersistent=false`). The model notes either with the reason (`Op::Discard`).
+//!
+//! ## The failover transport and the producer audit
+//!
+//! With `transport=failover` (`failover:(tcp://…)`, `FailoverTransport`) a lost connection fails
+//! nothing: the client reconnects and `ConnectionStateTracker` replays the commands still waiting
+//! for a response — the producer's synchronous send. The broker marks such a connection fault
+//! tolerant, and `ProducerBrokerExchange.canDispatch` drops a persistent send whose producer
+//! sequence number is not above the last one the store holds for its `ProducerId` (the audit
+//! learns it once the add is written, `setLastStoredSequenceId`, and KahaDB rebuilds it from the
+//! journal at start), answering it as if stored. A restarted producer has a new `ProducerId`,
+//! so its outbox is not audited. Acks made while disconnected are dropped; the broker redelivers.
+//!
+//! ## Order
+//!
+//! JMS promises order per producer session to one consumer: competing consumers, redeliveries
+//! and a consumer's reconnect (a new session) are outside the promise.
+//!
+//! # What is simplified
+//!
+//! One broker and one queue (with `ActiveMQ.DLQ`); no topics, selectors, priorities, expiry,
+//! memory limits or networks of brokers. OpenWire is reduced to the commands above; a consumer
+//! consumer sends its `ConsumerInfo` once its connection is open, and a `tcp://` client reconnects
+//! after a second as an application with an exception listener would. The producer audit is a
+//! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
+//! sequential, so only the last one is ever replayed). The cursor audit, the consumer's
+//! `checkForDuplicates`, message groups, transacted producers and in-doubt commits, and
+//! shared-store master/slave with its lockers are not modelled. The journal is a list
+//! of records with two marks (written, fsynced) and the appender's batch, written 2 ms after its
+//! first write; the index is derived by replaying the whole journal (no checkpoints). A
+//! transacted consumer commits after each message without waiting for the commit's response.
+//! Prefetch 0 (pull) is not modelled. See `docs/activemq.md`.
+//!
+//! # Sources
+//!
+//! apache/activemq 5.18.7: `ActiveMQSession.send`; `ActiveMQMessageConsumer` (`dispatch`,
+//! `afterMessageIsConsumed`, `rollback`, `isAutoAcknowledgeEach`, `redeliveryExceeded`);
+//! `RedeliveryPolicy.getNextRedeliveryDelay`; `broker.region.Queue` (`doActualDispatch`,
+//! `removeSubscription`, `doMessageSend`); `RegionBroker.preProcessDispatch`;
+//! `AbstractInactivityMonitor`; `transport.failover.FailoverTransport`,
+//! `state.ConnectionStateTracker`; `broker.ProducerBrokerExchange.canDispatch`;
+//! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
+//! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
+//! `Journal.JournalDiskSyncStrategy`. ActiveMQ documentation: "What is the difference between
+//! persistent and non-persistent delivery", "Async Sends", "KahaDB", "Redelivery Policy",
+//! "What is the prefetch limit for?", "Exclusive Consumer", "ActiveMQ InactivityMonitor".
+
+mod broker;
+mod config;
+mod consumer;
+mod kahadb;
+mod producer;
+pub mod protocol;
+mod spec;
+mod transport;
+mod view;
+
+pub use broker::{Broker, BrokerState, Connection, Pending, QueueEntry, Then};
+pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
+pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
+pub use kahadb::KahaDb;
+pub use producer::{Producer, ProducerState, PACES};
+pub use protocol::{AckType, AmqMsg, Record, Seq};
+pub use transport::Transport;
+
+use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::{Op, OrderingPromise};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::time::Duration;
+
+pub const NAME: &str = "activemq";
+
+/// The broker is node 0; producers and consumers follow.
+pub fn broker_id() -> Id {
+    Id::from(0)
+}
+/// How long a client waits before connecting again.
+pub const RECONNECT: Duration = Duration::from_millis(1000);
+/// How long after its first write `DataFileAppender` writes a batch.
+pub const APPEND: Duration = Duration::from_millis(2);
+
+#[derive(Clone, Debug)]
+pub enum AmqActor {
+    Broker(Broker),
+    Producer(Producer),
+    Consumer(Consumer),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AmqState {
+    Broker(Box<BrokerState>),
+    Producer(ProducerState),
+    Consumer(ConsumerState),
+}
+
+/// What survives a restart: the broker's KahaDB journal, a client application's record.
+pub type AmqDisk = Disk<KahaDb>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AmqTimer {
+    // Broker.
+    /// Send `KeepAliveInfo` on every connection.
+    KeepAlive,
+    /// A client's connection was silent for `maxInactivityDuration`.
+    ClientSilent(Id),
+    /// `DataFileAppender` writes its batch.
+    Append,
+    /// `journalDiskSyncStrategy=periodic`: the checkpoint thread's fsync.
+    Fsync,
+    // Clients.
+    /// Connect (again).
+    Connect,
+    /// The broker was silent for `maxInactivityDuration`.
+    ServerSilent,
+    /// The producing application's next send.
+    Send,
+    /// `sendTimeout` passed for the synchronous send in progress.
+    SendTimeout,
+    /// The consuming application's handler returns.
+    Process,
+    /// A rolled-back message's redelivery delay passed.
+    Redeliver(Seq),
+    /// `optimizeAcknowledgeTimeOut` passed.
+    OptimizeAck,
+    /// A consumer's late start (`--consumer-delay-ms`).
+    Start,
+}
+
+/// What the clients' applications draw per run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AmqRandom {
+    Pace(u64),
+    Processing(u64),
+}
+
+pub type AmqOut = Out<AmqActor>;
+
+/// The application writes what it observed to its durable log.
+fn record(app: &mut AppLog, op: Op, o: &mut AmqOut) {
+    app.push(op);
+    o.save(AmqDisk::Client(app.clone()));
+}
+
+impl Actor for AmqActor {
+    type Msg = AmqMsg;
+    type Timer = AmqTimer;
+    type State = AmqState;
+    type Storage = AmqDisk;
+    type Random = AmqRandom;
+
+    fn on_start(&self, _id: Id, storage: &Option<AmqDisk>, o: &mut AmqOut) -> AmqState {
+        match self {
+            AmqActor::Broker(b) => {
+                let store = storage.as_ref().and_then(Disk::server).cloned();
+                AmqState::Broker(Box::new(b.start(store, o)))
+            }
+            AmqActor::Producer(p) => AmqState::Producer(p.start(Disk::restored_app_log(storage), o)),
+            AmqActor::Consumer(c) => AmqState::Consumer(c.start(Disk::restored_app_log(storage), o)),
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<AmqState>, src: Id, msg: AmqMsg, o: &mut AmqOut) {
+        match (self, state.to_mut()) {
+            (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_msg(s, src, msg, o),
+            (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_msg(s, src, msg, o),
+            (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_msg(s, src, msg, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<AmqState>, timer: &AmqTimer, o: &mut AmqOut) {
+        match (self, state.to_mut()) {
+            (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_timeout(s, timer, o),
+            (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_timeout(s, timer, o),
+            (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_timeout(s, timer, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<AmqState>, random: &AmqRandom, o: &mut AmqOut) {
+        match (self, state.to_mut(), random) {
+            (AmqActor::Producer(p), AmqState::Producer(s), AmqRandom::Pace(ms)) => {
+                p.on_pace(s, *ms, o)
+            }
+            (AmqActor::Consumer(_), AmqState::Consumer(s), AmqRandom::Processing(ms)) => {
+                s.processing_time = Duration::from_millis(*ms);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An ActiveMQ Classic broker with its producers and the consumers of its queue.
+#[derive(Clone, Debug)]
+pub struct ActiveMq {
+    pub settings: Settings,
+}
+
+impl System for ActiveMq {
+    type Actor = AmqActor;
+    type Storage = AmqDisk;
+    const NAME: &'static str = NAME;
+
+    fn summary() -> &'static str {
+        "ActiveMQ Classic: persistent and non-persistent sends, KahaDB journal sync, prefetch, JMS acknowledge modes, redelivery to ActiveMQ.DLQ"
+    }
+
+    fn scenarios() -> Vec<Scenario> {
+        vec![
+            Scenario {
+                name: "defaults",
+                sets: &[],
+                claim: "the article: ActiveMQ is at-least-once (persistent, synchronous sends, journalDiskSyncStrategy=always, AUTO_ACKNOWLEDGE listener)",
+            },
+            Scenario {
+                name: "non-persistent",
+                sets: &["deliveryMode=NON_PERSISTENT"],
+                claim: "non-persistent delivery: one-way sends into the broker's memory",
+            },
+            Scenario {
+                name: "useAsyncSend",
+                sets: &["useAsyncSend=true"],
+                claim: "async sends: persistent messages sent one-way",
+            },
+            Scenario {
+                name: "journalDiskSyncStrategy=periodic",
+                sets: &["journalDiskSyncStrategy=periodic"],
+                claim: "KahaDB fsyncs once a second",
+            },
+            Scenario {
+                name: "journalDiskSyncStrategy=never",
+                sets: &["journalDiskSyncStrategy=never"],
+                claim: "KahaDB never fsyncs",
+            },
+            Scenario {
+                name: "receive, AUTO_ACKNOWLEDGE",
+                sets: &["consumer.api=receive"],
+                claim: "receive() acknowledges before the application sees the message",
+            },
+            Scenario {
+                name: "CLIENT_ACKNOWLEDGE, failing handler",
+                sets: &["acknowledgeMode=CLIENT_ACKNOWLEDGE", "consumer.fail=every-tenth"],
+                claim: "message.acknowledge() acknowledges the messages the handler failed on",
+            },
+            Scenario {
+                name: "redelivery policy",
+                sets: &["consumer.fail=every-tenth"],
+                claim: "seven failed deliveries send a message to ActiveMQ.DLQ",
+            },
+            Scenario {
+                name: "failover transport",
+                sets: &["transport=failover"],
+                claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit",
+            },
+            Scenario {
+                name: "exclusive consumer",
+                sets: &["consumer.exclusive=true"],
+                claim: "the article: ActiveMQ is not ordered (an exclusive consumer orders)",
+            },
+        ]
+    }
+
+    fn keys() -> Vec<Key> {
+        config::keys()
+    }
+
+    fn validate(config: &Config) -> Result<(), ConfigError> {
+        config::validate(config)
+    }
+
+    fn build(config: &Config, workload: Workload) -> Self {
+        ActiveMq {
+            settings: Settings::from_config(config, workload),
+        }
+    }
+
+    fn workload(&self) -> Workload {
+        self.settings.workload
+    }
+
+    fn nodes(&self) -> Vec<Node<AmqActor>> {
+        let s = &self.settings;
+        let mut nodes = vec![Node {
+            name: "broker".to_string(),
+            role: Role::Server,
+            actor: AmqActor::Broker(Broker {
+                settings: s.clone(),
+            }),
+        }];
+        for p in 0..s.workload.producers {
+            nodes.push(Node {
+                name: format!("p{p}"),
+                role: Role::Producer,
+                actor: AmqActor::Producer(Producer {
+                    settings: s.clone(),
+                    index: p,
+                }),
+            });
+        }
+        for c in 0..s.workload.consumers {
+            nodes.push(Node {
+                name: format!("c{c}"),
+                role: Role::Consumer,
+                actor: AmqActor::Consumer(Consumer {
+                    settings: s.clone(),
+                    index: c,
+                }),
+            });
+        }
+        nodes
+    }
+
+    fn app_log(storage: &AmqDisk) -> Option<&AppLog> {
+        storage.app_log()
+    }
+
+    fn is_leader(state: &AmqState) -> bool {
+        matches!(state, AmqState::Broker(_))
+    }
+
+    fn show(state: &AmqState) -> String {
+        view::show(state)
+    }
+
+    fn invariants() -> Vec<crate::StateInvariant<ActiveMq>> {
+        spec::invariants()
+    }
+
+    fn reset(_peer: Id) -> Option<AmqMsg> {
+        Some(AmqMsg::Disconnected)
+    }
+
+    fn describe(msg: &AmqMsg) -> Option<String> {
+        view::describe(msg)
+    }
+
+    /// Per producer, to one consumer session, first deliveries only: competing consumers,
+    /// redeliveries and reconnects reorder (JMS 2.0, 6.2.9 "Message order").
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            excludes_redelivered: true,
+            per_consumer_session: true,
+            ..OrderingPromise::default()
+        }
+    }
+
+    fn fault_window(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn drain(&self) -> Duration {
+        let s = &self.settings;
+        // Dead connections noticed by both sides, every failing message's redeliveries
+        // (blocking the consumer in turn), and the consumers reading the rest.
+        let failing = if s.fail {
+            let redeliveries = s.redelivery.maximum.unwrap_or(FAILURES).min(FAILURES);
+            let per_message: Duration = (1..=redeliveries).map(|c| s.redelivery.delay_for(c)).sum();
+            per_message * s.workload.messages.div_ceil(10) * s.workload.producers
+        } else {
+            Duration::ZERO
+        };
+        s.max_inactivity * 2 + failing + Duration::from_secs(60)
+    }
+
+    fn workload_time(&self) -> Duration {
+        self.settings.workload.duration(&PACES, &HANDLING)
+    }
+
+    fn sends(&self) -> usize {
+        let w = &self.settings.workload;
+        w.messages as usize * w.producers as usize
+    }
+}

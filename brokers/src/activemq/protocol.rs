@@ -1,0 +1,170 @@
+//! OpenWire, reduced to the commands the model needs, and KahaDB's journal records.
+//!
+//! Every command a client sends carries the number of its connection (`conn`): a client that
+//! reconnects opens a new one, and the broker ignores what arrives on a connection it closed.
+
+use mqcheck_invariants::MsgId;
+use std::fmt;
+
+/// The broker's sequence number for a message in the queue (`MessageId.brokerSequenceId`): the
+/// queue's order, and what acknowledgements name.
+pub type Seq = u64;
+
+/// `MessageAck`'s types, as far as one queue needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AckType {
+    /// `STANDARD_ACK_TYPE`: the messages are consumed; the broker removes them.
+    Standard,
+    /// `INDIVIDUAL_ACK_TYPE`: one message consumed.
+    Individual,
+    /// `POISON_ACK_TYPE`: past the redelivery limit; the broker moves the message to
+    /// `ActiveMQ.DLQ` (a non-persistent one is discarded).
+    Poison,
+    /// `REDELIVERED_ACK_TYPE`: the client rolled the message back and will redeliver it itself;
+    /// the broker counts the redelivery.
+    Redelivered,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AmqMsg {
+    /// Not a wire message: the client library's (or broker's) notice that the TCP connection to
+    /// the sender was reset.
+    Disconnected,
+
+    // Client → broker.
+    /// `ConnectionInfo` and `SessionInfo`: opens connection `conn`; `fault_tolerant` from a
+    /// `failover:` transport, whose replayed sends the broker checks for duplicates.
+    Connect { conn: u32, fault_tolerant: bool },
+    /// `ConsumerInfo` on the queue, sent once the connection is open; the prefetch is the
+    /// broker's `queuePrefetch`.
+    ConsumerInfo { conn: u32 },
+    /// `MessageSend`; `response_required` for a synchronous send. `producer` is the incarnation
+    /// of the producer's `ProducerId`, and the message's `seq` its producer sequence number.
+    MessageSend {
+        conn: u32,
+        command: u32,
+        producer: u32,
+        msg: MsgId,
+        persistent: bool,
+        response_required: bool,
+    },
+    /// `MessageAck` for the listed messages; `response_required` for a transacted session's
+    /// commit (`TransactionInfo`), which needs a response and so an fsync.
+    MessageAck {
+        conn: u32,
+        kind: AckType,
+        seqs: Vec<Seq>,
+        response_required: bool,
+    },
+
+    // Broker → client.
+    /// The connection's `Response`: the client may send.
+    Connected { conn: u32 },
+    /// `Response` to a command that required one.
+    Response { conn: u32, command: u32 },
+    /// `MessageDispatch`. `redelivery_counter` > 0 makes `JMSRedelivered` true.
+    MessageDispatch {
+        conn: u32,
+        seq: Seq,
+        msg: MsgId,
+        redelivery_counter: u32,
+    },
+    /// The broker closed the connection (its inactivity monitor gave up on the client): the
+    /// client reads the end of the stream.
+    Closed { conn: u32 },
+
+    /// `KeepAliveInfo`, both ways: the inactivity monitor's heartbeat.
+    KeepAlive { conn: u32 },
+}
+
+/// One KahaDB journal record (`KahaAddMessageCommand`, `KahaRemoveMessageCommand`,
+/// `KahaUpdateMessageCommand`); the index is derived from them by replay.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Record {
+    /// A persistent message added to the queue, sent by producer incarnation `producer`.
+    Add { seq: Seq, msg: MsgId, producer: u32 },
+    /// A message acknowledged: removed from the queue.
+    Remove { seq: Seq },
+    /// A message moved to `ActiveMQ.DLQ` (a poison ack).
+    DeadLetter { seq: Seq },
+    /// The redelivered flag written before a first dispatch (`persistJMSRedelivered`).
+    Redelivered { seq: Seq },
+}
+
+impl fmt::Display for AckType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckType::Standard => "standard",
+            AckType::Individual => "individual",
+            AckType::Poison => "poison",
+            AckType::Redelivered => "redelivered",
+        })
+    }
+}
+
+impl fmt::Display for AmqMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AmqMsg::Disconnected => f.write_str("connection reset"),
+            AmqMsg::Connect {
+                conn,
+                fault_tolerant,
+            } => {
+                write!(f, "ConnectionInfo conn {conn}")?;
+                if *fault_tolerant {
+                    f.write_str(" (failover)")?;
+                }
+                Ok(())
+            }
+            AmqMsg::ConsumerInfo { conn } => write!(f, "ConsumerInfo on conn {conn}"),
+            AmqMsg::MessageSend {
+                msg,
+                persistent,
+                response_required,
+                ..
+            } => write!(
+                f,
+                "MessageSend {msg} {}{}",
+                if *persistent {
+                    "persistent"
+                } else {
+                    "non-persistent"
+                },
+                if *response_required {
+                    ", response required"
+                } else {
+                    ", one-way"
+                }
+            ),
+            AmqMsg::MessageAck {
+                kind,
+                seqs,
+                response_required,
+                ..
+            } => {
+                let seqs: Vec<String> = seqs.iter().map(|s| format!("#{s}")).collect();
+                write!(f, "MessageAck {kind} [{}]", seqs.join(" "))?;
+                if *response_required {
+                    f.write_str(" + commit")?;
+                }
+                Ok(())
+            }
+            AmqMsg::Connected { conn } => write!(f, "Response to ConnectionInfo conn {conn}"),
+            AmqMsg::Response { command, .. } => write!(f, "Response to command {command}"),
+            AmqMsg::MessageDispatch {
+                seq,
+                msg,
+                redelivery_counter,
+                ..
+            } => {
+                write!(f, "MessageDispatch #{seq} {msg}")?;
+                if *redelivery_counter > 0 {
+                    write!(f, " redeliveryCounter={redelivery_counter}")?;
+                }
+                Ok(())
+            }
+            AmqMsg::Closed { conn } => write!(f, "connection {conn} closed by the broker"),
+            AmqMsg::KeepAlive { .. } => f.write_str("KeepAliveInfo"),
+        }
+    }
+}

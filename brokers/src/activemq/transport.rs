@@ -1,0 +1,114 @@
+//! A client's side of its connection: opening it, the inactivity monitor (keep-alives out, a
+//! read timeout in), and reconnecting once it is gone.
+
+use super::protocol::AmqMsg;
+use super::{AmqOut, AmqTimer, Settings, broker_id, RECONNECT};
+use crate::timers::{exact, retry};
+use stateright::actor::Id;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Transport {
+    /// The current connection's number: a reconnect opens the next one.
+    pub conn: u32,
+    /// The broker answered its `ConnectionInfo`.
+    pub open: bool,
+}
+
+/// What a message from the broker means for the connection.
+pub enum Event {
+    /// The connection opened.
+    Opened,
+    /// The connection is gone: the client library fails what waits on it and reconnects.
+    Lost,
+    /// A command on the open connection, for the client to handle.
+    Command(AmqMsg),
+    /// Chatter, or something for an older connection.
+    Nothing,
+}
+
+impl Transport {
+    /// A client whose previous lives used connection numbers up to `last`.
+    pub fn new(last: u32) -> Self {
+        Transport {
+            conn: last,
+            open: false,
+        }
+    }
+
+    /// Opens the next connection; one that is not answered within `RECONNECT` is tried again.
+    pub fn connect(&mut self, settings: &Settings, o: &mut AmqOut) {
+        self.conn += 1;
+        self.open = false;
+        let connect = AmqMsg::Connect {
+            conn: self.conn,
+            fault_tolerant: settings.failover,
+        };
+        o.send(broker_id(), connect);
+        o.set_timer(AmqTimer::Connect, exact(RECONNECT));
+        o.cancel_timer(AmqTimer::KeepAlive);
+        o.cancel_timer(AmqTimer::ServerSilent);
+    }
+
+    /// The connection is gone: try again after `RECONNECT`.
+    pub fn lost(&mut self, o: &mut AmqOut) {
+        self.open = false;
+        o.cancel_timer(AmqTimer::KeepAlive);
+        o.cancel_timer(AmqTimer::ServerSilent);
+        o.set_timer(AmqTimer::Connect, exact(RECONNECT));
+    }
+
+    /// Sorts a message from the broker.
+    pub fn receive(&mut self, settings: &Settings, src: Id, msg: AmqMsg, o: &mut AmqOut) -> Event {
+        if src != broker_id() {
+            return Event::Nothing;
+        }
+        let conn = match &msg {
+            AmqMsg::Disconnected => return Event::Lost,
+            AmqMsg::Connected { conn }
+            | AmqMsg::Response { conn, .. }
+            | AmqMsg::MessageDispatch { conn, .. }
+            | AmqMsg::Closed { conn }
+            | AmqMsg::KeepAlive { conn } => *conn,
+            _ => return Event::Nothing,
+        };
+        if conn != self.conn {
+            return Event::Nothing;
+        }
+        o.set_timer(AmqTimer::ServerSilent, exact(settings.max_inactivity));
+        match msg {
+            AmqMsg::Connected { .. } if !self.open => {
+                self.open = true;
+                o.cancel_timer(AmqTimer::Connect);
+                o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
+                Event::Opened
+            }
+            AmqMsg::Closed { .. } => Event::Lost,
+            AmqMsg::KeepAlive { .. } | AmqMsg::Connected { .. } => Event::Nothing,
+            m if self.open => Event::Command(m),
+            _ => Event::Nothing,
+        }
+    }
+
+    /// The client's own timers: keep-alives, the read timeout, reconnecting. `Some(Event::Lost)`
+    /// when the inactivity monitor gave up on the broker.
+    pub fn on_timeout(
+        &mut self,
+        settings: &Settings,
+        timer: &AmqTimer,
+        o: &mut AmqOut,
+    ) -> Option<Event> {
+        match timer {
+            AmqTimer::KeepAlive if self.open => {
+                o.send(broker_id(), AmqMsg::KeepAlive { conn: self.conn });
+                o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
+                None
+            }
+            AmqTimer::ServerSilent if self.open => Some(Event::Lost),
+            AmqTimer::Connect if !self.open => {
+                self.connect(settings, o);
+                None
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! ActiveMQ as a reader sees it: commands in a trace, node states in the Stateright Explorer.
+
+use super::{AmqMsg, AmqState, BrokerState, ConsumerState, ProducerState, Record};
+
+/// A command in a trace, in OpenWire's vocabulary; `None` for keep-alives.
+pub(super) fn describe(msg: &AmqMsg) -> Option<String> {
+    match msg {
+        AmqMsg::KeepAlive { .. } => None,
+        m => Some(m.to_string()),
+    }
+}
+
+fn record(r: &Record) -> String {
+    match r {
+        Record::Add { seq, msg, .. } => format!("add #{seq} {msg}"),
+        Record::Remove { seq } => format!("remove #{seq}"),
+        Record::DeadLetter { seq } => format!("dlq #{seq}"),
+        Record::Redelivered { seq } => format!("redelivered #{seq}"),
+    }
+}
+
+/// The broker: the journal (`|` after the fsynced records), the appender's batch, the queue
+/// with each message's consumer and redelivery counter, the DLQ, the connections.
+fn show_broker(s: &BrokerState) -> String {
+    let mut journal: Vec<String> = s.store.journal.iter().map(record).collect();
+    journal.insert(s.store.fsynced, "|".to_string());
+    let batch: Vec<String> = s
+        .batch
+        .iter()
+        .map(|p| match &p.record {
+            Some(r) => record(r) + if p.sync { " (sync)" } else { "" },
+            None => "cancelled".to_string(),
+        })
+        .collect();
+    let queue: Vec<String> = s
+        .queue
+        .iter()
+        .map(|(seq, e)| {
+            let mut t = format!("#{seq} {}", e.msg);
+            if !e.persistent {
+                t += " (non-persistent)";
+            }
+            if e.redelivery_counter > 0 {
+                t += &format!(" (redelivered {})", e.redelivery_counter);
+            }
+            if let Some(c) = e.dispatched {
+                t += &format!(" → {}", usize::from(c));
+            }
+            t
+        })
+        .collect();
+    let conns: Vec<String> = s
+        .connections
+        .iter()
+        .map(|(id, c)| {
+            let kind = if c.consumer.is_some() { "consumer" } else { "producer" };
+            format!("{} conn {} ({kind})", usize::from(*id), c.conn)
+        })
+        .collect();
+    format!(
+        "journal [{}] batch [{}]; queue [{}]; ActiveMQ.DLQ {}; connections [{}]",
+        journal.join(" "),
+        batch.join(" "),
+        queue.join(", "),
+        s.dead_letters.len(),
+        conns.join(", ")
+    )
+}
+
+fn show_producer(s: &ProducerState) -> String {
+    let mut out = format!(
+        "conn {}{}; next message {}",
+        s.transport.conn,
+        if s.transport.open { "" } else { " (connecting)" },
+        s.next
+    );
+    if let Some((_, m)) = s.waiting {
+        out += &format!("; blocked in send of message {m}");
+    }
+    if !s.resend.is_empty() {
+        out += &format!("; outbox {:?}", s.resend);
+    }
+    out
+}
+
+fn show_consumer(s: &ConsumerState) -> String {
+    let buffer: Vec<String> = s.buffer.iter().map(|d| format!("#{} {}", d.seq, d.msg)).collect();
+    let mut out = format!(
+        "conn {}{}; prefetched [{}]",
+        s.transport.conn,
+        if s.transport.open { "" } else { " (connecting)" },
+        buffer.join(" ")
+    );
+    if let Some(h) = &s.handling {
+        out += &format!(
+            "; handling #{} {}{}",
+            h.d.seq,
+            h.d.msg,
+            if h.fails { " (will throw)" } else { "" }
+        );
+    }
+    if !s.delivered.is_empty() {
+        let d: Vec<String> = s.delivered.iter().map(|(d, _)| format!("#{}", d.seq)).collect();
+        out += &format!("; delivered, unacknowledged [{}]", d.join(" "));
+    }
+    if !s.redelivering.is_empty() {
+        let d: Vec<String> = s.redelivering.keys().map(|seq| format!("#{seq}")).collect();
+        out += &format!(
+            "; redelivery pending [{}]{}",
+            d.join(" "),
+            if s.blocked { " (blocking)" } else { "" }
+        );
+    }
+    out
+}
+
+pub(super) fn show(state: &AmqState) -> String {
+    match state {
+        AmqState::Broker(b) => show_broker(b),
+        AmqState::Producer(p) => show_producer(p),
+        AmqState::Consumer(c) => show_consumer(c),
+    }
+}

@@ -1,0 +1,458 @@
+//! Unit tests of the ActiveMQ model's mechanisms: the broker's KahaDB writes, dispatch and
+//! acknowledgements, the consumer's acknowledge modes and redelivery, driven one message or
+//! timer at a time. No simulator, no network: every delivery below is one the test chose.
+//!
+//! Node ids (producers=1, consumers=2): 0 is the broker, 1 the producer, 2 and 3 the consumers.
+
+use mqcheck_brokers::activemq::{
+    AckType, ActiveMq, AmqDisk, AmqMsg, AmqRandom, AmqState, AmqTimer, KahaDb, Record, Settings,
+};
+use mqcheck_brokers::{Durable, Workload};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::{Command as Cmd, Id};
+
+mod harness;
+
+type Step = harness::Cmd<ActiveMq>;
+
+const BROKER: usize = 0;
+const PRODUCER: usize = 1;
+const C0: usize = 2;
+const C1: usize = 3;
+
+fn system(sets: &[&str]) -> ActiveMq {
+    harness::system(
+        sets,
+        Workload {
+            messages: 3,
+            producers: 1,
+            consumers: 2,
+            ..Workload::default()
+        },
+    )
+}
+
+fn settings(sets: &[&str]) -> Settings {
+    system(sets).settings
+}
+
+fn msg(seq: u32) -> MsgId {
+    MsgId { producer: 0, seq }
+}
+
+fn sent(steps: &[Step]) -> Vec<(usize, AmqMsg)> {
+    steps
+        .iter()
+        .filter_map(|c| match c {
+            Cmd::Send(to, m) => Some((usize::from(*to), m.clone())),
+            _ => None,
+        })
+        .filter(|(_, m)| !matches!(m, AmqMsg::KeepAlive { .. }))
+        .collect()
+}
+
+fn saved_store(steps: &[Step]) -> Option<KahaDb> {
+    steps.iter().rev().find_map(|c| match c {
+        Cmd::Save(AmqDisk::Server(k)) => Some(k.clone()),
+        _ => None,
+    })
+}
+
+fn saved_ops(steps: &[Step]) -> Vec<Op> {
+    steps
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Cmd::Save(AmqDisk::Client(log)) => Some(log.iter().cloned().collect()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn connect() -> AmqMsg {
+    AmqMsg::Connect {
+        conn: 1,
+        fault_tolerant: false,
+    }
+}
+
+fn send(command: u32, seq: u32, response_required: bool) -> AmqMsg {
+    AmqMsg::MessageSend {
+        conn: 1,
+        command,
+        producer: 0,
+        msg: msg(seq),
+        persistent: true,
+        response_required,
+    }
+}
+
+fn ack(kind: AckType, seqs: Vec<u64>) -> AmqMsg {
+    AmqMsg::MessageAck {
+        conn: 1,
+        kind,
+        seqs,
+        response_required: false,
+    }
+}
+
+type Actors = harness::Actors<ActiveMq>;
+
+/// A broker with the producer connected and the given consumers subscribed, each on conn 1.
+fn broker(sets: &[&str], consumers: &[usize]) -> Actors {
+    let mut a = Actors::of(&system(sets));
+    a.start(BROKER);
+    a.deliver(BROKER, PRODUCER, connect());
+    for c in consumers {
+        a.deliver(BROKER, *c, connect());
+        a.deliver(BROKER, *c, AmqMsg::ConsumerInfo { conn: 1 });
+    }
+    a
+}
+
+fn journal(a: &Actors) -> (Vec<Record>, usize) {
+    match a.state(BROKER) {
+        AmqState::Broker(b) => (b.store.journal.iter().cloned().collect(), b.store.fsynced),
+        _ => unreachable!(),
+    }
+}
+
+fn dispatched(out: &[(usize, AmqMsg)]) -> Vec<(usize, u64, u32)> {
+    out.iter()
+        .filter_map(|(to, m)| match m {
+            AmqMsg::MessageDispatch {
+                seq,
+                redelivery_counter,
+                ..
+            } => Some((*to, *seq, *redelivery_counter)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_send_is_synchronous_only_when_something_asks_for_a_response() {
+    assert!(settings(&[]).sync_send());
+    assert!(!settings(&["deliveryMode=NON_PERSISTENT"]).sync_send());
+    assert!(!settings(&["useAsyncSend=true"]).sync_send());
+    assert!(settings(&["useAsyncSend=true", "alwaysSyncSend=true"]).sync_send());
+    assert!(settings(&["deliveryMode=NON_PERSISTENT", "sendTimeout=500"]).sync_send());
+}
+
+#[test]
+fn a_synchronous_send_is_fsynced_before_its_response_under_always() {
+    let mut a = broker(&[], &[]);
+    let out = sent(&a.deliver(BROKER, PRODUCER, send(1, 0, true)));
+    assert!(out.is_empty(), "the response waits for the journal write");
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    let store = saved_store(&steps).expect("the batch is written");
+    assert_eq!(store.fsynced, store.journal.len(), "forced to disk");
+    assert_eq!(
+        sent(&steps),
+        vec![(
+            PRODUCER,
+            AmqMsg::Response {
+                conn: 1,
+                command: 1
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_one_way_send_is_written_but_not_fsynced_and_periodic_syncs_later() {
+    let mut a = broker(&[], &[]);
+    a.deliver(BROKER, PRODUCER, send(1, 0, false));
+    a.fire(BROKER, AmqTimer::Append);
+    assert_eq!(journal(&a).1, 0, "nothing required a response");
+
+    let mut a = broker(&["journalDiskSyncStrategy=periodic"], &[]);
+    a.deliver(BROKER, PRODUCER, send(1, 0, true));
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    assert_eq!(sent(&steps).len(), 1, "the response follows the write");
+    assert_eq!(journal(&a).1, 0, "periodic: not yet fsynced");
+    a.fire(BROKER, AmqTimer::Fsync);
+    assert_eq!(journal(&a).1, 1, "the checkpoint thread's fsync");
+}
+
+#[test]
+fn consumer_acks_are_one_way_and_never_fsynced_so_a_power_loss_brings_messages_back() {
+    let mut a = broker(&["concurrentStoreAndDispatchQueues=false"], &[C0]);
+    a.deliver(BROKER, PRODUCER, send(1, 0, true));
+    let out = sent(&a.fire(BROKER, AmqTimer::Append));
+    assert_eq!(
+        dispatched(&out),
+        vec![(C0, 1, 0)],
+        "dispatched once written"
+    );
+    a.deliver(BROKER, C0, ack(AckType::Standard, vec![1]));
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    let store = saved_store(&steps).unwrap();
+    assert_eq!(
+        store.journal.iter().cloned().collect::<Vec<_>>(),
+        vec![
+            Record::Add {
+                seq: 1,
+                msg: msg(0),
+                producer: 0
+            },
+            Record::Remove { seq: 1 }
+        ]
+    );
+    assert_eq!(
+        store.fsynced, 1,
+        "the remove is only in the operating system"
+    );
+    // A crash keeps the journal; a power loss only its fsynced part; replay rebuilds the queue.
+    assert!(store.replay().0.is_empty());
+    let after = store.after_power_loss();
+    assert_eq!(
+        after.replay().0.keys().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+    let mut a = Actors::of(&system(&[]));
+    a.restart(BROKER, Some(AmqDisk::Server(after)));
+    a.deliver(BROKER, C0, connect());
+    let out = sent(&a.deliver(BROKER, C0, AmqMsg::ConsumerInfo { conn: 1 }));
+    // persistJMSRedelivered=false: the flag did not survive the restart.
+    assert_eq!(dispatched(&out), vec![(C0, 1, 0)]);
+}
+
+#[test]
+fn an_ack_before_the_write_cancels_the_add_with_concurrent_store_and_dispatch() {
+    let mut a = broker(&[], &[C0]);
+    let out = sent(&a.deliver(BROKER, PRODUCER, send(1, 0, true)));
+    assert_eq!(
+        dispatched(&out),
+        vec![(C0, 1, 0)],
+        "dispatched before the write"
+    );
+    a.deliver(BROKER, C0, ack(AckType::Standard, vec![1]));
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    assert!(journal(&a).0.is_empty(), "neither the add nor the remove");
+    assert_eq!(
+        sent(&steps),
+        vec![(
+            PRODUCER,
+            AmqMsg::Response {
+                conn: 1,
+                command: 1
+            }
+        )]
+    );
+}
+
+#[test]
+fn messages_go_round_robin_within_the_prefetch_and_return_flagged_when_a_consumer_goes() {
+    let mut a = broker(&["queuePrefetch=1"], &[C0, C1]);
+    let mut out = Vec::new();
+    for i in 0..3 {
+        out.extend(sent(&a.deliver(BROKER, PRODUCER, send(i + 1, i, false))));
+    }
+    assert_eq!(
+        dispatched(&out),
+        vec![(C0, 1, 0), (C1, 2, 0)],
+        "both are full"
+    );
+    let out = sent(&a.deliver(BROKER, C0, ack(AckType::Standard, vec![1])));
+    assert_eq!(dispatched(&out), vec![(C0, 3, 0)]);
+    // c1's connection is reset: its message returns with its redelivery counter raised and
+    // waits for room; c0 acknowledges and gets it, flagged.
+    a.deliver(BROKER, C1, AmqMsg::Disconnected);
+    let out = sent(&a.deliver(BROKER, C0, ack(AckType::Individual, vec![3])));
+    assert_eq!(dispatched(&out), vec![(C0, 2, 1)]);
+}
+
+#[test]
+fn a_poison_ack_moves_a_persistent_message_to_the_dlq() {
+    let mut a = broker(&[], &[C0]);
+    a.deliver(BROKER, PRODUCER, send(1, 0, true));
+    a.fire(BROKER, AmqTimer::Append);
+    a.deliver(BROKER, C0, ack(AckType::Poison, vec![1]));
+    a.fire(BROKER, AmqTimer::Append);
+    let (records, _) = journal(&a);
+    assert_eq!(records.last(), Some(&Record::DeadLetter { seq: 1 }));
+    match a.state(BROKER) {
+        AmqState::Broker(b) => {
+            assert!(b.queue.is_empty());
+            assert_eq!(b.dead_letters.len(), 1);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_inactivity_monitor_closes_a_silent_connection_and_returns_its_messages() {
+    let mut a = broker(&[], &[C0, C1]);
+    a.deliver(BROKER, PRODUCER, send(1, 0, false));
+    let steps = a.fire(BROKER, AmqTimer::ClientSilent(Id::from(C0)));
+    let out = sent(&steps);
+    assert!(out.contains(&(C0, AmqMsg::Closed { conn: 1 })), "{out:?}");
+    assert_eq!(dispatched(&out), vec![(C1, 1, 1)]);
+}
+
+/// A consumer with its connection open, having drawn a handling time of 5 ms.
+fn consumer(sets: &[&str]) -> Actors {
+    let mut a = Actors::of(&system(sets));
+    a.start(C0);
+    a.random(C0, AmqRandom::Processing(5));
+    a.deliver(C0, BROKER, AmqMsg::Connected { conn: 1 });
+    a
+}
+
+fn dispatch(seq: u64, m: u32, redelivery_counter: u32) -> AmqMsg {
+    AmqMsg::MessageDispatch {
+        conn: 1,
+        seq,
+        msg: msg(m),
+        redelivery_counter,
+    }
+}
+
+fn acks(out: &[(usize, AmqMsg)]) -> Vec<(AckType, Vec<u64>)> {
+    out.iter()
+        .filter_map(|(_, m)| match m {
+            AmqMsg::MessageAck { kind, seqs, .. } => Some((*kind, seqs.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn delivered(ops: &[Op]) -> Vec<(MsgId, Option<bool>)> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::Deliver {
+                msg, redelivered, ..
+            } => Some((*msg, *redelivered)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn auto_acknowledge_acks_after_a_listener_and_before_receive_returns() {
+    let mut a = consumer(&[]);
+    let steps = a.deliver(C0, BROKER, dispatch(1, 0, 0));
+    assert_eq!(delivered(&saved_ops(&steps)), vec![(msg(0), Some(false))]);
+    assert!(acks(&sent(&steps)).is_empty(), "onMessage has not returned");
+    let steps = a.fire(C0, AmqTimer::Process);
+    assert_eq!(acks(&sent(&steps)), vec![(AckType::Standard, vec![1])]);
+
+    let mut a = consumer(&["consumer.api=receive"]);
+    let steps = a.deliver(C0, BROKER, dispatch(1, 0, 0));
+    assert_eq!(acks(&sent(&steps)), vec![(AckType::Standard, vec![1])]);
+    assert!(
+        saved_ops(&steps).is_empty(),
+        "the application's effect comes later"
+    );
+    let steps = a.fire(C0, AmqTimer::Process);
+    assert_eq!(delivered(&saved_ops(&steps)), vec![(msg(0), Some(false))]);
+}
+
+#[test]
+fn a_failing_listener_is_redelivered_after_the_delay_then_dead_lettered() {
+    let mut a = consumer(&["consumer.fail=every-tenth", "maximumRedeliveries=1"]);
+    // Message 3 fails: rolled back, a redelivered ack, a blocking redelivery after 1 s.
+    a.deliver(C0, BROKER, dispatch(4, 3, 0));
+    let out = sent(&a.fire(C0, AmqTimer::Process));
+    assert_eq!(acks(&out), vec![(AckType::Redelivered, vec![4])]);
+    let steps = a.deliver(C0, BROKER, dispatch(5, 4, 0));
+    assert!(
+        delivered(&saved_ops(&steps)).is_empty(),
+        "blocked behind the redelivery"
+    );
+    a.fire(C0, AmqTimer::Redeliver(4));
+    let steps = a.fire(C0, AmqTimer::Process);
+    // The second failure passes maximumRedeliveries=1: a poison ack, and message 4 is next.
+    assert_eq!(acks(&sent(&steps)), vec![(AckType::Poison, vec![4])]);
+    let ops = saved_ops(&steps);
+    assert!(ops
+        .iter()
+        .any(|op| matches!(op, Op::Discard { reason, .. } if reason.contains("ActiveMQ.DLQ"))));
+    assert_eq!(delivered(&ops), vec![(msg(4), Some(false))]);
+}
+
+#[test]
+fn client_acknowledge_acks_the_failed_message_with_the_next_one() {
+    let mut a = consumer(&[
+        "acknowledgeMode=CLIENT_ACKNOWLEDGE",
+        "consumer.fail=every-tenth",
+    ]);
+    a.deliver(C0, BROKER, dispatch(4, 3, 0));
+    a.deliver(C0, BROKER, dispatch(5, 4, 0));
+    let out = sent(&a.fire(C0, AmqTimer::Process));
+    assert!(
+        acks(&out).is_empty(),
+        "the listener threw: no acknowledge()"
+    );
+    let steps = a.fire(C0, AmqTimer::Process);
+    assert_eq!(acks(&sent(&steps)), vec![(AckType::Standard, vec![4, 5])]);
+    assert!(saved_ops(&steps)
+        .iter()
+        .any(|op| matches!(op, Op::Discard { msg: m, .. } if *m == msg(3))));
+}
+
+#[test]
+fn the_redelivery_policy_delays() {
+    let p = settings(&[]).redelivery;
+    assert_eq!(p.maximum, Some(6));
+    assert!(!p.exceeded(6) && p.exceeded(7));
+    let ms = |c| p.delay_for(c).as_millis();
+    assert_eq!((ms(1), ms(2), ms(3)), (1000, 1000, 1000));
+    let p = settings(&["useExponentialBackOff=true", "initialRedeliveryDelay=100"]).redelivery;
+    let ms = |c| p.delay_for(c).as_millis();
+    assert_eq!((ms(1), ms(2), ms(3)), (100, 500, 2500));
+    assert!(!settings(&["maximumRedeliveries=-1"])
+        .redelivery
+        .exceeded(1000));
+}
+
+#[test]
+fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
+    for fault_tolerant in [true, false] {
+        let mut a = broker(&[], &[]);
+        a.deliver(BROKER, PRODUCER, send(1, 0, true));
+        a.fire(BROKER, AmqTimer::Append);
+        // The connection was lost before the response; the transport reconnects and replays.
+        a.deliver(
+            BROKER,
+            PRODUCER,
+            AmqMsg::Connect {
+                conn: 2,
+                fault_tolerant,
+            },
+        );
+        let replay = AmqMsg::MessageSend {
+            conn: 2,
+            command: 1,
+            producer: 0,
+            msg: msg(0),
+            persistent: true,
+            response_required: true,
+        };
+        let out = sent(&a.deliver(BROKER, PRODUCER, replay));
+        let queued = match a.state(BROKER) {
+            AmqState::Broker(b) => b.queue.len(),
+            _ => unreachable!(),
+        };
+        if fault_tolerant {
+            assert_eq!(
+                out,
+                vec![(
+                    PRODUCER,
+                    AmqMsg::Response {
+                        conn: 2,
+                        command: 1
+                    }
+                )]
+            );
+            assert_eq!(queued, 1, "stored once");
+        } else {
+            assert!(
+                out.is_empty(),
+                "stored again: the response waits for the write"
+            );
+            assert_eq!(queued, 2, "a plain connection's send is not audited");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! ActiveMQ Classic fault scenarios: each documented anomaly is found, each documented guarantee
+//! holds, through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`,
+//! `mqcheck check`).
+
+use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
+use std::collections::BTreeMap;
+
+const AMQ: &str = "--broker activemq";
+
+fn explanation(v: &serde_json::Value) -> &str {
+    v["explanation"].as_str().expect("an explanation")
+}
+
+#[test]
+fn non_persistent_and_async_sends_are_lost_to_a_broker_crash() {
+    let v = violated(
+        &format!("{AMQ} --set deliveryMode=NON_PERSISTENT --faults crash --seeds 60"),
+        "at-least-once",
+    );
+    assert_eq!(v["kind"], "lost");
+    reproduce(&v);
+    violated(
+        &format!("{AMQ} --set useAsyncSend=true --faults crash --seeds 60"),
+        "at-least-once",
+    );
+    // Persistent synchronous sends keep every acknowledged message.
+    held(
+        &format!("{AMQ} --faults crash --seeds 60"),
+        &["at-least-once"],
+    );
+}
+
+#[test]
+fn periodic_and_never_lose_on_power_loss_and_always_does_not() {
+    for strategy in ["periodic", "never"] {
+        let v = violated(
+            &format!("{AMQ} --set journalDiskSyncStrategy={strategy} --faults power --seeds 60"),
+            "at-least-once",
+        );
+        reproduce(&v);
+    }
+    let json = held(
+        &format!("{AMQ} --set journalDiskSyncStrategy=always --faults power --seeds 60"),
+        &["at-least-once"],
+    );
+    assert!(json["stats"]["messages_delivered"].as_u64().unwrap() >= 60 * 90);
+}
+
+/// Acks are one-way, never fsynced: after a power loss, even with `always`, consumed messages
+/// come back.
+#[test]
+fn consumed_messages_come_back_after_a_power_loss() {
+    let v = violated(
+        &format!("{AMQ} --set journalDiskSyncStrategy=always --faults power --seeds 60"),
+        "at-most-once",
+    );
+    assert_eq!(v["kind"], "duplicate");
+}
+
+#[test]
+fn auto_acknowledge_listener_duplicates_and_receive_loses_after_a_consumer_crash() {
+    let v = violated(&format!("{AMQ} --faults crash --seeds 60"), "at-most-once");
+    assert_eq!(v["kind"], "duplicate");
+    let v = violated(
+        &format!("{AMQ} --set consumer.api=receive --faults crash --seeds 100"),
+        "at-least-once",
+    );
+    assert!(!explanation(&v).contains("discarded"), "{v}");
+    reproduce(&v);
+}
+
+/// Over the timelines of some seeds under crashes, per message: whether each delivery was
+/// flagged redelivered; returns (messages delivered again unflagged, messages delivered again).
+fn unflagged_repeats(persist: &str) -> (usize, usize) {
+    let (mut unflagged, mut repeated) = (0, 0);
+    for seed in 0..40 {
+        let seed = seed.to_string();
+        let set = format!("persistJMSRedelivered={persist}");
+        let r = mqcheck(&[
+            "replay",
+            "--broker",
+            "activemq",
+            "--set",
+            &set,
+            "--faults",
+            "crash",
+            "--messages",
+            "40",
+            "--check",
+            "at-most-once",
+            "--seed",
+            &seed,
+        ]);
+        let mut flags: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        for line in r.stdout.lines() {
+            if let Some(rest) = line.split("app: deliver ").nth(1) {
+                let m = rest.split_whitespace().next().unwrap().to_string();
+                flags
+                    .entry(m)
+                    .or_default()
+                    .push(rest.contains("(redelivered)"));
+            }
+        }
+        for f in flags.values().filter(|f| f.len() > 1) {
+            repeated += 1;
+            unflagged += usize::from(!f[1..].iter().all(|x| *x));
+        }
+    }
+    (unflagged, repeated)
+}
+
+/// The redelivered flag lives in the broker's memory: a broker restart loses it, unless
+/// `persistJMSRedelivered` journals it before the first dispatch.
+#[test]
+fn the_redelivered_flag_survives_a_broker_restart_only_with_persist_jms_redelivered() {
+    let (unflagged, repeated) = unflagged_repeats("false");
+    assert!(unflagged > 0, "{unflagged} of {repeated}");
+    let (unflagged, repeated) = unflagged_repeats("true");
+    assert!(repeated > 0 && unflagged == 0, "{unflagged} of {repeated}");
+}
+
+#[test]
+fn seven_failures_dead_letter_a_message() {
+    let v = violated(
+        &format!("{AMQ} --set consumer.fail=every-tenth --faults none --seeds 2 --messages 20"),
+        "at-least-once",
+    );
+    let why = explanation(&v);
+    assert!(
+        why.contains("redelivery 7 exceeded maximumRedeliveries=6") && why.contains("ActiveMQ.DLQ"),
+        "{v}"
+    );
+    // A non-persistent message past the limit is discarded, not dead-lettered.
+    let v = violated(
+        &format!(
+            "{AMQ} --set consumer.fail=every-tenth --set deliveryMode=NON_PERSISTENT --faults none --seeds 2 --messages 20"
+        ),
+        "at-least-once",
+    );
+    assert!(explanation(&v).contains("not dead-lettered"), "{v}");
+    // One redelivery more and the eighth delivery succeeds.
+    held(
+        &format!(
+            "{AMQ} --set consumer.fail=every-tenth --set maximumRedeliveries=7 --faults none --seeds 2 --messages 20"
+        ),
+        &["at-least-once"],
+    );
+}
+
+#[test]
+fn client_acknowledge_acks_a_failed_message_away_where_individual_does_not() {
+    let v = violated(
+        &format!(
+            "{AMQ} --set acknowledgeMode=CLIENT_ACKNOWLEDGE --set consumer.fail=every-tenth --faults none --seeds 2 --messages 20"
+        ),
+        "at-least-once",
+    );
+    assert!(explanation(&v).contains("CLIENT_ACKNOWLEDGE"), "{v}");
+    held(
+        &format!(
+            "{AMQ} --set acknowledgeMode=INDIVIDUAL_ACKNOWLEDGE --set consumer.fail=every-tenth \
+             --set maximumRedeliveries=-1 --faults crash,partition --seeds 40 --messages 40"
+        ),
+        &["at-least-once"],
+    );
+}
+
+/// A paused consumer's connection is closed by the broker's inactivity monitor, its prefetched
+/// messages go to the other consumer, and when it resumes it handles them too.
+#[test]
+fn a_stalled_consumer_handles_messages_that_went_elsewhere() {
+    let v = violated(
+        &format!("{AMQ} --consumers 2 --faults pause --seeds 60"),
+        "at-most-once",
+    );
+    reproduce(&v);
+}
+
+#[test]
+fn always_with_synchronous_sends_keeps_every_acknowledged_message() {
+    let json = held(
+        &format!(
+            "{AMQ} --set journalDiskSyncStrategy=always --faults crash,pause,partition,loss --seeds 100"
+        ),
+        &["at-least-once"],
+    );
+    assert!(json["stats"]["messages_delivered"].as_u64().unwrap() >= 100 * 90);
+    held(
+        &format!("{AMQ} --faults tcp --seeds 60 --producers 2 --consumers 2"),
+        &["at-least-once", "ordering"],
+    );
+}
+
+#[test]
+fn an_exclusive_consumer_keeps_order_across_a_consumer_crash() {
+    held(
+        &format!(
+            "{AMQ} --set consumer.exclusive=true --consumers 2 --faults crash,pause --seeds 60"
+        ),
+        &["at-least-once", "ordering"],
+    );
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_key_and_the_allowed_values() {
+    for (set, key, allowed) in [
+        (
+            "journalDiskSyncStrategy=sometimes",
+            "journalDiskSyncStrategy",
+            "always, periodic, never",
+        ),
+        (
+            "acknowledgeMode=AUTO",
+            "acknowledgeMode",
+            "AUTO_ACKNOWLEDGE",
+        ),
+        (
+            "maximumRedeliveries=-2",
+            "maximumRedeliveries",
+            "-1 to 1000",
+        ),
+        ("consumer.api=poll", "consumer.api", "listener, receive"),
+    ] {
+        let out = mqcheck(&["sim", "--broker", "activemq", "--set", set]);
+        assert_eq!(out.code, 2, "{set}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(key) && out.stderr.contains(allowed),
+            "{set}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn activemq_runs_are_deterministic() {
+    assert_deterministic(AMQ);
+}
+
+#[test]
+fn check_keeps_one_lock_owner_and_finds_the_redelivery_after_a_consumer_crash() {
+    let (code, json) = check(&format!("{AMQ} --faults crash"));
+    assert_eq!(code, 1, "at-most-once is violated");
+    assert_eq!(json["properties"]["OneLockOwner"]["held"], true, "{json}");
+    assert_eq!(json["properties"]["at-least-once"]["held"], true, "{json}");
+    assert_eq!(json["properties"]["at-most-once"]["held"], false, "{json}");
+}
+
+/// Lines of `replay` timelines, over some seeds under partitions: (application-visible send
+/// failures, sends the broker received twice, messages delivered twice unflagged — stored twice).
+fn failures_replays_and_stored_twice(transport: &str) -> (usize, usize, usize) {
+    let (mut failures, mut replays, mut twice) = (0, 0, 0);
+    for seed in 0..30 {
+        let seed = seed.to_string();
+        let set = format!("transport={transport}");
+        let r = mqcheck(&[
+            "replay",
+            "--broker",
+            "activemq",
+            "--set",
+            &set,
+            "--faults",
+            "partition",
+            "--messages",
+            "40",
+            "--check",
+            "at-least-once",
+            "--seed",
+            &seed,
+        ]);
+        failures += r
+            .stdout
+            .lines()
+            .filter(|l| l.contains("app: fail "))
+            .count();
+        let mut received: BTreeMap<&str, usize> = BTreeMap::new();
+        for line in r.stdout.lines() {
+            if let Some(rest) = line.split("<- p0: MessageSend ").nth(1) {
+                *received
+                    .entry(rest.split_whitespace().next().unwrap())
+                    .or_default() += 1;
+            }
+        }
+        replays += received.values().filter(|n| **n > 1).count();
+        let mut first: BTreeMap<String, usize> = BTreeMap::new();
+        for line in r.stdout.lines() {
+            if let Some(rest) = line.split("app: deliver ").nth(1) {
+                if !rest.contains("(redelivered)") {
+                    let m = rest.split_whitespace().next().unwrap().to_string();
+                    *first.entry(m).or_default() += 1;
+                }
+            }
+        }
+        twice += first.values().filter(|n| **n > 1).count();
+    }
+    (failures, replays, twice)
+}
+
+/// A plain `tcp://` producer's synchronous send fails when its connection is lost; the
+/// `failover:` transport replays it instead, and the broker's producer audit keeps the replay
+/// of a send it had already stored from being stored twice.
+#[test]
+fn the_failover_transport_replays_sends_without_storing_them_twice() {
+    let (failures, replays, twice) = failures_replays_and_stored_twice("tcp");
+    assert!(failures > 0, "tcp: sends fail with their connection");
+    assert_eq!((replays, twice), (0, 0));
+    let (failures, replays, twice) = failures_replays_and_stored_twice("failover");
+    assert!(replays > 0, "failover: sends are replayed");
+    assert_eq!((failures, twice), (0, 0), "and stored once");
+    held(
+        &format!("{AMQ} --set transport=failover --faults crash,pause,partition,loss --seeds 60"),
+        &["at-least-once"],
+    );
+}
