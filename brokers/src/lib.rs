@@ -68,5 +68,6 @@ macro_rules! brokers {
 brokers! {
     kafka::Kafka,
     rabbitmq::RabbitMq,
+    rocketmq::RocketMq,
     zeromq::ZeroMq,
 }
