@@ -24,6 +24,8 @@ const REBALANCE: Duration = Duration::from_secs(20);
 const PULL_AFTER_EXCEPTION: Duration = Duration::from_secs(3);
 /// `consumerTimeoutMillisWhenSuspend`: the client's timeout for a held pull.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The client's timeout for an offset query.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A slave that has not got that far: pull again after this (the client spins; the model waits).
 const PULL_RETRY: Duration = Duration::from_secs(1);
 /// `pullThresholdForQueue`: a ProcessQueue holding this many messages pulls later.
@@ -303,6 +305,7 @@ impl Consumer {
             o.set_timer(RocketTimer::LeaseExpired(mq), exact(LEASE));
         }
         o.send(broker, RocketMsg::QueryConsumerOffset { queue: mq.queue });
+        o.set_timer(RocketTimer::PullTimeout(mq), exact(QUERY_TIMEOUT));
     }
 
     /// `LOCK_BATCH_MQ` to each group's master for `mqs`.
@@ -515,6 +518,7 @@ impl Consumer {
                 if let Some(pq) = s.pqs.get_mut(&mq).filter(|pq| pq.next_offset.is_none()) {
                     pq.next_offset = Some(offset);
                     pq.asked = None;
+                    o.cancel_timer(RocketTimer::PullTimeout(mq));
                     self.pull(s, mq, o);
                 }
             }
@@ -617,12 +621,17 @@ impl Consumer {
                 }
             }
             RocketTimer::PullLater(mq) => self.pull(s, *mq, o),
-            RocketTimer::PullTimeout(mq) => {
-                if let Some(pq) = s.pqs.get_mut(mq) {
+            RocketTimer::PullTimeout(mq) => match s.pqs.get_mut(mq) {
+                // The offset query timed out: the queue is not taken this round.
+                Some(pq) if pq.next_offset.is_none() => {
+                    s.pqs.remove(mq);
+                }
+                Some(pq) => {
                     pq.pulling = None;
                     o.set_timer(RocketTimer::PullLater(*mq), exact(PULL_AFTER_EXCEPTION));
                 }
-            }
+                None => {}
+            },
             RocketTimer::Consume(slot) => self.consumed(s, *slot, o),
             _ => {}
         }

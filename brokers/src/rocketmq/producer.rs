@@ -54,9 +54,9 @@ pub struct ProducerState {
     pub backlog: VecDeque<u32>,
     pub sending: Option<Sending>,
     pub next_request: u64,
-    /// The route had no writable queue and was fetched again for the next send
-    /// (`tryToFindTopicPublishInfo`).
-    pub refetched: bool,
+    /// The send waiting for a route with a writable queue (`tryToFindTopicPublishInfo` asks
+    /// the NameServer).
+    pub awaiting_route: Option<u32>,
 }
 
 impl Producer {
@@ -81,13 +81,16 @@ impl Producer {
             backlog: outbox.unacknowledged.iter().map(|m| m.seq).collect(),
             sending: None,
             next_request: 0,
-            refetched: false,
+            awaiting_route: None,
         }
     }
 
     pub fn on_pace(&self, s: &mut ProducerState, ms: u64, o: &mut RocketOut) {
         s.pace = Some(Duration::from_millis(ms));
-        o.set_timer(RocketTimer::Send, exact(Duration::from_millis(ms)));
+        o.set_timer(
+            RocketTimer::Send,
+            exact(CLIENT_STARTUP + Duration::from_millis(ms)),
+        );
     }
 
     fn record(&self, s: &mut ProducerState, op: Op, o: &mut RocketOut) {
@@ -137,18 +140,9 @@ impl Producer {
 
     /// Starts the next send when the application has one and none is in progress.
     fn pump(&self, s: &mut ProducerState, o: &mut RocketOut) {
-        let Some(route) = s.route.as_ref() else {
-            return;
-        };
-        if s.sending.is_some() || s.backlog.is_empty() {
+        if s.sending.is_some() || s.awaiting_route.is_some() {
             return;
         }
-        if self.writable(route).is_empty() && !s.refetched {
-            s.refetched = true;
-            o.send(self.settings.namesrv(), RocketMsg::GetRouteInfo);
-            return;
-        }
-        s.refetched = false;
         let Some(seq) = s.backlog.pop_front() else {
             return;
         };
@@ -156,9 +150,9 @@ impl Producer {
             producer: self.index,
             seq,
         };
-        let key = self.settings.workload.key(seq);
         if seq >= s.next {
             s.next = seq + 1;
+            let key = self.settings.workload.key(seq);
             self.record(
                 s,
                 Op::Send {
@@ -170,12 +164,25 @@ impl Producer {
                 o,
             );
         }
+        o.set_timer(RocketTimer::SendTimeout, exact(self.settings.send_timeout));
+        if s.route.as_ref().is_some_and(|r| !self.writable(r).is_empty()) {
+            self.first_attempt(s, seq, o);
+        } else {
+            s.awaiting_route = Some(seq);
+            o.send(self.settings.namesrv(), RocketMsg::GetRouteInfo);
+        }
+    }
+
+    fn first_attempt(&self, s: &mut ProducerState, seq: u32, o: &mut RocketOut) {
+        let msg = MsgId {
+            producer: self.index,
+            seq,
+        };
         let attempts = match self.settings.selector {
             Selector::Hash => 1,
             Selector::RoundRobin => 1 + self.settings.retry_times,
         };
-        o.set_timer(RocketTimer::SendTimeout, exact(self.settings.send_timeout));
-        self.attempt(s, msg, key, attempts, None, o);
+        self.attempt(s, msg, self.settings.workload.key(seq), attempts, None, o);
     }
 
     fn attempt(
@@ -246,7 +253,9 @@ impl Producer {
         match msg {
             RocketMsg::RouteInfo(route) => {
                 s.route = Some(route);
-                self.pump(s, o);
+                if let Some(seq) = s.awaiting_route.take() {
+                    self.first_attempt(s, seq, o);
+                }
             }
             RocketMsg::SendResult { request, status } => {
                 let Some(x) = s.sending.as_ref().filter(|x| x.request == request) else {
@@ -285,6 +294,15 @@ impl Producer {
                 o.set_timer(RocketTimer::RouteRefresh, exact(POLL_NAMESERVER));
             }
             // The whole budget is gone: not retried, the message in doubt.
+            RocketTimer::SendTimeout if s.awaiting_route.is_some() => {
+                let seq = s.awaiting_route.take().expect("awaiting");
+                let msg = MsgId {
+                    producer: self.index,
+                    seq,
+                };
+                let reason = "No route info of this topic".to_string();
+                self.finish(s, Op::Fail { msg, reason }, o);
+            }
             RocketTimer::SendTimeout => {
                 if let Some(x) = s.sending.take() {
                     let reason = format!("sendMsgTimeout after {} ms (the message may be stored)", self.settings.send_timeout.as_millis());
