@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod kafka;
 mod rabbitmq;
+mod rocketmq;
 mod toy;
 mod zeromq;
