@@ -1,7 +1,7 @@
 //! RocketMQ fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`).
 
-use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
 /// `mqcheck replay --broker rocketmq ARGS --seed SEED`'s standard output.
 fn replay(args: &str, seed: u64) -> String {
     let mut words = vec!["replay", "--broker", "rocketmq"];
@@ -166,4 +166,24 @@ fn combinations_rocketmq_refuses_are_bad_input() {
     ]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("inSyncReplicas"), "{}", out.stderr);
+}
+
+/// The model checker: with SYNC_FLUSH and crashes, every state keeps the ConsumeQueues below
+/// the dispatch bound and no acknowledged message is lost; one broker without a slave under
+/// ASYNC_FLUSH loses one to a power loss.
+#[test]
+fn check_holds_the_dispatch_bound_and_finds_the_async_flush_loss() {
+    let (code, json) =
+        check("--broker rocketmq --set flushDiskType=SYNC_FLUSH --faults crash --messages 1");
+    assert_eq!(code, 0, "{json}");
+    for name in ["DispatchBound", "at-least-once"] {
+        assert_eq!(json["properties"][name]["held"], true, "{name}: {json}");
+    }
+    assert!(json["unique_states"].as_u64().unwrap() > 50_000);
+    let (code, json) = check(
+        "--broker rocketmq --set brokerGroups=1 --set slavesPerGroup=0 --faults power --messages 1",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(json["properties"]["at-least-once"]["held"], false);
+    assert_eq!(json["properties"]["DispatchBound"]["held"], true);
 }

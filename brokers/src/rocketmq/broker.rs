@@ -58,6 +58,8 @@ pub struct Put {
 pub struct BrokerState {
     /// brokerId 0.
     pub master: bool,
+    /// Is the dispatch bound the flushed position (5.3 with SYNC_FLUSH) rather than the end?
+    pub dispatch_flushed: bool,
     pub disk: StoreDisk,
     pub cq: ConsumeQueues,
     /// `ConsumerOffsetManager.offsetTable`, in memory.
@@ -79,11 +81,12 @@ pub struct BrokerState {
 impl BrokerState {
     /// The dispatch bound (`CommitLog.getConfirmOffset`): 5.3 with SYNC_FLUSH dispatches only
     /// what was flushed; otherwise the CommitLog's end, flushed or not.
-    pub fn confirm_offset(&self, settings: &Settings) -> u64 {
+    pub fn confirm_offset(&self) -> u64 {
         let log = &self.disk.commitlog;
-        match (settings.version, settings.flush) {
-            (Version::V5_3, FlushDiskType::SyncFlush) => log.flushed,
-            _ => log.end(),
+        if self.dispatch_flushed {
+            log.flushed
+        } else {
+            log.end()
         }
     }
 }
@@ -104,6 +107,8 @@ impl Broker {
     pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
         let mut s = BrokerState {
             master: self.is_master(),
+            dispatch_flushed: (self.settings.version, self.settings.flush)
+                == (Version::V5_3, FlushDiskType::SyncFlush),
             disk: disk.unwrap_or_default(),
             ..BrokerState::default()
         };
@@ -114,7 +119,7 @@ impl Broker {
             self.save(&s, o);
         }
         s.offsets = s.disk.offsets.clone();
-        let bound = s.confirm_offset(&self.settings);
+        let bound = s.confirm_offset();
         s.cq.dispatch(&s.disk.commitlog, bound);
         // The first registration once the process is up (the NameServer started first).
         o.set_timer(RocketTimer::Register, exact(STARTUP));
@@ -354,7 +359,7 @@ impl Broker {
         if self.settings.flush == FlushDiskType::SyncFlush && s.disk.commitlog.dirty() > 0 {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
         }
-        let bound = s.confirm_offset(&self.settings);
+        let bound = s.confirm_offset();
         let touched = s.cq.dispatch(&s.disk.commitlog, bound);
         if touched.is_empty() {
             return;

@@ -131,6 +131,7 @@ mod consumer;
 mod namesrv;
 mod producer;
 pub mod protocol;
+mod spec;
 pub mod store;
 mod view;
 
@@ -435,6 +436,10 @@ impl System for RocketMq {
 
     fn show(state: &RocketState) -> String {
         view::show(state)
+    }
+
+    fn invariants() -> Vec<crate::StateInvariant<RocketMq>> {
+        spec::invariants()
     }
 
     /// Per queue, among acknowledged sends: a retried send lands in another queue, and what
