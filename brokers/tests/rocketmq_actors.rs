@@ -47,6 +47,7 @@ fn message(seq: u32, queue: u32) -> Message {
         msg: MsgId { producer: 0, seq },
         queue,
         key: None,
+        reconsume: 0,
     }
 }
 
@@ -311,4 +312,38 @@ fn queue_locks_belong_to_one_consumer_until_they_expire() {
     assert!(granted(&n.deliver(A0, 7, lock(1))).is_empty());
     n.fire(A0, RocketTimer::LockExpired(0));
     assert_eq!(granted(&n.deliver(A0, 7, lock(1))), vec![0]);
+}
+
+#[test]
+fn a_sent_back_message_is_scheduled_for_the_retry_queue_or_dead_lettered() {
+    let mut n = nodes(&[]);
+    n.start(A0);
+    let back = |reconsume| RocketMsg::SendBack {
+        request: 1,
+        message: Message {
+            reconsume,
+            ..message(0, 0)
+        },
+    };
+    // The first send-back: delay level 3 (10 s), then `%RETRY%` (queue 4 with 4 queues).
+    let cmds = n.deliver(A0, C0, back(0));
+    assert!(sent(&cmds).contains(&(C0, RocketMsg::SendBackResult { request: 1 })));
+    let delay = cmds.iter().find_map(|c| match c {
+        Command::SetTimer(RocketTimer::Scheduled(0), d) => Some(d.start),
+        _ => None,
+    });
+    assert_eq!(delay, Some(std::time::Duration::from_secs(10)));
+    n.fire(A0, RocketTimer::Scheduled(0));
+    let last = |n: &Nodes| match n.state(A0) {
+        RocketState::Broker(b) => *b.disk.commitlog.entries.last().unwrap(),
+        _ => unreachable!(),
+    };
+    assert_eq!(last(&n).queue, 4);
+    assert_eq!(last(&n).reconsume, 1);
+    // The seventeenth goes to `%DLQ%` (queue 5), never scheduled.
+    let cmds = n.deliver(A0, C0, back(16));
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(RocketTimer::Scheduled(_), _))));
+    assert_eq!(last(&n).queue, 5);
 }

@@ -187,3 +187,21 @@ fn check_holds_the_dispatch_bound_and_finds_the_async_flush_loss() {
     assert_eq!(json["properties"]["at-least-once"]["held"], false);
     assert_eq!(json["properties"]["DispatchBound"]["held"], true);
 }
+
+/// A handler that returns RECONSUME_LATER sends the message back: to `%RETRY%` after delay level
+/// 3 + reconsumeTimes, and after `maxReconsumeTimes` (16) send-backs to `%DLQ%`, which no
+/// consumer reads: the checker names the dead-letter.
+#[test]
+fn a_message_failing_sixteen_times_is_dead_lettered() {
+    held(
+        "--broker rocketmq --set consumer.reconsume=every-tenth --faults none --seeds 5",
+        &["at-least-once", "at-most-once"],
+    );
+    let v = violated(
+        "--broker rocketmq --set consumer.reconsume=poison-tenth --set messageDelayLevel.divisor=1000 \
+         --faults none --seeds 2",
+        "at-least-once",
+    );
+    let why = v["explanation"].as_str().unwrap();
+    assert!(why.contains("%DLQ% after 17 send-backs"), "{v}");
+}

@@ -134,7 +134,9 @@ impl Broker {
             }
             FlushDiskType::SyncFlush => {}
         }
-        if !self.is_master() {
+        if self.is_master() {
+            self.reschedule(&s, o);
+        } else {
             self.report(&s, o);
         }
         s
@@ -165,6 +167,10 @@ impl Broker {
         match msg {
             RocketMsg::SendMessage { request, message } if self.is_master() => {
                 self.put(s, src, request, message, o)
+            }
+            RocketMsg::SendBack { request, message } if self.is_master() => {
+                self.send_back(s, message, o);
+                o.send(src, RocketMsg::SendBackResult { request });
             }
             RocketMsg::HaReport { offset } if self.is_master() => {
                 s.slaves.insert(src, offset);
@@ -297,6 +303,68 @@ impl Broker {
         self.appended(s, o);
         self.transfer(s, o);
         self.settle(s, o);
+    }
+
+    /// `consumerSendMsgBack`: past `maxReconsumeTimes` to `%DLQ%`, otherwise scheduled at
+    /// delay level 3 + reconsumeTimes for `%RETRY%`. Written without waiting for the flush or
+    /// the slaves (`waitStoreMsgOK=false`).
+    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) {
+        let st = &self.settings;
+        let reconsume = m.reconsume + 1;
+        let dead = reconsume > st.max_reconsume_times;
+        let queue = if dead {
+            st.dlq_queue()
+        } else {
+            st.schedule_queue()
+        };
+        let end = s.disk.commitlog.append(Message {
+            queue,
+            reconsume,
+            ..m
+        });
+        self.save(s, o);
+        if !dead {
+            o.set_timer(
+                RocketTimer::Scheduled(end - 1),
+                exact(st.delay(3 + m.reconsume)),
+            );
+        }
+        self.appended(s, o);
+        self.transfer(s, o);
+    }
+
+    /// A scheduled message is due: it goes to `%RETRY%`.
+    fn deliver_scheduled(&self, s: &mut BrokerState, at: u64, o: &mut RocketOut) {
+        let Some(m) = s.disk.commitlog.get(at).copied() else {
+            return;
+        };
+        s.disk.commitlog.append(Message {
+            queue: self.settings.retry_queue(),
+            ..m
+        });
+        self.save(s, o);
+        self.appended(s, o);
+        self.transfer(s, o);
+    }
+
+    /// After a restart, the scheduled messages not yet in `%RETRY%` are scheduled again.
+    fn reschedule(&self, s: &BrokerState, o: &mut RocketOut) {
+        let st = &self.settings;
+        let log = &s.disk.commitlog;
+        let retried: std::collections::BTreeSet<(mqcheck_invariants::MsgId, u32)> = log
+            .entries
+            .iter()
+            .filter(|m| m.queue == st.retry_queue())
+            .map(|m| (m.msg, m.reconsume))
+            .collect();
+        for (at, m) in log.entries.iter().enumerate() {
+            if m.queue == st.schedule_queue() && !retried.contains(&(m.msg, m.reconsume)) {
+                o.set_timer(
+                    RocketTimer::Scheduled(at as u64),
+                    exact(st.delay(2 + m.reconsume)),
+                );
+            }
+        }
     }
 
     /// Slave acknowledgements a SYNC_MASTER put waits for (the master counts as one).
@@ -487,6 +555,7 @@ impl Broker {
             RocketTimer::ConsumerExpired(c) if s.consumers.remove(c).is_some() => {
                 self.notify(s, o)
             }
+            RocketTimer::Scheduled(at) => self.deliver_scheduled(s, *at, o),
             RocketTimer::LockExpired(q) => {
                 s.locks.remove(q);
             }

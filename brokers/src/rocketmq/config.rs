@@ -58,6 +58,16 @@ pub enum Listener {
     Orderly,
 }
 
+/// `consumer.reconsume`: when the application's handler returns RECONSUME_LATER.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reconsume {
+    Never,
+    /// Every tenth message, on its first attempt.
+    EveryTenth,
+    /// Every tenth message, on every attempt: a poison message.
+    PoisonTenth,
+}
+
 /// The validated configuration, typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
@@ -82,6 +92,10 @@ pub struct Settings {
     pub listener: Listener,
     pub consume_threads: u32,
     pub persist_offset_interval: Duration,
+    pub reconsume: Reconsume,
+    pub max_reconsume_times: u32,
+    /// `messageDelayLevel`'s delays are divided by this.
+    pub delay_divisor: u32,
     pub workload: Workload,
 }
 
@@ -130,6 +144,13 @@ impl Settings {
             },
             consume_threads: config.int("consumeThreadMax") as u32,
             persist_offset_interval: ms(config, "persistConsumerOffsetInterval"),
+            reconsume: match config.str("consumer.reconsume") {
+                "every-tenth" => Reconsume::EveryTenth,
+                "poison-tenth" => Reconsume::PoisonTenth,
+                _ => Reconsume::Never,
+            },
+            max_reconsume_times: config.int("maxReconsumeTimes") as u32,
+            delay_divisor: config.int("messageDelayLevel.divisor") as u32,
             workload,
         }
     }
@@ -257,6 +278,24 @@ pub(super) fn keys() -> Vec<Key> {
             "5000",
             Int { min: 1, max: INT_MAX },
             "consumer: ms between two one-way offset commits to the broker",
+        ),
+        Key::new(
+            "consumer.reconsume",
+            "never",
+            OneOf(&["never", "every-tenth", "poison-tenth"]),
+            "when the handler returns RECONSUME_LATER: never, on the first attempt of every tenth message, or on every attempt of it",
+        ),
+        Key::new(
+            "maxReconsumeTimes",
+            "16",
+            Int { min: 0, max: 16 },
+            "concurrently: send-backs before a message goes to %DLQ% (RocketMQ's -1 means 16)",
+        ),
+        Key::new(
+            "messageDelayLevel.divisor",
+            "1",
+            Int { min: 1, max: 10_000 },
+            "the retry delays (messageDelayLevel 1s 5s 10s 30s 1m … 2h, level 3 + reconsumeTimes) divided by this, so a run can reach %DLQ%",
         ),
     ]
 }

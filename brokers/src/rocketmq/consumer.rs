@@ -3,7 +3,7 @@
 //! per queue, consuming concurrently (`ConsumeMessageConcurrentlyService`) or orderly
 //! (`ConsumeMessageOrderlyService`), and committing offsets one-way (`RemoteBrokerOffsetStore`).
 
-use super::config::Listener;
+use super::config::{Listener, Reconsume};
 use super::producer::{CLIENT_STARTUP, POLL_NAMESERVER};
 use super::protocol::{Message, Mq, PullStatus, RocketMsg, Route};
 use super::{exact, retry, RocketDisk, RocketOut, RocketRandom, RocketTimer, Settings};
@@ -26,6 +26,12 @@ const PULL_AFTER_EXCEPTION: Duration = Duration::from_secs(3);
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The client's timeout for an offset query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `suspendCurrentQueueTimeMillis`.
+const SUSPEND: Duration = Duration::from_secs(1);
+/// A message whose send-back failed is consumed again this much later.
+const CONSUME_LATER: Duration = Duration::from_secs(5);
+/// The client's timeout for a send-back.
+const SEND_BACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// A slave that has not got that far: pull again after this (the client spins; the model waits).
 const PULL_RETRY: Duration = Duration::from_secs(1);
 /// `pullThresholdForQueue`: a ProcessQueue holding this many messages pulls later.
@@ -62,6 +68,8 @@ pub struct ProcessQueue {
     pub locked: bool,
     /// Orderly: a message of this queue is in a handler.
     pub consuming: bool,
+    /// Orderly: suspended a moment after a failure (`SUSPEND_CURRENT_QUEUE_A_MOMENT`).
+    pub suspended: bool,
 }
 
 /// A message in a consume thread.
@@ -93,6 +101,8 @@ pub struct ConsumerState {
     pub waiting: VecDeque<Running>,
     /// Consume threads at work, by thread.
     pub running: BTreeMap<u32, Running>,
+    /// Concurrently: messages sent back to their broker, by request, with the broker.
+    pub sent_back: BTreeMap<u64, (Running, Id)>,
 }
 
 /// `AllocateMessageQueueAveragely.allocate`.
@@ -145,6 +155,7 @@ impl Consumer {
             locking: BTreeSet::new(),
             waiting: VecDeque::new(),
             running: BTreeMap::new(),
+            sent_back: BTreeMap::new(),
         };
         let delay = self.settings.workload.consumer_delay();
         if s.app.is_empty() && !delay.is_zero() {
@@ -204,18 +215,28 @@ impl Consumer {
     /// `rebalanceByTopic` with the consumer list one broker gave.
     fn reallocate(&self, s: &mut ConsumerState, consumers: &[u32], o: &mut RocketOut) {
         let route = s.route.clone().unwrap_or_default();
-        let mq_all: Vec<Mq> = route
+        let readable: Vec<u32> = route
             .iter()
             .enumerate()
             .filter(|(_, b)| b.readable().is_some())
-            .flat_map(|(g, _)| {
-                (0..self.settings.queues).map(move |queue| Mq {
-                    group: g as u32,
-                    queue,
-                })
+            .map(|(g, _)| g as u32)
+            .collect();
+        let topic: Vec<Mq> = readable
+            .iter()
+            .flat_map(|g| (0..self.settings.queues).map(|queue| Mq { group: *g, queue }))
+            .collect();
+        // The group's `%RETRY%` topic is a subscription of its own, allocated on its own.
+        let retry: Vec<Mq> = readable
+            .iter()
+            .map(|g| Mq {
+                group: *g,
+                queue: self.settings.retry_queue(),
             })
             .collect();
-        let mine: BTreeSet<Mq> = allocate(&mq_all, consumers, self.index).into_iter().collect();
+        let mine: BTreeSet<Mq> = allocate(&topic, consumers, self.index)
+            .into_iter()
+            .chain(allocate(&retry, consumers, self.index))
+            .collect();
         let gone: Vec<Mq> = s.pqs.keys().filter(|mq| !mine.contains(mq)).copied().collect();
         for mq in gone {
             self.remove(s, mq, o);
@@ -413,7 +434,9 @@ impl Consumer {
                 let pick = s
                     .pqs
                     .iter()
-                    .find(|(_, pq)| pq.locked && !pq.consuming && !pq.msgs.is_empty())
+                    .find(|(_, pq)| {
+                        pq.locked && !pq.consuming && !pq.suspended && !pq.msgs.is_empty()
+                    })
                     .map(|(mq, pq)| {
                         let (offset, message) = pq.msgs.iter().next().expect("non-empty");
                         Running {
@@ -445,44 +468,100 @@ impl Consumer {
         }
     }
 
-    /// The handler returned CONSUME_SUCCESS: its effect is the delivery. The offset moves only
-    /// if the ProcessQueue is still this allocation's.
+    /// Does the application's handler return RECONSUME_LATER for this attempt?
+    fn fails(&self, m: &Message) -> bool {
+        m.msg.seq % 10 == 9
+            && match self.settings.reconsume {
+                Reconsume::Never => false,
+                Reconsume::EveryTenth => m.reconsume == 0,
+                Reconsume::PoisonTenth => true,
+            }
+    }
+
+    /// A handler returned: CONSUME_SUCCESS takes effect (the delivery); RECONSUME_LATER sends
+    /// the message back (concurrently) or suspends the queue (orderly).
     fn consumed(&self, s: &mut ConsumerState, slot: u32, o: &mut RocketOut) {
         let Some(r) = s.running.remove(&slot) else { return };
-        let scope = self.settings.scope(r.mq);
-        s.app.push(Op::Deliver {
-            msg: r.message.msg,
-            group: 0,
-            consumer: self.index,
-            scope,
-            position: Some(r.offset),
-            session: r.session,
-            redelivered: None,
-        });
-        o.save(RocketDisk::Client(s.app.clone()));
         let current = s.pqs.get(&r.mq).is_some_and(|pq| pq.session == r.session);
-        if current {
-            let known = s.offsets.get(&r.mq).copied().unwrap_or(0);
-            let pq = s.pqs.get_mut(&r.mq).expect("current");
-            pq.msgs.remove(&r.offset);
-            pq.consuming = false;
-            let offset = if self.orderly() {
-                // `ProcessQueue.commit`: past what was taken.
-                Some(r.offset + 1)
-            } else {
-                // `ProcessQueue.removeMessage`: the lowest offset still in flight, else past the
-                // highest pulled; the store only ever increases it.
-                let next = pq.msgs.keys().next().copied().or(pq.max_pulled.map(|m| m + 1));
-                next.map(|n| n.max(known))
-            };
-            if let Some(offset) = offset {
-                s.offsets.insert(r.mq, offset);
+        if self.fails(&r.message) {
+            if current {
+                self.failed(s, r, o);
             }
-        } else if self.orderly() && !s.pqs.contains_key(&r.mq) {
-            // The queue was taken away while this handler ran: unlock it now.
-            self.unlock(s, r.mq, o);
+        } else {
+            s.app.push(Op::Deliver {
+                msg: r.message.msg,
+                group: 0,
+                consumer: self.index,
+                scope: self.settings.scope(r.mq),
+                position: Some(r.offset),
+                session: r.session,
+                redelivered: None,
+            });
+            o.save(RocketDisk::Client(s.app.clone()));
+            if current {
+                self.done(s, &r);
+            } else if self.orderly() && !s.pqs.contains_key(&r.mq) {
+                // The queue was taken away while this handler ran: unlock it now.
+                self.unlock(s, r.mq, o);
+            }
         }
         self.consume(s, o);
+    }
+
+    /// The message leaves its ProcessQueue, and the offset moves.
+    fn done(&self, s: &mut ConsumerState, r: &Running) {
+        let known = s.offsets.get(&r.mq).copied().unwrap_or(0);
+        let Some(pq) = s.pqs.get_mut(&r.mq).filter(|pq| pq.session == r.session) else {
+            return;
+        };
+        pq.msgs.remove(&r.offset);
+        pq.consuming = false;
+        let offset = if self.orderly() {
+            // `ProcessQueue.commit`: past what was taken.
+            Some(r.offset + 1)
+        } else {
+            // `ProcessQueue.removeMessage`: the lowest offset still in flight, else past the
+            // highest pulled; the store only ever increases it.
+            let next = pq.msgs.keys().next().copied().or(pq.max_pulled.map(|m| m + 1));
+            next.map(|n| n.max(known))
+        };
+        if let Some(offset) = offset {
+            s.offsets.insert(r.mq, offset);
+        }
+    }
+
+    fn failed(&self, s: &mut ConsumerState, r: Running, o: &mut RocketOut) {
+        if self.orderly() {
+            // `checkReconsumeTimes`: the message stays, its reconsumeTimes counted locally, and
+            // the queue waits a moment.
+            let pq = s.pqs.get_mut(&r.mq).expect("current");
+            pq.consuming = false;
+            pq.suspended = true;
+            if let Some(m) = pq.msgs.get_mut(&r.offset) {
+                m.reconsume += 1;
+            }
+            o.set_timer(RocketTimer::Suspended(r.mq), exact(SUSPEND));
+            return;
+        }
+        let request = Self::request(s);
+        match Self::master(s, r.mq.group) {
+            Some(master) => {
+                o.send(
+                    master,
+                    RocketMsg::SendBack {
+                        request,
+                        message: r.message,
+                    },
+                );
+                o.set_timer(RocketTimer::ConsumeLater(request), exact(SEND_BACK_TIMEOUT));
+                s.sent_back.insert(request, (r, master));
+            }
+            // `submitConsumeRequestLater`.
+            None => {
+                o.set_timer(RocketTimer::ConsumeLater(request), exact(CONSUME_LATER));
+                s.sent_back.insert(request, (r, self.settings.namesrv()));
+            }
+        }
     }
 
     pub fn on_handling(&self, s: &mut ConsumerState, ms: u64, o: &mut RocketOut) {
@@ -558,7 +637,30 @@ impl Consumer {
                 }
                 self.consume(s, o);
             }
+            RocketMsg::SendBackResult { request } => {
+                if let Some((r, _)) = s.sent_back.remove(&request) {
+                    o.cancel_timer(RocketTimer::ConsumeLater(request));
+                    if r.message.reconsume + 1 > self.settings.max_reconsume_times {
+                        let reason = format!(
+                            "dead-lettered to %DLQ% after {} send-backs (maxReconsumeTimes={})",
+                            r.message.reconsume + 1,
+                            self.settings.max_reconsume_times
+                        );
+                        s.app.push(Op::Discard {
+                            msg: r.message.msg,
+                            reason,
+                        });
+                        o.save(RocketDisk::Client(s.app.clone()));
+                    }
+                    self.done(s, &r);
+                }
+            }
             RocketMsg::Disconnected => {
+                for (request, (_, b)) in &s.sent_back {
+                    if *b == src {
+                        o.set_timer(RocketTimer::ConsumeLater(*request), exact(CONSUME_LATER));
+                    }
+                }
                 let mqs: Vec<Mq> = s.pqs.keys().copied().collect();
                 for mq in mqs {
                     let pq = s.pqs.get_mut(&mq).expect("listed");
@@ -633,6 +735,18 @@ impl Consumer {
                 None => {}
             },
             RocketTimer::Consume(slot) => self.consumed(s, *slot, o),
+            RocketTimer::ConsumeLater(request) => {
+                if let Some((r, _)) = s.sent_back.remove(request) {
+                    s.waiting.push_back(r);
+                    self.consume(s, o);
+                }
+            }
+            RocketTimer::Suspended(mq) => {
+                if let Some(pq) = s.pqs.get_mut(mq) {
+                    pq.suspended = false;
+                }
+                self.consume(s, o);
+            }
             _ => {}
         }
     }

@@ -88,6 +88,17 @@
 //!   relocks every 20 s, consumes only while its lease (30 s) holds, one message of a queue at a
 //!   time in offset order, and unlocks a queue it gives up once no handler holds it.
 //!
+//! A handler that returns RECONSUME_LATER (`consumer.reconsume`) makes a concurrent consumer send
+//! the message back to its master (`SendMessageProcessor.consumerSendMsgBack`), which writes it
+//! without waiting for the flush or the slaves to `SCHEDULE_TOPIC_XXXX` at delay level
+//! 3 + reconsumeTimes of `messageDelayLevel` (1s 5s 10s 30s 1m … 2h, divisible by
+//! `messageDelayLevel.divisor`), from where `ScheduleMessageService` moves it to the group's
+//! `%RETRY%` topic, one queue per broker group, which every consumer of the group also
+//! subscribes to; past `maxReconsumeTimes` (16) it goes to `%DLQ%`, which nobody reads. The
+//! message leaves the ProcessQueue once the broker answered; a failed send-back is consumed
+//! again locally after 5 s. An orderly consumer instead suspends the queue for a second
+//! (`suspendCurrentQueueTimeMillis`) and retries the same message, unboundedly.
+//!
 //! The broker keeps consumer offsets in memory and writes them to `consumerOffset.json` every
 //! `flushConsumerOffsetInterval` (5 s): a broker crash forgets the last ones.
 //!
@@ -105,8 +116,9 @@
 //! offsets are only those consumers commit to it (no `SlaveSynchronize`), which only adds
 //! duplicates. A slave that has not got as far as a consumer's offset makes it pull again after
 //! a second (the real client spins). Clients connect to nodes directly (no address lookups);
-//! consumer ids sort as numbers. No tags or filters, batches, transactions, retry topics,
-//! BROADCASTING, DLedger or controller mode yet. See `docs/rocketmq.md`.
+//! consumer ids sort as numbers. A restarted master schedules its pending retry messages
+//! anew, with their whole delay. No tags or filters, batches, transactions, BROADCASTING,
+//! `resetOffsetByTime`, DLedger or controller mode yet. See `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
@@ -136,7 +148,9 @@ pub mod store;
 mod view;
 
 pub use broker::{Broker, BrokerState, Put};
-pub use config::{Accept, BrokerRole, FlushDiskType, Listener, Selector, Settings, Version};
+pub use config::{
+    Accept, BrokerRole, FlushDiskType, Listener, Reconsume, Selector, Settings, Version,
+};
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
@@ -184,9 +198,37 @@ impl Settings {
         Id::from((1 + self.brokers() + self.workload.producers + index) as usize)
     }
 
-    /// The ordering scope of a queue: its index over all groups.
+    /// The ordering scope of a queue: its index over all groups; the retry queues follow.
     pub fn scope(&self, mq: Mq) -> u32 {
-        mq.group * self.queues + mq.queue
+        if mq.queue == self.retry_queue() {
+            self.groups * self.queues + mq.group
+        } else {
+            mq.group * self.queues + mq.queue
+        }
+    }
+
+    /// `%RETRY%<group>`'s one queue on each broker group (`retryQueueNums`).
+    pub fn retry_queue(&self) -> protocol::QueueId {
+        self.queues
+    }
+
+    /// `%DLQ%<group>`'s queue: written, never consumed.
+    pub fn dlq_queue(&self) -> protocol::QueueId {
+        self.queues + 1
+    }
+
+    /// `SCHEDULE_TOPIC_XXXX`: retry messages waiting out their delay level.
+    pub fn schedule_queue(&self) -> protocol::QueueId {
+        self.queues + 2
+    }
+
+    /// The delay of `messageDelayLevel` level `level` (1-based), divided as configured.
+    pub fn delay(&self, level: u32) -> Duration {
+        const LEVELS: [u64; 18] = [
+            1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200,
+        ];
+        let secs = LEVELS[(level.clamp(1, 18) - 1) as usize];
+        Duration::from_millis(secs * 1000 / u64::from(self.delay_divisor))
     }
 }
 
@@ -230,6 +272,8 @@ pub enum RocketTimer {
     ConsumerExpired(Id),
     LockExpired(protocol::QueueId),
     OffsetFlush,
+    /// `ScheduleMessageService`: the scheduled message at this CommitLog position is due.
+    Scheduled(u64),
     // Clients.
     RouteRefresh,
     Send,
@@ -244,6 +288,10 @@ pub enum RocketTimer {
     PullTimeout(Mq),
     /// A consume thread's handler finished.
     Consume(u32),
+    /// A message whose send-back failed (by its request) is consumed again locally.
+    ConsumeLater(u64),
+    /// Orderly: a queue suspended after a failure resumes.
+    Suspended(Mq),
 }
 
 /// What the applications draw per run.
@@ -345,6 +393,16 @@ impl System for RocketMq {
                 name: "send retries",
                 sets: &["retryTimesWhenSendFailed=2"],
                 claim: "the article: RocketMQ retries failed sends",
+            },
+            Scenario {
+                name: "consumer retry, every tenth message fails once",
+                sets: &["consumer.reconsume=every-tenth", "messageDelayLevel.divisor=10"],
+                claim: "the article: RocketMQ retries failed consumption (%RETRY% topics)",
+            },
+            Scenario {
+                name: "consumer retry, a poison message",
+                sets: &["consumer.reconsume=poison-tenth", "messageDelayLevel.divisor=1000"],
+                claim: "a message failing maxReconsumeTimes times goes to %DLQ%",
             },
             Scenario {
                 name: "orderly, selector",

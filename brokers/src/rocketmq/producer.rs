@@ -209,6 +209,7 @@ impl Producer {
                     msg,
                     queue: mq.queue,
                     key,
+                    reconsume: 0,
                 },
             },
         );

@@ -34,6 +34,8 @@ pub struct Message {
     pub msg: MsgId,
     pub queue: QueueId,
     pub key: Option<u32>,
+    /// `reconsumeTimes`: how often a consumer sent it back (0 for what a producer sent).
+    pub reconsume: u32,
 }
 
 /// `SendStatus`: what a stored message's `SendResult` says. All four mean the master stored it.
@@ -122,6 +124,10 @@ pub enum RocketMsg {
         queue: QueueId,
         status: PullStatus,
     },
+    /// Consumer → the message's master: `CONSUMER_SEND_MSG_BACK`, the handler asked to
+    /// reconsume it later.
+    SendBack { request: u64, message: Message },
+    SendBackResult { request: u64 },
     /// One-way: `UPDATE_CONSUMER_OFFSET`.
     UpdateConsumerOffset { queue: QueueId, offset: u64 },
     /// Orderly consumers: `LOCK_BATCH_MQ` and its answer, the queues now locked for it.

@@ -61,6 +61,11 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
             PullStatus::OffsetMoved(o) => format!("OFFSET_MOVED in queue {queue} to {o}"),
             PullStatus::Retry => format!("PULL_RETRY_IMMEDIATELY in queue {queue}"),
         },
+        RocketMsg::SendBack { message, .. } => format!(
+            "CONSUMER_SEND_MSG_BACK {} (reconsumeTimes {})",
+            message.msg, message.reconsume
+        ),
+        RocketMsg::SendBackResult { .. } => "send-back stored".into(),
         RocketMsg::UpdateConsumerOffset { queue, offset } => {
             format!("UPDATE_CONSUMER_OFFSET queue {queue}: {offset}")
         }
