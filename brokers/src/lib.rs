@@ -68,6 +68,7 @@ macro_rules! brokers {
 brokers! {
     kafka::Kafka,
     rabbitmq::RabbitMq,
+    rocketmq::RocketMq,
     zeromq::ZeroMq,
     activemq::ActiveMq,
 }

@@ -9,5 +9,6 @@ mod fuzz;
 mod kafka;
 mod memory;
 mod rabbitmq;
+mod rocketmq;
 mod toy;
 mod zeromq;

@@ -1,0 +1,577 @@
+//! A broker (`BrokerController`): the message store, classic HA (`HAService`), pulls with long
+//! polling (`PullMessageProcessor`, `PullRequestHoldService`), consumer offsets
+//! (`ConsumerOffsetManager`), the consumer table (`ConsumerManager`) and the orderly consumers'
+//! queue locks (`RebalanceLockManager`).
+
+use super::config::{BrokerRole, FlushDiskType, Version};
+use super::protocol::{Message, PullStatus, QueueId, RocketMsg, SendStatus};
+use super::store::{ConsumeQueues, StoreDisk};
+use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
+use crate::Disk;
+use stateright::actor::Id;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `registerNameServerPeriod`.
+pub const REGISTER_PERIOD: Duration = Duration::from_secs(30);
+/// `haSendHeartbeatInterval`: a slave reports its offset at least this often.
+const HA_HEARTBEAT: Duration = Duration::from_secs(5);
+/// `haHousekeepingInterval`: a master drops an HA connection silent this long.
+const HA_HOUSEKEEPING: Duration = Duration::from_secs(20);
+/// Entries per HA transfer (the model's stand-in for `haTransferBatchSize`).
+const HA_BATCH: u64 = 32;
+/// `pullBatchSize`.
+const PULL_BATCH: usize = 32;
+/// `brokerSuspendMaxTimeMillis`: how long a pull that found nothing is held.
+const HOLD: Duration = Duration::from_secs(15);
+/// `channelExpiredTimeout`: a consumer without a heartbeat this long is removed.
+const CONSUMER_EXPIRED: Duration = Duration::from_secs(120);
+/// `REBALANCE_LOCK_MAX_LIVE_TIME` on the broker.
+pub const LOCK_MAX_LIVE: Duration = Duration::from_secs(60);
+/// `flushConsumerOffsetInterval`.
+const OFFSET_FLUSH: Duration = Duration::from_secs(5);
+/// How long a broker takes to start before it registers.
+const STARTUP: Duration = Duration::from_millis(100);
+/// How soon the group commit service flushes after a put woke it.
+const GROUP_COMMIT: Duration = Duration::from_millis(1);
+
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub settings: Settings,
+    pub group: u32,
+    /// 0: the master; a slave otherwise.
+    pub broker_id: u32,
+}
+
+/// A put waiting for its flush (SYNC_FLUSH) or its slaves (SYNC_MASTER) before the producer
+/// hears its status.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Put {
+    pub src: Id,
+    pub request: u64,
+    pub flush: bool,
+    pub replicas: bool,
+    pub status: SendStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BrokerState {
+    /// brokerId 0.
+    pub master: bool,
+    /// Is the dispatch bound the flushed position (5.3 with SYNC_FLUSH) rather than the end?
+    pub dispatch_flushed: bool,
+    pub disk: StoreDisk,
+    pub cq: ConsumeQueues,
+    /// `ConsumerOffsetManager.offsetTable`, in memory.
+    pub offsets: BTreeMap<QueueId, u64>,
+    /// Puts waiting, by the CommitLog end they need.
+    pub puts: BTreeMap<u64, Put>,
+    /// Master: each connected slave's acknowledged offset.
+    pub slaves: BTreeMap<Id, u64>,
+    /// Master: slaves that have everything, waiting for the next entries from this offset.
+    pub transfers: BTreeMap<Id, u64>,
+    /// Long-polled pulls by (consumer, request): queue and offset.
+    pub held: BTreeMap<(Id, u64), (QueueId, u64)>,
+    /// `ConsumerManager`: the group's consumers by channel.
+    pub consumers: BTreeMap<Id, u32>,
+    /// `RebalanceLockManager`: each locked queue's owner.
+    pub locks: BTreeMap<QueueId, u32>,
+}
+
+impl BrokerState {
+    /// The dispatch bound (`CommitLog.getConfirmOffset`): 5.3 with SYNC_FLUSH dispatches only
+    /// what was flushed; otherwise the CommitLog's end, flushed or not.
+    pub fn confirm_offset(&self) -> u64 {
+        let log = &self.disk.commitlog;
+        if self.dispatch_flushed {
+            log.flushed
+        } else {
+            log.end()
+        }
+    }
+}
+
+impl Broker {
+    fn is_master(&self) -> bool {
+        self.broker_id == 0
+    }
+
+    fn master(&self) -> Id {
+        self.settings.broker(self.group, 0)
+    }
+
+    fn save(&self, s: &BrokerState, o: &mut RocketOut) {
+        o.save(RocketDisk::Server(s.disk.clone()));
+    }
+
+    pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
+        let mut s = BrokerState {
+            master: self.is_master(),
+            dispatch_flushed: (self.settings.version, self.settings.flush)
+                == (Version::V5_3, FlushDiskType::SyncFlush),
+            disk: disk.unwrap_or_default(),
+            ..BrokerState::default()
+        };
+        // Recovery: the CommitLog as found is the truth; its recovered end is flushedWhere,
+        // and the ConsumeQueues are rebuilt (truncated) to it.
+        if s.disk.commitlog.dirty() > 0 {
+            s.disk.commitlog.flush();
+            self.save(&s, o);
+        }
+        s.offsets = s.disk.offsets.clone();
+        let bound = s.confirm_offset();
+        s.cq.dispatch(&s.disk.commitlog, bound);
+        // The first registration once the process is up (the NameServer started first).
+        o.set_timer(RocketTimer::Register, exact(STARTUP));
+        o.set_timer(RocketTimer::OffsetFlush, exact(OFFSET_FLUSH));
+        match self.settings.flush {
+            FlushDiskType::AsyncFlush => {
+                o.set_timer(RocketTimer::Flush, exact(self.settings.flush_interval));
+                o.set_timer(
+                    RocketTimer::FlushThorough,
+                    exact(self.settings.flush_thorough_interval),
+                );
+            }
+            FlushDiskType::SyncFlush => {}
+        }
+        if self.is_master() {
+            self.reschedule(&s, o);
+        } else {
+            self.report(&s, o);
+        }
+        s
+    }
+
+    fn register(&self, o: &mut RocketOut) {
+        o.send(
+            self.settings.namesrv(),
+            RocketMsg::RegisterBroker {
+                group: self.group,
+                broker_id: self.broker_id,
+            },
+        );
+    }
+
+    /// Slave: tell the master how far this CommitLog goes.
+    fn report(&self, s: &BrokerState, o: &mut RocketOut) {
+        o.send(
+            self.master(),
+            RocketMsg::HaReport {
+                offset: s.disk.commitlog.end(),
+            },
+        );
+        o.set_timer(RocketTimer::HaHeartbeat, exact(HA_HEARTBEAT));
+    }
+
+    pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
+        match msg {
+            RocketMsg::SendMessage { request, message } if self.is_master() => {
+                self.put(s, src, request, message, o)
+            }
+            RocketMsg::SendBack { request, message } if self.is_master() => {
+                self.send_back(s, message, o);
+                o.send(src, RocketMsg::SendBackResult { request });
+            }
+            RocketMsg::HaReport { offset } if self.is_master() => {
+                s.slaves.insert(src, offset);
+                o.set_timer(RocketTimer::HaHousekeeping(src), exact(HA_HOUSEKEEPING));
+                s.transfers.insert(src, offset);
+                self.transfer(s, o);
+                self.settle(s, o);
+            }
+            // A transfer that does not continue this CommitLog is a stale duplicate.
+            RocketMsg::HaTransfer { from, entries }
+                if !self.is_master() && from == s.disk.commitlog.end() && !entries.is_empty() =>
+            {
+                for m in entries {
+                    s.disk.commitlog.append(m);
+                }
+                self.save(s, o);
+                self.appended(s, o);
+                self.report(s, o);
+            }
+            RocketMsg::Heartbeat { consumer } => {
+                o.set_timer(RocketTimer::ConsumerExpired(src), exact(CONSUMER_EXPIRED));
+                if s.consumers.insert(src, consumer).is_none() {
+                    self.notify(s, o);
+                }
+            }
+            RocketMsg::GetConsumerList { request } => {
+                let mut consumers: Vec<u32> = s.consumers.values().copied().collect();
+                consumers.sort();
+                consumers.dedup();
+                o.send(src, RocketMsg::ConsumerList { request, consumers });
+            }
+            RocketMsg::QueryConsumerOffset { queue } => {
+                // QueryConsumerOffsetProcessor: a group without an offset whose queue still
+                // starts at 0 in memory reads from 0.
+                let offset = s.offsets.get(&queue).copied().unwrap_or(0);
+                o.send(src, RocketMsg::ConsumerOffset { queue, offset });
+            }
+            RocketMsg::UpdateConsumerOffset { queue, offset } => {
+                s.offsets.insert(queue, offset);
+            }
+            RocketMsg::Pull {
+                request,
+                queue,
+                offset,
+                commit,
+            } => {
+                if let (true, Some(c)) = (self.is_master(), commit) {
+                    s.offsets.insert(queue, c);
+                }
+                self.pull(s, src, request, queue, offset, o);
+            }
+            RocketMsg::LockBatch {
+                request,
+                consumer,
+                queues,
+            } if self.is_master() => {
+                let mut locked = Vec::new();
+                for q in queues {
+                    if s.locks.get(&q).is_none_or(|owner| *owner == consumer) {
+                        s.locks.insert(q, consumer);
+                        o.set_timer(RocketTimer::LockExpired(q), exact(LOCK_MAX_LIVE));
+                        locked.push(q);
+                    }
+                }
+                o.send(
+                    src,
+                    RocketMsg::Locked {
+                        request,
+                        queues: locked,
+                    },
+                );
+            }
+            RocketMsg::Unlock { consumer, queues } => {
+                for q in queues {
+                    if s.locks.get(&q) == Some(&consumer) {
+                        s.locks.remove(&q);
+                        o.cancel_timer(RocketTimer::LockExpired(q));
+                    }
+                }
+            }
+            RocketMsg::Disconnected => {
+                s.held.retain(|(c, _), _| *c != src);
+                s.slaves.remove(&src);
+                s.transfers.remove(&src);
+                if s.consumers.remove(&src).is_some() {
+                    self.notify(s, o);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `NOTIFY_CONSUMER_IDS_CHANGED` to every consumer of the group.
+    fn notify(&self, s: &BrokerState, o: &mut RocketOut) {
+        for c in s.consumers.keys() {
+            o.send(*c, RocketMsg::ConsumerIdsChanged);
+        }
+    }
+
+    /// `SendMessageProcessor` → `CommitLog.asyncPutMessage`: append, then wait for the flush
+    /// and the slaves as configured.
+    fn put(&self, s: &mut BrokerState, src: Id, request: u64, m: Message, o: &mut RocketOut) {
+        let st = &self.settings;
+        let end = s.disk.commitlog.append(m);
+        self.save(s, o);
+        let mut put = Put {
+            src,
+            request,
+            flush: st.flush == FlushDiskType::SyncFlush,
+            replicas: false,
+            status: SendStatus::SendOk,
+        };
+        if put.flush {
+            o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
+            o.set_timer(RocketTimer::FlushTimeout(end), exact(st.sync_flush_timeout));
+        }
+        if st.role == BrokerRole::SyncMaster {
+            match st.version {
+                // 4.9 `submitReplicaRequest`: no slave connected (`isSlaveOK`) answers at once.
+                Version::V4_9 if s.slaves.is_empty() => put.status = SendStatus::SlaveNotAvailable,
+                Version::V4_9 => put.replicas = true,
+                // 5.x `handleHA`: inSyncReplicas ≤ 1 does not wait.
+                Version::V5_3 => put.replicas = st.in_sync_replicas > 1,
+            }
+            if put.replicas {
+                o.set_timer(RocketTimer::SlaveTimeout(end), exact(st.slave_timeout));
+            }
+        }
+        s.puts.insert(end, put);
+        self.appended(s, o);
+        self.transfer(s, o);
+        self.settle(s, o);
+    }
+
+    /// `consumerSendMsgBack`: past `maxReconsumeTimes` to `%DLQ%`, otherwise scheduled at
+    /// delay level 3 + reconsumeTimes for `%RETRY%`. Written without waiting for the flush or
+    /// the slaves (`waitStoreMsgOK=false`).
+    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) {
+        let st = &self.settings;
+        let reconsume = m.reconsume + 1;
+        let dead = reconsume > st.max_reconsume_times;
+        let queue = if dead {
+            st.dlq_queue()
+        } else {
+            st.schedule_queue()
+        };
+        let end = s.disk.commitlog.append(Message {
+            queue,
+            reconsume,
+            ..m
+        });
+        self.save(s, o);
+        if !dead {
+            o.set_timer(
+                RocketTimer::Scheduled(end - 1),
+                exact(st.delay(3 + m.reconsume)),
+            );
+        }
+        self.appended(s, o);
+        self.transfer(s, o);
+    }
+
+    /// A scheduled message is due: it goes to `%RETRY%`.
+    fn deliver_scheduled(&self, s: &mut BrokerState, at: u64, o: &mut RocketOut) {
+        let Some(m) = s.disk.commitlog.get(at).copied() else {
+            return;
+        };
+        s.disk.commitlog.append(Message {
+            queue: self.settings.retry_queue(),
+            ..m
+        });
+        self.save(s, o);
+        self.appended(s, o);
+        self.transfer(s, o);
+    }
+
+    /// After a restart, the scheduled messages not yet in `%RETRY%` are scheduled again.
+    fn reschedule(&self, s: &BrokerState, o: &mut RocketOut) {
+        let st = &self.settings;
+        let log = &s.disk.commitlog;
+        let retried: std::collections::BTreeSet<(mqcheck_invariants::MsgId, u32)> = log
+            .entries
+            .iter()
+            .filter(|m| m.queue == st.retry_queue())
+            .map(|m| (m.msg, m.reconsume))
+            .collect();
+        for (at, m) in log.entries.iter().enumerate() {
+            if m.queue == st.schedule_queue() && !retried.contains(&(m.msg, m.reconsume)) {
+                o.set_timer(
+                    RocketTimer::Scheduled(at as u64),
+                    exact(st.delay(2 + m.reconsume)),
+                );
+            }
+        }
+    }
+
+    /// Slave acknowledgements a SYNC_MASTER put waits for (the master counts as one).
+    fn needed_acks(&self) -> usize {
+        match self.settings.version {
+            Version::V4_9 => 1,
+            Version::V5_3 => self.settings.in_sync_replicas.saturating_sub(1) as usize,
+        }
+    }
+
+    /// Answers every put whose flush and replication are done (or timed out).
+    fn settle(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        let flushed = s.disk.commitlog.flushed;
+        let needed = self.needed_acks();
+        let done: Vec<u64> = s
+            .puts
+            .iter()
+            .filter(|(end, p)| {
+                let flush_ok = !p.flush || flushed >= **end;
+                let acks = s.slaves.values().filter(|a| **a >= **end).count();
+                flush_ok && (!p.replicas || acks >= needed)
+            })
+            .map(|(end, _)| *end)
+            .collect();
+        for end in done {
+            let p = s.puts.remove(&end).expect("listed");
+            o.cancel_timer(RocketTimer::FlushTimeout(end));
+            o.cancel_timer(RocketTimer::SlaveTimeout(end));
+            o.send(
+                p.src,
+                RocketMsg::SendResult {
+                    request: p.request,
+                    status: p.status,
+                },
+            );
+        }
+    }
+
+    /// Master: sends each waiting slave what it lacks.
+    fn transfer(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        let end = s.disk.commitlog.end();
+        let ready: Vec<(Id, u64)> = s
+            .transfers
+            .iter()
+            .filter(|(_, from)| **from < end)
+            .map(|(id, from)| (*id, *from))
+            .collect();
+        for (slave, from) in ready {
+            s.transfers.remove(&slave);
+            let entries = (from..end.min(from + HA_BATCH))
+                .filter_map(|i| s.disk.commitlog.get(i).copied())
+                .collect();
+            o.send(slave, RocketMsg::HaTransfer { from, entries });
+        }
+    }
+
+    /// After the CommitLog grew or was flushed: the flush services, the dispatch, the held
+    /// pulls.
+    fn appended(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if self.settings.flush == FlushDiskType::SyncFlush && s.disk.commitlog.dirty() > 0 {
+            o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
+        }
+        let bound = s.confirm_offset();
+        let touched = s.cq.dispatch(&s.disk.commitlog, bound);
+        if touched.is_empty() {
+            return;
+        }
+        let ready: Vec<((Id, u64), (QueueId, u64))> = s
+            .held
+            .iter()
+            .filter(|(_, (q, off))| touched.contains(q) && *off < s.cq.max_offset(*q))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for ((src, request), (queue, offset)) in ready {
+            s.held.remove(&(src, request));
+            o.cancel_timer(RocketTimer::Hold(src, request));
+            self.answer(s, src, request, queue, offset, o);
+        }
+    }
+
+    fn pull(
+        &self,
+        s: &mut BrokerState,
+        src: Id,
+        request: u64,
+        queue: QueueId,
+        offset: u64,
+        o: &mut RocketOut,
+    ) {
+        let max = s.cq.max_offset(queue);
+        if offset == max {
+            // Long polling: hold the pull until a message arrives or the hold ends.
+            s.held.insert((src, request), (queue, offset));
+            o.set_timer(RocketTimer::Hold(src, request), exact(HOLD));
+        } else {
+            self.answer(s, src, request, queue, offset, o);
+        }
+    }
+
+    fn answer(
+        &self,
+        s: &BrokerState,
+        src: Id,
+        request: u64,
+        queue: QueueId,
+        offset: u64,
+        o: &mut RocketOut,
+    ) {
+        let max = s.cq.max_offset(queue);
+        let status = if offset < max {
+            PullStatus::Found(s.cq.read(&s.disk.commitlog, queue, offset, PULL_BATCH))
+        } else if offset == max {
+            PullStatus::NoNewMsg
+        } else if self.is_master() {
+            // OFFSET_OVERFLOW_BADLY on a master: the offset is corrected to the queue's end.
+            PullStatus::OffsetMoved(max)
+        } else {
+            // A slave does not correct offsets (`offsetCheckInSlave=false`).
+            PullStatus::Retry
+        };
+        o.send(
+            src,
+            RocketMsg::PullResult {
+                request,
+                queue,
+                status,
+            },
+        );
+    }
+
+    fn flush(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        s.disk.commitlog.flush();
+        self.save(s, o);
+        self.appended(s, o);
+        self.settle(s, o);
+    }
+
+    pub fn on_timeout(&self, s: &mut BrokerState, timer: &RocketTimer, o: &mut RocketOut) {
+        let st = &self.settings;
+        match timer {
+            RocketTimer::Register => {
+                self.register(o);
+                o.set_timer(RocketTimer::Register, retry(REGISTER_PERIOD));
+            }
+            // FlushRealTimeService: every flushIntervalCommitLog, if enough pages are dirty.
+            RocketTimer::Flush => {
+                if s.disk.commitlog.dirty() >= st.flush_least_pages.max(1) {
+                    self.flush(s, o);
+                }
+                o.set_timer(RocketTimer::Flush, exact(st.flush_interval));
+            }
+            // ... and every flushCommitLogThoroughInterval whatever is dirty.
+            RocketTimer::FlushThorough => {
+                if s.disk.commitlog.dirty() > 0 {
+                    self.flush(s, o);
+                }
+                o.set_timer(
+                    RocketTimer::FlushThorough,
+                    exact(st.flush_thorough_interval),
+                );
+            }
+            // GroupCommitService.
+            RocketTimer::GroupCommit if s.disk.commitlog.dirty() > 0 => self.flush(s, o),
+            RocketTimer::FlushTimeout(end) => {
+                if let Some(p) = s.puts.get_mut(end) {
+                    p.flush = false;
+                    p.status = SendStatus::FlushDiskTimeout;
+                    self.settle(s, o);
+                }
+            }
+            RocketTimer::SlaveTimeout(end) => {
+                if let Some(p) = s.puts.get_mut(end) {
+                    p.replicas = false;
+                    p.status = SendStatus::FlushSlaveTimeout;
+                    self.settle(s, o);
+                }
+            }
+            RocketTimer::HaHeartbeat => self.report(s, o),
+            RocketTimer::HaHousekeeping(slave) => {
+                s.slaves.remove(slave);
+                s.transfers.remove(slave);
+            }
+            RocketTimer::Hold(src, request) => {
+                if let Some((queue, offset)) = s.held.remove(&(*src, *request)) {
+                    self.answer(s, *src, *request, queue, offset, o);
+                }
+            }
+            RocketTimer::ConsumerExpired(c) if s.consumers.remove(c).is_some() => {
+                self.notify(s, o)
+            }
+            RocketTimer::Scheduled(at) => self.deliver_scheduled(s, *at, o),
+            RocketTimer::LockExpired(q) => {
+                s.locks.remove(q);
+            }
+            RocketTimer::OffsetFlush => {
+                if s.disk.offsets != s.offsets {
+                    s.disk.offsets = s.offsets.clone();
+                    self.save(s, o);
+                }
+                o.set_timer(RocketTimer::OffsetFlush, exact(OFFSET_FLUSH));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The broker's part of a node's disk.
+pub fn store(storage: &Option<RocketDisk>) -> Option<StoreDisk> {
+    storage.as_ref().and_then(Disk::server).cloned()
+}

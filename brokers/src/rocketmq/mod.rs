@@ -1,0 +1,533 @@
+//! Apache RocketMQ (4.9 and 5.3): a NameServer, broker groups of a master and its slaves, each
+//! with one CommitLog and the ConsumeQueues that index it, producers that retry on another
+//! broker group, and push consumers that rebalance queues among themselves.
+//!
+//! # The mechanism
+//!
+//! ## Routes
+//!
+//! The NameServer (`namesrv/.../RouteInfoManager`) is reliable infrastructure. Every broker
+//! registers with it every `registerNameServerPeriod` (30 s, `BrokerController.start`); it
+//! drops a broker at once when the broker's connection closes (`onChannelDestroy`) and after
+//! 120 s of silence (`scanNotActiveBroker`). Clients fetch the topic's route every
+//! `pollNameServerInterval` (30 s, `MQClientInstance.updateTopicRouteInfoFromNameServer`): a
+//! producer writes only to groups whose master is in its route (`topicRouteData2TopicPublishInfo`),
+//! a consumer reads every group with a live broker. So a producer's queue list changes late,
+//! and differently from a consumer's.
+//!
+//! ## The store
+//!
+//! A broker appends every message of every queue to one [`store::CommitLog`]
+//! (`CommitLog.asyncPutMessage`); `ReputMessageService` dispatches it to its queue's
+//! ConsumeQueue, and consumers pull by ConsumeQueue offset. Only what lies below the dispatch
+//! bound is dispatched (`CommitLog.getConfirmOffset`): the CommitLog's end — flushed or not —
+//! in 4.9, and in 5.3 unless `flushDiskType=SYNC_FLUSH`, where it is the flushed position.
+//!
+//! `flushDiskType=ASYNC_FLUSH` (`FlushRealTimeService`) flushes every `flushIntervalCommitLog`
+//! (500 ms) when at least `flushCommitLogLeastPages` (4) pages are dirty, and every
+//! `flushCommitLogThoroughInterval` (10 s) whatever is dirty: under light load up to 10 s of
+//! acknowledged messages sit in the page cache, and a power loss takes them. `SYNC_FLUSH`
+//! (`GroupCommitService`) answers a put only once it is flushed, `FLUSH_DISK_TIMEOUT` after
+//! `syncFlushTimeout` (5 s). A restarted broker recovers its CommitLog as the disk has it and
+//! rebuilds the ConsumeQueues to it (`recoverAbnormally` truncates them to the CommitLog).
+//!
+//! ## Master and slaves
+//!
+//! Each broker group (`brokerName`) has a master (brokerId 0, `brokerRole` ASYNC_MASTER or
+//! SYNC_MASTER) and `slavesPerGroup` slaves. A slave pulls: it reports its CommitLog's end
+//! (`HAClient.reportSlaveMaxOffset`, at least every 5 s) and the master streams what follows
+//! (`HAConnection.WriteSocketService`); there is no truncation — the master goes on from
+//! whatever offset the slave reports — and no automatic failover: while a master is down,
+//! consumers read (and commit offsets) on a slave, and producers cannot write to that group.
+//! `SYNC_MASTER` makes a put wait for a slave, differently per version:
+//!
+//! - 4.9 (`CommitLog.submitReplicaRequest`): with no slave connected (`HAService.isSlaveOK`)
+//!   the status is `SLAVE_NOT_AVAILABLE` at once; otherwise the put waits for a slave to
+//!   acknowledge it, `FLUSH_SLAVE_TIMEOUT` after `slaveTimeout` (3 s).
+//! - 5.x (RIP-34, `CommitLog.handleHA`, `GroupTransferService`): it waits for
+//!   `inSyncReplicas` acknowledgements, the master's own included — and `inSyncReplicas`
+//!   defaults to 1, so by default SYNC_MASTER does not wait at all.
+//!
+//! Every status but an error means the master stored the message (`SendMessageProcessor`):
+//! the client gets a `SendResult` with `SEND_OK`, `FLUSH_DISK_TIMEOUT`, `FLUSH_SLAVE_TIMEOUT`
+//! or `SLAVE_NOT_AVAILABLE`, and what counts as sent is the application's choice
+//! (`producer.accept`: `send-ok`, the best practice, or `any`, as OpenChaos' driver does).
+//!
+//! ## The producer
+//!
+//! A sync send (`DefaultMQProducerImpl.sendDefaultImpl`) picks a queue round robin over its
+//! route, and on failure retries up to `retryTimesWhenSendFailed` (2) times, each on a queue of
+//! another broker group (`selectOneMessageQueue(lastBrokerName)`), all within one
+//! `sendMsgTimeout` budget (3 s). A closed connection fails the request at once
+//! (`NettyRemotingAbstract.failFast`) and the send is retried although the broker may have
+//! stored the message: a duplicate, in another queue. A timeout that uses up the budget is not
+//! retried, and the message is in doubt. A status other than SEND_OK is retried only with
+//! `retryAnotherBrokerWhenNotStoreOK`. A send through a `MessageQueueSelector`
+//! (`producer.selector=hash`, `sendSelectImpl`) goes to `hash(key) % queues` of the current
+//! route, once.
+//!
+//! ## The push consumer
+//!
+//! CLUSTERING: each consumer heartbeats every broker (30 s); a broker's `ConsumerManager`
+//! notifies the group when its list changes, drops a consumer whose connection closed or who
+//! was silent 120 s. Every 20 s and on notification a consumer rebalances
+//! (`RebalanceImpl.rebalanceByTopic`): it asks one broker for the group's consumers and runs
+//! `AllocateMessageQueueAveragely` over its own route — so two consumers may disagree for a
+//! while, and both take a queue or neither. A new queue starts from the offset the broker has
+//! (`QueryConsumerOffsetProcessor`; 0 for a young queue); messages are pulled (32 at a time,
+//! long-polled by the broker, `PullRequestHoldService`) into the queue's ProcessQueue.
+//!
+//! - `consumer.listener=concurrently` (`ConsumeMessageConcurrentlyService`): `consumeThreadMax`
+//!   threads take messages as they arrive, so within a queue handlers finish out of order. The
+//!   offset after a handler is the lowest one still in the ProcessQueue
+//!   (`ProcessQueue.removeMessage`), increase-only, and it reaches the broker one-way every
+//!   `persistConsumerOffsetInterval` (5 s, `RemoteBrokerOffsetStore.persistAll`) and on pulls.
+//!   A crash or a rebalance hands the queue on from there: everything above is consumed again.
+//! - `consumer.listener=orderly` (`ConsumeMessageOrderlyService`): a consumer takes a queue only
+//!   once its master locked it for it (`RebalanceLockManager`, in memory, expiring after 60 s),
+//!   relocks every 20 s, consumes only while its lease (30 s) holds, one message of a queue at a
+//!   time in offset order, and unlocks a queue it gives up once no handler holds it.
+//!
+//! A handler that returns RECONSUME_LATER (`consumer.reconsume`) makes a concurrent consumer send
+//! the message back to its master (`SendMessageProcessor.consumerSendMsgBack`), which writes it
+//! without waiting for the flush or the slaves to `SCHEDULE_TOPIC_XXXX` at delay level
+//! 3 + reconsumeTimes of `messageDelayLevel` (1s 5s 10s 30s 1m … 2h, divisible by
+//! `messageDelayLevel.divisor`), from where `ScheduleMessageService` moves it to the group's
+//! `%RETRY%` topic, one queue per broker group, which every consumer of the group also
+//! subscribes to; past `maxReconsumeTimes` (16) it goes to `%DLQ%`, which nobody reads. The
+//! message leaves the ProcessQueue once the broker answered; a failed send-back is consumed
+//! again locally after 5 s. An orderly consumer instead suspends the queue for a second
+//! (`suspendCurrentQueueTimeMillis`) and retries the same message, unboundedly.
+//!
+//! The broker keeps consumer offsets in memory and writes them to `consumerOffset.json` every
+//! `flushConsumerOffsetInterval` (5 s): a broker crash forgets the last ones.
+//!
+//! # Who is who
+//!
+//! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
+//! `p0`… producers; `c0`… consumers of one consumer group. One topic with
+//! `defaultTopicQueueNums` queues on each group; the ordering scope is the queue.
+//!
+//! # What is simplified
+//!
+//! CommitLog and ConsumeQueue positions are record indices, a page is a record; the
+//! ConsumeQueue is derived from the CommitLog (the recovery's truncation is the rebuild), and
+//! a restarted broker counts what it recovered as flushed. Dispatch is immediate. The slave's
+//! offsets are only those consumers commit to it (no `SlaveSynchronize`), which only adds
+//! duplicates. A slave that has not got as far as a consumer's offset makes it pull again after
+//! a second (the real client spins). Clients connect to nodes directly (no address lookups);
+//! consumer ids sort as numbers. A restarted master schedules its pending retry messages
+//! anew, with their whole delay. No tags or filters, batches, transactions, BROADCASTING,
+//! `resetOffsetByTime`, DLedger or controller mode yet. See `docs/rocketmq.md`.
+//!
+//! # Sources
+//!
+//! apache/rocketmq (tags `rocketmq-all-4.9.7` and `rocketmq-all-5.3.x`):
+//! `store/.../CommitLog.java` (`asyncPutMessage`, `handleDiskFlushAndHA`, `handleHA`,
+//! 4.9 `submitReplicaRequest`, `getConfirmOffset`, `FlushRealTimeService`,
+//! `GroupCommitService`), `store/.../DefaultMessageStore.java` (`ReputMessageService`,
+//! `getMessage`), `store/.../ha/DefaultHAService.java`, `GroupTransferService.java`,
+//! `HAConnection`, `HAClient`, `store/.../config/MessageStoreConfig.java` (defaults),
+//! `broker/.../BrokerStartup.java`, `broker/.../processor/SendMessageProcessor.java`,
+//! `PullMessageProcessor.java`, `QueryConsumerOffsetProcessor`, `broker/.../client/ConsumerManager.java`,
+//! `broker/.../client/rebalance/RebalanceLockManager.java`,
+//! `namesrv/.../routeinfo/RouteInfoManager.java`, `client/.../DefaultMQProducerImpl.java`
+//! (`sendDefaultImpl`, `sendSelectImpl`), `client/.../RebalanceImpl.java`,
+//! `AllocateMessageQueueAveragely.java`, `ProcessQueue.java`,
+//! `ConsumeMessageConcurrentlyService.java`, `ConsumeMessageOrderlyService.java`,
+//! `RemoteBrokerOffsetStore.java`; `docs/en/Feature.md`, `best_practice.md`, `QuorumACK.md`.
+
+mod broker;
+mod config;
+mod consumer;
+mod namesrv;
+mod producer;
+pub mod protocol;
+mod spec;
+pub mod store;
+mod view;
+
+pub use broker::{Broker, BrokerState, Put};
+pub use config::{
+    Accept, BrokerRole, FlushDiskType, Listener, Reconsume, Selector, Settings, Version,
+};
+pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
+pub use namesrv::{NameServer, NameServerState};
+pub use producer::{Producer, ProducerState, Sending};
+pub use protocol::{Mq, RocketMsg};
+pub use store::StoreDisk;
+
+use crate::timers::{exact, retry};
+use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
+use mqcheck_invariants::OrderingPromise;
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::time::Duration;
+
+pub const NAME: &str = "rocketmq";
+
+impl Settings {
+    pub fn namesrv(&self) -> Id {
+        Id::from(0)
+    }
+
+    /// Brokers per group: the master and its slaves.
+    fn per_group(&self) -> u32 {
+        1 + self.slaves
+    }
+
+    /// The broker of `group` with `broker_id`.
+    pub fn broker(&self, group: u32, broker_id: u32) -> Id {
+        Id::from((1 + group * self.per_group() + broker_id) as usize)
+    }
+
+    /// The group of a broker's id.
+    pub fn group_of(&self, id: Id) -> u32 {
+        (usize::from(id) as u32).saturating_sub(1) / self.per_group()
+    }
+
+    fn brokers(&self) -> u32 {
+        self.groups * self.per_group()
+    }
+
+    pub fn producer(&self, index: u32) -> Id {
+        Id::from((1 + self.brokers() + index) as usize)
+    }
+
+    pub fn consumer(&self, index: u32) -> Id {
+        Id::from((1 + self.brokers() + self.workload.producers + index) as usize)
+    }
+
+    /// The ordering scope of a queue: its index over all groups; the retry queues follow.
+    pub fn scope(&self, mq: Mq) -> u32 {
+        if mq.queue == self.retry_queue() {
+            self.groups * self.queues + mq.group
+        } else {
+            mq.group * self.queues + mq.queue
+        }
+    }
+
+    /// `%RETRY%<group>`'s one queue on each broker group (`retryQueueNums`).
+    pub fn retry_queue(&self) -> protocol::QueueId {
+        self.queues
+    }
+
+    /// `%DLQ%<group>`'s queue: written, never consumed.
+    pub fn dlq_queue(&self) -> protocol::QueueId {
+        self.queues + 1
+    }
+
+    /// `SCHEDULE_TOPIC_XXXX`: retry messages waiting out their delay level.
+    pub fn schedule_queue(&self) -> protocol::QueueId {
+        self.queues + 2
+    }
+
+    /// The delay of `messageDelayLevel` level `level` (1-based), divided as configured.
+    pub fn delay(&self, level: u32) -> Duration {
+        const LEVELS: [u64; 18] = [
+            1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200,
+        ];
+        let secs = LEVELS[(level.clamp(1, 18) - 1) as usize];
+        Duration::from_millis(secs * 1000 / u64::from(self.delay_divisor))
+    }
+}
+
+/// Every node of a RocketMQ deployment, as one actor type.
+#[derive(Clone, Debug)]
+pub enum RocketActor {
+    NameServer(NameServer),
+    Broker(Broker),
+    Producer(Producer),
+    Consumer(Consumer),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RocketState {
+    NameServer(NameServerState),
+    Broker(Box<BrokerState>),
+    Producer(ProducerState),
+    Consumer(ConsumerState),
+}
+
+/// What a node keeps across a restart: a broker's store, a client application's record.
+pub type RocketDisk = Disk<StoreDisk>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RocketTimer {
+    // NameServer.
+    BrokerExpired(Id),
+    // Broker.
+    Register,
+    Flush,
+    FlushThorough,
+    GroupCommit,
+    /// A SYNC_FLUSH put (by the CommitLog end it needs) waited `syncFlushTimeout`.
+    FlushTimeout(u64),
+    /// A SYNC_MASTER put waited `slaveTimeout`.
+    SlaveTimeout(u64),
+    HaHeartbeat,
+    HaHousekeeping(Id),
+    /// A long-polled pull (consumer, request) ends.
+    Hold(Id, u64),
+    ConsumerExpired(Id),
+    LockExpired(protocol::QueueId),
+    OffsetFlush,
+    /// `ScheduleMessageService`: the scheduled message at this CommitLog position is due.
+    Scheduled(u64),
+    // Clients.
+    RouteRefresh,
+    Send,
+    SendTimeout,
+    Start,
+    Heartbeat,
+    Rebalance,
+    PersistOffset,
+    LockAll,
+    LeaseExpired(Mq),
+    PullLater(Mq),
+    PullTimeout(Mq),
+    /// A consume thread's handler finished.
+    Consume(u32),
+    /// A message whose send-back failed (by its request) is consumed again locally.
+    ConsumeLater(u64),
+    /// Orderly: a queue suspended after a failure resumes.
+    Suspended(Mq),
+}
+
+/// What the applications draw per run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RocketRandom {
+    Pace(u64),
+    Handling(u64),
+}
+
+pub type RocketOut = Out<RocketActor>;
+
+impl Actor for RocketActor {
+    type Msg = RocketMsg;
+    type Timer = RocketTimer;
+    type State = RocketState;
+    type Storage = RocketDisk;
+    type Random = RocketRandom;
+
+    fn on_start(&self, _id: Id, storage: &Option<RocketDisk>, o: &mut RocketOut) -> RocketState {
+        match self {
+            RocketActor::NameServer(n) => RocketState::NameServer(n.start()),
+            RocketActor::Broker(b) => RocketState::Broker(Box::new(b.start(broker::store(storage), o))),
+            RocketActor::Producer(p) => {
+                RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
+            }
+            RocketActor::Consumer(c) => {
+                RocketState::Consumer(c.start(Disk::restored_app_log(storage), o))
+            }
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<RocketState>, src: Id, msg: RocketMsg, o: &mut RocketOut) {
+        match (self, state.to_mut()) {
+            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_msg(s, src, msg, o),
+            (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_msg(s, src, msg, o),
+            (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_msg(s, src, msg, o),
+            (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_msg(s, src, msg, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<RocketState>, timer: &RocketTimer, o: &mut RocketOut) {
+        match (self, state.to_mut()) {
+            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer),
+            (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_timeout(s, timer, o),
+            (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_timeout(s, timer, o),
+            (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_timeout(s, timer, o),
+            _ => unreachable!("actor and state kinds always match"),
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<RocketState>, random: &RocketRandom, o: &mut RocketOut) {
+        match (self, state.to_mut(), random) {
+            (RocketActor::Producer(p), RocketState::Producer(s), RocketRandom::Pace(ms)) => {
+                p.on_pace(s, *ms, o)
+            }
+            (RocketActor::Consumer(c), RocketState::Consumer(s), RocketRandom::Handling(ms)) => {
+                c.on_handling(s, *ms, o)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A RocketMQ deployment: the NameServer, the broker groups, the producers and one consumer
+/// group.
+#[derive(Clone, Debug)]
+pub struct RocketMq {
+    pub settings: Settings,
+}
+
+impl System for RocketMq {
+    type Actor = RocketActor;
+    type Storage = RocketDisk;
+    const NAME: &'static str = NAME;
+
+    fn summary() -> &'static str {
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers"
+    }
+
+    fn scenarios() -> Vec<Scenario> {
+        vec![
+            Scenario {
+                name: "defaults",
+                sets: &[],
+                claim: "RocketMQ out of the box: ASYNC_FLUSH, ASYNC_MASTER, retries, a concurrent push consumer",
+            },
+            Scenario {
+                name: "SYNC_MASTER, SYNC_FLUSH",
+                sets: &["brokerRole=SYNC_MASTER", "flushDiskType=SYNC_FLUSH"],
+                claim: "the article: RocketMQ is at-least-once (synchronous flush and replication)",
+            },
+            Scenario {
+                name: "5.x SYNC_MASTER, inSyncReplicas=2, SYNC_FLUSH",
+                sets: &["brokerRole=SYNC_MASTER", "inSyncReplicas=2", "flushDiskType=SYNC_FLUSH"],
+                claim: "the article: RocketMQ is at-least-once (SYNC_MASTER waiting for its slave, RIP-34)",
+            },
+            Scenario {
+                name: "send retries",
+                sets: &["retryTimesWhenSendFailed=2"],
+                claim: "the article: RocketMQ retries failed sends",
+            },
+            Scenario {
+                name: "consumer retry, every tenth message fails once",
+                sets: &["consumer.reconsume=every-tenth", "messageDelayLevel.divisor=10"],
+                claim: "the article: RocketMQ retries failed consumption (%RETRY% topics)",
+            },
+            Scenario {
+                name: "consumer retry, a poison message",
+                sets: &["consumer.reconsume=poison-tenth", "messageDelayLevel.divisor=1000"],
+                claim: "a message failing maxReconsumeTimes times goes to %DLQ%",
+            },
+            Scenario {
+                name: "orderly, selector",
+                sets: &["producer.selector=hash", "consumer.listener=orderly"],
+                claim: "the article: RocketMQ is ordered (per sharding key: a MessageQueueSelector and an orderly listener)",
+            },
+        ]
+    }
+
+    fn keys() -> Vec<Key> {
+        config::keys()
+    }
+
+    fn validate(config: &Config) -> Result<(), ConfigError> {
+        config::validate(config)
+    }
+
+    fn build(config: &Config, workload: Workload) -> Self {
+        RocketMq {
+            settings: Settings::from_config(config, workload),
+        }
+    }
+
+    fn workload(&self) -> Workload {
+        self.settings.workload
+    }
+
+    fn nodes(&self) -> Vec<Node<RocketActor>> {
+        let s = &self.settings;
+        let mut nodes = vec![Node {
+            name: "ns".into(),
+            role: Role::Infrastructure,
+            actor: RocketActor::NameServer(NameServer {
+                settings: s.clone(),
+            }),
+        }];
+        for group in 0..s.groups {
+            for broker_id in 0..s.per_group() {
+                nodes.push(Node {
+                    name: format!("{}{broker_id}", char::from(b'a' + group as u8)),
+                    role: Role::Server,
+                    actor: RocketActor::Broker(Broker {
+                        settings: s.clone(),
+                        group,
+                        broker_id,
+                    }),
+                });
+            }
+        }
+        for index in 0..s.workload.producers {
+            nodes.push(Node {
+                name: format!("p{index}"),
+                role: Role::Producer,
+                actor: RocketActor::Producer(Producer {
+                    settings: s.clone(),
+                    index,
+                }),
+            });
+        }
+        for index in 0..s.workload.consumers {
+            nodes.push(Node {
+                name: format!("c{index}"),
+                role: Role::Consumer,
+                actor: RocketActor::Consumer(Consumer {
+                    settings: s.clone(),
+                    index,
+                }),
+            });
+        }
+        nodes
+    }
+
+    fn app_log(storage: &RocketDisk) -> Option<&AppLog> {
+        storage.app_log()
+    }
+
+    fn is_leader(state: &RocketState) -> bool {
+        // A master is what the nemesis likes to isolate: producers can write nowhere else.
+        matches!(state, RocketState::Broker(b) if b.master)
+    }
+
+    fn reset(_peer: Id) -> Option<RocketMsg> {
+        Some(RocketMsg::Disconnected)
+    }
+
+    fn describe(msg: &RocketMsg) -> Option<String> {
+        view::describe(msg)
+    }
+
+    fn show(state: &RocketState) -> String {
+        view::show(state)
+    }
+
+    fn invariants() -> Vec<crate::StateInvariant<RocketMq>> {
+        spec::invariants()
+    }
+
+    /// Per queue, among acknowledged sends: a retried send lands in another queue, and what
+    /// failed may be anywhere.
+    fn ordering() -> OrderingPromise {
+        OrderingPromise {
+            acknowledged_only: true,
+            ..OrderingPromise::default()
+        }
+    }
+
+    fn fault_window(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn drain(&self) -> Duration {
+        // Routes heal within two NameServer rounds, a rebalance follows, held pulls and lock
+        // leases expire, and the consumers read the rest.
+        Duration::from_secs(240)
+    }
+
+    fn workload_time(&self) -> Duration {
+        let w = &self.settings.workload;
+        // A sync send may take its whole budget before the next.
+        w.duration(&producer::PACES, &consumer::HANDLING)
+            + self.settings.send_timeout * (w.messages / 10)
+    }
+
+    fn sends(&self) -> usize {
+        let w = &self.settings.workload;
+        w.messages as usize * w.producers as usize
+    }
+}

@@ -1,0 +1,66 @@
+//! The NameServer (`RouteInfoManager`): which brokers are live, and so the route clients get.
+
+use super::protocol::{BrokerData, Route, RocketMsg};
+use super::{exact, RocketOut, RocketTimer, Settings};
+use stateright::actor::Id;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct NameServer {
+    pub settings: Settings,
+}
+
+/// `brokerLiveTable`: each live broker's group and brokerId.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameServerState {
+    pub live: BTreeMap<Id, (u32, u32)>,
+}
+
+impl NameServerState {
+    /// `pickupTopicRouteData`: every group with its live master and slaves.
+    pub fn route(&self, groups: u32) -> Route {
+        let mut route: Route = vec![BrokerData::default(); groups as usize];
+        for (id, (group, broker_id)) in &self.live {
+            let data = &mut route[*group as usize];
+            if *broker_id == 0 {
+                data.master = Some(*id);
+            } else {
+                data.slaves.push(*id);
+            }
+        }
+        route
+    }
+}
+
+impl NameServer {
+    pub fn start(&self) -> NameServerState {
+        NameServerState::default()
+    }
+
+    pub fn on_msg(&self, s: &mut NameServerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
+        match msg {
+            RocketMsg::RegisterBroker { group, broker_id } => {
+                s.live.insert(src, (group, broker_id));
+                // `scanNotActiveBroker`: a broker silent for 120 s is removed.
+                o.set_timer(RocketTimer::BrokerExpired(src), exact(BROKER_CHANNEL_EXPIRED));
+            }
+            RocketMsg::GetRouteInfo => {
+                o.send(src, RocketMsg::RouteInfo(s.route(self.settings.groups)));
+            }
+            // `onChannelDestroy`: a closed broker connection removes the broker at once.
+            RocketMsg::Disconnected => {
+                s.live.remove(&src);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, s: &mut NameServerState, timer: &RocketTimer) {
+        if let RocketTimer::BrokerExpired(id) = timer {
+            s.live.remove(id);
+        }
+    }
+}
+
+/// `BROKER_CHANNEL_EXPIRED_TIME`.
+const BROKER_CHANNEL_EXPIRED: std::time::Duration = std::time::Duration::from_secs(120);

@@ -1,0 +1,141 @@
+//! What RocketMQ's nodes say to each other: the remoting commands of the model, by
+//! `RequestCode` in spirit (`REGISTER_BROKER`, `GET_ROUTEINFO_BY_TOPIC`, `SEND_MESSAGE`,
+//! `PULL_MESSAGE`, `UPDATE_CONSUMER_OFFSET`, `LOCK_BATCH_MQ`, …) and the HA stream.
+
+use mqcheck_invariants::MsgId;
+use stateright::actor::Id;
+use std::fmt;
+
+/// A queue of the topic on one broker group (`queueId`).
+pub type QueueId = u32;
+
+/// A `MessageQueue`: the broker group (`brokerName`) and the queue on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mq {
+    pub group: u32,
+    pub queue: QueueId,
+}
+
+impl fmt::Display for Mq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", group_name(self.group), self.queue)
+    }
+}
+
+/// A broker group's `brokerName`: `broker-a`, `broker-b`, …
+pub fn group_name(group: u32) -> String {
+    format!("broker-{}", char::from(b'a' + group as u8))
+}
+
+/// One message as the CommitLog holds it: its id (the UNIQ_KEY, the same on every retry), the
+/// queue it was put to, and its sharding key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Message {
+    pub msg: MsgId,
+    pub queue: QueueId,
+    pub key: Option<u32>,
+    /// `reconsumeTimes`: how often a consumer sent it back (0 for what a producer sent).
+    pub reconsume: u32,
+}
+
+/// `SendStatus`: what a stored message's `SendResult` says. All four mean the master stored it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SendStatus {
+    SendOk,
+    FlushDiskTimeout,
+    FlushSlaveTimeout,
+    SlaveNotAvailable,
+}
+
+impl SendStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            SendStatus::SendOk => "SEND_OK",
+            SendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+            SendStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+            SendStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+        }
+    }
+}
+
+/// One broker group in a route (`BrokerData`): the addresses the NameServer has live.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BrokerData {
+    /// brokerId 0.
+    pub master: Option<Id>,
+    pub slaves: Vec<Id>,
+}
+
+impl BrokerData {
+    /// `findBrokerAddressInSubscribe`: the master, or while it is gone a slave.
+    pub fn readable(&self) -> Option<Id> {
+        self.master.or(self.slaves.first().copied())
+    }
+}
+
+/// `TopicRouteData`: every broker group, by index.
+pub type Route = Vec<BrokerData>;
+
+/// What a pull found (`GetMessageStatus` as the client sees it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PullStatus {
+    /// FOUND: messages with their ConsumeQueue offsets.
+    Found(Vec<(u64, Message)>),
+    /// The long poll ended with nothing new (PULL_NOT_FOUND after the hold).
+    NoNewMsg,
+    /// PULL_OFFSET_MOVED: the offset is past the queue's end on a master; go on from here.
+    OffsetMoved(u64),
+    /// PULL_RETRY_IMMEDIATELY: a slave that has not got that far.
+    Retry,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RocketMsg {
+    /// Broker → NameServer, every `registerNameServerPeriod`.
+    RegisterBroker { group: u32, broker_id: u32 },
+    /// Client → NameServer: `GET_ROUTEINFO_BY_TOPIC`.
+    GetRouteInfo,
+    RouteInfo(Route),
+    /// Producer → master.
+    SendMessage { request: u64, message: Message },
+    SendResult { request: u64, status: SendStatus },
+    /// Slave → master (`HAClient.reportSlaveMaxOffset`): what the slave has, and so where the
+    /// master's transfer goes on.
+    HaReport { offset: u64 },
+    /// Master → slave (`HAConnection.WriteSocketService`): CommitLog entries from `from`.
+    HaTransfer { from: u64, entries: Vec<Message> },
+    /// Consumer → every broker: `HEART_BEAT` with its consumer group.
+    Heartbeat { consumer: u32 },
+    /// Broker → consumers of the group: `NOTIFY_CONSUMER_IDS_CHANGED` (one-way).
+    ConsumerIdsChanged,
+    GetConsumerList { request: u64 },
+    ConsumerList { request: u64, consumers: Vec<u32> },
+    QueryConsumerOffset { queue: QueueId },
+    ConsumerOffset { queue: QueueId, offset: u64 },
+    /// `PULL_MESSAGE`, carrying the consumer's offset for the broker to commit (to a master).
+    Pull {
+        request: u64,
+        queue: QueueId,
+        offset: u64,
+        commit: Option<u64>,
+    },
+    PullResult {
+        request: u64,
+        queue: QueueId,
+        status: PullStatus,
+    },
+    /// Consumer → the message's master: `CONSUMER_SEND_MSG_BACK`, the handler asked to
+    /// reconsume it later.
+    SendBack { request: u64, message: Message },
+    SendBackResult { request: u64 },
+    /// One-way: `UPDATE_CONSUMER_OFFSET`.
+    UpdateConsumerOffset { queue: QueueId, offset: u64 },
+    /// Orderly consumers: `LOCK_BATCH_MQ` and its answer, the queues now locked for it.
+    LockBatch { request: u64, consumer: u32, queues: Vec<QueueId> },
+    Locked { request: u64, queues: Vec<QueueId> },
+    /// `UNLOCK_BATCH_MQ` (one-way here).
+    Unlock { consumer: u32, queues: Vec<QueueId> },
+    /// The connection to the peer closed or was reset: every request on it fails at once
+    /// (`NettyRemotingAbstract.failFast`).
+    Disconnected,
+}

@@ -1,0 +1,176 @@
+//! RocketMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
+
+use super::protocol::{group_name, PullStatus, RocketMsg};
+use super::{BrokerState, ConsumerState, NameServerState, ProducerState, RocketState};
+
+/// A message in a trace, in RocketMQ's vocabulary; `None` for chatter (registrations,
+/// heartbeats, HA reports, route polls).
+pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
+    Some(match msg {
+        RocketMsg::RegisterBroker { .. }
+        | RocketMsg::GetRouteInfo
+        | RocketMsg::Heartbeat { .. }
+        | RocketMsg::HaReport { .. } => return None,
+        RocketMsg::RouteInfo(route) => {
+            let groups: Vec<String> = route
+                .iter()
+                .enumerate()
+                .map(|(g, b)| {
+                    format!(
+                        "{}: master {}, {} slaves",
+                        group_name(g as u32),
+                        if b.master.is_some() { "up" } else { "gone" },
+                        b.slaves.len()
+                    )
+                })
+                .collect();
+            format!("route [{}]", groups.join("; "))
+        }
+        RocketMsg::SendMessage { request, message } => format!(
+            "SEND_MESSAGE {} to queue {} (request {request})",
+            message.msg, message.queue
+        ),
+        RocketMsg::SendResult { request, status } => {
+            format!("SendResult {} (request {request})", status.name())
+        }
+        RocketMsg::HaTransfer { from, entries } => {
+            format!("HA transfer of {} entries from {from}", entries.len())
+        }
+        RocketMsg::ConsumerIdsChanged => "NOTIFY_CONSUMER_IDS_CHANGED".into(),
+        RocketMsg::GetConsumerList { .. } => "GET_CONSUMER_LIST_BY_GROUP".into(),
+        RocketMsg::ConsumerList { consumers, .. } => format!("consumers {consumers:?}"),
+        RocketMsg::QueryConsumerOffset { queue } => format!("QUERY_CONSUMER_OFFSET queue {queue}"),
+        RocketMsg::ConsumerOffset { queue, offset } => {
+            format!("consumer offset of queue {queue}: {offset}")
+        }
+        RocketMsg::Pull {
+            queue,
+            offset,
+            commit,
+            ..
+        } => format!(
+            "PULL_MESSAGE queue {queue} from {offset}{}",
+            commit.map_or(String::new(), |c| format!(", commit {c}"))
+        ),
+        RocketMsg::PullResult { queue, status, .. } => match status {
+            PullStatus::Found(msgs) => {
+                let ids: Vec<String> = msgs.iter().map(|(o, m)| format!("{}@{o}", m.msg)).collect();
+                format!("FOUND in queue {queue}: {}", ids.join(" "))
+            }
+            PullStatus::NoNewMsg => format!("NO_NEW_MSG in queue {queue}"),
+            PullStatus::OffsetMoved(o) => format!("OFFSET_MOVED in queue {queue} to {o}"),
+            PullStatus::Retry => format!("PULL_RETRY_IMMEDIATELY in queue {queue}"),
+        },
+        RocketMsg::SendBack { message, .. } => format!(
+            "CONSUMER_SEND_MSG_BACK {} (reconsumeTimes {})",
+            message.msg, message.reconsume
+        ),
+        RocketMsg::SendBackResult { .. } => "send-back stored".into(),
+        RocketMsg::UpdateConsumerOffset { queue, offset } => {
+            format!("UPDATE_CONSUMER_OFFSET queue {queue}: {offset}")
+        }
+        RocketMsg::LockBatch { queues, .. } => format!("LOCK_BATCH_MQ {queues:?}"),
+        RocketMsg::Locked { queues, .. } => format!("locked {queues:?}"),
+        RocketMsg::Unlock { queues, .. } => format!("UNLOCK_BATCH_MQ {queues:?}"),
+        RocketMsg::Disconnected => "connection closed".into(),
+    })
+}
+
+fn show_namesrv(s: &NameServerState) -> String {
+    let live: Vec<String> = s
+        .live
+        .iter()
+        .map(|(id, (g, b))| format!("{}{b} ({})", char::from(b'a' + *g as u8), usize::from(*id)))
+        .collect();
+    format!("NameServer: live brokers [{}]", live.join(", "))
+}
+
+fn show_broker(s: &BrokerState) -> String {
+    let log = &s.disk.commitlog;
+    let entries: Vec<String> = log
+        .entries
+        .iter()
+        .map(|m| format!("{}→q{}", m.msg, m.queue))
+        .collect();
+    let cqs: Vec<String> = s
+        .cq
+        .queues
+        .iter()
+        .map(|(q, v)| format!("q{q}: {}", v.len()))
+        .collect();
+    let mut out = format!(
+        "{}: CommitLog [{}] flushed {} of {}, dispatched {}; ConsumeQueues [{}]; offsets {:?}",
+        if s.master { "master" } else { "slave" },
+        entries.join(" "),
+        log.flushed,
+        log.end(),
+        s.cq.dispatched,
+        cqs.join(", "),
+        s.offsets
+    );
+    if !s.slaves.is_empty() {
+        let acks: Vec<String> = s
+            .slaves
+            .iter()
+            .map(|(id, a)| format!("{}: {a}", usize::from(*id)))
+            .collect();
+        out += &format!("; slaves acked [{}]", acks.join(", "));
+    }
+    if !s.puts.is_empty() {
+        out += &format!("; {} puts waiting", s.puts.len());
+    }
+    if !s.consumers.is_empty() {
+        out += &format!("; consumers {:?}", s.consumers.values().collect::<Vec<_>>());
+    }
+    if !s.locks.is_empty() {
+        out += &format!("; locks {:?}", s.locks);
+    }
+    out
+}
+
+fn show_producer(s: &ProducerState) -> String {
+    let sending = match &s.sending {
+        Some(x) => format!(
+            "sending {} to {} ({} attempts left)",
+            x.msg, x.mq, x.attempts_left
+        ),
+        None => "idle".into(),
+    };
+    format!(
+        "producer: next message {}, {sending}; {} observations",
+        s.next,
+        s.app.len()
+    )
+}
+
+fn show_consumer(s: &ConsumerState) -> String {
+    let pqs: Vec<String> = s
+        .pqs
+        .iter()
+        .map(|(mq, pq)| {
+            format!(
+                "{mq} next {} holding {}{}",
+                pq.next_offset.map_or("?".into(), |n| n.to_string()),
+                pq.msgs.len(),
+                if pq.locked { " locked" } else { "" }
+            )
+        })
+        .collect();
+    format!(
+        "consumer: queues [{}]; offsets {:?}; {} handlers busy; {} observations",
+        pqs.join("; "),
+        s.offsets.iter().map(|(mq, o)| format!("{mq}={o}")).collect::<Vec<_>>(),
+        s.running.len(),
+        s.app.len()
+    )
+}
+
+/// A node's state in a few lines, for the Stateright Explorer.
+pub(super) fn show(state: &RocketState) -> String {
+    match state {
+        RocketState::NameServer(s) => show_namesrv(s),
+        RocketState::Broker(s) => show_broker(s),
+        RocketState::Producer(s) => show_producer(s),
+        RocketState::Consumer(s) => show_consumer(s),
+    }
+}

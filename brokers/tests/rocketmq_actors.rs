@@ -1,0 +1,349 @@
+//! Unit tests of the RocketMQ model's mechanisms, driving the nodes directly: one message or
+//! timer at a time, asserting on the commands each step emits. No simulator, no network.
+//!
+//! With the defaults (two broker groups of a master and a slave, one producer, one consumer)
+//! the ids are: `ns` 0, `a0` 1, `a1` 2, `b0` 3, `b1` 4, `p0` 5, `c0` 6.
+
+use mqcheck_brokers::rocketmq::protocol::{Message, PullStatus, SendStatus};
+use mqcheck_brokers::rocketmq::{allocate, Mq, RocketMq, RocketMsg, RocketState, RocketTimer};
+use mqcheck_brokers::{Disk, Durable, Workload};
+use mqcheck_invariants::{MsgId, Op};
+use stateright::actor::{Command, Id};
+
+mod harness;
+
+type Cmd = harness::Cmd<RocketMq>;
+type Nodes = harness::Actors<RocketMq>;
+
+const NS: usize = 0;
+const A0: usize = 1;
+const A1: usize = 2;
+const B0: usize = 3;
+const P0: usize = 5;
+const C0: usize = 6;
+
+fn nodes(sets: &[&str]) -> Nodes {
+    Nodes::of(&harness::system(sets, Workload::new(4, 1, 1)))
+}
+
+fn sent(cmds: &[Cmd]) -> Vec<(usize, RocketMsg)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saved(cmds: &[Cmd]) -> Option<Disk<mqcheck_brokers::rocketmq::StoreDisk>> {
+    cmds.iter().rev().find_map(|c| match c {
+        Command::Save(d) => Some(d.clone()),
+        _ => None,
+    })
+}
+
+fn message(seq: u32, queue: u32) -> Message {
+    Message {
+        msg: MsgId { producer: 0, seq },
+        queue,
+        key: None,
+        reconsume: 0,
+    }
+}
+
+fn send(request: u64, seq: u32) -> RocketMsg {
+    RocketMsg::SendMessage {
+        request,
+        message: message(seq, 0),
+    }
+}
+
+fn result(cmds: &[Cmd]) -> Option<SendStatus> {
+    sent(cmds).into_iter().find_map(|(_, m)| match m {
+        RocketMsg::SendResult { status, .. } => Some(status),
+        _ => None,
+    })
+}
+
+fn pull(request: u64, offset: u64) -> RocketMsg {
+    RocketMsg::Pull {
+        request,
+        queue: 0,
+        offset,
+        commit: None,
+    }
+}
+
+fn pulled(cmds: &[Cmd]) -> Option<PullStatus> {
+    sent(cmds).into_iter().find_map(|(_, m)| match m {
+        RocketMsg::PullResult { status, .. } => Some(status),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_nameserver_routes_live_brokers_and_drops_a_closed_one_at_once() {
+    let mut n = nodes(&[]);
+    n.start(NS);
+    n.deliver(
+        NS,
+        A0,
+        RocketMsg::RegisterBroker {
+            group: 0,
+            broker_id: 0,
+        },
+    );
+    n.deliver(
+        NS,
+        A1,
+        RocketMsg::RegisterBroker {
+            group: 0,
+            broker_id: 1,
+        },
+    );
+    let route = |n: &mut Nodes| match sent(&n.deliver(NS, P0, RocketMsg::GetRouteInfo)).pop() {
+        Some((_, RocketMsg::RouteInfo(r))) => r,
+        other => panic!("{other:?}"),
+    };
+    let r = route(&mut n);
+    assert_eq!(r[0].master, Some(Id::from(A0)));
+    assert_eq!(r[0].slaves, vec![Id::from(A1)]);
+    assert_eq!(r[1].master, None);
+    n.deliver(NS, A0, RocketMsg::Disconnected);
+    assert_eq!(route(&mut n)[0].master, None);
+    // 120 s of silence removes a broker too.
+    n.fire(NS, RocketTimer::BrokerExpired(Id::from(A1)));
+    assert!(route(&mut n)[0].slaves.is_empty());
+}
+
+#[test]
+fn async_flush_answers_at_once_and_flushes_four_pages_or_every_ten_seconds() {
+    let mut n = nodes(&[]);
+    n.start(A0);
+    let cmds = n.deliver(A0, P0, send(1, 0));
+    assert_eq!(result(&cmds), Some(SendStatus::SendOk));
+    // Dispatched at once, flushed or not: a consumer reads it.
+    assert!(
+        matches!(pulled(&n.deliver(A0, C0, pull(1, 0))), Some(PullStatus::Found(m)) if m.len() == 1)
+    );
+    // One dirty page is not enough for the 500 ms flush...
+    let cmds = n.fire(A0, RocketTimer::Flush);
+    assert!(saved(&cmds).is_none());
+    let disk = match n.state(A0) {
+        RocketState::Broker(b) => Disk::Server(b.disk.clone()),
+        _ => unreachable!(),
+    };
+    // ... so a power loss now loses the acknowledged message.
+    let after = disk.after_power_loss();
+    assert_eq!(after.server().unwrap().commitlog.end(), 0);
+    // The thorough flush takes whatever is dirty.
+    let cmds = n.fire(A0, RocketTimer::FlushThorough);
+    let disk = saved(&cmds).expect("flushed");
+    assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 1);
+    // Four dirty pages make the 500 ms flush work.
+    for seq in 1..5 {
+        n.deliver(A0, P0, send(1 + u64::from(seq), seq));
+    }
+    let disk = saved(&n.fire(A0, RocketTimer::Flush)).expect("flushed");
+    assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 5);
+}
+
+#[test]
+fn sync_flush_answers_after_the_group_commit_and_5_3_dispatches_only_what_is_flushed() {
+    for (version, visible_before_flush) in [("5.3", false), ("4.9", true)] {
+        let mut n = nodes(&["flushDiskType=SYNC_FLUSH", &format!("version={version}")]);
+        n.start(A0);
+        let cmds = n.deliver(A0, P0, send(1, 0));
+        assert_eq!(result(&cmds), None, "{version}: waits for the flush");
+        let found = matches!(
+            pulled(&n.deliver(A0, C0, pull(1, 0))),
+            Some(PullStatus::Found(_))
+        );
+        assert_eq!(found, visible_before_flush, "{version}");
+        let cmds = n.fire(A0, RocketTimer::GroupCommit);
+        assert_eq!(result(&cmds), Some(SendStatus::SendOk), "{version}");
+        let disk = saved(&cmds).expect("flushed");
+        assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 1);
+    }
+}
+
+#[test]
+fn a_restarted_broker_rebuilds_its_consume_queues_from_what_the_commitlog_kept() {
+    let mut n = nodes(&[]);
+    n.start(A0);
+    n.deliver(A0, P0, send(1, 0));
+    n.fire(A0, RocketTimer::FlushThorough);
+    let cmds = n.deliver(A0, P0, send(2, 1));
+    let disk = saved(&cmds).expect("written");
+    // A crash keeps the page cache: both messages come back.
+    n.restart(A0, Some(disk.clone()));
+    assert!(
+        matches!(pulled(&n.deliver(A0, C0, pull(1, 0))), Some(PullStatus::Found(m)) if m.len() == 2)
+    );
+    // A power loss keeps the flushed one; the ConsumeQueue ends with it.
+    n.restart(A0, Some(disk.after_power_loss()));
+    assert!(
+        matches!(pulled(&n.deliver(A0, C0, pull(2, 0))), Some(PullStatus::Found(m)) if m.len() == 1)
+    );
+    // An offset past the queue's end on a master is corrected to it.
+    assert_eq!(
+        pulled(&n.deliver(A0, C0, pull(3, 2))),
+        Some(PullStatus::OffsetMoved(1))
+    );
+}
+
+#[test]
+fn sync_master_waits_for_its_slave_as_each_version_says() {
+    // 4.9: no slave connected answers SLAVE_NOT_AVAILABLE at once.
+    let mut n = nodes(&["brokerRole=SYNC_MASTER", "version=4.9"]);
+    n.start(A0);
+    assert_eq!(
+        result(&n.deliver(A0, P0, send(1, 0))),
+        Some(SendStatus::SlaveNotAvailable)
+    );
+    // With a slave, the put waits for the slave's report past it.
+    n.deliver(A0, A1, RocketMsg::HaReport { offset: 1 });
+    let cmds = n.deliver(A0, P0, send(2, 1));
+    assert_eq!(result(&cmds), None);
+    assert!(sent(&cmds)
+        .iter()
+        .any(|(d, m)| *d == A1 && matches!(m, RocketMsg::HaTransfer { from: 1, .. })));
+    assert_eq!(
+        result(&n.deliver(A0, A1, RocketMsg::HaReport { offset: 2 })),
+        Some(SendStatus::SendOk)
+    );
+    // Unacknowledged for slaveTimeout: FLUSH_SLAVE_TIMEOUT, stored all the same.
+    n.deliver(A0, P0, send(3, 2));
+    assert_eq!(
+        result(&n.fire(A0, RocketTimer::SlaveTimeout(3))),
+        Some(SendStatus::FlushSlaveTimeout)
+    );
+    // 5.3 with the default inSyncReplicas=1 does not wait.
+    let mut n = nodes(&["brokerRole=SYNC_MASTER"]);
+    n.start(A0);
+    assert_eq!(
+        result(&n.deliver(A0, P0, send(1, 0))),
+        Some(SendStatus::SendOk)
+    );
+}
+
+#[test]
+fn a_slave_appends_only_what_continues_its_commitlog() {
+    let mut n = nodes(&[]);
+    let cmds = n.start(A1);
+    assert!(sent(&cmds).contains(&(A0, RocketMsg::HaReport { offset: 0 })));
+    let transfer = |from| RocketMsg::HaTransfer {
+        from,
+        entries: vec![message(from as u32, 0)],
+    };
+    let cmds = n.deliver(A1, A0, transfer(0));
+    assert!(sent(&cmds).contains(&(A0, RocketMsg::HaReport { offset: 1 })));
+    // A duplicate of an old transfer changes nothing.
+    assert!(sent(&n.deliver(A1, A0, transfer(0))).is_empty());
+    // A slave does not correct an offset past its end: the consumer retries.
+    assert_eq!(
+        pulled(&n.deliver(A1, C0, pull(1, 5))),
+        Some(PullStatus::Retry)
+    );
+}
+
+#[test]
+fn allocate_averagely_splits_sorted_queues_by_each_clients_own_view() {
+    let mqs: Vec<Mq> = (0..2)
+        .flat_map(|group| (0..4).map(move |queue| Mq { group, queue }))
+        .collect();
+    let mine = |cids: &[u32], me| allocate(&mqs, cids, me);
+    assert_eq!(mine(&[0], 0).len(), 8);
+    assert_eq!(mine(&[0, 1], 0), mqs[..4].to_vec());
+    assert_eq!(mine(&[0, 1], 1), mqs[4..].to_vec());
+    assert_eq!(mine(&[0, 1, 2], 0).len(), 3);
+    assert_eq!(mine(&[0, 1, 2], 2), mqs[6..].to_vec());
+    // A client the broker does not list yet takes nothing: its view and the others' disagree.
+    assert!(mine(&[1], 0).is_empty());
+}
+
+#[test]
+fn a_closed_connection_retries_on_another_group_and_a_timeout_does_not() {
+    let mut n = nodes(&[]);
+    n.start(P0);
+    n.random(P0, mqcheck_brokers::rocketmq::RocketRandom::Pace(100));
+    n.fire(P0, RocketTimer::Send);
+    let route = vec![
+        mqcheck_brokers::rocketmq::protocol::BrokerData {
+            master: Some(Id::from(A0)),
+            slaves: vec![],
+        },
+        mqcheck_brokers::rocketmq::protocol::BrokerData {
+            master: Some(Id::from(B0)),
+            slaves: vec![],
+        },
+    ];
+    let cmds = n.deliver(P0, NS, RocketMsg::RouteInfo(route));
+    let (first, _) = sent(&cmds)[0].clone();
+    let cmds = n.deliver(P0, first, RocketMsg::Disconnected);
+    let (second, m) = sent(&cmds)[0].clone();
+    assert_ne!(first, second, "retried on the other broker group");
+    assert!(matches!(m, RocketMsg::SendMessage { message, .. } if message.msg.seq == 0));
+    // The budget runs out while the retry is in flight: the send fails, in doubt, not retried.
+    let cmds = n.fire(P0, RocketTimer::SendTimeout);
+    assert!(sent(&cmds).is_empty());
+    let RocketState::Producer(p) = n.state(P0) else {
+        unreachable!()
+    };
+    assert!(
+        matches!(p.app.iter().last(), Some(Op::Fail { reason, .. }) if reason.contains("sendMsgTimeout"))
+    );
+}
+
+#[test]
+fn queue_locks_belong_to_one_consumer_until_they_expire() {
+    let mut n = nodes(&[]);
+    n.start(A0);
+    let lock = |consumer| RocketMsg::LockBatch {
+        request: 1,
+        consumer,
+        queues: vec![0, 1],
+    };
+    let granted = |cmds: &[Cmd]| match sent(cmds).pop() {
+        Some((_, RocketMsg::Locked { queues, .. })) => queues,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(granted(&n.deliver(A0, C0, lock(0))), vec![0, 1]);
+    assert!(granted(&n.deliver(A0, 7, lock(1))).is_empty());
+    n.fire(A0, RocketTimer::LockExpired(0));
+    assert_eq!(granted(&n.deliver(A0, 7, lock(1))), vec![0]);
+}
+
+#[test]
+fn a_sent_back_message_is_scheduled_for_the_retry_queue_or_dead_lettered() {
+    let mut n = nodes(&[]);
+    n.start(A0);
+    let back = |reconsume| RocketMsg::SendBack {
+        request: 1,
+        message: Message {
+            reconsume,
+            ..message(0, 0)
+        },
+    };
+    // The first send-back: delay level 3 (10 s), then `%RETRY%` (queue 4 with 4 queues).
+    let cmds = n.deliver(A0, C0, back(0));
+    assert!(sent(&cmds).contains(&(C0, RocketMsg::SendBackResult { request: 1 })));
+    let delay = cmds.iter().find_map(|c| match c {
+        Command::SetTimer(RocketTimer::Scheduled(0), d) => Some(d.start),
+        _ => None,
+    });
+    assert_eq!(delay, Some(std::time::Duration::from_secs(10)));
+    n.fire(A0, RocketTimer::Scheduled(0));
+    let last = |n: &Nodes| match n.state(A0) {
+        RocketState::Broker(b) => *b.disk.commitlog.entries.last().unwrap(),
+        _ => unreachable!(),
+    };
+    assert_eq!(last(&n).queue, 4);
+    assert_eq!(last(&n).reconsume, 1);
+    // The seventeenth goes to `%DLQ%` (queue 5), never scheduled.
+    let cmds = n.deliver(A0, C0, back(16));
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(RocketTimer::Scheduled(_), _))));
+    assert_eq!(last(&n).queue, 5);
+}
