@@ -1,6 +1,6 @@
 //! A Kafka broker: the replicas it hosts, as leader or follower.
 
-use super::log::{CommitLog, LeaderEpoch, Record};
+use super::log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
 use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
@@ -733,7 +733,7 @@ impl Broker {
         partition: Partition,
         request: u64,
         msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
         acks: Acks,
         o: &mut KafkaOut,
     ) {
@@ -762,19 +762,19 @@ impl Broker {
             return;
         }
         let epoch = l.epoch;
-        let offset = match producer_seq {
-            Some((producer, seq)) => match r.log.producer_state(producer, seq) {
-                // A retry of a batch already in the log: answer with its offset (KIP-98).
-                (Some(offset), _) => offset,
-                // The next sequence follows the last one in the log; a producer the log has
-                // never seen starts at 0.
-                (None, last) if seq != last.map_or(0, |l| l + 1) => {
-                    respond(o, Err(ErrorCode::OutOfOrderSequence));
-                    return;
-                }
-                _ => self.append(r, epoch, msg, producer_seq),
-            },
-            None => self.append(r, epoch, msg, producer_seq),
+        let check = producer_seq.map_or(ProducerCheck::Append, |p| r.log.check_producer(p));
+        let offset = match check {
+            ProducerCheck::Append => self.append(r, epoch, msg, producer_seq),
+            // A retry of a batch already in the log: answer with its offset (KIP-98).
+            ProducerCheck::Duplicate(offset) => offset,
+            ProducerCheck::Fenced => {
+                respond(o, Err(ErrorCode::InvalidProducerEpoch));
+                return;
+            }
+            ProducerCheck::OutOfOrder => {
+                respond(o, Err(ErrorCode::OutOfOrderSequence));
+                return;
+            }
         };
         let ReplicaRole::Leader(l) = &mut r.role else {
             unreachable!("checked above")
@@ -802,7 +802,7 @@ impl Broker {
         r: &mut Replica,
         epoch: LeaderEpoch,
         msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
     ) -> u64 {
         let offset = r.log.append(Record {
             epoch,

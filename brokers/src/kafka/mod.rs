@@ -55,8 +55,13 @@
 //! later one (reordering), and a retry of a batch whose response was lost writes it twice. The
 //! idempotent producer (`enable.idempotence`, KIP-98) numbers batches per partition; the leader
 //! answers a repeated sequence with the original offset and refuses a gap with
-//! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. Kafka refuses
-//! idempotence with `acks` other than `all`, with more than 5 in flight, or with `retries=0`.
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. A batch that
+//! expires or runs out of retries keeps its sequence, its fate unknown: the producer waits until
+//! nothing of the partition is in flight, and only then, if a gap remains, bumps its producer
+//! epoch and restarts the sequence at 0; the leader fences the older epoch
+//! (`INVALID_PRODUCER_EPOCH`). A gap the leader reports for the next sequence bumps the epoch at
+//! once (KIP-360, `producer.rs`). Kafka refuses idempotence with `acks` other than `all`, with
+//! more than 5 in flight, or with `retries=0`.
 //! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
 //! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
 //!
@@ -82,7 +87,11 @@
 //!
 //! Kafka documentation (`ProducerConfig`, `TopicConfig`, "Replication", "Message Delivery
 //! Semantics", "Guarantees": one producer's records to a partition are appended in send order);
-//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
+//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98
+//! (idempotent producer) and KIP-360 (its recovery by epoch bumps), read in apache/kafka's
+//! `Sender.completeBatch`, `Sender.sendProducerData`, `TransactionManager.canRetry`,
+//! `handleFailedBatch`, `maybeResolveSequences`, `RecordAccumulator`'s drain and
+//! `ProducerAppendInfo`; KIP-101 and KIP-279 (leader-epoch truncation),
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
 //! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
@@ -102,7 +111,7 @@ pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
 pub use config::{CommitMode, Settings, Truncation};
 pub use consumer::{Consumer, ConsumerState};
 pub use controller::{Controller, ControllerState};
-pub use log::{CommitLog, LeaderEpoch, Record};
+pub use log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
 pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 

@@ -1,6 +1,6 @@
 //! The Kafka requests and responses the model exchanges, named after the real APIs.
 
-use super::log::{LeaderEpoch, Record};
+use super::log::{LeaderEpoch, ProducerSeq, Record};
 use mqcheck_invariants::MsgId;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
@@ -39,6 +39,7 @@ pub enum ErrorCode {
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
     OutOfOrderSequence,
+    InvalidProducerEpoch,
     FencedLeaderEpoch,
     UnknownLeaderEpoch,
     OffsetOutOfRange,
@@ -54,6 +55,7 @@ impl ErrorCode {
             ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
             ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
             ErrorCode::OutOfOrderSequence => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
@@ -149,7 +151,7 @@ pub enum KafkaMsg {
         partition: Partition,
         request: u64,
         msg: MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
         acks: Acks,
     },
     ProduceResponse {
