@@ -1508,6 +1508,23 @@ fn producer_disconnect_fails_the_requests_in_flight_to_that_broker() {
 /// A consumer assigned partition 0 (leader 1 at epoch 1) from committed offset 0, with its first
 /// fetch outstanding.
 fn consumer_fetching(sets: &[&str]) -> Cluster {
+    let mut c = consumer_assigned(sets);
+    let out = c.deliver(
+        CONSUMER,
+        CTL,
+        KafkaMsg::OffsetFetchResponse {
+            generation: 1,
+            partition: 0,
+            offset: Some(0),
+            leader_epoch: 0,
+        },
+    );
+    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+    c
+}
+
+/// A consumer assigned partition 0 (leader 1 at epoch 1), asking for its group's offset.
+fn consumer_assigned(sets: &[&str]) -> Cluster {
     let mut c = Cluster::new(sets);
     let out = c.start(CONSUMER);
     assert_eq!(
@@ -1537,17 +1554,125 @@ fn consumer_fetching(sets: &[&str]) -> Cluster {
             }
         )]
     );
+    c
+}
+
+#[test]
+fn a_group_without_a_committed_offset_resets_as_auto_offset_reset_says() {
+    let no_offset = KafkaMsg::OffsetFetchResponse {
+        generation: 1,
+        partition: 0,
+        offset: None,
+        leader_epoch: 0,
+    };
+    let mut c = consumer_assigned(&["auto.offset.reset=earliest"]);
+    let out = c.deliver(CONSUMER, CTL, no_offset.clone());
+    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+
+    // latest: the leader's high watermark; what is below it this group never reads.
+    let mut c = consumer_assigned(&["auto.offset.reset=latest"]);
+    let out = c.deliver(CONSUMER, CTL, no_offset);
+    assert_eq!(
+        sends(&out),
+        vec![(1, KafkaMsg::ListOffsets { partition: 0 })]
+    );
+    let mut leader = leader(&[], 1, &[1]);
+    leader.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
+    leader.deliver(1, PRODUCER, produce(2, 1, None, Acks::One));
+    let out = leader.deliver(1, CONSUMER, KafkaMsg::ListOffsets { partition: 0 });
+    let answer = KafkaMsg::ListOffsetsResponse {
+        partition: 0,
+        offset: 2,
+        error: None,
+    };
+    assert_eq!(sent_to(&out, CONSUMER), vec![answer.clone()]);
+    let out = c.deliver(CONSUMER, 1, answer);
+    assert_eq!(sends(&out), vec![(1, fetch(2, 1, Fetcher::Consumer, 1))]);
+}
+
+#[test]
+fn a_committed_offset_carries_its_leader_epoch_and_is_validated_first() {
+    // KIP-320: the group committed offset 5 after a record of epoch 1; the leader is at epoch
+    // 2 now and may have truncated: the consumer asks where epoch 1 ends before fetching.
+    let mut c = consumer_assigned(&[]);
     let out = c.deliver(
         CONSUMER,
         CTL,
         KafkaMsg::OffsetFetchResponse {
             generation: 1,
             partition: 0,
-            offset: 0,
+            offset: Some(5),
+            leader_epoch: 1,
         },
     );
-    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
-    c
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            KafkaMsg::OffsetsForLeaderEpoch {
+                partition: 0,
+                leader_epoch: 1,
+                requested_epoch: 1,
+            }
+        )]
+    );
+    let out = c.deliver(
+        CONSUMER,
+        1,
+        KafkaMsg::OffsetsForLeaderEpochResponse {
+            partition: 0,
+            epoch: 1,
+            end_offset: 3,
+            error: None,
+        },
+    );
+    assert_eq!(sends(&out), vec![(1, fetch(3, 1, Fetcher::Consumer, 1))]);
+    // What it commits carries the epoch of the record before the offset.
+    let mut c = consumer_fetching(&[]);
+    c.deliver(CONSUMER, 1, two_records(1));
+    c.fire(CONSUMER, KafkaTimer::Process);
+    let out = c.fire(CONSUMER, KafkaTimer::Process);
+    assert_eq!(sent_to(&out, CTL), vec![commit(2)]);
+    let mut ctl = Cluster::new(&[]);
+    ctl.start(CTL);
+    ctl.deliver(CTL, CONSUMER, KafkaMsg::JoinGroup);
+    ctl.deliver(CTL, CONSUMER, commit(2));
+    assert_eq!(ctl.controller().offsets.get(&0), Some(&(2, 1)));
+}
+
+#[test]
+fn from_3_7_the_high_watermark_waits_for_the_minimum_isr() {
+    // The ISR is the leader alone, below min.insync.replicas=2 (KAFKA-15583).
+    for (version, hw) in [("3.6", 1), ("3.9", 0), ("4.1", 0)] {
+        let v = format!("version={version}");
+        let mut c = leader(&[v.as_str(), "min.insync.replicas=2"], 1, &[1]);
+        let out = c.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
+        assert_eq!(
+            produce_responses(&out),
+            vec![(PRODUCER, 1, Ok(0))],
+            "{version}"
+        );
+        assert_eq!(c.replica(1).high_watermark, hw, "{version}");
+    }
+}
+
+#[test]
+fn a_minimum_isr_above_the_replication_factor_is_capped_from_3_7() {
+    for (version, appended) in [("3.6", 0), ("3.9", 1), ("4.1", 1)] {
+        let v = format!("version={version}");
+        let mut c = leader(&[v.as_str(), "min.insync.replicas=4"], 1, &[1, 2, 3]);
+        let out = c.deliver(1, PRODUCER, produce(1, 0, None, Acks::All));
+        let refused = vec![(PRODUCER, 1, Err(ErrorCode::NotEnoughReplicas))];
+        if appended == 0 {
+            assert_eq!(produce_responses(&out), refused, "{version}");
+        } else {
+            assert!(
+                produce_responses(&out).is_empty(),
+                "{version}: held for the ISR"
+            );
+        }
+        assert_eq!(c.replica(1).log.end_offset(), appended, "{version}");
+    }
 }
 
 fn two_records(correlation: u64) -> KafkaMsg {
@@ -1580,6 +1705,7 @@ fn commit(offset: u64) -> KafkaMsg {
         generation: 1,
         partition: 0,
         offset,
+        leader_epoch: 1,
     }
 }
 

@@ -221,6 +221,22 @@ impl Broker {
                 self.apply_partition_state(id, s, state, o);
             }
             KafkaMsg::Fetch(request) => self.on_fetch(s, src, request, o),
+            KafkaMsg::ListOffsets { partition } => {
+                // The latest offset a read_uncommitted consumer may read from: the high
+                // watermark (`UnifiedLog.fetchOffsetByTimestamp`, LATEST_TIMESTAMP).
+                let (offset, error) = match replica(s, partition) {
+                    Some(r) if matches!(r.role, ReplicaRole::Leader(_)) => (r.high_watermark, None),
+                    _ => (0, Some(ErrorCode::NotLeaderOrFollower)),
+                };
+                o.send(
+                    src,
+                    KafkaMsg::ListOffsetsResponse {
+                        partition,
+                        offset,
+                        error,
+                    },
+                );
+            }
             KafkaMsg::FetchResponse {
                 partition,
                 correlation,
@@ -757,7 +773,7 @@ impl Broker {
             respond(o, Err(ErrorCode::NotLeaderOrFollower));
             return;
         };
-        if acks == Acks::All && l.isr.len() < self.settings.min_insync_replicas {
+        if acks == Acks::All && l.isr.len() < self.settings.effective_min_isr() {
             respond(o, Err(ErrorCode::NotEnoughReplicas));
             return;
         }
@@ -814,8 +830,10 @@ impl Broker {
     }
 
     /// The high watermark is the smallest log end offset in the (maximal) ISR; it never goes
-    /// back on a leader. Produces below it complete; when it advances, consumers' held fetches
-    /// are answered.
+    /// back on a leader. From 3.7 it does not move while the ISR is below the effective minimum
+    /// (`Partition.maybeIncrementLeaderHW`, KAFKA-15583): before, a record could be committed,
+    /// and read, on fewer replicas than `min.insync.replicas`. Produces below it complete; when
+    /// it advances, consumers' held fetches are answered.
     fn maybe_advance_hw(&self, r: &mut Replica, o: &mut KafkaOut) {
         let leo = r.log.end_offset();
         let ReplicaRole::Leader(l) = &mut r.role else {
@@ -828,10 +846,14 @@ impl Broker {
             .min()
             .unwrap_or(leo)
             .min(leo);
-        let advanced = hw > r.high_watermark;
-        r.high_watermark = r.high_watermark.max(hw);
+        let frozen = self.settings.version.strict_min_isr()
+            && l.isr.len() < self.settings.effective_min_isr();
+        let advanced = !frozen && hw > r.high_watermark;
+        if advanced {
+            r.high_watermark = hw;
+        }
         let hw = r.high_watermark;
-        let enough = l.isr.len() >= self.settings.min_insync_replicas;
+        let enough = l.isr.len() >= self.settings.effective_min_isr();
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut l.delayed_produce)
             .into_iter()
             .partition(|d| d.offset < hw);

@@ -13,6 +13,30 @@ pub enum Truncation {
     HighWatermark,
 }
 
+/// `version`: the Kafka release whose broker behaviour the model follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    V3_6,
+    V3_9,
+    V4_1,
+}
+
+impl Version {
+    /// KAFKA-15583 (3.7): the high watermark stays put while the ISR is below the minimum, and
+    /// the minimum is capped at the replication factor.
+    pub fn strict_min_isr(self) -> bool {
+        self >= Version::V3_9
+    }
+}
+
+/// `auto.offset.reset`: where a consumer starts when its group has no committed offset, or its
+/// position is out of the log's range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
 /// `consumer.commit`: where the consumer commits its offset relative to processing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CommitMode {
@@ -24,6 +48,7 @@ pub enum CommitMode {
 /// The validated configuration, typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
+    pub version: Version,
     pub brokers: usize,
     pub partitions: u32,
     pub replication_factor: usize,
@@ -45,6 +70,7 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
     pub commit: CommitMode,
+    pub offset_reset: OffsetReset,
     pub auto_commit_interval: Duration,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -62,6 +88,18 @@ fn ms(config: &Config, key: &str) -> Duration {
 }
 
 impl Settings {
+    /// The ISR size an `acks=all` produce needs, and from 3.7 the high watermark too:
+    /// `Partition.effectiveMinIsr`, min(`min.insync.replicas`, replication factor), from
+    /// KAFKA-15583; before it `min.insync.replicas` as set, so a minimum above the replication
+    /// factor refuses every `acks=all` produce.
+    pub fn effective_min_isr(&self) -> usize {
+        if self.version.strict_min_isr() {
+            self.min_insync_replicas.min(self.replication_factor)
+        } else {
+            self.min_insync_replicas
+        }
+    }
+
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
         let acks = match config.str("acks") {
             "0" => Acks::Zero,
@@ -77,6 +115,11 @@ impl Settings {
                 || (acks == Acks::All && max_in_flight <= 5 && retries > 0));
         let flush = config.int("flush.messages");
         Settings {
+            version: match config.str("version") {
+                "3.6" => Version::V3_6,
+                "3.9" => Version::V3_9,
+                _ => Version::V4_1,
+            },
             brokers: config.int("nodes") as usize,
             partitions: config.int("partitions") as u32,
             replication_factor: config.int("replication.factor") as usize,
@@ -104,6 +147,10 @@ impl Settings {
                 "auto" => CommitMode::Auto,
                 _ => CommitMode::AfterProcessing,
             },
+            offset_reset: match config.str("auto.offset.reset") {
+                "latest" => OffsetReset::Latest,
+                _ => OffsetReset::Earliest,
+            },
             auto_commit_interval: ms(config, "auto.commit.interval.ms"),
             session_timeout: ms(config, "session.timeout.ms"),
             heartbeat_interval: ms(config, "heartbeat.interval.ms"),
@@ -116,6 +163,12 @@ impl Settings {
 /// The configuration keys, with Kafka's names, defaults and allowed values.
 pub(super) fn keys() -> Vec<Key> {
     vec![
+        Key::new(
+            "version",
+            "4.1",
+            OneOf(&["3.6", "3.9", "4.1"]),
+            "the Kafka release modelled (3.7 made the minimum ISR strict, KAFKA-15583)",
+        ),
         Key::new(
             "nodes",
             "3",
@@ -253,6 +306,12 @@ pub(super) fn keys() -> Vec<Key> {
             "after-processing",
             OneOf(&["after-processing", "before-processing", "auto"]),
             "where the consumer commits offsets",
+        ),
+        Key::new(
+            "auto.offset.reset",
+            "earliest",
+            OneOf(&["earliest", "latest"]),
+            "where a group without a committed offset starts (Kafka's default is latest; see docs/kafka.md)",
         ),
         Key::new(
             "auto.commit.interval.ms",

@@ -108,7 +108,7 @@ mod spec;
 mod view;
 
 pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
-pub use config::{CommitMode, Settings, Truncation};
+pub use config::{CommitMode, OffsetReset, Settings, Truncation, Version};
 pub use consumer::{Consumer, ConsumerState};
 pub use controller::{Controller, ControllerState};
 pub use log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
@@ -368,6 +368,16 @@ impl System for Kafka {
                 name: "safe",
                 sets: &["acks=all", "replication.factor=3", "min.insync.replicas=2", "unclean.leader.election.enable=false", "enable.idempotence=true", "consumer.commit=after-processing"],
                 claim: "the article: Kafka is at-least-once and ordered within a partition",
+            },
+            Scenario {
+                name: "min.insync.replicas=4, Kafka 3.6",
+                sets: &["version=3.6", "min.insync.replicas=4"],
+                claim: "a minimum ISR above the replication factor refuses every acks=all produce",
+            },
+            Scenario {
+                name: "min.insync.replicas=4, Kafka 4.1",
+                sets: &["version=4.1", "min.insync.replicas=4"],
+                claim: "from 3.7 the minimum ISR is capped at the replication factor (KAFKA-15583)",
             },
             Scenario {
                 name: "safe + fsync",

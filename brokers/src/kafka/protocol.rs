@@ -176,15 +176,28 @@ pub enum KafkaMsg {
         generation: u32,
         partition: Partition,
     },
+    /// The group's committed offset, `None` if it has none, with the leader epoch of the
+    /// record before it (KIP-320; 0 when unknown).
     OffsetFetchResponse {
         generation: u32,
         partition: Partition,
-        offset: u64,
+        offset: Option<u64>,
+        leader_epoch: LeaderEpoch,
     },
     OffsetCommit {
         generation: u32,
         partition: Partition,
         offset: u64,
+        leader_epoch: LeaderEpoch,
+    },
+    /// `ListOffsets` for the latest offset: a consumer resetting to `latest` asks the leader.
+    ListOffsets {
+        partition: Partition,
+    },
+    ListOffsetsResponse {
+        partition: Partition,
+        offset: u64,
+        error: Option<ErrorCode>,
     },
     OffsetCommitResponse {
         partition: Partition,
@@ -322,7 +335,16 @@ impl fmt::Display for KafkaMsg {
             OffsetFetch { partition, .. } => write!(f, "OffsetFetch p{partition}"),
             OffsetFetchResponse {
                 partition, offset, ..
-            } => write!(f, "OffsetFetchResponse p{partition} committed={offset}"),
+            } => match offset {
+                Some(offset) => write!(f, "OffsetFetchResponse p{partition} committed={offset}"),
+                None => write!(f, "OffsetFetchResponse p{partition} no committed offset"),
+            },
+            ListOffsets { partition } => write!(f, "ListOffsets p{partition} latest"),
+            ListOffsetsResponse {
+                partition,
+                offset,
+                error,
+            } => write!(f, "ListOffsetsResponse p{partition} offset={offset}{}", err(error)),
             OffsetCommit {
                 partition, offset, ..
             } => write!(f, "OffsetCommit p{partition} offset={offset}"),
