@@ -928,6 +928,62 @@ fn a_new_follower_asks_offsets_for_leader_epoch_before_fetching() {
 }
 
 #[test]
+fn kip_101_keeps_a_divergent_record_that_kip_279_truncates() {
+    // KIP-279's case: the follower holds [1, 2], its epoch-2 record never replicated; the new
+    // leader (epoch 3) holds [1, 1, 3]. KIP-101's leader answers only where epoch 3 starts, 2,
+    // so the follower keeps its epoch-2 record at offset 1, where the leader has epoch 1.
+    for (mode, kept) in [("kip-101", vec![1, 2]), ("leader-epoch", vec![1])] {
+        let set = format!("log.truncation={mode}");
+        let mut c = Cluster::new(&[set.as_str()]);
+        let state = ps(Some(1), 3, &[1, 2, 3], 4);
+        broker_with(&mut c, 1, Some(disk(&[1, 1, 3], 3, 0)), state.clone());
+        let out = broker_with(&mut c, 2, Some(disk(&[1, 2], 2, 0)), state);
+        let (_, request) = sends(&out).remove(0);
+        let out = c.deliver(1, 2, request);
+        let (_, answer) = sends(&out).remove(0);
+        c.deliver(2, 1, answer);
+        assert_eq!(epochs_of(c.replica(2)), kept, "{mode}");
+    }
+}
+
+#[test]
+fn leader_epoch_truncation_asks_again_until_the_logs_match() {
+    // The leader (epoch 4) holds [1, 2, 2, 4], the follower [1, 1, 3]. Asked for epoch 3 the
+    // leader answers epoch 2, ending at 3; the follower has no epoch 2, so it cuts to the end of
+    // its own epoch 1 (2) and asks again for epoch 1, which ends at 1 on the leader. One round
+    // would have kept [1, 1], diverging at offset 1.
+    let mut c = Cluster::new(&[]);
+    let state = ps(Some(1), 4, &[1, 2, 3], 5);
+    broker_with(&mut c, 1, Some(disk(&[1, 2, 2, 4], 4, 0)), state.clone());
+    let mut out = broker_with(&mut c, 2, Some(disk(&[1, 1, 3], 3, 0)), state);
+    let mut asked = Vec::new();
+    while let Some((_, request)) = sends_where(&out, |m| {
+        matches!(m, KafkaMsg::OffsetsForLeaderEpoch { .. })
+    })
+    .pop()
+    {
+        if let KafkaMsg::OffsetsForLeaderEpoch {
+            requested_epoch, ..
+        } = request
+        {
+            asked.push(requested_epoch);
+        }
+        let answer = c.deliver(1, 2, request);
+        let (_, answer) = sends(&answer).remove(0);
+        out = c.deliver(2, 1, answer);
+    }
+    assert_eq!(asked, vec![3, 1]);
+    assert_eq!(epochs_of(c.replica(2)), vec![1]);
+    assert!(matches!(
+        c.replica(2).role,
+        ReplicaRole::Follower {
+            truncating: false,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn follower_truncates_only_the_divergent_suffix_kip_279() {
     let mut c = Cluster::new(&[]);
     // The new leader (epoch 3) has a third epoch-1 record the follower lacks, and never had the

@@ -267,7 +267,11 @@ impl Broker {
                 };
                 let reply = match &r.role {
                     ReplicaRole::Leader(l) if l.epoch == leader_epoch => {
-                        let (epoch, end_offset) = r.log.end_offset_for_epoch(requested_epoch);
+                        let (epoch, end_offset) = match self.settings.truncation {
+                            // KIP-101 as shipped: where the next epoch starts, and no epoch.
+                            Truncation::Kip101 => (0, r.log.start_offset_of(requested_epoch + 1)),
+                            _ => r.log.end_offset_for_epoch(requested_epoch),
+                        };
                         KafkaMsg::OffsetsForLeaderEpochResponse {
                             partition,
                             epoch,
@@ -313,22 +317,35 @@ impl Broker {
                     o.set_timer(KafkaTimer::ReplicaFetch(partition), exact(FETCH_BACKOFF));
                     return;
                 }
-                // KIP-279: cut where the leader's answer and this log's own end of that epoch
-                // agree; anything beyond diverges.
-                let own_end = r.log.end_offset_for_epoch(epoch).1;
-                let cut = end_offset.min(own_end);
-                if cut < r.log.end_offset() {
+                // `AbstractFetcherThread.getOffsetTruncationState`. KIP-101's answer has no epoch:
+                // cut at the leader's offset. KIP-279: cut where the leader's answer and this
+                // log's own end of that epoch agree; if this log does not have the leader's
+                // epoch, cut to where its own earlier epoch ends and ask again.
+                let leo = r.log.end_offset();
+                let (own_epoch, own_end) = r.log.end_offset_for_epoch(epoch);
+                let (cut, complete) = if epoch == 0 || own_epoch == 0 {
+                    (end_offset.min(leo), true)
+                } else if own_epoch != epoch {
+                    (own_end.min(leo), false)
+                } else {
+                    (own_end.min(end_offset).min(leo), true)
+                };
+                if cut < leo {
                     r.log.truncate(cut);
                     r.high_watermark = r.high_watermark.min(cut);
                     self.save(s, o);
                 }
                 let r = replica_mut(s, partition).expect("replica exists");
-                r.role = ReplicaRole::Follower {
-                    leader,
-                    truncating: false,
+                let request = if complete {
+                    r.role = ReplicaRole::Follower {
+                        leader,
+                        truncating: false,
+                    };
+                    self.fetch_request(r)
+                } else {
+                    self.epoch_request(r)
                 };
-                let fetch = self.fetch_request(r);
-                o.send(leader, fetch);
+                o.send(leader, request);
                 o.set_timer(
                     KafkaTimer::ReplicaFetch(partition),
                     exact(self.settings.request_timeout),
@@ -474,7 +491,7 @@ impl Broker {
                 }
                 Some(leader) => {
                     let truncating = match self.settings.truncation {
-                        Truncation::LeaderEpoch => true,
+                        Truncation::LeaderEpoch | Truncation::Kip101 => true,
                         Truncation::HighWatermark => {
                             // Before KIP-101 a new follower cut its log at its own high
                             // watermark — which may lag the leader's.

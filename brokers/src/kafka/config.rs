@@ -9,7 +9,11 @@ use std::time::Duration;
 /// `log.truncation`: how a follower finds where its log diverges from the new leader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Truncation {
+    /// KIP-101 refined by KIP-279 and KIP-320 (Kafka 2.1 on).
     LeaderEpoch,
+    /// KIP-101 as it shipped in 0.11: the leader answers only an offset, no epoch.
+    Kip101,
+    /// Before KIP-101.
     HighWatermark,
 }
 
@@ -130,6 +134,7 @@ impl Settings {
             flush_messages: (flush != NEVER).then_some(flush),
             truncation: match config.str("log.truncation") {
                 "high-watermark" => Truncation::HighWatermark,
+                "kip-101" => Truncation::Kip101,
                 _ => Truncation::LeaderEpoch,
             },
             broker_session_timeout: ms(config, "broker.session.timeout.ms"),
@@ -226,8 +231,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "log.truncation",
             "leader-epoch",
-            OneOf(&["leader-epoch", "high-watermark"]),
-            "how followers truncate on leader change (KIP-101/279/320, or before)",
+            OneOf(&["leader-epoch", "kip-101", "high-watermark"]),
+            "how followers truncate on leader change (KIP-101/279/320, KIP-101 alone, or before)",
         ),
         Key::new(
             "broker.session.timeout.ms",

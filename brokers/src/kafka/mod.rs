@@ -42,9 +42,16 @@
 //! - `log.truncation=high-watermark` (before KIP-101): the follower truncates to its own HW. A
 //!   follower whose HW lagged drops records that were committed; if it then becomes leader, they
 //!   are gone (KIP-101's first scenario; `KafkaTruncateToHighWatermark.tla`).
-//! - `log.truncation=leader-epoch` (KIP-101, KIP-279, KIP-320; the default since Kafka 0.11 and
-//!   2.1): the follower asks the leader with `OffsetsForLeaderEpoch` where its last epoch ends
-//!   on the leader, and truncates only what diverges. Fetches carry the leader epoch, so stale
+//! - `log.truncation=kip-101` (KIP-101 as shipped in 0.11, before KIP-279): the follower asks
+//!   the leader with `OffsetsForLeaderEpoch` where its last epoch ends; the leader answers only
+//!   with the start offset of its next epoch, and the follower cuts there. After consecutive fast
+//!   leader changes a follower can keep a record of an epoch the leader never had at an offset
+//!   where the leader holds another: the logs diverge (KIP-279, `Kip279.tla`). No fetch fencing.
+//! - `log.truncation=leader-epoch` (KIP-101, KIP-279, KIP-320; the default since Kafka 2.1): the
+//!   leader answers with the largest epoch it has up to the follower's and where that ends; the
+//!   follower truncates only what diverges and, when it does not have the leader's epoch, cuts to
+//!   the end of its own earlier epoch and asks again until the logs match
+//!   (`AbstractFetcherThread.getOffsetTruncationState`). Fetches carry the leader epoch, so stale
 //!   leaders and followers are fenced (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`).
 //!
 //! ## Producers
