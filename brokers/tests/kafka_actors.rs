@@ -568,6 +568,23 @@ fn acks_all_is_answered_once_the_high_watermark_passes_the_record() {
 }
 
 #[test]
+fn a_connection_waiting_for_acks_all_is_muted_until_its_answer_goes_out() {
+    let mut c = leader(&["min.insync.replicas=2"], 1, &[1, 2]);
+    c.deliver(1, PRODUCER, produce(7, 0, None, Acks::All));
+    // The next request on that connection is not read yet: nothing answered, nothing appended.
+    let out = c.deliver(1, PRODUCER, produce(8, 1, None, Acks::All));
+    assert!(produce_responses(&out).is_empty());
+    assert_eq!(c.replica(1).log.end_offset(), 1);
+    assert_eq!(c.broker(1).muted.len(), 1);
+    // Follower 2 has record 0: 7 is answered, then 8 is read and appended, and waits in turn.
+    c.deliver(1, 2, fetch(0, 1, Fetcher::Replica, 1));
+    let out = c.deliver(1, 2, fetch(1, 1, Fetcher::Replica, 2));
+    assert_eq!(produce_responses(&out), vec![(PRODUCER, 7, Ok(0))]);
+    assert_eq!(c.replica(1).log.end_offset(), 2);
+    assert!(c.broker(1).muted.is_empty());
+}
+
+#[test]
 fn acks_all_with_isr_below_min_insync_gets_not_enough_replicas() {
     let mut c = leader(&["min.insync.replicas=2"], 1, &[1, 2, 3]);
     // The controller shrinks the ISR to the leader alone: same leader epoch, newer partition
@@ -1483,6 +1500,47 @@ fn out_of_order_for_the_next_sequence_bumps_the_epoch_at_once() {
     assert_eq!(c.producer().producer_epoch, 1);
     let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
     assert_eq!(produces(&out), vec![(1, 3, 0, pseq(pid, 1, 0), Acks::All)]);
+}
+
+#[test]
+fn out_of_order_for_a_batch_behind_the_last_acknowledged_is_retried_until_it_expires() {
+    // The leader refuses 0 (NOT_LEADER_OR_FOLLOWER) and, knowing nothing of the producer yet,
+    // accepts 1 and 2 at their sequences (KIP-360): 0 is now behind the last acknowledged.
+    let (mut c, _) = producer_sent_three(&[]);
+    let pid = c.producer().producer_id.expect("assigned when built");
+    c.deliver(
+        PRODUCER,
+        1,
+        produce_response(0, Err(ErrorCode::NotLeaderOrFollower)),
+    );
+    c.deliver(PRODUCER, 1, produce_response(1, Ok(0)));
+    c.deliver(PRODUCER, 1, produce_response(2, Ok(1)));
+    assert_eq!(c.producer().sequences[&0].last_acked, Some(2));
+    // Its retry is out of order, and it is not the next sequence (`isNextSequence`): retried
+    // under its own number, no bump, as often as it comes back refused.
+    for request in [3, 4] {
+        let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+        assert_eq!(
+            produces(&out),
+            vec![(1, request, 0, pseq(pid, 0, 0), Acks::All)]
+        );
+        c.deliver(
+            PRODUCER,
+            1,
+            produce_response(request, Err(ErrorCode::OutOfOrderSequence)),
+        );
+        assert_eq!(c.producer().producer_epoch, 0, "no bump");
+        assert!(c.producer().bump.is_empty());
+    }
+    // Until delivery.timeout.ms: it fails, never acknowledged, and the partition resolves
+    // without a bump, since the last acknowledged sequence is the last one numbered.
+    c.fire(PRODUCER, KafkaTimer::DeliveryTimeout(0));
+    assert_eq!(acked(&c.producer().app), vec![1, 2]);
+    assert!(app_ops(&c.producer().app)
+        .iter()
+        .any(|op| matches!(op, Op::Fail { msg, .. } if msg.seq == 0)));
+    assert!(c.producer().unresolved.is_empty());
+    assert_eq!(c.producer().producer_epoch, 0);
 }
 
 #[test]

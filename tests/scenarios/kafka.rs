@@ -98,13 +98,13 @@ fn commit_placement_decides_between_loss_and_reprocessing() {
 }
 
 #[test]
-fn the_safe_configuration_keeps_every_acknowledged_record() {
+fn the_safe_configuration_keeps_every_acknowledged_record_in_order() {
     let json = held(
         "--broker kafka --set acks=all --set replication.factor=3 --set min.insync.replicas=2 \
          --set unclean.leader.election.enable=false --set log.truncation=leader-epoch \
          --set enable.idempotence=true --set consumer.commit=after-processing \
          --faults crash,partition,loss,pause --seeds 500",
-        &["at-least-once"],
+        &["at-least-once", "ordering"],
     );
     assert_eq!(json["stats"]["runs"], 500);
     // Runs that deliver nothing would hold vacuously: every run delivered its 100 messages.
@@ -252,21 +252,33 @@ fn a_new_group_reading_from_latest_never_sees_what_came_before_it() {
 }
 
 #[test]
-fn a_new_producers_first_batch_refused_while_later_ones_land_is_reordered() {
+fn a_new_producers_first_batch_refused_while_later_ones_land_fails_and_nothing_is_reordered() {
     // Seed 25: the leader refuses p0:0 (NOT_LEADER_OR_FOLLOWER, it has not heard of its election
     // yet) and accepts p0:1..4 right after, at sequences 1..4: it has no state for the producer,
     // and since KIP-360 a leader accepts an unknown producer at any sequence
-    // (`ProducerAppendInfo.checkSequence`). The retried p0:0 is then out of order for the next
-    // sequence, the producer bumps its epoch and p0:0 lands last: a real reordering under
-    // idempotence, without any broker losing its producer state.
-    let v = violated(
-        "--broker kafka --set min.insync.replicas=2 --faults crash,partition,loss,pause --seed 25 --seeds 1",
-        "ordering",
-    );
-    assert!(v["explanation"].as_str().unwrap().contains("p0:0"), "{v}");
-    let r = reproduce(&v);
+    // (`ProducerAppendInfo.checkSequence`). The leader reads the producer's next request only
+    // once the previous one is answered, so the retried p0:0 is refused as out of order after
+    // p0:1..4 are acknowledged: it is not the next sequence (`TransactionManager.canRetry`), so
+    // it is retried without an epoch bump until delivery.timeout.ms fails it. Never
+    // acknowledged, it reorders nothing.
+    let args =
+        "--broker kafka --set min.insync.replicas=2 --faults crash,partition,loss,pause --seed 25";
+    held(&format!("{args} --seeds 1"), &["at-least-once", "ordering"]);
+    let r = replay(&format!("mqcheck replay {args}"));
+    assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout.contains("OUT_OF_ORDER_SEQUENCE_NUMBER"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("app: fail p0:0: delivery.timeout.ms expired"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.lines().any(|l| l.ends_with("app: ack p0:0")),
         "{}",
         r.stdout
     );

@@ -45,6 +45,19 @@ impl Durable for BrokerDisk {
 pub struct BrokerState {
     pub replicas: Vec<Replica>,
     pub incarnation: u32,
+    /// Produce requests read from a muted connection, in arrival order: the network layer reads
+    /// a connection's next request only once the previous one is answered
+    /// (`SocketServer.Processor`: `selector.mute` on receive, `tryUnmuteChannel` once the
+    /// response is sent), so a client's answers come back in the order of its requests.
+    pub muted: Vec<(Id, KafkaMsg)>,
+}
+
+/// Is `client`'s connection muted: does a produce of its wait for the high watermark?
+fn is_muted(s: &BrokerState, client: Id) -> bool {
+    s.replicas.iter().any(|r| match &r.role {
+        ReplicaRole::Leader(l) => l.delayed_produce.iter().any(|d| d.client == client),
+        _ => false,
+    })
 }
 
 /// One partition replica on this broker.
@@ -153,6 +166,7 @@ impl Broker {
         let s = BrokerState {
             replicas,
             incarnation: disk.map_or(0, |d| d.incarnation) + 1,
+            muted: Vec::new(),
         };
         self.save(&s, o);
         o.send(
@@ -186,8 +200,32 @@ impl Broker {
     }
 
     pub fn on_msg(&self, id: Id, s: &mut BrokerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        if matches!(msg, KafkaMsg::Produce { .. }) && is_muted(s, src) {
+            s.muted.push((src, msg));
+            return;
+        }
+        self.handle(id, s, src, msg, o);
+        self.unmute(id, s, o);
+    }
+
+    pub fn on_timeout(&self, id: Id, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        self.handle_timeout(s, timer, o);
+        self.unmute(id, s, o);
+    }
+
+    /// Reads the held requests of every connection whose answer went out, oldest first.
+    fn unmute(&self, id: Id, s: &mut BrokerState, o: &mut KafkaOut) {
+        while let Some(i) = s.muted.iter().position(|(c, _)| !is_muted(s, *c)) {
+            let (src, msg) = s.muted.remove(i);
+            self.handle(id, s, src, msg, o);
+        }
+    }
+
+    fn handle(&self, id: Id, s: &mut BrokerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
         match msg {
             KafkaMsg::Disconnected => {
+                // A closed connection's unread requests are gone with it.
+                s.muted.retain(|(c, _)| *c != src);
                 // The replica fetcher reconnects to its leader and asks again after a backoff.
                 for r in &s.replicas {
                     if matches!(r.role, ReplicaRole::Follower { leader, .. } if leader == src) {
@@ -362,7 +400,7 @@ impl Broker {
         }
     }
 
-    pub fn on_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+    fn handle_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Registration => {
                 let incarnation = s.incarnation;

@@ -276,14 +276,14 @@ impl Actor for KafkaActor {
 
     fn on_timeout(
         &self,
-        _id: Id,
+        id: Id,
         state: &mut Cow<KafkaState>,
         timer: &KafkaTimer,
         o: &mut KafkaOut,
     ) {
         match (self, state.to_mut()) {
             (KafkaActor::Controller(c), KafkaState::Controller(s)) => c.on_timeout(s, timer, o),
-            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_timeout(s, timer, o),
+            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_timeout(id, s, timer, o),
             (KafkaActor::Producer(p), KafkaState::Producer(s)) => p.on_timeout(s, timer, o),
             (KafkaActor::Consumer(c), KafkaState::Consumer(s)) => c.on_timeout(s, timer, o),
             _ => unreachable!("actor and state kinds always match"),

@@ -3,10 +3,12 @@
 //!
 //! # The idempotent producer's recovery
 //!
-//! As Kafka's client does it (`Sender.completeBatch`, `Sender.sendProducerData`,
-//! `RecordAccumulator.shouldStopDrainBatchesForPartition`, `TransactionManager.canRetry`,
-//! `handleFailedBatch`, `markSequenceUnresolved`, `maybeResolveSequences`,
-//! `bumpIdempotentProducerEpoch`, `TxnPartitionEntry.startSequencesAtBeginning`; KIP-360):
+//! As Kafka's client does it (`Sender.completeBatch`, `Sender.failBatch`,
+//! `Sender.sendProducerData`, `RecordAccumulator.shouldStopDrainBatchesForPartition`,
+//! `TransactionManager.canRetry`, `isNextSequence`, `handleCompletedBatch`,
+//! `maybeUpdateLastAckedSequence`, `requestIdempotentEpochBumpForPartition`, `handleFailedBatch`,
+//! `markSequenceUnresolved`, `maybeResolveSequences`, `bumpIdempotentProducerEpoch`,
+//! `TxnPartitionEntry.startSequencesAtBeginning`; KIP-360):
 //!
 //! - A batch gets its sequence when it is first sent, never before, and keeps it on every retry:
 //!   the client never gives another sequence to a batch whose fate it does not know.
@@ -20,7 +22,10 @@
 //! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the batch right after the last acknowledged one (or after
 //!   the unresolved one) means a gap in the log: the epoch is bumped at once, and the batches
 //!   still outstanding — which the leader refused too — are renumbered from 0 under it. An
-//!   out-of-order answer for a later batch is only retried.
+//!   out-of-order answer for a batch that is not the next sequence (base sequence other than
+//!   the last acknowledged + 1; the last acknowledged only grows) is only retried, without a
+//!   bump, until `delivery.timeout.ms` fails it. The leader answers a connection's requests in
+//!   order (see `broker.rs`), so such an answer comes after those of the batches sent before.
 //! - A batch that fails for good with an error that says it was not written, before its retries
 //!   ran out, bumps the epoch too; one whose retries ran out (`retries`) leaves the sequences
 //!   alone, as its fate is unknown.
