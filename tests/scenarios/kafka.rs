@@ -1,7 +1,7 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, violated};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {

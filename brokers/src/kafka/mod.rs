@@ -59,7 +59,9 @@
 //! Each record is one batch. A failed or timed-out request is retried after `retry.backoff.ms`
 //! while `retries` and `delivery.timeout.ms` allow. With up to
 //! `max.in.flight.requests.per.connection` batches outstanding, a retried batch can land after a
-//! later one (reordering), and a retry of a batch whose response was lost writes it twice. The
+//! later one (reordering), and a retry of a batch whose response was lost writes it twice. A
+//! broker reads a connection's requests one at a time (`SocketServer` mutes the connection until
+//! the answer is sent), so a client's answers come back in request order. The
 //! idempotent producer (`enable.idempotence`, KIP-98) numbers batches per partition; the leader
 //! answers a repeated sequence with the original offset and refuses a gap with
 //! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. A batch that
@@ -67,7 +69,7 @@
 //! nothing of the partition is in flight, and only then, if a gap remains, bumps its producer
 //! epoch and restarts the sequence at 0; the leader fences the older epoch
 //! (`INVALID_PRODUCER_EPOCH`). A gap the leader reports for the next sequence bumps the epoch at
-//! once (KIP-360, `producer.rs`). Kafka refuses idempotence with `acks` other than `all`, with
+//! once; for a batch behind the last acknowledged it is only retried (KIP-360, `producer.rs`). Kafka refuses idempotence with `acks` other than `all`, with
 //! more than 5 in flight, or with `retries=0`.
 //! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
 //! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
