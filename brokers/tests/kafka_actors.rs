@@ -9,7 +9,7 @@ use mqcheck_brokers::kafka::protocol::{FetchRequest, Fetcher};
 use mqcheck_brokers::kafka::{
     Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Kafka,
     KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch, PartitionState,
-    ProducerState, Record, Replica, ReplicaRole,
+    ProducerSeq, ProducerState, Record, Replica, ReplicaRole,
 };
 use mqcheck_brokers::{AppLog, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -161,7 +161,7 @@ fn produce_responses(cmds: &[Cmd]) -> Vec<(usize, u64, Result<u64, ErrorCode>)> 
 
 /// Produce requests sent: (destination, request id, message seq, producer_seq, acks).
 #[allow(clippy::type_complexity)]
-fn produces(cmds: &[Cmd]) -> Vec<(usize, u64, u32, Option<(u32, u32)>, Acks)> {
+fn produces(cmds: &[Cmd]) -> Vec<(usize, u64, u32, Option<ProducerSeq>, Acks)> {
     sends(cmds)
         .into_iter()
         .filter_map(|(d, m)| match m {
@@ -238,7 +238,16 @@ fn fetch(offset: u64, leader_epoch: LeaderEpoch, fetcher: Fetcher, correlation: 
     })
 }
 
-fn produce(request: u64, seq: u32, producer_seq: Option<(u32, u32)>, acks: Acks) -> KafkaMsg {
+/// An idempotent batch's stamp: producer id, producer epoch, sequence.
+fn pseq(producer_id: u32, epoch: u16, sequence: u32) -> Option<ProducerSeq> {
+    Some(ProducerSeq {
+        producer_id,
+        epoch,
+        sequence,
+    })
+}
+
+fn produce(request: u64, seq: u32, producer_seq: Option<ProducerSeq>, acks: Acks) -> KafkaMsg {
     KafkaMsg::Produce {
         partition: 0,
         request,
@@ -559,6 +568,23 @@ fn acks_all_is_answered_once_the_high_watermark_passes_the_record() {
 }
 
 #[test]
+fn a_connection_waiting_for_acks_all_is_muted_until_its_answer_goes_out() {
+    let mut c = leader(&["min.insync.replicas=2"], 1, &[1, 2]);
+    c.deliver(1, PRODUCER, produce(7, 0, None, Acks::All));
+    // The next request on that connection is not read yet: nothing answered, nothing appended.
+    let out = c.deliver(1, PRODUCER, produce(8, 1, None, Acks::All));
+    assert!(produce_responses(&out).is_empty());
+    assert_eq!(c.replica(1).log.end_offset(), 1);
+    assert_eq!(c.broker(1).muted.len(), 1);
+    // Follower 2 has record 0: 7 is answered, then 8 is read and appended, and waits in turn.
+    c.deliver(1, 2, fetch(0, 1, Fetcher::Replica, 1));
+    let out = c.deliver(1, 2, fetch(1, 1, Fetcher::Replica, 2));
+    assert_eq!(produce_responses(&out), vec![(PRODUCER, 7, Ok(0))]);
+    assert_eq!(c.replica(1).log.end_offset(), 2);
+    assert!(c.broker(1).muted.is_empty());
+}
+
+#[test]
 fn acks_all_with_isr_below_min_insync_gets_not_enough_replicas() {
     let mut c = leader(&["min.insync.replicas=2"], 1, &[1, 2, 3]);
     // The controller shrinks the ISR to the leader alone: same leader epoch, newer partition
@@ -599,36 +625,51 @@ fn idempotent_retry_returns_the_original_offset_and_gaps_are_refused() {
     // ISR of the leader alone with min.insync.replicas=1: acks=all answers at once.
     let mut c = leader(&[], 1, &[1]);
     let pid = 9;
-    let out = c.deliver(1, PRODUCER, produce(1, 0, Some((pid, 0)), Acks::All));
+    let out = c.deliver(1, PRODUCER, produce(1, 0, pseq(pid, 0, 0), Acks::All));
     assert_eq!(produce_responses(&out), vec![(PRODUCER, 1, Ok(0))]);
-    let out = c.deliver(1, PRODUCER, produce(2, 1, Some((pid, 1)), Acks::All));
+    let out = c.deliver(1, PRODUCER, produce(2, 1, pseq(pid, 0, 1), Acks::All));
     assert_eq!(produce_responses(&out), vec![(PRODUCER, 2, Ok(1))]);
 
     // A retry of sequence 0 (its response was lost): the original offset, no second copy.
-    let out = c.deliver(1, PRODUCER, produce(3, 0, Some((pid, 0)), Acks::All));
+    let out = c.deliver(1, PRODUCER, produce(3, 0, pseq(pid, 0, 0), Acks::All));
     assert_eq!(produce_responses(&out), vec![(PRODUCER, 3, Ok(0))]);
     assert_eq!(c.replica(1).log.end_offset(), 2);
 
-    // Sequence 3 after 1: a gap.
-    let out = c.deliver(1, PRODUCER, produce(4, 3, Some((pid, 3)), Acks::All));
-    assert_eq!(
-        produce_responses(&out),
-        vec![(PRODUCER, 4, Err(ErrorCode::OutOfOrderSequence))]
-    );
-    // A producer id the log never saw must start at 0.
-    let out = c.deliver(1, PRODUCER, produce(5, 4, Some((pid + 1, 1)), Acks::All));
-    assert_eq!(
-        produce_responses(&out),
-        vec![(PRODUCER, 5, Err(ErrorCode::OutOfOrderSequence))]
-    );
+    // Sequence 3 after 1: a gap. A new epoch must start at 0.
+    for (request, producer_seq) in [(4, pseq(pid, 0, 3)), (5, pseq(pid, 1, 2))] {
+        let out = c.deliver(1, PRODUCER, produce(request, 4, producer_seq, Acks::All));
+        assert_eq!(
+            produce_responses(&out),
+            vec![(PRODUCER, request, Err(ErrorCode::OutOfOrderSequence))]
+        );
+    }
     assert_eq!(
         c.replica(1).log.end_offset(),
         2,
         "refused batches are not appended"
     );
     // The next sequence is accepted.
-    let out = c.deliver(1, PRODUCER, produce(6, 2, Some((pid, 2)), Acks::All));
+    let out = c.deliver(1, PRODUCER, produce(6, 2, pseq(pid, 0, 2), Acks::All));
     assert_eq!(produce_responses(&out), vec![(PRODUCER, 6, Ok(2))]);
+    // A bumped epoch starts at 0 and fences the old one (KIP-360): a late retry of the old
+    // epoch is refused, even one whose sequence would follow, and is never a duplicate.
+    let out = c.deliver(1, PRODUCER, produce(7, 3, pseq(pid, 1, 0), Acks::All));
+    assert_eq!(produce_responses(&out), vec![(PRODUCER, 7, Ok(3))]);
+    for (request, sequence) in [(8, 3), (9, 2)] {
+        let out = c.deliver(
+            1,
+            PRODUCER,
+            produce(request, 2, pseq(pid, 0, sequence), Acks::All),
+        );
+        assert_eq!(
+            produce_responses(&out),
+            vec![(PRODUCER, request, Err(ErrorCode::InvalidProducerEpoch))]
+        );
+    }
+    // A producer id the log never saw is accepted at any sequence (KIP-360).
+    let out = c.deliver(1, PRODUCER, produce(10, 5, pseq(pid + 1, 0, 4), Acks::All));
+    assert_eq!(produce_responses(&out), vec![(PRODUCER, 10, Ok(4))]);
+    assert_eq!(c.replica(1).log.end_offset(), 5);
 }
 
 #[test]
@@ -901,6 +942,62 @@ fn a_new_follower_asks_offsets_for_leader_epoch_before_fetching() {
             }
         )]
     );
+}
+
+#[test]
+fn kip_101_keeps_a_divergent_record_that_kip_279_truncates() {
+    // KIP-279's case: the follower holds [1, 2], its epoch-2 record never replicated; the new
+    // leader (epoch 3) holds [1, 1, 3]. KIP-101's leader answers only where epoch 3 starts, 2,
+    // so the follower keeps its epoch-2 record at offset 1, where the leader has epoch 1.
+    for (mode, kept) in [("kip-101", vec![1, 2]), ("leader-epoch", vec![1])] {
+        let set = format!("log.truncation={mode}");
+        let mut c = Cluster::new(&[set.as_str()]);
+        let state = ps(Some(1), 3, &[1, 2, 3], 4);
+        broker_with(&mut c, 1, Some(disk(&[1, 1, 3], 3, 0)), state.clone());
+        let out = broker_with(&mut c, 2, Some(disk(&[1, 2], 2, 0)), state);
+        let (_, request) = sends(&out).remove(0);
+        let out = c.deliver(1, 2, request);
+        let (_, answer) = sends(&out).remove(0);
+        c.deliver(2, 1, answer);
+        assert_eq!(epochs_of(c.replica(2)), kept, "{mode}");
+    }
+}
+
+#[test]
+fn leader_epoch_truncation_asks_again_until_the_logs_match() {
+    // The leader (epoch 4) holds [1, 2, 2, 4], the follower [1, 1, 3]. Asked for epoch 3 the
+    // leader answers epoch 2, ending at 3; the follower has no epoch 2, so it cuts to the end of
+    // its own epoch 1 (2) and asks again for epoch 1, which ends at 1 on the leader. One round
+    // would have kept [1, 1], diverging at offset 1.
+    let mut c = Cluster::new(&[]);
+    let state = ps(Some(1), 4, &[1, 2, 3], 5);
+    broker_with(&mut c, 1, Some(disk(&[1, 2, 2, 4], 4, 0)), state.clone());
+    let mut out = broker_with(&mut c, 2, Some(disk(&[1, 1, 3], 3, 0)), state);
+    let mut asked = Vec::new();
+    while let Some((_, request)) = sends_where(&out, |m| {
+        matches!(m, KafkaMsg::OffsetsForLeaderEpoch { .. })
+    })
+    .pop()
+    {
+        if let KafkaMsg::OffsetsForLeaderEpoch {
+            requested_epoch, ..
+        } = request
+        {
+            asked.push(requested_epoch);
+        }
+        let answer = c.deliver(1, 2, request);
+        let (_, answer) = sends(&answer).remove(0);
+        out = c.deliver(2, 1, answer);
+    }
+    assert_eq!(asked, vec![3, 1]);
+    assert_eq!(epochs_of(c.replica(2)), vec![1]);
+    assert!(matches!(
+        c.replica(2).role,
+        ReplicaRole::Follower {
+            truncating: false,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -1179,8 +1276,8 @@ fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() 
     assert_eq!(
         produces(&out),
         vec![
-            (1, 0, 1, Some((pid, 0)), Acks::All),
-            (1, 1, 2, Some((pid, 1)), Acks::All),
+            (1, 0, 1, pseq(pid, 0, 0), Acks::All),
+            (1, 1, 2, pseq(pid, 0, 1), Acks::All),
         ],
         "the outbox, in send order, numbered from 0 under the new id: the leader cannot tell \
          it from new records, so what the old session stored is stored again"
@@ -1257,7 +1354,7 @@ fn without_idempotence_a_retry_is_overtaken_by_batches_in_flight() {
         vec![(1, 3, 0, None, Acks::All)],
         "only batch 0 again"
     );
-    assert_eq!(c.producer().batches[&0].attempts, 2);
+    assert_eq!(c.producer().batches[&0].attempts, 1, "queued again once");
 
     // 1 and 2 land first: the partition's order is 1, 2, 0.
     for (request, offset) in [(1, 0), (2, 1), (3, 2)] {
@@ -1275,66 +1372,175 @@ fn without_idempotence_a_retry_is_overtaken_by_batches_in_flight() {
     assert!(c.producer().batches.is_empty());
 }
 
+fn produce_response(request: u64, result: Result<u64, ErrorCode>) -> KafkaMsg {
+    KafkaMsg::ProduceResponse {
+        partition: 0,
+        request,
+        result,
+    }
+}
+
 #[test]
-fn idempotent_producer_pulls_back_later_batches_and_resends_in_order() {
+fn an_idempotent_retry_keeps_its_sequence_and_goes_alone() {
     let (mut c, outs) = producer_sent_three(&[]);
     let pid = c.producer().producer_id.expect("assigned when built");
     for (i, out) in outs.iter().enumerate() {
         assert_eq!(
             produces(out),
-            vec![(1, i as u64, i as u32, Some((pid, i as u32)), Acks::All)]
+            vec![(1, i as u64, i as u32, pseq(pid, 0, i as u32), Acks::All)]
         );
     }
     let out = c.deliver(
         PRODUCER,
         1,
-        KafkaMsg::ProduceResponse {
-            partition: 0,
-            request: 0,
-            result: Err(ErrorCode::NotLeaderOrFollower),
-        },
+        produce_response(0, Err(ErrorCode::NotLeaderOrFollower)),
     );
     assert!(produces(&out).is_empty());
-    let cancelled = timers_cancelled(&out);
-    assert!(cancelled.contains(&KafkaTimer::RequestTimeout(1)));
-    assert!(cancelled.contains(&KafkaTimer::RequestTimeout(2)));
-    for seq in 0..3 {
-        let b = &c.producer().batches[&seq];
-        assert_eq!((b.in_flight, b.backing_off), (None, true), "batch {seq}");
-    }
-
-    let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
-    assert_eq!(
-        produces(&out),
-        vec![
-            (1, 3, 0, Some((pid, 0)), Acks::All),
-            (1, 4, 1, Some((pid, 1)), Acks::All),
-            (1, 5, 2, Some((pid, 2)), Acks::All),
-        ]
-    );
-    // The pulled-back attempt's late answer is not an acknowledgement.
-    c.deliver(
-        PRODUCER,
-        1,
-        KafkaMsg::ProduceResponse {
-            partition: 0,
-            request: 1,
-            result: Ok(1),
-        },
-    );
-    assert!(acked(&c.producer().app).is_empty());
-    for (request, offset) in [(3, 0), (4, 1), (5, 2)] {
+    // 1 and 2 stay in flight and get their own answers (`Sender.completeBatch`).
+    let b = &c.producer().batches;
+    assert_eq!((b[&0].in_flight, b[&0].backing_off), (None, true));
+    assert_eq!((b[&1].in_flight, b[&2].in_flight), (Some(1), Some(2)));
+    // The leader refused them: 0 is missing. Not the next sequence, so only retried.
+    for request in [1, 2] {
         c.deliver(
             PRODUCER,
             1,
-            KafkaMsg::ProduceResponse {
-                partition: 0,
-                request,
-                result: Ok(offset),
-            },
+            produce_response(request, Err(ErrorCode::OutOfOrderSequence)),
         );
     }
+    assert_eq!(c.producer().producer_epoch, 0, "no bump");
+    let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+    assert_eq!(
+        produces(&out),
+        vec![(1, 3, 0, pseq(pid, 0, 0), Acks::All)],
+        "the lowest sequence alone, under its own number"
+    );
+    let out = c.deliver(PRODUCER, 1, produce_response(3, Ok(0)));
+    assert_eq!(produces(&out), vec![(1, 4, 1, pseq(pid, 0, 1), Acks::All)]);
+    let out = c.deliver(PRODUCER, 1, produce_response(4, Ok(1)));
+    assert_eq!(produces(&out), vec![(1, 5, 2, pseq(pid, 0, 2), Acks::All)]);
+    c.deliver(PRODUCER, 1, produce_response(5, Ok(2)));
     assert_eq!(acked(&c.producer().app), vec![0, 1, 2]);
+}
+
+#[test]
+fn an_expired_batch_holds_its_partition_until_its_fate_is_known() {
+    for later_acknowledged in [true, false] {
+        // Two in flight: 0 and 1 are sent, 2 waits unnumbered.
+        let (mut c, _) = producer_sent_three(&["max.in.flight.requests.per.connection=2"]);
+        let pid = c.producer().producer_id.expect("assigned when built");
+        assert_eq!(c.producer().batches[&2].producer_seq, None);
+        // Batch 0 times out, is retried, and expires: its fate is unknown.
+        c.fire(PRODUCER, KafkaTimer::RequestTimeout(0));
+        let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+        assert_eq!(produces(&out), vec![(1, 2, 0, pseq(pid, 0, 0), Acks::All)]);
+        let out = c.fire(PRODUCER, KafkaTimer::DeliveryTimeout(0));
+        assert_eq!(c.producer().unresolved.get(&0), Some(&1), "unresolved");
+        assert!(
+            produces(&out).is_empty(),
+            "2 is not numbered while 0 is unresolved"
+        );
+        assert_eq!(c.producer().batches[&2].producer_seq, None);
+        if later_acknowledged {
+            // 1 follows 0 in the log, so 0 is there: resolved without a bump, 2 goes on.
+            let out = c.deliver(PRODUCER, 1, produce_response(1, Ok(1)));
+            assert_eq!(produces(&out), vec![(1, 3, 2, pseq(pid, 0, 2), Acks::All)]);
+            assert!(c.producer().unresolved.is_empty());
+            assert_eq!(c.producer().producer_epoch, 0);
+            continue;
+        }
+        // 1 is refused, retried alone, and expires too: the partition drains with a gap, and
+        // only then is the epoch bumped and the sequence restarted for 2.
+        c.deliver(
+            PRODUCER,
+            1,
+            produce_response(1, Err(ErrorCode::NotLeaderOrFollower)),
+        );
+        let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+        assert_eq!(produces(&out), vec![(1, 3, 1, pseq(pid, 0, 1), Acks::All)]);
+        assert_eq!(c.producer().producer_epoch, 0, "1 is still pending");
+        let out = c.fire(PRODUCER, KafkaTimer::DeliveryTimeout(1));
+        assert_eq!(
+            c.producer().producer_epoch,
+            1,
+            "bumped once nothing was in flight"
+        );
+        assert_eq!(produces(&out), vec![(1, 4, 2, pseq(pid, 1, 0), Acks::All)]);
+    }
+}
+
+#[test]
+fn out_of_order_for_the_next_sequence_bumps_the_epoch_at_once() {
+    let (mut c, _) = producer_sent_three(&[]);
+    let pid = c.producer().producer_id.expect("assigned when built");
+    // The leader knows the producer at another sequence (it lost its batches, say to an
+    // unclean election): 0 is the next expected, so the gap is real.
+    let out = c.deliver(
+        PRODUCER,
+        1,
+        produce_response(0, Err(ErrorCode::OutOfOrderSequence)),
+    );
+    assert_eq!(c.producer().producer_epoch, 1);
+    let b = &c.producer().batches;
+    assert_eq!(
+        [0, 1, 2].map(|i| b[&i].producer_seq),
+        [pseq(pid, 1, 0), pseq(pid, 1, 1), pseq(pid, 1, 2)],
+        "the refused batches, renumbered from 0 under the new epoch"
+    );
+    assert!(b.values().all(|b| b.reset));
+    assert!(produces(&out).is_empty(), "0 waits out its backoff");
+    // The old epoch's answers for 1 and 2 are only retried: no second bump.
+    for request in [1, 2] {
+        c.deliver(
+            PRODUCER,
+            1,
+            produce_response(request, Err(ErrorCode::OutOfOrderSequence)),
+        );
+    }
+    assert_eq!(c.producer().producer_epoch, 1);
+    let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+    assert_eq!(produces(&out), vec![(1, 3, 0, pseq(pid, 1, 0), Acks::All)]);
+}
+
+#[test]
+fn out_of_order_for_a_batch_behind_the_last_acknowledged_is_retried_until_it_expires() {
+    // The leader refuses 0 (NOT_LEADER_OR_FOLLOWER) and, knowing nothing of the producer yet,
+    // accepts 1 and 2 at their sequences (KIP-360): 0 is now behind the last acknowledged.
+    let (mut c, _) = producer_sent_three(&[]);
+    let pid = c.producer().producer_id.expect("assigned when built");
+    c.deliver(
+        PRODUCER,
+        1,
+        produce_response(0, Err(ErrorCode::NotLeaderOrFollower)),
+    );
+    c.deliver(PRODUCER, 1, produce_response(1, Ok(0)));
+    c.deliver(PRODUCER, 1, produce_response(2, Ok(1)));
+    assert_eq!(c.producer().sequences[&0].last_acked, Some(2));
+    // Its retry is out of order, and it is not the next sequence (`isNextSequence`): retried
+    // under its own number, no bump, as often as it comes back refused.
+    for request in [3, 4] {
+        let out = c.fire(PRODUCER, KafkaTimer::RetryBackoff);
+        assert_eq!(
+            produces(&out),
+            vec![(1, request, 0, pseq(pid, 0, 0), Acks::All)]
+        );
+        c.deliver(
+            PRODUCER,
+            1,
+            produce_response(request, Err(ErrorCode::OutOfOrderSequence)),
+        );
+        assert_eq!(c.producer().producer_epoch, 0, "no bump");
+        assert!(c.producer().bump.is_empty());
+    }
+    // Until delivery.timeout.ms: it fails, never acknowledged, and the partition resolves
+    // without a bump, since the last acknowledged sequence is the last one numbered.
+    c.fire(PRODUCER, KafkaTimer::DeliveryTimeout(0));
+    assert_eq!(acked(&c.producer().app), vec![1, 2]);
+    assert!(app_ops(&c.producer().app)
+        .iter()
+        .any(|op| matches!(op, Op::Fail { msg, .. } if msg.seq == 0)));
+    assert!(c.producer().unresolved.is_empty());
+    assert_eq!(c.producer().producer_epoch, 0);
 }
 
 #[test]
@@ -1416,6 +1622,23 @@ fn producer_disconnect_fails_the_requests_in_flight_to_that_broker() {
 /// A consumer assigned partition 0 (leader 1 at epoch 1) from committed offset 0, with its first
 /// fetch outstanding.
 fn consumer_fetching(sets: &[&str]) -> Cluster {
+    let mut c = consumer_assigned(sets);
+    let out = c.deliver(
+        CONSUMER,
+        CTL,
+        KafkaMsg::OffsetFetchResponse {
+            generation: 1,
+            partition: 0,
+            offset: Some(0),
+            leader_epoch: 0,
+        },
+    );
+    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+    c
+}
+
+/// A consumer assigned partition 0 (leader 1 at epoch 1), asking for its group's offset.
+fn consumer_assigned(sets: &[&str]) -> Cluster {
     let mut c = Cluster::new(sets);
     let out = c.start(CONSUMER);
     assert_eq!(
@@ -1445,17 +1668,125 @@ fn consumer_fetching(sets: &[&str]) -> Cluster {
             }
         )]
     );
+    c
+}
+
+#[test]
+fn a_group_without_a_committed_offset_resets_as_auto_offset_reset_says() {
+    let no_offset = KafkaMsg::OffsetFetchResponse {
+        generation: 1,
+        partition: 0,
+        offset: None,
+        leader_epoch: 0,
+    };
+    let mut c = consumer_assigned(&["auto.offset.reset=earliest"]);
+    let out = c.deliver(CONSUMER, CTL, no_offset.clone());
+    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+
+    // latest: the leader's high watermark; what is below it this group never reads.
+    let mut c = consumer_assigned(&["auto.offset.reset=latest"]);
+    let out = c.deliver(CONSUMER, CTL, no_offset);
+    assert_eq!(
+        sends(&out),
+        vec![(1, KafkaMsg::ListOffsets { partition: 0 })]
+    );
+    let mut leader = leader(&[], 1, &[1]);
+    leader.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
+    leader.deliver(1, PRODUCER, produce(2, 1, None, Acks::One));
+    let out = leader.deliver(1, CONSUMER, KafkaMsg::ListOffsets { partition: 0 });
+    let answer = KafkaMsg::ListOffsetsResponse {
+        partition: 0,
+        offset: 2,
+        error: None,
+    };
+    assert_eq!(sent_to(&out, CONSUMER), vec![answer.clone()]);
+    let out = c.deliver(CONSUMER, 1, answer);
+    assert_eq!(sends(&out), vec![(1, fetch(2, 1, Fetcher::Consumer, 1))]);
+}
+
+#[test]
+fn a_committed_offset_carries_its_leader_epoch_and_is_validated_first() {
+    // KIP-320: the group committed offset 5 after a record of epoch 1; the leader is at epoch
+    // 2 now and may have truncated: the consumer asks where epoch 1 ends before fetching.
+    let mut c = consumer_assigned(&[]);
     let out = c.deliver(
         CONSUMER,
         CTL,
         KafkaMsg::OffsetFetchResponse {
             generation: 1,
             partition: 0,
-            offset: 0,
+            offset: Some(5),
+            leader_epoch: 1,
         },
     );
-    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
-    c
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            KafkaMsg::OffsetsForLeaderEpoch {
+                partition: 0,
+                leader_epoch: 1,
+                requested_epoch: 1,
+            }
+        )]
+    );
+    let out = c.deliver(
+        CONSUMER,
+        1,
+        KafkaMsg::OffsetsForLeaderEpochResponse {
+            partition: 0,
+            epoch: 1,
+            end_offset: 3,
+            error: None,
+        },
+    );
+    assert_eq!(sends(&out), vec![(1, fetch(3, 1, Fetcher::Consumer, 1))]);
+    // What it commits carries the epoch of the record before the offset.
+    let mut c = consumer_fetching(&[]);
+    c.deliver(CONSUMER, 1, two_records(1));
+    c.fire(CONSUMER, KafkaTimer::Process);
+    let out = c.fire(CONSUMER, KafkaTimer::Process);
+    assert_eq!(sent_to(&out, CTL), vec![commit(2)]);
+    let mut ctl = Cluster::new(&[]);
+    ctl.start(CTL);
+    ctl.deliver(CTL, CONSUMER, KafkaMsg::JoinGroup);
+    ctl.deliver(CTL, CONSUMER, commit(2));
+    assert_eq!(ctl.controller().offsets.get(&0), Some(&(2, 1)));
+}
+
+#[test]
+fn from_3_7_the_high_watermark_waits_for_the_minimum_isr() {
+    // The ISR is the leader alone, below min.insync.replicas=2 (KAFKA-15583).
+    for (version, hw) in [("3.6", 1), ("3.9", 0), ("4.1", 0)] {
+        let v = format!("version={version}");
+        let mut c = leader(&[v.as_str(), "min.insync.replicas=2"], 1, &[1]);
+        let out = c.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
+        assert_eq!(
+            produce_responses(&out),
+            vec![(PRODUCER, 1, Ok(0))],
+            "{version}"
+        );
+        assert_eq!(c.replica(1).high_watermark, hw, "{version}");
+    }
+}
+
+#[test]
+fn a_minimum_isr_above_the_replication_factor_is_capped_from_3_7() {
+    for (version, appended) in [("3.6", 0), ("3.9", 1), ("4.1", 1)] {
+        let v = format!("version={version}");
+        let mut c = leader(&[v.as_str(), "min.insync.replicas=4"], 1, &[1, 2, 3]);
+        let out = c.deliver(1, PRODUCER, produce(1, 0, None, Acks::All));
+        let refused = vec![(PRODUCER, 1, Err(ErrorCode::NotEnoughReplicas))];
+        if appended == 0 {
+            assert_eq!(produce_responses(&out), refused, "{version}");
+        } else {
+            assert!(
+                produce_responses(&out).is_empty(),
+                "{version}: held for the ISR"
+            );
+        }
+        assert_eq!(c.replica(1).log.end_offset(), appended, "{version}");
+    }
 }
 
 fn two_records(correlation: u64) -> KafkaMsg {
@@ -1488,6 +1819,7 @@ fn commit(offset: u64) -> KafkaMsg {
         generation: 1,
         partition: 0,
         offset,
+        leader_epoch: 1,
     }
 }
 

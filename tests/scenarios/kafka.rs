@@ -1,7 +1,7 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, violated};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {
@@ -190,4 +190,96 @@ fn without_producer_crashes_the_nemesis_never_crashes_a_producer() {
     assert!(!r.stdout.contains("crash p0"), "{}", r.stdout);
     let r = mqcheck(&[&base[..], &["--producer-crashes"]].concat());
     assert!(r.stdout.contains("crash p0"), "{}", r.stdout);
+}
+
+/// Short timeouts and one retry: batches expire and run out of retries with their fate unknown.
+const SHORT_TIMEOUTS: &str = "--broker kafka --set min.insync.replicas=2 \
+    --set request.timeout.ms=1000 --set delivery.timeout.ms=2000";
+
+#[test]
+fn idempotence_keeps_retries_out_of_the_log_when_batches_expire() {
+    // With the commit before processing the consumer never reads one position twice: a
+    // duplicate the at-most-once checker finds is a record stored twice. Renumbering batches of
+    // unknown fate (the false alarm of issue 11) stored them twice in 40 to 160 of these runs.
+    for faults in ["partition", "loss", "crash", "crash,partition,loss,pause"] {
+        held(
+            &format!(
+                "{SHORT_TIMEOUTS} --set retries=1 --set consumer.commit=before-processing \
+                 --faults {faults} --seeds 100"
+            ),
+            &["at-most-once", "ordering"],
+        );
+    }
+    // The model checker judges the replicas' logs themselves (`Idempotence`), over the first
+    // 150 000 states of two messages under partitions (the whole space takes a minute).
+    let (code, json) = check(&format!(
+        "{SHORT_TIMEOUTS} --faults partition --messages 2 --max-states 150000"
+    ));
+    for name in [
+        "Idempotence",
+        "at-most-once",
+        "ordering",
+        "a partition happens",
+    ] {
+        assert_eq!(json["properties"][name]["held"], true, "{name}: {json}");
+    }
+    assert_ne!(code, 1, "nothing violated");
+}
+
+#[test]
+fn a_minimum_isr_above_the_replication_factor_refuses_everything_before_3_7_only() {
+    let args = "--broker kafka --set min.insync.replicas=4 --faults none --seeds 5 --messages 20";
+    let (code, json) = crate::common::sim(&format!("{args} --set version=3.6"));
+    assert_eq!(code, 3, "nothing acknowledged: inconclusive, {json}");
+    assert_eq!(json["coverage"]["acknowledged"], 0, "{json}");
+    held(&format!("{args} --set version=4.1"), &["at-least-once"]);
+}
+
+#[test]
+fn a_new_group_reading_from_latest_never_sees_what_came_before_it() {
+    // Kafka's default auto.offset.reset: a group with no committed offset starts at the log's
+    // end, so the records produced before the consumer joined are never delivered to it.
+    let late = "--broker kafka --faults none --seeds 10 --messages 30 --consumer-delay-ms 3000";
+    let v = violated(
+        &format!("{late} --set auto.offset.reset=latest"),
+        "at-least-once",
+    );
+    assert_eq!(v["kind"], "lost");
+    held(
+        &format!("{late} --set auto.offset.reset=earliest"),
+        &["at-least-once"],
+    );
+}
+
+#[test]
+fn a_new_producers_first_batch_refused_while_later_ones_land_fails_and_nothing_is_reordered() {
+    // Seed 25: the leader refuses p0:0 (NOT_LEADER_OR_FOLLOWER, it has not heard of its election
+    // yet) and accepts p0:1..4 right after, at sequences 1..4: it has no state for the producer,
+    // and since KIP-360 a leader accepts an unknown producer at any sequence
+    // (`ProducerAppendInfo.checkSequence`). The leader reads the producer's next request only
+    // once the previous one is answered, so the retried p0:0 is refused as out of order after
+    // p0:1..4 are acknowledged: it is not the next sequence (`TransactionManager.canRetry`), so
+    // it is retried without an epoch bump until delivery.timeout.ms fails it. Never
+    // acknowledged, it reorders nothing.
+    let args =
+        "--broker kafka --set min.insync.replicas=2 --faults crash,partition,loss,pause --seed 25";
+    held(&format!("{args} --seeds 1"), &["at-least-once", "ordering"]);
+    let r = replay(&format!("mqcheck replay {args}"));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("OUT_OF_ORDER_SEQUENCE_NUMBER"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("app: fail p0:0: delivery.timeout.ms expired"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.lines().any(|l| l.ends_with("app: ack p0:0")),
+        "{}",
+        r.stdout
+    );
 }

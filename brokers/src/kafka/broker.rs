@@ -1,6 +1,6 @@
 //! A Kafka broker: the replicas it hosts, as leader or follower.
 
-use super::log::{CommitLog, LeaderEpoch, Record};
+use super::log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
 use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
@@ -45,6 +45,19 @@ impl Durable for BrokerDisk {
 pub struct BrokerState {
     pub replicas: Vec<Replica>,
     pub incarnation: u32,
+    /// Produce requests read from a muted connection, in arrival order: the network layer reads
+    /// a connection's next request only once the previous one is answered
+    /// (`SocketServer.Processor`: `selector.mute` on receive, `tryUnmuteChannel` once the
+    /// response is sent), so a client's answers come back in the order of its requests.
+    pub muted: Vec<(Id, KafkaMsg)>,
+}
+
+/// Is `client`'s connection muted: does a produce of its wait for the high watermark?
+fn is_muted(s: &BrokerState, client: Id) -> bool {
+    s.replicas.iter().any(|r| match &r.role {
+        ReplicaRole::Leader(l) => l.delayed_produce.iter().any(|d| d.client == client),
+        _ => false,
+    })
 }
 
 /// One partition replica on this broker.
@@ -153,6 +166,7 @@ impl Broker {
         let s = BrokerState {
             replicas,
             incarnation: disk.map_or(0, |d| d.incarnation) + 1,
+            muted: Vec::new(),
         };
         self.save(&s, o);
         o.send(
@@ -186,8 +200,32 @@ impl Broker {
     }
 
     pub fn on_msg(&self, id: Id, s: &mut BrokerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
+        if matches!(msg, KafkaMsg::Produce { .. }) && is_muted(s, src) {
+            s.muted.push((src, msg));
+            return;
+        }
+        self.handle(id, s, src, msg, o);
+        self.unmute(id, s, o);
+    }
+
+    pub fn on_timeout(&self, id: Id, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+        self.handle_timeout(s, timer, o);
+        self.unmute(id, s, o);
+    }
+
+    /// Reads the held requests of every connection whose answer went out, oldest first.
+    fn unmute(&self, id: Id, s: &mut BrokerState, o: &mut KafkaOut) {
+        while let Some(i) = s.muted.iter().position(|(c, _)| !is_muted(s, *c)) {
+            let (src, msg) = s.muted.remove(i);
+            self.handle(id, s, src, msg, o);
+        }
+    }
+
+    fn handle(&self, id: Id, s: &mut BrokerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
         match msg {
             KafkaMsg::Disconnected => {
+                // A closed connection's unread requests are gone with it.
+                s.muted.retain(|(c, _)| *c != src);
                 // The replica fetcher reconnects to its leader and asks again after a backoff.
                 for r in &s.replicas {
                     if matches!(r.role, ReplicaRole::Follower { leader, .. } if leader == src) {
@@ -221,6 +259,22 @@ impl Broker {
                 self.apply_partition_state(id, s, state, o);
             }
             KafkaMsg::Fetch(request) => self.on_fetch(s, src, request, o),
+            KafkaMsg::ListOffsets { partition } => {
+                // The latest offset a read_uncommitted consumer may read from: the high
+                // watermark (`UnifiedLog.fetchOffsetByTimestamp`, LATEST_TIMESTAMP).
+                let (offset, error) = match replica(s, partition) {
+                    Some(r) if matches!(r.role, ReplicaRole::Leader(_)) => (r.high_watermark, None),
+                    _ => (0, Some(ErrorCode::NotLeaderOrFollower)),
+                };
+                o.send(
+                    src,
+                    KafkaMsg::ListOffsetsResponse {
+                        partition,
+                        offset,
+                        error,
+                    },
+                );
+            }
             KafkaMsg::FetchResponse {
                 partition,
                 correlation,
@@ -251,7 +305,11 @@ impl Broker {
                 };
                 let reply = match &r.role {
                     ReplicaRole::Leader(l) if l.epoch == leader_epoch => {
-                        let (epoch, end_offset) = r.log.end_offset_for_epoch(requested_epoch);
+                        let (epoch, end_offset) = match self.settings.truncation {
+                            // KIP-101 as shipped: where the next epoch starts, and no epoch.
+                            Truncation::Kip101 => (0, r.log.start_offset_of(requested_epoch + 1)),
+                            _ => r.log.end_offset_for_epoch(requested_epoch),
+                        };
                         KafkaMsg::OffsetsForLeaderEpochResponse {
                             partition,
                             epoch,
@@ -297,22 +355,35 @@ impl Broker {
                     o.set_timer(KafkaTimer::ReplicaFetch(partition), exact(FETCH_BACKOFF));
                     return;
                 }
-                // KIP-279: cut where the leader's answer and this log's own end of that epoch
-                // agree; anything beyond diverges.
-                let own_end = r.log.end_offset_for_epoch(epoch).1;
-                let cut = end_offset.min(own_end);
-                if cut < r.log.end_offset() {
+                // `AbstractFetcherThread.getOffsetTruncationState`. KIP-101's answer has no epoch:
+                // cut at the leader's offset. KIP-279: cut where the leader's answer and this
+                // log's own end of that epoch agree; if this log does not have the leader's
+                // epoch, cut to where its own earlier epoch ends and ask again.
+                let leo = r.log.end_offset();
+                let (own_epoch, own_end) = r.log.end_offset_for_epoch(epoch);
+                let (cut, complete) = if epoch == 0 || own_epoch == 0 {
+                    (end_offset.min(leo), true)
+                } else if own_epoch != epoch {
+                    (own_end.min(leo), false)
+                } else {
+                    (own_end.min(end_offset).min(leo), true)
+                };
+                if cut < leo {
                     r.log.truncate(cut);
                     r.high_watermark = r.high_watermark.min(cut);
                     self.save(s, o);
                 }
                 let r = replica_mut(s, partition).expect("replica exists");
-                r.role = ReplicaRole::Follower {
-                    leader,
-                    truncating: false,
+                let request = if complete {
+                    r.role = ReplicaRole::Follower {
+                        leader,
+                        truncating: false,
+                    };
+                    self.fetch_request(r)
+                } else {
+                    self.epoch_request(r)
                 };
-                let fetch = self.fetch_request(r);
-                o.send(leader, fetch);
+                o.send(leader, request);
                 o.set_timer(
                     KafkaTimer::ReplicaFetch(partition),
                     exact(self.settings.request_timeout),
@@ -329,7 +400,7 @@ impl Broker {
         }
     }
 
-    pub fn on_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
+    fn handle_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Registration => {
                 let incarnation = s.incarnation;
@@ -458,7 +529,7 @@ impl Broker {
                 }
                 Some(leader) => {
                     let truncating = match self.settings.truncation {
-                        Truncation::LeaderEpoch => true,
+                        Truncation::LeaderEpoch | Truncation::Kip101 => true,
                         Truncation::HighWatermark => {
                             // Before KIP-101 a new follower cut its log at its own high
                             // watermark — which may lag the leader's.
@@ -733,7 +804,7 @@ impl Broker {
         partition: Partition,
         request: u64,
         msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
         acks: Acks,
         o: &mut KafkaOut,
     ) {
@@ -757,24 +828,24 @@ impl Broker {
             respond(o, Err(ErrorCode::NotLeaderOrFollower));
             return;
         };
-        if acks == Acks::All && l.isr.len() < self.settings.min_insync_replicas {
+        if acks == Acks::All && l.isr.len() < self.settings.effective_min_isr() {
             respond(o, Err(ErrorCode::NotEnoughReplicas));
             return;
         }
         let epoch = l.epoch;
-        let offset = match producer_seq {
-            Some((producer, seq)) => match r.log.producer_state(producer, seq) {
-                // A retry of a batch already in the log: answer with its offset (KIP-98).
-                (Some(offset), _) => offset,
-                // The next sequence follows the last one in the log; a producer the log has
-                // never seen starts at 0.
-                (None, last) if seq != last.map_or(0, |l| l + 1) => {
-                    respond(o, Err(ErrorCode::OutOfOrderSequence));
-                    return;
-                }
-                _ => self.append(r, epoch, msg, producer_seq),
-            },
-            None => self.append(r, epoch, msg, producer_seq),
+        let check = producer_seq.map_or(ProducerCheck::Append, |p| r.log.check_producer(p));
+        let offset = match check {
+            ProducerCheck::Append => self.append(r, epoch, msg, producer_seq),
+            // A retry of a batch already in the log: answer with its offset (KIP-98).
+            ProducerCheck::Duplicate(offset) => offset,
+            ProducerCheck::Fenced => {
+                respond(o, Err(ErrorCode::InvalidProducerEpoch));
+                return;
+            }
+            ProducerCheck::OutOfOrder => {
+                respond(o, Err(ErrorCode::OutOfOrderSequence));
+                return;
+            }
         };
         let ReplicaRole::Leader(l) = &mut r.role else {
             unreachable!("checked above")
@@ -802,7 +873,7 @@ impl Broker {
         r: &mut Replica,
         epoch: LeaderEpoch,
         msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
     ) -> u64 {
         let offset = r.log.append(Record {
             epoch,
@@ -814,8 +885,10 @@ impl Broker {
     }
 
     /// The high watermark is the smallest log end offset in the (maximal) ISR; it never goes
-    /// back on a leader. Produces below it complete; when it advances, consumers' held fetches
-    /// are answered.
+    /// back on a leader. From 3.7 it does not move while the ISR is below the effective minimum
+    /// (`Partition.maybeIncrementLeaderHW`, KAFKA-15583): before, a record could be committed,
+    /// and read, on fewer replicas than `min.insync.replicas`. Produces below it complete; when
+    /// it advances, consumers' held fetches are answered.
     fn maybe_advance_hw(&self, r: &mut Replica, o: &mut KafkaOut) {
         let leo = r.log.end_offset();
         let ReplicaRole::Leader(l) = &mut r.role else {
@@ -828,10 +901,14 @@ impl Broker {
             .min()
             .unwrap_or(leo)
             .min(leo);
-        let advanced = hw > r.high_watermark;
-        r.high_watermark = r.high_watermark.max(hw);
+        let frozen = self.settings.version.strict_min_isr()
+            && l.isr.len() < self.settings.effective_min_isr();
+        let advanced = !frozen && hw > r.high_watermark;
+        if advanced {
+            r.high_watermark = hw;
+        }
         let hw = r.high_watermark;
-        let enough = l.isr.len() >= self.settings.min_insync_replicas;
+        let enough = l.isr.len() >= self.settings.effective_min_isr();
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut l.delayed_produce)
             .into_iter()
             .partition(|d| d.offset < hw);

@@ -9,8 +9,36 @@ use std::time::Duration;
 /// `log.truncation`: how a follower finds where its log diverges from the new leader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Truncation {
+    /// KIP-101 refined by KIP-279 and KIP-320 (Kafka 2.1 on).
     LeaderEpoch,
+    /// KIP-101 as it shipped in 0.11: the leader answers only an offset, no epoch.
+    Kip101,
+    /// Before KIP-101.
     HighWatermark,
+}
+
+/// `version`: the Kafka release whose broker behaviour the model follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    V3_6,
+    V3_9,
+    V4_1,
+}
+
+impl Version {
+    /// KAFKA-15583 (3.7): the high watermark stays put while the ISR is below the minimum, and
+    /// the minimum is capped at the replication factor.
+    pub fn strict_min_isr(self) -> bool {
+        self >= Version::V3_9
+    }
+}
+
+/// `auto.offset.reset`: where a consumer starts when its group has no committed offset, or its
+/// position is out of the log's range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
 }
 
 /// `consumer.commit`: where the consumer commits its offset relative to processing.
@@ -24,6 +52,7 @@ pub enum CommitMode {
 /// The validated configuration, typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
+    pub version: Version,
     pub brokers: usize,
     pub partitions: u32,
     pub replication_factor: usize,
@@ -45,6 +74,7 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
     pub commit: CommitMode,
+    pub offset_reset: OffsetReset,
     pub auto_commit_interval: Duration,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -62,6 +92,18 @@ fn ms(config: &Config, key: &str) -> Duration {
 }
 
 impl Settings {
+    /// The ISR size an `acks=all` produce needs, and from 3.7 the high watermark too:
+    /// `Partition.effectiveMinIsr`, min(`min.insync.replicas`, replication factor), from
+    /// KAFKA-15583; before it `min.insync.replicas` as set, so a minimum above the replication
+    /// factor refuses every `acks=all` produce.
+    pub fn effective_min_isr(&self) -> usize {
+        if self.version.strict_min_isr() {
+            self.min_insync_replicas.min(self.replication_factor)
+        } else {
+            self.min_insync_replicas
+        }
+    }
+
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
         let acks = match config.str("acks") {
             "0" => Acks::Zero,
@@ -77,6 +119,11 @@ impl Settings {
                 || (acks == Acks::All && max_in_flight <= 5 && retries > 0));
         let flush = config.int("flush.messages");
         Settings {
+            version: match config.str("version") {
+                "3.6" => Version::V3_6,
+                "3.9" => Version::V3_9,
+                _ => Version::V4_1,
+            },
             brokers: config.int("nodes") as usize,
             partitions: config.int("partitions") as u32,
             replication_factor: config.int("replication.factor") as usize,
@@ -87,6 +134,7 @@ impl Settings {
             flush_messages: (flush != NEVER).then_some(flush),
             truncation: match config.str("log.truncation") {
                 "high-watermark" => Truncation::HighWatermark,
+                "kip-101" => Truncation::Kip101,
                 _ => Truncation::LeaderEpoch,
             },
             broker_session_timeout: ms(config, "broker.session.timeout.ms"),
@@ -104,6 +152,10 @@ impl Settings {
                 "auto" => CommitMode::Auto,
                 _ => CommitMode::AfterProcessing,
             },
+            offset_reset: match config.str("auto.offset.reset") {
+                "latest" => OffsetReset::Latest,
+                _ => OffsetReset::Earliest,
+            },
             auto_commit_interval: ms(config, "auto.commit.interval.ms"),
             session_timeout: ms(config, "session.timeout.ms"),
             heartbeat_interval: ms(config, "heartbeat.interval.ms"),
@@ -116,6 +168,12 @@ impl Settings {
 /// The configuration keys, with Kafka's names, defaults and allowed values.
 pub(super) fn keys() -> Vec<Key> {
     vec![
+        Key::new(
+            "version",
+            "4.1",
+            OneOf(&["3.6", "3.9", "4.1"]),
+            "the Kafka release modelled (3.7 made the minimum ISR strict, KAFKA-15583)",
+        ),
         Key::new(
             "nodes",
             "3",
@@ -173,8 +231,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "log.truncation",
             "leader-epoch",
-            OneOf(&["leader-epoch", "high-watermark"]),
-            "how followers truncate on leader change (KIP-101/279/320, or before)",
+            OneOf(&["leader-epoch", "kip-101", "high-watermark"]),
+            "how followers truncate on leader change (KIP-101/279/320, KIP-101 alone, or before)",
         ),
         Key::new(
             "broker.session.timeout.ms",
@@ -253,6 +311,12 @@ pub(super) fn keys() -> Vec<Key> {
             "after-processing",
             OneOf(&["after-processing", "before-processing", "auto"]),
             "where the consumer commits offsets",
+        ),
+        Key::new(
+            "auto.offset.reset",
+            "earliest",
+            OneOf(&["earliest", "latest"]),
+            "where a group without a committed offset starts (Kafka's default is latest; see docs/kafka.md)",
         ),
         Key::new(
             "auto.commit.interval.ms",

@@ -4,7 +4,8 @@
 use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
 use super::{
-    exact, retry, CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings, Truncation,
+    exact, retry, CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, OffsetReset, Settings,
+    Truncation,
 };
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
@@ -41,12 +42,15 @@ pub struct ConsumerState {
     /// Fetches outstanding, by partition, with their correlation ids.
     pub fetching: BTreeMap<Partition, u64>,
     pub correlation: u64,
-    /// Fetched but not yet handed to the application: lost, not delivered, on a crash.
-    pub buffer: VecDeque<(Partition, u64, MsgId)>,
-    /// Offset after the last record the application processed.
-    pub processed: BTreeMap<Partition, u64>,
+    /// Fetched but not yet handed to the application, with their offsets and leader epochs:
+    /// lost, not delivered, on a crash.
+    pub buffer: VecDeque<(Partition, u64, LeaderEpoch, MsgId)>,
+    /// Offset after the last record the application processed, and that record's leader epoch.
+    pub processed: BTreeMap<Partition, (u64, LeaderEpoch)>,
+    /// Partitions resetting to the latest offset (`auto.offset.reset=latest`), asking the leader.
+    pub resetting: BTreeSet<Partition>,
     /// Commits sent and not yet answered.
-    pub committing: BTreeMap<Partition, u64>,
+    pub committing: BTreeMap<Partition, (u64, LeaderEpoch)>,
     pub committed: BTreeMap<Partition, u64>,
     pub validating: BTreeSet<Partition>,
     pub processing: bool,
@@ -85,6 +89,7 @@ impl Consumer {
             epochs: vec![0; self.settings.partitions as usize],
             last_epoch: BTreeMap::new(),
             validating: BTreeSet::new(),
+            resetting: BTreeSet::new(),
             position: BTreeMap::new(),
             fetching: BTreeMap::new(),
             correlation: 0,
@@ -135,6 +140,7 @@ impl Consumer {
         s.committed.clear();
         s.last_epoch.clear();
         s.validating.clear();
+        s.resetting.clear();
     }
 
     fn rejoin(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
@@ -183,14 +189,38 @@ impl Consumer {
                 generation,
                 partition,
                 offset,
+                leader_epoch,
             } if s.generation == Some(generation)
                 && s.assigned.contains(&partition)
-                && !s.position.contains_key(&partition) =>
+                && !s.position.contains_key(&partition)
+                && !s.resetting.contains(&partition) =>
             {
-                s.position.insert(partition, offset);
-                s.processed.insert(partition, offset);
-                s.committed.insert(partition, offset);
-                self.fetch(s, partition, o);
+                match offset {
+                    Some(offset) => {
+                        s.committed.insert(partition, offset);
+                        // KIP-320: the committed offset's epoch is validated against the
+                        // leader before the first fetch, as after a leader change.
+                        if self.detects_truncation() && leader_epoch > 0 {
+                            s.last_epoch.insert(partition, leader_epoch);
+                            s.validating.insert(partition);
+                        }
+                        self.start_at(s, partition, offset, leader_epoch, o);
+                    }
+                    None => self.reset(s, partition, o),
+                }
+            }
+            KafkaMsg::ListOffsetsResponse {
+                partition,
+                offset,
+                error,
+            } if s.resetting.contains(&partition) => {
+                o.cancel_timer(KafkaTimer::ConsumerFetch(partition));
+                if error.is_some() {
+                    self.stale_leader(s, partition, o);
+                    return;
+                }
+                s.resetting.remove(&partition);
+                self.start_at(s, partition, offset, 0, o);
             }
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
@@ -241,9 +271,8 @@ impl Consumer {
                         self.fetch(s, partition, o);
                     }
                     Some(ErrorCode::OffsetOutOfRange) => {
-                        // auto.offset.reset=earliest: start over from the log start.
-                        s.position.insert(partition, 0);
-                        self.fetch(s, partition, o);
+                        s.position.remove(&partition);
+                        self.reset(s, partition, o);
                     }
                     Some(_) => self.stale_leader(s, partition, o),
                     None if records.is_empty() => self.fetch(s, partition, o),
@@ -251,12 +280,13 @@ impl Consumer {
                         let mut next = offset;
                         for r in records {
                             s.last_epoch.insert(partition, r.epoch);
-                            s.buffer.push_back((partition, next, r.msg));
+                            s.buffer.push_back((partition, next, r.epoch, r.msg));
                             next += 1;
                         }
                         s.position.insert(partition, next);
                         if self.settings.commit == CommitMode::BeforeProcessing {
-                            self.commit(s, partition, next, o);
+                            let epoch = s.last_epoch[&partition];
+                            self.commit(s, partition, next, epoch, o);
                         } else {
                             self.process_soon(s, o);
                         }
@@ -286,7 +316,7 @@ impl Consumer {
                 offset,
                 error,
             } => {
-                if s.committing.get(&partition) != Some(&offset) {
+                if s.committing.get(&partition).map(|c| c.0) != Some(offset) {
                     return;
                 }
                 s.committing.remove(&partition);
@@ -344,13 +374,16 @@ impl Consumer {
                 }
             }
             KafkaTimer::CommitRetry(p) => {
-                if let (Some(offset), Some(generation)) = (s.committing.get(p), s.generation) {
+                if let (Some(&(offset, leader_epoch)), Some(generation)) =
+                    (s.committing.get(p), s.generation)
+                {
                     o.send(
                         self.coordinator(),
                         KafkaMsg::OffsetCommit {
                             generation,
                             partition: *p,
-                            offset: *offset,
+                            offset,
+                            leader_epoch,
                         },
                     );
                     o.set_timer(timer.clone(), exact(self.settings.request_timeout));
@@ -359,9 +392,9 @@ impl Consumer {
             KafkaTimer::AutoCommit => {
                 for p in s.assigned.clone() {
                     let processed = s.processed.get(&p).copied();
-                    if let Some(offset) = processed {
+                    if let Some((offset, epoch)) = processed {
                         if s.committed.get(&p) != Some(&offset) && !s.committing.contains_key(&p) {
-                            self.commit(s, p, offset, o);
+                            self.commit(s, p, offset, epoch, o);
                         }
                     }
                 }
@@ -378,9 +411,47 @@ impl Consumer {
         }
     }
 
+    /// Takes up partition `p` at `offset`, the record before it of `epoch`.
+    fn start_at(
+        &self,
+        s: &mut ConsumerState,
+        p: Partition,
+        offset: u64,
+        epoch: LeaderEpoch,
+        o: &mut KafkaOut,
+    ) {
+        s.position.insert(p, offset);
+        s.processed.insert(p, (offset, epoch));
+        self.fetch(s, p, o);
+    }
+
+    /// `auto.offset.reset`: `earliest` starts from the log start; `latest` asks the leader for
+    /// its latest offset, skipping every record already there — a new group never sees what was
+    /// produced before it joined (the Kafka documentation's `auto.offset.reset`).
+    fn reset(&self, s: &mut ConsumerState, p: Partition, o: &mut KafkaOut) {
+        match self.settings.offset_reset {
+            OffsetReset::Earliest => self.start_at(s, p, 0, 0, o),
+            OffsetReset::Latest => {
+                s.resetting.insert(p);
+                self.fetch(s, p, o);
+            }
+        }
+    }
+
     /// Fetches the next records of `p` unless something for it is still buffered or committing;
-    /// first asks the coordinator where the group left off.
+    /// first asks the coordinator where the group left off, or the leader for its latest offset.
     fn fetch(&self, s: &mut ConsumerState, p: Partition, o: &mut KafkaOut) {
+        if s.resetting.contains(&p) && s.generation.is_some() {
+            match s.leaders[p as usize] {
+                Some(leader) => o.send(leader, KafkaMsg::ListOffsets { partition: p }),
+                None => o.send(self.coordinator(), KafkaMsg::Metadata),
+            }
+            o.set_timer(
+                KafkaTimer::ConsumerFetch(p),
+                exact(self.settings.request_timeout),
+            );
+            return;
+        }
         let (Some(&offset), Some(_)) = (s.position.get(&p), s.generation) else {
             if let Some(generation) = s.generation {
                 o.send(
@@ -398,7 +469,7 @@ impl Consumer {
             return;
         };
         let blocked = s.fetching.contains_key(&p)
-            || s.buffer.iter().any(|(bp, _, _)| *bp == p)
+            || s.buffer.iter().any(|(bp, _, _, _)| *bp == p)
             || (self.settings.commit != CommitMode::Auto && s.committing.contains_key(&p));
         if blocked {
             return;
@@ -469,17 +540,25 @@ impl Consumer {
         self.settings.truncation == Truncation::LeaderEpoch
     }
 
-    fn commit(&self, s: &mut ConsumerState, p: Partition, offset: u64, o: &mut KafkaOut) {
+    fn commit(
+        &self,
+        s: &mut ConsumerState,
+        p: Partition,
+        offset: u64,
+        leader_epoch: LeaderEpoch,
+        o: &mut KafkaOut,
+    ) {
         let Some(generation) = s.generation else {
             return;
         };
-        s.committing.insert(p, offset);
+        s.committing.insert(p, (offset, leader_epoch));
         o.send(
             self.coordinator(),
             KafkaMsg::OffsetCommit {
                 generation,
                 partition: p,
                 offset,
+                leader_epoch,
             },
         );
         o.set_timer(
@@ -497,14 +576,14 @@ impl Consumer {
 
     /// Hands the next buffered record to the application: this is a delivery.
     fn process_one(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
-        let Some(&(p, offset, msg)) = s.buffer.front() else {
+        let Some(&(p, offset, epoch, msg)) = s.buffer.front() else {
             return;
         };
         if self.settings.commit == CommitMode::BeforeProcessing && s.committing.contains_key(&p) {
             return; // processing waits for the commit; its answer resumes it
         }
         s.buffer.pop_front();
-        s.processed.insert(p, offset + 1);
+        s.processed.insert(p, (offset + 1, epoch));
         let op = Op::Deliver {
             msg,
             group: 0,
@@ -515,9 +594,9 @@ impl Consumer {
             redelivered: None,
         };
         self.record(s, op, o);
-        if !s.buffer.iter().any(|(bp, _, _)| *bp == p) {
+        if !s.buffer.iter().any(|(bp, _, _, _)| *bp == p) {
             match self.settings.commit {
-                CommitMode::AfterProcessing => self.commit(s, p, offset + 1, o),
+                CommitMode::AfterProcessing => self.commit(s, p, offset + 1, epoch, o),
                 CommitMode::BeforeProcessing | CommitMode::Auto => self.fetch(s, p, o),
             }
         }

@@ -1,6 +1,7 @@
 //! The controller: broker liveness, leader election, ISR changes — and, in this model, the group
 //! coordinator with the committed offsets.
 
+use super::log::LeaderEpoch;
 use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
 use super::{exact, KafkaOut, KafkaTimer, Settings, Truncation};
 use stateright::actor::Id;
@@ -20,8 +21,8 @@ pub struct ControllerState {
     pub registered: BTreeMap<Id, u32>,
     pub partitions: Vec<PartitionState>,
     pub group: Group,
-    /// `__consumer_offsets`: the group's committed offset per partition.
-    pub offsets: BTreeMap<Partition, u64>,
+    /// `__consumer_offsets`: the group's committed offset per partition, with its leader epoch.
+    pub offsets: BTreeMap<Partition, (u64, LeaderEpoch)>,
     /// The next producer id `InitProducerId` hands out (KRaft allocates them from the metadata
     /// log, KIP-730): above every id assigned at build time, each with room for the producer's
     /// own epoch bumps.
@@ -171,13 +172,15 @@ impl Controller {
                 KafkaMsg::OffsetFetchResponse {
                     generation,
                     partition,
-                    offset: s.offsets.get(&partition).copied().unwrap_or(0),
+                    offset: s.offsets.get(&partition).map(|c| c.0),
+                    leader_epoch: s.offsets.get(&partition).map_or(0, |c| c.1),
                 },
             ),
             KafkaMsg::OffsetCommit {
                 generation,
                 partition,
                 offset,
+                leader_epoch,
             } => {
                 // A member of an older generation is fenced: its partitions may belong to
                 // someone else by now.
@@ -187,7 +190,7 @@ impl Controller {
                         .get(&src)
                         .is_some_and(|ps| ps.contains(&partition));
                 let error = if owns {
-                    s.offsets.insert(partition, offset);
+                    s.offsets.insert(partition, (offset, leader_epoch));
                     None
                 } else {
                     Some(ErrorCode::IllegalGeneration)

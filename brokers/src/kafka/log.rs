@@ -8,14 +8,38 @@ use serde::{Deserialize, Serialize};
 /// A leader epoch: bumped by the controller at every leader election.
 pub type LeaderEpoch = u32;
 
+/// What the idempotent producer stamps on a batch (KIP-98): its producer id, the producer epoch
+/// (bumped by the client to restart its sequences, KIP-360), and the batch's sequence number
+/// within the partition under that epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProducerSeq {
+    pub producer_id: u32,
+    pub epoch: u16,
+    pub sequence: u32,
+}
+
+/// The leader's verdict on an idempotent batch, from the producer's state in the log
+/// (`ProducerStateManager`, `ProducerAppendInfo.checkProducerEpoch` and `checkSequence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// Append it.
+    Append,
+    /// A retry of a batch already in the log under the current epoch: its offset.
+    Duplicate(u64),
+    /// An epoch older than one already appended: `INVALID_PRODUCER_EPOCH`.
+    Fenced,
+    /// A gap in the sequence, or a new epoch not starting at 0: `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    OutOfOrder,
+}
+
 /// One record. Batches hold one record each in this model, so a record is also a batch: it
 /// carries the producer id and sequence number the idempotent producer assigned (KIP-98).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Record {
     pub epoch: LeaderEpoch,
     pub msg: MsgId,
-    /// Producer id and per-partition sequence; `None` for a non-idempotent producer.
-    pub producer_seq: Option<(u32, u32)>,
+    /// `None` for a non-idempotent producer.
+    pub producer_seq: Option<ProducerSeq>,
 }
 
 /// The on-disk log of one partition replica. Records sit in a persistent vector: the broker
@@ -127,22 +151,40 @@ impl CommitLog {
             .collect()
     }
 
-    /// Where the records of `producer` stand: `Some(offset)` of the record with sequence `seq`
-    /// if it is already in the log (a retried batch), and the last sequence seen.
-    pub fn producer_state(&self, producer: u32, seq: u32) -> (Option<u64>, Option<u32>) {
-        let mut duplicate = None;
-        let mut last = None;
-        for (offset, r) in self.records.iter().enumerate() {
-            if let Some((p, s)) = r.producer_seq {
-                if p == producer {
-                    last = Some(s);
-                    if s == seq {
-                        duplicate = Some(offset as u64);
-                    }
-                }
+    /// Checks an idempotent batch against the last batch of its producer id in this log, as
+    /// Kafka rebuilds the producer state from the log (`ProducerStateManager`). A duplicate is
+    /// found only under the producer's current epoch (`ProducerStateEntry.findDuplicateBatch`;
+    /// Kafka keeps the last 5 batches, which covers every retry with at most 5 in flight). A
+    /// producer id the log does not know is accepted at any sequence (KIP-360).
+    pub fn check_producer(&self, batch: ProducerSeq) -> ProducerCheck {
+        let mine = || {
+            self.records
+                .iter()
+                .enumerate()
+                .rev()
+                .filter_map(|(offset, r)| r.producer_seq.map(|p| (offset as u64, p)))
+                .filter(|(_, p)| p.producer_id == batch.producer_id)
+        };
+        let Some((_, last)) = mine().next() else {
+            return ProducerCheck::Append;
+        };
+        if batch.epoch == last.epoch {
+            if let Some((offset, _)) = mine()
+                .take_while(|(_, p)| p.epoch == last.epoch)
+                .find(|(_, p)| p.sequence == batch.sequence)
+            {
+                return ProducerCheck::Duplicate(offset);
             }
         }
-        (duplicate, last)
+        if batch.epoch < last.epoch {
+            ProducerCheck::Fenced
+        } else if (batch.epoch > last.epoch && batch.sequence != 0)
+            || (batch.epoch == last.epoch && batch.sequence != last.sequence + 1)
+        {
+            ProducerCheck::OutOfOrder
+        } else {
+            ProducerCheck::Append
+        }
     }
 }
 
@@ -161,7 +203,11 @@ mod tests {
                         producer: 0,
                         seq: i as u32,
                     },
-                    producer_seq: Some((0, i as u32)),
+                    producer_seq: Some(ProducerSeq {
+                        producer_id: 0,
+                        epoch: 0,
+                        sequence: i as u32,
+                    }),
                 })
                 .collect(),
             0,
@@ -192,10 +238,31 @@ mod tests {
     }
 
     #[test]
-    fn producer_state_finds_retried_batches() {
+    fn producer_check_follows_producer_append_info() {
         let l = log(&[1, 1, 1]);
-        assert_eq!(l.producer_state(0, 1), (Some(1), Some(2)));
-        assert_eq!(l.producer_state(0, 3), (None, Some(2)));
-        assert_eq!(l.producer_state(7, 0), (None, None));
+        let seq = |producer_id, epoch, sequence| ProducerSeq {
+            producer_id,
+            epoch,
+            sequence,
+        };
+        assert_eq!(l.check_producer(seq(0, 0, 1)), ProducerCheck::Duplicate(1));
+        assert_eq!(l.check_producer(seq(0, 0, 3)), ProducerCheck::Append);
+        assert_eq!(l.check_producer(seq(0, 0, 4)), ProducerCheck::OutOfOrder);
+        // A bumped epoch restarts at 0, and fences the old one.
+        assert_eq!(l.check_producer(seq(0, 1, 0)), ProducerCheck::Append);
+        assert_eq!(l.check_producer(seq(0, 1, 3)), ProducerCheck::OutOfOrder);
+        let mut bumped = l.clone();
+        bumped.append(Record {
+            epoch: 1,
+            msg: MsgId {
+                producer: 0,
+                seq: 9,
+            },
+            producer_seq: Some(seq(0, 1, 0)),
+        });
+        assert_eq!(bumped.check_producer(seq(0, 0, 1)), ProducerCheck::Fenced);
+        assert_eq!(bumped.check_producer(seq(0, 0, 3)), ProducerCheck::Fenced);
+        // An unknown producer id may start anywhere.
+        assert_eq!(l.check_producer(seq(7, 0, 5)), ProducerCheck::Append);
     }
 }

@@ -42,9 +42,16 @@
 //! - `log.truncation=high-watermark` (before KIP-101): the follower truncates to its own HW. A
 //!   follower whose HW lagged drops records that were committed; if it then becomes leader, they
 //!   are gone (KIP-101's first scenario; `KafkaTruncateToHighWatermark.tla`).
-//! - `log.truncation=leader-epoch` (KIP-101, KIP-279, KIP-320; the default since Kafka 0.11 and
-//!   2.1): the follower asks the leader with `OffsetsForLeaderEpoch` where its last epoch ends
-//!   on the leader, and truncates only what diverges. Fetches carry the leader epoch, so stale
+//! - `log.truncation=kip-101` (KIP-101 as shipped in 0.11, before KIP-279): the follower asks
+//!   the leader with `OffsetsForLeaderEpoch` where its last epoch ends; the leader answers only
+//!   with the start offset of its next epoch, and the follower cuts there. After consecutive fast
+//!   leader changes a follower can keep a record of an epoch the leader never had at an offset
+//!   where the leader holds another: the logs diverge (KIP-279, `Kip279.tla`). No fetch fencing.
+//! - `log.truncation=leader-epoch` (KIP-101, KIP-279, KIP-320; the default since Kafka 2.1): the
+//!   leader answers with the largest epoch it has up to the follower's and where that ends; the
+//!   follower truncates only what diverges and, when it does not have the leader's epoch, cuts to
+//!   the end of its own earlier epoch and asks again until the logs match
+//!   (`AbstractFetcherThread.getOffsetTruncationState`). Fetches carry the leader epoch, so stale
 //!   leaders and followers are fenced (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`).
 //!
 //! ## Producers
@@ -52,11 +59,18 @@
 //! Each record is one batch. A failed or timed-out request is retried after `retry.backoff.ms`
 //! while `retries` and `delivery.timeout.ms` allow. With up to
 //! `max.in.flight.requests.per.connection` batches outstanding, a retried batch can land after a
-//! later one (reordering), and a retry of a batch whose response was lost writes it twice. The
+//! later one (reordering), and a retry of a batch whose response was lost writes it twice. A
+//! broker reads a connection's requests one at a time (`SocketServer` mutes the connection until
+//! the answer is sent), so a client's answers come back in request order. The
 //! idempotent producer (`enable.idempotence`, KIP-98) numbers batches per partition; the leader
 //! answers a repeated sequence with the original offset and refuses a gap with
-//! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. Kafka refuses
-//! idempotence with `acks` other than `all`, with more than 5 in flight, or with `retries=0`.
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER`, so retries neither duplicate nor reorder. A batch that
+//! expires or runs out of retries keeps its sequence, its fate unknown: the producer waits until
+//! nothing of the partition is in flight, and only then, if a gap remains, bumps its producer
+//! epoch and restarts the sequence at 0; the leader fences the older epoch
+//! (`INVALID_PRODUCER_EPOCH`). A gap the leader reports for the next sequence bumps the epoch at
+//! once; for a batch behind the last acknowledged it is only retried (KIP-360, `producer.rs`). Kafka refuses idempotence with `acks` other than `all`, with
+//! more than 5 in flight, or with `retries=0`.
 //! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
 //! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
 //!
@@ -82,7 +96,11 @@
 //!
 //! Kafka documentation (`ProducerConfig`, `TopicConfig`, "Replication", "Message Delivery
 //! Semantics", "Guarantees": one producer's records to a partition are appended in send order);
-//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98 (idempotent producer), KIP-101 and KIP-279 (leader-epoch truncation),
+//! OpenChaos's order checker (the acknowledged sends, a subsequence of the deliveries); KIP-98
+//! (idempotent producer) and KIP-360 (its recovery by epoch bumps), read in apache/kafka's
+//! `Sender.completeBatch`, `Sender.sendProducerData`, `TransactionManager.canRetry`,
+//! `handleFailedBatch`, `maybeResolveSequences`, `RecordAccumulator`'s drain and
+//! `ProducerAppendInfo`; KIP-101 and KIP-279 (leader-epoch truncation),
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
 //! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
@@ -99,10 +117,10 @@ mod spec;
 mod view;
 
 pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
-pub use config::{CommitMode, Settings, Truncation};
+pub use config::{CommitMode, OffsetReset, Settings, Truncation, Version};
 pub use consumer::{Consumer, ConsumerState};
 pub use controller::{Controller, ControllerState};
-pub use log::{CommitLog, LeaderEpoch, Record};
+pub use log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
 pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
@@ -260,14 +278,14 @@ impl Actor for KafkaActor {
 
     fn on_timeout(
         &self,
-        _id: Id,
+        id: Id,
         state: &mut Cow<KafkaState>,
         timer: &KafkaTimer,
         o: &mut KafkaOut,
     ) {
         match (self, state.to_mut()) {
             (KafkaActor::Controller(c), KafkaState::Controller(s)) => c.on_timeout(s, timer, o),
-            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_timeout(s, timer, o),
+            (KafkaActor::Broker(b), KafkaState::Broker(s)) => b.on_timeout(id, s, timer, o),
             (KafkaActor::Producer(p), KafkaState::Producer(s)) => p.on_timeout(s, timer, o),
             (KafkaActor::Consumer(c), KafkaState::Consumer(s)) => c.on_timeout(s, timer, o),
             _ => unreachable!("actor and state kinds always match"),
@@ -359,6 +377,16 @@ impl System for Kafka {
                 name: "safe",
                 sets: &["acks=all", "replication.factor=3", "min.insync.replicas=2", "unclean.leader.election.enable=false", "enable.idempotence=true", "consumer.commit=after-processing"],
                 claim: "the article: Kafka is at-least-once and ordered within a partition",
+            },
+            Scenario {
+                name: "min.insync.replicas=4, Kafka 3.6",
+                sets: &["version=3.6", "min.insync.replicas=4"],
+                claim: "a minimum ISR above the replication factor refuses every acks=all produce",
+            },
+            Scenario {
+                name: "min.insync.replicas=4, Kafka 4.1",
+                sets: &["version=4.1", "min.insync.replicas=4"],
+                claim: "from 3.7 the minimum ISR is capped at the replication factor (KAFKA-15583)",
             },
             Scenario {
                 name: "safe + fsync",

@@ -1,5 +1,39 @@
 //! The producer: batches, in-flight requests, retries, and the idempotent producer's sequence
-//! numbers.
+//! numbers and their recovery.
+//!
+//! # The idempotent producer's recovery
+//!
+//! As Kafka's client does it (`Sender.completeBatch`, `Sender.failBatch`,
+//! `Sender.sendProducerData`, `RecordAccumulator.shouldStopDrainBatchesForPartition`,
+//! `TransactionManager.canRetry`, `isNextSequence`, `handleCompletedBatch`,
+//! `maybeUpdateLastAckedSequence`, `requestIdempotentEpochBumpForPartition`, `handleFailedBatch`,
+//! `markSequenceUnresolved`, `maybeResolveSequences`, `bumpIdempotentProducerEpoch`,
+//! `TxnPartitionEntry.startSequencesAtBeginning`; KIP-360):
+//!
+//! - A batch gets its sequence when it is first sent, never before, and keeps it on every retry:
+//!   the client never gives another sequence to a batch whose fate it does not know.
+//! - While a retried batch waits, only the partition's lowest outstanding sequence is sent
+//!   (in effect one request in flight); no new batch is numbered while an expired batch's fate is
+//!   unresolved, nor under a new epoch while batches of the old one are outstanding.
+//! - A batch that expires (`delivery.timeout.ms`) after a retry marks its partition
+//!   **unresolved**. Once nothing of that partition is outstanding, the client sees whether the
+//!   last acknowledged sequence reached it (the later batches succeeded, so it was written) or
+//!   not; only then does it bump the producer **epoch** and restart the partition at sequence 0.
+//! - `OUT_OF_ORDER_SEQUENCE_NUMBER` for the batch right after the last acknowledged one (or after
+//!   the unresolved one) means a gap in the log: the epoch is bumped at once, and the batches
+//!   still outstanding — which the leader refused too — are renumbered from 0 under it. An
+//!   out-of-order answer for a batch that is not the next sequence (base sequence other than
+//!   the last acknowledged + 1; the last acknowledged only grows) is only retried, without a
+//!   bump, until `delivery.timeout.ms` fails it. The leader answers a connection's requests in
+//!   order (see `broker.rs`), so such an answer comes after those of the batches sent before.
+//! - A batch that fails for good with an error that says it was not written, before its retries
+//!   ran out, bumps the epoch too; one whose retries ran out (`retries`) leaves the sequences
+//!   alone, as its fate is unknown.
+//!
+//! The leader keeps, per producer id, the epoch and sequence of its last batch, rebuilt from the
+//! log (`ProducerStateManager`, `ProducerAppendInfo`): a batch of an older epoch is refused
+//! (`INVALID_PRODUCER_EPOCH`), a newer epoch must start at 0, the same epoch must continue the
+//! sequence, and a retry of a batch of the current epoch gets its original offset.
 //!
 //! # After a restart (`--producer-crashes`)
 //!
@@ -16,12 +50,13 @@
 //! guaranteed within a single producer session"; across sessions it takes a `transactional.id`,
 //! which fences the old epoch). Without idempotence a resend is simply another record.
 
-use super::protocol::{leaders, Acks, KafkaMsg, Partition};
+use super::log::ProducerSeq;
+use super::protocol::{leaders, Acks, ErrorCode, KafkaMsg, Partition};
 use super::{exact, retry, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Id;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Paces a run may draw: milliseconds between two sends.
@@ -37,14 +72,27 @@ pub struct Producer {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Batch {
     pub partition: Partition,
-    /// The idempotent producer's sequence number within the partition.
-    pub sequence: Option<u32>,
+    /// The idempotent producer's id, epoch and sequence, assigned when the batch is first sent
+    /// and changed only by an epoch bump (`ProducerBatch.resetProducerState`).
+    pub producer_seq: Option<ProducerSeq>,
+    /// `sequenceHasBeenReset`: an epoch bump renumbered it.
+    pub reset: bool,
+    /// Kafka's `ProducerBatch.attempts()`: how many times it was queued again for a retry.
     pub attempts: u64,
     /// The request carrying it, while one is outstanding, and the broker it went to.
     pub in_flight: Option<u64>,
     pub sent_to: Option<Id>,
     /// Waiting out `retry.backoff.ms` before the next attempt.
     pub backing_off: bool,
+}
+
+/// A partition's sequence numbers (`TxnPartitionEntry`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartitionSequences {
+    /// The producer id and epoch the partition's sequences run under.
+    pub producer: (u32, u16),
+    pub next_sequence: u32,
+    pub last_acked: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -56,10 +104,92 @@ pub struct ProducerState {
     pub leaders: Vec<Option<Id>>,
     pub batches: BTreeMap<u32, Batch>,
     pub next_request: u64,
-    /// Producer id: a new one after a sequence reset (KIP-360's epoch bump); `None` while a
-    /// restarted idempotent producer waits for `InitProducerId`'s answer.
+    /// `None` while a restarted idempotent producer waits for `InitProducerId`'s answer.
     pub producer_id: Option<u32>,
-    pub next_sequence: BTreeMap<Partition, u32>,
+    pub producer_epoch: u16,
+    pub sequences: BTreeMap<Partition, PartitionSequences>,
+    /// `partitionsWithUnresolvedSequences`: partitions where a batch expired after a retry, with
+    /// the sequence that must have been acknowledged last for it to count as written, plus one.
+    pub unresolved: BTreeMap<Partition, u32>,
+    /// `partitionsToRewriteSequences`: an epoch bump is due, restarting these partitions.
+    pub bump: BTreeSet<Partition>,
+}
+
+/// Errors worth a retry (`RetriableException`); `None` stands for a connection failure or a
+/// request timeout. An older producer epoch is not retriable.
+fn retriable(error: Option<ErrorCode>) -> bool {
+    error != Some(ErrorCode::InvalidProducerEpoch)
+}
+
+impl ProducerState {
+    /// The batches of `p` holding a sequence and not yet done: `TxnPartitionEntry`'s in-flight
+    /// batches, whether a request is outstanding or they wait for a retry.
+    fn sequenced(&self, p: Partition) -> impl Iterator<Item = (&u32, &Batch)> {
+        self.batches
+            .iter()
+            .filter(move |(_, b)| b.partition == p && b.producer_seq.is_some())
+    }
+
+    fn current(&self) -> (u32, u16) {
+        (self.producer_id.unwrap_or(0), self.producer_epoch)
+    }
+
+    /// Is `sequence` the one after the last acknowledged of `p`?
+    fn is_next_sequence(&self, p: Partition, sequence: u32) -> bool {
+        let last = self.sequences.get(&p).and_then(|e| e.last_acked);
+        sequence == last.map_or(0, |l| l + 1)
+    }
+
+    /// `startSequencesAtBeginning`: the partition's batches still holding a sequence are
+    /// renumbered from 0 under the current epoch.
+    fn start_sequences_at_beginning(&mut self, p: Partition) {
+        let (producer_id, epoch) = self.current();
+        let mut order: Vec<(u32, u32)> = self
+            .sequenced(p)
+            .map(|(seq, b)| (b.producer_seq.map_or(0, |x| x.sequence), *seq))
+            .collect();
+        order.sort();
+        for (i, (_, seq)) in order.iter().enumerate() {
+            let b = self.batches.get_mut(seq).expect("batch exists");
+            b.producer_seq = Some(ProducerSeq {
+                producer_id,
+                epoch,
+                sequence: i as u32,
+            });
+            b.reset = true;
+        }
+        self.sequences.insert(
+            p,
+            PartitionSequences {
+                producer: (producer_id, epoch),
+                next_sequence: order.len() as u32,
+                last_acked: None,
+            },
+        );
+    }
+
+    /// `maybeResolveSequences`, then `bumpIdempotentEpochAndResetIdIfNeeded`: an unresolved
+    /// partition with nothing outstanding is resolved, by the acknowledgements or by a bump.
+    fn resolve_and_bump(&mut self) {
+        for (p, _) in self.unresolved.clone() {
+            if self.sequenced(p).next().is_some() {
+                continue;
+            }
+            let next = self.sequences.get(&p).map_or(0, |e| e.next_sequence);
+            if !self.is_next_sequence(p, next) {
+                self.bump.insert(p);
+            }
+            self.unresolved.remove(&p);
+        }
+        if self.bump.is_empty() || self.producer_id.is_none() {
+            return;
+        }
+        self.producer_epoch += 1;
+        for p in std::mem::take(&mut self.bump) {
+            self.start_sequences_at_beginning(p);
+            self.unresolved.remove(&p);
+        }
+    }
 }
 
 impl Producer {
@@ -98,7 +228,10 @@ impl Producer {
             batches: BTreeMap::new(),
             next_request: 0,
             producer_id: (!restarted).then_some(self.index << 16),
-            next_sequence: BTreeMap::new(),
+            producer_epoch: 0,
+            sequences: BTreeMap::new(),
+            unresolved: BTreeMap::new(),
+            bump: BTreeSet::new(),
         };
         for msg in outbox.unacknowledged {
             self.enqueue(&mut s, msg.seq, o);
@@ -127,7 +260,7 @@ impl Producer {
                     .collect();
                 for seq in lost {
                     if s.batches.get(&seq).is_some_and(|b| b.in_flight.is_some()) {
-                        self.failed_attempt(s, seq, "NETWORK_EXCEPTION", o);
+                        self.failed_attempt(s, seq, None, "NETWORK_EXCEPTION", o);
                     }
                 }
             }
@@ -160,13 +293,18 @@ impl Producer {
                 o.cancel_timer(KafkaTimer::RequestTimeout(request));
                 match result {
                     Ok(_) => {
-                        s.batches.remove(&seq);
+                        let b = s.batches.remove(&seq).expect("found above");
+                        if let Some(ps) = b.producer_seq {
+                            // `handleCompletedBatch`: the last acknowledged sequence only grows.
+                            let e = s.sequences.get_mut(&b.partition).expect("numbered");
+                            e.last_acked = e.last_acked.max(Some(ps.sequence));
+                        }
                         o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
                         let msg = MsgId { seq, ..self.id() };
                         self.record(s, Op::Ack { msg }, o);
                         self.pump(s, o);
                     }
-                    Err(e) => self.failed_attempt(s, seq, e.name(), o),
+                    Err(e) => self.failed_attempt(s, seq, Some(e), e.name(), o),
                 }
             }
             _ => {}
@@ -190,7 +328,7 @@ impl Producer {
                     .find(|(_, b)| b.in_flight == Some(*request))
                     .map(|(seq, _)| *seq);
                 if let Some(seq) = found {
-                    self.failed_attempt(s, seq, "request.timeout.ms expired", o);
+                    self.failed_attempt(s, seq, None, "request.timeout.ms expired", o);
                 }
             }
             KafkaTimer::RetryBackoff => {
@@ -210,9 +348,13 @@ impl Producer {
                     };
                     let reason = "delivery.timeout.ms expired".to_string();
                     self.record(s, Op::Fail { msg, reason }, o);
-                    if self.settings.idempotence {
-                        self.reset_sequences(s, o);
+                    // An expired batch that was retried may or may not be in the log: hold the
+                    // partition until what is outstanding tells (`markSequenceUnresolved`).
+                    if let Some(ps) = b.producer_seq.filter(|_| b.attempts > 0) {
+                        let next = s.unresolved.entry(b.partition).or_insert(0);
+                        *next = (*next).max(ps.sequence + 1);
                     }
+                    self.pump(s, o);
                 }
             }
             _ => {}
@@ -250,20 +392,15 @@ impl Producer {
         }
     }
 
-    /// Puts record `seq` in a batch of its own, numbered within its partition, with its
-    /// `delivery.timeout.ms`.
+    /// Puts record `seq` in a batch of its own, with its `delivery.timeout.ms`.
     fn enqueue(&self, s: &mut ProducerState, seq: u32, o: &mut KafkaOut) {
         let partition = self.settings.partition_for(seq);
-        let sequence = self.settings.idempotence.then(|| {
-            let n = s.next_sequence.entry(partition).or_insert(0);
-            *n += 1;
-            *n - 1
-        });
         s.batches.insert(
             seq,
             Batch {
                 partition,
-                sequence,
+                producer_seq: None,
+                reset: false,
                 attempts: 0,
                 in_flight: None,
                 sent_to: None,
@@ -278,12 +415,18 @@ impl Producer {
 
     /// Sends what may be sent: per partition, up to `max.in.flight.requests.per.connection`
     /// outstanding requests, oldest batch first. A batch waiting out its retry backoff goes back
-    /// to the head of its partition's queue (`RecordAccumulator.reenqueue`), so nothing newer is
-    /// sent past it; what overtakes a retry is only what was already in flight. The idempotent
-    /// producer sends nothing before it has a producer id.
+    /// to the head of its partition's queue, in sequence order (`RecordAccumulator.reenqueue`),
+    /// so nothing newer is sent past it; what overtakes a retry is only what was already in
+    /// flight. The idempotent producer first resolves and bumps (`Sender.runOnce`), sends
+    /// nothing before it has a producer id, and drains as `shouldStopDrainBatchesForPartition`
+    /// allows.
     fn pump(&self, s: &mut ProducerState, o: &mut KafkaOut) {
-        if self.settings.idempotence && s.producer_id.is_none() {
-            return;
+        let idempotent = self.settings.idempotence;
+        if idempotent {
+            s.resolve_and_bump();
+            if s.producer_id.is_none() {
+                return;
+            }
         }
         for p in 0..self.settings.partitions {
             let Some(leader) = s.leaders[p as usize] else {
@@ -294,35 +437,33 @@ impl Producer {
                 .values()
                 .filter(|b| b.partition == p && b.in_flight.is_some())
                 .count();
-            let mut order: Vec<(u32, u32)> = s
+            let mut order: Vec<(bool, u32, u32)> = s
                 .batches
                 .iter()
-                .filter(|(_, b)| b.partition == p)
-                .map(|(seq, b)| (b.sequence.unwrap_or(*seq), *seq))
+                .filter(|(_, b)| b.partition == p && b.in_flight.is_none())
+                .map(|(seq, b)| match b.producer_seq {
+                    Some(ps) => (false, ps.sequence, *seq),
+                    None => (true, 0, *seq),
+                })
                 .collect();
             order.sort();
-            for (_, seq) in order {
-                if in_flight >= self.settings.max_in_flight {
+            for (_, _, seq) in order {
+                if in_flight >= self.settings.max_in_flight || s.batches[&seq].backing_off {
                     break;
                 }
-                let b = &s.batches[&seq];
-                if b.backing_off {
+                if idempotent && !self.number(s, seq) {
                     break;
-                }
-                if b.in_flight.is_some() {
-                    continue;
                 }
                 let request = s.next_request;
                 s.next_request += 1;
                 let b = s.batches.get_mut(&seq).expect("batch exists");
-                b.attempts += 1;
                 o.send(
                     leader,
                     KafkaMsg::Produce {
                         partition: p,
                         request,
                         msg: MsgId { seq, ..self.id() },
-                        producer_seq: s.producer_id.zip(b.sequence),
+                        producer_seq: b.producer_seq,
                         acks: self.settings.acks,
                     },
                 );
@@ -345,53 +486,111 @@ impl Producer {
         }
     }
 
-    /// A failed attempt is retried after `retry.backoff.ms` while `retries` allows. The
-    /// idempotent producer also pulls back every later batch of the partition, to resend them
-    /// in sequence order.
-    fn failed_attempt(&self, s: &mut ProducerState, seq: u32, reason: &str, o: &mut KafkaOut) {
+    /// May the idempotent producer send batch `seq` now (`shouldStopDrainBatchesForPartition`)?
+    /// A retry goes only as the partition's lowest outstanding sequence; a new batch waits while
+    /// the partition is unresolved or has batches of an older epoch outstanding, and is then
+    /// numbered (`maybeUpdateProducerIdAndEpoch`).
+    fn number(&self, s: &mut ProducerState, seq: u32) -> bool {
+        let b = &s.batches[&seq];
+        let p = b.partition;
+        let first_in_flight = s
+            .sequenced(p)
+            .filter_map(|(_, b)| b.producer_seq.map(|x| x.sequence))
+            .min();
+        if let Some(ps) = b.producer_seq {
+            return first_in_flight == Some(ps.sequence);
+        }
+        let current = s.current();
+        let stale = s.sequences.get(&p).is_some_and(|e| e.producer != current);
+        if first_in_flight.is_some() && stale || s.unresolved.contains_key(&p) {
+            return false;
+        }
+        if stale || !s.sequences.contains_key(&p) {
+            s.sequences.insert(
+                p,
+                PartitionSequences {
+                    producer: current,
+                    next_sequence: 0,
+                    last_acked: None,
+                },
+            );
+        }
+        let e = s.sequences.get_mut(&p).expect("inserted");
+        let sequence = e.next_sequence;
+        e.next_sequence += 1;
+        s.batches.get_mut(&seq).expect("batch exists").producer_seq = Some(ProducerSeq {
+            producer_id: current.0,
+            epoch: current.1,
+            sequence,
+        });
+        true
+    }
+
+    /// A failed attempt (`error` is `None` for a lost connection or a request timeout) is
+    /// retried after `retry.backoff.ms` while `retries` allows (`Sender.canRetry`); the batches
+    /// still in flight behind it get their own answers.
+    fn failed_attempt(
+        &self,
+        s: &mut ProducerState,
+        seq: u32,
+        error: Option<ErrorCode>,
+        reason: &str,
+        o: &mut KafkaOut,
+    ) {
         let b = s.batches[&seq].clone();
-        if b.attempts > self.settings.retries {
-            s.batches.remove(&seq);
-            o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
-            let msg = MsgId { seq, ..self.id() };
-            let reason = format!("{reason} after {} attempts", b.attempts);
-            self.record(s, Op::Fail { msg, reason }, o);
-            if self.settings.idempotence {
-                self.reset_sequences(s, o);
-            }
+        if let Some(r) = b.in_flight {
+            o.cancel_timer(KafkaTimer::RequestTimeout(r));
+        }
+        let can_retry = b.attempts < self.settings.retries
+            && if self.settings.idempotence {
+                self.can_retry(s, &b, error)
+            } else {
+                retriable(error)
+            };
+        if can_retry {
+            let b = s.batches.get_mut(&seq).expect("batch exists");
+            b.attempts += 1;
+            b.in_flight = None;
+            b.backing_off = true;
+            o.set_timer(KafkaTimer::RetryBackoff, exact(self.settings.retry_backoff));
+            o.send(self.settings.controller(), KafkaMsg::Metadata);
             self.pump(s, o);
             return;
         }
-        for (other, ob) in s.batches.iter_mut() {
-            let pulled_back = *other == seq
-                || (self.settings.idempotence
-                    && ob.partition == b.partition
-                    && ob.sequence > b.sequence);
-            if pulled_back {
-                if let Some(r) = ob.in_flight.take() {
-                    o.cancel_timer(KafkaTimer::RequestTimeout(r));
-                }
-                ob.backing_off = true;
-            }
+        s.batches.remove(&seq);
+        o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
+        let msg = MsgId { seq, ..self.id() };
+        let reason = format!("{reason} after {} attempts", b.attempts + 1);
+        self.record(s, Op::Fail { msg, reason }, o);
+        // `handleFailedBatch`: a gap the leader reported, or a batch the leader refused before
+        // its retries ran out, restarts the sequences; a batch whose retries ran out on a
+        // retriable error may be in the log, and changes nothing.
+        if b.producer_seq.is_some()
+            && (error == Some(ErrorCode::OutOfOrderSequence) || b.attempts < self.settings.retries)
+        {
+            s.bump.insert(b.partition);
         }
-        o.set_timer(KafkaTimer::RetryBackoff, exact(self.settings.retry_backoff));
-        o.send(self.settings.controller(), KafkaMsg::Metadata);
+        self.pump(s, o);
     }
 
-    /// After a batch of the idempotent producer fails for good, its sequence has a gap the
-    /// leader would refuse forever: take a new producer id and renumber what is left.
-    fn reset_sequences(&self, s: &mut ProducerState, o: &mut KafkaOut) {
-        s.producer_id = s.producer_id.map(|id| id + 1);
-        s.next_sequence.clear();
-        for b in s.batches.values_mut() {
-            let n = s.next_sequence.entry(b.partition).or_insert(0);
-            b.sequence = Some(*n);
-            *n += 1;
-            if let Some(r) = b.in_flight.take() {
-                o.cancel_timer(KafkaTimer::RequestTimeout(r));
-            }
-            b.backing_off = true;
+    /// `TransactionManager.canRetry` for the idempotent producer: an out-of-order answer is
+    /// always retried, and bumps the epoch when it shows a real gap — the batch is the one after
+    /// the last acknowledged (or after the unresolved one) and was not renumbered already.
+    fn can_retry(&self, s: &mut ProducerState, b: &Batch, error: Option<ErrorCode>) -> bool {
+        if error != Some(ErrorCode::OutOfOrderSequence) {
+            return retriable(error);
         }
-        o.set_timer(KafkaTimer::RetryBackoff, exact(self.settings.retry_backoff));
+        let Some(ps) = b.producer_seq else {
+            return true;
+        };
+        let p = b.partition;
+        let unresolved = s.unresolved.get(&p).copied();
+        if unresolved.is_none() && (b.reset || !s.is_next_sequence(p, ps.sequence)) {
+            return true;
+        }
+        if unresolved.is_none_or(|next| next == ps.sequence) {
+            s.bump.insert(p);
+        }
+        true
     }
 }

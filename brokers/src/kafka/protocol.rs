@@ -1,6 +1,6 @@
 //! The Kafka requests and responses the model exchanges, named after the real APIs.
 
-use super::log::{LeaderEpoch, Record};
+use super::log::{LeaderEpoch, ProducerSeq, Record};
 use mqcheck_invariants::MsgId;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
@@ -39,6 +39,7 @@ pub enum ErrorCode {
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
     OutOfOrderSequence,
+    InvalidProducerEpoch,
     FencedLeaderEpoch,
     UnknownLeaderEpoch,
     OffsetOutOfRange,
@@ -54,6 +55,7 @@ impl ErrorCode {
             ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
             ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
             ErrorCode::OutOfOrderSequence => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
@@ -149,7 +151,7 @@ pub enum KafkaMsg {
         partition: Partition,
         request: u64,
         msg: MsgId,
-        producer_seq: Option<(u32, u32)>,
+        producer_seq: Option<ProducerSeq>,
         acks: Acks,
     },
     ProduceResponse {
@@ -174,15 +176,28 @@ pub enum KafkaMsg {
         generation: u32,
         partition: Partition,
     },
+    /// The group's committed offset, `None` if it has none, with the leader epoch of the
+    /// record before it (KIP-320; 0 when unknown).
     OffsetFetchResponse {
         generation: u32,
         partition: Partition,
-        offset: u64,
+        offset: Option<u64>,
+        leader_epoch: LeaderEpoch,
     },
     OffsetCommit {
         generation: u32,
         partition: Partition,
         offset: u64,
+        leader_epoch: LeaderEpoch,
+    },
+    /// `ListOffsets` for the latest offset: a consumer resetting to `latest` asks the leader.
+    ListOffsets {
+        partition: Partition,
+    },
+    ListOffsetsResponse {
+        partition: Partition,
+        offset: u64,
+        error: Option<ErrorCode>,
     },
     OffsetCommitResponse {
         partition: Partition,
@@ -320,7 +335,16 @@ impl fmt::Display for KafkaMsg {
             OffsetFetch { partition, .. } => write!(f, "OffsetFetch p{partition}"),
             OffsetFetchResponse {
                 partition, offset, ..
-            } => write!(f, "OffsetFetchResponse p{partition} committed={offset}"),
+            } => match offset {
+                Some(offset) => write!(f, "OffsetFetchResponse p{partition} committed={offset}"),
+                None => write!(f, "OffsetFetchResponse p{partition} no committed offset"),
+            },
+            ListOffsets { partition } => write!(f, "ListOffsets p{partition} latest"),
+            ListOffsetsResponse {
+                partition,
+                offset,
+                error,
+            } => write!(f, "ListOffsetsResponse p{partition} offset={offset}{}", err(error)),
             OffsetCommit {
                 partition, offset, ..
             } => write!(f, "OffsetCommit p{partition} offset={offset}"),

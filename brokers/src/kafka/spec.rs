@@ -14,10 +14,15 @@
 //! - `LogMatching`: two replicas that hold a record of the same leader epoch at the same offset
 //!   hold the same records up to it (Raft's Log Matching, which leader-epoch truncation restores
 //!   and high-watermark truncation does not).
+//! - `Idempotence`: every replica's log holds the records of one idempotent producer id — one
+//!   producer session — each once and in send order: retries and epoch bumps neither duplicate
+//!   nor reorder (KIP-98, KIP-360). Across sessions (a restarted producer's new id) it promises
+//!   nothing; a broker that loses its producer state (unclean election, power loss) may break it.
 
 use super::{CommitLog, Kafka, KafkaState, Partition, PartitionState, Replica, ReplicaRole};
 use crate::{StateInvariant, SystemView};
 use stateright::actor::Id;
+use std::collections::BTreeMap;
 
 fn partitions<'a>(view: &'a SystemView<'_, Kafka>) -> &'a [PartitionState] {
     view.nodes
@@ -117,6 +122,21 @@ fn log_matching(view: &SystemView<'_, Kafka>) -> bool {
     })
 }
 
+fn idempotence(view: &SystemView<'_, Kafka>) -> bool {
+    partitions(view).iter().all(|p| {
+        replicas(view, p.partition).into_iter().all(|(_, r)| {
+            let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+            r.log.records().all(|rec| {
+                let Some(ps) = rec.producer_seq else {
+                    return true;
+                };
+                last.insert(ps.producer_id, rec.msg.seq)
+                    .is_none_or(|before| before < rec.msg.seq)
+            })
+        })
+    })
+}
+
 pub(super) fn invariants() -> Vec<StateInvariant<Kafka>> {
     vec![
         StateInvariant {
@@ -134,6 +154,10 @@ pub(super) fn invariants() -> Vec<StateInvariant<Kafka>> {
         StateInvariant {
             name: "LogMatching",
             holds: log_matching,
+        },
+        StateInvariant {
+            name: "Idempotence",
+            holds: idempotence,
         },
     ]
 }
