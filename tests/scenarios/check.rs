@@ -2,11 +2,11 @@
 //! anomaly with a counterexample, proves each documented guarantee within its bounds, and turns
 //! bad input away with one line.
 
-use crate::common::{check, mqcheck};
+use crate::common::{bad_input, check, mqcheck, mqcheck_within_20s, Killed};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -675,16 +675,6 @@ fn check_is_deterministic() {
     }
 }
 
-/// Kills the child when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `GET path` over HTTP/1.0; the whole response, or `None` if nothing answers yet.
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -755,57 +745,6 @@ fn explore_serves_the_explorer_with_the_model_properties() {
     for name in ["at-least-once", "a consumer reads", "LeaderInIsr"] {
         assert!(names.contains(&name), "{name} in {names:?}");
     }
-}
-
-/// Runs `mqcheck ARGS`, failing the test if it is still running after 20 s.
-fn mqcheck_within_20s(args: &[&str]) -> (i32, String, String) {
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_mqcheck"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mqcheck starts"),
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "`mqcheck {}` still running after 20 s",
-            args.join(" ")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let _ = child.0.stdout.take().unwrap().read_to_string(&mut stdout);
-    let _ = child.0.stderr.take().unwrap().read_to_string(&mut stderr);
-    (status.code().expect("exited"), stdout, stderr)
-}
-
-/// Asserts `mqcheck ARGS` is bad input: exit 2, nothing on stdout, one `error:` line that
-/// names `key`.
-fn bad_input(args: &[&str], key: &str) {
-    let (code, stdout, stderr) = mqcheck_within_20s(args);
-    let command = args.join(" ");
-    assert!(
-        !stderr.contains("panicked"),
-        "`mqcheck {command}` panicked: {stderr}"
-    );
-    assert_eq!(code, 2, "`mqcheck {command}` is bad input: {stderr}");
-    assert_eq!(stdout, "", "`mqcheck {command}` prints nothing on stdout");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "`mqcheck {command}` says one line: {stderr}"
-    );
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(key),
-        "`mqcheck {command}` names {key}: {stderr}"
-    );
 }
 
 #[test]

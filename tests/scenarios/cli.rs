@@ -371,21 +371,7 @@ fn bad_input_is_one_line_naming_the_flag_or_key_with_exit_2_before_any_work() {
     ];
     for (words, names) in cases {
         let started = std::time::Instant::now();
-        let out = mqcheck(&words);
-        assert_eq!(out.code, 2, "{words:?}: {}", out.stderr);
-        assert_eq!(out.stderr.lines().count(), 1, "{words:?}: {}", out.stderr);
-        assert!(
-            out.stderr.starts_with("error: "),
-            "{words:?}: {}",
-            out.stderr
-        );
-        assert!(out.stderr.contains(names), "{words:?}: {}", out.stderr);
-        assert!(
-            !out.stderr.contains("panicked"),
-            "{words:?}: {}",
-            out.stderr
-        );
-        assert!(out.stdout.is_empty(), "{words:?}: {}", out.stdout);
+        crate::common::bad_input(&words, names);
         // Before any work: not after a sweep or a search.
         assert!(
             started.elapsed() < std::time::Duration::from_secs(2),

@@ -1,7 +1,9 @@
 //! Runs the `mqcheck` binary the way a user does, and reads its JSON.
 
 use serde_json::Value;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Outcome {
     pub code: i32,
@@ -113,4 +115,65 @@ pub fn replay(command: &str) -> Outcome {
 /// `mqcheck check ARGS --json`, parsed.
 pub fn check(args: &str) -> (i32, Value) {
     json("check", args)
+}
+
+/// Kills the child when the test ends, however it ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `mqcheck ARGS`, failing the test if it is still running after 20 s.
+pub fn mqcheck_within_20s(args: &[&str]) -> (i32, String, String) {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mqcheck starts"),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "`mqcheck {}` still running after 20 s",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let _ = child.0.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.0.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.code().expect("exited"), stdout, stderr)
+}
+
+/// Asserts `mqcheck ARGS` is bad input: exit 2, nothing on stdout, one `error:` line that
+/// names `key`.
+pub fn bad_input(args: &[&str], key: &str) {
+    let (code, stdout, stderr) = mqcheck_within_20s(args);
+    let command = args.join(" ");
+    assert!(
+        !stderr.contains("panicked"),
+        "`mqcheck {command}` panicked: {stderr}"
+    );
+    assert_eq!(code, 2, "`mqcheck {command}` is bad input: {stderr}");
+    assert_eq!(stdout, "", "`mqcheck {command}` prints nothing on stdout");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "`mqcheck {command}` says one line: {stderr}"
+    );
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(key),
+        "`mqcheck {command}` names {key}: {stderr}"
+    );
 }
