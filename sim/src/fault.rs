@@ -5,10 +5,10 @@ use mqcheck_invariants::secs_unspaced;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which node a crash, power loss or pause hits: resolved when the fault starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// Whichever live server leads something at that moment (a random live server if none).
@@ -20,7 +20,7 @@ pub enum Target {
 }
 
 /// How a partition splits the nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Split {
     /// The current leader alone on one side.
@@ -32,7 +32,7 @@ pub enum Split {
 }
 
 /// One fault with its extent.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum FaultOp {
     Crash {
@@ -63,7 +63,7 @@ pub enum FaultOp {
 }
 
 /// A fault from `at_ms` for `for_ms` of simulated time.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ScheduledFault {
     pub at_ms: u64,
     pub for_ms: u64,
@@ -72,7 +72,7 @@ pub struct ScheduledFault {
 }
 
 /// The nemesis's plan for one run: faults within a window, after which everything heals.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Schedule {
     pub window_ms: u64,
     pub faults: Vec<ScheduledFault>,
