@@ -147,6 +147,8 @@ fn bad_input_names_the_key_and_exits_2() {
         ("sim --broker kafka --set request.timeout.ms=1000 --set replica.fetch.wait.max.ms=2000", "replica.fetch.wait.max.ms"),
         ("check --broker kafka --set fetch.max.wait.ms=0", "fetch.max.wait.ms"),
         ("check --broker kafka --set broker.heartbeat.interval.ms=soon", "broker.heartbeat.interval.ms"),
+        // The consumer's heartbeat must be shorter than its session (Heartbeat's constructor).
+        ("sim --broker kafka --set heartbeat.interval.ms=45000", "session.timeout.ms=45000"),
     ] {
         let words: Vec<&str> = args.split_whitespace().collect();
         let out = mqcheck(&words);

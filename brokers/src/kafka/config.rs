@@ -441,3 +441,40 @@ pub(super) fn effective(config: &Config) -> Config {
             (s.delivery_timeout.as_millis() as u64).to_string(),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validated(sets: &[&str]) -> Result<(), ConfigError> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        validate(&Config::parse("kafka", &keys(), &sets)?)
+    }
+
+    /// KafkaConfig has no `require` on the broker heartbeat against the session: Kafka starts
+    /// with any pair (since KAFKA-19432 it logs an ERROR when the heartbeat is above half the
+    /// session), its controller then fences the broker between heartbeats. The model runs what
+    /// Kafka runs.
+    #[test]
+    fn a_broker_heartbeat_longer_than_the_session_is_accepted_as_kafka_accepts_it() {
+        assert!(validated(&["broker.heartbeat.interval.ms=4501"]).is_ok());
+        assert!(validated(&[
+            "broker.session.timeout.ms=1000",
+            "broker.heartbeat.interval.ms=2000",
+        ])
+        .is_ok());
+    }
+
+    /// The consumer's `Heartbeat` refuses a heartbeat not lower than the session timeout.
+    #[test]
+    fn a_consumer_heartbeat_must_be_shorter_than_its_session() {
+        assert!(validated(&["heartbeat.interval.ms=44999"]).is_ok());
+        let e = validated(&["heartbeat.interval.ms=45000"]).unwrap_err();
+        assert_eq!(e.key, "heartbeat.interval.ms");
+        assert!(
+            e.message.contains("heartbeat.interval.ms=45000")
+                && e.message.contains("session.timeout.ms=45000"),
+            "{e}"
+        );
+    }
+}
