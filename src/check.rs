@@ -11,6 +11,8 @@ use mqcheck_models::{Bounds, CheckModel, CheckState};
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,6 +57,11 @@ pub struct CheckCmd {
     /// stops is inconclusive; every property still gets its verdict over the part explored.
     #[arg(long, value_name = "S", value_parser = int(1u64, 31_536_000))]
     pub max_seconds: Option<u64>,
+    /// Stop the search when the checker's resident memory passes this many MiB (default: three
+    /// quarters of the memory the machine has available when the check starts; no guard where
+    /// /proc does not tell). A search it stops is inconclusive, like one --max-seconds stops.
+    #[arg(long, value_name = "MIB", value_parser = int(1u64, 1 << 40))]
+    pub max_memory: Option<u64>,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
     /// so it needs `--strategy dfs`.
@@ -113,6 +120,9 @@ struct PropertyVerdict {
     name: &'static str,
     expectation: Expects,
     held: bool,
+    /// In words: `held`, `held within the explored part` (a search stopped early), `violated`,
+    /// `not judged` (the search met no state where it could be), `reached`, `unreached`.
+    verdict: &'static str,
     #[serde(flatten)]
     violation: Option<Violation>,
 }
@@ -164,17 +174,33 @@ fn by_name<Z: serde::Serializer>(properties: &[PropertyVerdict], z: Z) -> Result
 }
 
 impl PropertyVerdict {
-    /// The verdict of `property` on the finished search `done`.
+    /// The verdict of `property` on the finished search `done`; `partial` if the search was
+    /// stopped before it explored everything within its bounds.
     fn of<S: System>(
         done: &impl Checker<CheckModel<S>>,
         property: &stateright::Property<CheckModel<S>>,
+        partial: bool,
     ) -> Self {
         let model = done.model();
         let path = done.discovery(property.name);
-        let (expectation, held) = match property.expectation {
-            Expectation::Always => (Expects::Always, path.is_none()),
-            Expectation::Sometimes => (Expects::Sometimes, path.is_some()),
-            Expectation::Eventually => (Expects::Eventually, path.is_none()),
+        let judged = mqcheck_models::properties::judged(model, property.name);
+        let (expectation, held, verdict) = match (&property.expectation, &path) {
+            (Expectation::Sometimes, Some(_)) => (Expects::Sometimes, true, "reached"),
+            (Expectation::Sometimes, None) => (Expects::Sometimes, false, "unreached"),
+            (Expectation::Always, Some(_)) => (Expects::Always, false, "violated"),
+            (Expectation::Eventually, Some(_)) => (Expects::Eventually, false, "violated"),
+            (e, None) => {
+                let expects = if *e == Expectation::Always {
+                    Expects::Always
+                } else {
+                    Expects::Eventually
+                };
+                match (judged, partial) {
+                    (false, _) => (expects, false, "not judged"),
+                    (true, true) => (expects, true, "held within the explored part"),
+                    (true, false) => (expects, true, "held"),
+                }
+            }
         };
         let violation = path
             .filter(|_| expectation != Expects::Sometimes)
@@ -187,6 +213,7 @@ impl PropertyVerdict {
             name: property.name,
             expectation,
             held,
+            verdict,
             violation,
         }
     }
@@ -201,7 +228,11 @@ impl PropertyVerdict {
                 (Expects::Sometimes, false) => format!(
                     "UNREACHED {name} (coverage): the model never got there within these bounds, so its other verdicts say little\n"
                 ),
-                _ => format!("held      {name}\n"),
+                _ if self.verdict == "not judged" => format!(
+                    "NOT JUDGED {name}: no run ended within the explored part, and it is judged at a run's end\n"
+                ),
+                _ if self.verdict == "held" => format!("held      {name}\n"),
+                _ => format!("held      {name} (within the explored part)\n"),
             };
         };
         let mut text = format!("VIOLATED  {name}\n");
@@ -263,14 +294,12 @@ impl Job for CheckCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
+        let stop = model.stop();
         let mut checker = model
             .checker()
             .target_max_depth(self.max_depth)
             .target_state_count(self.max_states);
         checker = checker.threads(self.threads);
-        if let Some(s) = self.max_seconds {
-            checker = checker.timeout(std::time::Duration::from_secs(s));
-        }
         if self.symmetry {
             if self.strategy != Strategy::Dfs {
                 return Err(bad(
@@ -281,11 +310,23 @@ impl Job for CheckCmd {
             checker = checker.symmetry_fn(CheckState::<S>::representative);
         }
         let svg = OutputFile::maybe("svg", self.svg.as_ref())?;
-        let started = Instant::now();
-        match self.strategy {
-            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, svg, started),
-            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, svg, started),
-        }
+        let guard = Guard {
+            stop,
+            started: Instant::now(),
+            max_seconds: self.max_seconds,
+            max_memory: self
+                .max_memory
+                .map(|mib| (mib, false))
+                .or_else(|| memory::default_limit().map(|mib| (mib, true))),
+            stopped: None,
+        };
+        crate::output::checking(true);
+        let verdict = match self.strategy {
+            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, svg, guard),
+            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, svg, guard),
+        };
+        crate::output::checking(false);
+        verdict
     }
 }
 
@@ -296,24 +337,29 @@ impl CheckCmd {
         running: impl Checker<CheckModel<S>>,
         config: Config,
         svg: Option<OutputFile>,
-        started: Instant,
+        guard: Guard,
     ) -> Result<u8, ConfigError> {
         let mut progress: Box<dyn std::io::Write> = if self.json {
             Box::new(std::io::stderr())
         } else {
             Box::new(std::io::stdout())
         };
-        let done = running.report(&mut Progress(&mut progress));
-        let seconds = started.elapsed().as_secs_f64();
+        let mut reporter = Progress {
+            out: &mut progress,
+            guard,
+        };
+        let done = running.report(&mut reporter);
+        let guard = reporter.guard;
+        let seconds = guard.started.elapsed().as_secs_f64();
         let model = done.model();
+        let limited = done.state_count() >= self.max_states;
+        let partial = guard.stopped.is_some() || limited;
         let properties: Vec<PropertyVerdict> = model
             .properties()
             .iter()
-            .map(|property| PropertyVerdict::of(&done, property))
+            .map(|property| PropertyVerdict::of(&done, property, partial))
             .collect();
-        let failed = properties
-            .iter()
-            .any(|p| p.expectation != Expects::Sometimes && !p.held);
+        let failed = properties.iter().any(|p| p.verdict == "violated");
         let unreached: Vec<&str> = properties
             .iter()
             .filter(|p| p.expectation == Expects::Sometimes && !p.held)
@@ -327,13 +373,39 @@ impl CheckCmd {
         if cut {
             why.push(format!("--max-depth {} cut some runs", self.max_depth));
         }
-        if let Some(s) = self.max_seconds.filter(|s| seconds >= *s as f64) {
-            why.push(format!(
-                "--max-seconds {s} stopped the search after {} states",
-                done.state_count()
-            ));
+        let states = done.state_count();
+        match guard.stopped {
+            Some(Stopped::Interrupted) => {
+                why.push(format!("interrupted (Ctrl-C) after {states} states"));
+            }
+            Some(Stopped::Seconds(s)) => {
+                why.push(format!(
+                    "--max-seconds {s} stopped the search after {states} states"
+                ));
+            }
+            Some(Stopped::Memory {
+                limit,
+                default,
+                resident,
+            }) => why.push(format!(
+                "the memory guard stopped the search after {states} states, at {resident} MiB resident (--max-memory {limit}{})",
+                if default {
+                    ", the default: three quarters of the memory available at the start"
+                } else {
+                    ""
+                }
+            )),
+            None => {}
         }
-        if done.state_count() >= self.max_states {
+        let unjudged: Vec<&str> = properties
+            .iter()
+            .filter(|p| p.verdict == "not judged")
+            .map(|p| p.name)
+            .collect();
+        if !unjudged.is_empty() {
+            why.push(format!("not judged: {}", unjudged.join(", ")));
+        }
+        if limited {
             why.push(format!(
                 "--max-states {} stopped the search after {} states",
                 self.max_states,
@@ -391,6 +463,9 @@ impl CheckCmd {
         if let Some(s) = self.max_seconds {
             json.insert("max_seconds", s.into());
         }
+        if let Some(mib) = self.max_memory {
+            json.insert("max_memory", mib.into());
+        }
         if let Some(rate) = w.rate {
             json.insert("rate", rate.into());
         }
@@ -432,9 +507,90 @@ impl Job for ExploreCmd {
     }
 }
 
+/// Why a search stopped before it explored everything within its bounds (other than
+/// `--max-states`, which stateright counts itself).
+#[derive(Clone, Copy, Debug)]
+enum Stopped {
+    Interrupted,
+    Seconds(u64),
+    /// The memory guard: its limit (MiB), whether it was the default, what was resident.
+    Memory {
+        limit: u64,
+        default: bool,
+        resident: u64,
+    },
+}
+
+/// Watches a search under way and stops it ([`CheckModel::stop`]) on Ctrl-C, at
+/// `--max-seconds`, or when the process' resident memory passes the guard's limit.
+struct Guard {
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    max_seconds: Option<u64>,
+    /// The limit (MiB), and whether it is the default.
+    max_memory: Option<(u64, bool)>,
+    stopped: Option<Stopped>,
+}
+
+impl Guard {
+    fn watch(&mut self) {
+        if self.stopped.is_some() {
+            return;
+        }
+        self.stopped = if crate::output::interrupted() {
+            Some(Stopped::Interrupted)
+        } else if let Some(s) = self
+            .max_seconds
+            .filter(|s| self.started.elapsed().as_secs() >= *s)
+        {
+            Some(Stopped::Seconds(s))
+        } else if let Some(((limit, default), resident)) = self
+            .max_memory
+            .zip(memory::resident_mib())
+            .filter(|((limit, _), resident)| resident > limit)
+        {
+            Some(Stopped::Memory {
+                limit,
+                default,
+                resident,
+            })
+        } else {
+            None
+        };
+        if self.stopped.is_some() {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the kernel says of memory (Linux' /proc; `None` elsewhere).
+mod memory {
+    /// A `KEY: N kB` line of a /proc file, in MiB.
+    fn field_mib(path: &str, key: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        let kib: u64 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
+        Some(kib / 1024)
+    }
+
+    /// This process' resident memory.
+    pub fn resident_mib() -> Option<u64> {
+        field_mib("/proc/self/status", "VmRSS:")
+    }
+
+    /// The memory guard's default: three quarters of what the machine has available now.
+    pub fn default_limit() -> Option<u64> {
+        field_mib("/proc/meminfo", "MemAvailable:").map(|mib| (mib / 4 * 3).max(1))
+    }
+}
+
 /// Prints stateright's progress lines (`Checking. states=…` and `Done. states=…, unique=…,
-/// depth=…, sec=…`); the verdicts follow in the broker's vocabulary rather than as `Debug` paths.
-struct Progress<'a>(&'a mut dyn std::io::Write);
+/// depth=…, sec=…`), and keeps the guard's watch between them; the verdicts follow in the
+/// broker's vocabulary rather than as `Debug` paths.
+struct Progress<'a> {
+    out: &'a mut dyn std::io::Write,
+    guard: Guard,
+}
 
 impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
     fn delay(&self) -> std::time::Duration {
@@ -442,8 +598,15 @@ impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
     }
 
     fn report_checking(&mut self, data: stateright::report::ReportData) {
+        if data.done {
+            // The search is over: the model gives every state its steps again, so that
+            // stateright can rebuild the counterexamples' paths.
+            self.guard.stop.store(false, Ordering::Relaxed);
+        } else {
+            self.guard.watch();
+        }
         let _ = std::io::Write::write_fmt(
-            self.0,
+            self.out,
             format_args!(
                 "{}. states={}, unique={}, depth={}, sec={}\n",
                 if data.done { "Done" } else { "Checking" },

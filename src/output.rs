@@ -13,17 +13,29 @@ use std::sync::Mutex;
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SWEEPING: AtomicBool = AtomicBool::new(false);
+static CHECKING: AtomicBool = AtomicBool::new(false);
 
 /// Ctrl-C: a sweep under way stops after the runs it has started and reports what it finished;
-/// anything else (a check, the Explorer, a second Ctrl-C) ends at once, inconclusive.
+/// a check under way stops its search and reports every property's verdict so far; anything
+/// else (the Explorer, a second Ctrl-C) ends at once, inconclusive.
 pub fn on_interrupt() {
-    if INTERRUPTED.swap(true, Ordering::SeqCst) || !SWEEPING.load(Ordering::SeqCst) {
+    let (sweeping, checking) = (
+        SWEEPING.load(Ordering::SeqCst),
+        CHECKING.load(Ordering::SeqCst),
+    );
+    if INTERRUPTED.swap(true, Ordering::SeqCst) || !(sweeping || checking) {
         std::process::exit(i32::from(crate::INCONCLUSIVE));
     }
-    eprintln!("\ninterrupted: finishing the runs under way, then reporting the seeds done");
+    if checking {
+        eprintln!(
+            "\ninterrupted: stopping the search, then reporting every property's verdict so far"
+        );
+    } else {
+        eprintln!("\ninterrupted: finishing the runs under way, then reporting the seeds done");
+    }
 }
 
-/// Has the user interrupted the sweep?
+/// Has the user interrupted the sweep or the check?
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
@@ -31,6 +43,11 @@ pub fn interrupted() -> bool {
 /// Marks a sweep as under way, so Ctrl-C stops it gracefully rather than the process.
 pub fn sweeping(on: bool) {
     SWEEPING.store(on, Ordering::SeqCst);
+}
+
+/// Marks a check's search as under way, so Ctrl-C stops the search rather than the process.
+pub fn checking(on: bool) {
+    CHECKING.store(on, Ordering::SeqCst);
 }
 
 /// Writes to stdout; a closed pipe (`mqcheck list | head`) ends the output quietly, any other

@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How long a crashed node stays down (simulated ms): a quick bounce, back within the brokers'
@@ -318,6 +319,10 @@ pub struct CheckModel<S: System> {
     /// The safety properties' checks, each with whether its first violation was reported (so a
     /// model serves one search: it moves into its checker).
     pub(crate) safety: Vec<crate::properties::Safety<S>>,
+    /// Set to end the search early ([`CheckModel::stop`]).
+    stop: Arc<AtomicBool>,
+    /// Has the search judged at-least-once at the end of some run?
+    pub(crate) judged_an_end: AtomicBool,
 }
 
 impl<S: System> CheckModel<S> {
@@ -330,7 +335,31 @@ impl<S: System> CheckModel<S> {
             drain,
             properties,
             safety,
+            stop: Arc::default(),
+            judged_an_end: AtomicBool::new(false),
         }
+    }
+
+    /// A switch that ends the search under way (a limit, Ctrl-C), to keep before the model moves
+    /// into its checker. Once it is on, states already generated are still taken from the
+    /// queue, but none gets successors and no safety property is judged in them, so the queue
+    /// empties at once and every safety verdict stands over the states judged before: held in
+    /// all of them, or violated in one. (Coverage still notes what those states reach: they were
+    /// reached.) Switched off again once the search is over, the model gives every state its
+    /// steps, as paths are rebuilt from them.
+    pub fn stop(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Was the search stopped early?
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Did the search reach the end of a run, where at-least-once is judged? Without one,
+    /// at-least-once was not judged at all.
+    pub fn judged_an_end(&self) -> bool {
+        self.judged_an_end.load(Ordering::Relaxed)
     }
 
     pub fn name(&self, id: Id) -> &str {
@@ -664,7 +693,7 @@ impl<S: System> Model for CheckModel<S> {
     }
 
     fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
-        if self.ended(state) {
+        if self.stopped() || self.ended(state) {
             return;
         }
         // Random draws come first: they fix the clients' pace before anything happens. A paused

@@ -36,6 +36,7 @@ pub fn lost<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> Vec<Stri
     if !model.ended(state) {
         return Vec::new();
     }
+    model.judged_an_end.store(true, Ordering::Relaxed);
     at_least_once(&model.history(state))
         .into_iter()
         .map(|v| v.explanation)
@@ -132,9 +133,11 @@ pub struct Safety<S: System> {
 /// Stateright keeps the last violating state it meets as a property's counterexample (each one
 /// overwrites the discovery), which in breadth-first search is the longest; reporting the first
 /// keeps the shortest. The search itself does not change: it explores past violations either way.
+/// Once the search is stopped ([`CheckModel::stop`]) no state is judged.
 fn first_violation<S: System, const P: usize>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
     let safety = &m.safety[P];
-    safety.reported.load(Ordering::Relaxed)
+    m.stopped()
+        || safety.reported.load(Ordering::Relaxed)
         || (safety.check)(m, s)
         || safety.reported.swap(true, Ordering::Relaxed)
 }
@@ -211,6 +214,13 @@ pub fn all<S: System>(
         properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
     }
     (properties, safety)
+}
+
+/// Was `property` judged in the search behind `model`? At-least-once is judged only at the end
+/// of a run, so a search stopped before any run ended has not judged it; every other property
+/// is judged in every state explored.
+pub fn judged<S: System>(model: &CheckModel<S>, property: &str) -> bool {
+    property != "at-least-once" || model.judged_an_end()
 }
 
 /// Why `property` fails in `state`, in the checkers' words.

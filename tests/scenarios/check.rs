@@ -40,6 +40,7 @@ fn property<'a>(json: &'a Value, name: &str) -> &'a Value {
 fn assert_held(json: &Value, name: &str) {
     let p = property(json, name);
     assert_eq!(p["held"], true, "expected {name} held, got {p}");
+    assert_eq!(p["verdict"], "held", "a complete search: {p}");
     assert!(p.get("counterexample").is_none(), "{name} held: {p}");
 }
 
@@ -522,6 +523,114 @@ fn check_stopped_by_max_seconds_is_inconclusive_with_every_property_judged_so_fa
     let states = json["states"].as_u64().unwrap();
     assert!(states > 0 && states < 10_000_000, "{states} states");
     assert!(json["properties"]["at-most-once"].is_object(), "{json}");
+}
+
+/// Asserts a search stopped early said so of every property: safety properties held within the
+/// explored part (at-least-once not judged if no run ended), coverage reached or not.
+fn assert_judged_so_far(json: &Value) {
+    for (name, p) in json["properties"].as_object().expect("properties") {
+        let verdict = p["verdict"].as_str().expect("a verdict");
+        let allowed: &[&str] = match p["expectation"].as_str() {
+            Some("sometimes") => &["reached", "unreached"],
+            _ if name == "at-least-once" => &["held within the explored part", "not judged"],
+            _ => &["held within the explored part"],
+        };
+        assert!(allowed.contains(&verdict), "{name}: {p}");
+        assert_eq!(
+            p["held"],
+            verdict.starts_with("held") || verdict == "reached"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_check_with_every_property_judged_so_far_and_exits_3() {
+    let child = Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+        .args(["check", "--broker", "kafka", "--faults", "tcp", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mqcheck starts");
+    let child = Killed(child);
+    // The default search takes minutes; give it time to explore some states first.
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: signals the child this test spawned and has not waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let interrupted = Instant::now();
+    let mut child = child;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(20),
+            "the check did not stop within 20 s of Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).expect("a report");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    let reason = json["reason"].as_str().unwrap();
+    assert!(reason.contains("interrupted (Ctrl-C) after"), "{reason}");
+    let states = json["states"].as_u64().unwrap();
+    assert!(states > 0 && states < 10_000_000, "{states} states");
+    assert_judged_so_far(&json);
+    assert!(
+        stderr.contains("interrupted: stopping the search"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_memory_guard_stops_a_check_at_its_limit_inconclusive() {
+    let started = Instant::now();
+    let (code, json) = check("--broker kafka --faults tcp --max-memory 1");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    let reason = json["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the memory guard stopped the search")
+            && reason.contains("(--max-memory 1)"),
+        "{reason}"
+    );
+    assert_eq!(json["bounds"]["max_memory"], 1);
+    assert_judged_so_far(&json);
+    // The text summary says the same in words.
+    let (code, text, _) = mqcheck_within_20s(&[
+        "check",
+        "--broker",
+        "kafka",
+        "--faults",
+        "tcp",
+        "--max-memory",
+        "1",
+    ]);
+    assert_eq!(code, 3);
+    assert!(
+        text.contains("held      at-most-once (within the explored part)"),
+        "{text}"
+    );
+    assert!(text.contains("inconclusive: "), "{text}");
 }
 
 #[test]
