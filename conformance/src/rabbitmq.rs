@@ -34,7 +34,7 @@ const QUEUE: &str = "mqcheck";
 /// How long a connection attempt may take (a paused broker accepts TCP and says nothing).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the drain waits for the history to settle once the faults are over.
-const DRAIN: Duration = Duration::from_secs(60);
+const DRAIN: Duration = Duration::from_secs(30);
 /// How long a settled history must stay settled before the run ends.
 const QUIET: Duration = Duration::from_secs(2);
 

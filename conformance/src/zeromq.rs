@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the drain waits for the history to settle: no broker to restart here.
-const DRAIN: Duration = Duration::from_secs(10);
+const DRAIN: Duration = Duration::from_secs(5);
 const PROBE: &[u8] = b"probe";
 
 #[derive(Clone, Debug)]
