@@ -22,6 +22,8 @@
 //! Kafka, RocketMQ and ActiveMQ Artemis are not in the package registries this project
 //! reaches, so they are not run for real (`docs/conformance.md`).
 
+#[cfg(feature = "real-brokers")]
+mod activemq;
 pub mod model;
 pub mod plan;
 pub mod process;

@@ -146,6 +146,58 @@ pub const SCENARIOS: &[Scenario] = &[
         claims: &[Kind::Lost],
         guarantees: &[Invariant::Ordering],
     },
+    Scenario {
+        name: "persistent, synchronous sends, listener acks, broker crash",
+        broker: "activemq",
+        sets: &[],
+        faults: "crash",
+        messages: 200,
+        rate: 50,
+        handler_ms: 10,
+        window_ms: 5_000,
+        strikes: &[Strike::Crash(2_000, 2_000, 0)],
+        claims: &[Kind::Duplicate],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
+        name: "non-persistent, broker crash",
+        broker: "activemq",
+        sets: &["deliveryMode=NON_PERSISTENT"],
+        faults: "crash",
+        messages: 200,
+        rate: 100,
+        handler_ms: 40,
+        window_ms: 5_000,
+        strikes: &[Strike::Crash(1_500, 2_000, 0)],
+        claims: &[Kind::Lost],
+        guarantees: &[],
+    },
+    Scenario {
+        name: "listener acks, queuePrefetch=50, consumer crash",
+        broker: "activemq",
+        sets: &["queuePrefetch=50"],
+        faults: "crash",
+        messages: 200,
+        rate: 100,
+        handler_ms: 40,
+        window_ms: 5_000,
+        strikes: &[Strike::Crash(1_500, 1_000, 2)],
+        claims: &[Kind::Duplicate],
+        guarantees: &[Invariant::AtLeastOnce],
+    },
+    Scenario {
+        name: "receive(), AUTO_ACKNOWLEDGE, consumer crash",
+        broker: "activemq",
+        sets: &["consumer.api=receive"],
+        faults: "crash",
+        messages: 200,
+        rate: 100,
+        handler_ms: 40,
+        window_ms: 5_000,
+        strikes: &[Strike::Crash(1_500, 1_000, 2)],
+        claims: &[Kind::Lost],
+        guarantees: &[],
+    },
 ];
 
 impl Scenario {
@@ -201,7 +253,7 @@ pub fn scenarios(broker: &str) -> Vec<&'static Scenario> {
 }
 
 /// The brokers that have a real counterpart here.
-pub const REAL_BROKERS: &[&str] = &["rabbitmq", "zeromq"];
+pub const REAL_BROKERS: &[&str] = &["rabbitmq", "activemq", "zeromq"];
 
 /// What to run, on both sides.
 #[derive(Clone, Debug)]
@@ -325,6 +377,13 @@ pub fn supported_keys(broker: &str) -> &'static [&'static str] {
             "publisher.confirm_timeout",
             "prefetch",
         ],
+        "activemq" => &[
+            "deliveryMode",
+            "useAsyncSend",
+            "queuePrefetch",
+            "acknowledgeMode",
+            "consumer.api",
+        ],
         "zeromq" => &[
             "pattern",
             "client",
@@ -338,14 +397,20 @@ pub fn supported_keys(broker: &str) -> &'static [&'static str] {
     }
 }
 
+/// Refuses a broker that has no real runner here.
+pub fn check_supported_broker(broker: &str) -> Result<(), String> {
+    if REAL_BROKERS.contains(&broker) {
+        return Ok(());
+    }
+    Err(format!(
+        "--broker {broker}: no real broker to run here (allowed: {}; Kafka, RocketMQ and ActiveMQ Artemis are not in the package registries this machine reaches)",
+        REAL_BROKERS.join(", ")
+    ))
+}
+
 /// Refuses what the real runner cannot run, before anything starts.
 pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
-    if !REAL_BROKERS.contains(&broker) {
-        return Err(format!(
-            "--broker {broker}: no real broker to run here (allowed: {}; Kafka, RocketMQ and ActiveMQ Artemis are not in the package registries this machine reaches)",
-            REAL_BROKERS.join(", ")
-        ));
-    }
+    check_supported_broker(broker)?;
     let keys = supported_keys(broker);
     for set in config.explicit() {
         let key = set.split('=').next().unwrap_or_default();
@@ -355,6 +420,12 @@ pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
                 keys.join(", ")
             ));
         }
+    }
+    let ack = config.str("acknowledgeMode");
+    if broker == "activemq" && !["AUTO_ACKNOWLEDGE", "CLIENT_ACKNOWLEDGE"].contains(&ack) {
+        return Err(format!(
+            "--set acknowledgeMode={ack}: the real activemq runner's STOMP clients do not run it (allowed: AUTO_ACKNOWLEDGE, CLIENT_ACKNOWLEDGE)"
+        ));
     }
     if broker == "rabbitmq" && config.int("nodes") != 1 {
         return Err(format!(
@@ -370,6 +441,7 @@ pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
 pub fn run_real(spec: &RealSpec) -> Result<RealRun, String> {
     match spec.broker.as_str() {
         "rabbitmq" => crate::rabbitmq::run(spec).map_err(|e| e.to_string()),
+        "activemq" => crate::activemq::run(spec).map_err(|e| e.to_string()),
         "zeromq" => crate::zeromq::run(spec),
         other => Err(format!("no real runner for {other}")),
     }
@@ -581,6 +653,32 @@ impl Comparison {
         }
         if self.violations.len() > 3 {
             let _ = writeln!(out, "  … and {} more", self.violations.len() - 3);
+        }
+        if !self.case.claims.is_empty() {
+            let seen = self.real_kinds();
+            let claims: Vec<String> = self
+                .case
+                .claims
+                .iter()
+                .map(|k| {
+                    let how = if seen.contains(k) { "seen" } else { "not seen in this run" };
+                    format!("{} {how}", k.name())
+                })
+                .collect();
+            let _ = writeln!(out, "the model's claims on the real broker: {}", claims.join(", "));
+        }
+        if !self.case.guarantees.is_empty() {
+            let broken = self.broken_guarantees();
+            let names: Vec<String> = self
+                .case
+                .guarantees
+                .iter()
+                .map(|g| {
+                    let how = if broken.contains(g) { "BROKEN" } else { "held" };
+                    format!("{g} {how}")
+                })
+                .collect();
+            let _ = writeln!(out, "guarantees in both: {}", names.join(", "));
         }
         let divergences = self.divergences();
         if divergences.is_empty() {

@@ -1,7 +1,8 @@
 //! The conformance suite: every scenario on the real broker, beside the model.
 //!
-//! `cargo test --release -p mqcheck-conformance --features real-brokers`. RabbitMQ comes from
-//! the Debian package `rabbitmq-server`; without it these tests fail, naming the package. The
+//! `cargo test --release -p mqcheck-conformance --features real-brokers`. RabbitMQ and ActiveMQ come
+//! from the Debian packages `rabbitmq-server` and `activemq`; without them these tests fail,
+//! naming the package. The
 //! real runs take turns (one broker at a time): two cores do not start two RabbitMQ nodes
 //! quickly.
 
@@ -89,6 +90,26 @@ fn rabbitmq_auto_ack_consumer_crash() {
 #[test]
 fn rabbitmq_transient_broker_crash() {
     scenario("transient messages, broker crash");
+}
+
+#[test]
+fn activemq_persistent_broker_crash() {
+    scenario("persistent, synchronous sends, listener acks, broker crash");
+}
+
+#[test]
+fn activemq_non_persistent_broker_crash() {
+    scenario("non-persistent, broker crash");
+}
+
+#[test]
+fn activemq_prefetch_consumer_crash() {
+    scenario("listener acks, queuePrefetch=50, consumer crash");
+}
+
+#[test]
+fn activemq_receive_consumer_crash() {
+    scenario("receive(), AUTO_ACKNOWLEDGE, consumer crash");
 }
 
 /// The model-to-real round trip: a schedule file as `replay --schedule-out` writes it, replayed
