@@ -1,6 +1,7 @@
 //! `mqcheck`: checks what message brokers really guarantee, with evidence.
 
 mod check;
+mod conform;
 mod matrix;
 mod merge;
 mod output;
@@ -41,6 +42,9 @@ enum Command {
     Check(check::CheckCmd),
     /// Serve the Stateright Explorer on a broker model.
     Explore(check::ExploreCmd),
+    /// Run the real broker (RabbitMQ, libzmq) under the model's faults, or replay a model fault
+    /// schedule on it, and print its verdicts beside the model's.
+    Conform(conform::ConformCmd),
 }
 
 /// Exit status: 0 everything held, 1 a violation, 2 bad input, 3 inconclusive (nothing
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Merge(cmd) => cmd.run(),
         Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
         Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
+        Command::Conform(cmd) => cmd.run(),
     };
     ExitCode::from(if output::stdout_failed() {
         BAD_INPUT

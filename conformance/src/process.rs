@@ -1,0 +1,433 @@
+//! Real broker processes, started from the Debian packages' own files.
+//!
+//! A [`BrokerProcess`] starts one server with a fresh data directory under the system's
+//! temporary directory and ports on 127.0.0.1 that it picked free, and waits until the server
+//! answers a protocol handshake (AMQP's protocol header is answered by `connection.start`,
+//! STOMP's `CONNECT` by `CONNECTED`). Faults act on the real process group:
+//!
+//! - `crash`: `SIGKILL` to every process of the server, then, when asked, a restart on the same
+//!   data directory and ports (the kernel closes the connections, as the model's crash does);
+//! - `pause`: `SIGSTOP`, later `SIGCONT` (the server resumes with its old view);
+//! - `power`: not offered. A machine crash drops what was written but not fsynced; a killed
+//!   process on a live kernel keeps its page cache, so nothing here can imitate it honestly.
+//!
+//! Dropping a `BrokerProcess` kills everything it started and removes its directory.
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The package's server script, and the Erlang port mapper it needs.
+pub const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+pub const EPMD: &str = "/usr/bin/epmd";
+/// The package's launcher jar.
+pub const ACTIVEMQ_JAR: &str = "/usr/share/activemq/bin/activemq.jar";
+pub const ACTIVEMQ_HOME: &str = "/usr/share/activemq";
+pub const JAVA: &str = "/usr/bin/java";
+
+/// How long a server may take to answer its handshake: RabbitMQ needs about 5 s from cold and
+/// 8–10 s after a `kill -9` on a loaded machine.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Something the harness could not do: a missing package, a server that never became ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HarnessError(pub String);
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+impl HarnessError {
+    pub fn new(message: impl Into<String>) -> Self {
+        HarnessError(message.into())
+    }
+}
+
+/// Which real server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    RabbitMq,
+    ActiveMq,
+}
+
+impl Server {
+    /// The files the server needs, each with the Debian package that installs it.
+    pub fn requirements(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Server::RabbitMq => &[(RABBITMQ_SERVER, "rabbitmq-server"), (EPMD, "erlang-base")],
+            Server::ActiveMq => &[(ACTIVEMQ_JAR, "activemq"), (JAVA, "default-jre-headless")],
+        }
+    }
+
+    /// Fails, naming the package to install, when a file the server needs is missing.
+    pub fn check_installed(self) -> Result<(), HarnessError> {
+        check_files(self.requirements())
+    }
+}
+
+/// `Ok` when every file exists; otherwise the first missing one and the package to install.
+pub fn check_files(files: &[(&str, &str)]) -> Result<(), HarnessError> {
+    for (file, package) in files {
+        if !Path::new(file).exists() {
+            return Err(HarnessError::new(format!(
+                "{file} is missing: install the Debian package {package} \
+                 (apt-get install -y --no-install-recommends {package})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel picks it; it is free again when this returns).
+pub fn free_port() -> Result<u16, HarnessError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| HarnessError::new(format!("no free port on 127.0.0.1: {e}")))
+}
+
+/// A fresh, empty directory for one server's data and logs.
+fn fresh_dir(what: &str) -> Result<PathBuf, HarnessError> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mqcheck-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)
+        .map_err(|e| HarnessError::new(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+fn signal_group(child: &Child, signal: libc::c_int) {
+    // The child leads its own process group (`process_group(0)`), so this reaches the script,
+    // the VM it started and their helpers. Its pid fits a pid_t: the kernel gave it.
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// One running (or crashed) broker server.
+pub struct BrokerProcess {
+    server: Server,
+    dir: PathBuf,
+    /// The client port: AMQP for RabbitMQ, STOMP for ActiveMQ.
+    pub port: u16,
+    epmd_port: u16,
+    dist_port: u16,
+    epmd: Option<Child>,
+    child: Option<Child>,
+    paused: bool,
+    /// Times the server was started, the first start included.
+    pub starts: u32,
+}
+
+impl BrokerProcess {
+    /// Starts a server on a fresh data directory and waits until it is ready.
+    pub fn start(server: Server) -> Result<Self, HarnessError> {
+        server.check_installed()?;
+        let dir = fresh_dir(match server {
+            Server::RabbitMq => "rabbitmq",
+            Server::ActiveMq => "activemq",
+        })?;
+        let mut process = BrokerProcess {
+            server,
+            dir,
+            port: free_port()?,
+            epmd_port: free_port()?,
+            dist_port: free_port()?,
+            epmd: None,
+            child: None,
+            paused: false,
+            starts: 0,
+        };
+        process.configure()?;
+        process.restart()?;
+        Ok(process)
+    }
+
+    pub fn server(&self) -> Server {
+        self.server
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// Is the server's process up (started and not killed)?
+    pub fn is_up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn configure(&mut self) -> Result<(), HarnessError> {
+        let write = |name: &str, text: String| {
+            fs::write(self.dir.join(name), text)
+                .map_err(|e| HarnessError::new(format!("cannot write {name}: {e}")))
+        };
+        match self.server {
+            Server::RabbitMq => {
+                for sub in ["mnesia", "log"] {
+                    fs::create_dir_all(self.dir.join(sub))
+                        .map_err(|e| HarnessError::new(format!("cannot create {sub}: {e}")))?;
+                }
+                write(
+                    "rabbit.conf",
+                    format!(
+                        "listeners.tcp.1 = 127.0.0.1:{}\nloopback_users = none\n",
+                        self.port
+                    ),
+                )?;
+                write("enabled_plugins", "[].\n".into())?;
+                let epmd = Command::new(EPMD)
+                    .args(["-port", &self.epmd_port.to_string(), "-address", "127.0.0.1"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .map_err(|e| HarnessError::new(format!("cannot start {EPMD}: {e}")))?;
+                self.epmd = Some(epmd);
+            }
+            Server::ActiveMq => {
+                let data = self.dir.join("data");
+                write(
+                    "activemq.xml",
+                    format!(
+                        r#"<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="mqcheck" dataDirectory="{data}">
+    <persistenceAdapter><kahaDB directory="{data}/kahadb"/></persistenceAdapter>
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+    </transportConnectors>
+  </broker>
+</beans>
+"#,
+                        data = data.display(),
+                        port = self.port
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&self) -> Command {
+        let dir = &self.dir;
+        match self.server {
+            Server::RabbitMq => {
+                let mut c = Command::new(RABBITMQ_SERVER);
+                c.env("HOME", dir)
+                    .env("RABBITMQ_NODENAME", format!("mqcheck{}@localhost", self.port))
+                    .env("RABBITMQ_NODE_PORT", self.port.to_string())
+                    .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+                    .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+                    .env("RABBITMQ_CONFIG_FILE", dir.join("rabbit"))
+                    .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+                    .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+                    .env("RABBITMQ_LOG_BASE", dir.join("log"))
+                    .env("RABBITMQ_PID_FILE", dir.join("rabbit.pid"))
+                    .env(
+                        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                        "-kernel inet_dist_use_interface {127,0,0,1}",
+                    );
+                c
+            }
+            Server::ActiveMq => {
+                let mut c = Command::new(JAVA);
+                c.args([
+                    "-Xms64M",
+                    "-Xmx256M",
+                    &format!("-Dactivemq.home={ACTIVEMQ_HOME}"),
+                    &format!("-Dactivemq.base={}", dir.display()),
+                    &format!("-Dactivemq.conf={}", dir.display()),
+                    &format!("-Dactivemq.data={}", dir.join("data").display()),
+                    "-jar",
+                    ACTIVEMQ_JAR,
+                    "start",
+                    &format!("xbean:file:{}", dir.join("activemq.xml").display()),
+                ]);
+                c
+            }
+        }
+    }
+
+    /// Starts the server on its data directory (after a crash: the same data) and waits for
+    /// its handshake.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.out"))
+            .map_err(|e| HarnessError::new(format!("cannot open the server's log: {e}")))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| HarnessError::new(format!("cannot open the server's log: {e}")))?;
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| HarnessError::new(format!("cannot start {:?}: {e}", self.server)))?;
+        self.child = Some(child);
+        self.starts += 1;
+        self.wait_ready(READY_TIMEOUT)
+    }
+
+    /// Waits until the server answers its protocol's handshake, or fails after `timeout` with
+    /// the end of its log.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(HarnessError::new(format!(
+                        "{:?} exited ({status}) before it was ready: {}",
+                        self.server,
+                        self.log_tail()
+                    )));
+                }
+            }
+            if handshake(self.server, self.address()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::new(format!(
+                    "{:?} did not answer its handshake on {} within {} s: {}",
+                    self.server,
+                    self.address(),
+                    timeout.as_secs(),
+                    self.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(5).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
+
+    /// `kill -9` of every process of the server; it stays down until [`Self::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal_group(&child, libc::SIGKILL);
+            let _ = child.wait();
+            self.paused = false;
+        }
+    }
+
+    /// The model's `crash`: kill, and start again on the same data.
+    pub fn crash(&mut self) -> Result<(), HarnessError> {
+        self.kill();
+        self.restart()
+    }
+
+    /// `SIGSTOP` to the server's processes.
+    pub fn pause(&mut self) {
+        if let Some(child) = &self.child {
+            signal_group(child, libc::SIGSTOP);
+            self.paused = true;
+        }
+    }
+
+    /// `SIGCONT` after [`Self::pause`].
+    pub fn resume(&mut self) {
+        if let Some(child) = &self.child {
+            signal_group(child, libc::SIGCONT);
+        }
+        self.paused = false;
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if self.paused {
+            self.resume();
+        }
+        self.kill();
+        if let Some(mut epmd) = self.epmd.take() {
+            signal_group(&epmd, libc::SIGKILL);
+            let _ = epmd.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Does a server answer its protocol's opening on `addr`?
+pub fn handshake(server: Server, addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let (hello, answer): (&[u8], &[u8]) = match server {
+        // AMQP 0-9-1's protocol header; the server answers with a method frame (type 1):
+        // connection.start.
+        Server::RabbitMq => (b"AMQP\x00\x00\x09\x01", b"\x01"),
+        Server::ActiveMq => (
+            b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\x00",
+            b"CONNECTED",
+        ),
+    };
+    if s.write_all(hello).is_err() {
+        return false;
+    }
+    let mut got = vec![0u8; answer.len()];
+    s.read_exact(&mut got).is_ok() && got == answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_names_the_package_to_install() {
+        let err = check_files(&[("/nonexistent/mqcheck/rabbitmq-server", "rabbitmq-server")])
+            .unwrap_err();
+        assert!(err.0.contains("apt-get install -y --no-install-recommends rabbitmq-server"));
+        assert!(check_files(&[("/", "base-files")]).is_ok());
+    }
+
+    #[test]
+    fn nothing_listening_is_not_ready() {
+        let port = free_port().unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        assert!(!handshake(Server::RabbitMq, addr));
+    }
+
+    #[test]
+    fn a_server_that_answers_otherwise_is_not_ready() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 8];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"ERROR\n\n\x00");
+        });
+        assert!(!handshake(Server::ActiveMq, addr));
+        t.join().unwrap();
+    }
+}
