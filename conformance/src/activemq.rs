@@ -78,7 +78,9 @@ impl Frame {
         for line in lines {
             if let Some((k, v)) = line.trim_end_matches('\r').split_once(':') {
                 // STOMP 1.2: the first of repeated headers counts.
-                headers.entry(k.to_string()).or_insert_with(|| v.to_string());
+                headers
+                    .entry(k.to_string())
+                    .or_insert_with(|| v.to_string());
             }
         }
         Some(Frame {
@@ -154,9 +156,7 @@ impl Stomp {
                 }
             }
             Ok(_) => Read::Closed,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Read::Idle
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Read::Idle,
             Err(_) => Read::Closed,
         }
     }
@@ -214,7 +214,9 @@ fn producer(addr: SocketAddr, s: Settings, rec: Recorder, ctl: Control) {
                 },
             )
         };
-        if c.send(&Frame::new("SEND", &headers, body.as_bytes())).is_none() {
+        if c.send(&Frame::new("SEND", &headers, body.as_bytes()))
+            .is_none()
+        {
             fail(&rec, "the connection failed during the send");
             conn = None;
             continue;
@@ -412,12 +414,22 @@ mod tests {
 
     #[test]
     fn a_frame_survives_encoding_and_heart_beats_before_it() {
-        let f = Frame::new("MESSAGE", &[("ack", "ID:1"), ("redelivered", "true")], b"p0:3");
+        let f = Frame::new(
+            "MESSAGE",
+            &[("ack", "ID:1"), ("redelivered", "true")],
+            b"p0:3",
+        );
         let mut raw = b"\n\n".to_vec();
         let encoded = f.encode();
         raw.extend_from_slice(&encoded[..encoded.len() - 1]);
         assert_eq!(Frame::decode(&raw), Some(f));
-        assert_eq!(parse(b"p0:3"), Some(MsgId { producer: 0, seq: 3 }));
+        assert_eq!(
+            parse(b"p0:3"),
+            Some(MsgId {
+                producer: 0,
+                seq: 3
+            })
+        );
         assert_eq!(Frame::decode(b"\n"), None);
     }
 }

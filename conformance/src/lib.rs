@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn the_recorder_keeps_operations_in_order() {
         let r = Recorder::default();
-        let msg = MsgId { producer: 0, seq: 1 };
+        let msg = MsgId {
+            producer: 0,
+            seq: 1,
+        };
         r.record("p0", Op::Ack { msg });
         r.clone().record("c0", Op::Ack { msg });
         let h = r.history();

@@ -40,7 +40,10 @@ impl Kinds {
 
     /// Every kind of violation, whatever the invariant.
     pub fn all(&self) -> BTreeSet<Kind> {
-        self.violated.values().flat_map(|(_, k)| k.iter().copied()).collect()
+        self.violated
+            .values()
+            .flat_map(|(_, k)| k.iter().copied())
+            .collect()
     }
 }
 

@@ -169,7 +169,7 @@ impl Plan {
                 ));
             }
         }
-        timeline.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        timeline.sort_by_key(|a| (a.0, a.1));
         // One fault at a time per process: a start on a process already down or paused waits
         // for nothing and is dropped with its end, as the simulator's nemesis finds no live target.
         let mut busy: Vec<Who> = Vec::new();
@@ -222,13 +222,17 @@ mod tests {
     use mqcheck_sim::{ScheduledFault, Split};
 
     fn cast() -> Vec<CastNode> {
-        [("n1", Role::Server), ("p0", Role::Producer), ("c0", Role::Consumer)]
-            .into_iter()
-            .map(|(name, role)| CastNode {
-                name: name.into(),
-                role,
-            })
-            .collect()
+        [
+            ("n1", Role::Server),
+            ("p0", Role::Producer),
+            ("c0", Role::Consumer),
+        ]
+        .into_iter()
+        .map(|(name, role)| CastNode {
+            name: name.into(),
+            role,
+        })
+        .collect()
     }
 
     fn fault(at_ms: u64, for_ms: u64, op: FaultOp) -> ScheduledFault {
@@ -240,11 +244,41 @@ mod tests {
         let schedule = Schedule {
             window_ms: 10_000,
             faults: vec![
-                fault(1_000, 2_000, FaultOp::Crash { target: Target::Leader }),
-                fault(4_000, 1_000, FaultOp::Pause { target: Target::Node(2) }),
-                fault(5_000, 1_000, FaultOp::Power { target: Target::Node(0) }),
-                fault(6_000, 1_000, FaultOp::Partition { split: Split::IsolateLeader }),
-                fault(7_000, 9_000, FaultOp::Crash { target: Target::Node(1) }),
+                fault(
+                    1_000,
+                    2_000,
+                    FaultOp::Crash {
+                        target: Target::Leader,
+                    },
+                ),
+                fault(
+                    4_000,
+                    1_000,
+                    FaultOp::Pause {
+                        target: Target::Node(2),
+                    },
+                ),
+                fault(
+                    5_000,
+                    1_000,
+                    FaultOp::Power {
+                        target: Target::Node(0),
+                    },
+                ),
+                fault(
+                    6_000,
+                    1_000,
+                    FaultOp::Partition {
+                        split: Split::IsolateLeader,
+                    },
+                ),
+                fault(
+                    7_000,
+                    9_000,
+                    FaultOp::Crash {
+                        target: Target::Node(1),
+                    },
+                ),
             ],
         };
         let plan = Plan::new(&schedule, &cast(), true);
@@ -273,8 +307,20 @@ mod tests {
         let schedule = Schedule {
             window_ms: 10_000,
             faults: vec![
-                fault(1_000, 5_000, FaultOp::Crash { target: Target::Node(0) }),
-                fault(2_000, 1_000, FaultOp::Crash { target: Target::Node(0) }),
+                fault(
+                    1_000,
+                    5_000,
+                    FaultOp::Crash {
+                        target: Target::Node(0),
+                    },
+                ),
+                fault(
+                    2_000,
+                    1_000,
+                    FaultOp::Crash {
+                        target: Target::Node(0),
+                    },
+                ),
             ],
         };
         let plan = Plan::new(&schedule, &cast(), true);

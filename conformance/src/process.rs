@@ -192,7 +192,12 @@ impl BrokerProcess {
                 )?;
                 write("enabled_plugins", "[].\n".into())?;
                 let epmd = Command::new(EPMD)
-                    .args(["-port", &self.epmd_port.to_string(), "-address", "127.0.0.1"])
+                    .args([
+                        "-port",
+                        &self.epmd_port.to_string(),
+                        "-address",
+                        "127.0.0.1",
+                    ])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -232,7 +237,10 @@ impl BrokerProcess {
             Server::RabbitMq => {
                 let mut c = Command::new(RABBITMQ_SERVER);
                 c.env("HOME", dir)
-                    .env("RABBITMQ_NODENAME", format!("mqcheck{}@localhost", self.port))
+                    .env(
+                        "RABBITMQ_NODENAME",
+                        format!("mqcheck{}@localhost", self.port),
+                    )
                     .env("RABBITMQ_NODE_PORT", self.port.to_string())
                     .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
                     .env("ERL_EPMD_PORT", self.epmd_port.to_string())
@@ -406,7 +414,9 @@ mod tests {
     fn a_missing_file_names_the_package_to_install() {
         let err = check_files(&[("/nonexistent/mqcheck/rabbitmq-server", "rabbitmq-server")])
             .unwrap_err();
-        assert!(err.0.contains("apt-get install -y --no-install-recommends rabbitmq-server"));
+        assert!(err
+            .0
+            .contains("apt-get install -y --no-install-recommends rabbitmq-server"));
         assert!(check_files(&[("/", "base-files")]).is_ok());
     }
 

@@ -73,7 +73,10 @@ impl Settings {
     fn queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         if self.quorum {
-            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
         }
         args
     }
@@ -379,7 +382,16 @@ mod tests {
 
     #[test]
     fn a_body_reads_back_as_its_message_and_channel() {
-        assert_eq!(parse(b"p0:17:2"), Some((MsgId { producer: 0, seq: 17 }, 2)));
+        assert_eq!(
+            parse(b"p0:17:2"),
+            Some((
+                MsgId {
+                    producer: 0,
+                    seq: 17
+                },
+                2
+            ))
+        );
         assert_eq!(parse(b"hello"), None);
     }
 }

@@ -613,11 +613,7 @@ impl Comparison {
         let _ = writeln!(
             out,
             "{:<15} {:<34} model: {} seeds of --faults {} · this schedule × {}",
-            "",
-            "real broker",
-            self.model.sweep.runs,
-            self.case.faults,
-            self.model.schedule.runs
+            "", "real broker", self.model.sweep.runs, self.case.faults, self.model.schedule.runs
         );
         for inv in CHECKS.iter().chain([&Invariant::NoUnexpected]) {
             let real: BTreeSet<&str> = self
@@ -661,11 +657,19 @@ impl Comparison {
                 .claims
                 .iter()
                 .map(|k| {
-                    let how = if seen.contains(k) { "seen" } else { "not seen in this run" };
+                    let how = if seen.contains(k) {
+                        "seen"
+                    } else {
+                        "not seen in this run"
+                    };
                     format!("{} {how}", k.name())
                 })
                 .collect();
-            let _ = writeln!(out, "the model's claims on the real broker: {}", claims.join(", "));
+            let _ = writeln!(
+                out,
+                "the model's claims on the real broker: {}",
+                claims.join(", ")
+            );
         }
         if !self.case.guarantees.is_empty() {
             let broken = self.broken_guarantees();
@@ -791,7 +795,11 @@ mod tests {
             let mut kinds = model.sweep.all();
             kinds.extend(model.schedule.all());
             for claim in s.claims {
-                assert!(kinds.contains(claim), "{}: {claim:?} not in {kinds:?}", s.name);
+                assert!(
+                    kinds.contains(claim),
+                    "{}: {claim:?} not in {kinds:?}",
+                    s.name
+                );
             }
             for g in s.guarantees {
                 assert!(

@@ -336,14 +336,18 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, String> {
     }
     con_ctl.set(State::Up);
     // The producer ends on its own, or is stopped once the drain has waited long enough.
-    let until = Instant::now() + DRAIN + Duration::from_millis(u64::from(spec.messages) * 1000 / u64::from(spec.rate.max(1)));
+    let until = Instant::now()
+        + DRAIN
+        + Duration::from_millis(u64::from(spec.messages) * 1000 / u64::from(spec.rate.max(1)));
     while !sending.is_finished() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
     let settled = crate::drain(&rec, DRAIN, Duration::from_millis(500));
     pub_ctl.set(State::Stop);
     con_ctl.set(State::Stop);
-    let sent = sending.join().map_err(|_| "the producer thread panicked".to_string())?;
+    let sent = sending
+        .join()
+        .map_err(|_| "the producer thread panicked".to_string())?;
     let received = receiving
         .join()
         .map_err(|_| "the receiver thread panicked".to_string())?;
@@ -362,7 +366,13 @@ mod tests {
 
     #[test]
     fn a_body_reads_back_as_its_message() {
-        assert_eq!(parse(body(7).as_bytes()), Some(MsgId { producer: 0, seq: 7 }));
+        assert_eq!(
+            parse(body(7).as_bytes()),
+            Some(MsgId {
+                producer: 0,
+                seq: 7
+            })
+        );
         assert_eq!(parse(PROBE), None);
     }
 }

@@ -26,7 +26,12 @@ fn scenario(name: &str) -> Vec<Comparison> {
     }
     let seen: BTreeSet<Kind> = runs.iter().flat_map(|c| c.real_kinds()).collect();
     for c in &runs {
-        assert!(c.inconclusive().is_none(), "{}: {:?}", s.name, c.inconclusive());
+        assert!(
+            c.inconclusive().is_none(),
+            "{}: {:?}",
+            s.name,
+            c.inconclusive()
+        );
         assert!(
             c.divergences().is_empty(),
             "{}: the real broker showed {:?}, which the model never produced",
@@ -152,7 +157,11 @@ fn a_model_schedule_file_replays_on_real_rabbitmq() {
     let c = compare(&case, SEEDS).unwrap_or_else(|e| panic!("{e}"));
     println!("{}", c.render());
     assert_eq!(c.plan.actions.len(), 2, "{:?}", c.plan);
-    assert_eq!(c.plan.skipped.len(), 1, "the partition is said to be skipped");
+    assert_eq!(
+        c.plan.skipped.len(),
+        1,
+        "the partition is said to be skipped"
+    );
     assert!(c.inconclusive().is_none());
     assert!(c.divergences().is_empty(), "{}", c.render());
 }
