@@ -421,11 +421,13 @@ pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
             ));
         }
     }
-    let ack = config.str("acknowledgeMode");
-    if broker == "activemq" && !["AUTO_ACKNOWLEDGE", "CLIENT_ACKNOWLEDGE"].contains(&ack) {
-        return Err(format!(
-            "--set acknowledgeMode={ack}: the real activemq runner's STOMP clients do not run it (allowed: AUTO_ACKNOWLEDGE, CLIENT_ACKNOWLEDGE)"
-        ));
+    if broker == "activemq" {
+        let ack = config.str("acknowledgeMode");
+        if !["AUTO_ACKNOWLEDGE", "CLIENT_ACKNOWLEDGE"].contains(&ack) {
+            return Err(format!(
+                "--set acknowledgeMode={ack}: the real activemq runner's STOMP clients do not run it (allowed: AUTO_ACKNOWLEDGE, CLIENT_ACKNOWLEDGE)"
+            ));
+        }
     }
     if broker == "rabbitmq" && config.int("nodes") != 1 {
         return Err(format!(
