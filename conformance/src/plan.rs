@@ -116,7 +116,7 @@ impl Plan {
                 other => {
                     plan.skipped.push(format!(
                         "{} at {} ms: network faults need network namespaces, not built here",
-                        fault_name(other),
+                        other.fault().name(),
                         f.at_ms
                     ));
                     continue;
@@ -134,7 +134,7 @@ impl Plan {
                     Role::Producer | Role::Infrastructure => {
                         plan.skipped.push(format!(
                             "{} of {} at {} ms: the real producer has no outbox to resend from",
-                            fault_name(&f.op),
+                            f.op.fault().name(),
                             node.name,
                             f.at_ms
                         ));
@@ -164,7 +164,7 @@ impl Plan {
             if !hit && servers.is_empty() && !matches!(target, Target::Node(_)) {
                 plan.skipped.push(format!(
                     "{} of the leader at {} ms: no server in this system",
-                    fault_name(&f.op),
+                    f.op.fault().name(),
                     f.at_ms
                 ));
             }
@@ -200,19 +200,6 @@ impl Plan {
             }
         }
         plan
-    }
-}
-
-fn fault_name(op: &FaultOp) -> &'static str {
-    match op {
-        FaultOp::Crash { .. } => "crash",
-        FaultOp::Power { .. } => "power",
-        FaultOp::Pause { .. } => "pause",
-        FaultOp::Partition { .. } => "partition",
-        FaultOp::Loss { .. } => "loss",
-        FaultOp::Duplicate { .. } => "duplicate",
-        FaultOp::Reorder => "reorder",
-        FaultOp::Clock { .. } => "clock",
     }
 }
 

@@ -283,16 +283,7 @@ impl Case {
     pub fn from_file(file: &ScheduleFile) -> Result<Case, String> {
         let mut names: BTreeSet<&str> = BTreeSet::new();
         for f in &file.schedule.faults {
-            names.insert(match f.op {
-                FaultOp::Crash { .. } => "crash",
-                FaultOp::Power { .. } => "power",
-                FaultOp::Pause { .. } => "pause",
-                FaultOp::Partition { .. } => "partition",
-                FaultOp::Loss { .. } => "loss",
-                FaultOp::Duplicate { .. } => "duplicate",
-                FaultOp::Reorder => "reorder",
-                FaultOp::Clock { .. } => "clock",
-            });
+            names.insert(f.op.fault().name());
         }
         let faults = if names.is_empty() {
             "none".to_string()

@@ -99,6 +99,22 @@ impl Cast {
     }
 }
 
+impl FaultOp {
+    /// The kind of fault this is, in the shared vocabulary.
+    pub fn fault(&self) -> Fault {
+        match self {
+            FaultOp::Crash { .. } => Fault::Crash,
+            FaultOp::Power { .. } => Fault::Power,
+            FaultOp::Pause { .. } => Fault::Pause,
+            FaultOp::Partition { .. } => Fault::Partition,
+            FaultOp::Loss { .. } => Fault::Loss,
+            FaultOp::Duplicate { .. } => Fault::Duplicate,
+            FaultOp::Reorder => Fault::Reorder,
+            FaultOp::Clock { .. } => Fault::Clock,
+        }
+    }
+}
+
 impl ScheduledFault {
     /// One line, with node names: `at 1.200s for 5.000s: crash n1`.
     pub fn describe(&self, cast: &Cast) -> String {
