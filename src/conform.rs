@@ -11,13 +11,13 @@ use crate::{BAD_INPUT, HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
 use mqcheck_conformance::plan::ScheduleFile;
 use mqcheck_conformance::scenario::{
-    check_supported_broker, compare, scenarios, Case, ConformError, SEEDS,
+    check_real_clients, check_supported_broker, compare, scenarios, Case, ConformError, SEEDS,
 };
 use std::path::PathBuf;
 
 #[derive(Args, Clone, Debug)]
 pub struct ConformCmd {
-    /// The broker to run for real: rabbitmq or zeromq.
+    /// The broker to run for real: rabbitmq, activemq or zeromq.
     #[arg(long)]
     pub broker: String,
     /// One scenario by name (default: every scenario of the broker).
@@ -46,6 +46,7 @@ impl ConformCmd {
     /// What to run, checked before anything starts.
     fn cases(&self) -> Result<Vec<Case>, String> {
         check_supported_broker(&self.broker)?;
+        check_real_clients()?;
         if let Some(path) = &self.schedule {
             let file = ScheduleFile::read(path)?;
             if file.broker != self.broker {

@@ -440,10 +440,21 @@ pub fn run_real(spec: &RealSpec) -> Result<RealRun, String> {
     }
 }
 
+/// Refuses, before anything starts, to run real brokers from a build without their clients.
+pub fn check_real_clients() -> Result<(), String> {
+    if cfg!(feature = "real-brokers") {
+        Ok(())
+    } else {
+        Err(NO_REAL_CLIENTS.into())
+    }
+}
+
+const NO_REAL_CLIENTS: &str = "this build has no real-broker clients: rebuild with `cargo build --release --features real-brokers`";
+
 /// Runs the real side: not in this build.
 #[cfg(not(feature = "real-brokers"))]
 pub fn run_real(_spec: &RealSpec) -> Result<RealRun, String> {
-    Err("this build has no real-broker clients: build with `--features real-brokers` (cargo build --release --features real-brokers)".into())
+    Err(NO_REAL_CLIENTS.into())
 }
 
 /// A real run beside the model.

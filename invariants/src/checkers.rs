@@ -392,7 +392,7 @@ pub fn multipart(history: &History) -> Vec<Violation> {
         .events
         .iter()
         .filter_map(|e| match &e.op {
-            Op::Multipart { parts } if !parts.is_empty() => Some(parts.as_slice()),
+            Op::Multipart { parts } => Some(parts.as_slice()),
             _ => None,
         })
         .collect();

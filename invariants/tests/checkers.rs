@@ -1896,3 +1896,65 @@ fn atomicity_is_selectable_and_a_transaction_prints_its_outcome() {
     };
     assert_eq!(op.to_string(), "transaction 3 [p0:4, p0:5] in doubt");
 }
+
+// ---------------------------------------------------------------------------------------------
+// the history's own questions: settled, counts, printing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_history_is_settled_once_every_send_is_answered_and_every_ack_delivered() {
+    // Acknowledged and delivered to its whole audience, and a failed send nobody must receive.
+    let settled = B::new()
+        .sent(m(0, 0), 0, &[0, 1])
+        .send(m(0, 1), 0, &[0, 1])
+        .fail(m(0, 1))
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 0), 1))
+        .build();
+    assert!(settled.settled());
+    assert!(
+        History::default().settled(),
+        "nothing sent, nothing to wait for"
+    );
+    // An unanswered send, and an acknowledged message one group has not received yet.
+    let unanswered = B::new().send(m(0, 0), 0, &[0]).build();
+    assert!(!unanswered.settled());
+    let undelivered = B::new()
+        .sent(m(0, 0), 0, &[0, 1])
+        .deliver(dv(m(0, 0), 0))
+        .build();
+    assert!(!undelivered.settled());
+}
+
+#[test]
+fn a_history_counts_its_sends_acks_deliveries_and_atomic_units() {
+    let h = multipart()
+        .send(m(1, 0), 0, &[0])
+        .deliver(dv(m(0, 0), 0))
+        .deliver(dv(m(0, 0), 0).redelivered(true))
+        .op(Op::Transaction {
+            txn: 1,
+            msgs: vec![m(1, 0)],
+            outcome: TxnOutcome::Aborted,
+        })
+        .build();
+    assert_eq!(h.sends(), 5);
+    assert_eq!(h.acks(), 4);
+    assert_eq!(h.deliveries(), 2);
+    assert_eq!(h.atomic_units(), 2);
+    assert_eq!(B::new().sent(m(0, 0), 0, &[0]).build().atomic_units(), 0);
+}
+
+#[test]
+fn a_delivery_prints_its_redelivered_flag_only_when_set() {
+    let flagged = dv(m(0, 1), 2).pos(7).redelivered(true).op();
+    assert_eq!(
+        flagged.to_string(),
+        "deliver p0:1 to group 2 from position 7 (redelivered)"
+    );
+    assert_eq!(
+        dv(m(0, 1), 2).redelivered(false).op().to_string(),
+        "deliver p0:1 to group 2"
+    );
+    assert_eq!(dv(m(0, 1), 2).op().to_string(), "deliver p0:1 to group 2");
+}

@@ -630,3 +630,23 @@ fn merged_shards_print_what_one_sweep_prints_but_for_wall_time() {
     assert_eq!(mixed.code, 2, "{}", mixed.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn conform_refuses_in_one_line_what_it_cannot_run() {
+    crate::common::bad_input(&["conform", "--broker", "kafka"], "--broker");
+    crate::common::bad_input(
+        &["conform", "--broker", "rabbitmq", "--scenario", "no-such"],
+        if cfg!(feature = "real-brokers") {
+            "--scenario"
+        } else {
+            "--features real-brokers"
+        },
+    );
+    if !cfg!(feature = "real-brokers") {
+        // Without the clients, one line before any model sweep, not one error per scenario.
+        crate::common::bad_input(
+            &["conform", "--broker", "zeromq"],
+            "--features real-brokers",
+        );
+    }
+}
