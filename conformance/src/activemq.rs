@@ -366,8 +366,8 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
             std::thread::sleep(Duration::from_millis(a.at_ms - now));
         }
         match (&a.who, a.act) {
-            (Who::Server, Act::Crash) => broker.kill(),
-            (Who::Server, Act::Restart) => {
+            (Who::Server(_), Act::Crash) => broker.kill(),
+            (Who::Server(_), Act::Restart) => {
                 if let Err(e) = broker.restart() {
                     failure = Some(e);
                     break;
@@ -377,8 +377,8 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
                     rec.ms().saturating_sub(a.at_ms)
                 ));
             }
-            (Who::Server, Act::Pause) => broker.pause(),
-            (Who::Server, Act::Resume) => broker.resume(),
+            (Who::Server(_), Act::Pause) => broker.pause(),
+            (Who::Server(_), Act::Resume) => broker.resume(),
             (Who::Client(_), Act::Crash) => con_ctl.set(State::Crashed),
             (Who::Client(_), Act::Pause) => con_ctl.set(State::Paused),
             (Who::Client(_), Act::Restart | Act::Resume) => con_ctl.set(State::Up),

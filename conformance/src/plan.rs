@@ -53,8 +53,9 @@ impl ScheduleFile {
 /// Who an action hits.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Who {
-    /// The broker server process.
-    Server,
+    /// A broker server process, by its place among the model's servers (`n0` is 0): one for a
+    /// single broker, one per node of a cluster.
+    Server(usize),
     /// A client (or, for ZeroMQ, a peer) by its model name: `c0`, `pull0`, `rep0`.
     Client(String),
 }
@@ -82,11 +83,13 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub skipped: Vec<String>,
     pub window_ms: u64,
+    /// Broker server processes the run needs: the model's servers when brokered, else none.
+    pub servers: usize,
 }
 
 impl Plan {
     /// Maps `schedule` onto the real processes of a system whose model cast is `cast`: with
-    /// `brokered`, the one server is the broker process; without (ZeroMQ), servers are peers the
+    /// `brokered`, each server is a broker process (one, or a cluster's nodes); without (ZeroMQ), servers are peers the
     /// harness runs, as consumers are. A fault on a producer is skipped: the real publisher has
     /// no outbox to resend from.
     pub fn new(schedule: &Schedule, cast: &[CastNode], brokered: bool) -> Plan {
@@ -95,6 +98,9 @@ impl Plan {
             ..Plan::default()
         };
         let servers: Vec<&CastNode> = cast.iter().filter(|n| n.role == Role::Server).collect();
+        if brokered {
+            plan.servers = servers.len();
+        }
         // The timeline as the simulator plays it: a fault ends at the window's end at the
         // latest, and ends sort before starts at the same instant.
         let mut timeline: Vec<(u64, bool, Action)> = Vec::new();
@@ -122,16 +128,25 @@ impl Plan {
                     continue;
                 }
             };
+            // The leader is the first server: a single broker, or the cluster node the clients
+            // declare the queue on, which leads it until a fault moves the leadership; the real
+            // run cannot follow the model's later elections, so a later "leader" is that node too.
             let whom: Vec<&CastNode> = match target {
-                Target::Leader | Target::Majority => servers.clone(),
+                Target::Leader => servers.iter().take(1).copied().collect(),
+                Target::Majority => servers
+                    .iter()
+                    .take(servers.len() / 2 + 1)
+                    .copied()
+                    .collect(),
                 Target::Node(i) => cast.get(*i).into_iter().collect(),
             };
             let mut hit = false;
             for node in whom {
-                let who = match node.role {
-                    Role::Server if brokered => Who::Server,
-                    Role::Server | Role::Consumer => Who::Client(node.name.clone()),
-                    Role::Producer | Role::Infrastructure => {
+                let server = servers.iter().position(|n| n.name == node.name);
+                let who = match (node.role, server) {
+                    (Role::Server, Some(i)) if brokered => Who::Server(i),
+                    (Role::Server | Role::Consumer, _) => Who::Client(node.name.clone()),
+                    (Role::Producer | Role::Infrastructure, _) => {
                         plan.skipped.push(format!(
                             "{} of {} at {} ms: the real producer has no outbox to resend from",
                             f.op.fault().name(),
@@ -277,8 +292,8 @@ mod tests {
         assert_eq!(
             acts,
             vec![
-                (1_000, Who::Server, Act::Crash),
-                (3_000, Who::Server, Act::Restart),
+                (1_000, Who::Server(0), Act::Crash),
+                (3_000, Who::Server(0), Act::Restart),
                 (4_000, Who::Client("c0".into()), Act::Pause),
                 (5_000, Who::Client("c0".into()), Act::Resume),
             ]

@@ -17,6 +17,7 @@ use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 /// The package's server script, and the Erlang port mapper it needs.
 pub const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 pub const EPMD: &str = "/usr/bin/epmd";
+pub const RABBITMQCTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 /// The package's launcher jar.
 pub const ACTIVEMQ_JAR: &str = "/usr/share/activemq/bin/activemq.jar";
 pub const ACTIVEMQ_HOME: &str = "/usr/share/activemq";
@@ -138,6 +140,38 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts a server on a fresh data directory and waits until it is ready.
     pub fn start(server: Server) -> Result<Self, HarnessError> {
+        let mut process = BrokerProcess::new(server, None)?;
+        process.restart()?;
+        Ok(process)
+    }
+
+    /// Starts a RabbitMQ cluster of `nodes` nodes: one `epmd` and one Erlang cookie for all,
+    /// each node started on its own and then joined to the first (`rabbitmqctl stop_app`,
+    /// `join_cluster`, `start_app`), so the cluster forms the same way every time instead of
+    /// racing peer discovery. A single node is [`Self::start`].
+    pub fn start_cluster(server: Server, nodes: usize) -> Result<Vec<Self>, HarnessError> {
+        if nodes > 1 && server != Server::RabbitMq {
+            return Err(HarnessError::new(format!(
+                "{server:?} has no cluster of {nodes} nodes here"
+            )));
+        }
+        let mut cluster = vec![BrokerProcess::start(server)?];
+        for _ in 1..nodes {
+            let mut node = BrokerProcess::new(server, Some(cluster[0].epmd_port))?;
+            node.restart()?;
+            let seed = cluster[0].node_name();
+            for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
+                node.rabbitmqctl(args)?;
+            }
+            node.wait_ready(READY_TIMEOUT)?;
+            cluster.push(node);
+        }
+        Ok(cluster)
+    }
+
+    /// A server on a fresh data directory, configured and not yet started; with `epmd_port`,
+    /// it registers with that cluster's port mapper instead of starting its own.
+    fn new(server: Server, epmd_port: Option<u16>) -> Result<Self, HarnessError> {
         server.check_installed()?;
         let dir = fresh_dir(match server {
             Server::RabbitMq => "rabbitmq",
@@ -147,16 +181,44 @@ impl BrokerProcess {
             server,
             dir,
             port: free_port()?,
-            epmd_port: free_port()?,
+            epmd_port: epmd_port.map_or_else(free_port, Ok)?,
             dist_port: free_port()?,
             epmd: None,
             child: None,
             paused: false,
             starts: 0,
         };
-        process.configure()?;
-        process.restart()?;
+        process.configure(epmd_port.is_none())?;
         Ok(process)
+    }
+
+    /// The Erlang node name: `mqcheck<port>@localhost`.
+    fn node_name(&self) -> String {
+        format!("mqcheck{}@localhost", self.port)
+    }
+
+    /// Runs `rabbitmqctl` against this node, within a minute.
+    fn rabbitmqctl(&self, args: &[&str]) -> Result<(), HarnessError> {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(RABBITMQCTL)
+            .args(["-n", &self.node_name()])
+            .args(args)
+            .env("HOME", &self.dir)
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| HarnessError::new(format!("cannot run {RABBITMQCTL}: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(HarnessError::new(format!(
+            "rabbitmqctl {} on {} failed ({}): {}",
+            args.join(" "),
+            self.node_name(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 
     pub fn server(&self) -> Server {
@@ -172,7 +234,7 @@ impl BrokerProcess {
         self.child.is_some()
     }
 
-    fn configure(&mut self) -> Result<(), HarnessError> {
+    fn configure(&mut self, own_epmd: bool) -> Result<(), HarnessError> {
         let write = |name: &str, text: String| {
             fs::write(self.dir.join(name), text)
                 .map_err(|e| HarnessError::new(format!("cannot write {name}: {e}")))
@@ -191,6 +253,16 @@ impl BrokerProcess {
                     ),
                 )?;
                 write("enabled_plugins", "[].\n".into())?;
+                // One cookie for every node, so a cluster's nodes and rabbitmqctl may talk.
+                write(".erlang.cookie", "MQCHECKCONFORMANCE".into())?;
+                fs::set_permissions(
+                    self.dir.join(".erlang.cookie"),
+                    fs::Permissions::from_mode(0o400),
+                )
+                .map_err(|e| HarnessError::new(format!("cannot protect the cookie: {e}")))?;
+                if !own_epmd {
+                    return Ok(());
+                }
                 let epmd = Command::new(EPMD)
                     .args([
                         "-port",
@@ -237,10 +309,7 @@ impl BrokerProcess {
             Server::RabbitMq => {
                 let mut c = Command::new(RABBITMQ_SERVER);
                 c.env("HOME", dir)
-                    .env(
-                        "RABBITMQ_NODENAME",
-                        format!("mqcheck{}@localhost", self.port),
-                    )
+                    .env("RABBITMQ_NODENAME", self.node_name())
                     .env("RABBITMQ_NODE_PORT", self.port.to_string())
                     .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
                     .env("ERL_EPMD_PORT", self.epmd_port.to_string())

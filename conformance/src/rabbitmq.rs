@@ -1,5 +1,8 @@
-//! Real RabbitMQ: one node from the Debian package, a publisher and a consumer through lapin
-//! that mirror the model's clients (`brokers/src/rabbitmq/client.rs`).
+//! Real RabbitMQ: one node from the Debian package, or a cluster of three
+//! ([`BrokerProcess::start_cluster`]), a publisher and a consumer through lapin that mirror the
+//! model's clients (`brokers/src/rabbitmq/client.rs`). Both start on the first node, which
+//! declares the queue and so leads a quorum queue, and move to the next node when a connection
+//! attempt fails.
 //!
 //! - The publisher opens a connection and a channel (channels are counted from 1, one per
 //!   connection: the ordering scope), declares the durable queue `mqcheck` (`x-queue-type`
@@ -90,8 +93,11 @@ async fn timeout<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Opt
     .await
 }
 
-/// A connection with one channel and the queue declared.
-async fn open(uri: &str, s: &Settings) -> Option<(Connection, Channel)> {
+/// A connection with one channel and the queue declared, to the node `attempt` picks among the
+/// cluster's nodes: a client starts on the first node and moves on to the next when a
+/// connection attempt fails, as a client given the cluster's addresses does.
+async fn open(uris: &[String], attempt: usize, s: &Settings) -> Option<(Connection, Channel)> {
+    let uri = &uris[attempt % uris.len()];
     let opened = timeout(CONNECT_TIMEOUT, async {
         let conn = Connection::connect(uri, ConnectionProperties::default()).await?;
         let channel = conn.create_channel().await?;
@@ -118,9 +124,10 @@ async fn close(conn: Connection) {
     let _ = timeout(Duration::from_secs(2), conn.close(200, "bye")).await;
 }
 
-fn publisher(uri: String, s: Settings, rec: Recorder, ctl: Control) {
+fn publisher(uris: Vec<String>, s: Settings, rec: Recorder, ctl: Control) {
     future::block_on(async move {
         let mut channel_no: u32 = 0;
+        let mut attempt = 0;
         let mut link: Option<(Connection, Channel)> = None;
         for seq in 0..s.messages {
             nap(&ctl, s.pace.as_millis() as u64);
@@ -131,8 +138,9 @@ fn publisher(uri: String, s: Settings, rec: Recorder, ctl: Control) {
                     return;
                 }
                 if link.is_none() {
-                    link = open(&uri, &s).await;
+                    link = open(&uris, attempt, &s).await;
                     let Some((_, ch)) = &link else {
+                        attempt += 1;
                         async_io::Timer::after(Duration::from_millis(200)).await;
                         continue;
                     };
@@ -166,8 +174,8 @@ fn publisher(uri: String, s: Settings, rec: Recorder, ctl: Control) {
                     .with_message_id(msg.to_string().as_str().into());
                 let published = ch
                     .basic_publish(
-                        "".into(),
-                        QUEUE.into(),
+                        "",
+                        QUEUE,
                         BasicPublishOptions::default(),
                         body.as_bytes(),
                         props,
@@ -221,14 +229,16 @@ fn parse(body: &[u8]) -> Option<(MsgId, u32)> {
     Some((MsgId { producer, seq }, channel))
 }
 
-fn consumer(uri: String, s: Settings, rec: Recorder, ctl: Control) {
+fn consumer(uris: Vec<String>, s: Settings, rec: Recorder, ctl: Control) {
     future::block_on(async move {
         let mut session: u64 = 0;
+        let mut attempt = 0;
         'connect: loop {
             if ctl.wait_until_up() == State::Stop {
                 return;
             }
-            let Some((conn, ch)) = open(&uri, &s).await else {
+            let Some((conn, ch)) = open(&uris, attempt, &s).await else {
+                attempt += 1;
                 async_io::Timer::after(Duration::from_millis(200)).await;
                 continue;
             };
@@ -244,8 +254,8 @@ fn consumer(uri: String, s: Settings, rec: Recorder, ctl: Control) {
             }
             let Ok(mut deliveries) = ch
                 .basic_consume(
-                    QUEUE.into(),
-                    "c0".into(),
+                    QUEUE,
+                    "c0",
                     BasicConsumeOptions {
                         no_ack: s.auto_ack,
                         ..BasicConsumeOptions::default()
@@ -309,21 +319,24 @@ fn consumer(uri: String, s: Settings, rec: Recorder, ctl: Control) {
     });
 }
 
-/// Runs the spec against a fresh single RabbitMQ node.
+/// Runs the spec against a fresh RabbitMQ node, or a cluster of `nodes` nodes.
 pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
     let started = Instant::now();
     let s = Settings::new(spec);
-    let mut broker = BrokerProcess::start(Server::RabbitMq)?;
-    let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
+    let mut nodes = BrokerProcess::start_cluster(Server::RabbitMq, spec.plan.servers.max(1))?;
+    let uris: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("amqp://guest:guest@127.0.0.1:{}/%2f", n.port))
+        .collect();
     let rec = Recorder::default();
     let (pub_ctl, con_ctl) = (Control::default(), Control::default());
     let producer = {
-        let (uri, s, rec, ctl) = (uri.clone(), s.clone(), rec.clone(), pub_ctl.clone());
-        std::thread::spawn(move || publisher(uri, s, rec, ctl))
+        let (uris, s, rec, ctl) = (uris.clone(), s.clone(), rec.clone(), pub_ctl.clone());
+        std::thread::spawn(move || publisher(uris, s, rec, ctl))
     };
     let consumer = {
-        let (uri, s, rec, ctl) = (uri, s, rec.clone(), con_ctl.clone());
-        std::thread::spawn(move || consumer(uri, s, rec, ctl))
+        let (uris, s, rec, ctl) = (uris, s, rec.clone(), con_ctl.clone());
+        std::thread::spawn(move || consumer(uris, s, rec, ctl))
     };
     let mut notes = Vec::new();
     let mut failure = None;
@@ -333,29 +346,38 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
             std::thread::sleep(Duration::from_millis(a.at_ms - now));
         }
         match (&a.who, a.act) {
-            (Who::Server, Act::Crash) => broker.kill(),
-            (Who::Server, Act::Restart) => {
-                if let Err(e) = broker.restart() {
-                    failure = Some(e);
-                    break;
+            (Who::Server(i), act) => {
+                let Some(node) = nodes.get_mut(*i) else {
+                    continue;
+                };
+                match act {
+                    Act::Crash => node.kill(),
+                    Act::Restart => {
+                        if let Err(e) = node.restart() {
+                            failure = Some(e);
+                            break;
+                        }
+                        notes.push(format!(
+                            "n{i} was back {} ms after its restart was due",
+                            rec.ms().saturating_sub(a.at_ms)
+                        ));
+                    }
+                    Act::Pause => node.pause(),
+                    Act::Resume => node.resume(),
                 }
-                notes.push(format!(
-                    "the server was back {} ms after its restart was due",
-                    rec.ms().saturating_sub(a.at_ms)
-                ));
             }
-            (Who::Server, Act::Pause) => broker.pause(),
-            (Who::Server, Act::Resume) => broker.resume(),
             (Who::Client(_), Act::Crash) => con_ctl.set(State::Crashed),
             (Who::Client(_), Act::Pause) => con_ctl.set(State::Paused),
             (Who::Client(_), Act::Restart | Act::Resume) => con_ctl.set(State::Up),
         }
     }
-    // Everything heals: the server runs, the consumer is up.
-    if failure.is_none() && !broker.is_up() {
-        failure = broker.restart().err();
+    // Everything heals: every node runs, the consumer is up.
+    for node in &mut nodes {
+        if failure.is_none() && !node.is_up() {
+            failure = node.restart().err();
+        }
+        node.resume();
     }
-    broker.resume();
     con_ctl.set(State::Up);
     if let Some(e) = failure {
         pub_ctl.set(State::Stop);

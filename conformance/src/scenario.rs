@@ -121,6 +121,19 @@ pub const SCENARIOS: &[Scenario] = &[
         guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
     },
     Scenario {
+        name: "quorum queue on three nodes, confirms, manual acks, leader crash",
+        broker: "rabbitmq",
+        sets: &["nodes=3", "queue.type=quorum"],
+        faults: "crash",
+        messages: 200,
+        rate: 50,
+        handler_ms: 10,
+        window_ms: 6_000,
+        strikes: &[Strike::Crash(2_000, 3_000, 0)],
+        claims: &[Kind::Duplicate],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
         name: "classic queue, automatic acks, consumer crash",
         broker: "rabbitmq",
         sets: &["nodes=1", "auto_ack=true"],
@@ -420,11 +433,14 @@ pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
             ));
         }
     }
-    if broker == "rabbitmq" && config.int("nodes") != 1 {
-        return Err(format!(
-            "--set nodes={}: the real rabbitmq runner starts one node (allowed: nodes=1)",
-            config.int("nodes")
-        ));
+    if broker == "rabbitmq" {
+        let nodes = config.int("nodes");
+        let quorum = config.str("queue.type") == "quorum";
+        if !(nodes == 1 || nodes == 3 && quorum) {
+            return Err(format!(
+                "--set nodes={nodes}: the real rabbitmq runner starts one node, or three for a quorum queue (allowed: nodes=1; nodes=3 with queue.type=quorum)"
+            ));
+        }
     }
     Ok(())
 }
@@ -596,14 +612,17 @@ impl Comparison {
         );
         for a in &self.plan.actions {
             let who = match &a.who {
-                Who::Server => format!("the {} server", self.case.broker),
+                Who::Server(i) if self.plan.servers > 1 => {
+                    format!("{} node n{i}", self.case.broker)
+                }
+                Who::Server(_) => format!("the {} server", self.case.broker),
                 Who::Client(name) => name.clone(),
             };
             let what = match (a.act, &a.who) {
-                (Act::Crash, Who::Server) => "SIGKILL",
-                (Act::Restart, Who::Server) => "restart on the same data",
-                (Act::Pause, Who::Server) => "SIGSTOP",
-                (Act::Resume, Who::Server) => "SIGCONT",
+                (Act::Crash, Who::Server(_)) => "SIGKILL",
+                (Act::Restart, Who::Server(_)) => "restart on the same data",
+                (Act::Pause, Who::Server(_)) => "SIGSTOP",
+                (Act::Resume, Who::Server(_)) => "SIGCONT",
                 (Act::Crash, Who::Client(_)) => "crash: connection dropped with what it held",
                 (Act::Restart, Who::Client(_)) => "restart",
                 (Act::Pause, Who::Client(_)) => "pause",

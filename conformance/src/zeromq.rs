@@ -47,7 +47,7 @@ fn hwm(v: u64) -> i32 {
 }
 
 fn topic(seq: u32) -> char {
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         'A'
     } else {
         'B'

@@ -88,6 +88,11 @@ fn rabbitmq_quorum_broker_crash() {
 }
 
 #[test]
+fn rabbitmq_quorum_three_nodes_leader_crash() {
+    scenario("quorum queue on three nodes, confirms, manual acks, leader crash");
+}
+
+#[test]
 fn rabbitmq_auto_ack_consumer_crash() {
     scenario("classic queue, automatic acks, consumer crash");
 }
