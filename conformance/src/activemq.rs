@@ -346,7 +346,11 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
         pace_ms: 1000 / u64::from(spec.rate.max(1)),
         handler_ms: u64::from(spec.handler_ms),
     };
-    let mut broker = BrokerProcess::start(Server::ActiveMq)?;
+    let mut broker = if spec.plan.needs_network() {
+        BrokerProcess::start_isolated(Server::ActiveMq)?
+    } else {
+        BrokerProcess::start(Server::ActiveMq)?
+    };
     let addr = broker.address();
     let rec = Recorder::default();
     let (pub_ctl, con_ctl) = (Control::default(), Control::default());
@@ -366,28 +370,28 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
             std::thread::sleep(Duration::from_millis(a.at_ms - now));
         }
         match (&a.who, a.act) {
-            (Who::Server(_), Act::Crash) => broker.kill(),
-            (Who::Server(_), Act::Restart) => {
-                if let Err(e) = broker.restart() {
+            (Who::Server(_), act) => {
+                if let Err(e) = broker.apply(act) {
                     failure = Some(e);
                     break;
                 }
-                notes.push(format!(
-                    "the broker was back {} ms after its restart was due",
-                    rec.ms().saturating_sub(a.at_ms)
-                ));
+                if act == Act::Restart {
+                    notes.push(format!(
+                        "the broker was back {} ms after its restart was due",
+                        rec.ms().saturating_sub(a.at_ms)
+                    ));
+                }
             }
-            (Who::Server(_), Act::Pause) => broker.pause(),
-            (Who::Server(_), Act::Resume) => broker.resume(),
-            (Who::Client(_), Act::Crash) => con_ctl.set(State::Crashed),
-            (Who::Client(_), Act::Pause) => con_ctl.set(State::Paused),
-            (Who::Client(_), Act::Restart | Act::Resume) => con_ctl.set(State::Up),
+            (Who::Client(_), act) => con_ctl.apply(act),
         }
     }
     if failure.is_none() && !broker.is_up() {
         failure = broker.restart().err();
     }
     broker.resume();
+    if failure.is_none() {
+        failure = broker.heal().err();
+    }
     con_ctl.set(State::Up);
     if let Some(e) = failure {
         pub_ctl.set(State::Stop);

@@ -25,6 +25,7 @@
 #[cfg(feature = "real-brokers")]
 mod activemq;
 pub mod model;
+pub mod network;
 pub mod plan;
 pub mod process;
 #[cfg(feature = "real-brokers")]
@@ -94,6 +95,19 @@ pub enum State {
 }
 
 impl Control {
+    /// Does a plan's action to the client this controls: a crash drops its connection and
+    /// what it held, a pause stops its application, their ends bring it back. Holes in the
+    /// network are the broker's link's, not the client's.
+    pub fn apply(&self, act: crate::plan::Act) {
+        use crate::plan::Act;
+        match act {
+            Act::Crash => self.set(State::Crashed),
+            Act::Pause => self.set(State::Paused),
+            Act::Restart | Act::Resume => self.set(State::Up),
+            Act::Open(_) | Act::Close(_) => {}
+        }
+    }
+
     pub fn set(&self, state: State) {
         let v = match state {
             State::Up => 0,

@@ -10,13 +10,18 @@
 //! | `pause` of a server | `SIGSTOP`, `SIGCONT` when the fault ends |
 //! | `pause` of a consumer | the application stops reading until the fault ends |
 //! | `power` | not done: a live kernel keeps the page cache, so a killed process cannot lose unsynced writes |
-//! | `partition`, `loss`, `clock`, `duplicate`, `reorder` | not done here: they need network namespaces and `tc netem` |
+//! | `partition` of a single broker from its clients | an `iptables` `DROP` on the broker's own link, in its network namespace ([`crate::network`]); a one-way split drops only what the muted side sends |
+//! | `loss` | an `iptables` rule that drops each packet on the broker's link with the fault's probability |
+//! | `partition` that keeps a client beside the broker, or between a cluster's nodes | not done: the harness cuts the broker's one link |
+//! | `clock` | not done: the processes share the machine's clock |
+//! | `duplicate`, `reorder` | not done: TCP on a real network never delivers either |
 //!
 //! What is not done is said in the run's notes, never silently dropped.
 
 use crate::model::CastNode;
+use crate::network::Hole;
 use mqcheck_brokers::Role;
-use mqcheck_sim::{FaultOp, Schedule, Target};
+use mqcheck_sim::{FaultOp, Schedule, Split, Target};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -67,6 +72,9 @@ pub enum Act {
     Restart,
     Pause,
     Resume,
+    /// A hole in the broker's network opens ([`crate::network`]), and closes again.
+    Open(Hole),
+    Close(Hole),
 }
 
 /// One action at a time after the run's start.
@@ -119,10 +127,44 @@ impl Plan {
                     ));
                     continue;
                 }
-                other => {
+                FaultOp::Partition { .. } | FaultOp::Loss { .. } => {
+                    match hole(&f.op, cast, &servers, brokered) {
+                        Ok(hole) => {
+                            for (at, starts, act) in [
+                                (f.at_ms, true, Act::Open(hole)),
+                                (end, false, Act::Close(hole)),
+                            ] {
+                                let who = Who::Server(0);
+                                timeline.push((
+                                    at,
+                                    starts,
+                                    Action {
+                                        at_ms: at,
+                                        who,
+                                        act,
+                                    },
+                                ));
+                            }
+                        }
+                        Err(why) => plan.skipped.push(format!(
+                            "{} at {} ms: {why}",
+                            f.op.fault().name(),
+                            f.at_ms
+                        )),
+                    }
+                    continue;
+                }
+                FaultOp::Clock { .. } => {
                     plan.skipped.push(format!(
-                        "{} at {} ms: network faults need network namespaces, not built here",
-                        other.fault().name(),
+                        "clock at {} ms: the real processes share this machine's clock",
+                        f.at_ms
+                    ));
+                    continue;
+                }
+                FaultOp::Duplicate { .. } | FaultOp::Reorder => {
+                    plan.skipped.push(format!(
+                        "{} at {} ms: TCP on a real network never does this",
+                        f.op.fault().name(),
                         f.at_ms
                     ));
                     continue;
@@ -204,6 +246,8 @@ impl Plan {
                     busy.push(a.who.clone());
                     plan.actions.push(a);
                 }
+                // Holes stack: each open has its own close.
+                Act::Open(_) | Act::Close(_) => plan.actions.push(a),
                 Act::Restart | Act::Resume => {
                     if let Some(i) = dropped.iter().position(|d| d.0 == a.who && d.1 == a.act) {
                         dropped.remove(i);
@@ -218,10 +262,80 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Does the run need the broker behind a network of its own?
+    pub fn needs_network(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a.act, Act::Open(_)))
+    }
+}
+
+/// The hole a model partition or loss makes between a single broker and its clients, or why the
+/// real run cannot make it: the harness cuts the broker's own link, so it can separate the
+/// broker from every client at once, not one client from another.
+fn hole(
+    op: &FaultOp,
+    cast: &[CastNode],
+    servers: &[&CastNode],
+    brokered: bool,
+) -> Result<Hole, String> {
+    if !brokered {
+        return Err(
+            "the peers share the test process's loopback, with no link of their own to cut".into(),
+        );
+    }
+    let [server] = servers else {
+        return Err(
+            "a cluster's nodes share loopback here; only a single broker gets a link of its own"
+                .into(),
+        );
+    };
+    let at = cast
+        .iter()
+        .position(|n| n.name == server.name)
+        .expect("a server is in the cast");
+    let client = |i: &usize| {
+        matches!(
+            cast.get(*i).map(|n| n.role),
+            Some(Role::Producer | Role::Consumer)
+        )
+    };
+    let clients: Vec<usize> = (0..cast.len()).filter(client).collect();
+    match op {
+        FaultOp::Loss { per_mille } => Ok(Hole::Loss {
+            per_mille: *per_mille,
+        }),
+        FaultOp::Partition {
+            split: Split::IsolateLeader,
+        } => Ok(Hole::Partition),
+        FaultOp::Partition {
+            split: Split::Halves(side),
+        } => {
+            let with_broker = |i: &usize| side.contains(i) == side.contains(&at);
+            if clients.iter().any(with_broker) {
+                Err("it keeps a client on the broker's side; the harness cuts the broker from every client or none".into())
+            } else {
+                Ok(Hole::Partition)
+            }
+        }
+        FaultOp::Partition {
+            split: Split::OneWay(mute),
+        } => {
+            if mute.contains(&at) && !clients.iter().any(|c| mute.contains(c)) {
+                Ok(Hole::Muted)
+            } else if !mute.contains(&at) && clients.iter().all(|c| mute.contains(c)) {
+                Ok(Hole::Deaf)
+            } else {
+                Err("it mutes some clients and not others; the harness mutes the broker's link or every client's".into())
+            }
+        }
+        other => Err(format!("{} is not a network fault", other.fault().name())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mqcheck_sim::{ScheduledFault, Split};
+    use mqcheck_sim::ScheduledFault;
 
     fn cast() -> Vec<CastNode> {
         [
@@ -296,12 +410,82 @@ mod tests {
                 (3_000, Who::Server(0), Act::Restart),
                 (4_000, Who::Client("c0".into()), Act::Pause),
                 (5_000, Who::Client("c0".into()), Act::Resume),
+                (6_000, Who::Server(0), Act::Open(Hole::Partition)),
+                (7_000, Who::Server(0), Act::Close(Hole::Partition)),
             ]
         );
-        assert_eq!(plan.skipped.len(), 3, "{:?}", plan.skipped);
+        assert!(plan.needs_network());
+        assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
         assert!(plan.skipped[0].contains("power"));
-        assert!(plan.skipped[1].contains("partition"));
-        assert!(plan.skipped[2].contains("p0"));
+        assert!(plan.skipped[1].contains("p0"));
+    }
+
+    fn network(op: FaultOp, cast: &[CastNode], brokered: bool) -> Plan {
+        let schedule = Schedule {
+            window_ms: 10_000,
+            faults: vec![fault(1_000, 2_000, op)],
+        };
+        Plan::new(&schedule, cast, brokered)
+    }
+
+    fn opened(plan: &Plan) -> Option<Hole> {
+        plan.actions.iter().find_map(|a| match a.act {
+            Act::Open(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_partition_cuts_the_brokers_link_only_when_it_separates_the_broker_from_every_client() {
+        let split = |split| FaultOp::Partition { split };
+        let alone = network(split(Split::Halves(vec![0])), &cast(), true);
+        assert_eq!(opened(&alone), Some(Hole::Partition));
+        let with_client = network(split(Split::Halves(vec![0, 2])), &cast(), true);
+        assert_eq!(opened(&with_client), None);
+        assert!(with_client.skipped[0].contains("client on the broker's side"));
+        let muted = network(split(Split::OneWay(vec![0])), &cast(), true);
+        assert_eq!(opened(&muted), Some(Hole::Muted));
+        let deaf = network(split(Split::OneWay(vec![1, 2])), &cast(), true);
+        assert_eq!(opened(&deaf), Some(Hole::Deaf));
+        let some = network(split(Split::OneWay(vec![2])), &cast(), true);
+        assert_eq!(opened(&some), None);
+        let loss = network(FaultOp::Loss { per_mille: 300 }, &cast(), true);
+        assert_eq!(opened(&loss), Some(Hole::Loss { per_mille: 300 }));
+        assert_eq!(
+            loss.actions[1].act,
+            Act::Close(Hole::Loss { per_mille: 300 })
+        );
+        assert_eq!(loss.actions[1].at_ms, 3_000);
+    }
+
+    #[test]
+    fn peers_in_one_process_and_a_clusters_nodes_get_no_network_faults() {
+        let cut = FaultOp::Partition {
+            split: Split::IsolateLeader,
+        };
+        let peers = network(cut.clone(), &cast(), false);
+        assert!(peers.actions.is_empty() && !peers.needs_network());
+        assert!(peers.skipped[0].contains("loopback"));
+        let mut cluster = cast();
+        for name in ["n2", "n3"] {
+            cluster.push(CastNode {
+                name: name.into(),
+                role: Role::Server,
+            });
+        }
+        let plan = network(cut, &cluster, true);
+        assert!(plan.actions.is_empty());
+        assert!(plan.skipped[0].contains("cluster"));
+        assert_eq!(plan.servers, 3);
+        let clock = network(
+            FaultOp::Clock {
+                target: Target::Node(0),
+                rate: 500,
+            },
+            &cast(),
+            true,
+        );
+        assert!(clock.skipped[0].contains("share this machine's clock"));
     }
 
     #[test]

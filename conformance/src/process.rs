@@ -8,11 +8,15 @@
 //! - `crash`: `SIGKILL` to every process of the server, then, when asked, a restart on the same
 //!   data directory and ports (the kernel closes the connections, as the model's crash does);
 //! - `pause`: `SIGSTOP`, later `SIGCONT` (the server resumes with its old view);
+//! - `partition`, `loss`: a server started with [`BrokerProcess::start_isolated`] runs in a
+//!   network namespace of its own, and a hole opens in its link ([`crate::network`]);
 //! - `power`: not offered. A machine crash drops what was written but not fsynced; a killed
 //!   process on a live kernel keeps its page cache, so nothing here can imitate it honestly.
 //!
 //! Dropping a `BrokerProcess` kills everything it started and removes its directory.
 
+use crate::network::Netns;
+use crate::plan::Act;
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
@@ -133,6 +137,8 @@ pub struct BrokerProcess {
     epmd: Option<Child>,
     child: Option<Child>,
     paused: bool,
+    /// The broker's own network, when the run cuts it; else it listens on 127.0.0.1.
+    net: Option<Netns>,
     /// Times the server was started, the first start included.
     pub starts: u32,
 }
@@ -140,7 +146,15 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts a server on a fresh data directory and waits until it is ready.
     pub fn start(server: Server) -> Result<Self, HarnessError> {
-        let mut process = BrokerProcess::new(server, None)?;
+        let mut process = BrokerProcess::new(server, None, None)?;
+        process.restart()?;
+        Ok(process)
+    }
+
+    /// Starts a server, as [`Self::start`], in a network namespace of its own, so that a plan's
+    /// partitions and losses can cut its link ([`Netns`]).
+    pub fn start_isolated(server: Server) -> Result<Self, HarnessError> {
+        let mut process = BrokerProcess::new(server, None, Some(Netns::create()?))?;
         process.restart()?;
         Ok(process)
     }
@@ -157,7 +171,7 @@ impl BrokerProcess {
         }
         let mut cluster = vec![BrokerProcess::start(server)?];
         for _ in 1..nodes {
-            let mut node = BrokerProcess::new(server, Some(cluster[0].epmd_port))?;
+            let mut node = BrokerProcess::new(server, Some(cluster[0].epmd_port), None)?;
             node.restart()?;
             let seed = cluster[0].node_name();
             for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
@@ -171,7 +185,11 @@ impl BrokerProcess {
 
     /// A server on a fresh data directory, configured and not yet started; with `epmd_port`,
     /// it registers with that cluster's port mapper instead of starting its own.
-    fn new(server: Server, epmd_port: Option<u16>) -> Result<Self, HarnessError> {
+    fn new(
+        server: Server,
+        epmd_port: Option<u16>,
+        net: Option<Netns>,
+    ) -> Result<Self, HarnessError> {
         server.check_installed()?;
         let dir = fresh_dir(match server {
             Server::RabbitMq => "rabbitmq",
@@ -186,6 +204,7 @@ impl BrokerProcess {
             epmd: None,
             child: None,
             paused: false,
+            net,
             starts: 0,
         };
         process.configure(epmd_port.is_none())?;
@@ -226,7 +245,49 @@ impl BrokerProcess {
     }
 
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+        SocketAddr::from((self.ip(), self.port))
+    }
+
+    /// Where clients reach the server: its namespace's address, or loopback.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.net
+            .as_ref()
+            .map_or(Ipv4Addr::LOCALHOST, |n| n.broker_ip)
+    }
+
+    /// A command run where the server runs: inside its namespace, if it has one.
+    fn here(&self, program: &str) -> Command {
+        match &self.net {
+            Some(net) => net.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// Does a plan's action to this server. A restart waits until the server is ready; a hole
+    /// in the network needs a server started with [`Self::start_isolated`].
+    pub fn apply(&mut self, act: Act) -> Result<(), HarnessError> {
+        match act {
+            Act::Crash => self.kill(),
+            Act::Restart => self.restart()?,
+            Act::Pause => self.pause(),
+            Act::Resume => self.resume(),
+            Act::Open(hole) | Act::Close(hole) => {
+                let net = self.net.as_mut().ok_or_else(|| {
+                    HarnessError::new("a network fault on a broker without a network of its own")
+                })?;
+                if matches!(act, Act::Open(_)) {
+                    net.open(hole)?;
+                } else {
+                    net.close(hole)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every hole in the server's network.
+    pub fn heal(&mut self) -> Result<(), HarnessError> {
+        self.net.as_mut().map_or(Ok(()), Netns::heal)
     }
 
     /// Is the server's process up (started and not killed)?
@@ -248,7 +309,8 @@ impl BrokerProcess {
                 write(
                     "rabbit.conf",
                     format!(
-                        "listeners.tcp.1 = 127.0.0.1:{}\nloopback_users = none\n",
+                        "listeners.tcp.1 = {}:{}\nloopback_users = none\n",
+                        self.ip(),
                         self.port
                     ),
                 )?;
@@ -263,7 +325,8 @@ impl BrokerProcess {
                 if !own_epmd {
                     return Ok(());
                 }
-                let epmd = Command::new(EPMD)
+                let epmd = self
+                    .here(EPMD)
                     .args([
                         "-port",
                         &self.epmd_port.to_string(),
@@ -289,12 +352,13 @@ impl BrokerProcess {
   <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="mqcheck" dataDirectory="{data}">
     <persistenceAdapter><kahaDB directory="{data}/kahadb"/></persistenceAdapter>
     <transportConnectors>
-      <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+      <transportConnector name="stomp" uri="stomp://{ip}:{port}"/>
     </transportConnectors>
   </broker>
 </beans>
 "#,
                         data = data.display(),
+                        ip = self.ip(),
                         port = self.port
                     ),
                 )?;
@@ -307,7 +371,7 @@ impl BrokerProcess {
         let dir = &self.dir;
         match self.server {
             Server::RabbitMq => {
-                let mut c = Command::new(RABBITMQ_SERVER);
+                let mut c = self.here(RABBITMQ_SERVER);
                 c.env("HOME", dir)
                     .env("RABBITMQ_NODENAME", self.node_name())
                     .env("RABBITMQ_NODE_PORT", self.port.to_string())
@@ -325,7 +389,7 @@ impl BrokerProcess {
                 c
             }
             Server::ActiveMq => {
-                let mut c = Command::new(JAVA);
+                let mut c = self.here(JAVA);
                 c.args([
                     "-Xms64M",
                     "-Xmx256M",

@@ -323,10 +323,14 @@ fn consumer(uris: Vec<String>, s: Settings, rec: Recorder, ctl: Control) {
 pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
     let started = Instant::now();
     let s = Settings::new(spec);
-    let mut nodes = BrokerProcess::start_cluster(Server::RabbitMq, spec.plan.servers.max(1))?;
+    let mut nodes = if spec.plan.needs_network() {
+        vec![BrokerProcess::start_isolated(Server::RabbitMq)?]
+    } else {
+        BrokerProcess::start_cluster(Server::RabbitMq, spec.plan.servers.max(1))?
+    };
     let uris: Vec<String> = nodes
         .iter()
-        .map(|n| format!("amqp://guest:guest@127.0.0.1:{}/%2f", n.port))
+        .map(|n| format!("amqp://guest:guest@{}/%2f", n.address()))
         .collect();
     let rec = Recorder::default();
     let (pub_ctl, con_ctl) = (Control::default(), Control::default());
@@ -350,25 +354,18 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
                 let Some(node) = nodes.get_mut(*i) else {
                     continue;
                 };
-                match act {
-                    Act::Crash => node.kill(),
-                    Act::Restart => {
-                        if let Err(e) = node.restart() {
-                            failure = Some(e);
-                            break;
-                        }
-                        notes.push(format!(
-                            "n{i} was back {} ms after its restart was due",
-                            rec.ms().saturating_sub(a.at_ms)
-                        ));
-                    }
-                    Act::Pause => node.pause(),
-                    Act::Resume => node.resume(),
+                if let Err(e) = node.apply(act) {
+                    failure = Some(e);
+                    break;
+                }
+                if act == Act::Restart {
+                    notes.push(format!(
+                        "n{i} was back {} ms after its restart was due",
+                        rec.ms().saturating_sub(a.at_ms)
+                    ));
                 }
             }
-            (Who::Client(_), Act::Crash) => con_ctl.set(State::Crashed),
-            (Who::Client(_), Act::Pause) => con_ctl.set(State::Paused),
-            (Who::Client(_), Act::Restart | Act::Resume) => con_ctl.set(State::Up),
+            (Who::Client(_), act) => con_ctl.apply(act),
         }
     }
     // Everything heals: every node runs, the consumer is up.
@@ -377,6 +374,9 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
             failure = node.restart().err();
         }
         node.resume();
+        if failure.is_none() {
+            failure = node.heal().err();
+        }
     }
     con_ctl.set(State::Up);
     if let Some(e) = failure {

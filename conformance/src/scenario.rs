@@ -4,7 +4,7 @@ use crate::model::{ask, Kinds, ModelQuery, ModelSide, CHECKS};
 use crate::plan::{Act, Plan, ScheduleFile, Who};
 use mqcheck_brokers::{Config, Workload};
 use mqcheck_invariants::{History, Invariant, Kind, Violation};
-use mqcheck_sim::{evaluate, FaultOp, FaultSet, Schedule, ScheduledFault, Target};
+use mqcheck_sim::{evaluate, FaultOp, FaultSet, Schedule, ScheduledFault, Split, Target};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -13,6 +13,10 @@ use std::fmt::Write;
 pub enum Strike {
     Crash(u64, u64, usize),
     Pause(u64, u64, usize),
+    /// The broker cut off from every client.
+    Partition(u64, u64),
+    /// This many packets per mille lost on the broker's link.
+    Loss(u64, u64, u32),
 }
 
 /// One configuration of a broker's matrix that the real broker runs, with a fault schedule in
@@ -160,6 +164,36 @@ pub const SCENARIOS: &[Scenario] = &[
         guarantees: &[Invariant::Ordering],
     },
     Scenario {
+        name: "classic queue, confirms, manual acks, broker partitioned from its clients",
+        broker: "rabbitmq",
+        sets: &["nodes=1"],
+        faults: "partition",
+        messages: 200,
+        rate: 50,
+        handler_ms: 10,
+        window_ms: 6_000,
+        strikes: &[Strike::Partition(1_500, 3_000)],
+        claims: &[],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
+        name: "classic queue, confirms, manual acks, 20% packet loss",
+        broker: "rabbitmq",
+        sets: &["nodes=1"],
+        faults: "loss",
+        messages: 200,
+        rate: 50,
+        handler_ms: 10,
+        window_ms: 6_000,
+        strikes: &[Strike::Loss(1_000, 4_000, 200)],
+        claims: &[],
+        guarantees: &[
+            Invariant::AtLeastOnce,
+            Invariant::AtMostOnce,
+            Invariant::Ordering,
+        ],
+    },
+    Scenario {
         name: "persistent, synchronous sends, listener acks, broker crash",
         broker: "activemq",
         sets: &[],
@@ -170,6 +204,19 @@ pub const SCENARIOS: &[Scenario] = &[
         window_ms: 5_000,
         strikes: &[Strike::Crash(2_000, 2_000, 0)],
         claims: &[Kind::Duplicate],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
+        name: "persistent, synchronous sends, listener acks, broker partitioned from its clients",
+        broker: "activemq",
+        sets: &[],
+        faults: "partition",
+        messages: 200,
+        rate: 50,
+        handler_ms: 10,
+        window_ms: 6_000,
+        strikes: &[Strike::Partition(1_500, 3_000)],
+        claims: &[],
         guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
     },
     Scenario {
@@ -236,6 +283,14 @@ impl Scenario {
                                 target: Target::Node(n),
                             },
                         ),
+                        Strike::Partition(at, d) => (
+                            at,
+                            d,
+                            FaultOp::Partition {
+                                split: Split::IsolateLeader,
+                            },
+                        ),
+                        Strike::Loss(at, d, per_mille) => (at, d, FaultOp::Loss { per_mille }),
                     };
                     ScheduledFault { at_ms, for_ms, op }
                 })
@@ -619,14 +674,18 @@ impl Comparison {
                 Who::Client(name) => name.clone(),
             };
             let what = match (a.act, &a.who) {
-                (Act::Crash, Who::Server(_)) => "SIGKILL",
-                (Act::Restart, Who::Server(_)) => "restart on the same data",
-                (Act::Pause, Who::Server(_)) => "SIGSTOP",
-                (Act::Resume, Who::Server(_)) => "SIGCONT",
-                (Act::Crash, Who::Client(_)) => "crash: connection dropped with what it held",
-                (Act::Restart, Who::Client(_)) => "restart",
-                (Act::Pause, Who::Client(_)) => "pause",
-                (Act::Resume, Who::Client(_)) => "resume",
+                (Act::Crash, Who::Server(_)) => "SIGKILL".into(),
+                (Act::Restart, Who::Server(_)) => "restart on the same data".into(),
+                (Act::Pause, Who::Server(_)) => "SIGSTOP".into(),
+                (Act::Resume, Who::Server(_)) => "SIGCONT".into(),
+                (Act::Crash, Who::Client(_)) => {
+                    "crash: connection dropped with what it held".into()
+                }
+                (Act::Restart, Who::Client(_)) => "restart".into(),
+                (Act::Pause, Who::Client(_)) => "pause".into(),
+                (Act::Resume, Who::Client(_)) => "resume".into(),
+                (Act::Open(hole), _) => format!("its link {}", hole.describe()),
+                (Act::Close(hole), _) => format!("its link heals ({} ends)", hole.describe()),
             };
             let _ = writeln!(out, "  at {:>6} ms: {who}: {what}", a.at_ms);
         }

@@ -16,7 +16,7 @@
 //! `syncpub` the PUB waits until a probe it sends has reached the subscriber before its first
 //! real message: the zguide's node coordination.
 
-use crate::plan::{Act, Who};
+use crate::plan::Who;
 use crate::scenario::{RealRun, RealSpec};
 use crate::{nap, Control, Recorder, State};
 use mqcheck_invariants::{MsgId, Op};
@@ -327,11 +327,7 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, String> {
             std::thread::sleep(Duration::from_millis(a.at_ms - now));
         }
         if let Who::Client(_) = a.who {
-            con_ctl.set(match a.act {
-                Act::Crash => State::Crashed,
-                Act::Pause => State::Paused,
-                Act::Restart | Act::Resume => State::Up,
-            });
+            con_ctl.apply(a.act);
         }
     }
     con_ctl.set(State::Up);

@@ -8,7 +8,7 @@
 
 use mqcheck_conformance::plan::ScheduleFile;
 use mqcheck_conformance::scenario::{attempt, compare, Case, Comparison, SCENARIOS, SEEDS};
-use mqcheck_invariants::Kind;
+use mqcheck_invariants::{Kind, Op};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -90,6 +90,51 @@ fn rabbitmq_quorum_broker_crash() {
 #[test]
 fn rabbitmq_quorum_three_nodes_leader_crash() {
     scenario("quorum queue on three nodes, confirms, manual acks, leader crash");
+}
+
+/// The partition took effect: while the broker's link drops everything, no confirm or receipt
+/// reaches the producer (the first 300 ms let what was already on its way land), and
+/// acknowledgements arrive again after the heal.
+fn assert_silent_while_cut(runs: &[Comparison]) {
+    for c in runs {
+        let (from, to) = (1_500 + 300, 4_500);
+        let acks: Vec<u64> = c
+            .real
+            .history
+            .events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Ack { .. }))
+            .map(|e| e.time_ms)
+            .collect();
+        assert!(
+            !acks.iter().any(|t| (from..to).contains(t)),
+            "an acknowledgement arrived through the partition: {acks:?}"
+        );
+        assert!(
+            acks.iter().any(|t| *t >= to),
+            "nothing acknowledged after the heal"
+        );
+    }
+}
+
+#[test]
+fn rabbitmq_partition() {
+    let runs =
+        scenario("classic queue, confirms, manual acks, broker partitioned from its clients");
+    assert_silent_while_cut(&runs);
+}
+
+#[test]
+fn rabbitmq_loss() {
+    scenario("classic queue, confirms, manual acks, 20% packet loss");
+}
+
+#[test]
+fn activemq_partition() {
+    let runs = scenario(
+        "persistent, synchronous sends, listener acks, broker partitioned from its clients",
+    );
+    assert_silent_while_cut(&runs);
 }
 
 #[test]
