@@ -17,10 +17,9 @@
 //! STOMP frames are a command line, header lines, a blank line, a body and a NUL: the client
 //! below writes and reads them over a blocking `TcpStream`, with `heart-beat:0,0`.
 
-use crate::plan::{Act, Who};
 use crate::process::{BrokerProcess, HarnessError, Server};
 use crate::scenario::{RealRun, RealSpec};
-use crate::{nap, Control, Recorder, State};
+use crate::{nap, play, Clients, Control, Recorder, State};
 use mqcheck_invariants::{MsgId, Op};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -346,7 +345,7 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
         pace_ms: 1000 / u64::from(spec.rate.max(1)),
         handler_ms: u64::from(spec.handler_ms),
     };
-    let mut broker = if spec.plan.needs_network() {
+    let broker = if spec.plan.needs_network() {
         BrokerProcess::start_isolated(Server::ActiveMq)?
     } else {
         BrokerProcess::start(Server::ActiveMq)?
@@ -362,54 +361,18 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
         let (rec, ctl) = (rec.clone(), con_ctl.clone());
         std::thread::spawn(move || consumer(addr, s, rec, ctl))
     };
-    let mut notes = Vec::new();
-    let mut failure = None;
-    for a in &spec.plan.actions {
-        let now = rec.ms();
-        if a.at_ms > now {
-            std::thread::sleep(Duration::from_millis(a.at_ms - now));
-        }
-        match (&a.who, a.act) {
-            (Who::Server(_), act) => {
-                if let Err(e) = broker.apply(act) {
-                    failure = Some(e);
-                    break;
-                }
-                if act == Act::Restart {
-                    notes.push(format!(
-                        "the broker was back {} ms after its restart was due",
-                        rec.ms().saturating_sub(a.at_ms)
-                    ));
-                }
-            }
-            (Who::Client(_), act) => con_ctl.apply(act),
-        }
-    }
-    if failure.is_none() && !broker.is_up() {
-        failure = broker.restart().err();
-    }
-    broker.resume();
-    if failure.is_none() {
-        failure = broker.heal().err();
-    }
-    con_ctl.set(State::Up);
-    if let Some(e) = failure {
-        pub_ctl.set(State::Stop);
-        con_ctl.set(State::Stop);
-        let _ = producing.join();
-        let _ = consuming.join();
-        return Err(e);
-    }
-    let _ = producing.join();
-    let settled = crate::drain(&rec, DRAIN, QUIET);
-    con_ctl.set(State::Stop);
-    let _ = consuming.join();
-    Ok(RealRun {
-        history: rec.history(),
-        notes,
-        wall_ms: started.elapsed().as_millis() as u64,
-        settled,
-    })
+    let clients = Clients {
+        producer: (producing, pub_ctl),
+        consumer: (consuming, con_ctl),
+    };
+    play(
+        started,
+        &spec.plan,
+        &mut [broker],
+        &rec,
+        clients,
+        (DRAIN, QUIET),
+    )
 }
 
 #[cfg(test)]

@@ -176,6 +176,84 @@ pub fn drain(rec: &Recorder, limit: Duration, quiet: Duration) -> bool {
     false
 }
 
+/// The clients of a brokered run: a producer and a consumer thread, each with its control.
+#[cfg(feature = "real-brokers")]
+pub(crate) struct Clients {
+    pub producer: (std::thread::JoinHandle<()>, Control),
+    pub consumer: (std::thread::JoinHandle<()>, Control),
+}
+
+/// Plays `plan` on the broker's `servers` and its clients, heals everything, waits for the
+/// producer to finish and the history to settle (`drain` at most, then `quiet`), and stops the
+/// consumer. Shared by every runner with a broker process; the run's wall time counts from
+/// `started`.
+#[cfg(feature = "real-brokers")]
+pub(crate) fn play(
+    started: Instant,
+    plan: &plan::Plan,
+    servers: &mut [process::BrokerProcess],
+    rec: &Recorder,
+    clients: Clients,
+    drain_for: (Duration, Duration),
+) -> Result<scenario::RealRun, process::HarnessError> {
+    let (producer, pub_ctl) = clients.producer;
+    let (consumer, con_ctl) = clients.consumer;
+    let mut notes = Vec::new();
+    let mut failure = None;
+    for a in &plan.actions {
+        let now = rec.ms();
+        if a.at_ms > now {
+            std::thread::sleep(Duration::from_millis(a.at_ms - now));
+        }
+        match (&a.who, a.act) {
+            (plan::Who::Server(i), act) => {
+                let Some(server) = servers.get_mut(*i) else {
+                    continue;
+                };
+                if let Err(e) = server.apply(act) {
+                    failure = Some(e);
+                    break;
+                }
+                if act == plan::Act::Restart {
+                    notes.push(format!(
+                        "n{i} was back {} ms after its restart was due",
+                        rec.ms().saturating_sub(a.at_ms)
+                    ));
+                }
+            }
+            (plan::Who::Client(_), act) => con_ctl.apply(act),
+        }
+    }
+    // Everything heals: every server runs and is reachable, the consumer is up.
+    for server in servers.iter_mut() {
+        if failure.is_none() && !server.is_up() {
+            failure = server.restart().err();
+        }
+        server.resume();
+        if failure.is_none() {
+            failure = server.heal().err();
+        }
+    }
+    con_ctl.set(State::Up);
+    if let Some(e) = failure {
+        pub_ctl.set(State::Stop);
+        con_ctl.set(State::Stop);
+        let _ = producer.join();
+        let _ = consumer.join();
+        return Err(e);
+    }
+    let _ = producer.join();
+    let settled = drain(rec, drain_for.0, drain_for.1);
+    con_ctl.set(State::Stop);
+    let _ = consumer.join();
+    Ok(scenario::RealRun {
+        history: rec.history(),
+        notes,
+        wall_ms: started.elapsed().as_millis() as u64,
+        settled,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 
 use crate::process::{check_files, HarnessError};
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const IP: &str = "/usr/sbin/ip";
@@ -121,14 +121,7 @@ impl Netns {
 
     /// Opens `hole` in the broker's network.
     pub fn open(&mut self, hole: Hole) -> Result<(), HarnessError> {
-        for rule in rules(&self.inner, hole) {
-            let mut args = vec!["-A".to_string()];
-            args.extend(rule);
-            self.inside(
-                IPTABLES,
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?;
-        }
+        self.iptables("-A", hole)?;
         self.holes.push(hole);
         Ok(())
     }
@@ -139,13 +132,16 @@ impl Netns {
             return Ok(());
         };
         self.holes.remove(i);
+        self.iptables("-D", hole)
+    }
+
+    /// Adds (`-A`) or deletes (`-D`) the rules that make `hole`.
+    fn iptables(&self, op: &str, hole: Hole) -> Result<(), HarnessError> {
         for rule in rules(&self.inner, hole) {
-            let mut args = vec!["-D".to_string()];
-            args.extend(rule);
-            self.inside(
-                IPTABLES,
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?;
+            let args: Vec<&str> = std::iter::once(op)
+                .chain(rule.iter().map(String::as_str))
+                .collect();
+            self.inside(IPTABLES, &args)?;
         }
         Ok(())
     }
@@ -186,20 +182,7 @@ fn rules(inner: &str, hole: Hole) -> Vec<Vec<String>> {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), HarnessError> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| HarnessError::new(format!("cannot run {program}: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(HarnessError::new(format!(
-        "{program} {} failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    crate::process::run(Command::new(program).args(args))
 }
 
 #[cfg(test)]

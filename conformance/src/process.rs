@@ -102,6 +102,27 @@ pub fn free_port() -> Result<u16, HarnessError> {
         .map_err(|e| HarnessError::new(format!("no free port on 127.0.0.1: {e}")))
 }
 
+/// Runs a command to its end; the error names it and quotes what it said on stderr.
+pub(crate) fn run(command: &mut Command) -> Result<(), HarnessError> {
+    let shown = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HarnessError::new(format!("cannot run {shown}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(HarnessError::new(format!(
+        "{shown} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 /// A fresh, empty directory for one server's data and logs.
 fn fresh_dir(what: &str) -> Result<PathBuf, HarnessError> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -218,26 +239,13 @@ impl BrokerProcess {
 
     /// Runs `rabbitmqctl` against this node, within a minute.
     fn rabbitmqctl(&self, args: &[&str]) -> Result<(), HarnessError> {
-        let out = Command::new("timeout")
+        run(Command::new("timeout")
             .arg("60")
             .arg(RABBITMQCTL)
             .args(["-n", &self.node_name()])
             .args(args)
             .env("HOME", &self.dir)
-            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| HarnessError::new(format!("cannot run {RABBITMQCTL}: {e}")))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(HarnessError::new(format!(
-            "rabbitmqctl {} on {} failed ({}): {}",
-            args.join(" "),
-            self.node_name(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string()))
     }
 
     pub fn server(&self) -> Server {

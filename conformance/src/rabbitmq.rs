@@ -18,10 +18,9 @@
 //!   published on as its scope and its own channel as its session), spends `handler_ms` on it
 //!   and then acknowledges (manual acks). Its connection lost, it reconnects on a new channel.
 
-use crate::plan::{Act, Who};
 use crate::process::{BrokerProcess, HarnessError, Server};
 use crate::scenario::{RealRun, RealSpec};
-use crate::{nap, Control, Recorder, State};
+use crate::{nap, play, Clients, Control, Recorder, State};
 use futures_lite::{future, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -342,60 +341,18 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
         let (uris, s, rec, ctl) = (uris, s, rec.clone(), con_ctl.clone());
         std::thread::spawn(move || consumer(uris, s, rec, ctl))
     };
-    let mut notes = Vec::new();
-    let mut failure = None;
-    for a in &spec.plan.actions {
-        let now = rec.ms();
-        if a.at_ms > now {
-            std::thread::sleep(Duration::from_millis(a.at_ms - now));
-        }
-        match (&a.who, a.act) {
-            (Who::Server(i), act) => {
-                let Some(node) = nodes.get_mut(*i) else {
-                    continue;
-                };
-                if let Err(e) = node.apply(act) {
-                    failure = Some(e);
-                    break;
-                }
-                if act == Act::Restart {
-                    notes.push(format!(
-                        "n{i} was back {} ms after its restart was due",
-                        rec.ms().saturating_sub(a.at_ms)
-                    ));
-                }
-            }
-            (Who::Client(_), act) => con_ctl.apply(act),
-        }
-    }
-    // Everything heals: every node runs, the consumer is up.
-    for node in &mut nodes {
-        if failure.is_none() && !node.is_up() {
-            failure = node.restart().err();
-        }
-        node.resume();
-        if failure.is_none() {
-            failure = node.heal().err();
-        }
-    }
-    con_ctl.set(State::Up);
-    if let Some(e) = failure {
-        pub_ctl.set(State::Stop);
-        con_ctl.set(State::Stop);
-        let _ = producer.join();
-        let _ = consumer.join();
-        return Err(e);
-    }
-    let _ = producer.join();
-    let settled = crate::drain(&rec, DRAIN, QUIET);
-    con_ctl.set(State::Stop);
-    let _ = consumer.join();
-    Ok(RealRun {
-        history: rec.history(),
-        notes,
-        wall_ms: started.elapsed().as_millis() as u64,
-        settled,
-    })
+    let clients = Clients {
+        producer: (producer, pub_ctl),
+        consumer: (consumer, con_ctl),
+    };
+    play(
+        started,
+        &spec.plan,
+        &mut nodes,
+        &rec,
+        clients,
+        (DRAIN, QUIET),
+    )
 }
 
 #[cfg(test)]
