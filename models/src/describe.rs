@@ -112,8 +112,8 @@ pub fn steps<S: System>(
     model: &CheckModel<S>,
     path: &Path<CheckState<S>, StepOf<S>>,
 ) -> Vec<StepReport> {
-    model
-        .unfold(path)
+    path.clone()
+        .into_vec()
         .into_iter()
         .filter_map(|(state, action)| Some((state, action?)))
         .enumerate()
