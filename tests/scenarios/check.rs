@@ -65,7 +65,8 @@ const KINDS: [&str; 16] = [
 ];
 
 /// Asserts the always-property `name` was violated, and returns its counterexample's steps, each
-/// checked for its structure: numbered from 1, one of [`KINDS`], in time order, told as a line.
+/// checked for its structure: numbered from 1, one of [`KINDS`], in time order, told as a line in
+/// the broker's words (no Rust `Debug` form such as `FetchResponse { … }` or `Id(2)`).
 fn counterexample(code: i32, json: &Value, name: &str) -> Vec<Value> {
     let p = property(json, name);
     assert_eq!(p["expectation"], "always");
@@ -83,6 +84,10 @@ fn counterexample(code: i32, json: &Value, name: &str) -> Vec<Value> {
         assert_eq!(step["index"], i + 1, "{step}");
         assert!(KINDS.contains(&kind(step)), "{step}");
         assert!(!text(step).is_empty(), "{step}");
+        assert!(
+            !text(step).contains('{') && !text(step).contains("Id("),
+            "Debug in the story: {step}"
+        );
         let at = step["at_ms"].as_u64().expect("at_ms");
         assert!(at >= now, "steps in time order: {steps:#?}");
         now = at;
@@ -803,6 +808,13 @@ fn check_svg_full_draws_every_step() {
     let args = "--broker zeromq --set pattern=push-pull --faults crash";
     let (code, json) = check(args);
     let steps = counterexample(code, &json, "at-least-once");
+    for step in &steps {
+        let text = step["text"].as_str().unwrap();
+        assert!(
+            !text.contains('{') && !text.contains("Id("),
+            "Debug in the JSON: {text}"
+        );
+    }
     let mut words: Vec<&str> = vec!["check"];
     words.extend(args.split_whitespace());
     words.extend(["--svg", svg.to_str().unwrap(), "--svg-full"]);
