@@ -93,7 +93,7 @@ fn show_namesrv(s: &NameServerState, names: Names<'_>) -> String {
     let live: Vec<String> = s
         .live
         .iter()
-        .map(|(id, (g, b))| format!("{}{b} ({})", char::from(b'a' + *g as u8), names.of(*id)))
+        .map(|(id, (g, b))| format!("{} ({} brokerId {b})", names.of(*id), group_name(*g)))
         .collect();
     format!("NameServer: live brokers [{}]", live.join(", "))
 }
