@@ -6,11 +6,11 @@ use crate::spec::{bad, int, BrokerArgs, Checked};
 use crate::HELD;
 use clap::{Args, ValueEnum};
 use mqcheck_brokers::{Config, ConfigError, Job, System};
-use mqcheck_models::describe::{self, StepReport};
+use mqcheck_models::describe::{self, StepReport, Told};
 use mqcheck_models::{Bounds, CheckModel, CheckState};
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,9 +70,13 @@ pub struct CheckCmd {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Write the first counterexample as an SVG sequence diagram.
+    /// Write the first counterexample as an SVG sequence diagram: its story (the steps that
+    /// lead to the violation, routine steps and repeats folded into one row each).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
+    /// Draw every step of the counterexample in --svg, not only its story.
+    #[arg(long, requires = "svg")]
+    pub svg_full: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -237,17 +241,10 @@ impl PropertyVerdict {
         };
         let mut text = format!("VIOLATED  {name}\n");
         let mut skipped = 0;
-        let mut recent: VecDeque<&str> = VecDeque::new();
-        for step in &violation.counterexample {
-            // Routine steps, and a step told a moment ago (a poll loop), are counted.
-            if step.routine || recent.contains(&step.text.as_str()) {
-                skipped += 1;
-                continue;
-            }
-            text += &format!("  {:>5}. {}\n", step.index, step.text);
-            recent.push_back(&step.text);
-            if recent.len() > 8 {
-                recent.pop_front();
+        for told in describe::story(&violation.counterexample) {
+            match told {
+                Told::Step(step) => text += &format!("  {:>5}. {}\n", step.index, step.text),
+                Told::Folded(n) => skipped += n,
             }
         }
         text += &format!(
@@ -280,12 +277,11 @@ impl CheckReport {
         text
     }
 
-    /// The first violated property's counterexample.
-    fn first_counterexample(&self) -> Option<&[StepReport]> {
+    /// The first violated property and its evidence.
+    fn first_violation(&self) -> Option<(&'static str, &Violation)> {
         self.properties
             .iter()
-            .find_map(|p| p.violation.as_ref())
-            .map(|v| v.counterexample.as_slice())
+            .find_map(|p| Some((p.name, p.violation.as_ref()?)))
     }
 }
 
@@ -434,8 +430,12 @@ impl CheckCmd {
             properties,
         };
         if let Some(mut file) = svg {
-            match report.first_counterexample() {
-                Some(steps) => file.write(&describe::diagram(model, steps))?,
+            match report.first_violation() {
+                Some((name, violation)) => {
+                    let title = self.title::<S>(name, violation);
+                    let steps = &violation.counterexample;
+                    file.write(&describe::diagram(model, &title, steps, self.svg_full))?;
+                }
                 None => file.discard(),
             }
         }
@@ -447,6 +447,26 @@ impl CheckCmd {
             crate::output::emit(&report.text(self.max_depth));
         }
         Ok(verdict.code())
+    }
+
+    /// A diagram's title: the broker, its configuration as set and the faults, then the
+    /// violated property and why, then what the drawing shows.
+    fn title<S: System>(&self, property: &str, violation: &Violation) -> Vec<String> {
+        let setup = &self.model.setup;
+        let mut configured = vec![S::NAME.to_string()];
+        configured.extend(setup.sets.iter().cloned());
+        configured.push(format!("--faults {}", setup.faults));
+        let mut title = vec![configured.join(" "), format!("VIOLATED {property}")];
+        title.extend(violation.why.iter().map(|why| format!("why: {why}")));
+        title.push(if self.svg_full {
+            format!("all {} steps", violation.counterexample.len())
+        } else {
+            format!(
+                "the story of {} steps (grey rows fold the rest; --svg-full draws every step)",
+                violation.counterexample.len()
+            )
+        });
+        title
     }
 
     /// The bounds of the search, for `--json`.

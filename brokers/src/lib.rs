@@ -32,7 +32,10 @@ mod timers;
 pub use app_log::{AppLog, Outbox};
 pub use config::{Config, ConfigError, Key};
 pub use disk::{Disk, Durable};
-pub use system::{Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload};
+pub(crate) use system::pairs;
+pub use system::{
+    Names, Node, NodeView, Role, Scenario, StateInvariant, System, SystemView, Workload,
+};
 
 /// Work that needs a broker's concrete [`System`] type: the one place that maps a `--broker`
 /// name to a model.

@@ -30,6 +30,34 @@ pub struct Node<A> {
     pub actor: A,
 }
 
+/// The nodes' names by id (`n1`, `ctl`, `p0`), for views that mention other nodes.
+#[derive(Clone, Copy, Debug)]
+pub struct Names<'a>(pub &'a [String]);
+
+impl Names<'_> {
+    /// The name of node `id`.
+    pub fn of(&self, id: Id) -> &str {
+        &self.0[usize::from(id)]
+    }
+
+    /// Several nodes: `[n1,n2,n3]`.
+    pub fn list<'i>(&self, ids: impl IntoIterator<Item = &'i Id>) -> String {
+        let names: Vec<&str> = ids.into_iter().map(|id| self.of(*id)).collect();
+        format!("[{}]", names.join(","))
+    }
+}
+
+/// `key=value` pairs for a view: `q0=3 q1=0`.
+pub(crate) fn pairs<K: std::fmt::Display, V: std::fmt::Display>(
+    entries: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let entries: Vec<String> = entries
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    entries.join(" ")
+}
+
 /// The client workload, shared by every broker. `None` and zero are each broker's own behaviour:
 /// the producers draw their pace and the consumers their handling time per run (swarm testing),
 /// consumers start at once, and messages carry no workload key.
@@ -206,6 +234,10 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// keeps it out of the trace (heartbeats and other chatter).
     fn describe(msg: &<Self::Actor as Actor>::Msg) -> Option<String>;
 
+    /// Every message in the broker's vocabulary, chatter included: what a diagram or a
+    /// counterexample labels a step with. [`System::describe`] is this, or `None` for chatter.
+    fn label(msg: &<Self::Actor as Actor>::Msg) -> String;
+
     /// The order the broker promises, which the ordering checker judges within: what the scope
     /// of its sends and deliveries stands for, and which of them the promise leaves out.
     fn ordering() -> OrderingPromise;
@@ -228,10 +260,8 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     }
 
     /// A node's state in a few readable lines (logs, high watermarks, ISR, queues) for the
-    /// Stateright Explorer.
-    fn show(state: &<Self::Actor as Actor>::State) -> String {
-        format!("{state:?}")
-    }
+    /// Stateright Explorer, naming the other nodes it mentions by `names`.
+    fn show(state: &<Self::Actor as Actor>::State, names: Names<'_>) -> String;
 
     /// Does this configuration elect leaders (so "a leader changes" is coverage the checker must
     /// reach)?

@@ -7,7 +7,7 @@
 use mqcheck_brokers::rabbitmq::{
     Command, Fifo, RabbitMq, RabbitMsg, RabbitState, RabbitTimer, Settings,
 };
-use mqcheck_brokers::{System, Workload};
+use mqcheck_brokers::Workload;
 use mqcheck_invariants::MsgId;
 use stateright::actor::{Command as Cmd, Id};
 
@@ -383,9 +383,9 @@ fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
         let reply = relay(&mut c, &appended, 0, 1);
         relay(&mut c, &reply, 1, 0);
     }
-    let leader = <RabbitMq as System>::show(c.state(0));
+    let leader = c.show(0);
     assert!(
-        leader.starts_with("node: all peers up, clients [3, 4]"),
+        leader.starts_with("node: all peers up, clients [p0,c0]"),
         "{leader}"
     );
     assert!(leader.contains("quorum LEADER term 1"), "{leader}");
@@ -394,13 +394,13 @@ fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
     assert!(leader.contains("commit=4"), "{leader}");
     assert!(leader.contains("ready [p0:2]"), "{leader}");
     assert!(
-        leader.contains("consumer 4 (prefetch 1) unacked [p0:1]"),
+        leader.contains("consumer c0 (prefetch 1) unacked [p0:1]"),
         "{leader}"
     );
     assert!(!leader.contains("QuorumState"), "not Debug: {leader}");
-    let follower = <RabbitMq as System>::show(c.state(1));
+    let follower = c.show(1);
     assert!(
-        follower.contains("quorum follower term 1 (leader 0)"),
+        follower.contains("quorum follower term 1 (leader n1)"),
         "{follower}"
     );
 }

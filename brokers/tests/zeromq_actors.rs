@@ -5,7 +5,7 @@
 //! Producers (PUB, PUSH, REQ) have ids `0..producers`, consumers (SUB, PULL, REP) follow.
 
 use mqcheck_brokers::zeromq::{Frames, ZeroMq, ZmqMsg, ZmqRandom, ZmqState, ZmqTimer};
-use mqcheck_brokers::{AppLog, System, Workload};
+use mqcheck_brokers::{AppLog, Workload};
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::Command;
 
@@ -473,11 +473,11 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     for _ in 0..3 {
         p.fire(0, ZmqTimer::Send);
     }
-    let push = <ZeroMq as System>::show(p.state(0));
+    let push = p.show(0);
     assert!(push.starts_with("PUSH: next message 2"), "{push}");
     assert!(push.contains("zmq_send blocked: every pipe mute"), "{push}");
     assert!(
-        push.contains("pipe to 1 (connection 0): 1 queued, mute"),
+        push.contains("pipe to pull0 (connection 0): 1 queued, mute"),
         "{push}"
     );
     assert!(!push.contains("Outgoing"), "not Debug: {push}");
@@ -489,9 +489,9 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     p.deliver(2, 0, ZmqMsg::Welcome { connection: 0 });
     p.deliver(2, 0, message(frames(0, 0)));
     p.deliver(2, 0, message(frames(0, 1)));
-    let pull = <ZeroMq as System>::show(p.state(2));
+    let pull = p.show(2);
     assert!(
-        pull.contains("from 0 (connection 0 up): 1 queued [p0:0], full (ZMQ_RCVHWM): 1 unread"),
+        pull.contains("from push0 (connection 0 up): 1 queued [p0:0], full (ZMQ_RCVHWM): 1 unread"),
         "{pull}"
     );
     assert!(pull.contains("handling a message"), "{pull}");
@@ -511,10 +511,10 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     p.random(0, ZmqRandom::Pace(20));
     p.fire(0, ZmqTimer::Send);
     p.fire(0, ZmqTimer::RequestTimeout);
-    let req = <ZeroMq as System>::show(p.state(0));
+    let req = p.show(0);
     assert!(req.starts_with("REQ socket 1: connected to []"), "{req}");
     assert!(
-        req.contains("awaiting the reply to p0:0 (queued in the pipe to 1; 1 attempts left)"),
+        req.contains("awaiting the reply to p0:0 (queued in the pipe to rep0; 1 attempts left)"),
         "{req}"
     );
 }

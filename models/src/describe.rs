@@ -1,16 +1,21 @@
 //! Steps and states in the broker's vocabulary, for counterexamples and the Explorer.
 
 use crate::model::{CheckModel, CheckState, Step, StepOf};
-use mqcheck_brokers::System;
+use mqcheck_brokers::{Names, System};
 use mqcheck_invariants::secs;
 use serde::Serialize;
-use stateright::actor::Actor;
 use stateright::actor::Id;
 use stateright::Path;
+use std::collections::VecDeque;
 
-/// A message as the broker's trace names it, or its `Debug` form for chatter.
-fn message<S: System>(msg: &<S::Actor as Actor>::Msg) -> String {
-    S::describe(msg).unwrap_or_else(|| format!("{msg:?}"))
+/// A timer or a random draw in its `Debug` form (`BrokerSession(Id(2))`, `Pace(40)`), with each
+/// node id in it named (`BrokerSession(n2)`).
+fn named<S: System>(model: &CheckModel<S>, thing: &impl std::fmt::Debug) -> String {
+    let mut text = format!("{thing:?}");
+    for (i, node) in model.nodes.iter().enumerate() {
+        text = text.replace(&format!("Id({i})"), &node.name);
+    }
+    text
 }
 
 /// Is this step routine — a timer firing, or a packet the broker's trace leaves out (heartbeats,
@@ -28,12 +33,17 @@ pub fn step<S: System>(model: &CheckModel<S>, step: &StepOf<S>) -> String {
     let n = |id| model.name(id).to_string();
     match step {
         Step::Deliver { src, dst, msg } => {
-            format!("{} → {}: {}", n(*src), n(*dst), message::<S>(msg))
+            format!("{} → {}: {}", n(*src), n(*dst), S::label(msg))
         }
-        Step::Timeout { node, timer, at } => {
-            format!("{} at {}: timer {timer:?} fires", n(*node), secs(*at))
+        Step::Timeout { node, timer, at } => format!(
+            "{} at {}: timer {} fires",
+            n(*node),
+            secs(*at),
+            named(model, timer)
+        ),
+        Step::Random { node, value, .. } => {
+            format!("{}: draws {}", n(*node), named(model, value))
         }
-        Step::Random { node, value, .. } => format!("{}: draws {value:?}", n(*node)),
         Step::Crash { node, down_ms } => format!(
             "{} crashes (process; page cache kept; down {})",
             n(*node),
@@ -173,12 +183,45 @@ fn report<S: System>(
     }
 }
 
-/// A state as the Explorer shows it: time, what the nemesis did, each node in the broker's own
-/// terms, and the packets in flight.
+/// A line of a counterexample's story: a step that matters, or a run of steps folded into one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Told<'a> {
+    Step(&'a StepReport),
+    /// This many routine steps (timers, heartbeats, empty polls) and repeats, folded.
+    Folded(usize),
+}
+
+/// A counterexample's story: the steps that matter — faults, restarts, heals, and each message
+/// of the broker's trace (elections, ISR and membership changes, sends, acknowledgements,
+/// deliveries) unless it was told a moment ago (a poll loop) — with each run of the other steps
+/// between them folded into one line. The text summary and the diagram both tell this story.
+pub fn story(steps: &[StepReport]) -> Vec<Told<'_>> {
+    let mut told = Vec::new();
+    let mut recent: VecDeque<&str> = VecDeque::new();
+    for step in steps {
+        if step.routine || (step.kind == "deliver" && recent.contains(&step.text.as_str())) {
+            match told.last_mut() {
+                Some(Told::Folded(n)) => *n += 1,
+                _ => told.push(Told::Folded(1)),
+            }
+            continue;
+        }
+        told.push(Told::Step(step));
+        recent.push_back(&step.text);
+        if recent.len() > 8 {
+            recent.pop_front();
+        }
+    }
+    told
+}
+
+/// A state as the Explorer shows it: time, what the nemesis did, each node by name in the
+/// broker's own terms, and the packets in flight.
 pub fn state<S: System>(
     state: &CheckState<S>,
     f: &mut std::fmt::Formatter<'_>,
 ) -> std::fmt::Result {
+    let names = Names(&state.names);
     writeln!(f, "time {}", secs(state.now))?;
     let n = &state.nemesis;
     writeln!(
@@ -187,14 +230,14 @@ pub fn state<S: System>(
         n.crashes,
         n.net_faults,
         match n.isolated {
-            Some((id, _, at)) => format!(", node {} isolated until {}", usize::from(id), secs(at)),
+            Some((id, _, at)) => format!(", {} isolated until {}", names.of(id), secs(at)),
             None => String::new(),
         }
     )?;
-    for (i, slot) in state.nodes.iter().enumerate() {
+    for (slot, name) in state.nodes.iter().zip(state.names.iter()) {
         match &slot.state {
-            Some(s) => writeln!(f, "[{i}] {}", S::show(s))?,
-            None => writeln!(f, "[{i}] DOWN")?,
+            Some(s) => writeln!(f, "{name}: {}", S::show(s, names))?,
+            None => writeln!(f, "{name}: DOWN")?,
         }
     }
     for ((src, dst), queue) in &state.network {
@@ -202,28 +245,58 @@ pub fn state<S: System>(
             writeln!(
                 f,
                 "in flight {} → {}: {}",
-                usize::from(*src),
-                usize::from(*dst),
-                message::<S>(msg)
+                names.of(*src),
+                names.of(*dst),
+                S::label(msg)
             )?;
         }
     }
     Ok(())
 }
 
-/// A path as an SVG sequence diagram (the Explorer's drawing; see [`diagram`]).
+/// A path as an SVG sequence diagram, its story told (the Explorer's drawing; see [`diagram`]).
 pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S>>) -> String {
-    diagram(model, &steps(model, path))
+    let title = [format!("{}: the path so far", S::NAME)];
+    diagram(model, &title, &steps(model, path), false)
 }
 
-/// Steps as an SVG sequence diagram: one lifeline per node, one row per step, an arrow per
-/// delivered packet, a dot per process or partition fault.
-pub fn diagram<S: System>(model: &CheckModel<S>, steps: &[StepReport]) -> String {
-    const COL: usize = 110;
-    const ROW: usize = 24;
+/// Steps as an SVG sequence diagram under its `title` lines: one lifeline per node, one row per
+/// step of the story (every step if `full`), an arrow per delivered packet, a dot per process or
+/// partition fault, a grey band per run of folded steps. The drawing is as wide as its longest
+/// label and as tall as its rows.
+pub fn diagram<S: System>(
+    model: &CheckModel<S>,
+    title: &[String],
+    steps: &[StepReport],
+    full: bool,
+) -> String {
+    const COL: usize = 70;
+    const ROW: usize = 20;
+    // Monospace advance at these sizes is 0.6 em; a little more, so no label is clipped.
+    const CHAR: usize = 7;
+    const TITLE_CHAR: usize = 8;
+    let rows: Vec<Told> = if full {
+        steps.iter().map(Told::Step).collect()
+    } else {
+        story(steps)
+    };
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|row| match row {
+            Told::Step(step) => format!("{}. {}", step.index, step.text),
+            Told::Folded(n) => format!(
+                "… {n} step{} folded: timers, heartbeats, empty polls, repeats",
+                if *n == 1 { "" } else { "s" }
+            ),
+        })
+        .collect();
     let nodes = model.nodes.len();
-    let width = COL * (nodes + 4);
-    let height = ROW * (steps.len() + 3);
+    let lanes = COL * nodes;
+    let longest = |texts: &[String]| texts.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    let width = (lanes + 10 + CHAR * longest(&labels) + 10).max(TITLE_CHAR * longest(title) + 20);
+    let names_y = 22 * title.len() + 24;
+    let top = names_y + 16;
+    let height = top + ROW * (rows.len() + 1);
     let x = |name: &Option<String>| {
         let i = model
             .nodes
@@ -233,39 +306,60 @@ pub fn diagram<S: System>(model: &CheckModel<S>, steps: &[StepReport]) -> String
         COL / 2 + COL * i
     };
     let mut out = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>\n"
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>\n<rect width='{width}' height='{height}' fill='white'/>\n"
     );
+    for (i, line) in title.iter().enumerate() {
+        out += &format!(
+            "<text x='10' y='{}' font-size='13' font-weight='bold'>{}</text>\n",
+            22 * (i + 1),
+            escape(line)
+        );
+    }
     for (i, node) in model.nodes.iter().enumerate() {
         let cx = COL / 2 + COL * i;
         out += &format!(
-            "<text x='{cx}' y='14' text-anchor='middle' font-weight='bold'>{}</text>\n<line x1='{cx}' y1='20' x2='{cx}' y2='{height}' stroke='#bbb'/>\n",
-            escape(&node.name)
+            "<text x='{cx}' y='{names_y}' text-anchor='middle' font-weight='bold'>{}</text>\n<line x1='{cx}' y1='{}' x2='{cx}' y2='{height}' stroke='#bbb'/>\n",
+            escape(&node.name),
+            names_y + 6
         );
     }
-    for (row, step) in steps.iter().enumerate() {
-        let y = ROW * (row + 2);
-        let text_x = COL * nodes + 10;
-        match step.kind {
-            "deliver" => {
+    for (row, (told, label)) in rows.iter().zip(&labels).enumerate() {
+        let y = top + ROW * (row + 1);
+        match told {
+            Told::Folded(_) => {
                 out += &format!(
-                    "<line x1='{}' y1='{}' x2='{}' y2='{y}' stroke='#333' marker-end='url(#a)'/>\n",
-                    x(&step.src),
-                    y - ROW / 2,
-                    x(&step.dst)
+                    "<rect x='0' y='{}' width='{lanes}' height='{}' fill='#eee'/>\n",
+                    y - ROW + 6,
+                    ROW - 4
                 );
             }
-            "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => {
-                out += &format!(
-                    "<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n",
-                    x(&step.node)
-                );
-            }
-            _ => {}
+            Told::Step(step) => match step.kind {
+                "deliver" => {
+                    out += &format!(
+                        "<line x1='{}' y1='{}' x2='{}' y2='{y}' stroke='#333' marker-end='url(#a)'/>\n",
+                        x(&step.src),
+                        y - ROW / 2,
+                        x(&step.dst)
+                    );
+                }
+                "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => {
+                    out += &format!(
+                        "<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n",
+                        x(&step.node)
+                    );
+                }
+                _ => {}
+            },
         }
+        let fill = if matches!(told, Told::Folded(_)) {
+            " fill='#777'"
+        } else {
+            ""
+        };
         out += &format!(
-            "<text x='{text_x}' y='{y}'>{}. {}</text>\n",
-            step.index,
-            escape(&step.text)
+            "<text x='{}' y='{y}'{fill}>{}</text>\n",
+            lanes + 10,
+            escape(label)
         );
     }
     out += "<defs><marker id='a' markerWidth='8' markerHeight='8' refX='8' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs>\n</svg>\n";

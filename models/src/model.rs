@@ -212,6 +212,9 @@ pub struct CheckState<S: System> {
     /// explanations tell the time of an acknowledgement or a delivery.
     pub observed: Vec<Arc<Vec<u64>>>,
     pub nemesis: NemesisRecord,
+    /// The nodes' names by id, shared by every state of a model, so the Explorer's view of a
+    /// state names the nodes (no part of the state's identity: not hashed, not compared).
+    pub names: Arc<Vec<String>>,
 }
 
 impl<S: System> Clone for CheckState<S> {
@@ -223,6 +226,7 @@ impl<S: System> Clone for CheckState<S> {
             connections: self.connections.clone(),
             observed: self.observed.clone(),
             nemesis: self.nemesis.clone(),
+            names: Arc::clone(&self.names),
         }
     }
 }
@@ -312,6 +316,8 @@ impl<S: System> Debug for CheckState<S> {
 /// A broker's actors under bounded faults, as a stateright [`Model`].
 pub struct CheckModel<S: System> {
     pub nodes: Vec<Node<S::Actor>>,
+    /// The nodes' names, shared with every state.
+    names: Arc<Vec<String>>,
     pub bounds: Bounds,
     /// How long a run goes on after the nemesis' last act if it does not settle (simulated ms).
     pub drain: u64,
@@ -329,8 +335,10 @@ impl<S: System> CheckModel<S> {
     pub fn new(system: &S, bounds: Bounds) -> Self {
         let drain = system.drain().as_millis() as u64;
         let (properties, safety) = crate::properties::all(system, &bounds);
+        let nodes = system.nodes();
         CheckModel {
-            nodes: system.nodes(),
+            names: Arc::new(nodes.iter().map(|n| n.name.clone()).collect()),
+            nodes,
             bounds,
             drain,
             properties,
@@ -682,6 +690,7 @@ impl<S: System> Model for CheckModel<S> {
             connections: Arc::default(),
             observed: vec![Arc::default(); self.nodes.len()],
             nemesis: NemesisRecord::default(),
+            names: Arc::clone(&self.names),
         };
         for i in 0..self.nodes.len() {
             self.start(&mut state, Id::from(i));

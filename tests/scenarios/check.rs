@@ -65,7 +65,8 @@ const KINDS: [&str; 16] = [
 ];
 
 /// Asserts the always-property `name` was violated, and returns its counterexample's steps, each
-/// checked for its structure: numbered from 1, one of [`KINDS`], in time order, told as a line.
+/// checked for its structure: numbered from 1, one of [`KINDS`], in time order, told as a line in
+/// the broker's words (no Rust `Debug` form such as `FetchResponse { … }` or `Id(2)`).
 fn counterexample(code: i32, json: &Value, name: &str) -> Vec<Value> {
     let p = property(json, name);
     assert_eq!(p["expectation"], "always");
@@ -83,6 +84,10 @@ fn counterexample(code: i32, json: &Value, name: &str) -> Vec<Value> {
         assert_eq!(step["index"], i + 1, "{step}");
         assert!(KINDS.contains(&kind(step)), "{step}");
         assert!(!text(step).is_empty(), "{step}");
+        assert!(
+            !text(step).contains('{') && !text(step).contains("Id("),
+            "Debug in the story: {step}"
+        );
         let at = step["at_ms"].as_u64().expect("at_ms");
         assert!(at >= now, "steps in time order: {steps:#?}");
         now = at;
@@ -760,8 +765,133 @@ fn check_text_output_tells_the_story_and_svg_draws_it() {
     for node in ["ctl", "n1", "n2", "n3", "p0", "c0"] {
         assert!(drawing.contains(&format!(">{node}</text>")), "names {node}");
     }
-    assert!(drawing.contains("crashes"), "the crash is drawn");
+    let labels = labels(&drawing);
+    let title = &labels[..4];
+    assert_eq!(
+        title[0],
+        "kafka acks=1 enable.idempotence=false --faults crash"
+    );
+    assert_eq!(title[1], "VIOLATED at-least-once");
+    assert!(title[2].starts_with("why: ") && title[2].contains("acknowledged"));
+    assert!(
+        labels.iter().any(|l| l.contains(" crashes")),
+        "the crash is drawn"
+    );
+    // The story: a few dozen rows of the run's thousands of steps, the rest folded.
+    let steps: usize = story
+        .iter()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix('(')?
+                .split_once(" steps;")?
+                .0
+                .parse()
+                .ok()
+        })
+        .expect("the summary counts the steps");
+    let rows = labels.iter().filter(|l| is_row(l)).count();
+    assert!(
+        rows > 20 && rows * 10 < steps,
+        "{rows} rows of {steps} steps"
+    );
+    assert!(labels.iter().any(|l| l.contains("steps folded: timers")));
+    let (width, height) = render(&drawing);
+    assert!(height <= 3000, "height bounded by folding: {height} px");
+    assert!(width <= 1600, "{width} px wide");
     std::fs::remove_file(&svg).unwrap();
+}
+
+/// `--svg-full` draws every step of the counterexample, each labelled in the broker's words.
+#[test]
+fn check_svg_full_draws_every_step() {
+    let svg = std::env::temp_dir().join(format!("mqcheck-full-{}.svg", std::process::id()));
+    let args = "--broker zeromq --set pattern=push-pull --faults crash";
+    let (code, json) = check(args);
+    let steps = counterexample(code, &json, "at-least-once");
+    for step in &steps {
+        let text = step["text"].as_str().unwrap();
+        assert!(
+            !text.contains('{') && !text.contains("Id("),
+            "Debug in the JSON: {text}"
+        );
+    }
+    let mut words: Vec<&str> = vec!["check"];
+    words.extend(args.split_whitespace());
+    words.extend(["--svg", svg.to_str().unwrap(), "--svg-full"]);
+    assert_eq!(mqcheck(&words).code, 1);
+    let drawing = std::fs::read_to_string(&svg).expect("--svg writes the file");
+    let labels = labels(&drawing);
+    assert_eq!(labels[0], "zeromq pattern=push-pull --faults crash");
+    assert_eq!(labels.iter().filter(|l| is_row(l)).count(), steps.len());
+    assert!(!labels.iter().any(|l| l.contains("folded")));
+    render(&drawing);
+    std::fs::remove_file(&svg).unwrap();
+}
+
+/// Every `<text>` of a diagram, in order. None is a Rust `Debug` form (`FetchResponse {`), nor a
+/// node id (`Id(2)`), and each fits within the drawing: 7 px a character covers the 0.6 em
+/// advance of 11 px monospace, from where it starts.
+fn labels(svg: &str) -> Vec<String> {
+    let width: usize = svg
+        .split_once("width='")
+        .and_then(|(_, rest)| rest.split('\'').next()?.parse().ok())
+        .expect("the drawing's width");
+    let mut labels = Vec::new();
+    for element in svg.split("<text ").skip(1) {
+        let (attributes, rest) = element.split_once('>').unwrap();
+        let text = rest.split_once("</text>").unwrap().0;
+        let x: usize = attributes
+            .split_once("x='")
+            .and_then(|(_, rest)| rest.split('\'').next()?.parse().ok())
+            .unwrap();
+        assert!(
+            !text.contains('{') && !text.contains("Id("),
+            "Debug output: {text}"
+        );
+        if !attributes.contains("text-anchor='middle'") {
+            assert!(
+                x + 7 * text.chars().count() <= width,
+                "clipped at {width} px: {text}"
+            );
+        }
+        labels.push(
+            text.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        );
+    }
+    labels
+}
+
+/// A row of a diagram: `12. n1 → p0: ProduceResponse …`.
+fn is_row(label: &str) -> bool {
+    label
+        .split_once(". ")
+        .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+}
+
+/// Renders a diagram with a real SVG renderer (resvg): it parses, has a size in pixels, and
+/// draws something on its white ground. Its size.
+fn render(svg: &str) -> (u32, u32) {
+    let tree = resvg::usvg::Tree::from_str(svg, &resvg::usvg::Options::default())
+        .unwrap_or_else(|e| panic!("resvg refuses the drawing: {e}"));
+    let size = tree.size().to_int_size();
+    let (width, height) = (size.width(), size.height());
+    assert!(width > 0 && height > 0, "{width}x{height}");
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
+        .unwrap_or_else(|| panic!("no pixmap of {width}x{height}"));
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    let pixels = pixmap.pixels();
+    assert!(
+        pixels.iter().any(|p| p.alpha() == 255 && p.red() < 128),
+        "lines are drawn"
+    );
+    assert!(pixels.iter().all(|p| p.alpha() == 255), "on a white ground");
+    (width, height)
 }
 
 #[test]

@@ -21,7 +21,7 @@ mod check;
 mod sim;
 
 use mqcheck_brokers::{
-    AppLog, Config, ConfigError, Durable, Key, Node, Role, Scenario, System, Workload,
+    AppLog, Config, ConfigError, Durable, Key, Names, Node, Role, Scenario, System, Workload,
 };
 use mqcheck_invariants::{History, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
@@ -336,11 +336,19 @@ impl System for Toy {
     }
 
     fn describe(msg: &Msg) -> Option<String> {
-        Some(match msg {
+        Some(Self::label(msg))
+    }
+
+    fn label(msg: &Msg) -> String {
+        match msg {
             Msg::Num(n) => format!("num {n}"),
             Msg::Ack(n) => format!("ack {n}"),
             Msg::Reset => "reset".to_string(),
-        })
+        }
+    }
+
+    fn show(state: &State, _: Names<'_>) -> String {
+        format!("{} resets seen", state.resets)
     }
 
     fn ordering() -> OrderingPromise {

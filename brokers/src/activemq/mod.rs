@@ -397,8 +397,8 @@ impl System for ActiveMq {
         matches!(state, AmqState::Broker(_))
     }
 
-    fn show(state: &AmqState) -> String {
-        view::show(state)
+    fn show(state: &AmqState, names: crate::Names<'_>) -> String {
+        view::show(state, names)
     }
 
     fn invariants() -> Vec<crate::StateInvariant<ActiveMq>> {
@@ -411,6 +411,10 @@ impl System for ActiveMq {
 
     fn describe(msg: &AmqMsg) -> Option<String> {
         view::describe(msg)
+    }
+
+    fn label(msg: &AmqMsg) -> String {
+        msg.to_string()
     }
 
     /// Per producer, to one consumer session, first deliveries only: competing consumers,

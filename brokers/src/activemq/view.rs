@@ -1,6 +1,7 @@
 //! ActiveMQ as a reader sees it: commands in a trace, node states in the Stateright Explorer.
 
 use super::{AmqMsg, AmqState, BrokerState, ConsumerState, ProducerState, Record};
+use crate::Names;
 
 /// A command in a trace, in OpenWire's vocabulary; `None` for keep-alives.
 pub(super) fn describe(msg: &AmqMsg) -> Option<String> {
@@ -21,7 +22,7 @@ fn record(r: &Record) -> String {
 
 /// The broker: the journal (`|` after the fsynced records), the appender's batch, the queue
 /// with each message's consumer and redelivery counter, the DLQ, the connections.
-fn show_broker(s: &BrokerState) -> String {
+fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
     let mut journal: Vec<String> = s.store.journal.iter().map(record).collect();
     journal.insert(s.store.fsynced, "|".to_string());
     let batch: Vec<String> = s
@@ -44,7 +45,7 @@ fn show_broker(s: &BrokerState) -> String {
                 t += &format!(" (redelivered {})", e.redelivery_counter);
             }
             if let Some(c) = e.dispatched {
-                t += &format!(" → {}", usize::from(c));
+                t += &format!(" → {}", names.of(c));
             }
             t
         })
@@ -54,7 +55,7 @@ fn show_broker(s: &BrokerState) -> String {
         .iter()
         .map(|(id, c)| {
             let kind = if c.consumer.is_some() { "consumer" } else { "producer" };
-            format!("{} conn {} ({kind})", usize::from(*id), c.conn)
+            format!("{} conn {} ({kind})", names.of(*id), c.conn)
         })
         .collect();
     format!(
@@ -78,7 +79,8 @@ fn show_producer(s: &ProducerState) -> String {
         out += &format!("; blocked in send of message {m}");
     }
     if !s.resend.is_empty() {
-        out += &format!("; outbox {:?}", s.resend);
+        let seqs: Vec<String> = s.resend.iter().map(u32::to_string).collect();
+        out += &format!("; outbox [{}]", seqs.join(" "));
     }
     out
 }
@@ -114,9 +116,9 @@ fn show_consumer(s: &ConsumerState) -> String {
     out
 }
 
-pub(super) fn show(state: &AmqState) -> String {
+pub(super) fn show(state: &AmqState, names: Names<'_>) -> String {
     match state {
-        AmqState::Broker(b) => show_broker(b),
+        AmqState::Broker(b) => show_broker(b, names),
         AmqState::Producer(p) => show_producer(p),
         AmqState::Consumer(c) => show_consumer(c),
     }

@@ -481,8 +481,8 @@ impl System for Kafka {
         spec::invariants()
     }
 
-    fn show(state: &KafkaState) -> String {
-        view::show(state)
+    fn show(state: &KafkaState, names: crate::Names<'_>) -> String {
+        view::show(state, names)
     }
 
     fn reset(_peer: Id) -> Option<KafkaMsg> {
@@ -491,6 +491,10 @@ impl System for Kafka {
 
     fn describe(msg: &KafkaMsg) -> Option<String> {
         view::describe(msg)
+    }
+
+    fn label(msg: &KafkaMsg) -> String {
+        msg.to_string()
     }
 
     /// Per partition, and only for acknowledged records: a failed or unanswered send may be in

@@ -1,6 +1,7 @@
 //! Kafka as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
 use super::{KafkaMsg, KafkaState, ReplicaRole};
+use crate::{pairs, Names};
 
 /// A message in a trace, in Kafka's vocabulary; `None` for chatter.
 pub(super) fn describe(msg: &KafkaMsg) -> Option<String> {
@@ -23,7 +24,7 @@ pub(super) fn describe(msg: &KafkaMsg) -> Option<String> {
 /// A node's state in a few words, for the Stateright Explorer: each replica's role, log (as
 /// `epoch:message` records), high watermark and ISR; the controller's partition records and
 /// committed offsets; a client's progress.
-pub(super) fn show(state: &KafkaState) -> String {
+pub(super) fn show(state: &KafkaState, names: Names<'_>) -> String {
     match state {
         KafkaState::Controller(c) => {
             let parts: Vec<String> = c
@@ -31,20 +32,19 @@ pub(super) fn show(state: &KafkaState) -> String {
                 .iter()
                 .map(|p| {
                     format!(
-                        "p{} leader={} epoch={} isr={:?}",
+                        "p{} leader={} epoch={} isr={}",
                         p.partition,
-                        p.leader
-                            .map_or("none".into(), |l| format!("{}", usize::from(l))),
+                        p.leader.map_or("none", |l| names.of(l)),
                         p.leader_epoch,
-                        p.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
+                        names.list(&p.isr)
                     )
                 })
                 .collect();
             format!(
-                "controller: alive={:?}; {}; committed offsets {:?}",
-                c.alive.iter().map(|i| usize::from(*i)).collect::<Vec<_>>(),
+                "controller: alive={}; {}; committed offsets [{}]",
+                names.list(&c.alive),
                 parts.join("; "),
-                c.offsets
+                pairs(c.offsets.iter().map(|(p, (o, e))| (format!("p{p}"), format!("{o} (epoch {e})"))))
             )
         }
         KafkaState::Broker(b) => {
@@ -55,12 +55,12 @@ pub(super) fn show(state: &KafkaState) -> String {
                     let role = match &r.role {
                         ReplicaRole::Idle => "idle".to_string(),
                         ReplicaRole::Leader(l) => format!(
-                            "LEADER epoch {} isr={:?}",
+                            "LEADER epoch {} isr={}",
                             l.epoch,
-                            l.isr.iter().map(|i| usize::from(*i)).collect::<Vec<_>>()
+                            names.list(&l.isr)
                         ),
                         ReplicaRole::Follower { leader, .. } => {
-                            format!("follower of {}", usize::from(*leader))
+                            format!("follower of {}", names.of(*leader))
                         }
                     };
                     let log: Vec<String> = r
@@ -85,11 +85,12 @@ pub(super) fn show(state: &KafkaState) -> String {
         }
         KafkaState::Producer(p) => format!("producer: {} observations", p.app.len()),
         KafkaState::Consumer(c) => format!(
-            "consumer: generation {:?}, positions {:?}, committed {:?}, {} observations",
-            c.generation,
-            c.position,
-            c.committed,
+            "consumer: generation {}, positions [{}], committed [{}], {} observations",
+            c.generation.map_or("none".into(), |g| g.to_string()),
+            pairs(c.position.iter().map(|(p, o)| (format!("p{p}"), o))),
+            pairs(c.committed.iter().map(|(p, o)| (format!("p{p}"), o))),
             c.app.len()
         ),
     }
 }
+

@@ -438,8 +438,8 @@ impl System for RabbitMq {
         }
     }
 
-    fn show(state: &RabbitState) -> String {
-        view::show(state)
+    fn show(state: &RabbitState, names: crate::Names<'_>) -> String {
+        view::show(state, names)
     }
 
     fn reset(_peer: Id) -> Option<RabbitMsg> {
@@ -448,6 +448,10 @@ impl System for RabbitMq {
 
     fn describe(msg: &RabbitMsg) -> Option<String> {
         view::describe(msg)
+    }
+
+    fn label(msg: &RabbitMsg) -> String {
+        msg.to_string()
     }
 
     /// Per publishing channel into the queue, to one consumer's channel, first deliveries only:

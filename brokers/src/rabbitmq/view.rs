@@ -4,7 +4,7 @@ use super::{
     client, ClassicState, Command, Entry, NodeDisk, QuorumState, RabbitMsg, RabbitState, RaftRole,
 };
 use mqcheck_invariants::{MsgId, Op};
-use stateright::actor::Id;
+use crate::Names;
 
 /// A message in a trace, in RabbitMQ's vocabulary; `None` for chatter.
 pub(super) fn describe(msg: &RabbitMsg) -> Option<String> {
@@ -14,15 +14,6 @@ pub(super) fn describe(msg: &RabbitMsg) -> Option<String> {
         RabbitMsg::AppendReply { success: true, .. } => None,
         m => Some(m.to_string()),
     }
-}
-
-/// Node ids as the Explorer numbers them: `[1, 2]`.
-fn id_list<'a>(ids: impl IntoIterator<Item = &'a Id>) -> String {
-    let ids: Vec<String> = ids
-        .into_iter()
-        .map(|i| usize::from(*i).to_string())
-        .collect();
-    format!("[{}]", ids.join(", "))
 }
 
 /// `basic.qos`: 0 is no limit.
@@ -36,17 +27,17 @@ fn prefetch(n: u32) -> String {
 
 /// A Raft log entry in a few characters: `2:enqueue p0:1`, `2:settle 3` (a settle, return or
 /// discard names the index of the enqueue it removes).
-fn entry(e: &Entry) -> String {
+fn entry(e: &Entry, names: Names<'_>) -> String {
     let command = match &e.command {
         Command::Noop => "noop".to_string(),
         Command::Enqueue { msg, .. } => format!("enqueue {msg}"),
         Command::Checkout {
             consumer, prefetch, ..
-        } => format!("checkout {} prefetch={prefetch}", usize::from(*consumer)),
+        } => format!("checkout {} prefetch={prefetch}", names.of(*consumer)),
         Command::Settle { id, .. } => format!("settle {id}"),
         Command::Return { id, .. } => format!("return {id}"),
         Command::Discard { id, .. } => format!("discard {id}"),
-        Command::Down { consumer, .. } => format!("down {}", usize::from(*consumer)),
+        Command::Down { consumer, .. } => format!("down {}", names.of(*consumer)),
     };
     format!("{}:{command}", e.term)
 }
@@ -54,24 +45,24 @@ fn entry(e: &Entry) -> String {
 /// A quorum queue member: its Raft role, log and commit index, and the `rabbit_fifo` state it
 /// applied: ready messages (`(redelivered)` once handed out before, with the returns counted
 /// against `delivery-limit`), each consumer's unsettled messages and prefetch.
-fn show_quorum(q: &QuorumState) -> String {
+fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
     let role = match &q.role {
         RaftRole::Leader { matched, .. } => {
             let matched: Vec<String> = matched
                 .iter()
-                .map(|(p, i)| format!("{}:{i}", usize::from(*p)))
+                .map(|(p, i)| format!("{}:{i}", names.of(*p)))
                 .collect();
-            format!("LEADER term {} matched {{{}}}", q.term, matched.join(", "))
+            format!("LEADER term {} matched [{}]", q.term, matched.join(" "))
         }
         RaftRole::Candidate { votes } => {
-            format!("candidate term {} votes {}", q.term, id_list(votes))
+            format!("candidate term {} votes {}", q.term, names.list(votes))
         }
         RaftRole::Follower => match q.leader {
-            Some(l) => format!("follower term {} (leader {})", q.term, usize::from(l)),
+            Some(l) => format!("follower term {} (leader {})", q.term, names.of(l)),
             None => format!("follower term {} (no leader known)", q.term),
         },
     };
-    let log: Vec<String> = q.log.iter().map(entry).collect();
+    let log: Vec<String> = q.log.iter().map(|e| entry(e, names)).collect();
     let f = &q.fifo;
     // A ready message goes out redelivered if it was handed out before; a checked-out one
     // went out redelivered if this was not its first delivery.
@@ -97,7 +88,7 @@ fn show_quorum(q: &QuorumState) -> String {
             };
             format!(
                 "consumer {} ({mode}) unacked [{}]",
-                usize::from(*c),
+                names.of(*c),
                 unacked.join(" ")
             )
         })
@@ -119,7 +110,7 @@ fn show_quorum(q: &QuorumState) -> String {
 /// A classic queue replica: leader or mirror (synchronised or not), under which queue record;
 /// the leader's ready messages, unacknowledged deliveries per consumer and confirms waiting on
 /// mirrors or the fsync; a mirror's copy.
-fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
+fn show_classic(c: &ClassicState, disk: &NodeDisk, names: Names<'_>) -> String {
     let Some(record) = &c.record else {
         return "no queue".to_string();
     };
@@ -127,9 +118,9 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
         "record {}.{} leader {} mirrors {} synchronised {}",
         record.epoch,
         record.version,
-        usize::from(record.leader),
-        id_list(&record.mirrors),
-        id_list(&record.synced)
+        names.of(record.leader),
+        names.list(&record.mirrors),
+        names.list(&record.synced)
     );
     let msg = |id: &u64| {
         c.messages
@@ -165,7 +156,7 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
             };
             out += &format!(
                 "; consumer {} ({mode}) unacked [{}]",
-                usize::from(*consumer),
+                names.of(*consumer),
                 unacked.join(" ")
             );
         }
@@ -174,7 +165,7 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
             .unacked
             .iter()
             .filter(|(_, by)| !c.consumers.contains_key(by))
-            .map(|(id, by)| format!("{} by {}", msg(id), usize::from(*by)))
+            .map(|(id, by)| format!("{} by {}", msg(id), names.of(*by)))
             .collect();
         if !orphans.is_empty() {
             out += &format!("; unacked by departed consumers [{}]", orphans.join(", "));
@@ -186,7 +177,7 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
                 .map(|(id, p)| {
                     let mut waits = Vec::new();
                     if !p.waiting.is_empty() {
-                        waits.push(format!("mirrors {}", id_list(&p.waiting)));
+                        waits.push(format!("mirrors {}", names.list(&p.waiting)));
                     }
                     if p.fsync {
                         waits.push("fsync".to_string());
@@ -200,7 +191,7 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
             let joined: Vec<String> = c
                 .joined_at
                 .iter()
-                .map(|(m, at)| format!("{} from @{at}", usize::from(*m)))
+                .map(|(m, at)| format!("{} from @{at}", names.of(*m)))
                 .collect();
             out += &format!("; unsynchronised mirrors {}", joined.join(", "));
         }
@@ -209,7 +200,7 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
         let held: Vec<String> = c.messages.keys().map(msg).collect();
         format!(
             "queue mirror of {} ({}) ({rec}); holds [{}]",
-            usize::from(record.leader),
+            names.of(record.leader),
             if c.in_sync {
                 "synchronised"
             } else {
@@ -222,18 +213,18 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk) -> String {
     }
 }
 
-/// A client's AMQP connection: `connection to 0 open (channel 2)`, or the node it is dialling.
-fn show_connection(c: &client::Connection) -> String {
+/// A client's AMQP connection: `connection to n1 open (channel 2)`, or the node it is dialling.
+fn show_connection(c: &client::Connection, names: Names<'_>) -> String {
     if c.open {
         format!(
             "connection to {} open (channel {})",
-            usize::from(c.node),
+            names.of(c.node),
             c.channel
         )
     } else {
         format!(
             "dialling {} (channel {} closed)",
-            usize::from(c.node),
+            names.of(c.node),
             c.channel
         )
     }
@@ -242,7 +233,7 @@ fn show_connection(c: &client::Connection) -> String {
 /// A node's state in a few words, for the Stateright Explorer: its view of the cluster (peers
 /// down, partitioned, paused), its clients, and its replica of the queue; a publisher's
 /// unconfirmed messages; a consumer's unacknowledged deliveries.
-pub(super) fn show(state: &RabbitState) -> String {
+pub(super) fn show(state: &RabbitState, names: Names<'_>) -> String {
     match state {
         RabbitState::Node(n) => {
             let mut view = Vec::new();
@@ -252,17 +243,17 @@ pub(super) fn show(state: &RabbitState) -> String {
             view.push(if n.down.is_empty() {
                 "all peers up".to_string()
             } else {
-                format!("peers down {}", id_list(&n.down))
+                format!("peers down {}", names.list(&n.down))
             });
             if !n.partitioned.is_empty() {
-                view.push(format!("partitioned from {}", id_list(&n.partitioned)));
+                view.push(format!("partitioned from {}", names.list(&n.partitioned)));
             }
-            view.push(format!("clients {}", id_list(n.clients.iter())));
+            view.push(format!("clients {}", names.list(n.clients.iter())));
             // A quorum queue node has no classic queue record, and the other way round.
             let queue = if n.classic.record.is_some() {
-                show_classic(&n.classic, &n.disk)
+                show_classic(&n.classic, &n.disk, names)
             } else {
-                show_quorum(&n.quorum)
+                show_quorum(&n.quorum, names)
             };
             format!("node: {}; {queue}", view.join(", "))
         }
@@ -284,7 +275,7 @@ pub(super) fn show(state: &RabbitState) -> String {
             let outstanding: Vec<String> = p.outstanding.iter().map(|x| m(*x)).collect();
             let mut out = format!(
                 "publisher: {}, next message {}; unconfirmed on this channel [{}]; awaiting confirm [{}]",
-                show_connection(&p.conn),
+                show_connection(&p.conn, names),
                 p.next,
                 unconfirmed.join(" "),
                 outstanding.join(" ")
@@ -311,7 +302,7 @@ pub(super) fn show(state: &RabbitState) -> String {
             };
             format!(
                 "consumer: {}; {handling}; buffered [{}]; {} deliveries on this channel; {} observations",
-                show_connection(&c.conn),
+                show_connection(&c.conn, names),
                 buffered.join(" "),
                 c.held.len(),
                 c.app.len()

@@ -492,8 +492,12 @@ impl System for RocketMq {
         view::describe(msg)
     }
 
-    fn show(state: &RocketState) -> String {
-        view::show(state)
+    fn label(msg: &RocketMsg) -> String {
+        view::label(msg)
+    }
+
+    fn show(state: &RocketState, names: crate::Names<'_>) -> String {
+        view::show(state, names)
     }
 
     fn invariants() -> Vec<crate::StateInvariant<RocketMq>> {

@@ -2,15 +2,28 @@
 
 use super::protocol::{group_name, PullStatus, RocketMsg};
 use super::{BrokerState, ConsumerState, NameServerState, ProducerState, RocketState};
+use crate::{pairs, Names};
 
 /// A message in a trace, in RocketMQ's vocabulary; `None` for chatter (registrations,
 /// heartbeats, HA reports, route polls).
 pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
-    Some(match msg {
+    let chatter = matches!(
+        msg,
         RocketMsg::RegisterBroker { .. }
-        | RocketMsg::GetRouteInfo
-        | RocketMsg::Heartbeat { .. }
-        | RocketMsg::HaReport { .. } => return None,
+            | RocketMsg::GetRouteInfo
+            | RocketMsg::Heartbeat { .. }
+            | RocketMsg::HaReport { .. }
+    );
+    (!chatter).then(|| label(msg))
+}
+
+/// Every message, chatter included, in RocketMQ's vocabulary (its request codes).
+pub(super) fn label(msg: &RocketMsg) -> String {
+    match msg {
+        RocketMsg::RegisterBroker { .. } => "REGISTER_BROKER".into(),
+        RocketMsg::GetRouteInfo => "GET_ROUTEINFO_BY_TOPIC".into(),
+        RocketMsg::Heartbeat { .. } => "HEART_BEAT".into(),
+        RocketMsg::HaReport { .. } => "HA report of the slave's offset".into(),
         RocketMsg::RouteInfo(route) => {
             let groups: Vec<String> = route
                 .iter()
@@ -73,19 +86,19 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
         RocketMsg::Locked { queues, .. } => format!("locked {queues:?}"),
         RocketMsg::Unlock { queues, .. } => format!("UNLOCK_BATCH_MQ {queues:?}"),
         RocketMsg::Disconnected => "connection closed".into(),
-    })
+    }
 }
 
-fn show_namesrv(s: &NameServerState) -> String {
+fn show_namesrv(s: &NameServerState, names: Names<'_>) -> String {
     let live: Vec<String> = s
         .live
         .iter()
-        .map(|(id, (g, b))| format!("{}{b} ({})", char::from(b'a' + *g as u8), usize::from(*id)))
+        .map(|(id, (g, b))| format!("{} ({} brokerId {b})", names.of(*id), group_name(*g)))
         .collect();
     format!("NameServer: live brokers [{}]", live.join(", "))
 }
 
-fn show_broker(s: &BrokerState) -> String {
+fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
     let log = &s.disk.commitlog;
     let entries: Vec<String> = log
         .entries
@@ -99,20 +112,20 @@ fn show_broker(s: &BrokerState) -> String {
         .map(|(q, v)| format!("q{q}: {}", v.len()))
         .collect();
     let mut out = format!(
-        "{}: CommitLog [{}] flushed {} of {}, dispatched {}; ConsumeQueues [{}]; offsets {:?}",
+        "{}: CommitLog [{}] flushed {} of {}, dispatched {}; ConsumeQueues [{}]; offsets [{}]",
         if s.master { "master" } else { "slave" },
         entries.join(" "),
         log.flushed,
         log.end(),
         s.cq.dispatched,
         cqs.join(", "),
-        s.offsets
+        pairs(s.offsets.iter().map(|(q, o)| (format!("q{q}"), o)))
     );
     if !s.slaves.is_empty() {
         let acks: Vec<String> = s
             .slaves
             .iter()
-            .map(|(id, a)| format!("{}: {a}", usize::from(*id)))
+            .map(|(id, a)| format!("{}: {a}", names.of(*id)))
             .collect();
         out += &format!("; slaves acked [{}]", acks.join(", "));
     }
@@ -120,10 +133,16 @@ fn show_broker(s: &BrokerState) -> String {
         out += &format!("; {} puts waiting", s.puts.len());
     }
     if !s.consumers.is_empty() {
-        out += &format!("; consumers {:?}", s.consumers.values().collect::<Vec<_>>());
+        out += &format!(
+            "; consumers [{}]",
+            pairs(s.consumers.iter().map(|(id, c)| (names.of(*id), c)))
+        );
     }
     if !s.locks.is_empty() {
-        out += &format!("; locks {:?}", s.locks);
+        out += &format!(
+            "; locks [{}]",
+            pairs(s.locks.iter().map(|(q, c)| (format!("q{q}"), c)))
+        );
     }
     out
 }
@@ -157,20 +176,21 @@ fn show_consumer(s: &ConsumerState) -> String {
         })
         .collect();
     format!(
-        "consumer: queues [{}]; offsets {:?}; {} handlers busy; {} observations",
+        "consumer: queues [{}]; offsets [{}]; {} handlers busy; {} observations",
         pqs.join("; "),
-        s.offsets.iter().map(|(mq, o)| format!("{mq}={o}")).collect::<Vec<_>>(),
+        pairs(&s.offsets),
         s.running.len(),
         s.app.len()
     )
 }
 
 /// A node's state in a few lines, for the Stateright Explorer.
-pub(super) fn show(state: &RocketState) -> String {
+pub(super) fn show(state: &RocketState, names: Names<'_>) -> String {
     match state {
-        RocketState::NameServer(s) => show_namesrv(s),
-        RocketState::Broker(s) => show_broker(s),
+        RocketState::NameServer(s) => show_namesrv(s, names),
+        RocketState::Broker(s) => show_broker(s, names),
         RocketState::Producer(s) => show_producer(s),
         RocketState::Consumer(s) => show_consumer(s),
     }
 }
+

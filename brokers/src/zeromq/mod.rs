@@ -546,8 +546,8 @@ impl System for ZeroMq {
         false
     }
 
-    fn show(state: &ZmqState) -> String {
-        view::show(state)
+    fn show(state: &ZmqState, names: crate::Names<'_>) -> String {
+        view::show(state, names)
     }
 
     fn reset(_peer: Id) -> Option<ZmqMsg> {
@@ -556,6 +556,10 @@ impl System for ZeroMq {
 
     fn describe(msg: &ZmqMsg) -> Option<String> {
         view::describe(msg)
+    }
+
+    fn label(msg: &ZmqMsg) -> String {
+        msg.to_string()
     }
 
     /// Per connection: one peer's messages arrive in order, different peers' are fair-queued.

@@ -2,6 +2,7 @@
 
 use super::{Frames, IncomingState, OutgoingState, ReplierState, RequesterState, ZmqMsg, ZmqState};
 use mqcheck_invariants::{MsgId, Op};
+use crate::Names;
 use stateright::actor::Id;
 use std::collections::{BTreeSet, VecDeque};
 
@@ -29,7 +30,7 @@ fn queue<'a>(q: impl IntoIterator<Item = &'a Frames>) -> String {
 /// subscriptions, holds them and drops; a PUSH blocks and keeps a round-robin turn. A blocked
 /// PUSH with connected peers has every pipe at `ZMQ_SNDHWM` (a connect or a credit would have
 /// unblocked it otherwise): each of them is mute.
-fn show_outgoing(s: &OutgoingState) -> String {
+fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
     let dropped = s
         .app
         .iter()
@@ -64,7 +65,7 @@ fn show_outgoing(s: &OutgoingState) -> String {
     for (id, peer) in &s.peers {
         out += &format!(
             "; pipe to {} (connection {}): {} queued",
-            usize::from(*id),
+            names.of(*id),
             peer.connection,
             peer.outstanding
         );
@@ -86,7 +87,7 @@ fn show_outgoing(s: &OutgoingState) -> String {
 
 /// SUB or PULL (the state does not say which): per producer, the connection and the receive
 /// pipe; a pipe with messages left unread on the connection is at `ZMQ_RCVHWM`.
-fn show_incoming(s: &IncomingState) -> String {
+fn show_incoming(s: &IncomingState, names: Names<'_>) -> String {
     let producers: BTreeSet<Id> = s
         .connections
         .keys()
@@ -112,7 +113,7 @@ fn show_incoming(s: &IncomingState) -> String {
         first = false;
         out += &format!(
             "from {} (connection {connection} {up}): {} queued {}",
-            usize::from(*p),
+            names.of(*p),
             pipe.map_or(0, VecDeque::len),
             queue(pipe.into_iter().flatten().map(|(_, f)| f))
         );
@@ -131,17 +132,17 @@ fn show_incoming(s: &IncomingState) -> String {
 
 /// REQ: the socket in use (the Lazy Pirate client reopens it), the servers it is connected
 /// to, and where the send/receive alternation stands.
-fn show_req(s: &RequesterState) -> String {
+fn show_req(s: &RequesterState, names: Names<'_>) -> String {
     let connected: Vec<String> = s
         .welcomed
         .iter()
-        .map(|i| usize::from(*i).to_string())
+        .map(|i| names.of(*i).to_string())
         .collect();
     let step = match &s.pending {
         Some(p) => {
             let at = match (p.server, p.written) {
-                (Some(server), true) => format!("written to {}", usize::from(server)),
-                (Some(server), false) => format!("queued in the pipe to {}", usize::from(server)),
+                (Some(server), true) => format!("written to {}", names.of(server)),
+                (Some(server), false) => format!("queued in the pipe to {}", names.of(server)),
                 (None, _) => "not yet queued (zmq_send blocked)".to_string(),
             };
             // The pending request is the last the application sent (`Op::Multipart` follows the
@@ -174,7 +175,7 @@ fn show_req(s: &RequesterState) -> String {
 
 /// REP: each REQ peer's current socket, the requests queued from it, the one being handled
 /// (a reply is owed before the next is received), and the dedup memory.
-fn show_rep(s: &ReplierState) -> String {
+fn show_rep(s: &ReplierState, names: Names<'_>) -> String {
     let peers: Vec<String> = s
         .sockets
         .iter()
@@ -182,7 +183,7 @@ fn show_rep(s: &ReplierState) -> String {
             let queued = s.queues.get(p);
             format!(
                 "{} (socket {socket}): {} queued {}",
-                usize::from(*p),
+                names.of(*p),
                 queued.map_or(0, VecDeque::len),
                 queue(queued.into_iter().flatten().map(|e| &e.frames))
             )
@@ -194,7 +195,7 @@ fn show_rep(s: &ReplierState) -> String {
             format!(
                 "handling {} from {} (socket {}), reply owed{}",
                 frames(&e.frames),
-                usize::from(e.peer),
+                names.of(e.peer),
                 e.socket,
                 if live {
                     ""
@@ -214,11 +215,11 @@ fn show_rep(s: &ReplierState) -> String {
 }
 
 /// A peer's sockets in a few words, for the Stateright Explorer.
-pub(super) fn show(state: &ZmqState) -> String {
+pub(super) fn show(state: &ZmqState, names: Names<'_>) -> String {
     match state {
-        ZmqState::Outgoing(s) => show_outgoing(s),
-        ZmqState::Incoming(s) => show_incoming(s),
-        ZmqState::Req(s) => show_req(s),
-        ZmqState::Rep(s) => show_rep(s),
+        ZmqState::Outgoing(s) => show_outgoing(s, names),
+        ZmqState::Incoming(s) => show_incoming(s, names),
+        ZmqState::Req(s) => show_req(s, names),
+        ZmqState::Rep(s) => show_rep(s, names),
     }
 }

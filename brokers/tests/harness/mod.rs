@@ -5,7 +5,7 @@
 // Each test crate includes this module and uses the part it needs.
 #![allow(dead_code)]
 
-use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_brokers::{Config, Names, System, Workload};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 
@@ -32,13 +32,23 @@ pub fn system<S: System>(sets: &[&str], workload: Workload) -> S {
 pub struct Actors<S: System> {
     pub actors: Vec<S::Actor>,
     pub states: Vec<Option<State<S>>>,
+    /// The nodes' names (`n1`, `ctl`, `p0`).
+    pub names: Vec<String>,
 }
 
 impl<S: System> Actors<S> {
     pub fn of(system: &S) -> Self {
-        let actors: Vec<S::Actor> = system.nodes().into_iter().map(|n| n.actor).collect();
+        let (names, actors): (Vec<String>, Vec<S::Actor>) = system
+            .nodes()
+            .into_iter()
+            .map(|n| (n.name, n.actor))
+            .unzip();
         let states = actors.iter().map(|_| None).collect();
-        Actors { actors, states }
+        Actors {
+            actors,
+            states,
+            names,
+        }
     }
 
     /// Starts node `i` with an empty disk.
@@ -56,6 +66,11 @@ impl<S: System> Actors<S> {
 
     pub fn state(&self, i: usize) -> &State<S> {
         self.states[i].as_ref().expect("node started")
+    }
+
+    /// Node `i`'s state as the Stateright Explorer shows it.
+    pub fn show(&self, i: usize) -> String {
+        S::show(self.state(i), Names(&self.names))
     }
 
     /// Runs one handler on node `i` and keeps the state it leaves.
