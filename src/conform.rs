@@ -9,7 +9,7 @@ use crate::output::emit;
 use crate::spec::int;
 use crate::{BAD_INPUT, HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
-use mqcheck_conformance::plan::ScheduleFile;
+use mqcheck_sim::ScheduleFile;
 use mqcheck_conformance::scenario::{
     check_supported_broker, compare, scenarios, Case, ConformError, SEEDS,
 };
@@ -47,7 +47,7 @@ impl ConformCmd {
     fn cases(&self) -> Result<Vec<Case>, String> {
         check_supported_broker(&self.broker)?;
         if let Some(path) = &self.schedule {
-            let file = ScheduleFile::read(path)?;
+            let file = ScheduleFile::read(path).map_err(|e| format!("--schedule {e}"))?;
             if file.broker != self.broker {
                 return Err(format!(
                     "--schedule {}: the schedule is for {}, not --broker {}",

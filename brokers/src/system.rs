@@ -206,6 +206,12 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// keeps it out of the trace (heartbeats and other chatter).
     fn describe(msg: &<Self::Actor as Actor>::Msg) -> Option<String>;
 
+    /// Is this message a turn in a run's story: an election, a truncation, an ISR or membership
+    /// change? A replay's story keeps these lines whichever messages they name.
+    fn notable(_msg: &<Self::Actor as Actor>::Msg) -> bool {
+        false
+    }
+
     /// The order the broker promises, which the ordering checker judges within: what the scope
     /// of its sends and deliveries stands for, and which of them the promise leaves out.
     fn ordering() -> OrderingPromise;

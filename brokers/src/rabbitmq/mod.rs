@@ -450,6 +450,10 @@ impl System for RabbitMq {
         view::describe(msg)
     }
 
+    fn notable(msg: &RabbitMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per publishing channel into the queue, to one consumer's channel, first deliveries only:
     /// competing consumers and redeliveries reorder ("Queues", Message Ordering).
     fn ordering() -> OrderingPromise {

@@ -492,6 +492,10 @@ impl System for RocketMq {
         view::describe(msg)
     }
 
+    fn notable(msg: &RocketMsg) -> bool {
+        view::notable(msg)
+    }
+
     fn show(state: &RocketState) -> String {
         view::show(state)
     }

@@ -558,6 +558,10 @@ impl System for ZeroMq {
         view::describe(msg)
     }
 
+    fn notable(msg: &ZmqMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per connection: one peer's messages arrive in order, different peers' are fair-queued.
     fn ordering() -> OrderingPromise {
         OrderingPromise {
