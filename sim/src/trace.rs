@@ -5,7 +5,7 @@
 //! the violation's messages (as [`MsgId`] prints them: sends, appends, replication, acks,
 //! deliveries), the nemesis's faults that took effect, and the turns the broker marks
 //! ([`mqcheck_brokers::System::notable`]: elections, truncations, ISR or membership changes) from
-//! the first mention of those messages until the run's last observation.
+//! the first mention of those messages on.
 
 use mqcheck_invariants::{secs_unspaced, MsgId};
 use serde::Serialize;
@@ -106,24 +106,18 @@ pub fn full(trace: &[TraceLine]) -> Vec<bool> {
 }
 
 /// The lines of the story of `msgs`: every line that names one of them, every fault that took
-/// effect, and the turns from the first mention of the messages until the run's last
-/// observation. Without messages, the turns of the whole run.
+/// effect, and the turns from the first mention of the messages on. Without messages, the turns
+/// of the whole run.
 pub fn story(trace: &[TraceLine], msgs: &[MsgId]) -> Vec<bool> {
     let mentions: Vec<bool> = trace
         .iter()
         .map(|l| msgs.iter().any(|m| l.names(m)))
         .collect();
     let first = mentions.iter().position(|m| *m).unwrap_or(0);
-    let observed = trace.iter().rposition(|l| l.kind == Kind::App);
-    let last = mentions.iter().rposition(|m| *m).max(observed).unwrap_or(0);
     trace
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            mentions[i]
-                || l.kind == Kind::Nemesis
-                || (l.kind == Kind::Turn && (first..=last).contains(&i))
-        })
+        .map(|(i, l)| mentions[i] || l.kind == Kind::Nemesis || (l.kind == Kind::Turn && i >= first))
         .collect()
 }
 
@@ -176,6 +170,17 @@ pub fn show(trace: &[TraceLine], keep: &[bool], filter: &Filter, fold_repeats: b
         let (Some(&a), Some(&b)) = (left_out.first(), left_out.last()) else {
             return;
         };
+        // One step left out takes the line it would be folded into: it is shown.
+        if a == b {
+            shown.push(Shown::Step {
+                line: trace[a].clone(),
+                nodes: vec![trace[a].node.clone()],
+                count: 1,
+                last_ms: trace[a].time_ms,
+            });
+            left_out.clear();
+            return;
+        }
         let mut kinds: Vec<(String, usize)> = Vec::new();
         for i in left_out.iter() {
             let label = trace[*i].label();
