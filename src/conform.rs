@@ -9,10 +9,10 @@ use crate::output::emit;
 use crate::spec::int;
 use crate::{BAD_INPUT, HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
-use mqcheck_sim::ScheduleFile;
 use mqcheck_conformance::scenario::{
     check_supported_broker, compare, scenarios, Case, ConformError, SEEDS,
 };
+use mqcheck_sim::ScheduleFile;
 use std::path::PathBuf;
 
 #[derive(Args, Clone, Debug)]

@@ -12,10 +12,10 @@ use mqcheck_sim::{
     cast, judge, run, schedule_for, shrink, sweep_with, Cast, FileViolation, Filter, Outcome,
     Schedule, ScheduleFile, SeedResult,
 };
-use std::path::{Path, PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -647,7 +647,7 @@ impl ReplayCmd {
         );
         if violations.is_empty() {
             if let Some(file) = schedule_out {
-                self.save(file, spec, seed, &schedule, false, None, out)?;
+                self.save(file, spec, &schedule, false, None, out)?;
             }
             return Ok(clean(spec, &r, out));
         }
@@ -669,7 +669,7 @@ impl ReplayCmd {
             let shown = judge(&system, &shrunk, &spec.checks)
                 .into_iter()
                 .find(|v| v.invariant == first);
-            self.save(file, spec, seed, &minimal, true, shown.as_ref(), out)?;
+            self.save(file, spec, &minimal, true, shown.as_ref(), out)?;
         }
         let _ = writeln!(out, "\n{} violation(s):", violations.len());
         for v in violations.iter().take(20) {
@@ -682,12 +682,10 @@ impl ReplayCmd {
     }
 
     /// Writes `schedule` as a schedule file with what it takes to run it again.
-    #[allow(clippy::too_many_arguments)]
     fn save(
         &self,
         mut file: OutputFile,
         spec: &Spec,
-        seed: u64,
         schedule: &Schedule,
         shrunk: bool,
         violation: Option<&Violation>,
@@ -715,7 +713,7 @@ impl ReplayCmd {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
-            seed: Some(seed),
+            seed: Some(self.seed.unwrap_or(0)),
             shrunk,
             violation: violation.map(|v| FileViolation {
                 invariant: v.invariant.name().to_string(),

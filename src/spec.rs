@@ -7,9 +7,9 @@ use mqcheck_brokers::config::plain_integer;
 use mqcheck_brokers::{Config, ConfigError, System, Workload};
 use mqcheck_invariants::Invariant;
 use mqcheck_sim::{FaultSet, Schedule};
-use std::path::PathBuf;
 use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// The workload sizes a command starts from and allows: the simulator runs workloads of

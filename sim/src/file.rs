@@ -84,7 +84,11 @@ impl Schedule {
     /// exists and may be hit by the fault, every rate is one the nemesis can apply.
     pub fn validate(&self, cast: &Cast) -> Result<(), String> {
         let n = cast.names.len();
-        let faulty: Vec<&str> = cast.faulty.iter().map(|i| cast.names[*i].as_str()).collect();
+        let faulty: Vec<&str> = cast
+            .faulty
+            .iter()
+            .map(|i| cast.names[*i].as_str())
+            .collect();
         for (k, f) in self.faults.iter().enumerate() {
             let at = format!("fault {} ({})", k + 1, f.op.fault().name());
             let target = |t: &Target| match t {
@@ -118,9 +122,7 @@ impl Schedule {
                 }
                 FaultOp::Loss { per_mille } | FaultOp::Duplicate { per_mille } => {
                     if *per_mille > 1000 {
-                        return Err(format!(
-                            "{at}: per_mille {per_mille} (allowed: 0 to 1000)"
-                        ));
+                        return Err(format!("{at}: per_mille {per_mille} (allowed: 0 to 1000)"));
                     }
                 }
                 FaultOp::Partition { .. } | FaultOp::Reorder => {}

@@ -26,12 +26,10 @@ mod sweep;
 pub mod trace;
 pub mod world;
 
-pub use fault::{
-    Cast, Fault, FaultOp, FaultSet, Outcome, Schedule, ScheduledFault, Split, Target,
-};
+pub use fault::{Cast, Fault, FaultOp, FaultSet, Outcome, Schedule, ScheduledFault, Split, Target};
+pub use file::{FileViolation, ScheduleFile};
 pub use run::{cast, run, Run};
 pub use sweep::{sweep, sweep_with, SeedResult, Tally, Violated};
-pub use file::{FileViolation, ScheduleFile};
 pub use trace::{Filter, Kind, Shown, TraceLine};
 
 use mqcheck_brokers::System;

@@ -261,9 +261,7 @@ impl<S: System> Nemesis<S> {
             Target::Node(i) if w.down[i] => format!("{} already down", w.names[i]),
             Target::Node(i) => format!("{} already paused", w.names[i]),
             _ if self.servers.is_empty() => "no server to hit".to_string(),
-            _ if self.servers.iter().all(|i| w.down[*i]) => {
-                "every server already down".to_string()
-            }
+            _ if self.servers.iter().all(|i| w.down[*i]) => "every server already down".to_string(),
             _ => "every server already down or paused".to_string(),
         })
     }

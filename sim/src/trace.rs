@@ -9,6 +9,7 @@
 
 use mqcheck_invariants::{secs_unspaced, MsgId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a trace line records.
@@ -106,18 +107,26 @@ pub fn full(trace: &[TraceLine]) -> Vec<bool> {
 }
 
 /// The lines of the story of `msgs`: every line that names one of them, every fault that took
-/// effect, and the turns from the first mention of the messages on. Without messages, the turns
-/// of the whole run.
+/// effect, and the turns from the first mention of the messages on — each the first time a node
+/// hears it from a peer, not when it hears the same again. Without messages, the turns of the
+/// whole run.
 pub fn story(trace: &[TraceLine], msgs: &[MsgId]) -> Vec<bool> {
     let mentions: Vec<bool> = trace
         .iter()
         .map(|l| msgs.iter().any(|m| l.names(m)))
         .collect();
     let first = mentions.iter().position(|m| *m).unwrap_or(0);
+    // What each node last heard of each kind of turn from each peer: a turn that says it again
+    // (a periodic route or membership answer) is routine.
+    let mut told: BTreeMap<(&str, Option<&str>, String), &str> = BTreeMap::new();
     trace
         .iter()
         .enumerate()
-        .map(|(i, l)| mentions[i] || l.kind == Kind::Nemesis || (l.kind == Kind::Turn && i >= first))
+        .map(|(i, l)| {
+            let new_turn = l.kind == Kind::Turn
+                && told.insert((&l.node, l.from.as_deref(), l.label()), &l.text) != Some(&l.text);
+            mentions[i] || l.kind == Kind::Nemesis || (new_turn && i >= first)
+        })
         .collect()
 }
 
@@ -189,7 +198,7 @@ pub fn show(trace: &[TraceLine], keep: &[bool], filter: &Filter, fold_repeats: b
                 None => kinds.push((label, 1)),
             }
         }
-        kinds.sort_by(|x, y| y.1.cmp(&x.1));
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
         shown.push(Shown::Folded {
             count: left_out.len(),
             from_ms: trace[a].time_ms,
@@ -263,8 +272,11 @@ impl fmt::Display for Shown {
                 kinds,
                 idle,
             } => {
-                let mut counts: Vec<String> =
-                    kinds.iter().take(3).map(|(k, n)| format!("{k} ×{n}")).collect();
+                let mut counts: Vec<String> = kinds
+                    .iter()
+                    .take(3)
+                    .map(|(k, n)| format!("{k} ×{n}"))
+                    .collect();
                 if kinds.len() > 3 {
                     counts.push("…".to_string());
                 }
@@ -345,11 +357,23 @@ mod tests {
         assert!(text[0].contains("1 step until"), "{}", text[0]);
         assert!(text[1].contains("app: send p0:1 "));
         assert!(text[2].contains("Produce p0:1"));
-        assert!(text[3].contains("Fetch ×2, app: send ×1, Produce ×1"), "{}", text[3]);
+        assert!(
+            text[3].contains("Fetch ×2, app: send ×1, Produce ×1"),
+            "{}",
+            text[3]
+        );
         assert!(text[4].contains("crash: n1 down"));
-        assert!(text[5].contains("n2,n3    <- ctl: PartitionChange"), "{}", text[5]);
+        assert!(
+            text[5].contains("n2,n3    <- ctl: PartitionChange"),
+            "{}",
+            text[5]
+        );
         assert!(text[6].contains("app: ack p0:1"));
-        assert!(text[7].contains("2 idle steps while the run settled"), "{}", text[7]);
+        assert!(
+            text[7].contains("2 idle steps while the run settled"),
+            "{}",
+            text[7]
+        );
     }
 
     #[test]
