@@ -173,50 +173,8 @@ pub enum Shown {
 /// [`Shown::Step`].
 pub fn show(trace: &[TraceLine], keep: &[bool], filter: &Filter, fold_repeats: bool) -> Vec<Shown> {
     let idle_from = trace.iter().rposition(eventful).map_or(0, |i| i + 1);
-    let mut shown: Vec<Shown> = Vec::new();
-    let mut left_out: Vec<usize> = Vec::new();
-    let flush = |left_out: &mut Vec<usize>, shown: &mut Vec<Shown>| {
-        let (Some(&a), Some(&b)) = (left_out.first(), left_out.last()) else {
-            return;
-        };
-        // One step left out takes the line it would be folded into: it is shown.
-        if a == b {
-            shown.push(Shown::Step {
-                line: trace[a].clone(),
-                nodes: vec![trace[a].node.clone()],
-                count: 1,
-                last_ms: trace[a].time_ms,
-            });
-            left_out.clear();
-            return;
-        }
-        let mut kinds: Vec<(String, usize)> = Vec::new();
-        for i in left_out.iter() {
-            let label = trace[*i].label();
-            match kinds.iter_mut().find(|(k, _)| *k == label) {
-                Some((_, n)) => *n += 1,
-                None => kinds.push((label, 1)),
-            }
-        }
-        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
-        shown.push(Shown::Folded {
-            count: left_out.len(),
-            from_ms: trace[a].time_ms,
-            to_ms: trace[b].time_ms,
-            kinds,
-            idle: a >= idle_from,
-        });
-        left_out.clear();
-    };
-    for (i, line) in trace.iter().enumerate() {
-        if !filter.admits(line) {
-            continue;
-        }
-        if !keep[i] {
-            left_out.push(i);
-            continue;
-        }
-        flush(&mut left_out, &mut shown);
+    // A step joins the entry before it when that is a step of the same text.
+    let step = |shown: &mut Vec<Shown>, line: &TraceLine| {
         if let Some(Shown::Step {
             line: first,
             nodes,
@@ -230,7 +188,7 @@ pub fn show(trace: &[TraceLine], keep: &[bool], filter: &Filter, fold_repeats: b
                 }
                 *count += 1;
                 *last_ms = line.time_ms;
-                continue;
+                return;
             }
         }
         shown.push(Shown::Step {
@@ -239,8 +197,51 @@ pub fn show(trace: &[TraceLine], keep: &[bool], filter: &Filter, fold_repeats: b
             count: 1,
             last_ms: line.time_ms,
         });
+    };
+    let fold = |left_out: &mut Vec<usize>, shown: &mut Vec<Shown>| {
+        let (Some(&a), Some(&b)) = (left_out.first(), left_out.last()) else {
+            return;
+        };
+        left_out.clear();
+        // One step left out takes the line it would be folded into: it is shown.
+        if a == b {
+            step(shown, &trace[a]);
+            return;
+        }
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for line in &trace[a..=b] {
+            if !filter.admits(line) {
+                continue;
+            }
+            let label = line.label();
+            match kinds.iter_mut().find(|(k, _)| *k == label) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((label, 1)),
+            }
+        }
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+        shown.push(Shown::Folded {
+            count: kinds.iter().map(|k| k.1).sum(),
+            from_ms: trace[a].time_ms,
+            to_ms: trace[b].time_ms,
+            kinds,
+            idle: a >= idle_from,
+        });
+    };
+    let mut shown: Vec<Shown> = Vec::new();
+    let mut left_out: Vec<usize> = Vec::new();
+    for (i, line) in trace.iter().enumerate() {
+        if !filter.admits(line) {
+            continue;
+        }
+        if keep[i] {
+            fold(&mut left_out, &mut shown);
+            step(&mut shown, line);
+        } else {
+            left_out.push(i);
+        }
     }
-    flush(&mut left_out, &mut shown);
+    fold(&mut left_out, &mut shown);
     shown
 }
 
