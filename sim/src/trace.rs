@@ -283,8 +283,6 @@ impl fmt::Display for Shown {
                 }
                 let what = if *idle {
                     "idle steps while the run settled"
-                } else if *count == 1 {
-                    "step"
                 } else {
                     "steps"
                 };
@@ -355,7 +353,8 @@ mod tests {
         let shown = show(&t, &keep, &Filter::default(), true);
         let text: Vec<String> = shown.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 8, "{text:#?}");
-        assert!(text[0].contains("1 step until"), "{}", text[0]);
+        // One step left out is shown rather than folded.
+        assert!(text[0].contains("n1       started"), "{}", text[0]);
         assert!(text[1].contains("app: send p0:1 "));
         assert!(text[2].contains("Produce p0:1"));
         assert!(
