@@ -9,10 +9,10 @@ use crate::output::emit;
 use crate::spec::int;
 use crate::{BAD_INPUT, HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
-use mqcheck_conformance::plan::ScheduleFile;
 use mqcheck_conformance::scenario::{
     check_real_clients, check_supported_broker, compare, scenarios, Case, ConformError, SEEDS,
 };
+use mqcheck_sim::ScheduleFile;
 use std::path::PathBuf;
 
 #[derive(Args, Clone, Debug)]
@@ -48,7 +48,7 @@ impl ConformCmd {
         check_supported_broker(&self.broker)?;
         check_real_clients()?;
         if let Some(path) = &self.schedule {
-            let file = ScheduleFile::read(path)?;
+            let file = ScheduleFile::read(path).map_err(|e| format!("--schedule {e}"))?;
             if file.broker != self.broker {
                 return Err(format!(
                     "--schedule {}: the schedule is for {}, not --broker {}",

@@ -80,12 +80,18 @@ fn main() -> ExitCode {
             }
             HELD
         }
-        Command::Sim(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
-        Command::Replay(cmd) => run_job(&cmd.args.setup.broker.clone(), cmd),
+        Command::Sim(mut cmd) => match cmd.load() {
+            Ok(broker) => run_job(&broker, cmd),
+            Err(e) => bad_input(&e),
+        },
+        Command::Replay(mut cmd) => match cmd.load() {
+            Ok(broker) => run_job(&broker, cmd),
+            Err(e) => bad_input(&e),
+        },
         Command::Matrix(cmd) => cmd.run(),
         Command::Merge(cmd) => cmd.run(),
-        Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
-        Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone(), cmd),
+        Command::Check(cmd) => run_job(&cmd.model.setup.broker.clone().unwrap_or_default(), cmd),
+        Command::Explore(cmd) => run_job(&cmd.model.setup.broker.clone().unwrap_or_default(), cmd),
         Command::Conform(cmd) => cmd.run(),
     };
     ExitCode::from(if output::stdout_failed() {
@@ -125,14 +131,17 @@ fn parse_error(e: &clap::Error) -> u8 {
     BAD_INPUT
 }
 
+/// Bad input found before any broker ran: one line, exit 2.
+fn bad_input(e: &str) -> u8 {
+    eprintln!("error: {e}");
+    BAD_INPUT
+}
+
 /// Runs a broker-specific job; bad input (unknown broker, key, value) is one line and exit 2.
 fn run_job<J: Job<Output = Result<u8, mqcheck_brokers::ConfigError>>>(broker: &str, job: J) -> u8 {
     match dispatch(broker, job) {
         Ok(Ok(code)) => code,
-        Ok(Err(e)) | Err(e) => {
-            eprintln!("error: {e}");
-            BAD_INPUT
-        }
+        Ok(Err(e)) | Err(e) => bad_input(&e.to_string()),
     }
 }
 

@@ -2,16 +2,20 @@
 
 use crate::output::{OutputFile, Stream};
 use crate::report::{Coverage, InvariantReport, SimReport, Stats};
-use crate::spec::{int, SimArgs};
+use crate::spec::{int, SimArgs, Spec};
 use crate::{HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use mqcheck_brokers::{ConfigError, Job, System};
-use mqcheck_invariants::{secs_unspaced, Invariant};
-use mqcheck_sim::{cast, judge, run, schedule_for, shrink, sweep, SeedResult};
+use mqcheck_invariants::{secs_unspaced, Invariant, Violation};
+use mqcheck_sim::{
+    cast, judge, run, schedule_for, shrink, sweep_with, Cast, FileViolation, Filter, Outcome,
+    Schedule, ScheduleFile, SeedResult,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -36,18 +40,163 @@ pub struct SimCmd {
     /// counts, first violation), in the order runs finish.
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<std::path::PathBuf>,
+    /// Run exactly the schedule this file holds (`replay --schedule-out FILE`), with its broker,
+    /// settings, workload, checks and seed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [SETUP, &["seed", "seeds", "shard"][..]].concat())]
+    pub schedule: Option<PathBuf>,
+    /// The schedule file's schedule, once read.
+    #[arg(skip)]
+    pub file: Option<Schedule>,
 }
+
+/// The flags a schedule file replaces.
+const SETUP: &[&str] = &[
+    "broker",
+    "sets",
+    "faults",
+    "messages",
+    "producers",
+    "consumers",
+    "rate",
+    "handler_ms",
+    "consumer_delay_ms",
+    "keys",
+    "producer_crashes",
+    "check",
+];
 
 #[derive(Args, Clone, Debug)]
 pub struct ReplayCmd {
     #[command(flatten)]
     pub args: SimArgs,
     /// The seed to replay.
-    #[arg(long, value_parser = int(0u64, u64::MAX))]
-    pub seed: u64,
+    #[arg(long, value_parser = int(0u64, u64::MAX), required_unless_present = "schedule")]
+    pub seed: Option<u64>,
+    /// Replay exactly the schedule this file holds (`--schedule-out`), with its broker,
+    /// settings, workload, checks and seed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [SETUP, &["seed"][..]].concat())]
+    pub schedule: Option<PathBuf>,
+    /// Write the shrunk schedule (the drawn one when nothing was violated) to this file, with
+    /// what it takes to run it again: `sim --schedule FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub schedule_out: Option<PathBuf>,
+    /// Print every step of the timeline (but the drain's idle chatter), not just the story.
+    #[arg(long)]
+    pub full: bool,
+    /// Only the steps at this node, from it, or of faults that name it.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Only the steps at or after this simulated time (`9.5s`, `9500ms`).
+    #[arg(long, value_name = "T", value_parser = instant)]
+    pub from: Option<u64>,
+    /// Only the steps at or before this simulated time.
+    #[arg(long, value_name = "T", value_parser = instant)]
+    pub to: Option<u64>,
     /// Also write the timeline as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<std::path::PathBuf>,
+    /// The schedule file's schedule, once read.
+    #[arg(skip)]
+    pub file: Option<Schedule>,
+}
+
+/// A simulated time: `9.5s`, `9500ms`, or seconds (`9.5`), in milliseconds.
+fn instant(s: &str) -> Result<u64, String> {
+    let allowed = || "allowed: a simulated time such as 9.5s or 9500ms".to_string();
+    let (number, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 1.0)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1000.0)
+    };
+    let plain = !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.matches('.').count() <= 1;
+    match number.parse::<f64>() {
+        Ok(v) if plain && v * scale <= 1e15 => Ok((v * scale).round() as u64),
+        _ => Err(allowed()),
+    }
+}
+
+/// `--schedule FILE`: the file's broker, settings, workload and checks as flags, parsed as the
+/// command line's are; the file's seed.
+fn load(path: &Path) -> Result<(SimArgs, ScheduleFile), String> {
+    #[derive(clap::Parser)]
+    #[command(no_binary_name = true)]
+    struct FileArgs {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+    let file = ScheduleFile::read(path).map_err(|e| format!("--schedule {e}"))?;
+    let mut words = vec!["--broker".to_string(), file.broker.clone()];
+    for set in &file.sets {
+        words.extend(["--set".to_string(), set.clone()]);
+    }
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            words.extend([format!("--{name}"), v]);
+        }
+    };
+    flag("faults", file.faults.clone());
+    flag("messages", file.messages.map(|v| v.to_string()));
+    flag("producers", file.producers.map(|v| v.to_string()));
+    flag("consumers", file.consumers.map(|v| v.to_string()));
+    flag("rate", file.rate.map(|v| v.to_string()));
+    flag("handler-ms", file.handler_ms.map(|v| v.to_string()));
+    flag(
+        "consumer-delay-ms",
+        file.consumer_delay_ms.map(|v| v.to_string()),
+    );
+    flag("keys", file.keys.map(|v| v.to_string()));
+    flag("check", file.check.clone());
+    if file.producer_crashes {
+        words.push("--producer-crashes".to_string());
+    }
+    let parsed = <FileArgs as clap::Parser>::try_parse_from(&words).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        format!(
+            "--schedule {}: {}",
+            path.display(),
+            first.trim_start_matches("error: ")
+        )
+    })?;
+    Ok((parsed.args, file))
+}
+
+/// The broker a command runs: `--broker`'s, or its schedule file's.
+fn broker(args: &SimArgs) -> Result<String, String> {
+    args.setup.broker.clone().ok_or_else(|| {
+        format!(
+            "--broker is required unless --schedule FILE names one (allowed: {})",
+            mqcheck_brokers::BROKERS.join(", ")
+        )
+    })
+}
+
+impl SimCmd {
+    /// Reads `--schedule FILE` into the command; the broker to run.
+    pub fn load(&mut self) -> Result<String, String> {
+        if let Some(path) = &self.schedule {
+            let (args, file) = load(path)?;
+            self.args = args;
+            self.seed = file.seed.unwrap_or(0);
+            self.file = Some(file.schedule);
+        }
+        broker(&self.args)
+    }
+}
+
+impl ReplayCmd {
+    /// Reads `--schedule FILE` into the command; the broker to run.
+    pub fn load(&mut self) -> Result<String, String> {
+        if let Some(path) = &self.schedule {
+            let (args, file) = load(path)?;
+            self.args = args;
+            self.seed = Some(file.seed.unwrap_or(0));
+            self.file = Some(file.schedule);
+        }
+        broker(&self.args)
+    }
 }
 
 /// A progress bar on stderr: redrawn in place on a terminal, else a plain line every few seconds
@@ -194,10 +343,14 @@ pub fn simulate<S: System>(
     let tally = if crate::output::interrupted() {
         mqcheck_sim::Tally::default()
     } else {
-        sweep(
+        let faults = &spec.setup.faults;
+        sweep_with(
             &system,
             first..first + count,
-            &spec.setup.faults,
+            &|seed| match &spec.file {
+                Some((_, schedule)) => schedule.clone(),
+                None => schedule_for(&system, seed, faults),
+            },
             &spec.checks,
             &|r| {
                 bar.inc(1);
@@ -274,8 +427,14 @@ impl Job for SimCmd {
     type Output = Result<u8, ConfigError>;
 
     fn run<S: System>(self) -> Self::Output {
-        let spec = self.args.validate::<S>()?;
-        if self.seed.checked_add(self.seeds - 1).is_none() {
+        let mut spec = self.args.validate::<S>()?;
+        let mut seeds = self.seeds;
+        if let (Some(path), Some(schedule)) = (&self.schedule, &self.file) {
+            checked_schedule::<S>(&spec, schedule)?;
+            spec.file = Some((path.clone(), schedule.clone()));
+            seeds = 1;
+        }
+        if self.seed.checked_add(seeds - 1).is_none() {
             return Err(crate::spec::bad(
                 "seeds",
                 format!(
@@ -292,7 +451,7 @@ impl Job for SimCmd {
                 let at = |k: u64| (u128::from(self.seeds) * u128::from(k) / u128::from(n)) as u64;
                 (self.seed + at(i), at(i + 1) - at(i))
             }
-            None => (self.seed, self.seeds),
+            None => (self.seed, seeds),
         };
         let bar = if self.json {
             ProgressBar::hidden()
@@ -318,35 +477,89 @@ impl Job for SimCmd {
     }
 }
 
+/// A schedule file's schedule, checked against the nodes it will run on.
+fn checked_schedule<S: System>(spec: &Spec, schedule: &Schedule) -> Result<(), ConfigError> {
+    let system = S::build(&spec.setup.config, spec.setup.workload);
+    schedule
+        .validate(&cast(&system))
+        .map_err(|e| crate::spec::bad("schedule", format!("--schedule: {e}")))
+}
+
 impl Job for ReplayCmd {
     type Output = Result<u8, ConfigError>;
 
     fn run<S: System>(self) -> Self::Output {
-        let spec = self.args.validate::<S>()?;
+        let mut spec = self.args.validate::<S>()?;
+        if let (Some(path), Some(schedule)) = (&self.schedule, &self.file) {
+            checked_schedule::<S>(&spec, schedule)?;
+            spec.file = Some((path.clone(), schedule.clone()));
+        }
+        let system = S::build(&spec.setup.config, spec.setup.workload);
+        let names = cast(&system).names;
+        if let Some(node) = &self.node {
+            if !names.contains(node) && node != "nemesis" {
+                return Err(crate::spec::bad(
+                    "node",
+                    format!(
+                        "--node {node}: no such node in this run (allowed: {}, nemesis)",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(crate::spec::bad(
+                    "from",
+                    format!(
+                        "--from {} is after --to {} (allowed: --from at or before --to)",
+                        secs_unspaced(from),
+                        secs_unspaced(to)
+                    ),
+                ));
+            }
+        }
         let trace = OutputFile::maybe("trace", self.trace.as_ref())?;
+        let schedule_out = OutputFile::maybe("schedule-out", self.schedule_out.as_ref())?;
         let mut out = String::new();
-        let code = self.replay::<S>(&spec, trace, &mut out);
+        let code = self.replay::<S>(&spec, trace, schedule_out, &mut out);
         crate::output::emit(&out);
         code
     }
+}
+
+/// Each fault of `schedule` and what it did in the run: `… → n1, n2 down until 16.170s`.
+fn as_it_happened(schedule: &Schedule, outcomes: &[Outcome], the_cast: &Cast) -> String {
+    if schedule.faults.is_empty() {
+        return "  (no faults)\n".to_string();
+    }
+    let mut text = String::new();
+    for (f, outcome) in schedule.faults.iter().zip(outcomes) {
+        let _ = writeln!(text, "  {} → {outcome}", f.describe(the_cast));
+    }
+    text
 }
 
 impl ReplayCmd {
     /// Replays the seed, writing its story to `out`.
     fn replay<S: System>(
         &self,
-        spec: &crate::spec::Spec,
+        spec: &Spec,
         trace: Option<OutputFile>,
+        schedule_out: Option<OutputFile>,
         out: &mut String,
     ) -> Result<u8, ConfigError> {
         let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
-        let schedule = schedule_for(&system, self.seed, &spec.setup.faults);
-        let r = run(&system, self.seed, &schedule, true);
+        let seed = self.seed.unwrap_or(0);
+        let schedule = match &spec.file {
+            Some((_, schedule)) => schedule.clone(),
+            None => schedule_for(&system, seed, &spec.setup.faults),
+        };
+        let r = run(&system, seed, &schedule, true);
         let _ = writeln!(
             out,
-            "replay of seed {} · {} · faults {} · {} messages × {} producers, {} consumers",
-            self.seed,
+            "replay of seed {seed} · {} · faults {} · {} messages × {} producers, {} consumers",
             spec.setup.broker,
             spec.setup.faults,
             spec.setup.workload.messages,
@@ -356,21 +569,58 @@ impl ReplayCmd {
         for set in spec.setup.config.explicit() {
             let _ = writeln!(out, "  {set}");
         }
-        let _ = writeln!(out, "\nfault schedule drawn from the seed:");
+        let origin = match &spec.file {
+            Some((path, _)) => format!("from {}", path.display()),
+            None => "drawn from the seed".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  fault window {}, then everything heals and the system drains",
+            "\nfault schedule {origin}, as it happened (fault window {}, then everything heals and the system drains):",
             secs_unspaced(schedule.window_ms)
         );
-        if schedule.faults.is_empty() {
-            let _ = writeln!(out, "  (no faults)");
+        out.push_str(&as_it_happened(&schedule, &r.outcomes, &the_cast));
+        let violations = judge(&system, &r, &spec.checks);
+        let filter = Filter {
+            node: self.node.clone(),
+            from_ms: self.from,
+            to_ms: self.to,
+        };
+        let mut scope = Vec::new();
+        if let Some(node) = &self.node {
+            scope.push(format!("node {node}"));
         }
-        for f in &schedule.faults {
-            let _ = writeln!(out, "  {}", f.describe(&the_cast));
+        if let Some(t) = self.from {
+            scope.push(format!("from {}", secs_unspaced(t)));
         }
-        let _ = writeln!(out, "\ntimeline:");
-        for line in &r.trace {
-            let _ = writeln!(out, "{line}");
+        if let Some(t) = self.to {
+            scope.push(format!("to {}", secs_unspaced(t)));
+        }
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", scope.join(" · "))
+        };
+        let (keep, title) = if self.full {
+            (
+                mqcheck_sim::trace::full(&r.trace),
+                "every step, the drain's idle chatter folded".to_string(),
+            )
+        } else {
+            let msgs = violations.first().map_or(&[][..], |v| &v.msgs[..]);
+            let names: Vec<String> = msgs.iter().map(ToString::to_string).collect();
+            let about = if names.is_empty() {
+                "the faults and turns of the run".to_string()
+            } else {
+                format!("the story of {}", names.join(", "))
+            };
+            (
+                mqcheck_sim::trace::story(&r.trace, msgs),
+                format!("{about}; --full for every step"),
+            )
+        };
+        let _ = writeln!(out, "\ntimeline: {title}{scope}");
+        for shown in mqcheck_sim::trace::show(&r.trace, &keep, &filter, !self.full) {
+            let _ = writeln!(out, "{shown}");
         }
         if let Some(mut file) = trace {
             let mut text = String::new();
@@ -380,7 +630,6 @@ impl ReplayCmd {
             }
             file.write(&text)?;
         }
-        let violations = judge(&system, &r, &spec.checks);
         let _ = writeln!(
             out,
             "\nsimulated {}, {} deliveries to the application",
@@ -397,34 +646,30 @@ impl ReplayCmd {
             if r.complete { "" } else { "; cut short" }
         );
         if violations.is_empty() {
-            let mut why = Vec::new();
-            if !r.complete {
-                why.push("the run was cut short by its time limit before the workload was sent and drained");
+            if let Some(file) = schedule_out {
+                self.save(file, spec, &schedule, false, None, out)?;
             }
-            if r.history.acks() == 0 {
-                why.push("nothing was acknowledged");
-            }
-            if r.history.deliveries() == 0 {
-                why.push("nothing was delivered");
-            }
-            if !why.is_empty() {
-                let _ = writeln!(out, "inconclusive: {}", why.join("; "));
-                return Ok(INCONCLUSIVE);
-            }
-            // Atomicity has nothing to judge in a run without multipart messages or transactions.
-            let (checks, untested): (Vec<&Invariant>, Vec<&Invariant>) = spec
-                .checks
-                .iter()
-                .partition(|c| **c != Invariant::Atomicity || r.history.atomic_units() > 0);
-            let names =
-                |v: &[&Invariant]| v.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ");
-            let _ = write!(out, "clean: {} held", names(&checks));
-            if !untested.is_empty() {
-                let _ = writeln!(out, "; not tested: {}", names(&untested));
-                return Ok(INCONCLUSIVE);
-            }
-            let _ = writeln!(out);
-            return Ok(HELD);
+            return Ok(clean(spec, &r, out));
+        }
+        let first = violations[0].invariant;
+        let minimal = shrink(&system, seed, &schedule, first, 40);
+        let shrunk = run(&system, seed, &minimal, false);
+        let _ = writeln!(
+            out,
+            "\nminimal fault schedule that still violates {first} (shrunk from {} to {} faults), as it happened:",
+            schedule.faults.len(),
+            minimal.faults.len()
+        );
+        if minimal.faults.is_empty() {
+            let _ = writeln!(out, "  (none: the violation needs no fault)");
+        } else {
+            out.push_str(&as_it_happened(&minimal, &shrunk.outcomes, &the_cast));
+        }
+        if let Some(file) = schedule_out {
+            let shown = judge(&system, &shrunk, &spec.checks)
+                .into_iter()
+                .find(|v| v.invariant == first);
+            self.save(file, spec, &minimal, true, shown.as_ref(), out)?;
         }
         let _ = writeln!(out, "\n{} violation(s):", violations.len());
         for v in violations.iter().take(20) {
@@ -433,20 +678,93 @@ impl ReplayCmd {
         if violations.len() > 20 {
             let _ = writeln!(out, "  … and {} more", violations.len() - 20);
         }
-        let first = violations[0].invariant;
-        let minimal = shrink(&system, self.seed, &schedule, first, 40);
-        let _ = writeln!(
-            out,
-            "\nminimal fault schedule that still violates {first} (shrunk from {} to {} faults):",
-            schedule.faults.len(),
-            minimal.faults.len()
-        );
-        if minimal.faults.is_empty() {
-            let _ = writeln!(out, "  (none: the violation needs no fault)");
-        }
-        for f in &minimal.faults {
-            let _ = writeln!(out, "  {}", f.describe(&the_cast));
-        }
         Ok(VIOLATED)
     }
+
+    /// Writes `schedule` as a schedule file with what it takes to run it again.
+    fn save(
+        &self,
+        mut file: OutputFile,
+        spec: &Spec,
+        schedule: &Schedule,
+        shrunk: bool,
+        violation: Option<&Violation>,
+        out: &mut String,
+    ) -> Result<(), ConfigError> {
+        let path = self.schedule_out.as_ref().expect("a file to write");
+        let w = &spec.setup.workload;
+        let command = format!("mqcheck sim --schedule {}", path.display());
+        let saved = ScheduleFile {
+            broker: spec.setup.broker.clone(),
+            sets: spec.setup.config.explicit(),
+            faults: Some(spec.setup.faults.to_string()),
+            messages: Some(w.messages),
+            producers: Some(w.producers),
+            consumers: Some(w.consumers),
+            rate: w.rate,
+            handler_ms: w.handler_ms,
+            consumer_delay_ms: (w.consumer_delay_ms > 0).then_some(w.consumer_delay_ms),
+            keys: w.keys,
+            producer_crashes: w.producer_crashes,
+            check: Some(
+                spec.checks
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            seed: Some(self.seed.unwrap_or(0)),
+            shrunk,
+            violation: violation.map(|v| FileViolation {
+                invariant: v.invariant.name().to_string(),
+                kind: v.kind.name().to_string(),
+                explanation: v.explanation.clone(),
+            }),
+            command: Some(command.clone()),
+            schedule: schedule.clone(),
+        };
+        let mut text = serde_json::to_string_pretty(&saved).expect("a schedule file serializes");
+        text.push('\n');
+        file.write(&text)?;
+        let what = if shrunk { "shrunk" } else { "drawn" };
+        let _ = writeln!(
+            out,
+            "\n{what} schedule written to {}; run it again with: {command}",
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+/// The verdict of a run without violations: held, or inconclusive when it tested too little.
+fn clean(spec: &Spec, r: &mqcheck_sim::Run, out: &mut String) -> u8 {
+    let mut why = Vec::new();
+    if !r.complete {
+        why.push(
+            "the run was cut short by its time limit before the workload was sent and drained",
+        );
+    }
+    if r.history.acks() == 0 {
+        why.push("nothing was acknowledged");
+    }
+    if r.history.deliveries() == 0 {
+        why.push("nothing was delivered");
+    }
+    if !why.is_empty() {
+        let _ = writeln!(out, "inconclusive: {}", why.join("; "));
+        return INCONCLUSIVE;
+    }
+    // Atomicity has nothing to judge in a run without multipart messages or transactions.
+    let (checks, untested): (Vec<&Invariant>, Vec<&Invariant>) = spec
+        .checks
+        .iter()
+        .partition(|c| **c != Invariant::Atomicity || r.history.atomic_units() > 0);
+    let names = |v: &[&Invariant]| v.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ");
+    let _ = write!(out, "clean: {} held", names(&checks));
+    if !untested.is_empty() {
+        let _ = writeln!(out, "; not tested: {}", names(&untested));
+        return INCONCLUSIVE;
+    }
+    let _ = writeln!(out);
+    HELD
 }

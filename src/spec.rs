@@ -6,9 +6,10 @@ use clap::Args;
 use mqcheck_brokers::config::plain_integer;
 use mqcheck_brokers::{Config, ConfigError, System, Workload};
 use mqcheck_invariants::Invariant;
-use mqcheck_sim::FaultSet;
+use mqcheck_sim::{FaultSet, Schedule};
 use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// The workload sizes a command starts from and allows: the simulator runs workloads of
@@ -18,6 +19,9 @@ pub trait Sizes: Clone + Debug + Send + Sync + 'static {
     /// instance of a generic `Args`).
     const MESSAGES: &'static str;
     const MAX: Most;
+    /// May the command take its broker from a schedule file (`--schedule FILE`) instead of
+    /// `--broker`?
+    const SCHEDULE_FILE: bool;
 }
 
 /// The most `--messages`, `--producers` and `--consumers` allow.
@@ -45,6 +49,7 @@ pub struct Simulated;
 impl Sizes for Simulated {
     const MESSAGES: &'static str = "100";
     const MAX: Most = Most::new(10_000, 8, 8);
+    const SCHEDULE_FILE: bool = true;
 }
 
 /// `check` and `explore`: 2 messages by default, up to 5, 2 producers, 2 consumers.
@@ -54,6 +59,7 @@ pub struct Checked;
 impl Sizes for Checked {
     const MESSAGES: &'static str = "2";
     const MAX: Most = Most::new(5, 2, 2);
+    const SCHEDULE_FILE: bool = false;
 }
 
 /// `--faults`' default: every fault TCP allows.
@@ -64,8 +70,8 @@ pub const DEFAULT_FAULTS: &str = "tcp";
 #[derive(Args, Clone, Debug)]
 pub struct BrokerArgs<Z: Sizes> {
     /// Broker model (see `mqcheck list`).
-    #[arg(long)]
-    pub broker: String,
+    #[arg(long, required = !Z::SCHEDULE_FILE)]
+    pub broker: Option<String>,
     /// Set a configuration key, with the broker's own name: `--set acks=1`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -100,7 +106,7 @@ impl<Z: Sizes> BrokerArgs<Z> {
     /// The options for `broker` with `sets`, every other one at its default.
     pub fn new(broker: &str, sets: Vec<String>, messages: u32, workload: WorkloadArgs) -> Self {
         BrokerArgs {
-            broker: broker.to_string(),
+            broker: Some(broker.to_string()),
             sets,
             faults: DEFAULT_FAULTS.into(),
             messages,
@@ -113,14 +119,14 @@ impl<Z: Sizes> BrokerArgs<Z> {
 
     /// Checks every option against broker `S` and the command's [`Sizes`].
     pub fn validate<S: System>(&self) -> Result<BrokerSetup, ConfigError> {
-        let config = Config::parse(&self.broker, &S::keys(), &self.sets)?;
+        let config = Config::parse(S::NAME, &S::keys(), &self.sets)?;
         S::validate(&config)?;
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = self
             .workload
             .workload(self.messages, self.producers, self.consumers);
         Ok(BrokerSetup {
-            broker: self.broker.clone(),
+            broker: S::NAME.to_string(),
             config,
             faults,
             workload,
@@ -225,6 +231,9 @@ impl WorkloadArgs {
 pub struct Spec {
     pub setup: BrokerSetup,
     pub checks: Vec<Invariant>,
+    /// The schedule file (`--schedule FILE`) whose one schedule and seed the run replays,
+    /// instead of drawing schedules from seeds.
+    pub file: Option<(PathBuf, Schedule)>,
 }
 
 pub fn bad(key: &str, message: String) -> ConfigError {
@@ -259,13 +268,21 @@ impl SimArgs {
                 checks.push(inv);
             }
         }
-        Ok(Spec { setup, checks })
+        Ok(Spec {
+            setup,
+            checks,
+            file: None,
+        })
     }
 }
 
 impl Spec {
-    /// `mqcheck VERB` with every flag of this spec, the seeds left out.
+    /// `mqcheck VERB` with every flag of this spec, the seeds left out; `mqcheck VERB --schedule
+    /// FILE` for a schedule file's.
     pub fn command(&self, verb: &str) -> String {
+        if let Some((path, _)) = &self.file {
+            return format!("mqcheck {verb} --schedule {}", path.display());
+        }
         let mut words = vec!["mqcheck".to_string(), verb.into()];
         words.extend(self.setup.words());
         words.extend([
@@ -281,6 +298,9 @@ impl Spec {
 
     /// The command line that reproduces seed `seed` of this spec.
     pub fn replay_command(&self, seed: u64) -> String {
+        if self.file.is_some() {
+            return self.command("replay");
+        }
         format!("{} --seed {seed}", self.command("replay"))
     }
 }

@@ -238,6 +238,12 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// counterexample labels a step with. [`System::describe`] is this, or `None` for chatter.
     fn label(msg: &<Self::Actor as Actor>::Msg) -> String;
 
+    /// Is this message a turn in a run's story: an election, a truncation, an ISR or membership
+    /// change? A replay's story keeps these lines whichever messages they name.
+    fn notable(_msg: &<Self::Actor as Actor>::Msg) -> bool {
+        false
+    }
+
     /// The order the broker promises, which the ordering checker judges within: what the scope
     /// of its sends and deliveries stands for, and which of them the promise leaves out.
     fn ordering() -> OrderingPromise;

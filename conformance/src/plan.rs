@@ -1,5 +1,6 @@
-//! A model fault schedule turned into actions on real processes, and the schedule file that
-//! carries a model counterexample to the real broker (`mqcheck replay --schedule-out FILE`).
+//! A model fault schedule turned into actions on real processes; the schedule file that carries
+//! a model counterexample to the real broker is `mqcheck_sim::ScheduleFile`
+//! (`mqcheck replay --schedule-out FILE`).
 //!
 //! The model's vocabulary maps onto a real single machine like this:
 //!
@@ -22,38 +23,6 @@ use crate::model::CastNode;
 use crate::network::Hole;
 use mqcheck_brokers::Role;
 use mqcheck_sim::{FaultOp, Schedule, Split, Target};
-use serde::Deserialize;
-use std::path::Path;
-
-/// A schedule file: `replay --schedule-out`'s JSON object. Fields this reader does not know are
-/// ignored.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ScheduleFile {
-    pub broker: String,
-    #[serde(default)]
-    pub sets: Vec<String>,
-    pub schedule: Schedule,
-    /// The seed the model drew the schedule with, when the file says.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Messages per producer, when the file says.
-    #[serde(default)]
-    pub messages: Option<u32>,
-}
-
-impl ScheduleFile {
-    /// Reads and parses a schedule file; the error is one line naming the file.
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--schedule {}: cannot read it: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "--schedule {}: not a schedule file ({e}; expected a JSON object with \"broker\", \"sets\" and \"schedule\")",
-                path.display()
-            )
-        })
-    }
-}
 
 /// Who an action hits.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -512,20 +481,5 @@ mod tests {
         let plan = Plan::new(&schedule, &cast(), true);
         let acts: Vec<(u64, Act)> = plan.actions.iter().map(|a| (a.at_ms, a.act)).collect();
         assert_eq!(acts, vec![(1_000, Act::Crash), (6_000, Act::Restart)]);
-    }
-
-    #[test]
-    fn a_schedule_file_reads_with_fields_it_does_not_know() {
-        let text = r#"{"broker":"rabbitmq","sets":["nodes=1"],"seed":7,"extra":true,
-            "schedule":{"window_ms":5000,"faults":[{"at_ms":100,"for_ms":200,"fault":"crash","target":{"node":0}}]}}"#;
-        let dir = std::env::temp_dir().join(format!("mqcheck-plan-{}", std::process::id()));
-        std::fs::write(&dir, text).unwrap();
-        let file = ScheduleFile::read(&dir).unwrap();
-        std::fs::remove_file(&dir).unwrap();
-        assert_eq!(file.broker, "rabbitmq");
-        assert_eq!(file.seed, Some(7));
-        assert_eq!(file.schedule.faults.len(), 1);
-        let missing = ScheduleFile::read(Path::new("/nonexistent/schedule.json")).unwrap_err();
-        assert!(missing.starts_with("--schedule /nonexistent/schedule.json"));
     }
 }

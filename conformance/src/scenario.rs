@@ -1,10 +1,12 @@
 //! The scenarios, and the comparison of a real run with the model.
 
 use crate::model::{ask, Kinds, ModelQuery, ModelSide, CHECKS};
-use crate::plan::{Act, Plan, ScheduleFile, Who};
+use crate::plan::{Act, Plan, Who};
 use mqcheck_brokers::{Config, Workload};
 use mqcheck_invariants::{History, Invariant, Kind, Violation};
-use mqcheck_sim::{evaluate, FaultOp, FaultSet, Schedule, ScheduledFault, Split, Target};
+use mqcheck_sim::{
+    evaluate, FaultOp, FaultSet, Schedule, ScheduleFile, ScheduledFault, Split, Target,
+};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 

@@ -7,7 +7,8 @@
 //! quickly.
 
 use mqcheck_conformance::network::Hole;
-use mqcheck_conformance::plan::{Act, ScheduleFile};
+use mqcheck_conformance::plan::Act;
+use mqcheck_sim::ScheduleFile;
 use mqcheck_conformance::scenario::{attempt, compare, Case, Comparison, SCENARIOS, SEEDS};
 use mqcheck_invariants::{Kind, Op};
 use std::collections::BTreeSet;

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Which node a crash, power loss or pause hits: resolved when the fault starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,17 +89,6 @@ pub struct Cast {
     pub clients: Vec<usize>,
 }
 
-impl Cast {
-    fn name(&self, i: usize) -> &str {
-        &self.names[i]
-    }
-
-    fn list(&self, ids: &[usize]) -> String {
-        let names: Vec<&str> = ids.iter().map(|i| self.name(*i)).collect();
-        format!("{{{}}}", names.join(","))
-    }
-}
-
 impl FaultOp {
     /// The kind of fault this is, in the shared vocabulary.
     pub fn fault(&self) -> Fault {
@@ -115,48 +105,83 @@ impl FaultOp {
     }
 }
 
-impl ScheduledFault {
-    /// One line, with node names: `at 1.200s for 5.000s: crash n1`.
-    pub fn describe(&self, cast: &Cast) -> String {
+/// A fraction given per mille, as a percentage: `11.9%`.
+pub fn percent(per_mille: u32) -> String {
+    format!("{}.{}%", per_mille / 10, per_mille % 10)
+}
+
+/// A clock rate given per mille of real time, as a factor: `1.250×`.
+pub fn rate(per_mille: u32) -> String {
+    format!("{}.{:03}×", per_mille / 1000, per_mille % 1000)
+}
+
+impl FaultOp {
+    /// What the fault does, with node names: `crash n1`, `packet loss 11.9%`.
+    pub fn what(&self, names: &[String]) -> String {
+        let name = |i: usize| names.get(i).map_or("?", String::as_str).to_string();
+        let list = |ids: &[usize]| {
+            let ids: Vec<String> = ids.iter().map(|i| name(*i)).collect();
+            format!("{{{}}}", ids.join(","))
+        };
         let target = |t: &Target| match t {
             Target::Leader => "the leader".to_string(),
-            Target::Node(i) => cast.name(*i).to_string(),
+            Target::Node(i) => name(*i),
             Target::Majority => "a majority of the servers".to_string(),
         };
-        let what = match &self.op {
+        match self {
             FaultOp::Crash { target: t } => format!("crash {}", target(t)),
             FaultOp::Power { target: t } => format!("power loss on {}", target(t)),
             FaultOp::Pause { target: t } => format!("pause {}", target(t)),
             FaultOp::Partition { split } => match split {
                 Split::IsolateLeader => "partition isolating the leader".to_string(),
-                Split::Halves(side) => format!("partition {} from the rest", cast.list(side)),
+                Split::Halves(side) => format!("partition {} from the rest", list(side)),
                 Split::OneWay(side) => {
-                    format!(
-                        "one-way partition: {} cannot send to the rest",
-                        cast.list(side)
-                    )
+                    format!("one-way partition: {} cannot send to the rest", list(side))
                 }
             },
-            FaultOp::Loss { per_mille } => {
-                format!("packet loss {}.{}%", per_mille / 10, per_mille % 10)
-            }
+            FaultOp::Loss { per_mille } => format!("packet loss {}", percent(*per_mille)),
             FaultOp::Duplicate { per_mille } => {
-                format!("packet duplication {}.{}%", per_mille / 10, per_mille % 10)
+                format!("packet duplication {}", percent(*per_mille))
             }
             FaultOp::Reorder => "reordering".to_string(),
-            FaultOp::Clock { target: t, rate } => {
-                format!(
-                    "clock of {} runs at {}.{:03}×",
-                    target(t),
-                    rate / 1000,
-                    rate % 1000
-                )
+            FaultOp::Clock { target: t, rate: r } => {
+                format!("clock of {} runs at {}", target(t), rate(*r))
             }
-        };
+        }
+    }
+}
+
+/// What a scheduled fault did in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It took effect: what it did (`n1, n2 down`), until when.
+    Took { what: String, until_ms: u64 },
+    /// It found nothing to act on, for this reason (`every server already down`).
+    NoEffect(String),
+    /// It starts at or after the end of the fault window, so it never began.
+    NotStarted,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Took { what, until_ms } => {
+                write!(f, "{what} until {}", secs_unspaced(*until_ms))
+            }
+            Outcome::NoEffect(why) => write!(f, "no effect: {why}"),
+            Outcome::NotStarted => write!(f, "never started: after the fault window"),
+        }
+    }
+}
+
+impl ScheduledFault {
+    /// One line, with node names: `at 1.200s for 5.000s: crash n1`.
+    pub fn describe(&self, cast: &Cast) -> String {
         format!(
-            "at {} for {}: {what}",
+            "at {} for {}: {}",
             secs_unspaced(self.at_ms),
-            secs_unspaced(self.for_ms)
+            secs_unspaced(self.for_ms),
+            self.op.what(&cast.names)
         )
     }
 }

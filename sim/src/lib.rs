@@ -19,16 +19,18 @@
 //! Nothing here knows any broker: brokers plug in through [`mqcheck_brokers::System`].
 
 pub mod fault;
+mod file;
 mod node;
 mod run;
 mod sweep;
 pub mod trace;
 pub mod world;
 
-pub use fault::{Cast, Fault, FaultOp, FaultSet, Schedule, ScheduledFault, Split, Target};
+pub use fault::{Cast, Fault, FaultOp, FaultSet, Outcome, Schedule, ScheduledFault, Split, Target};
+pub use file::{FileViolation, ScheduleFile};
 pub use run::{cast, run, Run};
-pub use sweep::{sweep, SeedResult, Tally, Violated};
-pub use trace::TraceLine;
+pub use sweep::{sweep, sweep_with, SeedResult, Tally, Violated};
+pub use trace::{Filter, Kind, Shown, TraceLine};
 
 use mqcheck_brokers::System;
 use mqcheck_invariants::{check, History, Invariant, OrderingPromise, Violation};

@@ -5,6 +5,7 @@
 //! the actor never sees concurrency; what a handler sends goes to the outbox, which the task that
 //! ran it then puts on madsim's network.
 
+use crate::trace::Kind;
 use crate::world::{lock, Delivery, Fate, Packet, Shared, TAG};
 use futures_util::future::{join_all, select, Either};
 use madsim::net::Endpoint;
@@ -130,7 +131,7 @@ pub async fn run<S: System>(
             r.actor.on_start(Id::from(index), &storage, &mut out)
         };
         rt.borrow_mut().state = Some(state);
-        lock(&world).log(index, || "started".to_string());
+        lock(&world).log(index, Kind::Node, None, || "started".to_string());
         apply(&rt, out);
         flush(&rt).await;
     }
@@ -158,7 +159,12 @@ pub async fn run<S: System>(
                 if let Some(text) = S::describe(&msg) {
                     let mut w = lock(&world);
                     let from = w.names[src].clone();
-                    w.log(index, || format!("<- {from}: {text}"));
+                    let kind = if S::notable(&msg) {
+                        Kind::Turn
+                    } else {
+                        Kind::Message
+                    };
+                    w.log(index, kind, Some(src), || format!("<- {from}: {text}"));
                 }
             }
             step(&rt, |actor, id, state, out| {
@@ -358,7 +364,7 @@ fn save<S: System>(rt: &Handle<S>, storage: S::Storage) {
     let node = w.names[r.index].clone();
     for op in log.since(seen) {
         let op = op.clone();
-        w.log(r.index, || format!("app: {op}"));
+        w.log(r.index, Kind::App, None, || format!("app: {op}"));
         w.history.events.push(Event {
             time_ms,
             node: node.clone(),

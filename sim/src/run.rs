@@ -1,6 +1,6 @@
 //! One seeded run: build the nodes on madsim, play the fault schedule, heal, drain, collect.
 
-use crate::fault::{Cast, FaultOp, Schedule, Split, Target};
+use crate::fault::{self, Cast, FaultOp, Outcome, Schedule, Split, Target};
 use crate::node;
 use crate::trace::TraceLine;
 use crate::world::{lock, Shared, World};
@@ -36,6 +36,8 @@ pub struct Run {
     pub complete: bool,
     /// Faults that took effect on a node or a link (a crash with no live target did not).
     pub faults_applied: u32,
+    /// What each fault of the schedule did, in the schedule's order.
+    pub outcomes: Vec<Outcome>,
 }
 
 /// The nodes as the nemesis sees them.
@@ -103,7 +105,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             ids,
             servers,
             active: vec![None; schedule.faults.len()],
-            applied: 0,
+            outcomes: vec![Outcome::NotStarted; schedule.faults.len()],
         };
         // Ends sort before starts at the same instant, so a fault never overlaps its successor.
         let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
@@ -131,7 +133,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         if start + window > Instant::now() {
             sleep_until(start + window).await;
         }
-        lock(&world).note("nemesis", "fault window over: everything healed; draining");
+        lock(&world).note("fault window over: everything healed; draining");
         // Drain until the history has nothing left to wait for and has been quiet for a while
         // (clients may still be sending, late duplicates may still show); at most `drain` after
         // the fault window, which each broker sized for a workload that fits in its longest
@@ -167,7 +169,12 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
                 simulated_ms: w.now_ms(),
                 delivered: w.delivered,
                 complete: done(&w),
-                faults_applied: nemesis.applied,
+                faults_applied: nemesis
+                    .outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Took { .. }))
+                    .count() as u32,
+                outcomes: nemesis.outcomes.clone(),
             }
         };
         // madsim does not drain its ready queue when the runtime is dropped, and a queued task
@@ -214,16 +221,16 @@ struct Nemesis<S: System> {
     /// Faulty nodes that are not clients.
     servers: Vec<usize>,
     active: Vec<Option<Applied>>,
-    /// Faults that applied something.
-    applied: u32,
+    /// What each fault did.
+    outcomes: Vec<Outcome>,
 }
 
 impl<S: System> Nemesis<S> {
-    /// The node a targeted fault hits now: the current leader, or the named node.
-    /// The node a targeted fault hits now: the named node, or the current leader — and when no
+    /// The nodes a targeted fault hits now: the named node, or the current leader — and when no
     /// live node leads anything (leaders are down or fenced), some live server, so faults keep
-    /// piling onto the cluster the way Jepsen's "primaries" nemesis does.
-    fn resolve(&self, target: Target) -> Vec<usize> {
+    /// piling onto the cluster the way Jepsen's "primaries" nemesis does. None, and why, when
+    /// every node it could hit is already down or paused.
+    fn resolve(&self, target: Target) -> Result<Vec<usize>, String> {
         let w = lock(&self.world);
         // A node already down or paused is left to the fault that holds it.
         let busy = |i: &usize| w.down[*i] || w.paused[*i];
@@ -246,7 +253,17 @@ impl<S: System> Nemesis<S> {
         };
         hit.retain(|i| *i < w.names.len() && !busy(i));
         hit.sort();
-        hit
+        if !hit.is_empty() {
+            return Ok(hit);
+        }
+        Err(match target {
+            Target::Node(i) if i >= w.names.len() => format!("there is no node {i}"),
+            Target::Node(i) if w.down[i] => format!("{} already down", w.names[i]),
+            Target::Node(i) => format!("{} already paused", w.names[i]),
+            _ if self.servers.is_empty() => "no server to hit".to_string(),
+            _ if self.servers.iter().all(|i| w.down[*i]) => "every server already down".to_string(),
+            _ => "every server already down or paused".to_string(),
+        })
     }
 
     fn names(&self, nodes: &[usize]) -> String {
@@ -258,18 +275,27 @@ impl<S: System> Nemesis<S> {
             .join(", ")
     }
 
+    /// Starts fault `i`, noting what it did, or why it did nothing.
     fn begin(&mut self, i: usize, op: &FaultOp) {
-        let applied = match op {
+        match self.apply(i, op) {
+            Ok((applied, what)) => {
+                self.active[i] = Some(applied);
+                self.outcomes[i] = Outcome::Took { what, until_ms: 0 };
+            }
+            Err(why) => self.outcomes[i] = Outcome::NoEffect(why),
+        }
+    }
+
+    /// What fault `i` does to the nodes and links now, and its effect in a few words.
+    fn apply(&mut self, i: usize, op: &FaultOp) -> Result<(Applied, String), String> {
+        Ok(match op {
             FaultOp::Crash { target } | FaultOp::Power { target } => {
-                let nodes = self.resolve(*target);
+                let nodes = self.resolve(*target)?;
                 let what = if matches!(op, FaultOp::Power { .. }) {
                     "power loss"
                 } else {
                     "crash"
                 };
-                if nodes.is_empty() {
-                    return;
-                }
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
                 for node in &nodes {
@@ -281,21 +307,18 @@ impl<S: System> Nemesis<S> {
                         }
                     }
                 }
-                w.note("nemesis", &format!("{what}: {names} down"));
+                w.note(&format!("{what}: {names} down"));
                 drop(w);
                 for node in &nodes {
                     self.handle.kill(self.ids[*node]);
                 }
-                (!nodes.is_empty()).then_some(Applied::Down(nodes))
+                (Applied::Down(nodes), format!("{names} down"))
             }
             FaultOp::Pause { target } => {
-                let nodes = self.resolve(*target);
-                if nodes.is_empty() {
-                    return;
-                }
+                let nodes = self.resolve(*target)?;
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
-                w.note("nemesis", &format!("pause {names}"));
+                w.note(&format!("pause {names}"));
                 for node in &nodes {
                     w.paused[*node] = true;
                 }
@@ -303,7 +326,7 @@ impl<S: System> Nemesis<S> {
                 for node in &nodes {
                     self.handle.pause(self.ids[*node]);
                 }
-                (!nodes.is_empty()).then_some(Applied::Paused(nodes))
+                (Applied::Paused(nodes), format!("{names} paused"))
             }
             FaultOp::Partition { split } => {
                 let mut w = lock(&self.world);
@@ -311,6 +334,9 @@ impl<S: System> Nemesis<S> {
                 let (side, both) = match split {
                     Split::IsolateLeader => {
                         let leader = (0..n).find(|i| w.leader[*i]);
+                        if leader.is_none() {
+                            return Err("no node leads anything".to_string());
+                        }
                         (leader.into_iter().collect::<Vec<_>>(), true)
                     }
                     Split::Halves(side) => (side.clone(), true),
@@ -325,67 +351,55 @@ impl<S: System> Nemesis<S> {
                         }
                     }
                 }
+                if cut.is_empty() {
+                    return Err("it cuts no link".to_string());
+                }
                 for (a, b) in &cut {
                     w.links[*a][*b].cuts += 1;
                 }
                 let names: Vec<String> = side.iter().map(|i| w.names[*i].clone()).collect();
-                let how = if both {
-                    "partition"
+                let side = format!("{{{}}}", names.join(","));
+                let (how, what) = if both {
+                    ("partition", format!("{side} cut off from the rest"))
                 } else {
-                    "one-way partition"
+                    (
+                        "one-way partition",
+                        format!("{side} cannot send to the rest"),
+                    )
                 };
-                w.note("nemesis", &format!("{how}: {{{}}} | rest", names.join(",")));
-                Some(Applied::Cut(cut))
+                w.note(&format!("{how}: {side} | rest"));
+                (Applied::Cut(cut), what)
             }
-            FaultOp::Loss { per_mille } => {
+            FaultOp::Loss { per_mille } | FaultOp::Duplicate { per_mille } => {
                 let mut w = lock(&self.world);
-                w.loss.insert(i, *per_mille);
-                w.note("nemesis", &format!("packet loss {per_mille}‰ begins"));
-                Some(Applied::Network)
-            }
-            FaultOp::Duplicate { per_mille } => {
-                let mut w = lock(&self.world);
-                w.duplicate.insert(i, *per_mille);
-                w.note(
-                    "nemesis",
-                    &format!("packet duplication {per_mille}‰ begins"),
-                );
-                Some(Applied::Network)
+                if matches!(op, FaultOp::Loss { .. }) {
+                    w.loss.insert(i, *per_mille);
+                } else {
+                    w.duplicate.insert(i, *per_mille);
+                }
+                let text = format!("{} begins", op.what(&w.names));
+                w.note(&text);
+                (Applied::Network, "in effect".to_string())
             }
             FaultOp::Reorder => {
                 let mut w = lock(&self.world);
                 w.reorder.insert(i, ());
-                w.note("nemesis", "reordering begins");
-                Some(Applied::Network)
+                let text = format!("{} begins", op.what(&w.names));
+                w.note(&text);
+                (Applied::Network, "in effect".to_string())
             }
             FaultOp::Clock { target, rate } => {
-                let nodes = self.resolve(*target);
-                if nodes.is_empty() {
-                    return;
-                }
+                let nodes = self.resolve(*target)?;
                 let names = self.names(&nodes);
                 let mut w = lock(&self.world);
                 for node in &nodes {
                     w.clock[*node].store(*rate, Ordering::Relaxed);
                 }
-                w.note(
-                    "nemesis",
-                    &format!(
-                        "clock of {names} runs at {}.{:03}×",
-                        rate / 1000,
-                        rate % 1000
-                    ),
-                );
-                Some(Applied::Clock(nodes))
+                let what = format!("clock of {names} runs at {}", fault::rate(*rate));
+                w.note(&what);
+                (Applied::Clock(nodes), what)
             }
-        };
-        // A partition that cut no link (no leader to isolate) took no effect.
-        let effect = match &applied {
-            Some(Applied::Cut(cut)) => !cut.is_empty(),
-            other => other.is_some(),
-        };
-        self.applied += u32::from(effect);
-        self.active[i] = applied;
+        })
     }
 
     fn end(&mut self, i: usize, op: &FaultOp) {
@@ -393,6 +407,9 @@ impl<S: System> Nemesis<S> {
             return;
         };
         let mut w = lock(&self.world);
+        if let Outcome::Took { until_ms, .. } = &mut self.outcomes[i] {
+            *until_ms = w.now_ms();
+        }
         match applied {
             Applied::Down(nodes) => {
                 for node in &nodes {
@@ -404,7 +421,7 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note("nemesis", &format!("restart {names}"));
+                lock(&self.world).note(&format!("restart {names}"));
                 for node in &nodes {
                     self.handle.restart(self.ids[*node]);
                 }
@@ -415,13 +432,13 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note("nemesis", &format!("resume {names}"));
+                lock(&self.world).note(&format!("resume {names}"));
                 for node in &nodes {
                     self.handle.resume(self.ids[*node]);
                 }
             }
             Applied::Cut(cut) => {
-                w.note("nemesis", "partition heals");
+                w.note("partition heals");
                 for (a, b) in cut {
                     for delivery in w.uncut(a, b) {
                         w.deliver_later(delivery);
@@ -434,22 +451,15 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note("nemesis", &format!("clock of {names} correct again"));
+                lock(&self.world).note(&format!("clock of {names} correct again"));
             }
             Applied::Network => {
                 w.loss.remove(&i);
                 w.duplicate.remove(&i);
                 w.reorder.remove(&i);
-                w.note("nemesis", &format!("{} ends", describe_network(op)));
+                let what = op.what(&w.names);
+                w.note(&format!("{what} ends"));
             }
         }
-    }
-}
-
-fn describe_network(op: &FaultOp) -> &'static str {
-    match op {
-        FaultOp::Loss { .. } => "packet loss",
-        FaultOp::Duplicate { .. } => "packet duplication",
-        _ => "reordering",
     }
 }

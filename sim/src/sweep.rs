@@ -3,7 +3,7 @@
 //! the memory of one; the tally is the same whatever order the threads finish in, so a sweep's
 //! report is deterministic.
 
-use crate::{judge, run, schedule_for, FaultSet};
+use crate::{judge, run, schedule_for, FaultSet, Schedule};
 use mqcheck_brokers::System;
 use mqcheck_invariants::{Invariant, Violation};
 use std::collections::BTreeMap;
@@ -96,6 +96,24 @@ pub fn sweep<S: System>(
     checks: &[Invariant],
     on_result: &(dyn Fn(&SeedResult) -> bool + Sync),
 ) -> Tally {
+    sweep_with(
+        system,
+        seeds,
+        &|seed| schedule_for(system, seed, faults),
+        checks,
+        on_result,
+    )
+}
+
+/// [`sweep`] with each seed's schedule from `schedule` instead of drawn from the seed (a schedule
+/// file runs its one schedule).
+pub fn sweep_with<S: System>(
+    system: &S,
+    seeds: Range<u64>,
+    schedule: &(dyn Fn(u64) -> Schedule + Sync),
+    checks: &[Invariant],
+    on_result: &(dyn Fn(&SeedResult) -> bool + Sync),
+) -> Tally {
     let next = AtomicU64::new(seeds.start);
     let stop = AtomicBool::new(false);
     let tally = Mutex::new(Tally::default());
@@ -110,7 +128,7 @@ pub fn sweep<S: System>(
                 if seed >= seeds.end {
                     break;
                 }
-                let schedule = schedule_for(system, seed, faults);
+                let schedule = schedule(seed);
                 let r = run(system, seed, &schedule, false);
                 let result = SeedResult {
                     seed,

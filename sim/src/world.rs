@@ -1,7 +1,7 @@
 //! State shared by the simulated nodes and the nemesis: disks, connections, the history, the
 //! trace. It lives outside every node, so it survives their crashes — like disks and the network.
 
-use crate::trace::TraceLine;
+use crate::trace::{Kind, TraceLine};
 use madsim::net::Endpoint;
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::Handle;
@@ -195,11 +195,19 @@ impl<S: System> World<S> {
         (Instant::now() - self.start).as_millis() as u64
     }
 
-    /// Adds a line to the trace, if one is being recorded; `text` is only built then.
-    pub fn log(&mut self, node: usize, text: impl FnOnce() -> String) {
+    /// Adds a line of `kind` at `node` to the trace, if one is being recorded; `text` is only
+    /// built then. A received message names its sender, `from`.
+    pub fn log(
+        &mut self,
+        node: usize,
+        kind: Kind,
+        from: Option<usize>,
+        text: impl FnOnce() -> String,
+    ) {
         if self.tracing() {
             let name = self.names[node].clone();
-            self.note(&name, &text());
+            let from = from.map(|f| self.names[f].clone());
+            self.record(&name, kind, from, &text());
         }
     }
 
@@ -209,13 +217,20 @@ impl<S: System> World<S> {
         self.trace.is_some() || tracing::enabled!(target: "mqcheck::timeline", Level::DEBUG)
     }
 
-    pub fn note(&mut self, who: &str, text: &str) {
+    /// A line from the nemesis.
+    pub fn note(&mut self, text: &str) {
+        self.record("nemesis", Kind::Nemesis, None, text);
+    }
+
+    fn record(&mut self, who: &str, kind: Kind, from: Option<String>, text: &str) {
         let time_ms = self.now_ms();
         tracing::debug!(target: "mqcheck::timeline", time_ms, node = who, "{text}");
         if let Some(trace) = &mut self.trace {
             trace.push(TraceLine {
                 time_ms,
                 node: who.to_string(),
+                kind,
+                from,
                 text: text.to_string(),
             });
         }

@@ -78,6 +78,7 @@ fn unflagged_repeats(persist: &str) -> (usize, usize) {
         let set = format!("persistJMSRedelivered={persist}");
         let r = mqcheck(&[
             "replay",
+            "--full",
             "--broker",
             "activemq",
             "--set",
@@ -255,6 +256,7 @@ fn failures_replays_and_stored_twice(transport: &str) -> (usize, usize, usize) {
         let set = format!("transport={transport}");
         let r = mqcheck(&[
             "replay",
+            "--full",
             "--broker",
             "activemq",
             "--set",

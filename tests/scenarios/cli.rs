@@ -201,6 +201,7 @@ fn handler_time_sets_how_long_the_consumer_takes() {
 fn keys_show_in_the_trace_and_partition_kafka() {
     let out = mqcheck(&[
         "replay",
+        "--full",
         "--broker",
         "kafka",
         "--set",
@@ -224,6 +225,7 @@ fn keys_show_in_the_trace_and_partition_kafka() {
     for broker in ["rabbitmq", "zeromq"] {
         let out = mqcheck(&[
             "replay",
+            "--full",
             "--broker",
             broker,
             "--faults",
@@ -241,6 +243,7 @@ fn keys_show_in_the_trace_and_partition_kafka() {
     // Without --keys, no key is recorded.
     let out = mqcheck(&[
         "replay",
+        "--full",
         "--broker",
         "kafka",
         "--faults",

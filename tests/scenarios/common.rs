@@ -75,7 +75,7 @@ pub fn held(args: &str, invariants: &[&str]) -> Value {
 /// Asserts a run is a function of its seed and arguments: `replay ARGS` prints the same timeline
 /// byte for byte twice, and `sim ARGS` over 20 seeds reports the same figures twice.
 pub fn assert_deterministic(args: &str) {
-    let mut words = vec!["replay"];
+    let mut words = vec!["replay", "--full"];
     words.extend(args.split_whitespace());
     words.extend(["--faults", "all", "--seed", "7", "--messages", "30"]);
     let (a, b) = (mqcheck(&words), mqcheck(&words));
@@ -106,9 +106,10 @@ pub fn reproduce(violation: &Value) -> Outcome {
     r
 }
 
-/// Runs a replay command line printed by `sim`.
+/// Runs a replay command line printed by `sim`, printing the whole timeline (`--full`).
 pub fn replay(command: &str) -> Outcome {
-    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let mut words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    words.push("--full");
     mqcheck(&words)
 }
 

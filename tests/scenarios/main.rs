@@ -10,5 +10,6 @@ mod kafka;
 mod memory;
 mod rabbitmq;
 mod rocketmq;
+mod story;
 mod toy;
 mod zeromq;

@@ -66,6 +66,7 @@ fn redelivered_false_only_on_a_first_delivery() {
             let set = format!("queue.type={queue}");
             let args = [
                 "replay",
+                "--full",
                 "--broker",
                 "rabbitmq",
                 "--set",
@@ -100,6 +101,7 @@ fn stored_twice(retry: &str) -> usize {
             let seed = seed.to_string();
             let args = [
                 "replay",
+                "--full",
                 "--broker",
                 "rabbitmq",
                 "--set",
@@ -229,6 +231,7 @@ fn competing_consumers_reorder_only_outside_the_promise() {
 fn mandatory_returns_unroutable_messages() {
     let args = [
         "replay",
+        "--full",
         "--broker",
         "rabbitmq",
         "--set",
@@ -251,6 +254,7 @@ fn mandatory_returns_unroutable_messages() {
     // An alternate exchange bound to the queue takes it instead.
     let ae = [
         "replay",
+        "--full",
         "--broker",
         "rabbitmq",
         "--set",

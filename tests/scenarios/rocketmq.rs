@@ -4,7 +4,7 @@
 use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
 /// `mqcheck replay --broker rocketmq ARGS --seed SEED`'s standard output.
 fn replay(args: &str, seed: u64) -> String {
-    let mut words = vec!["replay", "--broker", "rocketmq"];
+    let mut words = vec!["replay", "--full", "--broker", "rocketmq"];
     words.extend(args.split_whitespace());
     let seed = seed.to_string();
     words.extend(["--check", "at-least-once", "--seed", &seed]);

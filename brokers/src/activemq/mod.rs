@@ -417,6 +417,10 @@ impl System for ActiveMq {
         msg.to_string()
     }
 
+    fn notable(msg: &AmqMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per producer, to one consumer session, first deliveries only: competing consumers,
     /// redeliveries and reconnects reorder (JMS 2.0, 6.2.9 "Message order").
     fn ordering() -> OrderingPromise {

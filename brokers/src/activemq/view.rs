@@ -11,6 +11,11 @@ pub(super) fn describe(msg: &AmqMsg) -> Option<String> {
     }
 }
 
+/// Connections opened and closed by the broker.
+pub(super) fn notable(msg: &AmqMsg) -> bool {
+    matches!(msg, AmqMsg::Connected { .. } | AmqMsg::Closed { .. })
+}
+
 fn record(r: &Record) -> String {
     match r {
         Record::Add { seq, msg, .. } => format!("add #{seq} {msg}"),

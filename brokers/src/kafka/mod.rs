@@ -497,6 +497,10 @@ impl System for Kafka {
         msg.to_string()
     }
 
+    fn notable(msg: &KafkaMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per partition, and only for acknowledged records: a failed or unanswered send may be in
     /// the log anywhere, or not at all (`RETRIES_DOC`; OpenChaos's order checker).
     fn ordering() -> OrderingPromise {

@@ -21,6 +21,17 @@ pub(super) fn describe(msg: &KafkaMsg) -> Option<String> {
     }
 }
 
+/// Elections, ISR changes, registrations and the epoch answers a follower truncates by.
+pub(super) fn notable(msg: &KafkaMsg) -> bool {
+    matches!(
+        msg,
+        KafkaMsg::PartitionChange(_)
+            | KafkaMsg::AlterPartition { .. }
+            | KafkaMsg::OffsetsForLeaderEpochResponse { .. }
+            | KafkaMsg::BrokerRegistration { .. }
+    )
+}
+
 /// A node's state in a few words, for the Stateright Explorer: each replica's role, log (as
 /// `epoch:message` records), high watermark and ISR; the controller's partition records and
 /// committed offsets; a client's progress.

@@ -454,6 +454,10 @@ impl System for RabbitMq {
         msg.to_string()
     }
 
+    fn notable(msg: &RabbitMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per publishing channel into the queue, to one consumer's channel, first deliveries only:
     /// competing consumers and redeliveries reorder ("Queues", Message Ordering).
     fn ordering() -> OrderingPromise {

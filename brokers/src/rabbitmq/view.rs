@@ -16,6 +16,21 @@ pub(super) fn describe(msg: &RabbitMsg) -> Option<String> {
     }
 }
 
+/// Votes granted (elections), refused appends (a follower's log diverged and is cut back),
+/// queue records (a mirrored queue's leader and mirrors), synchronisations, and nodes seen down
+/// or stopping.
+pub(super) fn notable(msg: &RabbitMsg) -> bool {
+    matches!(
+        msg,
+        RabbitMsg::Vote { granted: true, .. }
+            | RabbitMsg::AppendReply { success: false, .. }
+            | RabbitMsg::QueueRecord { .. }
+            | RabbitMsg::MirrorSync { .. }
+            | RabbitMsg::TickDown
+            | RabbitMsg::Stopping
+    )
+}
+
 /// `basic.qos`: 0 is no limit.
 fn prefetch(n: u32) -> String {
     if n == 0 {

@@ -496,6 +496,10 @@ impl System for RocketMq {
         view::label(msg)
     }
 
+    fn notable(msg: &RocketMsg) -> bool {
+        view::notable(msg)
+    }
+
     fn show(state: &RocketState, names: crate::Names<'_>) -> String {
         view::show(state, names)
     }

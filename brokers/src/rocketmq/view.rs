@@ -89,6 +89,17 @@ pub(super) fn label(msg: &RocketMsg) -> String {
     }
 }
 
+/// Routes (a master up or gone), consumer membership changes (a rebalance) and queue locks.
+pub(super) fn notable(msg: &RocketMsg) -> bool {
+    matches!(
+        msg,
+        RocketMsg::RouteInfo(_)
+            | RocketMsg::ConsumerIdsChanged
+            | RocketMsg::ConsumerList { .. }
+            | RocketMsg::Locked { .. }
+    )
+}
+
 fn show_namesrv(s: &NameServerState, names: Names<'_>) -> String {
     let live: Vec<String> = s
         .live

@@ -562,6 +562,10 @@ impl System for ZeroMq {
         msg.to_string()
     }
 
+    fn notable(msg: &ZmqMsg) -> bool {
+        view::notable(msg)
+    }
+
     /// Per connection: one peer's messages arrive in order, different peers' are fair-queued.
     fn ordering() -> OrderingPromise {
         OrderingPromise {

@@ -14,6 +14,14 @@ pub(super) fn describe(msg: &ZmqMsg) -> Option<String> {
     }
 }
 
+/// Connections made and reset, and subscriptions: who is connected to whom.
+pub(super) fn notable(msg: &ZmqMsg) -> bool {
+    matches!(
+        msg,
+        ZmqMsg::Welcome { .. } | ZmqMsg::Subscribe { .. } | ZmqMsg::Reset
+    )
+}
+
 /// A message in a pipe: its frames' ids, `p0:3` or `p0:3+p0:4` for a multipart message.
 fn frames(f: &Frames) -> String {
     let parts: Vec<String> = f.parts.iter().map(MsgId::to_string).collect();
