@@ -224,6 +224,13 @@ impl Judged<'_> {
                         c.kind,
                         c.seed
                     )
+                } else if class == Class::Tcp {
+                    format!(
+                        "{} together ({}, seed {})",
+                        names(&c.broken_by),
+                        c.kind,
+                        c.seed
+                    )
                 } else {
                     format!("{} ({}, seed {})", class.words(), c.kind, c.seed)
                 }
@@ -357,7 +364,18 @@ fn positive(judged: &[Judged], realistic: &[Class], classes: &[Class]) -> (Claim
     }
     let out_of_the_box = defaults
         .filter(|d| !d.broken(realistic).is_empty())
-        .map(|d| format!("; out of the box broken by {}", d.breaks(realistic)))
+        .map(|d| {
+            let held = d.held(realistic);
+            let held = if held.is_empty() {
+                String::new()
+            } else {
+                format!("holds under {} but is ", names(&held))
+            };
+            format!(
+                "; out of the box it {held}broken by {}",
+                d.breaks(realistic)
+            )
+        })
         .unwrap_or_default();
     if let Some(first) = everywhere.first() {
         return (
@@ -417,6 +435,11 @@ fn positive(judged: &[Judged], realistic: &[Class], classes: &[Class]) -> (Claim
             (!fixes.is_empty()).then(|| format!("{} unless {}", class.words(), fixes.join(" or ")))
         })
         .collect();
+    let out_of_the_box = if best.row.settings.is_empty() {
+        String::new()
+    } else {
+        out_of_the_box
+    };
     let unless = if unless.is_empty() {
         String::new()
     } else {

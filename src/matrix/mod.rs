@@ -34,7 +34,7 @@ pub struct MatrixCmd {
     #[arg(long, default_value = "all", value_parser = Class::parse_list)]
     pub faults: cells::Classes,
     /// Seeds per row and fault class.
-    #[arg(long, default_value_t = 12, value_parser = int(1u64, u64::MAX))]
+    #[arg(long, default_value_t = 20, value_parser = int(1u64, u64::MAX))]
     pub seeds: u64,
     /// Messages each producer sends in every run.
     #[arg(long, default_value_t = 40, value_parser = int(1u32, Simulated::MAX.messages))]
