@@ -161,6 +161,10 @@ pub struct Cell {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub counterexample: Option<Counterexample>,
+    /// With `--repair`, for a broken cell: the smallest sets of `KEY=VALUE` changes under which
+    /// the class no longer breaks the guarantee (empty: none found).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub repairs: Option<Vec<Vec<String>>>,
 }
 
 /// The lowest violating seed of a cell, its schedule shrunk.
@@ -241,7 +245,7 @@ pub fn sweep_row<S: System>(
         let mut class_spec = spec.clone();
         class_spec.setup.faults = class.faults();
         let report = simulate::<S>(&class_spec, 0, seeds, bar, None);
-        for inv in GUARANTEES {
+        for &inv in &spec.checks {
             let i = &report.invariants[inv.name()];
             let mut cell = cell_of(&report, i, inv);
             if let (CellVerdict::Broken, Some(first)) = (cell.verdict, &i.first_violation) {
@@ -308,6 +312,7 @@ fn cell_of(report: &SimReport, i: &InvariantReport, inv: Invariant) -> Cell {
         faults_applied: c.faults_applied,
         reason,
         counterexample: None,
+        repairs: None,
     }
 }
 

@@ -282,7 +282,10 @@ pub fn claims(rows: &[Row], classes: &[Class]) -> Vec<Claim> {
             })
             .filter(Judged::tested)
             .collect();
-        if rows.iter().all(|r| r.broker != said.broker) {
+        let asked = rows
+            .iter()
+            .any(|r| r.broker == said.broker && r.cells.contains_key(said.guarantee.name()));
+        if !asked {
             continue;
         }
         let (verdict, explanation) = if judged.is_empty() || realistic.is_empty() {

@@ -6,6 +6,7 @@
 pub mod cells;
 pub mod claims;
 mod render;
+mod repair;
 
 use crate::output::OutputFile;
 use crate::report::Verdict;
@@ -33,6 +34,9 @@ pub struct MatrixCmd {
     /// allows, together).
     #[arg(long, default_value = "all", value_parser = Class::parse_list)]
     pub faults: cells::Classes,
+    /// Guarantees to judge: a comma list of at-least-once, at-most-once, ordering, atomicity.
+    #[arg(long, default_value = CHECKS)]
+    pub check: String,
     /// Seeds per row and fault class.
     #[arg(long, default_value_t = 20, value_parser = int(1u64, u64::MAX))]
     pub seeds: u64,
@@ -48,6 +52,11 @@ pub struct MatrixCmd {
     /// Runs each counterexample's shrinking may spend.
     #[arg(long, default_value_t = 24, value_parser = int(0usize, 10_000))]
     pub shrink_budget: usize,
+    /// For each broken cell (beyond TCP aside), search the broker's keys for the smallest
+    /// changes from the row's configuration (single changes, then pairs) under which the class
+    /// no longer breaks the guarantee in any of the seeds. Slow: opt in, with `--row`.
+    #[arg(long)]
+    pub repair: bool,
     /// Also write the matrix as JSON (schema `mqcheck-matrix/1`, docs/matrix.md) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -110,7 +119,7 @@ impl MatrixCmd {
             setup.consumers = self.consumers;
             let args = SimArgs {
                 setup,
-                check: CHECKS.into(),
+                check: self.check.clone(),
             };
             let spec = args.validate::<S>()?;
             rows.push((scenario, spec));
@@ -162,26 +171,53 @@ impl Job for MatrixJob<'_> {
         for (scenario, spec) in self.cmd.select::<S>()? {
             self.bar
                 .set_message(format!("{} · {}", S::NAME, scenario.name));
+            let settings: Vec<String> = scenario.sets.iter().map(|s| s.to_string()).collect();
+            let mut cells = cells::sweep_row::<S>(
+                &spec,
+                &self.cmd.faults.0,
+                self.cmd.seeds,
+                self.cmd.shrink_budget,
+                self.bar,
+            );
+            if self.cmd.repair {
+                for &inv in &spec.checks {
+                    let Some(by_class) = cells.get_mut(inv.name()) else {
+                        continue;
+                    };
+                    for (class, cell) in by_class.iter_mut() {
+                        if cell.verdict == cells::CellVerdict::Broken && *class != Class::BeyondTcp
+                        {
+                            self.bar.set_message(format!(
+                                "{} · {} · repairing {inv} under {}",
+                                S::NAME,
+                                scenario.name,
+                                class.name()
+                            ));
+                            cell.repairs = Some(repair::repairs::<S>(
+                                &spec,
+                                &settings,
+                                *class,
+                                inv,
+                                self.cmd.seeds,
+                            ));
+                        }
+                    }
+                }
+            }
             rows.push(Row {
                 broker: S::NAME.into(),
                 configuration: scenario.name.into(),
-                settings: scenario.sets.iter().map(|s| s.to_string()).collect(),
+                settings,
                 claim: scenario.claim.into(),
-                cells: cells::sweep_row::<S>(
-                    &spec,
-                    &self.cmd.faults.0,
-                    self.cmd.seeds,
-                    self.cmd.shrink_budget,
-                    self.bar,
-                ),
+                cells,
             });
         }
         Ok(rows)
     }
 }
 
-/// Every row is asked every property; atomicity only means something in a row whose workload has
-/// transactions or multipart messages (elsewhere its cells read "—").
+/// By default every row is asked every property; atomicity only means something in a row whose
+/// workload has transactions or multipart messages (elsewhere its cells read "—").
 const CHECKS: &str = "at-least-once,at-most-once,ordering,atomicity";
 
 impl MatrixCmd {
@@ -211,6 +247,12 @@ impl MatrixCmd {
             .workload
             .workload(self.messages, self.producers, self.consumers);
         words.extend(WorkloadArgs::words(&w));
+        if self.check != CHECKS {
+            words.extend(["--check".into(), self.check.clone()]);
+        }
+        if self.repair {
+            words.push("--repair".into());
+        }
         words.join(" ")
     }
 

@@ -94,6 +94,16 @@ pub fn terminal(m: &Matrix) -> String {
             cells.join(" · ")
         );
     }
+    let repairs = repair_lines(m);
+    if !repairs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrepairs (the smallest changes under which the class no longer breaks it):"
+        );
+    }
+    for line in repairs {
+        let _ = writeln!(s, "{line}");
+    }
     if !m.claims.is_empty() {
         let _ = writeln!(s, "\nthe article's claims:");
     }
@@ -108,6 +118,39 @@ pub fn terminal(m: &Matrix) -> String {
         );
     }
     s
+}
+
+/// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
+fn repair_lines(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        for g in GUARANTEES {
+            let Some(cells) = r.cells.get(g.name()) else {
+                continue;
+            };
+            for (class, cell) in cells {
+                let Some(repairs) = &cell.repairs else {
+                    continue;
+                };
+                let what = if repairs.is_empty() {
+                    "no single or paired change of the broker's keys repairs it".to_string()
+                } else {
+                    let each: Vec<String> = repairs
+                        .iter()
+                        .map(|changes| format!("`{}`", changes.join("` `")))
+                        .collect();
+                    format!("set {}", each.join(", or "))
+                };
+                lines.push(format!(
+                    "{} · {} · {g} · {}: {what}",
+                    r.broker,
+                    r.configuration,
+                    class.name()
+                ));
+            }
+        }
+    }
+    lines
 }
 
 /// The page's fixed part: how to read it, how it is made, the JSON schema.
@@ -144,7 +187,14 @@ needed), `minimal_schedule`), and `claims` (each: `broker`, `guarantee`, `claim`
 `article_says_it_holds`, `verdict` (`confirmed`, `refuted`, `conditional`, `not-tested`),
 `explanation`). `mqcheck matrix --compare OLD.json` prints every cell and claim that changed
 since. Options: `--broker` (comma list), `--row NAME` (repeatable), `--faults` (comma list of
-classes, or `all`), `--seeds`, `--shrink-budget`, and the workload flags of `sim`.
+classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--repair` (below), and
+the workload flags of `sim`.
+
+With `--repair`, each broken cell (beyond TCP aside) is searched for the smallest changes of the
+broker's own keys — single changes from the row's configuration, then pairs — under which its class no
+longer breaks the guarantee: each candidate first runs the seeds known to violate it, and a
+survivor must then hold, tested, in every seed of the cell. A repair is evidence from those seeds
+only: a change of a timer can move a violation out of a small seed range (more seeds weed it out).
 "#;
 
 /// The Markdown page: the preamble, the claims, a summary per row, every cell, and the
@@ -216,6 +266,16 @@ pub fn markdown(m: &Matrix) -> String {
                 .collect();
             let _ = writeln!(s, "| {} | {g} | {} |", r.configuration, texts.join(" | "));
         }
+    }
+    let repairs = repair_lines(m);
+    if !repairs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Repairs\n\nThe smallest changes of the broker's keys under which the class no longer breaks the guarantee in any seed (`--repair`):\n"
+        );
+    }
+    for line in repairs {
+        let _ = writeln!(s, "- {line}");
     }
     let _ = writeln!(
         s,

@@ -148,3 +148,44 @@ fn a_cell_that_delivered_nothing_is_inconclusive_not_held() {
         .unwrap()
         .contains("nothing was acknowledged"));
 }
+
+/// The repairs `--repair` finds for the row's `guarantee` under `class`.
+fn repairs(args: &[&str], guarantee: &str, class: &str) -> Vec<Vec<String>> {
+    let mut words = args.to_vec();
+    words.extend(["--faults", class, "--check", guarantee, "--repair"]);
+    let cells = cells(&words, guarantee);
+    assert_eq!(cells[class]["verdict"], "broken", "{}", cells[class]);
+    serde_json::from_value(cells[class]["repairs"].clone()).unwrap()
+}
+
+#[test]
+fn repair_of_kafka_acks_1_under_a_process_crash_includes_acks_all() {
+    let found = repairs(
+        &[
+            "--broker",
+            "kafka",
+            "--row",
+            "acks=1",
+            "--seeds",
+            "16",
+            "--messages",
+            "100",
+        ],
+        "at-least-once",
+        "crash",
+    );
+    assert!(found.contains(&vec!["acks=all".to_string()]), "{found:?}");
+}
+
+#[test]
+fn repair_of_rabbitmq_auto_ack_is_manual_acknowledgement() {
+    let found = repairs(
+        &["--broker", "rabbitmq", "--row", "auto_ack", "--seeds", "6"],
+        "at-least-once",
+        "crash",
+    );
+    assert!(
+        found.contains(&vec!["auto_ack=false".to_string()]),
+        "{found:?}"
+    );
+}
