@@ -270,7 +270,7 @@ impl MatrixCmd {
             if !names.contains(&r.as_str()) {
                 let mut allowed = Vec::new();
                 for broker in &brokers {
-                    allowed.extend(dispatch(broker, RowNames)?);
+                    allowed.extend(dispatch(broker, RowNames)?.iter().map(|n| format!("'{n}'")));
                 }
                 return Err(bad(
                     "row",

@@ -394,6 +394,8 @@ fn bad_input_is_one_line_naming_the_flag_or_key_with_exit_2_before_any_work() {
         (vec!["matrix", "--broker", "kafka", "--row", "nope"], "row"),
         (vec!["matrix", "--faults", "crash,lightning"], "--faults"),
         (vec!["matrix", "--compare", &json], "--compare"),
+        (vec!["matrix", "--check", "exactly-once"], "exactly-once"),
+        (vec!["matrix", "--set", "acks=1"], "--set"),
         (vec!["check", "--broker", "kafka", "--svg", &svg], "--svg"),
         (
             vec![
