@@ -83,8 +83,10 @@ pub fn judge<S: System>(system: &S, r: &Run, checks: &[Invariant]) -> Vec<Violat
     violations
 }
 
-/// Shrinks a failing schedule: drops faults, then shortens them, keeping every change after
-/// which `invariant` is still violated under the same seed. At most `budget` runs.
+/// Shrinks a failing schedule: first whole kinds of fault (keeps one kind alone if it still
+/// fails, else drops each kind that is not needed), so a violation one kind of fault causes alone
+/// is attributed to that kind; then single faults; then shortens them, keeping every change after which `invariant` is still violated under the same seed. At
+/// most `budget` runs.
 pub fn shrink<S: System>(
     system: &S,
     seed: u64,
@@ -99,6 +101,28 @@ pub fn shrink<S: System>(
         !check(invariant, &r.history, &S::ordering()).is_empty()
     };
     let mut best = schedule.clone();
+    let mut kinds: Vec<Fault> = best.faults.iter().map(|f| f.op.fault()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let alone = kinds.iter().take(budget).find_map(|kind| {
+        let mut candidate = best.clone();
+        candidate.faults.retain(|f| f.op.fault() == *kind);
+        (kinds.len() > 1 && fails(&candidate)).then_some(candidate)
+    });
+    if let Some(candidate) = alone {
+        best = candidate;
+    } else {
+        for kind in kinds {
+            if runs.get() >= budget {
+                break;
+            }
+            let mut candidate = best.clone();
+            candidate.faults.retain(|f| f.op.fault() != kind);
+            if fails(&candidate) {
+                best = candidate;
+            }
+        }
+    }
     let mut progress = true;
     while progress && runs.get() < budget {
         progress = false;

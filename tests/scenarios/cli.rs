@@ -22,57 +22,86 @@ fn list_names_each_broker_with_its_keys_and_defaults() {
 }
 
 #[test]
-fn matrix_writes_a_row_per_configuration_with_evidence() {
+fn matrix_writes_cells_by_fault_class_with_evidence_and_compares_deterministically() {
     let dir = std::env::temp_dir().join(format!("mqcheck-matrix-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (json, md) = (dir.join("m.json"), dir.join("m.md"));
-    let out = mqcheck(&[
+    let args = [
         "matrix",
+        "--broker",
+        "kafka",
+        "--row",
+        "acks=0",
+        "--faults",
+        "crash,tcp",
         "--seeds",
-        "4",
+        "3",
         "--messages",
         "20",
+    ];
+    let mut words = args.to_vec();
+    words.extend([
         "--json",
         json.to_str().unwrap(),
         "--markdown",
         md.to_str().unwrap(),
     ]);
+    let out = mqcheck(&words);
     assert_eq!(
         out.code, 1,
         "acks=0 violates, so the matrix exits 1: {}",
         out.stderr
     );
-    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let kafka_rows = rows.iter().filter(|r| r["broker"] == "kafka").count();
-    assert!(kafka_rows >= 10, "one row per named Kafka configuration");
-    for row in &rows {
-        let broker = row["broker"].as_str().unwrap();
-        assert_eq!(row["report"]["stats"]["runs"], 4);
-        for inv in ["at-least-once", "at-most-once", "ordering"] {
-            let entry = &row["report"]["invariants"][inv];
-            assert_eq!(
-                entry["checked"], true,
-                "{inv} checked in {}",
-                row["configuration"]
-            );
-            if entry["held"] == false {
-                let replay = entry["first_violation"]["replay"].as_str().unwrap();
-                assert!(replay.starts_with(&format!("mqcheck replay --broker {broker}")));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(m["schema"], "mqcheck-matrix/1");
+    let rows = m["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "--row selects one row");
+    let row = &rows[0];
+    assert_eq!(row["configuration"], "acks=0");
+    for inv in ["at-least-once", "at-most-once", "ordering"] {
+        let classes: Vec<&String> = row["cells"][inv].as_object().unwrap().keys().collect();
+        assert_eq!(classes, ["crash", "tcp"], "{inv}: one cell per class asked");
+        for cell in row["cells"][inv].as_object().unwrap().values() {
+            assert_eq!(cell["runs"], 3);
+            if cell["verdict"] == "broken" {
+                let x = &cell["counterexample"];
+                assert!(x["replay"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("mqcheck replay --broker kafka"));
+                assert!(!x["kind"].as_str().unwrap().is_empty());
             }
         }
     }
-    // acks=0 loses records to the loss fault even in four seeds.
-    let acks0 = rows
-        .iter()
-        .find(|r| r["configuration"] == "acks=0")
-        .unwrap();
+    // acks=0 loses records to a process crash alone, and the shrunk schedule says so.
+    let crash = &row["cells"]["at-least-once"]["crash"];
+    assert_eq!(crash["verdict"], "broken", "{crash}");
     assert_eq!(
-        acks0["report"]["invariants"]["at-least-once"]["held"],
-        false
+        crash["counterexample"]["broken_by"],
+        serde_json::json!(["crash"])
     );
-    let table = std::fs::read_to_string(&md).unwrap();
-    assert_eq!(table, out.stdout, "--markdown writes what is printed");
-    assert!(table.contains("| kafka | acks=0:"));
+    assert_eq!(crash["counterexample"]["kind"], "lost");
+    let claims = m["claims"].as_array().unwrap();
+    assert!(claims
+        .iter()
+        .any(|c| c["guarantee"] == "at-least-once" && c["broker"] == "kafka"));
+    let page = std::fs::read_to_string(&md).unwrap();
+    assert!(page.starts_with("# The claims matrix"));
+    assert!(page.contains("| acks=0 | at-least-once | broken by process crash: lost ("));
+    assert!(out
+        .stdout
+        .contains("kafka · acks=0: at-least-once broken — crash: lost"));
+    // The same arguments again: nothing changed, byte for byte.
+    let mut again = args.to_vec();
+    again.extend(["--compare", json.to_str().unwrap()]);
+    let out = mqcheck(&again);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("no change since the matrix compared with"),
+        "{}",
+        out.stdout
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -364,6 +393,12 @@ fn bad_input_is_one_line_naming_the_flag_or_key_with_exit_2_before_any_work() {
         (vec!["sim", "--broker", "kafka", "--bogus"], "--bogus"),
         (vec!["sim"], "--broker"),
         (vec!["matrix", "--json", &json], "--json"),
+        (vec!["matrix", "--broker", "kafkaa"], "broker"),
+        (vec!["matrix", "--broker", "kafka", "--row", "nope"], "row"),
+        (vec!["matrix", "--faults", "crash,lightning"], "--faults"),
+        (vec!["matrix", "--compare", &json], "--compare"),
+        (vec!["matrix", "--check", "exactly-once"], "exactly-once"),
+        (vec!["matrix", "--set", "acks=1"], "--set"),
         (vec!["check", "--broker", "kafka", "--svg", &svg], "--svg"),
         (
             vec![

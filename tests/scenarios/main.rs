@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod fuzz;
 mod kafka;
+mod matrix;
 mod memory;
 mod rabbitmq;
 mod rocketmq;

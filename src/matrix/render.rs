@@ -1,0 +1,431 @@
+//! The matrix for people: the terminal's one line per row, the Markdown page (docs/matrix.md is
+//! this output), and what changed since an earlier `--json`.
+
+use super::cells::{broken_by_words, Cell, CellVerdict, Class, GUARANTEES};
+use super::claims::ClaimVerdict;
+use super::{Matrix, Row, SCHEMA};
+use crate::spec::bad;
+use mqcheck_brokers::ConfigError;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// A row's guarantee over every class in a few words: `held`, `broken — power: lost`,
+/// `held under TCP; beyond-tcp: reordered`, `inconclusive`, `—`.
+pub fn summary(cells: &BTreeMap<Class, Cell>) -> String {
+    let kind = |c: &Cell| {
+        c.counterexample
+            .as_ref()
+            .map_or(String::new(), |x| x.kind.clone())
+    };
+    let broken = |class: Class| {
+        cells
+            .get(&class)
+            .filter(|c| c.verdict == CellVerdict::Broken)
+    };
+    if let Some(c) = cells.values().find(|c| {
+        c.counterexample
+            .as_ref()
+            .is_some_and(|x| x.broken_by.is_empty())
+    }) {
+        return format!("broken without any fault: {}", kind(c));
+    }
+    let mut parts: Vec<String> = Class::REALISTIC
+        .into_iter()
+        .filter_map(|class| broken(class).map(|c| format!("{}: {}", class.name(), kind(c))))
+        .collect();
+    // The combination, where the single classes did not break it alone.
+    if let Some(c) = broken(Class::Tcp) {
+        let by = &c.counterexample.as_ref().expect("broken").broken_by;
+        if !(by.len() == 1 && broken(by[0]).is_some()) {
+            let names: Vec<&str> = by.iter().map(|b| b.name()).collect();
+            parts.push(format!("{}: {}", names.join("+"), kind(c)));
+        }
+    }
+    let under_tcp = if parts.is_empty() {
+        let all_held = cells
+            .iter()
+            .filter(|(class, c)| **class != Class::BeyondTcp && c.verdict != CellVerdict::NotTested)
+            .all(|(_, c)| c.verdict == CellVerdict::Held);
+        if cells.values().all(|c| c.verdict == CellVerdict::NotTested) {
+            "—".to_string()
+        } else if all_held {
+            "held".to_string()
+        } else {
+            "inconclusive".to_string()
+        }
+    } else {
+        format!("broken — {}", parts.join(", "))
+    };
+    match broken(Class::BeyondTcp) {
+        Some(c) => format!("{under_tcp}; beyond-tcp: {}", kind(c)),
+        None => under_tcp,
+    }
+}
+
+fn settings(r: &Row) -> String {
+    if r.settings.is_empty() {
+        "defaults".into()
+    } else {
+        format!("`{}`", r.settings.join("` `"))
+    }
+}
+
+/// One line per row, then the article's claims with their verdicts.
+pub fn terminal(m: &Matrix) -> String {
+    let mut s = String::new();
+    let classes: Vec<&str> = m.classes.iter().map(|c| c.name()).collect();
+    let _ = writeln!(
+        s,
+        "claims matrix · {} seeds per row and fault class ({})",
+        m.seeds,
+        classes.join(", ")
+    );
+    for r in &m.rows {
+        let cells: Vec<String> = GUARANTEES
+            .iter()
+            .filter_map(|g| Some(format!("{g} {}", summary(r.cells.get(g.name())?))))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{} · {}: {}",
+            r.broker,
+            r.configuration,
+            cells.join(" · ")
+        );
+    }
+    let repairs = repair_lines(m);
+    if !repairs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nrepairs (the smallest changes under which the class no longer breaks it):"
+        );
+    }
+    for line in repairs {
+        let _ = writeln!(s, "{line}");
+    }
+    if !m.claims.is_empty() {
+        let _ = writeln!(s, "\nthe article's claims:");
+    }
+    for c in &m.claims {
+        let _ = writeln!(
+            s,
+            "{} · \"{}\": {} — {}",
+            c.broker,
+            c.claim,
+            c.verdict.name(),
+            c.explanation
+        );
+    }
+    s
+}
+
+/// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
+fn repair_lines(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        for g in GUARANTEES {
+            let Some(cells) = r.cells.get(g.name()) else {
+                continue;
+            };
+            for (class, cell) in cells {
+                let Some(repairs) = &cell.repairs else {
+                    continue;
+                };
+                let what = if repairs.is_empty() {
+                    "no single or paired change of the broker's keys repairs it".to_string()
+                } else {
+                    let each: Vec<String> = repairs
+                        .iter()
+                        .map(|changes| format!("`{}`", changes.join("` `")))
+                        .collect();
+                    format!("set {}", each.join(", or "))
+                };
+                lines.push(format!(
+                    "{} · {} · {g} · {}: {what}",
+                    r.broker,
+                    r.configuration,
+                    class.name()
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// The page's fixed part: how to read it, how it is made, the JSON schema.
+const PREAMBLE: &str = r#"# The claims matrix
+
+*Generated: `cargo run --release -- matrix --markdown docs/matrix.md` rewrites this page from the
+same data as `--json`; do not edit it by hand.*
+
+`mqcheck matrix` answers the comparison article (`shared/reference/article-claims.md`) claim by
+claim. Each row is a named configuration of one broker (its `scenarios()`). Each row is swept once
+per **fault class** — process crash (`crash`), machine crash (`power`), `pause`, `network`
+(partitions and segment loss), `clock` skew, `beyond-tcp` (duplication and reordering, which TCP
+never delivers to an application) — and once under `tcp`, every fault TCP allows together. A cell
+is *held* only when the sweep acknowledged and delivered messages, a fault of its class took
+effect, no run was cut short and no seed broke the guarantee; a sweep that tested nothing is
+*inconclusive*. A broken cell names the anomaly (lost, duplicate, reordered, nonmonotonic-poll,
+torn, …), how many seeds broke it, and its lowest seed, whose fault schedule is shrunk — first
+whole kinds of fault, then single faults — so that it is attributed to the classes it still needs
+("broken by power loss"; "without any fault" when the workload alone breaks it).
+
+The article's claims are judged from the cells, not by hand: *confirmed* when the broker's defaults
+give what the article says under every realistic fault; *conditional* when it holds only with some
+configuration or only under some faults (the sentence names both, and which setting repairs a
+breaking class); *refuted* when the guarantee the article claims breaks in every configuration, or
+the one it denies holds in some configuration under every fault TCP allows.
+
+`mqcheck matrix --json FILE` writes the same data with schema `mqcheck-matrix/1`: `schema`,
+`command` (the command line that reproduces it), `seeds` (per row and class), `classes`, `rows`
+(each: `broker`, `configuration`, `settings`, `claim`, and `cells`: guarantee → class → cell with
+`verdict` (`held`, `broken`, `inconclusive`, `not-tested`), `runs`, `violations`, `acknowledged`,
+`delivered`, `faults_applied`, an optional `reason`, and for a broken cell its `counterexample`:
+`seed`, `kind`, `explanation`, `replay` (a command), `broken_by` (classes; empty: no fault
+needed), `minimal_schedule`), and `claims` (each: `broker`, `guarantee`, `claim`,
+`article_says_it_holds`, `verdict` (`confirmed`, `refuted`, `conditional`, `not-tested`),
+`explanation`). `mqcheck matrix --compare OLD.json` prints every cell and claim that changed
+since. Options: `--broker` (comma list), `--row NAME` (repeatable), `--faults` (comma list of
+classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--repair` (below), and
+the workload flags of `sim`.
+
+With `--repair`, each broken cell (beyond TCP aside) is searched for the smallest changes of the
+broker's own keys — single changes from the row's configuration, then pairs — under which its class no
+longer breaks the guarantee: each candidate first runs the seeds known to violate it, and a
+survivor must then hold, tested, in every seed of the cell. A repair is evidence from those seeds
+only: a change of a timer can move a violation out of a small seed range (more seeds weed it out).
+"#;
+
+/// The Markdown page: the preamble, the claims, a summary per row, every cell, and the
+/// counterexamples with their shrunk schedules.
+pub fn markdown(m: &Matrix) -> String {
+    let mut s = String::from(PREAMBLE);
+    let _ = writeln!(s, "\nThis page: `{}`.\n", m.command);
+    let _ = writeln!(s, "## The article's claims\n");
+    let _ = writeln!(
+        s,
+        "| broker | the article says | verdict | conditions and evidence |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for c in &m.claims {
+        let verdict = match c.verdict {
+            ClaimVerdict::Refuted => format!("**{}**", c.verdict.name()),
+            v => v.name().to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {verdict} | {} |",
+            c.broker, c.claim, c.explanation
+        );
+    }
+    let _ = writeln!(s, "\n## Rows\n");
+    let header: Vec<&str> = GUARANTEES.iter().map(|g| g.name()).collect();
+    let _ = writeln!(
+        s,
+        "| broker | configuration | settings | claim tested | {} |",
+        header.join(" | ")
+    );
+    let _ = writeln!(s, "|---|---|---|---|{}", "---|".repeat(header.len()));
+    for r in &m.rows {
+        let cells: Vec<String> = GUARANTEES
+            .iter()
+            .map(|g| r.cells.get(g.name()).map_or("—".into(), summary))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.broker,
+            r.configuration,
+            settings(r),
+            r.claim,
+            cells.join(" | ")
+        );
+    }
+    let _ = writeln!(s, "\n## Cells by fault class");
+    let classes: Vec<&str> = m.classes.iter().map(|c| c.name()).collect();
+    let mut broker = "";
+    for r in &m.rows {
+        if r.broker != broker {
+            broker = &r.broker;
+            let _ = writeln!(s, "\n### {broker}\n");
+            let _ = writeln!(s, "| configuration | guarantee | {} |", classes.join(" | "));
+            let _ = writeln!(s, "|---|---|{}", "---|".repeat(classes.len()));
+        }
+        for g in GUARANTEES {
+            let Some(cells) = r.cells.get(g.name()) else {
+                continue;
+            };
+            if cells.values().all(|c| c.verdict == CellVerdict::NotTested) {
+                continue;
+            }
+            let texts: Vec<String> = m
+                .classes
+                .iter()
+                .map(|c| cells.get(c).map_or("—".into(), Cell::text))
+                .collect();
+            let _ = writeln!(s, "| {} | {g} | {} |", r.configuration, texts.join(" | "));
+        }
+    }
+    let repairs = repair_lines(m);
+    if !repairs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Repairs\n\nThe smallest changes of the broker's keys under which the class no longer breaks the guarantee in any seed (`--repair`):\n"
+        );
+    }
+    for line in repairs {
+        let _ = writeln!(s, "- {line}");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Counterexamples\n\nOne per row and guarantee (under `tcp` where it broke there), each with its shrunk schedule and the command that replays it:\n"
+    );
+    for r in &m.rows {
+        for g in GUARANTEES {
+            let Some(cells) = r.cells.get(g.name()) else {
+                continue;
+            };
+            let pick = cells
+                .get(&Class::Tcp)
+                .filter(|c| c.counterexample.is_some())
+                .map(|c| (Class::Tcp, c))
+                .or_else(|| {
+                    cells
+                        .iter()
+                        .find(|(_, c)| c.counterexample.is_some())
+                        .map(|(k, c)| (*k, c))
+                });
+            let Some((class, cell)) = pick else {
+                continue;
+            };
+            let x = cell.counterexample.as_ref().expect("picked for it");
+            let _ = writeln!(
+                s,
+                "- {} {} — {g} under `{}` ({}, broken {}): {}",
+                r.broker,
+                r.configuration,
+                class.name(),
+                x.kind,
+                broken_by_words(&x.broken_by),
+                x.explanation
+            );
+            if !x.minimal_schedule.is_empty() {
+                let _ = writeln!(s, "  shrunk schedule: {}", x.minimal_schedule.join("; "));
+            }
+            let _ = writeln!(s, "  `{}`", x.replay);
+        }
+    }
+    s
+}
+
+/// The matrix `--compare` names, read before any work.
+pub fn read_old(path: &Path) -> Result<Matrix, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(
+            "compare",
+            format!("cannot read --compare {}: {e}", path.display()),
+        )
+    })?;
+    let schema = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["schema"].as_str().map(String::from));
+    if schema.as_deref() != Some(SCHEMA) {
+        return Err(bad(
+            "compare",
+            format!(
+                "--compare {} is not a matrix of schema {SCHEMA} (written by `mqcheck matrix --json`)",
+                path.display()
+            ),
+        ));
+    }
+    serde_json::from_str(&text).map_err(|e| {
+        bad(
+            "compare",
+            format!("--compare {} does not parse: {e}", path.display()),
+        )
+    })
+}
+
+/// Every cell and claim that differs between `old` and `new`, and rows only one of them has.
+pub fn compare(old: &Matrix, new: &Matrix) -> String {
+    let cells = |m: &Matrix| {
+        let mut all = BTreeMap::new();
+        for r in &m.rows {
+            for (g, by_class) in &r.cells {
+                for (class, cell) in by_class {
+                    all.insert(
+                        (r.broker.clone(), r.configuration.clone(), g.clone(), *class),
+                        cell.text(),
+                    );
+                }
+            }
+        }
+        all
+    };
+    let claims = |m: &Matrix| {
+        m.claims
+            .iter()
+            .map(|c| {
+                (
+                    (c.broker.clone(), c.guarantee.clone()),
+                    format!("{} — {}", c.verdict.name(), c.explanation),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut s = String::new();
+    let (before, after) = (cells(old), cells(new));
+    for (key, text) in &after {
+        let (broker, row, g, class) = key;
+        match before.get(key) {
+            Some(was) if was == text => {}
+            Some(was) => {
+                let _ = writeln!(
+                    s,
+                    "  {broker} · {row} · {g} · {}: {was} → {text}",
+                    class.name()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {broker} · {row} · {g} · {}: new: {text}",
+                    class.name()
+                );
+            }
+        }
+    }
+    for (key, was) in &before {
+        if !after.contains_key(key) {
+            let (broker, row, g, class) = key;
+            let _ = writeln!(
+                s,
+                "  {broker} · {row} · {g} · {}: gone (was {was})",
+                class.name()
+            );
+        }
+    }
+    let (before, after) = (claims(old), claims(new));
+    for (key, text) in &after {
+        match before.get(key) {
+            Some(was) if was == text => {}
+            Some(was) => {
+                let _ = writeln!(s, "  claim {} {}: {was} → {text}", key.0, key.1);
+            }
+            None => {
+                let _ = writeln!(s, "  claim {} {}: new: {text}", key.0, key.1);
+            }
+        }
+    }
+    for (key, was) in &before {
+        if !after.contains_key(key) {
+            let _ = writeln!(s, "  claim {} {}: gone (was {was})", key.0, key.1);
+        }
+    }
+    if s.is_empty() {
+        "\nno change since the matrix compared with\n".into()
+    } else {
+        format!("\nchanged since the matrix compared with:\n{s}")
+    }
+}

@@ -1,0 +1,191 @@
+//! `mqcheck matrix`: each cell's attribution, on configurations whose breaking fault is known.
+
+use crate::common::mqcheck;
+use serde_json::Value;
+
+/// `mqcheck matrix ARGS --json FILE`, its one row's cells for `guarantee`: class → cell.
+fn cells(args: &[&str], guarantee: &str) -> Value {
+    let file = std::env::temp_dir().join(format!(
+        "mqcheck-matrix-{}-{}.json",
+        std::process::id(),
+        args.join("-").replace([' ', ',', '/'], "_")
+    ));
+    let mut words = vec!["matrix"];
+    words.extend(args);
+    words.extend(["--json", file.to_str().unwrap()]);
+    let out = mqcheck(&words);
+    assert!(
+        [0, 1, 3].contains(&out.code),
+        "{words:?}: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let rows = m["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{words:?} selects one row");
+    rows[0]["cells"][guarantee].clone()
+}
+
+fn verdict<'a>(cells: &'a Value, class: &str) -> &'a str {
+    cells[class]["verdict"].as_str().unwrap()
+}
+
+#[test]
+fn kafka_safe_loses_acknowledged_records_only_to_power_loss() {
+    let cells = cells(
+        &[
+            "--broker",
+            "kafka",
+            "--row",
+            "safe",
+            "--faults",
+            "crash,power,pause,network,clock",
+            "--seeds",
+            "4",
+        ],
+        "at-least-once",
+    );
+    for class in ["crash", "pause", "network", "clock"] {
+        assert_eq!(verdict(&cells, class), "held", "{class}: {}", cells[class]);
+    }
+    let power = &cells["power"];
+    assert_eq!(power["verdict"], "broken", "{power}");
+    assert_eq!(power["counterexample"]["kind"], "lost");
+    assert_eq!(
+        power["counterexample"]["broken_by"],
+        serde_json::json!(["power"])
+    );
+}
+
+#[test]
+fn rabbitmq_quorum_safe_is_at_least_once_under_every_realistic_fault() {
+    let cells = cells(
+        &[
+            "--broker",
+            "rabbitmq",
+            "--row",
+            "quorum, safe",
+            "--faults",
+            "crash,power,pause,network,clock,tcp",
+            "--seeds",
+            "6",
+        ],
+        "at-least-once",
+    );
+    for class in ["crash", "power", "pause", "network", "clock", "tcp"] {
+        let cell = &cells[class];
+        assert_eq!(verdict(&cells, class), "held", "{class}: {cell}");
+        // Held means tested: acknowledged, delivered, and faults of the class took effect.
+        for count in ["acknowledged", "delivered", "faults_applied"] {
+            assert!(cell[count].as_u64().unwrap() > 0, "{class}: {cell}");
+        }
+    }
+}
+
+#[test]
+fn zeromq_push_pull_reorders_only_beyond_tcp() {
+    let cells = cells(
+        &[
+            "--broker",
+            "zeromq",
+            "--row",
+            "push-pull",
+            "--faults",
+            "all",
+            "--seeds",
+            "12",
+            "--messages",
+            "100",
+        ],
+        "ordering",
+    );
+    for class in ["crash", "power", "pause", "network", "clock", "tcp"] {
+        assert_eq!(verdict(&cells, class), "held", "{class}: {}", cells[class]);
+    }
+    let beyond = &cells["beyond-tcp"];
+    assert_eq!(beyond["verdict"], "broken", "{beyond}");
+    assert_eq!(beyond["counterexample"]["kind"], "reordered");
+    assert_eq!(
+        beyond["counterexample"]["broken_by"],
+        serde_json::json!(["beyond-tcp"])
+    );
+    let schedule = beyond["counterexample"]["minimal_schedule"]
+        .as_array()
+        .unwrap();
+    assert!(
+        schedule
+            .iter()
+            .all(|f| f.as_str().unwrap().contains("reordering")),
+        "shrunk to reordering alone: {schedule:?}"
+    );
+}
+
+#[test]
+fn a_cell_that_delivered_nothing_is_inconclusive_not_held() {
+    // A minimum ISR above the replication factor refuses every acks=all produce (Kafka 3.6).
+    let cells = cells(
+        &[
+            "--broker",
+            "kafka",
+            "--row",
+            "min.insync.replicas=4, Kafka 3.6",
+            "--faults",
+            "crash",
+            "--seeds",
+            "2",
+        ],
+        "at-least-once",
+    );
+    assert_eq!(
+        verdict(&cells, "crash"),
+        "inconclusive",
+        "{}",
+        cells["crash"]
+    );
+    assert!(cells["crash"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was acknowledged"));
+}
+
+/// The repairs `--repair` finds for the row's `guarantee` under `class`.
+fn repairs(args: &[&str], guarantee: &str, class: &str) -> Vec<Vec<String>> {
+    let mut words = args.to_vec();
+    words.extend(["--faults", class, "--check", guarantee, "--repair"]);
+    let cells = cells(&words, guarantee);
+    assert_eq!(cells[class]["verdict"], "broken", "{}", cells[class]);
+    serde_json::from_value(cells[class]["repairs"].clone()).unwrap()
+}
+
+#[test]
+fn repair_of_kafka_acks_1_under_a_process_crash_includes_acks_all() {
+    let found = repairs(
+        &[
+            "--broker",
+            "kafka",
+            "--row",
+            "acks=1",
+            "--seeds",
+            "16",
+            "--messages",
+            "100",
+        ],
+        "at-least-once",
+        "crash",
+    );
+    assert!(found.contains(&vec!["acks=all".to_string()]), "{found:?}");
+}
+
+#[test]
+fn repair_of_rabbitmq_auto_ack_is_manual_acknowledgement() {
+    let found = repairs(
+        &["--broker", "rabbitmq", "--row", "auto_ack", "--seeds", "6"],
+        "at-least-once",
+        "crash",
+    );
+    assert!(
+        found.contains(&vec!["auto_ack=false".to_string()]),
+        "{found:?}"
+    );
+}
