@@ -8,9 +8,9 @@
 
 use mqcheck_conformance::network::Hole;
 use mqcheck_conformance::plan::Act;
-use mqcheck_sim::ScheduleFile;
 use mqcheck_conformance::scenario::{attempt, compare, Case, Comparison, SCENARIOS, SEEDS};
 use mqcheck_invariants::{Kind, Op};
+use mqcheck_sim::ScheduleFile;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
