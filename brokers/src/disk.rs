@@ -21,11 +21,13 @@ impl Durable for AppLog {
 }
 
 /// What a node keeps across a restart: a server's own storage `S` (logs, checkpoints, a message
-/// store), or a client application's record of what it observed.
+/// store), or a client application's record of what it observed — with, for a client library that
+/// keeps files of its own (RocketMQ's BROADCASTING `offsets.json`), those files.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Disk<S> {
     Server(S),
     Client(AppLog),
+    ClientFiles(AppLog, S),
 }
 
 impl<S: Durable> Durable for Disk<S> {
@@ -33,6 +35,9 @@ impl<S: Durable> Durable for Disk<S> {
         match self {
             Disk::Server(disk) => Disk::Server(disk.after_power_loss()),
             Disk::Client(log) => Disk::Client(log.after_power_loss()),
+            Disk::ClientFiles(log, files) => {
+                Disk::ClientFiles(log.after_power_loss(), files.after_power_loss())
+            }
         }
     }
 }
@@ -42,14 +47,22 @@ impl<S> Disk<S> {
     pub fn server(&self) -> Option<&S> {
         match self {
             Disk::Server(disk) => Some(disk),
-            Disk::Client(_) => None,
+            Disk::Client(_) | Disk::ClientFiles(..) => None,
+        }
+    }
+
+    /// The files a client library kept beside its application's log (`None` for a server).
+    pub fn client_files(&self) -> Option<&S> {
+        match self {
+            Disk::ClientFiles(_, files) => Some(files),
+            Disk::Client(_) | Disk::Server(_) => None,
         }
     }
 
     /// A client's application log (`None` for a server): what [`crate::System::app_log`] reads.
     pub fn app_log(&self) -> Option<&AppLog> {
         match self {
-            Disk::Client(log) => Some(log),
+            Disk::Client(log) | Disk::ClientFiles(log, _) => Some(log),
             Disk::Server(_) => None,
         }
     }

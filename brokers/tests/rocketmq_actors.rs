@@ -5,7 +5,9 @@
 //! the ids are: `ns` 0, `a0` 1, `a1` 2, `b0` 3, `b1` 4, `p0` 5, `c0` 6.
 
 use mqcheck_brokers::rocketmq::protocol::{Message, PullStatus, SendStatus};
-use mqcheck_brokers::rocketmq::{allocate, Mq, RocketMq, RocketMsg, RocketState, RocketTimer};
+use mqcheck_brokers::rocketmq::{
+    allocate, Mq, RocketDisk, RocketFiles, RocketMq, RocketMsg, RocketState, RocketTimer,
+};
 use mqcheck_brokers::{Disk, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
 use stateright::actor::{Command, Id};
@@ -35,7 +37,7 @@ fn sent(cmds: &[Cmd]) -> Vec<(usize, RocketMsg)> {
         .collect()
 }
 
-fn saved(cmds: &[Cmd]) -> Option<Disk<mqcheck_brokers::rocketmq::StoreDisk>> {
+fn saved(cmds: &[Cmd]) -> Option<RocketDisk> {
     cmds.iter().rev().find_map(|c| match c {
         Command::Save(d) => Some(d.clone()),
         _ => None,
@@ -130,22 +132,46 @@ fn async_flush_answers_at_once_and_flushes_four_pages_or_every_ten_seconds() {
     let cmds = n.fire(A0, RocketTimer::Flush);
     assert!(saved(&cmds).is_none());
     let disk = match n.state(A0) {
-        RocketState::Broker(b) => Disk::Server(b.disk.clone()),
+        RocketState::Broker(b) => Disk::Server(RocketFiles::Store(b.disk.clone())),
         _ => unreachable!(),
     };
     // ... so a power loss now loses the acknowledged message.
     let after = disk.after_power_loss();
-    assert_eq!(after.server().unwrap().commitlog.end(), 0);
+    assert_eq!(
+        after
+            .server()
+            .and_then(RocketFiles::store)
+            .unwrap()
+            .commitlog
+            .end(),
+        0
+    );
     // The thorough flush takes whatever is dirty.
     let cmds = n.fire(A0, RocketTimer::FlushThorough);
     let disk = saved(&cmds).expect("flushed");
-    assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 1);
+    assert_eq!(
+        disk.after_power_loss()
+            .server()
+            .and_then(RocketFiles::store)
+            .unwrap()
+            .commitlog
+            .end(),
+        1
+    );
     // Four dirty pages make the 500 ms flush work.
     for seq in 1..5 {
         n.deliver(A0, P0, send(1 + u64::from(seq), seq));
     }
     let disk = saved(&n.fire(A0, RocketTimer::Flush)).expect("flushed");
-    assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 5);
+    assert_eq!(
+        disk.after_power_loss()
+            .server()
+            .and_then(RocketFiles::store)
+            .unwrap()
+            .commitlog
+            .end(),
+        5
+    );
 }
 
 #[test]
@@ -163,7 +189,15 @@ fn sync_flush_answers_after_the_group_commit_and_5_3_dispatches_only_what_is_flu
         let cmds = n.fire(A0, RocketTimer::GroupCommit);
         assert_eq!(result(&cmds), Some(SendStatus::SendOk), "{version}");
         let disk = saved(&cmds).expect("flushed");
-        assert_eq!(disk.after_power_loss().server().unwrap().commitlog.end(), 1);
+        assert_eq!(
+            disk.after_power_loss()
+                .server()
+                .and_then(RocketFiles::store)
+                .unwrap()
+                .commitlog
+                .end(),
+            1
+        );
     }
 }
 
@@ -346,4 +380,110 @@ fn a_sent_back_message_is_scheduled_for_the_retry_queue_or_dead_lettered() {
         .iter()
         .any(|c| matches!(c, Command::SetTimer(RocketTimer::Scheduled(_), _))));
     assert_eq!(last(&n).queue, 5);
+}
+
+fn two_groups() -> RocketMsg {
+    RocketMsg::RouteInfo(vec![
+        mqcheck_brokers::rocketmq::protocol::BrokerData {
+            master: Some(Id::from(A0)),
+            slaves: vec![],
+        },
+        mqcheck_brokers::rocketmq::protocol::BrokerData {
+            master: Some(Id::from(B0)),
+            slaves: vec![],
+        },
+    ])
+}
+
+/// BROADCASTING: the consumer takes every queue of both groups without asking for the group's
+/// consumers, starts a queue it has no local offset for at the broker's max offset, writes its
+/// offsets to its own disk, and restarted from that disk pulls from them without asking.
+#[test]
+fn a_broadcasting_consumer_takes_every_queue_and_keeps_its_offsets_in_a_local_file() {
+    let mut n = nodes(&["messageModel=BROADCASTING"]);
+    n.start(C0);
+    let cmds = n.deliver(C0, NS, two_groups());
+    let asked: Vec<(usize, RocketMsg)> = sent(&cmds)
+        .into_iter()
+        .filter(|(_, m)| !matches!(m, RocketMsg::Heartbeat { .. }))
+        .collect();
+    assert!(!asked
+        .iter()
+        .any(|(_, m)| matches!(m, RocketMsg::GetConsumerList { .. })));
+    let max_offsets = |to: usize| {
+        asked
+            .iter()
+            .filter(|(dst, m)| *dst == to && matches!(m, RocketMsg::GetMaxOffset { .. }))
+            .count()
+    };
+    assert_eq!((max_offsets(A0), max_offsets(B0)), (4, 4), "{asked:?}");
+    // Queue 0 of group a starts where the broker's ConsumeQueue ends.
+    let cmds = n.deliver(
+        C0,
+        A0,
+        RocketMsg::MaxOffset {
+            queue: 0,
+            offset: 7,
+        },
+    );
+    assert!(sent(&cmds).iter().any(|(dst, m)| *dst == A0
+        && matches!(
+            m,
+            RocketMsg::Pull {
+                queue: 0,
+                offset: 7,
+                ..
+            }
+        )));
+    // Consumed up to 9: the next persist writes offsets.json, not the broker.
+    n.random(C0, mqcheck_brokers::rocketmq::RocketRandom::Handling(2));
+    let found = PullStatus::Found(vec![(7, message(7, 0)), (8, message(8, 0))]);
+    let request = match n.state(C0) {
+        RocketState::Consumer(c) => c.pqs[&Mq { group: 0, queue: 0 }].pulling.unwrap().0,
+        _ => unreachable!(),
+    };
+    n.deliver(
+        C0,
+        A0,
+        RocketMsg::PullResult {
+            request,
+            queue: 0,
+            status: found,
+        },
+    );
+    n.fire(C0, RocketTimer::Consume(0));
+    n.fire(C0, RocketTimer::Consume(1));
+    let cmds = n.fire(C0, RocketTimer::PersistOffset);
+    assert!(!sent(&cmds)
+        .iter()
+        .any(|(_, m)| matches!(m, RocketMsg::UpdateConsumerOffset { .. })));
+    let disk = saved(&cmds).expect("offsets.json written");
+    let Some(RocketFiles::LocalOffsets(offsets)) = disk.client_files() else {
+        panic!("{disk:?}")
+    };
+    assert_eq!(offsets.get(&Mq { group: 0, queue: 0 }), Some(&9));
+    assert_eq!(disk.app_log().unwrap().len(), 2, "both deliveries recorded");
+    // Restarted on its disk, it pulls queue 0 from 9 at once, and asks only for the others.
+    n.restart(C0, Some(disk));
+    let cmds = n.deliver(C0, NS, two_groups());
+    let to_a0: Vec<RocketMsg> = sent(&cmds)
+        .into_iter()
+        .filter(|(dst, _)| *dst == A0)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(to_a0.iter().any(|m| matches!(
+        m,
+        RocketMsg::Pull {
+            queue: 0,
+            offset: 9,
+            ..
+        }
+    )));
+    assert_eq!(
+        to_a0
+            .iter()
+            .filter(|m| matches!(m, RocketMsg::GetMaxOffset { .. }))
+            .count(),
+        3
+    );
 }

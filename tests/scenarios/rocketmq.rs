@@ -205,3 +205,73 @@ fn a_message_failing_sixteen_times_is_dead_lettered() {
     let why = v["explanation"].as_str().unwrap();
     assert!(why.contains("%DLQ% after 17 send-backs"), "{v}");
 }
+
+/// BROADCASTING: every consumer gets every message (each is its own audience), from offset 0
+/// with CONSUME_FROM_FIRST_OFFSET, through faults the offsets survive.
+#[test]
+fn broadcasting_delivers_every_message_to_every_consumer() {
+    let json = held(
+        "--broker rocketmq --set messageModel=BROADCASTING \
+         --set consumeFromWhere=CONSUME_FROM_FIRST_OFFSET --consumers 2 --faults none --seeds 20",
+        &["at-least-once", "at-most-once"],
+    );
+    assert_eq!(json["stats"]["messages_delivered"], 20 * 100 * 2);
+}
+
+/// BROADCASTING keeps offsets in a local file written every 5 s: a restarted consumer reads
+/// again from the file's offsets (from 0 when it had not written one yet), so a consumer crash
+/// hands messages to it twice.
+#[test]
+fn a_broadcasting_consumer_reads_again_after_a_crash() {
+    let v = violated(
+        "--broker rocketmq --set messageModel=BROADCASTING \
+         --set consumeFromWhere=CONSUME_FROM_FIRST_OFFSET --consumers 2 --faults crash --seeds 50",
+        "at-most-once",
+    );
+    assert!(
+        v["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("consumed again from the same position"),
+        "{v}"
+    );
+    reproduce(&v);
+}
+
+/// With the default CONSUME_FROM_LAST_OFFSET a queue without a local offset starts at the
+/// broker's max offset: a consumer that crashes before its first write of offsets.json, or
+/// starts after the first sends, never gets what came before. The other consumer does.
+#[test]
+fn a_broadcasting_consumer_without_local_offsets_starts_at_the_end() {
+    let v = violated(
+        "--broker rocketmq --set messageModel=BROADCASTING --consumers 2 --faults crash --seeds 50",
+        "at-least-once",
+    );
+    let why = v["explanation"].as_str().unwrap();
+    assert!(why.contains("(other groups did)"), "{v}");
+    reproduce(&v);
+}
+
+/// BROADCASTING has no `%RETRY%` topic: a message its handler fails is dropped, where
+/// CLUSTERING sends it back and delivers it later.
+#[test]
+fn broadcasting_drops_a_message_its_handler_failed() {
+    let base = "--set consumeFromWhere=CONSUME_FROM_FIRST_OFFSET \
+                --set consumer.reconsume=every-tenth --consumers 2 --faults none --seeds 5";
+    held(
+        &format!("--broker rocketmq --set messageModel=CLUSTERING {base}"),
+        &["at-least-once"],
+    );
+    let v = violated(
+        &format!("--broker rocketmq --set messageModel=BROADCASTING {base}"),
+        "at-least-once",
+    );
+    let why = v["explanation"].as_str().unwrap();
+    assert!(
+        why.contains(
+            "never delivered it; it was discarded: BROADCASTING drops a message its handler failed"
+        ),
+        "{v}"
+    );
+    reproduce(&v);
+}

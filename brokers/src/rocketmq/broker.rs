@@ -5,7 +5,7 @@
 
 use super::config::{BrokerRole, FlushDiskType, Version};
 use super::protocol::{Message, PullStatus, QueueId, RocketMsg, SendStatus};
-use super::store::{ConsumeQueues, StoreDisk};
+use super::store::{ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::Disk;
 use stateright::actor::Id;
@@ -101,7 +101,7 @@ impl Broker {
     }
 
     fn save(&self, s: &BrokerState, o: &mut RocketOut) {
-        o.save(RocketDisk::Server(s.disk.clone()));
+        o.save(RocketDisk::Server(RocketFiles::Store(s.disk.clone())));
     }
 
     pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
@@ -210,6 +210,11 @@ impl Broker {
             }
             RocketMsg::UpdateConsumerOffset { queue, offset } => {
                 s.offsets.insert(queue, offset);
+            }
+            RocketMsg::GetMaxOffset { queue } => {
+                // GetMaxOffsetProcessor: the ConsumeQueue's end, what was dispatched.
+                let offset = s.cq.max_offset(queue);
+                o.send(src, RocketMsg::MaxOffset { queue, offset });
             }
             RocketMsg::Pull {
                 request,
@@ -573,5 +578,9 @@ impl Broker {
 
 /// The broker's part of a node's disk.
 pub fn store(storage: &Option<RocketDisk>) -> Option<StoreDisk> {
-    storage.as_ref().and_then(Disk::server).cloned()
+    storage
+        .as_ref()
+        .and_then(Disk::server)
+        .and_then(RocketFiles::store)
+        .cloned()
 }

@@ -58,6 +58,17 @@ pub enum Listener {
     Orderly,
 }
 
+/// `messageModel`: who gets a message of the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageModel {
+    /// Each message to one consumer of the group; the queues shared out by rebalancing, offsets
+    /// on the broker (`RemoteBrokerOffsetStore`).
+    Clustering,
+    /// Each message to every consumer of the group; each consumer takes every queue, offsets in
+    /// a local file (`LocalFileOffsetStore`).
+    Broadcasting,
+}
+
 /// `consumer.reconsume`: when the application's handler returns RECONSUME_LATER.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reconsume {
@@ -89,6 +100,10 @@ pub struct Settings {
     pub retry_another_broker: bool,
     pub selector: Selector,
     pub accept: Accept,
+    pub model: MessageModel,
+    /// `consumeFromWhere` is CONSUME_FROM_FIRST_OFFSET: a queue without an offset starts at 0,
+    /// not at the broker's max offset.
+    pub from_first: bool,
     pub listener: Listener,
     pub consume_threads: u32,
     pub persist_offset_interval: Duration,
@@ -138,6 +153,11 @@ impl Settings {
                 "any" => Accept::Any,
                 _ => Accept::SendOk,
             },
+            model: match config.str("messageModel") {
+                "BROADCASTING" => MessageModel::Broadcasting,
+                _ => MessageModel::Clustering,
+            },
+            from_first: config.str("consumeFromWhere") == "CONSUME_FROM_FIRST_OFFSET",
             listener: match config.str("consumer.listener") {
                 "orderly" => Listener::Orderly,
                 _ => Listener::Concurrently,
@@ -260,6 +280,18 @@ pub(super) fn keys() -> Vec<Key> {
             "send-ok",
             OneOf(&["send-ok", "any"]),
             "which SendResult the application counts as sent: SEND_OK only, or any status",
+        ),
+        Key::new(
+            "messageModel",
+            "CLUSTERING",
+            OneOf(&["CLUSTERING", "BROADCASTING"]),
+            "CLUSTERING: each message to one consumer of the group, offsets on the broker; BROADCASTING: to every consumer, offsets in a local file, failures dropped",
+        ),
+        Key::new(
+            "consumeFromWhere",
+            "CONSUME_FROM_LAST_OFFSET",
+            OneOf(&["CONSUME_FROM_LAST_OFFSET", "CONSUME_FROM_FIRST_OFFSET"]),
+            "where a queue without a stored offset starts: the broker's max offset, or 0 (CLUSTERING's broker answers 0 for a young queue either way)",
         ),
         Key::new(
             "consumer.listener",

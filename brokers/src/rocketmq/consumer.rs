@@ -1,11 +1,17 @@
-//! The push consumer (`DefaultMQPushConsumerImpl`), CLUSTERING: rebalancing from the client's
+//! The push consumer (`DefaultMQPushConsumerImpl`). CLUSTERING: rebalancing from the client's
 //! own view (`RebalanceImpl`, `AllocateMessageQueueAveragely`), pulling into a ProcessQueue
 //! per queue, consuming concurrently (`ConsumeMessageConcurrentlyService`) or orderly
 //! (`ConsumeMessageOrderlyService`), and committing offsets one-way (`RemoteBrokerOffsetStore`).
+//! BROADCASTING: every queue of the topic (`rebalanceByTopic`, no consumer list, no
+//! `%RETRY%` subscription, no queue locks), offsets in a local file (`LocalFileOffsetStore`: read
+//! at start, written every `persistConsumerOffsetInterval`; without one, a queue starts at the
+//! broker's max offset, `computePullFromWhereWithException`), and a failed message dropped
+//! (`processConsumeResult`: "BROADCASTING, the message consume failed, drop it").
 
-use super::config::{Listener, Reconsume};
+use super::config::{Listener, MessageModel, Reconsume};
 use super::producer::{CLIENT_STARTUP, POLL_NAMESERVER};
 use super::protocol::{Message, Mq, PullStatus, RocketMsg, Route};
+use super::store::RocketFiles;
 use super::{exact, retry, RocketDisk, RocketOut, RocketRandom, RocketTimer, Settings};
 use crate::AppLog;
 use mqcheck_invariants::Op;
@@ -103,6 +109,8 @@ pub struct ConsumerState {
     pub running: BTreeMap<u32, Running>,
     /// Concurrently: messages sent back to their broker, by request, with the broker.
     pub sent_back: BTreeMap<u64, (Running, Id)>,
+    /// BROADCASTING: `offsets.json` as last written.
+    pub stored: BTreeMap<Mq, u64>,
 }
 
 /// `AllocateMessageQueueAveragely.allocate`.
@@ -132,7 +140,8 @@ pub fn allocate(mq_all: &[Mq], cid_all: &[u32], me: u32) -> Vec<Mq> {
 }
 
 impl Consumer {
-    pub fn start(&self, app: AppLog, o: &mut RocketOut) -> ConsumerState {
+    /// Starts with the application's log and, BROADCASTING, the offsets its last run wrote.
+    pub fn start(&self, app: AppLog, stored: BTreeMap<Mq, u64>, o: &mut RocketOut) -> ConsumerState {
         o.choose_random(
             "handling",
             self.settings
@@ -156,6 +165,7 @@ impl Consumer {
             waiting: VecDeque::new(),
             running: BTreeMap::new(),
             sent_back: BTreeMap::new(),
+            stored,
         };
         let delay = self.settings.workload.consumer_delay();
         if s.app.is_empty() && !delay.is_zero() {
@@ -175,13 +185,32 @@ impl Consumer {
             RocketTimer::PersistOffset,
             exact(self.settings.persist_offset_interval),
         );
-        if self.settings.listener == Listener::Orderly {
+        if self.locks() {
             o.set_timer(RocketTimer::LockAll, exact(LOCK_INTERVAL));
         }
     }
 
     fn orderly(&self) -> bool {
         self.settings.listener == Listener::Orderly
+    }
+
+    fn broadcasting(&self) -> bool {
+        self.settings.model == MessageModel::Broadcasting
+    }
+
+    /// Does this consumer take its queues under the broker's locks? Orderly and CLUSTERING only:
+    /// BROADCASTING rebalances with `isOrder=false` and consumes without the lock.
+    fn locks(&self) -> bool {
+        self.orderly() && !self.broadcasting()
+    }
+
+    /// Writes the application's log and, BROADCASTING, `offsets.json` beside it.
+    fn save(&self, s: &ConsumerState, o: &mut RocketOut) {
+        o.save(if self.broadcasting() {
+            RocketDisk::ClientFiles(s.app.clone(), RocketFiles::LocalOffsets(s.stored.clone()))
+        } else {
+            RocketDisk::Client(s.app.clone())
+        });
     }
 
     fn request(s: &mut ConsumerState) -> u64 {
@@ -202,8 +231,13 @@ impl Consumer {
         }
     }
 
-    /// Asks one broker for the group's consumers (`findConsumerIdList`).
+    /// Asks one broker for the group's consumers (`findConsumerIdList`); BROADCASTING takes
+    /// every queue of the route at once.
     fn rebalance(&self, s: &mut ConsumerState, o: &mut RocketOut) {
+        if self.broadcasting() {
+            self.reallocate(s, &[self.index], o);
+            return;
+        }
         let Some(broker) = s.route.iter().flatten().find_map(|b| b.readable()) else {
             return;
         };
@@ -233,10 +267,14 @@ impl Consumer {
                 queue: self.settings.retry_queue(),
             })
             .collect();
-        let mine: BTreeSet<Mq> = allocate(&topic, consumers, self.index)
-            .into_iter()
-            .chain(allocate(&retry, consumers, self.index))
-            .collect();
+        let mine: BTreeSet<Mq> = if self.broadcasting() {
+            topic.into_iter().collect()
+        } else {
+            allocate(&topic, consumers, self.index)
+                .into_iter()
+                .chain(allocate(&retry, consumers, self.index))
+                .collect()
+        };
         let gone: Vec<Mq> = s.pqs.keys().filter(|mq| !mine.contains(mq)).copied().collect();
         for mq in gone {
             self.remove(s, mq, o);
@@ -246,7 +284,7 @@ impl Consumer {
             .into_iter()
             .filter(|mq| !s.pqs.contains_key(mq) && !s.locking.contains(mq))
             .collect();
-        if self.orderly() {
+        if self.locks() {
             // An orderly consumer takes a queue only once the broker locked it for it.
             for mq in &new {
                 s.locking.insert(*mq);
@@ -269,7 +307,7 @@ impl Consumer {
         o.cancel_timer(RocketTimer::PullLater(mq));
         o.cancel_timer(RocketTimer::PullTimeout(mq));
         o.cancel_timer(RocketTimer::LeaseExpired(mq));
-        if self.orderly() && !pq.consuming {
+        if self.locks() && !pq.consuming {
             self.unlock(s, mq, o);
         }
     }
@@ -295,6 +333,9 @@ impl Consumer {
     }
 
     fn send_offset(&self, s: &ConsumerState, mq: Mq, offset: u64, o: &mut RocketOut) {
+        if self.broadcasting() {
+            return;
+        }
         if let Some(broker) = Self::readable(s, mq.group) {
             o.send(
                 broker,
@@ -306,26 +347,45 @@ impl Consumer {
         }
     }
 
-    /// A new ProcessQueue: `computePullFromWhere` asks the broker for the committed offset.
+    /// A new ProcessQueue: `computePullFromWhere` asks the broker for the committed offset;
+    /// BROADCASTING reads `offsets.json`, and without an entry asks for the queue's max offset.
     fn add(&self, s: &mut ConsumerState, mq: Mq, o: &mut RocketOut) {
         let Some(broker) = Self::readable(s, mq.group) else {
             return;
         };
         s.sessions += 1;
         s.offsets.remove(&mq);
+        let stored = s.stored.get(&mq).copied().filter(|_| self.broadcasting());
+        let at_once = stored.is_some() || (self.broadcasting() && self.settings.from_first);
         s.pqs.insert(
             mq,
             ProcessQueue {
                 session: s.sessions,
-                asked: Some(broker),
+                next_offset: stored,
+                asked: (!at_once).then_some(broker),
+                // Orderly: added once locked; BROADCASTING: consumed without the lock.
                 locked: self.orderly(),
                 ..ProcessQueue::default()
             },
         );
-        if self.orderly() {
+        if self.locks() {
             o.set_timer(RocketTimer::LeaseExpired(mq), exact(LEASE));
         }
-        o.send(broker, RocketMsg::QueryConsumerOffset { queue: mq.queue });
+        if stored.is_some() {
+            self.pull(s, mq, o);
+            return;
+        }
+        if self.broadcasting() && self.settings.from_first {
+            s.pqs.get_mut(&mq).expect("added").next_offset = Some(0);
+            self.pull(s, mq, o);
+            return;
+        }
+        let query = if self.broadcasting() {
+            RocketMsg::GetMaxOffset { queue: mq.queue }
+        } else {
+            RocketMsg::QueryConsumerOffset { queue: mq.queue }
+        };
+        o.send(broker, query);
         o.set_timer(RocketTimer::PullTimeout(mq), exact(QUERY_TIMEOUT));
     }
 
@@ -490,17 +550,17 @@ impl Consumer {
         } else {
             s.app.push(Op::Deliver {
                 msg: r.message.msg,
-                group: 0,
+                group: self.settings.audience_of(self.index),
                 consumer: self.index,
                 scope: self.settings.scope(r.mq),
                 position: Some(r.offset),
                 session: r.session,
                 redelivered: None,
             });
-            o.save(RocketDisk::Client(s.app.clone()));
+            self.save(s, o);
             if current {
                 self.done(s, &r);
-            } else if self.orderly() && !s.pqs.contains_key(&r.mq) {
+            } else if self.locks() && !s.pqs.contains_key(&r.mq) {
                 // The queue was taken away while this handler ran: unlock it now.
                 self.unlock(s, r.mq, o);
             }
@@ -531,6 +591,16 @@ impl Consumer {
     }
 
     fn failed(&self, s: &mut ConsumerState, r: Running, o: &mut RocketOut) {
+        if self.broadcasting() && !self.orderly() {
+            s.app.push(Op::Discard {
+                msg: r.message.msg,
+                reason: "BROADCASTING drops a message its handler failed (no %RETRY% topic)"
+                    .to_string(),
+            });
+            self.save(s, o);
+            self.done(s, &r);
+            return;
+        }
         if self.orderly() {
             // `checkReconsumeTimes`: the message stays, its reconsumeTimes counted locally, and
             // the queue waits a moment.
@@ -589,7 +659,7 @@ impl Consumer {
                 s.rebalancing = None;
                 self.reallocate(s, &consumers, o);
             }
-            RocketMsg::ConsumerOffset { queue, offset } => {
+            RocketMsg::ConsumerOffset { queue, offset } | RocketMsg::MaxOffset { queue, offset } => {
                 let mq = Mq {
                     group: self.settings.group_of(src),
                     queue,
@@ -650,7 +720,7 @@ impl Consumer {
                             msg: r.message.msg,
                             reason,
                         });
-                        o.save(RocketDisk::Client(s.app.clone()));
+                        self.save(s, o);
                     }
                     self.done(s, &r);
                 }
@@ -704,8 +774,16 @@ impl Consumer {
                     .filter(|(mq, _)| s.pqs.contains_key(mq))
                     .map(|(mq, off)| (*mq, *off))
                     .collect();
-                for (mq, offset) in offsets {
-                    self.send_offset(s, mq, offset, o);
+                if self.broadcasting() {
+                    // `LocalFileOffsetStore.persistAll`: the file's entries for these queues.
+                    if !offsets.is_empty() {
+                        s.stored.extend(offsets);
+                        self.save(s, o);
+                    }
+                } else {
+                    for (mq, offset) in offsets {
+                        self.send_offset(s, mq, offset, o);
+                    }
                 }
                 o.set_timer(
                     RocketTimer::PersistOffset,

@@ -102,6 +102,22 @@
 //! The broker keeps consumer offsets in memory and writes them to `consumerOffset.json` every
 //! `flushConsumerOffsetInterval` (5 s): a broker crash forgets the last ones.
 //!
+//! BROADCASTING (`messageModel`): every consumer of the group gets every message, so each is
+//! its own audience for the checkers. Its rebalance takes every queue of its route
+//! (`RebalanceImpl.rebalanceByTopic` asks no broker for the consumer list, and passes
+//! `isOrder=false`, so an orderly listener takes no locks), it subscribes to no `%RETRY%` topic
+//! (`DefaultMQPushConsumerImpl.copySubscription`), and its offsets live in the client's own
+//! `offsets.json` (`LocalFileOffsetStore`: read at start, written every
+//! `persistConsumerOffsetInterval` by `MixAll.string2File`, never sent to a broker). A queue the
+//! file has no offset for starts where `consumeFromWhere` says
+//! (`RebalancePushImpl.computePullFromWhereWithException`): with the default
+//! CONSUME_FROM_LAST_OFFSET at the broker's max offset (`GET_MAX_OFFSET`), so what was sent before
+//! a consumer's first start, or while one that never wrote its file was down, it never gets;
+//! CONSUME_FROM_FIRST_OFFSET starts at 0. A restarted consumer reads again from its file's
+//! offsets: up to 5 s of messages a second time. A message its handler fails is dropped
+//! (`ConsumeMessageConcurrentlyService.processConsumeResult`: "BROADCASTING, the message consume
+//! failed, drop it"), noted as such.
+//!
 //! # Who is who
 //!
 //! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
@@ -117,7 +133,9 @@
 //! duplicates. A slave that has not got as far as a consumer's offset makes it pull again after
 //! a second (the real client spins). Clients connect to nodes directly (no address lookups);
 //! consumer ids sort as numbers. A restarted master schedules its pending retry messages
-//! anew, with their whole delay. No tags or filters, batches, transactions, BROADCASTING,
+//! anew, with their whole delay. A BROADCASTING consumer's `offsets.json` survives a power loss of
+//! its machine (it is rewritten every 5 s and the kernel writes it back soon after: losing its
+//! last rewrites would only add re-reads). No tags or filters, batches, transactions,
 //! `resetOffsetByTime`, DLedger or controller mode yet. See `docs/rocketmq.md`.
 //!
 //! # Sources
@@ -135,7 +153,8 @@
 //! (`sendDefaultImpl`, `sendSelectImpl`), `client/.../RebalanceImpl.java`,
 //! `AllocateMessageQueueAveragely.java`, `ProcessQueue.java`,
 //! `ConsumeMessageConcurrentlyService.java`, `ConsumeMessageOrderlyService.java`,
-//! `RemoteBrokerOffsetStore.java`; `docs/en/Feature.md`, `best_practice.md`, `QuorumACK.md`.
+//! `RemoteBrokerOffsetStore.java`, `LocalFileOffsetStore.java`, `RebalancePushImpl.java`,
+//! `DefaultMQPushConsumerImpl.java`, `common/.../MixAll.java` (`string2File`); `docs/en/Feature.md`, `best_practice.md`, `QuorumACK.md`.
 
 mod broker;
 mod config;
@@ -149,13 +168,14 @@ mod view;
 
 pub use broker::{Broker, BrokerState, Put};
 pub use config::{
-    Accept, BrokerRole, FlushDiskType, Listener, Reconsume, Selector, Settings, Version,
+    Accept, BrokerRole, FlushDiskType, Listener, MessageModel, Reconsume, Selector, Settings,
+    Version,
 };
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
 pub use protocol::{Mq, RocketMsg};
-pub use store::StoreDisk;
+pub use store::{RocketFiles, StoreDisk};
 
 use crate::timers::{exact, retry};
 use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
@@ -196,6 +216,23 @@ impl Settings {
 
     pub fn consumer(&self, index: u32) -> Id {
         Id::from((1 + self.brokers() + self.workload.producers + index) as usize)
+    }
+
+    /// Who must get each message: the group (CLUSTERING), or each consumer of it on its own
+    /// (BROADCASTING), as the checkers' groups.
+    pub fn audience(&self) -> Vec<u32> {
+        match self.model {
+            MessageModel::Clustering => vec![0],
+            MessageModel::Broadcasting => (0..self.workload.consumers).collect(),
+        }
+    }
+
+    /// The checkers' group a consumer's deliveries count for.
+    pub fn audience_of(&self, consumer: u32) -> u32 {
+        match self.model {
+            MessageModel::Clustering => 0,
+            MessageModel::Broadcasting => consumer,
+        }
     }
 
     /// The ordering scope of a queue: its index over all groups; the retry queues follow.
@@ -250,7 +287,7 @@ pub enum RocketState {
 }
 
 /// What a node keeps across a restart: a broker's store, a client application's record.
-pub type RocketDisk = Disk<StoreDisk>;
+pub type RocketDisk = Disk<RocketFiles>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RocketTimer {
@@ -318,7 +355,11 @@ impl Actor for RocketActor {
                 RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
             }
             RocketActor::Consumer(c) => {
-                RocketState::Consumer(c.start(Disk::restored_app_log(storage), o))
+                let stored = match storage.as_ref().and_then(Disk::client_files) {
+                    Some(RocketFiles::LocalOffsets(offsets)) => offsets.clone(),
+                    _ => Default::default(),
+                };
+                RocketState::Consumer(c.start(Disk::restored_app_log(storage), stored, o))
             }
         }
     }

@@ -158,7 +158,7 @@ impl Producer {
                 Op::Send {
                     msg,
                     scope: 0,
-                    audience: vec![0],
+                    audience: self.settings.audience(),
                     key,
                 },
                 o,

@@ -112,6 +112,10 @@ pub enum RocketMsg {
     ConsumerList { request: u64, consumers: Vec<u32> },
     QueryConsumerOffset { queue: QueueId },
     ConsumerOffset { queue: QueueId, offset: u64 },
+    /// `GET_MAX_OFFSET`: where a BROADCASTING consumer without a local offset starts
+    /// (`CONSUME_FROM_LAST_OFFSET` on first start).
+    GetMaxOffset { queue: QueueId },
+    MaxOffset { queue: QueueId, offset: u64 },
     /// `PULL_MESSAGE`, carrying the consumer's offset for the broker to commit (to a master).
     Pull {
         request: u64,

@@ -1,7 +1,7 @@
 //! The message store (`DefaultMessageStore`): one CommitLog per broker, the ConsumeQueues as its
 //! index, and what survives a crash or a power loss.
 
-use super::protocol::{Message, QueueId};
+use super::protocol::{Message, Mq, QueueId};
 use crate::Durable;
 use rpds::VectorSync;
 use std::collections::BTreeMap;
@@ -72,6 +72,38 @@ impl Durable for StoreDisk {
         StoreDisk {
             commitlog: self.commitlog.truncated(self.commitlog.flushed),
             offsets: self.offsets.clone(),
+        }
+    }
+}
+
+/// What a RocketMQ node keeps on disk besides a client's application log: a broker's store, or a
+/// BROADCASTING consumer's `offsets.json` (`LocalFileOffsetStore`: the offset of each queue it
+/// consumed, written every `persistConsumerOffsetInterval` with `MixAll.string2File`, never
+/// fsynced).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RocketFiles {
+    Store(StoreDisk),
+    LocalOffsets(BTreeMap<Mq, u64>),
+}
+
+impl RocketFiles {
+    /// A broker's store (`None` for a consumer's offsets).
+    pub fn store(&self) -> Option<&StoreDisk> {
+        match self {
+            RocketFiles::Store(store) => Some(store),
+            RocketFiles::LocalOffsets(_) => None,
+        }
+    }
+}
+
+impl Durable for RocketFiles {
+    /// The store keeps its fsynced part. `offsets.json` is kept whole: it is rewritten every few
+    /// seconds and the kernel writes it back within its dirty-page expiry, so a power loss takes
+    /// back at most its last rewrites — more re-reads, never fewer (a simplification).
+    fn after_power_loss(&self) -> Self {
+        match self {
+            RocketFiles::Store(store) => RocketFiles::Store(store.after_power_loss()),
+            RocketFiles::LocalOffsets(offsets) => RocketFiles::LocalOffsets(offsets.clone()),
         }
     }
 }

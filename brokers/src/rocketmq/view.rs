@@ -56,6 +56,8 @@ pub(super) fn label(msg: &RocketMsg) -> String {
         RocketMsg::ConsumerOffset { queue, offset } => {
             format!("consumer offset of queue {queue}: {offset}")
         }
+        RocketMsg::GetMaxOffset { queue } => format!("GET_MAX_OFFSET queue {queue}"),
+        RocketMsg::MaxOffset { queue, offset } => format!("max offset of queue {queue}: {offset}"),
         RocketMsg::Pull {
             queue,
             offset,
