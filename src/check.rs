@@ -671,19 +671,35 @@ pub struct Bounded {
 }
 
 impl ModelArgs {
-    /// The check `mqcheck check` runs with these options and `--max-states max_states`, on one
-    /// thread breadth-first (so the same every run), without its output: for the matrix's
-    /// exhaustive evidence.
-    pub fn bounded<S: System>(&self, max_states: usize) -> Result<Bounded, ConfigError> {
+    /// The check `mqcheck check` runs with these options, `--strategy strategy` and
+    /// `--max-states max_states`, on one thread (so the same every run), without its output:
+    /// for the matrix's exhaustive evidence.
+    pub fn bounded<S: System>(
+        &self,
+        strategy: Strategy,
+        max_states: usize,
+    ) -> Result<Bounded, ConfigError> {
         const MAX_DEPTH: usize = 3000;
         let (model, _) = self.model::<S>()?;
-        let done = model
+        let checker = model
             .checker()
             .target_max_depth(MAX_DEPTH)
-            .target_state_count(max_states)
-            .spawn_bfs()
-            .join();
-        let partial = done.state_count() >= max_states || done.max_depth() >= MAX_DEPTH;
+            .target_state_count(max_states);
+        Ok(match strategy {
+            Strategy::Bfs => Bounded::of(checker.spawn_bfs().join(), max_states, MAX_DEPTH),
+            Strategy::Dfs => Bounded::of(checker.spawn_dfs().join(), max_states, MAX_DEPTH),
+        })
+    }
+}
+
+impl Bounded {
+    /// The verdicts of the finished search `done`.
+    fn of<S: System>(
+        done: impl Checker<CheckModel<S>>,
+        max_states: usize,
+        max_depth: usize,
+    ) -> Self {
+        let partial = done.state_count() >= max_states || done.max_depth() >= max_depth;
         let properties = done
             .model()
             .properties()
@@ -701,11 +717,11 @@ impl ModelArgs {
                 }
             })
             .collect();
-        Ok(Bounded {
+        Bounded {
             states: done.state_count(),
             unique_states: done.unique_state_count(),
             partial,
             properties,
-        })
+        }
     }
 }

@@ -61,7 +61,7 @@ pub struct MatrixCmd {
     pub repair: bool,
     /// The state budget of each row's bounded model check (`mqcheck check` with one message, one
     /// process and one network fault on a path, the faults of `--faults`); 0 turns it off.
-    #[arg(long, default_value_t = 10_000, value_parser = int(0usize, 10_000_000))]
+    #[arg(long, default_value_t = 30_000, value_parser = int(0usize, 10_000_000))]
     pub check_states: usize,
     /// Also write the matrix as JSON (schema `mqcheck-matrix/1`, docs/matrix.md) to this file.
     #[arg(long, value_name = "FILE")]

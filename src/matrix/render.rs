@@ -94,6 +94,16 @@ pub fn terminal(m: &Matrix) -> String {
             cells.join(" · ")
         );
     }
+    let checks = check_lines(m);
+    if !checks.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nbounded checks (every path within 1 message, 1 process and 1 network fault, up to the state budget):"
+        );
+    }
+    for line in checks {
+        let _ = writeln!(s, "{line}");
+    }
     let repairs = repair_lines(m);
     if !repairs.is_empty() {
         let _ = writeln!(
@@ -118,6 +128,64 @@ pub fn terminal(m: &Matrix) -> String {
         );
     }
     s
+}
+
+/// One line per checked row: `kafka · safe: 10,234 states, its budget spent · at-least-once not
+/// judged (10,234 states) · …`, then what its coverage did not reach.
+fn check_lines(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        let mut words = vec![check.extent()];
+        words.extend(GUARANTEES.iter().filter_map(|g| {
+            check
+                .guarantees
+                .get(g.name())
+                .map(|c| format!("{g} {}", c.verdict))
+        }));
+        if !check.unreached.is_empty() {
+            words.push(format!("unreached: {}", check.unreached.join(", ")));
+        }
+        let disagrees: Vec<String> = GUARANTEES
+            .iter()
+            .filter_map(|g| {
+                let d = check.guarantees.get(g.name())?.disagrees?;
+                Some(format!("{g} ({})", d.name()))
+            })
+            .collect();
+        if !disagrees.is_empty() {
+            words.push(format!("disagrees with the sweep on {}", disagrees.join(", ")));
+        }
+        lines.push(format!(
+            "{} · {}: {}",
+            r.broker,
+            r.configuration,
+            words.join(" · ")
+        ));
+    }
+    lines
+}
+
+/// One line per guarantee on which the two engines disagree.
+fn disagreements(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        for g in GUARANTEES {
+            if let Some(d) = check
+                .guarantees
+                .get(g.name())
+                .and_then(|c| c.disagreement.as_ref())
+            {
+                lines.push(format!("{} · {} · {g}: {d}", r.broker, r.configuration));
+            }
+        }
+    }
+    lines
 }
 
 /// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
@@ -249,8 +317,12 @@ pub fn markdown(m: &Matrix) -> String {
         if r.broker != broker {
             broker = &r.broker;
             let _ = writeln!(s, "\n### {broker}\n");
-            let _ = writeln!(s, "| configuration | guarantee | {} |", classes.join(" | "));
-            let _ = writeln!(s, "|---|---|{}", "---|".repeat(classes.len()));
+            let _ = writeln!(
+                s,
+                "| configuration | guarantee | {} | bounded check |",
+                classes.join(" | ")
+            );
+            let _ = writeln!(s, "|---|---|{}---|", "---|".repeat(classes.len()));
         }
         for g in GUARANTEES {
             let Some(cells) = r.cells.get(g.name()) else {
@@ -264,9 +336,30 @@ pub fn markdown(m: &Matrix) -> String {
                 .iter()
                 .map(|c| cells.get(c).map_or("—".into(), Cell::text))
                 .collect();
-            let _ = writeln!(s, "| {} | {g} | {} |", r.configuration, texts.join(" | "));
+            let checked = r
+                .check
+                .as_ref()
+                .and_then(|c| c.text(g.name()))
+                .unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                s,
+                "| {} | {g} | {} | {checked} |",
+                r.configuration,
+                texts.join(" | ")
+            );
         }
     }
+    let disagreements = disagreements(m);
+    if !disagreements.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Where the engines disagree\n\nA sweep counterexample the bounded check did not reach within its bounds, or a check counterexample whose fault schedule the simulator does not reproduce (or reproduces where the sweep never broke the guarantee):\n"
+        );
+    }
+    for line in disagreements {
+        let _ = writeln!(s, "- {line}");
+    }
+    check_counterexamples(&mut s, m);
     let repairs = repair_lines(m);
     if !repairs.is_empty() {
         let _ = writeln!(
@@ -317,6 +410,56 @@ pub fn markdown(m: &Matrix) -> String {
         }
     }
     s
+}
+
+/// The bounded checks' counterexamples: each with its story, its schedule in the simulator and
+/// whether that reproduced it, and the command that reruns the check.
+fn check_counterexamples(s: &mut String, m: &Matrix) {
+    let mut first = true;
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        for g in GUARANTEES {
+            let Some(x) = check
+                .guarantees
+                .get(g.name())
+                .and_then(|c| c.counterexample.as_ref())
+            else {
+                continue;
+            };
+            if first {
+                let _ = writeln!(
+                    s,
+                    "\n## Bounded checks' counterexamples\n\nThe shortest path the model checker found, its faults played by the simulator with the check's workload:\n"
+                );
+                first = false;
+            }
+            let _ = writeln!(
+                s,
+                "- {} {} — {g} ({}, {} steps): {}",
+                r.broker,
+                r.configuration,
+                check.extent(),
+                x.steps,
+                x.why.join("; ")
+            );
+            let _ = writeln!(s, "  story: {}", x.story.join(" · "));
+            let reproduced = match (x.reproduced_by_seed, x.shifted_ms) {
+                (Some(seed), Some(ms)) if ms > 0 => {
+                    format!("reproduced by simulator seed {seed}, the faults {ms} ms later")
+                }
+                (Some(seed), _) => format!("reproduced by simulator seed {seed}"),
+                (None, _) => "not reproduced in the simulator".into(),
+            };
+            if x.schedule.is_empty() {
+                let _ = writeln!(s, "  no fault on the path; {reproduced}");
+            } else {
+                let _ = writeln!(s, "  schedule: {}; {reproduced}", x.schedule.join("; "));
+            }
+            let _ = writeln!(s, "  `{}`", check.command);
+        }
+    }
 }
 
 /// The matrix `--compare` names, read before any work.
