@@ -278,6 +278,7 @@ fn story(steps: &[StepReport]) -> Vec<String> {
         .into_iter()
         .map(|told| match told {
             Told::Step(step) => format!("{}. {}", step.index, step.text),
+            Told::Folded(1) => "(1 routine step)".into(),
             Told::Folded(n) => format!("({n} routine steps)"),
         })
         .collect()

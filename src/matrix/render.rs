@@ -245,17 +245,47 @@ configuration or only under some faults (the sentence names both, and which sett
 breaking class); *refuted* when the guarantee the article claims breaks in every configuration, or
 the one it denies holds in some configuration under every fault TCP allows.
 
+A held cell says what it exercised: `held (20 seeds: 612 acknowledged, 598 delivered, 31 faults)`
+— acknowledged and delivered messages and the faults that took effect, summed over its seeds. The
+simulator does not tell whether a fault struck a node that held unreplicated or unacknowledged
+data, nor whether leadership moved; the bounded check's coverage does (`a leader changes` among
+what it reached or did not).
+
+**Exhaustive evidence.** Beside its sweeps each row runs `mqcheck check` on the row's
+configuration with small bounds — one message, one producer, the row's consumers (at most two), at
+most one process fault and one network fault on a path, the faults of the selected classes — up
+to a budget of states (`--check-states N`, default 30000; `0` turns the check off), depth-first
+on one thread, so the same every run. Within a budget breadth-first search explores only the first
+few steps of every path and never sees a run end (where at-least-once is judged); depth-first
+search follows whole runs. A check its budget stops says *held within the explored part*, never
+*held*; with one message, ordering is *not tested*. Each check counterexample's faults are played
+by the simulator as a schedule (at the path's times, on the same nodes, each until the step that
+ends it; a single lost, duplicated or reordered segment becomes a millisecond of it on every link)
+with the check's workload, under each seed of `--seeds`, as they are and shifted 5, 10, 20 and 40
+ms later (the model's network delivers at once, the simulator's after a drawn latency). Where the
+engines disagree the report says so: *not reached by the check* (the sweep broke the guarantee,
+the check did not within its bounds), *not reproduced in the simulator* (the check broke it, its
+schedule did not), *missed by the sweep* (the check broke it and the simulator reproduces it, but
+no seed of the sweep did). The check enters the exit status: a violation is 1, a check its budget
+stopped is inconclusive (3) unless something else broke.
+
 `mqcheck matrix --json FILE` writes the same data with schema `mqcheck-matrix/1`: `schema`,
 `command` (the command line that reproduces it), `seeds` (per row and class), `classes`, `rows`
 (each: `broker`, `configuration`, `settings`, `claim`, and `cells`: guarantee → class → cell with
 `verdict` (`held`, `broken`, `inconclusive`, `not-tested`), `runs`, `violations`, `acknowledged`,
 `delivered`, `faults_applied`, an optional `reason`, and for a broken cell its `counterexample`:
 `seed`, `kind`, `explanation`, `replay` (a command), `broken_by` (classes; empty: no fault
-needed), `minimal_schedule`), and `claims` (each: `broker`, `guarantee`, `claim`,
+needed), `minimal_schedule`), and with the bounded check `check`: `command` (the `mqcheck check`
+that reruns it), `states`, `unique_states`, `partial` (its budget stopped it), `reached` and
+`unreached` (its coverage properties), `guarantees`: guarantee → `verdict` (`held`, `held within
+the explored part`, `violated`, `not judged`, `not tested`), for a violation its `counterexample`
+(`steps`, `story`, `why`, `schedule` (the simulator's faults), `reproduced_by_seed` (absent: not
+reproduced), `shifted_ms`), and where the engines disagree `disagrees` (`not-reached`,
+`not-reproduced`, `sweep-missed`) and `disagreement` (a sentence)), and `claims` (each: `broker`, `guarantee`, `claim`,
 `article_says_it_holds`, `verdict` (`confirmed`, `refuted`, `conditional`, `not-tested`),
 `explanation`). `mqcheck matrix --compare OLD.json` prints every cell and claim that changed
 since. Options: `--broker` (comma list), `--row NAME` (repeatable), `--faults` (comma list of
-classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--repair` (below), and
+classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--check-states`, `--repair` (below), and
 the workload flags of `sim`.
 
 With `--repair`, each broken cell (beyond TCP aside) is searched for the smallest changes of the
