@@ -645,3 +645,83 @@ impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
     ) {
     }
 }
+
+/// One property's verdict in a bounded check run from code ([`ModelArgs::bounded`]).
+#[derive(Clone, Debug)]
+pub struct BoundedProperty {
+    pub name: &'static str,
+    /// `held`, `held within the explored part`, `violated`, `not judged`, `reached` or
+    /// `unreached`, as `check` says them.
+    pub verdict: &'static str,
+    /// A violation's path (empty otherwise).
+    pub counterexample: Vec<StepReport>,
+    /// The checker's explanation of a violation.
+    pub why: Vec<String>,
+}
+
+/// A bounded check run from code: how far the search went and every property's verdict.
+#[derive(Clone, Debug)]
+pub struct Bounded {
+    pub states: usize,
+    pub unique_states: usize,
+    /// The state budget or the depth limit stopped the search before it explored everything
+    /// within its bounds: no safety property is `held`, only held within the explored part.
+    pub partial: bool,
+    pub properties: Vec<BoundedProperty>,
+}
+
+impl ModelArgs {
+    /// The check `mqcheck check` runs with these options, `--strategy strategy` and
+    /// `--max-states max_states`, on one thread (so the same every run), without its output:
+    /// for the matrix's exhaustive evidence.
+    pub fn bounded<S: System>(
+        &self,
+        strategy: Strategy,
+        max_states: usize,
+    ) -> Result<Bounded, ConfigError> {
+        const MAX_DEPTH: usize = 3000;
+        let (model, _) = self.model::<S>()?;
+        let checker = model
+            .checker()
+            .target_max_depth(MAX_DEPTH)
+            .target_state_count(max_states);
+        Ok(match strategy {
+            Strategy::Bfs => Bounded::of(checker.spawn_bfs().join(), max_states, MAX_DEPTH),
+            Strategy::Dfs => Bounded::of(checker.spawn_dfs().join(), max_states, MAX_DEPTH),
+        })
+    }
+}
+
+impl Bounded {
+    /// The verdicts of the finished search `done`.
+    fn of<S: System>(
+        done: impl Checker<CheckModel<S>>,
+        max_states: usize,
+        max_depth: usize,
+    ) -> Self {
+        let partial = done.state_count() >= max_states || done.max_depth() >= max_depth;
+        let properties = done
+            .model()
+            .properties()
+            .iter()
+            .map(|property| {
+                let p = PropertyVerdict::of(&done, property, partial);
+                let (counterexample, why) = p
+                    .violation
+                    .map_or((Vec::new(), Vec::new()), |v| (v.counterexample, v.why));
+                BoundedProperty {
+                    name: p.name,
+                    verdict: p.verdict,
+                    counterexample,
+                    why,
+                }
+            })
+            .collect();
+        Bounded {
+            states: done.state_count(),
+            unique_states: done.unique_state_count(),
+            partial,
+            properties,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod cells;
 pub mod claims;
+pub mod evidence;
 mod render;
 mod repair;
 
@@ -12,6 +13,7 @@ use crate::output::OutputFile;
 use crate::report::Verdict;
 use crate::simulate::progress;
 use crate::spec::{bad, int, BrokerArgs, SimArgs, Simulated, Sizes, Spec, WorkloadArgs};
+use crate::check::ModelArgs;
 use crate::BAD_INPUT;
 use cells::{Cell, Class};
 use clap::Args;
@@ -57,6 +59,10 @@ pub struct MatrixCmd {
     /// no longer breaks the guarantee in any of the seeds. Slow: opt in, with `--row`.
     #[arg(long)]
     pub repair: bool,
+    /// The state budget of each row's bounded model check (`mqcheck check` with one message, one
+    /// process and one network fault on a path, the faults of `--faults`); 0 turns it off.
+    #[arg(long, default_value_t = 30_000, value_parser = int(0usize, 10_000_000))]
+    pub check_states: usize,
     /// Also write the matrix as JSON (schema `mqcheck-matrix/1`, docs/matrix.md) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -94,6 +100,9 @@ pub struct Row {
     pub claim: String,
     /// Guarantee → fault class → cell.
     pub cells: BTreeMap<String, BTreeMap<Class, Cell>>,
+    /// The row's bounded model check beside the sweeps (absent with `--check-states 0`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub check: Option<evidence::RowCheck>,
 }
 
 struct MatrixJob<'a> {
@@ -102,8 +111,8 @@ struct MatrixJob<'a> {
 }
 
 impl MatrixCmd {
-    /// The broker's selected rows with their setups, validated.
-    fn select<S: System>(&self) -> Result<Vec<(Scenario, Spec)>, ConfigError> {
+    /// The broker's selected rows with their setups and their checks' options, validated.
+    fn select<S: System>(&self) -> Result<Vec<(Scenario, Spec, Option<ModelArgs>)>, ConfigError> {
         let mut rows = Vec::new();
         for scenario in S::scenarios() {
             if !self.rows.is_empty() && !self.rows.iter().any(|r| r == scenario.name) {
@@ -122,7 +131,17 @@ impl MatrixCmd {
                 check: self.check.clone(),
             };
             let spec = args.validate::<S>()?;
-            rows.push((scenario, spec));
+            let model = (self.check_states > 0)
+                .then(|| {
+                    evidence::model_args::<S>(
+                        &args.setup.sets,
+                        &self.faults.0,
+                        self.consumers,
+                        &self.workload,
+                    )
+                })
+                .transpose()?;
+            rows.push((scenario, spec, model));
         }
         Ok(rows)
     }
@@ -158,7 +177,7 @@ impl Job for SelectJob<'_> {
             .0
             .select::<S>()?
             .into_iter()
-            .map(|(s, _)| s.name)
+            .map(|(s, _, _)| s.name)
             .collect())
     }
 }
@@ -168,7 +187,7 @@ impl Job for MatrixJob<'_> {
 
     fn run<S: System>(self) -> Self::Output {
         let mut rows = Vec::new();
-        for (scenario, spec) in self.cmd.select::<S>()? {
+        for (scenario, spec, model) in self.cmd.select::<S>()? {
             self.bar
                 .set_message(format!("{} · {}", S::NAME, scenario.name));
             let settings: Vec<String> = scenario.sets.iter().map(|s| s.to_string()).collect();
@@ -204,12 +223,26 @@ impl Job for MatrixJob<'_> {
                     }
                 }
             }
+            let check = match &model {
+                Some(args) => {
+                    self.bar
+                        .set_message(format!("{} · {} · bounded check", S::NAME, scenario.name));
+                    Some(evidence::check_row::<S>(
+                        args,
+                        self.cmd.check_states,
+                        self.cmd.seeds,
+                        &cells,
+                    )?)
+                }
+                None => None,
+            };
             rows.push(Row {
                 broker: S::NAME.into(),
                 configuration: scenario.name.into(),
                 settings,
                 claim: scenario.claim.into(),
                 cells,
+                check,
             });
         }
         Ok(rows)
@@ -253,6 +286,7 @@ impl MatrixCmd {
         if self.repair {
             words.push("--repair".into());
         }
+        words.extend(["--check-states".into(), self.check_states.to_string()]);
         words.join(" ")
     }
 
@@ -360,12 +394,18 @@ impl MatrixCmd {
             eprintln!("inconclusive: interrupted; the rows not swept were not tested");
             return crate::INCONCLUSIVE;
         }
+        let checked = matrix
+            .rows
+            .iter()
+            .filter_map(|r| r.check.as_ref())
+            .map(evidence::RowCheck::verdict);
         Verdict::combine(
             matrix
                 .rows
                 .iter()
                 .flat_map(|r| r.cells.values())
-                .map(cells::combined),
+                .map(cells::combined)
+                .chain(checked),
         )
         .code()
     }

@@ -94,6 +94,16 @@ pub fn terminal(m: &Matrix) -> String {
             cells.join(" · ")
         );
     }
+    let checks = check_lines(m);
+    if !checks.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nbounded checks (every path within 1 message, 1 process and 1 network fault, up to the state budget):"
+        );
+    }
+    for line in checks {
+        let _ = writeln!(s, "{line}");
+    }
     let repairs = repair_lines(m);
     if !repairs.is_empty() {
         let _ = writeln!(
@@ -118,6 +128,64 @@ pub fn terminal(m: &Matrix) -> String {
         );
     }
     s
+}
+
+/// One line per checked row: `kafka · safe: 10,234 states, its budget spent · at-least-once not
+/// judged (10,234 states) · …`, then what its coverage did not reach.
+fn check_lines(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        let mut words = vec![check.extent()];
+        words.extend(GUARANTEES.iter().filter_map(|g| {
+            check
+                .guarantees
+                .get(g.name())
+                .map(|c| format!("{g} {}", c.verdict))
+        }));
+        if !check.unreached.is_empty() {
+            words.push(format!("unreached: {}", check.unreached.join(", ")));
+        }
+        let disagrees: Vec<String> = GUARANTEES
+            .iter()
+            .filter_map(|g| {
+                let d = check.guarantees.get(g.name())?.disagrees?;
+                Some(format!("{g} ({})", d.name()))
+            })
+            .collect();
+        if !disagrees.is_empty() {
+            words.push(format!("disagrees with the sweep on {}", disagrees.join(", ")));
+        }
+        lines.push(format!(
+            "{} · {}: {}",
+            r.broker,
+            r.configuration,
+            words.join(" · ")
+        ));
+    }
+    lines
+}
+
+/// One line per guarantee on which the two engines disagree.
+fn disagreements(m: &Matrix) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        for g in GUARANTEES {
+            if let Some(d) = check
+                .guarantees
+                .get(g.name())
+                .and_then(|c| c.disagreement.as_ref())
+            {
+                lines.push(format!("{} · {} · {g}: {d}", r.broker, r.configuration));
+            }
+        }
+    }
+    lines
 }
 
 /// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
@@ -177,17 +245,47 @@ configuration or only under some faults (the sentence names both, and which sett
 breaking class); *refuted* when the guarantee the article claims breaks in every configuration, or
 the one it denies holds in some configuration under every fault TCP allows.
 
+A held cell says what it exercised: `held (20 seeds: 612 acknowledged, 598 delivered, 31 faults)`
+— acknowledged and delivered messages and the faults that took effect, summed over its seeds. The
+simulator does not tell whether a fault struck a node that held unreplicated or unacknowledged
+data, nor whether leadership moved; the bounded check's coverage does (`a leader changes` among
+what it reached or did not).
+
+**Exhaustive evidence.** Beside its sweeps each row runs `mqcheck check` on the row's
+configuration with small bounds — one message, one producer, the row's consumers (at most two), at
+most one process fault and one network fault on a path, the faults of the selected classes — up
+to a budget of states (`--check-states N`, default 30000; `0` turns the check off), depth-first
+on one thread, so the same every run. Within a budget breadth-first search explores only the first
+few steps of every path and never sees a run end (where at-least-once is judged); depth-first
+search follows whole runs. A check its budget stops says *held within the explored part*, never
+*held*; with one message, ordering is *not tested*. Each check counterexample's faults are played
+by the simulator as a schedule (at the path's times, on the same nodes, each until the step that
+ends it; a single lost, duplicated or reordered segment becomes a millisecond of it on every link)
+with the check's workload, under each seed of `--seeds`, as they are and shifted 5, 10, 20 and 40
+ms later (the model's network delivers at once, the simulator's after a drawn latency). Where the
+engines disagree the report says so: *not reached by the check* (the sweep broke the guarantee,
+the check did not within its bounds), *not reproduced in the simulator* (the check broke it, its
+schedule did not), *missed by the sweep* (the check broke it and the simulator reproduces it, but
+no seed of the sweep did). The check enters the exit status: a violation is 1, a check its budget
+stopped is inconclusive (3) unless something else broke.
+
 `mqcheck matrix --json FILE` writes the same data with schema `mqcheck-matrix/1`: `schema`,
 `command` (the command line that reproduces it), `seeds` (per row and class), `classes`, `rows`
 (each: `broker`, `configuration`, `settings`, `claim`, and `cells`: guarantee → class → cell with
 `verdict` (`held`, `broken`, `inconclusive`, `not-tested`), `runs`, `violations`, `acknowledged`,
 `delivered`, `faults_applied`, an optional `reason`, and for a broken cell its `counterexample`:
 `seed`, `kind`, `explanation`, `replay` (a command), `broken_by` (classes; empty: no fault
-needed), `minimal_schedule`), and `claims` (each: `broker`, `guarantee`, `claim`,
+needed), `minimal_schedule`), and with the bounded check `check`: `command` (the `mqcheck check`
+that reruns it), `states`, `unique_states`, `partial` (its budget stopped it), `reached` and
+`unreached` (its coverage properties), `guarantees`: guarantee → `verdict` (`held`, `held within
+the explored part`, `violated`, `not judged`, `not tested`), for a violation its `counterexample`
+(`steps`, `story`, `why`, `schedule` (the simulator's faults), `reproduced_by_seed` (absent: not
+reproduced), `shifted_ms`), and where the engines disagree `disagrees` (`not-reached`,
+`not-reproduced`, `sweep-missed`) and `disagreement` (a sentence)), and `claims` (each: `broker`, `guarantee`, `claim`,
 `article_says_it_holds`, `verdict` (`confirmed`, `refuted`, `conditional`, `not-tested`),
 `explanation`). `mqcheck matrix --compare OLD.json` prints every cell and claim that changed
 since. Options: `--broker` (comma list), `--row NAME` (repeatable), `--faults` (comma list of
-classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--repair` (below), and
+classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--check-states`, `--repair` (below), and
 the workload flags of `sim`.
 
 With `--repair`, each broken cell (beyond TCP aside) is searched for the smallest changes of the
@@ -249,8 +347,12 @@ pub fn markdown(m: &Matrix) -> String {
         if r.broker != broker {
             broker = &r.broker;
             let _ = writeln!(s, "\n### {broker}\n");
-            let _ = writeln!(s, "| configuration | guarantee | {} |", classes.join(" | "));
-            let _ = writeln!(s, "|---|---|{}", "---|".repeat(classes.len()));
+            let _ = writeln!(
+                s,
+                "| configuration | guarantee | {} | bounded check |",
+                classes.join(" | ")
+            );
+            let _ = writeln!(s, "|---|---|{}---|", "---|".repeat(classes.len()));
         }
         for g in GUARANTEES {
             let Some(cells) = r.cells.get(g.name()) else {
@@ -264,9 +366,30 @@ pub fn markdown(m: &Matrix) -> String {
                 .iter()
                 .map(|c| cells.get(c).map_or("—".into(), Cell::text))
                 .collect();
-            let _ = writeln!(s, "| {} | {g} | {} |", r.configuration, texts.join(" | "));
+            let checked = r
+                .check
+                .as_ref()
+                .and_then(|c| c.text(g.name()))
+                .unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                s,
+                "| {} | {g} | {} | {checked} |",
+                r.configuration,
+                texts.join(" | ")
+            );
         }
     }
+    let disagreements = disagreements(m);
+    if !disagreements.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Where the engines disagree\n\nA sweep counterexample the bounded check did not reach within its bounds, or a check counterexample whose fault schedule the simulator does not reproduce (or reproduces where the sweep never broke the guarantee):\n"
+        );
+    }
+    for line in disagreements {
+        let _ = writeln!(s, "- {line}");
+    }
+    check_counterexamples(&mut s, m);
     let repairs = repair_lines(m);
     if !repairs.is_empty() {
         let _ = writeln!(
@@ -317,6 +440,56 @@ pub fn markdown(m: &Matrix) -> String {
         }
     }
     s
+}
+
+/// The bounded checks' counterexamples: each with its story, its schedule in the simulator and
+/// whether that reproduced it, and the command that reruns the check.
+fn check_counterexamples(s: &mut String, m: &Matrix) {
+    let mut first = true;
+    for r in &m.rows {
+        let Some(check) = &r.check else {
+            continue;
+        };
+        for g in GUARANTEES {
+            let Some(x) = check
+                .guarantees
+                .get(g.name())
+                .and_then(|c| c.counterexample.as_ref())
+            else {
+                continue;
+            };
+            if first {
+                let _ = writeln!(
+                    s,
+                    "\n## Bounded checks' counterexamples\n\nThe shortest path the model checker found, its faults played by the simulator with the check's workload:\n"
+                );
+                first = false;
+            }
+            let _ = writeln!(
+                s,
+                "- {} {} — {g} ({}, {} steps): {}",
+                r.broker,
+                r.configuration,
+                check.extent(),
+                x.steps,
+                x.why.join("; ")
+            );
+            let _ = writeln!(s, "  story: {}", x.story.join(" · "));
+            let reproduced = match (x.reproduced_by_seed, x.shifted_ms) {
+                (Some(seed), Some(ms)) if ms > 0 => {
+                    format!("reproduced by simulator seed {seed}, the faults {ms} ms later")
+                }
+                (Some(seed), _) => format!("reproduced by simulator seed {seed}"),
+                (None, _) => "not reproduced in the simulator".into(),
+            };
+            if x.schedule.is_empty() {
+                let _ = writeln!(s, "  no fault on the path; {reproduced}");
+            } else {
+                let _ = writeln!(s, "  schedule: {}; {reproduced}", x.schedule.join("; "));
+            }
+            let _ = writeln!(s, "  `{}`", check.command);
+        }
+    }
 }
 
 /// The matrix `--compare` names, read before any work.

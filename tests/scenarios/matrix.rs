@@ -3,16 +3,26 @@
 use crate::common::mqcheck;
 use serde_json::Value;
 
-/// `mqcheck matrix ARGS --json FILE`, its one row's cells for `guarantee`: class → cell.
-fn cells(args: &[&str], guarantee: &str) -> Value {
-    let file = std::env::temp_dir().join(format!(
-        "mqcheck-matrix-{}-{}.json",
+/// What `mqcheck matrix ARGS --json FILE --markdown FILE` wrote and printed.
+struct Written {
+    /// The JSON's one row.
+    row: Value,
+    markdown: String,
+    stdout: String,
+}
+
+/// `mqcheck matrix ARGS` with `--json` and `--markdown`, which must select one row.
+fn matrix(args: &[&str]) -> Written {
+    let base = std::env::temp_dir().join(format!(
+        "mqcheck-matrix-{}-{}",
         std::process::id(),
-        args.join("-").replace([' ', ',', '/'], "_")
+        args.join("-").replace([' ', ',', '/', '\''], "_")
     ));
+    let (json, md) = (base.with_extension("json"), base.with_extension("md"));
     let mut words = vec!["matrix"];
     words.extend(args);
-    words.extend(["--json", file.to_str().unwrap()]);
+    words.extend(["--json", json.to_str().unwrap()]);
+    words.extend(["--markdown", md.to_str().unwrap()]);
     let out = mqcheck(&words);
     assert!(
         [0, 1, 3].contains(&out.code),
@@ -20,11 +30,22 @@ fn cells(args: &[&str], guarantee: &str) -> Value {
         out.stdout,
         out.stderr
     );
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    std::fs::remove_file(&file).unwrap();
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    std::fs::remove_file(&md).unwrap();
     let rows = m["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{words:?} selects one row");
-    rows[0]["cells"][guarantee].clone()
+    Written {
+        row: rows[0].clone(),
+        markdown,
+        stdout: out.stdout,
+    }
+}
+
+/// `mqcheck matrix ARGS`, its one row's cells for `guarantee`: class → cell.
+fn cells(args: &[&str], guarantee: &str) -> Value {
+    matrix(args).row["cells"][guarantee].clone()
 }
 
 fn verdict<'a>(cells: &'a Value, class: &str) -> &'a str {
@@ -76,6 +97,7 @@ fn rabbitmq_quorum_safe_is_at_least_once_under_every_realistic_fault() {
     for class in ["crash", "power", "pause", "network", "clock", "tcp"] {
         let cell = &cells[class];
         assert_eq!(verdict(&cells, class), "held", "{class}: {cell}");
+        assert!(cell.get("check").is_none(), "the check is the row's: {cell}");
         // Held means tested: acknowledged, delivered, and faults of the class took effect.
         for count in ["acknowledged", "delivered", "faults_applied"] {
             assert!(cell[count].as_u64().unwrap() > 0, "{class}: {cell}");
@@ -147,6 +169,213 @@ fn a_cell_that_delivered_nothing_is_inconclusive_not_held() {
         .as_str()
         .unwrap()
         .contains("nothing was acknowledged"));
+}
+
+#[test]
+fn a_row_that_acknowledged_nothing_is_inconclusive_in_every_guarantee_and_in_its_check() {
+    let written = matrix(&[
+        "--broker",
+        "kafka",
+        "--row",
+        "min.insync.replicas=4, Kafka 3.6",
+        "--faults",
+        "crash",
+        "--seeds",
+        "2",
+        "--check-states",
+        "2000",
+    ]);
+    for g in ["at-least-once", "at-most-once", "ordering"] {
+        let cell = &written.row["cells"][g]["crash"];
+        assert_eq!(cell["acknowledged"], 0, "{g}: {cell}");
+        assert_eq!(cell["verdict"], "inconclusive", "{g}: {cell}");
+    }
+    let check = &written.row["check"];
+    let unreached: Vec<&str> = check["unreached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        unreached.contains(&"a record is acknowledged"),
+        "{check}"
+    );
+    for (g, c) in check["guarantees"].as_object().unwrap() {
+        assert_ne!(c["verdict"], "held", "{g}: a check that acknowledged nothing held nothing");
+    }
+    assert!(!written.markdown.contains("| held ("), "{}", written.markdown);
+}
+
+#[test]
+fn a_held_cell_says_what_it_exercised() {
+    let written = matrix(&[
+        "--broker",
+        "rabbitmq",
+        "--row",
+        "quorum, safe",
+        "--faults",
+        "crash",
+        "--check",
+        "at-least-once",
+        "--seeds",
+        "3",
+        "--check-states",
+        "2000",
+    ]);
+    let cell = &written.row["cells"]["at-least-once"]["crash"];
+    assert_eq!(cell["verdict"], "held", "{cell}");
+    let words = format!(
+        "held (3 seeds: {} acknowledged, {} delivered, {} faults)",
+        cell["acknowledged"], cell["delivered"], cell["faults_applied"]
+    );
+    assert!(written.markdown.contains(&words), "{words} in {}", written.markdown);
+    // Beside it, the bounded check, cut short by its budget: never plain "held".
+    let check = &written.row["check"];
+    assert_eq!(check["partial"], true, "{check}");
+    let verdict = check["guarantees"]["at-least-once"]["verdict"].as_str().unwrap();
+    assert!(
+        ["held within the explored part", "not judged"].contains(&verdict),
+        "{check}"
+    );
+    assert!(
+        written.markdown.contains(&format!("| {verdict} (")),
+        "{}",
+        written.markdown
+    );
+}
+
+#[test]
+fn a_row_whose_check_breaks_a_guarantee_reports_its_states_and_counterexample() {
+    // A consumer that dies holding an unacknowledged delivery gets it again (RabbitMQ's
+    // defaults): the checker finds the path within its budget.
+    let written = matrix(&[
+        "--broker",
+        "rabbitmq",
+        "--row",
+        "defaults",
+        "--faults",
+        "crash",
+        "--check",
+        "at-most-once",
+        "--seeds",
+        "2",
+    ]);
+    let check = &written.row["check"];
+    let states = check["states"].as_u64().unwrap();
+    assert!(states >= 30_000, "{check}");
+    let g = &check["guarantees"]["at-most-once"];
+    assert_eq!(g["verdict"], "violated", "{check}");
+    let x = &g["counterexample"];
+    assert!(x["steps"].as_u64().unwrap() > 0, "{x}");
+    assert!(
+        x["why"][0].as_str().unwrap().contains("delivered p0:0 2 times"),
+        "{x}"
+    );
+    assert!(
+        x["schedule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().contains("crash")),
+        "{x}"
+    );
+    assert!(
+        x["story"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("redelivered=true")),
+        "{x}"
+    );
+    assert!(
+        written
+            .stdout
+            .contains("rabbitmq · defaults: 30,"),
+        "{}",
+        written.stdout
+    );
+    assert!(
+        written.stdout.contains("at-most-once violated"),
+        "{}",
+        written.stdout
+    );
+    assert!(
+        written.markdown.contains("## Bounded checks' counterexamples"),
+        "{}",
+        written.markdown
+    );
+    assert!(
+        written.markdown.contains("mqcheck check --broker rabbitmq"),
+        "{}",
+        written.markdown
+    );
+}
+
+#[test]
+fn a_sweep_violation_the_tiny_check_cannot_reach_is_a_disagreement() {
+    // Kafka's safe row loses records to simultaneous power loss of the replicas; a check of
+    // 1000 states never gets there.
+    let written = matrix(&[
+        "--broker",
+        "kafka",
+        "--row",
+        "safe",
+        "--faults",
+        "power",
+        "--check",
+        "at-least-once",
+        "--seeds",
+        "4",
+        "--check-states",
+        "1000",
+    ]);
+    assert_eq!(
+        written.row["cells"]["at-least-once"]["power"]["verdict"],
+        "broken"
+    );
+    let g = &written.row["check"]["guarantees"]["at-least-once"];
+    assert_eq!(g["disagrees"], "not-reached", "{g}");
+    assert!(
+        g["disagreement"]
+            .as_str()
+            .unwrap()
+            .contains("the sweep breaks at-least-once under power (lost"),
+        "{g}"
+    );
+    assert!(
+        written
+            .stdout
+            .contains("disagrees with the sweep on at-least-once (not reached by the check)"),
+        "{}",
+        written.stdout
+    );
+    assert!(
+        written.markdown.contains("## Where the engines disagree"),
+        "{}",
+        written.markdown
+    );
+}
+
+#[test]
+fn the_check_budget_is_validated_and_zero_turns_the_check_off() {
+    let out = mqcheck(&["matrix", "--check-states", "many"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--check-states"), "{}", out.stderr);
+    let written = matrix(&[
+        "--broker",
+        "zeromq",
+        "--row",
+        "push-pull",
+        "--faults",
+        "crash",
+        "--seeds",
+        "1",
+        "--check-states",
+        "0",
+    ]);
+    assert!(written.row.get("check").is_none(), "{}", written.row);
+    assert!(!written.stdout.contains("bounded checks"), "{}", written.stdout);
 }
 
 /// The repairs `--repair` finds for the row's `guarantee` under `class`.
