@@ -14,7 +14,7 @@ use super::{Matrix, MatrixCmd, Row};
 use crate::simulate::as_it_happened;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use mqcheck_brokers::{dispatch, ConfigError, Job, System};
-use mqcheck_invariants::{History, Invariant, Op};
+use mqcheck_invariants::{History, Invariant, MsgId, Op};
 use mqcheck_sim::trace::{show, story, Filter};
 use mqcheck_sim::{cast, judge, run, Outcome};
 use plotters::prelude::*;
@@ -90,7 +90,7 @@ impl Job for Replays<'_> {
                     .map(|l| l.trim().to_string())
                     .collect(),
                 story: shown.iter().map(ToString::to_string).collect(),
-                plot: plot(&r.history, &windows, r.simulated_ms),
+                plot: plot(&r.history, msgs, &windows),
             });
         }
         Ok(replayed)
@@ -120,6 +120,15 @@ pub fn page(cmd: &MatrixCmd, m: &Matrix) -> Result<String, ConfigError> {
 /// The anchor of a counterexample: its row, guarantee and class.
 fn anchor(row: usize, guarantee: Invariant, class: Class) -> String {
     format!("cx-{row}-{}-{}", guarantee.name(), class.name())
+}
+
+/// Text with Markdown's code spans (`` `acks=all` ``, as the claims write settings) as code.
+fn prose(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
 
 fn verdict_class(cell: &Cell) -> &'static str {
@@ -200,7 +209,7 @@ fn claims(m: &Matrix) -> Markup {
                         td { (c.broker) }
                         td { (c.claim) }
                         td { span class=(class) { (c.verdict.name()) } }
-                        td { (c.explanation) }
+                        td { (prose(&c.explanation)) }
                     }
                 }
             }
@@ -288,7 +297,7 @@ fn counterexample(m: &Matrix, x: &Replayed) -> Markup {
                 (row.broker) " · " (row.configuration) " · " (x.guarantee.name())
                 " violated under " (x.class.name()) ": " (c.kind)
             }
-            p { (c.explanation) }
+            p { (prose(&c.explanation)) }
             p {
                 "Broken " (broken_by_words(&c.broken_by)) " in " (cell.violations) " of "
                 (cell.runs) " seeds; seed " (c.seed) ", replayed with its shrunk schedule. "
@@ -316,43 +325,65 @@ const ACKS: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 const DELIVERIES: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
 /// The fault windows' shade (Jepsen's nemesis colour), drawn translucent.
 const FAULT: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// Room right of the plotting area for the legend, so it never hides a line.
+const LEGEND_PX: u32 = 190;
 
-/// Sends, acknowledgements and deliveries, each counted up over simulated time, on the fault
-/// windows shaded: an SVG.
-fn plot(history: &History, windows: &[Window], end_ms: u64) -> String {
+/// One line of the plot: a count going up by one at each of its events.
+struct Series {
+    name: &'static str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+    /// Where the violation's messages are on it.
+    marks: Vec<(f64, f64)>,
+}
+
+/// Sends, acknowledgements and deliveries, each counted up over simulated time, the fault
+/// windows shaded and the violation's messages marked: an SVG. Time runs to the last event or
+/// the end of the last fault window, whichever is later (the drain's quiet tail left out).
+fn plot(history: &History, msgs: &[MsgId], windows: &[Window]) -> String {
     let secs = |ms: u64| ms as f64 / 1000.0;
-    let mut series: [(&str, RGBColor, Vec<(f64, f64)>); 3] = [
-        ("sends", SENDS, vec![(0.0, 0.0)]),
-        ("acknowledgements", ACKS, vec![(0.0, 0.0)]),
-        ("deliveries", DELIVERIES, vec![(0.0, 0.0)]),
-    ];
+    let mut series = [
+        ("sends", SENDS),
+        ("acknowledgements", ACKS),
+        ("deliveries", DELIVERIES),
+    ]
+    .map(|(name, color)| Series {
+        name,
+        color,
+        points: vec![(0.0, 0.0)],
+        marks: Vec::new(),
+    });
+    let mut last_ms = windows.iter().map(|w| w.to_ms).max().unwrap_or(0);
     for e in &history.events {
-        let i = match e.op {
-            Op::Send { .. } => 0,
-            Op::Ack { .. } => 1,
-            Op::Deliver { .. } => 2,
+        let (i, msg) = match &e.op {
+            Op::Send { msg, .. } => (0, msg),
+            Op::Ack { msg } => (1, msg),
+            Op::Deliver { msg, .. } => (2, msg),
             _ => continue,
         };
-        let points = &mut series[i].2;
-        let n = points.last().map_or(0.0, |p| p.1);
+        let s = &mut series[i];
+        let n = s.points.last().map_or(0.0, |p| p.1);
         let t = secs(e.time_ms);
-        points.extend([(t, n), (t, n + 1.0)]);
+        s.points.extend([(t, n), (t, n + 1.0)]);
+        if msgs.contains(msg) {
+            s.marks.push((t, n + 1.0));
+        }
+        last_ms = last_ms.max(e.time_ms);
     }
-    let end = secs(end_ms).max(1.0);
-    for (_, _, points) in &mut series {
-        let n = points.last().map_or(0.0, |p| p.1);
-        points.push((end, n));
+    let end = (secs(last_ms) * 1.05).max(1.0);
+    for s in &mut series {
+        let n = s.points.last().map_or(0.0, |p| p.1);
+        s.points.push((end, n));
     }
     let top = series
         .iter()
-        .map(|s| s.2.last().map_or(0.0, |p| p.1))
+        .map(|s| s.points.last().map_or(0.0, |p| p.1))
         .fold(1.0, f64::max)
         * 1.05;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 300)).into_drawing_area();
-        draw(&root, &series, windows, end, top)
-            .expect("drawing into a string does not fail");
+        draw(&root, &series, windows, end, top).expect("drawing into a string does not fail");
         root.present().expect("drawing into a string does not fail");
     }
     svg
@@ -360,13 +391,14 @@ fn plot(history: &History, windows: &[Window], end_ms: u64) -> String {
 
 fn draw<'a>(
     root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
+    series: &[Series],
     windows: &[Window],
     end: f64,
     top: f64,
 ) -> Result<(), DrawingAreaErrorKind<<SVGBackend<'a> as DrawingBackend>::ErrorType>> {
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
+    let (plot_area, legend_area) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_PX);
+    let mut chart = ChartBuilder::on(&plot_area)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(48)
@@ -375,32 +407,57 @@ fn draw<'a>(
         .configure_mesh()
         .x_desc("simulated time (s)")
         .y_desc("messages")
-        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .max_light_lines(0)
+        .label_style(("sans-serif", 12))
+        .axis_desc_style(("sans-serif", 13))
         .draw()?;
     let shade = FAULT.mix(0.18).filled();
-    let shaded = chart.draw_series(windows.iter().map(|w| {
+    chart.draw_series(windows.iter().map(|w| {
         Rectangle::new(
-            [(w.from_ms as f64 / 1000.0, 0.0), (w.to_ms as f64 / 1000.0, top)],
+            [
+                (w.from_ms as f64 / 1000.0, 0.0),
+                (w.to_ms as f64 / 1000.0, top),
+            ],
             shade,
         )
     }))?;
+    for s in series {
+        chart.draw_series(LineSeries::new(
+            s.points.iter().copied(),
+            s.color.stroke_width(2),
+        ))?;
+    }
+    let marks: Vec<(f64, f64)> = series.iter().flat_map(|s| s.marks.clone()).collect();
+    chart.draw_series(marks.iter().map(|p| Circle::new(*p, 4, BLACK.filled())))?;
+    // The legend beside the plotting area, one entry a line: what is drawn, how.
+    let text = ("sans-serif", 13).into_font();
+    let mut y = 24;
+    let mut entry = |glyph: &dyn Fn(i32) -> Result<(), _>, label: &str| {
+        glyph(y)?;
+        legend_area.draw(&Text::new(label.to_string(), (28, y - 7), text.clone()))?;
+        y += 20;
+        Ok(())
+    };
     if !windows.is_empty() {
-        shaded
-            .label("fault window")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], shade));
+        entry(
+            &|y| legend_area.draw(&Rectangle::new([(6, y - 6), (20, y + 6)], shade)),
+            "fault window",
+        )?;
     }
-    for (name, color, points) in series {
-        let color = *color;
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+    for s in series {
+        let color = s.color;
+        entry(
+            &|y| legend_area.draw(&PathElement::new([(6, y), (20, y)], color.stroke_width(2))),
+            s.name,
+        )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    if !marks.is_empty() {
+        entry(
+            &|y| legend_area.draw(&Circle::new((13, y), 4, BLACK.filled())),
+            "the violation's messages",
+        )?;
+    }
     Ok(())
 }
