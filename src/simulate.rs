@@ -95,6 +95,10 @@ pub struct ReplayCmd {
     /// Also write the timeline as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<std::path::PathBuf>,
+    /// Also draw the timeline as printed (the story, or every step with --full; --node, --from
+    /// and --to apply) as an SVG sequence diagram in this file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
     /// The schedule file's schedule, once read.
     #[arg(skip)]
     pub file: Option<Schedule>,
@@ -521,8 +525,9 @@ impl Job for ReplayCmd {
         }
         let trace = OutputFile::maybe("trace", self.trace.as_ref())?;
         let schedule_out = OutputFile::maybe("schedule-out", self.schedule_out.as_ref())?;
+        let svg = OutputFile::maybe("svg", self.svg.as_ref())?;
         let mut out = String::new();
-        let code = self.replay::<S>(&spec, trace, schedule_out, &mut out);
+        let code = self.replay::<S>(&spec, [trace, schedule_out, svg], &mut out);
         crate::output::emit(&out);
         code
     }
@@ -541,14 +546,15 @@ pub(crate) fn as_it_happened(schedule: &Schedule, outcomes: &[Outcome], the_cast
 }
 
 impl ReplayCmd {
-    /// Replays the seed, writing its story to `out`.
+    /// Replays the seed, writing its story to `out` and, where asked, its trace, its schedule
+    /// file and its diagram to `files`.
     fn replay<S: System>(
         &self,
         spec: &Spec,
-        trace: Option<OutputFile>,
-        schedule_out: Option<OutputFile>,
+        files: [Option<OutputFile>; 3],
         out: &mut String,
     ) -> Result<u8, ConfigError> {
+        let [trace, schedule_out, svg] = files;
         let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
         let seed = self.seed.unwrap_or(0);
@@ -619,8 +625,34 @@ impl ReplayCmd {
             )
         };
         let _ = writeln!(out, "\ntimeline: {title}{scope}");
-        for shown in mqcheck_sim::trace::show(&r.trace, &keep, &filter, !self.full) {
-            let _ = writeln!(out, "{shown}");
+        let shown = mqcheck_sim::trace::show(&r.trace, &keep, &filter, !self.full);
+        for line in &shown {
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(mut file) = svg {
+            let mut configured = vec![spec.setup.broker.clone()];
+            configured.extend(spec.setup.config.explicit());
+            configured.push(format!("--faults {}", spec.setup.faults));
+            let mut heading = vec![configured.join(" ")];
+            match violations.first() {
+                Some(v) => {
+                    heading.push(format!("VIOLATED {}", v.invariant));
+                    heading.push(format!("why: {}: {}", v.kind.name(), v.explanation));
+                }
+                None => heading.push(format!(
+                    "no violation of {}",
+                    spec.checks
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+            heading.push(format!(
+                "seed {seed}, {title}{scope} ({} steps)",
+                r.trace.len()
+            ));
+            file.write(&mqcheck_sim::trace::diagram(heading, &r.trace, &shown).svg())?;
         }
         if let Some(mut file) = trace {
             let mut text = String::new();

@@ -2,6 +2,7 @@
 
 use crate::model::{CheckModel, CheckState, Step, StepOf};
 use mqcheck_brokers::{Names, System};
+use mqcheck_diagram::{Diagram, Row};
 use mqcheck_invariants::secs;
 use serde::Serialize;
 use stateright::actor::Id;
@@ -262,112 +263,59 @@ pub fn svg<S: System>(model: &CheckModel<S>, path: &Path<CheckState<S>, StepOf<S
 
 /// Steps as an SVG sequence diagram under its `title` lines: one lifeline per node, one row per
 /// step of the story (every step if `full`), an arrow per delivered packet, a dot per process or
-/// partition fault, a grey band per run of folded steps. The drawing is as wide as its longest
-/// label and as tall as its rows.
+/// partition fault, a grey band per run of folded steps.
 pub fn diagram<S: System>(
     model: &CheckModel<S>,
     title: &[String],
     steps: &[StepReport],
     full: bool,
 ) -> String {
-    const COL: usize = 70;
-    const ROW: usize = 20;
-    // Monospace advance at these sizes is 0.6 em; a little more, so no label is clipped.
-    const CHAR: usize = 7;
-    const TITLE_CHAR: usize = 8;
-    let rows: Vec<Told> = if full {
+    let told: Vec<Told> = if full {
         steps.iter().map(Told::Step).collect()
     } else {
         story(steps)
     };
-    let labels: Vec<String> = rows
-        .iter()
-        .map(|row| match row {
-            Told::Step(step) => format!("{}. {}", step.index, step.text),
-            Told::Folded(n) => format!(
-                "… {n} step{} folded: timers, heartbeats, empty polls, repeats",
-                if *n == 1 { "" } else { "s" }
-            ),
-        })
-        .collect();
-    let nodes = model.nodes.len();
-    let lanes = COL * nodes;
-    let longest = |texts: &[String]| texts.iter().map(|t| t.chars().count()).max().unwrap_or(0);
-    let width = (lanes + 10 + CHAR * longest(&labels) + 10).max(TITLE_CHAR * longest(title) + 20);
-    let names_y = 22 * title.len() + 24;
-    let top = names_y + 16;
-    let height = top + ROW * (rows.len() + 1);
-    let x = |name: &Option<String>| {
-        let i = model
+    let lane = |name: &Option<String>| {
+        model
             .nodes
             .iter()
             .position(|n| Some(&n.name) == name.as_ref())
-            .expect("a step names the model's nodes");
-        COL / 2 + COL * i
+            .expect("a step names the model's nodes")
     };
-    let mut out = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>\n<rect width='{width}' height='{height}' fill='white'/>\n"
-    );
-    for (i, line) in title.iter().enumerate() {
-        out += &format!(
-            "<text x='10' y='{}' font-size='13' font-weight='bold'>{}</text>\n",
-            22 * (i + 1),
-            escape(line)
-        );
-    }
-    for (i, node) in model.nodes.iter().enumerate() {
-        let cx = COL / 2 + COL * i;
-        out += &format!(
-            "<text x='{cx}' y='{names_y}' text-anchor='middle' font-weight='bold'>{}</text>\n<line x1='{cx}' y1='{}' x2='{cx}' y2='{height}' stroke='#bbb'/>\n",
-            escape(&node.name),
-            names_y + 6
-        );
-    }
-    for (row, (told, label)) in rows.iter().zip(&labels).enumerate() {
-        let y = top + ROW * (row + 1);
-        match told {
-            Told::Folded(_) => {
-                out += &format!(
-                    "<rect x='0' y='{}' width='{lanes}' height='{}' fill='#eee'/>\n",
-                    y - ROW + 6,
-                    ROW - 4
-                );
-            }
-            Told::Step(step) => match step.kind {
-                "deliver" => {
-                    out += &format!(
-                        "<line x1='{}' y1='{}' x2='{}' y2='{y}' stroke='#333' marker-end='url(#a)'/>\n",
-                        x(&step.src),
-                        y - ROW / 2,
-                        x(&step.dst)
-                    );
-                }
-                "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => {
-                    out += &format!(
-                        "<circle cx='{}' cy='{y}' r='6' fill='#c00'/>\n",
-                        x(&step.node)
-                    );
-                }
-                _ => {}
+    let rows = told
+        .iter()
+        .map(|told| match told {
+            Told::Folded(n) => Row::Folded {
+                label: format!(
+                    "… {n} step{} folded: timers, heartbeats, empty polls, repeats",
+                    if *n == 1 { "" } else { "s" }
+                ),
             },
-        }
-        let fill = if matches!(told, Told::Folded(_)) {
-            " fill='#777'"
-        } else {
-            ""
-        };
-        out += &format!(
-            "<text x='{}' y='{y}'{fill}>{}</text>\n",
-            lanes + 10,
-            escape(label)
-        );
+            Told::Step(step) => {
+                let label = format!("{}. {}", step.index, step.text);
+                match step.kind {
+                    "deliver" => Row::Message {
+                        from: lane(&step.src),
+                        to: vec![lane(&step.dst)],
+                        label,
+                    },
+                    "crash" | "power-loss" | "isolate" | "pause" | "clock-fast" => Row::Fault {
+                        lanes: vec![lane(&step.node)],
+                        label,
+                    },
+                    _ if step.node.is_some() => Row::Event {
+                        lanes: vec![lane(&step.node)],
+                        label,
+                    },
+                    _ => Row::Note { label },
+                }
+            }
+        })
+        .collect();
+    Diagram {
+        title: title.to_vec(),
+        lanes: model.nodes.iter().map(|n| n.name.clone()).collect(),
+        rows,
     }
-    out += "<defs><marker id='a' markerWidth='8' markerHeight='8' refX='8' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs>\n</svg>\n";
-    out
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    .svg()
 }

@@ -133,7 +133,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
         if start + window > Instant::now() {
             sleep_until(start + window).await;
         }
-        lock(&world).note("fault window over: everything healed; draining");
+        lock(&world).note_recovery("fault window over: everything healed; draining");
         // Drain until the history has nothing left to wait for and has been quiet for a while
         // (clients may still be sending, late duplicates may still show); at most `drain` after
         // the fault window, which each broker sized for a workload that fits in its longest
@@ -421,7 +421,7 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note(&format!("restart {names}"));
+                lock(&self.world).note_recovery(&format!("restart {names}"));
                 for node in &nodes {
                     self.handle.restart(self.ids[*node]);
                 }
@@ -432,13 +432,13 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note(&format!("resume {names}"));
+                lock(&self.world).note_recovery(&format!("resume {names}"));
                 for node in &nodes {
                     self.handle.resume(self.ids[*node]);
                 }
             }
             Applied::Cut(cut) => {
-                w.note("partition heals");
+                w.note_recovery("partition heals");
                 for (a, b) in cut {
                     for delivery in w.uncut(a, b) {
                         w.deliver_later(delivery);
@@ -451,14 +451,14 @@ impl<S: System> Nemesis<S> {
                 }
                 drop(w);
                 let names = self.names(&nodes);
-                lock(&self.world).note(&format!("clock of {names} correct again"));
+                lock(&self.world).note_recovery(&format!("clock of {names} correct again"));
             }
             Applied::Network => {
                 w.loss.remove(&i);
                 w.duplicate.remove(&i);
                 w.reorder.remove(&i);
                 let what = op.what(&w.names);
-                w.note(&format!("{what} ends"));
+                w.note_recovery(&format!("{what} ends"));
             }
         }
     }

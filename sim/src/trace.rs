@@ -7,6 +7,7 @@
 //! ([`mqcheck_brokers::System::notable`]: elections, truncations, ISR or membership changes) from
 //! the first mention of those messages on.
 
+use mqcheck_diagram::{Diagram, Row};
 use mqcheck_invariants::{secs_unspaced, MsgId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,8 +26,18 @@ pub enum Kind {
     Turn,
     /// What a client's application saw (`app: ack p0:3`).
     App,
-    /// The nemesis: a fault taking effect, its end, the heal.
+    /// The nemesis: a fault taking effect.
     Nemesis,
+    /// The nemesis: a fault's end, the heal (in JSON a `nemesis` line too).
+    #[serde(rename = "nemesis")]
+    Recovery,
+}
+
+impl Kind {
+    /// Is this a line of the nemesis: a fault, its end, the heal?
+    pub fn nemesis(self) -> bool {
+        matches!(self, Kind::Nemesis | Kind::Recovery)
+    }
 }
 
 /// One line of a trace: simulated time, the node (or `nemesis`), what happened.
@@ -72,7 +83,7 @@ impl TraceLine {
     pub fn concerns(&self, node: &str) -> bool {
         self.node == node
             || self.from.as_deref() == Some(node)
-            || (self.kind == Kind::Nemesis && has_token(&self.text, node))
+            || (self.kind.nemesis() && has_token(&self.text, node))
     }
 
     /// What kind of step this is, for a folded line's counts: the message's name, the
@@ -89,14 +100,16 @@ impl TraceLine {
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-            Kind::Node | Kind::Nemesis => words.next().unwrap_or_default().to_string(),
+            Kind::Node | Kind::Nemesis | Kind::Recovery => {
+                words.next().unwrap_or_default().to_string()
+            }
         }
     }
 }
 
 /// Does a line show something happening: an observation, a fault, a turn?
 fn eventful(line: &TraceLine) -> bool {
-    matches!(line.kind, Kind::App | Kind::Nemesis | Kind::Turn)
+    line.kind == Kind::App || line.kind == Kind::Turn || line.kind.nemesis()
 }
 
 /// The lines of the whole timeline but the drain's idle chatter: what follows the last
@@ -125,7 +138,7 @@ pub fn story(trace: &[TraceLine], msgs: &[MsgId]) -> Vec<bool> {
         .map(|(i, l)| {
             let new_turn = l.kind == Kind::Turn
                 && told.insert((&l.node, l.from.as_deref(), l.label()), &l.text) != Some(&l.text);
-            mentions[i] || l.kind == Kind::Nemesis || (new_turn && i >= first)
+            mentions[i] || l.kind.nemesis() || (new_turn && i >= first)
         })
         .collect()
 }
@@ -298,6 +311,60 @@ impl fmt::Display for Shown {
     }
 }
 
+/// The replay's story (or whatever [`show`] selected) as a sequence diagram under `title`: one
+/// lifeline per node of `trace`, in the order they started; an arrow per message, from its sender
+/// to each node that received it; a red dot on each node a fault hit, a small dot where a fault
+/// ends or a client's application acts; a grey band per folded run.
+pub fn diagram(title: Vec<String>, trace: &[TraceLine], shown: &[Shown]) -> Diagram {
+    let mut lanes: Vec<String> = Vec::new();
+    for line in trace {
+        if !line.kind.nemesis() && !lanes.contains(&line.node) {
+            lanes.push(line.node.clone());
+        }
+    }
+    let lane = |name: &str| lanes.iter().position(|l| l == name);
+    // The printed line with its column padding squeezed out.
+    let label = |shown: &Shown| {
+        shown
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let rows = shown
+        .iter()
+        .map(|shown| match shown {
+            Shown::Folded { .. } => Row::Folded {
+                label: label(shown),
+            },
+            Shown::Step { line, nodes, .. } => {
+                let label = label(shown);
+                let at: Vec<usize> = if line.kind.nemesis() {
+                    lanes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| has_token(&line.text, l))
+                        .map(|(i, _)| i)
+                        .collect()
+                } else {
+                    nodes.iter().filter_map(|n| lane(n)).collect()
+                };
+                match (line.kind, line.from.as_deref().and_then(lane)) {
+                    (Kind::Message | Kind::Turn, Some(from)) => Row::Message {
+                        from,
+                        to: at,
+                        label,
+                    },
+                    _ if at.is_empty() => Row::Note { label },
+                    (Kind::Nemesis, _) => Row::Fault { lanes: at, label },
+                    _ => Row::Event { lanes: at, label },
+                }
+            }
+        })
+        .collect();
+    Diagram { title, lanes, rows }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +474,48 @@ mod tests {
             Shown::Step { line, .. } => (20..=30).contains(&line.time_ms),
             Shown::Folded { .. } => false,
         }));
+    }
+
+    #[test]
+    fn the_diagram_draws_each_shown_line_on_the_lifelines_it_concerns() {
+        let mut trace = trace();
+        trace.push(line(50, "nemesis", Kind::Recovery, "restart n1"));
+        let keep = story(
+            &trace,
+            &[MsgId {
+                producer: 0,
+                seq: 1,
+            }],
+        );
+        let shown = show(&trace, &keep, &Filter::default(), true);
+        let d = diagram(vec!["title".into()], &trace, &shown);
+        // Lifelines in the order the nodes first appear; `ctl` and `c0` only send here.
+        assert_eq!(d.lanes, ["n1", "p0", "n2", "n3"]);
+        let rows: Vec<&Row> = d.rows.iter().collect();
+        assert_eq!(rows.len(), shown.len(), "one row per shown entry");
+        assert_eq!(
+            rows[2],
+            &Row::Message {
+                from: 1,
+                to: vec![0],
+                label: "0.011s n1 <- p0: Produce p0:1".into()
+            }
+        );
+        assert!(matches!(rows[3], Row::Folded { label }
+            if label == "0.012s … 4 steps until 0.021s: Fetch ×2, app: send ×1, Produce ×1"));
+        assert_eq!(
+            rows[4],
+            &Row::Fault {
+                lanes: vec![0],
+                label: "0.022s nemesis crash: n1 down".into()
+            }
+        );
+        // A turn two nodes heard from a node without a lifeline (`ctl` only sends here): a dot on
+        // each; a fault's end and an application's step: a dot where they happen.
+        assert!(matches!(rows[5], Row::Event { lanes, .. } if lanes == &[2, 3]));
+        assert!(matches!(rows[6], Row::Event { lanes, label }
+            if lanes == &[1] && label.ends_with("app: ack p0:1")));
+        assert!(matches!(rows[8], Row::Event { lanes, label }
+            if lanes == &[0] && label.ends_with("restart n1")));
     }
 }

@@ -217,9 +217,14 @@ impl<S: System> World<S> {
         self.trace.is_some() || tracing::enabled!(target: "mqcheck::timeline", Level::DEBUG)
     }
 
-    /// A line from the nemesis.
+    /// A line from the nemesis: a fault taking effect.
     pub fn note(&mut self, text: &str) {
         self.record("nemesis", Kind::Nemesis, None, text);
+    }
+
+    /// A line from the nemesis: a fault's end, the heal.
+    pub fn note_recovery(&mut self, text: &str) {
+        self.record("nemesis", Kind::Recovery, None, text);
     }
 
     fn record(&mut self, who: &str, kind: Kind, from: Option<String>, text: &str) {

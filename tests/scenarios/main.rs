@@ -5,6 +5,7 @@ mod activemq;
 mod check;
 mod cli;
 mod common;
+mod drawing;
 mod fuzz;
 mod kafka;
 mod matrix;

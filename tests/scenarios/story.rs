@@ -2,6 +2,7 @@
 //! file: saved by `replay --schedule-out`, run again by `sim --schedule` and `replay --schedule`.
 
 use crate::common::mqcheck;
+use crate::drawing::{labels, render};
 use serde_json::Value;
 
 /// Kafka with `acks=1`: seed 15 loses `p0:96` to a crash of the followers, then of the leader.
@@ -256,5 +257,72 @@ fn a_bad_schedule_file_is_one_line_and_exit_2() {
     let out = mqcheck(&["sim", "--schedule", file, "--set", "acks=1"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--set"), "{}", out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `replay --svg` draws what the timeline prints: a title naming the broker, its settings and
+/// the violated property, one row per printed line (the story, folded), arrows for messages and
+/// dots for faults; it renders, stays a few hundred pixels tall, and is the same bytes each time.
+#[test]
+fn replay_draws_its_story_as_a_sequence_diagram() {
+    let dir = std::env::temp_dir().join(format!("mqcheck-replay-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.svg"), dir.join("b.svg"));
+    let out = replay(&["--svg", a.to_str().unwrap()]);
+    replay(&["--svg", b.to_str().unwrap()]);
+    let drawing = std::fs::read_to_string(&a).expect("--svg writes the file");
+    assert_eq!(
+        drawing,
+        std::fs::read_to_string(&b).unwrap(),
+        "deterministic"
+    );
+    let labels = labels(&drawing);
+    assert_eq!(
+        labels[..3],
+        [
+            "kafka acks=1 enable.idempotence=false --faults crash",
+            "VIOLATED at-least-once",
+            "why: lost: p0:96 was acknowledged to its producer at 9.760 s but group 0 never \
+             delivered it",
+        ]
+    );
+    assert!(
+        labels[3].starts_with("seed 15, the story of p0:96"),
+        "{}",
+        labels[3]
+    );
+    for node in ["n1", "n2", "n3", "p0", "ctl", "c0"] {
+        assert!(labels.iter().any(|l| l == node), "a lifeline for {node}");
+    }
+    // One row per line the timeline printed, in the same words and order.
+    let squeezed = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let story: Vec<String> = timeline(&out).iter().map(|l| squeezed(l)).collect();
+    let rows = &labels[labels.len() - story.len()..];
+    assert_eq!(rows, &story[..]);
+    assert!(rows
+        .iter()
+        .any(|r| r.contains("steps until") && r.contains("Fetch ×")));
+    // A message is an arrow from its sender; a fault a red dot on each node it hit.
+    assert!(drawing.matches("marker-end").count() >= 10, "arrows drawn");
+    let crash_row = story
+        .iter()
+        .position(|l| l.contains("crash: n1, n2 down"))
+        .expect("the first crash");
+    assert!(crash_row > 0);
+    assert!(
+        drawing.matches("fill=\"#c00\"").count() >= 3,
+        "crash dots drawn"
+    );
+    let (width, height) = render(&drawing);
+    assert!(height <= 2000, "height bounded by folding: {height} px");
+    assert!(width <= 1600, "{width} px wide");
+    // The whole timeline on request: far taller.
+    replay(&["--full", "--svg", b.to_str().unwrap()]);
+    let full = crate::drawing::labels(&std::fs::read_to_string(&b).unwrap());
+    assert!(full.len() > 5 * labels.len(), "{} rows", full.len());
+    // An unwritable path is bad input, before the run.
+    let bad = mqcheck(&[KAFKA_15, &["--svg", "/nonexistent/x.svg"]].concat());
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
 }
