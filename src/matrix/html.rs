@@ -15,7 +15,7 @@ use crate::simulate::as_it_happened;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use mqcheck_brokers::{dispatch, ConfigError, Job, System};
 use mqcheck_invariants::{History, Invariant, MsgId, Op};
-use mqcheck_sim::trace::{show, story, Filter};
+use mqcheck_sim::trace::{diagram, show, story, Filter};
 use mqcheck_sim::{cast, judge, run, Outcome};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -31,10 +31,14 @@ struct Replayed {
     row: usize,
     guarantee: Invariant,
     class: Class,
+    /// The violation the replay of the shrunk schedule found, in words.
+    why: Option<String>,
     /// The shrunk schedule as it happened, one fault a line.
     schedule: Vec<String>,
     /// The story's lines, as `replay` prints them.
     story: Vec<String>,
+    /// The story as a sequence diagram, the violated property in its title.
+    diagram: String,
     plot: String,
 }
 
@@ -68,6 +72,28 @@ impl Job for Replays<'_> {
             let msgs = violation.as_ref().map_or(&[][..], |v| &v.msgs[..]);
             let keep = story(&r.trace, msgs);
             let shown = show(&r.trace, &keep, &Filter::default(), true);
+            let mut title = vec![format!(
+                "{} {} --faults {}",
+                self.row.broker,
+                self.row.settings.join(" "),
+                class.faults()
+            )];
+            match &violation {
+                Some(v) => {
+                    title.push(format!("VIOLATED {guarantee}"));
+                    title.push(format!("why: {}: {}", v.kind.name(), v.explanation));
+                }
+                // Shrinking judges by the checker alone; `judge` also forgives a loss acknowledged
+                // just before a cut-short run's end.
+                None => title.push(format!("{guarantee}: the replay did not violate it")),
+            }
+            let names: Vec<String> = msgs.iter().map(ToString::to_string).collect();
+            let about = if names.is_empty() {
+                "the faults and turns of the run".to_string()
+            } else {
+                format!("the story of {}", names.join(", "))
+            };
+            title.push(format!("seed {}, the shrunk schedule, {about}", x.seed));
             let windows: Vec<Window> = x
                 .schedule
                 .faults
@@ -82,6 +108,9 @@ impl Job for Replays<'_> {
                 })
                 .collect();
             replayed.push(Replayed {
+                why: violation
+                    .as_ref()
+                    .map(|v| format!("{}: {}", v.kind.name(), v.explanation)),
                 row: self.index,
                 guarantee,
                 class,
@@ -90,6 +119,7 @@ impl Job for Replays<'_> {
                     .map(|l| l.trim().to_string())
                     .collect(),
                 story: shown.iter().map(ToString::to_string).collect(),
+                diagram: diagram(title, &r.trace, &shown).svg(),
                 plot: plot(&r.history, msgs, &windows),
             });
         }
@@ -297,7 +327,15 @@ fn counterexample(m: &Matrix, x: &Replayed) -> Markup {
                 (row.broker) " · " (row.configuration) " · " (x.guarantee.name())
                 " violated under " (x.class.name()) ": " (c.kind)
             }
-            p { (prose(&c.explanation)) }
+            p { "In the sweep's run: " (prose(&c.explanation)) }
+            p {
+                "In the replay of the shrunk schedule: "
+                @match &x.why {
+                    Some(why) => (why),
+                    None => "not violated (the checker alone, which shrinking asks, saw it; \
+                             the replay also forgives a loss acknowledged just before a run cut short ends)",
+                }
+            }
             p {
                 "Broken " (broken_by_words(&c.broken_by)) " in " (cell.violations) " of "
                 (cell.runs) " seeds; seed " (c.seed) ", replayed with its shrunk schedule. "
@@ -309,6 +347,10 @@ fn counterexample(m: &Matrix, x: &Replayed) -> Markup {
             }
             h4 { "The story" }
             pre.story { @for line in &x.story { (line) "\n" } }
+            figure.diagram {
+                (PreEscaped(&x.diagram))
+                figcaption { "The story as a sequence diagram: an arrow per message, a red dot per fault, a grey band per run of steps left out." }
+            }
             figure.plot {
                 (PreEscaped(&x.plot))
                 figcaption {

@@ -236,9 +236,13 @@ fn html_report_has_the_claims_the_cells_and_every_counterexample_with_its_story_
         "the same arguments write the same bytes"
     );
     // Self-contained: nothing fetched, nothing run.
-    for outside in ["<script", "<link", "src=", "<img", "url("] {
+    for outside in ["<script", "<link", "src=", "<img", "@import"] {
         assert!(!page.contains(outside), "`{outside}` in the page");
     }
+    assert!(
+        page.match_indices("url(").all(|(i, _)| page[i..].starts_with("url(#")),
+        "only references inside the page"
+    );
     // The claims, with their verdicts and conditions.
     let claims = between(&page, "<section id=\"claims\">", "</section>");
     assert!(claims.contains("Kafka is at-least-once"), "{claims}");
@@ -283,6 +287,20 @@ fn html_report_has_the_claims_the_cells_and_every_counterexample_with_its_story_
         // The story, as `replay` tells it.
         let story = between(article, "<pre class=\"story\">", "</pre>");
         assert!(story.lines().count() > 3, "{id}: {story}");
+        // The sequence diagram, the violated property in its title.
+        let diagram = between(article, "<figure class=\"diagram\">", "</figure>");
+        assert!(
+            diagram.starts_with("<figure class=\"diagram\"><svg"),
+            "{id}: a diagram"
+        );
+        let guarantee = ["at-least-once", "at-most-once", "ordering"]
+            .into_iter()
+            .find(|g| id.starts_with(&format!("id=\"cx-0-{g}-")))
+            .unwrap_or_else(|| panic!("{id}: a guarantee of the row"));
+        assert!(
+            diagram.contains(&format!("\nVIOLATED {guarantee}\n</text>")),
+            "{id}: {diagram}"
+        );
         // The plot: sends, acknowledgements, deliveries, and a shaded window per fault that
         // took effect (plus the legend's swatch).
         let plot = between(article, "<figure class=\"plot\">", "</figure>");
