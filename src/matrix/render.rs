@@ -195,6 +195,22 @@ broker's own keys â€” single changes from the row's configuration, then pairs â€
 longer breaks the guarantee: each candidate first runs the seeds known to violate it, and a
 survivor must then hold, tested, in every seed of the cell. A repair is evidence from those seeds
 only: a change of a timer can move a violation out of a small seed range (more seeds weed it out).
+
+`mqcheck matrix --html FILE` writes the same matrix as one self-contained page (inline CSS and SVG:
+it fetches nothing, and the same command writes the same bytes): the claims, the rows, the cells
+by fault class, and for every broken cell its counterexample, replayed from its seed with its
+shrunk schedule: the schedule as it happened, the story `replay` tells, that story as a sequence
+diagram (the violated property in its title), and a plot of sends, acknowledgements and
+deliveries over simulated time, counted up, with the windows of the faults that took effect
+shaded, as Jepsen's performance plots do, and the violation's messages marked. The page is
+composed with maud (HTML written in Rust and checked at compile time, escaped by default, no
+template files to ship or find at run time); the plots are drawn by plotters with its SVG backend
+alone (no fonts, bitmaps or dates compiled in). Without `--html` nothing is replayed: the sweep
+only keeps each shrunk schedule. The browser test (`cargo test --release --features browser
+--test browser`) opens such a page in headless Chromium and takes this screenshot of
+`mqcheck matrix --broker kafka --row acks=1 --seeds 3 --html FILE`:
+
+![The HTML report of Kafka's acks=1 row: claims, cells, a counterexample's story, sequence diagram and plot](matrix-report.png)
 "#;
 
 /// The Markdown page: the preamble, the claims, a summary per row, every cell, and the
