@@ -206,7 +206,9 @@ shaded, as Jepsen's performance plots do, and the violation's messages marked. T
 composed with maud (HTML written in Rust and checked at compile time, escaped by default, no
 template files to ship or find at run time); the plots are drawn by plotters with its SVG backend
 alone (no fonts, bitmaps or dates compiled in). Without `--html` nothing is replayed: the sweep
-only keeps each shrunk schedule. The browser test (`cargo test --release --features browser
+only keeps each shrunk schedule. Measured here (2 cores shared, load average 10): the default
+matrix with `--html` replays 296 counterexamples into a 6.0 MB page in 33.1 s of CPU, against
+31.5 s without it. The browser test (`cargo test --release --features browser
 --test browser`) opens such a page in headless Chromium and takes this screenshot of
 `mqcheck matrix --broker kafka --row acks=1 --seeds 3 --html FILE`:
 

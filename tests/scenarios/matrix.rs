@@ -240,7 +240,8 @@ fn html_report_has_the_claims_the_cells_and_every_counterexample_with_its_story_
         assert!(!page.contains(outside), "`{outside}` in the page");
     }
     assert!(
-        page.match_indices("url(").all(|(i, _)| page[i..].starts_with("url(#")),
+        page.match_indices("url(")
+            .all(|(i, _)| page[i..].starts_with("url(#")),
         "only references inside the page"
     );
     // The claims, with their verdicts and conditions.
