@@ -9,7 +9,7 @@
 
 use super::cells::{broken_by_words, Cell, CellVerdict, Class, Counterexample, GUARANTEES};
 use super::claims::ClaimVerdict;
-use super::render::summary;
+use super::render::{repair_lines, summary};
 use super::{Matrix, MatrixCmd, Row};
 use crate::simulate::as_it_happened;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -18,7 +18,7 @@ use mqcheck_invariants::{History, Invariant, MsgId, Op};
 use mqcheck_sim::trace::{diagram, show, story, Filter};
 use mqcheck_sim::{cast, judge, run, Outcome};
 use plotters::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// A fault that took effect, from when to when, for the plot's shading.
 struct Window {
@@ -39,6 +39,7 @@ struct Replayed {
     story: Vec<String>,
     /// The story as a sequence diagram, the violated property in its title.
     diagram: String,
+    /// Sends, acknowledgements and deliveries over the fault windows.
     plot: String,
 }
 
@@ -53,14 +54,12 @@ impl Job for Replays<'_> {
     type Output = Result<Vec<Replayed>, ConfigError>;
 
     fn run<S: System>(self) -> Self::Output {
-        let Some((_, spec)) = self
+        let (_, spec) = self
             .cmd
             .select::<S>()?
             .into_iter()
             .find(|(s, _)| s.name == self.row.configuration)
-        else {
-            return Ok(Vec::new());
-        };
+            .expect("the row was swept from the same selection");
         let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
         let mut replayed = Vec::new();
@@ -72,12 +71,10 @@ impl Job for Replays<'_> {
             let msgs = violation.as_ref().map_or(&[][..], |v| &v.msgs[..]);
             let keep = story(&r.trace, msgs);
             let shown = show(&r.trace, &keep, &Filter::default(), true);
-            let mut title = vec![format!(
-                "{} {} --faults {}",
-                self.row.broker,
-                self.row.settings.join(" "),
-                class.faults()
-            )];
+            let mut configured = vec![self.row.broker.clone()];
+            configured.extend(self.row.settings.iter().cloned());
+            configured.push(format!("--faults {}", class.faults()));
+            let mut title = vec![configured.join(" ")];
             match &violation {
                 Some(v) => {
                     title.push(format!("VIOLATED {guarantee}"));
@@ -189,9 +186,9 @@ figcaption { font-size: 13px; color: #555; }
 ";
 
 fn render(m: &Matrix, replayed: &[Replayed]) -> Markup {
-    let shown: BTreeMap<String, ()> = replayed
+    let shown: BTreeSet<String> = replayed
         .iter()
-        .map(|x| (anchor(x.row, x.guarantee, x.class), ()))
+        .map(|x| anchor(x.row, x.guarantee, x.class))
         .collect();
     html! {
         (DOCTYPE)
@@ -208,6 +205,14 @@ fn render(m: &Matrix, replayed: &[Replayed]) -> Markup {
                 (claims(m))
                 (rows(m))
                 (cells(m, &shown))
+                @let repairs = repair_lines(m);
+                @if !repairs.is_empty() {
+                    section #repairs {
+                        h2 { "Repairs" }
+                        p { "The smallest changes of the broker's keys under which the class no longer breaks the guarantee in any seed (" code { "--repair" } "):" }
+                        ul { @for line in &repairs { li { (prose(line)) } } }
+                    }
+                }
                 section #counterexamples {
                     h2 { "Counterexamples" }
                     @if replayed.is_empty() {
@@ -275,7 +280,7 @@ fn rows(m: &Matrix) -> Markup {
     }
 }
 
-fn cells(m: &Matrix, shown: &BTreeMap<String, ()>) -> Markup {
+fn cells(m: &Matrix, shown: &BTreeSet<String>) -> Markup {
     html! {
         section #cells {
             h2 { "Cells by fault class" }
@@ -294,8 +299,8 @@ fn cells(m: &Matrix, shown: &BTreeMap<String, ()>) -> Markup {
                                 @for class in &m.classes {
                                     @if let Some(cell) = by_class.get(class) {
                                         @let id = anchor(i, g, *class);
-                                        td class=(verdict_class(cell)) {
-                                            @if shown.contains_key(&id) {
+                                        td class=(verdict_class(cell)) title=[cell.reason.as_deref()] {
+                                            @if shown.contains(&id) {
                                                 a href=(format!("#{id}")) { (cell.text()) }
                                             } @else {
                                                 (cell.text())

@@ -121,7 +121,7 @@ pub fn terminal(m: &Matrix) -> String {
 }
 
 /// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
-fn repair_lines(m: &Matrix) -> Vec<String> {
+pub fn repair_lines(m: &Matrix) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &m.rows {
         for g in GUARANTEES {
