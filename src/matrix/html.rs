@@ -337,14 +337,14 @@ fn counterexample(m: &Matrix, x: &Replayed) -> Markup {
                 "In the replay of the shrunk schedule: "
                 @match &x.why {
                     Some(why) => (why),
-                    None => "not violated (the checker alone, which shrinking asks, saw it; \
-                             the replay also forgives a loss acknowledged just before a run cut short ends)",
+                    None => "not violated: shrinking asks the checker alone, and the replay \
+                             forgives a loss acknowledged just before a run cut short ends",
                 }
             }
             p {
                 "Broken " (broken_by_words(&c.broken_by)) " in " (cell.violations) " of "
                 (cell.runs) " seeds; seed " (c.seed) ", replayed with its shrunk schedule. "
-                "The drawn schedule: " code { (c.replay) }
+                "Replay its drawn schedule: " code { (c.replay) }
             }
             h4 { "The shrunk schedule, as it happened" }
             ul.schedule {
