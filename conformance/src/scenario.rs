@@ -342,7 +342,10 @@ pub struct Case {
     pub guarantees: Vec<Invariant>,
 }
 
-/// Defaults for a replayed counterexample: the model's own workload size, at a fixed pace.
+/// Defaults for a replayed counterexample whose file leaves the workload to the model's defaults:
+/// the model's own workload size, at a fixed pace (real clients need one). A file that sets
+/// `--rate` or `--handler-ms` is replayed at its own pace, so that the model's run of the schedule
+/// beside the real one is the run that was shrunk.
 const REPLAY_MESSAGES: u32 = 100;
 const REPLAY_RATE: u32 = 50;
 const REPLAY_HANDLER_MS: u32 = 10;
@@ -366,8 +369,8 @@ impl Case {
             sets: file.sets.clone(),
             faults: faults.parse().map_err(|e| format!("--schedule: {e}"))?,
             messages: file.messages.unwrap_or(REPLAY_MESSAGES),
-            rate: REPLAY_RATE,
-            handler_ms: REPLAY_HANDLER_MS,
+            rate: file.rate.unwrap_or(REPLAY_RATE),
+            handler_ms: file.handler_ms.unwrap_or(REPLAY_HANDLER_MS),
             schedule: file.schedule.clone(),
             seed: file.seed.unwrap_or(0),
             claims: Vec::new(),
