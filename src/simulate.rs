@@ -534,7 +534,7 @@ impl Job for ReplayCmd {
 }
 
 /// Each fault of `schedule` and what it did in the run: `… → n1, n2 down until 16.170s`.
-fn as_it_happened(schedule: &Schedule, outcomes: &[Outcome], the_cast: &Cast) -> String {
+pub(crate) fn as_it_happened(schedule: &Schedule, outcomes: &[Outcome], the_cast: &Cast) -> String {
     if schedule.faults.is_empty() {
         return "  (no faults)\n".to_string();
     }

@@ -3,6 +3,9 @@
 //! (the page builds the path step by step with JavaScript), and the state it shows is in Kafka's
 //! terms with nodes named as everywhere else (`n1`, `ctl`, `isr=[n1,n2,n3]`).
 //!
+//! And the matrix's HTML report (`matrix --html`) as Chromium parses and draws it: its table, a
+//! sequence diagram and a plot, and a screenshot of the page (`docs/matrix-report.png` is one).
+//!
 //! Needs Debian's `chromium` (`cargo test --release --features browser --test browser`); without
 //! it the test fails saying what to install.
 
@@ -94,8 +97,8 @@ fn explore() -> (Killed, String) {
     (child, addr)
 }
 
-/// The page at `url` after its scripts ran, as Chromium leaves its DOM.
-fn dump_dom(chromium: &PathBuf, url: &str) -> String {
+/// Headless Chromium on `url` with `args` beside the usual ones, until it exits: its stdout.
+fn headless(chromium: &PathBuf, args: &[&str], url: &str) -> String {
     let profile = std::env::temp_dir().join(format!("mqcheck-chromium-{}", std::process::id()));
     let mut child = Killed(
         Command::new(chromium)
@@ -105,10 +108,8 @@ fn dump_dom(chromium: &PathBuf, url: &str) -> String {
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
-                // Run the page's timers and fetches until it is idle, at most this long.
-                "--virtual-time-budget=60000",
-                "--dump-dom",
             ])
+            .args(args)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(url)
             .stdout(Stdio::piped())
@@ -118,8 +119,8 @@ fn dump_dom(chromium: &PathBuf, url: &str) -> String {
     );
     let mut stdout = child.0.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        stdout.read_to_string(&mut dom).map(|_| dom)
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).map(|_| out)
     });
     let started = Instant::now();
     while child.0.try_wait().unwrap().is_none() {
@@ -130,7 +131,17 @@ fn dump_dom(chromium: &PathBuf, url: &str) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = std::fs::remove_dir_all(&profile);
-    reader.join().unwrap().expect("chromium's DOM")
+    reader.join().unwrap().expect("chromium's output")
+}
+
+/// The page at `url` after its scripts ran, as Chromium leaves its DOM.
+fn dump_dom(chromium: &PathBuf, url: &str) -> String {
+    // Run the page's timers and fetches until it is idle, at most this long.
+    headless(
+        chromium,
+        &["--virtual-time-budget=60000", "--dump-dom"],
+        url,
+    )
 }
 
 /// The text of the Explorer's "Current State" pane in a dumped DOM.
@@ -192,4 +203,78 @@ fn explorer_follows_a_counterexample_and_shows_kafka_terms_and_node_names() {
     );
     // StrongIsr fails in the state the link leads to.
     assert!(dom.contains("StrongIsr"), "the properties are listed");
+}
+
+/// The screenshot's size: the page's width, and tall enough for the claims, the table and the
+/// first counterexample's story, diagram and plot.
+const SHOT: (u32, u32) = (1280, 4200);
+
+/// A PNG's width and height, from its header.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    assert_eq!(&png[12..16], b"IHDR", "a PNG header");
+    let word = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn matrix_report_shows_its_table_a_sequence_diagram_and_a_plot() {
+    let chromium = chromium();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let page = dir.join("matrix-report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_mqcheck"))
+        .args([
+            "matrix", "--broker", "kafka", "--row", "acks=1", "--seeds", "3",
+        ])
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .expect("mqcheck matrix runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "acks=1 is violated: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("file://{}", page.display());
+    let dom = dump_dom(&chromium, &url);
+    // Chromium's own tree: it put the rows into a tbody, so this is the parsed page, not the file.
+    assert!(
+        dom.contains("<table class=\"cells\" id=\"matrix\"><tbody><tr><th>broker</th>"),
+        "the table of cells: {dom}"
+    );
+    assert!(dom.contains("<th>power</th>"), "a column per fault class");
+    assert!(
+        dom.contains("<a href=\"#cx-0-at-least-once-power\">broken by power loss: lost"),
+        "a broken cell links to its counterexample"
+    );
+    let diagram = dom
+        .split("<figure class=\"diagram\">")
+        .nth(1)
+        .expect("a sequence diagram");
+    let diagram = &diagram[..diagram.find("</figure>").unwrap()];
+    assert!(diagram.starts_with("<svg"), "{diagram}");
+    assert!(diagram.contains("VIOLATED at-least-once"), "{diagram}");
+    assert!(diagram.contains("power loss"), "the fault, in the diagram");
+    let plot = dom.split("<figure class=\"plot\">").nth(1).expect("a plot");
+    let plot = &plot[..plot.find("</figure>").unwrap()];
+    assert!(plot.starts_with("<svg"), "{plot}");
+    assert!(plot.contains("fault window"), "the shaded windows' legend");
+    assert!(plot.contains("fill=\"#D62728\""), "a shaded fault window");
+
+    let shot = dir.join("matrix-report.png");
+    let _ = std::fs::remove_file(&shot);
+    headless(
+        &chromium,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            &format!("--window-size={},{}", SHOT.0, SHOT.1),
+            "--hide-scrollbars",
+        ],
+        &url,
+    );
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot {}: {e}", shot.display()));
+    assert_eq!(png_size(&png), SHOT, "the screenshot's size");
+    println!("screenshot: {}", shot.display());
 }

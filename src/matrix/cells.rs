@@ -8,7 +8,7 @@ use crate::spec::Spec;
 use indicatif::ProgressBar;
 use mqcheck_brokers::System;
 use mqcheck_invariants::Invariant;
-use mqcheck_sim::{cast, schedule_for, shrink, Fault, FaultSet};
+use mqcheck_sim::{cast, schedule_for, shrink, Fault, FaultSet, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -179,6 +179,10 @@ pub struct Counterexample {
     pub broken_by: Vec<Class>,
     /// The shrunk schedule, one fault a line.
     pub minimal_schedule: Vec<String>,
+    /// The shrunk schedule itself, which `--html` replays for the story; not in the JSON,
+    /// where `minimal_schedule` says it in words.
+    #[serde(skip)]
+    pub schedule: Schedule,
 }
 
 impl Cell {
@@ -279,6 +283,7 @@ pub fn sweep_row<S: System>(
                         .iter()
                         .map(|f| f.describe(&the_cast))
                         .collect(),
+                    schedule: minimal,
                 });
             }
             cells

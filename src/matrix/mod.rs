@@ -6,6 +6,7 @@
 pub mod cells;
 pub mod claims;
 pub mod evidence;
+mod html;
 mod render;
 mod repair;
 
@@ -70,6 +71,10 @@ pub struct MatrixCmd {
     /// the page).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Also write the matrix as one self-contained HTML page to this file: the claims, the
+    /// cells, and every counterexample replayed with its story, sequence diagram and plot.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// A matrix written earlier with `--json`: print what changed since.
     #[arg(long, value_name = "OLD.json")]
     pub compare: Option<PathBuf>,
@@ -329,6 +334,7 @@ impl MatrixCmd {
             rows,
             markdown: OutputFile::maybe("markdown", self.markdown.as_ref())?,
             json: OutputFile::maybe("json", self.json.as_ref())?,
+            html: OutputFile::maybe("html", self.html.as_ref())?,
             old,
         })
     }
@@ -385,6 +391,10 @@ impl MatrixCmd {
                         serde_json::to_string_pretty(&matrix).expect("matrix serializes")
                     ))
                 })
+            })
+            .and_then(|()| {
+                p.html
+                    .map_or(Ok(()), |mut f| f.write(&html::page(self, &matrix)?))
             });
         if let Err(e) = written {
             eprintln!("error: {e}");
@@ -416,6 +426,7 @@ struct Prepared {
     rows: usize,
     markdown: Option<OutputFile>,
     json: Option<OutputFile>,
+    html: Option<OutputFile>,
     old: Option<Matrix>,
 }
 

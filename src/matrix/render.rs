@@ -189,7 +189,7 @@ fn disagreements(m: &Matrix) -> Vec<String> {
 }
 
 /// One line per repaired cell: `kafka · acks=1 · at-least-once · crash: set `acks=all``.
-fn repair_lines(m: &Matrix) -> Vec<String> {
+pub fn repair_lines(m: &Matrix) -> Vec<String> {
     let mut lines = Vec::new();
     for r in &m.rows {
         for g in GUARANTEES {
@@ -293,6 +293,24 @@ broker's own keys — single changes from the row's configuration, then pairs �
 longer breaks the guarantee: each candidate first runs the seeds known to violate it, and a
 survivor must then hold, tested, in every seed of the cell. A repair is evidence from those seeds
 only: a change of a timer can move a violation out of a small seed range (more seeds weed it out).
+
+`mqcheck matrix --html FILE` writes the same matrix as one self-contained page (inline CSS and SVG:
+it fetches nothing, and the same command writes the same bytes): the claims, the rows, the cells
+by fault class, and for every broken cell its counterexample, replayed from its seed with its
+shrunk schedule: the schedule as it happened, the story `replay` tells, that story as a sequence
+diagram (the violated property in its title), and a plot of sends, acknowledgements and
+deliveries over simulated time, counted up, with the windows of the faults that took effect
+shaded, as Jepsen's performance plots do, and the violation's messages marked. The page is
+composed with maud (HTML written in Rust and checked at compile time, escaped by default, no
+template files to ship or find at run time); the plots are drawn by plotters with its SVG backend
+alone (no fonts, bitmaps or dates compiled in). Without `--html` nothing is replayed: the sweep
+only keeps each shrunk schedule. Measured here (2 cores shared, load average 10): the default
+matrix with `--html` replays 296 counterexamples into a 6.0 MB page in 33.1 s of CPU, against
+31.5 s without it. The browser test (`cargo test --release --features browser
+--test browser`) opens such a page in headless Chromium and takes this screenshot of
+`mqcheck matrix --broker kafka --row acks=1 --seeds 3 --html FILE`:
+
+![The HTML report of Kafka's acks=1 row: claims, cells, a counterexample's story, sequence diagram and plot](matrix-report.png)
 "#;
 
 /// The Markdown page: the preamble, the claims, a summary per row, every cell, and the

@@ -418,3 +418,163 @@ fn repair_of_rabbitmq_auto_ack_is_manual_acknowledgement() {
         "{found:?}"
     );
 }
+
+/// The page `matrix --html` writes for Kafka's `acks=1` row over 3 seeds (its cells break under
+/// several classes), in a file named after `tag`.
+fn html_report(tag: &str) -> String {
+    let file =
+        std::env::temp_dir().join(format!("mqcheck-matrix-{}-{tag}.html", std::process::id()));
+    let out = mqcheck(&[
+        "matrix",
+        "--broker",
+        "kafka",
+        "--row",
+        "acks=1",
+        "--seeds",
+        "3",
+        "--html",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.code, 1,
+        "acks=1 is violated: {}{}",
+        out.stdout, out.stderr
+    );
+    let page = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    page
+}
+
+/// The text between `start` (included) and the first `end` after it.
+fn between<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    let from = page
+        .find(start)
+        .unwrap_or_else(|| panic!("no `{start}` in the page"));
+    let len = page[from..]
+        .find(end)
+        .unwrap_or_else(|| panic!("no `{end}` after `{start}`"));
+    &page[from..from + len]
+}
+
+#[test]
+fn html_report_has_the_claims_the_cells_and_every_counterexample_with_its_story_and_plot() {
+    let page = html_report("content");
+    assert_eq!(
+        page,
+        html_report("again"),
+        "the same arguments write the same bytes"
+    );
+    // Self-contained: nothing fetched, nothing run.
+    for outside in ["<script", "<link", "src=", "<img", "@import"] {
+        assert!(!page.contains(outside), "`{outside}` in the page");
+    }
+    assert!(
+        page.match_indices("url(")
+            .all(|(i, _)| page[i..].starts_with("url(#")),
+        "only references inside the page"
+    );
+    // The claims, with their verdicts and conditions.
+    let claims = between(&page, "<section id=\"claims\">", "</section>");
+    assert!(claims.contains("Kafka is at-least-once"), "{claims}");
+    assert!(
+        claims.contains("<span class=\"conditional\">conditional</span>"),
+        "{claims}"
+    );
+    assert!(claims.contains("broken by power loss"), "{claims}");
+    // The table: a column per fault class, a row per guarantee.
+    let table = between(&page, "<table class=\"cells\" id=\"matrix\">", "</table>");
+    for class in [
+        "crash",
+        "power",
+        "pause",
+        "network",
+        "clock",
+        "beyond-tcp",
+        "tcp",
+    ] {
+        assert!(
+            table.contains(&format!("<th>{class}</th>")),
+            "{class}: {table}"
+        );
+    }
+    assert!(
+        table.contains(
+            "<td class=\"broken\"><a href=\"#cx-0-at-least-once-power\">broken by power loss: lost"
+        ),
+        "{table}"
+    );
+    // Every broken cell links to its counterexample, and every counterexample is there.
+    let broken = table.matches("<td class=\"broken\">").count();
+    let articles: Vec<&str> = page
+        .split("<article class=\"counterexample\"")
+        .skip(1)
+        .collect();
+    assert!(broken > 1, "{table}");
+    assert_eq!(articles.len(), broken, "one counterexample per broken cell");
+    for article in &articles {
+        let id = between(article, "id=\"", "\">");
+        assert!(table.contains(&format!("href=\"#{}\"", &id[4..])), "{id}");
+        // The story, as `replay` tells it.
+        let story = between(article, "<pre class=\"story\">", "</pre>");
+        assert!(story.lines().count() > 3, "{id}: {story}");
+        // The sequence diagram, the violated property in its title.
+        let diagram = between(article, "<figure class=\"diagram\">", "</figure>");
+        assert!(
+            diagram.starts_with("<figure class=\"diagram\"><svg"),
+            "{id}: a diagram"
+        );
+        let guarantee = ["at-least-once", "at-most-once", "ordering"]
+            .into_iter()
+            .find(|g| id.starts_with(&format!("id=\"cx-0-{g}-")))
+            .unwrap_or_else(|| panic!("{id}: a guarantee of the row"));
+        assert!(
+            diagram.contains(&format!("\nVIOLATED {guarantee}\n</text>")),
+            "{id}: {diagram}"
+        );
+        // The plot: sends, acknowledgements, deliveries, and a shaded window per fault that
+        // took effect (plus the legend's swatch).
+        let plot = between(article, "<figure class=\"plot\">", "</figure>");
+        assert!(plot.contains("<svg"), "{id}: a plot");
+        for line in ["sends", "acknowledgements", "deliveries"] {
+            assert!(
+                plot.contains(&format!("\n{line}\n</text>")),
+                "{id}: {line} in {plot}"
+            );
+        }
+        let schedule = between(article, "<ul class=\"schedule\">", "</ul>");
+        let took = schedule
+            .split("<li>")
+            .skip(1)
+            .filter(|f| !f.contains("→ no effect") && !f.contains("→ never started"))
+            .count();
+        let shaded = plot.matches("opacity=\"0.18\" fill=\"#D62728\"").count();
+        assert!(
+            took > 0,
+            "{id}: the shrunk schedule needs a fault: {schedule}"
+        );
+        assert_eq!(shaded, took + 1, "{id}: {schedule}");
+    }
+    let power = between(&page, "id=\"cx-0-at-least-once-power\"", "</article>");
+    assert!(
+        power.contains("at-least-once violated under power: lost"),
+        "{power}"
+    );
+    assert!(
+        power.contains("nemesis  power loss:"),
+        "the story's fault: {power}"
+    );
+}
+
+#[test]
+fn html_report_to_a_path_that_cannot_be_written_is_bad_input_before_any_work() {
+    crate::common::bad_input(
+        &[
+            "matrix",
+            "--broker",
+            "kafka",
+            "--html",
+            "/nonexistent/directory/report.html",
+        ],
+        "--html",
+    );
+}
