@@ -10,7 +10,7 @@
 //! composed with the `svg` crate, which escapes text and writes attributes in a fixed order, so the
 //! same diagram is the same bytes.
 
-use svg::node::element::{Circle, Definitions, Line, Marker, Path, Rectangle, Text};
+use svg::node::element::{Circle, Line, Polygon, Rectangle, Text};
 use svg::Document;
 
 /// A diagram: its title lines, its lifelines (node names, left to right) and its rows, top to
@@ -79,20 +79,11 @@ impl Diagram {
         let height = top + ROW * (self.rows.len() + 1);
         let x = |lane: usize| COL / 2 + COL * lane;
 
-        let arrow_head = Marker::new()
-            .set("id", "a")
-            .set("markerWidth", 8)
-            .set("markerHeight", 8)
-            .set("refX", 8)
-            .set("refY", 4)
-            .set("orient", "auto")
-            .add(Path::new().set("d", "M0,0 L8,4 L0,8 z"));
         let mut doc = Document::new()
             .set("width", width)
             .set("height", height)
             .set("font-family", "monospace")
             .set("font-size", 11)
-            .add(Definitions::new().add(arrow_head))
             .add(
                 Rectangle::new()
                     .set("width", width)
@@ -143,15 +134,18 @@ impl Diagram {
             match row {
                 Row::Message { from, to, .. } => {
                     for to in to {
-                        doc = doc.add(
-                            Line::new()
-                                .set("x1", x(*from))
-                                .set("y1", y - ROW / 2)
-                                .set("x2", x(*to))
-                                .set("y2", y)
-                                .set("stroke", "#333")
-                                .set("marker-end", "url(#a)"),
-                        );
+                        let (x1, y1, x2) = (x(*from), y - ROW / 2, x(*to));
+                        doc = doc
+                            .add(
+                                Line::new()
+                                    .set("class", "arrow")
+                                    .set("x1", x1)
+                                    .set("y1", y1)
+                                    .set("x2", x2)
+                                    .set("y2", y)
+                                    .set("stroke", "#333"),
+                            )
+                            .add(head((x1, y1), (x2, y)));
                     }
                 }
                 Row::Fault { lanes, .. } => doc = dots(doc, lanes, 6, "#c00"),
@@ -173,6 +167,27 @@ impl Diagram {
         }
         doc.to_string() + "\n"
     }
+}
+
+/// An arrow's head at `to`, pointing away from `from`: drawn inline rather than as a shared
+/// `<marker>`, so that several diagrams on one page share no element id.
+fn head(from: (usize, usize), to: (usize, usize)) -> Polygon {
+    const LENGTH: f64 = 8.0;
+    const HALF_WIDTH: f64 = 4.0;
+    let (x1, y1, x2, y2) = (from.0 as f64, from.1 as f64, to.0 as f64, to.1 as f64);
+    let length = (x2 - x1).hypot(y2 - y1).max(1.0);
+    let (dx, dy) = ((x2 - x1) / length, (y2 - y1) / length);
+    let (bx, by) = (x2 - LENGTH * dx, y2 - LENGTH * dy);
+    let point = |x: f64, y: f64| format!("{x:.1},{y:.1}");
+    Polygon::new().set("fill", "#333").set(
+        "points",
+        [
+            point(x2, y2),
+            point(bx - HALF_WIDTH * dy, by + HALF_WIDTH * dx),
+            point(bx + HALF_WIDTH * dy, by - HALF_WIDTH * dx),
+        ]
+        .join(" "),
+    )
 }
 
 #[cfg(test)]
@@ -213,7 +228,16 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("Produce p0:0 &lt;acks=1&gt;"), "{svg}");
         assert!(!svg.contains("<acks=1>"), "{svg}");
-        assert_eq!(svg.matches("marker-end").count(), 1, "one arrow: {svg}");
+        assert_eq!(
+            svg.matches("class=\"arrow\"").count(),
+            1,
+            "one arrow: {svg}"
+        );
+        assert_eq!(svg.matches("<polygon").count(), 1, "its head: {svg}");
+        assert!(
+            !svg.contains(" id="),
+            "no element ids, so diagrams can share a page"
+        );
         assert_eq!(
             svg.matches("fill=\"#c00\"").count(),
             2,

@@ -54,11 +54,11 @@ impl Job for Replays<'_> {
     type Output = Result<Vec<Replayed>, ConfigError>;
 
     fn run<S: System>(self) -> Self::Output {
-        let (_, spec) = self
+        let (_, spec, _) = self
             .cmd
             .select::<S>()?
             .into_iter()
-            .find(|(s, _)| s.name == self.row.configuration)
+            .find(|(s, _, _)| s.name == self.row.configuration)
             .expect("the row was swept from the same selection");
         let system = S::build(&spec.setup.config, spec.setup.workload);
         let the_cast = cast(&system);
