@@ -32,6 +32,10 @@ pub struct ModelArgs {
     /// Network faults on one path: lost segments, partitions, duplicated or reordered packets.
     #[arg(long, default_value_t = 1, value_parser = int(0usize, 3))]
     pub max_net_faults: usize,
+    /// Store and judge every state of every run: no following of single-step stretches
+    /// (docs/model-checking.md, "Reduction"). The verdicts are the same; the counts are larger.
+    #[arg(long)]
+    pub unreduced: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -100,10 +104,13 @@ impl ModelArgs {
             max_crashes,
             max_net_faults,
         };
-        Ok((
-            CheckModel::new(&system, bounds),
-            S::effective(&setup.config),
-        ))
+        let model = CheckModel::new(&system, bounds);
+        let model = if self.unreduced {
+            model.unreduced()
+        } else {
+            model
+        };
+        Ok((model, S::effective(&setup.config)))
     }
 }
 

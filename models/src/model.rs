@@ -28,6 +28,10 @@ use std::sync::Arc;
 /// Each crash is explored with both.
 pub const DOWNTIMES_MS: [u64; 2] = [1_000, 10_000];
 
+/// At most this many steps are followed in one stretch without storing a state (a bound that
+/// only a livelocked model could reach).
+const FOLLOW_LIMIT: usize = 100_000;
+
 /// How long a partition lasts (simulated ms).
 pub const PARTITION_MS: u64 = 10_000;
 
@@ -329,6 +333,8 @@ pub struct CheckModel<S: System> {
     stop: Arc<AtomicBool>,
     /// Has the search judged at-least-once at the end of some run?
     pub(crate) judged_an_end: AtomicBool,
+    /// Follow single-step stretches without storing them ([`CheckModel::unreduced`]).
+    reduce: bool,
 }
 
 impl<S: System> CheckModel<S> {
@@ -345,6 +351,7 @@ impl<S: System> CheckModel<S> {
             safety,
             stop: Arc::default(),
             judged_an_end: AtomicBool::new(false),
+            reduce: true,
         }
     }
 
@@ -631,6 +638,234 @@ impl<S: System> CheckModel<S> {
         best.map(|(_, step)| step)
     }
 
+    /// One step of the run, exactly as `action` says.
+    fn step(&self, state: &CheckState<S>, action: StepOf<S>) -> Option<CheckState<S>> {
+        let mut next = match action {
+            Step::Deliver { src, dst, msg } => {
+                let mut after = state.clone();
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
+                queue.pop_front();
+                if queue.is_empty() {
+                    after.network.remove(&(src, dst));
+                }
+                if S::reset(src).is_some_and(|close| close == msg) {
+                    Arc::make_mut(&mut after.connections)
+                        .open
+                        .remove(&(dst, src)); // this end saw the close
+                }
+                self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
+            }
+            Step::Timeout { node, timer, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                Arc::make_mut(&mut after.nodes[usize::from(node)].timers).remove(&timer);
+                self.handle(&after, node, |actor, s, o| {
+                    actor.on_timeout(node, s, &timer, o)
+                })?
+            }
+            Step::Random { node, key, value } => {
+                let mut after = state.clone();
+                Arc::make_mut(&mut after.nodes[usize::from(node)].randoms).remove(&key);
+                self.handle(&after, node, |actor, s, o| {
+                    actor.on_random(node, s, &value, o)
+                })?
+            }
+            Step::Crash { node, down_ms } => self.kill(state, node, down_ms, false),
+            Step::PowerLoss { node, down_ms } => self.kill(state, node, down_ms, true),
+            Step::Restart { node, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.restarts.remove(&node);
+                after.nemesis.crashed.remove(&node);
+                after.nemesis.last_act = at;
+                let conns = Arc::make_mut(&mut after.connections);
+                *conns.incarnation.entry(node).or_default() += 1;
+                conns.refused.retain(|(_, b)| *b != node);
+                self.start(&mut after, node);
+                after
+            }
+            Step::Lose(src, dst) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Loss, state.now);
+                Arc::make_mut(&mut after.connections)
+                    .retransmit
+                    .insert((src, dst), state.now + tcp::RTO_MIN_MS);
+                after
+            }
+            Step::Retransmit { src, dst, at } => {
+                let mut after = state.clone();
+                after.now = at;
+                Arc::make_mut(&mut after.connections)
+                    .retransmit
+                    .remove(&(src, dst));
+                after
+            }
+            Step::Duplicate(src, dst) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Duplicate, state.now);
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
+                let head = queue.front()?.clone();
+                queue.push_front(head);
+                after
+            }
+            Step::Reorder(src, dst) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Reorder, state.now);
+                Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
+                after
+            }
+            Step::Isolate(id) => {
+                let mut after = state.clone();
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Partition, state.now);
+                after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
+                // What is in the air when the cut begins waits from now.
+                for link in state.network.keys().filter(|(s, d)| *s == id || *d == id) {
+                    Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .insert(*link, state.now);
+                }
+                after
+            }
+            Step::Heal { at } => {
+                let mut after = state.clone();
+                let (id, _, _) = after.nemesis.isolated.take()?;
+                after.now = at;
+                after.nemesis.last_act = at;
+                // What waited goes out with TCP's next retransmission after the heal, timed from
+                // the first waiting segment's transmission.
+                let waiting: Vec<(Id, Id)> = after
+                    .network
+                    .keys()
+                    .filter(|(src, dst)| *src == id || *dst == id)
+                    .copied()
+                    .collect();
+                for link in waiting {
+                    let since = Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .remove(&link)
+                        .unwrap_or(at);
+                    let resend = tcp::delivery_after(since, at).unwrap_or(at);
+                    let due = Arc::make_mut(&mut after.connections)
+                        .retransmit
+                        .entry(link)
+                        .or_insert(resend);
+                    *due = (*due).max(resend);
+                }
+                Arc::make_mut(&mut after.connections)
+                    .held_since
+                    .retain(|(src, dst), _| *src != id && *dst != id);
+                after
+            }
+            Step::Pause(id) => {
+                let mut after = state.clone();
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Pause, state.now);
+                after.nemesis.paused = Some((id, state.now + PAUSE_MS));
+                after
+            }
+            Step::Resume { at, .. } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.paused = None;
+                after.nemesis.last_act = at;
+                after
+            }
+            Step::ClockFast(id) => {
+                let mut after = state.clone();
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Clock, state.now);
+                after.nemesis.fast_clock = Some((id, state.now + CLOCK_MS));
+                after
+            }
+            Step::ClockCorrect { at, .. } => {
+                let mut after = state.clone();
+                after.now = at;
+                after.nemesis.fast_clock = None;
+                after.nemesis.last_act = at;
+                after
+            }
+        };
+        self.enforce_links(&mut next);
+        self.stamp(&mut next);
+        Some(next)
+    }
+
+    /// Follows the run from `state` for as long as it has one step and no property changes its
+    /// value ("Reduction" in `docs/model-checking.md`): the states in between have one
+    /// successor each, so no search branches there, and every property's value is the same in
+    /// them as in `state`, so no verdict, counterexample or coverage can come from them. Returns
+    /// the first state where a property's value changes, where the run branches (a fault can
+    /// be placed again, or a draw is due), or where it ends.
+    fn follow(&self, mut state: CheckState<S>) -> CheckState<S> {
+        if !self.reduce {
+            return state;
+        }
+        let values = crate::properties::values(self, &state);
+        let mut actions = Vec::new();
+        for _ in 0..FOLLOW_LIMIT {
+            actions.clear();
+            self.actions(&state, &mut actions);
+            let [only] = actions.as_slice() else {
+                return state;
+            };
+            let Some(next) = self.step(&state, only.clone()) else {
+                return state;
+            };
+            if crate::properties::values(self, &next) != values {
+                return next;
+            }
+            state = next;
+        }
+        state
+    }
+
+    /// A path of the reduced search with every step it followed, in order: what the run did,
+    /// for counterexamples and diagrams. Each followed stretch is replayed from its first state,
+    /// one step at a time, until it reaches the next state of the path.
+    pub fn unfold(
+        &self,
+        path: &stateright::Path<CheckState<S>, StepOf<S>>,
+    ) -> Vec<(CheckState<S>, Option<StepOf<S>>)> {
+        let pairs = path.clone().into_vec();
+        let mut out = Vec::new();
+        for window in pairs.windows(2) {
+            let (mut state, action) = (window[0].0.clone(), window[0].1.clone());
+            let target = &window[1].0;
+            let mut action = action.expect("a step leads to the next state");
+            loop {
+                let Some(next) = self.step(&state, action.clone()) else {
+                    break;
+                };
+                out.push((state, Some(action)));
+                if &next == target {
+                    break;
+                }
+                let mut actions = Vec::new();
+                self.actions(&next, &mut actions);
+                match actions.as_slice() {
+                    [only] => action = only.clone(),
+                    _ => break,
+                }
+                state = next;
+            }
+        }
+        if let Some(last) = pairs.last() {
+            out.push((last.0.clone(), None));
+        }
+        out
+    }
+
+    /// Turns the reduction off (`check --unreduced`): every state of every run is stored and
+    /// judged, as stateright would without it.
+    pub fn unreduced(mut self) -> Self {
+        self.reduce = false;
+        self
+    }
+
     /// The clients' observations so far.
     pub fn history(&self, state: &CheckState<S>) -> History {
         let mut history = History::default();
@@ -795,158 +1030,8 @@ impl<S: System> Model for CheckModel<S> {
     }
 
     fn next_state(&self, state: &Self::State, action: Self::Action) -> Option<Self::State> {
-        let mut next = match action {
-            Step::Deliver { src, dst, msg } => {
-                let mut after = state.clone();
-                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
-                queue.pop_front();
-                if queue.is_empty() {
-                    after.network.remove(&(src, dst));
-                }
-                if S::reset(src).is_some_and(|close| close == msg) {
-                    Arc::make_mut(&mut after.connections)
-                        .open
-                        .remove(&(dst, src)); // this end saw the close
-                }
-                self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
-            }
-            Step::Timeout { node, timer, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                Arc::make_mut(&mut after.nodes[usize::from(node)].timers).remove(&timer);
-                self.handle(&after, node, |actor, s, o| {
-                    actor.on_timeout(node, s, &timer, o)
-                })?
-            }
-            Step::Random { node, key, value } => {
-                let mut after = state.clone();
-                Arc::make_mut(&mut after.nodes[usize::from(node)].randoms).remove(&key);
-                self.handle(&after, node, |actor, s, o| {
-                    actor.on_random(node, s, &value, o)
-                })?
-            }
-            Step::Crash { node, down_ms } => self.kill(state, node, down_ms, false),
-            Step::PowerLoss { node, down_ms } => self.kill(state, node, down_ms, true),
-            Step::Restart { node, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.restarts.remove(&node);
-                after.nemesis.crashed.remove(&node);
-                after.nemesis.last_act = at;
-                let conns = Arc::make_mut(&mut after.connections);
-                *conns.incarnation.entry(node).or_default() += 1;
-                conns.refused.retain(|(_, b)| *b != node);
-                self.start(&mut after, node);
-                after
-            }
-            Step::Lose(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Loss, state.now);
-                Arc::make_mut(&mut after.connections)
-                    .retransmit
-                    .insert((src, dst), state.now + tcp::RTO_MIN_MS);
-                after
-            }
-            Step::Retransmit { src, dst, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                Arc::make_mut(&mut after.connections)
-                    .retransmit
-                    .remove(&(src, dst));
-                after
-            }
-            Step::Duplicate(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Duplicate, state.now);
-                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
-                let head = queue.front()?.clone();
-                queue.push_front(head);
-                after
-            }
-            Step::Reorder(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Reorder, state.now);
-                Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
-                after
-            }
-            Step::Isolate(id) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Partition, state.now);
-                after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
-                // What is in the air when the cut begins waits from now.
-                for link in state.network.keys().filter(|(s, d)| *s == id || *d == id) {
-                    Arc::make_mut(&mut after.connections)
-                        .held_since
-                        .insert(*link, state.now);
-                }
-                after
-            }
-            Step::Heal { at } => {
-                let mut after = state.clone();
-                let (id, _, _) = after.nemesis.isolated.take()?;
-                after.now = at;
-                after.nemesis.last_act = at;
-                // What waited goes out with TCP's next retransmission after the heal, timed from
-                // the first waiting segment's transmission.
-                let waiting: Vec<(Id, Id)> = after
-                    .network
-                    .keys()
-                    .filter(|(src, dst)| *src == id || *dst == id)
-                    .copied()
-                    .collect();
-                for link in waiting {
-                    let since = Arc::make_mut(&mut after.connections)
-                        .held_since
-                        .remove(&link)
-                        .unwrap_or(at);
-                    let resend = tcp::delivery_after(since, at).unwrap_or(at);
-                    let due = Arc::make_mut(&mut after.connections)
-                        .retransmit
-                        .entry(link)
-                        .or_insert(resend);
-                    *due = (*due).max(resend);
-                }
-                Arc::make_mut(&mut after.connections)
-                    .held_since
-                    .retain(|(src, dst), _| *src != id && *dst != id);
-                after
-            }
-            Step::Pause(id) => {
-                let mut after = state.clone();
-                after.nemesis.crashes += 1;
-                after.nemesis.strike(Fault::Pause, state.now);
-                after.nemesis.paused = Some((id, state.now + PAUSE_MS));
-                after
-            }
-            Step::Resume { at, .. } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.paused = None;
-                after.nemesis.last_act = at;
-                after
-            }
-            Step::ClockFast(id) => {
-                let mut after = state.clone();
-                after.nemesis.crashes += 1;
-                after.nemesis.strike(Fault::Clock, state.now);
-                after.nemesis.fast_clock = Some((id, state.now + CLOCK_MS));
-                after
-            }
-            Step::ClockCorrect { at, .. } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.fast_clock = None;
-                after.nemesis.last_act = at;
-                after
-            }
-        };
-        self.enforce_links(&mut next);
-        self.stamp(&mut next);
-        Some(next)
+        let next = self.step(state, action)?;
+        Some(self.follow(next))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

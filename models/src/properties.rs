@@ -216,6 +216,17 @@ pub fn all<S: System>(
     (properties, safety)
 }
 
+/// Every property's value in `state`, in the order of [`all`]: the safety checks themselves
+/// (not their first-violation wrappers, which remember what they reported) and the coverage
+/// conditions. The reduction compares these between states.
+pub fn values<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> Vec<bool> {
+    let safety = model.safety.iter().map(|s| (s.check)(model, state));
+    let coverage = model.properties[model.safety.len()..]
+        .iter()
+        .map(|p| (p.condition)(model, state));
+    safety.chain(coverage).collect()
+}
+
 /// Was `property` judged in the search behind `model`? At-least-once is judged only at the end
 /// of a run, so a search stopped before any run ended has not judged it; every other property
 /// is judged in every state explored.
