@@ -316,6 +316,8 @@ impl<S: System> CheckState<S> {
         for times in &mut rep.observed {
             *times = Arc::default();
         }
+        // Without the times the history is empty: the facts of the logs are not shared with it.
+        rep.facts = Arc::default();
         rep
     }
 }
