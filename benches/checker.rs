@@ -3,9 +3,17 @@
 //! `cargo bench --bench checker` checks, with BFS on every core, stateright's Single Decree Paxos
 //! example exactly as its `paxos check 3` does (3 clients, 3 servers, unordered network), then
 //! mqcheck's standard Kafka check (`mqcheck check --broker kafka --faults crash`: the default
-//! configuration, 2 messages, 1 crash). Each runs in a child process so its peak memory is its
-//! own. It prints states/s and unique states/s for both and the ratio; the target is a Kafka
+//! configuration, 2 messages, 1 crash, `--unreduced` so that every state is stored as in Paxos).
+//! Each runs in a child process so its peak memory is its own. It prints states/s and unique states/s for both and the ratio; the target is a Kafka
 //! per-state rate at least half of Paxos'.
+//!
+//! Then the reduction (docs/model-checking.md, "Reduction") against the unreduced search, in the
+//! same run: the two-crash Kafka losses with Kafka's default timing (two brokers, one record, two
+//! crashes: `unclean.leader.election.enable=true`, and KIP-101's `min.insync.replicas=2
+//! log.truncation=high-watermark`), each reduced and `--unreduced`, with states, steps, seconds,
+//! peak memory and the verdict of the property each must break. That part takes about twenty
+//! minutes on two cores; `cargo bench --bench checker -- paxos` runs the first table only,
+//! `-- reduction` the second only.
 
 #[path = "reference/paxos.rs"]
 mod paxos;
@@ -16,6 +24,7 @@ use mqcheck_models::{Bounds, CheckModel};
 use stateright::actor::Network;
 use stateright::{Checker, Model};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 struct Figures {
@@ -23,6 +32,10 @@ struct Figures {
     unique: usize,
     seconds: f64,
     peak_kb: u64,
+    /// Steps the reduction followed without storing their states.
+    followed: usize,
+    /// Was the property the check is about violated?
+    violated: bool,
 }
 
 fn peak_kb() -> u64 {
@@ -50,8 +63,64 @@ where
         unique: done.unique_state_count(),
         seconds: started.elapsed().as_secs_f64(),
         peak_kb: peak_kb(),
+        followed: 0,
+        violated: false,
     }
 }
+
+/// A two-crash Kafka check with the default timing, reduced or not, judged on `property`.
+fn two_crashes(sets: &[&str], property: &'static str, reduced: bool) -> Figures {
+    let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    sets.extend(["nodes=2".into(), "replication.factor=2".into()]);
+    let config = Config::parse("kafka", &Kafka::keys(), &sets).expect("valid settings");
+    let workload = Workload {
+        messages: 1,
+        producers: 1,
+        consumers: 1,
+        ..Workload::default()
+    };
+    let bounds = Bounds {
+        workload,
+        faults: "crash".parse().expect("a fault list"),
+        max_crashes: 2,
+        max_net_faults: 1,
+    };
+    let model = CheckModel::new(&Kafka::build(&config, workload), bounds);
+    let model = if reduced { model } else { model.unreduced() };
+    let followed = model.followed();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let done = model
+        .checker()
+        .threads(threads)
+        .target_max_depth(3000)
+        .spawn_bfs()
+        .join();
+    let seconds = started.elapsed().as_secs_f64();
+    let followed = followed.load(Ordering::Relaxed);
+    Figures {
+        states: done.state_count(),
+        unique: done.unique_state_count(),
+        seconds,
+        peak_kb: peak_kb(),
+        followed,
+        violated: done.discovery(property).is_some(),
+    }
+}
+
+/// The two-crash checks of the second table: name, settings, the property each breaks.
+const TWO_CRASHES: [(&str, &[&str], &str); 2] = [
+    (
+        "unclean election",
+        &["unclean.leader.election.enable=true"],
+        "LeaderCompleteness",
+    ),
+    (
+        "KIP-101",
+        &["min.insync.replicas=2", "log.truncation=high-watermark"],
+        "StrongIsr",
+    ),
+];
 
 fn paxos() -> Figures {
     measure(
@@ -78,14 +147,25 @@ fn kafka() -> Figures {
         max_crashes: 1,
         max_net_faults: 1,
     };
-    measure(CheckModel::new(&Kafka::build(&config, workload), bounds))
+    // Unreduced: this table compares the checkers' speed per state, every state stored.
+    measure(CheckModel::new(&Kafka::build(&config, workload), bounds).unreduced())
 }
 
 fn main() {
     // A child run: measure one model and print its figures as one line.
     if let Some(which) = std::env::args().skip_while(|a| a != "--model").nth(1) {
-        let f = if which == "paxos" { paxos() } else { kafka() };
-        println!("{} {} {} {}", f.states, f.unique, f.seconds, f.peak_kb);
+        let f = match which.split_once(':') {
+            Some((i, mode)) => {
+                let (_, sets, property) = TWO_CRASHES[i.parse::<usize>().expect("an index")];
+                two_crashes(sets, property, mode == "reduced")
+            }
+            None if which == "paxos" => paxos(),
+            None => kafka(),
+        };
+        println!(
+            "{} {} {} {} {} {}",
+            f.states, f.unique, f.seconds, f.peak_kb, f.followed, f.violated
+        );
         return;
     }
     let exe = std::env::current_exe().expect("own path");
@@ -96,14 +176,53 @@ fn main() {
             .expect("child runs");
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let v: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(v.len(), 4, "child output: {line}");
+        assert_eq!(v.len(), 6, "child output: {line}");
         Figures {
             states: v[0].parse().expect("states"),
             unique: v[1].parse().expect("unique"),
             seconds: v[2].parse().expect("seconds"),
             peak_kb: v[3].parse().expect("peak"),
+            followed: v[4].parse().expect("followed"),
+            violated: v[5].parse().expect("violated"),
         }
     };
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if only.as_deref() != Some("reduction") {
+        paxos_table(&run);
+    }
+    if only.as_deref() != Some("paxos") {
+        reduction_table(&run);
+    }
+}
+
+/// The reduction against the unreduced search on the two-crash checks, in the same run.
+fn reduction_table(run: &dyn Fn(&str) -> Figures) {
+    println!();
+    println!("two crashes, default timing    search        states     unique   followed    sec  peak MB  verdict");
+    for (i, (name, _, property)) in TWO_CRASHES.iter().enumerate() {
+        let mut seconds = Vec::new();
+        for mode in ["reduced", "unreduced"] {
+            let f = run(&format!("{i}:{mode}"));
+            println!(
+                "{name:<30} {mode:<10} {:>10} {:>10} {:>10} {:>6.1} {:>8.1}  {property} {}",
+                f.states,
+                f.unique,
+                f.followed,
+                f.seconds,
+                f.peak_kb as f64 / 1024.0,
+                if f.violated { "violated" } else { "held" }
+            );
+            seconds.push(f.seconds);
+        }
+        println!(
+            "{name:<30} reduced / unreduced wall time: {:.2}",
+            seconds[0] / seconds[1]
+        );
+    }
+}
+
+/// Stateright's Paxos against mqcheck's standard Kafka check.
+fn paxos_table(run: &dyn Fn(&str) -> Figures) {
     println!("model                               states     unique    sec   states/s   unique/s  peak MB");
     let mut rates = Vec::new();
     for (name, which) in [

@@ -32,6 +32,10 @@ pub struct ModelArgs {
     /// Network faults on one path: lost segments, partitions, duplicated or reordered packets.
     #[arg(long, default_value_t = 1, value_parser = int(0usize, 3))]
     pub max_net_faults: usize,
+    /// Store and judge every state of every run: no following of single-step stretches
+    /// (docs/model-checking.md, "Reduction"). The verdicts are the same; the counts are larger.
+    #[arg(long)]
+    pub unreduced: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -100,10 +104,13 @@ impl ModelArgs {
             max_crashes,
             max_net_faults,
         };
-        Ok((
-            CheckModel::new(&system, bounds),
-            S::effective(&setup.config),
-        ))
+        let model = CheckModel::new(&system, bounds);
+        let model = if self.unreduced {
+            model.unreduced()
+        } else {
+            model
+        };
+        Ok((model, S::effective(&setup.config)))
     }
 }
 
@@ -152,6 +159,11 @@ struct CheckReport {
     bounds: BTreeMap<&'static str, serde_json::Value>,
     states: usize,
     unique_states: usize,
+    /// Steps the reduction took between stored states without storing theirs (0 with
+    /// `--unreduced`): with `states`, how many steps the search took.
+    followed_steps: usize,
+    /// Single-step stretches were followed without storing their states (not `--unreduced`).
+    reduced: bool,
     max_depth: usize,
     /// Some runs were cut at `--max-depth` before they ended.
     depth_limit_reached: bool,
@@ -291,6 +303,7 @@ impl Job for CheckCmd {
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
         let stop = model.stop();
+        let followed = model.followed();
         let mut checker = model
             .checker()
             .target_max_depth(self.max_depth)
@@ -315,6 +328,8 @@ impl Job for CheckCmd {
                 .map(|mib| (mib, false))
                 .or_else(|| memory::default_limit().map(|mib| (mib, true))),
             stopped: None,
+            followed,
+            followed_when_done: 0,
         };
         crate::output::checking(true);
         let verdict = match self.strategy {
@@ -421,6 +436,8 @@ impl CheckCmd {
             bounds: self.bounds_json(&model.bounds),
             states: done.state_count(),
             unique_states: done.unique_state_count(),
+            followed_steps: guard.followed_when_done,
+            reduced: !self.model.unreduced,
             max_depth: done.max_depth(),
             depth_limit_reached: cut,
             symmetry: self.symmetry,
@@ -550,6 +567,10 @@ struct Guard {
     /// The limit (MiB), and whether it is the default.
     max_memory: Option<(u64, bool)>,
     stopped: Option<Stopped>,
+    /// The reduction's count of followed steps ([`CheckModel::followed`]), and its value when
+    /// the search was done (before rebuilding paths replays steps).
+    followed: Arc<std::sync::atomic::AtomicUsize>,
+    followed_when_done: usize,
 }
 
 impl Guard {
@@ -622,6 +643,7 @@ impl<M: Model> stateright::report::Reporter<M> for Progress<'_> {
             // The search is over: the model gives every state its steps again, so that
             // stateright can rebuild the counterexamples' paths.
             self.guard.stop.store(false, Ordering::Relaxed);
+            self.guard.followed_when_done = self.guard.followed.load(Ordering::Relaxed);
         } else {
             self.guard.watch();
         }

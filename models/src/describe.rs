@@ -123,8 +123,8 @@ pub fn steps<S: System>(
     model: &CheckModel<S>,
     path: &Path<CheckState<S>, StepOf<S>>,
 ) -> Vec<StepReport> {
-    path.clone()
-        .into_vec()
+    model
+        .unfold(path)
         .into_iter()
         .filter_map(|(state, action)| Some((state, action?)))
         .enumerate()

@@ -6,7 +6,10 @@
 //! [`stateright::Model`] on an explicit clock, and lets the nemesis place each allowed fault —
 //! crash or power loss (as a bounce or an outage), a broken connection, a duplicated or reordered
 //! packet, a partition — at every step, within the [`Bounds`]. Breadth-first search then finds
-//! the shortest run that breaks a property, or counts the states in which none broke.
+//! the shortest run that breaks a property, or counts the states in which none broke. Stretches
+//! of a run with one step each, where no property changes its value, are followed without
+//! storing their states ([`CheckModel::unreduced`] turns that off); "shortest" counts the states
+//! stored.
 //!
 //! The properties ([`properties`]) are the simulator's own checkers over what the clients
 //! recorded, the broker's structural invariants (`System::invariants`), and coverage that a

@@ -13,20 +13,28 @@
 use crate::bounds::Bounds;
 use mqcheck_brokers::{Durable, Node, Role, System};
 use mqcheck_faults::{clock, tcp, Fault};
-use mqcheck_invariants::{History, Op};
+use mqcheck_invariants::History;
 use stateright::actor::{Actor, Command, Id, Out};
 use stateright::{Model, Property};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// How long a crashed node stays down (simulated ms): a quick bounce, back within the brokers'
 /// session timeouts (Kafka's `broker.session.timeout.ms` is 9 s), or an outage that outlasts them.
 /// Each crash is explored with both.
 pub const DOWNTIMES_MS: [u64; 2] = [1_000, 10_000];
+
+/// At most this many steps are followed in one stretch without storing a state (a bound that
+/// only a livelocked model could reach).
+const FOLLOW_LIMIT: usize = 100_000;
+
+/// The reduction stores the state a followed run reaches when its clock passes a multiple of
+/// this (simulated ms): runs that meet again after their last branch are merged there.
+const CHECKPOINT_MS: u64 = 1_000;
 
 /// How long a partition lasts (simulated ms).
 pub const PARTITION_MS: u64 = 10_000;
@@ -215,6 +223,10 @@ pub struct CheckState<S: System> {
     /// The nodes' names by id, shared by every state of a model, so the Explorer's view of a
     /// state names the nodes (no part of the state's identity: not hashed, not compared).
     pub names: Arc<Vec<String>>,
+    /// What the checkers say of the clients' application logs, computed once and shared by
+    /// every state a step reaches without changing a log (no part of the state's identity: it
+    /// is a function of the logs, which are).
+    pub(crate) facts: Arc<OnceLock<crate::properties::LogFacts>>,
 }
 
 impl<S: System> Clone for CheckState<S> {
@@ -227,6 +239,7 @@ impl<S: System> Clone for CheckState<S> {
             observed: self.observed.clone(),
             nemesis: self.nemesis.clone(),
             names: Arc::clone(&self.names),
+            facts: Arc::clone(&self.facts),
         }
     }
 }
@@ -303,6 +316,8 @@ impl<S: System> CheckState<S> {
         for times in &mut rep.observed {
             *times = Arc::default();
         }
+        // Without the times the history is empty: the facts of the logs are not shared with it.
+        rep.facts = Arc::default();
         rep
     }
 }
@@ -329,6 +344,12 @@ pub struct CheckModel<S: System> {
     stop: Arc<AtomicBool>,
     /// Has the search judged at-least-once at the end of some run?
     pub(crate) judged_an_end: AtomicBool,
+    /// Follow single-step stretches without storing them ([`CheckModel::unreduced`]).
+    reduce: bool,
+    /// Steps the reduction took without storing their states ([`CheckModel::followed`]).
+    followed: Arc<AtomicUsize>,
+    /// The broker's structural invariants, in the order of its safety properties.
+    pub(crate) invariants: Vec<mqcheck_brokers::StateInvariant<S>>,
 }
 
 impl<S: System> CheckModel<S> {
@@ -345,6 +366,9 @@ impl<S: System> CheckModel<S> {
             safety,
             stop: Arc::default(),
             judged_an_end: AtomicBool::new(false),
+            reduce: true,
+            followed: Arc::default(),
+            invariants: S::invariants(),
         }
     }
 
@@ -458,24 +482,23 @@ impl<S: System> CheckModel<S> {
         }
     }
 
-    /// Runs one handler of node `id` on a copy of `state`.
+    /// Runs one handler of node `id` on `state`.
     fn handle(
         &self,
-        state: &CheckState<S>,
+        mut state: CheckState<S>,
         id: Id,
         handler: impl FnOnce(&S::Actor, &mut Cow<<S::Actor as Actor>::State>, &mut Out<S::Actor>),
     ) -> Option<CheckState<S>> {
         let i = usize::from(id);
-        let current = state.nodes[i].state.as_ref()?;
-        let mut actor_state = Cow::Borrowed(&**current);
+        let current = Arc::clone(state.nodes[i].state.as_ref()?);
+        let mut actor_state = Cow::Borrowed(&*current);
         let mut out = Out::new();
         handler(&self.nodes[i].actor, &mut actor_state, &mut out);
-        let mut next = state.clone();
         if let Cow::Owned(s) = actor_state {
-            next.nodes[i].state = Some(Arc::new(s));
+            state.nodes[i].state = Some(Arc::new(s));
         }
-        self.apply(&mut next, id, out);
-        Some(next)
+        self.apply(&mut state, id, out);
+        Some(state)
     }
 
     fn start(&self, state: &mut CheckState<S>, id: Id) {
@@ -519,9 +542,9 @@ impl<S: System> CheckModel<S> {
     /// The process dies. What was sent to it is gone. On a crash its kernel closes each of its
     /// connections: the peer reads what it sent, then the close. On a power loss nothing more
     /// leaves the machine and its peers keep their ends open.
-    fn kill(&self, state: &CheckState<S>, id: Id, down_ms: u64, power: bool) -> CheckState<S> {
+    fn kill(&self, mut next: CheckState<S>, id: Id, down_ms: u64, power: bool) -> CheckState<S> {
         let i = usize::from(id);
-        let mut next = state.clone();
+        let now = next.now;
         let slot = &mut next.nodes[i];
         slot.state = None;
         slot.timers = Arc::default();
@@ -557,8 +580,8 @@ impl<S: System> CheckModel<S> {
         }
         next.nemesis.crashes += 1;
         next.nemesis
-            .strike(if power { Fault::Power } else { Fault::Crash }, state.now);
-        next.nemesis.restarts.insert(id, state.now + down_ms);
+            .strike(if power { Fault::Power } else { Fault::Crash }, now);
+        next.nemesis.restarts.insert(id, now + down_ms);
         next
     }
 
@@ -631,6 +654,281 @@ impl<S: System> CheckModel<S> {
         best.map(|(_, step)| step)
     }
 
+    /// Does `action` apply to `state`: is its node up, its connection's packet there, its
+    /// partition in place? [`CheckModel::step`] takes exactly the steps that apply.
+    fn applies(&self, state: &CheckState<S>, action: &StepOf<S>) -> bool {
+        let up = |node: &Id| state.nodes[usize::from(*node)].state.is_some();
+        let queued = |src: &Id, dst: &Id, n: usize| {
+            state
+                .network
+                .get(&(*src, *dst))
+                .is_some_and(|q| q.len() >= n)
+        };
+        match action {
+            Step::Deliver { src, dst, .. } => queued(src, dst, 1) && up(dst),
+            Step::Timeout { node, .. } | Step::Random { node, .. } => up(node),
+            Step::Duplicate(src, dst) => queued(src, dst, 1),
+            Step::Reorder(src, dst) => queued(src, dst, 2),
+            Step::Heal { .. } => state.nemesis.isolated.is_some(),
+            _ => true,
+        }
+    }
+
+    /// One step of the run, exactly as `action` says, on `after` (`None` if it does not apply).
+    fn step(&self, mut after: CheckState<S>, action: StepOf<S>) -> Option<CheckState<S>> {
+        if !self.applies(&after, &action) {
+            return None;
+        }
+        let now = after.now;
+        let logs = self.logs(&after);
+        let mut next = match action {
+            Step::Deliver { src, dst, msg } => {
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
+                queue.pop_front();
+                if queue.is_empty() {
+                    after.network.remove(&(src, dst));
+                }
+                if S::reset(src).is_some_and(|close| close == msg) {
+                    Arc::make_mut(&mut after.connections)
+                        .open
+                        .remove(&(dst, src)); // this end saw the close
+                }
+                self.handle(after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
+            }
+            Step::Timeout { node, timer, at } => {
+                after.now = at;
+                Arc::make_mut(&mut after.nodes[usize::from(node)].timers).remove(&timer);
+                self.handle(after, node, |actor, s, o| {
+                    actor.on_timeout(node, s, &timer, o)
+                })?
+            }
+            Step::Random { node, key, value } => {
+                Arc::make_mut(&mut after.nodes[usize::from(node)].randoms).remove(&key);
+                self.handle(after, node, |actor, s, o| {
+                    actor.on_random(node, s, &value, o)
+                })?
+            }
+            Step::Crash { node, down_ms } => self.kill(after, node, down_ms, false),
+            Step::PowerLoss { node, down_ms } => self.kill(after, node, down_ms, true),
+            Step::Restart { node, at } => {
+                after.now = at;
+                after.nemesis.restarts.remove(&node);
+                after.nemesis.crashed.remove(&node);
+                after.nemesis.last_act = at;
+                let conns = Arc::make_mut(&mut after.connections);
+                *conns.incarnation.entry(node).or_default() += 1;
+                conns.refused.retain(|(_, b)| *b != node);
+                self.start(&mut after, node);
+                after
+            }
+            Step::Lose(src, dst) => {
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Loss, now);
+                Arc::make_mut(&mut after.connections)
+                    .retransmit
+                    .insert((src, dst), now + tcp::RTO_MIN_MS);
+                after
+            }
+            Step::Retransmit { src, dst, at } => {
+                after.now = at;
+                Arc::make_mut(&mut after.connections)
+                    .retransmit
+                    .remove(&(src, dst));
+                after
+            }
+            Step::Duplicate(src, dst) => {
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Duplicate, now);
+                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
+                let head = queue.front()?.clone();
+                queue.push_front(head);
+                after
+            }
+            Step::Reorder(src, dst) => {
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Reorder, now);
+                Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
+                after
+            }
+            Step::Isolate(id) => {
+                after.nemesis.net_faults += 1;
+                after.nemesis.strike(Fault::Partition, now);
+                after.nemesis.isolated = Some((id, now, now + PARTITION_MS));
+                // What is in the air when the cut begins waits from now.
+                let cut: Vec<(Id, Id)> = after
+                    .network
+                    .keys()
+                    .filter(|(s, d)| *s == id || *d == id)
+                    .copied()
+                    .collect();
+                for link in cut {
+                    Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .insert(link, now);
+                }
+                after
+            }
+            Step::Heal { at } => {
+                let (id, _, _) = after.nemesis.isolated.take()?;
+                after.now = at;
+                after.nemesis.last_act = at;
+                // What waited goes out with TCP's next retransmission after the heal, timed from
+                // the first waiting segment's transmission.
+                let waiting: Vec<(Id, Id)> = after
+                    .network
+                    .keys()
+                    .filter(|(src, dst)| *src == id || *dst == id)
+                    .copied()
+                    .collect();
+                for link in waiting {
+                    let since = Arc::make_mut(&mut after.connections)
+                        .held_since
+                        .remove(&link)
+                        .unwrap_or(at);
+                    let resend = tcp::delivery_after(since, at).unwrap_or(at);
+                    let due = Arc::make_mut(&mut after.connections)
+                        .retransmit
+                        .entry(link)
+                        .or_insert(resend);
+                    *due = (*due).max(resend);
+                }
+                Arc::make_mut(&mut after.connections)
+                    .held_since
+                    .retain(|(src, dst), _| *src != id && *dst != id);
+                after
+            }
+            Step::Pause(id) => {
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Pause, now);
+                after.nemesis.paused = Some((id, now + PAUSE_MS));
+                after
+            }
+            Step::Resume { at, .. } => {
+                after.now = at;
+                after.nemesis.paused = None;
+                after.nemesis.last_act = at;
+                after
+            }
+            Step::ClockFast(id) => {
+                after.nemesis.crashes += 1;
+                after.nemesis.strike(Fault::Clock, now);
+                after.nemesis.fast_clock = Some((id, now + CLOCK_MS));
+                after
+            }
+            Step::ClockCorrect { at, .. } => {
+                after.now = at;
+                after.nemesis.fast_clock = None;
+                after.nemesis.last_act = at;
+                after
+            }
+        };
+        self.enforce_links(&mut next);
+        self.stamp(&mut next);
+        if self.logs(&next) != logs {
+            next.facts = Arc::default();
+        }
+        Some(next)
+    }
+
+    /// The clients' application logs in `state` (cheap: persistent vectors, shared).
+    fn logs(&self, state: &CheckState<S>) -> Vec<Option<mqcheck_brokers::AppLog>> {
+        state
+            .nodes
+            .iter()
+            .map(|slot| slot.storage.as_ref().and_then(S::app_log).cloned())
+            .collect()
+    }
+
+    /// Follows the run from `state`, the successor of the stored state `parent`, for as long
+    /// as it has one step and every property has the value it has in `parent` ("Reduction" in
+    /// `docs/model-checking.md`). The states passed over have one successor each and the values
+    /// of `parent`, which the search judges, so no search branches there and no verdict,
+    /// counterexample or coverage can come from them that `parent` does not give. Returns the
+    /// first state where a value changes, where the run branches (a fault can be placed, a draw
+    /// is due) or ends, or where the clock passes a multiple of [`CHECKPOINT_MS`] (so that two
+    /// runs that meet again are merged by the search within a checkpoint, not followed twice to
+    /// their ends).
+    fn follow(&self, parent: &CheckState<S>, mut state: CheckState<S>) -> CheckState<S> {
+        if !self.reduce {
+            return state;
+        }
+        let values = crate::properties::values(self, parent);
+        let mut actions = Vec::new();
+        for _ in 0..FOLLOW_LIMIT {
+            if crate::properties::values(self, &state) != values {
+                return state;
+            }
+            actions.clear();
+            self.actions(&state, &mut actions);
+            let [only] = actions.as_slice() else {
+                return state;
+            };
+            if !self.applies(&state, only) {
+                return state;
+            }
+            let only = only.clone();
+            let window = state.now / CHECKPOINT_MS;
+            state = self
+                .step(state, only)
+                .unwrap_or_else(|| unreachable!("a step that applies is taken"));
+            self.followed.fetch_add(1, Ordering::Relaxed);
+            if state.now / CHECKPOINT_MS != window {
+                return state;
+            }
+        }
+        state
+    }
+
+    /// How many steps the reduction has taken without storing their states, shared with the
+    /// search: read it when the search is done (rebuilding a counterexample's path replays
+    /// steps, and counts them again).
+    pub fn followed(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.followed)
+    }
+
+    /// A path of the reduced search with every step it followed, in order: what the run did,
+    /// for counterexamples and diagrams. Each followed stretch is replayed from its first state,
+    /// one step at a time, until it reaches the next state of the path.
+    pub fn unfold(
+        &self,
+        path: &stateright::Path<CheckState<S>, StepOf<S>>,
+    ) -> Vec<(CheckState<S>, Option<StepOf<S>>)> {
+        let pairs = path.clone().into_vec();
+        let mut out = Vec::new();
+        for window in pairs.windows(2) {
+            let (mut state, action) = (window[0].0.clone(), window[0].1.clone());
+            let target = &window[1].0;
+            let mut action = action.expect("a step leads to the next state");
+            loop {
+                let Some(next) = self.step(state.clone(), action.clone()) else {
+                    break;
+                };
+                out.push((state, Some(action)));
+                if &next == target {
+                    break;
+                }
+                let mut actions = Vec::new();
+                self.actions(&next, &mut actions);
+                match actions.as_slice() {
+                    [only] => action = only.clone(),
+                    _ => break,
+                }
+                state = next;
+            }
+        }
+        if let Some(last) = pairs.last() {
+            out.push((last.0.clone(), None));
+        }
+        out
+    }
+
+    /// Turns the reduction off (`check --unreduced`): every state of every run is stored and
+    /// judged, as stateright would without it.
+    pub fn unreduced(mut self) -> Self {
+        self.reduce = false;
+        self
+    }
+
     /// The clients' observations so far.
     pub fn history(&self, state: &CheckState<S>) -> History {
         let mut history = History::default();
@@ -656,16 +954,7 @@ impl<S: System> CheckModel<S> {
             && state.nemesis.fast_clock.is_none()
             && (state.now >= state.nemesis.last_act + self.drain
                 || self.next_event(state).is_none()
-                || {
-                    let history = self.history(state);
-                    let w = self.bounds.workload;
-                    let sends = history
-                        .events
-                        .iter()
-                        .filter(|e| matches!(e.op, Op::Send { .. }))
-                        .count();
-                    sends == (w.messages * w.producers) as usize && history.settled()
-                })
+                || crate::properties::settled(self, state))
     }
 }
 
@@ -691,6 +980,7 @@ impl<S: System> Model for CheckModel<S> {
             observed: vec![Arc::default(); self.nodes.len()],
             nemesis: NemesisRecord::default(),
             names: Arc::clone(&self.names),
+            facts: Arc::default(),
         };
         for i in 0..self.nodes.len() {
             self.start(&mut state, Id::from(i));
@@ -795,158 +1085,8 @@ impl<S: System> Model for CheckModel<S> {
     }
 
     fn next_state(&self, state: &Self::State, action: Self::Action) -> Option<Self::State> {
-        let mut next = match action {
-            Step::Deliver { src, dst, msg } => {
-                let mut after = state.clone();
-                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
-                queue.pop_front();
-                if queue.is_empty() {
-                    after.network.remove(&(src, dst));
-                }
-                if S::reset(src).is_some_and(|close| close == msg) {
-                    Arc::make_mut(&mut after.connections)
-                        .open
-                        .remove(&(dst, src)); // this end saw the close
-                }
-                self.handle(&after, dst, |actor, s, o| actor.on_msg(dst, s, src, msg, o))?
-            }
-            Step::Timeout { node, timer, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                Arc::make_mut(&mut after.nodes[usize::from(node)].timers).remove(&timer);
-                self.handle(&after, node, |actor, s, o| {
-                    actor.on_timeout(node, s, &timer, o)
-                })?
-            }
-            Step::Random { node, key, value } => {
-                let mut after = state.clone();
-                Arc::make_mut(&mut after.nodes[usize::from(node)].randoms).remove(&key);
-                self.handle(&after, node, |actor, s, o| {
-                    actor.on_random(node, s, &value, o)
-                })?
-            }
-            Step::Crash { node, down_ms } => self.kill(state, node, down_ms, false),
-            Step::PowerLoss { node, down_ms } => self.kill(state, node, down_ms, true),
-            Step::Restart { node, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.restarts.remove(&node);
-                after.nemesis.crashed.remove(&node);
-                after.nemesis.last_act = at;
-                let conns = Arc::make_mut(&mut after.connections);
-                *conns.incarnation.entry(node).or_default() += 1;
-                conns.refused.retain(|(_, b)| *b != node);
-                self.start(&mut after, node);
-                after
-            }
-            Step::Lose(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Loss, state.now);
-                Arc::make_mut(&mut after.connections)
-                    .retransmit
-                    .insert((src, dst), state.now + tcp::RTO_MIN_MS);
-                after
-            }
-            Step::Retransmit { src, dst, at } => {
-                let mut after = state.clone();
-                after.now = at;
-                Arc::make_mut(&mut after.connections)
-                    .retransmit
-                    .remove(&(src, dst));
-                after
-            }
-            Step::Duplicate(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Duplicate, state.now);
-                let queue = Arc::make_mut(after.network.get_mut(&(src, dst))?);
-                let head = queue.front()?.clone();
-                queue.push_front(head);
-                after
-            }
-            Step::Reorder(src, dst) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Reorder, state.now);
-                Arc::make_mut(after.network.get_mut(&(src, dst))?).swap(0, 1);
-                after
-            }
-            Step::Isolate(id) => {
-                let mut after = state.clone();
-                after.nemesis.net_faults += 1;
-                after.nemesis.strike(Fault::Partition, state.now);
-                after.nemesis.isolated = Some((id, state.now, state.now + PARTITION_MS));
-                // What is in the air when the cut begins waits from now.
-                for link in state.network.keys().filter(|(s, d)| *s == id || *d == id) {
-                    Arc::make_mut(&mut after.connections)
-                        .held_since
-                        .insert(*link, state.now);
-                }
-                after
-            }
-            Step::Heal { at } => {
-                let mut after = state.clone();
-                let (id, _, _) = after.nemesis.isolated.take()?;
-                after.now = at;
-                after.nemesis.last_act = at;
-                // What waited goes out with TCP's next retransmission after the heal, timed from
-                // the first waiting segment's transmission.
-                let waiting: Vec<(Id, Id)> = after
-                    .network
-                    .keys()
-                    .filter(|(src, dst)| *src == id || *dst == id)
-                    .copied()
-                    .collect();
-                for link in waiting {
-                    let since = Arc::make_mut(&mut after.connections)
-                        .held_since
-                        .remove(&link)
-                        .unwrap_or(at);
-                    let resend = tcp::delivery_after(since, at).unwrap_or(at);
-                    let due = Arc::make_mut(&mut after.connections)
-                        .retransmit
-                        .entry(link)
-                        .or_insert(resend);
-                    *due = (*due).max(resend);
-                }
-                Arc::make_mut(&mut after.connections)
-                    .held_since
-                    .retain(|(src, dst), _| *src != id && *dst != id);
-                after
-            }
-            Step::Pause(id) => {
-                let mut after = state.clone();
-                after.nemesis.crashes += 1;
-                after.nemesis.strike(Fault::Pause, state.now);
-                after.nemesis.paused = Some((id, state.now + PAUSE_MS));
-                after
-            }
-            Step::Resume { at, .. } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.paused = None;
-                after.nemesis.last_act = at;
-                after
-            }
-            Step::ClockFast(id) => {
-                let mut after = state.clone();
-                after.nemesis.crashes += 1;
-                after.nemesis.strike(Fault::Clock, state.now);
-                after.nemesis.fast_clock = Some((id, state.now + CLOCK_MS));
-                after
-            }
-            Step::ClockCorrect { at, .. } => {
-                let mut after = state.clone();
-                after.now = at;
-                after.nemesis.fast_clock = None;
-                after.nemesis.last_act = at;
-                after
-            }
-        };
-        self.enforce_links(&mut next);
-        self.stamp(&mut next);
-        Some(next)
+        let next = self.step(state.clone(), action)?;
+        Some(self.follow(state, next))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

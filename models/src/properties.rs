@@ -4,9 +4,58 @@
 use crate::model::{CheckModel, CheckState};
 use mqcheck_brokers::{NodeView, System, SystemView};
 use mqcheck_faults::Fault;
-use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, Op};
+use mqcheck_invariants::{at_least_once, at_most_once, no_unexpected, ordering, History, Op};
 use stateright::Property;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the checkers and the coverage say of the clients' application logs: a function of the
+/// logs alone (the checkers' verdicts read no times), so a state shares it with every state a
+/// step reached without changing a log, and it is computed once for all of them.
+#[derive(Clone, Copy, Debug)]
+pub struct LogFacts {
+    at_least_once: bool,
+    at_most_once: bool,
+    ordering: bool,
+    no_unexpected: bool,
+    /// Every message sent, every send answered, each acknowledged one delivered.
+    settled: bool,
+    acknowledged: bool,
+    consumed: bool,
+}
+
+impl LogFacts {
+    fn of<S: System>(model: &CheckModel<S>, history: &History) -> Self {
+        let w = model.bounds.workload;
+        let sends = history
+            .events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Send { .. }))
+            .count();
+        let seen = |what: fn(&Op) -> bool| history.events.iter().any(|e| what(&e.op));
+        LogFacts {
+            at_least_once: at_least_once(history).is_empty(),
+            at_most_once: at_most_once(history).is_empty(),
+            ordering: ordering(history, &S::ordering()).is_empty(),
+            no_unexpected: no_unexpected(history).is_empty(),
+            settled: sends == (w.messages * w.producers) as usize && history.settled(),
+            acknowledged: seen(|op| matches!(op, Op::Ack { .. })),
+            consumed: seen(|op| matches!(op, Op::Deliver { .. })),
+        }
+    }
+}
+
+/// The facts of `state`'s application logs.
+pub(crate) fn facts<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> LogFacts {
+    *state
+        .facts
+        .get_or_init(|| LogFacts::of(model, &model.history(state)))
+}
+
+/// Are the clients settled in `state`: every message sent and answered, each acknowledged one
+/// delivered?
+pub(crate) fn settled<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> bool {
+    facts(model, state).settled
+}
 
 /// The whole system as the broker's hooks read it.
 pub fn view<'a, S: System>(
@@ -44,34 +93,31 @@ pub fn lost<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> Vec<Stri
 }
 
 fn at_least_once_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    lost(m, s).is_empty()
+    if !m.ended(s) {
+        return true;
+    }
+    m.judged_an_end.store(true, Ordering::Relaxed);
+    facts(m, s).at_least_once
 }
 
 fn at_most_once_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    at_most_once(&m.history(s)).is_empty()
+    facts(m, s).at_most_once
 }
 
 fn ordering_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    ordering(&m.history(s), &S::ordering()).is_empty()
+    facts(m, s).ordering
 }
 
 fn no_unexpected_holds<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    no_unexpected(&m.history(s)).is_empty()
-}
-
-fn observed<S: System>(_: &CheckModel<S>, s: &CheckState<S>, what: fn(&Op) -> bool) -> bool {
-    s.nodes
-        .iter()
-        .filter_map(|slot| slot.storage.as_ref().and_then(S::app_log))
-        .any(|log| log.iter().any(what))
+    facts(m, s).no_unexpected
 }
 
 fn acknowledged<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    observed(m, s, |op| matches!(op, Op::Ack { .. }))
+    facts(m, s).acknowledged
 }
 
 fn consumed<S: System>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    observed(m, s, |op| matches!(op, Op::Deliver { .. }))
+    facts(m, s).consumed
 }
 
 /// Has the `K`th fault of [`Fault::ALL`] struck?
@@ -111,7 +157,7 @@ fn leader_changed<S: System>(_: &CheckModel<S>, s: &CheckState<S>) -> bool {
 
 /// The `K`th structural invariant of the broker.
 fn structural<S: System, const K: usize>(m: &CheckModel<S>, s: &CheckState<S>) -> bool {
-    (S::invariants()[K].holds)(&view(m, s))
+    (m.invariants[K].holds)(&view(m, s))
 }
 
 /// A property's condition.
@@ -213,7 +259,32 @@ pub fn all<S: System>(
     if system.elects_leaders() && (crashes || partitions) {
         properties.push(Property::sometimes("a leader changes", leader_changed::<S>));
     }
+    assert!(
+        properties.len() <= 64,
+        "the reduction keeps a bit per property"
+    );
     (properties, safety)
+}
+
+/// Every property's value in `state`, a bit each in the order of [`all`]: the safety checks
+/// themselves (not their first-violation wrappers, which remember what they reported) and the
+/// coverage conditions. The reduction compares these between states. (The structural invariants
+/// read one view of the system between them.)
+pub fn values<S: System>(model: &CheckModel<S>, state: &CheckState<S>) -> u64 {
+    let structural = model.invariants.len();
+    let checkers = model.safety.len() - structural;
+    let view = view(model, state);
+    let safety = model.safety[..checkers]
+        .iter()
+        .map(|s| (s.check)(model, state))
+        .chain(model.invariants.iter().map(|i| (i.holds)(&view)));
+    let coverage = model.properties[model.safety.len()..]
+        .iter()
+        .map(|p| (p.condition)(model, state));
+    safety
+        .chain(coverage)
+        .enumerate()
+        .fold(0, |bits, (i, value)| bits | (u64::from(value) << i))
 }
 
 /// Was `property` judged in the search behind `model`? At-least-once is judged only at the end
