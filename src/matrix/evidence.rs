@@ -113,12 +113,8 @@ pub fn model_args<S: System>(
     consumers: u32,
     workload: &crate::spec::WorkloadArgs,
 ) -> Result<ModelArgs, ConfigError> {
-    let mut setup = BrokerArgs::<Checked>::new(
-        S::NAME,
-        settings.to_vec(),
-        MESSAGES,
-        workload.clone(),
-    );
+    let mut setup =
+        BrokerArgs::<Checked>::new(S::NAME, settings.to_vec(), MESSAGES, workload.clone());
     setup.consumers = consumers.min(Checked::MAX.consumers);
     setup.faults = faults_of(classes).to_string();
     let args = ModelArgs {
@@ -183,7 +179,11 @@ pub fn check_row<S: System>(
                 steps: p.counterexample.len(),
                 story: story(&p.counterexample),
                 why: p.why.clone(),
-                schedule: schedule.faults.iter().map(|f| f.describe(&the_cast)).collect(),
+                schedule: schedule
+                    .faults
+                    .iter()
+                    .map(|f| f.describe(&the_cast))
+                    .collect(),
                 reproduced_by_seed: reproduced.map(|(_, seed)| seed),
                 shifted_ms: reproduced.map(|(shift, _)| shift),
             }

@@ -9,11 +9,11 @@ pub mod evidence;
 mod render;
 mod repair;
 
+use crate::check::ModelArgs;
 use crate::output::OutputFile;
 use crate::report::Verdict;
 use crate::simulate::progress;
 use crate::spec::{bad, int, BrokerArgs, SimArgs, Simulated, Sizes, Spec, WorkloadArgs};
-use crate::check::ModelArgs;
 use crate::BAD_INPUT;
 use cells::{Cell, Class};
 use clap::Args;
@@ -225,8 +225,11 @@ impl Job for MatrixJob<'_> {
             }
             let check = match &model {
                 Some(args) => {
-                    self.bar
-                        .set_message(format!("{} · {} · bounded check", S::NAME, scenario.name));
+                    self.bar.set_message(format!(
+                        "{} · {} · bounded check",
+                        S::NAME,
+                        scenario.name
+                    ));
                     Some(evidence::check_row::<S>(
                         args,
                         self.cmd.check_states,

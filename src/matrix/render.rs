@@ -156,7 +156,10 @@ fn check_lines(m: &Matrix) -> Vec<String> {
             })
             .collect();
         if !disagrees.is_empty() {
-            words.push(format!("disagrees with the sweep on {}", disagrees.join(", ")));
+            words.push(format!(
+                "disagrees with the sweep on {}",
+                disagrees.join(", ")
+            ));
         }
         lines.push(format!(
             "{} · {}: {}",

@@ -97,7 +97,10 @@ fn rabbitmq_quorum_safe_is_at_least_once_under_every_realistic_fault() {
     for class in ["crash", "power", "pause", "network", "clock", "tcp"] {
         let cell = &cells[class];
         assert_eq!(verdict(&cells, class), "held", "{class}: {cell}");
-        assert!(cell.get("check").is_none(), "the check is the row's: {cell}");
+        assert!(
+            cell.get("check").is_none(),
+            "the check is the row's: {cell}"
+        );
         // Held means tested: acknowledged, delivered, and faults of the class took effect.
         for count in ["acknowledged", "delivered", "faults_applied"] {
             assert!(cell[count].as_u64().unwrap() > 0, "{class}: {cell}");
@@ -197,14 +200,18 @@ fn a_row_that_acknowledged_nothing_is_inconclusive_in_every_guarantee_and_in_its
         .iter()
         .map(|u| u.as_str().unwrap())
         .collect();
-    assert!(
-        unreached.contains(&"a record is acknowledged"),
-        "{check}"
-    );
+    assert!(unreached.contains(&"a record is acknowledged"), "{check}");
     for (g, c) in check["guarantees"].as_object().unwrap() {
-        assert_ne!(c["verdict"], "held", "{g}: a check that acknowledged nothing held nothing");
+        assert_ne!(
+            c["verdict"], "held",
+            "{g}: a check that acknowledged nothing held nothing"
+        );
     }
-    assert!(!written.markdown.contains("| held ("), "{}", written.markdown);
+    assert!(
+        !written.markdown.contains("| held ("),
+        "{}",
+        written.markdown
+    );
 }
 
 #[test]
@@ -229,11 +236,17 @@ fn a_held_cell_says_what_it_exercised() {
         "held (3 seeds: {} acknowledged, {} delivered, {} faults)",
         cell["acknowledged"], cell["delivered"], cell["faults_applied"]
     );
-    assert!(written.markdown.contains(&words), "{words} in {}", written.markdown);
+    assert!(
+        written.markdown.contains(&words),
+        "{words} in {}",
+        written.markdown
+    );
     // Beside it, the bounded check, cut short by its budget: never plain "held".
     let check = &written.row["check"];
     assert_eq!(check["partial"], true, "{check}");
-    let verdict = check["guarantees"]["at-least-once"]["verdict"].as_str().unwrap();
+    let verdict = check["guarantees"]["at-least-once"]["verdict"]
+        .as_str()
+        .unwrap();
     assert!(
         ["held within the explored part", "not judged"].contains(&verdict),
         "{check}"
@@ -269,7 +282,10 @@ fn a_row_whose_check_breaks_a_guarantee_reports_its_states_and_counterexample() 
     let x = &g["counterexample"];
     assert!(x["steps"].as_u64().unwrap() > 0, "{x}");
     assert!(
-        x["why"][0].as_str().unwrap().contains("delivered p0:0 2 times"),
+        x["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("delivered p0:0 2 times"),
         "{x}"
     );
     assert!(
@@ -289,9 +305,7 @@ fn a_row_whose_check_breaks_a_guarantee_reports_its_states_and_counterexample() 
         "{x}"
     );
     assert!(
-        written
-            .stdout
-            .contains("rabbitmq · defaults: 30,"),
+        written.stdout.contains("rabbitmq · defaults: 30,"),
         "{}",
         written.stdout
     );
@@ -301,7 +315,9 @@ fn a_row_whose_check_breaks_a_guarantee_reports_its_states_and_counterexample() 
         written.stdout
     );
     assert!(
-        written.markdown.contains("## Bounded checks' counterexamples"),
+        written
+            .markdown
+            .contains("## Bounded checks' counterexamples"),
         "{}",
         written.markdown
     );
@@ -375,7 +391,11 @@ fn the_check_budget_is_validated_and_zero_turns_the_check_off() {
         "0",
     ]);
     assert!(written.row.get("check").is_none(), "{}", written.row);
-    assert!(!written.stdout.contains("bounded checks"), "{}", written.stdout);
+    assert!(
+        !written.stdout.contains("bounded checks"),
+        "{}",
+        written.stdout
+    );
 }
 
 /// The repairs `--repair` finds for the row's `guarantee` under `class`.
