@@ -121,6 +121,7 @@ pub fn model_args<S: System>(
         setup,
         max_crashes: MAX_CRASHES,
         max_net_faults: MAX_NET_FAULTS,
+        unreduced: false,
     };
     args.setup.validate::<S>()?;
     Ok(args)

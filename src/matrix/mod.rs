@@ -407,11 +407,14 @@ impl MatrixCmd {
             eprintln!("inconclusive: interrupted; the rows not swept were not tested");
             return crate::INCONCLUSIVE;
         }
+        // A row's bounded check adds evidence: its violation is one, but a check its budget
+        // stopped leaves the sweeps' verdict as it is (its cells say how far it went).
         let checked = matrix
             .rows
             .iter()
             .filter_map(|r| r.check.as_ref())
-            .map(evidence::RowCheck::verdict);
+            .map(evidence::RowCheck::verdict)
+            .filter(|v| *v == Verdict::Violated);
         Verdict::combine(
             matrix
                 .rows
