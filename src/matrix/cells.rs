@@ -226,7 +226,7 @@ pub fn join_and(words: &[&str]) -> String {
 }
 
 /// The guarantees every row is asked, in column order.
-pub const GUARANTEES: [Invariant; 4] = Invariant::SELECTABLE;
+pub const GUARANTEES: [Invariant; 5] = Invariant::SELECTABLE;
 
 /// Runs each fault class's sweep for one row and returns its cells: guarantee name → class →
 /// cell. A violated cell's lowest seed is shrunk (at most `shrink_budget` runs) to the classes
