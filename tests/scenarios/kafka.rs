@@ -383,3 +383,57 @@ fn only_brokers_whose_consumers_rewind_take_rewind_and_check_replay() {
 fn rewinding_is_deterministic() {
     assert_deterministic(&format!("--broker kafka {REWINDING} --check replay"));
 }
+
+#[test]
+fn the_matrix_judges_replay_where_consumers_rewind_and_says_not_supported_elsewhere() {
+    let file = std::env::temp_dir().join(format!("mqcheck-replay-{}.json", std::process::id()));
+    let out = mqcheck(&[
+        "matrix",
+        "--broker",
+        "kafka,rabbitmq",
+        "--row",
+        "safe",
+        "--row",
+        "quorum, safe",
+        "--faults",
+        "crash,power",
+        "--seeds",
+        "10",
+        "--check",
+        "at-least-once,replay",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let rows = m["rows"].as_array().unwrap();
+    let row = |broker: &str| rows.iter().find(|r| r["broker"] == broker).unwrap();
+    let kafka = &row("kafka")["cells"]["replay"];
+    assert_eq!(kafka["crash"]["verdict"], "held", "{kafka}");
+    assert_eq!(kafka["power"]["verdict"], "broken", "{kafka}");
+    assert_eq!(
+        kafka["power"]["counterexample"]["kind"], "inconsistent-offsets",
+        "{kafka}"
+    );
+    assert!(
+        kafka["power"]["counterexample"]["replay"]
+            .as_str()
+            .unwrap()
+            .contains("--rewind 10"),
+        "the replay command rewinds as the sweep did: {kafka}"
+    );
+    let rabbitmq = &row("rabbitmq")["cells"]["replay"];
+    for class in ["crash", "power"] {
+        assert_eq!(rabbitmq[class]["verdict"], "not-supported", "{rabbitmq}");
+    }
+    assert!(out.stdout.contains("replay not supported"), "{}", out.stdout);
+    let claim = m["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["broker"] == "kafka" && c["guarantee"] == "replay")
+        .unwrap();
+    assert_eq!(claim["verdict"], "conditional", "{claim}");
+}
