@@ -569,7 +569,8 @@ pub(crate) fn replays(history: &History) -> Vec<Replay> {
                 ..
             } => {
                 open.retain(|&(g, c, _), r| {
-                    let other_session = g == *group && c == *consumer && out[*r].session != *session;
+                    let other_session =
+                        g == *group && c == *consumer && out[*r].session != *session;
                     if other_session {
                         out[*r].end = ReplayEnd::Interrupted;
                     }

@@ -2000,7 +2000,11 @@ fn a_rewind_that_rereads_the_same_records_is_consistent_and_no_duplicate() {
         .sent(m(0, 3), 0, &[0])
         .deliver(dv(m(0, 3), 0).pos(3).session(1))
         .build();
-    assert!(replay_violations(&h).is_empty(), "{:#?}", replay_violations(&h));
+    assert!(
+        replay_violations(&h).is_empty(),
+        "{:#?}",
+        replay_violations(&h)
+    );
     // The re-reads are neither duplicates nor a rewind within the session.
     assert_clean(&h);
     assert!(h.settled());
@@ -2169,7 +2173,10 @@ fn a_replay_in_progress_is_not_settled() {
         .deliver(dv(m(0, 0), 0).pos(0).session(1))
         .build();
     assert!(!h.settled(), "the consumer has not read its way back");
-    assert!(replay_violations(&h).is_empty(), "an unfinished replay is judged on what it read");
+    assert!(
+        replay_violations(&h).is_empty(),
+        "an unfinished replay is judged on what it read"
+    );
     let again = rewind(
         rewind(read_three(), 0, 1, 3, 0).deliver(dv(m(0, 0), 0).pos(0).session(1)),
         0,

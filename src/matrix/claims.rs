@@ -209,9 +209,12 @@ impl Judged<'_> {
     }
 
     fn tested(&self) -> bool {
-        self.cells
-            .values()
-            .any(|c| !matches!(c.verdict, CellVerdict::NotTested | CellVerdict::NotSupported))
+        self.cells.values().any(|c| {
+            !matches!(
+                c.verdict,
+                CellVerdict::NotTested | CellVerdict::NotSupported
+            )
+        })
     }
 
     /// "`acks=all` `min.insync.replicas=2`", or "its defaults".

@@ -323,7 +323,9 @@ fn unclean_election_rewrites_offsets_a_consumer_had_read() {
     assert!(r.stdout.contains("of scope 0 was read as"), "{}", r.stdout);
     // The same seeds with clean elections only keep every offset.
     held(
-        &format!("--broker kafka --set min.insync.replicas=2 --faults crash --seeds 300 {REWINDING}"),
+        &format!(
+            "--broker kafka --set min.insync.replicas=2 --faults crash --seeds 300 {REWINDING}"
+        ),
         &["replay"],
     );
 }
@@ -337,7 +339,9 @@ fn high_watermark_truncation_rewrites_offsets_but_leader_epochs_do_not() {
     );
     reproduce(&v);
     held(
-        &format!("--broker kafka --set log.truncation=leader-epoch --set min.insync.replicas=2 {faults}"),
+        &format!(
+            "--broker kafka --set log.truncation=leader-epoch --set min.insync.replicas=2 {faults}"
+        ),
         &["replay"],
     );
 }
@@ -356,7 +360,9 @@ fn acks_1_loses_acknowledged_records_but_none_a_consumer_read() {
 #[test]
 fn simultaneous_power_loss_rewrites_offsets_unless_every_record_is_fsynced() {
     let v = violated(
-        &format!("--broker kafka --set min.insync.replicas=2 --faults power --seeds 100 {REWINDING}"),
+        &format!(
+            "--broker kafka --set min.insync.replicas=2 --faults power --seeds 100 {REWINDING}"
+        ),
         "replay",
     );
     reproduce(&v);
@@ -375,7 +381,10 @@ fn only_brokers_whose_consumers_rewind_take_rewind_and_check_replay() {
             "allowed with --broker kafka",
         );
     }
-    bad_input(&["sim", "--broker", "kafka", "--check", "replay"], "--rewind N");
+    bad_input(
+        &["sim", "--broker", "kafka", "--check", "replay"],
+        "--rewind N",
+    );
     bad_input(&["sim", "--broker", "kafka", "--rewind", "0"], "--rewind");
 }
 
@@ -428,7 +437,11 @@ fn the_matrix_judges_replay_where_consumers_rewind_and_says_not_supported_elsewh
     for class in ["crash", "power"] {
         assert_eq!(rabbitmq[class]["verdict"], "not-supported", "{rabbitmq}");
     }
-    assert!(out.stdout.contains("replay not supported"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("replay not supported"),
+        "{}",
+        out.stdout
+    );
     let claim = m["claims"]
         .as_array()
         .unwrap()
