@@ -77,6 +77,7 @@ const WORKLOAD: Workload = Workload {
     consumer_delay_ms: 0,
     keys: None,
     producer_crashes: false,
+    rewind: None,
 };
 
 fn main() {

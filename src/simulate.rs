@@ -62,6 +62,7 @@ const SETUP: &[&str] = &[
     "consumer_delay_ms",
     "keys",
     "producer_crashes",
+    "rewind",
     "check",
 ];
 
@@ -151,6 +152,7 @@ fn load(path: &Path) -> Result<(SimArgs, ScheduleFile), String> {
         file.consumer_delay_ms.map(|v| v.to_string()),
     );
     flag("keys", file.keys.map(|v| v.to_string()));
+    flag("rewind", file.rewind.map(|v| v.to_string()));
     flag("check", file.check.clone());
     if file.producer_crashes {
         words.push("--producer-crashes".to_string());
@@ -738,6 +740,7 @@ impl ReplayCmd {
             consumer_delay_ms: (w.consumer_delay_ms > 0).then_some(w.consumer_delay_ms),
             keys: w.keys,
             producer_crashes: w.producer_crashes,
+            rewind: w.rewind,
             check: Some(
                 spec.checks
                     .iter()

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use mqcheck_brokers::config::plain_integer;
-use mqcheck_brokers::{Config, ConfigError, System, Workload};
+use mqcheck_brokers::{dispatch, Config, ConfigError, Job, System, Workload, BROKERS};
 use mqcheck_invariants::Invariant;
 use mqcheck_sim::{FaultSet, Schedule};
 use std::fmt::{Debug, Display};
@@ -121,6 +121,16 @@ impl<Z: Sizes> BrokerArgs<Z> {
     pub fn validate<S: System>(&self) -> Result<BrokerSetup, ConfigError> {
         let config = Config::parse(S::NAME, &S::keys(), &self.sets)?;
         S::validate(&config)?;
+        if self.workload.rewind.is_some() && S::rewind().is_none() {
+            return Err(bad(
+                "rewind",
+                format!(
+                    "--rewind: {} consumers cannot rewind (allowed with --broker {})",
+                    S::NAME,
+                    rewinding_brokers().join(", ")
+                ),
+            ));
+        }
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = self
             .workload
@@ -162,9 +172,28 @@ impl BrokerSetup {
 pub struct SimArgs {
     #[command(flatten)]
     pub setup: BrokerArgs<Simulated>,
-    /// Invariants to check: a comma list of at-least-once, at-most-once, ordering, atomicity.
+    /// Invariants to check: a comma list of at-least-once, at-most-once, ordering, atomicity,
+    /// replay (with `--rewind`).
     #[arg(long, default_value = Invariant::DEFAULT_CHECKS)]
     pub check: String,
+}
+
+/// Answers whether a broker's consumers can rewind.
+struct Rewinds;
+
+impl Job for Rewinds {
+    type Output = Option<&'static str>;
+    fn run<S: System>(self) -> Self::Output {
+        S::rewind().map(|_| S::NAME)
+    }
+}
+
+/// The brokers whose consumers can rewind (`--rewind`, `--check replay`).
+pub fn rewinding_brokers() -> Vec<&'static str> {
+    BROKERS
+        .iter()
+        .filter_map(|b| dispatch(b, Rewinds).ok().flatten())
+        .collect()
 }
 
 /// How the clients pace and handle the workload; without them, each broker's own (drawn per
@@ -187,6 +216,11 @@ pub struct WorkloadArgs {
     /// each resends what it sent and never saw acknowledged (an outbox).
     #[arg(long)]
     pub producer_crashes: bool,
+    /// Consumers replay: each time one has caught up with a partition after reading records it
+    /// had not read before, it seeks back N records and reads them again (brokers whose consumers
+    /// can rewind: kafka). `--check replay` judges the re-reads.
+    #[arg(long, value_name = "N", value_parser = int(1u32, 10_000))]
+    pub rewind: Option<u32>,
 }
 
 impl WorkloadArgs {
@@ -198,6 +232,7 @@ impl WorkloadArgs {
             consumer_delay_ms: self.consumer_delay_ms,
             keys: self.keys,
             producer_crashes: self.producer_crashes,
+            rewind: self.rewind,
             ..Workload::new(messages, producers, consumers)
         }
     }
@@ -219,6 +254,7 @@ impl WorkloadArgs {
             (w.consumer_delay_ms > 0).then_some(w.consumer_delay_ms),
         );
         flag("keys", w.keys);
+        flag("rewind", w.rewind);
         if w.producer_crashes {
             words.push("--producer-crashes".to_string());
         }
@@ -261,7 +297,23 @@ impl SimArgs {
             if !Invariant::SELECTABLE.contains(&inv) {
                 return Err(bad(
                     "check",
-                    format!("{word} is always checked (allowed in --check: at-least-once, at-most-once, ordering, atomicity)"),
+                    format!("{word} is always checked (allowed in --check: at-least-once, at-most-once, ordering, atomicity, replay)"),
+                ));
+            }
+            if inv == Invariant::Replay && S::rewind().is_none() {
+                return Err(bad(
+                    "check",
+                    format!(
+                        "replay in --check: {} consumers cannot rewind (allowed with --broker {})",
+                        S::NAME,
+                        rewinding_brokers().join(", ")
+                    ),
+                ));
+            }
+            if inv == Invariant::Replay && setup.workload.rewind.is_none() {
+                return Err(bad(
+                    "check",
+                    "replay in --check judges consumers that rewind: add --rewind N".to_string(),
                 ));
             }
             if !checks.contains(&inv) {

@@ -79,6 +79,10 @@ pub struct Workload {
     /// Producers crash, lose power, pause and have their clocks skewed like servers; after a
     /// restart each resends its outbox (`--producer-crashes`).
     pub producer_crashes: bool,
+    /// Consumers rewind this many records each time they catch up after reading something new,
+    /// and read them again (`--rewind N`), where the broker's consumers can
+    /// ([`System::rewind`]).
+    pub rewind: Option<u32>,
 }
 
 impl Workload {
@@ -242,6 +246,13 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// change? A replay's story keeps these lines whichever messages they name.
     fn notable(_msg: &<Self::Actor as Actor>::Msg) -> bool {
         false
+    }
+
+    /// How a consumer of this broker rewinds to read again what it read (`--rewind`), in the
+    /// broker's words; `None` when it cannot (a queue forgets what it handed out and had
+    /// acknowledged).
+    fn rewind() -> Option<&'static str> {
+        None
     }
 
     /// The order the broker promises, which the ordering checker judges within: what the scope

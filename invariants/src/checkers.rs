@@ -13,11 +13,14 @@ pub fn check(invariant: Invariant, history: &History, promise: &OrderingPromise)
         Invariant::Ordering => ordering(history, promise),
         Invariant::NoUnexpected => no_unexpected(history),
         Invariant::Atomicity => atomicity(history),
+        Invariant::Replay => replay(history),
     }
 }
 
 /// One delivery, flattened out of the history for the checkers' convenience.
 struct Delivery {
+    /// Where the delivery is in the history's events.
+    index: usize,
     time_ms: u64,
     msg: MsgId,
     group: GroupId,
@@ -32,7 +35,8 @@ fn deliveries(history: &History) -> Vec<Delivery> {
     history
         .events
         .iter()
-        .filter_map(|e| match &e.op {
+        .enumerate()
+        .filter_map(|(index, e)| match &e.op {
             Op::Deliver {
                 msg,
                 group,
@@ -42,6 +46,7 @@ fn deliveries(history: &History) -> Vec<Delivery> {
                 session,
                 redelivered,
             } => Some(Delivery {
+                index,
                 time_ms: e.time_ms,
                 msg: *msg,
                 group: *group,
@@ -120,10 +125,15 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
     out
 }
 
-/// Messages handed to one group's application more than once.
+/// Messages handed to one group's application more than once. A consumer's replay after a
+/// rewind reads again on purpose: its re-reads are the replay checker's, not duplicates.
 pub fn at_most_once(history: &History) -> Vec<Violation> {
+    let replayed = replay_reads(history);
     let mut by_msg: BTreeMap<(GroupId, MsgId), Vec<Delivery>> = BTreeMap::new();
-    for d in deliveries(history) {
+    for d in deliveries(history)
+        .into_iter()
+        .filter(|d| !replayed.contains(&d.index))
+    {
         by_msg.entry((d.group, d.msg)).or_default().push(d);
     }
     let mut out = Vec::new();
@@ -163,9 +173,14 @@ pub fn at_most_once(history: &History) -> Vec<Violation> {
 }
 
 /// Send order broken within a (scope, producer) for a group; skips and rewinds within a session.
-/// Only what `promise` covers is judged: outside it nothing is out of order.
+/// Only what `promise` covers is judged: outside it nothing is out of order. A consumer's replay
+/// after a rewind is the replay checker's to judge, and no step of its walk.
 pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> {
-    let all = deliveries(history);
+    let replayed = replay_reads(history);
+    let all: Vec<Delivery> = deliveries(history)
+        .into_iter()
+        .filter(|d| !replayed.contains(&d.index))
+        .collect();
     let acked: BTreeSet<MsgId> = history
         .events
         .iter()
@@ -472,6 +487,220 @@ pub fn multipart(history: &History) -> Vec<Violation> {
         if let Some((m, i)) = at {
             if i + 1 < messages[m].len() {
                 expect.insert(key, (m, i + 1));
+            }
+        }
+    }
+    out
+}
+
+/// How a consumer's replay after a rewind ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplayEnd {
+    /// It read a position at or past where it had rewound from: it read its way back.
+    Complete,
+    /// It rewound again first.
+    Rewound,
+    /// A new session began (a rebalance, a restart): it may have been assigned elsewhere.
+    Interrupted,
+    /// The history ended in the middle of it.
+    Unfinished,
+}
+
+/// One rewind and what the consumer read after it.
+pub(crate) struct Replay {
+    time_ms: u64,
+    group: GroupId,
+    consumer: u32,
+    scope: u32,
+    session: u64,
+    from: u64,
+    to: u64,
+    /// What was read at each position from `to` up to `from` before the rewind, by anyone.
+    before: BTreeMap<u64, MsgId>,
+    /// The replay's deliveries: event index, position, message, time.
+    reads: Vec<(usize, u64, MsgId, u64)>,
+    pub(crate) end: ReplayEnd,
+}
+
+/// Every rewind in the history with its replay, in the order of the rewinds.
+pub(crate) fn replays(history: &History) -> Vec<Replay> {
+    let mut out: Vec<Replay> = Vec::new();
+    let mut read: BTreeMap<(u32, u64), MsgId> = BTreeMap::new();
+    // (group, consumer, scope) → the replay in progress.
+    let mut open: BTreeMap<(GroupId, u32, u32), usize> = BTreeMap::new();
+    for (index, e) in history.events.iter().enumerate() {
+        match &e.op {
+            Op::Rewind {
+                group,
+                consumer,
+                scope,
+                session,
+                from,
+                to,
+            } => {
+                if let Some(r) = open.remove(&(*group, *consumer, *scope)) {
+                    out[r].end = ReplayEnd::Rewound;
+                }
+                let before = read
+                    .range((*scope, *to)..(*scope, *from))
+                    .map(|(&(_, p), &m)| (p, m))
+                    .collect();
+                open.insert((*group, *consumer, *scope), out.len());
+                out.push(Replay {
+                    time_ms: e.time_ms,
+                    group: *group,
+                    consumer: *consumer,
+                    scope: *scope,
+                    session: *session,
+                    from: *from,
+                    to: *to,
+                    before,
+                    reads: Vec::new(),
+                    end: ReplayEnd::Unfinished,
+                });
+            }
+            Op::Deliver {
+                msg,
+                group,
+                consumer,
+                scope,
+                position,
+                session,
+                ..
+            } => {
+                open.retain(|&(g, c, _), r| {
+                    let other_session =
+                        g == *group && c == *consumer && out[*r].session != *session;
+                    if other_session {
+                        out[*r].end = ReplayEnd::Interrupted;
+                    }
+                    !other_session
+                });
+                let Some(pos) = *position else { continue };
+                if let Some(&r) = open.get(&(*group, *consumer, *scope)) {
+                    if pos >= out[r].from {
+                        out[r].end = ReplayEnd::Complete;
+                        open.remove(&(*group, *consumer, *scope));
+                    } else {
+                        out[r].reads.push((index, pos, *msg, e.time_ms));
+                    }
+                }
+                read.entry((*scope, pos)).or_insert(*msg);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The indices of the deliveries that are re-reads of a replay.
+fn replay_reads(history: &History) -> BTreeSet<usize> {
+    replays(history)
+        .iter()
+        .flat_map(|r| r.reads.iter().map(|&(index, ..)| index))
+        .collect()
+}
+
+/// Replay consistency, as Jepsen's Kafka checker judges offsets: a position of a scope holds one
+/// message for good, and a consumer that rewinds reads again what was read there before.
+///
+/// - `inconsistent-offsets`: two reads of one position of a scope (by any consumer, rewound or
+///   not) saw different messages: the log was rewritten under a position someone had read.
+/// - `replay-skip`: after rewinding from `from` to `to`, the consumer passed over a position
+///   between them that had been read before, without reading it again; judged up to its last
+///   re-read, and to `from` once it read past `from` or rewound again (a replay the history
+///   ends in, or a new session cuts, is judged on what it re-read).
+/// - `replay-reordered`: within a replay, the consumer read a position at or before one it had
+///   already re-read.
+///
+/// Nothing here excuses retention or compaction: no model here deletes a record from a log on
+/// purpose.
+pub fn replay(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut at: BTreeMap<(u32, u64), Vec<Delivery>> = BTreeMap::new();
+    for d in deliveries(history) {
+        if let Some(p) = d.position {
+            let seen = at.entry((d.scope, p)).or_default();
+            if seen.iter().all(|s| s.msg != d.msg) {
+                seen.push(d);
+            }
+        }
+    }
+    for ((scope, pos), reads) in at.iter().filter(|(_, r)| r.len() > 1) {
+        let list = reads
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} (group {} consumer {} at {})",
+                    d.msg,
+                    d.group,
+                    d.consumer,
+                    secs(d.time_ms)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", then as ");
+        out.push(Violation {
+            invariant: Invariant::Replay,
+            kind: Kind::InconsistentOffsets,
+            msgs: reads.iter().map(|d| d.msg).collect(),
+            explanation: format!("position {pos} of scope {scope} was read as {list}"),
+        });
+    }
+    for r in replays(history) {
+        let who = format!(
+            "consumer {} of group {} rewound scope {} from position {} to {} at {}",
+            r.consumer,
+            r.group,
+            r.scope,
+            r.from,
+            r.to,
+            secs(r.time_ms)
+        );
+        let mut last: Option<(u64, MsgId)> = None;
+        for &(_, pos, msg, time) in &r.reads {
+            if let Some((prev, prev_msg)) = last.filter(|(prev, _)| pos <= *prev) {
+                out.push(Violation {
+                    invariant: Invariant::Replay,
+                    kind: Kind::ReplayReordered,
+                    msgs: vec![prev_msg, msg],
+                    explanation: format!(
+                        "{who}; it re-read position {prev} ({prev_msg}), then went back to position {pos} ({msg}) at {}",
+                        secs(time)
+                    ),
+                });
+                continue;
+            }
+            let start = last.map_or(r.to, |(prev, _)| prev + 1);
+            if let Some((&skipped, &skipped_msg)) = r.before.range(start..pos).next() {
+                out.push(Violation {
+                    invariant: Invariant::Replay,
+                    kind: Kind::ReplaySkip,
+                    msgs: vec![skipped_msg, msg],
+                    explanation: format!(
+                        "{who}; it re-read position {pos} ({msg}) at {} without re-reading position {skipped}, where {skipped_msg} had been read",
+                        secs(time)
+                    ),
+                });
+            }
+            last = Some((pos, msg));
+        }
+        if matches!(r.end, ReplayEnd::Complete | ReplayEnd::Rewound) {
+            let start = last.map_or(r.to, |(prev, _)| prev + 1);
+            if let Some((&skipped, &skipped_msg)) = r.before.range(start..r.from).next() {
+                let ended = if r.end == ReplayEnd::Complete {
+                    "read on past it"
+                } else {
+                    "rewound again"
+                };
+                out.push(Violation {
+                    invariant: Invariant::Replay,
+                    kind: Kind::ReplaySkip,
+                    msgs: vec![skipped_msg],
+                    explanation: format!(
+                        "{who}; it {ended} without re-reading position {skipped}, where {skipped_msg} had been read"
+                    ),
+                });
             }
         }
     }

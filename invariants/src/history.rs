@@ -75,6 +75,18 @@ pub enum Op {
     /// offers (ZeroMQ's PUB drops silently) but the model's own note, so a checker can say why an
     /// acknowledged message never arrived; no checker counts it as a delivery.
     Discard { msg: MsgId, reason: String },
+    /// The consumer moved its position in `scope` back, to read again what it had read: from
+    /// `from` (the next position it would have read) to `to` (Kafka's `seek`, RocketMQ's
+    /// `resetOffsetByTime`). Its deliveries in `scope` from `to` up to `from`, in the same
+    /// `session`, are the replay the replay checker compares with what was read there before.
+    Rewind {
+        group: GroupId,
+        consumer: u32,
+        scope: u32,
+        session: u64,
+        from: u64,
+        to: u64,
+    },
     /// The application sent these messages as the parts of one multipart message (ZeroMQ's
     /// `ZMQ_SNDMORE` frames): a receiver gets all of them, consecutively, or none.
     Multipart { parts: Vec<MsgId> },
@@ -138,9 +150,11 @@ impl History {
         });
     }
 
-    /// Has the run nothing left to wait for? Every send was answered (acknowledged or failed)
-    /// and every acknowledged message reached every group of its audience. A driver may end its
-    /// final drain early once this holds, as Jepsen's final reads stop once they read everything.
+    /// Has the run nothing left to wait for? Every send was answered (acknowledged or failed),
+    /// every acknowledged message reached every group of its audience, and every rewound
+    /// consumer read its way back to where it had been (or began a new session). A driver may end
+    /// its final drain early once this holds, as Jepsen's final reads stop once they read
+    /// everything.
     pub fn settled(&self) -> bool {
         use std::collections::BTreeSet;
         let mut sent: Vec<(MsgId, &[GroupId])> = Vec::new();
@@ -162,15 +176,29 @@ impl History {
                 }
                 Op::Commit { .. }
                 | Op::Discard { .. }
+                | Op::Rewind { .. }
                 | Op::Multipart { .. }
                 | Op::Transaction { .. } => {}
             }
         }
-        sent.iter().all(|(msg, audience)| {
-            answered.contains(msg)
-                && (!acked.contains(msg)
-                    || audience.iter().all(|g| delivered.contains(&(*msg, *g))))
-        })
+        let replaying = crate::checkers::replays(self)
+            .iter()
+            .any(|r| r.end == crate::checkers::ReplayEnd::Unfinished);
+        !replaying
+            && sent.iter().all(|(msg, audience)| {
+                answered.contains(msg)
+                    && (!acked.contains(msg)
+                        || audience.iter().all(|g| delivered.contains(&(*msg, *g))))
+            })
+    }
+
+    /// Number of rewinds the consumers made: replay consistency is tested only when there is
+    /// one.
+    pub fn rewinds(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Rewind { .. }))
+            .count()
     }
 
     /// Number of sends the applications invoked.
@@ -241,6 +269,9 @@ impl fmt::Display for Op {
                 scope, position, ..
             } => write!(f, "commit position {position} of scope {scope}"),
             Op::Discard { msg, reason } => write!(f, "discard {msg}: {reason}"),
+            Op::Rewind {
+                scope, from, to, ..
+            } => write!(f, "rewind scope {scope} from position {from} to {to}"),
             Op::Multipart { parts } => {
                 let parts: Vec<String> = parts.iter().map(MsgId::to_string).collect();
                 write!(f, "multipart [{}]", parts.join(", "))

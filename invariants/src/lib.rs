@@ -22,13 +22,18 @@
 //!   group all or none (`torn` otherwise), and an aborted transaction's never (`aborted-read`).
 //!   Selectable with `--check atomicity`, and tested only by histories that have a multipart
 //!   message or a transaction.
+//! - **replay**: a position of a scope holds one message for good (`inconsistent-offsets`,
+//!   Jepsen's name), and a consumer that rewinds re-reads what was read before, in position
+//!   order, without gaps, up to where it had been (`replay-skip`, `replay-reordered`).
+//!   Selectable with `--check replay`, for brokers whose consumers can rewind.
 
 mod checkers;
 mod history;
 mod secs;
 
 pub use checkers::{
-    at_least_once, at_most_once, atomicity, check, multipart, no_unexpected, ordering, transactions,
+    at_least_once, at_most_once, atomicity, check, multipart, no_unexpected, ordering, replay,
+    transactions,
 };
 pub use history::{Event, GroupId, History, MsgId, Op, TxnOutcome};
 pub use secs::{secs, secs_unspaced};
@@ -50,19 +55,22 @@ pub enum Invariant {
     NoUnexpected,
     #[serde(rename = "atomicity")]
     Atomicity,
+    #[serde(rename = "replay")]
+    Replay,
 }
 
 impl Invariant {
     /// The properties a user selects with `--check`; `no-unexpected` is always checked besides.
-    pub const SELECTABLE: [Invariant; 4] = [
+    pub const SELECTABLE: [Invariant; 5] = [
         Invariant::AtLeastOnce,
         Invariant::AtMostOnce,
         Invariant::Ordering,
         Invariant::Atomicity,
+        Invariant::Replay,
     ];
 
     /// The comma list `--check` takes when not given: atomicity is asked for where a workload
-    /// has transactions or multipart messages.
+    /// has transactions or multipart messages, replay where consumers rewind.
     pub const DEFAULT_CHECKS: &'static str = "at-least-once,at-most-once,ordering";
 
     pub fn name(self) -> &'static str {
@@ -72,6 +80,7 @@ impl Invariant {
             Invariant::Ordering => "ordering",
             Invariant::NoUnexpected => "no-unexpected",
             Invariant::Atomicity => "atomicity",
+            Invariant::Replay => "replay",
         }
     }
 }
@@ -90,7 +99,7 @@ impl FromStr for Invariant {
             .chain([Invariant::NoUnexpected])
             .find(|i| i.name() == s)
             .ok_or_else(|| {
-                format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering, atomicity)")
+                format!("unknown invariant '{s}' (allowed: at-least-once, at-most-once, ordering, atomicity, replay)")
             })
     }
 }
@@ -129,6 +138,9 @@ pub enum Kind {
     Unexpected,
     Torn,
     AbortedRead,
+    InconsistentOffsets,
+    ReplaySkip,
+    ReplayReordered,
 }
 
 impl Kind {
@@ -142,6 +154,9 @@ impl Kind {
             Kind::Unexpected => "unexpected",
             Kind::Torn => "torn",
             Kind::AbortedRead => "aborted-read",
+            Kind::InconsistentOffsets => "inconsistent-offsets",
+            Kind::ReplaySkip => "replay-skip",
+            Kind::ReplayReordered => "replay-reordered",
         }
     }
 }

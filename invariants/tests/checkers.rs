@@ -1958,3 +1958,246 @@ fn a_delivery_prints_its_redelivered_flag_only_when_set() {
     );
     assert_eq!(dv(m(0, 1), 2).op().to_string(), "deliver p0:1 to group 2");
 }
+
+// ---------------------------------------------------------------------------------------------
+// replay
+// ---------------------------------------------------------------------------------------------
+
+fn rewind(b: B, scope: u32, session: u64, from: u64, to: u64) -> B {
+    b.op(Op::Rewind {
+        group: 0,
+        consumer: 0,
+        scope,
+        session,
+        from,
+        to,
+    })
+}
+
+/// p0:0..3 sent and read at positions 0..3 of scope 0 by consumer 0 in session 1.
+fn read_three() -> B {
+    let mut b = B::new();
+    for seq in 0..3 {
+        b = b.sent(m(0, seq), 0, &[0]);
+    }
+    for seq in 0..3 {
+        b = b.deliver(dv(m(0, seq), 0).pos(seq.into()).session(1));
+    }
+    b
+}
+
+fn replay_violations(h: &History) -> Vec<Violation> {
+    check(Invariant::Replay, h, &EVERY)
+}
+
+#[test]
+fn a_rewind_that_rereads_the_same_records_is_consistent_and_no_duplicate() {
+    let mut b = rewind(read_three(), 0, 1, 3, 0);
+    for seq in 0..3 {
+        b = b.deliver(dv(m(0, seq), 0).pos(seq.into()).session(1));
+    }
+    let h = b
+        .sent(m(0, 3), 0, &[0])
+        .deliver(dv(m(0, 3), 0).pos(3).session(1))
+        .build();
+    assert!(
+        replay_violations(&h).is_empty(),
+        "{:#?}",
+        replay_violations(&h)
+    );
+    // The re-reads are neither duplicates nor a rewind within the session.
+    assert_clean(&h);
+    assert!(h.settled());
+    assert_eq!(h.rewinds(), 1);
+}
+
+#[test]
+fn the_same_rereads_without_the_rewind_are_duplicates_and_a_nonmonotonic_poll() {
+    // What makes a re-read a replay is the rewind before it.
+    let mut b = read_three();
+    for seq in 0..3 {
+        b = b.deliver(dv(m(0, seq), 0).pos(seq.into()).session(1));
+    }
+    let vs = all_violations(&b.build());
+    assert_eq!(of_kind(&vs, Kind::Duplicate).len(), 3, "{vs:#?}");
+    assert_eq!(of_kind(&vs, Kind::NonmonotonicPoll).len(), 1, "{vs:#?}");
+}
+
+#[test]
+fn a_position_read_twice_with_different_messages_is_inconsistent() {
+    // The log was truncated under position 2 and a new record written there.
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .deliver(dv(m(0, 1), 0).pos(1).session(1))
+        .sent(m(1, 0), 0, &[0])
+        .at(2500)
+        .deliver(dv(m(1, 0), 0).pos(2).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::InconsistentOffsets,
+        &[m(0, 2), m(1, 0)],
+    );
+    assert_mentions(&vs[0], "position 2 of scope 0");
+    assert_mentions(&vs[0], "2.500 s");
+}
+
+#[test]
+fn inconsistent_offsets_need_no_rewind() {
+    // A second consumer reads a different record at a position the first one read.
+    let h = read_three()
+        .sent(m(1, 0), 0, &[0])
+        .deliver(dv(m(1, 0), 0).consumer(1).pos(1).session(2))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::InconsistentOffsets,
+        &[m(0, 1), m(1, 0)],
+    );
+    // Positions of different scopes are different positions.
+    let h = read_three()
+        .sent(m(1, 0), 1, &[0])
+        .deliver(dv(m(1, 0), 0).scope(1).pos(1).session(1))
+        .build();
+    assert!(replay_violations(&h).is_empty());
+}
+
+#[test]
+fn a_rewind_that_skips_a_record_it_had_read_is_a_replay_skip() {
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .at(4000)
+        .deliver(dv(m(0, 2), 0).pos(2).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::ReplaySkip,
+        &[m(0, 1), m(0, 2)],
+    );
+    assert_mentions(&vs[0], "without re-reading position 1");
+    assert_mentions(&vs[0], "from position 3 to 0");
+}
+
+#[test]
+fn a_replay_that_reads_on_past_a_record_it_had_read_is_a_replay_skip() {
+    // Positions 1 and 2 vanished; the consumer re-read 0 and went on at 3.
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .sent(m(0, 3), 0, &[0])
+        .deliver(dv(m(0, 3), 0).pos(3).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::Replay, Kind::ReplaySkip, &[m(0, 1)]);
+    assert_mentions(&vs[0], "read on past it");
+    // The same replay cut short by a new session is judged on what it re-read: nothing wrong.
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .deliver(dv(m(0, 1), 0).pos(1).session(2))
+        .build();
+    assert!(replay_violations(&h).is_empty());
+}
+
+#[test]
+fn a_rewind_that_reorders_is_replay_reordered() {
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 1), 0).pos(1).session(1))
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .deliver(dv(m(0, 2), 0).pos(2).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    // Position 1 came first (skipping 0), then the replay went back to 0.
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::ReplaySkip,
+        &[m(0, 0), m(0, 1)],
+    );
+    assert_violation(
+        &vs[1],
+        Invariant::Replay,
+        Kind::ReplayReordered,
+        &[m(0, 1), m(0, 0)],
+    );
+    assert_mentions(&vs[1], "went back to position 0");
+    // Reading the records in another order at the same positions rewrites the positions.
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 1), 0).pos(0).session(1))
+        .deliver(dv(m(0, 0), 0).pos(1).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(of_kind(&vs, Kind::InconsistentOffsets).len(), 2, "{vs:#?}");
+}
+
+#[test]
+fn a_rewind_to_the_middle_rereads_from_there_and_records_read_by_others_count() {
+    // Consumer 1 read position 0 in an earlier session; consumer 0 read 1 and 2, rewound to 1.
+    let h = B::new()
+        .sent(m(0, 0), 0, &[0])
+        .sent(m(0, 1), 0, &[0])
+        .deliver(dv(m(0, 0), 0).consumer(1).pos(0).session(1))
+        .deliver(dv(m(0, 1), 0).pos(1).session(2))
+        .op(Op::Rewind {
+            group: 0,
+            consumer: 0,
+            scope: 0,
+            session: 2,
+            from: 2,
+            to: 0,
+        })
+        .deliver(dv(m(0, 1), 0).pos(1).session(2))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::ReplaySkip,
+        &[m(0, 0), m(0, 1)],
+    );
+}
+
+#[test]
+fn a_replay_in_progress_is_not_settled() {
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .build();
+    assert!(!h.settled(), "the consumer has not read its way back");
+    assert!(
+        replay_violations(&h).is_empty(),
+        "an unfinished replay is judged on what it read"
+    );
+    let again = rewind(
+        rewind(read_three(), 0, 1, 3, 0).deliver(dv(m(0, 0), 0).pos(0).session(1)),
+        0,
+        1,
+        1,
+        0,
+    )
+    .deliver(dv(m(0, 0), 0).pos(0).session(1))
+    .build();
+    // Rewinding again ends the first replay, which never re-read positions 1 and 2.
+    let vs = replay_violations(&again);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::Replay, Kind::ReplaySkip, &[m(0, 1)]);
+    assert_mentions(&vs[0], "rewound again");
+}
+
+#[test]
+fn replay_is_selectable_by_name() {
+    assert_eq!("replay".parse::<Invariant>(), Ok(Invariant::Replay));
+    assert!(Invariant::SELECTABLE.contains(&Invariant::Replay));
+    assert_eq!(Kind::InconsistentOffsets.name(), "inconsistent-offsets");
+    assert_eq!(Kind::ReplaySkip.name(), "replay-skip");
+    assert_eq!(Kind::ReplayReordered.name(), "replay-reordered");
+}

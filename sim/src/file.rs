@@ -30,7 +30,7 @@ pub struct ScheduleFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<String>,
     /// The workload: `--messages`, `--producers`, `--consumers`, `--rate`, `--handler-ms`,
-    /// `--consumer-delay-ms`, `--keys`, `--producer-crashes`.
+    /// `--consumer-delay-ms`, `--keys`, `--producer-crashes`, `--rewind`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +47,8 @@ pub struct ScheduleFile {
     pub keys: Option<u32>,
     #[serde(default)]
     pub producer_crashes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewind: Option<u32>,
     /// `--check`: a comma list of invariants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,

@@ -145,6 +145,9 @@ pub enum CellVerdict {
     /// The row's workload has nothing this guarantee judges (atomicity without transactions or
     /// multipart messages).
     NotTested,
+    /// The broker lacks the feature the guarantee is about (replay: its consumers cannot
+    /// rewind).
+    NotSupported,
 }
 
 /// One guarantee of one row under one fault class.
@@ -207,6 +210,7 @@ impl Cell {
             }
             CellVerdict::Inconclusive => "inconclusive".into(),
             CellVerdict::NotTested => "—".into(),
+            CellVerdict::NotSupported => "not supported".into(),
         }
     }
 }
@@ -240,7 +244,7 @@ pub fn join_and(words: &[&str]) -> String {
 }
 
 /// The guarantees every row is asked, in column order.
-pub const GUARANTEES: [Invariant; 4] = Invariant::SELECTABLE;
+pub const GUARANTEES: [Invariant; 5] = Invariant::SELECTABLE;
 
 /// Runs each fault class's sweep for one row and returns its cells: guarantee name → class →
 /// cell. A violated cell's lowest seed is shrunk (at most `shrink_budget` runs) to the classes
@@ -337,6 +341,27 @@ pub fn combined(cells: &BTreeMap<Class, Cell>) -> Verdict {
         CellVerdict::Held => Some(Verdict::Held),
         CellVerdict::Broken => Some(Verdict::Violated),
         CellVerdict::Inconclusive => Some(Verdict::Inconclusive),
-        CellVerdict::NotTested => None,
+        CellVerdict::NotTested | CellVerdict::NotSupported => None,
     }))
+}
+
+/// A guarantee the broker has no feature for, under every class: "not supported".
+pub fn not_supported(classes: &[Class], reason: &str) -> BTreeMap<Class, Cell> {
+    classes
+        .iter()
+        .map(|&class| {
+            let cell = Cell {
+                verdict: CellVerdict::NotSupported,
+                runs: 0,
+                violations: 0,
+                acknowledged: 0,
+                delivered: 0,
+                faults_applied: 0,
+                reason: Some(reason.to_string()),
+                counterexample: None,
+                repairs: None,
+            };
+            (class, cell)
+        })
+        .collect()
 }

@@ -132,6 +132,18 @@ const ARTICLE: &[Said] = &[
         true,
         "ActiveMQ has transactions",
     ),
+    said(
+        "kafka",
+        Invariant::Replay,
+        true,
+        "Kafka replays by partition offset",
+    ),
+    said(
+        "rocketmq",
+        Invariant::Replay,
+        true,
+        "RocketMQ replays by timestamp",
+    ),
 ];
 
 /// The verdict on one claim.
@@ -197,9 +209,12 @@ impl Judged<'_> {
     }
 
     fn tested(&self) -> bool {
-        self.cells
-            .values()
-            .any(|c| c.verdict != CellVerdict::NotTested)
+        self.cells.values().any(|c| {
+            !matches!(
+                c.verdict,
+                CellVerdict::NotTested | CellVerdict::NotSupported
+            )
+        })
     }
 
     /// "`acks=all` `min.insync.replicas=2`", or "its defaults".
@@ -288,7 +303,21 @@ pub fn claims(rows: &[Row], classes: &[Class]) -> Vec<Claim> {
         if !asked {
             continue;
         }
-        let (verdict, explanation) = if judged.is_empty() || realistic.is_empty() {
+        let unsupported = rows
+            .iter()
+            .filter(|r| r.broker == said.broker)
+            .filter_map(|r| r.cells.get(said.guarantee.name()))
+            .all(|cells| {
+                cells
+                    .values()
+                    .all(|c| c.verdict == CellVerdict::NotSupported)
+            });
+        let (verdict, explanation) = if unsupported {
+            (
+                ClaimVerdict::NotTested,
+                "not supported by the model: its consumers cannot rewind".to_string(),
+            )
+        } else if judged.is_empty() || realistic.is_empty() {
             (
                 ClaimVerdict::NotTested,
                 "no configuration's workload gives it anything to judge".to_string(),

@@ -164,6 +164,7 @@ fn verdict_class(cell: &Cell) -> &'static str {
         CellVerdict::Broken => "broken",
         CellVerdict::Inconclusive => "inconclusive",
         CellVerdict::NotTested => "not-tested",
+        CellVerdict::NotSupported => "not-supported",
     }
 }
 
@@ -177,7 +178,7 @@ th { background: #f0f0ee; }
 td.held, span.confirmed { background: #e3f4e1; }
 td.broken, span.refuted { background: #fbe3e0; }
 td.inconclusive, span.conditional { background: #fdf3d6; }
-td.not-tested { color: #999; }
+td.not-tested, td.not-supported { color: #999; }
 td a { color: inherit; }
 span.confirmed, span.refuted, span.conditional { padding: 0 .3em; font-weight: 600; }
 article.counterexample { border-top: 2px solid #ddd; margin-top: 2em; }

@@ -20,6 +20,7 @@ use cells::{Cell, Class};
 use clap::Args;
 use indicatif::ProgressBar;
 use mqcheck_brokers::{dispatch, ConfigError, Job, Scenario, System, BROKERS};
+use mqcheck_invariants::Invariant;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,7 +38,8 @@ pub struct MatrixCmd {
     /// allows, together).
     #[arg(long, default_value = "all", value_parser = Class::parse_list)]
     pub faults: cells::Classes,
-    /// Guarantees to judge: a comma list of at-least-once, at-most-once, ordering, atomicity.
+    /// Guarantees to judge: a comma list of at-least-once, at-most-once, ordering, atomicity,
+    /// replay (judged with consumers that rewind `--rewind` records, 10 by default).
     #[arg(long, default_value = CHECKS)]
     pub check: String,
     /// Seeds per row and fault class.
@@ -123,19 +125,32 @@ impl MatrixCmd {
             if !self.rows.is_empty() && !self.rows.iter().any(|r| r == scenario.name) {
                 continue;
             }
+            // Consumers rewind in the replay column's own sweep only (`replay_spec`).
+            let workload = WorkloadArgs {
+                rewind: None,
+                ..self.workload.clone()
+            };
             let mut setup = BrokerArgs::<Simulated>::new(
                 S::NAME,
                 scenario.sets.iter().map(|s| s.to_string()).collect(),
                 self.messages,
-                self.workload.clone(),
+                workload,
             );
             setup.producers = self.producers;
             setup.consumers = self.consumers;
+            let others = self.checks_but_replay();
             let args = SimArgs {
                 setup,
-                check: self.check.clone(),
+                check: if others.is_empty() {
+                    Invariant::DEFAULT_CHECKS.into()
+                } else {
+                    others.clone()
+                },
             };
-            let spec = args.validate::<S>()?;
+            let mut spec = args.validate::<S>()?;
+            if others.is_empty() {
+                spec.checks.clear();
+            }
             let model = (self.check_states > 0)
                 .then(|| {
                     evidence::model_args::<S>(
@@ -196,13 +211,40 @@ impl Job for MatrixJob<'_> {
             self.bar
                 .set_message(format!("{} · {}", S::NAME, scenario.name));
             let settings: Vec<String> = scenario.sets.iter().map(|s| s.to_string()).collect();
-            let mut cells = cells::sweep_row::<S>(
-                &spec,
-                &self.cmd.faults.0,
-                self.cmd.seeds,
-                self.cmd.shrink_budget,
-                self.bar,
-            );
+            let mut cells = if spec.checks.is_empty() {
+                BTreeMap::new()
+            } else {
+                cells::sweep_row::<S>(
+                    &spec,
+                    &self.cmd.faults.0,
+                    self.cmd.seeds,
+                    self.cmd.shrink_budget,
+                    self.bar,
+                )
+            };
+            if self.cmd.asks_replay() {
+                let replay = match self.cmd.replay_spec::<S>(&spec) {
+                    Some(replay) => {
+                        self.bar
+                            .inc_length(self.cmd.faults.0.len() as u64 * self.cmd.seeds);
+                        cells::sweep_row::<S>(
+                            &replay,
+                            &self.cmd.faults.0,
+                            self.cmd.seeds,
+                            self.cmd.shrink_budget,
+                            self.bar,
+                        )
+                    }
+                    None => BTreeMap::from([(
+                        Invariant::Replay.name().to_string(),
+                        cells::not_supported(
+                            &self.cmd.faults.0,
+                            &format!("{} consumers cannot rewind", S::NAME),
+                        ),
+                    )]),
+                };
+                cells.extend(replay);
+            }
             if self.cmd.repair {
                 for &inv in &spec.checks {
                     let Some(by_class) = cells.get_mut(inv.name()) else {
@@ -258,8 +300,42 @@ impl Job for MatrixJob<'_> {
 }
 
 /// By default every row is asked every property; atomicity only means something in a row whose
-/// workload has transactions or multipart messages (elsewhere its cells read "—").
-const CHECKS: &str = "at-least-once,at-most-once,ordering,atomicity";
+/// workload has transactions or multipart messages (elsewhere its cells read "—"), replay only
+/// for a broker whose consumers rewind (elsewhere "not supported").
+const CHECKS: &str = "at-least-once,at-most-once,ordering,atomicity,replay";
+
+/// How many records the replay column's consumers rewind when `--rewind` does not say.
+const REWIND: u32 = 10;
+
+impl MatrixCmd {
+    /// Is replay among the guarantees asked?
+    fn asks_replay(&self) -> bool {
+        self.check
+            .split(',')
+            .any(|w| w.trim() == Invariant::Replay.name())
+    }
+
+    /// `--check` without replay, which runs its own sweep.
+    fn checks_but_replay(&self) -> String {
+        self.check
+            .split(',')
+            .map(str::trim)
+            .filter(|w| *w != Invariant::Replay.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The replay column's sweep: the row's configuration with consumers that rewind `--rewind`
+    /// records (default [`REWIND`]), judged for replay alone, so the other columns keep the
+    /// row's own consumers. `None` when the broker's consumers cannot rewind.
+    fn replay_spec<S: System>(&self, spec: &Spec) -> Option<Spec> {
+        S::rewind()?;
+        let mut replay = spec.clone();
+        replay.setup.workload.rewind = Some(self.workload.rewind.unwrap_or(REWIND));
+        replay.checks = vec![Invariant::Replay];
+        Some(replay)
+    }
+}
 
 impl MatrixCmd {
     /// The command line that reproduces this matrix.

@@ -49,6 +49,11 @@ pub fn summary(cells: &BTreeMap<Class, Cell>) -> String {
             .all(|(_, c)| c.verdict == CellVerdict::Held);
         if cells.values().all(|c| c.verdict == CellVerdict::NotTested) {
             "—".to_string()
+        } else if cells
+            .values()
+            .all(|c| c.verdict == CellVerdict::NotSupported)
+        {
+            "not supported".to_string()
         } else if all_held {
             "held".to_string()
         } else {

@@ -1,7 +1,9 @@
 //! Kafka fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`).
 
-use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, violated};
+use crate::common::{
+    assert_deterministic, bad_input, check, held, mqcheck, replay, reproduce, violated,
+};
 
 #[test]
 fn acks_1_loses_an_acknowledged_record_on_leader_failover() {
@@ -284,4 +286,167 @@ fn a_new_producers_first_batch_refused_while_later_ones_land_fails_and_nothing_i
         "{}",
         r.stdout
     );
+}
+
+/// A consumer that rewinds (`--rewind`) re-reads what it read, offset for offset.
+const REWINDING: &str = "--rewind 10";
+
+#[test]
+fn a_rewound_consumer_rereads_the_same_records_with_acks_all_and_two_insync_replicas() {
+    let json = held(
+        &format!("--broker kafka --set min.insync.replicas=2 --faults crash,pause,partition --seeds 300 {REWINDING}"),
+        &["replay", "at-least-once"],
+    );
+    let (sends, delivered) = (
+        json["coverage"]["sends"].as_u64().unwrap(),
+        json["coverage"]["delivered"].as_u64().unwrap(),
+    );
+    assert!(
+        delivered > sends + sends / 4,
+        "the consumers re-read after rewinding: {delivered} deliveries of {sends} sends"
+    );
+    // Without faults the re-reads are neither duplicates nor out of order.
+    held(
+        &format!("--broker kafka --set min.insync.replicas=2 --faults none --seeds 20 {REWINDING}"),
+        &["replay", "at-most-once", "ordering"],
+    );
+}
+
+#[test]
+fn unclean_election_rewrites_offsets_a_consumer_had_read() {
+    let v = violated(
+        &format!("--broker kafka --set unclean.leader.election.enable=true --set min.insync.replicas=2 --faults crash --seeds 300 {REWINDING}"),
+        "replay",
+    );
+    assert_eq!(v["kind"], "inconsistent-offsets", "{v}");
+    let r = reproduce(&v);
+    assert!(r.stdout.contains("of scope 0 was read as"), "{}", r.stdout);
+    // The same seeds with clean elections only keep every offset.
+    held(
+        &format!(
+            "--broker kafka --set min.insync.replicas=2 --faults crash --seeds 300 {REWINDING}"
+        ),
+        &["replay"],
+    );
+}
+
+#[test]
+fn high_watermark_truncation_rewrites_offsets_but_leader_epochs_do_not() {
+    let faults = format!("--faults pause --seeds 300 {REWINDING}");
+    let v = violated(
+        &format!("--broker kafka --set log.truncation=high-watermark --set min.insync.replicas=2 {faults}"),
+        "replay",
+    );
+    reproduce(&v);
+    held(
+        &format!(
+            "--broker kafka --set log.truncation=leader-epoch --set min.insync.replicas=2 {faults}"
+        ),
+        &["replay"],
+    );
+}
+
+#[test]
+fn acks_1_loses_acknowledged_records_but_none_a_consumer_read() {
+    // A consumer reads only below the high watermark, which every in-sync replica has: what
+    // `acks=1` loses on a leader crash was never read, so no offset anyone read is rewritten.
+    let args = format!(
+        "--broker kafka --set acks=1 --set enable.idempotence=false --faults crash --seeds 300 {REWINDING}"
+    );
+    violated(&args, "at-least-once");
+    held(&args, &["replay"]);
+}
+
+#[test]
+fn simultaneous_power_loss_rewrites_offsets_unless_every_record_is_fsynced() {
+    let v = violated(
+        &format!(
+            "--broker kafka --set min.insync.replicas=2 --faults power --seeds 100 {REWINDING}"
+        ),
+        "replay",
+    );
+    reproduce(&v);
+    held(
+        &format!("--broker kafka --set min.insync.replicas=2 --set flush.messages=1 --faults power --seeds 100 {REWINDING}"),
+        &["replay"],
+    );
+}
+
+#[test]
+fn only_brokers_whose_consumers_rewind_take_rewind_and_check_replay() {
+    for broker in ["rabbitmq", "activemq", "zeromq", "rocketmq"] {
+        bad_input(&["sim", "--broker", broker, "--rewind", "3"], "--rewind");
+        bad_input(
+            &["sim", "--broker", broker, "--check", "replay"],
+            "allowed with --broker kafka",
+        );
+    }
+    bad_input(
+        &["sim", "--broker", "kafka", "--check", "replay"],
+        "--rewind N",
+    );
+    bad_input(&["sim", "--broker", "kafka", "--rewind", "0"], "--rewind");
+}
+
+#[test]
+fn rewinding_is_deterministic() {
+    assert_deterministic(&format!("--broker kafka {REWINDING} --check replay"));
+}
+
+#[test]
+fn the_matrix_judges_replay_where_consumers_rewind_and_says_not_supported_elsewhere() {
+    let file = std::env::temp_dir().join(format!("mqcheck-replay-{}.json", std::process::id()));
+    let out = mqcheck(&[
+        "matrix",
+        "--broker",
+        "kafka,rabbitmq",
+        "--row",
+        "safe",
+        "--row",
+        "quorum, safe",
+        "--faults",
+        "crash,power",
+        "--seeds",
+        "10",
+        "--check",
+        "at-least-once,replay",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let rows = m["rows"].as_array().unwrap();
+    let row = |broker: &str| rows.iter().find(|r| r["broker"] == broker).unwrap();
+    let kafka = &row("kafka")["cells"]["replay"];
+    assert_eq!(kafka["crash"]["verdict"], "held", "{kafka}");
+    assert_eq!(kafka["power"]["verdict"], "broken", "{kafka}");
+    assert_eq!(
+        kafka["power"]["counterexample"]["kind"], "inconsistent-offsets",
+        "{kafka}"
+    );
+    assert!(
+        kafka["power"]["counterexample"]["replay"]
+            .as_str()
+            .unwrap()
+            .contains("--rewind 10"),
+        "the replay command rewinds as the sweep did: {kafka}"
+    );
+    let rabbitmq = &row("rabbitmq")["cells"]["replay"];
+    for class in ["crash", "power"] {
+        assert_eq!(rabbitmq[class]["verdict"], "not-supported", "{rabbitmq}");
+    }
+    assert!(
+        out.stdout.contains("replay not supported"),
+        "{}",
+        out.stdout
+    );
+    let claim = m["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["broker"] == "kafka" && c["guarantee"] == "replay")
+        .unwrap();
+    assert_eq!(claim["verdict"], "conditional", "{claim}");
 }

@@ -1,5 +1,12 @@
 //! A consumer-group member: fetches into a buffer, hands records to the application one at a
 //! time, and commits offsets before processing, after it, or on a timer.
+//!
+//! With `--rewind N` it also replays: each time it has caught up with a partition (a fetch
+//! found nothing new) after reading records it had not read before, it seeks back `N` records
+//! (`KafkaConsumer.seek(partition, position - N)`, to the log start if fewer) and reads them
+//! again, as an application re-processing a partition does. The seek carries no leader epoch,
+//! as `seek(TopicPartition, long)` does not: the consumer validates nothing until it fetches a
+//! record again.
 
 use super::log::LeaderEpoch;
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
@@ -54,6 +61,9 @@ pub struct ConsumerState {
     pub committed: BTreeMap<Partition, u64>,
     pub validating: BTreeSet<Partition>,
     pub processing: bool,
+    /// Per partition, the position up to which the consumer had read when it took the
+    /// partition up or last rewound it: it rewinds again only once it has read past it.
+    pub rewound: BTreeMap<Partition, u64>,
     /// Time the application spends on one record (drawn per run).
     pub processing_time: Duration,
 }
@@ -98,6 +108,7 @@ impl Consumer {
             committing: BTreeMap::new(),
             committed: BTreeMap::new(),
             processing: false,
+            rewound: BTreeMap::new(),
             processing_time: Duration::from_millis(PROCESSING[1]),
         }
     }
@@ -141,6 +152,7 @@ impl Consumer {
         s.last_epoch.clear();
         s.validating.clear();
         s.resetting.clear();
+        s.rewound.clear();
     }
 
     fn rejoin(&self, s: &mut ConsumerState, o: &mut KafkaOut) {
@@ -275,7 +287,11 @@ impl Consumer {
                         self.reset(s, partition, o);
                     }
                     Some(_) => self.stale_leader(s, partition, o),
-                    None if records.is_empty() => self.fetch(s, partition, o),
+                    None if records.is_empty() => {
+                        if !self.rewind(s, partition, o) {
+                            self.fetch(s, partition, o)
+                        }
+                    }
                     None => {
                         let mut next = offset;
                         for r in records {
@@ -422,7 +438,43 @@ impl Consumer {
     ) {
         s.position.insert(p, offset);
         s.processed.insert(p, (offset, epoch));
+        s.rewound.insert(p, offset);
         self.fetch(s, p, o);
+    }
+
+    /// `--rewind N`: once caught up with `p` (nothing buffered, nothing new to fetch) after
+    /// reading past where it last rewound, seeks `N` records back and fetches from there. Says
+    /// whether it did.
+    fn rewind(&self, s: &mut ConsumerState, p: Partition, o: &mut KafkaOut) -> bool {
+        let (Some(back), Some(&from), Some(generation)) = (
+            self.settings.workload.rewind,
+            s.position.get(&p),
+            s.generation,
+        ) else {
+            return false;
+        };
+        let caught_up = !s.buffer.iter().any(|(bp, _, _, _)| *bp == p)
+            && s.processed.get(&p).map(|(offset, _)| *offset) == Some(from);
+        if !caught_up || s.rewound.get(&p).is_some_and(|&r| r >= from) {
+            return false;
+        }
+        let to = from.saturating_sub(u64::from(back));
+        s.position.insert(p, to);
+        s.rewound.insert(p, from);
+        // `seek(TopicPartition, long)` forgets the position's leader epoch.
+        s.last_epoch.remove(&p);
+        s.validating.remove(&p);
+        let op = Op::Rewind {
+            group: 0,
+            consumer: self.index,
+            scope: p,
+            session: u64::from(generation),
+            from,
+            to,
+        };
+        self.record(s, op, o);
+        self.fetch(s, p, o);
+        true
     }
 
     /// `auto.offset.reset`: `earliest` starts from the log start; `latest` asks the leader for
@@ -590,7 +642,7 @@ impl Consumer {
             consumer: self.index,
             scope: p,
             position: Some(offset),
-            session: s.generation.unwrap_or(0) as u64,
+            session: u64::from(s.generation.unwrap_or(0)),
             redelivered: None,
         };
         self.record(s, op, o);

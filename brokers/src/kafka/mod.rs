@@ -400,6 +400,10 @@ impl System for Kafka {
         config::keys()
     }
 
+    fn rewind() -> Option<&'static str> {
+        Some("KafkaConsumer.seek to an earlier offset of the partition")
+    }
+
     fn validate(config: &Config) -> Result<(), ConfigError> {
         config::validate(config)
     }
