@@ -121,7 +121,9 @@ pub fn model_args<S: System>(
         setup,
         max_crashes: MAX_CRASHES,
         max_net_faults: MAX_NET_FAULTS,
-        unreduced: false,
+        // Unreduced, so the state budget bounds the work: a reduced search follows stretches
+        // its budget does not count.
+        unreduced: true,
     };
     args.setup.validate::<S>()?;
     Ok(args)
