@@ -7,7 +7,7 @@ use crate::{HELD, INCONCLUSIVE, VIOLATED};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use mqcheck_brokers::{ConfigError, Job, System};
-use mqcheck_invariants::{secs_unspaced, Invariant, Violation};
+use mqcheck_invariants::{secs_unspaced, Invariant, MsgId, Violation};
 use mqcheck_sim::{
     cast, judge, run, schedule_for, shrink, sweep_with, Cast, FileViolation, Filter, Outcome,
     Schedule, ScheduleFile, SeedResult,
@@ -535,6 +535,38 @@ impl Job for ReplayCmd {
     }
 }
 
+/// What a story tells: the violation's messages, or the faults and turns of a clean run.
+pub(crate) fn story_about(msgs: &[MsgId]) -> String {
+    if msgs.is_empty() {
+        return "the faults and turns of the run".to_string();
+    }
+    let names: Vec<String> = msgs.iter().map(ToString::to_string).collect();
+    format!("the story of {}", names.join(", "))
+}
+
+/// A story diagram's first title lines: the broker with its settings and faults, then the
+/// violated property and the checker's explanation, or `otherwise`.
+pub(crate) fn diagram_heading(
+    broker: &str,
+    settings: &[String],
+    faults: &str,
+    violation: Option<&Violation>,
+    otherwise: String,
+) -> Vec<String> {
+    let mut configured = vec![broker.to_string()];
+    configured.extend(settings.iter().cloned());
+    configured.push(format!("--faults {faults}"));
+    let mut heading = vec![configured.join(" ")];
+    match violation {
+        Some(v) => {
+            heading.push(format!("VIOLATED {}", v.invariant));
+            heading.push(format!("why: {}: {}", v.kind.name(), v.explanation));
+        }
+        None => heading.push(otherwise),
+    }
+    heading
+}
+
 /// Each fault of `schedule` and what it did in the run: `… → n1, n2 down until 16.170s`.
 pub(crate) fn as_it_happened(schedule: &Schedule, outcomes: &[Outcome], the_cast: &Cast) -> String {
     if schedule.faults.is_empty() {
@@ -615,15 +647,9 @@ impl ReplayCmd {
             )
         } else {
             let msgs = violations.first().map_or(&[][..], |v| &v.msgs[..]);
-            let names: Vec<String> = msgs.iter().map(ToString::to_string).collect();
-            let about = if names.is_empty() {
-                "the faults and turns of the run".to_string()
-            } else {
-                format!("the story of {}", names.join(", "))
-            };
             (
                 mqcheck_sim::trace::story(&r.trace, msgs),
-                format!("{about}; --full for every step"),
+                format!("{}; --full for every step", story_about(msgs)),
             )
         };
         let _ = writeln!(out, "\ntimeline: {title}{scope}");
@@ -632,24 +658,14 @@ impl ReplayCmd {
             let _ = writeln!(out, "{line}");
         }
         if let Some(mut file) = svg {
-            let mut configured = vec![spec.setup.broker.clone()];
-            configured.extend(spec.setup.config.explicit());
-            configured.push(format!("--faults {}", spec.setup.faults));
-            let mut heading = vec![configured.join(" ")];
-            match violations.first() {
-                Some(v) => {
-                    heading.push(format!("VIOLATED {}", v.invariant));
-                    heading.push(format!("why: {}: {}", v.kind.name(), v.explanation));
-                }
-                None => heading.push(format!(
-                    "no violation of {}",
-                    spec.checks
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
+            let checks: Vec<String> = spec.checks.iter().map(ToString::to_string).collect();
+            let mut heading = diagram_heading(
+                &spec.setup.broker,
+                &spec.setup.config.explicit(),
+                &spec.setup.faults.to_string(),
+                violations.first(),
+                format!("no violation of {}", checks.join(", ")),
+            );
             heading.push(format!(
                 "seed {seed}, {title}{scope} ({} steps)",
                 r.trace.len()

@@ -11,7 +11,7 @@ use super::cells::{broken_by_words, Cell, CellVerdict, Class, Counterexample, GU
 use super::claims::ClaimVerdict;
 use super::render::{repair_lines, summary};
 use super::{Matrix, MatrixCmd, Row};
-use crate::simulate::as_it_happened;
+use crate::simulate::{as_it_happened, diagram_heading, story_about};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use mqcheck_brokers::{dispatch, ConfigError, Job, System};
 use mqcheck_invariants::{History, Invariant, MsgId, Op};
@@ -71,26 +71,20 @@ impl Job for Replays<'_> {
             let msgs = violation.as_ref().map_or(&[][..], |v| &v.msgs[..]);
             let keep = story(&r.trace, msgs);
             let shown = show(&r.trace, &keep, &Filter::default(), true);
-            let mut configured = vec![self.row.broker.clone()];
-            configured.extend(self.row.settings.iter().cloned());
-            configured.push(format!("--faults {}", class.faults()));
-            let mut title = vec![configured.join(" ")];
-            match &violation {
-                Some(v) => {
-                    title.push(format!("VIOLATED {guarantee}"));
-                    title.push(format!("why: {}: {}", v.kind.name(), v.explanation));
-                }
-                // Shrinking judges by the checker alone; `judge` also forgives a loss acknowledged
-                // just before a cut-short run's end.
-                None => title.push(format!("{guarantee}: the replay did not violate it")),
-            }
-            let names: Vec<String> = msgs.iter().map(ToString::to_string).collect();
-            let about = if names.is_empty() {
-                "the faults and turns of the run".to_string()
-            } else {
-                format!("the story of {}", names.join(", "))
-            };
-            title.push(format!("seed {}, the shrunk schedule, {about}", x.seed));
+            // Shrinking judges by the checker alone; `judge` also forgives a loss acknowledged
+            // just before a cut-short run's end.
+            let mut title = diagram_heading(
+                &self.row.broker,
+                &self.row.settings,
+                &class.faults().to_string(),
+                violation.as_ref(),
+                format!("{guarantee}: the replay did not violate it"),
+            );
+            title.push(format!(
+                "seed {}, the shrunk schedule, {}",
+                x.seed,
+                story_about(msgs)
+            ));
             let windows: Vec<Window> = x
                 .schedule
                 .faults
