@@ -13,6 +13,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A model whose counterexample is short (about 50 steps), so the page replays it quickly:
@@ -99,7 +100,14 @@ fn explore() -> (Killed, String) {
 
 /// Headless Chromium on `url` with `args` beside the usual ones, until it exits: its stdout.
 fn headless(chromium: &PathBuf, args: &[&str], url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("mqcheck-chromium-{}", std::process::id()));
+    // A profile of its own: the tests run in parallel, and a second Chromium on a profile in use
+    // hands its URL to the first and exits printing nothing.
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "mqcheck-chromium-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::SeqCst)
+    ));
     let mut child = Killed(
         Command::new(chromium)
             .args([
