@@ -368,7 +368,7 @@ fn a_failing_listener_is_redelivered_after_the_delay_then_dead_lettered() {
     let ops = saved_ops(&steps);
     assert!(ops
         .iter()
-        .any(|op| matches!(op, Op::Discard { reason, .. } if reason.contains("ActiveMQ.DLQ"))));
+        .any(|op| matches!(op, Op::DeadLetter { reason, .. } if reason.contains("ActiveMQ.DLQ"))));
     assert_eq!(delivered(&ops), vec![(msg(4), Some(false))]);
 }
 

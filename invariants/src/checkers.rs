@@ -61,11 +61,13 @@ fn deliveries(history: &History) -> Vec<Delivery> {
         .collect()
 }
 
-/// Acknowledged messages never delivered to a group of their audience.
+/// Acknowledged messages never delivered to a group of their audience: lost, or dead-lettered
+/// when the broker's own dead-letter policy took the message away rather than a fault.
 pub fn at_least_once(history: &History) -> Vec<Violation> {
     let mut audience: BTreeMap<MsgId, &[GroupId]> = BTreeMap::new();
     let mut acked: BTreeMap<MsgId, u64> = BTreeMap::new();
     let mut discarded: BTreeMap<MsgId, &str> = BTreeMap::new();
+    let mut dead_lettered: BTreeMap<MsgId, &str> = BTreeMap::new();
     for e in &history.events {
         match &e.op {
             Op::Send {
@@ -78,6 +80,9 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
             }
             Op::Discard { msg, reason } => {
                 discarded.entry(*msg).or_insert(reason);
+            }
+            Op::DeadLetter { msg, reason } => {
+                dead_lettered.entry(*msg).or_insert(reason);
             }
             _ => {}
         }
@@ -103,22 +108,19 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
             .map(|g| format!("group {g}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let (kind, why) = match (dead_lettered.get(&msg), discarded.get(&msg)) {
+            (Some(r), _) => (Kind::DeadLettered, format!("; it was dead-lettered: {r}")),
+            (None, Some(r)) => (Kind::Lost, format!("; it was discarded: {r}")),
+            (None, None) => (Kind::Lost, String::new()),
+        };
         out.push(Violation {
             invariant: crate::Invariant::AtLeastOnce,
-            kind: Kind::Lost,
+            kind,
             msgs: vec![msg],
             explanation: format!(
-                "{msg} was acknowledged to its producer at {} but {groups_text} never delivered it{}{}",
+                "{msg} was acknowledged to its producer at {} but {groups_text} never delivered it{}{why}",
                 secs(at),
-                if elsewhere {
-                    " (other groups did)"
-                } else {
-                    ""
-                },
-                discarded
-                    .get(&msg)
-                    .map(|r| format!("; it was discarded: {r}"))
-                    .unwrap_or_default()
+                if elsewhere { " (other groups did)" } else { "" },
             ),
         });
     }

@@ -75,6 +75,13 @@ pub enum Op {
     /// offers (ZeroMQ's PUB drops silently) but the model's own note, so a checker can say why an
     /// acknowledged message never arrived; no checker counts it as a delivery.
     Discard { msg: MsgId, reason: String },
+    /// The model saw the broker dead-letter the message by its own policy: the delivery limit
+    /// (RabbitMQ's `delivery-limit`, ActiveMQ's `maximumRedeliveries`, RocketMQ's
+    /// `maxReconsumeTimes`) or a consumer's reject without requeue. It goes to the dead-letter
+    /// queue where one is configured, or is dropped; either way the group it was sent to never
+    /// gets it, by design rather than by a fault. Like [`Op::Discard`], the model's note, no
+    /// delivery.
+    DeadLetter { msg: MsgId, reason: String },
     /// The consumer moved its position in `scope` back, to read again what it had read: from
     /// `from` (the next position it would have read) to `to` (Kafka's `seek`, RocketMQ's
     /// `resetOffsetByTime`). Its deliveries in `scope` from `to` up to `from`, in the same
@@ -176,6 +183,7 @@ impl History {
                 }
                 Op::Commit { .. }
                 | Op::Discard { .. }
+                | Op::DeadLetter { .. }
                 | Op::Rewind { .. }
                 | Op::Multipart { .. }
                 | Op::Transaction { .. } => {}
@@ -269,6 +277,7 @@ impl fmt::Display for Op {
                 scope, position, ..
             } => write!(f, "commit position {position} of scope {scope}"),
             Op::Discard { msg, reason } => write!(f, "discard {msg}: {reason}"),
+            Op::DeadLetter { msg, reason } => write!(f, "dead-letter {msg}: {reason}"),
             Op::Rewind {
                 scope, from, to, ..
             } => write!(f, "rewind scope {scope} from position {from} to {to}"),

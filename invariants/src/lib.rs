@@ -141,6 +141,7 @@ pub enum Kind {
     InconsistentOffsets,
     ReplaySkip,
     ReplayReordered,
+    DeadLettered,
 }
 
 impl Kind {
@@ -157,6 +158,7 @@ impl Kind {
             Kind::InconsistentOffsets => "inconsistent-offsets",
             Kind::ReplaySkip => "replay-skip",
             Kind::ReplayReordered => "replay-reordered",
+            Kind::DeadLettered => "dead-lettered",
         }
     }
 }

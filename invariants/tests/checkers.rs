@@ -228,6 +228,44 @@ fn lost_explanation_names_the_discard_reason_and_a_discard_is_no_delivery() {
 }
 
 #[test]
+fn a_message_the_broker_dead_lettered_is_dead_lettered_not_lost() {
+    let h = B::new()
+        .sent(m(0, 0), 0, &[1])
+        .deliver(dv(m(0, 0), 1).pos(0))
+        .sent(m(0, 1), 0, &[1])
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .op(Op::DeadLetter {
+            msg: m(0, 1),
+            reason: "its x-delivery-count passed delivery-limit".into(),
+        })
+        .sent(m(0, 2), 0, &[1])
+        .op(Op::DeadLetter {
+            msg: m(0, 2),
+            reason: "redelivery 7 exceeded maximumRedeliveries=6".into(),
+        })
+        .sent(m(0, 3), 0, &[1])
+        .build();
+    let vs = at_least_once(&h);
+    // p0:1 reached the application before it was dead-lettered: delivered, so not missing.
+    // p0:2 never did; p0:3 was simply never delivered, with no dead-letter to explain it.
+    assert_eq!(vs.len(), 2, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::AtLeastOnce,
+        Kind::DeadLettered,
+        &[m(0, 2)],
+    );
+    assert_mentions(
+        &vs[0],
+        "dead-lettered: redelivery 7 exceeded maximumRedeliveries=6",
+    );
+    assert_violation(&vs[1], Invariant::AtLeastOnce, Kind::Lost, &[m(0, 3)]);
+    assert!(!vs[1].explanation.contains("dead-lettered"), "{vs:?}");
+    assert_eq!(Kind::DeadLettered.name(), "dead-lettered");
+    assert!(!h.settled(), "a dead-lettered message is not delivered");
+}
+
+#[test]
 fn failed_or_unacked_sends_that_are_not_delivered_are_not_lost() {
     let h = B::new()
         .send(m(0, 0), 0, &[1])

@@ -131,14 +131,19 @@ fn seven_failures_dead_letter_a_message() {
         why.contains("redelivery 7 exceeded maximumRedeliveries=6") && why.contains("ActiveMQ.DLQ"),
         "{v}"
     );
-    // A non-persistent message past the limit is discarded, not dead-lettered.
+    assert_eq!(v["kind"], "dead-lettered", "{v}");
+    // A non-persistent message past the limit is dropped by the dead-letter strategy.
     let v = violated(
         &format!(
             "{AMQ} --set consumer.fail=every-tenth --set deliveryMode=NON_PERSISTENT --faults none --seeds 2 --messages 20"
         ),
         "at-least-once",
     );
-    assert!(explanation(&v).contains("not dead-lettered"), "{v}");
+    assert!(
+        explanation(&v).contains("processNonPersistent=false"),
+        "{v}"
+    );
+    assert_eq!(v["kind"], "dead-lettered", "{v}");
     // One redelivery more and the eighth delivery succeeds.
     held(
         &format!(

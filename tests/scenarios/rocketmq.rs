@@ -206,6 +206,7 @@ fn a_message_failing_sixteen_times_is_dead_lettered() {
     );
     let why = v["explanation"].as_str().unwrap();
     assert!(why.contains("%DLQ% after 17 send-backs"), "{v}");
+    assert_eq!(v["kind"], "dead-lettered", "{v}");
 }
 
 /// BROADCASTING: every consumer gets every message (each is its own audience), from offset 0

@@ -330,9 +330,9 @@ impl Consumer {
         let reason = if self.settings.persistent && self.settings.broker_persistent {
             format!("redelivery {} exceeded maximumRedeliveries={max}: poison ack, dead-lettered to ActiveMQ.DLQ", d.redelivery_counter)
         } else {
-            format!("redelivery {} exceeded maximumRedeliveries={max}: poison ack, and a non-persistent message is discarded, not dead-lettered", d.redelivery_counter)
+            format!("redelivery {} exceeded maximumRedeliveries={max}: poison ack, and the dead-letter strategy drops a non-persistent message rather than keep it in ActiveMQ.DLQ (processNonPersistent=false)", d.redelivery_counter)
         };
-        record(&mut s.app, Op::Discard { msg: d.msg, reason }, o);
+        record(&mut s.app, Op::DeadLetter { msg: d.msg, reason }, o);
         self.ack(s, AckType::Poison, vec![d.seq], false, o);
     }
 }

@@ -547,7 +547,7 @@ impl Consumer {
                 };
                 record(
                     &mut s.app,
-                    Op::Discard {
+                    Op::DeadLetter {
                         msg: d.msg,
                         reason: why,
                     },

@@ -716,7 +716,7 @@ impl Consumer {
                             r.message.reconsume + 1,
                             self.settings.max_reconsume_times
                         );
-                        s.app.push(Op::Discard {
+                        s.app.push(Op::DeadLetter {
                             msg: r.message.msg,
                             reason,
                         });
