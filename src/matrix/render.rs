@@ -295,7 +295,7 @@ the explored part`, `violated`, `not judged`, `not tested`), for a violation its
 reproduced), `shifted_ms`), and where the engines disagree `disagrees` (`not-reached`,
 `not-reproduced`, `sweep-missed`) and `disagreement` (a sentence)), and `claims` (each: `broker`, `guarantee`, `claim`,
 `article_says_it_holds`, `verdict` (`confirmed`, `refuted`, `conditional`, `not-tested`),
-`explanation`). `mqcheck matrix --compare OLD.json` prints every cell and claim that changed
+`explanation`). `mqcheck matrix --compare OLD.json` prints every cell, bounded check and claim that changed
 since. Options: `--broker` (comma list), `--row NAME` (repeatable), `--faults` (comma list of
 classes, or `all`), `--check` (the guarantees), `--seeds`, `--shrink-budget`, `--check-states`, `--repair` (below), and
 the workload flags of `sim`.
@@ -606,6 +606,44 @@ pub fn compare(old: &Matrix, new: &Matrix) -> String {
                 s,
                 "  {broker} · {row} · {g} · {}: gone (was {was})",
                 class.name()
+            );
+        }
+    }
+    // The rows' bounded checks: a verdict per guarantee, with its evidence.
+    let checks = |m: &Matrix| {
+        let mut all = BTreeMap::new();
+        for r in &m.rows {
+            let Some(check) = &r.check else { continue };
+            for g in check.guarantees.keys() {
+                if let Some(text) = check.text(g) {
+                    all.insert((r.broker.clone(), r.configuration.clone(), g.clone()), text);
+                }
+            }
+        }
+        all
+    };
+    let (before, after) = (checks(old), checks(new));
+    for (key, text) in &after {
+        let (broker, row, g) = key;
+        match before.get(key) {
+            Some(was) if was == text => {}
+            Some(was) => {
+                let _ = writeln!(
+                    s,
+                    "  {broker} · {row} · {g} · bounded check: {was} → {text}"
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  {broker} · {row} · {g} · bounded check: new: {text}");
+            }
+        }
+    }
+    for (key, was) in &before {
+        if !after.contains_key(key) {
+            let (broker, row, g) = key;
+            let _ = writeln!(
+                s,
+                "  {broker} · {row} · {g} · bounded check: gone (was {was})"
             );
         }
     }

@@ -102,6 +102,30 @@ fn matrix_writes_cells_by_fault_class_with_evidence_and_compares_deterministical
         "{}",
         out.stdout
     );
+    // A bounded check that changed its verdict is a change too.
+    let check = &row["check"]["guarantees"]["at-least-once"];
+    assert!(check.is_object(), "the row's bounded check: {row}");
+    let mut edited = m.clone();
+    let g = &mut edited["rows"][0]["check"]["guarantees"]["at-least-once"];
+    let was_held = g["counterexample"].is_null();
+    if was_held {
+        g["verdict"] = "violated".into();
+        g["counterexample"] = serde_json::json!({"steps": 3, "story": [], "why": ["made up"], "schedule": [], "reproduced_by_seed": null});
+    } else {
+        g["verdict"] = "held".into();
+        g.as_object_mut().unwrap().remove("counterexample");
+    }
+    let old = dir.join("old.json");
+    std::fs::write(&old, serde_json::to_string(&edited).unwrap()).unwrap();
+    let mut again = args.to_vec();
+    again.extend(["--compare", old.to_str().unwrap()]);
+    let out = mqcheck(&again);
+    assert!(
+        out.stdout
+            .contains("kafka · acks=0 · at-least-once · bounded check: "),
+        "{}",
+        out.stdout
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
