@@ -190,8 +190,12 @@ fn subscriptions_filter_by_prefix_and_take_effect_only_when_they_arrive() {
     let ops = since(&before, &p.app(0));
     assert!(matches!(&ops[0], Op::Send { audience, .. } if audience.is_empty()));
     assert!(!ops.iter().any(|op| matches!(op, Op::Discard { .. })));
-    // sub2 reconnects: until its subscription arrives on the new connection, PUB drops for it.
-    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
+    // sub1 greets again on the same connection (it dialled again before the answer came):
+    // nothing changes. sub2 reconnects: until its subscription arrives on the new connection,
+    // PUB drops for it.
+    p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    p.deliver(0, 2, ZmqMsg::Reset);
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 1 });
     let before = p.app(0);
     let c = p.fire(0, ZmqTimer::Send);
     assert_eq!(sent(&c), vec![(1, message(frames(0, 2)))]);

@@ -89,10 +89,12 @@
 //! invent one. A message larger than both buffers streams through them alone. The
 //! high-water marks are exact (libzmq's counts update in batches of the low-water mark, and
 //! "may be as much as 60-70% lower"). No ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL` is off by
-//! default): a peer learns that a connection broke from a reset, or when the other side
-//! connects anew — the simulator does not deliver the FIN a crashed process's kernel would
-//! send, so a crash looks like a machine crash, and what a PUSH or PUB sends to a dead peer
-//! meanwhile is lost on the wire. With `syncpub=true` the PUB application waits until every
+//! default): a peer learns that a connection broke from the close a crashed process's kernel
+//! sends, from a reset, or when the other side connects anew; a machine that loses power closes
+//! nothing, and what a PUSH or PUB sends to it meanwhile is lost on the wire until a write draws
+//! a reset. The connecting side greets again every `ZMQ_RECONNECT_IVL` until the binding side
+//! answers (libzmq waits for its TCP connect instead); a repeated greeting on the same
+//! connection changes nothing at the binding side. With `syncpub=true` the PUB application waits until every
 //! subscriber's subscription arrived before publishing (the zguide's node coordination against
 //! the slow joiner, an application protocol, not ZeroMQ's: off by default). A Lazy Pirate client
 //! that gives up goes on with its next request rather than exiting. A multipart message is one

@@ -84,14 +84,18 @@ impl Outgoing {
     pub fn on_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
             ZmqMsg::Hello { connection } => {
-                // A new connection from this peer: whatever the old one carried is gone.
-                s.peers.insert(
-                    src,
-                    Peer {
-                        connection,
-                        ..Peer::default()
-                    },
-                );
+                // A new connection from this peer: whatever the old one carried is gone. The
+                // same connection's greeting again (the peer dialled again before the answer
+                // came) changes nothing; a new connection ends the old one with a reset first.
+                if s.peers.get(&src).is_none_or(|p| p.connection != connection) {
+                    s.peers.insert(
+                        src,
+                        Peer {
+                            connection,
+                            ..Peer::default()
+                        },
+                    );
+                }
                 o.send(src, ZmqMsg::Welcome { connection });
                 self.push(s, o);
             }

@@ -87,9 +87,11 @@ impl Replier {
         match msg {
             ZmqMsg::Hello { connection } => {
                 // A new connection from this peer gets a new pipe; the old one keeps what it
-                // holds until it is read.
-                s.sockets.insert(src, connection);
-                *s.pipes.entry(src).or_default() += 1;
+                // holds until it is read. The same connection's greeting again changes nothing.
+                if s.sockets.get(&src) != Some(&connection) {
+                    s.sockets.insert(src, connection);
+                    *s.pipes.entry(src).or_default() += 1;
+                }
                 o.send(src, ZmqMsg::Welcome { connection });
             }
             ZmqMsg::Reset => {
