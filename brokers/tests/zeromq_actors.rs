@@ -21,7 +21,7 @@ impl Peers {
         Peers::of(&harness::system(
             sets,
             Workload {
-                messages: 4,
+                messages: 8,
                 producers,
                 consumers,
                 ..Workload::default()
@@ -83,9 +83,14 @@ fn since(before: &AppLog, after: &AppLog) -> Vec<Op> {
     after.since(before.len()).cloned().collect()
 }
 
-/// A PUB (id 0) with two SUBs (1, 2) connected and subscribed, publishing.
+/// A message too large for the kernels' buffers to hold more than the one streaming through.
+const LARGE: &str = "message.bytes=1048576";
+
+/// A PUB (id 0) with two SUBs (1, 2) connected and subscribed, publishing: the synchronized
+/// publisher (`syncpub=true`) starts once both subscriptions arrived.
 fn publisher(sets: &[&str]) -> Peers {
-    let mut p = Peers::new(sets, 1, 2);
+    let sets: Vec<&str> = sets.iter().copied().chain(["syncpub=true"]).collect();
+    let mut p = Peers::new(&sets, 1, 2);
     p.start(0);
     p.random(0, ZmqRandom::Pace(20));
     for sub in [1, 2] {
@@ -114,7 +119,8 @@ fn publisher(sets: &[&str]) -> Peers {
 
 #[test]
 fn pub_drops_for_the_subscriber_in_the_mute_state_only_and_never_blocks() {
-    let mut p = publisher(&["pattern=pub-sub", "ZMQ_SNDHWM=1"]);
+    // 1 MiB messages: one at a time in the kernels' buffers, one more in the pipe.
+    let mut p = publisher(&["pattern=pub-sub", "ZMQ_SNDHWM=1", LARGE]);
     let first = p.fire(0, ZmqTimer::Send);
     assert_eq!(
         sent(&first),
@@ -122,22 +128,55 @@ fn pub_drops_for_the_subscriber_in_the_mute_state_only_and_never_blocks() {
     );
     // sub1's socket took the message into its pipe; sub2's did not (paused, or slow).
     p.deliver(0, 1, ZmqMsg::Credit(1));
-    let before = p.app(0);
     let second = p.fire(0, ZmqTimer::Send);
-    assert_eq!(sent(&second), vec![(1, message(frames(0, 1)))]);
+    assert_eq!(
+        sent(&second),
+        vec![(1, message(frames(0, 1)))],
+        "sub2's copy waits in its pipe: the connection is full"
+    );
+    assert!(!p.app(0).iter().any(|op| matches!(op, Op::Discard { .. })));
+    p.deliver(0, 1, ZmqMsg::Credit(1));
+    let before = p.app(0);
+    let third = p.fire(0, ZmqTimer::Send);
+    assert_eq!(sent(&third), vec![(1, message(frames(0, 2)))]);
     assert!(
-        timers(&second).contains(&ZmqTimer::Send),
+        timers(&third).contains(&ZmqTimer::Send),
         "zmq_send returned"
     );
     let ops = since(&before, &p.app(0));
     assert!(
-        matches!(&ops[0], Op::Send { msg: m, audience, .. } if *m == msg(0, 1) && *audience == vec![0, 1])
+        matches!(&ops[0], Op::Send { msg: m, audience, .. } if *m == msg(0, 2) && *audience == vec![0, 1])
     );
     assert!(
-        matches!(&ops[1], Op::Discard { msg: m, reason } if *m == msg(0, 1) && reason.contains("ZMQ_SNDHWM") && reason.contains("sub1")),
+        matches!(&ops[1], Op::Discard { msg: m, reason } if *m == msg(0, 2) && reason.contains("ZMQ_SNDHWM") && reason.contains("sub1")),
         "{ops:?}"
     );
-    assert_eq!(ops[2], Op::Ack { msg: msg(0, 1) }, "acknowledged anyway");
+    assert_eq!(ops[2], Op::Ack { msg: msg(0, 2) }, "acknowledged anyway");
+    // sub2 reads again: the copy in its pipe goes out, and the next fits.
+    assert_eq!(
+        sent(&p.deliver(0, 2, ZmqMsg::Credit(1))),
+        vec![(2, message(frames(0, 1)))]
+    );
+}
+
+#[test]
+fn small_messages_fill_the_kernels_buffers_before_the_pipe() {
+    // Eight-byte messages (the default): the kernels' 16 KiB + 128 KiB hold thousands, so a
+    // subscriber that returns no credit at all still gets every copy written to its connection.
+    let mut p = publisher(&["pattern=pub-sub", "ZMQ_SNDHWM=1"]);
+    for i in 0..8 {
+        let cmds = p.fire(0, ZmqTimer::Send);
+        assert_eq!(
+            sent(&cmds),
+            vec![(1, message(frames(0, i))), (2, message(frames(0, i)))]
+        );
+    }
+    assert!(!p.app(0).iter().any(|op| matches!(op, Op::Discard { .. })));
+    let pub0 = p.show(0);
+    assert!(
+        pub0.contains("pipe to sub1 (connection 0): 0 queued, 8 in the kernels' buffers"),
+        "{pub0}"
+    );
 }
 
 #[test]
@@ -151,8 +190,12 @@ fn subscriptions_filter_by_prefix_and_take_effect_only_when_they_arrive() {
     let ops = since(&before, &p.app(0));
     assert!(matches!(&ops[0], Op::Send { audience, .. } if audience.is_empty()));
     assert!(!ops.iter().any(|op| matches!(op, Op::Discard { .. })));
-    // sub2 reconnects: until its subscription arrives on the new connection, PUB drops for it.
-    p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
+    // sub1 greets again on the same connection (it dialled again before the answer came):
+    // nothing changes. sub2 reconnects: until its subscription arrives on the new connection,
+    // PUB drops for it.
+    p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
+    p.deliver(0, 2, ZmqMsg::Reset);
+    p.deliver(0, 2, ZmqMsg::Hello { connection: 1 });
     let before = p.app(0);
     let c = p.fire(0, ZmqTimer::Send);
     assert_eq!(sent(&c), vec![(1, message(frames(0, 2)))]);
@@ -165,7 +208,7 @@ fn subscriptions_filter_by_prefix_and_take_effect_only_when_they_arrive() {
 
 #[test]
 fn push_round_robins_skips_mute_peers_and_blocks_when_all_are_mute() {
-    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1"], 1, 2);
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1", LARGE], 1, 2);
     p.start(0);
     let pace = p.random(0, ZmqRandom::Pace(20));
     assert_eq!(timers(&pace), vec![ZmqTimer::Send]);
@@ -180,20 +223,28 @@ fn push_round_robins_skips_mute_peers_and_blocks_when_all_are_mute() {
     assert!(sent(&hello).contains(&(1, message(frames(0, 0)))));
     assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
     p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
-    // Next in turn is pull1 (id 2); then both are mute and zmq_send blocks.
+    // Next in turn is pull1 (id 2).
     assert_eq!(
         sent(&p.fire(0, ZmqTimer::Send)),
         vec![(2, message(frames(0, 1)))]
     );
+    // Both connections are full: the next two wait in the pipes, and zmq_send returns.
+    for i in 2..4 {
+        let queued = p.fire(0, ZmqTimer::Send);
+        assert!(sent(&queued).is_empty(), "{queued:?}");
+        assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, i) }));
+    }
+    // Now both pipes are at ZMQ_SNDHWM: mute, and zmq_send blocks.
     let blocked = p.fire(0, ZmqTimer::Send);
     assert!(
         sent(&blocked).is_empty() && timers(&blocked).is_empty(),
         "{blocked:?}"
     );
-    // pull1 reads a message: the blocked send goes to it — not dropped.
+    // pull1 reads a message: its pipe drains onto the connection and the blocked send goes
+    // into it — not dropped.
     let credit = p.deliver(0, 2, ZmqMsg::Credit(1));
-    assert_eq!(sent(&credit), vec![(2, message(frames(0, 2)))]);
-    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 2) }));
+    assert_eq!(sent(&credit), vec![(2, message(frames(0, 3)))]);
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 4) }));
 }
 
 #[test]
@@ -465,19 +516,19 @@ fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
 #[test]
 fn show_names_socket_types_pipes_the_mute_state_and_retries() {
     // A PUSH (0) with both PULL peers (1, 2) mute at ZMQ_SNDHWM=1.
-    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1"], 1, 2);
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_SNDHWM=1", LARGE], 1, 2);
     p.start(0);
     p.random(0, ZmqRandom::Pace(20));
     p.deliver(0, 1, ZmqMsg::Hello { connection: 0 });
     p.deliver(0, 2, ZmqMsg::Hello { connection: 0 });
-    for _ in 0..3 {
+    for _ in 0..5 {
         p.fire(0, ZmqTimer::Send);
     }
     let push = p.show(0);
-    assert!(push.starts_with("PUSH: next message 2"), "{push}");
+    assert!(push.starts_with("PUSH: next message 4"), "{push}");
     assert!(push.contains("zmq_send blocked: every pipe mute"), "{push}");
     assert!(
-        push.contains("pipe to pull0 (connection 0): 1 queued, mute"),
+        push.contains("pipe to pull0 (connection 0): 1 queued, 1 in the kernels' buffers, mute"),
         "{push}"
     );
     assert!(!push.contains("Outgoing"), "not Debug: {push}");
@@ -517,4 +568,144 @@ fn show_names_socket_types_pipes_the_mute_state_and_retries() {
         req.contains("awaiting the reply to p0:0 (queued in the pipe to rep0; 1 attempts left)"),
         "{req}"
     );
+}
+
+/// The deliveries of message `m` a server's application recorded.
+fn handled(app: &AppLog, m: MsgId) -> usize {
+    app.iter()
+        .filter(|op| matches!(op, Op::Deliver { msg, .. } if *msg == m))
+        .count()
+}
+
+fn request(socket: u32, index: u32) -> ZmqMsg {
+    ZmqMsg::Request {
+        socket,
+        frames: frames(0, index),
+    }
+}
+
+#[test]
+fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_replies() {
+    // Two REQ peers (0, 1) and a REP (2), busy with req1's request.
+    let mut p = Peers::new(&["pattern=req-rep", "client=lazy-pirate"], 2, 1);
+    p.start(2);
+    p.random(2, ZmqRandom::Processing(10));
+    p.deliver(2, 0, ZmqMsg::Hello { connection: 0 });
+    p.deliver(2, 1, ZmqMsg::Hello { connection: 0 });
+    p.deliver(
+        2,
+        1,
+        ZmqMsg::Request {
+            socket: 0,
+            frames: frames(1, 0),
+        },
+    );
+    // req0's request waits in its pipe; req0 gives up on its socket and opens a new one, whose
+    // connection gets a new pipe, and resends there.
+    p.deliver(2, 0, request(0, 0));
+    p.deliver(2, 0, ZmqMsg::Hello { connection: 1 });
+    p.deliver(2, 0, request(1, 0));
+    let rep = p.show(2);
+    assert!(
+        rep.contains("req0 (socket 1): 2 queued [p0:0 p0:0]"),
+        "{rep}"
+    );
+    // The old pipe's request is still received and applied; its reply has no pipe to go to.
+    p.fire(2, ZmqTimer::Process);
+    assert_eq!(
+        handled(&p.app(2), msg(0, 0)),
+        1,
+        "the terminated pipe is read"
+    );
+    let dropped = p.fire(2, ZmqTimer::Process);
+    assert!(sent(&dropped).is_empty(), "{dropped:?}");
+    // The resent one: applied again (no server.dedup), and answered on the new socket.
+    assert_eq!(handled(&p.app(2), msg(0, 0)), 2);
+    let answered = p.fire(2, ZmqTimer::Process);
+    assert_eq!(
+        sent(&answered),
+        vec![(
+            0,
+            ZmqMsg::Reply {
+                socket: 1,
+                frames: frames(0, 0)
+            }
+        )]
+    );
+    // A broken connection leaves its pipe's requests too.
+    p.deliver(2, 1, ZmqMsg::Hello { connection: 0 });
+    p.deliver(
+        2,
+        1,
+        ZmqMsg::Request {
+            socket: 0,
+            frames: frames(1, 1),
+        },
+    );
+    p.deliver(2, 1, ZmqMsg::Reset);
+    assert_eq!(handled(&p.app(2), msg(1, 1)), 1, "received after the reset");
+    assert!(sent(&p.fire(2, ZmqTimer::Process)).is_empty());
+}
+
+#[test]
+fn rep_applies_a_request_before_it_replies_so_a_crash_in_between_makes_a_retry_a_duplicate() {
+    let mut p = Peers::new(&["pattern=req-rep", "client=lazy-pirate"], 1, 1);
+    p.start(1);
+    p.random(1, ZmqRandom::Processing(40));
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
+    let received = p.deliver(1, 0, request(0, 0));
+    assert_eq!(handled(&p.app(1), msg(0, 0)), 1, "applied on receipt");
+    assert!(sent(&received).is_empty(), "the reply comes after the work");
+    assert_eq!(timers(&received), vec![ZmqTimer::Process]);
+    assert!(p
+        .show(1)
+        .contains("handled p0:0 from req0 (socket 0), reply owed"));
+    // The server crashes before it replies; the client times out and resends on a new socket.
+    let app = p.app(1);
+    p.restart(1, Some(app));
+    p.random(1, ZmqRandom::Processing(40));
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 1 });
+    p.deliver(1, 0, request(1, 0));
+    assert_eq!(handled(&p.app(1), msg(0, 0)), 2, "the duplicate window");
+}
+
+#[test]
+fn reconnection_waits_zmq_reconnect_ivl_plus_a_random_jitter_below_it() {
+    let mut p = Peers::new(&["pattern=push-pull", "ZMQ_RECONNECT_IVL=250"], 1, 1);
+    p.start(1);
+    p.deliver(1, 0, ZmqMsg::Welcome { connection: 0 });
+    let reset = p.deliver(1, 0, ZmqMsg::Reset);
+    let ranges: Vec<_> = reset
+        .iter()
+        .filter_map(|c| match c {
+            Command::SetTimer(ZmqTimer::Reconnect, range) => Some(range.clone()),
+            _ => None,
+        })
+        .collect();
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(ranges, vec![ms(250)..ms(500)]);
+}
+
+#[test]
+fn zmq_immediate_drops_the_request_with_its_connection_and_sends_nothing_after_the_reconnect() {
+    for immediate in ["0", "1"] {
+        let sets = [
+            "pattern=req-rep".to_string(),
+            format!("ZMQ_IMMEDIATE={immediate}"),
+        ];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let mut p = Peers::new(&sets, 1, 1);
+        p.start(0);
+        p.random(0, ZmqRandom::Pace(20));
+        p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+        assert_eq!(sent(&p.fire(0, ZmqTimer::Send)), vec![(1, request(0, 0))]);
+        p.deliver(0, 1, ZmqMsg::Reset);
+        let again = p.fire(0, ZmqTimer::Reconnect);
+        assert_eq!(sent(&again), vec![(1, ZmqMsg::Hello { connection: 0 })]);
+        let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+        assert!(
+            sent(&up).is_empty(),
+            "ZMQ_IMMEDIATE={immediate}: the written request went with the connection: {up:?}"
+        );
+    }
 }

@@ -518,8 +518,9 @@ fn nothing_acknowledged_or_delivered_is_inconclusive() {
 #[test]
 fn a_run_cut_short_is_inconclusive() {
     // A REQ sends its next request only after the reply, so at one request a second handled in
-    // a second each the workload takes twice the time its pace gives: the limit cuts it short.
-    let args = "--broker zeromq --set pattern=req-rep --faults none --messages 200 --rate 1 --handler-ms 1000";
+    // a second each the workload takes twice the time its pace gives: the limit cuts it short,
+    // with the Lazy Pirate client's last request awaiting its reply.
+    let args = "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --faults none --messages 200 --rate 1 --handler-ms 1000";
     let (code, json) = crate::common::sim(&format!("{args} --seeds 1"));
     assert_eq!(code, 3);
     assert_eq!(json["coverage"]["incomplete_runs"], 1);

@@ -138,7 +138,7 @@ fn replay_filters_by_node_and_time() {
 const VIOLATIONS: &[&str] = &[
     "--broker kafka --set acks=1 --set enable.idempotence=false --faults crash --check at-least-once --seed 15",
     "--broker rabbitmq --set queue.type=quorum --set auto_ack=true --faults crash --check at-least-once --seed 0",
-    "--broker zeromq --set pattern=pub-sub --set ZMQ_SNDHWM=5 --faults pause --messages 200 --check at-least-once --seed 0",
+    "--broker zeromq --set pattern=pub-sub --set syncpub=true --set ZMQ_SNDHWM=5 --set message.bytes=65536 --faults pause --messages 200 --check at-least-once --seed 0",
     "--broker rocketmq --set flushDiskType=ASYNC_FLUSH --faults power --check at-least-once --seed 2",
     "--broker activemq --set deliveryMode=NON_PERSISTENT --faults crash --check at-least-once --seed 0",
 ];

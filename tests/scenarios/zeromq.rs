@@ -2,7 +2,7 @@
 //! through the same code path as the CLI (`mqcheck sim … --json`); multipart atomicity through
 //! the simulator and the atomicity checker directly.
 
-use crate::common::{assert_deterministic, held, mqcheck, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
 use mqcheck_brokers::zeromq::ZeroMq;
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::{at_least_once, atomicity, Op};
@@ -10,8 +10,9 @@ use mqcheck_sim::{run, schedule_for, Fault, FaultSet};
 
 #[test]
 fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
+    // 64 KiB messages: the kernels' buffers hold two, the pipe five.
     let v = violated(
-        "--broker zeromq --set pattern=pub-sub --set ZMQ_SNDHWM=5 --faults pause --messages 100 --seeds 200",
+        "--broker zeromq --set pattern=pub-sub --set syncpub=true --set ZMQ_SNDHWM=5 --set message.bytes=65536 --faults pause --messages 100 --seeds 200",
         "at-least-once",
     );
     assert_eq!(v["kind"], "lost");
@@ -20,33 +21,61 @@ fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
     let r = reproduce(&v);
     let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
     assert!(minimal.contains("pause sub0"), "{minimal}");
-    // With the default mark (1000) the same pauses lose nothing: it was the mark.
-    held(
-        "--broker zeromq --set pattern=pub-sub --faults pause --messages 100 --seeds 200",
-        &["at-least-once"],
-    );
+    // Small messages: the kernels' buffers absorb the same pauses, and so does the default
+    // mark (1000) with large ones. It was the mark, once the buffers were full.
+    for sets in ["--set ZMQ_SNDHWM=5", "--set message.bytes=65536"] {
+        held(
+            &format!("--broker zeromq --set pattern=pub-sub --set syncpub=true {sets} --faults pause --messages 100 --seeds 200"),
+            &["at-least-once"],
+        );
+    }
 }
 
+/// A subscriber that falls behind without any fault: the publisher sends 100 messages in a
+/// second, the subscriber's application takes 100 ms over each.
+const BEHIND: &str = "--set ZMQ_SNDHWM=5 --set ZMQ_RCVHWM=5 --faults none --rate 100 --handler-ms 100 --messages 100 --seeds 5";
+
 #[test]
-fn a_slow_consumer_makes_pub_drop_and_push_block() {
-    // No fault: a consumer that needs longer per message than the producer's pace fills both
-    // pipes (ZMQ_RCVHWM on its side, ZMQ_SNDHWM on the sender's).
-    let marks = "--set ZMQ_SNDHWM=5 --set ZMQ_RCVHWM=5 --faults none --seeds 100";
-    let v = violated(
-        &format!("--broker zeromq --set pattern=pub-sub {marks}"),
-        "at-least-once",
-    );
-    let why = v["explanation"].as_str().unwrap();
-    assert!(why.contains("ZMQ_SNDHWM reached"), "{why}");
-    held(
-        &format!("--broker zeromq --set pattern=push-pull {marks}"),
+fn small_messages_wait_in_the_kernels_buffers_where_large_ones_reach_the_high_water_mark() {
+    // libzmq 4.3.5 on loopback held 161–452 small messages in the kernels' buffers before
+    // ZMQ_SNDHWM=5 bit: a subscriber that falls behind gets all 100.
+    let json = held(
+        &format!("--broker zeromq --set pattern=pub-sub --set syncpub=true {BEHIND}"),
         &["at-least-once", "at-most-once", "ordering"],
     );
+    assert_eq!(
+        json["stats"]["messages_delivered"], 500,
+        "{}",
+        json["stats"]
+    );
+    // 64 KiB and 1 MiB messages: the buffers hold two and one, and the PUB drops the rest.
+    for bytes in [65_536, 1_048_576] {
+        let v = violated(
+            &format!("--broker zeromq --set pattern=pub-sub --set syncpub=true --set message.bytes={bytes} {BEHIND}"),
+            "at-least-once",
+        );
+        let why = v["explanation"].as_str().unwrap();
+        assert!(why.contains("ZMQ_SNDHWM reached"), "{bytes}: {why}");
+        // PUSH blocks at the same mark instead.
+        held(
+            &format!(
+                "--broker zeromq --set pattern=push-pull --set message.bytes={bytes} {BEHIND}"
+            ),
+            &["at-least-once", "at-most-once", "ordering"],
+        );
+    }
 }
 
 #[test]
 fn pub_drops_only_for_the_subscriber_in_the_mute_state() {
-    let sets = vec!["pattern=pub-sub".to_string(), "ZMQ_SNDHWM=5".to_string()];
+    let sets: Vec<String> = [
+        "pattern=pub-sub",
+        "syncpub=true",
+        "ZMQ_SNDHWM=5",
+        "message.bytes=65536",
+    ]
+    .map(String::from)
+    .to_vec();
     let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
     let system = ZeroMq::build(
         &config,
@@ -70,23 +99,28 @@ fn pub_drops_only_for_the_subscriber_in_the_mute_state() {
 }
 
 #[test]
-fn a_publisher_drops_what_it_publishes_before_the_subscription_arrives() {
+fn out_of_the_box_a_publisher_drops_what_it_publishes_before_the_subscription_arrives() {
     let v = violated(
-        "--broker zeromq --set pattern=pub-sub --set syncpub=false --faults none --seeds 50",
+        "--broker zeromq --set pattern=pub-sub --faults none --seeds 50",
         "at-least-once",
     );
     let why = v["explanation"].as_str().unwrap();
     assert!(why.contains("PUB drops what nobody subscribed to"), "{why}");
+    // A subscriber that connects late loses what was published before it came.
+    violated(
+        "--broker zeromq --set pattern=pub-sub --faults none --consumer-delay-ms 500 --seeds 5",
+        "at-least-once",
+    );
     // The zguide's node coordination: publish only once every subscriber subscribed.
     held(
-        "--broker zeromq --set pattern=pub-sub --faults none --seeds 50",
+        "--broker zeromq --set pattern=pub-sub --set syncpub=true --faults none --seeds 50",
         &["at-least-once", "at-most-once", "ordering"],
     );
 }
 
 #[test]
 fn a_process_crash_loses_what_was_queued_for_or_inside_it() {
-    for pattern in ["push-pull", "pub-sub"] {
+    for pattern in ["push-pull", "pub-sub --set syncpub=true"] {
         let v = violated(
             &format!("--broker zeromq --set pattern={pattern} --faults crash --seeds 100"),
             "at-least-once",
@@ -148,6 +182,19 @@ fn plain_req_loses_its_request_when_the_server_crashes_and_lazy_pirate_does_not(
         "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --set server.dedup=true --faults loss,partition,pause --seeds 200",
         &["at-least-once", "at-most-once"],
     );
+    // The server applies a request when it receives it and replies after its work: a crash in
+    // between makes the client's retry a second application.
+    let w = violated(
+        "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --faults crash --seeds 100",
+        "at-most-once",
+    );
+    assert_eq!(w["kind"], "duplicate");
+    let r = reproduce(&w);
+    let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
+    assert!(
+        minimal.contains("crash") && minimal.contains("rep0 down"),
+        "{minimal}"
+    );
     // The server remembers what it handled in memory: a crash forgets it (a client that keeps
     // retrying long enough to outlast the restart shows it often).
     violated(
@@ -160,6 +207,10 @@ fn plain_req_loses_its_request_when_the_server_crashes_and_lazy_pirate_does_not(
 fn the_same_seed_replays_byte_for_byte() {
     assert_deterministic(
         "--broker zeromq --set pattern=pub-sub --set ZMQ_SNDHWM=5 --producers 2 --consumers 2",
+    );
+    // Reconnection draws its jitter from the seed.
+    assert_deterministic(
+        "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --producers 2 --consumers 2",
     );
 }
 
@@ -231,6 +282,8 @@ fn bad_input_names_the_key() {
         ("--set pattern=req-rep --set syncpub=false", "syncpub"),
         ("--set ZMQ_SNDHWM=-1", "ZMQ_SNDHWM"),
         ("--set pattern=router-dealer", "pattern"),
+        ("--set message.bytes=-1", "message.bytes"),
+        ("--set message.bytes=2000000000", "message.bytes"),
     ] {
         let mut words = vec!["sim", "--broker", "zeromq"];
         words.extend(args.split_whitespace());
@@ -247,5 +300,34 @@ fn a_crashed_lazy_pirate_client_resends_its_outbox_and_loses_nothing() {
     held(
         "--broker zeromq --set pattern=req-rep --set client=lazy-pirate --producer-crashes --faults crash --seeds 200",
         &["at-least-once"],
+    );
+}
+
+#[test]
+fn check_finds_the_lazy_pirate_duplicate_window_of_a_server_crash() {
+    // The exhaustive search: the server applies the request, crashes before its reply, and the
+    // client's retry is applied again; nothing acknowledged is lost.
+    let (code, json) =
+        check("--broker zeromq --set pattern=req-rep --set client=lazy-pirate --faults crash");
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["properties"]["at-least-once"]["held"], true, "{json}");
+    let amo = &json["properties"]["at-most-once"];
+    assert_eq!(amo["held"], false, "{amo}");
+    let steps = amo["counterexample"].as_array().expect("a counterexample");
+    let crash = steps
+        .iter()
+        .position(|s| s["kind"] == "crash")
+        .expect("a crash");
+    let requests = |range: &[serde_json::Value]| {
+        range
+            .iter()
+            .filter(|s| s["text"].as_str().unwrap_or("").contains("Request [p0:0]"))
+            .count()
+    };
+    assert_eq!(requests(&steps[..crash]), 1, "{steps:#?}");
+    assert_eq!(
+        requests(&steps[crash..]),
+        1,
+        "resent after the crash: {steps:#?}"
     );
 }

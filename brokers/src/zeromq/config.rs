@@ -8,6 +8,15 @@ use std::time::Duration;
 
 const INT_MAX: u64 = i32::MAX as u64;
 
+/// The kernel's send buffer of a TCP socket, in bytes: Linux's default `net.ipv4.tcp_wmem`
+/// (4096 16384 4194304), its initial value. libzmq leaves `ZMQ_SNDBUF` at -1, the OS default
+/// (`options.cpp`: `sndbuf (-1)`). Fixed here: autotuning, which grows it towards 4 MiB, is not
+/// modelled.
+pub const SNDBUF: u64 = 16_384;
+/// The kernel's receive buffer of a TCP socket, in bytes: Linux's default `net.ipv4.tcp_rmem`
+/// (4096 131072 6291456), its initial value; `ZMQ_RCVBUF` -1. Fixed, as [`SNDBUF`].
+pub const RCVBUF: u64 = 131_072;
+
 /// `pattern`: which pair of socket types the peers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pattern {
@@ -38,6 +47,8 @@ pub struct Settings {
     pub syncpub: bool,
     /// Frames per message (`ZMQ_SNDMORE` on all but the last).
     pub frames: u32,
+    /// `message.bytes`: the payload of each frame.
+    pub bytes: u64,
     pub client: Client,
     pub retries: u64,
     pub request_timeout: Duration,
@@ -58,6 +69,22 @@ const REQ_REP_KEYS: [&str; 4] = [
 ];
 
 impl Settings {
+    /// A message's bytes on the wire: per frame its payload and ZMTP's frame header, a flags
+    /// byte and a one-byte size up to 255 bytes, an eight-byte size above (ZMTP 3.0, RFC 23,
+    /// "Framing"; libzmq `v2_encoder.cpp`).
+    pub fn wire_bytes(&self) -> u64 {
+        let header = if self.bytes > 255 { 9 } else { 2 };
+        u64::from(self.frames.max(1)) * (self.bytes + header)
+    }
+
+    /// Messages the two kernels' buffers of one connection hold between the sender's pipe and
+    /// the receiver's: the sender's I/O thread takes a message out of its pipe when the kernel
+    /// has room for it. A message larger than both buffers still streams through them, one at
+    /// a time.
+    pub fn kernel_window(&self) -> u64 {
+        ((SNDBUF + RCVBUF) / self.wire_bytes().max(1)).max(1)
+    }
+
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
         Settings {
             pattern: match config.str("pattern") {
@@ -72,6 +99,7 @@ impl Settings {
             subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
             syncpub: config.bool("syncpub"),
             frames: config.int("frames") as u32,
+            bytes: config.int("message.bytes"),
             client: match config.str("client") {
                 "lazy-pirate" => Client::LazyPirate,
                 _ => Client::Plain,
@@ -125,15 +153,21 @@ pub(super) fn keys() -> Vec<Key> {
         ),
         Key::new(
             "syncpub",
-            "true",
+            "false",
             Bool,
-            "pub-sub: the PUB application waits until every SUB has subscribed (the zguide's node coordination; false: the slow joiner misses the first messages)",
+            "pub-sub: true: the PUB application waits until every SUB has subscribed (the zguide's node coordination, an application protocol); false, as ZeroMQ is: the slow joiner misses the first messages",
         ),
         Key::new(
             "frames",
             "1",
             Int { min: 1, max: 8 },
             "frames per message (ZMQ_SNDMORE on all but the last)",
+        ),
+        Key::new(
+            "message.bytes",
+            "8",
+            Int { min: 0, max: 1 << 30 },
+            "payload bytes per frame: what the kernels' TCP buffers (16 KiB send, 128 KiB receive) hold besides the high-water marks",
         ),
         Key::new(
             "client",

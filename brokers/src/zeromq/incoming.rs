@@ -92,7 +92,7 @@ impl Incoming {
                 s.welcomed.remove(&src);
                 *s.connections.entry(src).or_default() += 1;
                 s.unread.remove(&src);
-                o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
+                o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
             }
             ZmqMsg::Message { connection, frames }
                 if s.connections.get(&src).copied().unwrap_or(0) == connection =>

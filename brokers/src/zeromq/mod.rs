@@ -6,10 +6,15 @@
 //! process's memory, drained by the I/O thread onto the peer's TCP connection, and a queue in
 //! the receiving process where the I/O thread puts what it reads until the application calls
 //! `zmq_recv`. `ZMQ_SNDHWM` and `ZMQ_RCVHWM` (default 1000 each) cap those queues in messages,
-//! per peer; together they bound what may be buffered between two peers. When a receiver stops
-//! reading (its application is slow, or its process is paused), its pipe fills, it stops reading
-//! the connection, and the sender's pipe to it fills too: the sender enters the **mute state**
-//! for that peer. What happens then is the socket type's choice (`zmq_socket`):
+//! per peer (`pipe_t::check_hwm`: `_msgs_written - _peers_msgs_read >= _hwm`). Between the two
+//! pipes sit the two kernels' TCP buffers, counted in bytes: the sender's I/O thread takes a
+//! message out of its pipe as soon as its kernel accepts the bytes
+//! (`stream_engine_base_t::out_event`), and the receiver's reads the connection while its pipe
+//! has room. When a receiver stops reading (its application is slow, or its process is paused),
+//! its pipe fills, it stops reading the connection, the kernels' buffers fill, and then the
+//! sender's pipe to it fills too: the sender enters the **mute state** for that peer. Small
+//! messages therefore wait in the kernels long before any high-water mark bites; large ones
+//! reach it almost at once. What happens then is the socket type's choice (`zmq_socket`):
 //!
 //! - **PUB** drops the messages for a subscriber in the mute state, and `zmq_send` never
 //!   blocks. It also drops what no connected subscriber subscribed to: a subscription travels
@@ -24,13 +29,18 @@
 //!   the next. A reply whose requester has gone is silently discarded.
 //!
 //! Nothing is persistent: every queue lives in a process's memory and dies with it. A
-//! connection that breaks loses what was on the wire. The connecting side reconnects after
-//! `ZMQ_RECONNECT_IVL` (100 ms); the binding side terminates the pipe of a peer whose
-//! connection broke. On the connecting side the pipe outlives the connection
-//! (`ZMQ_IMMEDIATE=0`, the default), so what a REQ queued while disconnected goes out after the
-//! reconnect, and round robin may put a request in the pipe of a server that is down — the
-//! "lost" messages `ZMQ_IMMEDIATE=1` avoids by queueing only to completed connections. A SUB
-//! resends its subscriptions on every new connection.
+//! connection that breaks loses what was on the wire and in the kernels' buffers. The
+//! connecting side reconnects after `ZMQ_RECONNECT_IVL` (100 ms) plus a random jitter below it
+//! (`stream_connecter_base_t::get_new_reconnect_ivl`), which the driver draws from the run's
+//! seed. On the connecting side the pipe outlives the connection (`ZMQ_IMMEDIATE=0`, the
+//! default), so what a REQ queued while disconnected goes out after the reconnect, and round
+//! robin may put a request in the pipe of a server that is down — the "lost" messages
+//! `ZMQ_IMMEDIATE=1` avoids by queueing only to completed connections; with it, the session
+//! terminates the pipe when the connection goes (`session_base_t::reconnect`). On the binding
+//! side a broken or replaced connection's pipe is terminated too, but its socket end waits for
+//! the delimiter (`pipe_t::process_pipe_term` with `_delay`): a REP still receives and handles
+//! the requests in it, and drops their replies (`router_t::xsend`: no writable pipe for that
+//! routing id). A SUB resends its subscriptions on every new connection.
 //!
 //! A multipart message (frames sent with `ZMQ_SNDMORE`) travels as one unit: "peers shall
 //! receive either all message parts of a message or none at all" (`zmq_send`). A PUB checks
@@ -51,10 +61,12 @@
 //! client polls for the reply with a timeout (`lazy-pirate.timeout`, the zguide's
 //! `REQUEST_TIMEOUT` 2500 ms); on a timeout it closes the socket (discarding what it held),
 //! opens a new one, connects and resends at once, until `lazy-pirate.retries` (`REQUEST_RETRIES`,
-//! 3) attempts went unanswered; then it gives up on that request. Resending makes the server
-//! handle a request twice when only the reply was lost, unless the server detects duplicates
-//! (`server.dedup`: it remembers the requests it handled and answers a repeat without handling
-//! it again — in memory, so a restarted server forgets).
+//! 3) attempts went unanswered; then it gives up on that request. The server applies a request
+//! when `zmq_recv` returns it (the delivery in the history) and replies after its handling time,
+//! as a step of its own: a crash in between, a lost reply, or a reply slower than the timeout
+//! makes the server apply a request twice, unless it detects duplicates (`server.dedup`: it
+//! remembers the requests it handled and answers a repeat without handling it again — in
+//! memory, so a restarted server forgets).
 //!
 //! # Who is who
 //!
@@ -69,25 +81,45 @@
 //!
 //! # What is simplified
 //!
-//! A message counts against the sender's `ZMQ_SNDHWM` until the receiving socket has taken it
-//! into its pipe (the model's `Credit`): the kernel's TCP buffers hold nothing. No ZMTP
-//! heartbeats (`ZMQ_HEARTBEAT_IVL` is off by default): a peer learns that a connection broke
-//! from a reset, or when the other side connects anew — the simulator does not deliver the FIN
-//! a crashed process's kernel would send, so a crash looks like a machine crash, and what a
-//! PUSH or PUB sends to a dead peer meanwhile is lost on the wire. The PUB application waits
-//! until every subscriber's subscription arrived before publishing (the zguide's node
-//! coordination against the slow joiner; `syncpub=false` publishes at once, and loses the first
-//! messages). A Lazy Pirate client that gives up goes on with its next request rather than
-//! exiting. A multipart message is one packet on the wire. See `docs/zeromq.md`.
+//! The kernels' buffers are fixed at Linux's initial sizes (`config::SNDBUF` 16 KiB from
+//! `tcp_wmem`, `config::RCVBUF` 128 KiB from `tcp_rmem`; no autotuning, no `ZMQ_SNDBUF`) and
+//! hold a message's wire bytes (`message.bytes` per frame and ZMTP's frame header), not Linux's
+//! per-segment accounting: the model holds about 8000 eight-byte messages there where libzmq
+//! 4.3.5 on loopback held 161–452, so with small messages it may miss a drop libzmq has, never
+//! invent one. A message larger than both buffers streams through them alone. The
+//! high-water marks are exact (libzmq's counts update in batches of the low-water mark, and
+//! "may be as much as 60-70% lower"). No ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL` is off by
+//! default): a peer learns that a connection broke from the close a crashed process's kernel
+//! sends, from a reset, or when the other side connects anew; a machine that loses power closes
+//! nothing, and what a PUSH or PUB sends to it meanwhile is lost on the wire until a write draws
+//! a reset. The connecting side greets again every `ZMQ_RECONNECT_IVL` until the binding side
+//! answers (libzmq waits for its TCP connect instead); a repeated greeting on the same
+//! connection changes nothing at the binding side. With `syncpub=true` the PUB application waits until every
+//! subscriber's subscription arrived before publishing (the zguide's node coordination against
+//! the slow joiner, an application protocol, not ZeroMQ's: off by default). A Lazy Pirate client
+//! that gives up goes on with its next request rather than exiting. A multipart message is one
+//! packet on the wire. A REP reads the requests of a peer's old and new pipes in arrival order,
+//! where libzmq fair-queues the two pipes. See `docs/zeromq.md`.
 //!
 //! # Sources
 //!
 //! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
 //! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
-//! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity); the zguide (Pieter Hintjens, "ØMQ -
-//! The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart messages),
-//! chapter 4 (Client-Side Reliability: the Lazy Pirate pattern, `lpclient`, duplicate detection).
+//! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity). libzmq's source (github
+//! zeromq/libzmq, master): `src/pipe.cpp` (`check_hwm`, `terminate`, `process_pipe_term`:
+//! a terminated pipe is read to its delimiter), `src/lb.cpp` and `src/fq.cpp` (round robin
+//! skipping full pipes, fair queueing), `src/dist.cpp` (PUB: `dist_t::write` drops the copy for a
+//! pipe whose `write` fails at the mark), `src/xpub.cpp`, `src/req.cpp`, `src/rep.cpp` (REP on `router_t`: a
+//! reply to a gone pipe is dropped), `src/session_base.cpp` (`engine_error`, `reconnect`:
+//! `ZMQ_IMMEDIATE` terminates the pipe), `src/stream_connecter_base.cpp`
+//! (`get_new_reconnect_ivl`: the interval plus `generate_random () % reconnect_ivl`),
+//! `src/options.cpp` (defaults: HWMs 1000, `reconnect_ivl` 100, `sndbuf`/`rcvbuf` -1: the OS's,
+//! `immediate` 0, `heartbeat_interval` 0). Linux `Documentation/networking/ip-sysctl.rst`
+//! (`tcp_wmem`, `tcp_rmem` defaults). ZMTP 3.0 (RFC 23, framing). The zguide (Pieter Hintjens,
+//! "ØMQ - The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart
+//! messages, node coordination), chapter 4 (Client-Side Reliability: the Lazy Pirate pattern,
+//! `lpclient`, `lpserver`, duplicate detection).
 
 mod config;
 mod incoming;
@@ -104,12 +136,12 @@ pub use protocol::{Frames, ZmqMsg};
 pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 
-use crate::timers::exact;
 use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
 use std::time::Duration;
 
 pub const NAME: &str = "zeromq";
@@ -233,6 +265,14 @@ impl Settings {
             .collect()
     }
 
+    /// When the connecting side dials again: `ZMQ_RECONNECT_IVL` plus a random jitter below it
+    /// (`stream_connecter_base_t::get_new_reconnect_ivl`: `reconnect_ivl + generate_random () %
+    /// reconnect_ivl`, with `ZMQ_RECONNECT_IVL_MAX` 0), drawn by the driver from the run's
+    /// seed.
+    pub fn reconnect(&self) -> Range<Duration> {
+        self.reconnect_ivl..self.reconnect_ivl * 2
+    }
+
     /// Is a pipe holding `len` messages at the high-water mark `hwm`?
     pub fn full(hwm: Option<u64>, len: u64) -> bool {
         hwm.is_some_and(|h| len >= h)
@@ -260,7 +300,7 @@ fn fair_queue<T>(pipes: &BTreeMap<Id, VecDeque<T>>, last: Option<Id>) -> Option<
 }
 
 /// The connecting side dials every peer of `peers` whose end has not answered, with the
-/// greeting `greet` makes for it, and tries again after `ZMQ_RECONNECT_IVL`.
+/// greeting `greet` makes for it, and tries again after `ZMQ_RECONNECT_IVL` and its jitter.
 fn dial(
     settings: &Settings,
     peers: Vec<Id>,
@@ -278,7 +318,7 @@ fn dial(
         }
     }
     if !missing.is_empty() {
-        o.set_timer(ZmqTimer::Reconnect, exact(settings.reconnect_ivl));
+        o.set_timer(ZmqTimer::Reconnect, settings.reconnect());
     }
 }
 
@@ -432,17 +472,22 @@ impl System for ZeroMq {
             Scenario {
                 name: "pub-sub",
                 sets: &["pattern=pub-sub"],
-                claim: "the article: ZeroMQ is neither at-least-once nor at-most-once (PUB, default high-water marks)",
+                claim: "the article: ZeroMQ is neither at-least-once nor at-most-once (PUB out of the box: the slow joiner)",
             },
             Scenario {
-                name: "pub-sub, slow joiner",
-                sets: &["pattern=pub-sub", "syncpub=false"],
-                claim: "a PUB drops what it publishes before a subscription arrives",
+                name: "pub-sub, syncpub",
+                sets: &["pattern=pub-sub", "syncpub=true"],
+                claim: "the zguide's synchronized publisher: the PUB waits for every subscription",
             },
             Scenario {
-                name: "pub-sub, ZMQ_SNDHWM=5",
-                sets: &["pattern=pub-sub", "ZMQ_SNDHWM=5"],
-                claim: "PUB drops for a subscriber in the mute state",
+                name: "pub-sub, syncpub, ZMQ_SNDHWM=5, 64 KiB",
+                sets: &[
+                    "pattern=pub-sub",
+                    "syncpub=true",
+                    "ZMQ_SNDHWM=5",
+                    "message.bytes=65536",
+                ],
+                claim: "PUB drops for a subscriber in the mute state (large messages: the kernels' buffers hold two)",
             },
             Scenario {
                 name: "push-pull",

@@ -13,7 +13,7 @@ use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
 use stateright::actor::Id;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -22,12 +22,15 @@ pub struct Outgoing {
     pub index: u32,
 }
 
-/// The pipe to one connected peer.
+/// The pipe to one connected peer, and the connection behind it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Peer {
-    /// Messages written to the peer that its socket has not yet taken into its own pipe: what
-    /// `ZMQ_SNDHWM` caps.
-    pub outstanding: u64,
+    /// The pipe: messages `zmq_send` queued that the I/O thread has not yet written to the
+    /// connection, what `ZMQ_SNDHWM` caps (`pipe_t::check_hwm`).
+    pub pipe: VecDeque<Frames>,
+    /// Messages written to the connection (the two kernels' buffers and the wire) that the
+    /// peer's socket has not yet taken into its own pipe: at most [`Settings::kernel_window`].
+    pub in_flight: u64,
     /// A SUB peer's subscription, once it arrived.
     pub subscription: Option<String>,
     /// The peer's number for the connection.
@@ -81,14 +84,18 @@ impl Outgoing {
     pub fn on_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
             ZmqMsg::Hello { connection } => {
-                // A new connection from this peer: whatever the old one carried is gone.
-                s.peers.insert(
-                    src,
-                    Peer {
-                        connection,
-                        ..Peer::default()
-                    },
-                );
+                // A new connection from this peer: whatever the old one carried is gone. The
+                // same connection's greeting again (the peer dialled again before the answer
+                // came) changes nothing; a new connection ends the old one with a reset first.
+                if s.peers.get(&src).is_none_or(|p| p.connection != connection) {
+                    s.peers.insert(
+                        src,
+                        Peer {
+                            connection,
+                            ..Peer::default()
+                        },
+                    );
+                }
                 o.send(src, ZmqMsg::Welcome { connection });
                 self.push(s, o);
             }
@@ -110,7 +117,8 @@ impl Outgoing {
             }
             ZmqMsg::Credit(n) => {
                 if let Some(peer) = s.peers.get_mut(&src) {
-                    peer.outstanding = peer.outstanding.saturating_sub(u64::from(n));
+                    peer.in_flight = peer.in_flight.saturating_sub(u64::from(n));
+                    self.flush(src, peer, o);
                 }
                 self.push(s, o);
             }
@@ -163,13 +171,11 @@ impl Outgoing {
                         .as_deref()
                         .is_some_and(|p| Settings::matches(p, frames.topic)) =>
                 {
-                    if Settings::full(self.settings.sndhwm, peer.outstanding) {
-                        format!("ZMQ_SNDHWM reached on the pipe to {name}: PUB drops for a subscriber in the mute state")
+                    if Settings::full(self.settings.sndhwm, peer.pipe.len() as u64) {
+                        format!("ZMQ_SNDHWM reached on the pipe to {name} (the kernels' buffers full too): PUB drops for a subscriber in the mute state")
                     } else {
-                        peer.outstanding += 1;
-                        let connection = peer.connection;
-                        let frames = frames.clone();
-                        o.send(c, ZmqMsg::Message { connection, frames });
+                        peer.pipe.push_back(frames.clone());
+                        self.flush(c, peer, o);
                         continue;
                     }
                 }
@@ -198,7 +204,7 @@ impl Outgoing {
         let ready: Vec<Id> = s
             .peers
             .iter()
-            .filter(|(_, p)| !Settings::full(hwm, p.outstanding))
+            .filter(|(_, p)| !Settings::full(hwm, p.pipe.len() as u64))
             .map(|(id, _)| *id)
             .collect();
         let Some(peer) = next_after(&ready, s.turn) else {
@@ -208,15 +214,23 @@ impl Outgoing {
         let Some(p) = s.peers.get_mut(&peer) else {
             return;
         };
-        p.outstanding += 1;
-        let connection = p.connection;
-        let message = ZmqMsg::Message {
-            connection,
-            frames: frames.clone(),
-        };
-        o.send(peer, message);
+        p.pipe.push_back(frames.clone());
+        self.flush(peer, p, o);
         s.turn = Some(peer);
         s.blocked = false;
         self.sent(s, &frames, Vec::new(), o);
+    }
+
+    /// The I/O thread writes from the pipe to the connection while the kernels' buffers have
+    /// room (`stream_engine_base_t::out_event`, stopped by the socket's `EAGAIN`).
+    fn flush(&self, id: Id, peer: &mut Peer, o: &mut ZmqOut) {
+        while peer.in_flight < self.settings.kernel_window() {
+            let Some(frames) = peer.pipe.pop_front() else {
+                return;
+            };
+            peer.in_flight += 1;
+            let connection = peer.connection;
+            o.send(id, ZmqMsg::Message { connection, frames });
+        }
     }
 }

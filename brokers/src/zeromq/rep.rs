@@ -1,4 +1,18 @@
 //! The REP server: fair-queues requests from its REQ peers, handles one at a time, replies.
+//!
+//! REP is a ROUTER underneath (`rep.cpp` derives from `router_t`): each connection is a pipe
+//! with a routing id of its own. When a connection breaks, or its peer connects again (a REQ
+//! that reconnected, or a Lazy Pirate client's new socket), the session terminates the old
+//! pipe, but the socket's end of it waits for its delimiter (`pipe_t::process_pipe_term`,
+//! `_delay` true): the requests already in it are still received and handled. Their replies
+//! are dropped (`router_t::xsend` finds no writable pipe for the routing id and, without
+//! `ZMQ_ROUTER_MANDATORY`, discards).
+//!
+//! The application handles a request in two steps: `zmq_recv` returns it and the server
+//! applies it at once (its effect, recorded as the delivery), then works on the reply for its
+//! handling time (`lpserver`'s `sleep` between `s_recv` and `s_send`) and sends it. A crash in
+//! between has applied the request and sent no reply: the Lazy Pirate client resends, and the
+//! server applies it twice — the duplicate window of the zguide's chapter 4.
 
 use super::protocol::{Frames, ZmqMsg};
 use super::{fair_queue, processing_choice, record, Settings, ZmqOut, ZmqTimer};
@@ -15,11 +29,13 @@ pub struct Replier {
     pub index: u32,
 }
 
-/// A request with the envelope that routes its reply.
+/// A request with the envelope that routes its reply: the peer, its socket, and the pipe
+/// (the connection) it came through.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Envelope {
     pub peer: Id,
     pub socket: u32,
+    pub pipe: u32,
     pub frames: Frames,
 }
 
@@ -27,12 +43,16 @@ pub struct Envelope {
 pub struct ReplierState {
     pub app: AppLog,
     pub processing: Duration,
-    /// Each connected REQ peer's current socket: a reply to any other is discarded.
+    /// Each connected REQ peer's current socket.
     pub sockets: BTreeMap<Id, u32>,
-    /// Requests received from each peer, not yet handled.
+    /// Each peer's latest pipe, by number (one more per connection): a reply to any other
+    /// pipe is discarded.
+    pub pipes: BTreeMap<Id, u32>,
+    /// Requests received from each peer, not yet handled, over its current pipe and over
+    /// terminated ones that still hold them.
     pub queues: BTreeMap<Id, VecDeque<Envelope>>,
     pub last: Option<Id>,
-    /// The request being handled: REP receives the next only after replying.
+    /// The request being handled, already applied: REP receives the next only after replying.
     pub current: Option<Envelope>,
     /// `server.dedup`: the requests handled so far (by their first frame), in memory.
     pub handled: BTreeSet<MsgId>,
@@ -54,6 +74,7 @@ impl Replier {
             app,
             processing: Duration::ZERO,
             sockets: BTreeMap::new(),
+            pipes: BTreeMap::new(),
             queues: BTreeMap::new(),
             last: None,
             current: None,
@@ -65,19 +86,25 @@ impl Replier {
     pub fn on_msg(&self, s: &mut ReplierState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         match msg {
             ZmqMsg::Hello { connection } => {
-                // A new connection from this peer replaces its old one, and the old pipe with it.
-                s.sockets.insert(src, connection);
-                s.queues.remove(&src);
+                // A new connection from this peer gets a new pipe; the old one keeps what it
+                // holds until it is read. The same connection's greeting again changes nothing.
+                if s.sockets.get(&src) != Some(&connection) {
+                    s.sockets.insert(src, connection);
+                    *s.pipes.entry(src).or_default() += 1;
+                }
                 o.send(src, ZmqMsg::Welcome { connection });
             }
             ZmqMsg::Reset => {
+                // The connection is gone, and with it what was unread on it; the pipe's
+                // requests stay.
                 s.sockets.remove(&src);
-                s.queues.remove(&src);
             }
             ZmqMsg::Request { socket, frames } if s.sockets.get(&src) == Some(&socket) => {
+                let pipe = s.pipes.get(&src).copied().unwrap_or(0);
                 s.queues.entry(src).or_default().push_back(Envelope {
                     peer: src,
                     socket,
+                    pipe,
                     frames,
                 });
                 self.receive(s, o);
@@ -98,18 +125,8 @@ impl Replier {
         let Some(request) = s.current.take() else {
             return;
         };
-        let first = request.frames.parts[0];
-        if !(self.settings.dedup && s.handled.contains(&first)) {
-            record(
-                &mut s.app,
-                self.settings
-                    .deliver_ops(self.index, request.socket, &request.frames),
-                o,
-            );
-            s.handled.insert(first);
-        }
         // A reply whose requester is gone is silently discarded.
-        if s.sockets.get(&request.peer) == Some(&request.socket) {
+        if s.live(&request) {
             o.send(
                 request.peer,
                 ZmqMsg::Reply {
@@ -122,7 +139,8 @@ impl Replier {
     }
 
     /// REP's `zmq_recv`: the next request, fair-queued over the peers, once the last was
-    /// answered.
+    /// answered. The server applies it (`server.dedup`: unless it handled it before) and
+    /// replies when its handling time is over.
     fn receive(&self, s: &mut ReplierState, o: &mut ZmqOut) {
         if s.current.is_some() || !s.started {
             return;
@@ -131,7 +149,28 @@ impl Replier {
             return;
         };
         s.last = Some(peer);
-        s.current = s.queues.get_mut(&peer).and_then(VecDeque::pop_front);
+        let Some(request) = s.queues.get_mut(&peer).and_then(VecDeque::pop_front) else {
+            return;
+        };
+        let first = request.frames.parts[0];
+        if !(self.settings.dedup && s.handled.contains(&first)) {
+            record(
+                &mut s.app,
+                self.settings
+                    .deliver_ops(self.index, request.socket, &request.frames),
+                o,
+            );
+            s.handled.insert(first);
+        }
+        s.current = Some(request);
         o.set_timer(ZmqTimer::Process, exact(s.processing));
+    }
+}
+
+impl ReplierState {
+    /// Is the pipe `request` came through still the peer's writable one?
+    pub fn live(&self, request: &Envelope) -> bool {
+        self.sockets.get(&request.peer) == Some(&request.socket)
+            && self.pipes.get(&request.peer) == Some(&request.pipe)
     }
 }

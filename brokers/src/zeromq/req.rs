@@ -106,10 +106,14 @@ impl Requester {
                 self.write(s, o);
             }
             ZmqMsg::Reset => {
-                // The pipe outlives the connection (ZMQ_IMMEDIATE=0); a request already
-                // written is lost with it, and a plain client waits for its reply for ever.
+                // A request already written is lost with the connection, and a plain client
+                // waits for its reply for ever. With ZMQ_IMMEDIATE=0 the pipe outlives the
+                // connection, and what waits in it goes out after the reconnect; with
+                // ZMQ_IMMEDIATE=1 the session terminates the pipe (`session_base_t::reconnect`)
+                // — a request reaches a pipe only once its connection is complete, so it was
+                // written already and nothing is left to go out again.
                 s.welcomed.remove(&src);
-                o.set_timer(ZmqTimer::Reconnect, exact(self.settings.reconnect_ivl));
+                o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
             }
             ZmqMsg::Reply { socket, frames } if socket == s.socket => {
                 let Some(p) = &s.pending else { return };

@@ -72,10 +72,11 @@ fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
     }
     for (id, peer) in &s.peers {
         out += &format!(
-            "; pipe to {} (connection {}): {} queued",
+            "; pipe to {} (connection {}): {} queued, {} in the kernels' buffers",
             names.of(*id),
             peer.connection,
-            peer.outstanding
+            peer.pipe.len(),
+            peer.in_flight
         );
         if s.blocked {
             out += ", mute";
@@ -199,9 +200,9 @@ fn show_rep(s: &ReplierState, names: Names<'_>) -> String {
         .collect();
     let step = match &s.current {
         Some(e) => {
-            let live = s.sockets.get(&e.peer) == Some(&e.socket);
+            let live = s.live(e);
             format!(
-                "handling {} from {} (socket {}), reply owed{}",
+                "handled {} from {} (socket {}), reply owed{}",
                 frames(&e.frames),
                 names.of(e.peer),
                 e.socket,
