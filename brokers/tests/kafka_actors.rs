@@ -7,8 +7,8 @@
 
 use mqcheck_brokers::kafka::protocol::{FetchRequest, Fetcher};
 use mqcheck_brokers::kafka::{
-    Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Kafka,
-    KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch, PartitionState,
+    Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Isolation,
+    Kafka, KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch, PartitionState,
     ProducerSeq, ProducerState, Record, Replica, ReplicaRole,
 };
 use mqcheck_brokers::{AppLog, Durable, Workload};
@@ -177,6 +177,22 @@ fn produces(cmds: &[Cmd]) -> Vec<(usize, u64, u32, Option<ProducerSeq>, Acks)> {
         .collect()
 }
 
+/// A non-transactional producer's `InitProducerId`.
+fn init_producer_id() -> KafkaMsg {
+    KafkaMsg::InitProducerId {
+        transactional_id: None,
+        producer: None,
+    }
+}
+
+/// A read_uncommitted consumer's `ListOffsets` for partition 0's latest offset.
+fn list_offsets() -> KafkaMsg {
+    KafkaMsg::ListOffsets {
+        partition: 0,
+        isolation: Isolation::ReadUncommitted,
+    }
+}
+
 fn ids(ids: &[usize]) -> Vec<Id> {
     ids.iter().map(|i| Id::from(*i)).collect()
 }
@@ -207,6 +223,8 @@ fn record(epoch: LeaderEpoch, seq: u32) -> Record {
         epoch,
         msg: msg(seq),
         producer_seq: None,
+        transactional: false,
+        control: None,
     }
 }
 
@@ -234,6 +252,7 @@ fn fetch(offset: u64, leader_epoch: LeaderEpoch, fetcher: Fetcher, correlation: 
         offset,
         leader_epoch,
         fetcher,
+        isolation: Isolation::ReadUncommitted,
         correlation,
     })
 }
@@ -253,6 +272,7 @@ fn produce(request: u64, seq: u32, producer_seq: Option<ProducerSeq>, acks: Acks
         request,
         msg: msg(seq),
         producer_seq,
+        transactional_id: None,
         acks,
     }
 }
@@ -913,6 +933,7 @@ fn a_new_follower_asks_offsets_for_leader_epoch_before_fetching() {
             records: vec![record(3, 9)],
             high_watermark: 0,
             log_end_offset: 4,
+            aborted: Vec::new(),
             error: None,
         },
     );
@@ -1157,6 +1178,7 @@ fn follower_appends_fetched_records_and_learns_the_high_watermark() {
         records,
         high_watermark,
         log_end_offset: 2,
+        aborted: Vec::new(),
         error: None,
     };
     // A stray answer (wrong correlation) is ignored.
@@ -1238,7 +1260,7 @@ fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() 
     let (mut c, start) = producer_restarted_with_two_in_doubt(&[]);
     assert_eq!(
         sent_to(&start, CTL),
-        vec![KafkaMsg::Metadata, KafkaMsg::InitProducerId]
+        vec![KafkaMsg::Metadata, init_producer_id()]
     );
     assert_eq!(c.producer().producer_id, None);
     let out = c.deliver(
@@ -1252,21 +1274,20 @@ fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() 
     let mut ctl = Cluster::new(&[]);
     ctl.start(CTL);
     let ids: Vec<KafkaMsg> = (0..2)
-        .flat_map(|_| {
-            sent_to(
-                &ctl.deliver(CTL, PRODUCER, KafkaMsg::InitProducerId),
-                PRODUCER,
-            )
-        })
+        .flat_map(|_| sent_to(&ctl.deliver(CTL, PRODUCER, init_producer_id()), PRODUCER))
         .collect();
     assert_eq!(
         ids,
         vec![
             KafkaMsg::InitProducerIdResponse {
-                producer_id: 0x8000_0000
+                producer_id: 0x8000_0000,
+                epoch: 0,
+                error: None,
             },
             KafkaMsg::InitProducerIdResponse {
-                producer_id: 0x8001_0000
+                producer_id: 0x8001_0000,
+                epoch: 0,
+                error: None,
             },
         ]
     );
@@ -1686,14 +1707,11 @@ fn a_group_without_a_committed_offset_resets_as_auto_offset_reset_says() {
     // latest: the leader's high watermark; what is below it this group never reads.
     let mut c = consumer_assigned(&["auto.offset.reset=latest"]);
     let out = c.deliver(CONSUMER, CTL, no_offset);
-    assert_eq!(
-        sends(&out),
-        vec![(1, KafkaMsg::ListOffsets { partition: 0 })]
-    );
+    assert_eq!(sends(&out), vec![(1, list_offsets())]);
     let mut leader = leader(&[], 1, &[1]);
     leader.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
     leader.deliver(1, PRODUCER, produce(2, 1, None, Acks::One));
-    let out = leader.deliver(1, CONSUMER, KafkaMsg::ListOffsets { partition: 0 });
+    let out = leader.deliver(1, CONSUMER, list_offsets());
     let answer = KafkaMsg::ListOffsetsResponse {
         partition: 0,
         offset: 2,
@@ -1797,6 +1815,7 @@ fn two_records(correlation: u64) -> KafkaMsg {
         records: vec![record(1, 0), record(1, 1)],
         high_watermark: 2,
         log_end_offset: 2,
+        aborted: Vec::new(),
         error: None,
     }
 }

@@ -1,6 +1,7 @@
 //! A Kafka broker: the replicas it hosts, as leader or follower.
 
-use super::log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
+use super::config::Isolation;
+use super::log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record, TxnResult};
 use super::protocol::{
     Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
@@ -50,14 +51,20 @@ pub struct BrokerState {
     /// (`SocketServer.Processor`: `selector.mute` on receive, `tryUnmuteChannel` once the
     /// response is sent), so a client's answers come back in the order of its requests.
     pub muted: Vec<(Id, KafkaMsg)>,
+    /// Transactional produce requests held while the coordinator verifies that their
+    /// partition is in the producer's transaction (KIP-890 part 1, `AddPartitionsToTxnManager`),
+    /// each with the `transactional.id` asked about.
+    pub verifying: Vec<(Id, KafkaMsg)>,
 }
 
-/// Is `client`'s connection muted: does a produce of its wait for the high watermark?
+/// Is `client`'s connection muted: does a produce of its wait for the high watermark, or for
+/// the coordinator's verification?
 fn is_muted(s: &BrokerState, client: Id) -> bool {
-    s.replicas.iter().any(|r| match &r.role {
-        ReplicaRole::Leader(l) => l.delayed_produce.iter().any(|d| d.client == client),
-        _ => false,
-    })
+    s.verifying.iter().any(|(c, _)| *c == client)
+        || s.replicas.iter().any(|r| match &r.role {
+            ReplicaRole::Leader(l) => l.delayed_produce.iter().any(|d| d.client == client),
+            _ => false,
+        })
 }
 
 /// One partition replica on this broker.
@@ -92,6 +99,28 @@ pub struct DelayedProduce {
     pub client: Id,
     pub request: u64,
     pub offset: u64,
+    /// A transaction marker the coordinator asked for (its `transactional.id` and round), not a
+    /// producer's record: markers are written with `acks=all` too.
+    pub marker: Option<(u32, u64)>,
+}
+
+impl DelayedProduce {
+    /// The answer to the request, once the high watermark passed its record or it failed.
+    fn response(&self, partition: Partition, result: Result<u64, ErrorCode>) -> KafkaMsg {
+        match self.marker {
+            Some((transactional_id, round)) => KafkaMsg::WriteTxnMarkersResponse {
+                transactional_id,
+                partition,
+                round,
+                error: result.err(),
+            },
+            None => KafkaMsg::ProduceResponse {
+                partition,
+                request: self.request,
+                result,
+            },
+        }
+    }
 }
 
 /// An empty fetch held until data arrives or its wait passes (the fetch purgatory).
@@ -167,6 +196,7 @@ impl Broker {
             replicas,
             incarnation: disk.map_or(0, |d| d.incarnation) + 1,
             muted: Vec::new(),
+            verifying: Vec::new(),
         };
         self.save(&s, o);
         o.send(
@@ -226,6 +256,7 @@ impl Broker {
             KafkaMsg::Disconnected => {
                 // A closed connection's unread requests are gone with it.
                 s.muted.retain(|(c, _)| *c != src);
+                s.verifying.retain(|(c, _)| *c != src);
                 // The replica fetcher reconnects to its leader and asks again after a backoff.
                 for r in &s.replicas {
                     if matches!(r.role, ReplicaRole::Follower { leader, .. } if leader == src) {
@@ -259,11 +290,17 @@ impl Broker {
                 self.apply_partition_state(id, s, state, o);
             }
             KafkaMsg::Fetch(request) => self.on_fetch(s, src, request, o),
-            KafkaMsg::ListOffsets { partition } => {
-                // The latest offset a read_uncommitted consumer may read from: the high
-                // watermark (`UnifiedLog.fetchOffsetByTimestamp`, LATEST_TIMESTAMP).
+            KafkaMsg::ListOffsets {
+                partition,
+                isolation,
+            } => {
+                // The latest offset a consumer may read from: the high watermark, or for
+                // read_committed the last stable offset (`UnifiedLog.fetchOffsetByTimestamp`,
+                // LATEST_TIMESTAMP).
                 let (offset, error) = match replica(s, partition) {
-                    Some(r) if matches!(r.role, ReplicaRole::Leader(_)) => (r.high_watermark, None),
+                    Some(r) if matches!(r.role, ReplicaRole::Leader(_)) => {
+                        (read_limit(r, Fetcher::Consumer, isolation), None)
+                    }
                     _ => (0, Some(ErrorCode::NotLeaderOrFollower)),
                 };
                 o.send(
@@ -283,6 +320,7 @@ impl Broker {
                 high_watermark,
                 log_end_offset,
                 error,
+                ..
             } => self.on_fetch_response(
                 s,
                 src,
@@ -389,13 +427,67 @@ impl Broker {
                     exact(self.settings.request_timeout),
                 );
             }
-            KafkaMsg::Produce {
+            KafkaMsg::Produce { .. } => self.on_produce(s, src, msg, false, o),
+            KafkaMsg::AddPartitionsToTxnResponse {
+                transactional_id,
                 partition,
-                request,
-                msg,
-                producer_seq,
-                acks,
-            } => self.on_produce(s, src, partition, request, msg, producer_seq, acks, o),
+                verify_only: true,
+                error,
+            } if src == self.controller() => {
+                // The verification's answer: the held produce requests of that producer at that
+                // partition go on (`AddPartitionsToTxnManager`'s callback), or fail.
+                let (answered, kept): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut s.verifying).into_iter().partition(|(_, m)| {
+                        matches!(m, KafkaMsg::Produce { partition: p, transactional_id: Some(t), .. }
+                            if *p == partition && *t == transactional_id)
+                    });
+                s.verifying = kept;
+                for (client, produce) in answered {
+                    match error {
+                        None => self.on_produce(s, client, produce, true, o),
+                        Some(e) => {
+                            if let KafkaMsg::Produce {
+                                partition, request, ..
+                            } = produce
+                            {
+                                o.send(
+                                    client,
+                                    KafkaMsg::ProduceResponse {
+                                        partition,
+                                        request,
+                                        result: Err(e),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+                if !s.verifying.iter().any(|(_, m)| {
+                    matches!(m, KafkaMsg::Produce { partition: p, .. } if *p == partition)
+                }) {
+                    o.cancel_timer(KafkaTimer::VerifyRetry(partition));
+                }
+            }
+            KafkaMsg::WriteTxnMarkers {
+                transactional_id,
+                producer_id,
+                epoch,
+                partition,
+                result,
+                round,
+            } if src == self.controller() => self.on_marker(
+                s,
+                src,
+                (transactional_id, round),
+                ProducerSeq {
+                    producer_id,
+                    epoch,
+                    sequence: 0,
+                },
+                partition,
+                result,
+                o,
+            ),
             _ => {}
         }
     }
@@ -461,6 +553,20 @@ impl Broker {
                     if let Some(isr) = l.pending_isr.clone() {
                         self.alter_partition(r, isr, o);
                     }
+                }
+            }
+            KafkaTimer::VerifyRetry(p) => {
+                // The coordinator has not answered: ask again for every held request.
+                let asks: Vec<KafkaMsg> = s
+                    .verifying
+                    .iter()
+                    .filter_map(|(_, m)| verification(m).filter(|_| partition_of(m) == Some(*p)))
+                    .collect();
+                for ask in asks {
+                    o.send(self.controller(), ask);
+                }
+                if s.verifying.iter().any(|(_, m)| partition_of(m) == Some(*p)) {
+                    o.set_timer(timer.clone(), exact(self.settings.request_timeout));
                 }
             }
             KafkaTimer::ReplicaFetch(p) => {
@@ -578,14 +684,7 @@ impl Broker {
         let p = r.partition;
         if let ReplicaRole::Leader(l) = std::mem::replace(&mut r.role, ReplicaRole::Idle) {
             for d in l.delayed_produce {
-                o.send(
-                    d.client,
-                    KafkaMsg::ProduceResponse {
-                        partition: p,
-                        request: d.request,
-                        result: Err(ErrorCode::NotLeaderOrFollower),
-                    },
-                );
+                o.send(d.client, d.response(p, Err(ErrorCode::NotLeaderOrFollower)));
             }
             for f in l.delayed_fetch {
                 o.send(
@@ -631,6 +730,7 @@ impl Broker {
             offset: r.log.end_offset(),
             leader_epoch: self.current_epoch(r),
             fetcher: Fetcher::Replica,
+            isolation: Isolation::ReadUncommitted,
             correlation: r.correlation,
         })
     }
@@ -653,6 +753,7 @@ impl Broker {
             offset,
             leader_epoch,
             fetcher,
+            isolation,
             ..
         } = request;
         let Some(r) = replica_mut(s, partition) else {
@@ -705,11 +806,7 @@ impl Broker {
             }
             self.maybe_advance_hw(r, o);
         }
-        let limit = match fetcher {
-            Fetcher::Replica => r.log.end_offset(),
-            Fetcher::Consumer => r.high_watermark,
-        };
-        if offset >= limit {
+        if offset >= read_limit(r, fetcher, isolation) {
             let ReplicaRole::Leader(l) = &mut r.role else {
                 unreachable!("checked above")
             };
@@ -796,18 +893,30 @@ impl Broker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A producer's record. A transactional one that would open a transaction at this
+    /// partition is first verified with the coordinator where verification is on (KIP-890
+    /// part 1): without it, a record that arrives after its transaction ended opens a
+    /// transaction no coordinator knows (a hanging transaction, KIP-664), and the producer's
+    /// next transaction to add this partition commits or aborts it with its own.
     fn on_produce(
         &self,
         s: &mut BrokerState,
         src: Id,
-        partition: Partition,
-        request: u64,
-        msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<ProducerSeq>,
-        acks: Acks,
+        produce: KafkaMsg,
+        verified: bool,
         o: &mut KafkaOut,
     ) {
+        let KafkaMsg::Produce {
+            partition,
+            request,
+            msg,
+            producer_seq,
+            transactional_id,
+            acks,
+        } = produce.clone()
+        else {
+            return;
+        };
         let respond = |o: &mut KafkaOut, result| {
             if acks != Acks::Zero {
                 o.send(
@@ -834,8 +943,32 @@ impl Broker {
         }
         let epoch = l.epoch;
         let check = producer_seq.map_or(ProducerCheck::Append, |p| r.log.check_producer(p));
+        let opens = producer_seq.is_some_and(|p| r.log.ongoing_transaction(p.producer_id).is_none());
+        if check == ProducerCheck::Append
+            && transactional_id.is_some()
+            && opens
+            && self.settings.txn_verification
+            && !verified
+        {
+            if let Some(ask) = verification(&produce) {
+                o.send(self.controller(), ask);
+            }
+            o.set_timer(
+                KafkaTimer::VerifyRetry(partition),
+                exact(self.settings.request_timeout),
+            );
+            s.verifying.push((src, produce));
+            return;
+        }
+        let record = Record {
+            epoch,
+            msg,
+            producer_seq,
+            transactional: transactional_id.is_some(),
+            control: None,
+        };
         let offset = match check {
-            ProducerCheck::Append => self.append(r, epoch, msg, producer_seq),
+            ProducerCheck::Append => self.append(r, record),
             // A retry of a batch already in the log: answer with its offset (KIP-98).
             ProducerCheck::Duplicate(offset) => offset,
             ProducerCheck::Fenced => {
@@ -857,6 +990,7 @@ impl Broker {
                 client: src,
                 request,
                 offset,
+                marker: None,
             });
         } else {
             respond(o, Ok(offset));
@@ -868,20 +1002,86 @@ impl Broker {
         self.save(s, o);
     }
 
-    fn append(
-        &self,
-        r: &mut Replica,
-        epoch: LeaderEpoch,
-        msg: mqcheck_invariants::MsgId,
-        producer_seq: Option<ProducerSeq>,
-    ) -> u64 {
-        let offset = r.log.append(Record {
-            epoch,
-            msg,
-            producer_seq,
-        });
+    fn append(&self, r: &mut Replica, record: Record) -> u64 {
+        let offset = r.log.append(record);
         r.log.maybe_flush(self.settings.flush_messages);
         offset
+    }
+
+    /// `WriteTxnMarkers`: the leader ends the producer's open transaction here with a control
+    /// record, answered once the high watermark passes it (`KafkaApis.handleWriteTxnMarkersRequest`
+    /// appends with `acks=all`). The marker is written even where the producer has no open
+    /// transaction (it then ends nothing, but its epoch still fences older batches); a
+    /// repeated request for the marker just written (the producer's last record here, same
+    /// epoch and result) waits for that one instead.
+    #[allow(clippy::too_many_arguments)]
+    fn on_marker(
+        &self,
+        s: &mut BrokerState,
+        src: Id,
+        ask: (u32, u64),
+        producer: ProducerSeq,
+        partition: Partition,
+        result: TxnResult,
+        o: &mut KafkaOut,
+    ) {
+        let (transactional_id, round) = ask;
+        let answer = |error| KafkaMsg::WriteTxnMarkersResponse {
+            transactional_id,
+            partition,
+            round,
+            error,
+        };
+        let Some(r) = replica_mut(s, partition) else {
+            o.send(src, answer(Some(ErrorCode::NotLeaderOrFollower)));
+            return;
+        };
+        let ReplicaRole::Leader(l) = &r.role else {
+            o.send(src, answer(Some(ErrorCode::NotLeaderOrFollower)));
+            return;
+        };
+        if l.isr.len() < self.settings.effective_min_isr() {
+            o.send(src, answer(Some(ErrorCode::NotEnoughReplicas)));
+            return;
+        }
+        let epoch = l.epoch;
+        let pid = producer.producer_id;
+        let written = r
+            .log
+            .last_marker(pid)
+            .filter(|(_, e, res)| *e == producer.epoch && *res == result)
+            .map(|(offset, _, _)| offset);
+        let offset = match written {
+            Some(offset) => offset,
+            None => self.append(
+                r,
+                Record {
+                    epoch,
+                    msg: mqcheck_invariants::MsgId {
+                        producer: transactional_id,
+                        seq: 0,
+                    },
+                    producer_seq: Some(producer),
+                    transactional: true,
+                    control: Some(result),
+                },
+            ),
+        };
+        let ReplicaRole::Leader(l) = &mut r.role else {
+            unreachable!("checked above")
+        };
+        let held = l.release(Fetcher::Replica);
+        l.delayed_produce.push(DelayedProduce {
+            client: src,
+            request: round,
+            offset,
+            marker: Some(ask),
+        });
+        for f in held {
+            o.send(f.fetcher, fetch_response(r, &f.request, None));
+        }
+        self.maybe_advance_hw(r, o);
+        self.save(s, o);
     }
 
     /// The high watermark is the smallest log end offset in the (maximal) ISR; it never goes
@@ -920,14 +1120,7 @@ impl Broker {
             } else {
                 Err(ErrorCode::NotEnoughReplicasAfterAppend)
             };
-            o.send(
-                d.client,
-                KafkaMsg::ProduceResponse {
-                    partition: r.partition,
-                    request: d.request,
-                    result,
-                },
-            );
+            o.send(d.client, d.response(r.partition, result));
         }
         if !advanced {
             return;
@@ -954,6 +1147,46 @@ fn epoch_error(theirs: LeaderEpoch, ours: LeaderEpoch) -> ErrorCode {
     }
 }
 
+/// How far a fetcher may read: a follower to the log end, a consumer to the high watermark,
+/// or for `read_committed` to the last stable offset.
+fn read_limit(r: &Replica, fetcher: Fetcher, isolation: Isolation) -> u64 {
+    match (fetcher, isolation) {
+        (Fetcher::Replica, _) => r.log.end_offset(),
+        (Fetcher::Consumer, Isolation::ReadUncommitted) => r.high_watermark,
+        (Fetcher::Consumer, Isolation::ReadCommitted) => {
+            r.log.last_stable_offset(r.high_watermark)
+        }
+    }
+}
+
+/// The partition of a held produce request.
+fn partition_of(produce: &KafkaMsg) -> Option<Partition> {
+    match produce {
+        KafkaMsg::Produce { partition, .. } => Some(*partition),
+        _ => None,
+    }
+}
+
+/// The verification a transactional produce request needs: `AddPartitionsToTxn` with
+/// `verifyOnly`, sent by the leader to the producer's coordinator.
+fn verification(produce: &KafkaMsg) -> Option<KafkaMsg> {
+    match produce {
+        KafkaMsg::Produce {
+            partition,
+            producer_seq: Some(p),
+            transactional_id: Some(t),
+            ..
+        } => Some(KafkaMsg::AddPartitionsToTxn {
+            transactional_id: *t,
+            producer_id: p.producer_id,
+            epoch: p.epoch,
+            partition: *partition,
+            verify_only: true,
+        }),
+        _ => None,
+    }
+}
+
 fn not_leader(request: &FetchRequest) -> KafkaMsg {
     KafkaMsg::FetchResponse {
         partition: request.partition,
@@ -962,27 +1195,33 @@ fn not_leader(request: &FetchRequest) -> KafkaMsg {
         records: Vec::new(),
         high_watermark: 0,
         log_end_offset: 0,
+        aborted: Vec::new(),
         error: Some(ErrorCode::NotLeaderOrFollower),
     }
 }
 
 fn fetch_response(r: &Replica, request: &FetchRequest, error: Option<ErrorCode>) -> KafkaMsg {
     let offset = request.offset;
-    let limit = match request.fetcher {
-        Fetcher::Replica => r.log.end_offset(),
-        Fetcher::Consumer => r.high_watermark,
+    let limit = read_limit(r, request.fetcher, request.isolation);
+    let records = if error.is_some() {
+        Vec::new()
+    } else {
+        r.log.read(offset, limit, MAX_FETCH_RECORDS)
+    };
+    let aborted = match request.isolation {
+        Isolation::ReadCommitted if !records.is_empty() => {
+            r.log.aborted_transactions(offset, offset + records.len() as u64)
+        }
+        _ => Vec::new(),
     };
     KafkaMsg::FetchResponse {
         partition: r.partition,
         correlation: request.correlation,
         offset,
-        records: if error.is_some() {
-            Vec::new()
-        } else {
-            r.log.read(offset, limit, MAX_FETCH_RECORDS)
-        },
+        records,
         high_watermark: r.high_watermark,
         log_end_offset: r.log.end_offset(),
+        aborted,
         error,
     }
 }

@@ -4,6 +4,7 @@
 use super::Acks;
 use crate::config::Allowed::{Bool, Int, OneOf};
 use crate::{Config, ConfigError, Key, Workload};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// `log.truncation`: how a follower finds where its log diverges from the new leader's.
@@ -31,6 +32,13 @@ impl Version {
     pub fn strict_min_isr(self) -> bool {
         self >= Version::V3_9
     }
+
+    /// KIP-890 part 2, transaction version 2 (4.0): the coordinator bumps the producer epoch at
+    /// every `EndTxn` and writes the markers under the new epoch, so a record of an ended
+    /// transaction is fenced at every partition it reaches late.
+    pub fn epoch_bump_per_transaction(self) -> bool {
+        self >= Version::V4_1
+    }
 }
 
 /// `auto.offset.reset`: where a consumer starts when its group has no committed offset, or its
@@ -39,6 +47,15 @@ impl Version {
 pub enum OffsetReset {
     Earliest,
     Latest,
+}
+
+/// `isolation.level`: what a consumer may read of transactional records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Everything below the high watermark, aborted records included (Kafka's default).
+    ReadUncommitted,
+    /// Only below the last stable offset, without the records of aborted transactions.
+    ReadCommitted,
 }
 
 /// `consumer.commit`: where the consumer commits its offset relative to processing.
@@ -70,6 +87,16 @@ pub struct Settings {
     pub retries: u64,
     pub idempotence: bool,
     pub max_in_flight: usize,
+    /// `transactional.id` set: each producer application uses its own name as its id.
+    pub transactional: bool,
+    /// The application's transactions: records per transaction, and every how many
+    /// transactions it aborts one (0: never).
+    pub transaction_records: u32,
+    pub transaction_abort_every: u32,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1, 3.6): a leader asks the
+    /// coordinator before it lets a transactional producer open a transaction at a partition.
+    pub txn_verification: bool,
+    pub isolation: Isolation,
     pub delivery_timeout: Duration,
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
@@ -114,6 +141,7 @@ impl Settings {
         let retries = config.int("retries");
         // Kafka 3.x: idempotence is on by default, but silently off when the user set a
         // conflicting acks/in-flight/retries without asking for idempotence explicitly.
+        let transactional = config.str("transactional.id") != "null";
         let idempotence = config.bool("enable.idempotence")
             && (config.is_set("enable.idempotence")
                 || (acks == Acks::All && max_in_flight <= 5 && retries > 0));
@@ -143,6 +171,14 @@ impl Settings {
             retries,
             idempotence,
             max_in_flight,
+            transactional,
+            transaction_records: config.int("transaction.records") as u32,
+            transaction_abort_every: config.int("transaction.abort.every") as u32,
+            txn_verification: config.bool("transaction.partition.verification.enable"),
+            isolation: match config.str("isolation.level") {
+                "read_committed" => Isolation::ReadCommitted,
+                _ => Isolation::ReadUncommitted,
+            },
             delivery_timeout: ms(config, "delivery.timeout.ms")
                 .max(ms(config, "request.timeout.ms")),
             request_timeout: ms(config, "request.timeout.ms"),
@@ -280,6 +316,36 @@ pub(super) fn keys() -> Vec<Key> {
             "unacknowledged batches per connection",
         ),
         Key::new(
+            "transactional.id",
+            "null",
+            OneOf(&["null", "producer"]),
+            "null: no transactions; producer: each producer application takes its name (p0, p1, ...) as its transactional.id, kept across restarts",
+        ),
+        Key::new(
+            "transaction.records",
+            "4",
+            Int { min: 1, max: 100 },
+            "the application's records per transaction (transactional.id=producer)",
+        ),
+        Key::new(
+            "transaction.abort.every",
+            "5",
+            Int { min: 0, max: 1000 },
+            "the application aborts every Nth transaction (0: never)",
+        ),
+        Key::new(
+            "transaction.partition.verification.enable",
+            "true",
+            Bool,
+            "a leader verifies with the coordinator before a producer opens a transaction at it (KIP-890 part 1, 3.6)",
+        ),
+        Key::new(
+            "isolation.level",
+            "read_uncommitted",
+            OneOf(&["read_uncommitted", "read_committed"]),
+            "what consumers read: everything below the high watermark, or committed records below the last stable offset",
+        ),
+        Key::new(
             "delivery.timeout.ms",
             "120000",
             Int {
@@ -365,6 +431,13 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "replication.factor",
             format!("replication.factor {rf} is larger than the {nodes} available brokers (nodes) (INVALID_REPLICATION_FACTOR)"),
+        ));
+    }
+    let transactional = config.str("transactional.id") != "null";
+    if transactional && !Settings::from_config(config, Workload::default()).idempotence {
+        return Err(ConfigError::new(
+            "transactional.id",
+            "Cannot set a transactional.id without also enabling idempotence (ProducerConfig): enable.idempotence=false, or acks, max.in.flight.requests.per.connection or retries turned it off",
         ));
     }
     if config.is_set("enable.idempotence") && config.bool("enable.idempotence") {

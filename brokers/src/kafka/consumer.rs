@@ -8,7 +8,7 @@
 //! as `seek(TopicPartition, long)` does not: the consumer validates nothing until it fetches a
 //! record again.
 
-use super::log::LeaderEpoch;
+use super::log::{LeaderEpoch, TxnResult};
 use super::protocol::{leaders, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition};
 use super::{
     exact, retry, CommitMode, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, OffsetReset, Settings,
@@ -264,6 +264,7 @@ impl Consumer {
                 correlation,
                 offset,
                 records,
+                aborted,
                 error,
                 ..
             } => {
@@ -294,13 +295,40 @@ impl Consumer {
                     }
                     None => {
                         let mut next = offset;
+                        let mut buffered = false;
+                        // `CompletedFetch`: a read_committed consumer skips the records of the
+                        // aborted transactions the response lists (from a transaction's first
+                        // offset to its abort marker); no one hands markers to the application.
+                        let mut aborted: VecDeque<(u32, u64)> = aborted.into();
+                        let mut aborting: BTreeSet<u32> = BTreeSet::new();
                         for r in records {
+                            while aborted.front().is_some_and(|(_, first)| *first <= next) {
+                                let (pid, _) = aborted.pop_front().expect("checked");
+                                aborting.insert(pid);
+                            }
+                            let pid = r.producer_seq.map(|p| p.producer_id);
                             s.last_epoch.insert(partition, r.epoch);
-                            s.buffer.push_back((partition, next, r.epoch, r.msg));
+                            match r.control {
+                                Some(TxnResult::Abort) => {
+                                    if let Some(pid) = pid {
+                                        aborting.remove(&pid);
+                                    }
+                                }
+                                Some(TxnResult::Commit) => {}
+                                None if r.transactional
+                                    && pid.is_some_and(|p| aborting.contains(&p)) => {}
+                                None => {
+                                    s.buffer.push_back((partition, next, r.epoch, r.msg));
+                                    buffered = true;
+                                }
+                            }
                             next += 1;
                         }
                         s.position.insert(partition, next);
-                        if self.settings.commit == CommitMode::BeforeProcessing {
+                        if !buffered {
+                            // Only markers and aborted records: read on.
+                            self.fetch(s, partition, o);
+                        } else if self.settings.commit == CommitMode::BeforeProcessing {
                             let epoch = s.last_epoch[&partition];
                             self.commit(s, partition, next, epoch, o);
                         } else {
@@ -495,7 +523,13 @@ impl Consumer {
     fn fetch(&self, s: &mut ConsumerState, p: Partition, o: &mut KafkaOut) {
         if s.resetting.contains(&p) && s.generation.is_some() {
             match s.leaders[p as usize] {
-                Some(leader) => o.send(leader, KafkaMsg::ListOffsets { partition: p }),
+                Some(leader) => o.send(
+                    leader,
+                    KafkaMsg::ListOffsets {
+                        partition: p,
+                        isolation: self.settings.isolation,
+                    },
+                ),
                 None => o.send(self.coordinator(), KafkaMsg::Metadata),
             }
             o.set_timer(
@@ -554,6 +588,7 @@ impl Consumer {
                             0
                         },
                         fetcher: Fetcher::Consumer,
+                        isolation: self.settings.isolation,
                         correlation: s.correlation,
                     }),
                 );

@@ -1,6 +1,7 @@
 //! The controller: broker liveness, leader election, ISR changes — and, in this model, the group
-//! coordinator with the committed offsets.
+//! coordinator with the committed offsets and the transaction coordinator (`coordinator.rs`).
 
+use super::coordinator::TxnMetadata;
 use super::log::LeaderEpoch;
 use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
 use super::{exact, KafkaOut, KafkaTimer, Settings, Truncation};
@@ -27,6 +28,8 @@ pub struct ControllerState {
     /// log, KIP-730): above every id assigned at build time, each with room for the producer's
     /// own epoch bumps.
     pub next_producer_id: u32,
+    /// The transaction coordinator's `TransactionMetadata`, by `transactional.id`.
+    pub transactions: BTreeMap<u32, TxnMetadata>,
 }
 
 /// The first producer id the controller hands out.
@@ -62,6 +65,7 @@ impl Controller {
             group: Group::default(),
             offsets: BTreeMap::new(),
             next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
+            transactions: BTreeMap::new(),
         }
     }
 
@@ -139,11 +143,26 @@ impl Controller {
                 o.send(src, KafkaMsg::AlterPartitionResponse { state, error });
             }
             KafkaMsg::Metadata => o.send(src, KafkaMsg::MetadataResponse(s.partitions.clone())),
-            KafkaMsg::InitProducerId => {
+            KafkaMsg::InitProducerId {
+                transactional_id: None,
+                ..
+            } => {
                 let producer_id = s.next_producer_id;
                 s.next_producer_id += 1 << 16;
-                o.send(src, KafkaMsg::InitProducerIdResponse { producer_id });
+                o.send(
+                    src,
+                    KafkaMsg::InitProducerIdResponse {
+                        producer_id,
+                        epoch: 0,
+                        error: None,
+                    },
+                );
             }
+            KafkaMsg::InitProducerId { .. }
+            | KafkaMsg::AddPartitionsToTxn { .. }
+            | KafkaMsg::EndTxn { .. }
+            | KafkaMsg::WriteTxnMarkersResponse { .. }
+            | KafkaMsg::Disconnected => self.on_txn_msg(s, src, msg, o),
             KafkaMsg::JoinGroup => {
                 s.group.members.insert(src);
                 o.set_timer(
@@ -217,6 +236,7 @@ impl Controller {
             KafkaTimer::MemberSession(c) if s.group.members.remove(c) => {
                 self.rebalance(s, o);
             }
+            KafkaTimer::TxnMarkerRetry(_) => self.send_markers(s, o),
             _ => {}
         }
     }
@@ -290,7 +310,7 @@ impl Controller {
 
     /// Pushes changed partitions to their replicas (KRaft brokers would read them from the
     /// metadata log; heartbeats resend them in case a push is lost).
-    fn publish(&self, s: &ControllerState, changed: Vec<Partition>, o: &mut KafkaOut) {
+    fn publish(&self, s: &mut ControllerState, changed: Vec<Partition>, o: &mut KafkaOut) {
         for b in self.settings.broker_ids() {
             let states: Vec<PartitionState> = changed
                 .iter()
@@ -301,6 +321,10 @@ impl Controller {
             if !states.is_empty() {
                 o.send(b, KafkaMsg::PartitionChange(states));
             }
+        }
+        // A partition with a new leader gets its pending transaction markers from it.
+        if !changed.is_empty() {
+            self.send_markers(s, o);
         }
     }
 

@@ -32,14 +32,35 @@ pub enum ProducerCheck {
     OutOfOrder,
 }
 
+/// How a transaction ended at a partition: the control record (`EndTransactionMarker`) the
+/// coordinator's `WriteTxnMarkers` has the leader append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TxnResult {
+    Commit,
+    Abort,
+}
+
 /// One record. Batches hold one record each in this model, so a record is also a batch: it
-/// carries the producer id and sequence number the idempotent producer assigned (KIP-98).
+/// carries the producer id and sequence number the idempotent producer assigned (KIP-98), and
+/// the batch's transactional flag. A control batch (`control`) holds a transaction marker and no
+/// application record: its `msg` names the producer application, with `seq` 0, and its
+/// `producer_seq` the producer id and the epoch of the marker (sequence 0, unused).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Record {
     pub epoch: LeaderEpoch,
     pub msg: MsgId,
     /// `None` for a non-idempotent producer.
     pub producer_seq: Option<ProducerSeq>,
+    /// Written inside a transaction (`RecordBatch.isTransactional`).
+    pub transactional: bool,
+    /// A transaction marker (`RecordBatch.isControlBatch`).
+    pub control: Option<TxnResult>,
+}
+
+impl Record {
+    fn producer_id(&self) -> Option<u32> {
+        self.producer_seq.map(|p| p.producer_id)
+    }
 }
 
 /// The on-disk log of one partition replica. Records sit in a persistent vector: the broker
@@ -151,23 +172,118 @@ impl CommitLog {
             .collect()
     }
 
+    /// Where `producer_id`'s open transaction starts, if it has one here: its first
+    /// transactional record after its last marker (`ProducerStateEntry.currentTxnFirstOffset`).
+    pub fn ongoing_transaction(&self, producer_id: u32) -> Option<u64> {
+        self.open_from(producer_id, self.end_offset())
+    }
+
+    /// The first transactional record of `producer_id` after its last marker below `upto`.
+    fn open_from(&self, producer_id: u32, upto: u64) -> Option<u64> {
+        let mut first = None;
+        for (offset, r) in self.records.iter().enumerate().take(upto as usize).rev() {
+            if r.producer_id() != Some(producer_id) {
+                continue;
+            }
+            if r.control.is_some() {
+                break;
+            }
+            if r.transactional {
+                first = Some(offset as u64);
+            }
+        }
+        first
+    }
+
+    /// The last marker of `producer_id`, if its last record here is one: its offset, epoch and
+    /// result.
+    pub fn last_marker(&self, producer_id: u32) -> Option<(u64, u16, TxnResult)> {
+        let (offset, r) = self
+            .records
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| r.producer_id() == Some(producer_id))?;
+        let epoch = r.producer_seq.map_or(0, |p| p.epoch);
+        r.control.map(|result| (offset as u64, epoch, result))
+    }
+
+    /// The last stable offset (`UnifiedLog.lastStableOffset`): the high watermark, or the first
+    /// offset of the earliest transaction not yet decided below it — open, or ended by a marker
+    /// that is not below the high watermark yet (`ProducerStateManager` keeps a transaction
+    /// unstable until its marker is replicated, `onHighWatermarkUpdated`).
+    pub fn last_stable_offset(&self, high_watermark: u64) -> u64 {
+        let hw = high_watermark.min(self.end_offset());
+        let producers: std::collections::BTreeSet<u32> = self
+            .records
+            .iter()
+            .filter(|r| r.transactional)
+            .filter_map(Record::producer_id)
+            .collect();
+        producers
+            .into_iter()
+            .filter_map(|pid| self.open_from(pid, hw))
+            .fold(hw, u64::min)
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[from, to)` must filter
+    /// (`UnifiedLog.collectAbortedTransactions`, from the aborted-transaction index): each as
+    /// the producer id and the transaction's first offset, for those ended by an abort marker
+    /// at or after `from` and begun before `to`.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<(u32, u64)> {
+        let mut aborted = Vec::new();
+        for (offset, r) in self.records.iter().enumerate().skip(from as usize) {
+            let (Some(TxnResult::Abort), Some(pid)) = (r.control, r.producer_id()) else {
+                continue;
+            };
+            if let Some(first) = self.open_from(pid, offset as u64).filter(|f| *f < to) {
+                aborted.push((pid, first));
+            }
+        }
+        aborted.sort_by_key(|(_, first)| *first);
+        aborted
+    }
+
     /// Checks an idempotent batch against the last batch of its producer id in this log, as
     /// Kafka rebuilds the producer state from the log (`ProducerStateManager`). A duplicate is
     /// found only under the producer's current epoch (`ProducerStateEntry.findDuplicateBatch`;
     /// Kafka keeps the last 5 batches, which covers every retry with at most 5 in flight). A
     /// producer id the log does not know is accepted at any sequence (KIP-360).
+    ///
+    /// A transaction marker carries the producer's epoch too (`appendEndTxnMarker`): a marker of
+    /// a newer epoch fences the older one and clears the sequences, so the next batch must start
+    /// at 0 (KIP-890's epoch bump per transaction relies on it).
     pub fn check_producer(&self, batch: ProducerSeq) -> ProducerCheck {
+        let marker_epoch = self
+            .records
+            .iter()
+            .rev()
+            .filter(|r| r.producer_id() == Some(batch.producer_id))
+            .take_while(|r| r.control.is_some())
+            .filter_map(|r| r.producer_seq.map(|p| p.epoch))
+            .max();
+        if marker_epoch.is_some_and(|e| batch.epoch < e) {
+            return ProducerCheck::Fenced;
+        }
         let mine = || {
             self.records
                 .iter()
                 .enumerate()
                 .rev()
+                .filter(|(_, r)| r.control.is_none())
                 .filter_map(|(offset, r)| r.producer_seq.map(|p| (offset as u64, p)))
                 .filter(|(_, p)| p.producer_id == batch.producer_id)
         };
         let Some((_, last)) = mine().next() else {
             return ProducerCheck::Append;
         };
+        if marker_epoch.is_some_and(|e| e > last.epoch) {
+            return if batch.sequence == 0 {
+                ProducerCheck::Append
+            } else {
+                ProducerCheck::OutOfOrder
+            };
+        }
         if batch.epoch == last.epoch {
             if let Some((offset, _)) = mine()
                 .take_while(|(_, p)| p.epoch == last.epoch)
@@ -208,6 +324,8 @@ mod tests {
                         epoch: 0,
                         sequence: i as u32,
                     }),
+                    transactional: false,
+                    control: None,
                 })
                 .collect(),
             0,
@@ -259,6 +377,8 @@ mod tests {
                 seq: 9,
             },
             producer_seq: Some(seq(0, 1, 0)),
+            transactional: false,
+            control: None,
         });
         assert_eq!(bumped.check_producer(seq(0, 0, 1)), ProducerCheck::Fenced);
         assert_eq!(bumped.check_producer(seq(0, 0, 3)), ProducerCheck::Fenced);

@@ -83,6 +83,29 @@
 //! commit and a crash; `after-processing` processes them again after a crash; `auto` commits what
 //! was processed every `auto.commit.interval.ms`.
 //!
+//! ## Transactions
+//!
+//! With `transactional.id` (KIP-98) a producer application runs transactions: `InitProducerId`
+//! with its id (the coordinator bumps the producer epoch, fencing older incarnations, and aborts
+//! a transaction they left open), `AddPartitionsToTxn` before a partition's first record,
+//! transactional batches, then `EndTxn` once its batches are done (`TransactionManager`). The
+//! coordinator (`coordinator.rs`, in the controller; its `__transaction_state` log is reliable
+//! infrastructure here) answers `EndTxn` once the decision is written and has every partition's
+//! leader append a commit or abort marker (`WriteTxnMarkers`). A leader's **last stable offset**
+//! is the high watermark, or the first offset of the earliest transaction not decided below it
+//! (`UnifiedLog.lastStableOffset`); `isolation.level=read_committed` consumers read up to it and
+//! skip the aborted transactions the fetch response lists (`CompletedFetch`), while
+//! `read_uncommitted`, Kafka's default, reads aborted records too. Before KIP-890 a produce
+//! request the leader reads after its transaction ended opens a transaction no coordinator knows
+//! (a hanging transaction, KIP-664), which the producer's next transaction at that partition
+//! commits: an aborted read. KIP-890 part 1 (3.6, `transaction.partition.verification.enable`)
+//! has the leader verify with the coordinator first; part 2 (4.0, `version=4.1`) bumps the epoch
+//! at every `EndTxn`, so the late record is fenced by the marker's epoch. Jepsen's Bufstream
+//! analysis (2024) found aborted reads, lost writes and torn transactions in Kafka's own protocol
+//! through a delayed `EndTxn` (KAFKA-17754), which part 2 closes too; it needs a request to
+//! overtake an older one on a new connection, which this model's one FIFO connection per pair
+//! does not produce.
+//!
 //! # What is simplified
 //!
 //! The controller quorum and the group coordinator are one reliable actor (KRaft's own Raft log is
@@ -90,7 +113,7 @@
 //! once, as a new broker incarnation is. One record per batch. Consumers start from the earliest
 //! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
 //! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
-//! No transactions. See `docs/kafka.md`.
+//! The transaction coordinator never aborts on `transaction.timeout.ms`. See `docs/kafka.md`.
 //!
 //! # Sources
 //!
@@ -104,12 +127,18 @@
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
 //! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
-//! `kafka-tlaplus`; Jepsen's Kafka analysis and its checker's anomaly names.
+//! `kafka-tlaplus`; Jepsen's Kafka analysis and its checker's anomaly names. Transactions:
+//! KIP-98, KIP-664, KIP-890; `TransactionManager`, `TransactionCoordinator`,
+//! `TransactionMetadata.prepareAbortOrCommit`, `TransactionMarkerChannelManager`,
+//! `AddPartitionsToTxnManager`, `ProducerStateManager`, `UnifiedLog.lastStableOffset` and
+//! `collectAbortedTransactions`, the consumer's `CompletedFetch`; Jepsen, "Bufstream 0.1.0"
+//! (2024).
 
 mod broker;
 mod config;
 mod consumer;
 mod controller;
+mod coordinator;
 pub mod log;
 mod producer;
 pub mod protocol;
@@ -117,10 +146,11 @@ mod spec;
 mod view;
 
 pub use broker::{Broker, BrokerDisk, BrokerState, Replica, ReplicaRole};
-pub use config::{CommitMode, OffsetReset, Settings, Truncation, Version};
+pub use config::{CommitMode, Isolation, OffsetReset, Settings, Truncation, Version};
+pub use coordinator::{TxnMetadata, TxnState};
 pub use consumer::{Consumer, ConsumerState};
 pub use controller::{Controller, ControllerState};
-pub use log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record};
+pub use log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record, TxnResult};
 pub use producer::{Producer, ProducerState};
 pub use protocol::{Acks, ErrorCode, KafkaMsg, Partition, PartitionState};
 
@@ -207,15 +237,21 @@ pub enum KafkaTimer {
     FollowerLag(Partition, Id),
     ReplicaFetch(Partition),
     AlterPartitionRetry(Partition),
-    // Controller and group coordinator.
+    /// A transactional produce waits for the coordinator's verification.
+    VerifyRetry(Partition),
+    // Controller, group coordinator and transaction coordinator.
     BrokerSession(Id),
     MemberSession(Id),
+    /// A transaction's markers wait to be written again (by `transactional.id`).
+    TxnMarkerRetry(u32),
     // Producer.
     Send,
     RequestTimeout(u64),
     DeliveryTimeout(u32),
     RetryBackoff,
     MetadataRefresh,
+    /// A transactional request the coordinator answered `CONCURRENT_TRANSACTIONS`, asked again.
+    TxnRetry,
     // Consumer.
     GroupHeartbeat,
     JoinRetry,

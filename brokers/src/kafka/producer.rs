@@ -50,11 +50,11 @@
 //! guaranteed within a single producer session"; across sessions it takes a `transactional.id`,
 //! which fences the old epoch). Without idempotence a resend is simply another record.
 
-use super::log::ProducerSeq;
+use super::log::{ProducerSeq, TxnResult};
 use super::protocol::{leaders, Acks, ErrorCode, KafkaMsg, Partition};
 use super::{exact, retry, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
 use crate::AppLog;
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, TxnOutcome};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -113,12 +113,51 @@ pub struct ProducerState {
     pub unresolved: BTreeMap<Partition, u32>,
     /// `partitionsToRewriteSequences`: an epoch bump is due, restarting these partitions.
     pub bump: BTreeSet<Partition>,
+    /// The transactional producer's `TransactionManager`, with a `transactional.id`.
+    pub txn: Option<TxnClient>,
+}
+
+/// Where a transactional producer stands (`TransactionManager.State`, coarser).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxnPhase {
+    /// `InitProducerId` asked, with the id and epoch to bump, if any (KIP-360).
+    Initializing(Option<(u32, u16)>),
+    /// No transaction open.
+    Ready,
+    /// `beginTransaction()` was called: the application sends.
+    InTransaction,
+    /// `commitTransaction()` or `abortTransaction()` was called: the batches finish first.
+    Completing(TxnResult),
+    /// `EndTxn` sent.
+    Ending(TxnResult),
+    /// Fenced by a newer incarnation, or the coordinator refused: the application stops.
+    Fatal,
+}
+
+/// The transactional producer's state around its transactions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxnClient {
+    pub phase: TxnPhase,
+    /// Transactions this application ended before the current one (read from its log).
+    pub number: u64,
+    /// The current transaction's records, in send order.
+    pub msgs: Vec<u32>,
+    /// Partitions in the transaction (`partitionsInTransaction`), and the one being added.
+    pub added: BTreeSet<Partition>,
+    pub adding: Option<Partition>,
+    /// A send failed: the transaction can only abort (`transitionToAbortableError`).
+    pub abortable: Option<String>,
+    /// `epochBumpRequired`: after the abort, `InitProducerId` with the current id and epoch.
+    pub bump: bool,
 }
 
 /// Errors worth a retry (`RetriableException`); `None` stands for a connection failure or a
 /// request timeout. An older producer epoch is not retriable.
 fn retriable(error: Option<ErrorCode>) -> bool {
-    error != Some(ErrorCode::InvalidProducerEpoch)
+    !matches!(
+        error,
+        Some(ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced | ErrorCode::InvalidTxnState)
+    )
 }
 
 impl ProducerState {
@@ -217,8 +256,19 @@ impl Producer {
         );
         let outbox = app.outbox();
         let restarted = !app.is_empty();
-        if restarted && self.settings.idempotence {
-            o.send(self.settings.controller(), KafkaMsg::InitProducerId);
+        let transactional = self.settings.transactional;
+        if transactional {
+            let init = KafkaMsg::InitProducerId {
+                transactional_id: Some(self.index),
+                producer: None,
+            };
+            o.send(self.settings.controller(), init);
+        } else if restarted && self.settings.idempotence {
+            let init = KafkaMsg::InitProducerId {
+                transactional_id: None,
+                producer: None,
+            };
+            o.send(self.settings.controller(), init);
         }
         let mut s = ProducerState {
             app,
@@ -227,16 +277,78 @@ impl Producer {
             leaders: vec![None; self.settings.partitions as usize],
             batches: BTreeMap::new(),
             next_request: 0,
-            producer_id: (!restarted).then_some(self.index << 16),
+            producer_id: (!restarted && !transactional).then_some(self.index << 16),
             producer_epoch: 0,
             sequences: BTreeMap::new(),
             unresolved: BTreeMap::new(),
             bump: BTreeSet::new(),
+            txn: None,
         };
-        for msg in outbox.unacknowledged {
-            self.enqueue(&mut s, msg.seq, o);
+        if transactional {
+            self.restart_transactions(&mut s, o);
+        } else {
+            for msg in outbox.unacknowledged {
+                self.enqueue(&mut s, msg.seq, o);
+            }
         }
         s
+    }
+
+    /// A transactional application starts: a transaction its previous incarnation left
+    /// unfinished ended as the coordinator decided — aborted by this start's `InitProducerId`
+    /// if it was open, committed if `EndTxn` had prepared the commit — which the application
+    /// cannot know: it records the transaction in doubt, its records failed, and goes on with
+    /// new records (it does not send them again).
+    fn restart_transactions(&self, s: &mut ProducerState, o: &mut KafkaOut) {
+        let ended: BTreeSet<MsgId> = s
+            .app
+            .iter()
+            .filter_map(|op| match op {
+                Op::Transaction { msgs, .. } => Some(msgs.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let unfinished: Vec<MsgId> = s
+            .app
+            .iter()
+            .filter_map(|op| match op {
+                Op::Send { msg, .. } if !ended.contains(msg) => Some(*msg),
+                _ => None,
+            })
+            .collect();
+        let mut number = s
+            .app
+            .iter()
+            .filter(|op| matches!(op, Op::Transaction { .. }))
+            .count() as u64;
+        if !unfinished.is_empty() {
+            for msg in &unfinished {
+                let reason = "transaction in doubt: the producer restarted".to_string();
+                self.record(s, Op::Fail { msg: *msg, reason }, o);
+            }
+            let op = Op::Transaction {
+                txn: self.txn_id(number),
+                msgs: unfinished,
+                outcome: TxnOutcome::InDoubt,
+            };
+            self.record(s, op, o);
+            number += 1;
+        }
+        s.txn = Some(TxnClient {
+            phase: TxnPhase::Initializing(None),
+            number,
+            msgs: Vec::new(),
+            added: BTreeSet::new(),
+            adding: None,
+            abortable: None,
+            bump: false,
+        });
+    }
+
+    /// A transaction's name in the history: unique across the producers.
+    fn txn_id(&self, number: u64) -> u64 {
+        (u64::from(self.index) << 32) | number
     }
 
     pub fn on_pace(&self, s: &mut ProducerState, pace_ms: u64, o: &mut KafkaOut) {
@@ -264,10 +376,42 @@ impl Producer {
                     }
                 }
             }
-            KafkaMsg::InitProducerIdResponse { producer_id } if s.producer_id.is_none() => {
+            KafkaMsg::InitProducerIdResponse {
+                producer_id,
+                epoch,
+                error,
+            } if s.txn.is_some() => self.initialized(s, producer_id, epoch, error, o),
+            KafkaMsg::InitProducerIdResponse { producer_id, .. } if s.producer_id.is_none() => {
                 s.producer_id = Some(producer_id);
                 self.pump(s, o);
             }
+            KafkaMsg::AddPartitionsToTxnResponse {
+                partition,
+                verify_only: false,
+                error,
+                ..
+            } => {
+                let Some(t) = s.txn.as_mut().filter(|t| t.adding == Some(partition)) else {
+                    return;
+                };
+                t.adding = None;
+                match error {
+                    None => {
+                        t.added.insert(partition);
+                    }
+                    Some(ErrorCode::ConcurrentTransactions) => {
+                        // The last transaction's markers are still being written.
+                        o.set_timer(KafkaTimer::TxnRetry, exact(self.settings.retry_backoff));
+                        return;
+                    }
+                    Some(e) => {
+                        self.give_up(s, e, o);
+                        return;
+                    }
+                }
+                self.pump(s, o);
+            }
+            KafkaMsg::EndTxnResponse { epoch, error } => self.ended(s, epoch, error, o),
             KafkaMsg::MetadataResponse(states) => {
                 s.leaders = leaders(&states);
                 if s.leaders.iter().any(Option::is_none) {
@@ -300,8 +444,11 @@ impl Producer {
                             e.last_acked = e.last_acked.max(Some(ps.sequence));
                         }
                         o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
-                        let msg = MsgId { seq, ..self.id() };
-                        self.record(s, Op::Ack { msg }, o);
+                        // A transaction's records are acknowledged when it commits.
+                        if s.txn.is_none() {
+                            let msg = MsgId { seq, ..self.id() };
+                            self.record(s, Op::Ack { msg }, o);
+                        }
                         self.pump(s, o);
                     }
                     Err(e) => self.failed_attempt(s, seq, Some(e), e.name(), o),
@@ -331,6 +478,16 @@ impl Producer {
                     self.failed_attempt(s, seq, None, "request.timeout.ms expired", o);
                 }
             }
+            KafkaTimer::TxnRetry => match s.txn.as_ref().map(|t| t.phase) {
+                Some(TxnPhase::Initializing(producer)) => {
+                    let init = KafkaMsg::InitProducerId {
+                        transactional_id: Some(self.index),
+                        producer,
+                    };
+                    o.send(self.settings.controller(), init);
+                }
+                _ => self.pump(s, o),
+            },
             KafkaTimer::RetryBackoff => {
                 for b in s.batches.values_mut() {
                     b.backing_off = false;
@@ -347,6 +504,11 @@ impl Producer {
                         ..self.id()
                     };
                     let reason = "delivery.timeout.ms expired".to_string();
+                    if s.txn.is_some() {
+                        self.abortable(s, reason);
+                        self.pump(s, o);
+                        return;
+                    }
                     self.record(s, Op::Fail { msg, reason }, o);
                     // An expired batch that was retried may or may not be in the log: hold the
                     // partition until what is outstanding tells (`markSequenceUnresolved`).
@@ -365,6 +527,25 @@ impl Producer {
     fn send_next(&self, s: &mut ProducerState, o: &mut KafkaOut) {
         if s.next >= self.settings.workload.messages {
             return;
+        }
+        if let Some(t) = s.txn.as_mut() {
+            match t.phase {
+                // `beginTransaction()`.
+                TxnPhase::Ready => {
+                    t.phase = TxnPhase::InTransaction;
+                    t.msgs.clear();
+                    t.added.clear();
+                    t.abortable = None;
+                }
+                TxnPhase::InTransaction => {}
+                // The application waits for the last transaction to end.
+                _ => {
+                    if let Some(pace) = s.pace {
+                        o.set_timer(KafkaTimer::Send, exact(pace));
+                    }
+                    return;
+                }
+            }
         }
         let seq = s.next;
         s.next += 1;
@@ -386,6 +567,22 @@ impl Producer {
             o,
         );
         self.enqueue(s, seq, o);
+        let records = self.settings.transaction_records as usize;
+        let last = s.next >= self.settings.workload.messages;
+        let every = u64::from(self.settings.transaction_abort_every);
+        if let Some(t) = s.txn.as_mut() {
+            t.msgs.push(seq);
+            if t.msgs.len() >= records || last {
+                // The application ends the transaction: every `transaction.abort.every`-th it
+                // aborts on purpose.
+                let aborts = every > 0 && (t.number + 1) % every == 0;
+                t.phase = TxnPhase::Completing(if aborts {
+                    TxnResult::Abort
+                } else {
+                    TxnResult::Commit
+                });
+            }
+        }
         self.pump(s, o);
         if let Some(pace) = s.pace {
             o.set_timer(KafkaTimer::Send, exact(pace));
@@ -422,16 +619,23 @@ impl Producer {
     /// allows.
     fn pump(&self, s: &mut ProducerState, o: &mut KafkaOut) {
         let idempotent = self.settings.idempotence;
-        if idempotent {
-            s.resolve_and_bump();
-            if s.producer_id.is_none() {
+        if s.txn.is_some() {
+            if !self.transaction_step(s, o) {
                 return;
             }
+        } else if idempotent {
+            s.resolve_and_bump();
+        }
+        if idempotent && s.producer_id.is_none() {
+            return;
         }
         for p in 0..self.settings.partitions {
             let Some(leader) = s.leaders[p as usize] else {
                 continue;
             };
+            if s.txn.as_ref().is_some_and(|t| !t.added.contains(&p)) {
+                continue;
+            }
             let mut in_flight = s
                 .batches
                 .values()
@@ -464,6 +668,7 @@ impl Producer {
                         request,
                         msg: MsgId { seq, ..self.id() },
                         producer_seq: b.producer_seq,
+                        transactional_id: s.txn.as_ref().map(|_| self.index),
                         acks: self.settings.acks,
                     },
                 );
@@ -561,6 +766,15 @@ impl Producer {
         o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
         let msg = MsgId { seq, ..self.id() };
         let reason = format!("{reason} after {} attempts", b.attempts + 1);
+        if s.txn.is_some() {
+            if matches!(error, Some(ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch)) {
+                self.give_up(s, error.expect("matched"), o);
+                return;
+            }
+            self.abortable(s, reason);
+            self.pump(s, o);
+            return;
+        }
         self.record(s, Op::Fail { msg, reason }, o);
         // `handleFailedBatch`: a gap the leader reported, or a batch the leader refused before
         // its retries ran out, restarts the sequences; a batch whose retries ran out on a
@@ -589,8 +803,222 @@ impl Producer {
             return true;
         }
         if unresolved.is_none_or(|next| next == ps.sequence) {
+            if s.txn.is_some() {
+                // The transactional producer fails the batch and aborts instead.
+                return false;
+            }
             s.bump.insert(p);
         }
         true
+    }
+
+    /// The transactional producer's step before sending (`Sender.maybeSendAndPollTransactionalRequest`):
+    /// adds the next partition its batches need to the transaction, and ends the transaction
+    /// once its batches are done. Says whether batches may be sent.
+    fn transaction_step(&self, s: &mut ProducerState, o: &mut KafkaOut) -> bool {
+        let (pid, epoch) = s.current();
+        let Some(t) = s.txn.as_mut() else {
+            return true;
+        };
+        match t.phase {
+            TxnPhase::Initializing(_) | TxnPhase::Fatal | TxnPhase::Ending(_) | TxnPhase::Ready => {
+                return false
+            }
+            TxnPhase::InTransaction | TxnPhase::Completing(_) => {}
+        }
+        if let TxnPhase::Completing(result) = t.phase {
+            if result == TxnResult::Abort {
+                // `abortUndrainedBatches`: what was never sent is dropped; what was sent is
+                // resent until its fate is known.
+                s.batches.retain(|seq, b| {
+                    let keep = b.producer_seq.is_some();
+                    if !keep {
+                        o.cancel_timer(KafkaTimer::DeliveryTimeout(*seq));
+                    }
+                    keep
+                });
+            }
+            if s.batches.is_empty() {
+                let t = s.txn.as_mut().expect("transactional");
+                t.phase = TxnPhase::Ending(result);
+                if t.added.is_empty() {
+                    // No partition joined: the coordinator knows of no transaction, and the
+                    // client ends it without `EndTxn` (`TransactionManager.nextRequest`,
+                    // `transactionStarted`).
+                    self.ended(s, epoch, None, o);
+                    return false;
+                }
+                o.send(
+                    self.settings.controller(),
+                    KafkaMsg::EndTxn {
+                        transactional_id: self.index,
+                        producer_id: pid,
+                        epoch,
+                        result,
+                    },
+                );
+                return false;
+            }
+        }
+        let t = s.txn.as_mut().expect("transactional");
+        if t.adding.is_none() {
+            let missing = s
+                .batches
+                .values()
+                .map(|b| b.partition)
+                .find(|p| !t.added.contains(p));
+            if let Some(p) = missing {
+                t.adding = Some(p);
+                o.send(
+                    self.settings.controller(),
+                    KafkaMsg::AddPartitionsToTxn {
+                        transactional_id: self.index,
+                        producer_id: pid,
+                        epoch,
+                        partition: p,
+                        verify_only: false,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// `InitProducerId`'s answer: the producer id and epoch to run under, sequences from 0.
+    fn initialized(
+        &self,
+        s: &mut ProducerState,
+        producer_id: u32,
+        epoch: u16,
+        error: Option<ErrorCode>,
+        o: &mut KafkaOut,
+    ) {
+        if !matches!(
+            s.txn.as_ref().map(|t| t.phase),
+            Some(TxnPhase::Initializing(_))
+        ) {
+            return;
+        }
+        match error {
+            None => {
+                s.producer_id = Some(producer_id);
+                s.producer_epoch = epoch;
+                s.sequences.clear();
+                let t = s.txn.as_mut().expect("transactional");
+                t.phase = TxnPhase::Ready;
+                t.bump = false;
+                self.pump(s, o);
+            }
+            Some(ErrorCode::ConcurrentTransactions) => {
+                o.set_timer(KafkaTimer::TxnRetry, exact(self.settings.retry_backoff));
+            }
+            Some(e) => self.give_up(s, e, o),
+        }
+    }
+
+    /// `EndTxn`'s answer: the transaction is decided. The application learns it here: a
+    /// commit acknowledges its records, an abort fails them. With the epoch bumped per
+    /// transaction (KIP-890 part 2) the answer carries the new epoch; before it, a transaction
+    /// that failed bumps it with `InitProducerId` (KIP-360).
+    fn ended(&self, s: &mut ProducerState, epoch: u16, error: Option<ErrorCode>, o: &mut KafkaOut) {
+        let Some(TxnPhase::Ending(result)) = s.txn.as_ref().map(|t| t.phase) else {
+            return;
+        };
+        if let Some(e) = error {
+            self.give_up(s, e, o);
+            return;
+        }
+        let current = s.current();
+        let t = s.txn.as_mut().expect("transactional");
+        let msgs: Vec<MsgId> = t.msgs.iter().map(|seq| MsgId { seq: *seq, ..self.id() }).collect();
+        let reason = t
+            .abortable
+            .clone()
+            .unwrap_or_else(|| "the application aborted the transaction".into());
+        let number = t.number;
+        t.number += 1;
+        t.msgs.clear();
+        t.added.clear();
+        let bump = t.bump && !self.settings.version.epoch_bump_per_transaction();
+        t.phase = if bump {
+            TxnPhase::Initializing(Some(current))
+        } else {
+            TxnPhase::Ready
+        };
+        for msg in &msgs {
+            let op = match result {
+                TxnResult::Commit => Op::Ack { msg: *msg },
+                TxnResult::Abort => Op::Fail {
+                    msg: *msg,
+                    reason: format!("transaction aborted: {reason}"),
+                },
+            };
+            self.record(s, op, o);
+        }
+        let outcome = match result {
+            TxnResult::Commit => TxnOutcome::Committed,
+            TxnResult::Abort => TxnOutcome::Aborted,
+        };
+        let op = Op::Transaction {
+            txn: self.txn_id(number),
+            msgs,
+            outcome,
+        };
+        self.record(s, op, o);
+        if self.settings.version.epoch_bump_per_transaction() && epoch != s.producer_epoch {
+            s.producer_epoch = epoch;
+            s.sequences.clear();
+        }
+        if bump {
+            let init = KafkaMsg::InitProducerId {
+                transactional_id: Some(self.index),
+                producer: Some(s.current()),
+            };
+            o.send(self.settings.controller(), init);
+        }
+        self.pump(s, o);
+    }
+
+    /// A send of the transaction failed: it can only abort, and the epoch is bumped after
+    /// (`maybeTransitionToErrorState`, `epochBumpRequired`).
+    fn abortable(&self, s: &mut ProducerState, reason: String) {
+        let Some(t) = s.txn.as_mut() else {
+            return;
+        };
+        t.bump = true;
+        t.abortable.get_or_insert(reason);
+        if matches!(t.phase, TxnPhase::InTransaction | TxnPhase::Completing(_)) {
+            t.phase = TxnPhase::Completing(TxnResult::Abort);
+        }
+    }
+
+    /// A fatal error (`PRODUCER_FENCED`, a refused transaction): the application closes the
+    /// producer, its open transaction in doubt.
+    fn give_up(&self, s: &mut ProducerState, error: ErrorCode, o: &mut KafkaOut) {
+        let Some(t) = s.txn.as_mut() else {
+            return;
+        };
+        t.phase = TxnPhase::Fatal;
+        let number = t.number;
+        let msgs: Vec<MsgId> = t.msgs.drain(..).map(|seq| MsgId { seq, ..self.id() }).collect();
+        for (seq, b) in std::mem::take(&mut s.batches) {
+            o.cancel_timer(KafkaTimer::DeliveryTimeout(seq));
+            if let Some(r) = b.in_flight {
+                o.cancel_timer(KafkaTimer::RequestTimeout(r));
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
+        for msg in &msgs {
+            let reason = format!("transaction in doubt: {}", error.name());
+            self.record(s, Op::Fail { msg: *msg, reason }, o);
+        }
+        let op = Op::Transaction {
+            txn: self.txn_id(number),
+            msgs,
+            outcome: TxnOutcome::InDoubt,
+        };
+        self.record(s, op, o);
     }
 }

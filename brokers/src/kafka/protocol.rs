@@ -1,6 +1,7 @@
 //! The Kafka requests and responses the model exchanges, named after the real APIs.
 
-use super::log::{LeaderEpoch, ProducerSeq, Record};
+use super::config::Isolation;
+use super::log::{LeaderEpoch, ProducerSeq, Record, TxnResult};
 use mqcheck_invariants::MsgId;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
@@ -46,6 +47,9 @@ pub enum ErrorCode {
     IllegalGeneration,
     InvalidUpdateVersion,
     IneligibleReplica,
+    ProducerFenced,
+    ConcurrentTransactions,
+    InvalidTxnState,
 }
 
 impl ErrorCode {
@@ -62,6 +66,9 @@ impl ErrorCode {
             ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
             ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
         }
     }
 }
@@ -82,6 +89,8 @@ pub struct FetchRequest {
     /// KIP-320: the fetcher's current leader epoch, so stale leaders and followers are fenced.
     pub leader_epoch: LeaderEpoch,
     pub fetcher: Fetcher,
+    /// A consumer's `isolation.level` (KIP-98); followers read everything.
+    pub isolation: Isolation,
     /// Matches the response to its request, as Kafka's correlation id does: a fetcher acts on
     /// the answer to the one fetch it has outstanding, not on stray or duplicated answers.
     pub correlation: u64,
@@ -124,6 +133,9 @@ pub enum KafkaMsg {
         records: Vec<Record>,
         high_watermark: u64,
         log_end_offset: u64,
+        /// For a `read_committed` fetch: the aborted transactions among the records, as
+        /// producer id and first offset (`FetchResponse.abortedTransactions`).
+        aborted: Vec<(u32, u64)>,
         error: Option<ErrorCode>,
     },
     OffsetsForLeaderEpoch {
@@ -142,22 +154,77 @@ pub enum KafkaMsg {
     Metadata,
     MetadataResponse(Vec<PartitionState>),
     /// A restarted idempotent producer asks for a new producer id (KIP-98); the first
-    /// incarnation's id is assigned when the model is built.
-    InitProducerId,
+    /// incarnation's id is assigned when the model is built. A transactional producer asks with
+    /// its `transactional.id` (here its producer application's index) at every start, and with
+    /// its current id and epoch to bump the epoch after a failed transaction (KIP-360).
+    InitProducerId {
+        transactional_id: Option<u32>,
+        producer: Option<(u32, u16)>,
+    },
     InitProducerIdResponse {
         producer_id: u32,
+        epoch: u16,
+        error: Option<ErrorCode>,
     },
     Produce {
         partition: Partition,
         request: u64,
         msg: MsgId,
         producer_seq: Option<ProducerSeq>,
+        /// A transactional batch carries its `transactional.id`.
+        transactional_id: Option<u32>,
         acks: Acks,
     },
     ProduceResponse {
         partition: Partition,
         request: u64,
         result: Result<u64, ErrorCode>,
+    },
+
+    // Transactions (the controller doubles as transaction coordinator).
+    /// A partition joins the producer's transaction; with `verify_only` a leader asks whether it
+    /// already has (KIP-890 part 1), and the answer goes back to the leader.
+    AddPartitionsToTxn {
+        transactional_id: u32,
+        producer_id: u32,
+        epoch: u16,
+        partition: Partition,
+        verify_only: bool,
+    },
+    AddPartitionsToTxnResponse {
+        transactional_id: u32,
+        partition: Partition,
+        verify_only: bool,
+        error: Option<ErrorCode>,
+    },
+    EndTxn {
+        transactional_id: u32,
+        producer_id: u32,
+        epoch: u16,
+        result: TxnResult,
+    },
+    /// The coordinator's answer once the decision is in its log (`PrepareCommit` or
+    /// `PrepareAbort`), before the markers are written; with KIP-890 part 2 it carries the
+    /// bumped epoch.
+    EndTxnResponse {
+        epoch: u16,
+        error: Option<ErrorCode>,
+    },
+    /// The coordinator has the partition's leader append a transaction marker. `round` names
+    /// the transaction's end at the coordinator, so a stale answer is ignored.
+    WriteTxnMarkers {
+        transactional_id: u32,
+        producer_id: u32,
+        epoch: u16,
+        partition: Partition,
+        result: TxnResult,
+        round: u64,
+    },
+    WriteTxnMarkersResponse {
+        transactional_id: u32,
+        partition: Partition,
+        round: u64,
+        error: Option<ErrorCode>,
     },
 
     // Consumer group (the controller doubles as group coordinator).
@@ -193,6 +260,7 @@ pub enum KafkaMsg {
     /// `ListOffsets` for the latest offset: a consumer resetting to `latest` asks the leader.
     ListOffsets {
         partition: Partition,
+        isolation: Isolation,
     },
     ListOffsetsResponse {
         partition: Partition,
@@ -280,7 +348,13 @@ impl fmt::Display for KafkaMsg {
                 error,
                 ..
             } => {
-                let msgs: Vec<String> = records.iter().map(|r| r.msg.to_string()).collect();
+                let msgs: Vec<String> = records
+                    .iter()
+                    .map(|r| match r.control {
+                        Some(result) => format!("{result:?}({})", r.msg.producer),
+                        None => r.msg.to_string(),
+                    })
+                    .collect();
                 write!(
                     f,
                     "FetchResponse p{partition} offset={offset} records=[{}] hw={high_watermark}{}",
@@ -311,11 +385,59 @@ impl fmt::Display for KafkaMsg {
                 let s: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
                 write!(f, "MetadataResponse {}", s.join("; "))
             }
-            InitProducerId => write!(f, "InitProducerId"),
-            InitProducerIdResponse { producer_id } => {
-                write!(f, "InitProducerIdResponse producer_id={producer_id:#x}")
+            InitProducerId {
+                transactional_id, ..
+            } => match transactional_id {
+                Some(t) => write!(f, "InitProducerId transactional.id=p{t}"),
+                None => write!(f, "InitProducerId"),
+            },
+            InitProducerIdResponse {
+                producer_id,
+                epoch,
+                error,
+            } => write!(
+                f,
+                "InitProducerIdResponse producer_id={producer_id:#x} epoch={epoch}{}",
+                err(error)
+            ),
+            Produce {
+                partition,
+                msg,
+                transactional_id,
+                ..
+            } => {
+                let txn = if transactional_id.is_some() {
+                    " (transactional)"
+                } else {
+                    ""
+                };
+                write!(f, "Produce p{partition} {msg}{txn}")
             }
-            Produce { partition, msg, .. } => write!(f, "Produce p{partition} {msg}"),
+            AddPartitionsToTxn {
+                partition,
+                epoch,
+                verify_only,
+                ..
+            } => {
+                let verify = if *verify_only { " verify" } else { "" };
+                write!(f, "AddPartitionsToTxn p{partition} epoch={epoch}{verify}")
+            }
+            AddPartitionsToTxnResponse {
+                partition, error, ..
+            } => write!(f, "AddPartitionsToTxnResponse p{partition}{}", err(error)),
+            EndTxn { epoch, result, .. } => write!(f, "EndTxn {result:?} epoch={epoch}"),
+            EndTxnResponse { epoch, error } => {
+                write!(f, "EndTxnResponse epoch={epoch}{}", err(error))
+            }
+            WriteTxnMarkers {
+                partition,
+                epoch,
+                result,
+                ..
+            } => write!(f, "WriteTxnMarkers p{partition} {result:?} epoch={epoch}"),
+            WriteTxnMarkersResponse {
+                partition, error, ..
+            } => write!(f, "WriteTxnMarkersResponse p{partition}{}", err(error)),
             ProduceResponse {
                 partition, result, ..
             } => match result {
@@ -339,7 +461,7 @@ impl fmt::Display for KafkaMsg {
                 Some(offset) => write!(f, "OffsetFetchResponse p{partition} committed={offset}"),
                 None => write!(f, "OffsetFetchResponse p{partition} no committed offset"),
             },
-            ListOffsets { partition } => write!(f, "ListOffsets p{partition} latest"),
+            ListOffsets { partition, .. } => write!(f, "ListOffsets p{partition} latest"),
             ListOffsetsResponse {
                 partition,
                 offset,

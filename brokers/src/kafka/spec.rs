@@ -18,6 +18,7 @@
 //!   producer session — each once and in send order: retries and epoch bumps neither duplicate
 //!   nor reorder (KIP-98, KIP-360). Across sessions (a restarted producer's new id) it promises
 //!   nothing; a broker that loses its producer state (unclean election, power loss) may break it.
+//!   Transaction markers are not records of the producer's and are left out.
 
 use super::{CommitLog, Kafka, KafkaState, Partition, PartitionState, Replica, ReplicaRole};
 use crate::{StateInvariant, SystemView};
@@ -127,7 +128,7 @@ fn idempotence(view: &SystemView<'_, Kafka>) -> bool {
         replicas(view, p.partition).into_iter().all(|(_, r)| {
             let mut last: BTreeMap<u32, u32> = BTreeMap::new();
             r.log.records().all(|rec| {
-                let Some(ps) = rec.producer_seq else {
+                let Some(ps) = rec.producer_seq.filter(|_| rec.control.is_none()) else {
                     return true;
                 };
                 last.insert(ps.producer_id, rec.msg.seq)

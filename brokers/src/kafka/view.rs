@@ -29,6 +29,8 @@ pub(super) fn notable(msg: &KafkaMsg) -> bool {
             | KafkaMsg::AlterPartition { .. }
             | KafkaMsg::OffsetsForLeaderEpochResponse { .. }
             | KafkaMsg::BrokerRegistration { .. }
+            | KafkaMsg::EndTxn { .. }
+            | KafkaMsg::WriteTxnMarkers { .. }
     )
 }
 
@@ -77,10 +79,21 @@ pub(super) fn show(state: &KafkaState, names: Names<'_>) -> String {
                     let log: Vec<String> = r
                         .log
                         .records()
-                        .map(|rec| format!("{}:{}", rec.epoch, rec.msg))
+                        .map(|rec| match rec.control {
+                            Some(result) => {
+                                format!("{}:{result:?}(p{})", rec.epoch, rec.msg.producer)
+                            }
+                            None => format!("{}:{}", rec.epoch, rec.msg),
+                        })
                         .collect();
+                    let lso = r.log.last_stable_offset(r.high_watermark);
+                    let lso = if r.log.records().any(|rec| rec.transactional) {
+                        format!(" lso={lso}")
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "p{} {role} log=[{}] hw={} flushed={}",
+                        "p{} {role} log=[{}] hw={}{lso} flushed={}",
                         r.partition,
                         log.join(" "),
                         r.high_watermark,
