@@ -103,9 +103,9 @@ pub mod routing;
 mod view;
 
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
-pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings};
+pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
-pub use node::{Node as RabbitNode, NodeDisk, NodeState};
+pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{Fifo, QuorumState, RaftRole};
 
@@ -127,6 +127,13 @@ pub const FSYNC_INTERVAL: Duration = Duration::from_millis(25);
 pub const RECONNECT: Duration = Duration::from_millis(1000);
 /// Entries per append_entries.
 pub const MAX_APPEND: usize = 32;
+/// `mnesia_table_loading_retry_timeout` and `mnesia_table_loading_retry_limit` (the defaults in
+/// `deps/rabbit/Makefile`): how long a booting node waits for its tables, and how often.
+pub const TABLE_LOADING_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const TABLE_LOADING_RETRY_LIMIT: u32 = 10;
+/// How long `rabbit:stop()` takes once the node monitor decided to pause (the model's figure:
+/// the applications stop one by one, the connections last). Jepsen saw seconds.
+pub const RABBIT_STOP: Duration = Duration::from_secs(2);
 
 /// The workload's routing: message `seq` carries this routing key and these headers.
 pub fn routing_key(seq: u32) -> &'static str {
@@ -205,6 +212,10 @@ pub enum RabbitTimer {
     RaftHeartbeat,
     /// The message store's batched fsync.
     Fsync,
+    /// `mnesia:wait_for_tables` timed out (`mnesia_table_loading_retry_timeout`).
+    Tables,
+    /// `rabbit:stop()`, called by the node monitor to pause, has finished.
+    Stopped,
     // Clients.
     /// Dial a node.
     Connect,
@@ -343,17 +354,17 @@ impl System for RabbitMq {
             },
             Scenario {
                 name: "mirrored, pause_minority (Jepsen 2014)",
-                sets: &["queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
                 claim: "the article: mirrored queues, a master and slaves, the oldest slave promoted",
             },
             Scenario {
                 name: "mirrored, ignore",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
                 claim: "mirrored queues with the default partition handling",
             },
             Scenario {
                 name: "mirrored, autoheal",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "net_ticktime=15"],
                 claim: "autoheal: the losing side restarts",
             },
             Scenario {
