@@ -303,3 +303,45 @@ fn from_3_3_5_pause_minority_guard_withholds_the_confirms() {
         "2 waited for the fsync, out of the minority"
     );
 }
+
+/// `pause_minority` at heal: n1, cut off, pauses; the majority promotes n2; when n1 sees a
+/// majority again it boots and takes the majority's tables, so one leader remains — its own
+/// record (which named it leader) is not merged in.
+#[test]
+fn a_paused_minority_comes_back_under_the_majoritys_leader() {
+    let mut c = cluster(&[
+        "version=3.13",
+        "queue.type=mirrored",
+        "ha-mode=all",
+        "ha-sync-mode=automatic",
+        "cluster_partition_handling=pause_minority",
+    ]);
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
+    c.fire(0, RabbitTimer::PeerSilent(Id::from(2)));
+    c.fire(0, RabbitTimer::Stopped);
+    assert!(node(&c, 0).paused);
+    // The majority side: n2 and n3 see n1 down; n2, the oldest mirror, takes over.
+    let promoted = c.fire(1, RabbitTimer::PeerSilent(Id::from(0)));
+    c.fire(2, RabbitTimer::PeerSilent(Id::from(0)));
+    for m in sent_to(&promoted, 2) {
+        c.deliver(2, 1, m);
+    }
+    assert!(classic(&c, 1).leader);
+    // The heal: n1 hears n2, sees a majority, and boots.
+    let booting = c.deliver(0, 1, RabbitMsg::TickDown);
+    assert!(!node(&c, 0).paused);
+    assert!(sent_to(&booting, 1).contains(&RabbitMsg::WaitForTables));
+    let answer = c.deliver(1, 0, RabbitMsg::WaitForTables);
+    let tables = sent_to(&answer, 0)
+        .into_iter()
+        .find(|m| matches!(m, RabbitMsg::Tables { .. }))
+        .expect("n2 has the tables");
+    c.deliver(0, 1, tables);
+    assert_eq!(node(&c, 0).boot, Boot::Running);
+    let leaders: Vec<usize> = (0..3).filter(|i| classic(&c, *i).leader).collect();
+    assert_eq!(leaders, vec![1], "one leader after the heal");
+    assert!(classic(&c, 0).messages.is_empty(), "n1 comes back empty");
+}
