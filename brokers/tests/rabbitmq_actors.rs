@@ -244,6 +244,7 @@ fn a_publish_is_confirmed_only_once_a_majority_has_it() {
 /// sees `n1` down. Returns the cluster at that point.
 fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
     let sets = [
+        "version=3.13",
         "queue.type=mirrored",
         "ha-params=2",
         "ha-sync-mode=manual",

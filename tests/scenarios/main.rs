@@ -11,6 +11,7 @@ mod kafka;
 mod matrix;
 mod memory;
 mod rabbitmq;
+mod rabbitmq_mnesia;
 mod rocketmq;
 mod story;
 mod toy;

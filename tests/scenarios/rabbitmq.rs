@@ -64,6 +64,9 @@ fn redelivered_false_only_on_a_first_delivery() {
         for seed in 0..30 {
             let seed = seed.to_string();
             let set = format!("queue.type={queue}");
+            // Mirroring is 3.x: 4.0 removed it.
+            let version = if queue == "mirrored" { "3.13" } else { "4.3" };
+            let version = format!("version={version}");
             let args = [
                 "replay",
                 "--full",
@@ -71,6 +74,8 @@ fn redelivered_false_only_on_a_first_delivery() {
                 "rabbitmq",
                 "--set",
                 &set,
+                "--set",
+                &version,
                 "--faults",
                 "crash,partition",
                 "--messages",
@@ -149,17 +154,13 @@ fn quorum_queue_with_confirms_and_manual_acks_keeps_every_confirmed_message() {
 }
 
 /// Jepsen's 2014 analysis: five nodes, a mirrored queue on all of them, `pause_minority`,
-/// random partitions. The model finds no confirmed message lost to partitions alone with
-/// `pause_minority` (see docs/rabbitmq.md), and loses some with `ignore`, whose two sides keep
+/// random partitions: confirmed messages lost (before 3.3.5's `pause_minority_guard`, and
+/// still, more rarely, after: see `rabbitmq_mnesia.rs`). With `ignore` too, whose two sides keep
 /// a leader each after the heal.
 #[test]
 fn mirrored_queue_under_jepsens_partitions() {
-    let base = "--broker rabbitmq --set queue.type=mirrored --set nodes=5 --set ha-mode=all \
+    let base = "--broker rabbitmq --set version=3.13 --set queue.type=mirrored --set nodes=5 --set ha-mode=all \
                 --set ha-sync-mode=automatic --set net_ticktime=15 --faults partition --seeds 200";
-    held(
-        &format!("{base} --set cluster_partition_handling=pause_minority"),
-        &["at-least-once"],
-    );
     let v = violated(
         &format!("{base} --set cluster_partition_handling=ignore"),
         "at-least-once",
@@ -275,7 +276,7 @@ fn mandatory_returns_unroutable_messages() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace_byte_for_byte() {
-    assert_deterministic("--broker rabbitmq --set queue.type=mirrored");
+    assert_deterministic("--broker rabbitmq --set version=3.13 --set queue.type=mirrored");
 }
 
 #[test]
@@ -290,7 +291,7 @@ fn bad_input_names_the_key_and_exits_2() {
             "ha-sync-mode",
         ),
         (
-            "sim --broker rabbitmq --set queue.type=mirrored --set ha-mode=all --set ha-params=2",
+            "sim --broker rabbitmq --set version=3.13 --set queue.type=mirrored --set ha-mode=all --set ha-params=2",
             "ha-params",
         ),
         (

@@ -29,6 +29,25 @@ pub enum Promote {
     WhenSynced,
 }
 
+/// `version`: which RabbitMQ the model is. 3.3 is mirroring as Jepsen tested it (before
+/// `pause_minority_guard`, 3.3.5); 3.13 the last with mirroring and Mnesia's partition handling;
+/// 4.2 and 4.3 have no mirroring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    V3_3,
+    V3_13,
+    V4_2,
+    V4_3,
+}
+
+impl Version {
+    /// `rabbit_node_monitor:pause_minority_guard/0` (3.3.5, commit 5d339c4): a channel sends no
+    /// confirm while its node sees a minority under `pause_minority`.
+    pub fn pause_minority_guard(self) -> bool {
+        self != Version::V3_3
+    }
+}
+
 /// `consumer.nack`: what the application answers for the first delivery of every tenth message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NackMode {
@@ -40,6 +59,7 @@ pub enum NackMode {
 /// The validated configuration, typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
+    pub version: Version,
     pub nodes: usize,
     pub partition_handling: PartitionHandling,
     pub net_ticktime: Duration,
@@ -108,12 +128,24 @@ fn exchange(kind: &str, alternate: bool) -> Exchange {
 impl Settings {
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
         let nodes = config.int("nodes") as usize;
+        let version = match config.str("version") {
+            "3.3" => Version::V3_3,
+            "3.13" => Version::V3_13,
+            "4.2" => Version::V4_2,
+            _ => Version::V4_3,
+        };
+        // 3.x has no default delivery-limit (4.0 made it 20); 3.3 promotes the oldest live
+        // mirror whatever its synchronisation (the ha-promote-on-* keys came in 3.4 and 3.7).
+        let limit = match version {
+            Version::V3_3 | Version::V3_13 if !config.is_set("delivery-limit") => 0,
+            _ => config.int("delivery-limit") as u32,
+        };
         let promote = |key: &str| match config.str(key) {
-            "when-synced" => Promote::WhenSynced,
+            "when-synced" if version != Version::V3_3 => Promote::WhenSynced,
             _ => Promote::Always,
         };
-        let limit = config.int("delivery-limit") as u32;
         Settings {
+            version,
             nodes,
             partition_handling: match config.str("cluster_partition_handling") {
                 "pause_minority" => PartitionHandling::PauseMinority,
@@ -162,6 +194,12 @@ impl Settings {
 pub(super) fn keys() -> Vec<Key> {
     let int = |min, max| Int { min, max };
     vec![
+        Key::new(
+            "version",
+            "4.3",
+            OneOf(&["3.3", "3.13", "4.2", "4.3"]),
+            "RabbitMQ release: 3.3 (mirroring as Jepsen tested it), 3.13 (mirroring, Mnesia), 4.2, 4.3 (no mirroring)",
+        ),
         Key::new("nodes", "3", int(1, 7), "nodes in the cluster"),
         Key::new(
             "cluster_partition_handling",
@@ -301,6 +339,7 @@ pub(super) fn keys() -> Vec<Key> {
 /// Refuses the combinations RabbitMQ refuses, after each key was validated on its own.
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     let queue_type = config.str("queue.type");
+    versions(config, queue_type)?;
     for key in [
         "ha-mode",
         "ha-params",
@@ -347,6 +386,48 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "consumer.nack",
             "consumer.nack needs manual acknowledgements: an auto_ack=true consumer cannot reject (allowed with auto_ack=true: never)",
         ));
+    }
+    Ok(())
+}
+
+/// What each `version` lacks: 4.0 removed classic queue mirroring (its policy keys are no longer
+/// recognised), quorum queues came in 3.8, the `ha-promote-on-*` keys after 3.3.
+fn versions(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
+    let version = config.str("version");
+    let ha_keys = [
+        "ha-mode",
+        "ha-params",
+        "ha-sync-mode",
+        "ha-promote-on-failure",
+        "ha-promote-on-shutdown",
+    ];
+    if version.starts_with('4') {
+        if let Some(key) = ha_keys.iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} is not a recognised policy key in RabbitMQ {version}: classic queue mirroring was removed in 4.0 (allowed with version=3.3 or 3.13)"),
+            ));
+        }
+        if queue_type == "mirrored" {
+            return Err(ConfigError::new(
+                "queue.type",
+                format!("queue.type=mirrored: classic queue mirroring was removed in RabbitMQ 4.0, version={version} (allowed with version=3.3 or 3.13)"),
+            ));
+        }
+    }
+    if version == "3.3" {
+        if queue_type == "quorum" {
+            return Err(ConfigError::new(
+                "queue.type",
+                "queue.type=quorum: quorum queues came in RabbitMQ 3.8, version=3.3 has none (allowed with version=3.13, 4.2 or 4.3)",
+            ));
+        }
+        if let Some(key) = ha_keys[3..].iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} is not in RabbitMQ 3.3, which promotes the oldest live mirror, synchronised or not (allowed with version=3.13)"),
+            ));
+        }
     }
     Ok(())
 }

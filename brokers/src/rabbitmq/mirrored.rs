@@ -8,10 +8,11 @@ use crate::timers::exact;
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// The queue's record in the cluster's metadata (Mnesia), as one node sees it.
+/// The queue's record in the cluster's metadata (Mnesia's `rabbit_queue` table), as one node's
+/// replica holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueRecord {
-    /// Bumped at every promotion: the view with the latest leader wins when two views meet.
+    /// Bumped at every promotion.
     pub epoch: u32,
     /// Bumped at every membership change under one leader.
     pub version: u32,
@@ -32,8 +33,13 @@ impl QueueRecord {
         }
     }
 
-    /// Which of two views wins: the later promotion, then the later change, then the lower
-    /// leader.
+    /// Mnesia serialises the transactions that write the record (a write lock on every
+    /// replica), so the replicas of one connected cluster apply the same writes in the same
+    /// order. The model has no lock manager: a write is applied if it follows the replica's
+    /// copy in that order — a promotion after the changes under the previous leader, two
+    /// concurrent promotions (two mirrors that each saw the leader die first) by node. Only
+    /// writes of running peers reach a replica: nothing crosses a partition, a paused node
+    /// writes nothing, and a booting node takes the tables whole from a running peer.
     fn newer_than(&self, other: &QueueRecord) -> bool {
         (self.epoch, self.version, std::cmp::Reverse(self.leader))
             > (other.epoch, other.version, std::cmp::Reverse(other.leader))
@@ -104,40 +110,80 @@ impl Node {
         }
     }
 
-    pub(super) fn classic_start(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
+    /// The queue replica starts. On the cluster's first start the record is the declared one
+    /// and every initial mirror is in sync. `loaded` are the tables a running peer sent (and
+    /// which peers it saw down): this node's previous queue process died, so it recovers the
+    /// queue from its message store only if the record still names it leader and no live mirror
+    /// can take over (the queue waited for its leader, as with `when-synced`); a mirror comes
+    /// back empty. Without `loaded`, this node was the last one down and loads its own copy of
+    /// the durable record, which lists no mirrors (`rabbit_durable_queue` keeps no mirror pids:
+    /// they all died).
+    pub(super) fn classic_start(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        loaded: Option<(QueueRecord, Vec<Id>)>,
+        o: &mut RabbitOut,
+    ) {
         if !self.settings.durable {
             // A transient queue is deleted when its node stops, and declared again empty.
             s.disk.store.clear();
             s.disk.fsynced.clear();
         }
-        let record = match (&s.disk.record, self.mirrored()) {
-            (Some(r), true) => r.clone(),
-            _ => self.initial_record(),
+        let fresh = s.disk.record.is_none();
+        let (mut record, recover) = match (loaded, &s.disk.record) {
+            (Some((record, down)), _) if self.mirrored() => {
+                let rule = self.settings.promote_on_failure;
+                let successor = record.mirrors.iter().any(|m| {
+                    *m != me
+                        && !down.contains(m)
+                        && (rule == Promote::Always || record.synced.contains(m))
+                });
+                let recover = record.leader == me && !successor;
+                (record, recover)
+            }
+            (None, Some(r)) if self.mirrored() => {
+                let durable = QueueRecord {
+                    mirrors: Vec::new(),
+                    synced: Vec::new(),
+                    ..r.clone()
+                };
+                (durable, r.leader == me)
+            }
+            _ => {
+                let r = self.initial_record();
+                let lead = r.leader == me;
+                (r, lead)
+            }
         };
+        if !fresh {
+            record.mirrors.retain(|m| *m != me);
+            record.synced.retain(|m| *m != me);
+        }
         s.classic = ClassicState::default();
-        if record.leader == me {
-            // The last leader recovers the queue from its message store.
+        if recover {
             let c = &mut s.classic;
             c.leader = true;
             c.messages = s.disk.store.clone();
             c.ready = c.messages.keys().copied().collect();
             c.next_id = c.messages.keys().last().map_or(0, |l| l + 1);
+            for m in &record.mirrors {
+                if !record.synced.contains(m) {
+                    c.joined_at.insert(*m, c.next_id);
+                }
+            }
         } else {
             s.disk.store.clear();
         }
+        s.classic.mirror = fresh && record.mirrors.contains(&me);
+        s.classic.in_sync = s.classic.mirror && record.synced.contains(&me);
         s.classic.record = Some(record.clone());
-        if self.mirrored() {
-            // A restarted mirror comes back empty and asks to join; a restarted leader
-            // announces itself, and learns if someone else took over meanwhile.
-            for p in self.settings.node_ids() {
-                if p != me {
-                    o.send(p, record.msg());
-                }
-            }
-            s.classic.mirror = record.mirrors.contains(&me) && s.disk.record.is_none();
-            s.classic.in_sync = s.classic.mirror && record.synced.contains(&me);
-        }
         s.disk.record = Some(record);
+        if recover && !fresh && self.mirrored() {
+            self.replace_mirrors(me, s, o);
+            s.classic.record.as_mut().expect("started").version += 1;
+            self.broadcast_record(me, s, o);
+        }
         self.save(s, o);
     }
 
@@ -209,8 +255,7 @@ impl Node {
             .is_some_and(|p| p.waiting.is_empty() && !p.fsync);
         if ready {
             let p = s.classic.pending.remove(&id).expect("pending");
-            let (channel, seq) = (p.channel, p.seq);
-            to_client(s, p.publisher, RabbitMsg::Confirm { channel, seq }, o);
+            self.confirm(s, p.publisher, (p.channel, p.seq), o);
         }
     }
 
@@ -461,7 +506,7 @@ impl Node {
                 leader,
                 mirrors,
                 synced,
-            } if self.mirrored() && !s.partitioned.contains(&src) => {
+            } if self.mirrored() && !s.partitioned.contains(&src) && !s.down.contains(&src) => {
                 let theirs = QueueRecord {
                     epoch,
                     version,
@@ -469,66 +514,91 @@ impl Node {
                     mirrors,
                     synced,
                 };
-                self.on_record(me, s, src, theirs, o);
+                self.on_record(me, s, theirs, o);
             }
+            RabbitMsg::NodeUp if s.classic.leader && self.mirrored() => self.node_up(me, s, src, o),
             _ => {}
         }
     }
 
-    fn on_record(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        src: Id,
-        theirs: QueueRecord,
-        o: &mut RabbitOut,
-    ) {
+    /// A running peer wrote the record (a leader's membership change, a promotion).
+    fn on_record(&self, me: Id, s: &mut NodeState, theirs: QueueRecord, o: &mut RabbitOut) {
         let mine = s.classic.record.clone().expect("started");
-        if theirs.newer_than(&mine) {
-            let was_leader = s.classic.leader;
-            // A mirror stays a mirror, contents and all, under a promoted leader; a node that
-            // was not one joins empty.
-            let joined = theirs.mirrors.contains(&me) && !s.classic.mirror;
-            s.classic.leader = theirs.leader == me;
-            if was_leader && !s.classic.leader {
-                // Another leader won: this one's contents are discarded; clients go there.
-                self.drop_clients(s, Some(theirs.leader), o);
-                s.classic = ClassicState::default();
-            }
-            if joined {
-                // A new mirror starts empty, unsynchronised whatever the record says, and tells
-                // the leader it is new (with its older view).
-                s.classic.messages.clear();
-                s.disk.store.clear();
-                s.classic.in_sync = false;
-                o.send(theirs.leader, mine.msg());
-            }
-            s.classic.mirror = theirs.mirrors.contains(&me);
-            if !s.classic.mirror && !s.classic.leader {
-                s.classic.messages.clear();
-                s.disk.store.clear();
-            }
-            s.classic.record = Some(theirs.clone());
-            s.disk.record = Some(theirs);
-            self.save(s, o);
-        } else if s.classic.leader && src != me && theirs != mine {
-            // An older view: a restarted node. It rejoins as a new, unsynchronised mirror.
-            let record = s.classic.record.as_mut().expect("started");
-            record.mirrors.retain(|m| *m != src);
-            record.synced.retain(|m| *m != src);
-            if record.mirrors.len() + 1 < self.settings.ha_replicas {
-                record.mirrors.push(src);
-                self.add_mirror(s, src, o);
-            }
+        if !theirs.newer_than(&mine) {
+            return;
+        }
+        let was_leader = s.classic.leader;
+        // A mirror stays a mirror, contents and all, under a promoted leader; a node that was
+        // not one joins empty and unsynchronised, until the leader synchronises it.
+        let joined = theirs.mirrors.contains(&me) && !s.classic.mirror;
+        s.classic.leader = theirs.leader == me;
+        if was_leader && !s.classic.leader {
+            // Another leader won: this one's contents are discarded; clients go there.
+            self.drop_clients(s, Some(theirs.leader), o);
+            s.classic = ClassicState::default();
+        }
+        if joined {
+            s.classic.messages.clear();
+            s.disk.store.clear();
+            s.classic.in_sync = false;
+        }
+        s.classic.mirror = theirs.mirrors.contains(&me);
+        if !s.classic.mirror && !s.classic.leader {
+            s.classic.messages.clear();
+            s.disk.store.clear();
+        }
+        s.classic.record = Some(theirs.clone());
+        s.disk.record = Some(theirs);
+        self.save(s, o);
+    }
+
+    /// The application started on a peer (`rabbit_mirror_queue_misc:on_node_up`): whatever
+    /// replica it had is gone, so the leader drops it and, to keep the policy's replicas, adds
+    /// mirrors on the nodes that are up — that peer among them — as new mirrors.
+    fn node_up(&self, me: Id, s: &mut NodeState, peer: Id, o: &mut RabbitOut) {
+        let before = s.classic.record.clone();
+        if before.as_ref().is_some_and(|r| r.mirrors.contains(&peer)) {
+            self.drop_mirror(s, peer, o);
+        }
+        self.replace_mirrors(me, s, o);
+        if s.classic.record != before {
             s.classic.record.as_mut().expect("started").version += 1;
             self.broadcast_record(me, s, o);
         }
     }
 
-    /// A new mirror: unsynchronised until everything older than it is gone, or synchronised
-    /// at once with `ha-sync-mode=automatic`.
+    /// GM drops a dead mirror: confirms stop waiting for it (a channel takes a queue process's
+    /// `noconnection` exit as benign: `rabbit_channel:handle_publishing_queue_down`).
+    fn drop_mirror(&self, s: &mut NodeState, peer: Id, o: &mut RabbitOut) {
+        let r = s.classic.record.as_mut().expect("started");
+        r.mirrors.retain(|m| *m != peer);
+        r.synced.retain(|m| *m != peer);
+        s.classic.joined_at.remove(&peer);
+        let ids: Vec<u64> = s.classic.pending.keys().copied().collect();
+        for id in ids {
+            s.classic
+                .pending
+                .get_mut(&id)
+                .expect("listed")
+                .waiting
+                .remove(&peer);
+            self.maybe_confirm(s, id, o);
+        }
+    }
+
+    /// A new mirror: it learns the record first, then — with `ha-sync-mode=automatic`, or if
+    /// the queue is empty — receives the whole queue; otherwise it stays unsynchronised until
+    /// everything older than it is gone.
     fn add_mirror(&self, s: &mut NodeState, mirror: Id, o: &mut RabbitOut) {
-        if self.settings.ha_sync_automatic || s.classic.messages.is_empty() {
+        let sync = self.settings.ha_sync_automatic || s.classic.messages.is_empty();
+        let r = s.classic.record.as_mut().expect("started");
+        r.mirrors.push(mirror);
+        if sync && !r.synced.contains(&mirror) {
+            r.synced.push(mirror);
+        }
+        r.version += 1;
+        o.send(mirror, r.msg());
+        if sync {
             self.sync_mirror(s, mirror, o);
         } else {
             s.classic.joined_at.insert(mirror, s.classic.next_id);
@@ -560,22 +630,9 @@ impl Node {
         }
         let record = s.classic.record.clone().expect("started");
         if s.classic.leader && record.mirrors.contains(&peer) {
-            // GM drops the mirror: confirms stop waiting for it, and a replacement is added.
-            let r = s.classic.record.as_mut().expect("started");
-            r.mirrors.retain(|m| *m != peer);
-            r.synced.retain(|m| *m != peer);
-            r.version += 1;
-            s.classic.joined_at.remove(&peer);
-            let ids: Vec<u64> = s.classic.pending.keys().copied().collect();
-            for id in ids {
-                s.classic
-                    .pending
-                    .get_mut(&id)
-                    .expect("listed")
-                    .waiting
-                    .remove(&peer);
-                self.maybe_confirm(s, id, o);
-            }
+            // GM drops the mirror, and a replacement is added.
+            self.drop_mirror(s, peer, o);
+            s.classic.record.as_mut().expect("started").version += 1;
             self.replace_mirrors(me, s, o);
             self.broadcast_record(me, s, o);
         } else if record.leader == peer && s.classic.mirror {
@@ -600,6 +657,12 @@ impl Node {
             if successor == Some(me) {
                 self.promote(me, s, o);
             }
+        } else if !s.classic.leader && record.mirrors.contains(&peer) {
+            // Every live member takes the dead mirror out of its copy
+            // (`rabbit_mirror_queue_misc:remove_from_queue`).
+            let r = s.classic.record.as_mut().expect("started");
+            r.mirrors.retain(|m| *m != peer);
+            r.synced.retain(|m| *m != peer);
         }
     }
 
@@ -618,12 +681,6 @@ impl Node {
             else {
                 return;
             };
-            s.classic
-                .record
-                .as_mut()
-                .expect("started")
-                .mirrors
-                .push(free);
             self.add_mirror(s, free, o);
         }
     }

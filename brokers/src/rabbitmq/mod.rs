@@ -19,6 +19,29 @@
 //! - `autoheal`: once the network heals, the losing side (fewer nodes; on a tie, the side
 //!   without the first node) restarts, discarding what changed there.
 //!
+//! Each process handles `nodedown` on its own (`rabbit_node_monitor:handle_dead_rabbit`, the
+//! queue's GM, the channel's monitors): the channel counts a dead mirror as having confirmed
+//! (`rabbit_channel:handle_publishing_queue_down`; `noconnection` is a benign exit) and confirms
+//! at once, while the node monitor, seeing a minority, calls `rabbit:stop()`, which takes
+//! [`RABBIT_STOP`] with the connections still open. From 3.3.5 a channel asks
+//! `rabbit_node_monitor:pause_minority_guard()` before it confirms and drops its confirms while
+//! its node sees a minority (commits bf3f043 and 5d339c4, bugs 26225/26293); before, the
+//! minority's leader confirms in that window what only it holds — the loss Jepsen found in 2014.
+//!
+//! ## Mnesia (`version` 3.3, 3.13)
+//!
+//! The queue's record is a row of the replicated `rabbit_queue` table. A write reaches the
+//! replicas of running peers only (nothing crosses a partition; a paused node writes nothing);
+//! concurrent writes in one connected cluster are ordered as Mnesia's locks would serialise
+//! them ([`QueueRecord`]). A node that restarts — after a crash, a pause, an autoheal — waits for
+//! its tables (`rabbit_table:wait_for_replicated`): it takes them whole from a running peer, or,
+//! if it saw every peer go down before it stopped, from its own disk once no peer has them;
+//! after `mnesia_table_loading_retry_limit` timeouts of `mnesia_table_loading_retry_timeout`
+//! the boot fails (`timeout_waiting_for_tables`). Its old queue process is dead: it recovers the
+//! queue from its store only if the record still names it leader and no live mirror can take
+//! over; otherwise it comes back empty and the leader adds it as a new mirror. 4.x keeps its
+//! metadata in Khepri, which is not modelled: a 4.x node boots at once from its disk.
+//!
 //! ## Queues
 //!
 //! One queue, declared on `n1`, with `queue.type`:
@@ -73,7 +96,9 @@
 //!
 //! # What is simplified
 //!
-//! One queue, one exchange. A client talks to the node hosting the queue's leader (any other
+//! `version` 3.3 promotes the oldest live mirror whatever its synchronisation; 4.2 and 4.3 have
+//! no mirroring and refuse its keys. One queue, one exchange. A client talks to the node hosting
+//! the queue's leader (any other
 //! node answers with a hint, and the client dials again), so channel processes proxying to
 //! queues on other nodes are not modelled. Delivery tags are the queue's message ids. The Raft
 //! group has all nodes as members, with no membership changes, snapshots or pipelining limits.
@@ -90,8 +115,15 @@
 //! "Persistence Configuration", "Detecting Dead TCP Connections with Heartbeats", "Alternate
 //! Exchanges", "Dead Letter Exchanges", "AMQP 0-9-1 Model Explained"; the Ra library and
 //! `rabbit_fifo` (rabbitmq-server), rabbitmq-server discussion #18226 (delivery count counted on
-//! explicit returns only, 4.3); Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper
-//! (Ongaro and Ousterhout, 2014).
+//! explicit returns only, 4.3); rabbitmq-server at `rabbitmq_v3_3_4`/`rabbitmq_v3_3_5` and
+//! `v3.13.7`: `rabbit_table:wait_for_replicated` and `retry_timeout` (defaults 30000 ms, 10
+//! retries, `deps/rabbit/Makefile`), `rabbit_node_monitor` (`handle_dead_rabbit`,
+//! `await_cluster_recovery`, `pause_minority_guard`/`pause_partition_guard`),
+//! `rabbit_mirror_queue_misc:remove_from_queue` and `on_node_up`,
+//! `rabbit_mirror_queue_slave`/`_master`/`_coordinator` (GM, promotion,
+//! `ha-promote-on-failure`/`-on-shutdown`), `rabbit_channel` (`handle_publishing_queue_down`,
+//! `send_confirms`), `rabbit_misc:is_abnormal_exit`; commits bf3f043 and 5d339c4 (3.3.5);
+//! Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper (Ongaro and Ousterhout, 2014).
 
 mod client;
 mod config;
@@ -103,9 +135,9 @@ pub mod routing;
 mod view;
 
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
-pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings};
+pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
-pub use node::{Node as RabbitNode, NodeDisk, NodeState};
+pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{Fifo, QuorumState, RaftRole};
 
@@ -127,6 +159,13 @@ pub const FSYNC_INTERVAL: Duration = Duration::from_millis(25);
 pub const RECONNECT: Duration = Duration::from_millis(1000);
 /// Entries per append_entries.
 pub const MAX_APPEND: usize = 32;
+/// `mnesia_table_loading_retry_timeout` and `mnesia_table_loading_retry_limit` (the defaults in
+/// `deps/rabbit/Makefile`): how long a booting node waits for its tables, and how often.
+pub const TABLE_LOADING_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const TABLE_LOADING_RETRY_LIMIT: u32 = 10;
+/// How long `rabbit:stop()` takes once the node monitor decided to pause (the model's figure:
+/// the applications stop one by one, the connections last). Jepsen saw seconds.
+pub const RABBIT_STOP: Duration = Duration::from_secs(2);
 
 /// The workload's routing: message `seq` carries this routing key and these headers.
 pub fn routing_key(seq: u32) -> &'static str {
@@ -205,6 +244,10 @@ pub enum RabbitTimer {
     RaftHeartbeat,
     /// The message store's batched fsync.
     Fsync,
+    /// `mnesia:wait_for_tables` timed out (`mnesia_table_loading_retry_timeout`).
+    Tables,
+    /// `rabbit:stop()`, called by the node monitor to pause, has finished.
+    Stopped,
     // Clients.
     /// Dial a node.
     Connect,
@@ -343,17 +386,17 @@ impl System for RabbitMq {
             },
             Scenario {
                 name: "mirrored, pause_minority (Jepsen 2014)",
-                sets: &["queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
                 claim: "the article: mirrored queues, a master and slaves, the oldest slave promoted",
             },
             Scenario {
                 name: "mirrored, ignore",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
                 claim: "mirrored queues with the default partition handling",
             },
             Scenario {
                 name: "mirrored, autoheal",
-                sets: &["queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "net_ticktime=15"],
+                sets: &["version=3.13", "queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "cluster_partition_handling=autoheal", "net_ticktime=15"],
                 claim: "autoheal: the losing side restarts",
             },
             Scenario {

@@ -1,10 +1,13 @@
-//! A RabbitMQ node: its view of the cluster (ticks, partition handling), its AMQP connections,
-//! and its replica of the queue.
+//! A RabbitMQ node: its view of the cluster (ticks, partition handling), its boot (Mnesia's table
+//! loading), its AMQP connections, and its replica of the queue.
 
 use super::mirrored::{ClassicState, QueueRecord};
 use super::protocol::{Entry, RabbitMsg, Stored, Term};
 use super::quorum::QuorumState;
-use super::{PartitionHandling, QueueType, RabbitDisk, RabbitOut, RabbitTimer, Settings};
+use super::{
+    PartitionHandling, QueueType, RabbitDisk, RabbitOut, RabbitTimer, Settings, Version,
+    RABBIT_STOP, TABLE_LOADING_RETRY_LIMIT, TABLE_LOADING_RETRY_TIMEOUT,
+};
 use crate::timers::{exact, retry};
 use crate::Durable;
 use rpds::VectorSync;
@@ -29,6 +32,10 @@ pub struct NodeDisk {
     pub store: BTreeMap<u64, Stored>,
     /// The store as of the last fsync.
     pub fsynced: BTreeMap<u64, Stored>,
+    /// Mnesia's log of the peers it saw go down while it ran (`mnesia_recover`'s
+    /// `mnesia_down` records): a node that saw every peer go down before it stopped was the last
+    /// one running, and may load its tables from its own disk.
+    pub mnesia_down: BTreeSet<Id>,
 }
 
 impl Default for NodeDisk {
@@ -40,6 +47,7 @@ impl Default for NodeDisk {
             record: None,
             store: BTreeMap::new(),
             fsynced: BTreeMap::new(),
+            mnesia_down: BTreeSet::new(),
         }
     }
 }
@@ -53,8 +61,22 @@ impl Durable for NodeDisk {
     }
 }
 
+/// Where a node's boot stands (3.x: `rabbit_table:wait_for_replicated`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Boot {
+    /// The application runs: tables loaded, queues recovered.
+    Running,
+    /// "Waiting for Mnesia tables": asked the peers for them; `retries` timeouts of
+    /// `mnesia_table_loading_retry_timeout` left; `idle` are the peers that answered they have
+    /// none loaded either.
+    Waiting { retries: u32, idle: BTreeSet<Id> },
+    /// `timeout_waiting_for_tables`: the boot failed and the Erlang VM exited.
+    Failed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeState {
+    pub boot: Boot,
     /// Peers this node considers down (no word for `net_ticktime`, or announced stopping).
     pub down: BTreeSet<Id>,
     /// Peers this node was partitioned from (both saw the other down): with `ignore`, Mnesia
@@ -62,6 +84,11 @@ pub struct NodeState {
     pub partitioned: BTreeSet<Id>,
     /// `pause_minority`: stopped while in a minority.
     pub paused: bool,
+    /// `pause_minority`: the node monitor saw a minority and called `rabbit:stop()`, which is
+    /// still under way (connections open, queues and channels running).
+    pub pausing: bool,
+    /// Booting peers that asked for the tables before this node had them loaded.
+    pub loading: BTreeSet<Id>,
     /// Clients with an open AMQP connection here.
     pub clients: BTreeSet<Id>,
     /// A copy of what was last saved.
@@ -73,7 +100,12 @@ pub struct NodeState {
 impl NodeState {
     /// Leads the queue (the nemesis likes to hit leaders).
     pub fn leads(&self) -> bool {
-        !self.paused && (self.quorum.is_leader() || self.classic.leads())
+        self.running() && (self.quorum.is_leader() || self.classic.leads())
+    }
+
+    /// The application runs (booted, not paused).
+    pub fn running(&self) -> bool {
+        self.boot == Boot::Running && !self.paused
     }
 }
 
@@ -86,11 +118,15 @@ pub(super) fn to_client(s: &mut NodeState, client: Id, msg: RabbitMsg, o: &mut R
 
 impl Node {
     pub fn start(&self, id: Id, disk: Option<NodeDisk>, o: &mut RabbitOut) -> NodeState {
+        let restarted = disk.is_some();
         let disk = disk.unwrap_or_default();
         let mut s = NodeState {
+            boot: Boot::Running,
             down: BTreeSet::new(),
             partitioned: BTreeSet::new(),
             paused: false,
+            pausing: false,
+            loading: BTreeSet::new(),
             clients: BTreeSet::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
             classic: ClassicState::default(),
@@ -109,15 +145,126 @@ impl Node {
                 );
             }
         }
-        self.start_queue(id, &mut s, o);
+        if restarted {
+            self.boot(id, &mut s, o);
+        } else {
+            // The cluster as the operator formed it: every node starts with the queue declared.
+            self.start_queue(id, &mut s, None, o);
+        }
         s
     }
 
-    fn start_queue(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
+    /// Mnesia keeps the metadata (3.x); 4.x's Khepri is not modelled: a 4.x node boots at once.
+    fn mnesia(&self) -> bool {
+        self.settings.version < Version::V4_2
+    }
+
+    /// Starts the queue replica. `loaded`: the tables as a running peer had them, with the peers
+    /// it saw down; `None` on the first start, or from this node's own disk.
+    fn start_queue(
+        &self,
+        id: Id,
+        s: &mut NodeState,
+        loaded: Option<(QueueRecord, Vec<Id>)>,
+        o: &mut RabbitOut,
+    ) {
         match self.settings.queue_type {
             QueueType::Quorum => self.quorum_start(s, o),
-            _ => self.classic_start(id, s, o),
+            _ => self.classic_start(id, s, loaded, o),
         }
+    }
+
+    /// The application starts on a node that ran before. With Mnesia it first waits for its
+    /// tables (`rabbit_table:wait_for_replicated`): from a peer that has them loaded, or — if it
+    /// saw every peer go down before it stopped — from its own disk once no peer has them.
+    fn boot(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        s.partitioned.clear();
+        if !self.mnesia() {
+            self.start_queue(id, s, None, o);
+            return;
+        }
+        s.boot = Boot::Waiting {
+            retries: TABLE_LOADING_RETRY_LIMIT,
+            idle: BTreeSet::new(),
+        };
+        for p in self.others(id) {
+            o.send(p, RabbitMsg::WaitForTables);
+        }
+        o.set_timer(RabbitTimer::Tables, exact(TABLE_LOADING_RETRY_TIMEOUT));
+        self.maybe_load_locally(id, s, o);
+    }
+
+    fn others(&self, id: Id) -> Vec<Id> {
+        self.settings
+            .node_ids()
+            .into_iter()
+            .filter(|p| *p != id)
+            .collect()
+    }
+
+    /// The last node down loads from its own disk once every peer is down or has no tables.
+    fn maybe_load_locally(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        let Boot::Waiting { idle, .. } = &s.boot else {
+            return;
+        };
+        let last = self.others(id).iter().all(|p| {
+            s.disk.mnesia_down.contains(p) && (s.down.contains(p) || idle.contains(p))
+        });
+        if last {
+            self.loaded(id, s, None, o);
+        }
+    }
+
+    /// The tables are loaded: the queue starts, the peers waiting for the tables get them, and
+    /// every peer hears that the application runs here.
+    fn loaded(
+        &self,
+        id: Id,
+        s: &mut NodeState,
+        loaded: Option<(QueueRecord, Vec<Id>)>,
+        o: &mut RabbitOut,
+    ) {
+        s.boot = Boot::Running;
+        o.cancel_timer(RabbitTimer::Tables);
+        // Mnesia forgets a peer's `mnesia_down` only when that peer's Mnesia connects again.
+        s.disk.mnesia_down.extend(s.down.iter().copied());
+        self.start_queue(id, s, loaded, o);
+        for p in std::mem::take(&mut s.loading) {
+            o.send(p, self.tables(s));
+        }
+        for p in self.others(id) {
+            o.send(p, RabbitMsg::NodeUp);
+        }
+    }
+
+    fn tables(&self, s: &NodeState) -> RabbitMsg {
+        RabbitMsg::Tables {
+            record: s.classic.record.clone(),
+            down: s.down.iter().copied().collect(),
+        }
+    }
+
+    /// Mnesia on a booting peer asks for the tables. It is a new incarnation: whatever ran there
+    /// before died (its queue replica with it), even if this node had not noticed yet.
+    fn wait_for_tables(&self, id: Id, s: &mut NodeState, src: Id, o: &mut RabbitOut) {
+        s.partitioned.remove(&src);
+        if !s.running() {
+            o.send(src, RabbitMsg::NoTables);
+            s.loading.insert(src);
+            if let Boot::Waiting { idle, .. } = &s.boot {
+                // Both boot: each asks the other (the first ask may have found it not started).
+                if !idle.contains(&src) {
+                    o.send(src, RabbitMsg::WaitForTables);
+                }
+            }
+            return;
+        }
+        if s.down.remove(&src) {
+            s.disk.mnesia_down.remove(&src);
+        } else if self.settings.queue_type != QueueType::Quorum {
+            self.classic_peer_down(id, s, src, false, o);
+        }
+        o.send(src, self.tables(s));
     }
 
     pub(super) fn save(&self, s: &NodeState, o: &mut RabbitOut) {
@@ -138,10 +285,28 @@ impl Node {
                 RabbitTimer::PeerSilent(src),
                 exact(self.settings.net_ticktime),
             );
+            if s.boot == Boot::Failed {
+                return;
+            }
             match msg {
                 RabbitMsg::Tick | RabbitMsg::TickDown => {
                     if s.down.remove(&src) {
                         self.peer_up(id, s, src, msg == RabbitMsg::TickDown, o);
+                    }
+                    return;
+                }
+                RabbitMsg::WaitForTables => return self.wait_for_tables(id, s, src, o),
+                RabbitMsg::Tables { record, down } => {
+                    if matches!(s.boot, Boot::Waiting { .. }) {
+                        s.disk.mnesia_down.remove(&src);
+                        self.loaded(id, s, record.map(|r| (r, down)), o);
+                    }
+                    return;
+                }
+                RabbitMsg::NoTables => {
+                    if let Boot::Waiting { idle, .. } = &mut s.boot {
+                        idle.insert(src);
+                        self.maybe_load_locally(id, s, o);
                     }
                     return;
                 }
@@ -161,8 +326,12 @@ impl Node {
                 }
                 _ => {}
             }
-            if s.paused {
+            if !s.running() {
                 return;
+            }
+            if msg == RabbitMsg::NodeUp {
+                s.disk.mnesia_down.remove(&src);
+                self.save(s, o);
             }
             match self.settings.queue_type {
                 QueueType::Quorum => self.quorum_peer_msg(id, s, src, msg, o),
@@ -181,7 +350,8 @@ impl Node {
             self.client_gone(id, s, src, o);
             return;
         }
-        if s.paused {
+        if !s.running() {
+            // Paused, booting or failed: no listener accepts the connection.
             if !matches!(msg, RabbitMsg::Heartbeat) {
                 o.send(src, RabbitMsg::NotLeader { leader: None });
             }
@@ -194,6 +364,9 @@ impl Node {
     }
 
     pub fn on_timeout(&self, id: Id, s: &mut NodeState, timer: &RabbitTimer, o: &mut RabbitOut) {
+        if s.boot == Boot::Failed {
+            return;
+        }
         match timer {
             RabbitTimer::Tick => {
                 for p in self.settings.node_ids() {
@@ -223,11 +396,63 @@ impl Node {
                 );
             }
             RabbitTimer::ClientSilent(c) => self.client_gone(id, s, *c, o),
-            _ if s.paused => {}
+            RabbitTimer::Tables => self.tables_timeout(id, s, o),
+            RabbitTimer::Stopped => {
+                // rabbit:stop() is done: the node pauses, and starts again at once if it sees a
+                // majority by now (`wait_for_cluster_recovery`).
+                s.pausing = false;
+                self.stop(id, s, o);
+                s.paused = true;
+                if self.majority_visible(s) {
+                    s.paused = false;
+                    self.restart(id, s, o);
+                }
+            }
+            _ if !s.running() => {}
             _ => match self.settings.queue_type {
                 QueueType::Quorum => self.quorum_timeout(id, s, timer, o),
                 _ => self.classic_timeout(s, timer, o),
             },
+        }
+    }
+
+    /// `mnesia:wait_for_tables` timed out: retry, or after `mnesia_table_loading_retry_limit`
+    /// timeouts fail the boot (`timeout_waiting_for_tables`): the VM exits, and the node stays
+    /// down until it is started again.
+    fn tables_timeout(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
+        let Boot::Waiting { retries, idle } = &mut s.boot else {
+            return;
+        };
+        *retries -= 1;
+        if *retries == 0 {
+            s.boot = Boot::Failed;
+            self.drop_clients(s, None, o);
+            o.cancel_timer(RabbitTimer::Tick);
+            o.cancel_timer(RabbitTimer::ClientHeartbeat);
+        } else {
+            let idle = idle.clone();
+            for p in self.others(id).into_iter().filter(|p| !idle.contains(p)) {
+                o.send(p, RabbitMsg::WaitForTables);
+            }
+            o.set_timer(RabbitTimer::Tables, exact(TABLE_LOADING_RETRY_TIMEOUT));
+        }
+    }
+
+    /// A publisher confirm. From 3.3.5 (`pause_minority_guard`) a channel on a node that sees a
+    /// minority under `pause_minority` drops its confirms instead: the node is about to stop,
+    /// and what it confirms now is likely to be lost.
+    pub(super) fn confirm(
+        &self,
+        s: &mut NodeState,
+        client: Id,
+        (channel, seq): (u32, u64),
+        o: &mut RabbitOut,
+    ) {
+        let guarded = self.settings.version.pause_minority_guard()
+            && self.settings.partition_handling == PartitionHandling::PauseMinority
+            && !self.majority_visible(s);
+        if !guarded {
+            to_client(s, client, RabbitMsg::Confirm { channel, seq }, o);
         }
     }
 
@@ -276,19 +501,29 @@ impl Node {
         if mandatory {
             to_client(s, client, RabbitMsg::Return { channel, seq }, o);
         }
-        to_client(s, client, RabbitMsg::Confirm { channel, seq }, o);
+        self.confirm(s, client, (channel, seq), o);
     }
 
+    /// `nodedown`: every process that watched the peer learns on its own. Mnesia logs it; the
+    /// queue's processes drop the peer's replica (a channel counts a dead mirror's confirm as
+    /// given: `noconnection` is a benign exit); the node monitor, under `pause_minority`, sees a
+    /// minority and calls `rabbit:stop()`, which takes [`RABBIT_STOP`] while all of this goes on.
     fn peer_down(&self, id: Id, s: &mut NodeState, peer: Id, shutdown: bool, o: &mut RabbitOut) {
-        if self.settings.partition_handling == PartitionHandling::PauseMinority
-            && !s.paused
-            && !self.majority_visible(s)
-        {
-            self.stop(id, s, o);
-            s.paused = true;
+        if !s.running() {
             return;
         }
-        if !s.paused && self.settings.queue_type != QueueType::Quorum {
+        if self.mnesia() {
+            s.disk.mnesia_down.insert(peer);
+            self.save(s, o);
+        }
+        if self.settings.partition_handling == PartitionHandling::PauseMinority
+            && !s.pausing
+            && !self.majority_visible(s)
+        {
+            s.pausing = true;
+            o.set_timer(RabbitTimer::Stopped, exact(RABBIT_STOP));
+        }
+        if self.settings.queue_type != QueueType::Quorum {
             self.classic_peer_down(id, s, peer, shutdown, o);
         }
     }
@@ -296,52 +531,54 @@ impl Node {
     fn peer_up(&self, id: Id, s: &mut NodeState, peer: Id, saw_me_down: bool, o: &mut RabbitOut) {
         if s.paused {
             if self.majority_visible(s) {
-                // The application starts again, from disk.
+                // `wait_for_cluster_recovery`: the application starts again, and boots.
                 s.paused = false;
                 self.restart(id, s, o);
             }
             return;
         }
-        if !saw_me_down {
-            return; // a restart, not a partition
+        if !s.running() {
+            return;
         }
-        match self.settings.partition_handling {
-            PartitionHandling::Ignore => {
-                s.partitioned.insert(peer);
+        if !saw_me_down {
+            // A restart, not a partition: Mnesia reconnects.
+            s.disk.mnesia_down.remove(&peer);
+            self.save(s, o);
+            return;
+        }
+        // Both sides ran on without the other: Mnesia's "running partitioned network". Its
+        // tables stay apart until one side restarts.
+        s.partitioned.insert(peer);
+        if self.settings.partition_handling == PartitionHandling::Autoheal {
+            // The sides as this node saw them just before the heal.
+            let mine = self.settings.nodes - s.down.len() - 1;
+            let theirs = self.settings.nodes - mine;
+            let with_first = !s.down.contains(&Id::from(0)) && peer != Id::from(0);
+            if mine < theirs || (mine == theirs && !with_first) {
+                self.stop(id, s, o);
+                self.restart(id, s, o);
             }
-            PartitionHandling::Autoheal => {
-                // The sides as this node saw them just before the heal.
-                let mine = self.settings.nodes - s.down.len() - 1;
-                let theirs = self.settings.nodes - mine;
-                let with_first = !s.down.contains(&Id::from(0)) && peer != Id::from(0);
-                if mine < theirs || (mine == theirs && !with_first) {
-                    self.stop(id, s, o);
-                    self.restart(id, s, o);
-                }
-            }
-            PartitionHandling::PauseMinority => {}
         }
     }
 
     /// The application stops deliberately: peers are told, clients disconnected.
     fn stop(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
-        for p in self.settings.node_ids() {
-            if p != id {
-                o.send(p, RabbitMsg::Stopping);
-            }
+        for p in self.others(id) {
+            o.send(p, RabbitMsg::Stopping);
         }
         self.drop_clients(s, None, o);
+        o.cancel_timer(RabbitTimer::Stopped);
         o.cancel_timer(RabbitTimer::Election);
         o.cancel_timer(RabbitTimer::RaftHeartbeat);
         o.cancel_timer(RabbitTimer::Fsync);
     }
 
-    /// The application starts again from what is on disk, as after a process restart.
+    /// The application starts again (the Erlang VM ran on: its view of the peers stays), and
+    /// boots as after a process restart.
     fn restart(&self, id: Id, s: &mut NodeState, o: &mut RabbitOut) {
-        s.down.clear();
-        s.partitioned.clear();
+        s.pausing = false;
         s.quorum = QuorumState::new(s.disk.term, s.disk.voted_for, s.disk.log.clone());
         s.classic = ClassicState::default();
-        self.start_queue(id, s, o);
+        self.boot(id, s, o);
     }
 }

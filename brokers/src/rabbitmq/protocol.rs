@@ -2,6 +2,7 @@
 //! the Erlang distribution tick between nodes, Ra's Raft messages for quorum queues and the
 //! guaranteed-multicast (GM) traffic of classic mirrored queues.
 
+use super::mirrored::QueueRecord;
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
 use std::fmt;
@@ -148,6 +149,18 @@ pub enum RabbitMsg {
     /// A node stops deliberately (a pause, an autoheal restart): its peers see it down at once,
     /// and a mirrored queue it led follows `ha-promote-on-shutdown`.
     Stopping,
+    /// Mnesia on a booting node asks for the tables (`rabbit_table:wait_for_replicated`).
+    WaitForTables,
+    /// The tables, from a node that has them loaded: the queue's record, and the peers that
+    /// node sees down.
+    Tables {
+        record: Option<QueueRecord>,
+        down: Vec<Id>,
+    },
+    /// The node asked has no tables loaded either (booting, or paused).
+    NoTables,
+    /// The application started on the sender (`rabbit_node_monitor`'s `node_up`).
+    NodeUp,
     /// Ra: `request_vote_rpc`.
     RequestVote {
         term: Term,
@@ -273,6 +286,22 @@ impl fmt::Display for RabbitMsg {
             Tick => write!(f, "tick"),
             TickDown => write!(f, "tick (you were down)"),
             Stopping => write!(f, "stopping"),
+            WaitForTables => write!(f, "mnesia: waiting for tables"),
+            Tables { record, down } => match record {
+                Some(r) => write!(
+                    f,
+                    "mnesia: tables (queue record {}.{} leader={} mirrors={} synchronised={}; down {})",
+                    r.epoch,
+                    r.version,
+                    n(r.leader),
+                    ns(&r.mirrors),
+                    ns(&r.synced),
+                    ns(down)
+                ),
+                None => write!(f, "mnesia: tables"),
+            },
+            NoTables => write!(f, "mnesia: no tables loaded here"),
+            NodeUp => write!(f, "rabbit running"),
             RequestVote { term, last_index, .. } => {
                 write!(f, "request_vote term={term} last_index={last_index}")
             }

@@ -1,7 +1,7 @@
 //! RabbitMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
 use super::{
-    client, ClassicState, Command, Entry, NodeDisk, QuorumState, RabbitMsg, RabbitState, RaftRole,
+    client, Boot, ClassicState, Command, Entry, NodeDisk, QuorumState, RabbitMsg, RabbitState, RaftRole,
 };
 use mqcheck_invariants::{MsgId, Op};
 use crate::Names;
@@ -28,6 +28,9 @@ pub(super) fn notable(msg: &RabbitMsg) -> bool {
             | RabbitMsg::MirrorSync { .. }
             | RabbitMsg::TickDown
             | RabbitMsg::Stopping
+            | RabbitMsg::WaitForTables
+            | RabbitMsg::Tables { .. }
+            | RabbitMsg::NodeUp
     )
 }
 
@@ -254,6 +257,16 @@ pub(super) fn show(state: &RabbitState, names: Names<'_>) -> String {
             let mut view = Vec::new();
             if n.paused {
                 view.push("PAUSED (minority)".to_string());
+            }
+            if n.pausing {
+                view.push("pausing (rabbit:stop() under way)".to_string());
+            }
+            match &n.boot {
+                Boot::Running => {}
+                Boot::Waiting { retries, .. } => {
+                    view.push(format!("waiting for Mnesia tables ({retries} retries left)"))
+                }
+                Boot::Failed => view.push("BOOT FAILED (timeout_waiting_for_tables)".to_string()),
             }
             view.push(if n.down.is_empty() {
                 "all peers up".to_string()
