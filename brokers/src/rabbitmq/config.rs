@@ -2,8 +2,9 @@
 //! options) with their defaults and allowed values, the combinations RabbitMQ refuses, and the
 //! typed [`Settings`].
 
+use super::quorum::DeliveryCountRule;
 use super::routing::{Binding, Exchange, ExchangeType, XMatch};
-use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::config::Allowed::{Bool, Int, OneOf, Signed};
 use crate::{Config, ConfigError, Key, Workload};
 use std::time::Duration;
 
@@ -63,6 +64,12 @@ pub struct Settings {
     pub prefetch: u32,
     pub nack: NackMode,
     pub heartbeat: Duration,
+    // Quorum queue and client features (`quorum.rs`, `client.rs`).
+    /// Which returns a quorum queue counts towards `delivery-limit`.
+    pub delivery_count: DeliveryCountRule,
+    /// `consumer.nack.method=basic.reject`: the application rejects with `basic.reject`,
+    /// otherwise with `basic.nack`.
+    pub reject: bool,
     pub workload: Workload,
 }
 
@@ -112,7 +119,8 @@ impl Settings {
             "when-synced" => Promote::WhenSynced,
             _ => Promote::Always,
         };
-        let limit = config.int("delivery-limit") as u32;
+        // A negative limit is none (`rabbit_fifo:init/1`: `DL < 0 -> undefined`).
+        let limit = u32::try_from(config.signed("delivery-limit")).ok();
         Settings {
             nodes,
             partition_handling: match config.str("cluster_partition_handling") {
@@ -134,7 +142,7 @@ impl Settings {
             ha_sync_automatic: config.str("ha-sync-mode") == "automatic",
             promote_on_failure: promote("ha-promote-on-failure"),
             promote_on_shutdown: promote("ha-promote-on-shutdown"),
-            delivery_limit: (limit > 0).then_some(limit),
+            delivery_limit: limit,
             dead_letter: config.str("dead-letter-exchange") != "none",
             exchange: exchange(
                 config.str("exchange.type"),
@@ -153,6 +161,9 @@ impl Settings {
                 _ => NackMode::Never,
             },
             heartbeat: seconds_key(config, "heartbeat"),
+            // 4.3's rule, the newest release's; the `version` switch chooses it here.
+            delivery_count: DeliveryCountRule::FailedDeliveries,
+            reject: config.str("consumer.nack.method") == "basic.reject",
             workload,
         }
     }
@@ -220,8 +231,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "delivery-limit",
             "20",
-            int(0, 1000),
-            "quorum queues: returns with requeue before a message is dead-lettered or dropped (0: no limit)",
+            Signed { min: -1, max: 1000 },
+            "quorum queues: counted returns before a message is dead-lettered or dropped (-1: no limit)",
         ),
         Key::new(
             "dead-letter-exchange",
@@ -294,6 +305,13 @@ pub(super) fn keys() -> Vec<Key> {
             "60",
             int(1, 600),
             "AMQP heartbeat timeout in seconds",
+        ),
+        // Quorum queue and client features.
+        Key::new(
+            "consumer.nack.method",
+            "basic.reject",
+            OneOf(&["basic.reject", "basic.nack"]),
+            "how the application rejects (4.3 counts basic.reject requeue=true towards delivery-limit, not basic.nack)",
         ),
     ]
 }

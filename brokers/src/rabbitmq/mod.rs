@@ -107,7 +107,7 @@ pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings};
 pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
-pub use quorum::{Fifo, QuorumState, RaftRole};
+pub use quorum::{DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 
 use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::OrderingPromise;
