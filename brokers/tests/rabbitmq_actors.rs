@@ -5,7 +5,7 @@
 //! Node ids (nodes=3, producers=1, consumers=1): 0..=2 are n1..n3, 3 the publisher, 4 the consumer.
 
 use mqcheck_brokers::rabbitmq::{
-    Command, Fifo, RabbitMq, RabbitMsg, RabbitState, RabbitTimer, Settings,
+    Command, Fifo, RabbitMq, RabbitMsg, RabbitState, RabbitTimer, Returned, Settings,
 };
 use mqcheck_brokers::Workload;
 use mqcheck_invariants::MsgId;
@@ -112,6 +112,7 @@ fn a_returned_message_goes_back_to_the_front_counted_and_flagged() {
         consumer: Id::from(4),
         checkout: 3,
         id: 1,
+        returned: Returned::Rejected,
     };
     // Requeued at the front, ahead of message 2: delivered again, redelivered, counted once.
     let fx = f.apply(4, &ret, &s);
@@ -123,7 +124,7 @@ fn a_returned_message_goes_back_to_the_front_counted_and_flagged() {
 }
 
 #[test]
-fn a_consumer_down_returns_its_messages_without_counting_them() {
+fn a_consumer_down_returns_its_messages_counted() {
     let s = settings(&["queue.type=quorum", "delivery-limit=1"]);
     let mut f = Fifo::default();
     f.apply(1, &enqueue(1), &s);
@@ -147,8 +148,9 @@ fn a_consumer_down_returns_its_messages_without_counting_them() {
         &s,
     );
     assert_eq!(f.ready.iter().copied().collect::<Vec<_>>(), vec![1]);
+    // Every release counts a consumer going down (`return_all` on `down`).
     let fx = f.apply(5, &checkout(5, 0), &s);
-    assert_eq!(delivered(&fx), vec![(5, 1, msg(1), true, 0)]);
+    assert_eq!(delivered(&fx), vec![(5, 1, msg(1), true, 1)]);
 }
 
 #[test]

@@ -203,7 +203,7 @@ fn delivery_limit_drops_a_poison_message() {
     assert_eq!(v["kind"], "dead-lettered", "{v}");
     // Without a limit the message comes back until the application handles it.
     held(
-        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set delivery-limit=0 --faults none --seeds 3 --messages 20",
+        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set delivery-limit=-1 --faults none --seeds 3 --messages 20",
         &["at-least-once"],
     );
 }

@@ -11,6 +11,7 @@
 //! returning is the acknowledgement. The new channel continues the old one's numbering, so
 //! each channel is its own ordering scope, as it is on the broker.
 
+use super::quorum::Returned;
 use super::{
     NackMode, RabbitDisk, RabbitMsg, RabbitOut, RabbitRandom, RabbitTimer, Settings, RECONNECT,
 };
@@ -27,6 +28,9 @@ pub const PACES: [u64; 3] = [10, 50, 300];
 pub const HANDLING: [u64; 3] = [2, 10, 40];
 /// The application's handler fails this many times on a poison message before it succeeds.
 const POISON_FAILURES: u32 = 2;
+/// Poison messages are those with `seq % 10 == POISON`: the second of every ten, so that the
+/// model checker's two messages include one.
+pub const POISON: u32 = 1;
 
 /// Where a client's connection stands, shared by both kinds of client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -503,7 +507,7 @@ impl Consumer {
             return;
         };
         let poison = self.settings.nack != NackMode::Never
-            && d.msg.seq % 10 == 3
+            && d.msg.seq % 10 == POISON
             && s.failures.get(&d.msg).copied().unwrap_or(0) < POISON_FAILURES;
         if !poison {
             let op = Op::Deliver {
@@ -529,11 +533,17 @@ impl Consumer {
         if failed {
             *s.failures.entry(d.msg).or_insert(0) += 1;
             let requeue = self.settings.nack == NackMode::Requeue;
+            let returned = if self.settings.reject {
+                Returned::Rejected
+            } else {
+                Returned::Requeued
+            };
+            let counted = u32::from(self.settings.delivery_count.counts(returned));
             let over_limit = self
                 .settings
                 .delivery_limit
                 .filter(|_| self.settings.queue_type == super::QueueType::Quorum)
-                .is_some_and(|l| d.delivery_count + 1 > l);
+                .is_some_and(|l| d.delivery_count + counted > l);
             if !requeue || over_limit {
                 let fate = if self.settings.dead_letter {
                     "dead-lettered to the dead-letter exchange"
@@ -562,6 +572,7 @@ impl Consumer {
                 RabbitMsg::Nack {
                     tag: d.tag,
                     requeue,
+                    reject: self.settings.reject,
                 },
             );
         } else if !self.settings.auto_ack {

@@ -2,8 +2,9 @@
 //! options) with their defaults and allowed values, the combinations RabbitMQ refuses, and the
 //! typed [`Settings`].
 
+use super::quorum::DeliveryCountRule;
 use super::routing::{Binding, Exchange, ExchangeType, XMatch};
-use crate::config::Allowed::{Bool, Int, OneOf};
+use crate::config::Allowed::{Bool, Int, OneOf, Signed};
 use crate::{Config, ConfigError, Key, Workload};
 use std::time::Duration;
 
@@ -83,6 +84,12 @@ pub struct Settings {
     pub prefetch: u32,
     pub nack: NackMode,
     pub heartbeat: Duration,
+    // Quorum queue and client features (`quorum.rs`, `client.rs`).
+    /// Which returns a quorum queue counts towards `delivery-limit`.
+    pub delivery_count: DeliveryCountRule,
+    /// `consumer.nack.method=basic.reject`: the application rejects with `basic.reject`,
+    /// otherwise with `basic.nack`.
+    pub reject: bool,
     pub workload: Workload,
 }
 
@@ -134,11 +141,12 @@ impl Settings {
             "4.2" => Version::V4_2,
             _ => Version::V4_3,
         };
-        // 3.x has no default delivery-limit (4.0 made it 20); 3.3 promotes the oldest live
-        // mirror whatever its synchronisation (the ha-promote-on-* keys came in 3.4 and 3.7).
+        // 3.x has no default delivery-limit (4.0 made it 20); a negative limit is none
+        // (`rabbit_fifo:init/1`: `DL < 0 -> undefined`). 3.3 promotes the oldest live mirror
+        // whatever its synchronisation (the ha-promote-on-* keys came in 3.4 and 3.7).
         let limit = match version {
-            Version::V3_3 | Version::V3_13 if !config.is_set("delivery-limit") => 0,
-            _ => config.int("delivery-limit") as u32,
+            Version::V3_3 | Version::V3_13 if !config.is_set("delivery-limit") => None,
+            _ => u32::try_from(config.signed("delivery-limit")).ok(),
         };
         let promote = |key: &str| match config.str(key) {
             "when-synced" if version != Version::V3_3 => Promote::WhenSynced,
@@ -166,7 +174,7 @@ impl Settings {
             ha_sync_automatic: config.str("ha-sync-mode") == "automatic",
             promote_on_failure: promote("ha-promote-on-failure"),
             promote_on_shutdown: promote("ha-promote-on-shutdown"),
-            delivery_limit: (limit > 0).then_some(limit),
+            delivery_limit: limit,
             dead_letter: config.str("dead-letter-exchange") != "none",
             exchange: exchange(
                 config.str("exchange.type"),
@@ -185,6 +193,11 @@ impl Settings {
                 _ => NackMode::Never,
             },
             heartbeat: seconds_key(config, "heartbeat"),
+            delivery_count: match version {
+                Version::V4_3 => DeliveryCountRule::FailedDeliveries,
+                _ => DeliveryCountRule::EveryReturn,
+            },
+            reject: config.str("consumer.nack.method") == "basic.reject",
             workload,
         }
     }
@@ -258,8 +271,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "delivery-limit",
             "20",
-            int(0, 1000),
-            "quorum queues: returns with requeue before a message is dead-lettered or dropped (0: no limit)",
+            Signed { min: -1, max: 1000 },
+            "quorum queues: counted returns before a message is dead-lettered or dropped (-1: no limit)",
         ),
         Key::new(
             "dead-letter-exchange",
@@ -332,6 +345,13 @@ pub(super) fn keys() -> Vec<Key> {
             "60",
             int(1, 600),
             "AMQP heartbeat timeout in seconds",
+        ),
+        // Quorum queue and client features.
+        Key::new(
+            "consumer.nack.method",
+            "basic.reject",
+            OneOf(&["basic.reject", "basic.nack"]),
+            "how the application rejects (4.3 counts basic.reject requeue=true towards delivery-limit, not basic.nack)",
         ),
     ]
 }

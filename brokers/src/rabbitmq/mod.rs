@@ -68,9 +68,10 @@
 //!   replicated with `append_entries`, committed once a majority has them on disk (fsynced), and
 //!   applied by every member to the same state machine (`rabbit_fifo`); only the leader acts on
 //!   the effects (confirms, deliveries). A publish is confirmed after its enqueue is committed.
-//!   A returned message goes back to the front of the queue; `basic.nack`/`basic.reject` with
-//!   requeue counts towards `delivery-limit`, past which the message is dead-lettered
-//!   (`dead-letter-exchange`) or dropped. Every message is persisted, whatever its
+//!   A returned message goes back to the front of the queue; the returns the release counts
+//!   (every one before 4.3; `basic.reject` and a consumer down, not `basic.nack`, from 4.3: see
+//!   `quorum.rs`) raise its delivery count, past `delivery-limit` (20 by default) the message is
+//!   dead-lettered (`dead-letter-exchange`) or dropped. Every message is persisted, whatever its
 //!   `delivery_mode`; quorum queues are always durable.
 //!
 //! ## Exchanges and routing
@@ -139,7 +140,7 @@ pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Vers
 pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
-pub use quorum::{Fifo, QuorumState, RaftRole};
+pub use quorum::{DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 
 use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::OrderingPromise;

@@ -3,6 +3,7 @@
 //! guaranteed-multicast (GM) traffic of classic mirrored queues.
 
 use super::mirrored::QueueRecord;
+use super::quorum::Returned;
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
 use std::fmt;
@@ -38,11 +39,13 @@ pub enum Command {
         checkout: Index,
         id: Index,
     },
-    /// `basic.nack`/`basic.reject` with `requeue=true`: back to the front of the queue.
+    /// `basic.nack`/`basic.reject` with `requeue=true`: back to the front of the queue (4.3
+    /// tells the two apart: `requeue` and `modify` with `delivery_failed`).
     Return {
         consumer: Id,
         checkout: Index,
         id: Index,
+        returned: Returned,
     },
     /// `basic.reject` with `requeue=false`: dead-lettered, or dropped.
     Discard {
@@ -133,10 +136,11 @@ pub enum RabbitMsg {
     Ack {
         tag: u64,
     },
-    /// `basic.nack` (or `basic.reject`) from a consumer.
+    /// `basic.nack` from a consumer, or `basic.reject` when `reject`.
     Nack {
         tag: u64,
         requeue: bool,
+        reject: bool,
     },
 
     // Node ↔ node.
@@ -282,7 +286,14 @@ impl fmt::Display for RabbitMsg {
                 "basic.deliver {msg} tag={tag} redelivered={redelivered} x-delivery-count={delivery_count}"
             ),
             Ack { tag } => write!(f, "basic.ack tag={tag}"),
-            Nack { tag, requeue } => write!(f, "basic.nack tag={tag} requeue={requeue}"),
+            Nack {
+                tag,
+                requeue,
+                reject,
+            } => {
+                let method = if *reject { "basic.reject" } else { "basic.nack" };
+                write!(f, "{method} tag={tag} requeue={requeue}")
+            }
             Tick => write!(f, "tick"),
             TickDown => write!(f, "tick (you were down)"),
             Stopping => write!(f, "stopping"),

@@ -1,4 +1,26 @@
 //! Quorum queues: a Raft group (Ra) replicating the commands of the `rabbit_fifo` state machine.
+//!
+//! # Returns and the delivery limit
+//!
+//! A checked-out message comes back to the queue when its consumer returns it (`basic.nack` or
+//! `basic.reject` with `requeue=true`) or when the consumer's channel goes down. Which of these
+//! raise the message's delivery count — shown as `x-delivery-count` and compared with
+//! `delivery-limit` — changed between releases ([`DeliveryCountRule`]):
+//!
+//! - 3.13 (`rabbit_fifo:return_one/5`, tag v3.13.7): every return increments `delivery_count`,
+//!   a consumer down included (`return_all`); no default limit.
+//! - 4.0–4.2 (`return_one/8`, tags v4.0.0, v4.2.9): every return increments `acquired_count`
+//!   (`incr_msg/3`), which is compared with the limit and shown as `x-delivery-count`
+//!   (`rabbit_fifo_client:add_delivery_count_header/2`); the channel sends a plain `return` for
+//!   both `basic.nack` and `basic.reject` with requeue.
+//! - 4.3 (rabbitmq-server #15387, commit 84432522bf; tag v4.3.0): only failed deliveries count
+//!   (`incr_msg_headers/3` with `DeliveryFailed`). `basic.reject` requeue=true becomes `modify`
+//!   with `delivery_failed=true`, `basic.nack` requeue=true a plain `requeue` that does not count;
+//!   a consumer down returns with `delivery_failed=true` (`maybe_return_all`, `Reason == down`).
+//!
+//! A message whose count passes the limit (`count > delivery-limit`) is dead-lettered or dropped
+//! instead of returned. Since 4.0 a quorum queue without a `delivery-limit` gets 20
+//! (`rabbit_quorum_queue`'s `?DEFAULT_DELIVERY_LIMIT`).
 
 use super::node::{to_client, Node, NodeState};
 use super::protocol::{Command, Entry, Index, RabbitMsg, Term};
@@ -76,8 +98,8 @@ pub struct FifoMsg {
     pub channel: u32,
     /// Times it was handed to a consumer: a later delivery is flagged redelivered.
     pub acquired: u32,
-    /// Explicit returns (`basic.nack`/`basic.reject` with requeue): the `x-delivery-count`
-    /// that `delivery-limit` is compared with.
+    /// The returns [`DeliveryCountRule`] counts: the `x-delivery-count` header, and what
+    /// `delivery-limit` is compared with.
     pub delivery_count: u32,
 }
 
@@ -90,6 +112,45 @@ pub struct FifoConsumer {
     pub prefetch: u32,
     pub auto_ack: bool,
     pub checked_out: BTreeSet<Index>,
+}
+
+/// Which returns of a checked-out message raise its delivery count — the count `delivery-limit`
+/// is compared with and the `x-delivery-count` header shows — by release (`rabbit_fifo`'s
+/// `return_one/8`). Chosen once, in `Settings::from_config`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryCountRule {
+    /// 3.13 and 4.0–4.2: every return counts — `basic.nack` and `basic.reject` with requeue
+    /// (both a plain `return` command from the channel) and the consumer's channel going down
+    /// (`return_all`). 3.13 increments `delivery_count`; 4.0–4.2 increment `acquired_count` on
+    /// every return, compare it with the limit and show it as `x-delivery-count`.
+    EveryReturn,
+    /// 4.3 (rabbitmq-server #15387, commit 84432522bf): failed deliveries only. `basic.reject`
+    /// requeue=true is a `modify` with `delivery_failed=true` and counts; `basic.nack`
+    /// requeue=true is a plain `requeue` that does not (so a message can be returned without
+    /// end); a consumer going down returns its messages with `delivery_failed=true` (`return_all`
+    /// with `Reason == down`) and counts.
+    FailedDeliveries,
+}
+
+/// Why a checked-out message went back to the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Returned {
+    /// `basic.nack` requeue=true.
+    Requeued,
+    /// `basic.reject` requeue=true.
+    Rejected,
+    /// The consumer's channel is gone (its connection closed, or the client attached again).
+    ConsumerDown,
+}
+
+impl DeliveryCountRule {
+    /// Does this return raise the message's delivery count?
+    pub fn counts(self, returned: Returned) -> bool {
+        match self {
+            DeliveryCountRule::EveryReturn => true,
+            DeliveryCountRule::FailedDeliveries => returned != Returned::Requeued,
+        }
+    }
 }
 
 /// `rabbit_fifo`: the queue as every member computes it from the committed log.
@@ -151,7 +212,7 @@ impl Fifo {
                 prefetch,
                 auto_ack,
             } => {
-                self.detach(*consumer);
+                self.detach(*consumer, settings);
                 self.consumers.insert(
                     *consumer,
                     FifoConsumer {
@@ -178,19 +239,10 @@ impl Fifo {
                 consumer,
                 checkout,
                 id,
+                returned,
             } => {
                 if self.take(*consumer, *checkout, *id) {
-                    let m = self.messages.get_mut(id).expect("checked out");
-                    m.delivery_count += 1;
-                    if settings
-                        .delivery_limit
-                        .is_some_and(|l| m.delivery_count > l)
-                    {
-                        // Over the limit: dead-lettered or dropped, either way out of the queue.
-                        self.messages.remove(id);
-                    } else {
-                        self.ready.push_front(*id);
-                    }
+                    self.give_back(*id, *returned, settings);
                 }
             }
             Command::Discard {
@@ -208,7 +260,7 @@ impl Fifo {
                     .get(consumer)
                     .is_some_and(|c| c.checkout == *checkout)
                 {
-                    self.detach(*consumer);
+                    self.detach(*consumer, settings);
                 }
             }
         }
@@ -223,11 +275,29 @@ impl Fifo {
             .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id))
     }
 
-    /// Removes a consumer, returning its checked-out messages to the front of the queue.
-    fn detach(&mut self, consumer: Id) {
+    /// A returned message goes back to the front of the queue, or, once its delivery count
+    /// passes `delivery-limit`, out of it: dead-lettered or dropped.
+    fn give_back(&mut self, id: Index, returned: Returned, settings: &Settings) {
+        let m = self.messages.get_mut(&id).expect("checked out");
+        if settings.delivery_count.counts(returned) {
+            m.delivery_count += 1;
+        }
+        if settings
+            .delivery_limit
+            .is_some_and(|l| m.delivery_count > l)
+        {
+            self.messages.remove(&id);
+        } else {
+            self.ready.push_front(id);
+        }
+    }
+
+    /// Removes a consumer, returning its checked-out messages (the newest first, so they end up
+    /// at the front in their order).
+    fn detach(&mut self, consumer: Id, settings: &Settings) {
         if let Some(c) = self.consumers.remove(&consumer) {
             for id in c.checked_out.iter().rev() {
-                self.ready.push_front(*id);
+                self.give_back(*id, Returned::ConsumerDown, settings);
             }
             self.service.retain(|s| *s != consumer);
         }
@@ -665,10 +735,19 @@ impl Node {
                 };
                 let (consumer, id) = (src, tag);
                 let command = match msg {
-                    RabbitMsg::Nack { requeue: true, .. } => Command::Return {
+                    RabbitMsg::Nack {
+                        requeue: true,
+                        reject,
+                        ..
+                    } => Command::Return {
                         consumer,
                         checkout,
                         id,
+                        returned: if reject {
+                            Returned::Rejected
+                        } else {
+                            Returned::Requeued
+                        },
                     },
                     RabbitMsg::Nack { requeue: false, .. } => Command::Discard {
                         consumer,

@@ -1,0 +1,223 @@
+//! RabbitMQ features of issue 12: the delivery-count rules of 3.13/4.0–4.2 and 4.3 and the
+//! delivery limit, publisher `basic.nack`, dead-letter queues that a consumer reads. The quorum
+//! queue's state machine is driven command by command; the rest through the `mqcheck` binary as
+//! a user runs it.
+
+#[path = "scenarios/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{check, held, violated};
+use mqcheck_brokers::rabbitmq::{
+    Command, DeliveryCountRule, Fifo, RabbitMq, RabbitMsg, Returned, Settings,
+};
+use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_invariants::MsgId;
+use serde_json::Value;
+use stateright::actor::Id;
+
+const PUBLISHER: usize = 3;
+const CONSUMER: usize = 4;
+
+fn settings(sets: &[&str], rule: DeliveryCountRule) -> Settings {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::parse("rabbitmq", &RabbitMq::keys(), &sets).expect("valid config");
+    RabbitMq::validate(&config).expect("accepted");
+    let mut s = RabbitMq::build(&config, Workload::new(3, 1, 1)).settings;
+    s.delivery_count = rule;
+    s
+}
+
+fn enqueue(seq: u64) -> Command {
+    Command::Enqueue {
+        publisher: Id::from(PUBLISHER),
+        channel: 1,
+        seq,
+        msg: MsgId {
+            producer: 0,
+            seq: seq as u32,
+        },
+    }
+}
+
+fn checkout() -> Command {
+    Command::Checkout {
+        consumer: Id::from(CONSUMER),
+        channel: 1,
+        prefetch: 1,
+        auto_ack: false,
+    }
+}
+
+/// The `x-delivery-count` of each delivery among the effects.
+fn counts(fx: &[(Id, RabbitMsg)]) -> Vec<u32> {
+    fx.iter()
+        .filter_map(|(_, m)| match m {
+            RabbitMsg::Deliver { delivery_count, .. } => Some(*delivery_count),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Message 1 checked out by the consumer (checkout at index 2), then returned `returned` once:
+/// the delivery count its redelivery carries, or `None` if it was dropped.
+fn count_after(rule: DeliveryCountRule, limit: &str, returned: Returned) -> Option<u32> {
+    let s = settings(&["queue.type=quorum", limit], rule);
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    assert_eq!(counts(&f.apply(2, &checkout(), &s)), vec![0]);
+    let back = match returned {
+        Returned::ConsumerDown => f.apply(
+            3,
+            &Command::Down {
+                consumer: Id::from(CONSUMER),
+                checkout: 2,
+            },
+            &s,
+        ),
+        _ => f.apply(
+            3,
+            &Command::Return {
+                consumer: Id::from(CONSUMER),
+                checkout: 2,
+                id: 1,
+                returned,
+            },
+            &s,
+        ),
+    };
+    if returned == Returned::ConsumerDown {
+        // The consumer is gone: a new one attaches to receive it.
+        return counts(&f.apply(4, &checkout(), &s)).first().copied();
+    }
+    if !f.messages.contains_key(&1) {
+        return None;
+    }
+    counts(&back).first().copied()
+}
+
+#[test]
+fn every_return_counts_before_4_3() {
+    for returned in [
+        Returned::Requeued,
+        Returned::Rejected,
+        Returned::ConsumerDown,
+    ] {
+        assert_eq!(
+            count_after(DeliveryCountRule::EveryReturn, "delivery-limit=5", returned),
+            Some(1),
+            "{returned:?}"
+        );
+    }
+}
+
+#[test]
+fn from_4_3_basic_nack_requeue_does_not_count_but_reject_and_consumer_down_do() {
+    let rule = DeliveryCountRule::FailedDeliveries;
+    assert_eq!(
+        count_after(rule, "delivery-limit=5", Returned::Requeued),
+        Some(0)
+    );
+    assert_eq!(
+        count_after(rule, "delivery-limit=5", Returned::Rejected),
+        Some(1)
+    );
+    assert_eq!(
+        count_after(rule, "delivery-limit=5", Returned::ConsumerDown),
+        Some(1)
+    );
+    // With delivery-limit=0 the first counted return drops the message, an uncounted one
+    // never; -1 is no limit.
+    assert_eq!(
+        count_after(rule, "delivery-limit=0", Returned::Rejected),
+        None
+    );
+    assert_eq!(
+        count_after(rule, "delivery-limit=0", Returned::Requeued),
+        Some(0)
+    );
+    assert_eq!(
+        count_after(rule, "delivery-limit=-1", Returned::Rejected),
+        Some(1)
+    );
+}
+
+/// The default limit is 20 (4.x): returned 20 times a message is still there, the 21st counted
+/// return drops it (`count > limit`).
+#[test]
+fn the_default_delivery_limit_is_20() {
+    let s = settings(&["queue.type=quorum"], DeliveryCountRule::FailedDeliveries);
+    assert_eq!(s.delivery_limit, Some(20));
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    f.apply(2, &checkout(), &s);
+    let reject = Command::Return {
+        consumer: Id::from(CONSUMER),
+        checkout: 2,
+        id: 1,
+        returned: Returned::Rejected,
+    };
+    for n in 1..=20 {
+        assert_eq!(counts(&f.apply(2 + n, &reject, &s)), vec![n as u32]);
+    }
+    assert!(counts(&f.apply(23, &reject, &s)).is_empty());
+    assert!(f.messages.is_empty(), "dropped after the 21st return");
+}
+
+fn lost_explanation(json: &Value) -> String {
+    json["properties"]["at-least-once"]["why"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The bounded check's two messages include a poison message: with `delivery-limit=1` and
+/// `basic.reject` its second rejection passes the limit and drops it, without any fault.
+#[test]
+fn check_finds_the_poison_message_dropped_past_the_delivery_limit() {
+    let (code, json) = check(
+        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set delivery-limit=1 --faults none",
+    );
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["properties"]["at-least-once"]["verdict"], "violated");
+    assert!(
+        lost_explanation(&json).contains("passed delivery-limit"),
+        "{json}"
+    );
+    // 4.3: basic.nack requeue=true does not count, so the same consumer never hits the limit.
+    let (code, json) = check(
+        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set consumer.nack.method=basic.nack --set delivery-limit=1 --faults none",
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["properties"]["at-least-once"]["verdict"], "held");
+}
+
+/// The quorum `auto_ack` loss within the default state budget: a consumer crash with a delivery
+/// in flight.
+#[test]
+fn check_finds_the_quorum_auto_ack_loss_under_crashes() {
+    let (code, json) =
+        check("--broker rabbitmq --set queue.type=quorum --set auto_ack=true --faults crash");
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["properties"]["at-least-once"]["verdict"], "violated");
+    assert!(json["states"].as_u64().unwrap() < 10_000_000);
+}
+
+#[test]
+fn sim_basic_nack_requeue_never_reaches_the_limit_from_4_3() {
+    held(
+        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set consumer.nack.method=basic.nack --set delivery-limit=1 --faults none --seeds 10",
+        &["at-least-once"],
+    );
+    let v = violated(
+        "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set consumer.nack.method=basic.reject --set delivery-limit=1 --faults none --seeds 10",
+        "at-least-once",
+    );
+    assert!(
+        v["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("passed delivery-limit"),
+        "{v}"
+    );
+}
