@@ -18,7 +18,12 @@ fn matrix(args: &[&str]) -> Written {
         std::process::id(),
         args.join("-").replace([' ', ',', '/', '\''], "_")
     ));
-    let (json, md) = (base.with_extension("json"), base.with_extension("md"));
+    // Appended, not `with_extension`: a row name with a dot ("Kafka 3.6") would make that
+    // replace the arguments after the dot, and two tests' files would be one.
+    let (json, md) = (
+        std::path::PathBuf::from(format!("{}.json", base.display())),
+        std::path::PathBuf::from(format!("{}.md", base.display())),
+    );
     let mut words = vec!["matrix"];
     words.extend(args);
     words.extend(["--json", json.to_str().unwrap()]);
