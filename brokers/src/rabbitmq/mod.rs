@@ -391,6 +391,11 @@ impl System for RabbitMq {
                 claim: "the article: mirrored queues, a master and slaves, the oldest slave promoted",
             },
             Scenario {
+                name: "mirrored, pause_minority, 3.3 (Jepsen 2014)",
+                sets: &["version=3.3", "queue.type=mirrored", "nodes=5", "ha-mode=all", "ha-sync-mode=automatic", "cluster_partition_handling=pause_minority", "net_ticktime=15"],
+                claim: "the release Jepsen tested: no pause_minority_guard before 3.3.5",
+            },
+            Scenario {
                 name: "mirrored, ignore",
                 sets: &["version=3.13", "queue.type=mirrored", "ha-mode=exactly", "ha-params=2", "net_ticktime=15"],
                 claim: "mirrored queues with the default partition handling",
