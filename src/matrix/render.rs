@@ -242,10 +242,14 @@ per **fault class** — process crash (`crash`), machine crash (`power`), `pause
 never delivers to an application) — and once under `tcp`, every fault TCP allows together. A cell
 is *held* only when the sweep acknowledged and delivered messages, a fault of its class took
 effect, no run was cut short and no seed broke the guarantee; a sweep that tested nothing is
-*inconclusive*. A broken cell names the anomaly (lost, duplicate, reordered, nonmonotonic-poll,
-torn, …), how many seeds broke it, and its lowest seed, whose fault schedule is shrunk — first
-whole kinds of fault, then single faults — so that it is attributed to the classes it still needs
-("broken by power loss"; "without any fault" when the workload alone breaks it).
+*inconclusive*. A broken cell names the anomaly (lost, dead-lettered, duplicate, reordered,
+nonmonotonic-poll, torn, …), how many seeds broke it, and its lowest seed, whose fault schedule is
+shrunk — first whole kinds of fault, then single faults — so that it is attributed to the classes
+it still needs ("broken by power loss"; "without any fault" when the workload alone breaks it). A
+message the broker took away by its own dead-letter policy — RabbitMQ's `delivery-limit` or a
+reject without requeue, ActiveMQ's `maximumRedeliveries`, RocketMQ's `maxReconsumeTimes` — is
+*dead-lettered*, not *lost*: at-least-once to the application is still broken, but by the
+configuration, not by a fault.
 
 The article's claims are judged from the cells, not by hand: *confirmed* when the broker's defaults
 give what the article says under every realistic fault; *conditional* when it holds only with some

@@ -429,6 +429,20 @@ impl System for Kafka {
                 sets: &["min.insync.replicas=2", "flush.messages=1"],
                 claim: "the safe configuration with an fsync per record, against power loss",
             },
+            Scenario {
+                name: "transactions, read_committed",
+                sets: &[
+                    "min.insync.replicas=2",
+                    "transactional.id=producer",
+                    "isolation.level=read_committed",
+                ],
+                claim: "the article: Kafka has transactions (a read_committed consumer, KIP-890)",
+            },
+            Scenario {
+                name: "transactions, read_uncommitted",
+                sets: &["min.insync.replicas=2", "transactional.id=producer"],
+                claim: "transactions read by a consumer at Kafka's default isolation.level",
+            },
         ]
     }
 
