@@ -85,8 +85,9 @@ pub fn judge<S: System>(system: &S, r: &Run, checks: &[Invariant]) -> Vec<Violat
 
 /// Shrinks a failing schedule: first whole kinds of fault (keeps one kind alone if it still
 /// fails, else drops each kind that is not needed), so a violation one kind of fault causes alone
-/// is attributed to that kind; then single faults; then shortens them, keeping every change after which `invariant` is still violated under the same seed. At
-/// most `budget` runs.
+/// is attributed to that kind; then single faults; then shortens them, keeping every change after
+/// which `invariant` is still violated, by the same kind of anomaly as the original run's first
+/// violation, under the same seed. At most `budget` runs.
 pub fn shrink<S: System>(
     system: &S,
     seed: u64,
@@ -94,11 +95,21 @@ pub fn shrink<S: System>(
     invariant: Invariant,
     budget: usize,
 ) -> Schedule {
-    let runs = std::cell::Cell::new(0);
+    let violations = |candidate: &Schedule| {
+        let r = run(system, seed, candidate, false);
+        check(invariant, &r.history, &S::ordering())
+    };
+    // The same anomaly, not just the same invariant: a dead-letter that happens without any
+    // fault must not take over a loss the faults caused, nor its attribution.
+    let kind = violations(schedule).first().map(|v| v.kind);
+    let runs = std::cell::Cell::new(1);
     let fails = |candidate: &Schedule| {
         runs.set(runs.get() + 1);
-        let r = run(system, seed, candidate, false);
-        !check(invariant, &r.history, &S::ordering()).is_empty()
+        let vs = violations(candidate);
+        match kind {
+            Some(k) => vs.iter().any(|v| v.kind == k),
+            None => !vs.is_empty(),
+        }
     };
     let mut best = schedule.clone();
     let mut kinds: Vec<Fault> = best.faults.iter().map(|f| f.op.fault()).collect();
