@@ -96,28 +96,12 @@ impl Cluster {
     }
 }
 
-/// Every message sent, with its destination.
-fn sends(cmds: &[Cmd]) -> Vec<(usize, KafkaMsg)> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The messages sent to `dst`.
-fn sent_to(cmds: &[Cmd], dst: usize) -> Vec<KafkaMsg> {
-    sends(cmds)
-        .into_iter()
-        .filter(|(d, _)| *d == dst)
-        .map(|(_, m)| m)
-        .collect()
-}
-
 /// The messages sent that `pick` selects, with their destinations.
 fn sends_where(cmds: &[Cmd], pick: impl Fn(&KafkaMsg) -> bool) -> Vec<(usize, KafkaMsg)> {
-    sends(cmds).into_iter().filter(|(_, m)| pick(m)).collect()
+    harness::sends::<Kafka>(cmds)
+        .into_iter()
+        .filter(|(_, m)| pick(m))
+        .collect()
 }
 
 fn timers_set(cmds: &[Cmd]) -> Vec<KafkaTimer> {
@@ -148,7 +132,7 @@ fn saves(cmds: &[Cmd]) -> Vec<KafkaDisk> {
 }
 
 fn produce_responses(cmds: &[Cmd]) -> Vec<(usize, u64, Result<u64, ErrorCode>)> {
-    sends(cmds)
+    harness::sends::<Kafka>(cmds)
         .into_iter()
         .filter_map(|(d, m)| match m {
             KafkaMsg::ProduceResponse {
@@ -162,7 +146,7 @@ fn produce_responses(cmds: &[Cmd]) -> Vec<(usize, u64, Result<u64, ErrorCode>)> 
 /// Produce requests sent: (destination, request id, message seq, producer_seq, acks).
 #[allow(clippy::type_complexity)]
 fn produces(cmds: &[Cmd]) -> Vec<(usize, u64, u32, Option<ProducerSeq>, Acks)> {
-    sends(cmds)
+    harness::sends::<Kafka>(cmds)
         .into_iter()
         .filter_map(|(d, m)| match m {
             KafkaMsg::Produce {
@@ -279,7 +263,7 @@ fn produce(request: u64, seq: u32, producer_seq: Option<ProducerSeq>, acks: Acks
 
 /// (records, high watermark, error) of the one FetchResponse sent to `dst`.
 fn fetch_response(cmds: &[Cmd], dst: usize) -> (Vec<Record>, u64, Option<ErrorCode>) {
-    let found: Vec<_> = sent_to(cmds, dst)
+    let found: Vec<_> = harness::sent_to::<Kafka>(cmds, dst)
         .into_iter()
         .filter_map(|m| match m {
             KafkaMsg::FetchResponse {
@@ -319,7 +303,7 @@ fn broker_with(
     };
     let out = c.restart(b, storage);
     assert_eq!(
-        sent_to(&out, CTL),
+        harness::sent_to::<Kafka>(&out, CTL),
         vec![KafkaMsg::BrokerRegistration { incarnation }]
     );
     c.deliver(b, CTL, KafkaMsg::PartitionChange(vec![state]))
@@ -351,7 +335,7 @@ fn first_registrations_elect_the_first_isr_replica_at_epoch_1() {
     // Later registrations change nothing: each only learns the current state.
     for (i, b) in [(1, 2), (2, 3)] {
         assert_eq!(
-            sends(&outs[i]),
+            harness::sends::<Kafka>(&outs[i]),
             vec![(b, KafkaMsg::PartitionChange(vec![expected.clone()]))]
         );
         assert!(timers_set(&outs[i]).contains(&KafkaTimer::BrokerSession(Id::from(b))));
@@ -384,7 +368,7 @@ fn fencing_the_leader_elects_the_next_live_isr_member() {
     let expected = ps(Some(2), 2, &[2, 3], 3);
     assert_eq!(c.partition(), &expected);
     assert!(!c.controller().alive.contains(&Id::from(1)));
-    let mut pushed = sends(&out);
+    let mut pushed = harness::sends::<Kafka>(&out);
     pushed.sort();
     assert_eq!(
         pushed,
@@ -414,7 +398,7 @@ fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
     assert_eq!(c.partition(), &offline);
     assert!(c.controller().alive.is_empty());
     assert_eq!(
-        sent_to(&out, 1),
+        harness::sent_to::<Kafka>(&out, 1),
         vec![KafkaMsg::PartitionChange(vec![offline.clone()])]
     );
     // Without unclean election, an out-of-sync replica coming back does not lead.
@@ -436,7 +420,7 @@ fn unclean_election_elects_a_live_out_of_sync_replica_with_isr_of_itself() {
     let unclean = ps(Some(1), 5, &[1], 7);
     assert_eq!(c.partition(), &unclean);
     assert_eq!(
-        sent_to(&out, 1),
+        harness::sent_to::<Kafka>(&out, 1),
         vec![
             KafkaMsg::PartitionChange(vec![unclean.clone()]),
             KafkaMsg::BrokerHeartbeatResponse(vec![unclean]),
@@ -467,7 +451,7 @@ fn alter_partition_is_refused_from_a_non_leader_or_at_a_stale_epoch() {
     for (src, request, error) in cases {
         let out = c.deliver(CTL, src, request.clone());
         assert_eq!(
-            sends(&out),
+            harness::sends::<Kafka>(&out),
             vec![(
                 src,
                 KafkaMsg::AlterPartitionResponse {
@@ -497,7 +481,7 @@ fn alter_partition_to_a_fenced_broker_is_refused() {
         },
     );
     assert_eq!(
-        sends(&out),
+        harness::sends::<Kafka>(&out),
         vec![(
             1,
             KafkaMsg::AlterPartitionResponse {
@@ -524,7 +508,7 @@ fn valid_alter_partition_bumps_the_partition_epoch_and_publishes() {
     );
     let changed = ps(Some(1), 1, &[1, 2], 2);
     assert_eq!(c.partition(), &changed);
-    let mut out = sends(&out);
+    let mut out = harness::sends::<Kafka>(&out);
     out.sort();
     assert_eq!(
         out,
@@ -553,7 +537,7 @@ fn leader(sets: &[&str], epoch: LeaderEpoch, isr: &[usize]) -> Cluster {
     let out = broker_with(&mut c, 1, None, ps(Some(1), epoch, isr, 1));
     assert_eq!(c.leader_view(1), Some((epoch, ids(isr))));
     // Becoming leader sends nothing; it starts the followers' lag clocks.
-    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(harness::sends::<Kafka>(&out).is_empty(), "{out:?}");
     for f in isr.iter().filter(|f| **f != 1) {
         assert!(timers_set(&out).contains(&KafkaTimer::FollowerLag(0, Id::from(*f))));
     }
@@ -574,7 +558,10 @@ fn acks_all_is_answered_once_the_high_watermark_passes_the_record() {
     assert_eq!(fetch_response(&out, 2), (vec![record(1, 0)], 0, None));
     let out = c.deliver(1, 2, fetch(1, 1, Fetcher::Replica, 2));
     assert!(produce_responses(&out).is_empty());
-    assert!(sent_to(&out, 2).is_empty(), "caught up: the fetch is held");
+    assert!(
+        harness::sent_to::<Kafka>(&out, 2).is_empty(),
+        "caught up: the fetch is held"
+    );
     assert_eq!(
         c.replica(1).high_watermark,
         0,
@@ -711,12 +698,15 @@ fn consumers_only_see_records_below_the_high_watermark() {
 
     // At the HW the consumer's fetch is held, though the leader has offset 1.
     let out = c.deliver(1, CONSUMER, fetch(1, 1, Fetcher::Consumer, 2));
-    assert!(sent_to(&out, CONSUMER).is_empty(), "{out:?}");
+    assert!(
+        harness::sent_to::<Kafka>(&out, CONSUMER).is_empty(),
+        "{out:?}"
+    );
     assert!(timers_set(&out).contains(&KafkaTimer::FetchWait(0)));
 
     // Follower 2 catching up is not enough; follower 3 too advances the HW and releases it.
     let out = c.deliver(1, 2, fetch(2, 1, Fetcher::Replica, 2));
-    assert!(sent_to(&out, CONSUMER).is_empty());
+    assert!(harness::sent_to::<Kafka>(&out, CONSUMER).is_empty());
     let out = c.deliver(1, 3, fetch(2, 1, Fetcher::Replica, 2));
     assert_eq!(c.replica(1).high_watermark, 2);
     assert_eq!(
@@ -729,7 +719,7 @@ fn consumers_only_see_records_below_the_high_watermark() {
 fn held_consumer_fetch_is_answered_empty_when_the_wait_ends() {
     let mut c = leader(&[], 1, &[1, 2, 3]);
     let out = c.deliver(1, CONSUMER, fetch(0, 1, Fetcher::Consumer, 1));
-    assert!(sent_to(&out, CONSUMER).is_empty());
+    assert!(harness::sent_to::<Kafka>(&out, CONSUMER).is_empty());
     let out = c.fire(1, KafkaTimer::FetchWait(0));
     assert_eq!(fetch_response(&out, CONSUMER), (vec![], 0, None));
 }
@@ -791,7 +781,7 @@ fn follower_fetch_with_a_stale_leader_epoch_is_fenced() {
     );
     let out = c.deliver(1, CONSUMER, fetch(0, 0, Fetcher::Consumer, 2));
     assert!(
-        sent_to(&out, CONSUMER).is_empty(),
+        harness::sent_to::<Kafka>(&out, CONSUMER).is_empty(),
         "held at the HW, not refused"
     );
 }
@@ -856,12 +846,12 @@ fn a_lagging_follower_is_dropped_through_the_controller_and_counts_until_then() 
         partition_epoch: 1,
         new_isr: ids(&[1, 2]),
     };
-    assert_eq!(sends(&out), vec![(CTL, alter.clone())]);
+    assert_eq!(harness::sends::<Kafka>(&out), vec![(CTL, alter.clone())]);
     // KIP-497: until the controller agrees, 3 still holds the HW back.
     assert_eq!(c.replica(1).high_watermark, 0);
 
     let out = c.deliver(CTL, 1, alter);
-    let resp = sent_to(&out, 1)
+    let resp = harness::sent_to::<Kafka>(&out, 1)
         .into_iter()
         .find(|m| matches!(m, KafkaMsg::AlterPartitionResponse { .. }))
         .expect("answered");
@@ -879,11 +869,11 @@ fn a_caught_up_follower_is_added_back_to_the_isr() {
     assert_eq!(c.replica(1).high_watermark, 1);
     // Follower 3 below the HW: not yet.
     let out = c.deliver(1, 3, fetch(0, 1, Fetcher::Replica, 1));
-    assert!(sent_to(&out, CTL).is_empty());
+    assert!(harness::sent_to::<Kafka>(&out, CTL).is_empty());
     // At the HW: the leader proposes it.
     let out = c.deliver(1, 3, fetch(1, 1, Fetcher::Replica, 2));
     assert_eq!(
-        sent_to(&out, CTL),
+        harness::sent_to::<Kafka>(&out, CTL),
         vec![KafkaMsg::AlterPartition {
             partition: 0,
             leader_epoch: 1,
@@ -907,7 +897,7 @@ fn a_new_follower_asks_offsets_for_leader_epoch_before_fetching() {
         ps(Some(1), 3, &[1, 2, 3], 4),
     );
     assert_eq!(
-        sends(&out),
+        harness::sends::<Kafka>(&out),
         vec![(
             1,
             KafkaMsg::OffsetsForLeaderEpoch {
@@ -949,11 +939,11 @@ fn a_new_follower_asks_offsets_for_leader_epoch_before_fetching() {
             error: Some(ErrorCode::UnknownLeaderEpoch),
         },
     );
-    assert!(sends(&out).is_empty());
+    assert!(harness::sends::<Kafka>(&out).is_empty());
     assert_eq!(c.replica(2).log.end_offset(), 3);
     let out = c.fire(2, KafkaTimer::ReplicaFetch(0));
     assert_eq!(
-        sends(&out),
+        harness::sends::<Kafka>(&out),
         vec![(
             1,
             KafkaMsg::OffsetsForLeaderEpoch {
@@ -976,9 +966,9 @@ fn kip_101_keeps_a_divergent_record_that_kip_279_truncates() {
         let state = ps(Some(1), 3, &[1, 2, 3], 4);
         broker_with(&mut c, 1, Some(disk(&[1, 1, 3], 3, 0)), state.clone());
         let out = broker_with(&mut c, 2, Some(disk(&[1, 2], 2, 0)), state);
-        let (_, request) = sends(&out).remove(0);
+        let (_, request) = harness::sends::<Kafka>(&out).remove(0);
         let out = c.deliver(1, 2, request);
-        let (_, answer) = sends(&out).remove(0);
+        let (_, answer) = harness::sends::<Kafka>(&out).remove(0);
         c.deliver(2, 1, answer);
         assert_eq!(epochs_of(c.replica(2)), kept, "{mode}");
     }
@@ -1007,7 +997,7 @@ fn leader_epoch_truncation_asks_again_until_the_logs_match() {
             asked.push(requested_epoch);
         }
         let answer = c.deliver(1, 2, request);
-        let (_, answer) = sends(&answer).remove(0);
+        let (_, answer) = harness::sends::<Kafka>(&answer).remove(0);
         out = c.deliver(2, 1, answer);
     }
     assert_eq!(asked, vec![3, 1]);
@@ -1041,7 +1031,7 @@ fn follower_truncates_only_the_divergent_suffix_kip_279() {
     );
     assert_eq!(c.replica(2).high_watermark, 3);
 
-    let (_, request) = sends(&out).remove(0);
+    let (_, request) = harness::sends::<Kafka>(&out).remove(0);
     let out = c.deliver(1, 2, request);
     // Epoch 2 is unknown to the leader: its largest epoch below is 1, ending at offset 3.
     let answer = KafkaMsg::OffsetsForLeaderEpochResponse {
@@ -1050,7 +1040,7 @@ fn follower_truncates_only_the_divergent_suffix_kip_279() {
         end_offset: 3,
         error: None,
     };
-    assert_eq!(sends(&out), vec![(2, answer.clone())]);
+    assert_eq!(harness::sends::<Kafka>(&out), vec![(2, answer.clone())]);
 
     // The follower's own epoch 1 ends at 2: it cuts there (the epoch-2 record), not at 3.
     let out = c.deliver(2, 1, answer);
@@ -1062,13 +1052,13 @@ fn follower_truncates_only_the_divergent_suffix_kip_279() {
     assert_eq!(c.replica(2).high_watermark, 2, "HW capped at the cut");
     assert!(!saves(&out).is_empty(), "truncation is written");
     assert_eq!(
-        sent_to(&out, 1),
+        harness::sent_to::<Kafka>(&out, 1),
         vec![fetch(2, 3, Fetcher::Replica, 1)],
         "fetching from the cut"
     );
     // The leader's answer brings the follower level.
     let out = c.deliver(1, 2, fetch(2, 3, Fetcher::Replica, 1));
-    let resp = sent_to(&out, 2).remove(0);
+    let resp = harness::sent_to::<Kafka>(&out, 2).remove(0);
     c.deliver(2, 1, resp);
     assert_eq!(epochs_of(c.replica(2)), vec![1, 1, 1, 3]);
 }
@@ -1089,9 +1079,9 @@ fn follower_ahead_in_the_same_epoch_is_cut_to_the_leaders_end_of_it() {
         Some(disk(&[1, 1, 1], 3, 0)),
         ps(Some(1), 2, &[1, 2], 3),
     );
-    let (_, request) = sends(&out).remove(0);
+    let (_, request) = harness::sends::<Kafka>(&out).remove(0);
     let out = c.deliver(1, 2, request);
-    let (_, answer) = sends(&out).remove(0);
+    let (_, answer) = harness::sends::<Kafka>(&out).remove(0);
     assert_eq!(
         answer,
         KafkaMsg::OffsetsForLeaderEpochResponse {
@@ -1126,7 +1116,10 @@ fn follower_behind_the_leader_keeps_its_whole_log() {
         },
     );
     assert_eq!(epochs_of(c.replica(2)), vec![1, 1]);
-    assert_eq!(sent_to(&out, 1), vec![fetch(2, 2, Fetcher::Replica, 1)]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, 1),
+        vec![fetch(2, 2, Fetcher::Replica, 1)]
+    );
     assert!(matches!(
         c.replica(2).role,
         ReplicaRole::Follower {
@@ -1147,7 +1140,10 @@ fn high_watermark_mode_truncates_to_the_followers_own_high_watermark() {
         ps(Some(1), 2, &[1, 2, 3], 2),
     );
     assert_eq!(epochs_of(c.replica(2)), vec![1], "cut at its own HW");
-    assert_eq!(sends(&out), vec![(1, fetch(1, 2, Fetcher::Replica, 1))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(1, 2, Fetcher::Replica, 1))]
+    );
     assert!(matches!(
         c.replica(2).role,
         ReplicaRole::Follower {
@@ -1189,12 +1185,18 @@ fn follower_appends_fetched_records_and_learns_the_high_watermark() {
     assert_eq!(c.replica(2).log.end_offset(), 2);
     assert_eq!(c.replica(2).log.flushed, 2, "flush.messages=1");
     assert_eq!(c.replica(2).high_watermark, 1);
-    assert_eq!(sent_to(&out, 1), vec![fetch(2, 1, Fetcher::Replica, 2)]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, 1),
+        vec![fetch(2, 1, Fetcher::Replica, 2)]
+    );
     // A connection reset from the leader: fetch again after a backoff.
     let out = c.deliver(2, 1, KafkaMsg::Disconnected);
     assert_eq!(timers_set(&out), vec![KafkaTimer::ReplicaFetch(0)]);
     let out = c.fire(2, KafkaTimer::ReplicaFetch(0));
-    assert_eq!(sent_to(&out, 1), vec![fetch(2, 1, Fetcher::Replica, 3)]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, 1),
+        vec![fetch(2, 1, Fetcher::Replica, 3)]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1205,7 +1207,10 @@ fn follower_appends_fetched_records_and_learns_the_high_watermark() {
 fn producer_sent_three(sets: &[&str]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
     let out = c.start(PRODUCER);
-    assert_eq!(sent_to(&out, CTL), vec![KafkaMsg::Metadata]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, CTL),
+        vec![KafkaMsg::Metadata]
+    );
     let out = c.random(PRODUCER, KafkaRandom::Pace(10));
     assert_eq!(timers_set(&out), vec![KafkaTimer::Send]);
     c.deliver(
@@ -1259,7 +1264,7 @@ fn producer_restarted_with_two_in_doubt(sets: &[&str]) -> (Cluster, Vec<Cmd>) {
 fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() {
     let (mut c, start) = producer_restarted_with_two_in_doubt(&[]);
     assert_eq!(
-        sent_to(&start, CTL),
+        harness::sent_to::<Kafka>(&start, CTL),
         vec![KafkaMsg::Metadata, init_producer_id()]
     );
     assert_eq!(c.producer().producer_id, None);
@@ -1274,7 +1279,9 @@ fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() 
     let mut ctl = Cluster::new(&[]);
     ctl.start(CTL);
     let ids: Vec<KafkaMsg> = (0..2)
-        .flat_map(|_| sent_to(&ctl.deliver(CTL, PRODUCER, init_producer_id()), PRODUCER))
+        .flat_map(|_| {
+            harness::sent_to::<Kafka>(&ctl.deliver(CTL, PRODUCER, init_producer_id()), PRODUCER)
+        })
         .collect();
     assert_eq!(
         ids,
@@ -1324,7 +1331,10 @@ fn a_restarted_idempotent_producer_resends_its_outbox_under_a_new_producer_id() 
 #[test]
 fn a_restarted_producer_without_idempotence_resends_at_once() {
     let (mut c, start) = producer_restarted_with_two_in_doubt(&["enable.idempotence=false"]);
-    assert_eq!(sent_to(&start, CTL), vec![KafkaMsg::Metadata]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&start, CTL),
+        vec![KafkaMsg::Metadata]
+    );
     let out = c.deliver(
         PRODUCER,
         CTL,
@@ -1361,7 +1371,10 @@ fn without_idempotence_a_retry_is_overtaken_by_batches_in_flight() {
         },
     );
     assert!(produces(&out).is_empty(), "retried after the backoff");
-    assert_eq!(sent_to(&out, CTL), vec![KafkaMsg::Metadata]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, CTL),
+        vec![KafkaMsg::Metadata]
+    );
     assert!(timers_set(&out).contains(&KafkaTimer::RetryBackoff));
     assert!(!timers_cancelled(&out).contains(&KafkaTimer::RequestTimeout(1)));
     let b = &c.producer().batches;
@@ -1654,7 +1667,10 @@ fn consumer_fetching(sets: &[&str]) -> Cluster {
             leader_epoch: 0,
         },
     );
-    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]
+    );
     c
 }
 
@@ -1663,7 +1679,7 @@ fn consumer_assigned(sets: &[&str]) -> Cluster {
     let mut c = Cluster::new(sets);
     let out = c.start(CONSUMER);
     assert_eq!(
-        sent_to(&out, CTL),
+        harness::sent_to::<Kafka>(&out, CTL),
         vec![KafkaMsg::JoinGroup, KafkaMsg::Metadata]
     );
     c.deliver(
@@ -1680,7 +1696,7 @@ fn consumer_assigned(sets: &[&str]) -> Cluster {
         },
     );
     assert_eq!(
-        sends(&out),
+        harness::sends::<Kafka>(&out),
         vec![(
             CTL,
             KafkaMsg::OffsetFetch {
@@ -1702,12 +1718,15 @@ fn a_group_without_a_committed_offset_resets_as_auto_offset_reset_says() {
     };
     let mut c = consumer_assigned(&["auto.offset.reset=earliest"]);
     let out = c.deliver(CONSUMER, CTL, no_offset.clone());
-    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(0, 1, Fetcher::Consumer, 1))]
+    );
 
     // latest: the leader's high watermark; what is below it this group never reads.
     let mut c = consumer_assigned(&["auto.offset.reset=latest"]);
     let out = c.deliver(CONSUMER, CTL, no_offset);
-    assert_eq!(sends(&out), vec![(1, list_offsets())]);
+    assert_eq!(harness::sends::<Kafka>(&out), vec![(1, list_offsets())]);
     let mut leader = leader(&[], 1, &[1]);
     leader.deliver(1, PRODUCER, produce(1, 0, None, Acks::One));
     leader.deliver(1, PRODUCER, produce(2, 1, None, Acks::One));
@@ -1717,9 +1736,15 @@ fn a_group_without_a_committed_offset_resets_as_auto_offset_reset_says() {
         offset: 2,
         error: None,
     };
-    assert_eq!(sent_to(&out, CONSUMER), vec![answer.clone()]);
+    assert_eq!(
+        harness::sent_to::<Kafka>(&out, CONSUMER),
+        vec![answer.clone()]
+    );
     let out = c.deliver(CONSUMER, 1, answer);
-    assert_eq!(sends(&out), vec![(1, fetch(2, 1, Fetcher::Consumer, 1))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(2, 1, Fetcher::Consumer, 1))]
+    );
 }
 
 #[test]
@@ -1738,7 +1763,7 @@ fn a_committed_offset_carries_its_leader_epoch_and_is_validated_first() {
         },
     );
     assert_eq!(
-        sends(&out),
+        harness::sends::<Kafka>(&out),
         vec![(
             1,
             KafkaMsg::OffsetsForLeaderEpoch {
@@ -1758,13 +1783,16 @@ fn a_committed_offset_carries_its_leader_epoch_and_is_validated_first() {
             error: None,
         },
     );
-    assert_eq!(sends(&out), vec![(1, fetch(3, 1, Fetcher::Consumer, 1))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(3, 1, Fetcher::Consumer, 1))]
+    );
     // What it commits carries the epoch of the record before the offset.
     let mut c = consumer_fetching(&[]);
     c.deliver(CONSUMER, 1, two_records(1));
     c.fire(CONSUMER, KafkaTimer::Process);
     let out = c.fire(CONSUMER, KafkaTimer::Process);
-    assert_eq!(sent_to(&out, CTL), vec![commit(2)]);
+    assert_eq!(harness::sent_to::<Kafka>(&out, CTL), vec![commit(2)]);
     let mut ctl = Cluster::new(&[]);
     ctl.start(CTL);
     ctl.deliver(CTL, CONSUMER, KafkaMsg::JoinGroup);
@@ -1854,7 +1882,7 @@ fn commit_ok(offset: u64) -> KafkaMsg {
 fn commit_before_processing_commits_before_delivering() {
     let mut c = consumer_fetching(&["consumer.commit=before-processing"]);
     let out = c.deliver(CONSUMER, 1, two_records(1));
-    assert_eq!(sends(&out), vec![(CTL, commit(2))]);
+    assert_eq!(harness::sends::<Kafka>(&out), vec![(CTL, commit(2))]);
     assert!(!timers_set(&out).contains(&KafkaTimer::Process));
     // Even if the processing timer fired, nothing is handed over before the commit is answered.
     c.fire(CONSUMER, KafkaTimer::Process);
@@ -1869,19 +1897,28 @@ fn commit_before_processing_commits_before_delivering() {
         vec![("commit", 2), ("deliver", 0), ("deliver", 1)]
     );
     // All processed: fetch on, with no second commit.
-    assert_eq!(sends(&out), vec![(1, fetch(2, 1, Fetcher::Consumer, 2))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(2, 1, Fetcher::Consumer, 2))]
+    );
 }
 
 #[test]
 fn commit_after_processing_delivers_then_commits() {
     let mut c = consumer_fetching(&[]);
     let out = c.deliver(CONSUMER, 1, two_records(1));
-    assert!(sends(&out).is_empty(), "no commit yet: {out:?}");
+    assert!(
+        harness::sends::<Kafka>(&out).is_empty(),
+        "no commit yet: {out:?}"
+    );
     assert!(timers_set(&out).contains(&KafkaTimer::Process));
     let out = c.fire(CONSUMER, KafkaTimer::Process);
-    assert!(sends(&out).is_empty(), "one record still buffered");
+    assert!(
+        harness::sends::<Kafka>(&out).is_empty(),
+        "one record still buffered"
+    );
     let out = c.fire(CONSUMER, KafkaTimer::Process);
-    assert_eq!(sends(&out), vec![(CTL, commit(2))]);
+    assert_eq!(harness::sends::<Kafka>(&out), vec![(CTL, commit(2))]);
     assert_eq!(consumer_ops(&c), vec![("deliver", 0), ("deliver", 1)]);
 
     let out = c.deliver(CONSUMER, CTL, commit_ok(2));
@@ -1889,7 +1926,10 @@ fn commit_after_processing_delivers_then_commits() {
         consumer_ops(&c),
         vec![("deliver", 0), ("deliver", 1), ("commit", 2)]
     );
-    assert_eq!(sends(&out), vec![(1, fetch(2, 1, Fetcher::Consumer, 2))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(2, 1, Fetcher::Consumer, 2))]
+    );
 }
 
 #[test]
@@ -1899,9 +1939,15 @@ fn a_connection_reset_from_the_leader_makes_the_consumer_fetch_again() {
     assert!(c.deliver(CONSUMER, 2, KafkaMsg::Disconnected).is_empty());
     let out = c.deliver(CONSUMER, 1, KafkaMsg::Disconnected);
     assert_eq!(timers_set(&out), vec![KafkaTimer::ConsumerFetch(0)]);
-    assert!(sends(&out).is_empty(), "after retry.backoff.ms");
+    assert!(
+        harness::sends::<Kafka>(&out).is_empty(),
+        "after retry.backoff.ms"
+    );
     let out = c.fire(CONSUMER, KafkaTimer::ConsumerFetch(0));
-    assert_eq!(sends(&out), vec![(1, fetch(0, 1, Fetcher::Consumer, 2))]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(1, fetch(0, 1, Fetcher::Consumer, 2))]
+    );
     // The lost request's answer, should it arrive after all, is not taken.
     assert!(c.deliver(CONSUMER, 1, two_records(1)).is_empty());
     assert!(c.consumer().buffer.is_empty());
@@ -1924,7 +1970,10 @@ fn a_refused_commit_makes_the_consumer_rejoin() {
             error: Some(ErrorCode::IllegalGeneration),
         },
     );
-    assert_eq!(sends(&out), vec![(CTL, KafkaMsg::JoinGroup)]);
+    assert_eq!(
+        harness::sends::<Kafka>(&out),
+        vec![(CTL, KafkaMsg::JoinGroup)]
+    );
     assert_eq!(c.consumer().generation, None);
     assert_eq!(consumer_ops(&c), vec![("deliver", 0), ("deliver", 1)]);
 }

@@ -9,7 +9,7 @@ use mqcheck_brokers::rabbitmq::{
 };
 use mqcheck_brokers::Workload;
 use mqcheck_invariants::MsgId;
-use stateright::actor::{Command as Cmd, Id};
+use stateright::actor::Id;
 
 mod harness;
 
@@ -179,20 +179,10 @@ impl Cluster {
     }
 }
 
-fn sends(steps: &[Step]) -> Vec<(usize, RabbitMsg)> {
-    steps
-        .iter()
-        .filter_map(|c| match c {
-            Cmd::Send(dst, m) => Some((usize::from(*dst), m.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Delivers every message in `steps` addressed to `dst`, from `src`.
 fn relay(c: &mut Cluster, steps: &[Step], src: usize, dst: usize) -> Vec<Step> {
     let mut out = Vec::new();
-    for (to, m) in sends(steps) {
+    for (to, m) in harness::sends::<RabbitMq>(steps) {
         if to == dst {
             out.extend(c.deliver(dst, src, m));
         }
@@ -211,7 +201,7 @@ fn a_publish_is_confirmed_only_once_a_majority_has_it() {
     let vote = relay(&mut c, &ask, 0, 1);
     let won = relay(&mut c, &vote, 1, 0);
     assert!(
-        sends(&won)
+        harness::sends::<RabbitMq>(&won)
             .iter()
             .any(|(to, m)| *to == 1 && matches!(m, RabbitMsg::AppendEntries { .. })),
         "the new leader replicates its first entry"
@@ -221,7 +211,7 @@ fn a_publish_is_confirmed_only_once_a_majority_has_it() {
     relay(&mut c, &reply, 1, 0);
     // The publisher connects and publishes.
     let open = c.deliver(0, PUBLISHER, RabbitMsg::Open);
-    assert!(sends(&open).contains(&(PUBLISHER, RabbitMsg::OpenOk)));
+    assert!(harness::sends::<RabbitMq>(&open).contains(&(PUBLISHER, RabbitMsg::OpenOk)));
     let publish = RabbitMsg::Publish {
         channel: 1,
         seq: 1,
@@ -232,13 +222,16 @@ fn a_publish_is_confirmed_only_once_a_majority_has_it() {
     let appended = c.deliver(0, PUBLISHER, publish);
     let confirm = (PUBLISHER, RabbitMsg::Confirm { channel: 1, seq: 1 });
     assert!(
-        !sends(&appended).contains(&confirm),
+        !harness::sends::<RabbitMq>(&appended).contains(&confirm),
         "not confirmed on the leader's disk alone"
     );
     // n3 is unreachable; n2's acknowledgement makes the majority, and the confirm goes out.
     let reply = relay(&mut c, &appended, 0, 1);
     let committed = relay(&mut c, &reply, 1, 0);
-    assert!(sends(&committed).contains(&confirm), "{committed:?}");
+    assert!(
+        harness::sends::<RabbitMq>(&committed).contains(&confirm),
+        "{committed:?}"
+    );
 }
 
 /// A mirrored queue (ha-params=2, manual sync) whose leader `n1` holds one message, replicated to
@@ -267,7 +260,7 @@ fn unsynchronised_mirror_sees_its_leader_fail(promote: &str) -> Cluster {
     let replicated = c.deliver(0, PUBLISHER, publish);
     relay(&mut c, &replicated, 0, 1);
     let dropped = c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
-    let record = sends(&dropped)
+    let record = harness::sends::<RabbitMq>(&dropped)
         .into_iter()
         .find(|(to, m)| *to == 2 && matches!(m, RabbitMsg::QueueRecord { .. }))
         .expect("the leader announces its new mirror")
@@ -336,7 +329,7 @@ fn an_idle_cluster_is_a_fixed_point_of_its_periodic_timers() {
         (0, RabbitTimer::ClientHeartbeat),
     ] {
         let sent = c.fire(n, timer);
-        for (to, m) in sends(&sent) {
+        for (to, m) in harness::sends::<RabbitMq>(&sent) {
             if to < 3 {
                 c.deliver(to, n, m);
             }

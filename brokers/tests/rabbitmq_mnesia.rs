@@ -48,24 +48,6 @@ fn disk(c: &Cluster, i: usize) -> RabbitDisk {
     RabbitDisk::Server(node(c, i).disk.clone())
 }
 
-fn sends(steps: &[Step]) -> Vec<(usize, RabbitMsg)> {
-    steps
-        .iter()
-        .filter_map(|c| match c {
-            Cmd::Send(dst, m) => Some((usize::from(*dst), m.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn sent_to(steps: &[Step], dst: usize) -> Vec<RabbitMsg> {
-    sends(steps)
-        .into_iter()
-        .filter(|(to, _)| *to == dst)
-        .map(|(_, m)| m)
-        .collect()
-}
-
 fn publish(seq: u64) -> RabbitMsg {
     RabbitMsg::Publish {
         channel: 1,
@@ -94,9 +76,9 @@ fn replicated(sets: &[&str]) -> Cluster {
     }
     c.deliver(0, PUBLISHER, RabbitMsg::Open);
     let replicated = c.deliver(0, PUBLISHER, publish(1));
-    for m in sent_to(&replicated, 1) {
+    for m in harness::sent_to::<RabbitMq>(&replicated, 1) {
         let ok = c.deliver(1, 0, m);
-        for m in sent_to(&ok, 0) {
+        for m in harness::sent_to::<RabbitMq>(&ok, 0) {
             c.deliver(0, 1, m);
         }
     }
@@ -114,7 +96,7 @@ fn a_restarted_node_waits_for_its_tables_and_takes_the_running_peers_record() {
     assert!(matches!(node(&c, 0).boot, Boot::Waiting { .. }));
     for peer in [1, 2] {
         assert!(
-            sent_to(&restarted, peer).contains(&RabbitMsg::WaitForTables),
+            harness::sent_to::<RabbitMq>(&restarted, peer).contains(&RabbitMsg::WaitForTables),
             "asks n{} for the tables",
             peer + 1
         );
@@ -122,14 +104,14 @@ fn a_restarted_node_waits_for_its_tables_and_takes_the_running_peers_record() {
     // Booting, it serves nobody: no stale record confirms anything.
     let refused = c.deliver(0, PUBLISHER, RabbitMsg::Open);
     assert_eq!(
-        sent_to(&refused, PUBLISHER),
+        harness::sent_to::<RabbitMq>(&refused, PUBLISHER),
         vec![RabbitMsg::NotLeader { leader: None }]
     );
     // n2 learns from the new incarnation that the old one died: being the synchronised mirror,
     // it takes over, and answers with the record as it is now.
     let answer = c.deliver(1, 0, RabbitMsg::WaitForTables);
     assert!(classic(&c, 1).leader, "n2 promoted");
-    let tables = sent_to(&answer, 0)
+    let tables = harness::sent_to::<RabbitMq>(&answer, 0)
         .into_iter()
         .find(|m| matches!(m, RabbitMsg::Tables { .. }))
         .expect("n2 sends its tables");
@@ -139,12 +121,12 @@ fn a_restarted_node_waits_for_its_tables_and_takes_the_running_peers_record() {
     assert!(!n1.leader, "n1 does not serve from its own copy");
     assert!(n1.messages.is_empty() && node(&c, 0).disk.store.is_empty());
     assert_eq!(n1.record.as_ref().unwrap().leader, Id::from(1));
-    assert!(sent_to(&booted, 1).contains(&RabbitMsg::NodeUp));
+    assert!(harness::sent_to::<RabbitMq>(&booted, 1).contains(&RabbitMsg::NodeUp));
     // n2, told the application runs on n1 again, takes it back as a new mirror.
     let joined = c.deliver(1, 0, RabbitMsg::NodeUp);
     let record = classic(&c, 1).record.clone().unwrap();
     assert_eq!(record.mirrors, vec![Id::from(0)]);
-    for m in sent_to(&joined, 0) {
+    for m in harness::sent_to::<RabbitMq>(&joined, 0) {
         c.deliver(0, 1, m);
     }
     let n1 = classic(&c, 0);
@@ -173,7 +155,7 @@ fn a_leader_with_no_mirror_to_take_over_recovers_the_queue_from_its_store() {
     c.fire(0, RabbitTimer::Fsync);
     // n2 seen down: n1 adds n3 as an unsynchronised mirror.
     let dropped = c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
-    for m in sent_to(&dropped, 2) {
+    for m in harness::sent_to::<RabbitMq>(&dropped, 2) {
         c.deliver(2, 0, m);
     }
     assert!(classic(&c, 2).mirror && !classic(&c, 2).in_sync);
@@ -184,7 +166,7 @@ fn a_leader_with_no_mirror_to_take_over_recovers_the_queue_from_its_store() {
         !classic(&c, 2).leader,
         "when-synced: n3 is not synchronised"
     );
-    let tables = sent_to(&answer, 0).remove(0);
+    let tables = harness::sent_to::<RabbitMq>(&answer, 0).remove(0);
     c.deliver(0, 2, tables);
     let n1 = classic(&c, 0);
     assert!(n1.leader, "the queue waited for its leader");
@@ -207,7 +189,10 @@ fn a_boot_fails_after_the_retry_limit_without_any_peer_holding_the_tables() {
     c.fire(0, RabbitTimer::Tables);
     assert_eq!(node(&c, 0).boot, Boot::Failed, "timeout_waiting_for_tables");
     let ticks = c.fire(0, RabbitTimer::Tick);
-    assert!(sends(&ticks).is_empty(), "the VM exited: no more ticks");
+    assert!(
+        harness::sends::<RabbitMq>(&ticks).is_empty(),
+        "the VM exited: no more ticks"
+    );
 }
 
 #[test]
@@ -255,7 +240,7 @@ fn minority(version: &str) -> (Cluster, Vec<Step>, Vec<Step>) {
 }
 
 fn confirms(steps: &[Step]) -> Vec<u64> {
-    sent_to(steps, PUBLISHER)
+    harness::sent_to::<RabbitMq>(steps, PUBLISHER)
         .into_iter()
         .filter_map(|m| match m {
             RabbitMsg::Confirm { seq, .. } => Some(seq),
@@ -282,7 +267,8 @@ fn before_3_3_5_a_minority_confirms_while_rabbit_stop_is_under_way() {
     assert_eq!(confirms(&synced), vec![2]);
     let stopped = c.fire(0, RabbitTimer::Stopped);
     assert!(node(&c, 0).paused);
-    assert!(sent_to(&stopped, PUBLISHER).contains(&RabbitMsg::NotLeader { leader: None }));
+    assert!(harness::sent_to::<RabbitMq>(&stopped, PUBLISHER)
+        .contains(&RabbitMsg::NotLeader { leader: None }));
 }
 
 #[test]
@@ -326,16 +312,16 @@ fn a_paused_minority_comes_back_under_the_majoritys_leader() {
     // The majority side: n2 and n3 see n1 down; n2, the oldest mirror, takes over.
     let promoted = c.fire(1, RabbitTimer::PeerSilent(Id::from(0)));
     c.fire(2, RabbitTimer::PeerSilent(Id::from(0)));
-    for m in sent_to(&promoted, 2) {
+    for m in harness::sent_to::<RabbitMq>(&promoted, 2) {
         c.deliver(2, 1, m);
     }
     assert!(classic(&c, 1).leader);
     // The heal: n1 hears n2, sees a majority, and boots.
     let booting = c.deliver(0, 1, RabbitMsg::TickDown);
     assert!(!node(&c, 0).paused);
-    assert!(sent_to(&booting, 1).contains(&RabbitMsg::WaitForTables));
+    assert!(harness::sent_to::<RabbitMq>(&booting, 1).contains(&RabbitMsg::WaitForTables));
     let answer = c.deliver(1, 0, RabbitMsg::WaitForTables);
-    let tables = sent_to(&answer, 0)
+    let tables = harness::sent_to::<RabbitMq>(&answer, 0)
         .into_iter()
         .find(|m| matches!(m, RabbitMsg::Tables { .. }))
         .expect("n2 has the tables");

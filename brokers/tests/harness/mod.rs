@@ -27,6 +27,27 @@ pub fn system<S: System>(sets: &[&str], workload: Workload) -> S {
     S::build(&config, workload)
 }
 
+type Msg<S> = <<S as System>::Actor as Actor>::Msg;
+
+/// Every message the commands send, with its destination.
+pub fn sends<S: System>(cmds: &[Cmd<S>]) -> Vec<(usize, Msg<S>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The messages the commands send to `dst`.
+pub fn sent_to<S: System>(cmds: &[Cmd<S>], dst: usize) -> Vec<Msg<S>> {
+    sends::<S>(cmds)
+        .into_iter()
+        .filter(|(d, _)| *d == dst)
+        .map(|(_, m)| m)
+        .collect()
+}
+
 /// Every actor of one deployment with its current state. Nodes start on demand, so a test sees
 /// exactly the commands of the steps it takes.
 pub struct Actors<S: System> {
