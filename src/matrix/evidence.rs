@@ -134,15 +134,24 @@ fn faults_of(classes: &[Class]) -> FaultSet {
     FaultSet(classes.iter().flat_map(|c| c.faults().0).collect())
 }
 
-/// Runs the row's bounded check within `max_states`, replays each of its counterexamples in the
-/// simulator over `seeds` seeds, and compares it with the row's cells.
+/// The row's bounded check within `max_states`: depth first on one thread, so the same every
+/// run, and so free to run beside the row's sweeps.
+pub fn bounded_check<S: System>(
+    args: &ModelArgs,
+    max_states: usize,
+) -> Result<Bounded, ConfigError> {
+    args.bounded::<S>(Strategy::Dfs, max_states)
+}
+
+/// Takes the row's finished bounded check (within `max_states`), replays each of its
+/// counterexamples in the simulator over `seeds` seeds, and compares it with the row's cells.
 pub fn check_row<S: System>(
     args: &ModelArgs,
+    bounded: Bounded,
     max_states: usize,
     seeds: u64,
     cells: &BTreeMap<String, BTreeMap<Class, Cell>>,
 ) -> Result<RowCheck, ConfigError> {
-    let bounded = args.bounded::<S>(Strategy::Dfs, max_states)?;
     let setup = args.setup.validate::<S>()?;
     let system = S::build(&setup.config, setup.workload);
     let the_cast = cast(&system);

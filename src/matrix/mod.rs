@@ -210,81 +210,24 @@ impl Job for MatrixJob<'_> {
         for (scenario, spec, model) in self.cmd.select::<S>()? {
             self.bar
                 .set_message(format!("{} · {}", S::NAME, scenario.name));
-            let settings: Vec<String> = scenario.sets.iter().map(|s| s.to_string()).collect();
-            let mut cells = if spec.checks.is_empty() {
-                BTreeMap::new()
-            } else {
-                cells::sweep_row::<S>(
-                    &spec,
-                    &self.cmd.faults.0,
+            // The bounded check runs on one thread beside the sweeps, which keep the others busy.
+            let (cells, settings, bounded) = std::thread::scope(|scope| {
+                let bounded = model.as_ref().map(|args| {
+                    scope.spawn(|| evidence::bounded_check::<S>(args, self.cmd.check_states))
+                });
+                let (cells, settings) = self.cells::<S>(&scenario, &spec);
+                let bounded = bounded.map(|h| h.join().expect("the bounded check panicked"));
+                (cells, settings, bounded)
+            });
+            let check = match (&model, bounded) {
+                (Some(args), Some(bounded)) => Some(evidence::check_row::<S>(
+                    args,
+                    bounded?,
+                    self.cmd.check_states,
                     self.cmd.seeds,
-                    self.cmd.shrink_budget,
-                    self.bar,
-                )
-            };
-            if self.cmd.asks_replay() {
-                let replay = match self.cmd.replay_spec::<S>(&spec) {
-                    Some(replay) => {
-                        self.bar
-                            .inc_length(self.cmd.faults.0.len() as u64 * self.cmd.seeds);
-                        cells::sweep_row::<S>(
-                            &replay,
-                            &self.cmd.faults.0,
-                            self.cmd.seeds,
-                            self.cmd.shrink_budget,
-                            self.bar,
-                        )
-                    }
-                    None => BTreeMap::from([(
-                        Invariant::Replay.name().to_string(),
-                        cells::not_supported(
-                            &self.cmd.faults.0,
-                            &format!("{} consumers cannot rewind", S::NAME),
-                        ),
-                    )]),
-                };
-                cells.extend(replay);
-            }
-            if self.cmd.repair {
-                for &inv in &spec.checks {
-                    let Some(by_class) = cells.get_mut(inv.name()) else {
-                        continue;
-                    };
-                    for (class, cell) in by_class.iter_mut() {
-                        if cell.verdict == cells::CellVerdict::Broken && *class != Class::BeyondTcp
-                        {
-                            self.bar.set_message(format!(
-                                "{} · {} · repairing {inv} under {}",
-                                S::NAME,
-                                scenario.name,
-                                class.name()
-                            ));
-                            cell.repairs = Some(repair::repairs::<S>(
-                                &spec,
-                                &settings,
-                                *class,
-                                inv,
-                                self.cmd.seeds,
-                            ));
-                        }
-                    }
-                }
-            }
-            let check = match &model {
-                Some(args) => {
-                    self.bar.set_message(format!(
-                        "{} · {} · bounded check",
-                        S::NAME,
-                        scenario.name
-                    ));
-                    Some(evidence::check_row::<S>(
-                        args,
-                        self.cmd.check_states,
-                        self.cmd.seeds,
-                        &cells,
-                    )?)
-                }
-                None => None,
+                    &cells,
+                )?),
+                _ => None,
             };
             rows.push(Row {
                 broker: S::NAME.into(),
@@ -296,6 +239,77 @@ impl Job for MatrixJob<'_> {
             });
         }
         Ok(rows)
+    }
+}
+
+impl MatrixJob<'_> {
+    /// One row's cells: a sweep per fault class and guarantee, the replay column's own sweep,
+    /// and the repairs `--repair` asks for.
+    fn cells<S: System>(
+        &self,
+        scenario: &Scenario,
+        spec: &Spec,
+    ) -> (BTreeMap<String, BTreeMap<Class, Cell>>, Vec<String>) {
+        let settings: Vec<String> = scenario.sets.iter().map(|s| s.to_string()).collect();
+        let mut cells = if spec.checks.is_empty() {
+            BTreeMap::new()
+        } else {
+            cells::sweep_row::<S>(
+                spec,
+                &self.cmd.faults.0,
+                self.cmd.seeds,
+                self.cmd.shrink_budget,
+                self.bar,
+            )
+        };
+        if self.cmd.asks_replay() {
+            let replay = match self.cmd.replay_spec::<S>(spec) {
+                Some(replay) => {
+                    self.bar
+                        .inc_length(self.cmd.faults.0.len() as u64 * self.cmd.seeds);
+                    cells::sweep_row::<S>(
+                        &replay,
+                        &self.cmd.faults.0,
+                        self.cmd.seeds,
+                        self.cmd.shrink_budget,
+                        self.bar,
+                    )
+                }
+                None => BTreeMap::from([(
+                    Invariant::Replay.name().to_string(),
+                    cells::not_supported(
+                        &self.cmd.faults.0,
+                        &format!("{} consumers cannot rewind", S::NAME),
+                    ),
+                )]),
+            };
+            cells.extend(replay);
+        }
+        if self.cmd.repair {
+            for &inv in &spec.checks {
+                let Some(by_class) = cells.get_mut(inv.name()) else {
+                    continue;
+                };
+                for (class, cell) in by_class.iter_mut() {
+                    if cell.verdict == cells::CellVerdict::Broken && *class != Class::BeyondTcp {
+                        self.bar.set_message(format!(
+                            "{} · {} · repairing {inv} under {}",
+                            S::NAME,
+                            scenario.name,
+                            class.name()
+                        ));
+                        cell.repairs = Some(repair::repairs::<S>(
+                            spec,
+                            &settings,
+                            *class,
+                            inv,
+                            self.cmd.seeds,
+                        ));
+                    }
+                }
+            }
+        }
+        (cells, settings)
     }
 }
 
