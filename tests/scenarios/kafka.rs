@@ -561,3 +561,22 @@ fn records_without_a_key_go_to_sticky_partitions_drawn_from_the_seed() {
         &["at-least-once", "ordering"],
     );
 }
+
+#[test]
+fn the_model_checker_branches_over_every_sticky_partition_a_draw_can_give() {
+    let args = "--broker kafka --set partitions=2 --messages 2 --faults none";
+    let (code, keyless) = check(args);
+    assert_eq!(code, 0, "{keyless}");
+    let (code, keyed) = check(&format!("{args} --keys 1"));
+    assert_eq!(code, 0, "{keyed}");
+    let unique = |j: &serde_json::Value| j["unique_states"].as_u64().unwrap();
+    // One key has one partition; each keyless record goes to either partition.
+    assert!(
+        unique(&keyless) > 2 * unique(&keyed),
+        "{} keyless vs {} keyed states",
+        unique(&keyless),
+        unique(&keyed)
+    );
+    assert_eq!(keyless["properties"]["ordering"]["held"], true);
+    assert_eq!(keyless["properties"]["at-least-once"]["held"], true);
+}
