@@ -270,7 +270,7 @@ fn keys_show_in_the_trace_and_partition_kafka() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
-        out.stdout.contains("app: send p0:4 (scope 1) key 1"),
+        out.stdout.contains("app: send p0:4 (scope 0) key 1"),
         "{}",
         out.stdout
     );

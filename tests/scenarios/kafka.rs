@@ -450,3 +450,133 @@ fn the_matrix_judges_replay_where_consumers_rewind_and_says_not_supported_elsewh
         .unwrap();
     assert_eq!(claim["verdict"], "conditional", "{claim}");
 }
+
+/// Three partitions, three producers, a group of two consumers that crash and rebalance.
+const KEYED: &str = "--broker kafka --set partitions=3 --producers 3 --consumers 2 --keys 4";
+
+#[test]
+fn keyed_records_keep_their_order_per_partition_across_rebalances() {
+    let json = held(
+        &format!(
+            "{KEYED} --set acks=all --set min.insync.replicas=2 --set log.truncation=leader-epoch \
+             --set consumer.commit=after-processing --faults crash,partition,loss,pause --seeds 100"
+        ),
+        &["at-least-once", "ordering"],
+    );
+    assert!(json["stats"]["messages_delivered"].as_u64().unwrap() >= 100 * 300);
+    // The group rebalanced: a crashed member's partitions went to the other, and back.
+    let r = mqcheck(&[
+        "replay",
+        "--full",
+        "--broker",
+        "kafka",
+        "--set",
+        "partitions=3",
+        "--producers",
+        "3",
+        "--consumers",
+        "2",
+        "--keys",
+        "4",
+        "--faults",
+        "crash",
+        "--messages",
+        "20",
+        "--seed",
+        "9",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("crash c"), "{}", r.stdout);
+    assert!(r.stdout.contains("SyncGroup generation=4"), "{}", r.stdout);
+    for c in ["c0", "c1"] {
+        assert!(
+            r.stdout.contains(&format!("{c}       app: deliver")),
+            "{c} delivered: {}",
+            r.stdout
+        );
+    }
+    // murmur2 of "0", "1", "2", "3" modulo 3: each key has one partition, whoever sends it
+    // (and partition 1 gets none of these four keys).
+    for (key, partition) in [(0, 2), (1, 0), (2, 2), (3, 2)] {
+        let sends: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| l.contains("app: send") && l.ends_with(&format!(" key {key}")))
+            .collect();
+        assert!(sends.len() >= 3 * 5, "key {key}: {sends:?}");
+        assert!(
+            sends
+                .iter()
+                .all(|l| l.contains(&format!("(scope {partition})"))),
+            "key {key} on partition {partition}: {sends:?}"
+        );
+    }
+}
+
+#[test]
+fn retries_without_idempotence_reorder_keyed_records_within_a_partition() {
+    let v = violated(
+        &format!(
+            "{KEYED} --set enable.idempotence=false --set retries=5 \
+             --set max.in.flight.requests.per.connection=5 --faults crash,pause,partition --seeds 200"
+        ),
+        "ordering",
+    );
+    assert_eq!(v["kind"], "reordered");
+}
+
+#[test]
+fn records_without_a_key_go_to_sticky_partitions_drawn_from_the_seed() {
+    let args = [
+        "replay",
+        "--full",
+        "--broker",
+        "kafka",
+        "--set",
+        "partitions=3",
+        "--faults",
+        "none",
+        "--messages",
+        "30",
+        "--seed",
+        "1",
+    ];
+    let (a, b) = (mqcheck(&args), mqcheck(&args));
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert_eq!(
+        a.stdout, b.stdout,
+        "the same seed draws the same partitions"
+    );
+    for p in 0..3 {
+        assert!(
+            a.stdout.contains(&format!("(scope {p})")),
+            "partition {p} drawn: {}",
+            a.stdout
+        );
+    }
+    assert!(!a.stdout.contains(" key "), "no key recorded: {}", a.stdout);
+    held(
+        "--broker kafka --set partitions=3 --producers 2 --consumers 2 --set acks=all \
+         --set min.insync.replicas=2 --faults crash,partition --seeds 100",
+        &["at-least-once", "ordering"],
+    );
+}
+
+#[test]
+fn the_model_checker_branches_over_every_sticky_partition_a_draw_can_give() {
+    let args = "--broker kafka --set partitions=2 --messages 2 --faults none";
+    let (code, keyless) = check(args);
+    assert_eq!(code, 0, "{keyless}");
+    let (code, keyed) = check(&format!("{args} --keys 1"));
+    assert_eq!(code, 0, "{keyed}");
+    let unique = |j: &serde_json::Value| j["unique_states"].as_u64().unwrap();
+    // One key has one partition; each keyless record goes to either partition.
+    assert!(
+        unique(&keyless) > 2 * unique(&keyed),
+        "{} keyless vs {} keyed states",
+        unique(&keyless),
+        unique(&keyed)
+    );
+    assert_eq!(keyless["properties"]["ordering"]["held"], true);
+    assert_eq!(keyless["properties"]["at-least-once"]["held"], true);
+}

@@ -73,6 +73,8 @@
 //! more than 5 in flight, or with `retries=0`.
 //! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
 //! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
+//! A record goes to its key's partition by murmur2, or without a key to the sticky partition
+//! (`BuiltInPartitioner`, KIP-480, KIP-794; `partitioner.rs`).
 //!
 //! ## Consumer groups
 //!
@@ -140,6 +142,7 @@ mod consumer;
 mod controller;
 mod coordinator;
 pub mod log;
+mod partitioner;
 mod producer;
 pub mod protocol;
 mod spec;
@@ -192,10 +195,12 @@ impl Settings {
             .collect()
     }
 
-    /// Keyed records: message `seq` carries the workload's key (`--keys`), or else key
-    /// `seq % 8`, hashed to a partition (the key modulo the partitions stands for murmur2).
-    pub fn partition_for(&self, seq: u32) -> Partition {
-        self.workload.key(seq).unwrap_or(seq % 8) % self.partitions
+    /// The partition of message `seq` if it carries a key (`--keys`): the default partitioner's
+    /// murmur2 of the key (`partitioner.rs`). Without a key the sticky partitioner draws one.
+    pub fn partition_for_key(&self, seq: u32) -> Option<Partition> {
+        self.workload
+            .key(seq)
+            .map(|key| partitioner::partition_for_key(key, self.partitions))
     }
 
     pub fn consumer_ids(&self) -> Vec<Id> {
@@ -269,6 +274,8 @@ pub enum KafkaTimer {
 pub enum KafkaRandom {
     Pace(u64),
     Processing(u64),
+    /// The sticky partitioner's next partition for records without a key.
+    StickyPartition(Partition),
 }
 
 pub type KafkaOut = Out<KafkaActor>;
@@ -339,6 +346,11 @@ impl Actor for KafkaActor {
             (KafkaActor::Producer(p), KafkaState::Producer(s), KafkaRandom::Pace(ms)) => {
                 p.on_pace(s, *ms, o)
             }
+            (
+                KafkaActor::Producer(p),
+                KafkaState::Producer(s),
+                KafkaRandom::StickyPartition(partition),
+            ) => p.on_sticky_partition(s, *partition, o),
             (KafkaActor::Consumer(_), KafkaState::Consumer(s), KafkaRandom::Processing(ms)) => {
                 s.processing_time = Duration::from_millis(*ms);
             }

@@ -51,6 +51,7 @@
 //! which fences the old epoch). Without idempotence a resend is simply another record.
 
 use super::log::{ProducerSeq, TxnResult};
+use super::partitioner::sticky_choices;
 use super::protocol::{leaders, Acks, ErrorCode, KafkaMsg, Partition};
 use super::{exact, retry, KafkaDisk, KafkaOut, KafkaRandom, KafkaTimer, Settings};
 use crate::AppLog;
@@ -115,6 +116,10 @@ pub struct ProducerState {
     pub bump: BTreeSet<Partition>,
     /// The transactional producer's `TransactionManager`, with a `transactional.id`.
     pub txn: Option<TxnClient>,
+    /// The sticky partitioner's partition for the next record without a key, once drawn.
+    pub sticky_partition: Option<Partition>,
+    /// A draw of the sticky partition is under way: the application's `send()` waits for it.
+    pub sticky_draw: bool,
 }
 
 /// Where a transactional producer stands (`TransactionManager.State`, coarser).
@@ -283,12 +288,24 @@ impl Producer {
             unresolved: BTreeMap::new(),
             bump: BTreeSet::new(),
             txn: None,
+            sticky_partition: None,
+            sticky_draw: false,
         };
         if transactional {
             self.restart_transactions(&mut s, o);
         } else {
+            // A resend goes to the partition its first send went to, which the application's
+            // log recorded: the key's partition, or the sticky one it drew then.
+            let partitions: BTreeMap<u32, Partition> = s
+                .app
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Send { msg, scope, .. } => Some((msg.seq, *scope)),
+                    _ => None,
+                })
+                .collect();
             for msg in outbox.unacknowledged {
-                self.enqueue(&mut s, msg.seq, o);
+                self.enqueue(&mut s, msg.seq, partitions[&msg.seq], o);
             }
         }
         s
@@ -349,6 +366,49 @@ impl Producer {
     /// A transaction's name in the history: unique across the producers.
     fn txn_id(&self, number: u64) -> u64 {
         (u64::from(self.index) << 32) | number
+    }
+
+    /// The sticky partitioner drew its next partition: the waiting `send()` goes on.
+    pub fn on_sticky_partition(&self, s: &mut ProducerState, partition: Partition, o: &mut KafkaOut) {
+        s.sticky_partition = Some(partition);
+        s.sticky_draw = false;
+        self.send_next(s, o);
+    }
+
+    /// The partition of record `seq`: its key's, or the sticky partition, which the record uses
+    /// up (one record fills a batch here). `None` while the next sticky partition is drawn: the
+    /// draw is asked for, weighted by the partitions' queues of unsent batches.
+    fn partition(&self, s: &mut ProducerState, seq: u32, o: &mut KafkaOut) -> Option<Partition> {
+        if let Some(p) = self.settings.partition_for_key(seq) {
+            return Some(p);
+        }
+        if self.settings.partitions <= 1 {
+            return Some(0);
+        }
+        if let Some(p) = s.sticky_partition.take() {
+            return Some(p);
+        }
+        if !s.sticky_draw {
+            s.sticky_draw = true;
+            let queued: Vec<Option<usize>> = (0..self.settings.partitions)
+                .map(|p| {
+                    s.leaders[p as usize].map(|_| {
+                        s.batches
+                            .values()
+                            .filter(|b| b.partition == p && b.in_flight.is_none())
+                            .count()
+                    })
+                })
+                .collect();
+            o.choose_random(
+                "sticky partition",
+                sticky_choices(&queued)
+                    .into_iter()
+                    .map(KafkaRandom::StickyPartition)
+                    .collect(),
+            );
+        }
+        None
     }
 
     pub fn on_pace(&self, s: &mut ProducerState, pace_ms: u64, o: &mut KafkaOut) {
@@ -548,8 +608,10 @@ impl Producer {
             }
         }
         let seq = s.next;
+        let Some(partition) = self.partition(s, seq, o) else {
+            return;
+        };
         s.next += 1;
-        let partition = self.settings.partition_for(seq);
         let audience = if self.settings.workload.consumers > 0 {
             vec![0]
         } else {
@@ -566,7 +628,7 @@ impl Producer {
             },
             o,
         );
-        self.enqueue(s, seq, o);
+        self.enqueue(s, seq, partition, o);
         let records = self.settings.transaction_records as usize;
         let last = s.next >= self.settings.workload.messages;
         let every = u64::from(self.settings.transaction_abort_every);
@@ -589,9 +651,8 @@ impl Producer {
         }
     }
 
-    /// Puts record `seq` in a batch of its own, with its `delivery.timeout.ms`.
-    fn enqueue(&self, s: &mut ProducerState, seq: u32, o: &mut KafkaOut) {
-        let partition = self.settings.partition_for(seq);
+    /// Puts record `seq` in a batch of its own for `partition`, with its `delivery.timeout.ms`.
+    fn enqueue(&self, s: &mut ProducerState, seq: u32, partition: Partition, o: &mut KafkaOut) {
         s.batches.insert(
             seq,
             Batch {
