@@ -67,6 +67,40 @@ fn small_messages_wait_in_the_kernels_buffers_where_large_ones_reach_the_high_wa
 }
 
 #[test]
+fn conflate_keeps_only_the_last_message_and_loses_the_rest_by_design() {
+    // A consumer that falls behind: with ZMQ_CONFLATE=1 each pipe holds one message, a newer one
+    // replaces it (ypipe_conflate_t), and the high-water marks no longer apply.
+    for pattern in ["pub-sub", "push-pull"] {
+        let v = violated(
+            &format!("--broker zeromq --set pattern={pattern} --set ZMQ_CONFLATE=1 {BEHIND}"),
+            "at-least-once",
+        );
+        assert_eq!(v["kind"], "lost", "{pattern}");
+        let why = v["explanation"].as_str().unwrap();
+        assert!(
+            why.contains("ZMQ_CONFLATE: a newer message replaced it"),
+            "{pattern}: {why}"
+        );
+        // The same consumer without ZMQ_CONFLATE gets everything (the kernels' buffers and the
+        // marks hold it, or PUSH blocks).
+        let start = if pattern == "pub-sub" {
+            "--set syncpub=true"
+        } else {
+            ""
+        };
+        held(
+            &format!("--broker zeromq --set pattern={pattern} {start} {BEHIND}"),
+            &["at-least-once"],
+        );
+    }
+    // A consumer that keeps up reads every message before the next arrives: nothing replaced.
+    held(
+        "--broker zeromq --set pattern=push-pull --set ZMQ_CONFLATE=1 --faults none --rate 10 --handler-ms 1 --messages 20 --seeds 5",
+        &["at-least-once", "at-most-once", "ordering"],
+    );
+}
+
+#[test]
 fn pub_drops_only_for_the_subscriber_in_the_mute_state() {
     let sets: Vec<String> = [
         "pattern=pub-sub",
@@ -284,6 +318,9 @@ fn bad_input_names_the_key() {
         ("--set pattern=router-dealer", "pattern"),
         ("--set message.bytes=-1", "message.bytes"),
         ("--set message.bytes=2000000000", "message.bytes"),
+        ("--set pattern=req-rep --set ZMQ_CONFLATE=1", "ZMQ_CONFLATE"),
+        ("--set ZMQ_CONFLATE=1 --set frames=2", "ZMQ_CONFLATE"),
+        ("--set ZMQ_CONFLATE=yes", "ZMQ_CONFLATE"),
     ] {
         let mut words = vec!["sim", "--broker", "zeromq"];
         words.extend(args.split_whitespace());

@@ -42,6 +42,9 @@ pub struct Settings {
     pub reconnect_ivl: Duration,
     /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
     pub immediate: bool,
+    /// `ZMQ_CONFLATE=1` on both sockets: every pipe keeps only the last message, and the
+    /// high-water marks do not apply.
+    pub conflate: bool,
     pub subscribe: String,
     /// The PUB application waits for every subscriber's subscription before publishing.
     pub syncpub: bool,
@@ -56,8 +59,10 @@ pub struct Settings {
     pub workload: Workload,
 }
 
+/// A high-water mark; none with `ZMQ_CONFLATE=1`, whose pipes libzmq creates with `-1`
+/// (`session_base_t::engine_ready`, `socket_base_t::connect_internal`).
 fn hwm(config: &Config, key: &str) -> Option<u64> {
-    Some(config.int(key)).filter(|h| *h > 0)
+    Some(config.int(key)).filter(|h| *h > 0 && config.str("ZMQ_CONFLATE") != "1")
 }
 
 /// Keys that only mean something for REQ/REP.
@@ -96,6 +101,7 @@ impl Settings {
             rcvhwm: hwm(config, "ZMQ_RCVHWM"),
             reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
             immediate: config.str("ZMQ_IMMEDIATE") == "1",
+            conflate: config.str("ZMQ_CONFLATE") == "1",
             subscribe: config.str("ZMQ_SUBSCRIBE").to_string(),
             syncpub: config.bool("syncpub"),
             frames: config.int("frames") as u32,
@@ -144,6 +150,12 @@ pub(super) fn keys() -> Vec<Key> {
             "0",
             OneOf(&["0", "1"]),
             "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
+        ),
+        Key::new(
+            "ZMQ_CONFLATE",
+            "0",
+            OneOf(&["0", "1"]),
+            "1: both sockets (PUB and SUB, or PUSH and PULL) keep only the last message in each pipe, ignoring the high-water marks; single-frame messages only",
         ),
         Key::new(
             "ZMQ_SUBSCRIBE",
@@ -215,6 +227,20 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 *key,
                 format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
+            ));
+        }
+    }
+    if config.str("ZMQ_CONFLATE") == "1" {
+        if pattern == "req-rep" {
+            return Err(ConfigError::new(
+                "ZMQ_CONFLATE",
+                "ZMQ_CONFLATE applies to PUB, SUB, PUSH and PULL (libzmq ignores it for REQ and REP): it needs pattern=pub-sub or pattern=push-pull, not pattern=req-rep",
+            ));
+        }
+        if config.int("frames") > 1 {
+            return Err(ConfigError::new(
+                "ZMQ_CONFLATE",
+                "ZMQ_CONFLATE does not support multipart messages (libzmq keeps one part of one): it needs frames=1",
             ));
         }
     }

@@ -101,8 +101,13 @@ impl Incoming {
                 if Settings::full(self.settings.rcvhwm, pipe.len() as u64) {
                     s.unread.entry(src).or_default().push_back(frames);
                 } else {
-                    pipe.push_back((connection, frames));
+                    let replaced = self.settings.enqueue(pipe, (connection, frames));
                     o.send(src, ZmqMsg::Credit(1));
+                    if !replaced.is_empty() {
+                        let replaced: Vec<Frames> = replaced.into_iter().map(|(_, f)| f).collect();
+                        let from = format!("from {}", self.settings.name(src));
+                        record(&mut s.app, Settings::conflated(&replaced, &from), o);
+                    }
                 }
                 self.handle_next(s, o);
             }

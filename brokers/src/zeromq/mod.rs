@@ -42,6 +42,12 @@
 //! the requests in it, and drops their replies (`router_t::xsend`: no writable pipe for that
 //! routing id). A SUB resends its subscriptions on every new connection.
 //!
+//! `ZMQ_CONFLATE=1`, set on both sockets here, makes every pipe a `ypipe_conflate_t`
+//! (`src/ypipe_conflate.hpp`): one message, replaced by the next before it is read, and no
+//! high-water marks (`session_base_t::engine_ready` creates the pipes with `-1`;
+//! `get_effective_conflate_option`: DEALER, PULL, PUSH, PUB and SUB only). What a newer message
+//! replaced is lost by design, noted as `Op::Discard`.
+//!
 //! A multipart message (frames sent with `ZMQ_SNDMORE`) travels as one unit: "peers shall
 //! receive either all message parts of a message or none at all" (`zmq_send`). A PUB checks
 //! the high-water mark at the first frame, so it drops whole messages.
@@ -106,7 +112,7 @@
 //! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
 //! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
-//! `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity). libzmq's source (github
+//! `ZMQ_CONFLATE`, `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity). libzmq's source (github
 //! zeromq/libzmq, master): `src/pipe.cpp` (`check_hwm`, `terminate`, `process_pipe_term`:
 //! a terminated pipe is read to its delimiter), `src/lb.cpp` and `src/fq.cpp` (round robin
 //! skipping full pipes, fair queueing), `src/dist.cpp` (PUB: `dist_t::write` drops the copy for a
@@ -271,6 +277,30 @@ impl Settings {
     /// seed.
     pub fn reconnect(&self) -> Range<Duration> {
         self.reconnect_ivl..self.reconnect_ivl * 2
+    }
+
+    /// Queues `item` in a pipe. With `ZMQ_CONFLATE=1` the pipe is libzmq's `ypipe_conflate_t`,
+    /// a double buffer whose `write` replaces what was not yet read: returns what it replaced.
+    pub fn enqueue<T>(&self, pipe: &mut VecDeque<T>, item: T) -> Vec<T> {
+        let replaced = if self.conflate {
+            pipe.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        pipe.push_back(item);
+        replaced
+    }
+
+    /// The model's note for messages `ZMQ_CONFLATE` replaced in the pipe `where_`.
+    pub fn conflated(replaced: &[Frames], where_: &str) -> Vec<Op> {
+        replaced
+            .iter()
+            .flat_map(|f| f.parts.iter())
+            .map(|msg| Op::Discard {
+                msg: *msg,
+                reason: format!("ZMQ_CONFLATE: a newer message replaced it in the pipe {where_} before it was read"),
+            })
+            .collect()
     }
 
     /// Is a pipe holding `len` messages at the high-water mark `hwm`?

@@ -174,7 +174,8 @@ impl Outgoing {
                     if Settings::full(self.settings.sndhwm, peer.pipe.len() as u64) {
                         format!("ZMQ_SNDHWM reached on the pipe to {name} (the kernels' buffers full too): PUB drops for a subscriber in the mute state")
                     } else {
-                        peer.pipe.push_back(frames.clone());
+                        let replaced = self.settings.enqueue(&mut peer.pipe, frames.clone());
+                        discards.extend(Settings::conflated(&replaced, &format!("to {name}")));
                         self.flush(c, peer, o);
                         continue;
                     }
@@ -214,11 +215,12 @@ impl Outgoing {
         let Some(p) = s.peers.get_mut(&peer) else {
             return;
         };
-        p.pipe.push_back(frames.clone());
+        let replaced = self.settings.enqueue(&mut p.pipe, frames.clone());
+        let discards = Settings::conflated(&replaced, &format!("to {}", self.settings.name(peer)));
         self.flush(peer, p, o);
         s.turn = Some(peer);
         s.blocked = false;
-        self.sent(s, &frames, Vec::new(), o);
+        self.sent(s, &frames, discards, o);
     }
 
     /// The I/O thread writes from the pipe to the connection while the kernels' buffers have
