@@ -260,6 +260,9 @@ pub enum RabbitTimer {
     Send,
     /// `publisher.confirm_timeout` for the message with this sequence number.
     ConfirmTimeout(u32),
+    /// `publisher.retry`: publish again the message with this sequence number, nacked
+    /// [`client::NACK_BACKOFF`] ago.
+    Republish(u32),
     /// The consuming application finished handling a message.
     Process,
     /// A consumer's late start (`--consumer-delay-ms`).
