@@ -221,3 +221,74 @@ fn sim_basic_nack_requeue_never_reaches_the_limit_from_4_3() {
         "{v}"
     );
 }
+
+/// A full queue with `x-overflow=reject-publish` nacks the publish: without `publisher.retry`
+/// the application records the nacked messages failed (fewer delivered, and at-least-once still
+/// holds, since none was counted sent); with it, each nacked message is published again until
+/// confirmed, so every routed message (27 of 30 per seed, 3 seeds) is delivered.
+#[test]
+fn publisher_nack_from_reject_publish_is_not_a_confirm() {
+    for (queue, pace) in [("classic", 100), ("quorum", 10)] {
+        let args = |retry: bool| {
+            format!(
+                "--broker rabbitmq --set queue.type={queue} --set x-max-length=5 --set x-overflow=reject-publish --set publisher.retry={retry} --faults none --messages 30 --rate {pace} --consumer-delay-ms 4000 --seeds 3"
+            )
+        };
+        let delivered = |json: &Value| json["stats"]["messages_delivered"].as_u64().expect("count");
+        let failed = held(&args(false), &["at-least-once", "at-most-once"]);
+        assert!(delivered(&failed) < 81, "{queue}: no publish was nacked");
+        let retried = held(&args(true), &["at-least-once", "at-most-once"]);
+        assert_eq!(
+            delivered(&retried),
+            81,
+            "{queue}: a nacked message was not republished"
+        );
+    }
+}
+
+/// `rabbit_fifo:evaluate_limit/4`: enqueues already committed are accepted past the limit; the
+/// enqueuers are blocked once the ready messages exceed `x-max-length` and unblocked only at or
+/// below 80% of it.
+#[test]
+fn quorum_reject_publish_blocks_over_the_limit_and_unblocks_below_the_soft_limit() {
+    let s = settings(
+        &[
+            "queue.type=quorum",
+            "x-max-length=5",
+            "x-overflow=reject-publish",
+        ],
+        DeliveryCountRule::FailedDeliveries,
+    );
+    let mut f = Fifo::default();
+    for seq in 1..=5 {
+        f.apply(seq, &enqueue(seq), &s);
+        assert!(!f.reject_publish, "blocked at {seq} ready messages");
+    }
+    f.apply(6, &enqueue(6), &s);
+    assert!(f.reject_publish && f.ready.len() == 6);
+    // The consumer takes messages one by one (prefetch 1): 5 ready is not yet low enough.
+    f.apply(7, &checkout(), &s);
+    assert!(f.reject_publish, "unblocked at 5 ready messages");
+    f.apply(
+        8,
+        &Command::Settle {
+            consumer: Id::from(CONSUMER),
+            checkout: 7,
+            id: 1,
+        },
+        &s,
+    );
+    assert_eq!(f.ready.len(), 4);
+    assert!(
+        !f.reject_publish,
+        "still blocked at 4 ready messages (80% of 5)"
+    );
+}
+
+#[test]
+fn x_max_length_with_drop_head_is_refused() {
+    let sets: Vec<String> = ["x-max-length=5"].iter().map(|s| s.to_string()).collect();
+    let config = Config::parse("rabbitmq", &RabbitMq::keys(), &sets).expect("valid keys");
+    let err = RabbitMq::validate(&config).expect_err("drop-head is not modelled");
+    assert!(format!("{err:?}").contains("x-overflow"), "{err:?}");
+}

@@ -28,6 +28,9 @@ pub const PACES: [u64; 3] = [10, 50, 300];
 pub const HANDLING: [u64; 3] = [2, 10, 40];
 /// The application's handler fails this many times on a poison message before it succeeds.
 const POISON_FAILURES: u32 = 2;
+/// How long the application waits before it publishes a nacked message again (`publisher.retry`):
+/// the queue refused it because it was full, so at once would most likely be refused again.
+pub const NACK_BACKOFF: Duration = Duration::from_millis(500);
 /// Poison messages are those with `seq % 10 == POISON`: the second of every ten, so that the
 /// model checker's two messages include one.
 pub const POISON: u32 = 1;
@@ -224,6 +227,31 @@ impl Publisher {
                     }
                 }
             }
+            RabbitMsg::PublishNack { channel, seq } if channel == s.conn.channel => {
+                let Some(m) = s.unconfirmed.remove(&seq) else {
+                    return;
+                };
+                if !s.outstanding.contains(&m) {
+                    return;
+                }
+                o.cancel_timer(RabbitTimer::ConfirmTimeout(m));
+                if self.settings.retry {
+                    // Not confirmed: the application publishes it again, as one using confirms
+                    // must; it stays outstanding, so it is never counted sent until confirmed.
+                    o.set_timer(RabbitTimer::Republish(m), exact(NACK_BACKOFF));
+                } else {
+                    s.outstanding.remove(&m);
+                    let reason = "basic.nack: the queue refused the publish".to_string();
+                    record(
+                        &mut s.app,
+                        Op::Fail {
+                            msg: self.msg(m),
+                            reason,
+                        },
+                        o,
+                    );
+                }
+            }
             RabbitMsg::Return { channel, seq } if channel == s.conn.channel => {
                 if let Some(m) = s.unconfirmed.remove(&seq) {
                     if s.outstanding.remove(&m) {
@@ -291,6 +319,17 @@ impl Publisher {
             RabbitTimer::ServerSilent if s.conn.open => {
                 self.connection_lost(s, o);
                 redial(&self.settings, &mut s.conn, None, o);
+            }
+            RabbitTimer::Republish(m) if s.outstanding.contains(m) => {
+                o.set_timer(
+                    RabbitTimer::ConfirmTimeout(*m),
+                    exact(self.settings.confirm_timeout),
+                );
+                if s.conn.open {
+                    self.publish(s, *m, o);
+                } else if !s.republish.contains(m) {
+                    s.republish.push_back(*m);
+                }
             }
             RabbitTimer::ConfirmTimeout(m) if s.outstanding.contains(m) => {
                 if self.settings.retry {

@@ -90,6 +90,9 @@ pub struct Settings {
     /// `consumer.nack.method=basic.reject`: the application rejects with `basic.reject`,
     /// otherwise with `basic.nack`.
     pub reject: bool,
+    /// `x-max-length` with `x-overflow=reject-publish`: the most ready messages the queue holds
+    /// before it rejects publishes with `basic.nack`.
+    pub max_length: Option<u32>,
     pub workload: Workload,
 }
 
@@ -198,6 +201,7 @@ impl Settings {
                 _ => DeliveryCountRule::EveryReturn,
             },
             reject: config.str("consumer.nack.method") == "basic.reject",
+            max_length: u32::try_from(config.signed("x-max-length")).ok(),
             workload,
         }
     }
@@ -353,6 +357,18 @@ pub(super) fn keys() -> Vec<Key> {
             OneOf(&["basic.reject", "basic.nack"]),
             "how the application rejects (4.3 counts basic.reject requeue=true towards delivery-limit, not basic.nack)",
         ),
+        Key::new(
+            "x-max-length",
+            "-1",
+            Signed { min: -1, max: 100_000 },
+            "queue length limit in ready messages (-1: no limit)",
+        ),
+        Key::new(
+            "x-overflow",
+            "drop-head",
+            OneOf(&["drop-head", "reject-publish"]),
+            "what a queue at x-max-length does: drop its oldest message, or refuse the publish with basic.nack",
+        ),
     ]
 }
 
@@ -390,6 +406,18 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "delivery-limit",
             format!("delivery-limit is a quorum queue argument; queue.type={queue_type} does not count deliveries (allowed with queue.type=quorum)"),
+        ));
+    }
+    if config.is_set("x-overflow") && !config.is_set("x-max-length") {
+        return Err(ConfigError::new(
+            "x-overflow",
+            "x-overflow applies to a queue with a length limit, so it needs x-max-length",
+        ));
+    }
+    if config.signed("x-max-length") >= 0 && config.str("x-overflow") != "reject-publish" {
+        return Err(ConfigError::new(
+            "x-overflow",
+            "x-max-length with x-overflow=drop-head (RabbitMQ's default) is not modelled (allowed with x-max-length: reject-publish)",
         ));
     }
     if config.bool("publisher.retry") && !config.bool("publisher.confirms") {

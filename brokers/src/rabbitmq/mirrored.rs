@@ -292,6 +292,19 @@ impl Node {
                     self.unroutable(s, src, (channel, seq), mandatory, o);
                     return;
                 }
+                // `rabbit_amqqueue_process:will_overflow/2`: the ready messages plus this one
+                // over `x-max-length` and the publish is dropped, nacked when confirms are on
+                // (`send_reject_publish/2`); a publish with no confirms is dropped silently.
+                if self
+                    .settings
+                    .max_length
+                    .is_some_and(|max| s.classic.ready.len() as u64 + 1 > u64::from(max))
+                {
+                    if self.settings.confirms {
+                        to_client(s, src, RabbitMsg::PublishNack { channel, seq }, o);
+                    }
+                    return;
+                }
                 let id = s.classic.next_id;
                 s.classic.next_id += 1;
                 let stored = Stored {

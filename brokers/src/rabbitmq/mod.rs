@@ -105,7 +105,9 @@
 //! group has all nodes as members, with no membership changes, snapshots or pipelining limits.
 //! A promoted mirror flags everything it holds redelivered (mirrors do not track deliveries).
 //! Autoheal picks the winner by node count, not by client connections first. Channel
-//! transactions, TTLs, queue length limits, lazy queues and streams are not modelled. See
+//! transactions, TTLs, lazy queues and streams are not modelled; of queue length limits only
+//! `x-max-length` with `x-overflow=reject-publish` is (a full queue answers a publish with
+//! `basic.nack`: `rabbit_amqqueue_process:will_overflow/2`, `rabbit_fifo:evaluate_limit/4`). See
 //! `docs/rabbitmq.md`.
 //!
 //! # Sources
@@ -260,6 +262,9 @@ pub enum RabbitTimer {
     Send,
     /// `publisher.confirm_timeout` for the message with this sequence number.
     ConfirmTimeout(u32),
+    /// `publisher.retry`: publish again the message with this sequence number, nacked
+    /// [`client::NACK_BACKOFF`] ago.
+    Republish(u32),
     /// The consuming application finished handling a message.
     Process,
     /// A consumer's late start (`--consumer-delay-ms`).

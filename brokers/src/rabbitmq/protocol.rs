@@ -107,6 +107,12 @@ pub enum RabbitMsg {
         channel: u32,
         seq: u64,
     },
+    /// Publisher `basic.nack` for `seq` on channel `channel`: the queue refused the publish
+    /// (`x-overflow=reject-publish` at `x-max-length`); the message was not enqueued.
+    PublishNack {
+        channel: u32,
+        seq: u64,
+    },
     /// `basic.return`: a `mandatory` publish routed to no queue.
     Return {
         channel: u32,
@@ -268,6 +274,7 @@ impl fmt::Display for RabbitMsg {
             Heartbeat => write!(f, "heartbeat"),
             Publish { msg, seq, .. } => write!(f, "basic.publish {msg} seq={seq}"),
             Confirm { seq, .. } => write!(f, "basic.ack (confirm) seq={seq}"),
+            PublishNack { seq, .. } => write!(f, "basic.nack (publisher) seq={seq}"),
             Return { seq, .. } => write!(f, "basic.return NO_ROUTE seq={seq}"),
             Consume {
                 prefetch, auto_ack, ..

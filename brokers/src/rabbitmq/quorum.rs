@@ -165,6 +165,9 @@ pub struct Fifo {
     /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
     /// confirmed again but not enqueued twice.
     pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
+    /// `x-overflow=reject-publish`: the enqueuers were sent `{queue_status, reject_publish}`
+    /// (the ready messages passed `x-max-length`) and not yet `go` (back at or below 80% of it).
+    pub reject_publish: bool,
 }
 
 impl Fifo {
@@ -265,7 +268,24 @@ impl Fifo {
             }
         }
         self.assign(&mut fx);
+        self.evaluate_limit(settings);
         fx
+    }
+
+    /// `rabbit_fifo:evaluate_limit/4` with `reject_publish`: the limit is checked after each
+    /// command, so enqueues already in the log are accepted past it; the enqueuers are blocked
+    /// once the ready messages exceed `x-max-length` and unblocked at or below
+    /// `trunc(x-max-length * 0.8)` (`is_below_soft_limit/1`, `?LOW_LIMIT`).
+    fn evaluate_limit(&mut self, settings: &Settings) {
+        let Some(max) = settings.max_length else {
+            return;
+        };
+        let ready = self.ready.len() as u64;
+        if ready > u64::from(max) {
+            self.reject_publish = true;
+        } else if ready * 10 <= u64::from(max) * 8 {
+            self.reject_publish = false;
+        }
     }
 
     /// Takes message `id` back from the consumer's checked-out set, if this attachment holds it.
@@ -706,6 +726,13 @@ impl Node {
                 let routed = self.settings.route(msg.seq);
                 if routed.unroutable {
                     self.unroutable(s, src, (channel, seq), mandatory, o);
+                } else if s.quorum.fifo.reject_publish {
+                    // The channel's `rabbit_fifo_client` holds `queue_status = reject_publish`
+                    // and refuses the enqueue itself (`rabbit_fifo_client:enqueue/4`), which
+                    // `rabbit_quorum_queue:deliver/3` turns into a `rejected` action: a nack.
+                    if self.settings.confirms {
+                        to_client(s, src, RabbitMsg::PublishNack { channel, seq }, o);
+                    }
                 } else {
                     let command = Command::Enqueue {
                         publisher: src,
