@@ -5,7 +5,8 @@
 //! Node ids (producers=1, consumers=2): 0 is the broker, 1 the producer, 2 and 3 the consumers.
 
 use mqcheck_brokers::activemq::{
-    AckType, ActiveMq, AmqDisk, AmqMsg, AmqRandom, AmqState, AmqTimer, KahaDb, Record, Settings,
+    AckType, ActiveMq, AmqDisk, AmqMsg, AmqRandom, AmqState, AmqTimer, KahaDb, MessageGroupMap,
+    Record, Settings, GROUP_CACHE_SIZE,
 };
 use mqcheck_brokers::{Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -84,6 +85,20 @@ fn send(command: u32, seq: u32, response_required: bool) -> AmqMsg {
         msg: msg(seq),
         persistent: true,
         response_required,
+        group: None,
+    }
+}
+
+/// A one-way send of message `seq` with `JMSXGroupID` `group`.
+fn send_in_group(command: u32, seq: u32, group: u32) -> AmqMsg {
+    AmqMsg::MessageSend {
+        conn: 1,
+        command,
+        producer: 0,
+        msg: msg(seq),
+        persistent: true,
+        response_required: false,
+        group: Some(group),
     }
 }
 
@@ -194,7 +209,8 @@ fn consumer_acks_are_one_way_and_never_fsynced_so_a_power_loss_brings_messages_b
             Record::Add {
                 seq: 1,
                 msg: msg(0),
-                producer: 0
+                producer: 0,
+                group: None,
             },
             Record::Remove { seq: 1 }
         ]
@@ -261,6 +277,65 @@ fn messages_go_round_robin_within_the_prefetch_and_return_flagged_when_a_consume
     a.deliver(BROKER, C1, AmqMsg::Disconnected);
     let out = sent(&a.deliver(BROKER, C0, ack(AckType::Individual, vec![3])));
     assert_eq!(dispatched(&out), vec![(C0, 2, 1)]);
+}
+
+#[test]
+fn a_message_group_stays_with_its_consumer_until_the_consumer_goes() {
+    let mut a = broker(&["queuePrefetch=2"], &[C0, C1]);
+    let mut out = Vec::new();
+    // Groups 0, 1, 0, 1: round robin assigns group 0 to c0 and group 1 to c1, and each keeps
+    // its group although round robin alone would hand the third message to c0's turn.
+    for (i, group) in [0, 1, 1, 0].into_iter().enumerate() {
+        let i = i as u32;
+        out.extend(sent(&a.deliver(
+            BROKER,
+            PRODUCER,
+            send_in_group(i + 1, i, group),
+        )));
+    }
+    assert_eq!(
+        dispatched(&out),
+        vec![(C0, 1, 0), (C1, 2, 0), (C1, 3, 0), (C0, 4, 0)]
+    );
+    // c1 is full: a fifth message of group 1 waits for it while a sixth, of group 0, goes on.
+    out = sent(&a.deliver(BROKER, PRODUCER, send_in_group(5, 4, 1)));
+    assert_eq!(dispatched(&out), vec![]);
+    a.deliver(BROKER, C0, ack(AckType::Standard, vec![1]));
+    out = sent(&a.deliver(BROKER, PRODUCER, send_in_group(6, 5, 0)));
+    assert_eq!(
+        dispatched(&out),
+        vec![(C0, 6, 0)],
+        "group 1's message is c1's"
+    );
+    // c1's connection goes: its messages return flagged, and group 1 is c0's once c0 has room.
+    a.deliver(BROKER, C1, AmqMsg::Disconnected);
+    out = sent(&a.deliver(BROKER, C0, ack(AckType::Standard, vec![4, 6])));
+    assert_eq!(dispatched(&out), vec![(C0, 2, 1), (C0, 3, 1)]);
+    match a.state(BROKER) {
+        AmqState::Broker(b) => {
+            assert_eq!(b.groups.owners, vec![(0, Id::from(C0)), (1, Id::from(C0))]);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_group_map_forgets_its_least_recently_used_group_past_its_cache_size() {
+    let mut map = MessageGroupMap::default();
+    for g in 0..GROUP_CACHE_SIZE as u32 {
+        map.put(g, Id::from(C0));
+    }
+    assert_eq!(
+        map.get(0),
+        Some(Id::from(C0)),
+        "group 0 is now the most recently used"
+    );
+    map.put(GROUP_CACHE_SIZE as u32, Id::from(C1));
+    assert_eq!(map.owners.len(), GROUP_CACHE_SIZE);
+    assert_eq!(map.get(1), None, "group 1 was the eldest");
+    assert_eq!(map.get(0), Some(Id::from(C0)));
+    map.remove_consumer(Id::from(C0));
+    assert_eq!(map.owners, vec![(GROUP_CACHE_SIZE as u32, Id::from(C1))]);
 }
 
 #[test]
@@ -429,6 +504,7 @@ fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
             msg: msg(0),
             persistent: true,
             response_required: true,
+            group: None,
         };
         let out = sent(&a.deliver(BROKER, PRODUCER, replay));
         let queued = match a.state(BROKER) {

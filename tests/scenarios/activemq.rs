@@ -3,6 +3,10 @@
 //! `mqcheck check`).
 
 use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
+use mqcheck_brokers::activemq::ActiveMq;
+use mqcheck_brokers::{Config, System, Workload};
+use mqcheck_invariants::{ordering, MsgId, Op, OrderingPromise};
+use mqcheck_sim::{run, schedule_for, FaultSet};
 use std::collections::BTreeMap;
 
 const AMQ: &str = "--broker activemq";
@@ -203,6 +207,59 @@ fn an_exclusive_consumer_keeps_order_across_a_consumer_crash() {
         &format!(
             "{AMQ} --set consumer.exclusive=true --consumers 2 --faults crash,pause --seeds 60"
         ),
+        &["at-least-once", "ordering"],
+    );
+}
+
+/// Seeds (of `seeds`) whose run reorders some key across consumers: two consumers, three keys,
+/// consumer crashes; each delivery judged by the ordering checker in the scope of its message's
+/// key, over every consumer and session, redeliveries aside — what message groups promise beyond
+/// JMS's per-session order.
+fn per_key_reorderings(sets: &[&str], seeds: u64) -> usize {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::parse(ActiveMq::NAME, &ActiveMq::keys(), &sets).expect("valid keys");
+    let mut workload = Workload::new(100, 1, 2);
+    workload.keys = Some(3);
+    let system = ActiveMq::build(&config, workload);
+    let faults: FaultSet = "crash".parse().expect("a fault set");
+    let per_key = OrderingPromise {
+        excludes_redelivered: true,
+        ..OrderingPromise::default()
+    };
+    (0..seeds)
+        .filter(|seed| {
+            let r = run(
+                &system,
+                *seed,
+                &schedule_for(&system, *seed, &faults),
+                false,
+            );
+            assert!(r.complete, "seed {seed} ran to its end");
+            let mut history = r.history;
+            let keys: BTreeMap<MsgId, u32> = history
+                .events
+                .iter()
+                .filter_map(|e| match e.op {
+                    Op::Send { msg, key, .. } => Some((msg, key.expect("keyed workload"))),
+                    _ => None,
+                })
+                .collect();
+            for e in &mut history.events {
+                if let Op::Deliver { msg, scope, .. } = &mut e.op {
+                    *scope = keys[msg];
+                }
+            }
+            !ordering(&history, &per_key).is_empty()
+        })
+        .count()
+}
+
+#[test]
+fn message_groups_keep_per_key_order_across_consumer_crashes_where_round_robin_does_not() {
+    assert!(per_key_reorderings(&[], 20) > 0, "round robin splits a key");
+    assert_eq!(per_key_reorderings(&["messageGroups=true"], 20), 0);
+    held(
+        &format!("{AMQ} --set messageGroups=true --keys 3 --consumers 2 --faults crash --seeds 60"),
         &["at-least-once", "ordering"],
     );
 }

@@ -18,6 +18,8 @@ pub struct Broker {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QueueEntry {
     pub msg: MsgId,
+    /// `JMSXGroupID`.
+    pub group: Option<u32>,
     pub persistent: bool,
     /// `redeliveryCounter`: > 0 dispatches it with `JMSRedelivered=true`.
     pub redelivery_counter: u32,
@@ -27,6 +29,40 @@ pub struct QueueEntry {
     pub dispatched: Option<Id>,
     /// The `persistJMSRedelivered` update was journalled (or is in the batch).
     pub flag_stored: bool,
+}
+
+/// `CachedMessageGroupMapFactory`'s `cacheSize`.
+pub const GROUP_CACHE_SIZE: usize = 1024;
+
+/// `CachedMessageGroupMap`: the owner of each message group, an access-ordered LRU map of
+/// [`GROUP_CACHE_SIZE`] groups, least recently used first; an evicted group is assigned afresh.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MessageGroupMap {
+    pub owners: Vec<(u32, Id)>,
+}
+
+impl MessageGroupMap {
+    /// `get`: the group's owner, now the most recently used.
+    pub fn get(&mut self, group: u32) -> Option<Id> {
+        let pos = self.owners.iter().position(|(g, _)| *g == group)?;
+        let entry = self.owners.remove(pos);
+        self.owners.push(entry);
+        Some(entry.1)
+    }
+
+    /// `put`: the group now belongs to `consumer`; past the cache size the eldest is evicted.
+    pub fn put(&mut self, group: u32, consumer: Id) {
+        self.owners.retain(|(g, _)| *g != group);
+        self.owners.push((group, consumer));
+        if self.owners.len() > GROUP_CACHE_SIZE {
+            self.owners.remove(0);
+        }
+    }
+
+    /// `removeConsumer`: the consumer's groups have no owner.
+    pub fn remove_consumer(&mut self, consumer: Id) {
+        self.owners.retain(|(_, c)| *c != consumer);
+    }
 }
 
 /// A client's transport connection as the broker sees it.
@@ -75,6 +111,8 @@ pub struct BrokerState {
     pub connections: BTreeMap<Id, Connection>,
     /// The queue's consumers in dispatch order: round robin moves the one served last to the end.
     pub consumers: Vec<Id>,
+    /// `Queue.messageGroupOwners`, in memory only.
+    pub groups: MessageGroupMap,
 }
 
 impl Broker {
@@ -86,6 +124,7 @@ impl Broker {
             .map(|(seq, r)| {
                 let entry = QueueEntry {
                     msg: r.msg,
+                    group: r.group,
                     persistent: true,
                     redelivery_counter: u32::from(r.redelivered),
                     stored: true,
@@ -108,6 +147,7 @@ impl Broker {
             next_seq,
             connections: BTreeMap::new(),
             consumers: Vec::new(),
+            groups: MessageGroupMap::default(),
         }
     }
 
@@ -182,6 +222,7 @@ impl Broker {
                 msg,
                 persistent,
                 response_required,
+                group,
             } => {
                 let persistent = persistent && self.settings.broker_persistent;
                 let last = s.producer_audit.get(&(msg.producer, producer));
@@ -205,6 +246,7 @@ impl Broker {
                     seq,
                     QueueEntry {
                         msg,
+                        group,
                         persistent,
                         redelivery_counter: 0,
                         stored: !persistent,
@@ -214,7 +256,12 @@ impl Broker {
                 );
                 if persistent {
                     let then = if response_required { respond } else { Then::Nothing };
-                    let add = Record::Add { seq, msg, producer };
+                    let add = Record::Add {
+                        seq,
+                        msg,
+                        producer,
+                        group,
+                    };
                     self.store(s, add, response_required, then, o);
                 } else if response_required {
                     // The memory store answers at once.
@@ -287,7 +334,10 @@ impl Broker {
     }
 
     /// `Queue.doActualDispatch`: each message in order to the first consumer with room in its
-    /// prefetch, which then moves to the end of the list; an exclusive consumer takes all.
+    /// prefetch, which then moves to the end of the list; an exclusive consumer takes all. A
+    /// message of a group goes only to the group's owner (`assignMessageGroup`); a group without
+    /// one is assigned to the consumer that takes its message, and a message whose owner is full
+    /// waits while the ones behind it go on.
     fn dispatch(&self, s: &mut BrokerState, o: &mut AmqOut) {
         let prefetch = self.settings.prefetch as usize;
         let ready: Vec<Seq> = s
@@ -308,10 +358,21 @@ impl Broker {
                     .and_then(|c| c.consumer.as_ref())
                     .is_some_and(|d| d.len() < prefetch)
             };
-            let Some(pos) = candidates.iter().position(room) else {
+            let group = s.queue.get(&seq).and_then(|e| e.group);
+            let owner = group.and_then(|g| s.groups.get(g));
+            let Some(pos) = candidates
+                .iter()
+                .position(|c| room(c) && owner.is_none_or(|o| o == *c))
+            else {
+                if group.is_some() {
+                    continue;
+                }
                 break;
             };
             let consumer = s.consumers[pos];
+            if let (Some(g), None) = (group, owner) {
+                s.groups.put(g, consumer);
+            }
             if !self.settings.exclusive {
                 s.consumers.remove(pos);
                 s.consumers.push(consumer);
@@ -370,6 +431,7 @@ impl Broker {
         };
         o.cancel_timer(AmqTimer::ClientSilent(client));
         s.consumers.retain(|c| *c != client);
+        s.groups.remove_consumer(client);
         for seq in c.consumer.into_iter().flatten() {
             if let Some(e) = s.queue.get_mut(&seq) {
                 e.dispatched = None;
@@ -413,7 +475,10 @@ impl Broker {
         let force = batch.iter().any(|p| p.sync && p.record.is_some());
         let records: Vec<Record> = batch.iter().filter_map(|p| p.record.clone()).collect();
         for r in &records {
-            if let Record::Add { seq, msg, producer } = r {
+            if let Record::Add {
+                seq, msg, producer, ..
+            } = r
+            {
                 if let Some(e) = s.queue.get_mut(seq) {
                     e.stored = true;
                 }

@@ -97,6 +97,8 @@ pub struct Settings {
     /// `consumer.fail=every-tenth`.
     pub fail: bool,
     pub exclusive: bool,
+    /// `messageGroups=true`: the producer sets `JMSXGroupID` to the workload's key.
+    pub message_groups: bool,
     pub workload: Workload,
 }
 
@@ -150,6 +152,7 @@ impl Settings {
             non_blocking_redelivery: config.bool("nonBlockingRedelivery"),
             fail: config.str("consumer.fail") == "every-tenth",
             exclusive: config.bool("consumer.exclusive"),
+            message_groups: config.bool("messageGroups"),
             workload,
         }
     }
@@ -308,6 +311,12 @@ pub(super) fn keys() -> Vec<Key> {
             "false",
             Bool,
             "exclusive consumer: the broker dispatches to one consumer at a time",
+        ),
+        Key::new(
+            "messageGroups",
+            "false",
+            Bool,
+            "the producer sets JMSXGroupID to the message's key: the broker pins each group to one consumer (an LRU map of 1024 groups) until that consumer goes",
         ),
     ]
 }

@@ -39,6 +39,8 @@ impl Durable for KahaDb {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
     pub msg: MsgId,
+    /// Its `JMSXGroupID`.
+    pub group: Option<u32>,
     /// A `persistJMSRedelivered` update was journalled: it goes out flagged redelivered.
     pub redelivered: bool,
 }
@@ -71,12 +73,15 @@ impl KahaDb {
         let mut next = 1;
         for r in self.journal.iter() {
             match r {
-                Record::Add { seq, msg, .. } => {
+                Record::Add {
+                    seq, msg, group, ..
+                } => {
                     next = next.max(seq + 1);
                     queue.insert(
                         *seq,
                         Recovered {
                             msg: *msg,
+                            group: *group,
                             redelivered: false,
                         },
                     );

@@ -133,7 +133,9 @@ mod spec;
 mod transport;
 mod view;
 
-pub use broker::{Broker, BrokerState, Connection, Pending, QueueEntry, Then};
+pub use broker::{
+    Broker, BrokerState, Connection, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
+};
 pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
 pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
 pub use kahadb::KahaDb;

@@ -52,6 +52,15 @@ impl Producer {
         }
     }
 
+    /// `JMSXGroupID`: the message's key, with `messageGroups`.
+    fn group(&self, seq: u32) -> Option<u32> {
+        if self.settings.message_groups {
+            self.settings.workload.key(seq)
+        } else {
+            None
+        }
+    }
+
     pub fn start(&self, app: AppLog, o: &mut AmqOut) -> ProducerState {
         o.choose_random(
             "pace",
@@ -189,6 +198,7 @@ impl Producer {
                 msg: self.msg(m),
                 persistent: self.settings.persistent,
                 response_required: self.settings.sync_send(),
+                group: self.group(m),
             },
         );
     }

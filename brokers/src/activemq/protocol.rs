@@ -39,7 +39,8 @@ pub enum AmqMsg {
     /// broker's `queuePrefetch`.
     ConsumerInfo { conn: u32 },
     /// `MessageSend`; `response_required` for a synchronous send. `producer` is the incarnation
-    /// of the producer's `ProducerId`, and the message's `seq` its producer sequence number.
+    /// of the producer's `ProducerId`, and the message's `seq` its producer sequence number;
+    /// `group` its `JMSXGroupID` (`messageGroups`: the workload's key).
     MessageSend {
         conn: u32,
         command: u32,
@@ -47,6 +48,7 @@ pub enum AmqMsg {
         msg: MsgId,
         persistent: bool,
         response_required: bool,
+        group: Option<u32>,
     },
     /// `MessageAck` for the listed messages; `response_required` for a transacted session's
     /// commit (`TransactionInfo`), which needs a response and so an fsync.
@@ -81,8 +83,14 @@ pub enum AmqMsg {
 /// `KahaUpdateMessageCommand`); the index is derived from them by replay.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Record {
-    /// A persistent message added to the queue, sent by producer incarnation `producer`.
-    Add { seq: Seq, msg: MsgId, producer: u32 },
+    /// A persistent message added to the queue, sent by producer incarnation `producer`, with
+    /// its `JMSXGroupID`.
+    Add {
+        seq: Seq,
+        msg: MsgId,
+        producer: u32,
+        group: Option<u32>,
+    },
     /// A message acknowledged: removed from the queue.
     Remove { seq: Seq },
     /// A message moved to `ActiveMQ.DLQ` (a poison ack).
