@@ -44,7 +44,14 @@
 //! `Queue.doActualDispatch` hands each message, in order, to the first consumer whose
 //! prefetch (`queuePrefetch`, 1000) has room, and moves that consumer to the end of the list:
 //! round robin within prefetch. An exclusive consumer (`consumer.exclusive`) gets everything
-//! while it is the first. A dispatched message stays the consumer's until it is acknowledged or
+//! while it is the first. With `messageGroups=true` the producer sets `JMSXGroupID` to the
+//! workload's key and `Queue.assignMessageGroup` sends a group's messages only to its owner in
+//! `CachedMessageGroupMap` (an LRU map of 1024 groups, `CachedMessageGroupMapFactory`), assigning
+//! an ownerless group to the consumer that takes its message; a message whose owner is full waits
+//! while later ones go on. `removeSubscription` removes a gone consumer's groups
+//! (`removeConsumer`), and the next consumer to take one of their messages owns them.
+//!
+//! A dispatched message stays the consumer's until it is acknowledged or
 //! the consumer's connection goes: then `Queue.removeSubscription` returns it to the queue with
 //! its redelivery counter raised (`LAST_DELIVERED_UNKNOWN`: the broker cannot tell what reached
 //! the application), and it goes out with `JMSRedelivered=true`. The broker notices a gone
@@ -102,7 +109,7 @@
 //! after a second as an application with an exception listener would. The producer audit is a
 //! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
 //! sequential, so only the last one is ever replayed). The cursor audit, the consumer's
-//! `checkForDuplicates`, message groups, transacted producers and in-doubt commits, and
+//! `checkForDuplicates`, transacted producers and in-doubt commits, and
 //! shared-store master/slave with its lockers are not modelled. The journal is a list
 //! of records with two marks (written, fsynced) and the appender's batch, written 2 ms after its
 //! first write; the index is derived by replaying the whole journal (no checkpoints). A
@@ -114,7 +121,8 @@
 //! apache/activemq 5.18.7: `ActiveMQSession.send`; `ActiveMQMessageConsumer` (`dispatch`,
 //! `afterMessageIsConsumed`, `rollback`, `isAutoAcknowledgeEach`, `redeliveryExceeded`);
 //! `RedeliveryPolicy.getNextRedeliveryDelay`; `broker.region.Queue` (`doActualDispatch`,
-//! `removeSubscription`, `doMessageSend`); `RegionBroker.preProcessDispatch`;
+//! `removeSubscription`, `doMessageSend`, `assignMessageGroup`); `broker.region.group`
+//! (`CachedMessageGroupMap`, `CachedMessageGroupMapFactory`); `RegionBroker.preProcessDispatch`;
 //! `AbstractInactivityMonitor`; `transport.failover.FailoverTransport`,
 //! `state.ConnectionStateTracker`; `broker.ProducerBrokerExchange.canDispatch`;
 //! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
