@@ -263,7 +263,7 @@ pub enum RabbitTimer {
     /// `publisher.confirm_timeout` for the message with this sequence number.
     ConfirmTimeout(u32),
     /// `publisher.retry`: publish again the message with this sequence number, nacked
-    /// [`client::NACK_BACKOFF`] ago.
+    /// `NACK_BACKOFF` (500 ms) ago.
     Republish(u32),
     /// The consuming application finished handling a message.
     Process,
