@@ -9,7 +9,7 @@ mod common;
 
 use common::{check, held, violated};
 use mqcheck_brokers::rabbitmq::{
-    Command, DeliveryCountRule, Fifo, RabbitMq, RabbitMsg, Returned, Settings,
+    Command, DeathReason, DeliveryCountRule, Fifo, RabbitMq, RabbitMsg, Returned, Settings,
 };
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::MsgId;
@@ -291,4 +291,100 @@ fn x_max_length_with_drop_head_is_refused() {
     let config = Config::parse("rabbitmq", &RabbitMq::keys(), &sets).expect("valid keys");
     let err = RabbitMq::validate(&config).expect_err("drop-head is not modelled");
     assert!(format!("{err:?}").contains("x-overflow"), "{err:?}");
+}
+
+/// The dead letters among the effects: (delivery tag, reason).
+fn dead_letters(fx: &[(Id, RabbitMsg)]) -> Vec<(u64, DeathReason)> {
+    fx.iter()
+        .filter_map(|(_, m)| match m {
+            RabbitMsg::DeliverDeadLetter { tag, reason, .. } => Some((*tag, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `rabbit_fifo_dlx:discard/4`: a consumer going down past `delivery-limit` (a return its
+/// handler never saw) dead-letters the message to the dead-letter queue, whose consumer reads
+/// it with the reason and settles it; a return of the dead-letter consumer's own attachment puts
+/// an unsettled dead letter back; a rejection with `requeue=false` is reason `rejected`. Without
+/// a dead-letter exchange the same message is gone and nothing is delivered.
+#[test]
+fn dead_letters_reach_the_dead_letter_queue_and_its_consumer() {
+    let down = |checkout| Command::Down {
+        consumer: Id::from(CONSUMER),
+        checkout,
+    };
+    let rule = DeliveryCountRule::FailedDeliveries;
+    let s = settings(
+        &[
+            "queue.type=quorum",
+            "delivery-limit=0",
+            "dead-letter-exchange=dlx",
+        ],
+        rule,
+    );
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    f.apply(2, &checkout(), &s);
+    assert!(dead_letters(&f.apply(3, &down(2), &s)).is_empty());
+    assert!(f.messages.is_empty() && f.dead_letters.contains_key(&1));
+    // A consumer attaches: it reads the dead letter; its channel goes down before it settles, and
+    // the next attachment reads it again, then settles it.
+    let fx = f.apply(4, &checkout(), &s);
+    assert_eq!(dead_letters(&fx), vec![(1, DeathReason::DeliveryLimit)]);
+    f.apply(5, &down(4), &s);
+    assert_eq!(
+        dead_letters(&f.apply(6, &checkout(), &s)),
+        vec![(1, DeathReason::DeliveryLimit)]
+    );
+    let settle = Command::Settle {
+        consumer: Id::from(CONSUMER),
+        checkout: 6,
+        id: 1,
+    };
+    f.apply(7, &settle, &s);
+    assert!(f.dead_letters.is_empty() && f.dead_ready.is_empty());
+    // basic.reject requeue=false: reason `rejected`.
+    f.apply(8, &enqueue(2), &s);
+    let discard = Command::Discard {
+        consumer: Id::from(CONSUMER),
+        checkout: 6,
+        id: 8,
+    };
+    assert_eq!(
+        dead_letters(&f.apply(9, &discard, &s)),
+        vec![(8, DeathReason::Rejected)]
+    );
+
+    let s = settings(&["queue.type=quorum", "delivery-limit=0"], rule);
+    let mut f = Fifo::default();
+    f.apply(1, &enqueue(1), &s);
+    f.apply(2, &checkout(), &s);
+    f.apply(3, &down(2), &s);
+    assert!(dead_letters(&f.apply(4, &checkout(), &s)).is_empty());
+    assert!(f.messages.is_empty() && f.dead_letters.is_empty());
+}
+
+/// Under consumer crashes a message can pass the delivery limit through its consumer's channel
+/// going down, which no handler sees. With a dead-letter exchange the consumer of the dead-letter
+/// queue reads it, so every run's loss is named dead-lettered; without one RabbitMQ drops it
+/// silently, and the same run (seed 0) reports it lost.
+#[test]
+fn a_consumer_down_past_the_delivery_limit_is_dead_lettered_not_lost() {
+    let args = |dlx: &str| {
+        format!(
+            "--broker rabbitmq --set queue.type=quorum --set consumer.nack=requeue --set delivery-limit=1 --set dead-letter-exchange={dlx} --faults crash --messages 40 --seeds 1"
+        )
+    };
+    let v = violated(&args("dlx"), "at-least-once");
+    assert_eq!(v["kind"], "dead-lettered", "{v}");
+    assert!(
+        v["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("x-death reason delivery_limit"),
+        "{v}"
+    );
+    let v = violated(&args("none"), "at-least-once");
+    assert_eq!(v["kind"], "lost", "{v}");
 }

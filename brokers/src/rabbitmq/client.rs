@@ -507,6 +507,25 @@ impl Consumer {
                 });
                 self.handle_next(s, o);
             }
+            // The dead-letter queue's consumer records what the broker took away, and why.
+            RabbitMsg::DeliverDeadLetter {
+                channel,
+                tag,
+                msg,
+                reason,
+            } if s.conn.open && channel == s.conn.channel => {
+                record(
+                    &mut s.app,
+                    Op::DeadLetter {
+                        msg,
+                        reason: format!("read from the dead-letter queue with x-death reason {reason}"),
+                    },
+                    o,
+                );
+                if !self.settings.auto_ack {
+                    o.send(s.conn.node, RabbitMsg::Ack { tag });
+                }
+            }
             _ => {}
         }
     }
@@ -583,7 +602,10 @@ impl Consumer {
                 .delivery_limit
                 .filter(|_| self.settings.queue_type == super::QueueType::Quorum)
                 .is_some_and(|l| d.delivery_count + counted > l);
-            if !requeue || over_limit {
+            // A quorum queue's dead letters are recorded when its dead-letter queue is read.
+            let read_later = self.settings.dead_letter
+                && self.settings.queue_type == super::QueueType::Quorum;
+            if (!requeue || over_limit) && !read_later {
                 let fate = if self.settings.dead_letter {
                     "dead-lettered to the dead-letter exchange"
                 } else {

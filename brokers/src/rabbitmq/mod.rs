@@ -71,7 +71,9 @@
 //!   A returned message goes back to the front of the queue; the returns the release counts
 //!   (every one before 4.3; `basic.reject` and a consumer down, not `basic.nack`, from 4.3: see
 //!   `quorum.rs`) raise its delivery count, past `delivery-limit` (20 by default) the message is
-//!   dead-lettered (`dead-letter-exchange`) or dropped. Every message is persisted, whatever its
+//!   dead-lettered or dropped. With `dead-letter-exchange=dlx` a dead letter goes to the
+//!   dead-letter queue, which every consumer also reads (`rabbit_fifo_dlx`, see `quorum.rs`):
+//!   that is how an application tells the broker's policy from a loss. Every message is persisted, whatever its
 //!   `delivery_mode`; quorum queues are always durable.
 //!
 //! ## Exchanges and routing
@@ -142,7 +144,7 @@ pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Vers
 pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
-pub use quorum::{DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
+pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 
 use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::OrderingPromise;
@@ -417,8 +419,8 @@ impl System for RabbitMq {
             },
             Scenario {
                 name: "quorum, delivery-limit",
-                sets: &["queue.type=quorum", "consumer.nack=requeue", "delivery-limit=1"],
-                claim: "poison-message handling drops what exceeds the delivery limit",
+                sets: &["queue.type=quorum", "consumer.nack=requeue", "delivery-limit=1", "dead-letter-exchange=dlx"],
+                claim: "poison-message handling dead-letters what exceeds the delivery limit",
             },
         ]
     }

@@ -3,7 +3,7 @@
 //! guaranteed-multicast (GM) traffic of classic mirrored queues.
 
 use super::mirrored::QueueRecord;
-use super::quorum::Returned;
+use super::quorum::{DeathReason, Returned};
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
 use std::fmt;
@@ -137,6 +137,13 @@ pub enum RabbitMsg {
         published_on: u32,
         redelivered: bool,
         delivery_count: u32,
+    },
+    /// `basic.deliver` from the dead-letter queue, with the `x-death` header's reason.
+    DeliverDeadLetter {
+        channel: u32,
+        tag: u64,
+        msg: MsgId,
+        reason: DeathReason,
     },
     /// `basic.ack` from a consumer.
     Ack {
@@ -291,6 +298,12 @@ impl fmt::Display for RabbitMsg {
             } => write!(
                 f,
                 "basic.deliver {msg} tag={tag} redelivered={redelivered} x-delivery-count={delivery_count}"
+            ),
+            DeliverDeadLetter {
+                tag, msg, reason, ..
+            } => write!(
+                f,
+                "basic.deliver {msg} tag={tag} from the dead-letter queue, x-death reason={reason}"
             ),
             Ack { tag } => write!(f, "basic.ack tag={tag}"),
             Nack {

@@ -21,6 +21,22 @@
 //! A message whose count passes the limit (`count > delivery-limit`) is dead-lettered or dropped
 //! instead of returned. Since 4.0 a quorum queue without a `delivery-limit` gets 20
 //! (`rabbit_quorum_queue`'s `?DEFAULT_DELIVERY_LIMIT`).
+//!
+//! # Dead-lettering
+//!
+//! `rabbit_fifo_dlx:discard/4` decides what becomes of a message rejected with `requeue=false`
+//! (reason `rejected`) or past the delivery limit (reason `delivery_limit`). Without a
+//! dead-letter exchange the message is dropped, and only a global counter
+//! (`messages_dead_lettered`, strategy `disabled`) records it: no client can tell it from a loss.
+//! With one (`dead-letter-exchange=dlx`, the default `at-most-once` strategy) the leader
+//! publishes it to the exchange, which routes it to the dead-letter queue, where a consumer reads
+//! it with an `x-death` header naming the reason. That is how an application learns that the
+//! broker, not a fault, took a message away — also when the return that passed the limit was its
+//! own channel going down, which its handler never saw. The model keeps the dead-letter queue in
+//! this state machine ([`Fifo::dead_letters`]) and every consumer of the queue also consumes it.
+//! RabbitMQ's dead-letter queue is a queue of its own, and at-most-once dead-lettering can lose a
+//! message whose leader fails before the target queue has it; the model's never loses one, so it
+//! can miss that loss but never reports one RabbitMQ would not have.
 
 use super::node::{to_client, Node, NodeState};
 use super::protocol::{Command, Entry, Index, RabbitMsg, Term};
@@ -112,6 +128,34 @@ pub struct FifoConsumer {
     pub prefetch: u32,
     pub auto_ack: bool,
     pub checked_out: BTreeSet<Index>,
+    /// Dead letters handed to it and not yet settled.
+    pub dead_letters_out: BTreeSet<Index>,
+}
+
+/// Why a message was dead-lettered: the `reason` of its `x-death` header
+/// (`rabbit_dead_letter:reason()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeathReason {
+    /// `basic.reject` or `basic.nack` with `requeue=false`.
+    Rejected,
+    /// Its delivery count passed `delivery-limit`.
+    DeliveryLimit,
+}
+
+impl std::fmt::Display for DeathReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        })
+    }
+}
+
+/// A message in the dead-letter queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeadLetter {
+    pub msg: MsgId,
+    pub reason: DeathReason,
 }
 
 /// Which returns of a checked-out message raise its delivery count — the count `delivery-limit`
@@ -165,6 +209,11 @@ pub struct Fifo {
     /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
     /// confirmed again but not enqueued twice.
     pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
+    /// The dead-letter queue (`dead-letter-exchange=dlx`), by the index of the message's enqueue:
+    /// what the queue dead-lettered, until a consumer settles it.
+    pub dead_letters: BTreeMap<Index, DeadLetter>,
+    /// Dead letters waiting for a consumer, oldest first.
+    pub dead_ready: VecDeque<Index>,
     /// `x-overflow=reject-publish`: the enqueuers were sent `{queue_status, reject_publish}`
     /// (the ready messages passed `x-max-length`) and not yet `go` (back at or below 80% of it).
     pub reject_publish: bool,
@@ -224,6 +273,7 @@ impl Fifo {
                         prefetch: *prefetch,
                         auto_ack: *auto_ack,
                         checked_out: BTreeSet::new(),
+                        dead_letters_out: BTreeSet::new(),
                     },
                 );
                 self.service.push_back(*consumer);
@@ -236,6 +286,8 @@ impl Fifo {
             } => {
                 if self.take(*consumer, *checkout, *id) {
                     self.messages.remove(id);
+                } else if self.take_dead_letter(*consumer, *checkout, *id) {
+                    self.dead_letters.remove(id);
                 }
             }
             Command::Return {
@@ -254,7 +306,7 @@ impl Fifo {
                 id,
             } => {
                 if self.take(*consumer, *checkout, *id) {
-                    self.messages.remove(id);
+                    self.dead_letter(*id, DeathReason::Rejected, settings);
                 }
             }
             Command::Down { consumer, checkout } => {
@@ -295,6 +347,24 @@ impl Fifo {
             .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id))
     }
 
+    /// Takes dead letter `id` back from the consumer, if this attachment holds it.
+    fn take_dead_letter(&mut self, consumer: Id, checkout: Index, id: Index) -> bool {
+        self.consumers
+            .get_mut(&consumer)
+            .is_some_and(|c| c.checkout == checkout && c.dead_letters_out.remove(&id))
+    }
+
+    /// `rabbit_fifo_dlx:discard/4`: out of the queue, into the dead-letter queue if there is a
+    /// dead-letter exchange, and otherwise gone.
+    fn dead_letter(&mut self, id: Index, reason: DeathReason, settings: &Settings) {
+        let m = self.messages.remove(&id).expect("checked out");
+        if settings.dead_letter {
+            self.dead_letters
+                .insert(id, DeadLetter { msg: m.msg, reason });
+            self.dead_ready.push_back(id);
+        }
+    }
+
     /// A returned message goes back to the front of the queue, or, once its delivery count
     /// passes `delivery-limit`, out of it: dead-lettered or dropped.
     fn give_back(&mut self, id: Index, returned: Returned, settings: &Settings) {
@@ -306,7 +376,7 @@ impl Fifo {
             .delivery_limit
             .is_some_and(|l| m.delivery_count > l)
         {
-            self.messages.remove(&id);
+            self.dead_letter(id, DeathReason::DeliveryLimit, settings);
         } else {
             self.ready.push_front(id);
         }
@@ -318,6 +388,9 @@ impl Fifo {
         if let Some(c) = self.consumers.remove(&consumer) {
             for id in c.checked_out.iter().rev() {
                 self.give_back(*id, Returned::ConsumerDown, settings);
+            }
+            for id in c.dead_letters_out.iter().rev() {
+                self.dead_ready.push_front(*id);
             }
             self.service.retain(|s| *s != consumer);
         }
@@ -360,6 +433,35 @@ impl Fifo {
                 self.messages.remove(&id);
             } else {
                 con.checked_out.insert(id);
+            }
+        }
+        self.assign_dead_letters(fx);
+    }
+
+    /// Hands the dead-letter queue to the consumers, round robin. The dead-letter queue's
+    /// consumer is modelled without a prefetch limit: it only records what it reads.
+    fn assign_dead_letters(&mut self, fx: &mut Vec<(Id, RabbitMsg)>) {
+        while !self.service.is_empty() {
+            let Some(id) = self.dead_ready.pop_front() else {
+                break;
+            };
+            let c = self.service.pop_front().expect("not empty");
+            self.service.push_back(c);
+            let d = &self.dead_letters[&id];
+            let con = self.consumers.get_mut(&c).expect("registered");
+            fx.push((
+                c,
+                RabbitMsg::DeliverDeadLetter {
+                    channel: con.channel,
+                    tag: id,
+                    msg: d.msg,
+                    reason: d.reason,
+                },
+            ));
+            if con.auto_ack {
+                self.dead_letters.remove(&id);
+            } else {
+                con.dead_letters_out.insert(id);
             }
         }
     }

@@ -62,7 +62,8 @@ fn entry(e: &Entry, names: Names<'_>) -> String {
 
 /// A quorum queue member: its Raft role, log and commit index, and the `rabbit_fifo` state it
 /// applied: ready messages (`(redelivered)` once handed out before, with the returns counted
-/// against `delivery-limit`), each consumer's unsettled messages and prefetch.
+/// against `delivery-limit`), each consumer's unsettled messages and prefetch, and the dead-letter
+/// queue with each message's `x-death` reason.
 fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
     let role = match &q.role {
         RaftRole::Leader { matched, .. } => {
@@ -121,6 +122,14 @@ fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
     for c in consumers {
         out += "; ";
         out += &c;
+    }
+    if !f.dead_letters.is_empty() {
+        let dead: Vec<String> = f
+            .dead_letters
+            .values()
+            .map(|d| format!("{}({})", d.msg, d.reason))
+            .collect();
+        out += &format!("; dead-letter queue [{}]", dead.join(" "));
     }
     out
 }
