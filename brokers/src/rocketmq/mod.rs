@@ -102,17 +102,33 @@
 //! The broker keeps consumer offsets in memory and writes them to `consumerOffset.json` every
 //! `flushConsumerOffsetInterval` (5 s): a broker crash forgets the last ones.
 //!
+//! BROADCASTING (`messageModel`): every consumer of the group gets every message, so each is
+//! its own audience for the checkers. Its rebalance takes every queue of its route
+//! (`RebalanceImpl.rebalanceByTopic` asks no broker for the consumer list, and passes
+//! `isOrder=false`, so an orderly listener takes no locks), it subscribes to no `%RETRY%` topic
+//! (`DefaultMQPushConsumerImpl.copySubscription`), and its offsets live in the client's own
+//! `offsets.json` (`LocalFileOffsetStore`: read at start, written every
+//! `persistConsumerOffsetInterval` by `MixAll.string2File`, never sent to a broker). A queue the
+//! file has no offset for starts where `consumeFromWhere` says
+//! (`RebalancePushImpl.computePullFromWhereWithException`): with the default
+//! CONSUME_FROM_LAST_OFFSET at the broker's max offset (`GET_MAX_OFFSET`), so what was sent before
+//! a consumer's first start, or while one that never wrote its file was down, it never gets;
+//! CONSUME_FROM_FIRST_OFFSET starts at 0. A restarted consumer reads again from its file's
+//! offsets: up to 5 s of messages a second time. A message its handler fails is dropped
+//! (`ConsumeMessageConcurrentlyService.processConsumeResult`: "BROADCASTING, the message consume
+//! failed, drop it"), noted as such.
+//!
 //! ## Transactional messages
 //!
 //! With `transaction=commit` or `rollback-some` every producer is a `TransactionMQProducer`
 //! (`DefaultMQProducerImpl.sendMessageInTransaction`). The message goes out by the ordinary
 //! sync send, retries included, flagged prepared; the master stores it as a half message in
-//! `RMQ_SYS_TRANS_HALF_TOPIC` (`SendMessageProcessor` → `TransactionalMessageBridge.
-//! parseHalfMessageInner`), its queue kept as `REAL_QID`, with the flush and replication of any
-//! put, and no consumer reads that topic. On SEND_OK the application runs its local transaction
-//! (`executeLocalTransaction`): it commits, or under `rollback-some` every fifth rolls back; any
-//! other SendStatus rolls it back; a send that throws ends there, with no local transaction and
-//! no end request. Then `endTransaction` sends `END_TRANSACTION` one-way to the master that
+//! `RMQ_SYS_TRANS_HALF_TOPIC` (`SendMessageProcessor` →
+//! `TransactionalMessageBridge.parseHalfMessageInner`), its queue kept as `REAL_QID`, with the
+//! flush and replication of any put, and no consumer reads that topic. On SEND_OK the
+//! application runs its local transaction (`executeLocalTransaction`): it commits, or under
+//! `rollback-some` every fifth rolls back; any other SendStatus rolls it back; a send that
+//! throws ends there, with no local transaction and no end request. Then `endTransaction` sends `END_TRANSACTION` one-way to the master that
 //! stored the half message: its fate is never known to the producer.
 //!
 //! `EndTransactionProcessor` finds the half message by CommitLog offset and checks it is the one
@@ -149,22 +165,6 @@
 //! message, so the atomicity checker's `torn` cannot happen and atomicity reduces to "a
 //! rolled-back transaction's message is never delivered" (`aborted-read`); "a committed one's is
 //! delivered" is at-least-once's `lost`.
-//!
-//! BROADCASTING (`messageModel`): every consumer of the group gets every message, so each is
-//! its own audience for the checkers. Its rebalance takes every queue of its route
-//! (`RebalanceImpl.rebalanceByTopic` asks no broker for the consumer list, and passes
-//! `isOrder=false`, so an orderly listener takes no locks), it subscribes to no `%RETRY%` topic
-//! (`DefaultMQPushConsumerImpl.copySubscription`), and its offsets live in the client's own
-//! `offsets.json` (`LocalFileOffsetStore`: read at start, written every
-//! `persistConsumerOffsetInterval` by `MixAll.string2File`, never sent to a broker). A queue the
-//! file has no offset for starts where `consumeFromWhere` says
-//! (`RebalancePushImpl.computePullFromWhereWithException`): with the default
-//! CONSUME_FROM_LAST_OFFSET at the broker's max offset (`GET_MAX_OFFSET`), so what was sent before
-//! a consumer's first start, or while one that never wrote its file was down, it never gets;
-//! CONSUME_FROM_FIRST_OFFSET starts at 0. A restarted consumer reads again from its file's
-//! offsets: up to 5 s of messages a second time. A message its handler fails is dropped
-//! (`ConsumeMessageConcurrentlyService.processConsumeResult`: "BROADCASTING, the message consume
-//! failed, drop it"), noted as such.
 //!
 //! # Who is who
 //!
@@ -504,7 +504,7 @@ impl System for RocketMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers"
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers, transactional messages"
     }
 
     fn scenarios() -> Vec<Scenario> {
