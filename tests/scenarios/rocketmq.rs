@@ -143,6 +143,7 @@ fn orderly_listener_with_a_selector_keeps_per_key_order() {
 #[test]
 fn rocketmq_runs_are_deterministic() {
     assert_deterministic("--broker rocketmq");
+    assert_deterministic("--broker rocketmq --set transaction=rollback-some");
 }
 
 #[test]
