@@ -4,7 +4,9 @@
 //! With the defaults (two broker groups of a master and a slave, one producer, one consumer)
 //! the ids are: `ns` 0, `a0` 1, `a1` 2, `b0` 3, `b1` 4, `p0` 5, `c0` 6.
 
-use mqcheck_brokers::rocketmq::protocol::{Message, PullStatus, SendStatus};
+use mqcheck_brokers::rocketmq::protocol::{
+    LocalTransactionState, Message, PullStatus, SendStatus, Tran,
+};
 use mqcheck_brokers::rocketmq::{
     allocate, Mq, RocketDisk, RocketFiles, RocketMq, RocketMsg, RocketState, RocketTimer,
 };
@@ -50,6 +52,7 @@ fn message(seq: u32, queue: u32) -> Message {
         queue,
         key: None,
         reconsume: 0,
+        tran: Tran::Plain,
     }
 }
 
@@ -486,4 +489,294 @@ fn a_broadcasting_consumer_takes_every_queue_and_keeps_its_offsets_in_a_local_fi
             .count(),
         3
     );
+}
+
+fn prepared(request: u64, seq: u32) -> RocketMsg {
+    RocketMsg::SendMessage {
+        request,
+        message: Message {
+            tran: Tran::Prepared,
+            ..message(seq, 0)
+        },
+    }
+}
+
+fn end(half: u64, seq: u32, state: LocalTransactionState, from_check: bool) -> RocketMsg {
+    RocketMsg::EndTransaction {
+        half,
+        msg: MsgId { producer: 0, seq },
+        state,
+        from_check,
+    }
+}
+
+/// The CommitLog position a SendResult names.
+fn stored_at(cmds: &[Cmd]) -> u64 {
+    sent(cmds)
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            RocketMsg::SendResult { offset, .. } => Some(offset),
+            _ => None,
+        })
+        .expect("answered")
+}
+
+/// The half messages the broker checked back with, by the copy's CommitLog position.
+fn checks(cmds: &[Cmd]) -> Vec<(usize, u64)> {
+    sent(cmds)
+        .into_iter()
+        .filter_map(|(dst, m)| match m {
+            RocketMsg::CheckTransactionState { half, .. } => Some((dst, half)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commitlog(n: &Nodes, broker: usize) -> Vec<Message> {
+    match n.state(broker) {
+        RocketState::Broker(b) => b.disk.commitlog.entries.iter().copied().collect(),
+        _ => unreachable!(),
+    }
+}
+
+/// A half message waits in `RMQ_SYS_TRANS_HALF_TOPIC`, invisible: COMMIT puts it in its queue,
+/// ROLLBACK never, and UNKNOW changes nothing. 5.x writes the op messages in a batch, 4.9 at
+/// once; once written, a check round passes the half messages over.
+#[test]
+fn a_half_message_is_visible_only_once_committed() {
+    for version in ["5.3", "4.9"] {
+        let mut n = nodes(&["transaction=commit", &format!("version={version}")]);
+        n.start(A0);
+        let half = stored_at(&n.deliver(A0, P0, prepared(1, 0)));
+        assert_eq!(half, 0);
+        assert_eq!(
+            pulled(&n.deliver(A0, C0, pull(1, 0))),
+            None,
+            "{version}: held, nothing in queue 0"
+        );
+        let cmds = n.deliver(
+            A0,
+            P0,
+            end(half, 0, LocalTransactionState::CommitMessage, false),
+        );
+        assert!(
+            matches!(pulled(&cmds), Some(PullStatus::Found(m)) if m.len() == 1 && m[0].1.msg.seq == 0),
+            "{version}: the held pull gets the committed message"
+        );
+        let second = stored_at(&n.deliver(A0, P0, prepared(2, 1)));
+        n.deliver(A0, P0, end(second, 1, LocalTransactionState::Unknow, false));
+        n.deliver(
+            A0,
+            P0,
+            end(second, 1, LocalTransactionState::RollbackMessage, false),
+        );
+        assert_eq!(pulled(&n.deliver(A0, C0, pull(2, 1))), None, "{version}");
+        let ops = |n: &Nodes| {
+            commitlog(n, A0)
+                .iter()
+                .filter(|m| matches!(m.tran, Tran::Op { .. }))
+                .count()
+        };
+        match version {
+            "4.9" => assert_eq!(ops(&n), 2),
+            _ => {
+                assert_eq!(ops(&n), 0, "queued in memory");
+                n.fire(A0, RocketTimer::OpBatch);
+                assert_eq!(ops(&n), 2);
+            }
+        }
+        n.deliver(A0, P0, RocketMsg::ProducerHeartbeat { group: 0 });
+        n.fire(A0, RocketTimer::TransactionTimeOut(half));
+        n.fire(A0, RocketTimer::TransactionTimeOut(second));
+        assert!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty());
+    }
+}
+
+/// An unresolved half message is checked back once `transactionTimeOut` old, each check on a
+/// copy put back to the half queue, with a producer channel of its group if the broker has one
+/// (the check counts either way); checked `transactionCheckMax` times, it is discarded to
+/// `TRANS_CHECK_MAX_TIME_TOPIC`. The half message stays in the CommitLog: a late commit of it
+/// still delivers it.
+#[test]
+fn an_unresolved_half_message_is_checked_back_then_discarded() {
+    let mut n = nodes(&["transaction=commit", "transactionCheckMax=2"]);
+    n.start(A0);
+    n.deliver(A0, P0, RocketMsg::ProducerHeartbeat { group: 0 });
+    let half = stored_at(&n.deliver(A0, P0, prepared(1, 0)));
+    assert!(
+        checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty(),
+        "younger than transactionTimeOut"
+    );
+    n.fire(A0, RocketTimer::TransactionTimeOut(half));
+    assert_eq!(
+        checks(&n.fire(A0, RocketTimer::TransactionCheck)),
+        vec![(P0, 1)]
+    );
+    // The producer's channel closes: the second check finds none, and still counts.
+    n.deliver(A0, P0, RocketMsg::Disconnected);
+    assert!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty());
+    assert!(matches!(
+        commitlog(&n, A0)[2].tran,
+        Tran::Half { checks: 2, .. }
+    ));
+    n.deliver(A0, P0, RocketMsg::ProducerHeartbeat { group: 0 });
+    assert!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty());
+    let log = commitlog(&n, A0);
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[3].queue, 4 + 5, "TRANS_CHECK_MAX_TIME_TOPIC");
+    assert!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty());
+    assert_eq!(pulled(&n.deliver(A0, C0, pull(1, 0))), None);
+    let cmds = n.deliver(
+        A0,
+        P0,
+        end(2, 0, LocalTransactionState::CommitMessage, true),
+    );
+    assert!(matches!(pulled(&cmds), Some(PullStatus::Found(m)) if m.len() == 1));
+}
+
+/// A restarted master has no producer channels until a heartbeat, and its unresolved half
+/// messages are immune for a whole `transactionTimeOut` again.
+#[test]
+fn a_restarted_master_checks_again_after_the_timeout() {
+    let mut n = nodes(&["transaction=commit"]);
+    n.start(A0);
+    let half = stored_at(&n.deliver(A0, P0, prepared(1, 0)));
+    let disk = match n.state(A0) {
+        RocketState::Broker(b) => Disk::Server(RocketFiles::Store(b.disk.clone())),
+        _ => unreachable!(),
+    };
+    let cmds = n.restart(A0, Some(disk));
+    assert!(cmds.iter().any(
+        |c| matches!(c, Command::SetTimer(RocketTimer::TransactionTimeOut(at), _) if *at == half)
+    ));
+    n.deliver(A0, P0, RocketMsg::ProducerHeartbeat { group: 0 });
+    assert!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).is_empty());
+    n.fire(A0, RocketTimer::TransactionTimeOut(half));
+    assert_eq!(checks(&n.fire(A0, RocketTimer::TransactionCheck)).len(), 1);
+}
+
+/// `sendMessageInTransaction`: SEND_OK runs the local transaction and any other status rolls
+/// it back; the application records the outcome and the end request goes one-way to the
+/// master that stored the half message. A check-back is answered from the application's log.
+#[test]
+fn the_producer_ends_its_transactions_one_way_and_answers_check_backs_from_its_log() {
+    let mut n = nodes(&["transaction=commit"]);
+    n.start(P0);
+    n.random(P0, mqcheck_brokers::rocketmq::RocketRandom::Pace(100));
+    n.fire(P0, RocketTimer::Send);
+    let cmds = n.deliver(P0, NS, two_groups());
+    let (broker, m) = sent(&cmds)[0].clone();
+    let RocketMsg::SendMessage { request, message } = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(message.tran, Tran::Prepared);
+    let result = |request, status| RocketMsg::SendResult {
+        request,
+        status,
+        offset: 7,
+    };
+    let cmds = n.deliver(P0, broker, result(request, SendStatus::SendOk));
+    assert_eq!(
+        sent(&cmds),
+        vec![(
+            broker,
+            end(7, 0, LocalTransactionState::CommitMessage, false)
+        )]
+    );
+    let log = |n: &Nodes| match n.state(P0) {
+        RocketState::Producer(p) => p.app.iter().cloned().collect::<Vec<Op>>(),
+        _ => unreachable!(),
+    };
+    assert!(log(&n).contains(&Op::Transaction {
+        txn: 0,
+        msgs: vec![MsgId {
+            producer: 0,
+            seq: 0
+        }],
+        outcome: mqcheck_invariants::TxnOutcome::Committed,
+    }));
+    assert!(log(&n).contains(&Op::Ack {
+        msg: MsgId {
+            producer: 0,
+            seq: 0
+        }
+    }));
+    // The next message: FLUSH_DISK_TIMEOUT rolls its transaction back.
+    let cmds = n.fire(P0, RocketTimer::Send);
+    let (broker, RocketMsg::SendMessage { request, .. }) = sent(&cmds)[0].clone() else {
+        panic!()
+    };
+    let cmds = n.deliver(P0, broker, result(request, SendStatus::FlushDiskTimeout));
+    assert_eq!(
+        sent(&cmds),
+        vec![(
+            broker,
+            end(7, 1, LocalTransactionState::RollbackMessage, false)
+        )]
+    );
+    assert!(log(&n).contains(&Op::Transaction {
+        txn: 1,
+        msgs: vec![MsgId {
+            producer: 0,
+            seq: 1
+        }],
+        outcome: mqcheck_invariants::TxnOutcome::Aborted,
+    }));
+    let check = |n: &mut Nodes, seq| {
+        let cmds = n.deliver(
+            P0,
+            A0,
+            RocketMsg::CheckTransactionState {
+                half: 9,
+                msg: MsgId { producer: 0, seq },
+            },
+        );
+        match sent(&cmds).pop() {
+            Some((
+                A0,
+                RocketMsg::EndTransaction {
+                    half: 9,
+                    state,
+                    from_check: true,
+                    ..
+                },
+            )) => state,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(check(&mut n, 0), LocalTransactionState::CommitMessage);
+    assert_eq!(check(&mut n, 1), LocalTransactionState::RollbackMessage);
+    // The third send is under way: its local transaction has not run.
+    let cmds = n.fire(P0, RocketTimer::Send);
+    assert!(matches!(sent(&cmds)[0].1, RocketMsg::SendMessage { .. }));
+    assert_eq!(check(&mut n, 2), LocalTransactionState::Unknow);
+    // It throws: no local transaction ran, so a half message of it is rolled back.
+    n.fire(P0, RocketTimer::SendTimeout);
+    assert_eq!(check(&mut n, 2), LocalTransactionState::RollbackMessage);
+}
+
+/// The producer heartbeats its producer group to every master of its route, so that they can
+/// check back with it.
+#[test]
+fn a_transactional_producer_heartbeats_every_master() {
+    let mut n = nodes(&["transaction=rollback-some"]);
+    let cmds = n.start(P0);
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(RocketTimer::Heartbeat, _))));
+    n.deliver(P0, NS, two_groups());
+    let cmds = n.fire(P0, RocketTimer::Heartbeat);
+    assert_eq!(
+        sent(&cmds),
+        vec![
+            (A0, RocketMsg::ProducerHeartbeat { group: 0 }),
+            (B0, RocketMsg::ProducerHeartbeat { group: 0 })
+        ]
+    );
+    // A plain producer does not (nothing in the model asks for it).
+    let mut n = nodes(&[]);
+    let cmds = n.start(P0);
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(RocketTimer::Heartbeat, _))));
 }

@@ -1,7 +1,9 @@
 //! RocketMQ fault scenarios: each documented anomaly is found, each documented guarantee holds,
 //! through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`).
 
-use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
+use crate::common::{
+    assert_deterministic, bad_input, check, held, mqcheck, reproduce, sim, violated,
+};
 /// `mqcheck replay --broker rocketmq ARGS --seed SEED`'s standard output.
 fn replay(args: &str, seed: u64) -> String {
     let mut words = vec!["replay", "--full", "--broker", "rocketmq"];
@@ -141,6 +143,7 @@ fn orderly_listener_with_a_selector_keeps_per_key_order() {
 #[test]
 fn rocketmq_runs_are_deterministic() {
     assert_deterministic("--broker rocketmq");
+    assert_deterministic("--broker rocketmq --set transaction=rollback-some");
 }
 
 #[test]
@@ -149,6 +152,7 @@ fn combinations_rocketmq_refuses_are_bad_input() {
         ("brokerRole=SLAVE", "brokerRole"),
         ("brokerRole=MASTER", "brokerRole"),
         ("consumer.listener=parallel", "consumer.listener"),
+        ("transaction=half", "transaction"),
     ] {
         let out = mqcheck(&["sim", "--broker", "rocketmq", "--set", set]);
         assert_eq!(out.code, 2, "{set}: {}", out.stderr);
@@ -166,6 +170,35 @@ fn combinations_rocketmq_refuses_are_bad_input() {
     ]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("inSyncReplicas"), "{}", out.stderr);
+    bad_input(
+        &[
+            "sim",
+            "--broker",
+            "rocketmq",
+            "--set",
+            "transaction=prepare",
+        ],
+        "transaction",
+    );
+    let out = mqcheck(&["sim", "--broker", "rocketmq", "--set", "transaction=yes"]);
+    assert!(
+        out.stderr.contains("none, commit, rollback-some"),
+        "names the allowed values: {}",
+        out.stderr
+    );
+    // sendMessageInTransaction takes no MessageQueueSelector.
+    bad_input(
+        &[
+            "sim",
+            "--broker",
+            "rocketmq",
+            "--set",
+            "transaction=commit",
+            "--set",
+            "producer.selector=hash",
+        ],
+        "producer.selector",
+    );
 }
 
 /// The model checker: with SYNC_FLUSH and crashes, every state keeps the ConsumeQueues below
@@ -277,4 +310,95 @@ fn broadcasting_drops_a_message_its_handler_failed() {
         "{v}"
     );
     reproduce(&v);
+}
+
+/// Transactional messages: each transaction is one half message, made visible by COMMIT, so
+/// committed transactions are delivered (at-least-once, through the check-back when the end
+/// request is lost) and atomicity has nothing to tear: it holds under crashes in both
+/// versions (4.9 writes op messages at once, 5.x in batches).
+#[test]
+fn committed_transactions_are_delivered_under_crashes() {
+    for version in ["5.3", "4.9"] {
+        let json = held(
+            &format!("--broker rocketmq --set version={version} --set transaction=commit --faults crash --seeds 150"),
+            &["at-least-once", "atomicity"],
+        );
+        let coverage = &json["coverage"];
+        assert!(
+            coverage["atomic_units"].as_u64().unwrap() > 150 * 50,
+            "{coverage}"
+        );
+        assert!(json["invariants"]["atomicity"]["tested"] == true, "{json}");
+    }
+}
+
+/// `rollback-some`: every fifth local transaction rolls back, and its half message is never
+/// delivered, whatever the faults — an aborted read would break atomicity.
+#[test]
+fn rolled_back_transactions_are_never_delivered() {
+    held(
+        "--broker rocketmq --set transaction=rollback-some --faults crash,partition,pause,loss --seeds 150",
+        &["atomicity", "at-least-once"],
+    );
+    // Without faults exactly the four fifths committed reach the consumer, once each.
+    let json = held(
+        "--broker rocketmq --set transaction=rollback-some --faults none --seeds 5",
+        &["atomicity", "at-least-once", "at-most-once"],
+    );
+    assert_eq!(json["stats"]["messages_delivered"], 5 * 80, "{json}");
+}
+
+/// The master crashes with the one-way END_TRANSACTION of p0:16 in flight: it never arrives,
+/// and the half message waits until a check round asks the producer, whose log says it
+/// committed; its answer delivers the message.
+#[test]
+fn a_lost_end_request_is_resolved_by_the_check_back() {
+    let timeline = replay("--set transaction=commit --faults crash", 9);
+    let ends: Vec<&str> = timeline
+        .lines()
+        .filter(|l| l.contains("END_TRANSACTION") && l.contains(" p0:16 "))
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert!(ends[0].contains("COMMIT_MESSAGE") && ends[0].contains("(check-back answer)"));
+    assert!(
+        timeline.contains("CHECK_TRANSACTION_STATE p0:16 "),
+        "{timeline}"
+    );
+    assert!(timeline.contains("app: transaction 16 [p0:16] committed"));
+    assert!(deliveries(&timeline, "p0:16") >= 1);
+}
+
+/// The anomaly: a committed transaction whose end request was lost is checked back at most
+/// `transactionCheckMax` times, then discarded to TRANS_CHECK_MAX_TIME_TOPIC. A restarted
+/// master knows no producer until its next heartbeat (30 s), so with checks every 2 s and a
+/// check max of 1 the committed message is never delivered; with the default 15 checks the
+/// same run delivers it.
+#[test]
+fn a_committed_transaction_checked_transaction_check_max_times_is_lost() {
+    let args = "--broker rocketmq --set transaction=commit --set transactionCheckInterval=2000 \
+                --faults crash --seeds 100";
+    let v = violated(
+        &format!("{args} --set transactionCheckMax=1"),
+        "at-least-once",
+    );
+    assert_eq!(v["kind"], "lost", "{v}");
+    reproduce(&v);
+    let seed = v["seed"].as_u64().unwrap();
+    let lost = v["explanation"]
+        .as_str()
+        .and_then(|e| e.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let again = replay(
+        "--set transaction=commit --set transactionCheckInterval=2000 --faults crash",
+        seed,
+    );
+    assert!(
+        deliveries(&again, &lost) >= 1,
+        "{lost} delivered with 15 checks"
+    );
+    let (code, _) = sim(&format!(
+        "{args} --set transactionCheckMax=15 --check at-least-once"
+    ));
+    assert_eq!(code, 0);
 }

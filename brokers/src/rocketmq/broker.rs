@@ -3,13 +3,15 @@
 //! (`ConsumerOffsetManager`), the consumer table (`ConsumerManager`) and the orderly consumers'
 //! queue locks (`RebalanceLockManager`).
 
-use super::config::{BrokerRole, FlushDiskType, Version};
-use super::protocol::{Message, PullStatus, QueueId, RocketMsg, SendStatus};
+use super::config::{BrokerRole, FlushDiskType, Transaction, Version};
+use super::protocol::{
+    LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendStatus, Tran,
+};
 use super::store::{ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::Disk;
 use stateright::actor::Id;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// `registerNameServerPeriod`.
@@ -34,6 +36,11 @@ const OFFSET_FLUSH: Duration = Duration::from_secs(5);
 const STARTUP: Duration = Duration::from_millis(100);
 /// How soon the group commit service flushes after a put woke it.
 const GROUP_COMMIT: Duration = Duration::from_millis(1);
+/// 5.x `transactionOpBatchInterval`: how often `TransactionalOpBatchService` writes the op
+/// messages `deletePrepareMessage` queued in memory.
+const OP_BATCH_INTERVAL: Duration = Duration::from_millis(3000);
+/// `channelExpiredTimeout` of `ProducerManager.scanNotActiveChannel`.
+const PRODUCER_EXPIRED: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -76,6 +83,13 @@ pub struct BrokerState {
     pub consumers: BTreeMap<Id, u32>,
     /// `RebalanceLockManager`: each locked queue's owner.
     pub locks: BTreeMap<QueueId, u32>,
+    /// `ProducerManager`: producer channels by their heartbeats, with their producer group.
+    pub producers: BTreeMap<Id, u32>,
+    /// Half messages (by CommitLog position) younger than `transactionTimeOut`: a check round
+    /// stops at the first of them.
+    pub immune: BTreeSet<u64>,
+    /// 5.x: the half messages `deletePrepareMessage` queued for the next op batch.
+    pub pending_ops: Vec<u64>,
 }
 
 impl BrokerState {
@@ -136,6 +150,9 @@ impl Broker {
         }
         if self.is_master() {
             self.reschedule(&s, o);
+            if self.settings.transaction != Transaction::None {
+                self.start_transactions(&mut s, o);
+            }
         } else {
             self.report(&s, o);
         }
@@ -190,6 +207,14 @@ impl Broker {
                 self.appended(s, o);
                 self.report(s, o);
             }
+            RocketMsg::ProducerHeartbeat { group } => {
+                s.producers.insert(src, group);
+                o.set_timer(RocketTimer::ProducerExpired(src), exact(PRODUCER_EXPIRED));
+            }
+            // EndTransactionProcessor: a slave answers SLAVE_NOT_AVAILABLE, to nobody (one-way).
+            RocketMsg::EndTransaction {
+                half, msg, state, ..
+            } if self.is_master() => self.end_transaction(s, half, msg, state, o),
             RocketMsg::Heartbeat { consumer } => {
                 o.set_timer(RocketTimer::ConsumerExpired(src), exact(CONSUMER_EXPIRED));
                 if s.consumers.insert(src, consumer).is_none() {
@@ -260,6 +285,7 @@ impl Broker {
                 s.held.retain(|(c, _), _| *c != src);
                 s.slaves.remove(&src);
                 s.transfers.remove(&src);
+                s.producers.remove(&src);
                 if s.consumers.remove(&src).is_some() {
                     self.notify(s, o);
                 }
@@ -279,8 +305,30 @@ impl Broker {
     /// and the slaves as configured.
     fn put(&self, s: &mut BrokerState, src: Id, request: u64, m: Message, o: &mut RocketOut) {
         let st = &self.settings;
+        let prepared = m.tran == Tran::Prepared;
+        let m = if prepared {
+            // `TransactionalMessageBridge.parseHalfMessageInner`: to the half topic, the real
+            // queue kept as a property.
+            Message {
+                queue: st.half_queue(),
+                tran: Tran::Half {
+                    real_queue: m.queue,
+                    checks: 0,
+                },
+                ..m
+            }
+        } else {
+            m
+        };
         let end = s.disk.commitlog.append(m);
         self.save(s, o);
+        if prepared {
+            s.immune.insert(end - 1);
+            o.set_timer(
+                RocketTimer::TransactionTimeOut(end - 1),
+                exact(st.transaction_timeout),
+            );
+        }
         let mut put = Put {
             src,
             request,
@@ -372,6 +420,171 @@ impl Broker {
         }
     }
 
+    /// A transactional deployment's master at start: the check and op batch services, and
+    /// every unresolved half message immune for a whole `transactionTimeOut` again.
+    fn start_transactions(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        let st = &self.settings;
+        o.set_timer(RocketTimer::TransactionCheck, exact(st.check_interval));
+        if st.version == Version::V5_3 {
+            o.set_timer(RocketTimer::OpBatch, exact(OP_BATCH_INTERVAL));
+        }
+        let done = self.done_halves(s);
+        let log = &s.disk.commitlog;
+        for (at, m) in log.entries.iter().enumerate() {
+            let at = at as u64;
+            if matches!(m.tran, Tran::Half { checks: 0, .. }) && !done.contains(&at) {
+                s.immune.insert(at);
+                o.set_timer(
+                    RocketTimer::TransactionTimeOut(at),
+                    exact(st.transaction_timeout),
+                );
+            }
+        }
+    }
+
+    /// `fillOpRemoveMap`: the half messages the op queue says are done.
+    fn done_halves(&self, s: &BrokerState) -> BTreeSet<u64> {
+        let log = &s.disk.commitlog;
+        s.cq.queues
+            .get(&self.settings.op_queue())
+            .into_iter()
+            .flatten()
+            .filter_map(|at| match log.get(*at)?.tran {
+                Tran::Op { half } => Some(half),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `EndTransactionProcessor`: UNKNOW changes nothing; COMMIT writes the message to its
+    /// queue (`endMessageTransaction`, `waitStoreMsgOK=false`) and ROLLBACK nothing, and both
+    /// mark the half message done (`deletePrepareMessage`). The half message is found by its
+    /// CommitLog position (`getHalfMessageByOffset`) and must be the one the request names
+    /// (`checkPrepareMessage`); whether it was already done is not asked.
+    fn end_transaction(
+        &self,
+        s: &mut BrokerState,
+        half: u64,
+        msg: mqcheck_invariants::MsgId,
+        state: LocalTransactionState,
+        o: &mut RocketOut,
+    ) {
+        let commit = match state {
+            LocalTransactionState::Unknow => return,
+            LocalTransactionState::CommitMessage => true,
+            LocalTransactionState::RollbackMessage => false,
+        };
+        let Some(m) = s.disk.commitlog.get(half).copied() else {
+            return;
+        };
+        let Tran::Half { real_queue, .. } = m.tran else {
+            return;
+        };
+        if m.msg != msg {
+            return;
+        }
+        if commit {
+            s.disk.commitlog.append(Message {
+                queue: real_queue,
+                tran: Tran::Plain,
+                ..m
+            });
+        }
+        match self.settings.version {
+            // 4.9: the op message is written at once (`putOpMessage`).
+            Version::V4_9 => self.write_op(s, half),
+            // 5.x: queued for `TransactionalOpBatchService`, in memory.
+            Version::V5_3 => s.pending_ops.push(half),
+        }
+        self.save(s, o);
+        self.appended(s, o);
+        self.transfer(s, o);
+    }
+
+    fn write_op(&self, s: &mut BrokerState, half: u64) {
+        let Some(m) = s.disk.commitlog.get(half).copied() else {
+            return;
+        };
+        s.disk.commitlog.append(Message {
+            queue: self.settings.op_queue(),
+            tran: Tran::Op { half },
+            ..m
+        });
+    }
+
+    /// `TransactionalMessageServiceImpl.check`: from the half queue's check offset, every half
+    /// message not done is, in order: discarded to `TRANS_CHECK_MAX_TIME_TOPIC` once checked
+    /// `transactionCheckMax` times (`needDiscard`); left for a later round, with all after
+    /// it, while younger than `transactionTimeOut`; otherwise put back to the half queue with
+    /// one check more (`putBackHalfMsgQueue`) and checked back with a producer channel of its
+    /// group (`resolveHalfMsg`; without one, "channel is null", and the check still counts).
+    /// The copies put back this round wait for the next. The check offset is the system
+    /// group's consumer offset of the half queue, flushed with the others.
+    fn check_transactions(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        let st = &self.settings;
+        let done = self.done_halves(s);
+        let halves = s.cq.queues.get(&st.half_queue()).cloned().unwrap_or_default();
+        // An offset past the queue's end (a power loss truncated it) goes on from the end.
+        let mut i = s
+            .offsets
+            .get(&st.half_queue())
+            .copied()
+            .unwrap_or(0)
+            .min(halves.len() as u64);
+        let before = s.disk.commitlog.end();
+        while let Some(at) = halves.get(i as usize).copied() {
+            let m = *s.disk.commitlog.get(at).expect("dispatched");
+            let Tran::Half { real_queue, checks } = m.tran else {
+                i += 1;
+                continue;
+            };
+            if done.contains(&at) {
+                i += 1;
+                continue;
+            }
+            if checks >= st.check_max {
+                // `resolveDiscardMsg`: never delivered.
+                s.disk.commitlog.append(Message {
+                    queue: st.check_max_queue(),
+                    ..m
+                });
+                i += 1;
+                continue;
+            }
+            if s.immune.contains(&at) {
+                break;
+            }
+            let end = s.disk.commitlog.append(Message {
+                tran: Tran::Half {
+                    real_queue,
+                    checks: checks + 1,
+                },
+                ..m
+            });
+            let channel = s
+                .producers
+                .iter()
+                .find(|(_, group)| **group == m.msg.producer)
+                .map(|(id, _)| *id);
+            if let Some(producer) = channel {
+                o.send(
+                    producer,
+                    RocketMsg::CheckTransactionState {
+                        half: end - 1,
+                        msg: m.msg,
+                    },
+                );
+            }
+            i += 1;
+        }
+        s.offsets.insert(st.half_queue(), i);
+        if s.disk.commitlog.end() > before {
+            self.save(s, o);
+            self.appended(s, o);
+            self.transfer(s, o);
+        }
+    }
+
     /// Slave acknowledgements a SYNC_MASTER put waits for (the master counts as one).
     fn needed_acks(&self) -> usize {
         match self.settings.version {
@@ -403,6 +616,7 @@ impl Broker {
                 RocketMsg::SendResult {
                     request: p.request,
                     status: p.status,
+                    offset: end - 1,
                 },
             );
         }
@@ -561,6 +775,27 @@ impl Broker {
                 self.notify(s, o)
             }
             RocketTimer::Scheduled(at) => self.deliver_scheduled(s, *at, o),
+            RocketTimer::TransactionCheck => {
+                self.check_transactions(s, o);
+                o.set_timer(RocketTimer::TransactionCheck, exact(st.check_interval));
+            }
+            RocketTimer::TransactionTimeOut(at) => {
+                s.immune.remove(at);
+            }
+            RocketTimer::OpBatch => {
+                if !s.pending_ops.is_empty() {
+                    for half in std::mem::take(&mut s.pending_ops) {
+                        self.write_op(s, half);
+                    }
+                    self.save(s, o);
+                    self.appended(s, o);
+                    self.transfer(s, o);
+                }
+                o.set_timer(RocketTimer::OpBatch, exact(OP_BATCH_INTERVAL));
+            }
+            RocketTimer::ProducerExpired(p) => {
+                s.producers.remove(p);
+            }
             RocketTimer::LockExpired(q) => {
                 s.locks.remove(q);
             }

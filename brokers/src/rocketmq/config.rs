@@ -79,6 +79,18 @@ pub enum Reconsume {
     PoisonTenth,
 }
 
+/// `transaction`: whether producers are `TransactionMQProducer`s, and what their
+/// application's local transaction (`executeLocalTransaction`) returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transaction {
+    /// Plain sends (`DefaultMQProducer.send`).
+    None,
+    /// `sendMessageInTransaction`, every local transaction committed.
+    Commit,
+    /// `sendMessageInTransaction`, every fifth local transaction rolled back.
+    RollbackSome,
+}
+
 /// The validated configuration, typed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
@@ -111,6 +123,13 @@ pub struct Settings {
     pub max_reconsume_times: u32,
     /// `messageDelayLevel`'s delays are divided by this.
     pub delay_divisor: u32,
+    pub transaction: Transaction,
+    /// `transactionCheckInterval`: between two rounds of `TransactionalMessageCheckService`.
+    pub check_interval: Duration,
+    /// `transactionTimeOut`: how old a half message must be before it is checked back.
+    pub transaction_timeout: Duration,
+    /// `transactionCheckMax`: check-backs before a half message is discarded.
+    pub check_max: u32,
     pub workload: Workload,
 }
 
@@ -171,6 +190,14 @@ impl Settings {
             },
             max_reconsume_times: config.int("maxReconsumeTimes") as u32,
             delay_divisor: config.int("messageDelayLevel.divisor") as u32,
+            transaction: match config.str("transaction") {
+                "commit" => Transaction::Commit,
+                "rollback-some" => Transaction::RollbackSome,
+                _ => Transaction::None,
+            },
+            check_interval: ms(config, "transactionCheckInterval"),
+            transaction_timeout: ms(config, "transactionTimeOut"),
+            check_max: config.int("transactionCheckMax") as u32,
             workload,
         }
     }
@@ -329,6 +356,30 @@ pub(super) fn keys() -> Vec<Key> {
             Int { min: 1, max: 10_000 },
             "the retry delays (messageDelayLevel 1s 5s 10s 30s 1m … 2h, level 3 + reconsumeTimes) divided by this, so a run can reach %DLQ%",
         ),
+        Key::new(
+            "transaction",
+            "none",
+            OneOf(&["none", "commit", "rollback-some"]),
+            "producers: none sends plainly; commit and rollback-some send with sendMessageInTransaction, a half message then a one-way END_TRANSACTION, the local transaction committing always or rolling back every fifth",
+        ),
+        Key::new(
+            "transactionCheckInterval",
+            "30000",
+            Int { min: 1, max: INT_MAX },
+            "broker: ms between two check rounds over unresolved half messages (4.9's default was 60000)",
+        ),
+        Key::new(
+            "transactionTimeOut",
+            "6000",
+            Int { min: 1, max: INT_MAX },
+            "broker: ms a half message waits for its end request before it is checked back",
+        ),
+        Key::new(
+            "transactionCheckMax",
+            "15",
+            Int { min: 1, max: 1000 },
+            "broker: check-backs of a half message before it is discarded to TRANS_CHECK_MAX_TIME_TOPIC",
+        ),
     ]
 }
 
@@ -345,6 +396,13 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "inSyncReplicas",
             "inSyncReplicas is a 5.x key (RIP-34); version 4.9's SYNC_MASTER always waits for one slave (allowed versions for it: 5.3)",
+        ));
+    }
+    if config.str("transaction") != "none" && config.str("producer.selector") == "hash" {
+        // TransactionMQProducer.sendMessageInTransaction takes no MessageQueueSelector.
+        return Err(ConfigError::new(
+            "producer.selector",
+            "sendMessageInTransaction takes no MessageQueueSelector (allowed with transaction=commit or rollback-some: producer.selector=round-robin)",
         ));
     }
     Ok(())

@@ -118,6 +118,54 @@
 //! (`ConsumeMessageConcurrentlyService.processConsumeResult`: "BROADCASTING, the message consume
 //! failed, drop it"), noted as such.
 //!
+//! ## Transactional messages
+//!
+//! With `transaction=commit` or `rollback-some` every producer is a `TransactionMQProducer`
+//! (`DefaultMQProducerImpl.sendMessageInTransaction`). The message goes out by the ordinary
+//! sync send, retries included, flagged prepared; the master stores it as a half message in
+//! `RMQ_SYS_TRANS_HALF_TOPIC` (`SendMessageProcessor` →
+//! `TransactionalMessageBridge.parseHalfMessageInner`), its queue kept as `REAL_QID`, with the
+//! flush and replication of any put, and no consumer reads that topic. On SEND_OK the
+//! application runs its local transaction (`executeLocalTransaction`): it commits, or under
+//! `rollback-some` every fifth rolls back; any other SendStatus rolls it back; a send that
+//! throws ends there, with no local transaction and no end request. Then `endTransaction` sends `END_TRANSACTION` one-way to the master that
+//! stored the half message: its fate is never known to the producer.
+//!
+//! `EndTransactionProcessor` finds the half message by CommitLog offset and checks it is the one
+//! named (`checkPrepareMessage`); COMMIT writes the message to its real queue
+//! (`endMessageTransaction`, `waitStoreMsgOK=false`) and ROLLBACK writes nothing, and both mark
+//! the half message done with an op message in `RMQ_SYS_TRANS_OP_HALF_TOPIC`
+//! (`deletePrepareMessage`): at once in 4.9 (`putOpMessage`), and in 5.x queued in memory for
+//! `TransactionalOpBatchService`, which writes them every `transactionOpBatchInterval` (3 s).
+//! UNKNOW changes nothing. Whether the half message was already committed is not asked.
+//!
+//! Every `transactionCheckInterval` (30 s in 5.x, 60 s in 4.9) the master's
+//! `TransactionalMessageCheckService` runs `TransactionalMessageServiceImpl.check` over the half
+//! queue from its check offset: a half message with an op message is passed over; one checked
+//! `transactionCheckMax` (15) times already is discarded — written to
+//! `TRANS_CHECK_MAX_TIME_TOPIC`, which nobody reads (`needDiscard`,
+//! `DefaultTransactionalMessageCheckListener.resolveDiscardMsg`); the round stops at the first
+//! one younger than `transactionTimeOut` (6 s); every other is put back to the half queue as a
+//! copy with one check more (`putBackHalfMsgQueue`) and checked back
+//! (`AbstractTransactionalMessageCheckListener.sendCheckMessage`): `CHECK_TRANSACTION_STATE` to
+//! a channel of its producer group from the broker's `ProducerManager`, which only producer
+//! heartbeats fill (every `heartbeatBrokerInterval`, 30 s) — without one the check is lost
+//! ("channel is null") and still counts. The producer answers
+//! (`DefaultMQProducerImpl.checkTransactionState` → `checkLocalTransaction`) with another
+//! one-way `END_TRANSACTION`, naming the copy. So a commit whose end request was lost (the master
+//! crashed with it in flight) is delivered once a check reaches the producer; and a half
+//! message whose producer cannot be reached for `transactionCheckMax` checks is discarded, and a
+//! committed local transaction's message is never delivered. A restarted master knows no
+//! producer until its next heartbeat, so a small `transactionCheckMax` with short check
+//! intervals loses committed messages to a master crash alone.
+//!
+//! The history records each transaction as the application learns its outcome: a committed one
+//! as `Op::Transaction` committed and `Op::Ack` (the `TransactionSendResult` says SEND_OK and
+//! COMMIT_MESSAGE), a rolled-back one as aborted and `Op::Fail`. A RocketMQ transaction has one
+//! message, so the atomicity checker's `torn` cannot happen and atomicity reduces to "a
+//! rolled-back transaction's message is never delivered" (`aborted-read`); "a committed one's is
+//! delivered" is at-least-once's `lost`.
+//!
 //! # Who is who
 //!
 //! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
@@ -135,8 +183,16 @@
 //! consumer ids sort as numbers. A restarted master schedules its pending retry messages
 //! anew, with their whole delay. A BROADCASTING consumer's `offsets.json` survives a power loss of
 //! its machine (it is rewritten every 5 s and the kernel writes it back soon after: losing its
-//! last rewrites would only add re-reads). No tags or filters, batches, transactions,
-//! `resetOffsetByTime`, DLedger or controller mode yet. See `docs/rocketmq.md`.
+//! last rewrites would only add re-reads). Transactions: each producer is its own producer
+//! group, and its log is its application's local transaction table, which answers check-backs
+//! (committed or rolled back as recorded; UNKNOW while the send is to come or under way; rolled
+//! back once it threw); only transactional producers heartbeat brokers, and the check and op
+//! batch services run only in transactional deployments (elsewhere they would find nothing);
+//! half messages are named by CommitLog position, op messages carry one half message each; the
+//! age test of a check is a timer per half message, and a restarted master gives its unresolved
+//! half messages a whole `transactionTimeOut` again (later checks, never fewer). No tags or
+//! filters, batches, `resetOffsetByTime`, DLedger or controller mode yet. See
+//! `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
@@ -154,7 +210,20 @@
 //! `AllocateMessageQueueAveragely.java`, `ProcessQueue.java`,
 //! `ConsumeMessageConcurrentlyService.java`, `ConsumeMessageOrderlyService.java`,
 //! `RemoteBrokerOffsetStore.java`, `LocalFileOffsetStore.java`, `RebalancePushImpl.java`,
-//! `DefaultMQPushConsumerImpl.java`, `common/.../MixAll.java` (`string2File`); `docs/en/Feature.md`, `best_practice.md`, `QuorumACK.md`.
+//! `DefaultMQPushConsumerImpl.java`, `common/.../MixAll.java` (`string2File`); transactions:
+//! `client/.../DefaultMQProducerImpl.java` (`sendMessageInTransaction`, `endTransaction`,
+//! `checkTransactionState`), `client/.../MQClientInstance.java` (heartbeats),
+//! `broker/.../processor/EndTransactionProcessor.java`,
+//! `broker/.../transaction/TransactionalMessageCheckService.java`,
+//! `AbstractTransactionalMessageCheckListener.java`,
+//! `broker/.../transaction/queue/TransactionalMessageServiceImpl.java` (`check`,
+//! `needDiscard`, `putBackHalfMsgQueue`, `deletePrepareMessage`),
+//! `TransactionalMessageBridge.java`, `TransactionalOpBatchService.java`,
+//! `DefaultTransactionalMessageCheckListener.java` (`resolveDiscardMsg`),
+//! `broker/.../client/ProducerManager.java` (`getAvailableChannel`),
+//! `common/.../BrokerConfig.java` (`transactionTimeOut`, `transactionCheckMax`,
+//! `transactionCheckInterval`, `transactionOpBatchInterval`); `docs/en/Feature.md`,
+//! `best_practice.md`, `QuorumACK.md`.
 
 mod broker;
 mod config;
@@ -169,12 +238,12 @@ mod view;
 pub use broker::{Broker, BrokerState, Put};
 pub use config::{
     Accept, BrokerRole, FlushDiskType, Listener, MessageModel, Reconsume, Selector, Settings,
-    Version,
+    Transaction, Version,
 };
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
-pub use protocol::{Mq, RocketMsg};
+pub use protocol::{LocalTransactionState, Mq, RocketMsg, Tran};
 pub use store::{RocketFiles, StoreDisk};
 
 use crate::timers::{exact, retry};
@@ -259,6 +328,23 @@ impl Settings {
         self.queues + 2
     }
 
+    /// `RMQ_SYS_TRANS_HALF_TOPIC`'s one queue: half messages, and the copies each check puts
+    /// back.
+    pub fn half_queue(&self) -> protocol::QueueId {
+        self.queues + 3
+    }
+
+    /// `RMQ_SYS_TRANS_OP_HALF_TOPIC`'s one queue: which half messages are done.
+    pub fn op_queue(&self) -> protocol::QueueId {
+        self.queues + 4
+    }
+
+    /// `TRANS_CHECK_MAX_TIME_TOPIC`: half messages checked `transactionCheckMax` times,
+    /// written, never consumed.
+    pub fn check_max_queue(&self) -> protocol::QueueId {
+        self.queues + 5
+    }
+
     /// The delay of `messageDelayLevel` level `level` (1-based), divided as configured.
     pub fn delay(&self, level: u32) -> Duration {
         const LEVELS: [u64; 18] = [
@@ -311,6 +397,14 @@ pub enum RocketTimer {
     OffsetFlush,
     /// `ScheduleMessageService`: the scheduled message at this CommitLog position is due.
     Scheduled(u64),
+    /// `TransactionalMessageCheckService`: a check round.
+    TransactionCheck,
+    /// The half message at this CommitLog position is `transactionTimeOut` old: checkable.
+    TransactionTimeOut(u64),
+    /// 5.x `TransactionalOpBatchService`: the op messages waiting in memory are written.
+    OpBatch,
+    /// A producer channel without a heartbeat for `channelExpiredTimeout`.
+    ProducerExpired(Id),
     // Clients.
     RouteRefresh,
     Send,
@@ -410,7 +504,7 @@ impl System for RocketMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers"
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers, transactional messages"
     }
 
     fn scenarios() -> Vec<Scenario> {

@@ -1,15 +1,28 @@
 //! The producer (`DefaultMQProducerImpl.sendDefaultImpl`, `sendSelectImpl`): a sync send at a
 //! time, its queue picked from the producer's own route, retried on another broker group.
 //!
+//! # Transactional (`transaction=commit` or `rollback-some`)
+//!
+//! A `TransactionMQProducer` (`sendMessageInTransaction`): the message goes out by the same
+//! sync send, flagged prepared, and the broker keeps it as a half message. Its `SendResult`
+//! decides the local transaction: SEND_OK runs it (`executeLocalTransaction`: committed, or
+//! under `rollback-some` every fifth rolled back), any other status rolls it back, and a send
+//! that throws ends it there (no local transaction, no end request). The application records
+//! the outcome, then `endTransaction` goes one-way to the master that stored the half message:
+//! nobody answers it, and if it is lost only the broker's check-back can resolve the half
+//! message. The producer heartbeats its producer group to every master of its route
+//! (`heartbeatBrokerInterval`, 30 s), so that masters can check back with it, and answers a
+//! check (`checkTransactionState`) from its application's log, its local transaction table.
+//!
 //! # After a restart (`--producer-crashes`)
 //!
 //! The application resends its outbox ([`AppLog::outbox`]) first, then goes on.
 
-use super::config::{Accept, Selector};
-use super::protocol::{Message, Mq, RocketMsg, Route, SendStatus};
+use super::config::{Accept, Selector, Transaction};
+use super::protocol::{LocalTransactionState, Message, Mq, RocketMsg, Route, SendStatus, Tran};
 use super::{exact, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::AppLog;
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, TxnOutcome};
 use stateright::actor::Id;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,6 +34,8 @@ pub const POLL_NAMESERVER: Duration = Duration::from_secs(30);
 /// A client application asks for its first route this long after it starts: the brokers,
 /// started first as deployments do, have registered by then.
 pub const CLIENT_STARTUP: Duration = Duration::from_secs(1);
+/// `heartbeatBrokerInterval`.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct Producer {
@@ -57,6 +72,8 @@ pub struct ProducerState {
     /// The send waiting for a route with a writable queue (`tryToFindTopicPublishInfo` asks
     /// the NameServer).
     pub awaiting_route: Option<u32>,
+    /// Transactions this application ended (its log counts them), numbering the next.
+    pub transactions: u64,
 }
 
 impl Producer {
@@ -71,7 +88,16 @@ impl Producer {
                 .map(super::RocketRandom::Pace)
                 .collect(),
         );
+        if self.transactional() {
+            // The heartbeat task starts a second after the client; its first round here
+            // follows the first route.
+            o.set_timer(RocketTimer::Heartbeat, exact(CLIENT_STARTUP * 2));
+        }
         let outbox = app.outbox();
+        let transactions = app
+            .iter()
+            .filter(|op| matches!(op, Op::Transaction { .. }))
+            .count() as u64;
         ProducerState {
             app,
             pace: None,
@@ -82,7 +108,12 @@ impl Producer {
             sending: None,
             next_request: 0,
             awaiting_route: None,
+            transactions,
         }
+    }
+
+    fn transactional(&self) -> bool {
+        self.settings.transaction != Transaction::None
     }
 
     pub fn on_pace(&self, s: &mut ProducerState, ms: u64, o: &mut RocketOut) {
@@ -210,6 +241,11 @@ impl Producer {
                     queue: mq.queue,
                     key,
                     reconsume: 0,
+                    tran: if self.transactional() {
+                        Tran::Prepared
+                    } else {
+                        Tran::Plain
+                    },
                 },
             },
         );
@@ -250,6 +286,93 @@ impl Producer {
         }
     }
 
+    /// `sendMessageInTransaction` once the half message's send returned `status`: the local
+    /// transaction, the application's record of it, and the one-way end request to the master
+    /// that stored the half message (at `offset`).
+    fn end_transaction(
+        &self,
+        s: &mut ProducerState,
+        x: Sending,
+        status: SendStatus,
+        offset: u64,
+        o: &mut RocketOut,
+    ) {
+        let msg = x.msg;
+        let (state, reason) = if status != SendStatus::SendOk {
+            let reason = format!(
+                "SendResult {}: sendMessageInTransaction rolls the transaction back",
+                status.name()
+            );
+            (LocalTransactionState::RollbackMessage, reason)
+        } else if self.settings.transaction == Transaction::RollbackSome && msg.seq % 5 == 4 {
+            let reason = "the local transaction rolled back (ROLLBACK_MESSAGE)".to_string();
+            (LocalTransactionState::RollbackMessage, reason)
+        } else {
+            (LocalTransactionState::CommitMessage, String::new())
+        };
+        let txn = (u64::from(self.index) << 32) | s.transactions;
+        s.transactions += 1;
+        let commit = state == LocalTransactionState::CommitMessage;
+        let outcome = if commit {
+            TxnOutcome::Committed
+        } else {
+            TxnOutcome::Aborted
+        };
+        self.record(
+            s,
+            Op::Transaction {
+                txn,
+                msgs: vec![msg],
+                outcome,
+            },
+            o,
+        );
+        o.send(
+            x.broker,
+            RocketMsg::EndTransaction {
+                half: offset,
+                msg,
+                state,
+                from_check: false,
+            },
+        );
+        let op = if commit {
+            Op::Ack { msg }
+        } else {
+            Op::Fail { msg, reason }
+        };
+        self.finish(s, op, o);
+    }
+
+    /// The application's `checkLocalTransaction`, over its own log: committed if a local
+    /// transaction of `msg` committed, rolled back if one rolled back; UNKNOW while its send is
+    /// still to come or under way; otherwise its send threw, so no local transaction ran:
+    /// rolled back.
+    fn check_local_transaction(&self, s: &ProducerState, msg: MsgId) -> LocalTransactionState {
+        let mut rolled_back = false;
+        for op in s.app.iter() {
+            if let Op::Transaction { msgs, outcome, .. } = op {
+                if msgs.contains(&msg) {
+                    if *outcome == TxnOutcome::Committed {
+                        return LocalTransactionState::CommitMessage;
+                    }
+                    rolled_back = true;
+                }
+            }
+        }
+        let pending = s.sending.as_ref().is_some_and(|x| x.msg == msg)
+            || s.awaiting_route == Some(msg.seq)
+            || s.backlog.contains(&msg.seq)
+            || msg.seq >= s.next;
+        if rolled_back {
+            LocalTransactionState::RollbackMessage
+        } else if pending {
+            LocalTransactionState::Unknow
+        } else {
+            LocalTransactionState::RollbackMessage
+        }
+    }
+
     pub fn on_msg(&self, s: &mut ProducerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match msg {
             RocketMsg::RouteInfo(route) => {
@@ -258,12 +381,20 @@ impl Producer {
                     self.first_attempt(s, seq, o);
                 }
             }
-            RocketMsg::SendResult { request, status } => {
+            RocketMsg::SendResult {
+                request,
+                status,
+                offset,
+            } => {
                 let Some(x) = s.sending.as_ref().filter(|x| x.request == request) else {
                     return;
                 };
                 let msg = x.msg;
-                if status == SendStatus::SendOk {
+                let retry = self.settings.retry_another_broker && x.attempts_left > 1;
+                if self.transactional() && (status == SendStatus::SendOk || !retry) {
+                    let x = s.sending.take().expect("matched");
+                    self.end_transaction(s, x, status, offset, o);
+                } else if status == SendStatus::SendOk {
                     self.finish(s, Op::Ack { msg }, o);
                 } else if self.settings.retry_another_broker && x.attempts_left > 1 {
                     self.failed(s, status.name(), o);
@@ -273,6 +404,18 @@ impl Producer {
                     let reason = format!("SendResult {} (stored, not counted as sent)", status.name());
                     self.finish(s, Op::Fail { msg, reason }, o);
                 }
+            }
+            RocketMsg::CheckTransactionState { half, msg } if self.transactional() => {
+                let state = self.check_local_transaction(s, msg);
+                o.send(
+                    src,
+                    RocketMsg::EndTransaction {
+                        half,
+                        msg,
+                        state,
+                        from_check: true,
+                    },
+                );
             }
             // failFast: the request fails at once, although the broker may have stored it.
             RocketMsg::Disconnected if s.sending.as_ref().is_some_and(|x| x.broker == src) => {
@@ -289,6 +432,13 @@ impl Producer {
                     s.backlog.push_back(s.next);
                 }
                 self.pump(s, o);
+            }
+            RocketTimer::Heartbeat => {
+                let masters = s.route.iter().flatten().filter_map(|b| b.master);
+                for master in masters {
+                    o.send(master, RocketMsg::ProducerHeartbeat { group: self.index });
+                }
+                o.set_timer(RocketTimer::Heartbeat, exact(HEARTBEAT));
             }
             RocketTimer::RouteRefresh => {
                 o.send(self.settings.namesrv(), RocketMsg::GetRouteInfo);

@@ -36,6 +36,44 @@ pub struct Message {
     pub key: Option<u32>,
     /// `reconsumeTimes`: how often a consumer sent it back (0 for what a producer sent).
     pub reconsume: u32,
+    /// What it is to a transaction: nothing, or a half message or an op message.
+    pub tran: Tran,
+}
+
+/// A message's part in a transactional send (`MessageSysFlag`, the transaction properties).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tran {
+    /// An ordinary message.
+    Plain,
+    /// From a `TransactionMQProducer`, for the queue it names (`PROPERTY_TRANSACTION_PREPARED`):
+    /// the broker stores it as a half message.
+    Prepared,
+    /// A half message in `RMQ_SYS_TRANS_HALF_TOPIC`, invisible to consumers: the queue it is
+    /// for (`REAL_QID`) and how often the broker checked it back (`TRANSACTION_CHECK_TIMES`,
+    /// 0 while unset). Its producer group is its producer's.
+    Half { real_queue: QueueId, checks: u32 },
+    /// An op message in `RMQ_SYS_TRANS_OP_HALF_TOPIC` (tag `d`): the half message at this
+    /// CommitLog position was committed or rolled back.
+    Op { half: u64 },
+}
+
+/// `LocalTransactionState`: what the application's local transaction came to, as the end
+/// request (`EndTransactionRequestHeader.commitOrRollback`) carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LocalTransactionState {
+    CommitMessage,
+    RollbackMessage,
+    Unknow,
+}
+
+impl LocalTransactionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LocalTransactionState::CommitMessage => "COMMIT_MESSAGE",
+            LocalTransactionState::RollbackMessage => "ROLLBACK_MESSAGE",
+            LocalTransactionState::Unknow => "UNKNOW",
+        }
+    }
 }
 
 /// `SendStatus`: what a stored message's `SendResult` says. All four mean the master stored it.
@@ -98,7 +136,27 @@ pub enum RocketMsg {
     RouteInfo(Route),
     /// Producer → master.
     SendMessage { request: u64, message: Message },
-    SendResult { request: u64, status: SendStatus },
+    /// `offset` is the message's CommitLog position (the `offsetMsgId`), which an end request
+    /// names a half message by.
+    SendResult {
+        request: u64,
+        status: SendStatus,
+        offset: u64,
+    },
+    /// Producer → the master that stored a half message: `END_TRANSACTION`, one-way, with the
+    /// application's local transaction state; `from_check` when it answers a check-back.
+    EndTransaction {
+        half: u64,
+        msg: MsgId,
+        state: LocalTransactionState,
+        from_check: bool,
+    },
+    /// Master → a producer of the half message's group: `CHECK_TRANSACTION_STATE` (one-way),
+    /// naming the copy of the half message the check put back.
+    CheckTransactionState { half: u64, msg: MsgId },
+    /// Producer → every master of its route: `HEART_BEAT` with its producer group, which
+    /// puts its channel in the broker's `ProducerManager`.
+    ProducerHeartbeat { group: u32 },
     /// Slave → master (`HAClient.reportSlaveMaxOffset`): what the slave has, and so where the
     /// master's transfer goes on.
     HaReport { offset: u64 },

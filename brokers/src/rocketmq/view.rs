@@ -1,6 +1,6 @@
 //! RocketMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
-use super::protocol::{group_name, PullStatus, RocketMsg};
+use super::protocol::{group_name, PullStatus, RocketMsg, Tran};
 use super::{BrokerState, ConsumerState, NameServerState, ProducerState, RocketState};
 use crate::{pairs, Names};
 
@@ -13,6 +13,7 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
             | RocketMsg::GetRouteInfo
             | RocketMsg::Heartbeat { .. }
             | RocketMsg::HaReport { .. }
+            | RocketMsg::ProducerHeartbeat { .. }
     );
     (!chatter).then(|| label(msg))
 }
@@ -24,6 +25,7 @@ pub(super) fn label(msg: &RocketMsg) -> String {
         RocketMsg::GetRouteInfo => "GET_ROUTEINFO_BY_TOPIC".into(),
         RocketMsg::Heartbeat { .. } => "HEART_BEAT".into(),
         RocketMsg::HaReport { .. } => "HA report of the slave's offset".into(),
+        RocketMsg::ProducerHeartbeat { group } => format!("HEART_BEAT of producer group p{group}"),
         RocketMsg::RouteInfo(route) => {
             let groups: Vec<String> = route
                 .iter()
@@ -40,11 +42,32 @@ pub(super) fn label(msg: &RocketMsg) -> String {
             format!("route [{}]", groups.join("; "))
         }
         RocketMsg::SendMessage { request, message } => format!(
-            "SEND_MESSAGE {} to queue {} (request {request})",
-            message.msg, message.queue
+            "SEND_MESSAGE {} to queue {}{} (request {request})",
+            message.msg,
+            message.queue,
+            if message.tran == Tran::Prepared {
+                ", prepared"
+            } else {
+                ""
+            }
         ),
-        RocketMsg::SendResult { request, status } => {
+        RocketMsg::SendResult {
+            request, status, ..
+        } => {
             format!("SendResult {} (request {request})", status.name())
+        }
+        RocketMsg::EndTransaction {
+            half,
+            msg,
+            state,
+            from_check,
+        } => format!(
+            "END_TRANSACTION {} {msg} of half message {half}{}",
+            state.name(),
+            if *from_check { " (check-back answer)" } else { "" }
+        ),
+        RocketMsg::CheckTransactionState { half, msg } => {
+            format!("CHECK_TRANSACTION_STATE {msg} of half message {half}")
         }
         RocketMsg::HaTransfer { from, entries } => {
             format!("HA transfer of {} entries from {from}", entries.len())
@@ -99,6 +122,7 @@ pub(super) fn notable(msg: &RocketMsg) -> bool {
             | RocketMsg::ConsumerIdsChanged
             | RocketMsg::ConsumerList { .. }
             | RocketMsg::Locked { .. }
+            | RocketMsg::CheckTransactionState { .. }
     )
 }
 
