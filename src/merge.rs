@@ -84,6 +84,8 @@ impl MergeCmd {
             delivered: sum(|r| r.coverage.delivered),
             atomic_units: sum(|r| r.coverage.atomic_units),
             faults_applied: sum(|r| r.coverage.faults_applied),
+            faults_in_flight: sum(|r| r.coverage.faults_in_flight),
+            leader_elections: sum(|r| r.coverage.leader_elections),
         };
         let interrupted = shards.iter().any(|(_, r)| r.interrupted);
         let mut invariants = BTreeMap::new();

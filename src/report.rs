@@ -72,6 +72,13 @@ pub struct Coverage {
     pub atomic_units: u64,
     /// Faults that took effect on a node or a link.
     pub faults_applied: u64,
+    /// Of those, the faults that struck while a message was in flight (a send not yet answered,
+    /// or an acknowledged message not yet delivered to every group).
+    #[serde(default)]
+    pub faults_in_flight: u64,
+    /// Times a node became a leader after the first fault took effect.
+    #[serde(default)]
+    pub leader_elections: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -282,8 +289,15 @@ impl SimReport {
         let c = &self.coverage;
         let _ = writeln!(
             s,
-            "coverage: {} runs ({} cut short), {} sends, {} acknowledged, {} delivered, {} faults took effect",
-            c.runs, c.incomplete_runs, c.sends, c.acknowledged, c.delivered, c.faults_applied
+            "coverage: {} runs ({} cut short), {} sends, {} acknowledged, {} delivered, {} faults took effect ({} with messages in flight), {} leader elections after a fault",
+            c.runs,
+            c.incomplete_runs,
+            c.sends,
+            c.acknowledged,
+            c.delivered,
+            c.faults_applied,
+            c.faults_in_flight,
+            c.leader_elections
         );
         if let Some(reason) = &self.reason {
             let _ = writeln!(s, "inconclusive: {reason}");

@@ -296,6 +296,8 @@ pub struct SeedLine {
     acknowledged: usize,
     delivered: usize,
     faults_applied: u32,
+    faults_in_flight: u32,
+    leader_elections: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_violation: Option<SeedViolation>,
 }
@@ -325,6 +327,8 @@ impl SeedLine {
             acknowledged: r.acks,
             delivered: r.deliveries,
             faults_applied: r.faults_applied,
+            faults_in_flight: r.faults_in_flight,
+            leader_elections: r.leader_elections,
             first_violation: r.violations.first().map(|v| SeedViolation {
                 invariant: v.invariant.name(),
                 kind: v.kind.name(),
@@ -376,6 +380,8 @@ pub fn simulate<S: System>(
         delivered: tally.deliveries,
         atomic_units: tally.atomic_units,
         faults_applied: tally.faults_applied,
+        faults_in_flight: tally.faults_in_flight,
+        leader_elections: tally.leader_elections,
     };
     let interrupted = tally.runs < count;
     let invariants: BTreeMap<String, InvariantReport> = Invariant::SELECTABLE
@@ -688,11 +694,12 @@ impl ReplayCmd {
         );
         let _ = writeln!(
             out,
-            "coverage: {} sends, {} acknowledged, {} delivered, {} faults took effect{}",
+            "coverage: {} sends, {} acknowledged, {} delivered, {} faults took effect ({} with messages in flight){}",
             r.history.sends(),
             r.history.acks(),
             r.history.deliveries(),
             r.faults_applied,
+            r.faults_in_flight,
             if r.complete { "" } else { "; cut short" }
         );
         if violations.is_empty() {

@@ -275,7 +275,7 @@ fn step<S: System>(
         let leader = S::is_leader(&state);
         if leader != r.leads {
             r.leads = leader;
-            lock(&r.world).leader[r.index] = leader;
+            lock(&r.world).set_leader(r.index, leader);
         }
         r.state = Some(state);
     }

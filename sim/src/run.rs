@@ -36,6 +36,11 @@ pub struct Run {
     pub complete: bool,
     /// Faults that took effect on a node or a link (a crash with no live target did not).
     pub faults_applied: u32,
+    /// Of those, the faults that struck while a message was in flight: a send not yet answered,
+    /// or an acknowledged message some group had not yet been delivered.
+    pub faults_in_flight: u32,
+    /// Times a node became a leader after the first fault took effect.
+    pub leader_elections: u32,
     /// What each fault of the schedule did, in the schedule's order.
     pub outcomes: Vec<Outcome>,
 }
@@ -106,6 +111,7 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
             servers,
             active: vec![None; schedule.faults.len()],
             outcomes: vec![Outcome::NotStarted; schedule.faults.len()],
+            in_flight: 0,
         };
         // Ends sort before starts at the same instant, so a fault never overlaps its successor.
         let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
@@ -174,6 +180,8 @@ pub fn run<S: System>(system: &S, seed: u64, schedule: &Schedule, trace: bool) -
                     .iter()
                     .filter(|o| matches!(o, Outcome::Took { .. }))
                     .count() as u32,
+                faults_in_flight: nemesis.in_flight,
+                leader_elections: w.leader_elections,
                 outcomes: nemesis.outcomes.clone(),
             }
         };
@@ -223,6 +231,8 @@ struct Nemesis<S: System> {
     active: Vec<Option<Applied>>,
     /// What each fault did.
     outcomes: Vec<Outcome>,
+    /// Faults that took effect while a message was in flight.
+    in_flight: u32,
 }
 
 impl<S: System> Nemesis<S> {
@@ -281,6 +291,9 @@ impl<S: System> Nemesis<S> {
             Ok((applied, what)) => {
                 self.active[i] = Some(applied);
                 self.outcomes[i] = Outcome::Took { what, until_ms: 0 };
+                let mut w = lock(&self.world);
+                w.faulted = true;
+                self.in_flight += u32::from(!w.history.settled());
             }
             Err(why) => self.outcomes[i] = Outcome::NoEffect(why),
         }
@@ -417,7 +430,7 @@ impl<S: System> Nemesis<S> {
                         w.lose_power(*node);
                     }
                     // Down until its endpoint listens again (`World::come_up`).
-                    w.leader[*node] = false;
+                    w.set_leader(*node, false);
                 }
                 drop(w);
                 let names = self.names(&nodes);

@@ -26,6 +26,10 @@ pub struct SeedResult {
     /// The time limit did not cut the run short (see [`crate::Run::complete`]).
     pub complete: bool,
     pub faults_applied: u32,
+    /// See [`crate::Run::faults_in_flight`].
+    pub faults_in_flight: u32,
+    /// See [`crate::Run::leader_elections`].
+    pub leader_elections: u32,
 }
 
 /// How often one invariant was violated in a sweep, and its violation in the lowest seed.
@@ -49,6 +53,8 @@ pub struct Tally {
     pub deliveries: u64,
     pub atomic_units: u64,
     pub faults_applied: u64,
+    pub faults_in_flight: u64,
+    pub leader_elections: u64,
     pub simulated_ms: u64,
     pub violated: BTreeMap<Invariant, Violated>,
 }
@@ -62,6 +68,8 @@ impl Tally {
         self.deliveries += r.deliveries as u64;
         self.atomic_units += r.atomic_units as u64;
         self.faults_applied += u64::from(r.faults_applied);
+        self.faults_in_flight += u64::from(r.faults_in_flight);
+        self.leader_elections += u64::from(r.leader_elections);
         self.simulated_ms += r.simulated_ms;
         let mut seen = Vec::new();
         for v in &r.violations {
@@ -141,6 +149,8 @@ pub fn sweep_with<S: System>(
                     atomic_units: r.history.atomic_units(),
                     complete: r.complete,
                     faults_applied: r.faults_applied,
+                    faults_in_flight: r.faults_in_flight,
+                    leader_elections: r.leader_elections,
                 };
                 tally.lock().unwrap_or_else(|e| e.into_inner()).add(&result);
                 if !on_result(&result) {

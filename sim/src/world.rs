@@ -151,6 +151,10 @@ pub struct World<S: System> {
     pub reorder: BTreeMap<usize, ()>,
     pub trace: Option<Vec<TraceLine>>,
     pub delivered: u64,
+    /// A fault has taken effect: leaderships taken from now on are coverage.
+    pub faulted: bool,
+    /// Times a node became a leader after the first fault took effect.
+    pub leader_elections: u32,
 }
 
 pub type Shared<S> = Arc<Mutex<World<S>>>;
@@ -186,9 +190,19 @@ impl<S: System> World<S> {
             reorder: BTreeMap::new(),
             trace: trace.then(Vec::new),
             delivered: 0,
+            faulted: false,
+            leader_elections: 0,
             ids: Vec::new(),
             addrs: Vec::new(),
         }
+    }
+
+    /// Node `node` leads (or no longer leads) what its broker elects leaders for.
+    pub fn set_leader(&mut self, node: usize, leader: bool) {
+        if leader && !self.leader[node] && self.faulted {
+            self.leader_elections += 1;
+        }
+        self.leader[node] = leader;
     }
 
     pub fn now_ms(&self) -> u64 {

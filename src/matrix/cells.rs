@@ -160,6 +160,12 @@ pub struct Cell {
     pub acknowledged: u64,
     pub delivered: u64,
     pub faults_applied: u64,
+    /// Of those, the faults that struck while a message was in flight.
+    #[serde(default)]
+    pub faults_in_flight: u64,
+    /// Times a node became a leader after the first fault took effect.
+    #[serde(default)]
+    pub leader_elections: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -216,11 +222,16 @@ impl Cell {
 }
 
 impl Cell {
-    /// What the sweep exercised: `612 acknowledged, 598 delivered, 31 faults`.
+    /// What the sweep exercised: `612 acknowledged, 598 delivered, 31 faults (27 with messages
+    /// in flight), 9 leader elections`; elections only where there were some.
     pub fn exercised(&self) -> String {
+        let elections = match self.leader_elections {
+            0 => String::new(),
+            n => format!(", {n} leader elections"),
+        };
         format!(
-            "{} acknowledged, {} delivered, {} faults",
-            self.acknowledged, self.delivered, self.faults_applied
+            "{} acknowledged, {} delivered, {} faults ({} with messages in flight){elections}",
+            self.acknowledged, self.delivered, self.faults_applied, self.faults_in_flight
         )
     }
 }
@@ -329,6 +340,8 @@ fn cell_of(report: &SimReport, i: &InvariantReport, inv: Invariant) -> Cell {
         acknowledged: c.acknowledged,
         delivered: c.delivered,
         faults_applied: c.faults_applied,
+        faults_in_flight: c.faults_in_flight,
+        leader_elections: c.leader_elections,
         reason,
         counterexample: None,
         repairs: None,
@@ -357,6 +370,8 @@ pub fn not_supported(classes: &[Class], reason: &str) -> BTreeMap<Class, Cell> {
                 acknowledged: 0,
                 delivered: 0,
                 faults_applied: 0,
+                faults_in_flight: 0,
+                leader_elections: 0,
                 reason: Some(reason.to_string()),
                 counterexample: None,
                 repairs: None,

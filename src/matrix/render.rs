@@ -257,11 +257,16 @@ configuration or only under some faults (the sentence names both, and which sett
 breaking class); *refuted* when the guarantee the article claims breaks in every configuration, or
 the one it denies holds in some configuration under every fault TCP allows.
 
-A held cell says what it exercised: `held (20 seeds: 612 acknowledged, 598 delivered, 31 faults)`
-— acknowledged and delivered messages and the faults that took effect, summed over its seeds. The
-simulator does not tell whether a fault struck a node that held unreplicated or unacknowledged
-data, nor whether leadership moved; the bounded check's coverage does (`a leader changes` among
-what it reached or did not).
+A held cell says what it exercised: `held (20 seeds: 612 acknowledged, 598 delivered, 31 faults
+(27 with messages in flight), 9 leader elections)` — acknowledged and delivered messages, the
+faults that took effect, those of them that struck while a message was in flight (a send not yet
+answered, or an acknowledged message not yet delivered to every group: the moments a fault can
+cost something), and the leaderships taken after the first fault (leaving it out where there were
+none), summed over its seeds. The JSON has them as `faults_in_flight` and `leader_elections`. A
+fault in flight is judged from the history, not from which node held the message, so it says
+that data was at stake somewhere when the fault struck, not that the struck node held it; the
+bounded check's coverage names the leader change (`a leader changes` among what it reached or
+did not).
 
 **Exhaustive evidence.** Beside its sweeps each row runs `mqcheck check` on the row's
 configuration with small bounds — one message, one producer, the row's consumers (at most two), at
@@ -289,7 +294,7 @@ it went ("held within the explored part").
 `command` (the command line that reproduces it), `seeds` (per row and class), `classes`, `rows`
 (each: `broker`, `configuration`, `settings`, `claim`, and `cells`: guarantee → class → cell with
 `verdict` (`held`, `broken`, `inconclusive`, `not-tested`), `runs`, `violations`, `acknowledged`,
-`delivered`, `faults_applied`, an optional `reason`, and for a broken cell its `counterexample`:
+`delivered`, `faults_applied`, `faults_in_flight`, `leader_elections`, an optional `reason`, and for a broken cell its `counterexample`:
 `seed`, `kind`, `explanation`, `replay` (a command), `broken_by` (classes; empty: no fault
 needed), `minimal_schedule`), and with the bounded check `check`: `command` (the `mqcheck check`
 that reruns it), `states`, `unique_states`, `partial` (its budget stopped it), `reached` and

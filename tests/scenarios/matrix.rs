@@ -237,8 +237,17 @@ fn a_held_cell_says_what_it_exercised() {
     ]);
     let cell = &written.row["cells"]["at-least-once"]["crash"];
     assert_eq!(cell["verdict"], "held", "{cell}");
+    // A quorum queue under crashes: some crashes strike with messages in flight, and some take
+    // down a leader, so a new one is elected.
+    let (in_flight, elections) = (&cell["faults_in_flight"], &cell["leader_elections"]);
+    assert!(in_flight.as_u64().unwrap() > 0, "{cell}");
+    assert!(
+        in_flight.as_u64() <= cell["faults_applied"].as_u64(),
+        "{cell}"
+    );
+    assert!(elections.as_u64().unwrap() > 0, "{cell}");
     let words = format!(
-        "held (3 seeds: {} acknowledged, {} delivered, {} faults)",
+        "held (3 seeds: {} acknowledged, {} delivered, {} faults ({in_flight} with messages in flight), {elections} leader elections)",
         cell["acknowledged"], cell["delivered"], cell["faults_applied"]
     );
     assert!(
