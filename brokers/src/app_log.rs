@@ -34,8 +34,18 @@ impl AppLog {
         self.0.iter()
     }
 
-    /// The outbox a producer derives from its log after a restart. A resend records no second
-    /// `Op::Send` (the checkers key on `MsgId`), only the `Op::Ack` or `Op::Fail` it draws.
+    /// A restarted producer application reopens its log: its outbox, each message of which it
+    /// notes it sends again (`Op::Resend`, entering the history with the log's next save) — a
+    /// resend records no second `Op::Send` (the checkers key on `MsgId`).
+    pub fn reopen(&mut self) -> Outbox {
+        let outbox = self.outbox();
+        for msg in &outbox.unacknowledged {
+            self.push(Op::Resend { msg: *msg });
+        }
+        outbox
+    }
+
+    /// The outbox a producer derives from its log: the sends no acknowledgement answered.
     pub fn outbox(&self) -> Outbox {
         let mut sent = Vec::new();
         let mut acked = BTreeSet::new();

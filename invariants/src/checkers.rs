@@ -131,6 +131,14 @@ pub fn at_least_once(history: &History) -> Vec<Violation> {
 /// rewind reads again on purpose: its re-reads are the replay checker's, not duplicates.
 pub fn at_most_once(history: &History) -> Vec<Violation> {
     let replayed = replay_reads(history);
+    let resent: BTreeSet<MsgId> = history
+        .events
+        .iter()
+        .filter_map(|e| match e.op {
+            Op::Resend { msg } => Some(msg),
+            _ => None,
+        })
+        .collect();
     let mut by_msg: BTreeMap<(GroupId, MsgId), Vec<Delivery>> = BTreeMap::new();
     for d in deliveries(history)
         .into_iter()
@@ -155,9 +163,16 @@ pub fn at_most_once(history: &History) -> Vec<Violation> {
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(" and ");
-            format!("it is stored more than once, at positions {list}")
+            let again = if resent.contains(&msg) {
+                ": its producer restarted and sent it again, in a new producer session"
+            } else {
+                ""
+            };
+            format!("it is stored more than once, at positions {list}{again}")
         } else if ds.iter().skip(1).any(|d| d.redelivered == Some(true)) {
             "the broker redelivered it, flagged redelivered".to_string()
+        } else if resent.contains(&msg) {
+            "its producer restarted and sent it again, in a new producer session".to_string()
         } else {
             "it was consumed again from the same position".to_string()
         };

@@ -42,6 +42,10 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<u32>,
     },
+    /// A restarted producer application found `msg` in its outbox — sent, never acknowledged —
+    /// and sends it again, in a new producer session: deduplication that keys on the producer's
+    /// session (Kafka's idempotent producer id, ActiveMQ's producer audit) does not span it.
+    Resend { msg: MsgId },
     /// The client API reported the send successful (ack, confirm, `zmq_send` returned).
     Ack { msg: MsgId },
     /// The client API reported a definite failure: the message may or may not be stored.
@@ -182,6 +186,7 @@ impl History {
                     delivered.insert((*msg, *group));
                 }
                 Op::Commit { .. }
+                | Op::Resend { .. }
                 | Op::Discard { .. }
                 | Op::DeadLetter { .. }
                 | Op::Rewind { .. }
@@ -276,6 +281,7 @@ impl fmt::Display for Op {
             Op::Commit {
                 scope, position, ..
             } => write!(f, "commit position {position} of scope {scope}"),
+            Op::Resend { msg } => write!(f, "resend {msg} after a restart"),
             Op::Discard { msg, reason } => write!(f, "discard {msg}: {reason}"),
             Op::DeadLetter { msg, reason } => write!(f, "dead-letter {msg}: {reason}"),
             Op::Rewind {

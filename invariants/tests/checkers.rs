@@ -407,6 +407,48 @@ fn duplicate_with_two_positions_is_stored_more_than_once() {
     assert_mentions(&vs[0], "consumer 2");
 }
 
+/// A restarted producer's resend, stored beside the first send: a duplicate across producer
+/// sessions, said so; the same duplicate without the resend does not say it.
+#[test]
+fn a_duplicate_a_restarted_producer_resent_is_explained_by_its_new_session() {
+    let dup = |resent: bool| {
+        let mut b = B::new().sent(m(0, 3), 0, &[1]);
+        if resent {
+            b = b.op(Op::Resend { msg: m(0, 3) });
+        }
+        let h = b
+            .deliver(dv(m(0, 3), 1).pos(4))
+            .deliver(dv(m(0, 3), 1).pos(7))
+            .build();
+        at_most_once(&h)
+    };
+    let vs = dup(true);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(&vs[0], Invariant::AtMostOnce, Kind::Duplicate, &[m(0, 3)]);
+    assert_mentions(&vs[0], "positions 4 and 7");
+    assert_mentions(&vs[0], "sent it again, in a new producer session");
+    let vs = dup(false);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert!(!vs[0].explanation.contains("producer session"), "{vs:#?}");
+    // Without positions (a queue), the resend is the explanation, and a resend alone delivered
+    // once is no duplicate.
+    let h = B::new()
+        .sent(m(0, 1), 0, &[1])
+        .op(Op::Resend { msg: m(0, 1) })
+        .deliver(dv(m(0, 1), 1))
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    let vs = at_most_once(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_mentions(&vs[0], "its producer restarted and sent it again");
+    let h = B::new()
+        .sent(m(0, 1), 0, &[1])
+        .op(Op::Resend { msg: m(0, 1) })
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    assert!(at_most_once(&h).is_empty());
+}
+
 #[test]
 fn redelivery_flagged_redelivered_is_explained_as_redelivered() {
     let h = B::new()

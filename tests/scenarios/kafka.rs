@@ -179,6 +179,11 @@ fn a_restarted_idempotent_producer_gets_a_new_id_and_its_resend_is_stored_twice(
         "at-most-once",
     );
     assert!(v.to_string().contains("stored more than once"), "{v}");
+    assert!(
+        v.to_string()
+            .contains("its producer restarted and sent it again, in a new producer session"),
+        "{v}"
+    );
     assert!(v["replay"].as_str().unwrap().contains("--producer-crashes"));
     let r = reproduce(&v);
     assert!(r.stdout.contains("crash p0"), "{}", r.stdout);

@@ -61,7 +61,7 @@ impl Producer {
         }
     }
 
-    pub fn start(&self, app: AppLog, o: &mut AmqOut) -> ProducerState {
+    pub fn start(&self, mut app: AppLog, o: &mut AmqOut) -> ProducerState {
         o.choose_random(
             "pace",
             self.settings
@@ -71,7 +71,7 @@ impl Producer {
                 .map(AmqRandom::Pace)
                 .collect(),
         );
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let mut s = ProducerState {
             transport: Transport::new(app.len() as u32),
             producer_id: app.len() as u32,

@@ -244,7 +244,7 @@ impl Producer {
         }
     }
 
-    pub fn start(&self, app: AppLog, o: &mut KafkaOut) -> ProducerState {
+    pub fn start(&self, mut app: AppLog, o: &mut KafkaOut) -> ProducerState {
         o.send(self.settings.controller(), KafkaMsg::Metadata);
         o.set_timer(
             KafkaTimer::MetadataRefresh,
@@ -259,7 +259,7 @@ impl Producer {
                 .map(KafkaRandom::Pace)
                 .collect(),
         );
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let restarted = !app.is_empty();
         let transactional = self.settings.transactional;
         if transactional {

@@ -151,7 +151,7 @@ impl Publisher {
         }
     }
 
-    pub fn start(&self, app: AppLog, o: &mut RabbitOut) -> PublisherState {
+    pub fn start(&self, mut app: AppLog, o: &mut RabbitOut) -> PublisherState {
         o.choose_random(
             "pace",
             self.settings
@@ -161,7 +161,7 @@ impl Publisher {
                 .map(RabbitRandom::Pace)
                 .collect(),
         );
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let channel = app
             .iter()
             .filter_map(|op| match op {

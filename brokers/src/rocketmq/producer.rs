@@ -77,7 +77,7 @@ pub struct ProducerState {
 }
 
 impl Producer {
-    pub fn start(&self, app: AppLog, o: &mut RocketOut) -> ProducerState {
+    pub fn start(&self, mut app: AppLog, o: &mut RocketOut) -> ProducerState {
         o.set_timer(RocketTimer::RouteRefresh, exact(CLIENT_STARTUP));
         o.choose_random(
             "pace",
@@ -93,7 +93,7 @@ impl Producer {
             // follows the first route.
             o.set_timer(RocketTimer::Heartbeat, exact(CLIENT_STARTUP * 2));
         }
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let transactions = app
             .iter()
             .filter(|op| matches!(op, Op::Transaction { .. }))

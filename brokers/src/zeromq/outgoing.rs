@@ -57,10 +57,10 @@ pub struct OutgoingState {
 }
 
 impl Outgoing {
-    pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> OutgoingState {
+    pub fn start(&self, mut app: AppLog, o: &mut ZmqOut) -> OutgoingState {
         pace_choice(&self.settings.workload, o);
         let frames = self.settings.frames.max(1);
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let resend = outbox.unacknowledged.first().map(|m| m.seq / frames);
         OutgoingState {
             app,

@@ -52,10 +52,10 @@ pub struct RequesterState {
 }
 
 impl Requester {
-    pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> RequesterState {
+    pub fn start(&self, mut app: AppLog, o: &mut ZmqOut) -> RequesterState {
         pace_choice(&self.settings.workload, o);
         let frames = self.settings.frames.max(1);
-        let outbox = app.outbox();
+        let outbox = app.reopen();
         let mut resend: Vec<u32> = outbox
             .unacknowledged
             .iter()
