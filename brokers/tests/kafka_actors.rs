@@ -194,6 +194,8 @@ fn ps(
         leader: leader.map(Id::from),
         leader_epoch,
         isr: ids(isr),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
         partition_epoch: epoch,
     }
 }
@@ -389,7 +391,8 @@ fn fencing_a_follower_only_shrinks_the_isr() {
 
 #[test]
 fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
-    let (mut c, _) = registered(&[], &[1, 2, 3]);
+    // Before ELR (3.9): KRaft keeps the last member in the ISR.
+    let (mut c, _) = registered(&["version=3.9"], &[1, 2, 3]);
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
     assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 5));
@@ -411,7 +414,10 @@ fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
 
 #[test]
 fn unclean_election_elects_a_live_out_of_sync_replica_with_isr_of_itself() {
-    let (mut c, _) = registered(&["unclean.leader.election.enable=true"], &[1, 2, 3]);
+    let (mut c, _) = registered(
+        &["unclean.leader.election.enable=true", "version=3.9"],
+        &[1, 2, 3],
+    );
     for b in [1, 2, 3] {
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(b)));
     }
@@ -426,6 +432,76 @@ fn unclean_election_elects_a_live_out_of_sync_replica_with_isr_of_itself() {
             KafkaMsg::BrokerHeartbeatResponse(vec![unclean]),
         ]
     );
+}
+
+/// [`ps`] with an ELR and a last known leader.
+fn ps_elr(
+    leader: Option<usize>,
+    leader_epoch: LeaderEpoch,
+    isr: &[usize],
+    elr: &[usize],
+    last_known: &[usize],
+    epoch: u32,
+) -> PartitionState {
+    PartitionState {
+        elr: ids(elr),
+        last_known_elr: ids(last_known),
+        ..ps(leader, leader_epoch, isr, epoch)
+    }
+}
+
+/// KIP-966 (4.1): the last ISR member fenced leaves the ISR empty, joins the ELR (the ISR fell
+/// below `min.insync.replicas`, 1 here) and is remembered as the last leader; an out-of-sync
+/// replica coming back still does not lead, the ELR member does.
+#[test]
+fn with_elr_fencing_the_last_isr_member_empties_the_isr_into_the_elr() {
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
+    assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 5));
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
+    // The ISR change and the election each bump the partition epoch, as elsewhere in the model.
+    let offline = ps_elr(None, 4, &[], &[3], &[3], 7);
+    assert_eq!(c.partition(), &offline);
+    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
+    assert_eq!(c.partition(), &offline);
+    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat);
+    assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 8));
+}
+
+/// KIP-966's point, with `min.insync.replicas=2`: a replica that left the ISR while it was below
+/// the minimum holds every committed record (the high watermark stood still), so when the ISR
+/// empties it is elected — where 3.9 waits for the last ISR member, offline. A restart (a new
+/// incarnation, an unclean shutdown to KRaft) takes a replica out of the ELR.
+#[test]
+fn with_elr_a_replica_that_left_a_short_isr_leads_when_the_isr_empties() {
+    let shrink = |version: &str| {
+        let sets = ["min.insync.replicas=2", version];
+        let (mut c, _) = registered(&sets, &[1, 2, 3]);
+        c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
+        c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
+        c.deliver(CTL, 2, KafkaMsg::BrokerHeartbeat);
+        c
+    };
+    let mut c = shrink("version=4.1");
+    assert_eq!(c.partition(), &ps_elr(Some(1), 1, &[1], &[2], &[], 3));
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
+    assert_eq!(c.partition(), &ps_elr(Some(2), 2, &[2], &[1], &[], 5));
+
+    let mut c = shrink("version=3.9");
+    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 3));
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
+    assert_eq!(c.partition(), &ps(None, 2, &[1], 4));
+
+    // Broker 2 restarted before broker 1 was fenced: no longer eligible, so the partition waits
+    // for broker 1, its ELR member and last leader.
+    let mut c = shrink("version=4.1");
+    c.deliver(CTL, 2, KafkaMsg::BrokerRegistration { incarnation: 2 });
+    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 4));
+    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
+    assert_eq!(c.partition(), &ps_elr(None, 2, &[], &[1], &[1], 6));
+    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
+    assert_eq!(c.partition(), &ps(Some(1), 3, &[1], 7));
 }
 
 #[test]

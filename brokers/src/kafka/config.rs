@@ -123,6 +123,13 @@ impl Settings {
     /// `Partition.effectiveMinIsr`, min(`min.insync.replicas`, replication factor), from
     /// KAFKA-15583; before it `min.insync.replicas` as set, so a minimum above the replication
     /// factor refuses every `acks=all` produce.
+    /// Eligible Leader Replicas (KIP-966): metadata version 4.0-IV1 supports them and 4.1 turns
+    /// them on for new clusters (`eligible.leader.replicas.version=1`). A KRaft feature, so only
+    /// with KRaft's truncation (`log.truncation=leader-epoch`).
+    pub fn eligible_leader_replicas(&self) -> bool {
+        self.version >= Version::V4_1 && self.truncation == Truncation::LeaderEpoch
+    }
+
     pub fn effective_min_isr(&self) -> usize {
         if self.version.strict_min_isr() {
             self.min_insync_replicas.min(self.replication_factor)

@@ -52,6 +52,8 @@ impl Controller {
                     partition: p,
                     isr: replicas.clone(),
                     replicas,
+                    elr: Vec::new(),
+                    last_known_elr: Vec::new(),
                     leader: None,
                     leader_epoch: 0,
                     partition_epoch: 0,
@@ -86,6 +88,9 @@ impl Controller {
                 } else {
                     Vec::new()
                 };
+                if restarted && self.settings.eligible_leader_replicas() {
+                    changed.extend(self.forget_eligibility(s, src));
+                }
                 changed.extend(self.unfence(s, src));
                 self.publish(s, changed, o);
                 o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
@@ -133,7 +138,7 @@ impl Controller {
                     None
                 };
                 if error.is_none() {
-                    ps.isr = new_isr;
+                    self.change_isr(ps, new_isr);
                     ps.partition_epoch += 1;
                 }
                 let state = ps.clone();
@@ -241,18 +246,25 @@ impl Controller {
         }
     }
 
-    /// Fences broker `b`: it leaves every ISR (unless it is the last member, which KRaft keeps
-    /// so the partition knows who to wait for), and partitions it led elect a new leader.
+    /// Fences broker `b`: it leaves every ISR, and partitions it led elect a new leader. Without
+    /// ELR the last member stays, so the partition knows who to wait for; with ELR the ISR may
+    /// empty (`PartitionChangeBuilder.build`) and the last leader is remembered
+    /// (`maybeUpdateLastKnownLeader`).
     fn fence(&self, s: &mut ControllerState, b: Id) -> Vec<Partition> {
         s.alive.remove(&b);
+        let elr = self.settings.eligible_leader_replicas();
         let mut changed = Vec::new();
         for ps in s.partitions.iter_mut() {
             if !ps.replicas.contains(&b) {
                 continue;
             }
             let was_leader = ps.leader == Some(b);
-            if ps.isr.contains(&b) && ps.isr.len() > 1 {
-                ps.isr.retain(|i| *i != b);
+            if ps.isr.contains(&b) && (ps.isr.len() > 1 || elr) {
+                let target: Vec<Id> = ps.isr.iter().copied().filter(|i| *i != b).collect();
+                if target.is_empty() {
+                    ps.last_known_elr = ps.leader.into_iter().collect();
+                }
+                self.change_isr(ps, target);
                 ps.partition_epoch += 1;
                 changed.push(ps.partition);
             }
@@ -281,25 +293,76 @@ impl Controller {
         changed
     }
 
-    /// Elects the first live ISR member in replica order; with unclean election enabled and
-    /// none alive, the first live replica, whose log may lack committed records.
+    /// `PartitionChangeBuilder.maybePopulateTargetElr`: with ELR, an ISR below
+    /// `min.insync.replicas` moves the members it loses into the ELR, and one at or above it
+    /// clears the ELR — the high watermark does not move while the ISR is below the minimum
+    /// (KAFKA-15583), so an ELR member holds every committed record.
+    fn change_isr(&self, ps: &mut PartitionState, target: Vec<Id>) {
+        if self.settings.eligible_leader_replicas() {
+            if target.len() >= self.settings.effective_min_isr() {
+                ps.elr.clear();
+                ps.last_known_elr.clear();
+            } else {
+                let elr: BTreeSet<Id> = ps.elr.iter().chain(&ps.isr).copied().collect();
+                ps.elr = elr.into_iter().filter(|r| !target.contains(r)).collect();
+            }
+        }
+        ps.isr = target;
+    }
+
+    /// A new incarnation of broker `b` registered: KRaft treats it as an unclean shutdown
+    /// (`ClusterControlManager.registerBroker` on a new incarnation id, since KAFKA-16952;
+    /// `ReplicationControlManager.handleBrokerUncleanShutdown`), so it leaves every ELR — its
+    /// log may have lost what it had not flushed.
+    fn forget_eligibility(&self, s: &mut ControllerState, b: Id) -> Vec<Partition> {
+        let mut changed = Vec::new();
+        for ps in s.partitions.iter_mut() {
+            if ps.elr.contains(&b) {
+                ps.elr.retain(|r| *r != b);
+                ps.partition_epoch += 1;
+                changed.push(ps.partition);
+            }
+        }
+        changed
+    }
+
+    /// Elects the first live ISR member in replica order (`PartitionChangeBuilder.electAnyLeader`).
+    /// With ELR and an empty ISR, the first live ELR member, whose ISR it becomes; with the ISR
+    /// and the ELR both empty, the last known leader once it is back (`canElectLastKnownLeader`,
+    /// an election Kafka counts as unclean). Otherwise, with unclean election enabled, the first
+    /// live replica, whose log may lack committed records; an unclean election clears the ELR.
     fn elect(&self, ps: &mut PartitionState, alive: &BTreeSet<Id>) {
         let clean = ps
             .replicas
             .iter()
             .copied()
             .find(|r| ps.isr.contains(r) && alive.contains(r));
-        let leader = clean.or_else(|| {
+        let eligible = clean.or_else(|| {
+            ps.isr
+                .is_empty()
+                .then(|| ps.replicas.iter().copied().find(|r| ps.elr.contains(r) && alive.contains(r)))
+                .flatten()
+        });
+        let last_known = eligible.or_else(|| {
+            (ps.isr.is_empty() && ps.elr.is_empty() && ps.last_known_elr.len() == 1)
+                .then(|| ps.last_known_elr[0])
+                .filter(|l| alive.contains(l))
+        });
+        let leader = last_known.or_else(|| {
             if self.settings.unclean_leader_election {
                 ps.replicas.iter().copied().find(|r| alive.contains(r))
             } else {
                 None
             }
         });
-        if clean.is_none() {
-            if let Some(l) = leader {
-                ps.isr = vec![l];
+        if let Some(l) = leader.filter(|_| clean.is_none()) {
+            ps.isr = vec![l];
+            if eligible.is_some() {
+                ps.elr.retain(|r| *r != l);
+            } else {
+                ps.elr.clear();
             }
+            ps.last_known_elr.clear();
         }
         if leader.is_some() || ps.leader.is_some() {
             ps.leader = leader;

@@ -37,6 +37,13 @@
 //! `unclean.leader.election.enable=true` and no ISR member alive, it elects any live replica,
 //! which may lack committed records.
 //!
+//! From 4.1 the controller keeps **Eligible Leader Replicas** (KIP-966, `controller.rs`):
+//! replicas that left an ISR already below `min.insync.replicas` — while the high watermark
+//! stood still, so they hold every committed record. The ISR may then empty, and a live ELR
+//! member is elected cleanly where 3.9 would wait for the last ISR member; a restarted broker (a
+//! new incarnation, an unclean shutdown to KRaft) leaves the ELR, and with ISR and ELR empty the
+//! last known leader is elected once it is back (`PartitionChangeBuilder`, apache/kafka 1eb7644).
+//!
 //! A new follower must cut off any suffix of its log the new leader does not have:
 //!
 //! - `log.truncation=high-watermark` (before KIP-101): the follower truncates to its own HW. A

@@ -29,6 +29,12 @@ pub struct PartitionState {
     pub leader: Option<Id>,
     pub leader_epoch: LeaderEpoch,
     pub isr: Vec<Id>,
+    /// Eligible Leader Replicas (KIP-966): replicas that left the ISR while it was below
+    /// `min.insync.replicas`, so they hold every committed record; empty without ELR.
+    pub elr: Vec<Id>,
+    /// The last leader, kept when the ISR became empty (`lastKnownElr` as
+    /// `useLastKnownLeaderInBalancedRecovery` uses it); empty without ELR.
+    pub last_known_elr: Vec<Id>,
     /// Bumped on every change, leader or ISR: fences stale AlterPartition requests (KIP-497).
     pub partition_epoch: u32,
 }
@@ -300,7 +306,11 @@ impl fmt::Display for PartitionState {
             leader(self.leader),
             self.leader_epoch,
             ids(&self.isr)
-        )
+        )?;
+        if !self.elr.is_empty() {
+            write!(f, " elr={}", ids(&self.elr))?;
+        }
+        Ok(())
     }
 }
 
