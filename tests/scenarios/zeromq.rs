@@ -6,7 +6,9 @@ use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, viola
 use mqcheck_brokers::zeromq::ZeroMq;
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::{at_least_once, atomicity, Op};
-use mqcheck_sim::{run, schedule_for, Fault, FaultSet};
+use mqcheck_sim::{
+    run, schedule_for, Fault, FaultOp, FaultSet, Run, Schedule, ScheduledFault, Split, Target,
+};
 
 #[test]
 fn pub_drops_at_the_high_water_mark_for_a_paused_subscriber() {
@@ -321,6 +323,14 @@ fn bad_input_names_the_key() {
         ("--set pattern=req-rep --set ZMQ_CONFLATE=1", "ZMQ_CONFLATE"),
         ("--set ZMQ_CONFLATE=1 --set frames=2", "ZMQ_CONFLATE"),
         ("--set ZMQ_CONFLATE=yes", "ZMQ_CONFLATE"),
+        ("--set ZMQ_HEARTBEAT_IVL=-1", "ZMQ_HEARTBEAT_IVL"),
+        ("--set ZMQ_HEARTBEAT_IVL=1.5", "ZMQ_HEARTBEAT_IVL"),
+        ("--set ZMQ_HEARTBEAT_TIMEOUT=-1", "ZMQ_HEARTBEAT_TIMEOUT"),
+        ("--set ZMQ_HEARTBEAT_TTL=6553600", "ZMQ_HEARTBEAT_TTL"),
+        (
+            "--set pattern=req-rep --set ZMQ_HEARTBEAT_IVL=1000",
+            "ZMQ_HEARTBEAT_IVL",
+        ),
     ] {
         let mut words = vec!["sim", "--broker", "zeromq"];
         words.extend(args.split_whitespace());
@@ -366,5 +376,188 @@ fn check_finds_the_lazy_pirate_duplicate_window_of_a_server_crash() {
         requests(&steps[crash..]),
         1,
         "resent after the crash: {steps:#?}"
+    );
+}
+
+/// A ZeroMQ system with `sets`, one producer and one consumer sending `messages` at ten a
+/// second.
+fn zeromq(sets: &[&str], messages: u32, producer_crashes: bool) -> ZeroMq {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
+    ZeroMq::build(
+        &config,
+        Workload {
+            messages,
+            producers: 1,
+            consumers: 1,
+            rate: Some(10),
+            producer_crashes,
+            ..Workload::default()
+        },
+    )
+}
+
+/// One fault, `op`, from `at_ms` for `for_ms`.
+fn only(at_ms: u64, for_ms: u64, op: FaultOp) -> Schedule {
+    Schedule {
+        window_ms: at_ms + for_ms,
+        faults: vec![ScheduledFault { at_ms, for_ms, op }],
+    }
+}
+
+/// Was the last of `messages` delivered: did the consumer get messages again after the fault?
+fn last_delivered(r: &Run, messages: u32) -> bool {
+    r.history.events.iter().any(|e| {
+        matches!(&e.op, Op::Deliver { msg, .. } if msg.producer == 0 && msg.seq == messages - 1)
+    })
+}
+
+#[test]
+fn heartbeats_end_a_partitioned_connection_and_its_pipe_goes_with_what_it_held() {
+    // 64 KiB messages: the kernels' buffers hold two, so what is sent during the partition
+    // waits in the producer's pipe to the consumer (node 1).
+    let cut = only(
+        1_000,
+        6_000,
+        FaultOp::Partition {
+            split: Split::Halves(vec![1]),
+        },
+    );
+    for pattern in ["pattern=push-pull", "pattern=pub-sub"] {
+        let base = [pattern, "syncpub=true", "message.bytes=65536"];
+        let base = if pattern == "pattern=pub-sub" {
+            &base[..]
+        } else {
+            &[base[0], base[2]][..]
+        };
+        // Without heartbeats nobody notices: TCP retransmits after the heal and all arrives.
+        let off = run(&zeromq(base, 80, false), 1, &cut, false);
+        assert!(
+            at_least_once(&off.history).is_empty(),
+            "{pattern}: {:#?}",
+            at_least_once(&off.history)
+        );
+        assert_eq!(off.history.deliveries(), 80, "{pattern}");
+        // With them, both ends time the connection out within IVL + TIMEOUT (2 s): the
+        // producer's pipe to the consumer is terminated with what it held, and the consumer
+        // reconnects after the heal and gets what is sent then.
+        let mut sets = base.to_vec();
+        sets.push("ZMQ_HEARTBEAT_IVL=1000");
+        let on = run(&zeromq(&sets, 80, false), 1, &cut, false);
+        let lost = at_least_once(&on.history);
+        assert!(!lost.is_empty(), "{pattern}: nothing lost");
+        assert!(
+            lost.iter().any(|v| v.explanation.contains(
+                "ZMQ_HEARTBEAT_TIMEOUT: nothing heard from pull0 for 1000 ms after a PING: the pipe to it was terminated"
+            ) || v.explanation.contains(
+                "ZMQ_HEARTBEAT_TIMEOUT: nothing heard from sub0 for 1000 ms after a PING: the pipe to it was terminated"
+            )),
+            "{pattern}: {lost:#?}"
+        );
+        assert!(
+            last_delivered(&on, 80),
+            "{pattern}: the consumer did not reconnect"
+        );
+        // A partition shorter than the timeout is only a delay.
+        let short = only(
+            1_000,
+            300,
+            FaultOp::Partition {
+                split: Split::Halves(vec![1]),
+            },
+        );
+        let brief = run(&zeromq(&sets, 80, false), 1, &short, false);
+        assert!(
+            at_least_once(&brief.history).is_empty(),
+            "{pattern}: {:#?}",
+            at_least_once(&brief.history)
+        );
+    }
+}
+
+#[test]
+fn heartbeats_notice_a_producer_that_lost_power_and_the_consumer_reconnects() {
+    // The PUSH machine loses power: nothing tells the PULL, whose end of the connection stays
+    // open. The restarted PUSH binds anew and waits for a peer.
+    let power = only(
+        2_000,
+        2_000,
+        FaultOp::Power {
+            target: Target::Node(0),
+        },
+    );
+    let off = run(&zeromq(&["pattern=push-pull"], 60, true), 1, &power, false);
+    assert!(
+        !last_delivered(&off, 60),
+        "the PULL reconnected without heartbeats"
+    );
+    // With heartbeats the PULL times the dead connection out, dials again, and once the PUSH
+    // is back gets everything it sends.
+    let on = run(
+        &zeromq(&["pattern=push-pull", "ZMQ_HEARTBEAT_IVL=500"], 60, true),
+        1,
+        &power,
+        false,
+    );
+    assert!(on.complete, "cut short");
+    assert!(last_delivered(&on, 60), "the PULL did not reconnect");
+}
+
+#[test]
+fn a_consumer_behind_a_full_pipe_reads_no_heartbeats_and_times_its_connection_out() {
+    // ZMQ_RCVHWM=1 and an application that takes 3 s per message: the engine stops decoding
+    // behind the message it cannot push, PINGs and PONGs included, and the consumer's own
+    // heartbeat times out (libzmq issues 3937, 4767); what was on the connection and in the
+    // PUSH's pipe to it is lost.
+    let slow = "--set pattern=push-pull --set ZMQ_RCVHWM=1 --set message.bytes=65536 --faults none --rate 10 --handler-ms 3000 --messages 10 --seeds 3";
+    violated(
+        &format!("--broker zeromq --set ZMQ_HEARTBEAT_IVL=1000 {slow}"),
+        "at-least-once",
+    );
+    let sets = [
+        "pattern=push-pull",
+        "ZMQ_RCVHWM=1",
+        "message.bytes=65536",
+        "ZMQ_HEARTBEAT_IVL=1000",
+    ];
+    let mut system = zeromq(&sets, 10, false);
+    system.settings.workload.handler_ms = Some(3000);
+    let r = run(&system, 0, &Schedule::default(), false);
+    let lost = at_least_once(&r.history);
+    assert!(
+        lost.iter().any(|v| v
+            .explanation
+            .contains("pull0 closed the connection, its heartbeat having timed out")),
+        "{lost:#?}"
+    );
+    // Without heartbeats the PUSH blocks at the mark and nothing is lost; with a timeout longer
+    // than the handling time, neither.
+    held(&format!("--broker zeromq {slow}"), &["at-least-once"]);
+    held(
+        &format!(
+            "--broker zeromq --set ZMQ_HEARTBEAT_IVL=1000 --set ZMQ_HEARTBEAT_TIMEOUT=5000 {slow}"
+        ),
+        &["at-least-once"],
+    );
+}
+
+#[test]
+fn heartbeats_off_by_default_and_on_without_faults_change_nothing() {
+    for pattern in ["push-pull", "pub-sub --set syncpub=true"] {
+        for hb in [
+            "",
+            "--set ZMQ_HEARTBEAT_IVL=1000",
+            "--set ZMQ_HEARTBEAT_IVL=200 --set ZMQ_HEARTBEAT_TTL=1000",
+        ] {
+            held(
+                &format!("--broker zeromq --set pattern={pattern} {hb} --faults none --producers 2 --consumers 2 --seeds 30"),
+                &["at-least-once", "at-most-once", "ordering"],
+            );
+        }
+    }
+    // libzmq's largest TTL, 2^16-1 deciseconds.
+    held(
+        "--broker zeromq --set ZMQ_HEARTBEAT_IVL=1000 --set ZMQ_HEARTBEAT_TTL=6553599 --faults none --seeds 3",
+        &["at-least-once"],
     );
 }

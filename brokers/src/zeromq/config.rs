@@ -7,6 +7,9 @@ use crate::{Config, ConfigError, Key, Workload};
 use std::time::Duration;
 
 const INT_MAX: u64 = i32::MAX as u64;
+/// `ZMQ_HEARTBEAT_TTL`'s largest value: 2^16-1 deciseconds (`options.cpp`: `value /
+/// deciseconds_per_millisecond` must fit a `uint16_t`).
+const TTL_MAX: u64 = u16::MAX as u64 * 100 + 99;
 
 /// The kernel's send buffer of a TCP socket, in bytes: Linux's default `net.ipv4.tcp_wmem`
 /// (4096 16384 4194304), its initial value. libzmq leaves `ZMQ_SNDBUF` at -1, the OS default
@@ -56,7 +59,25 @@ pub struct Settings {
     pub retries: u64,
     pub request_timeout: Duration,
     pub dedup: bool,
+    /// ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL`), on both sockets of every connection; `None` for
+    /// 0, off.
+    pub heartbeat: Option<Heartbeat>,
     pub workload: Workload,
+}
+
+/// `ZMQ_HEARTBEAT_IVL`, `ZMQ_HEARTBEAT_TIMEOUT` and `ZMQ_HEARTBEAT_TTL` as libzmq's engine uses
+/// them (`zmtp_engine_t`, `stream_engine_base_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Heartbeat {
+    /// A PING every interval.
+    pub ivl: Duration,
+    /// How long after a PING the engine waits for any traffic: `ZMQ_HEARTBEAT_TIMEOUT`, or the
+    /// interval when unset (`zmtp_engine_t`'s constructor: `-1` means `heartbeat_interval`);
+    /// `None` for 0, no timeout (`_heartbeat_timeout > 0` arms the timer).
+    pub timeout: Option<Duration>,
+    /// The TTL a PING carries, in deciseconds (`ZMQ_HEARTBEAT_TTL` divided by 100, rounded
+    /// down): the peer times the connection out when nothing follows a PING within it.
+    pub ttl_ds: u16,
 }
 
 /// A high-water mark; none with `ZMQ_CONFLATE=1`, whose pipes libzmq creates with `-1`
@@ -64,6 +85,13 @@ pub struct Settings {
 fn hwm(config: &Config, key: &str) -> Option<u64> {
     Some(config.int(key)).filter(|h| *h > 0 && config.str("ZMQ_CONFLATE") != "1")
 }
+
+/// The ZMTP heartbeat keys.
+const HEARTBEAT_KEYS: [&str; 3] = [
+    "ZMQ_HEARTBEAT_IVL",
+    "ZMQ_HEARTBEAT_TIMEOUT",
+    "ZMQ_HEARTBEAT_TTL",
+];
 
 /// Keys that only mean something for REQ/REP.
 const REQ_REP_KEYS: [&str; 4] = [
@@ -113,6 +141,19 @@ impl Settings {
             retries: config.int("lazy-pirate.retries"),
             request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
             dedup: config.bool("server.dedup"),
+            heartbeat: Some(config.int("ZMQ_HEARTBEAT_IVL"))
+                .filter(|ivl| *ivl > 0)
+                .map(|ivl| Heartbeat {
+                    ivl: Duration::from_millis(ivl),
+                    timeout: Some(if config.is_set("ZMQ_HEARTBEAT_TIMEOUT") {
+                        config.int("ZMQ_HEARTBEAT_TIMEOUT")
+                    } else {
+                        ivl
+                    })
+                    .filter(|t| *t > 0)
+                    .map(Duration::from_millis),
+                    ttl_ds: (config.int("ZMQ_HEARTBEAT_TTL") / 100) as u16,
+                }),
             workload,
         }
     }
@@ -156,6 +197,24 @@ pub(super) fn keys() -> Vec<Key> {
             "0",
             OneOf(&["0", "1"]),
             "1: both sockets (PUB and SUB, or PUSH and PULL) keep only the last message in each pipe, ignoring the high-water marks; single-frame messages only",
+        ),
+        Key::new(
+            "ZMQ_HEARTBEAT_IVL",
+            "0",
+            Int { min: 0, max: INT_MAX },
+            "ms between the ZMTP PINGs each socket sends on each connection (0: no heartbeats); set on both sockets (pub-sub and push-pull)",
+        ),
+        Key::new(
+            "ZMQ_HEARTBEAT_TIMEOUT",
+            "-1",
+            Int { min: 0, max: INT_MAX },
+            "ms after a PING without any traffic before the connection is closed (-1, the default, not settable: ZMQ_HEARTBEAT_IVL; 0: never)",
+        ),
+        Key::new(
+            "ZMQ_HEARTBEAT_TTL",
+            "0",
+            Int { min: 0, max: TTL_MAX },
+            "ms, rounded down to deciseconds, the peer waits for traffic after each PING before closing (0 or below 100: no TTL)",
         ),
         Key::new(
             "ZMQ_SUBSCRIBE",
@@ -241,6 +300,14 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 "ZMQ_CONFLATE",
                 "ZMQ_CONFLATE does not support multipart messages (libzmq keeps one part of one): it needs frames=1",
+            ));
+        }
+    }
+    if pattern == "req-rep" {
+        if let Some(key) = HEARTBEAT_KEYS.iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key}: ZMTP heartbeats are modelled for pattern=pub-sub and pattern=push-pull, not pattern=req-rep"),
             ));
         }
     }

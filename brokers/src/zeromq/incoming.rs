@@ -1,6 +1,7 @@
 //! The connecting side of PUB/SUB and PUSH/PULL: a SUB or PULL socket that connects to every
 //! producer, fair-queues their messages, and the application that handles them.
 
+use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
 use super::{dial, fair_queue, processing_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
@@ -26,12 +27,23 @@ pub struct IncomingState {
     /// The receive pipe from each producer, up to `ZMQ_RCVHWM` messages, each with the
     /// connection it came over (a pipe outlives its connection).
     pub pipes: BTreeMap<Id, VecDeque<(u32, Frames)>>,
-    /// What arrived while that pipe was full: left unread on the connection.
-    pub unread: BTreeMap<Id, VecDeque<Frames>>,
+    /// What arrived while that pipe was full: left unread on the connection. The first is the
+    /// message the engine decoded and could not push; what follows it is not decoded.
+    pub unread: BTreeMap<Id, VecDeque<Unread>>,
+    /// The heartbeat timers of each producer's connection (`ZMQ_HEARTBEAT_IVL`).
+    pub heartbeats: BTreeMap<Id, Timers>,
     /// The producer whose pipe the application read last (fair queueing).
     pub last: Option<Id>,
     /// The application is handling a message.
     pub busy: bool,
+}
+
+/// What waits on a connection behind a full receive pipe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Unread {
+    Message(Frames),
+    /// A PING or PONG, decoded only once the messages before it are.
+    Command(ZmqMsg),
 }
 
 impl Incoming {
@@ -44,6 +56,7 @@ impl Incoming {
             connections: BTreeMap::new(),
             pipes: BTreeMap::new(),
             unread: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
             last: None,
             busy: false,
         };
@@ -80,26 +93,38 @@ impl Incoming {
     }
 
     pub fn on_msg(&self, s: &mut IncomingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        let current = s.connections.get(&src).copied().unwrap_or(0);
         match msg {
             // The answer to the current connection's greeting, not to one a reset ended.
-            ZmqMsg::Welcome { connection }
-                if s.connections.get(&src).copied().unwrap_or(0) == connection =>
-            {
-                s.welcomed.insert(src);
+            ZmqMsg::Welcome { connection } if current == connection => {
+                if s.welcomed.insert(src) {
+                    heartbeat::start(self.settings.heartbeat.as_ref(), src, o);
+                }
+                heartbeat::decoded(src, s.heartbeats.entry(src).or_default(), o);
             }
-            ZmqMsg::Reset => {
-                // What was still on the connection is gone; the pipe keeps what it holds.
-                s.welcomed.remove(&src);
-                *s.connections.entry(src).or_default() += 1;
-                s.unread.remove(&src);
-                o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
-            }
-            ZmqMsg::Message { connection, frames }
-                if s.connections.get(&src).copied().unwrap_or(0) == connection =>
+            ZmqMsg::Reset => self.lose(s, src, o),
+            ZmqMsg::Close { connection } if current == connection => self.lose(s, src, o),
+            ZmqMsg::Ping { connection, .. } | ZmqMsg::Pong { connection }
+                if current == connection && s.welcomed.contains(&src) =>
             {
+                match s.unread.get_mut(&src).filter(|u| !u.is_empty()) {
+                    Some(unread) => unread.push_back(Unread::Command(msg)),
+                    None => heartbeat::command(src, &msg, s.heartbeats.entry(src).or_default(), o),
+                }
+            }
+            ZmqMsg::Message { connection, frames } if current == connection => {
+                if let Some(unread) = s.unread.get_mut(&src).filter(|u| !u.is_empty()) {
+                    // Input stopped: the engine does not decode it yet.
+                    unread.push_back(Unread::Message(frames));
+                    return;
+                }
+                heartbeat::decoded(src, s.heartbeats.entry(src).or_default(), o);
                 let pipe = s.pipes.entry(src).or_default();
                 if Settings::full(self.settings.rcvhwm, pipe.len() as u64) {
-                    s.unread.entry(src).or_default().push_back(frames);
+                    s.unread
+                        .entry(src)
+                        .or_default()
+                        .push_back(Unread::Message(frames));
                 } else {
                     let replaced = self.settings.enqueue(pipe, (connection, frames));
                     o.send(src, ZmqMsg::Credit(1));
@@ -115,7 +140,40 @@ impl Incoming {
         }
     }
 
+    /// The connection to `producer` ended (a reset, the producer's close, or this side's
+    /// heartbeat): what was still on it is gone, the pipe keeps what it holds (the connecting
+    /// side's session keeps its pipe, `session_base_t::reconnect`), and the socket dials again
+    /// after `ZMQ_RECONNECT_IVL`, on a new connection.
+    fn lose(&self, s: &mut IncomingState, producer: Id, o: &mut ZmqOut) {
+        s.welcomed.remove(&producer);
+        *s.connections.entry(producer).or_default() += 1;
+        s.unread.remove(&producer);
+        if let Some(mut timers) = s.heartbeats.remove(&producer) {
+            heartbeat::stop(producer, &mut timers, o);
+        }
+        o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
+    }
+
     pub fn on_timeout(&self, s: &mut IncomingState, timer: &ZmqTimer, o: &mut ZmqOut) {
+        if let Some(hb) = &self.settings.heartbeat {
+            if let ZmqTimer::HeartbeatIvl(p) = timer {
+                if s.welcomed.contains(p) {
+                    let connection = s.connections.get(p).copied().unwrap_or(0);
+                    heartbeat::ping(hb, *p, connection, s.heartbeats.entry(*p).or_default(), o);
+                }
+                return;
+            }
+            if let Some((p, _)) = Expired::of(timer) {
+                // `error (timeout_error)`: the engine closes the connection, and the
+                // connecting side's session reconnects.
+                if s.welcomed.contains(&p) {
+                    let connection = s.connections.get(&p).copied().unwrap_or(0);
+                    o.send(p, ZmqMsg::Close { connection });
+                    self.lose(s, p, o);
+                }
+                return;
+            }
+        }
         match timer {
             ZmqTimer::Reconnect | ZmqTimer::Start => self.connect(s, o),
             ZmqTimer::Process => {
@@ -156,11 +214,25 @@ impl Incoming {
             self.settings.deliver_ops(self.index, connection, &frames),
             o,
         );
-        if let Some(next) = s.unread.get_mut(&peer).and_then(VecDeque::pop_front) {
-            // A reset empties what was unread, so it came over the current connection.
+        let Some(unread) = s.unread.get_mut(&peer) else {
+            return;
+        };
+        if let Some(Unread::Message(next)) = unread.pop_front() {
+            // Input restarts: the message the engine held goes into the pipe (a reset empties
+            // what was unread, so it came over the current connection), and the engine decodes
+            // on: the PINGs and PONGs behind it, and the next message, which waits again if
+            // the pipe is full once more.
             let current = s.connections.get(&peer).copied().unwrap_or(0);
             s.pipes.entry(peer).or_default().push_back((current, next));
             o.send(peer, ZmqMsg::Credit(1));
+            let timers = s.heartbeats.entry(peer).or_default();
+            while let Some(Unread::Command(command)) = unread.front() {
+                heartbeat::command(peer, command, timers, o);
+                unread.pop_front();
+            }
+            if !unread.is_empty() {
+                heartbeat::decoded(peer, timers, o);
+            }
         }
     }
 }

@@ -48,6 +48,18 @@
 //! `get_effective_conflate_option`: DEALER, PULL, PUSH, PUB and SUB only). What a newer message
 //! replaced is lost by design, noted as `Op::Discard`.
 //!
+//! **ZMTP heartbeats** (`ZMQ_HEARTBEAT_IVL`, off by default; `heartbeat.rs`): each engine
+//! sends a PING every interval once its handshake is done, and closes the connection when
+//! nothing at all arrived within `ZMQ_HEARTBEAT_TIMEOUT` (the interval when unset) after a PING,
+//! or within the peer's `ZMQ_HEARTBEAT_TTL` after the peer's PING (`stream_engine_base_t::
+//! timer_event` → `error (timeout_error)`). The session then treats the connection as broken
+//! (`session_base_t::engine_error`): the binding side (PUB, PUSH) terminates its pipe with what
+//! it held, the connecting side (SUB, PULL) keeps its pipe and reconnects. So a partition, a
+//! stalled retransmission or a peer that lost power is noticed after the timeout instead of
+//! never, and what waited for the dead connection is dropped where, without heartbeats, TCP
+//! would have delivered it after the heal. A receiver whose pipe is full stops decoding, PINGs
+//! included, and may time its own connection out.
+//!
 //! A multipart message (frames sent with `ZMQ_SNDMORE`) travels as one unit: "peers shall
 //! receive either all message parts of a message or none at all" (`zmq_send`). A PUB checks
 //! the high-water mark at the first frame, so it drops whole messages.
@@ -94,11 +106,12 @@
 //! 4.3.5 on loopback held 161–452, so with small messages it may miss a drop libzmq has, never
 //! invent one. A message larger than both buffers streams through them alone. The
 //! high-water marks are exact (libzmq's counts update in batches of the low-water mark, and
-//! "may be as much as 60-70% lower"). No ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL` is off by
-//! default): a peer learns that a connection broke from the close a crashed process's kernel
+//! "may be as much as 60-70% lower"). Without ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL=0`, the
+//! default) a peer learns that a connection broke from the close a crashed process's kernel
 //! sends, from a reset, or when the other side connects anew; a machine that loses power closes
 //! nothing, and what a PUSH or PUB sends to it meanwhile is lost on the wire until a write draws
-//! a reset. The connecting side greets again every `ZMQ_RECONNECT_IVL` until the binding side
+//! a reset. The heartbeat keys apply to both sockets of every connection, and to PUB/SUB and
+//! PUSH/PULL only (not to REQ/REP); PING and PONG cost no room in the kernels' buffers. The connecting side greets again every `ZMQ_RECONNECT_IVL` until the binding side
 //! answers (libzmq waits for its TCP connect instead); a repeated greeting on the same
 //! connection changes nothing at the binding side. With `syncpub=true` the PUB application waits until every
 //! subscriber's subscription arrived before publishing (the zguide's node coordination against
@@ -112,7 +125,7 @@
 //! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
 //! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
-//! `ZMQ_CONFLATE`, `ZMQ_HEARTBEAT_IVL`), `zmq_send` (multipart atomicity). libzmq's source (github
+//! `ZMQ_CONFLATE`, `ZMQ_HEARTBEAT_IVL`, `ZMQ_HEARTBEAT_TIMEOUT`, `ZMQ_HEARTBEAT_TTL`), `zmq_send` (multipart atomicity). libzmq's source (github
 //! zeromq/libzmq, master): `src/pipe.cpp` (`check_hwm`, `terminate`, `process_pipe_term`:
 //! a terminated pipe is read to its delimiter), `src/lb.cpp` and `src/fq.cpp` (round robin
 //! skipping full pipes, fair queueing), `src/dist.cpp` (PUB: `dist_t::write` drops the copy for a
@@ -121,13 +134,18 @@
 //! `ZMQ_IMMEDIATE` terminates the pipe), `src/stream_connecter_base.cpp`
 //! (`get_new_reconnect_ivl`: the interval plus `generate_random () % reconnect_ivl`),
 //! `src/options.cpp` (defaults: HWMs 1000, `reconnect_ivl` 100, `sndbuf`/`rcvbuf` -1: the OS's,
-//! `immediate` 0, `heartbeat_interval` 0). Linux `Documentation/networking/ip-sysctl.rst`
+//! `immediate` 0, `heartbeat_interval` 0, `heartbeat_timeout` -1, `heartbeat_ttl` 0; the
+//! heartbeat options' validation), `src/zmtp_engine.cpp` (`produce_ping_message`,
+//! `process_heartbeat_message`), `src/stream_engine_base.cpp` (`mechanism_ready`,
+//! `decode_and_push`, `timer_event`, `error`); libzmq issues 3937 and 4767 (a full receive pipe
+//! starves the heartbeat). ZMTP 3.1 (RFC 37: PING, PONG, TTL). Linux `Documentation/networking/ip-sysctl.rst`
 //! (`tcp_wmem`, `tcp_rmem` defaults). ZMTP 3.0 (RFC 23, framing). The zguide (Pieter Hintjens,
 //! "ØMQ - The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart
 //! messages, node coordination), chapter 4 (Client-Side Reliability: the Lazy Pirate pattern,
 //! `lpclient`, `lpserver`, duplicate detection).
 
 mod config;
+pub mod heartbeat;
 mod incoming;
 mod outgoing;
 pub mod protocol;
@@ -135,8 +153,8 @@ mod rep;
 mod req;
 mod view;
 
-pub use config::{Client, Pattern, Settings};
-pub use incoming::{Incoming, IncomingState};
+pub use config::{Client, Heartbeat, Pattern, Settings};
+pub use incoming::{Incoming, IncomingState, Unread};
 pub use outgoing::{Outgoing, OutgoingState, Peer};
 pub use protocol::{Frames, ZmqMsg};
 pub use rep::{Replier, ReplierState};
@@ -391,6 +409,12 @@ pub enum ZmqTimer {
     RequestTimeout,
     /// A consumer's late start (`--consumer-delay-ms`).
     Start,
+    /// `heartbeat_ivl_timer_id` of the connection to a peer: send a PING.
+    HeartbeatIvl(Id),
+    /// `heartbeat_timeout_timer_id`: nothing heard from the peer since a PING.
+    HeartbeatTimeout(Id),
+    /// `heartbeat_ttl_timer_id`: nothing heard from the peer since its PING, for its TTL.
+    HeartbeatTtl(Id),
 }
 
 /// What the applications draw per run (swarm testing).
@@ -494,7 +518,7 @@ impl System for ZeroMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL, REQ/REP sockets, per-peer pipes with high-water marks, reconnection, multipart atomicity, the Lazy Pirate client"
+        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL, REQ/REP sockets, per-peer pipes with high-water marks, reconnection, ZMTP heartbeats, multipart atomicity, the Lazy Pirate client"
     }
 
     fn scenarios() -> Vec<Scenario> {

@@ -7,8 +7,9 @@
 //! blocked in `zmq_send` when it died — without recording a second send; a PUB's `zmq_send`
 //! never blocks, so it has nothing in doubt.
 
+use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
-use super::{next_after, pace_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
@@ -35,6 +36,8 @@ pub struct Peer {
     pub subscription: Option<String>,
     /// The peer's number for the connection.
     pub connection: u32,
+    /// The connection's heartbeat timers (`ZMQ_HEARTBEAT_IVL`).
+    pub heartbeat: Timers,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +91,7 @@ impl Outgoing {
                 // same connection's greeting again (the peer dialled again before the answer
                 // came) changes nothing; a new connection ends the old one with a reset first.
                 if s.peers.get(&src).is_none_or(|p| p.connection != connection) {
+                    self.forget(s, src, o);
                     s.peers.insert(
                         src,
                         Peer {
@@ -95,12 +99,14 @@ impl Outgoing {
                             ..Peer::default()
                         },
                     );
+                    heartbeat::start(self.settings.heartbeat.as_ref(), src, o);
                 }
                 o.send(src, ZmqMsg::Welcome { connection });
                 self.push(s, o);
             }
             ZmqMsg::Subscribe { prefix } => {
                 if let Some(peer) = s.peers.get_mut(&src) {
+                    heartbeat::decoded(src, &mut peer.heartbeat, o);
                     peer.subscription = Some(prefix);
                 }
                 let everyone = self
@@ -122,15 +128,50 @@ impl Outgoing {
                 }
                 self.push(s, o);
             }
+            ZmqMsg::Ping { connection, .. } | ZmqMsg::Pong { connection } => {
+                if let Some(peer) = s.peers.get_mut(&src).filter(|p| p.connection == connection) {
+                    heartbeat::command(src, &msg, &mut peer.heartbeat, o);
+                }
+            }
+            // The peer's heartbeat ended the connection: the end of the stream, and the binding
+            // side terminates its pipe as for a broken one.
+            ZmqMsg::Close { connection }
+                if s.peers.get(&src).is_some_and(|p| p.connection == connection) =>
+            {
+                let reason = format!(
+                    "{} closed the connection, its heartbeat having timed out",
+                    self.settings.name(src)
+                );
+                self.drop_pipe(s, src, &reason, o);
+            }
             ZmqMsg::Reset => {
                 // The binding side terminates the pipe of a broken connection.
-                s.peers.remove(&src);
+                self.forget(s, src, o);
             }
             _ => {}
         }
     }
 
+    /// The connection to `peer` is gone, and the pipe to it with what it held (the session of
+    /// an accepted connection terminates: `session_base_t::engine_error`).
+    fn forget(&self, s: &mut OutgoingState, peer: Id, o: &mut ZmqOut) -> Option<Peer> {
+        let mut gone = s.peers.remove(&peer)?;
+        heartbeat::stop(peer, &mut gone.heartbeat, o);
+        Some(gone)
+    }
+
     pub fn on_timeout(&self, s: &mut OutgoingState, timer: &ZmqTimer, o: &mut ZmqOut) {
+        if let (ZmqTimer::HeartbeatIvl(peer), Some(hb)) = (timer, &self.settings.heartbeat) {
+            if let Some(p) = s.peers.get_mut(peer) {
+                heartbeat::ping(hb, *peer, p.connection, &mut p.heartbeat, o);
+            }
+            return;
+        }
+        if let (Some((peer, expired)), Some(hb)) = (Expired::of(timer), &self.settings.heartbeat)
+        {
+            self.expire(s, peer, expired, hb, o);
+            return;
+        }
         if *timer != ZmqTimer::Send || s.blocked || s.next >= self.settings.workload.messages {
             return;
         }
@@ -144,6 +185,39 @@ impl Outgoing {
                 s.blocked = true;
                 self.push(s, o);
             }
+        }
+    }
+
+    /// The heartbeat of the connection to `peer` expired: the engine closes it (the peer reads
+    /// the close once it can) and the pipe goes with what it held. A PUSH with no other peer
+    /// blocks.
+    fn expire(&self, s: &mut OutgoingState, peer: Id, expired: Expired, hb: &Heartbeat, o: &mut ZmqOut) {
+        let Some(connection) = s.peers.get(&peer).map(|p| p.connection) else {
+            return;
+        };
+        o.send(peer, ZmqMsg::Close { connection });
+        let reason = expired.reason(hb, &self.settings.name(peer));
+        self.drop_pipe(s, peer, &reason, o);
+    }
+
+    /// A heartbeat ended the connection to `peer` (`why`): its pipe is terminated with what it
+    /// held, each message of which the model notes as dropped.
+    fn drop_pipe(&self, s: &mut OutgoingState, peer: Id, why: &str, o: &mut ZmqOut) {
+        let Some(gone) = self.forget(s, peer, o) else {
+            return;
+        };
+        let reason = format!("{why}: the pipe to it was terminated with what it held");
+        let notes: Vec<Op> = gone
+            .pipe
+            .iter()
+            .flat_map(|f| f.parts.iter())
+            .map(|msg| Op::Discard {
+                msg: *msg,
+                reason: reason.clone(),
+            })
+            .collect();
+        if !notes.is_empty() {
+            record(&mut s.app, notes, o);
         }
     }
 

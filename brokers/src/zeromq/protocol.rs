@@ -39,6 +39,15 @@ pub enum ZmqMsg {
     Request { socket: u32, frames: Frames },
     /// A REP socket's reply, routed to the requesting socket.
     Reply { socket: u32, frames: Frames },
+    /// ZMTP 3.1's PING command (`zmtp_engine_t::produce_ping_message`), every
+    /// `ZMQ_HEARTBEAT_IVL` on a connection whose handshake is done, with the sender's
+    /// `ZMQ_HEARTBEAT_TTL` in deciseconds.
+    Ping { connection: u32, ttl_ds: u16 },
+    /// The PONG that answers a PING (`produce_pong_message`).
+    Pong { connection: u32 },
+    /// The sender closed the connection, its heartbeat having timed out (`error
+    /// (timeout_error)`): the end of the stream, read after what was sent before it.
+    Close { connection: u32 },
     /// The connection to the sender was reset (the driver's notice of a broken TCP connection).
     Reset,
 }
@@ -53,6 +62,13 @@ impl fmt::Display for ZmqMsg {
             ZmqMsg::Credit(n) => write!(f, "Credit {n}"),
             ZmqMsg::Request { socket, frames } => write!(f, "Request {frames} (socket {socket})"),
             ZmqMsg::Reply { socket, frames } => write!(f, "Reply {frames} (socket {socket})"),
+            ZmqMsg::Ping { connection, ttl_ds } => {
+                write!(f, "PING (connection {connection}, TTL {ttl_ds} ds)")
+            }
+            ZmqMsg::Pong { connection } => write!(f, "PONG (connection {connection})"),
+            ZmqMsg::Close { connection } => {
+                write!(f, "close (connection {connection}, heartbeat timed out)")
+            }
             ZmqMsg::Reset => write!(f, "connection reset"),
         }
     }

@@ -162,7 +162,7 @@ impl Requester {
             }
             ZmqTimer::Reconnect => self.connect(s, o),
             ZmqTimer::RequestTimeout => self.timed_out(s, o),
-            ZmqTimer::Process | ZmqTimer::Start => {}
+            _ => {}
         }
     }
 

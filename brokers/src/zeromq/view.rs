@@ -9,16 +9,16 @@ use std::collections::{BTreeSet, VecDeque};
 /// A message in a trace, in ZeroMQ's vocabulary; `None` for chatter.
 pub(super) fn describe(msg: &ZmqMsg) -> Option<String> {
     match msg {
-        ZmqMsg::Credit(_) => None,
+        ZmqMsg::Credit(_) | ZmqMsg::Ping { .. } | ZmqMsg::Pong { .. } => None,
         m => Some(m.to_string()),
     }
 }
 
-/// Connections made and reset, and subscriptions: who is connected to whom.
+/// Connections made, reset and closed, and subscriptions: who is connected to whom.
 pub(super) fn notable(msg: &ZmqMsg) -> bool {
     matches!(
         msg,
-        ZmqMsg::Welcome { .. } | ZmqMsg::Subscribe { .. } | ZmqMsg::Reset
+        ZmqMsg::Welcome { .. } | ZmqMsg::Subscribe { .. } | ZmqMsg::Close { .. } | ZmqMsg::Reset
     )
 }
 
