@@ -284,9 +284,10 @@ engines disagree the report says so: *not reached by the check* (the sweep broke
 the check did not within its bounds), *not reproduced in the simulator* (the check broke it, its
 schedule did not), *missed by the sweep* (the check broke it and the simulator reproduces it, but
 no seed of the sweep did). The checks run unreduced, so their state budget bounds their work, one
-after another. Cost, measured here with `time mqcheck matrix` on an idle 2-core machine: 52 s of
-wall time for the default run (all five brokers, the replay column and every row's check), 33 s
-with `--check-states 0`, 22 s without the replay column either. A check's violation enters the exit
+after another, on a thread of their own beside the sweeps. Cost, measured with `time mqcheck
+matrix` on the 2-core machine (2026-12-03, another agent's work holding the load near 1.5): 51 s
+of wall time and 83 s of CPU for the default run (all five brokers, the replay column and every
+row's check). A check's violation enters the exit
 status (1); a check its budget stopped leaves the sweeps' verdict as it is, its cell saying how far
 it went ("held within the explored part").
 
