@@ -72,8 +72,8 @@ pub struct Coverage {
     pub atomic_units: u64,
     /// Faults that took effect on a node or a link.
     pub faults_applied: u64,
-    /// Of those, the faults that struck while a message was in flight (a send not yet answered,
-    /// or an acknowledged message not yet delivered to every group).
+    /// Of those, the faults that struck while a message was in flight (see
+    /// `mqcheck_sim::Run::faults_in_flight`).
     #[serde(default)]
     pub faults_in_flight: u64,
     /// Times a node became a leader after the first fault took effect.

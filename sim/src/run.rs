@@ -36,8 +36,10 @@ pub struct Run {
     pub complete: bool,
     /// Faults that took effect on a node or a link (a crash with no live target did not).
     pub faults_applied: u32,
-    /// Of those, the faults that struck while a message was in flight: a send not yet answered,
-    /// or an acknowledged message some group had not yet been delivered.
+    /// Of those, the faults that struck while a message was in flight: the history not yet
+    /// settled ([`mqcheck_invariants::History::settled`]) — a send not yet answered, an
+    /// acknowledged message some group had not yet been delivered, or a rewound consumer still
+    /// reading back.
     pub faults_in_flight: u32,
     /// Times a node became a leader after the first fault took effect.
     pub leader_elections: u32,

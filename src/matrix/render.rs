@@ -260,8 +260,8 @@ the one it denies holds in some configuration under every fault TCP allows.
 A held cell says what it exercised: `held (20 seeds: 612 acknowledged, 598 delivered, 31 faults
 (27 with messages in flight), 9 leader elections)` — acknowledged and delivered messages, the
 faults that took effect, those of them that struck while a message was in flight (a send not yet
-answered, or an acknowledged message not yet delivered to every group: the moments a fault can
-cost something), and the leaderships taken after the first fault (leaving it out where there were
+answered, an acknowledged message not yet delivered to every group, or a rewound consumer still
+reading back — the run not yet settled: the moments a fault can cost something), and the leaderships taken after the first fault (leaving it out where there were
 none), summed over its seeds. The JSON has them as `faults_in_flight` and `leader_elections`. A
 fault in flight is judged from the history, not from which node held the message, so it says
 that data was at stake somewhere when the fault struck, not that the struck node held it; the
