@@ -376,10 +376,15 @@ fn consumer(sets: &[&str]) -> Actors {
 }
 
 fn dispatch(seq: u64, m: u32, redelivery_counter: u32) -> AmqMsg {
+    dispatch_on(1, seq, m, redelivery_counter)
+}
+
+fn dispatch_on(conn: u32, seq: u64, m: u32, redelivery_counter: u32) -> AmqMsg {
     AmqMsg::MessageDispatch {
-        conn: 1,
+        conn,
         seq,
         msg: msg(m),
+        producer: 1,
         redelivery_counter,
     }
 }
@@ -531,4 +536,54 @@ fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
             assert_eq!(queued, 2, "a plain connection's send is not audited");
         }
     }
+}
+
+/// Message 0 in the listener, message 1 only prefetched, when the transport goes; the listener
+/// returns too late to ack, and a second connection opens: what the broker redelivers on it, and
+/// what the consumer makes of it.
+fn redelivered_after_a_reconnect(sets: &[&str]) -> (Vec<(AckType, Vec<u64>)>, Vec<Op>) {
+    let mut a = consumer(sets);
+    a.deliver(C0, BROKER, dispatch(1, 0, 0));
+    a.deliver(C0, BROKER, dispatch(2, 1, 0));
+    a.deliver(C0, BROKER, AmqMsg::Disconnected);
+    let late = sent(&a.fire(C0, AmqTimer::Process));
+    assert!(acks(&late).is_empty(), "no ack on a lost transport");
+    a.fire(C0, AmqTimer::Connect);
+    a.deliver(C0, BROKER, AmqMsg::Connected { conn: 2 });
+    let mut steps = a.deliver(C0, BROKER, dispatch_on(2, 1, 0, 1));
+    steps.extend(a.deliver(C0, BROKER, dispatch_on(2, 2, 1, 1)));
+    (acks(&sent(&steps)), saved_ops(&steps))
+}
+
+#[test]
+fn check_for_duplicates_poisons_what_the_same_connection_was_dispatched_before() {
+    // failover: the connection's audit remembers message 0, which the application had; message
+    // 1, only prefetched, was forgotten at the interruption and is delivered.
+    let (acks, ops) = redelivered_after_a_reconnect(&["transport=failover"]);
+    assert_eq!(acks, vec![(AckType::Poison, vec![1])]);
+    assert!(ops
+        .iter()
+        .any(|op| matches!(op, Op::DeadLetter { msg: m, reason }
+        if *m == msg(0) && reason.contains("suppressing duplicate delivery on connection"))));
+    let redelivered = |ops: &[Op], m: u32| delivered(ops).contains(&(msg(m), Some(true)));
+    assert!(!redelivered(&ops, 0) && redelivered(&ops, 1));
+    // Without the check, or with a tcp:// client's new connection and its new audit, message 0
+    // is delivered again.
+    for sets in [
+        &["transport=failover", "checkForDuplicates=false"][..],
+        &["transport=tcp"][..],
+    ] {
+        let (acks, ops) = redelivered_after_a_reconnect(sets);
+        assert!(
+            acks.iter().all(|(kind, _)| *kind != AckType::Poison),
+            "{sets:?}"
+        );
+        assert!(redelivered(&ops, 0), "{sets:?}");
+    }
+    // CLIENT_ACKNOWLEDGE forgets what the session delivered as well (clearDeliveredList).
+    let (acks, ops) = redelivered_after_a_reconnect(&[
+        "transport=failover",
+        "acknowledgeMode=CLIENT_ACKNOWLEDGE",
+    ]);
+    assert!(acks.is_empty() && redelivered(&ops, 0));
 }

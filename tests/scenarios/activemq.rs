@@ -2,7 +2,7 @@
 //! holds, through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`,
 //! `mqcheck check`).
 
-use crate::common::{assert_deterministic, check, held, mqcheck, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, violated};
 use mqcheck_brokers::activemq::ActiveMq;
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::{ordering, MsgId, Op, OrderingPromise};
@@ -374,5 +374,51 @@ fn the_failover_transport_replays_sends_without_storing_them_twice() {
     held(
         &format!("{AMQ} --set transport=failover --faults crash,pause,partition,loss --seeds 60"),
         &["at-least-once"],
+    );
+}
+
+/// `checkForDuplicates`: under `failover:` the consumer's connection, and its audit, outlive a
+/// partition, so the broker's redelivery of a message whose ack the partition lost is
+/// poison-acked to the DLQ instead of reaching the application again. Without the check, with
+/// a `tcp://` client's new connection (a new audit), or once the audit's window has moved past
+/// the message, it is delivered twice.
+#[test]
+fn check_for_duplicates_dead_letters_a_redelivery_on_the_same_connection() {
+    let faults = "--faults partition,loss --seeds 100";
+    held(
+        &format!("{AMQ} --set transport=failover {faults}"),
+        &["at-least-once", "at-most-once"],
+    );
+    let v = violated(
+        &format!("{AMQ} --set transport=failover --set checkForDuplicates=false {faults}"),
+        "at-most-once",
+    );
+    assert!(explanation(&v).contains("the broker redelivered it"), "{v}");
+    // The same seed with the check: the redelivery is the duplicate the audit suppresses.
+    let with_check = v["replay"]
+        .as_str()
+        .unwrap()
+        .replace("--set checkForDuplicates=false ", "");
+    let r = replay(&with_check);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let msg = explanation(&v)
+        .split("delivered ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the duplicated message");
+    assert!(
+        r.stdout.lines().any(|l| l.contains(&format!(
+            "app: dead-letter {msg}: its connection had been dispatched it before"
+        ))),
+        "{}",
+        r.stdout
+    );
+    violated(
+        &format!("{AMQ} --set transport=tcp {faults}"),
+        "at-most-once",
+    );
+    violated(
+        &format!("{AMQ} --set transport=failover --set auditDepth=16 {faults}"),
+        "at-most-once",
     );
 }

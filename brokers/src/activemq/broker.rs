@@ -18,6 +18,8 @@ pub struct Broker {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QueueEntry {
     pub msg: MsgId,
+    /// The incarnation of its producer's `ProducerId`.
+    pub producer: u32,
     /// `JMSXGroupID`.
     pub group: Option<u32>,
     pub persistent: bool,
@@ -124,6 +126,7 @@ impl Broker {
             .map(|(seq, r)| {
                 let entry = QueueEntry {
                     msg: r.msg,
+                    producer: r.producer,
                     group: r.group,
                     persistent: true,
                     redelivery_counter: u32::from(r.redelivered),
@@ -246,6 +249,7 @@ impl Broker {
                     seq,
                     QueueEntry {
                         msg,
+                        producer,
                         group,
                         persistent,
                         redelivery_counter: 0,
@@ -416,6 +420,7 @@ impl Broker {
                     conn: c.conn,
                     seq,
                     msg: e.msg,
+                    producer: e.producer,
                     redelivery_counter: e.redelivery_counter,
                 },
             );

@@ -99,6 +99,11 @@ pub struct Settings {
     pub exclusive: bool,
     /// `messageGroups=true`: the producer sets `JMSXGroupID` to the workload's key.
     pub message_groups: bool,
+    /// The connection factory's `checkForDuplicates`, `auditDepth` and
+    /// `auditMaximumProducerNumber`: the consumer connection's duplicate check.
+    pub check_for_duplicates: bool,
+    pub audit_depth: u32,
+    pub audit_producers: u32,
     pub workload: Workload,
 }
 
@@ -153,6 +158,9 @@ impl Settings {
             fail: config.str("consumer.fail") == "every-tenth",
             exclusive: config.bool("consumer.exclusive"),
             message_groups: config.bool("messageGroups"),
+            check_for_duplicates: config.bool("checkForDuplicates"),
+            audit_depth: config.int("auditDepth") as u32,
+            audit_producers: config.int("auditMaximumProducerNumber") as u32,
             workload,
         }
     }
@@ -317,6 +325,24 @@ pub(super) fn keys() -> Vec<Key> {
             "false",
             Bool,
             "the producer sets JMSXGroupID to the message's key: the broker pins each group to one consumer (an LRU map of 1024 groups) until that consumer goes",
+        ),
+        Key::new(
+            "checkForDuplicates",
+            "true",
+            Bool,
+            "the consumer's connection poison-acks a message it was dispatched before (to ActiveMQ.DLQ) instead of delivering it again",
+        ),
+        Key::new(
+            "auditDepth",
+            "2048",
+            int(1, 1_000_000),
+            "checkForDuplicates: the window of producer sequence numbers remembered per producer",
+        ),
+        Key::new(
+            "auditMaximumProducerNumber",
+            "64",
+            int(1, 10_000),
+            "checkForDuplicates: the producers remembered (least recently seen forgotten first)",
         ),
     ]
 }

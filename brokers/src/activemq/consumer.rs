@@ -7,7 +7,19 @@
 //! returns — a crash in between redelivers a handled message. `receive()` acknowledges (AUTO)
 //! before it returns the message, and the application's effect comes after — a crash in between
 //! loses it. The application's handler takes the drawn handling time.
+//!
+//! With `checkForDuplicates` (the default) each dispatch is first checked against the
+//! connection's audit (`ActiveMQMessageConsumer.dispatch`, `ConnectionAudit.isDuplicate`): a
+//! message the connection was dispatched before is not delivered again but poison-acked
+//! ("suppressing duplicate delivery on connection, poison acking"), and the broker moves it to
+//! `ActiveMQ.DLQ`. What the audit forgets decides which redeliveries pass: a rollback forgets
+//! the rolled-back message; a transport interruption under `failover:` forgets the prefetched
+//! messages (`clearMessagesInProgress`) and, with CLIENT_ACKNOWLEDGE only, the delivered ones
+//! (`clearDeliveredList`), so a message an AUTO_ACKNOWLEDGE listener had been given, whose ack
+//! the interruption lost, comes back as a duplicate and goes to the DLQ. A `tcp://` client's
+//! new connection has a new audit.
 
+use super::audit::{MessageAudit, MessageId};
 use super::protocol::{AckType, AmqMsg, Seq};
 use super::transport::{Event, Transport};
 use super::{record, AckMode, AmqOut, AmqRandom, AmqTimer, Settings, broker_id};
@@ -29,7 +41,15 @@ pub const FAILURES: u32 = 7;
 pub struct Dispatched {
     pub seq: Seq,
     pub msg: MsgId,
+    /// The incarnation of its producer's `ProducerId`.
+    pub producer: u32,
     pub redelivery_counter: u32,
+}
+
+impl Dispatched {
+    fn id(&self) -> MessageId {
+        MessageId::new(self.msg, self.producer)
+    }
 }
 
 /// The message the application is handling, on which connection, and whether it will throw.
@@ -62,6 +82,8 @@ pub struct ConsumerState {
     pub blocked: bool,
     /// `optimizeAcknowledgeTimeOut` passed since the last optimized acknowledgement.
     pub optimize_due: bool,
+    /// The connection's `ConnectionAudit` for the queue (`checkForDuplicates`).
+    pub audit: MessageAudit,
 }
 
 impl Consumer {
@@ -92,6 +114,7 @@ impl Consumer {
             redelivering: BTreeMap::new(),
             blocked: false,
             optimize_due: false,
+            audit: self.new_audit(),
             app,
         };
         if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
@@ -117,15 +140,23 @@ impl Consumer {
             Event::Command(AmqMsg::MessageDispatch {
                 seq,
                 msg,
+                producer,
                 redelivery_counter,
                 ..
             }) => {
-                s.buffer.push_back(Dispatched {
+                let d = Dispatched {
                     seq,
                     msg,
+                    producer,
                     redelivery_counter,
-                });
-                self.handle_next(s, o);
+                };
+                if self.checks_for_duplicates() && s.audit.is_duplicate(d.id()) {
+                    let cause = "its connection had been dispatched it before (checkForDuplicates: suppressing duplicate delivery on connection)";
+                    self.poison(s, d, cause, o);
+                } else {
+                    s.buffer.push_back(d);
+                    self.handle_next(s, o);
+                }
             }
             _ => {}
         }
@@ -136,6 +167,23 @@ impl Consumer {
     /// nowhere.
     fn lost(&self, s: &mut ConsumerState, o: &mut AmqOut) {
         s.transport.lost(o);
+        if self.settings.failover {
+            // The connection, and its audit, outlive the transport: `clearMessagesInProgress`
+            // forgets what was only prefetched, `clearDeliveredList` what a CLIENT_ACKNOWLEDGE
+            // session delivered; an AUTO session's delivered messages stay recorded.
+            for d in &s.buffer {
+                s.audit.rollback(d.id());
+            }
+            if self.settings.ack_mode == AckMode::Client {
+                let handling = s.handling.iter().map(|h| &h.d);
+                for d in s.delivered.iter().map(|(d, _)| d).chain(handling) {
+                    s.audit.rollback(d.id());
+                }
+            }
+        } else {
+            // The application's exception listener opens a new connection, with a new audit.
+            s.audit = self.new_audit();
+        }
         s.buffer.clear();
         s.delivered.clear();
         for seq in std::mem::take(&mut s.redelivering).into_keys() {
@@ -169,6 +217,16 @@ impl Consumer {
             }
             _ => {}
         }
+    }
+
+    fn new_audit(&self) -> MessageAudit {
+        MessageAudit::new(self.settings.audit_depth, self.settings.audit_producers)
+    }
+
+    /// A transacted session's duplicates are the transaction's business
+    /// (`previouslyDeliveredMessages`), which the model does not follow: it does not check them.
+    fn checks_for_duplicates(&self) -> bool {
+        self.settings.check_for_duplicates && self.settings.ack_mode != AckMode::Transacted
     }
 
     fn ack(&self, s: &ConsumerState, kind: AckType, seqs: Vec<Seq>, commit: bool, o: &mut AmqOut) {
@@ -208,7 +266,8 @@ impl Consumer {
             {
                 // `redeliveryExceeded`, the redelivery policy's pre-dispatch check (transacted
                 // sessions only): a message the broker redelivered too often is poisoned unseen.
-                self.poison(s, d, o);
+                let cause = self.redelivery_exceeded(&d);
+                self.poison(s, d, &cause, o);
                 continue;
             }
             let fails = self.settings.fail && d.msg.seq % 10 == 3 && d.redelivery_counter < FAILURES;
@@ -309,9 +368,12 @@ impl Consumer {
     /// `ActiveMQMessageConsumer.rollback`: the redelivery counter goes up; past
     /// `maximumRedeliveries` a poison ack, otherwise a redelivery after the policy's delay.
     fn rollback(&self, s: &mut ConsumerState, mut d: Dispatched, o: &mut AmqOut) {
+        // "ensure we don't filter this as a duplicate"
+        s.audit.rollback(d.id());
         d.redelivery_counter += 1;
         if self.settings.redelivery.exceeded(d.redelivery_counter) {
-            self.poison(s, d, o);
+            let cause = self.redelivery_exceeded(&d);
+            self.poison(s, d, &cause, o);
             return;
         }
         self.ack(s, AckType::Redelivered, vec![d.seq], false, o);
@@ -323,14 +385,21 @@ impl Consumer {
         }
     }
 
+    fn redelivery_exceeded(&self, d: &Dispatched) -> String {
+        let max = self.settings.redelivery.maximum.unwrap_or(u32::MAX);
+        format!(
+            "redelivery {} exceeded maximumRedeliveries={max}",
+            d.redelivery_counter
+        )
+    }
+
     /// A poison ack: the broker moves the message to `ActiveMQ.DLQ`, or discards it if it is
     /// not persistent.
-    fn poison(&self, s: &mut ConsumerState, d: Dispatched, o: &mut AmqOut) {
-        let max = self.settings.redelivery.maximum.unwrap_or(u32::MAX);
+    fn poison(&self, s: &mut ConsumerState, d: Dispatched, cause: &str, o: &mut AmqOut) {
         let reason = if self.settings.persistent && self.settings.broker_persistent {
-            format!("redelivery {} exceeded maximumRedeliveries={max}: poison ack, dead-lettered to ActiveMQ.DLQ", d.redelivery_counter)
+            format!("{cause}: poison ack, dead-lettered to ActiveMQ.DLQ")
         } else {
-            format!("redelivery {} exceeded maximumRedeliveries={max}: poison ack, and the dead-letter strategy drops a non-persistent message rather than keep it in ActiveMQ.DLQ (processNonPersistent=false)", d.redelivery_counter)
+            format!("{cause}: poison ack, and the dead-letter strategy drops a non-persistent message rather than keep it in ActiveMQ.DLQ (processNonPersistent=false)")
         };
         record(&mut s.app, Op::DeadLetter { msg: d.msg, reason }, o);
         self.ack(s, AckType::Poison, vec![d.seq], false, o);

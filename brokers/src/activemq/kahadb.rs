@@ -39,6 +39,8 @@ impl Durable for KahaDb {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
     pub msg: MsgId,
+    /// The incarnation of its producer's `ProducerId`.
+    pub producer: u32,
     /// Its `JMSXGroupID`.
     pub group: Option<u32>,
     /// A `persistJMSRedelivered` update was journalled: it goes out flagged redelivered.
@@ -74,13 +76,17 @@ impl KahaDb {
         for r in self.journal.iter() {
             match r {
                 Record::Add {
-                    seq, msg, group, ..
+                    seq,
+                    msg,
+                    producer,
+                    group,
                 } => {
                     next = next.max(seq + 1);
                     queue.insert(
                         *seq,
                         Recovered {
                             msg: *msg,
+                            producer: *producer,
                             group: *group,
                             redelivered: false,
                         },

@@ -96,6 +96,22 @@
 //! journal at start), answering it as if stored. A restarted producer has a new `ProducerId`,
 //! so its outbox is not audited. Acks made while disconnected are dropped; the broker redelivers.
 //!
+//! ## The consumer's duplicate check (`checkForDuplicates`)
+//!
+//! Every `MessageDispatch` a consumer receives is first checked against its connection's
+//! `ConnectionAudit` (`ActiveMQMessageConsumer.dispatch`): an `ActiveMQMessageAudit` per queue,
+//! a window of `auditDepth` (2048) producer sequence numbers per `ProducerId` for at most
+//! `auditMaximumProducerNumber` (64) producers (`BitArrayBin`, an LRU map). A `MessageId` seen
+//! before is not delivered: the consumer poison-acks it ("suppressing duplicate delivery on
+//! connection") and the broker moves it to `ActiveMQ.DLQ`. A rollback forgets its message
+//! (`rollbackDuplicate`); a transport interruption forgets the prefetched messages
+//! (`clearMessagesInProgress`) and, for CLIENT_ACKNOWLEDGE only, the delivered ones
+//! (`clearDeliveredList`). So under `failover:`, whose connection outlives its transports, a
+//! message an AUTO_ACKNOWLEDGE listener was given and whose ack the interruption lost comes back
+//! as a duplicate and is dead-lettered, not delivered twice; a `tcp://` client's new connection,
+//! and a restarted consumer, start with an empty audit. A number below the window is never a
+//! duplicate.
+//!
 //! ## Order
 //!
 //! JMS promises order per producer session to one consumer: competing consumers, redeliveries
@@ -108,9 +124,11 @@
 //! consumer sends its `ConsumerInfo` once its connection is open, and a `tcp://` client reconnects
 //! after a second as an application with an exception listener would. The producer audit is a
 //! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
-//! sequential, so only the last one is ever replayed). The cursor audit, the consumer's
-//! `checkForDuplicates`, transacted producers and in-doubt commits, and
-//! shared-store master/slave with its lockers are not modelled. The journal is a list
+//! sequential, so only the last one is ever replayed). The broker's cursor audit (`enableAudit`)
+//! and KahaDB's rejection of a duplicate add are not modelled, nor transacted producers and
+//! in-doubt commits, nor shared-store master/slave with its lockers. A transacted consumer does
+//! not check for duplicates: its redeliveries after a failover belong to the transaction
+//! (`previouslyDeliveredMessages`), which the model does not follow. The journal is a list
 //! of records with two marks (written, fsynced) and the appender's batch, written 2 ms after its
 //! first write; the index is derived by replaying the whole journal (no checkpoints). A
 //! transacted consumer commits after each message without waiting for the commit's response.
@@ -125,12 +143,14 @@
 //! (`CachedMessageGroupMap`, `CachedMessageGroupMapFactory`); `RegionBroker.preProcessDispatch`;
 //! `AbstractInactivityMonitor`; `transport.failover.FailoverTransport`,
 //! `state.ConnectionStateTracker`; `broker.ProducerBrokerExchange.canDispatch`;
+//! `ConnectionAudit`, `ActiveMQMessageAuditNoSync`, `util.BitArrayBin` (commit c3580e79);
 //! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
 //! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
 //! `Journal.JournalDiskSyncStrategy`. ActiveMQ documentation: "What is the difference between
 //! persistent and non-persistent delivery", "Async Sends", "KahaDB", "Redelivery Policy",
 //! "What is the prefetch limit for?", "Exclusive Consumer", "ActiveMQ InactivityMonitor".
 
+mod audit;
 mod broker;
 mod config;
 mod consumer;

@@ -64,11 +64,13 @@ pub enum AmqMsg {
     Connected { conn: u32 },
     /// `Response` to a command that required one.
     Response { conn: u32, command: u32 },
-    /// `MessageDispatch`. `redelivery_counter` > 0 makes `JMSRedelivered` true.
+    /// `MessageDispatch`. `redelivery_counter` > 0 makes `JMSRedelivered` true; `producer` is
+    /// the incarnation of the sender's `ProducerId`, part of the `MessageId`.
     MessageDispatch {
         conn: u32,
         seq: Seq,
         msg: MsgId,
+        producer: u32,
         redelivery_counter: u32,
     },
     /// The broker closed the connection (its inactivity monitor gave up on the client): the
