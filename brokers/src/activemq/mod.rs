@@ -359,7 +359,7 @@ impl System for ActiveMq {
             Scenario {
                 name: "failover transport",
                 sets: &["transport=failover"],
-                claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit",
+                claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit, a redelivery to the same connection poison-acked by checkForDuplicates",
             },
             Scenario {
                 name: "exclusive consumer",

@@ -544,6 +544,11 @@ impl System for RocketMq {
                 sets: &["producer.selector=hash", "consumer.listener=orderly"],
                 claim: "the article: RocketMQ is ordered (per sharding key: a MessageQueueSelector and an orderly listener)",
             },
+            Scenario {
+                name: "transactional messages",
+                sets: &["transaction=rollback-some"],
+                claim: "the article: RocketMQ has transactions (half messages, a local transaction that commits or rolls back, the broker's check-back)",
+            },
         ]
     }
 
