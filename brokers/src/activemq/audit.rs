@@ -43,7 +43,7 @@ struct BitArrayBin {
 impl BitArrayBin {
     /// `maxNumberOfArrays = (windowSize + 1) / 64 + 1`.
     fn new(window: u32) -> Self {
-        let bins = ((u64::from(window) + 1) / LONG_SIZE + 1).max(1);
+        let bins = (u64::from(window) + 1) / LONG_SIZE + 1;
         BitArrayBin {
             first: None,
             bins: std::iter::repeat_n(0, bins as usize).collect(),
@@ -53,21 +53,24 @@ impl BitArrayBin {
     /// `setBit`: sets or clears the number's bit and returns what it was; a number below the
     /// window has no bit, and reads as unset.
     fn set(&mut self, index: u64, value: bool) -> bool {
-        let first = *self.first.get_or_insert(index - index % LONG_SIZE);
+        let mut first = *self.first.get_or_insert(index - index % LONG_SIZE);
         if index < first {
             return false;
         }
-        let mut bin = ((index - first) / LONG_SIZE) as usize;
         let max = self.bins.len();
+        let mut bin = ((index - first) / LONG_SIZE) as usize;
         if bin >= max {
-            for _ in 0..=bin - max {
+            // The window slides: the first bins go (all of them, past a long jump).
+            let drop = bin - max + 1;
+            for _ in 0..drop.min(max) {
                 self.bins.pop_front();
                 self.bins.push_back(0);
             }
-            self.first = Some(first + (bin - max + 1) as u64 * LONG_SIZE);
+            first += drop as u64 * LONG_SIZE;
+            self.first = Some(first);
             bin = max - 1;
         }
-        let bit = 1 << ((index - self.first.unwrap_or(first)) % LONG_SIZE);
+        let bit = 1 << ((index - first) % LONG_SIZE);
         let was = self.bins[bin] & bit != 0;
         if value {
             self.bins[bin] |= bit;
@@ -160,6 +163,9 @@ mod tests {
         assert!(!audit.is_duplicate(id(0, 3)), "below the window: not a duplicate");
         assert!(!audit.is_duplicate(id(0, 3)), "and never recorded");
         assert!(audit.is_duplicate(id(0, 127)));
+        assert!(!audit.is_duplicate(id(0, 1_000_000)), "a long jump clears the window");
+        assert!(!audit.is_duplicate(id(0, 127)), "below it now");
+        assert!(audit.is_duplicate(id(0, 1_000_000)));
     }
 
     #[test]
