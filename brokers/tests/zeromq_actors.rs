@@ -326,6 +326,7 @@ fn plain_req_is_acknowledged_when_zmq_send_returns_and_waits_for_ever() {
             1,
             ZmqMsg::Request {
                 socket: 0,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -369,6 +370,7 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
             1,
             ZmqMsg::Request {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -380,6 +382,7 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
         1,
         ZmqMsg::Reply {
             socket: 0,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -408,6 +411,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
         0,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -426,6 +430,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
         0,
         ZmqMsg::Request {
             socket: 1,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -436,6 +441,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
             0,
             ZmqMsg::Reply {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -488,6 +494,7 @@ fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
             1,
             ZmqMsg::Request {
                 socket: 0,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -580,6 +587,7 @@ fn handled(app: &AppLog, m: MsgId) -> usize {
 fn request(socket: u32, index: u32) -> ZmqMsg {
     ZmqMsg::Request {
         socket,
+        request_id: None,
         frames: frames(0, index),
     }
 }
@@ -597,6 +605,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
         1,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(1, 0),
         },
     );
@@ -628,6 +637,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
             0,
             ZmqMsg::Reply {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -639,6 +649,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
         1,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(1, 1),
         },
     );
