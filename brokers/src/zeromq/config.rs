@@ -159,8 +159,8 @@ impl Settings {
                 "lazy-pirate" => Client::LazyPirate,
                 _ => Client::Plain,
             },
-            relaxed: config.str("ZMQ_REQ_RELAXED") == "1",
-            correlate: config.str("ZMQ_REQ_CORRELATE") == "1",
+            relaxed: config.int("ZMQ_REQ_RELAXED") != 0,
+            correlate: config.int("ZMQ_REQ_CORRELATE") != 0,
             retries: config.int("lazy-pirate.retries"),
             request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
             check_reply: config.bool("lazy-pirate.check-reply"),
@@ -273,14 +273,14 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "ZMQ_REQ_RELAXED",
             "0",
-            OneOf(&["0", "1"]),
-            "req-rep: 1: the REQ socket may send while a reply is owed, dropping replies from other pipes than the last request's; the Lazy Pirate client then resends on the same socket instead of reopening it (needs client=lazy-pirate)",
+            Int { min: 0, max: INT_MAX },
+            "req-rep: 1 (libzmq takes any positive value as 1): the REQ socket may send while a reply is owed, dropping replies from other pipes than the last request's; the Lazy Pirate client then resends on the same socket instead of reopening it (needs client=lazy-pirate)",
         ),
         Key::new(
             "ZMQ_REQ_CORRELATE",
             "0",
-            OneOf(&["0", "1"]),
-            "req-rep: 1: each request carries a request id frame and the REQ socket discards replies without the last one's (matters with ZMQ_REQ_RELAXED=1)",
+            Int { min: 0, max: INT_MAX },
+            "req-rep: 1 (or any positive value): each request carries a request id frame and the REQ socket discards replies without the last one's (matters with ZMQ_REQ_RELAXED=1)",
         ),
         Key::new(
             "lazy-pirate.retries",
@@ -335,7 +335,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
             ));
         }
-        if config.str("ZMQ_REQ_RELAXED") == "1" {
+        if config.int("ZMQ_REQ_RELAXED") != 0 {
             return Err(ConfigError::new(
                 "ZMQ_REQ_RELAXED",
                 "ZMQ_REQ_RELAXED=1 changes only a client that sends again before its reply arrived, and the plain client never does: it needs client=lazy-pirate",
