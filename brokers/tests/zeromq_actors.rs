@@ -794,11 +794,7 @@ fn relaxed_req_sends_a_new_request_while_one_is_outstanding_and_takes_replies_fr
 fn relaxed_req_leaves_an_earlier_attempt_in_its_pipe_and_it_goes_out_after_the_connection() {
     for (relaxed, out) in [("0", 1), ("1", 2)] {
         let setting = format!("ZMQ_REQ_RELAXED={relaxed}");
-        let mut p = Peers::new(
-            &["pattern=req-rep", "client=lazy-pirate", &setting],
-            1,
-            1,
-        );
+        let mut p = Peers::new(&["pattern=req-rep", "client=lazy-pirate", &setting], 1, 1);
         p.start(0);
         p.random(0, ZmqRandom::Pace(20));
         // The server is not up yet: the request waits in the pipe (ZMQ_IMMEDIATE=0).
