@@ -326,6 +326,7 @@ fn plain_req_is_acknowledged_when_zmq_send_returns_and_waits_for_ever() {
             1,
             ZmqMsg::Request {
                 socket: 0,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -369,6 +370,7 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
             1,
             ZmqMsg::Request {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -380,6 +382,7 @@ fn lazy_pirate_reopens_its_socket_resends_and_gives_up_after_its_retries() {
         1,
         ZmqMsg::Reply {
             socket: 0,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -408,6 +411,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
         0,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -426,6 +430,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
         0,
         ZmqMsg::Request {
             socket: 1,
+            request_id: None,
             frames: frames(0, 0),
         },
     );
@@ -436,6 +441,7 @@ fn rep_discards_a_reply_to_a_vanished_socket_and_dedup_answers_a_repeat_without_
             0,
             ZmqMsg::Reply {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -488,6 +494,7 @@ fn req_queues_to_a_server_not_yet_connected_unless_zmq_immediate() {
             1,
             ZmqMsg::Request {
                 socket: 0,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -580,6 +587,7 @@ fn handled(app: &AppLog, m: MsgId) -> usize {
 fn request(socket: u32, index: u32) -> ZmqMsg {
     ZmqMsg::Request {
         socket,
+        request_id: None,
         frames: frames(0, index),
     }
 }
@@ -597,6 +605,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
         1,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(1, 0),
         },
     );
@@ -628,6 +637,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
             0,
             ZmqMsg::Reply {
                 socket: 1,
+                request_id: None,
                 frames: frames(0, 0)
             }
         )]
@@ -639,6 +649,7 @@ fn rep_keeps_the_requests_of_a_replaced_socket_handles_them_and_drops_their_repl
         1,
         ZmqMsg::Request {
             socket: 0,
+            request_id: None,
             frames: frames(1, 1),
         },
     );
@@ -708,4 +719,176 @@ fn zmq_immediate_drops_the_request_with_its_connection_and_sends_nothing_after_t
             "ZMQ_IMMEDIATE={immediate}: the written request went with the connection: {up:?}"
         );
     }
+}
+
+/// A Lazy Pirate client (0) with `sets`, its servers (`1..=servers`) connected, that sent its
+/// first request.
+fn lazy_pirate(sets: &[&str], servers: u32) -> (Peers, Vec<Cmd>) {
+    let sets: Vec<&str> = ["pattern=req-rep", "client=lazy-pirate"]
+        .into_iter()
+        .chain(sets.iter().copied())
+        .collect();
+    let mut p = Peers::new(&sets, 1, servers);
+    p.start(0);
+    for server in 1..=servers as usize {
+        p.deliver(0, server, ZmqMsg::Welcome { connection: 0 });
+    }
+    p.random(0, ZmqRandom::Pace(20));
+    let send = p.fire(0, ZmqTimer::Send);
+    (p, send)
+}
+
+fn reply(request_id: Option<u32>, index: u32) -> ZmqMsg {
+    ZmqMsg::Reply {
+        socket: 0,
+        request_id,
+        frames: frames(0, index),
+    }
+}
+
+fn acks(app: &AppLog) -> Vec<MsgId> {
+    app.iter()
+        .filter_map(|op| match op {
+            Op::Ack { msg } => Some(*msg),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn relaxed_req_sends_a_new_request_while_one_is_outstanding_and_takes_replies_from_its_pipe_only() {
+    // Strict (the default): a timeout closes the socket and the resend waits for the new one.
+    let (mut strict, _) = lazy_pirate(&[], 2);
+    let timeout = strict.fire(0, ZmqTimer::RequestTimeout);
+    assert_eq!(
+        sent(&timeout),
+        vec![
+            (1, ZmqMsg::Hello { connection: 1 }),
+            (2, ZmqMsg::Hello { connection: 1 })
+        ]
+    );
+    // ZMQ_REQ_RELAXED=1: the same socket sends again at once, to the next pipe in round robin,
+    // with the first request still unanswered.
+    let (mut p, send) = lazy_pirate(&["ZMQ_REQ_RELAXED=1"], 2);
+    assert_eq!(sent(&send), vec![(1, request(0, 0))]);
+    let timeout = p.fire(0, ZmqTimer::RequestTimeout);
+    assert_eq!(sent(&timeout), vec![(2, request(0, 0))]);
+    assert_eq!(timers(&timeout), vec![ZmqTimer::RequestTimeout]);
+    // rep0's late reply comes through another pipe than the last request's: the socket skips
+    // it, but zmq_poll woke for it, and lpclient's zstr_recv now blocks without a timeout.
+    let stale = p.deliver(0, 1, reply(None, 0));
+    assert!(acks(&p.app(0)).is_empty());
+    assert!(
+        stale
+            .iter()
+            .any(|c| matches!(c, Command::CancelTimer(ZmqTimer::RequestTimeout))),
+        "{stale:?}"
+    );
+    assert!(p.show(0).contains("blocked in zmq_recv"), "{}", p.show(0));
+    // The last request's pipe answers.
+    p.deliver(0, 2, reply(None, 0));
+    assert_eq!(acks(&p.app(0)), vec![msg(0, 0)]);
+}
+
+#[test]
+fn relaxed_req_leaves_an_earlier_attempt_in_its_pipe_and_it_goes_out_after_the_connection() {
+    for (relaxed, out) in [("0", 1), ("1", 2)] {
+        let setting = format!("ZMQ_REQ_RELAXED={relaxed}");
+        let mut p = Peers::new(&["pattern=req-rep", "client=lazy-pirate", &setting], 1, 1);
+        p.start(0);
+        p.random(0, ZmqRandom::Pace(20));
+        // The server is not up yet: the request waits in the pipe (ZMQ_IMMEDIATE=0).
+        assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+        p.fire(0, ZmqTimer::RequestTimeout);
+        let socket = if relaxed == "1" { 0 } else { 1 };
+        let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: socket });
+        let requests: Vec<_> = sent(&up)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, ZmqMsg::Request { .. }))
+            .collect();
+        // Strict: the first attempt went with its socket. Relaxed: both attempts, in order.
+        assert_eq!(requests, vec![(1, request(socket, 0)); out], "{setting}");
+    }
+}
+
+#[test]
+fn a_late_reply_to_an_abandoned_request_answers_the_next_unless_correlated_or_checked() {
+    let base = [
+        "ZMQ_REQ_RELAXED=1",
+        "lazy-pirate.retries=1",
+        "lazy-pirate.check-reply=false",
+    ];
+    for correlate in [false, true] {
+        let mut sets = base.to_vec();
+        if correlate {
+            sets.push("ZMQ_REQ_CORRELATE=1");
+        }
+        let (mut p, send) = lazy_pirate(&sets, 1);
+        let id = |n: u32| correlate.then_some(n);
+        assert_eq!(
+            sent(&send),
+            vec![(
+                1,
+                ZmqMsg::Request {
+                    socket: 0,
+                    request_id: id(1),
+                    frames: frames(0, 0)
+                }
+            )]
+        );
+        // No reply in time: the request is abandoned, the next goes out on the same socket.
+        p.fire(0, ZmqTimer::RequestTimeout);
+        let next = p.fire(0, ZmqTimer::Send);
+        assert_eq!(
+            sent(&next),
+            vec![(
+                1,
+                ZmqMsg::Request {
+                    socket: 0,
+                    request_id: id(2),
+                    frames: frames(0, 1)
+                }
+            )]
+        );
+        // The server answers the abandoned request at last.
+        p.deliver(0, 1, reply(id(1), 0));
+        if correlate {
+            // Its request id is not the last request's: the socket drops it.
+            assert!(acks(&p.app(0)).is_empty());
+            p.deliver(0, 1, reply(id(2), 1));
+        }
+        // Without ZMQ_REQ_CORRELATE the late reply acknowledges p0:1, which the server may
+        // never have handled.
+        assert_eq!(acks(&p.app(0)), vec![msg(0, 1)], "correlate {correlate}");
+    }
+    // lpclient's check: the reply is not the request's sequence number, "malformed reply from
+    // server"; the client polls again for a whole REQUEST_TIMEOUT.
+    let (mut p, _) = lazy_pirate(&base[..2], 1);
+    p.fire(0, ZmqTimer::RequestTimeout);
+    p.fire(0, ZmqTimer::Send);
+    let malformed = p.deliver(0, 1, reply(None, 0));
+    assert!(acks(&p.app(0)).is_empty());
+    assert_eq!(timers(&malformed), vec![ZmqTimer::RequestTimeout]);
+    p.deliver(0, 1, reply(None, 1));
+    assert_eq!(acks(&p.app(0)), vec![msg(0, 1)]);
+}
+
+#[test]
+fn rep_returns_the_request_id_frame_with_its_reply() {
+    let mut p = Peers::new(&["pattern=req-rep", "client=lazy-pirate"], 1, 1);
+    p.start(1);
+    p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
+    p.deliver(
+        1,
+        0,
+        ZmqMsg::Request {
+            socket: 0,
+            request_id: Some(7),
+            frames: frames(0, 0),
+        },
+    );
+    assert_eq!(
+        sent(&p.fire(1, ZmqTimer::Process)),
+        vec![(0, reply(Some(7), 0))]
+    );
 }

@@ -56,8 +56,17 @@ pub struct Settings {
     /// `message.bytes`: the payload of each frame.
     pub bytes: u64,
     pub client: Client,
+    /// `ZMQ_REQ_RELAXED=1`: the REQ socket may send a request while one is outstanding, so the
+    /// Lazy Pirate client resends on the same socket instead of reopening it.
+    pub relaxed: bool,
+    /// `ZMQ_REQ_CORRELATE=1`: requests carry a request id frame, and the REQ socket discards a
+    /// reply that does not carry the last request's.
+    pub correlate: bool,
     pub retries: u64,
     pub request_timeout: Duration,
+    /// `lazy-pirate.check-reply`: the Lazy Pirate client takes a reply only if it is the one to
+    /// the request it sent (`lpclient`'s sequence check), and otherwise waits on.
+    pub check_reply: bool,
     pub dedup: bool,
     /// ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL`), on both sockets of every connection; `None` for
     /// 0, off.
@@ -94,11 +103,23 @@ const HEARTBEAT_KEYS: [&str; 3] = [
 ];
 
 /// Keys that only mean something for REQ/REP.
-const REQ_REP_KEYS: [&str; 4] = [
+const REQ_REP_KEYS: [&str; 5] = [
     "client",
     "lazy-pirate.retries",
     "lazy-pirate.timeout",
+    "lazy-pirate.check-reply",
     "server.dedup",
+];
+
+/// The REQ socket's own options: libzmq refuses them on any other socket type (`req_t::
+/// xsetsockopt` handles them; `options_t::setsockopt` fails the rest with `EINVAL`).
+const REQ_OPTIONS: [&str; 2] = ["ZMQ_REQ_RELAXED", "ZMQ_REQ_CORRELATE"];
+
+/// The keys of the Lazy Pirate client's own loop.
+const LAZY_PIRATE_KEYS: [&str; 3] = [
+    "lazy-pirate.retries",
+    "lazy-pirate.timeout",
+    "lazy-pirate.check-reply",
 ];
 
 impl Settings {
@@ -138,8 +159,11 @@ impl Settings {
                 "lazy-pirate" => Client::LazyPirate,
                 _ => Client::Plain,
             },
+            relaxed: config.int("ZMQ_REQ_RELAXED") != 0,
+            correlate: config.int("ZMQ_REQ_CORRELATE") != 0,
             retries: config.int("lazy-pirate.retries"),
             request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
+            check_reply: config.bool("lazy-pirate.check-reply"),
             dedup: config.bool("server.dedup"),
             heartbeat: Some(config.int("ZMQ_HEARTBEAT_IVL"))
                 .filter(|ivl| *ivl > 0)
@@ -247,6 +271,18 @@ pub(super) fn keys() -> Vec<Key> {
             "req-rep: a plain REQ client, or the zguide's Lazy Pirate client",
         ),
         Key::new(
+            "ZMQ_REQ_RELAXED",
+            "0",
+            Int { min: 0, max: INT_MAX },
+            "req-rep: 1 (libzmq takes any positive value as 1): the REQ socket may send while a reply is owed, dropping replies from other pipes than the last request's; the Lazy Pirate client then resends on the same socket instead of reopening it (needs client=lazy-pirate)",
+        ),
+        Key::new(
+            "ZMQ_REQ_CORRELATE",
+            "0",
+            Int { min: 0, max: INT_MAX },
+            "req-rep: 1 (or any positive value): each request carries a request id frame and the REQ socket discards replies without the last one's (matters with ZMQ_REQ_RELAXED=1)",
+        ),
+        Key::new(
             "lazy-pirate.retries",
             "3",
             Int { min: 1, max: 100 },
@@ -257,6 +293,12 @@ pub(super) fn keys() -> Vec<Key> {
             "2500",
             Int { min: 1, max: INT_MAX },
             "req-rep, lazy-pirate: ms to wait for a reply (REQUEST_TIMEOUT)",
+        ),
+        Key::new(
+            "lazy-pirate.check-reply",
+            "true",
+            Bool,
+            "req-rep, lazy-pirate: true, as lpclient: a reply that is not the request's sequence number is malformed and the client polls again; false: any reply the socket returns answers the request",
         ),
         Key::new(
             "server.dedup",
@@ -278,14 +320,25 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if pattern != "req-rep" {
+        if let Some(key) = REQ_OPTIONS.iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} is a REQ socket option (libzmq refuses it on other sockets with EINVAL): it needs pattern=req-rep, not pattern={pattern}"),
+            ));
+        }
+    }
     if config.str("client") != "lazy-pirate" {
-        if let Some(key) = ["lazy-pirate.retries", "lazy-pirate.timeout"]
-            .iter()
-            .find(|k| config.is_set(k))
-        {
+        if let Some(key) = LAZY_PIRATE_KEYS.iter().find(|k| config.is_set(k)) {
             return Err(ConfigError::new(
                 *key,
                 format!("{key} needs client=lazy-pirate (allowed clients: plain, lazy-pirate)"),
+            ));
+        }
+        if config.int("ZMQ_REQ_RELAXED") != 0 {
+            return Err(ConfigError::new(
+                "ZMQ_REQ_RELAXED",
+                "ZMQ_REQ_RELAXED=1 changes only a client that sends again before its reply arrived, and the plain client never does: it needs client=lazy-pirate",
             ));
         }
     }

@@ -86,6 +86,30 @@
 //! remembers the requests it handled and answers a repeat without handling it again — in
 //! memory, so a restarted server forgets).
 //!
+//! `lpclient` compares each reply with the request's sequence number; one that differs is a
+//! "malformed reply from server", and the client polls again for a whole `REQUEST_TIMEOUT`
+//! (`lazy-pirate.check-reply`, on as in `lpclient`; off, any reply the socket returns answers
+//! the request). With a strict REQ socket (libzmq's default) the check never fires: one request
+//! is outstanding per socket and a timeout closes the socket, so no other request's reply can
+//! reach it. **`ZMQ_REQ_RELAXED=1`** lifts the strict alternation (`req_t::xsend`: a send while
+//! a reply is owed resets the state machine, `_strict` false): the Lazy Pirate client resends on
+//! the same socket, to the next pipe in round robin, and goes on there after abandoning a
+//! request. What an attempt left in the pipe to a server that is down stays there and goes out
+//! once it is back, so the server applies every attempt. The socket takes replies only from the
+//! last request's pipe (`recv_reply_pipe`: `_reply_pipe`, which `xpipe_terminated` clears when
+//! that pipe goes, `ZMQ_IMMEDIATE=1`, and then any pipe's reply is taken), and drops the replies
+//! that arrived before a new request was sent (`xsend` reads and drops them) — but a late reply
+//! from the same server to an abandoned request is returned as the next request's: "a late
+//! reply to an aborted request can be reported as the reply to the superseding request"
+//! (`zmq_setsockopt`). Without the check, it acknowledges a request the server may never have
+//! handled. **`ZMQ_REQ_CORRELATE=1`** puts a request id frame before the envelope's empty
+//! delimiter (`_request_id`, one more per request), which REP returns with the reply, and
+//! `req_t::xrecv` drops a reply without the last request's id. Whatever the socket drops still
+//! wakes `lpclient`'s `zmq_poll` (`req_t::xhas_in` asks only whether any pipe holds a message:
+//! "TODO: Duplicates should be removed here"), and the blocking `zstr_recv` that follows waits,
+//! with no timeout, for a reply the socket returns: when the server lost the request, the
+//! client waits for ever.
+//!
 //! # Who is who
 //!
 //! `pattern` decides the sockets: producers are PUB, PUSH or REQ peers, consumers are SUB, PULL
@@ -116,8 +140,11 @@
 //! connection changes nothing at the binding side. With `syncpub=true` the PUB application waits until every
 //! subscriber's subscription arrived before publishing (the zguide's node coordination against
 //! the slow joiner, an application protocol, not ZeroMQ's: off by default). A Lazy Pirate client
-//! that gives up goes on with its next request rather than exiting. A multipart message is one
-//! packet on the wire. A REP reads the requests of a peer's old and new pipes in arrival order,
+//! that gives up goes on with its next request rather than exiting. A REQ's pipes ignore
+//! `ZMQ_SNDHWM` (a strict one holds one request; with `ZMQ_REQ_RELAXED=1` the pipe to a server
+//! that is down holds every attempt queued to it, where libzmq's round robin would skip a full
+//! pipe), and `_request_id` counts from 1 per client rather than from a random start. A
+//! multipart message is one packet on the wire. A REP reads the requests of a peer's old and new pipes in arrival order,
 //! where libzmq fair-queues the two pipes. See `docs/zeromq.md`.
 //!
 //! # Sources
@@ -125,14 +152,19 @@
 //! libzmq reference: `zmq_socket` (socket types, mute state, fair queueing: order per peer
 //! connection only), `zmq_setsockopt`
 //! (`ZMQ_SNDHWM`, `ZMQ_RCVHWM`, `ZMQ_RECONNECT_IVL`, `ZMQ_SUBSCRIBE`, `ZMQ_IMMEDIATE`,
-//! `ZMQ_CONFLATE`, `ZMQ_HEARTBEAT_IVL`, `ZMQ_HEARTBEAT_TIMEOUT`, `ZMQ_HEARTBEAT_TTL`), `zmq_send` (multipart atomicity). libzmq's source (github
-//! zeromq/libzmq, master): `src/pipe.cpp` (`check_hwm`, `terminate`, `process_pipe_term`:
+//! `ZMQ_CONFLATE`, `ZMQ_HEARTBEAT_IVL`, `ZMQ_HEARTBEAT_TIMEOUT`, `ZMQ_HEARTBEAT_TTL`,
+//! `ZMQ_REQ_RELAXED`, `ZMQ_REQ_CORRELATE`), `zmq_send` (multipart atomicity). libzmq's source
+//! (github zeromq/libzmq, master): `src/pipe.cpp` (`check_hwm`, `terminate`, `process_pipe_term`:
 //! a terminated pipe is read to its delimiter), `src/lb.cpp` and `src/fq.cpp` (round robin
 //! skipping full pipes, fair queueing), `src/dist.cpp` (PUB: `dist_t::write` drops the copy for a
 //! pipe whose `write` fails at the mark), `src/xpub.cpp`, `src/req.cpp`, `src/rep.cpp` (REP on `router_t`: a
 //! reply to a gone pipe is dropped), `src/session_base.cpp` (`engine_error`, `reconnect`:
 //! `ZMQ_IMMEDIATE` terminates the pipe), `src/stream_connecter_base.cpp`
 //! (`get_new_reconnect_ivl`: the interval plus `generate_random () % reconnect_ivl`),
+//! `src/req.cpp` at commit 6b708e4a453a31e240211792f42e4f0c67b7fc03 (`xsend`: `_strict`, the
+//! request id frame, the unread replies dropped; `xrecv` and `recv_reply_pipe`: only
+//! `_reply_pipe`'s messages, only the last `_request_id`; `xhas_in`; `xpipe_terminated`;
+//! `xsetsockopt`: `ZMQ_REQ_RELAXED`, `ZMQ_REQ_CORRELATE`, values ≥ 0),
 //! `src/options.cpp` (defaults: HWMs 1000, `reconnect_ivl` 100, `sndbuf`/`rcvbuf` -1: the OS's,
 //! `immediate` 0, `heartbeat_interval` 0, `heartbeat_timeout` -1, `heartbeat_ttl` 0; the
 //! heartbeat options' validation), `src/zmtp_engine.cpp` (`produce_ping_message`,
@@ -142,7 +174,9 @@
 //! (`tcp_wmem`, `tcp_rmem` defaults). ZMTP 3.0 (RFC 23, framing). The zguide (Pieter Hintjens,
 //! "ØMQ - The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart
 //! messages, node coordination), chapter 4 (Client-Side Reliability: the Lazy Pirate pattern,
-//! `lpclient`, `lpserver`, duplicate detection).
+//! `lpclient`, `lpserver`, duplicate detection); github booksbyus/zguide
+//! `examples/C/lpclient.c` at commit 23e5f529 (the book's version: the sequence check,
+//! "malformed reply from server", the poll again; the 2019 rewrite at 0ec49098 keeps them).
 
 mod config;
 pub mod heartbeat;

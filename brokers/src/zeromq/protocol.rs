@@ -35,10 +35,20 @@ pub enum ZmqMsg {
     /// The receiving socket took `n` messages off the connection into its pipe: room again in
     /// the sender's pipe (libzmq's pipe activation, over TCP's window).
     Credit(u32),
-    /// A request from a REQ socket, with the envelope that routes the reply back to it.
-    Request { socket: u32, frames: Frames },
-    /// A REP socket's reply, routed to the requesting socket.
-    Reply { socket: u32, frames: Frames },
+    /// A request from a REQ socket, with the envelope that routes the reply back to it. With
+    /// `ZMQ_REQ_CORRELATE=1` the envelope begins with a request id frame (`req_t::xsend`: the
+    /// socket's `_request_id`, one more per request), which REP returns with the reply.
+    Request {
+        socket: u32,
+        request_id: Option<u32>,
+        frames: Frames,
+    },
+    /// A REP socket's reply, routed to the requesting socket, with the request's envelope.
+    Reply {
+        socket: u32,
+        request_id: Option<u32>,
+        frames: Frames,
+    },
     /// ZMTP 3.1's PING command (`zmtp_engine_t::produce_ping_message`), every
     /// `ZMQ_HEARTBEAT_IVL` on a connection whose handshake is done, with the sender's
     /// `ZMQ_HEARTBEAT_TTL` in deciseconds.
@@ -60,8 +70,16 @@ impl fmt::Display for ZmqMsg {
             ZmqMsg::Subscribe { prefix } => write!(f, "Subscribe '{prefix}'"),
             ZmqMsg::Message { frames, .. } => write!(f, "Message {frames}"),
             ZmqMsg::Credit(n) => write!(f, "Credit {n}"),
-            ZmqMsg::Request { socket, frames } => write!(f, "Request {frames} (socket {socket})"),
-            ZmqMsg::Reply { socket, frames } => write!(f, "Reply {frames} (socket {socket})"),
+            ZmqMsg::Request {
+                socket,
+                request_id,
+                frames,
+            } => write!(f, "Request {frames} (socket {socket}{})", id(*request_id)),
+            ZmqMsg::Reply {
+                socket,
+                request_id,
+                frames,
+            } => write!(f, "Reply {frames} (socket {socket}{})", id(*request_id)),
             ZmqMsg::Ping { connection, ttl_ds } => {
                 write!(f, "PING (connection {connection}, TTL {ttl_ds} ds)")
             }
@@ -72,4 +90,9 @@ impl fmt::Display for ZmqMsg {
             ZmqMsg::Reset => write!(f, "connection reset"),
         }
     }
+}
+
+/// A request id frame, as a label: nothing without `ZMQ_REQ_CORRELATE`.
+fn id(request_id: Option<u32>) -> String {
+    request_id.map_or(String::new(), |id| format!(", request id {id}"))
 }

@@ -29,13 +29,16 @@ pub struct Replier {
     pub index: u32,
 }
 
-/// A request with the envelope that routes its reply: the peer, its socket, and the pipe
-/// (the connection) it came through.
+/// A request with the envelope that routes its reply: the peer, its socket, the pipe (the
+/// connection) it came through, and the request id frame of a `ZMQ_REQ_CORRELATE` socket, which
+/// REP returns with the rest of the envelope (`rep_t::xrecv` copies every frame up to the empty
+/// delimiter to the reply pipe, and `rep_t::xsend` adds the reply).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Envelope {
     pub peer: Id,
     pub socket: u32,
     pub pipe: u32,
+    pub request_id: Option<u32>,
     pub frames: Frames,
 }
 
@@ -99,12 +102,17 @@ impl Replier {
                 // requests stay.
                 s.sockets.remove(&src);
             }
-            ZmqMsg::Request { socket, frames } if s.sockets.get(&src) == Some(&socket) => {
+            ZmqMsg::Request {
+                socket,
+                request_id,
+                frames,
+            } if s.sockets.get(&src) == Some(&socket) => {
                 let pipe = s.pipes.get(&src).copied().unwrap_or(0);
                 s.queues.entry(src).or_default().push_back(Envelope {
                     peer: src,
                     socket,
                     pipe,
+                    request_id,
                     frames,
                 });
                 self.receive(s, o);
@@ -131,6 +139,7 @@ impl Replier {
                 request.peer,
                 ZmqMsg::Reply {
                     socket: request.socket,
+                    request_id: request.request_id,
                     frames: request.frames,
                 },
             );

@@ -5,6 +5,14 @@
 //! first and in order, every request it sent and never saw acknowledged — the one it waited on
 //! when it died, and those a Lazy Pirate client abandoned — without recording a second send,
 //! then goes on with the requests it had not sent.
+//!
+//! With `ZMQ_REQ_RELAXED=1` the socket lets the application send while a reply is owed
+//! (`req_t::xsend`: without `_strict`, a new request resets the state machine). The Lazy Pirate
+//! client then resends a timed-out request on the same socket, to the next pipe in round robin,
+//! instead of closing the socket: what an earlier attempt left in a pipe stays there and goes out
+//! once that pipe's connection is up, and the socket takes replies from the last request's pipe
+//! only (`recv_reply_pipe`), whichever request they answer unless `ZMQ_REQ_CORRELATE=1` made it
+//! check their request id frame.
 
 use super::protocol::{Frames, ZmqMsg};
 use super::{dial, next_after, pace_choice, record, Client, Settings, ZmqOut, ZmqTimer};
@@ -12,7 +20,7 @@ use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
 use stateright::actor::Id;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -32,6 +40,15 @@ pub struct Pending {
     pub server: Option<Id>,
     /// Written to that server's connection.
     pub written: bool,
+    /// `ZMQ_REQ_CORRELATE=1`: the request id frame it went with.
+    pub request_id: Option<u32>,
+    /// That pipe was terminated (`ZMQ_IMMEDIATE=1`, its connection broke):
+    /// `req_t::xpipe_terminated` cleared `_reply_pipe`, and a reply from any pipe is taken.
+    pub any_pipe: bool,
+    /// Lazy Pirate: `zmq_poll` woke for a message the socket then skipped (another pipe's, or
+    /// with `ZMQ_REQ_CORRELATE=1` another request's), and the blocking `zstr_recv` after it waits,
+    /// with no timeout, for one the socket returns.
+    pub blocked: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +66,11 @@ pub struct RequesterState {
     pub pending: Option<Pending>,
     /// The server the last request went to (round robin).
     pub turn: Option<Id>,
+    /// `ZMQ_REQ_RELAXED=1`: earlier attempts still in the current socket's pipes, waiting for
+    /// their connections; they go out before anything queued after them.
+    pub superseded: BTreeMap<Id, VecDeque<ZmqMsg>>,
+    /// `ZMQ_REQ_CORRELATE=1`: the socket's `_request_id`, one more per request.
+    pub request_id: u32,
 }
 
 impl Requester {
@@ -71,6 +93,8 @@ impl Requester {
             welcomed: BTreeSet::new(),
             pending: None,
             turn: None,
+            superseded: BTreeMap::new(),
+            request_id: 0,
         };
         self.connect(&s, o);
         s
@@ -103,6 +127,9 @@ impl Requester {
         match msg {
             ZmqMsg::Welcome { connection } if connection == s.socket => {
                 s.welcomed.insert(src);
+                for request in s.superseded.remove(&src).into_iter().flatten() {
+                    o.send(src, request);
+                }
                 self.write(s, o);
             }
             ZmqMsg::Reset => {
@@ -113,27 +140,68 @@ impl Requester {
                 // — a request reaches a pipe only once its connection is complete, so it was
                 // written already and nothing is left to go out again.
                 s.welcomed.remove(&src);
+                if let Some(p) = &mut s.pending {
+                    p.any_pipe |= self.settings.immediate && p.server == Some(src);
+                }
                 o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
             }
-            ZmqMsg::Reply { socket, frames } if socket == s.socket => {
-                let Some(p) = &s.pending else { return };
-                if frames != self.frames(p.index) {
-                    return;
-                }
-                let mut ops = Vec::new();
-                if self.settings.client == Client::LazyPirate {
-                    o.cancel_timer(ZmqTimer::RequestTimeout);
-                    ops = frames
-                        .parts
-                        .iter()
-                        .map(|msg| Op::Ack { msg: *msg })
-                        .collect();
-                }
-                record(&mut s.app, ops, o);
-                self.done(s, o);
-            }
+            ZmqMsg::Reply {
+                socket,
+                request_id,
+                frames,
+            } if socket == s.socket => self.reply(s, src, request_id, &frames, o),
             _ => {}
         }
+    }
+
+    /// A reply on the current socket. No request owed, or the last one still blocked in
+    /// `zmq_send`: `req_t::xsend` drops it with every unread message once the next request is
+    /// in its pipe. Else the socket returns it only from the last request's pipe and, with
+    /// `ZMQ_REQ_CORRELATE=1`, with that request's id (`recv_reply_pipe`, `xrecv`). The Lazy
+    /// Pirate client then compares it with its request (`lpclient`: `atoi (reply) == sequence`)
+    /// and, when it differs, prints "malformed reply from server" and polls again for a whole
+    /// `REQUEST_TIMEOUT`.
+    fn reply(
+        &self,
+        s: &mut RequesterState,
+        src: Id,
+        request_id: Option<u32>,
+        frames: &Frames,
+        o: &mut ZmqOut,
+    ) {
+        let lazy = self.settings.client == Client::LazyPirate;
+        let Some(p) = &mut s.pending else { return };
+        let Some(server) = p.server else { return };
+        let returned = (p.any_pipe || server == src)
+            && (!self.settings.correlate || request_id == p.request_id);
+        if !returned {
+            // `req_t::xhas_in` asks only whether any pipe holds a message: the poll wakes.
+            if lazy {
+                p.blocked = true;
+                o.cancel_timer(ZmqTimer::RequestTimeout);
+            }
+            return;
+        }
+        let expected = self.frames(p.index);
+        if lazy && self.settings.check_reply && *frames != expected {
+            p.blocked = false;
+            o.set_timer(
+                ZmqTimer::RequestTimeout,
+                exact(self.settings.request_timeout),
+            );
+            return;
+        }
+        let mut ops = Vec::new();
+        if lazy {
+            o.cancel_timer(ZmqTimer::RequestTimeout);
+            ops = expected
+                .parts
+                .iter()
+                .map(|msg| Op::Ack { msg: *msg })
+                .collect();
+        }
+        record(&mut s.app, ops, o);
+        self.done(s, o);
     }
 
     pub fn on_timeout(&self, s: &mut RequesterState, timer: &ZmqTimer, o: &mut ZmqOut) {
@@ -157,6 +225,9 @@ impl Requester {
                     retries_left: self.settings.retries,
                     server: None,
                     written: false,
+                    request_id: None,
+                    any_pipe: false,
+                    blocked: false,
                 });
                 self.write(s, o);
             }
@@ -188,6 +259,12 @@ impl Requester {
                     return;
                 };
                 s.turn = Some(server);
+                if self.settings.correlate {
+                    s.request_id += 1;
+                    if let Some(p) = &mut s.pending {
+                        p.request_id = Some(s.request_id);
+                    }
+                }
                 match self.settings.client {
                     Client::Plain => {
                         let acks = frames
@@ -214,40 +291,69 @@ impl Requester {
             return;
         }
         p.written = true;
-        let socket = s.socket;
-        o.send(server, ZmqMsg::Request { socket, frames });
+        let request = ZmqMsg::Request {
+            socket: s.socket,
+            request_id: p.request_id,
+            frames,
+        };
+        o.send(server, request);
     }
 
     /// Lazy Pirate: no reply in time. Close the socket, open a new one and resend, or give up
-    /// after the last attempt.
+    /// after the last attempt. With `ZMQ_REQ_RELAXED=1` the socket stays, and so does what
+    /// the attempt left in its pipe.
     fn timed_out(&self, s: &mut RequesterState, o: &mut ZmqOut) {
         let Some(p) = &mut s.pending else { return };
         p.retries_left = p.retries_left.saturating_sub(1);
-        // The old socket goes, and the request queued in it (ZMQ_LINGER=0, as lpclient sets).
+        let relaxed = self.settings.relaxed;
+        if let (true, Some(server), false) = (relaxed, p.server, p.written) {
+            s.superseded
+                .entry(server)
+                .or_default()
+                .push_back(ZmqMsg::Request {
+                    socket: s.socket,
+                    request_id: p.request_id,
+                    frames: self.frames(p.index),
+                });
+        }
         p.server = None;
         p.written = false;
-        let (index, left) = (p.index, p.retries_left);
-        s.socket += 1;
-        s.welcomed.clear();
-        if left == 0 {
-            let reason = format!(
-                "no reply after {} attempts: server seems to be offline, abandoning",
-                self.settings.retries
-            );
-            let fails = self
-                .frames(index)
-                .parts
-                .iter()
-                .map(|msg| Op::Fail {
-                    msg: *msg,
-                    reason: reason.clone(),
-                })
-                .collect();
-            record(&mut s.app, fails, o);
-            self.done(s, o);
+        p.request_id = None;
+        p.any_pipe = false;
+        let left = p.retries_left;
+        if !relaxed {
+            // The old socket goes, and the request queued in it (ZMQ_LINGER=0, as lpclient
+            // sets).
+            s.socket += 1;
+            s.welcomed.clear();
         }
-        self.connect(s, o);
+        if left == 0 {
+            self.abandon(s, o);
+        }
+        if !relaxed {
+            self.connect(s, o);
+        }
         self.write(s, o);
+    }
+
+    /// Lazy Pirate: the last attempt went unanswered; the request has failed.
+    fn abandon(&self, s: &mut RequesterState, o: &mut ZmqOut) {
+        let Some(p) = &s.pending else { return };
+        let reason = format!(
+            "no reply after {} attempts: server seems to be offline, abandoning",
+            self.settings.retries
+        );
+        let fails = self
+            .frames(p.index)
+            .parts
+            .iter()
+            .map(|msg| Op::Fail {
+                msg: *msg,
+                reason: reason.clone(),
+            })
+            .collect();
+        record(&mut s.app, fails, o);
+        self.done(s, o);
     }
 
     /// The request is over (answered, or abandoned): the next one after the pace.

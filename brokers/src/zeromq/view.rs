@@ -167,15 +167,26 @@ fn show_req(s: &RequesterState, names: Names<'_>) -> String {
                     _ => {}
                 }
             }
+            let blocked = if p.blocked {
+                "; blocked in zmq_recv after a reply the socket skipped"
+            } else {
+                ""
+            };
             format!(
-                "awaiting the reply to {request} ({at}; {} attempts left)",
+                "awaiting the reply to {request} ({at}; {} attempts left){blocked}",
                 p.retries_left
             )
         }
         None => format!("may send request {} (no reply owed)", s.next),
     };
+    let superseded: usize = s.superseded.values().map(VecDeque::len).sum();
+    let superseded = if superseded > 0 {
+        format!("; {superseded} earlier attempts still in the pipes (ZMQ_REQ_RELAXED)")
+    } else {
+        String::new()
+    };
     format!(
-        "REQ socket {}: connected to [{}]; {step}; {} observations",
+        "REQ socket {}: connected to [{}]; {step}{superseded}; {} observations",
         s.socket,
         connected.join(", "),
         s.app.len()
