@@ -162,12 +162,12 @@ mod transport;
 mod view;
 
 pub use broker::{
-    Broker, BrokerState, Connection, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
+    Broker, BrokerState, Connection, Held, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
 };
 pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
 pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
 pub use kahadb::KahaDb;
-pub use producer::{Producer, ProducerState, PACES};
+pub use producer::{Producer, ProducerState, PACES, TRANSACTION_SIZE};
 pub use protocol::{AckType, AmqMsg, Record, Seq};
 pub use transport::Transport;
 
