@@ -362,6 +362,11 @@ impl System for ActiveMq {
                 claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit, a redelivery to the same connection poison-acked by checkForDuplicates",
             },
             Scenario {
+                name: "transacted producer, failover",
+                sets: &["producer.transacted=true", "transport=failover"],
+                claim: "the article: ActiveMQ has transactions (a transacted session commits every 4 messages; failover:(…) answers a commit in flight with TransactionRolledBackException, which the broker may have committed)",
+            },
+            Scenario {
                 name: "exclusive consumer",
                 sets: &["consumer.exclusive=true"],
                 claim: "the article: ActiveMQ is not ordered (an exclusive consumer orders)",
