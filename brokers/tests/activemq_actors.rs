@@ -623,7 +623,11 @@ fn transacted_sends_are_one_way_unless_sendtimeout_or_alwayssyncsend() {
 fn a_commit_makes_the_whole_transaction_visible_at_once_once_stored() {
     let mut a = broker(&[], &[C0]);
     let mut out = sent(&a.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0)));
-    out.extend(sent(&a.deliver(BROKER, PRODUCER, send_in_transaction(1, 2, 1, 0))));
+    out.extend(sent(&a.deliver(
+        BROKER,
+        PRODUCER,
+        send_in_transaction(1, 2, 1, 0),
+    )));
     assert!(out.is_empty(), "held until the commit: {out:?}");
     assert!(queued(&a).is_empty());
     let commit = AmqMsg::Commit {
@@ -632,8 +636,14 @@ fn a_commit_makes_the_whole_transaction_visible_at_once_once_stored() {
         txn: 0,
     };
     let out = sent(&a.deliver(BROKER, PRODUCER, commit));
-    assert!(out.is_empty(), "the commit waits for its journal write: {out:?}");
-    assert!(queued(&a).is_empty(), "invisible until the commit is stored");
+    assert!(
+        out.is_empty(),
+        "the commit waits for its journal write: {out:?}"
+    );
+    assert!(
+        queued(&a).is_empty(),
+        "invisible until the commit is stored"
+    );
     let out = sent(&a.fire(BROKER, AmqTimer::Append));
     assert_eq!(dispatched(&out), vec![(C0, 1, 0), (C0, 2, 0)]);
     assert!(out.contains(&(
@@ -645,7 +655,10 @@ fn a_commit_makes_the_whole_transaction_visible_at_once_once_stored() {
     )));
     let (records, fsynced) = journal(&a);
     assert_eq!(records.len(), 2, "both adds: {records:?}");
-    assert_eq!(fsynced, 2, "the commit requires a response: fsynced under always");
+    assert_eq!(
+        fsynced, 2,
+        "the commit requires a response: fsynced under always"
+    );
 
     // Without a transaction the same one-way send is dispatched while its add is pending.
     let mut a = broker(&[], &[C0]);
@@ -658,7 +671,14 @@ fn the_end_of_the_connection_rolls_its_open_transaction_back() {
     let mut a = broker(&[], &[C0]);
     a.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0));
     a.deliver(BROKER, PRODUCER, AmqMsg::Disconnected);
-    a.deliver(BROKER, PRODUCER, AmqMsg::Connect { conn: 2, fault_tolerant: true });
+    a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 2,
+            fault_tolerant: true,
+        },
+    );
     let commit = AmqMsg::Commit {
         conn: 2,
         command: 2,
@@ -667,7 +687,10 @@ fn the_end_of_the_connection_rolls_its_open_transaction_back() {
     let out = sent(&a.deliver(BROKER, PRODUCER, commit));
     assert!(dispatched(&out).is_empty());
     a.fire(BROKER, AmqTimer::Append);
-    assert!(queued(&a).is_empty(), "the held send went with its connection");
+    assert!(
+        queued(&a).is_empty(),
+        "the held send went with its connection"
+    );
 
     // The same commit on the connection that is still open commits it.
     let mut a = broker(&[], &[C0]);
@@ -715,30 +738,60 @@ fn a_transacted_producer_learns_its_messages_at_the_commit() {
         matches!(
             commands[..],
             [
-                AmqMsg::MessageSend { transaction: Some(0), response_required: false, .. },
-                AmqMsg::MessageSend { transaction: Some(0), .. },
-                AmqMsg::MessageSend { transaction: Some(0), .. },
-                AmqMsg::Commit { txn: 0, command: 4, .. },
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    response_required: false,
+                    ..
+                },
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    ..
+                },
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    ..
+                },
+                AmqMsg::Commit {
+                    txn: 0,
+                    command: 4,
+                    ..
+                },
             ]
         ),
         "{commands:?}"
     );
     let before = saved_ops(&a.fire(PRODUCER, AmqTimer::Send));
-    assert!(!before.iter().any(|op| matches!(op, Op::Ack { .. })), "nothing acknowledged yet");
-    let steps = a.deliver(PRODUCER, BROKER, AmqMsg::Response { conn: 1, command: 4 });
+    assert!(
+        !before.iter().any(|op| matches!(op, Op::Ack { .. })),
+        "nothing acknowledged yet"
+    );
+    let steps = a.deliver(
+        PRODUCER,
+        BROKER,
+        AmqMsg::Response {
+            conn: 1,
+            command: 4,
+        },
+    );
     let ops = saved_ops(&steps);
     assert_eq!(
         transactions(&ops),
         vec![(vec![msg(0), msg(1), msg(2)], TxnOutcome::Committed)]
     );
-    assert_eq!(ops.iter().filter(|op| matches!(op, Op::Ack { .. })).count(), 3);
+    assert_eq!(
+        ops.iter().filter(|op| matches!(op, Op::Ack { .. })).count(),
+        3
+    );
 }
 
 #[test]
 fn a_commit_in_flight_at_a_failover_is_told_rolled_back_and_over_tcp_is_in_doubt() {
     let (mut a, _) = committing_producer(&["transport=failover"]);
     let steps = a.deliver(PRODUCER, BROKER, AmqMsg::Disconnected);
-    assert!(transactions(&saved_ops(&steps)).is_empty(), "failover fails nothing yet");
+    assert!(
+        transactions(&saved_ops(&steps)).is_empty(),
+        "failover fails nothing yet"
+    );
     a.fire(PRODUCER, AmqTimer::Connect);
     let steps = a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 2 });
     let ops = saved_ops(&steps);
@@ -751,7 +804,9 @@ fn a_commit_in_flight_at_a_failover_is_told_rolled_back_and_over_tcp_is_in_doubt
         "{ops:?}"
     );
     assert!(
-        !sent(&steps).iter().any(|(_, m)| matches!(m, AmqMsg::Commit { .. })),
+        !sent(&steps)
+            .iter()
+            .any(|(_, m)| matches!(m, AmqMsg::Commit { .. })),
         "the commit is not replayed"
     );
 
@@ -789,4 +844,50 @@ fn failover_replays_an_open_transaction_and_tcp_abandons_it() {
             assert_eq!(aborted, vec![(vec![msg(0)], TxnOutcome::Aborted)]);
         }
     }
+}
+
+#[test]
+fn a_send_that_times_out_in_a_transaction_rolls_it_back() {
+    let mut a = Actors::of(&system(&["producer.transacted=true", "sendTimeout=500"]));
+    a.start(PRODUCER);
+    a.random(PRODUCER, AmqRandom::Pace(10));
+    a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 1 });
+    let out = sent(&a.fire(PRODUCER, AmqTimer::Send));
+    assert!(
+        matches!(
+            out[..],
+            [(
+                BROKER,
+                AmqMsg::MessageSend {
+                    response_required: true,
+                    transaction: Some(0),
+                    ..
+                }
+            )]
+        ),
+        "{out:?}"
+    );
+    let steps = a.fire(PRODUCER, AmqTimer::SendTimeout);
+    assert_eq!(
+        sent(&steps),
+        vec![(BROKER, AmqMsg::Rollback { conn: 1, txn: 0 })]
+    );
+    assert_eq!(
+        transactions(&saved_ops(&steps)),
+        vec![(vec![msg(0)], TxnOutcome::Aborted)]
+    );
+
+    // The broker forgets the rolled-back send; the next transaction commits alone.
+    let mut b = broker(&[], &[C0]);
+    b.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0));
+    b.deliver(BROKER, PRODUCER, AmqMsg::Rollback { conn: 1, txn: 0 });
+    b.deliver(BROKER, PRODUCER, send_in_transaction(1, 2, 1, 1));
+    let commit = AmqMsg::Commit {
+        conn: 1,
+        command: 3,
+        txn: 1,
+    };
+    b.deliver(BROKER, PRODUCER, commit);
+    b.fire(BROKER, AmqTimer::Append);
+    assert_eq!(queued(&b), vec![msg(1)]);
 }

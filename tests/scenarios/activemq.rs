@@ -283,7 +283,11 @@ fn bad_values_are_refused_naming_the_key_and_the_allowed_values() {
             "-1 to 1000",
         ),
         ("consumer.api=poll", "consumer.api", "listener, receive"),
-        ("producer.transacted=yes", "producer.transacted", "true, false"),
+        (
+            "producer.transacted=yes",
+            "producer.transacted",
+            "true, false",
+        ),
     ] {
         let out = mqcheck(&["sim", "--broker", "activemq", "--set", set]);
         assert_eq!(out.code, 2, "{set}: {}", out.stderr);
@@ -459,6 +463,11 @@ fn over_tcp_a_lost_commit_is_in_doubt_and_transactions_stay_atomic() {
         &format!("{TRANSACTED} --faults tcp --producer-crashes --seeds 100"),
         &["atomicity", "at-least-once"],
     );
-    let (code, json) = crate::common::sim(&format!("{AMQ} --faults none --seeds 3 --check atomicity"));
-    assert_eq!(code, 3, "nothing to judge is inconclusive: {}", json["invariants"]);
+    let (code, json) =
+        crate::common::sim(&format!("{AMQ} --faults none --seeds 3 --check atomicity"));
+    assert_eq!(
+        code, 3,
+        "nothing to judge is inconclusive: {}",
+        json["invariants"]
+    );
 }

@@ -278,17 +278,15 @@ impl Producer {
                     }
                 }
             }
-            AmqTimer::SendTimeout if self.settings.transacted => {
-                if s.waiting.is_some() {
-                    // The application catches the send's exception and rolls back.
-                    let rollback = AmqMsg::Rollback {
-                        conn: s.transport.conn,
-                        txn: s.txn,
-                    };
-                    o.send(broker_id(), rollback);
-                    let reason = "RequestTimedOutIOException: a send failed, the application rolled back";
-                    self.abandon(s, reason, o);
-                }
+            AmqTimer::SendTimeout if self.settings.transacted && s.waiting.is_some() => {
+                // The application catches the send's exception and rolls back.
+                let rollback = AmqMsg::Rollback {
+                    conn: s.transport.conn,
+                    txn: s.txn,
+                };
+                o.send(broker_id(), rollback);
+                let reason = "RequestTimedOutIOException: a send failed, the application rolled back";
+                self.abandon(s, reason, o);
             }
             AmqTimer::SendTimeout => {
                 if let Some((_, m)) = s.waiting.take() {
