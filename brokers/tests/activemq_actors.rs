@@ -9,7 +9,7 @@ use mqcheck_brokers::activemq::{
     Record, Settings, GROUP_CACHE_SIZE,
 };
 use mqcheck_brokers::{Durable, Workload};
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, TxnOutcome};
 use stateright::actor::{Command as Cmd, Id};
 
 mod harness;
@@ -86,6 +86,7 @@ fn send(command: u32, seq: u32, response_required: bool) -> AmqMsg {
         persistent: true,
         response_required,
         group: None,
+        transaction: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn send_in_group(command: u32, seq: u32, group: u32) -> AmqMsg {
         persistent: true,
         response_required: false,
         group: Some(group),
+        transaction: None,
     }
 }
 
@@ -510,6 +512,7 @@ fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
             persistent: true,
             response_required: true,
             group: None,
+            transaction: None,
         };
         let out = sent(&a.deliver(BROKER, PRODUCER, replay));
         let queued = match a.state(BROKER) {
@@ -586,4 +589,305 @@ fn check_for_duplicates_poisons_what_the_same_connection_was_dispatched_before()
         "acknowledgeMode=CLIENT_ACKNOWLEDGE",
     ]);
     assert!(acks.is_empty() && redelivered(&ops, 0));
+}
+
+/// A one-way send of message `seq` in local transaction `txn` on connection `conn`.
+fn send_in_transaction(conn: u32, command: u32, seq: u32, txn: u64) -> AmqMsg {
+    AmqMsg::MessageSend {
+        conn,
+        command,
+        producer: 0,
+        msg: msg(seq),
+        persistent: true,
+        response_required: false,
+        group: None,
+        transaction: Some(txn),
+    }
+}
+
+fn queued(a: &Actors) -> Vec<MsgId> {
+    match a.state(BROKER) {
+        AmqState::Broker(b) => b.queue.values().map(|e| e.msg).collect(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn transacted_sends_are_one_way_unless_sendtimeout_or_alwayssyncsend() {
+    assert!(!settings(&["producer.transacted=true"]).sync_send());
+    assert!(settings(&["producer.transacted=true", "sendTimeout=500"]).sync_send());
+    assert!(settings(&["producer.transacted=true", "alwaysSyncSend=true"]).sync_send());
+}
+
+#[test]
+fn a_commit_makes_the_whole_transaction_visible_at_once_once_stored() {
+    let mut a = broker(&[], &[C0]);
+    let mut out = sent(&a.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0)));
+    out.extend(sent(&a.deliver(
+        BROKER,
+        PRODUCER,
+        send_in_transaction(1, 2, 1, 0),
+    )));
+    assert!(out.is_empty(), "held until the commit: {out:?}");
+    assert!(queued(&a).is_empty());
+    let commit = AmqMsg::Commit {
+        conn: 1,
+        command: 3,
+        txn: 0,
+    };
+    let out = sent(&a.deliver(BROKER, PRODUCER, commit));
+    assert!(
+        out.is_empty(),
+        "the commit waits for its journal write: {out:?}"
+    );
+    assert!(
+        queued(&a).is_empty(),
+        "invisible until the commit is stored"
+    );
+    let out = sent(&a.fire(BROKER, AmqTimer::Append));
+    assert_eq!(dispatched(&out), vec![(C0, 1, 0), (C0, 2, 0)]);
+    assert!(out.contains(&(
+        PRODUCER,
+        AmqMsg::Response {
+            conn: 1,
+            command: 3
+        }
+    )));
+    let (records, fsynced) = journal(&a);
+    assert_eq!(records.len(), 2, "both adds: {records:?}");
+    assert_eq!(
+        fsynced, 2,
+        "the commit requires a response: fsynced under always"
+    );
+
+    // Without a transaction the same one-way send is dispatched while its add is pending.
+    let mut a = broker(&[], &[C0]);
+    let out = sent(&a.deliver(BROKER, PRODUCER, send(1, 0, false)));
+    assert_eq!(dispatched(&out), vec![(C0, 1, 0)]);
+}
+
+#[test]
+fn the_end_of_the_connection_rolls_its_open_transaction_back() {
+    let mut a = broker(&[], &[C0]);
+    a.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0));
+    a.deliver(BROKER, PRODUCER, AmqMsg::Disconnected);
+    a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 2,
+            fault_tolerant: true,
+        },
+    );
+    let commit = AmqMsg::Commit {
+        conn: 2,
+        command: 2,
+        txn: 0,
+    };
+    let out = sent(&a.deliver(BROKER, PRODUCER, commit));
+    assert!(dispatched(&out).is_empty());
+    a.fire(BROKER, AmqTimer::Append);
+    assert!(
+        queued(&a).is_empty(),
+        "the held send went with its connection"
+    );
+
+    // The same commit on the connection that is still open commits it.
+    let mut a = broker(&[], &[C0]);
+    a.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0));
+    let commit = AmqMsg::Commit {
+        conn: 1,
+        command: 2,
+        txn: 0,
+    };
+    a.deliver(BROKER, PRODUCER, commit);
+    a.fire(BROKER, AmqTimer::Append);
+    assert_eq!(queued(&a), vec![msg(0)]);
+}
+
+/// A transacted producer (3 messages, one transaction) that has sent everything and is blocked
+/// in `commit()` on connection 1, with its steps so far.
+fn committing_producer(sets: &[&str]) -> (Actors, Vec<(usize, AmqMsg)>) {
+    let mut sets = sets.to_vec();
+    sets.push("producer.transacted=true");
+    let mut a = Actors::of(&system(&sets));
+    a.start(PRODUCER);
+    a.random(PRODUCER, AmqRandom::Pace(10));
+    a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 1 });
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        out.extend(sent(&a.fire(PRODUCER, AmqTimer::Send)));
+    }
+    (a, out)
+}
+
+fn transactions(ops: &[Op]) -> Vec<(Vec<MsgId>, TxnOutcome)> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::Transaction { msgs, outcome, .. } => Some((msgs.clone(), *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_transacted_producer_learns_its_messages_at_the_commit() {
+    let (mut a, out) = committing_producer(&[]);
+    let commands: Vec<&AmqMsg> = out.iter().map(|(_, m)| m).collect();
+    assert!(
+        matches!(
+            commands[..],
+            [
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    response_required: false,
+                    ..
+                },
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    ..
+                },
+                AmqMsg::MessageSend {
+                    transaction: Some(0),
+                    ..
+                },
+                AmqMsg::Commit {
+                    txn: 0,
+                    command: 4,
+                    ..
+                },
+            ]
+        ),
+        "{commands:?}"
+    );
+    let before = saved_ops(&a.fire(PRODUCER, AmqTimer::Send));
+    assert!(
+        !before.iter().any(|op| matches!(op, Op::Ack { .. })),
+        "nothing acknowledged yet"
+    );
+    let steps = a.deliver(
+        PRODUCER,
+        BROKER,
+        AmqMsg::Response {
+            conn: 1,
+            command: 4,
+        },
+    );
+    let ops = saved_ops(&steps);
+    assert_eq!(
+        transactions(&ops),
+        vec![(vec![msg(0), msg(1), msg(2)], TxnOutcome::Committed)]
+    );
+    assert_eq!(
+        ops.iter().filter(|op| matches!(op, Op::Ack { .. })).count(),
+        3
+    );
+}
+
+#[test]
+fn a_commit_in_flight_at_a_failover_is_told_rolled_back_and_over_tcp_is_in_doubt() {
+    let (mut a, _) = committing_producer(&["transport=failover"]);
+    let steps = a.deliver(PRODUCER, BROKER, AmqMsg::Disconnected);
+    assert!(
+        transactions(&saved_ops(&steps)).is_empty(),
+        "failover fails nothing yet"
+    );
+    a.fire(PRODUCER, AmqTimer::Connect);
+    let steps = a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 2 });
+    let ops = saved_ops(&steps);
+    assert_eq!(
+        transactions(&ops),
+        vec![(vec![msg(0), msg(1), msg(2)], TxnOutcome::Aborted)]
+    );
+    assert!(
+        ops.iter().any(|op| matches!(op, Op::Fail { reason, .. } if reason.contains("TransactionRolledBackException"))),
+        "{ops:?}"
+    );
+    assert!(
+        !sent(&steps)
+            .iter()
+            .any(|(_, m)| matches!(m, AmqMsg::Commit { .. })),
+        "the commit is not replayed"
+    );
+
+    let (mut a, _) = committing_producer(&[]);
+    let ops = saved_ops(&a.deliver(PRODUCER, BROKER, AmqMsg::Disconnected));
+    assert_eq!(
+        transactions(&ops),
+        vec![(vec![msg(0), msg(1), msg(2)], TxnOutcome::InDoubt)]
+    );
+}
+
+#[test]
+fn failover_replays_an_open_transaction_and_tcp_abandons_it() {
+    for failover in [true, false] {
+        let mut sets = vec!["producer.transacted=true"];
+        if failover {
+            sets.push("transport=failover");
+        }
+        let mut a = Actors::of(&system(&sets));
+        a.start(PRODUCER);
+        a.random(PRODUCER, AmqRandom::Pace(10));
+        a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 1 });
+        a.fire(PRODUCER, AmqTimer::Send);
+        let lost = saved_ops(&a.deliver(PRODUCER, BROKER, AmqMsg::Disconnected));
+        a.fire(PRODUCER, AmqTimer::Connect);
+        let out = sent(&a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 2 }));
+        let replayed = out
+            .iter()
+            .any(|(_, m)| *m == send_in_transaction(2, 1, 0, 0));
+        assert_eq!(replayed, failover, "{out:?}");
+        let aborted = transactions(&lost);
+        if failover {
+            assert!(aborted.is_empty());
+        } else {
+            assert_eq!(aborted, vec![(vec![msg(0)], TxnOutcome::Aborted)]);
+        }
+    }
+}
+
+#[test]
+fn a_send_that_times_out_in_a_transaction_rolls_it_back() {
+    let mut a = Actors::of(&system(&["producer.transacted=true", "sendTimeout=500"]));
+    a.start(PRODUCER);
+    a.random(PRODUCER, AmqRandom::Pace(10));
+    a.deliver(PRODUCER, BROKER, AmqMsg::Connected { conn: 1 });
+    let out = sent(&a.fire(PRODUCER, AmqTimer::Send));
+    assert!(
+        matches!(
+            out[..],
+            [(
+                BROKER,
+                AmqMsg::MessageSend {
+                    response_required: true,
+                    transaction: Some(0),
+                    ..
+                }
+            )]
+        ),
+        "{out:?}"
+    );
+    let steps = a.fire(PRODUCER, AmqTimer::SendTimeout);
+    assert_eq!(
+        sent(&steps),
+        vec![(BROKER, AmqMsg::Rollback { conn: 1, txn: 0 })]
+    );
+    assert_eq!(
+        transactions(&saved_ops(&steps)),
+        vec![(vec![msg(0)], TxnOutcome::Aborted)]
+    );
+
+    // The broker forgets the rolled-back send; the next transaction commits alone.
+    let mut b = broker(&[], &[C0]);
+    b.deliver(BROKER, PRODUCER, send_in_transaction(1, 1, 0, 0));
+    b.deliver(BROKER, PRODUCER, AmqMsg::Rollback { conn: 1, txn: 0 });
+    b.deliver(BROKER, PRODUCER, send_in_transaction(1, 2, 1, 1));
+    let commit = AmqMsg::Commit {
+        conn: 1,
+        command: 3,
+        txn: 1,
+    };
+    b.deliver(BROKER, PRODUCER, commit);
+    b.fire(BROKER, AmqTimer::Append);
+    assert_eq!(queued(&b), vec![msg(1)]);
 }

@@ -333,11 +333,13 @@ pub fn atomicity(history: &History) -> Vec<Violation> {
 
 /// Transactions that did not reach a group whole or not at all: a group delivered some of a
 /// committed (or in-doubt) transaction's messages but not the others addressed to it (`torn`),
-/// or delivered a message of an aborted transaction (`aborted-read`, Adya's G1a). A committed
+/// or delivered a message of an aborted transaction (`aborted-read`, Adya's G1a; the explanation
+/// quotes the failure the client was told of its messages, where it recorded one). A committed
 /// transaction no group ever saw is at-least-once's business (its messages were acknowledged),
 /// not atomicity's; interleaving with other producers' messages is allowed.
 pub fn transactions(history: &History) -> Vec<Violation> {
     let mut audience: BTreeMap<MsgId, &[GroupId]> = BTreeMap::new();
+    let mut failed: BTreeMap<MsgId, &str> = BTreeMap::new();
     let mut ended = Vec::new();
     for e in &history.events {
         match &e.op {
@@ -345,6 +347,9 @@ pub fn transactions(history: &History) -> Vec<Violation> {
                 msg, audience: a, ..
             } => {
                 audience.insert(*msg, a);
+            }
+            Op::Fail { msg, reason } => {
+                failed.insert(*msg, reason);
             }
             Op::Transaction { txn, msgs, outcome } => ended.push((*txn, msgs, *outcome, e.time_ms)),
             _ => {}
@@ -376,11 +381,16 @@ pub fn transactions(history: &History) -> Vec<Violation> {
             if outcome == TxnOutcome::Aborted {
                 let read: Vec<MsgId> = seen.into_iter().filter(|m| !kept.contains(m)).collect();
                 if !read.is_empty() {
+                    let told = read
+                        .iter()
+                        .find_map(|m| failed.get(m))
+                        .map(|reason| format!(" (the client was told: {reason})"))
+                        .unwrap_or_default();
                     out.push(Violation {
                         invariant: Invariant::Atomicity,
                         kind: Kind::AbortedRead,
                         explanation: format!(
-                            "group {group} delivered {} of transaction {txn} [{}], which the producer aborted at {}",
+                            "group {group} delivered {} of transaction {txn} [{}], which the producer aborted at {}{told}",
                             list(&read),
                             list(msgs),
                             secs(at)

@@ -1948,7 +1948,23 @@ fn a_delivered_message_of_an_aborted_transaction_is_an_aborted_read() {
     assert_eq!(vs.len(), 1, "{vs:#?}");
     assert_violation(&vs[0], Invariant::Atomicity, Kind::AbortedRead, &[m(0, 1)]);
     assert_mentions(&vs[0], "aborted at");
+    assert!(!vs[0].explanation.contains("the client was told"));
     assert_eq!(Kind::AbortedRead.name(), "aborted-read");
+}
+
+#[test]
+fn an_aborted_read_names_what_the_client_was_told() {
+    let reason = "TransactionRolledBackException: completion in doubt due to failover";
+    let h = transaction(TxnOutcome::Aborted)
+        .op(Op::Fail {
+            msg: m(0, 1),
+            reason: reason.to_string(),
+        })
+        .deliver(dv(m(0, 1), 1))
+        .build();
+    let vs = atomicity_of(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_mentions(&vs[0], &format!("(the client was told: {reason})"));
 }
 
 #[test]

@@ -283,6 +283,11 @@ fn bad_values_are_refused_naming_the_key_and_the_allowed_values() {
             "-1 to 1000",
         ),
         ("consumer.api=poll", "consumer.api", "listener, receive"),
+        (
+            "producer.transacted=yes",
+            "producer.transacted",
+            "true, false",
+        ),
     ] {
         let out = mqcheck(&["sim", "--broker", "activemq", "--set", set]);
         assert_eq!(out.code, 2, "{set}: {}", out.stderr);
@@ -420,5 +425,49 @@ fn check_for_duplicates_dead_letters_a_redelivery_on_the_same_connection() {
     violated(
         &format!("{AMQ} --set transport=failover --set auditDepth=16 {faults}"),
         "at-most-once",
+    );
+}
+
+const TRANSACTED: &str = "--broker activemq --set producer.transacted=true";
+
+/// A commit in flight when the failover transport reconnects is answered with
+/// `TransactionRolledBackException` (`ConnectionStateTracker.restoreTransactions`), though the
+/// broker may have committed it before the connection went: the consumer reads a transaction
+/// its producer was told was rolled back.
+#[test]
+fn failover_tells_a_committed_transaction_rolled_back_an_aborted_read() {
+    let v = violated(
+        &format!("{TRANSACTED} --set transport=failover --faults partition,loss --seeds 10"),
+        "atomicity",
+    );
+    assert_eq!(v["kind"], "aborted-read");
+    assert_eq!(v["seed"], 3, "{v}");
+    let e = explanation(&v);
+    assert!(
+        e.contains("the client was told: transaction aborted: TransactionRolledBackException"),
+        "{e}"
+    );
+    reproduce(&v);
+}
+
+/// Over `tcp://` the same lost commit fails with a `JMSException` the application cannot read
+/// an outcome from: in doubt, and whatever the broker did is atomic. Without transactions
+/// atomicity has nothing to judge.
+#[test]
+fn over_tcp_a_lost_commit_is_in_doubt_and_transactions_stay_atomic() {
+    held(
+        &format!("{TRANSACTED} --faults partition,loss --seeds 100"),
+        &["atomicity", "at-least-once"],
+    );
+    held(
+        &format!("{TRANSACTED} --faults tcp --producer-crashes --seeds 100"),
+        &["atomicity", "at-least-once"],
+    );
+    let (code, json) =
+        crate::common::sim(&format!("{AMQ} --faults none --seeds 3 --check atomicity"));
+    assert_eq!(
+        code, 3,
+        "nothing to judge is inconclusive: {}",
+        json["invariants"]
     );
 }

@@ -75,6 +75,17 @@ pub struct Connection {
     pub fault_tolerant: bool,
     /// A queue consumer (`ConsumerInfo`): its unacknowledged dispatches.
     pub consumer: Option<BTreeSet<Seq>>,
+    /// The sends of its open local transactions, held until their commit (`CursorAddSync`).
+    pub transaction: Vec<Held>,
+}
+
+/// A send of a local transaction: numbered by the queue when it arrived
+/// (`Queue.doMessageSend`), added to the queue's cursor only once the commit is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Held {
+    pub txn: u64,
+    pub seq: Seq,
+    pub entry: QueueEntry,
 }
 
 /// What the broker does once a write of the appender's batch completed.
@@ -85,6 +96,13 @@ pub enum Then {
     Respond { client: Id, conn: u32, command: u32 },
     /// The dispatch a `persistJMSRedelivered` update holds back.
     Dispatch { seq: Seq },
+    /// A commit stored: its messages join the queue, and the commit's response goes out.
+    Commit {
+        client: Id,
+        conn: u32,
+        command: u32,
+        held: Vec<Held>,
+    },
 }
 
 /// A write in `DataFileAppender`'s batch: `None` once an acknowledgement cancelled it
@@ -185,6 +203,7 @@ impl Broker {
                     conn,
                     fault_tolerant,
                     consumer: None,
+                    transaction: Vec::new(),
                 },
             );
             o.set_timer(AmqTimer::ClientSilent(src), exact(self.settings.max_inactivity));
@@ -200,6 +219,8 @@ impl Broker {
             AmqMsg::MessageSend { conn, .. }
             | AmqMsg::ConsumerInfo { conn }
             | AmqMsg::MessageAck { conn, .. }
+            | AmqMsg::Commit { conn, .. }
+            | AmqMsg::Rollback { conn, .. }
             | AmqMsg::KeepAlive { conn } => *conn,
             _ => return,
         };
@@ -226,6 +247,7 @@ impl Broker {
                 persistent,
                 response_required,
                 group,
+                transaction,
             } => {
                 let persistent = persistent && self.settings.broker_persistent;
                 let last = s.producer_audit.get(&(msg.producer, producer));
@@ -245,19 +267,28 @@ impl Broker {
                     conn,
                     command,
                 };
-                s.queue.insert(
-                    seq,
-                    QueueEntry {
-                        msg,
-                        producer,
-                        group,
-                        persistent,
-                        redelivery_counter: 0,
-                        stored: !persistent,
-                        dispatched: None,
-                        flag_stored: false,
-                    },
-                );
+                let entry = QueueEntry {
+                    msg,
+                    producer,
+                    group,
+                    persistent,
+                    redelivery_counter: 0,
+                    stored: !persistent,
+                    dispatched: None,
+                    flag_stored: false,
+                };
+                if let Some(txn) = transaction {
+                    // TransactionBroker.send: the queue's cursor gets the message at the
+                    // commit (`CursorAddSync`); the add waits for it here.
+                    if let Some(c) = s.connections.get_mut(&src) {
+                        c.transaction.push(Held { txn, seq, entry });
+                    }
+                    if response_required {
+                        o.send(src, AmqMsg::Response { conn, command });
+                    }
+                    return;
+                }
+                s.queue.insert(seq, entry);
                 if persistent {
                     let then = if response_required { respond } else { Then::Nothing };
                     let add = Record::Add {
@@ -284,8 +315,57 @@ impl Broker {
                 }
                 self.dispatch(s, o);
             }
+            AmqMsg::Commit { conn, command, txn } => self.commit(s, src, conn, command, txn, o),
+            AmqMsg::Rollback { txn, .. } => {
+                // LocalTransaction.rollback: the held sends are forgotten.
+                if let Some(c) = s.connections.get_mut(&src) {
+                    c.transaction.retain(|h| h.txn != txn);
+                }
+            }
             _ => {}
         }
+    }
+
+    /// `LocalTransaction.commit`: the transaction leaves the connection's context, its adds and
+    /// the commit go to the journal (`KahaDBTransactionStore.commit`: the commit record synced
+    /// as the strategy says, for a command that requires a response), and once written its
+    /// messages join the queue and the response goes out. A transaction without persistent
+    /// messages commits at once.
+    fn commit(&self, s: &mut BrokerState, src: Id, conn: u32, command: u32, txn: u64, o: &mut AmqOut) {
+        let Some(c) = s.connections.get_mut(&src) else {
+            return;
+        };
+        let (held, others): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut c.transaction).into_iter().partition(|h| h.txn == txn);
+        c.transaction = others;
+        let adds: Vec<Record> = held
+            .iter()
+            .filter(|h| h.entry.persistent)
+            .map(|h| Record::Add {
+                seq: h.seq,
+                msg: h.entry.msg,
+                producer: h.entry.producer,
+                group: h.entry.group,
+            })
+            .collect();
+        let Some((last, earlier)) = adds.split_last() else {
+            for h in held {
+                s.queue.insert(h.seq, h.entry);
+            }
+            o.send(src, AmqMsg::Response { conn, command });
+            self.dispatch(s, o);
+            return;
+        };
+        for add in earlier {
+            self.store(s, add.clone(), false, Then::Nothing, o);
+        }
+        let then = Then::Commit {
+            client: src,
+            conn,
+            command,
+            held,
+        };
+        self.store(s, last.clone(), true, then, o);
     }
 
     fn acknowledge(
@@ -435,6 +515,8 @@ impl Broker {
             return;
         };
         o.cancel_timer(AmqTimer::ClientSilent(client));
+        // TransactionBroker.removeConnection rolls back its open transactions: `c.transaction`
+        // goes with the connection.
         s.consumers.retain(|c| *c != client);
         s.groups.remove_consumer(client);
         for seq in c.consumer.into_iter().flatten() {
@@ -509,6 +591,19 @@ impl Broker {
                     }
                 }
                 Then::Dispatch { seq } => self.send_dispatch(s, seq, o),
+                Then::Commit {
+                    client,
+                    conn,
+                    command,
+                    held,
+                } => {
+                    for h in held {
+                        s.queue.insert(h.seq, QueueEntry { stored: true, ..h.entry });
+                    }
+                    if s.connections.get(&client).is_some_and(|c| c.conn == conn) {
+                        o.send(client, AmqMsg::Response { conn, command });
+                    }
+                }
             }
         }
         self.dispatch(s, o);

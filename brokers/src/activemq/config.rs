@@ -80,6 +80,10 @@ pub struct Settings {
     pub send_timeout: Option<Duration>,
     /// `transport=failover`: the clients' `failover:` transport.
     pub failover: bool,
+    /// `producer.transacted=true`: the producer's session is transacted
+    /// (`createSession(true, SESSION_TRANSACTED)`) and commits every [`super::TRANSACTION_SIZE`]
+    /// messages.
+    pub transacted: bool,
     pub sync_strategy: SyncStrategy,
     pub sync_interval: Duration,
     pub concurrent_store_and_dispatch: bool,
@@ -110,11 +114,11 @@ pub struct Settings {
 impl Settings {
     /// `ActiveMQSession.send`: a send goes one-way unless something asks for a response —
     /// a `sendTimeout`, `alwaysSyncSend`, or a persistent message outside a transaction
-    /// without `useAsyncSend`.
+    /// without `useAsyncSend` (`txid != null` makes a persistent send one-way).
     pub fn sync_send(&self) -> bool {
         self.send_timeout.is_some()
             || self.always_sync_send
-            || (self.persistent && !self.use_async_send)
+            || (self.persistent && !self.use_async_send && !self.transacted)
     }
 
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
@@ -127,6 +131,7 @@ impl Settings {
             always_sync_send: config.bool("alwaysSyncSend"),
             send_timeout: Some(ms("sendTimeout")).filter(|d| !d.is_zero()),
             failover: config.str("transport") == "failover",
+            transacted: config.bool("producer.transacted"),
             sync_strategy: match config.str("journalDiskSyncStrategy") {
                 "periodic" => SyncStrategy::Periodic,
                 "never" => SyncStrategy::Never,
@@ -205,6 +210,12 @@ pub(super) fn keys() -> Vec<Key> {
             "tcp",
             OneOf(&["tcp", "failover"]),
             "the clients' broker URI: tcp://, or failover:(tcp://…), which reconnects and replays the sends waiting for a response",
+        ),
+        Key::new(
+            "producer.transacted",
+            "false",
+            Bool,
+            "the producer's session is transacted: its sends are held by the broker until the commit (every 4 messages), which needs a response; sends one-way unless sendTimeout or alwaysSyncSend",
         ),
         Key::new(
             "journalDiskSyncStrategy",

@@ -12,6 +12,7 @@
 //! it with `responseRequired` and blocks until the broker's `Response`. The defaults
 //! (`deliveryMode=PERSISTENT`, `useAsyncSend=false`) make a persistent send synchronous and a
 //! non-persistent one one-way: the application learns nothing more than that the command left.
+//! A transacted session's sends are one-way too; the commit is what needs a response.
 //! A synchronous send fails when the transport fails first, or when `sendTimeout` passes.
 //!
 //! ## KahaDB
@@ -96,6 +97,27 @@
 //! journal at start), answering it as if stored. A restarted producer has a new `ProducerId`,
 //! so its outbox is not audited. Acks made while disconnected are dropped; the broker redelivers.
 //!
+//! ## Transacted producers
+//!
+//! With `producer.transacted=true` the producer's session is transacted and the application
+//! commits every [`TRANSACTION_SIZE`] messages. `ActiveMQSession.send` gives each send the
+//! session's `LocalTransactionId` and sends it one-way (`txid != null`) unless `sendTimeout` or
+//! `alwaysSyncSend` asks for a response. `TransactionBroker.send` passes it to the queue, which
+//! numbers it but adds it to its cursor only at the commit (`Queue.tryOrderedCursorAdd`,
+//! `CursorAddSync`): the model holds it with its connection. `TransactionContext.commit` sends
+//! `COMMIT_ONE_PHASE` and blocks for the response; `LocalTransaction.commit` removes the
+//! transaction from the connection's context and `KahaDBTransactionStore.commit` journals the
+//! commit, synced under `always` (`isEnableJournalDiskSyncs`); once it is written the messages
+//! join the queue all together and the response goes out. A connection that ends rolls its open
+//! transactions back (`TransactionBroker.removeConnection`; a failover reconnect's new connection
+//! stops the old one, `TransportConnection.processAddConnection`). Over `tcp://` a commit whose
+//! response the lost connection took is in doubt to the application. The `failover:` transport
+//! replays an open transaction's sends on the new connection, but a commit in flight it cannot
+//! replay: `ConnectionStateTracker.restoreTransactions` answers it with
+//! `TransactionRolledBackException` ("Transaction completion in doubt due to failover. Forcing
+//! rollback") whether or not the broker committed it — and a consumer may read a transaction its
+//! producer was told was rolled back.
+//!
 //! ## The consumer's duplicate check (`checkForDuplicates`)
 //!
 //! Every `MessageDispatch` a consumer receives is first checked against its connection's
@@ -125,8 +147,12 @@
 //! after a second as an application with an exception listener would. The producer audit is a
 //! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
 //! sequential, so only the last one is ever replayed). The broker's cursor audit (`enableAudit`)
-//! and KahaDB's rejection of a duplicate add are not modelled, nor transacted producers and
-//! in-doubt commits, nor shared-store master/slave with its lockers. A transacted consumer does
+//! and KahaDB's rejection of a duplicate add are not modelled, nor shared-store master/slave
+//! with its lockers. A transacted producer has one transaction at a time, opened by its first
+//! send (no `BEGIN`, no `maxUncommittedCount`); its adds are journalled with the commit instead of
+//! as each send arrives (replay ignores an add without its commit, so the same survives), a
+//! transaction without persistent messages commits without a write, and the application's
+//! rollback after a failed send does not wait for its response. A transacted consumer does
 //! not check for duplicates: its redeliveries after a failover belong to the transaction
 //! (`previouslyDeliveredMessages`), which the model does not follow. The journal is a list
 //! of records with two marks (written, fsynced) and the appender's batch, written 2 ms after its
@@ -142,7 +168,11 @@
 //! `removeSubscription`, `doMessageSend`, `assignMessageGroup`); `broker.region.group`
 //! (`CachedMessageGroupMap`, `CachedMessageGroupMapFactory`); `RegionBroker.preProcessDispatch`;
 //! `AbstractInactivityMonitor`; `transport.failover.FailoverTransport`,
-//! `state.ConnectionStateTracker`; `broker.ProducerBrokerExchange.canDispatch`;
+//! `state.ConnectionStateTracker` (`restoreTransactions`), `TransactionContext` (`commit`,
+//! `rollback`), `broker.TransactionBroker` (`send`, `removeConnection`),
+//! `transaction.LocalTransaction.commit`, `TransportConnection.processAddConnection`,
+//! `store.kahadb.KahaDBTransactionStore.commit` (read at commit c3580e79);
+//! `broker.ProducerBrokerExchange.canDispatch`;
 //! `ConnectionAudit`, `ActiveMQMessageAuditNoSync`, `util.BitArrayBin` (commit c3580e79);
 //! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
 //! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
@@ -162,12 +192,12 @@ mod transport;
 mod view;
 
 pub use broker::{
-    Broker, BrokerState, Connection, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
+    Broker, BrokerState, Connection, Held, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
 };
 pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
 pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
 pub use kahadb::KahaDb;
-pub use producer::{Producer, ProducerState, PACES};
+pub use producer::{Producer, ProducerState, PACES, TRANSACTION_SIZE};
 pub use protocol::{AckType, AmqMsg, Record, Seq};
 pub use transport::Transport;
 
@@ -311,7 +341,7 @@ impl System for ActiveMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "ActiveMQ Classic: persistent and non-persistent sends, KahaDB journal sync, prefetch, JMS acknowledge modes, redelivery to ActiveMQ.DLQ"
+        "ActiveMQ Classic: persistent and non-persistent sends, KahaDB journal sync, prefetch, JMS acknowledge modes, redelivery to ActiveMQ.DLQ, transacted producers"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -360,6 +390,11 @@ impl System for ActiveMq {
                 name: "failover transport",
                 sets: &["transport=failover"],
                 claim: "failover:(…): sends replayed after a reconnect, a replay of a stored send dropped by the producer audit, a redelivery to the same connection poison-acked by checkForDuplicates",
+            },
+            Scenario {
+                name: "transacted producer, failover",
+                sets: &["producer.transacted=true", "transport=failover"],
+                claim: "the article: ActiveMQ has transactions (a transacted session commits every 4 messages; failover:(…) answers a commit in flight with TransactionRolledBackException, which the broker may have committed)",
             },
             Scenario {
                 name: "exclusive consumer",

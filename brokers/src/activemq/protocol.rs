@@ -40,7 +40,9 @@ pub enum AmqMsg {
     ConsumerInfo { conn: u32 },
     /// `MessageSend`; `response_required` for a synchronous send. `producer` is the incarnation
     /// of the producer's `ProducerId`, and the message's `seq` its producer sequence number;
-    /// `group` its `JMSXGroupID` (`messageGroups`: the workload's key).
+    /// `group` its `JMSXGroupID` (`messageGroups`: the workload's key); `transaction` the
+    /// `LocalTransactionId` of a transacted session's send, which the broker holds until the
+    /// commit.
     MessageSend {
         conn: u32,
         command: u32,
@@ -49,7 +51,13 @@ pub enum AmqMsg {
         persistent: bool,
         response_required: bool,
         group: Option<u32>,
+        transaction: Option<u64>,
     },
+    /// `TransactionInfo` `COMMIT_ONE_PHASE` for the connection's local transaction `txn`: it
+    /// requires a response, which the broker sends once the commit is journalled.
+    Commit { conn: u32, command: u32, txn: u64 },
+    /// `TransactionInfo` `ROLLBACK`: the broker forgets the transaction's sends.
+    Rollback { conn: u32, txn: u64 },
     /// `MessageAck` for the listed messages; `response_required` for a transacted session's
     /// commit (`TransactionInfo`), which needs a response and so an fsync.
     MessageAck {
@@ -131,10 +139,11 @@ impl fmt::Display for AmqMsg {
                 msg,
                 persistent,
                 response_required,
+                transaction,
                 ..
             } => write!(
                 f,
-                "MessageSend {msg} {}{}",
+                "MessageSend {msg} {}{}{}",
                 if *persistent {
                     "persistent"
                 } else {
@@ -144,8 +153,14 @@ impl fmt::Display for AmqMsg {
                     ", response required"
                 } else {
                     ", one-way"
+                },
+                match transaction {
+                    Some(txn) => format!(" in transaction {txn}"),
+                    None => String::new(),
                 }
             ),
+            AmqMsg::Commit { txn, .. } => write!(f, "TransactionInfo COMMIT_ONE_PHASE {txn}"),
+            AmqMsg::Rollback { txn, .. } => write!(f, "TransactionInfo ROLLBACK {txn}"),
             AmqMsg::MessageAck {
                 kind,
                 seqs,

@@ -60,7 +60,12 @@ fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
         .iter()
         .map(|(id, c)| {
             let kind = if c.consumer.is_some() { "consumer" } else { "producer" };
-            format!("{} conn {} ({kind})", names.of(*id), c.conn)
+            let mut t = format!("{} conn {} ({kind})", names.of(*id), c.conn);
+            if !c.transaction.is_empty() {
+                let held: Vec<String> = c.transaction.iter().map(|h| h.entry.msg.to_string()).collect();
+                t += &format!(" transaction [{}]", held.join(" "));
+            }
+            t
         })
         .collect();
     format!(
@@ -82,6 +87,14 @@ fn show_producer(s: &ProducerState) -> String {
     );
     if let Some((_, m)) = s.waiting {
         out += &format!("; blocked in send of message {m}");
+    }
+    if !s.open.is_empty() {
+        let seqs: Vec<String> = s.open.iter().map(|(_, m)| m.to_string()).collect();
+        out += &format!("; transaction {} [{}]", s.txn, seqs.join(" "));
+    }
+    if let Some((_, msgs)) = &s.committing {
+        let seqs: Vec<String> = msgs.iter().map(u32::to_string).collect();
+        out += &format!("; committing transaction {} [{}]", s.txn, seqs.join(" "));
     }
     if !s.resend.is_empty() {
         let seqs: Vec<String> = s.resend.iter().map(u32::to_string).collect();
