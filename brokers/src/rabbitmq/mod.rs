@@ -155,6 +155,9 @@ use std::time::Duration;
 
 pub const NAME: &str = "rabbitmq";
 
+/// The matrix row that runs two consumers on a quorum queue with a single active consumer.
+pub const SINGLE_ACTIVE_ROW: &str = "quorum, single active consumer, 2 consumers";
+
 /// Ra's leader heartbeat (append_entries with no entries) and its election timeout range.
 pub const RAFT_HEARTBEAT: Duration = Duration::from_millis(500);
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(2500);
@@ -422,7 +425,17 @@ impl System for RabbitMq {
                 sets: &["queue.type=quorum", "consumer.nack=requeue", "delivery-limit=1", "dead-letter-exchange=dlx"],
                 claim: "poison-message handling dead-letters what exceeds the delivery limit",
             },
+            Scenario {
+                name: SINGLE_ACTIVE_ROW,
+                sets: &["queue.type=quorum", "x-single-active-consumer=true"],
+                claim: "the article: RabbitMQ is not ordered (a single active consumer keeps the order across the queue's consumers)",
+            },
         ]
+    }
+
+    /// The single active consumer row needs a second consumer to take over.
+    fn row_consumers(row: &Scenario) -> Option<u32> {
+        (row.name == SINGLE_ACTIVE_ROW).then_some(2)
     }
 
     fn keys() -> Vec<Key> {
@@ -521,6 +534,16 @@ impl System for RabbitMq {
             excludes_redelivered: true,
             per_consumer_session: true,
             ..OrderingPromise::default()
+        }
+    }
+
+    /// With `x-single-active-consumer` the queue has one consumer at a time ("Single Active
+    /// Consumer": for when messages must be consumed in the order they arrive), so the promise
+    /// spans the queue's consumers and their channels; redeliveries stay outside it.
+    fn promise(&self) -> OrderingPromise {
+        OrderingPromise {
+            per_consumer_session: !self.settings.single_active,
+            ..Self::ordering()
         }
     }
 

@@ -204,8 +204,13 @@ pub struct Fifo {
     pub messages: BTreeMap<Index, FifoMsg>,
     pub ready: VecDeque<Index>,
     pub consumers: BTreeMap<Id, FifoConsumer>,
-    /// Round-robin service order.
+    /// Round-robin service order. With `x-single-active-consumer`, the active consumer alone.
     pub service: VecDeque<Id>,
+    /// `x-single-active-consumer`: the attached consumers that are not active, in the order they
+    /// attached (`waiting_consumers`, sorted by priority, then credit, then consumer key — the
+    /// checkout's index — in 4.x; appended in 3.13: the same order for the model's consumers,
+    /// which share one prefetch and have no priority).
+    pub waiting: VecDeque<Id>,
     /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
     /// confirmed again but not enqueued twice.
     pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
@@ -276,7 +281,13 @@ impl Fifo {
                         dead_letters_out: BTreeSet::new(),
                     },
                 );
-                self.service.push_back(*consumer);
+                // `update_consumer/8`: with a single active consumer, a new consumer waits
+                // while another is active (`add_waiting/2`); `basic.consume-ok` either way.
+                if settings.single_active && !self.service.is_empty() {
+                    self.waiting.push_back(*consumer);
+                } else {
+                    self.service.push_back(*consumer);
+                }
                 fx.push((*consumer, RabbitMsg::ConsumeOk));
             }
             Command::Settle {
@@ -383,7 +394,10 @@ impl Fifo {
     }
 
     /// Removes a consumer, returning its checked-out messages (the newest first, so they end up
-    /// at the front in their order).
+    /// at the front in their order). A waiting consumer holds none and just leaves the waiting
+    /// list (`handle_waiting_consumer_down/2`); when the single active consumer goes, the first
+    /// waiting one is activated (`cancel_consumer/5`, then `activate_next_consumer/2`) and is
+    /// served the returned messages first, flagged redelivered.
     fn detach(&mut self, consumer: Id, settings: &Settings) {
         if let Some(c) = self.consumers.remove(&consumer) {
             for id in c.checked_out.iter().rev() {
@@ -393,6 +407,12 @@ impl Fifo {
                 self.dead_ready.push_front(*id);
             }
             self.service.retain(|s| *s != consumer);
+            self.waiting.retain(|s| *s != consumer);
+            if self.service.is_empty() {
+                if let Some(next) = self.waiting.pop_front() {
+                    self.service.push_back(next);
+                }
+            }
         }
     }
 
