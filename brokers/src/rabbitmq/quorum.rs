@@ -22,6 +22,15 @@
 //! instead of returned. Since 4.0 a quorum queue without a `delivery-limit` gets 20
 //! (`rabbit_quorum_queue`'s `?DEFAULT_DELIVERY_LIMIT`).
 //!
+//! # Single active consumer
+//!
+//! With `x-single-active-consumer` the service queue ([`Fifo::service`]) holds the active
+//! consumer alone and [`Fifo::waiting`] the others, in the order they checked out. A checkout
+//! while a consumer is active waits (`rabbit_fifo:update_consumer/8`); the active consumer's
+//! `down` returns its checked-out messages as any consumer down does and then activates the head
+//! of the line (`activate_next_consumer/2`), which is served the returned messages first. The
+//! dead-letter queue below is served to the active consumer only.
+//!
 //! # Dead-lettering
 //!
 //! `rabbit_fifo_dlx:discard/4` decides what becomes of a message rejected with `requeue=false`
