@@ -53,10 +53,11 @@ fn checkout(consumer: usize, prefetch: u32) -> Command {
     }
 }
 
-/// The deliveries among messages sent: (consumer, msg, redelivered, x-delivery-count).
-fn delivered<'a>(
-    sent: impl IntoIterator<Item = (usize, &'a RabbitMsg)>,
-) -> Vec<(usize, MsgId, bool, u32)> {
+/// One `basic.deliver`: (consumer, msg, redelivered, x-delivery-count).
+type Delivered = (usize, MsgId, bool, u32);
+
+/// The deliveries among messages sent.
+fn delivered<'a>(sent: impl IntoIterator<Item = (usize, &'a RabbitMsg)>) -> Vec<Delivered> {
     sent.into_iter()
         .filter_map(|(to, m)| match m {
             RabbitMsg::Deliver {
@@ -70,13 +71,13 @@ fn delivered<'a>(
         .collect()
 }
 
-fn fifo_delivered(fx: &[(Id, RabbitMsg)]) -> Vec<(usize, MsgId, bool, u32)> {
+fn fifo_delivered(fx: &[(Id, RabbitMsg)]) -> Vec<Delivered> {
     delivered(fx.iter().map(|(to, m)| (usize::from(*to), m)))
 }
 
 /// c0 (prefetch 2) and c1 (unlimited) attach in that order, three messages arrive; then c0's
 /// channel goes down. The deliveries of each step.
-fn quorum_takeover(single_active: bool) -> (Fifo, Vec<Vec<(usize, MsgId, bool, u32)>>) {
+fn quorum_takeover(single_active: bool) -> (Fifo, Vec<Vec<Delivered>>) {
     let sac = format!("x-single-active-consumer={single_active}");
     let s = settings(&["queue.type=quorum", &sac]);
     let mut f = Fifo::default();
@@ -178,14 +179,14 @@ fn consume(prefetch: u32) -> RabbitMsg {
     }
 }
 
-fn node_delivered(steps: &[harness::Cmd<RabbitMq>]) -> Vec<(usize, MsgId, bool, u32)> {
+fn node_delivered(steps: &[harness::Cmd<RabbitMq>]) -> Vec<Delivered> {
     let sent = harness::sends::<RabbitMq>(steps);
     delivered(sent.iter().map(|(to, m)| (*to, m)))
 }
 
 /// A classic queue on n1: c0 (prefetch 2) and c1 (unlimited) connect and consume in that order,
 /// three messages are published; then c0's connection is reset. The deliveries of each step.
-fn classic_takeover(single_active: bool) -> (Cluster, Vec<Vec<(usize, MsgId, bool, u32)>>) {
+fn classic_takeover(single_active: bool) -> (Cluster, Vec<Vec<Delivered>>) {
     let sac = format!("x-single-active-consumer={single_active}");
     let mut c = Cluster::of(&system(
         &["queue.type=classic", &sac],
