@@ -90,8 +90,9 @@
 //! `publisher.confirms` it counts a message sent when `basic.ack` arrives, and with
 //! `publisher.retry` it publishes again any message whose confirm did not arrive within
 //! `publisher.confirm_timeout` ms or whose connection died first — the documented source of
-//! duplicates. Consumers (`--consumers N`, served round robin) consume with `auto_ack` (the
-//! message counts as delivered when sent) or acknowledge after handling it, with at most
+//! duplicates. Consumers (`--consumers N`, served round robin, or one at a time: see below)
+//! consume with `auto_ack` (the message counts as delivered when sent) or acknowledge after
+//! handling it, with at most
 //! `prefetch` unacknowledged deliveries (`basic.qos`, 0 = unlimited). With `consumer.nack` the
 //! application rejects the first delivery of every tenth message, with or without requeue.
 //! When a channel's connection dies — a reset, or missed heartbeats — the queue requeues its
