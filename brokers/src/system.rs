@@ -202,6 +202,13 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// The named configurations of the claims matrix.
     fn scenarios() -> Vec<Scenario>;
 
+    /// How many consumers the matrix runs a row with when its claim needs them, whatever
+    /// `--consumers` says (RabbitMQ's single active consumer row: two, so that one takes over
+    /// from the other); `None`: the matrix's `--consumers`.
+    fn row_consumers(_row: &Scenario) -> Option<u32> {
+        None
+    }
+
     /// The configuration keys, with defaults and allowed values.
     fn keys() -> Vec<Key>;
 
@@ -258,6 +265,14 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     /// The order the broker promises, which the ordering checker judges within: what the scope
     /// of its sends and deliveries stands for, and which of them the promise leaves out.
     fn ordering() -> OrderingPromise;
+
+    /// The order this configuration promises: [`System::ordering`], unless one of its settings
+    /// changes the promise (RabbitMQ's `x-single-active-consumer` delivers to one consumer at a
+    /// time, so its order holds across the queue's consumers). What the simulator, the model
+    /// checker and the matrix judge ordering inside.
+    fn promise(&self) -> OrderingPromise {
+        Self::ordering()
+    }
 
     /// The longest fault window a seed may draw, and how long the healed system then needs to drain
     /// (retries settle, consumers read to the end) before the checkers run.

@@ -111,7 +111,7 @@ impl Job for Ask {
                 .zip(nodes)
                 .map(|(name, n)| CastNode { name, role: n.role })
                 .collect(),
-            ordering: S::ordering(),
+            ordering: system.promise(),
             sweep: kinds.into_inner().unwrap_or_else(|e| e.into_inner()),
             schedule: on_schedule,
         })

@@ -350,6 +350,8 @@ pub struct CheckModel<S: System> {
     followed: Arc<AtomicUsize>,
     /// The broker's structural invariants, in the order of its safety properties.
     pub(crate) invariants: Vec<mqcheck_brokers::StateInvariant<S>>,
+    /// The order the configuration promises ([`System::promise`]), which ordering is judged in.
+    pub(crate) promise: mqcheck_invariants::OrderingPromise,
 }
 
 impl<S: System> CheckModel<S> {
@@ -369,6 +371,7 @@ impl<S: System> CheckModel<S> {
             reduce: true,
             followed: Arc::default(),
             invariants: S::invariants(),
+            promise: system.promise(),
         }
     }
 

@@ -35,7 +35,7 @@ impl LogFacts {
         LogFacts {
             at_least_once: at_least_once(history).is_empty(),
             at_most_once: at_most_once(history).is_empty(),
-            ordering: ordering(history, &S::ordering()).is_empty(),
+            ordering: ordering(history, &model.promise).is_empty(),
             no_unexpected: no_unexpected(history).is_empty(),
             settled: sends == (w.messages * w.producers) as usize && history.settled(),
             acknowledged: seen(|op| matches!(op, Op::Ack { .. })),
@@ -307,7 +307,7 @@ pub fn explain<S: System>(
     match property {
         "at-least-once" => lost(model, state),
         "at-most-once" => explanations(at_most_once(&history)),
-        "ordering" => explanations(ordering(&history, &S::ordering())),
+        "ordering" => explanations(ordering(&history, &model.promise)),
         "no-unexpected" => explanations(no_unexpected(&history)),
         _ => Vec::new(),
     }

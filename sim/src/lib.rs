@@ -64,7 +64,7 @@ pub fn evaluate(
 /// less than `grace` (the broker's drain) before the end may still have been on its way: it is not
 /// known to be lost, so only losses acknowledged earlier count.
 pub fn judge<S: System>(system: &S, r: &Run, checks: &[Invariant]) -> Vec<Violation> {
-    let mut violations = evaluate(&r.history, checks, &S::ordering());
+    let mut violations = evaluate(&r.history, checks, &system.promise());
     if !r.complete {
         let grace = system.drain().as_millis() as u64;
         let acked = |msg: &mqcheck_invariants::MsgId| {
@@ -95,9 +95,10 @@ pub fn shrink<S: System>(
     invariant: Invariant,
     budget: usize,
 ) -> Schedule {
+    let promise = system.promise();
     let violations = |candidate: &Schedule| {
         let r = run(system, seed, candidate, false);
-        check(invariant, &r.history, &S::ordering())
+        check(invariant, &r.history, &promise)
     };
     // The same anomaly, not just the same invariant: a dead-letter that happens without any
     // fault must not take over a loss the faults caused, nor its attribution.

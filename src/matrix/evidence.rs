@@ -185,7 +185,7 @@ pub fn check_row<S: System>(
                 .flat_map(|&shift| (0..seeds).map(move |seed| (shift, seed)))
                 .find(|&(shift, seed)| {
                     let r = run(&system, seed, &shifted(&schedule, shift), false);
-                    !check(inv, &r.history, &S::ordering()).is_empty()
+                    !check(inv, &r.history, &system.promise()).is_empty()
                 });
             CheckCounterexample {
                 steps: p.counterexample.len(),

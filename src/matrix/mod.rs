@@ -136,8 +136,9 @@ impl MatrixCmd {
                 self.messages,
                 workload,
             );
+            let consumers = S::row_consumers(&scenario).unwrap_or(self.consumers);
             setup.producers = self.producers;
-            setup.consumers = self.consumers;
+            setup.consumers = consumers;
             let others = self.checks_but_replay();
             let args = SimArgs {
                 setup,
@@ -156,7 +157,7 @@ impl MatrixCmd {
                     evidence::model_args::<S>(
                         &args.setup.sets,
                         &self.faults.0,
-                        self.consumers,
+                        consumers,
                         &self.workload,
                     )
                 })

@@ -93,6 +93,10 @@ pub struct Settings {
     /// `x-max-length` with `x-overflow=reject-publish`: the most ready messages the queue holds
     /// before it rejects publishes with `basic.nack`.
     pub max_length: Option<u32>,
+    /// `x-single-active-consumer`: the queue delivers to one of its consumers at a time, the
+    /// others waiting in the order they attached (`rabbit_fifo`'s `waiting_consumers`, the
+    /// classic queue's `active_consumer`).
+    pub single_active: bool,
     pub workload: Workload,
 }
 
@@ -202,6 +206,7 @@ impl Settings {
             },
             reject: config.str("consumer.nack.method") == "basic.reject",
             max_length: u32::try_from(config.signed("x-max-length")).ok(),
+            single_active: config.bool("x-single-active-consumer"),
             workload,
         }
     }
@@ -369,6 +374,12 @@ pub(super) fn keys() -> Vec<Key> {
             OneOf(&["drop-head", "reject-publish"]),
             "what a queue at x-max-length does: drop its oldest message, or refuse the publish with basic.nack",
         ),
+        Key::new(
+            "x-single-active-consumer",
+            "false",
+            Bool,
+            "the queue delivers to one consumer at a time; the next one waiting takes over when its channel goes",
+        ),
     ]
 }
 
@@ -439,7 +450,8 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// What each `version` lacks: 4.0 removed classic queue mirroring (its policy keys are no longer
-/// recognised), quorum queues came in 3.8, the `ha-promote-on-*` keys after 3.3.
+/// recognised), quorum queues and single active consumer came in 3.8, the `ha-promote-on-*` keys
+/// after 3.3.
 fn versions(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
     let version = config.str("version");
     let ha_keys = [
@@ -468,6 +480,12 @@ fn versions(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 "queue.type",
                 "queue.type=quorum: quorum queues came in RabbitMQ 3.8, version=3.3 has none (allowed with version=3.13, 4.2 or 4.3)",
+            ));
+        }
+        if config.is_set("x-single-active-consumer") {
+            return Err(ConfigError::new(
+                "x-single-active-consumer",
+                "x-single-active-consumer: single active consumer came in RabbitMQ 3.8, version=3.3 has none (allowed with version=3.13, 4.2 or 4.3)",
             ));
         }
         if let Some(key) = ha_keys[3..].iter().find(|k| config.is_set(k)) {

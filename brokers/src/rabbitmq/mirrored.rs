@@ -80,7 +80,11 @@ pub struct ClassicState {
     pub ready: VecDeque<u64>,
     pub unacked: BTreeMap<u64, Id>,
     pub consumers: BTreeMap<Id, ClassicConsumer>,
+    /// The consumers in the order they attached, rotated as they are served round robin (not
+    /// with a single active consumer: then it is the order the waiting ones take over in).
     pub service: VecDeque<Id>,
+    /// `x-single-active-consumer`: the consumer the queue delivers to (`active_consumer`).
+    pub active: Option<Id>,
     pub pending: BTreeMap<u64, Pending>,
     /// Unsynchronised mirrors, with the first position they received.
     pub joined_at: BTreeMap<Id, u64>,
@@ -348,6 +352,11 @@ impl Node {
                 };
                 s.classic.consumers.insert(src, consumer);
                 s.classic.service.push_back(src);
+                // `handle_call({basic_consume, …})`: with a single active consumer, the new
+                // consumer is active only if none is.
+                if self.settings.single_active && s.classic.active.is_none() {
+                    s.classic.active = Some(src);
+                }
                 to_client(s, src, RabbitMsg::ConsumeOk, o);
                 self.deliver(me, s, o);
             }
@@ -367,11 +376,17 @@ impl Node {
         }
     }
 
-    /// Detaches a consumer, requeueing its unacknowledged deliveries at the front.
+    /// Detaches a consumer, requeueing its unacknowledged deliveries at the front. If it was the
+    /// single active consumer, the one that attached first among the rest takes over
+    /// (`rabbit_amqqueue_process:new_single_active_consumer_after_channel_down/4`, which takes
+    /// `rabbit_queue_consumers:get_consumer/1`, the head of the consumers' queue).
     fn detach(&self, s: &mut NodeState, consumer: Id) {
         let c = &mut s.classic;
         if c.consumers.remove(&consumer).is_some() {
             c.service.retain(|x| *x != consumer);
+            if c.active == Some(consumer) {
+                c.active = c.service.front().copied();
+            }
             let mine: Vec<u64> = c
                 .unacked
                 .iter()
@@ -431,20 +446,28 @@ impl Node {
         }
     }
 
-    /// Hands ready messages to consumers with credit, round robin.
+    /// Hands ready messages to consumers with credit, round robin; with a single active
+    /// consumer, to that one only (`rabbit_queue_consumers:deliver/5`).
     fn deliver(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
         let mut auto_acked = Vec::new();
         while !s.classic.ready.is_empty() {
             let c = &mut s.classic;
-            let mut found = None;
-            for _ in 0..c.service.len() {
-                let id = c.service.pop_front().expect("not empty");
-                c.service.push_back(id);
+            let credit = |c: &ClassicState, id: Id| {
                 let con = &c.consumers[&id];
                 let held = c.unacked.values().filter(|by| **by == id).count() as u32;
-                if con.auto_ack || con.prefetch == 0 || held < con.prefetch {
-                    found = Some(id);
-                    break;
+                con.auto_ack || con.prefetch == 0 || held < con.prefetch
+            };
+            let mut found = None;
+            if self.settings.single_active {
+                found = c.active.filter(|id| credit(c, *id));
+            } else {
+                for _ in 0..c.service.len() {
+                    let id = c.service.pop_front().expect("not empty");
+                    c.service.push_back(id);
+                    if credit(c, id) {
+                        found = Some(id);
+                        break;
+                    }
                 }
             }
             let Some(consumer) = found else { break };

@@ -90,12 +90,48 @@
 //! `publisher.confirms` it counts a message sent when `basic.ack` arrives, and with
 //! `publisher.retry` it publishes again any message whose confirm did not arrive within
 //! `publisher.confirm_timeout` ms or whose connection died first — the documented source of
-//! duplicates. Consumers (`--consumers N`, served round robin) consume with `auto_ack` (the
-//! message counts as delivered when sent) or acknowledge after handling it, with at most
+//! duplicates. Consumers (`--consumers N`, served round robin, or one at a time: see below)
+//! consume with `auto_ack` (the message counts as delivered when sent) or acknowledge after
+//! handling it, with at most
 //! `prefetch` unacknowledged deliveries (`basic.qos`, 0 = unlimited). With `consumer.nack` the
 //! application rejects the first delivery of every tenth message, with or without requeue.
 //! When a channel's connection dies — a reset, or missed heartbeats — the queue requeues its
 //! unacknowledged deliveries, which come back with `redelivered=true`.
+//!
+//! ## Single active consumer
+//!
+//! With the queue argument `x-single-active-consumer=true` (3.8 on; `version=3.3` refuses it) a
+//! queue delivers to one of its consumers at a time, whatever credit the others have; the others
+//! wait, in the order they attached, and get `basic.consume-ok` but nothing else. When the active
+//! consumer's channel goes down, its unacknowledged messages return to the front of the queue
+//! and the first waiting consumer becomes active: it receives them again, flagged redelivered
+//! (and, in a quorum queue, counted as a return), before anything newer. A consumer that
+//! attaches while another is active joins the end of the line, and a waiting consumer whose
+//! channel goes just leaves it.
+//!
+//! - Quorum queues (`rabbit_fifo`): a checkout while a consumer is active adds the new one to
+//!   `waiting_consumers` (`update_consumer/8`, `add_waiting/2`; 4.x sorts the list by priority,
+//!   then credit, then the consumer key, which is the checkout's Raft index: arrival order for the
+//!   model's consumers, as 3.13's plain append is); a `down` of the active consumer's channel
+//!   returns its checked-out messages (`cancel_consumer/5` → `maybe_return_all/6` →
+//!   `return_all/6`, with `delivery_failed` in 4.3) and `activate_next_consumer/2` moves the head
+//!   of the waiting list into `consumers` and the service queue; a waiting consumer's down only
+//!   drops it (`handle_waiting_consumer_down/2`). The whole state is replicated: every member
+//!   agrees on who is active. See `quorum.rs`.
+//! - Classic queues (`rabbit_amqqueue_process`): `basic.consume` adds the consumer to the
+//!   consumers' queue and makes it `active_consumer` if there is none; deliveries go to the
+//!   active consumer only (`rabbit_queue_consumers:deliver/5`); when its channel goes down,
+//!   `handle_ch_down/2` requeues the channel's unacknowledged messages and
+//!   `new_single_active_consumer_after_channel_down/4` takes the head of the consumers' queue
+//!   (`rabbit_queue_consumers:get_consumer/1`), the earliest attached of the rest.
+//!
+//! RabbitMQ's order promise then spans the queue's consumers: what one consumer left
+//! unacknowledged comes back redelivered, and everything else reaches the next consumer in
+//! publish order (`System::promise`). What can still break it is a consumer the broker has given
+//! up on (its heartbeats missed: a partition, a pause) that goes on handling the deliveries it
+//! had received while the next one already handles later messages. A takeover also redelivers
+//! what the dead consumer had handled but not yet acknowledged, so at-most-once still breaks
+//! under crashes.
 //!
 //! # What is simplified
 //!
@@ -106,7 +142,11 @@
 //! queues on other nodes are not modelled. Delivery tags are the queue's message ids. The Raft
 //! group has all nodes as members, with no membership changes, snapshots or pipelining limits.
 //! A promoted mirror flags everything it holds redelivered (mirrors do not track deliveries).
-//! Autoheal picks the winner by node count, not by client connections first. Channel
+//! Autoheal picks the winner by node count, not by client connections first. A single active
+//! consumer has no priority (`x-priority`, with which 4.x lets a higher-priority consumer take
+//! over once the active one has nothing unacknowledged), no consumer timeout and no
+//! `noconnection` handling (a channel lives on the queue leader's node, so it never merely
+//! disconnects); the quorum queue's dead-letter queue goes to the active consumer only. Channel
 //! transactions, TTLs, lazy queues and streams are not modelled; of queue length limits only
 //! `x-max-length` with `x-overflow=reject-publish` is (a full queue answers a publish with
 //! `basic.nack`: `rabbit_amqqueue_process:will_overflow/2`, `rabbit_fifo:evaluate_limit/4`). See
@@ -128,6 +168,15 @@
 //! `rabbit_mirror_queue_slave`/`_master`/`_coordinator` (GM, promotion,
 //! `ha-promote-on-failure`/`-on-shutdown`), `rabbit_channel` (`handle_publishing_queue_down`,
 //! `send_confirms`), `rabbit_misc:is_abnormal_exit`; commits bf3f043 and 5d339c4 (3.3.5);
+//! single active consumer in rabbitmq-server at `v4.3.5` (commit 0dde27bfdd) and `v3.13.7`
+//! (commit 52b38439e5): `deps/rabbit/src/rabbit_fifo.erl` (`update_consumer/8`, `add_waiting/2`,
+//! `sort_waiting/1`, `cancel_consumer/5`, `handle_down/3`, `handle_waiting_consumer_down/2`,
+//! `activate_next_consumer/2`, `return_all/6`), `rabbit_amqqueue_process.erl`
+//! (`handle_call({basic_consume, …})`, `handle_ch_down/2`,
+//! `new_single_active_consumer_after_channel_down/4`), `rabbit_queue_consumers.erl`
+//! (`deliver/5`, `get_consumer/1`); the argument's first release, `v3.8.0` (commit 967ffac80a,
+//! `rabbit_amqqueue:check_single_active_consumer_arg/2`; absent from `v3.7.28`); the
+//! documentation's "Single Active Consumer" (in "Consumers");
 //! Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper (Ongaro and Ousterhout, 2014).
 
 mod client;
@@ -154,6 +203,9 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 pub const NAME: &str = "rabbitmq";
+
+/// The matrix row that runs two consumers on a quorum queue with a single active consumer.
+pub const SINGLE_ACTIVE_ROW: &str = "quorum, single active consumer, 2 consumers";
 
 /// Ra's leader heartbeat (append_entries with no entries) and its election timeout range.
 pub const RAFT_HEARTBEAT: Duration = Duration::from_millis(500);
@@ -422,7 +474,17 @@ impl System for RabbitMq {
                 sets: &["queue.type=quorum", "consumer.nack=requeue", "delivery-limit=1", "dead-letter-exchange=dlx"],
                 claim: "poison-message handling dead-letters what exceeds the delivery limit",
             },
+            Scenario {
+                name: SINGLE_ACTIVE_ROW,
+                sets: &["queue.type=quorum", "x-single-active-consumer=true"],
+                claim: "the article: RabbitMQ is not ordered (a single active consumer keeps the order across the queue's consumers)",
+            },
         ]
+    }
+
+    /// The single active consumer row needs a second consumer to take over.
+    fn row_consumers(row: &Scenario) -> Option<u32> {
+        (row.name == SINGLE_ACTIVE_ROW).then_some(2)
     }
 
     fn keys() -> Vec<Key> {
@@ -521,6 +583,16 @@ impl System for RabbitMq {
             excludes_redelivered: true,
             per_consumer_session: true,
             ..OrderingPromise::default()
+        }
+    }
+
+    /// With `x-single-active-consumer` the queue has one consumer at a time ("Single Active
+    /// Consumer": for when messages must be consumed in the order they arrive), so the promise
+    /// spans the queue's consumers and their channels; redeliveries stay outside it.
+    fn promise(&self) -> OrderingPromise {
+        OrderingPromise {
+            per_consumer_session: !self.settings.single_active,
+            ..Self::ordering()
         }
     }
 

@@ -22,6 +22,15 @@
 //! instead of returned. Since 4.0 a quorum queue without a `delivery-limit` gets 20
 //! (`rabbit_quorum_queue`'s `?DEFAULT_DELIVERY_LIMIT`).
 //!
+//! # Single active consumer
+//!
+//! With `x-single-active-consumer` the service queue ([`Fifo::service`]) holds the active
+//! consumer alone and [`Fifo::waiting`] the others, in the order they checked out. A checkout
+//! while a consumer is active waits (`rabbit_fifo:update_consumer/8`); the active consumer's
+//! `down` returns its checked-out messages as any consumer down does and then activates the head
+//! of the line (`activate_next_consumer/2`), which is served the returned messages first. The
+//! dead-letter queue below is served to the active consumer only.
+//!
 //! # Dead-lettering
 //!
 //! `rabbit_fifo_dlx:discard/4` decides what becomes of a message rejected with `requeue=false`
@@ -204,8 +213,13 @@ pub struct Fifo {
     pub messages: BTreeMap<Index, FifoMsg>,
     pub ready: VecDeque<Index>,
     pub consumers: BTreeMap<Id, FifoConsumer>,
-    /// Round-robin service order.
+    /// Round-robin service order. With `x-single-active-consumer`, the active consumer alone.
     pub service: VecDeque<Id>,
+    /// `x-single-active-consumer`: the attached consumers that are not active, in the order they
+    /// attached (`waiting_consumers`, sorted by priority, then credit, then consumer key — the
+    /// checkout's index — in 4.x; appended in 3.13: the same order for the model's consumers,
+    /// which share one prefetch and have no priority).
+    pub waiting: VecDeque<Id>,
     /// Publish sequence numbers enqueued per (publisher, channel): a repeated enqueue is
     /// confirmed again but not enqueued twice.
     pub enqueuers: BTreeMap<(Id, u32), BTreeSet<u64>>,
@@ -276,7 +290,13 @@ impl Fifo {
                         dead_letters_out: BTreeSet::new(),
                     },
                 );
-                self.service.push_back(*consumer);
+                // `update_consumer/8`: with a single active consumer, a new consumer waits
+                // while another is active (`add_waiting/2`); `basic.consume-ok` either way.
+                if settings.single_active && !self.service.is_empty() {
+                    self.waiting.push_back(*consumer);
+                } else {
+                    self.service.push_back(*consumer);
+                }
                 fx.push((*consumer, RabbitMsg::ConsumeOk));
             }
             Command::Settle {
@@ -383,7 +403,10 @@ impl Fifo {
     }
 
     /// Removes a consumer, returning its checked-out messages (the newest first, so they end up
-    /// at the front in their order).
+    /// at the front in their order). A waiting consumer holds none and just leaves the waiting
+    /// list (`handle_waiting_consumer_down/2`); when the single active consumer goes, the first
+    /// waiting one is activated (`cancel_consumer/5`, then `activate_next_consumer/2`) and is
+    /// served the returned messages first, flagged redelivered.
     fn detach(&mut self, consumer: Id, settings: &Settings) {
         if let Some(c) = self.consumers.remove(&consumer) {
             for id in c.checked_out.iter().rev() {
@@ -393,6 +416,12 @@ impl Fifo {
                 self.dead_ready.push_front(*id);
             }
             self.service.retain(|s| *s != consumer);
+            self.waiting.retain(|s| *s != consumer);
+            if self.service.is_empty() {
+                if let Some(next) = self.waiting.pop_front() {
+                    self.service.push_back(next);
+                }
+            }
         }
     }
 

@@ -62,8 +62,9 @@ fn entry(e: &Entry, names: Names<'_>) -> String {
 
 /// A quorum queue member: its Raft role, log and commit index, and the `rabbit_fifo` state it
 /// applied: ready messages (`(redelivered)` once handed out before, with the returns counted
-/// against `delivery-limit`), each consumer's unsettled messages and prefetch, and the dead-letter
-/// queue with each message's `x-death` reason.
+/// against `delivery-limit`), each consumer's unsettled messages and prefetch (and whether it
+/// waits behind a single active consumer), and the dead-letter queue with each message's
+/// `x-death` reason.
 fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
     let role = match &q.role {
         RaftRole::Leader { matched, .. } => {
@@ -105,8 +106,13 @@ fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
             } else {
                 prefetch(con.prefetch)
             };
+            let waits = if f.waiting.contains(c) {
+                ", waiting"
+            } else {
+                ""
+            };
             format!(
-                "consumer {} ({mode}) unacked [{}]",
+                "consumer {} ({mode}{waits}) unacked [{}]",
                 names.of(*c),
                 unacked.join(" ")
             )
@@ -181,8 +187,12 @@ fn show_classic(c: &ClassicState, disk: &NodeDisk, names: Names<'_>) -> String {
             } else {
                 prefetch(con.prefetch)
             };
+            let waits = match c.active {
+                Some(a) if a != *consumer => ", waiting",
+                _ => "",
+            };
             out += &format!(
-                "; consumer {} ({mode}) unacked [{}]",
+                "; consumer {} ({mode}{waits}) unacked [{}]",
                 names.of(*consumer),
                 unacked.join(" ")
             );
