@@ -350,6 +350,14 @@ impl Node {
             self.client_gone(id, s, src, o);
             return;
         }
+        if msg == RabbitMsg::Open {
+            // The model keeps one connection per client and node, so a client that opens again
+            // has left its earlier one: it restarted, or gave up a dial that did not open. In
+            // RabbitMQ that connection's channels, with their consumers, live on until a write
+            // to it draws a reset or its heartbeats stop, and nothing they are sent reaches the
+            // new connection; the model closes it at once, before the new one opens.
+            self.client_gone(id, s, src, o);
+        }
         if !s.running() {
             // Paused, booting or failed: no listener accepts the connection.
             if !matches!(msg, RabbitMsg::Heartbeat) {
