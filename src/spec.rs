@@ -131,6 +131,9 @@ impl<Z: Sizes> BrokerArgs<Z> {
                 ),
             ));
         }
+        if self.workload.rewind.is_some() {
+            S::replay_row(&config).map_err(|e| bad("rewind", format!("--rewind: {e}")))?;
+        }
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = self
             .workload

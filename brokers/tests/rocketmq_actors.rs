@@ -53,6 +53,7 @@ fn message(seq: u32, queue: u32) -> Message {
         key: None,
         reconsume: 0,
         tran: Tran::Plain,
+        store_ms: 0,
     }
 }
 

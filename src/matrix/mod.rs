@@ -264,7 +264,7 @@ impl MatrixJob<'_> {
         };
         if self.cmd.asks_replay() {
             let replay = match self.cmd.replay_spec::<S>(spec) {
-                Some(replay) => {
+                Ok(replay) => {
                     self.bar
                         .inc_length(self.cmd.faults.0.len() as u64 * self.cmd.seeds);
                     cells::sweep_row::<S>(
@@ -275,12 +275,9 @@ impl MatrixJob<'_> {
                         self.bar,
                     )
                 }
-                None => BTreeMap::from([(
+                Err(why) => BTreeMap::from([(
                     Invariant::Replay.name().to_string(),
-                    cells::not_supported(
-                        &self.cmd.faults.0,
-                        &format!("{} consumers cannot rewind", S::NAME),
-                    ),
+                    cells::not_supported(&self.cmd.faults.0, &why),
                 )]),
             };
             cells.extend(replay);
@@ -341,13 +338,15 @@ impl MatrixCmd {
 
     /// The replay column's sweep: the row's configuration with consumers that rewind `--rewind`
     /// records (default [`REWIND`]), judged for replay alone, so the other columns keep the
-    /// row's own consumers. `None` when the broker's consumers cannot rewind.
-    fn replay_spec<S: System>(&self, spec: &Spec) -> Option<Spec> {
-        S::rewind()?;
+    /// row's own consumers. `Err` says why not when the broker's consumers cannot rewind, or
+    /// cannot in this row's configuration ([`System::replay_row`]).
+    fn replay_spec<S: System>(&self, spec: &Spec) -> Result<Spec, String> {
+        S::rewind().ok_or_else(|| format!("{} consumers cannot rewind", S::NAME))?;
+        S::replay_row(&spec.setup.config)?;
         let mut replay = spec.clone();
         replay.setup.workload.rewind = Some(self.workload.rewind.unwrap_or(REWIND));
         replay.checks = vec![Invariant::Replay];
-        Some(replay)
+        Ok(replay)
     }
 }
 

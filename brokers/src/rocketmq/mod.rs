@@ -405,6 +405,13 @@ pub enum RocketTimer {
     OpBatch,
     /// A producer channel without a heartbeat for `channelExpiredTimeout`.
     ProducerExpired(Id),
+    /// The machine clock's tick (only when consumers rewind by time).
+    Tick,
+    /// The NTP daemon polls the time server.
+    NtpPoll,
+    /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
+    /// writes the reset offsets.
+    ResetSleep,
     // Clients.
     RouteRefresh,
     Send,
@@ -443,7 +450,7 @@ impl Actor for RocketActor {
 
     fn on_start(&self, _id: Id, storage: &Option<RocketDisk>, o: &mut RocketOut) -> RocketState {
         match self {
-            RocketActor::NameServer(n) => RocketState::NameServer(n.start()),
+            RocketActor::NameServer(n) => RocketState::NameServer(n.start(o)),
             RocketActor::Broker(b) => RocketState::Broker(Box::new(b.start(broker::store(storage), o))),
             RocketActor::Producer(p) => {
                 RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
@@ -470,7 +477,7 @@ impl Actor for RocketActor {
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<RocketState>, timer: &RocketTimer, o: &mut RocketOut) {
         match (self, state.to_mut()) {
-            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer),
+            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_timeout(s, timer, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_timeout(s, timer, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_timeout(s, timer, o),
@@ -558,6 +565,18 @@ impl System for RocketMq {
 
     fn validate(config: &Config) -> Result<(), ConfigError> {
         config::validate(config)
+    }
+
+    fn rewind() -> Option<&'static str> {
+        Some("resetOffsetByTime: the group's offset reset to the first message stored at or after a time")
+    }
+
+    fn replay_row(config: &Config) -> Result<(), String> {
+        if config.str("consumer.listener") == "orderly" && config.str("messageModel") == "CLUSTERING" {
+            Ok(())
+        } else {
+            Err("RocketMQ consumers rewind only with consumer.listener=orderly and messageModel=CLUSTERING (allowed: consumer.listener=orderly; concurrent consumers give no order to replay against, BROADCASTING keeps its offsets on the client)".to_string())
+        }
     }
 
     fn build(config: &Config, workload: Workload) -> Self {
