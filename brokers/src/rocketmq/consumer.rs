@@ -8,7 +8,7 @@
 //! broker's max offset, `computePullFromWhereWithException`), and a failed message dropped
 //! (`processConsumeResult`: "BROADCASTING, the message consume failed, drop it").
 
-use super::config::{Listener, MessageModel, Reconsume};
+use super::config::{Listener, MessageModel, Reconsume, Version};
 use super::producer::{CLIENT_STARTUP, POLL_NAMESERVER};
 use super::protocol::{Message, Mq, PullStatus, QueueId, RocketMsg, Route};
 use super::store::RocketFiles;
@@ -687,10 +687,14 @@ impl Consumer {
         let Some(pq) = s.pqs.get(&mq) else { return };
         let Some(&from) = s.read.get(&mq) else { return };
         let caught_up = pq.msgs.is_empty() && !pq.consuming && pq.next_offset == Some(from);
-        if !caught_up
-            || s.rewound.get(&mq).is_some_and(|&r| r >= from)
-            || s.rewinding.contains_key(&mq)
-        {
+        // 4.9 resets every queue of the broker at once: one reset per broker at a time.
+        let pending = match self.settings.version {
+            Version::V5_3 => s.rewinding.contains_key(&mq),
+            Version::V4_9 => {
+                !s.resets.is_empty() || s.rewinding.keys().any(|m| m.group == mq.group)
+            }
+        };
+        if !caught_up || pending || s.rewound.get(&mq).is_some_and(|&r| r >= from) {
             return;
         }
         let Some(master) = Self::master(s, mq.group) else { return };
@@ -763,6 +767,7 @@ impl Consumer {
             s.offsets.insert(mq, offset);
             if let Some(&from) = s.read.get(&mq) {
                 s.rewinding.insert(mq, from);
+                s.rewound.insert(mq, from);
             }
             self.remove(s, mq, o);
         }
