@@ -134,7 +134,7 @@ impl MatrixCmd {
                 S::NAME,
                 scenario.sets.iter().map(|s| s.to_string()).collect(),
                 self.messages,
-                workload,
+                workload.clone(),
             );
             setup.producers = self.producers;
             setup.consumers = self.consumers;
@@ -157,7 +157,7 @@ impl MatrixCmd {
                         &args.setup.sets,
                         &self.faults.0,
                         self.consumers,
-                        &self.workload,
+                        &workload,
                     )
                 })
                 .transpose()?;

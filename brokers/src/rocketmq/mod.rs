@@ -166,6 +166,50 @@
 //! rolled-back transaction's message is never delivered" (`aborted-read`); "a committed one's is
 //! delivered" is at-least-once's `lost`.
 //!
+//! ## Replay by time
+//!
+//! With `--rewind N` (orderly CLUSTERING consumers only: concurrent ones give no order to
+//! replay against, BROADCASTING keeps its offsets on the client) the application replays. Each
+//! message carries its `storeTimestamp`, which the master's clock gives it as its CommitLog
+//! appends it (`DefaultAppendMessageCallback.doAppend`: `msgInner.getStoreTimestamp()`, set
+//! from `System.currentTimeMillis()` in `CommitLog.asyncPutMessage`); slaves keep the
+//! master's. The machine's clock is a counter that a tick of the node's own timers advances by
+//! 100 ms, so the `clock` fault makes it run fast or slow; the NTP daemon polls the NameServer's
+//! host (infrastructure, its clock correct) every 64 s and steps the clock when it is more than
+//! 128 ms off, back as well as forward — so a master whose clock ran fast stamps later messages
+//! with earlier times. A restarted broker's clock reads on from the last timestamp its CommitLog
+//! kept until the first answer. None of this exists in a run without `--rewind`.
+//!
+//! Once caught up with a queue (a pull found nothing new and everything pulled was consumed)
+//! after consuming past where it last rewound, the consumer, acting as `mqadmin
+//! resetOffsetByTime`, asks the queue's master to reset the group's offset to the
+//! `storeTimestamp` of the message it consumed `N` back. The master searches the ConsumeQueue by
+//! time (`ConsumeQueue.getOffsetInQueueByTime`), as each version writes it:
+//! [`store::ConsumeQueues::offset_by_time`] (5.3 `binarySearchInQueueByTime`: the last and first
+//! units checked first, a binary search, then LOWER walks back over equal timestamps) and
+//! [`store::ConsumeQueues::offset_by_time_4_9`] (a binary search that returns any exact match,
+//! else the nearer of its last probes below and above, so possibly a message stored before the
+//! time). Both assume ascending timestamps; after a clock step back they can land past messages
+//! stamped after the time, or before ones stamped earlier.
+//!
+//! - 5.3 (`useServerSideResetOffset=true`, `AdminBrokerProcessor.resetOffset` →
+//!   `resetOffsetInner` with the queue id): the offset goes to
+//!   `ConsumerOffsetManager.resetOffsetTable`; `queryOffset` returns it, `updateConsumerOffset`
+//!   ignores commits while it waits, and the queue's next pull erases it and answers
+//!   `OFFSET_RESET` (PULL_OFFSET_MOVED to the client), which drops the ProcessQueue and commits
+//!   the new offset; the next rebalance takes the queue again from there.
+//! - 4.9 (`Broker2Client.resetOffset`, `isForce=true` as `mqadmin` sends it): every queue of the
+//!   topic on that broker is searched and the table goes one-way
+//!   (`RESET_CONSUMER_CLIENT_OFFSET`) to each consumer of the group. The client
+//!   (`MQClientInstance.resetOffset`, synchronized) suspends (no pulls, no rebalance), drops and
+//!   clears those ProcessQueues, sleeps 10 s, writes each offset to its offset store, removes
+//!   the queue (`removeUnnecessaryMessageQueue`: persist, unlock) and resumes with a rebalance.
+//!   So a 4.9 reset moves every queue of the broker, forward too where the consumer lagged.
+//!
+//! When the queue's new ProcessQueue learns its start below where the consumer had read, the
+//! consumer records `Op::Rewind` in that ProcessQueue's session; the replay checker compares its
+//! re-reads with what was read at those positions.
+//!
 //! # Who is who
 //!
 //! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
@@ -190,13 +234,27 @@
 //! batch services run only in transactional deployments (elsewhere they would find nothing);
 //! half messages are named by CommitLog position, op messages carry one half message each; the
 //! age test of a check is a timer per half message, and a restarted master gives its unresolved
-//! half messages a whole `transactionTimeOut` again (later checks, never fewer). No tags or
-//! filters, batches, `resetOffsetByTime`, DLedger or controller mode yet. See
-//! `docs/rocketmq.md`.
+//! half messages a whole `transactionTimeOut` again (later checks, never fewer). Replay by
+//! time: the clock advances in 100 ms ticks of the node's timers, so a paused broker's clock
+//! falls behind until the next NTP poll steps it forward (earlier stamps after a pause, as
+//! after a step back); NTP's slewing, its network delay and the `stepout` wait are left out;
+//! the application resets one queue at a time (5.3's `queueId`), from the consumer's node; a
+//! pull held when the reset arrives is answered without it (the next pull sees it). No tags or
+//! filters, batches, DLedger or controller mode yet. See `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
-//! apache/rocketmq (tags `rocketmq-all-4.9.7` and `rocketmq-all-5.3.x`):
+//! apache/rocketmq (tags `rocketmq-all-4.9.7` and `rocketmq-all-5.3.x`; replay by time read at
+//! `rocketmq-all-5.3.3` 29d90a4ff96c04c094039685a6106870c58a7e40 and `rocketmq-all-4.9.8`
+//! 2bdd53ef6694ffa19fd00db0b887e4895444f63e: `store/.../ConsumeQueue.java`
+//! (`getOffsetInQueueByTime`, `binarySearchInQueueByTime`), `CommitLog.java`
+//! (`pickupStoreTimestamp`, `DefaultAppendMessageCallback`),
+//! `broker/.../processor/AdminBrokerProcessor.java` (`resetOffset`, `resetOffsetInner`),
+//! `broker/.../offset/ConsumerOffsetManager.java` (`assignResetOffset`,
+//! `queryThenEraseResetOffset`, `queryOffset`), `PullMessageProcessor.java` (OFFSET_RESET),
+//! `ConsumerManageProcessor.java`, `common/.../BrokerConfig.java` (`useServerSideResetOffset`),
+//! `broker/.../client/net/Broker2Client.java` (`resetOffset`), `client/.../MQClientInstance.java`
+//! (`resetOffset`), `tools/.../ResetOffsetByTimeCommand.java` (`force` true by default)):
 //! `store/.../CommitLog.java` (`asyncPutMessage`, `handleDiskFlushAndHA`, `handleHA`,
 //! 4.9 `submitReplicaRequest`, `getConfirmOffset`, `FlushRealTimeService`,
 //! `GroupCommitService`), `store/.../DefaultMessageStore.java` (`ReputMessageService`,
