@@ -824,7 +824,10 @@ fn the_search_by_time_finds_the_first_message_at_or_after_it_in_5_3_and_the_near
     assert_eq!(cq.offset_by_time_4_9(&log, 0, 150), 1);
     assert_eq!(cq.offset_by_time_4_9(&log, 0, 50), 0);
     // An empty queue has no mapped file: 0.
-    assert_eq!(ConsumeQueues::default().offset_by_time(&log, 1, 150, Boundary::Lower), 0);
+    assert_eq!(
+        ConsumeQueues::default().offset_by_time(&log, 1, 150, Boundary::Lower),
+        0
+    );
 }
 
 #[test]
@@ -867,7 +870,10 @@ fn the_master_stamps_messages_with_its_clock_only_when_consumers_rewind() {
         .any(|c| matches!(c, Command::SetTimer(RocketTimer::Tick, _))));
     plain.deliver(A0, P0, send(1, 0));
     assert_eq!(broker(&plain, A0).clock, None);
-    assert_eq!(broker(&plain, A0).disk.commitlog.get(0).unwrap().store_ms, 0);
+    assert_eq!(
+        broker(&plain, A0).disk.commitlog.get(0).unwrap().store_ms,
+        0
+    );
 
     let mut n = rewinding(&[]);
     let cmds = n.start(A0);
@@ -919,10 +925,13 @@ fn a_5_3_reset_by_time_is_kept_on_the_broker_for_the_queues_next_pull() {
         },
     );
     assert!(sent(&cmds).is_empty(), "5.3 tells no client");
-    let query = |n: &mut Nodes| match sent(&n.deliver(A0, C0, RocketMsg::QueryConsumerOffset { queue: 0 })).pop() {
-        Some((_, RocketMsg::ConsumerOffset { offset, .. })) => offset,
-        other => panic!("{other:?}"),
-    };
+    let query =
+        |n: &mut Nodes| match sent(&n.deliver(A0, C0, RocketMsg::QueryConsumerOffset { queue: 0 }))
+            .pop()
+        {
+            Some((_, RocketMsg::ConsumerOffset { offset, .. })) => offset,
+            other => panic!("{other:?}"),
+        };
     assert_eq!(query(&mut n), 2);
     // The client's own commit does not undo it while it waits...
     n.deliver(
@@ -939,7 +948,9 @@ fn a_5_3_reset_by_time_is_kept_on_the_broker_for_the_queues_next_pull() {
         Some(PullStatus::OffsetMoved(2))
     );
     assert_eq!(query(&mut n), 2);
-    assert!(matches!(pulled(&n.deliver(A0, C0, pull(10, 2))), Some(PullStatus::Found(m)) if m[0].0 == 2));
+    assert!(
+        matches!(pulled(&n.deliver(A0, C0, pull(10, 2))), Some(PullStatus::Found(m)) if m[0].0 == 2)
+    );
 }
 
 #[test]
@@ -973,8 +984,14 @@ fn a_4_9_reset_by_time_goes_to_the_clients_which_suspend_and_take_the_queues_aga
     // The consumer: suspended for 10 s, then the offsets written and persisted, the queue
     // dropped for the rebalance to take again.
     n.start(C0);
-    let cmds = n.deliver(C0, A0, RocketMsg::ResetConsumerClientOffset { offsets: table });
-    assert!(cmds.iter().any(|c| matches!(c, Command::SetTimer(RocketTimer::ResetSleep, d) if d.start.as_secs() == 10)));
+    let cmds = n.deliver(
+        C0,
+        A0,
+        RocketMsg::ResetConsumerClientOffset { offsets: table },
+    );
+    assert!(cmds.iter().any(
+        |c| matches!(c, Command::SetTimer(RocketTimer::ResetSleep, d) if d.start.as_secs() == 10)
+    ));
     match n.state(C0) {
         RocketState::Consumer(c) => assert_eq!(c.resets.len(), 1),
         _ => unreachable!(),

@@ -2259,13 +2259,22 @@ fn a_new_session_in_another_scope_does_not_end_a_replay() {
         .build();
     let vs = replay_violations(&h);
     assert_eq!(vs.len(), 1, "{vs:#?}");
-    assert_violation(&vs[0], Invariant::Replay, Kind::ReplaySkip, &[m(0, 1), m(0, 2)]);
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::ReplaySkip,
+        &[m(0, 1), m(0, 2)],
+    );
     // A new session in the replay's own scope still ends it, judged on what it re-read.
     let cut = rewind(read_three(), 0, 1, 3, 0)
         .deliver(dv(m(0, 0), 0).pos(0).session(1))
         .deliver(dv(m(0, 2), 0).pos(2).session(2))
         .build();
-    assert!(replay_violations(&cut).is_empty(), "{:#?}", replay_violations(&cut));
+    assert!(
+        replay_violations(&cut).is_empty(),
+        "{:#?}",
+        replay_violations(&cut)
+    );
 }
 
 #[test]

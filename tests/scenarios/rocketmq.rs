@@ -458,7 +458,10 @@ fn async_flush_power_loss_rewrites_positions_a_reset_consumer_had_read() {
 #[test]
 fn rewinding_is_refused_where_rocketmq_consumers_cannot_replay() {
     // Concurrent consumers (the default listener) and BROADCASTING.
-    bad_input(&["sim", "--broker", "rocketmq", "--rewind", "10"], "consumer.listener");
+    bad_input(
+        &["sim", "--broker", "rocketmq", "--rewind", "10"],
+        "consumer.listener",
+    );
     bad_input(
         &[
             "sim",
