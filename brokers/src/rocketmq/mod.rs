@@ -427,7 +427,7 @@ pub enum RocketState {
     NameServer(NameServerState),
     Broker(Box<BrokerState>),
     Producer(ProducerState),
-    Consumer(ConsumerState),
+    Consumer(Box<ConsumerState>),
 }
 
 /// What a node keeps across a restart: a broker's store, a client application's record.
@@ -518,7 +518,7 @@ impl Actor for RocketActor {
                     Some(RocketFiles::LocalOffsets(offsets)) => offsets.clone(),
                     _ => Default::default(),
                 };
-                RocketState::Consumer(c.start(Disk::restored_app_log(storage), stored, o))
+                RocketState::Consumer(Box::new(c.start(Disk::restored_app_log(storage), stored, o)))
             }
         }
     }

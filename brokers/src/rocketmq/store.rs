@@ -227,7 +227,7 @@ impl ConsumeQueues {
             let mut found = target;
             match boundary {
                 Boundary::Lower => {
-                    while found - 1 >= floor && at(found - 1) == t {
+                    while found > floor && at(found - 1) == t {
                         found -= 1;
                     }
                 }
