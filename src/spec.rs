@@ -131,6 +131,9 @@ impl<Z: Sizes> BrokerArgs<Z> {
                 ),
             ));
         }
+        if self.workload.rewind.is_some() {
+            S::replay_row(&config).map_err(|e| bad("rewind", format!("--rewind: {e}")))?;
+        }
         let faults: FaultSet = self.faults.parse().map_err(|e| bad("faults", e))?;
         let workload = self
             .workload
@@ -217,8 +220,9 @@ pub struct WorkloadArgs {
     #[arg(long)]
     pub producer_crashes: bool,
     /// Consumers replay: each time one has caught up with a partition after reading records it
-    /// had not read before, it seeks back N records and reads them again (brokers whose consumers
-    /// can rewind: kafka). `--check replay` judges the re-reads.
+    /// had not read before, it goes back N records and reads them again (brokers whose consumers
+    /// can rewind: kafka, by offset; rocketmq with consumer.listener=orderly, by time, to the
+    /// storeTimestamp of the message N back). `--check replay` judges the re-reads.
     #[arg(long, value_name = "N", value_parser = int(1u32, 10_000))]
     pub rewind: Option<u32>,
 }

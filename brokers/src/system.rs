@@ -262,6 +262,13 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
         None
     }
 
+    /// Can consumers in this configuration rewind ([`System::rewind`]) so that a replay is
+    /// judged? `Err` says why not, naming the keys that would allow it: `--rewind` refuses the
+    /// configuration and the matrix's replay column reads "not supported" in its row.
+    fn replay_row(_config: &Config) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The order the broker promises, which the ordering checker judges within: what the scope
     /// of its sends and deliveries stands for, and which of them the promise leaves out.
     fn ordering() -> OrderingPromise;

@@ -7,8 +7,10 @@
 use mqcheck_brokers::rocketmq::protocol::{
     LocalTransactionState, Message, PullStatus, SendStatus, Tran,
 };
+use mqcheck_brokers::rocketmq::store::{Boundary, CommitLog, ConsumeQueues};
 use mqcheck_brokers::rocketmq::{
-    allocate, Mq, RocketDisk, RocketFiles, RocketMq, RocketMsg, RocketState, RocketTimer,
+    allocate, BrokerState, Mq, RocketDisk, RocketFiles, RocketMq, RocketMsg, RocketState,
+    RocketTimer,
 };
 use mqcheck_brokers::{Disk, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -53,6 +55,7 @@ fn message(seq: u32, queue: u32) -> Message {
         key: None,
         reconsume: 0,
         tran: Tran::Plain,
+        store_ms: 0,
     }
 }
 
@@ -779,4 +782,223 @@ fn a_transactional_producer_heartbeats_every_master() {
     assert!(!cmds
         .iter()
         .any(|c| matches!(c, Command::SetTimer(RocketTimer::Heartbeat, _))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay by time: storeTimestamp, getOffsetInQueueByTime, resetOffsetByTime
+// ---------------------------------------------------------------------------------------------
+
+/// A CommitLog holding one message per timestamp, all in queue 0, and its ConsumeQueue.
+fn stamped(stamps: &[u64]) -> (CommitLog, ConsumeQueues) {
+    let mut log = CommitLog::default();
+    for (seq, ms) in stamps.iter().enumerate() {
+        log.append(Message {
+            store_ms: *ms,
+            ..message(seq as u32, 0)
+        });
+    }
+    let mut cq = ConsumeQueues::default();
+    cq.dispatch(&log, log.end());
+    (log, cq)
+}
+
+#[test]
+fn the_search_by_time_finds_the_first_message_at_or_after_it_in_5_3_and_the_nearest_in_4_9() {
+    let (log, cq) = stamped(&[100, 100, 200, 200, 300]);
+    let lower = |t| cq.offset_by_time(&log, 0, t, Boundary::Lower);
+    let upper = |t| cq.offset_by_time(&log, 0, t, Boundary::Upper);
+    // 5.3: LOWER walks back to the first of equal timestamps, UPPER on to the last.
+    assert_eq!((lower(200), upper(200)), (2, 3));
+    assert_eq!((lower(100), upper(100)), (0, 1));
+    // A time no message has: LOWER the message after it, UPPER the one before.
+    assert_eq!((lower(150), upper(150)), (2, 1));
+    // Before the first message and after the last.
+    assert_eq!(lower(50), 0);
+    assert_eq!((lower(400), upper(400)), (5, 4));
+    // 4.9: an exact probe is returned as found, wherever it is in a run of equal timestamps;
+    // without one the nearer neighbour, here the message stored before the time.
+    let (log, cq) = stamped(&[100, 200, 200, 200, 300]);
+    assert_eq!(cq.offset_by_time_4_9(&log, 0, 200), 2);
+    assert_eq!(cq.offset_by_time(&log, 0, 200, Boundary::Lower), 1);
+    let (log, cq) = stamped(&[100, 100, 200, 200, 300]);
+    assert_eq!(cq.offset_by_time_4_9(&log, 0, 150), 1);
+    assert_eq!(cq.offset_by_time_4_9(&log, 0, 50), 0);
+    // An empty queue has no mapped file: 0.
+    assert_eq!(
+        ConsumeQueues::default().offset_by_time(&log, 1, 150, Boundary::Lower),
+        0
+    );
+}
+
+#[test]
+fn timestamps_out_of_order_mislead_both_searches() {
+    // The master's clock ran ahead and was stepped back after offset 1: offset 1 was stored
+    // at "5 s", offsets 2 and 3 earlier by the clock. A reset to 4 s should re-read offset 1,
+    // the only message stamped at or after it before offset 4.
+    let (log, cq) = stamped(&[1000, 5000, 2000, 3000, 6000]);
+    // The binary search probes 2 (2 s), 3 (3 s), 4 (6 s) and never sees offset 1.
+    assert_eq!(cq.offset_by_time(&log, 0, 4000, Boundary::Lower), 4);
+    assert_eq!(cq.offset_by_time_4_9(&log, 0, 4000), 3);
+    // With the timestamps in order the same search finds it.
+    let (log, cq) = stamped(&[1000, 5000, 5500, 5800, 6000]);
+    assert_eq!(cq.offset_by_time(&log, 0, 4000, Boundary::Lower), 1);
+    // The corner cases trust the ends: a last message stamped before the time answers "past
+    // the end", whatever lies before it.
+    let (log, cq) = stamped(&[1000, 5000, 2000]);
+    assert_eq!(cq.offset_by_time(&log, 0, 4000, Boundary::Lower), 3);
+}
+
+fn rewinding(sets: &[&str]) -> Nodes {
+    let mut w = Workload::new(4, 1, 1);
+    w.rewind = Some(2);
+    Nodes::of(&harness::system(sets, w))
+}
+
+fn broker(n: &Nodes, id: usize) -> &BrokerState {
+    match n.state(id) {
+        RocketState::Broker(b) => b,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_master_stamps_messages_with_its_clock_only_when_consumers_rewind() {
+    let mut plain = nodes(&[]);
+    let cmds = plain.start(A0);
+    assert!(!cmds
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(RocketTimer::Tick, _))));
+    plain.deliver(A0, P0, send(1, 0));
+    assert_eq!(broker(&plain, A0).clock, None);
+    assert_eq!(
+        broker(&plain, A0).disk.commitlog.get(0).unwrap().store_ms,
+        0
+    );
+
+    let mut n = rewinding(&[]);
+    let cmds = n.start(A0);
+    assert!(sent(&cmds).contains(&(NS, RocketMsg::NtpQuery)));
+    for _ in 0..30 {
+        n.fire(A0, RocketTimer::Tick);
+    }
+    n.deliver(A0, P0, send(1, 0));
+    assert_eq!(broker(&n, A0).disk.commitlog.get(0).unwrap().store_ms, 3000);
+    // The time server says 2 s: more than 128 ms off, the clock is stepped back, and the next
+    // message is stamped before the first.
+    n.deliver(A0, NS, RocketMsg::NtpTime { ms: 2000 });
+    n.deliver(A0, P0, send(2, 1));
+    assert_eq!(broker(&n, A0).disk.commitlog.get(1).unwrap().store_ms, 2000);
+    // Within the step threshold it is left alone.
+    n.deliver(A0, NS, RocketMsg::NtpTime { ms: 2100 });
+    assert_eq!(broker(&n, A0).clock, Some(2000));
+    // The NameServer's host answers with its own clock.
+    n.start(NS);
+    n.fire(NS, RocketTimer::Tick);
+    let cmds = n.deliver(NS, A0, RocketMsg::NtpQuery);
+    assert!(sent(&cmds).contains(&(A0, RocketMsg::NtpTime { ms: 100 })));
+}
+
+#[test]
+fn a_5_3_reset_by_time_is_kept_on_the_broker_for_the_queues_next_pull() {
+    let mut n = rewinding(&[]);
+    n.start(A0);
+    for seq in 0..4 {
+        n.fire(A0, RocketTimer::Tick);
+        n.deliver(A0, P0, send(u64::from(seq) + 1, seq));
+    }
+    // Consumed and committed up to 4.
+    n.deliver(
+        A0,
+        C0,
+        RocketMsg::UpdateConsumerOffset {
+            queue: 0,
+            offset: 4,
+        },
+    );
+    // Reset to the time of the third message (offset 2).
+    let cmds = n.deliver(
+        A0,
+        C0,
+        RocketMsg::ResetOffset {
+            queue: 0,
+            timestamp: 300,
+        },
+    );
+    assert!(sent(&cmds).is_empty(), "5.3 tells no client");
+    let query =
+        |n: &mut Nodes| match sent(&n.deliver(A0, C0, RocketMsg::QueryConsumerOffset { queue: 0 }))
+            .pop()
+        {
+            Some((_, RocketMsg::ConsumerOffset { offset, .. })) => offset,
+            other => panic!("{other:?}"),
+        };
+    assert_eq!(query(&mut n), 2);
+    // The client's own commit does not undo it while it waits...
+    n.deliver(
+        A0,
+        C0,
+        RocketMsg::UpdateConsumerOffset {
+            queue: 0,
+            offset: 4,
+        },
+    );
+    // ... and the next pull is answered OFFSET_RESET (PULL_OFFSET_MOVED) with it, once.
+    assert_eq!(
+        pulled(&n.deliver(A0, C0, pull(9, 4))),
+        Some(PullStatus::OffsetMoved(2))
+    );
+    assert_eq!(query(&mut n), 2);
+    assert!(
+        matches!(pulled(&n.deliver(A0, C0, pull(10, 2))), Some(PullStatus::Found(m)) if m[0].0 == 2)
+    );
+}
+
+#[test]
+fn a_4_9_reset_by_time_goes_to_the_clients_which_suspend_and_take_the_queues_again() {
+    let mut n = rewinding(&["version=4.9"]);
+    n.start(A0);
+    for seq in 0..4 {
+        n.fire(A0, RocketTimer::Tick);
+        n.deliver(A0, P0, send(u64::from(seq) + 1, seq));
+    }
+    n.deliver(A0, C0, RocketMsg::Heartbeat { consumer: 0 });
+    let cmds = n.deliver(
+        A0,
+        C0,
+        RocketMsg::ResetOffset {
+            queue: 0,
+            timestamp: 300,
+        },
+    );
+    // Every queue of the topic on the broker, searched by time (an empty one at 0), to each
+    // consumer of the group; nothing kept on the broker.
+    let table = sent(&cmds)
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            RocketMsg::ResetConsumerClientOffset { offsets } if to == C0 => Some(offsets),
+            _ => None,
+        })
+        .expect("told the consumer");
+    assert_eq!(table, vec![(0, 2), (1, 0), (2, 0), (3, 0)]);
+    assert!(broker(&n, A0).reset.is_empty());
+    // The consumer: suspended for 10 s, then the offsets written and persisted, the queue
+    // dropped for the rebalance to take again.
+    n.start(C0);
+    let cmds = n.deliver(
+        C0,
+        A0,
+        RocketMsg::ResetConsumerClientOffset { offsets: table },
+    );
+    assert!(cmds.iter().any(
+        |c| matches!(c, Command::SetTimer(RocketTimer::ResetSleep, d) if d.start.as_secs() == 10)
+    ));
+    match n.state(C0) {
+        RocketState::Consumer(c) => assert_eq!(c.resets.len(), 1),
+        _ => unreachable!(),
+    }
+    n.fire(C0, RocketTimer::ResetSleep);
+    match n.state(C0) {
+        RocketState::Consumer(c) => assert!(c.resets.is_empty()),
+        _ => unreachable!(),
+    }
 }

@@ -527,7 +527,8 @@ pub(crate) enum ReplayEnd {
     Complete,
     /// It rewound again first.
     Rewound,
-    /// A new session began (a rebalance, a restart): it may have been assigned elsewhere.
+    /// A new session began in its scope (a rebalance, a restart): it may have been assigned
+    /// elsewhere.
     Interrupted,
     /// The history ended in the middle of it.
     Unfinished,
@@ -595,9 +596,13 @@ pub(crate) fn replays(history: &History) -> Vec<Replay> {
                 session,
                 ..
             } => {
-                open.retain(|&(g, c, _), r| {
-                    let other_session =
-                        g == *group && c == *consumer && out[*r].session != *session;
+                // Sessions are per scope where the broker keeps one per queue (RocketMQ's
+                // ProcessQueue): only a new session in the replay's own scope ends it.
+                open.retain(|&(g, c, sc), r| {
+                    let other_session = g == *group
+                        && c == *consumer
+                        && sc == *scope
+                        && out[*r].session != *session;
                     if other_session {
                         out[*r].end = ReplayEnd::Interrupted;
                     }

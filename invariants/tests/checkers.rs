@@ -2264,6 +2264,36 @@ fn a_rewind_to_the_middle_rereads_from_there_and_records_read_by_others_count() 
 }
 
 #[test]
+fn a_new_session_in_another_scope_does_not_end_a_replay() {
+    // RocketMQ keeps a session per queue: the consumer's delivery from another queue, in that
+    // queue's own session, leaves the replay of scope 0 open, and its skip of position 1 counts.
+    let h = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .sent(m(1, 0), 1, &[0])
+        .deliver(dv(m(1, 0), 0).scope(1).pos(0).session(2))
+        .deliver(dv(m(0, 2), 0).pos(2).session(1))
+        .build();
+    let vs = replay_violations(&h);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Replay,
+        Kind::ReplaySkip,
+        &[m(0, 1), m(0, 2)],
+    );
+    // A new session in the replay's own scope still ends it, judged on what it re-read.
+    let cut = rewind(read_three(), 0, 1, 3, 0)
+        .deliver(dv(m(0, 0), 0).pos(0).session(1))
+        .deliver(dv(m(0, 2), 0).pos(2).session(2))
+        .build();
+    assert!(
+        replay_violations(&cut).is_empty(),
+        "{:#?}",
+        replay_violations(&cut)
+    );
+}
+
+#[test]
 fn a_replay_in_progress_is_not_settled() {
     let h = rewind(read_three(), 0, 1, 3, 0)
         .deliver(dv(m(0, 0), 0).pos(0).session(1))

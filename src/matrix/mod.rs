@@ -134,7 +134,7 @@ impl MatrixCmd {
                 S::NAME,
                 scenario.sets.iter().map(|s| s.to_string()).collect(),
                 self.messages,
-                workload,
+                workload.clone(),
             );
             let consumers = S::row_consumers(&scenario).unwrap_or(self.consumers);
             setup.producers = self.producers;
@@ -158,7 +158,7 @@ impl MatrixCmd {
                         &args.setup.sets,
                         &self.faults.0,
                         consumers,
-                        &self.workload,
+                        &workload,
                     )
                 })
                 .transpose()?;
@@ -265,7 +265,7 @@ impl MatrixJob<'_> {
         };
         if self.cmd.asks_replay() {
             let replay = match self.cmd.replay_spec::<S>(spec) {
-                Some(replay) => {
+                Ok(replay) => {
                     self.bar
                         .inc_length(self.cmd.faults.0.len() as u64 * self.cmd.seeds);
                     cells::sweep_row::<S>(
@@ -276,12 +276,9 @@ impl MatrixJob<'_> {
                         self.bar,
                     )
                 }
-                None => BTreeMap::from([(
+                Err(why) => BTreeMap::from([(
                     Invariant::Replay.name().to_string(),
-                    cells::not_supported(
-                        &self.cmd.faults.0,
-                        &format!("{} consumers cannot rewind", S::NAME),
-                    ),
+                    cells::not_supported(&self.cmd.faults.0, &why),
                 )]),
             };
             cells.extend(replay);
@@ -342,13 +339,15 @@ impl MatrixCmd {
 
     /// The replay column's sweep: the row's configuration with consumers that rewind `--rewind`
     /// records (default [`REWIND`]), judged for replay alone, so the other columns keep the
-    /// row's own consumers. `None` when the broker's consumers cannot rewind.
-    fn replay_spec<S: System>(&self, spec: &Spec) -> Option<Spec> {
-        S::rewind()?;
+    /// row's own consumers. `Err` says why not when the broker's consumers cannot rewind, or
+    /// cannot in this row's configuration ([`System::replay_row`]).
+    fn replay_spec<S: System>(&self, spec: &Spec) -> Result<Spec, String> {
+        S::rewind().ok_or_else(|| format!("{} consumers cannot rewind", S::NAME))?;
+        S::replay_row(&spec.setup.config)?;
         let mut replay = spec.clone();
         replay.setup.workload.rewind = Some(self.workload.rewind.unwrap_or(REWIND));
         replay.checks = vec![Invariant::Replay];
-        Some(replay)
+        Ok(replay)
     }
 }
 

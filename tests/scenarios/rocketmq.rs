@@ -402,3 +402,91 @@ fn a_committed_transaction_checked_transaction_check_max_times_is_lost() {
     ));
     assert_eq!(code, 0);
 }
+
+/// Replay by time (`--rewind`): an orderly consumer resets its group's offset by time
+/// (`resetOffsetByTime`) to the storeTimestamp of the message it read ten back, and reads again.
+const ORDERLY_REWINDING: &str =
+    "--broker rocketmq --set producer.selector=hash --set consumer.listener=orderly --rewind 10 --messages 40";
+
+#[test]
+fn a_consumer_reset_by_time_rereads_the_same_messages_in_both_versions() {
+    for version in ["5.3", "4.9"] {
+        let json = held(
+            &format!("{ORDERLY_REWINDING} --set version={version} --faults crash,pause,partition,loss,clock --seeds 40"),
+            &["replay"],
+        );
+        let (sends, delivered) = (
+            json["coverage"]["sends"].as_u64().unwrap(),
+            json["coverage"]["delivered"].as_u64().unwrap(),
+        );
+        assert!(
+            delivered > sends + sends / 4,
+            "{version}: the consumers re-read after the reset: {delivered} deliveries of {sends} sends"
+        );
+    }
+    // Each version's own path, in the timeline.
+    let run = |version: &str| {
+        let line = format!("replay --full {ORDERLY_REWINDING} --set version={version} --faults none --check replay --seed 1");
+        mqcheck(&line.split_whitespace().collect::<Vec<_>>()).stdout
+    };
+    let v53 = run("5.3");
+    assert!(v53.contains("INVOKE_BROKER_TO_RESET_OFFSET"), "{v53}");
+    assert!(v53.contains("OFFSET_MOVED"), "{v53}");
+    assert!(!v53.contains("RESET_CONSUMER_CLIENT_OFFSET"), "{v53}");
+    assert!(v53.contains("app: rewind scope"), "{v53}");
+    let v49 = run("4.9");
+    assert!(v49.contains("RESET_CONSUMER_CLIENT_OFFSET"), "{v49}");
+    assert!(v49.contains("app: rewind scope"), "{v49}");
+}
+
+#[test]
+fn async_flush_power_loss_rewrites_positions_a_reset_consumer_had_read() {
+    let v = violated(
+        &format!("{ORDERLY_REWINDING} --set flushDiskType=ASYNC_FLUSH --faults power --seeds 40"),
+        "replay",
+    );
+    assert_eq!(v["kind"], "inconsistent-offsets", "{v}");
+    let r = reproduce(&v);
+    assert!(r.stdout.contains("was read as"), "{}", r.stdout);
+    // SYNC_FLUSH keeps every position through the same power losses.
+    held(
+        &format!("{ORDERLY_REWINDING} --set flushDiskType=SYNC_FLUSH --faults power --seeds 40"),
+        &["replay"],
+    );
+}
+
+#[test]
+fn rewinding_is_refused_where_rocketmq_consumers_cannot_replay() {
+    // Concurrent consumers (the default listener) and BROADCASTING.
+    bad_input(
+        &["sim", "--broker", "rocketmq", "--rewind", "10"],
+        "consumer.listener",
+    );
+    bad_input(
+        &[
+            "sim",
+            "--broker",
+            "rocketmq",
+            "--set",
+            "consumer.listener=orderly",
+            "--set",
+            "messageModel=BROADCASTING",
+            "--rewind",
+            "10",
+        ],
+        "messageModel",
+    );
+    // Without --rewind the replay check has nothing to judge.
+    bad_input(
+        &[
+            "sim",
+            "--broker",
+            "rocketmq",
+            "--set",
+            "consumer.listener=orderly",
+            "--check",
+            "replay",
+        ],
+        "--rewind",
+    );
+}

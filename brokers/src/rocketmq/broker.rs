@@ -7,7 +7,7 @@ use super::config::{BrokerRole, FlushDiskType, Transaction, Version};
 use super::protocol::{
     LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendStatus, Tran,
 };
-use super::store::{ConsumeQueues, RocketFiles, StoreDisk};
+use super::store::{Boundary, ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::Disk;
 use stateright::actor::Id;
@@ -34,6 +34,14 @@ pub const LOCK_MAX_LIVE: Duration = Duration::from_secs(60);
 const OFFSET_FLUSH: Duration = Duration::from_secs(5);
 /// How long a broker takes to start before it registers.
 const STARTUP: Duration = Duration::from_millis(100);
+/// How far the machine's clock advances per tick of the node's own timers (the granularity of
+/// `storeTimestamp` in the model: messages stored within one tick share a timestamp).
+pub const TICK: Duration = Duration::from_millis(100);
+/// The NTP daemon's poll interval (ntpd's and chrony's default `minpoll` 6: 64 s).
+pub const NTP_POLL: Duration = Duration::from_secs(64);
+/// ntpd's step threshold (`tinker step`, 0.128 s): a larger offset is stepped at once, back as
+/// well as forward (the slewing of smaller offsets is not modelled).
+const NTP_STEP: u64 = 128;
 /// How soon the group commit service flushes after a put woke it.
 const GROUP_COMMIT: Duration = Duration::from_millis(1);
 /// 5.x `transactionOpBatchInterval`: how often `TransactionalOpBatchService` writes the op
@@ -90,6 +98,13 @@ pub struct BrokerState {
     pub immune: BTreeSet<u64>,
     /// 5.x: the half messages `deletePrepareMessage` queued for the next op batch.
     pub pending_ops: Vec<u64>,
+    /// The machine's clock (`System.currentTimeMillis()`, ms) when consumers rewind by time
+    /// (`--rewind`): it advances by `TICK` each tick of this node's own timers, so a clock
+    /// fault makes it run fast or slow, and the NTP daemon steps it to the time server's.
+    pub clock: Option<u64>,
+    /// 5.3 `ConsumerOffsetManager.resetOffsetTable`: offsets a reset assigned, which the next
+    /// pull of the queue returns (`OFFSET_RESET`) and erases.
+    pub reset: BTreeMap<QueueId, u64>,
 }
 
 impl BrokerState {
@@ -133,6 +148,14 @@ impl Broker {
             self.save(&s, o);
         }
         s.offsets = s.disk.offsets.clone();
+        if self.settings.workload.rewind.is_some() {
+            // Until the time server answers, the clock reads on from the last storeTimestamp
+            // the recovery found (the model keeps no clock across a restart).
+            s.clock = Some(s.disk.commitlog.entries.iter().map(|m| m.store_ms).max().unwrap_or(0));
+            o.set_timer(RocketTimer::Tick, exact(TICK));
+            o.send(self.settings.namesrv(), RocketMsg::NtpQuery);
+            o.set_timer(RocketTimer::NtpPoll, exact(NTP_POLL));
+        }
         let bound = s.confirm_offset();
         s.cq.dispatch(&s.disk.commitlog, bound);
         // The first registration once the process is up (the NameServer started first).
@@ -230,11 +253,27 @@ impl Broker {
             RocketMsg::QueryConsumerOffset { queue } => {
                 // QueryConsumerOffsetProcessor: a group without an offset whose queue still
                 // starts at 0 in memory reads from 0.
-                let offset = s.offsets.get(&queue).copied().unwrap_or(0);
+                // 5.3 `queryOffset`: a reset offset not yet pulled comes first.
+                let offset = s
+                    .reset
+                    .get(&queue)
+                    .or(s.offsets.get(&queue))
+                    .copied()
+                    .unwrap_or(0);
                 o.send(src, RocketMsg::ConsumerOffset { queue, offset });
             }
-            RocketMsg::UpdateConsumerOffset { queue, offset } => {
+            // 5.3 `ConsumerManageProcessor.updateConsumerOffset`: ignored while a reset waits.
+            RocketMsg::UpdateConsumerOffset { queue, offset } if !s.reset.contains_key(&queue) => {
                 s.offsets.insert(queue, offset);
+            }
+            RocketMsg::ResetOffset { queue, timestamp } if self.is_master() => {
+                self.reset_offset(s, queue, timestamp, o)
+            }
+            RocketMsg::NtpTime { ms } => {
+                // ntpd steps a clock more than 128 ms off (its step threshold) at once.
+                if let Some(clock) = s.clock.as_mut().filter(|c| c.abs_diff(ms) > NTP_STEP) {
+                    *clock = ms;
+                }
             }
             RocketMsg::GetMaxOffset { queue } => {
                 // GetMaxOffsetProcessor: the ConsumeQueue's end, what was dispatched.
@@ -248,7 +287,23 @@ impl Broker {
                 commit,
             } => {
                 if let (true, Some(c)) = (self.is_master(), commit) {
-                    s.offsets.insert(queue, c);
+                    if !s.reset.contains_key(&queue) {
+                        s.offsets.insert(queue, c);
+                    }
+                }
+                // 5.3 `PullMessageProcessor`: `queryThenEraseResetOffset`, answered OFFSET_RESET
+                // (PULL_OFFSET_MOVED to the client) with the reset offset.
+                if let Some(reset) = s.reset.remove(&queue) {
+                    s.offsets.insert(queue, reset);
+                    o.send(
+                        src,
+                        RocketMsg::PullResult {
+                            request,
+                            queue,
+                            status: PullStatus::OffsetMoved(reset),
+                        },
+                    );
+                    return;
                 }
                 self.pull(s, src, request, queue, offset, o);
             }
@@ -301,6 +356,14 @@ impl Broker {
         }
     }
 
+    /// `CommitLog` append on the master: `DefaultAppendMessageCallback.doAppend` stamps the
+    /// message with the broker's clock (`storeTimestamp`), whatever order that puts the
+    /// timestamps in.
+    fn append(&self, s: &mut BrokerState, m: Message) -> u64 {
+        let store_ms = s.clock.unwrap_or(0);
+        s.disk.commitlog.append(Message { store_ms, ..m })
+    }
+
     /// `SendMessageProcessor` → `CommitLog.asyncPutMessage`: append, then wait for the flush
     /// and the slaves as configured.
     fn put(&self, s: &mut BrokerState, src: Id, request: u64, m: Message, o: &mut RocketOut) {
@@ -320,7 +383,7 @@ impl Broker {
         } else {
             m
         };
-        let end = s.disk.commitlog.append(m);
+        let end = self.append(s, m);
         self.save(s, o);
         if prepared {
             s.immune.insert(end - 1);
@@ -370,7 +433,7 @@ impl Broker {
         } else {
             st.schedule_queue()
         };
-        let end = s.disk.commitlog.append(Message {
+        let end = self.append(s, Message {
             queue,
             reconsume,
             ..m
@@ -391,7 +454,7 @@ impl Broker {
         let Some(m) = s.disk.commitlog.get(at).copied() else {
             return;
         };
-        s.disk.commitlog.append(Message {
+        self.append(s, Message {
             queue: self.settings.retry_queue(),
             ..m
         });
@@ -484,7 +547,7 @@ impl Broker {
             return;
         }
         if commit {
-            s.disk.commitlog.append(Message {
+            self.append(s, Message {
                 queue: real_queue,
                 tran: Tran::Plain,
                 ..m
@@ -505,7 +568,7 @@ impl Broker {
         let Some(m) = s.disk.commitlog.get(half).copied() else {
             return;
         };
-        s.disk.commitlog.append(Message {
+        self.append(s, Message {
             queue: self.settings.op_queue(),
             tran: Tran::Op { half },
             ..m
@@ -544,7 +607,7 @@ impl Broker {
             }
             if checks >= st.check_max {
                 // `resolveDiscardMsg`: never delivered.
-                s.disk.commitlog.append(Message {
+                self.append(s, Message {
                     queue: st.check_max_queue(),
                     ..m
                 });
@@ -554,7 +617,7 @@ impl Broker {
             if s.immune.contains(&at) {
                 break;
             }
-            let end = s.disk.commitlog.append(Message {
+            let end = self.append(s, Message {
                 tran: Tran::Half {
                     real_queue,
                     checks: checks + 1,
@@ -714,6 +777,36 @@ impl Broker {
         );
     }
 
+    /// `resetOffsetByTime` for `queue`, by the version's path. 5.3
+    /// (`AdminBrokerProcessor.resetOffsetInner`, `useServerSideResetOffset=true`): the offset of
+    /// the first message stored at or after `timestamp` (`getOffsetInQueueByTime`, LOWER) is
+    /// assigned in `resetOffsetTable` for the queue's next pull. 4.9 (`Broker2Client.resetOffset`,
+    /// `isForce=true` as `mqadmin resetOffsetByTime` sends it): every queue of the topic on this
+    /// broker is searched by time, and the offset table goes one-way to each consumer of the
+    /// group, which resets itself.
+    fn reset_offset(&self, s: &mut BrokerState, queue: QueueId, timestamp: u64, o: &mut RocketOut) {
+        let log = &s.disk.commitlog;
+        match self.settings.version {
+            Version::V5_3 => {
+                let offset = s.cq.offset_by_time(log, queue, timestamp, Boundary::Lower);
+                s.reset.insert(queue, offset);
+            }
+            Version::V4_9 => {
+                let offsets: Vec<(QueueId, u64)> = (0..self.settings.queues)
+                    .map(|q| (q, s.cq.offset_by_time_4_9(log, q, timestamp)))
+                    .collect();
+                for c in s.consumers.keys() {
+                    o.send(
+                        *c,
+                        RocketMsg::ResetConsumerClientOffset {
+                            offsets: offsets.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     fn flush(&self, s: &mut BrokerState, o: &mut RocketOut) {
         s.disk.commitlog.flush();
         self.save(s, o);
@@ -798,6 +891,16 @@ impl Broker {
             }
             RocketTimer::LockExpired(q) => {
                 s.locks.remove(q);
+            }
+            RocketTimer::Tick => {
+                if let Some(clock) = s.clock.as_mut() {
+                    *clock += TICK.as_millis() as u64;
+                }
+                o.set_timer(RocketTimer::Tick, exact(TICK));
+            }
+            RocketTimer::NtpPoll => {
+                o.send(st.namesrv(), RocketMsg::NtpQuery);
+                o.set_timer(RocketTimer::NtpPoll, exact(NTP_POLL));
             }
             RocketTimer::OffsetFlush => {
                 if s.disk.offsets != s.offsets {

@@ -8,9 +8,9 @@
 //! broker's max offset, `computePullFromWhereWithException`), and a failed message dropped
 //! (`processConsumeResult`: "BROADCASTING, the message consume failed, drop it").
 
-use super::config::{Listener, MessageModel, Reconsume};
+use super::config::{Listener, MessageModel, Reconsume, Version};
 use super::producer::{CLIENT_STARTUP, POLL_NAMESERVER};
-use super::protocol::{Message, Mq, PullStatus, RocketMsg, Route};
+use super::protocol::{Message, Mq, PullStatus, QueueId, RocketMsg, Route};
 use super::store::RocketFiles;
 use super::{exact, retry, RocketDisk, RocketOut, RocketRandom, RocketTimer, Settings};
 use crate::AppLog;
@@ -46,6 +46,10 @@ const PULL_THRESHOLD: usize = 1000;
 const FLOW_CONTROL: Duration = Duration::from_millis(50);
 /// `REBALANCE_LOCK_INTERVAL`: orderly consumers relock their queues this often.
 const LOCK_INTERVAL: Duration = Duration::from_secs(20);
+/// `PULL_TIME_DELAY_MILLS_WHEN_SUSPEND`.
+const PULL_WHEN_SUSPEND: Duration = Duration::from_secs(1);
+/// 4.9 `MQClientInstance.resetOffset`'s sleep between dropping and resetting.
+const RESET_SLEEP: Duration = Duration::from_secs(10);
 /// `REBALANCE_LOCK_MAX_LIVE_TIME` on the client: a lock not renewed this long is expired.
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -111,6 +115,20 @@ pub struct ConsumerState {
     pub sent_back: BTreeMap<u64, (Running, Id)>,
     /// BROADCASTING: `offsets.json` as last written.
     pub stored: BTreeMap<Mq, u64>,
+    /// `--rewind N`: per queue, the offsets and `storeTimestamp`s of the last messages the
+    /// handler consumed (at most `N + 1`), which the application picks its reset time from.
+    pub stamps: BTreeMap<Mq, VecDeque<(u64, u64)>>,
+    /// `--rewind N`: per queue, the offset after the last message consumed.
+    pub read: BTreeMap<Mq, u64>,
+    /// `--rewind N`: per queue, how far it had read when it last asked for a reset: it asks
+    /// again only once it has read past it.
+    pub rewound: BTreeMap<Mq, u64>,
+    /// Resets under way, by queue: how far it had read. The queue's next ProcessQueue starts
+    /// where the reset put its offset, and that is the rewind.
+    pub rewinding: BTreeMap<Mq, u64>,
+    /// 4.9 `MQClientInstance.resetOffset` (synchronized): the offset tables the brokers sent,
+    /// by broker group, the first one being applied while the consumer is suspended.
+    pub resets: VecDeque<(u32, Vec<(QueueId, u64)>)>,
 }
 
 /// `AllocateMessageQueueAveragely.allocate`.
@@ -166,6 +184,11 @@ impl Consumer {
             running: BTreeMap::new(),
             sent_back: BTreeMap::new(),
             stored,
+            stamps: BTreeMap::new(),
+            read: BTreeMap::new(),
+            rewound: BTreeMap::new(),
+            rewinding: BTreeMap::new(),
+            resets: VecDeque::new(),
         };
         let delay = self.settings.workload.consumer_delay();
         if s.app.is_empty() && !delay.is_zero() {
@@ -234,6 +257,10 @@ impl Consumer {
     /// Asks one broker for the group's consumers (`findConsumerIdList`); BROADCASTING takes
     /// every queue of the route at once.
     fn rebalance(&self, s: &mut ConsumerState, o: &mut RocketOut) {
+        // 4.9: a consumer suspended for a reset does not rebalance (`doRebalance`, `pause`).
+        if !s.resets.is_empty() {
+            return;
+        }
         if self.broadcasting() {
             self.reallocate(s, &[self.index], o);
             return;
@@ -413,6 +440,11 @@ impl Consumer {
         if pq.pulling.is_some() {
             return;
         }
+        if !s.resets.is_empty() {
+            // `pullMessage`: "consumer was paused, execute pull request later".
+            o.set_timer(RocketTimer::PullLater(mq), exact(PULL_WHEN_SUSPEND));
+            return;
+        }
         if self.orderly() && !pq.locked {
             o.set_timer(RocketTimer::PullLater(mq), exact(PULL_AFTER_EXCEPTION));
             return;
@@ -468,7 +500,10 @@ impl Consumer {
                 self.pull(s, mq, o);
                 self.consume(s, o);
             }
-            PullStatus::NoNewMsg => self.pull(s, mq, o),
+            PullStatus::NoNewMsg => {
+                self.rewind(s, mq, o);
+                self.pull(s, mq, o)
+            }
             PullStatus::OffsetMoved(offset) => {
                 // The queue is dropped, the corrected offset committed; the next rebalance
                 // takes it again from there.
@@ -558,6 +593,14 @@ impl Consumer {
                 redelivered: None,
             });
             self.save(s, o);
+            if let Some(back) = self.settings.workload.rewind {
+                let stamps = s.stamps.entry(r.mq).or_default();
+                stamps.push_back((r.offset, r.message.store_ms));
+                if stamps.len() > back as usize + 1 {
+                    stamps.pop_front();
+                }
+                s.read.insert(r.mq, r.offset + 1);
+            }
             if current {
                 self.done(s, &r);
             } else if self.locks() && !s.pqs.contains_key(&r.mq) {
@@ -634,6 +677,107 @@ impl Consumer {
         }
     }
 
+    /// `--rewind N`, orderly consumers: once caught up with `mq` (a pull found nothing new and
+    /// every message pulled was consumed) after reading past where it last rewound, the
+    /// application resets the group's offset by time (`mqadmin resetOffsetByTime`) to the
+    /// `storeTimestamp` of the message it consumed `N` back (its oldest remembered one if it
+    /// consumed fewer), for this queue, at the queue's master.
+    fn rewind(&self, s: &mut ConsumerState, mq: Mq, o: &mut RocketOut) {
+        let Some(back) = self.settings.workload.rewind else { return };
+        let Some(pq) = s.pqs.get(&mq) else { return };
+        let Some(&from) = s.read.get(&mq) else { return };
+        let caught_up = pq.msgs.is_empty() && !pq.consuming && pq.next_offset == Some(from);
+        // 4.9 resets every queue of the broker at once: one reset per broker at a time.
+        let pending = match self.settings.version {
+            Version::V5_3 => s.rewinding.contains_key(&mq),
+            Version::V4_9 => {
+                !s.resets.is_empty() || s.rewinding.keys().any(|m| m.group == mq.group)
+            }
+        };
+        if !caught_up || pending || s.rewound.get(&mq).is_some_and(|&r| r >= from) {
+            return;
+        }
+        let Some(master) = Self::master(s, mq.group) else { return };
+        let stamps = s.stamps.get(&mq).cloned().unwrap_or_default();
+        let target = from.saturating_sub(u64::from(back));
+        let Some(&(_, timestamp)) = stamps.iter().find(|(at, _)| *at >= target) else {
+            return;
+        };
+        s.rewound.insert(mq, from);
+        s.rewinding.insert(mq, from);
+        o.send(
+            master,
+            RocketMsg::ResetOffset {
+                queue: mq.queue,
+                timestamp,
+            },
+        );
+    }
+
+    /// A ProcessQueue of a queue being reset learnt where it starts: below where the consumer
+    /// had read, that is its rewind.
+    fn rewound(&self, s: &mut ConsumerState, mq: Mq, session: u64, to: u64, o: &mut RocketOut) {
+        let Some(from) = s.rewinding.remove(&mq) else { return };
+        if to < from {
+            s.app.push(Op::Rewind {
+                group: self.settings.audience_of(self.index),
+                consumer: self.index,
+                scope: self.settings.scope(mq),
+                session,
+                from,
+                to,
+            });
+            self.save(s, o);
+        }
+    }
+
+    /// 4.9 `MQClientInstance.resetOffset`, first half: the consumer is suspended, the
+    /// ProcessQueues of the reset queues dropped and cleared, and it sleeps 10 s.
+    fn suspend(&self, s: &mut ConsumerState, o: &mut RocketOut) {
+        let Some((group, offsets)) = s.resets.front() else { return };
+        for (queue, _) in offsets {
+            let mq = Mq {
+                group: *group,
+                queue: *queue,
+            };
+            if let Some(pq) = s.pqs.get_mut(&mq) {
+                // `setDropped(true)`, `clear()`: nothing more is pulled or consumed.
+                pq.msgs.clear();
+                pq.next_offset = None;
+                pq.asked = None;
+                pq.pulling = None;
+                o.cancel_timer(RocketTimer::PullLater(mq));
+                o.cancel_timer(RocketTimer::PullTimeout(mq));
+            }
+        }
+        o.set_timer(RocketTimer::ResetSleep, exact(RESET_SLEEP));
+    }
+
+    /// ... second half: each reset queue's offset is written to the offset store, its
+    /// ProcessQueue removed (`removeUnnecessaryMessageQueue` persists the offset to the broker
+    /// and, orderly, unlocks the queue), and the consumer resumes with a rebalance, which takes
+    /// the queues again from the reset offsets.
+    fn reset_offsets(&self, s: &mut ConsumerState, o: &mut RocketOut) {
+        let Some((group, offsets)) = s.resets.pop_front() else { return };
+        for (queue, offset) in offsets {
+            let mq = Mq { group, queue };
+            if !s.pqs.contains_key(&mq) {
+                continue;
+            }
+            s.offsets.insert(mq, offset);
+            if let Some(&from) = s.read.get(&mq) {
+                s.rewinding.insert(mq, from);
+                s.rewound.insert(mq, from);
+            }
+            self.remove(s, mq, o);
+        }
+        if s.resets.is_empty() {
+            self.rebalance(s, o);
+        } else {
+            self.suspend(s, o);
+        }
+    }
+
     pub fn on_handling(&self, s: &mut ConsumerState, ms: u64, o: &mut RocketOut) {
         s.handling = Some(Duration::from_millis(ms));
         self.consume(s, o);
@@ -667,7 +811,9 @@ impl Consumer {
                 if let Some(pq) = s.pqs.get_mut(&mq).filter(|pq| pq.next_offset.is_none()) {
                     pq.next_offset = Some(offset);
                     pq.asked = None;
+                    let session = pq.session;
                     o.cancel_timer(RocketTimer::PullTimeout(mq));
+                    self.rewound(s, mq, session, offset, o);
                     self.pull(s, mq, o);
                 }
             }
@@ -723,6 +869,12 @@ impl Consumer {
                         self.save(s, o);
                     }
                     self.done(s, &r);
+                }
+            }
+            RocketMsg::ResetConsumerClientOffset { offsets } => {
+                s.resets.push_back((self.settings.group_of(src), offsets));
+                if s.resets.len() == 1 {
+                    self.suspend(s, o);
                 }
             }
             RocketMsg::Disconnected => {
@@ -819,6 +971,7 @@ impl Consumer {
                     self.consume(s, o);
                 }
             }
+            RocketTimer::ResetSleep => self.reset_offsets(s, o),
             RocketTimer::Suspended(mq) => {
                 if let Some(pq) = s.pqs.get_mut(mq) {
                     pq.suspended = false;

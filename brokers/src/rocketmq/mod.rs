@@ -166,6 +166,50 @@
 //! rolled-back transaction's message is never delivered" (`aborted-read`); "a committed one's is
 //! delivered" is at-least-once's `lost`.
 //!
+//! ## Replay by time
+//!
+//! With `--rewind N` (orderly CLUSTERING consumers only: concurrent ones give no order to
+//! replay against, BROADCASTING keeps its offsets on the client) the application replays. Each
+//! message carries its `storeTimestamp`, which the master's clock gives it as its CommitLog
+//! appends it (`DefaultAppendMessageCallback.doAppend`: `msgInner.getStoreTimestamp()`, set
+//! from `System.currentTimeMillis()` in `CommitLog.asyncPutMessage`); slaves keep the
+//! master's. The machine's clock is a counter that a tick of the node's own timers advances by
+//! 100 ms, so the `clock` fault makes it run fast or slow; the NTP daemon polls the NameServer's
+//! host (infrastructure, its clock correct) every 64 s and steps the clock when it is more than
+//! 128 ms off, back as well as forward — so a master whose clock ran fast stamps later messages
+//! with earlier times. A restarted broker's clock reads on from the last timestamp its CommitLog
+//! kept until the first answer. None of this exists in a run without `--rewind`.
+//!
+//! Once caught up with a queue (a pull found nothing new and everything pulled was consumed)
+//! after consuming past where it last rewound, the consumer, acting as `mqadmin
+//! resetOffsetByTime`, asks the queue's master to reset the group's offset to the
+//! `storeTimestamp` of the message it consumed `N` back. The master searches the ConsumeQueue by
+//! time (`ConsumeQueue.getOffsetInQueueByTime`), as each version writes it:
+//! [`store::ConsumeQueues::offset_by_time`] (5.3 `binarySearchInQueueByTime`: the last and first
+//! units checked first, a binary search, then LOWER walks back over equal timestamps) and
+//! [`store::ConsumeQueues::offset_by_time_4_9`] (a binary search that returns any exact match,
+//! else the nearer of its last probes below and above, so possibly a message stored before the
+//! time). Both assume ascending timestamps; after a clock step back they can land past messages
+//! stamped after the time, or before ones stamped earlier.
+//!
+//! - 5.3 (`useServerSideResetOffset=true`, `AdminBrokerProcessor.resetOffset` →
+//!   `resetOffsetInner` with the queue id): the offset goes to
+//!   `ConsumerOffsetManager.resetOffsetTable`; `queryOffset` returns it, `updateConsumerOffset`
+//!   ignores commits while it waits, and the queue's next pull erases it and answers
+//!   `OFFSET_RESET` (PULL_OFFSET_MOVED to the client), which drops the ProcessQueue and commits
+//!   the new offset; the next rebalance takes the queue again from there.
+//! - 4.9 (`Broker2Client.resetOffset`, `isForce=true` as `mqadmin` sends it): every queue of the
+//!   topic on that broker is searched and the table goes one-way
+//!   (`RESET_CONSUMER_CLIENT_OFFSET`) to each consumer of the group. The client
+//!   (`MQClientInstance.resetOffset`, synchronized) suspends (no pulls, no rebalance), drops and
+//!   clears those ProcessQueues, sleeps 10 s, writes each offset to its offset store, removes
+//!   the queue (`removeUnnecessaryMessageQueue`: persist, unlock) and resumes with a rebalance.
+//!   So a 4.9 reset moves every queue of the broker, forward too where the consumer lagged.
+//!
+//! When the queue's new ProcessQueue learns its start below where the consumer had read, the
+//! consumer records `Op::Rewind` in that ProcessQueue's session; the replay checker compares its
+//! re-reads with what was read at those positions.
+//!
 //! # Who is who
 //!
 //! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
@@ -190,13 +234,27 @@
 //! batch services run only in transactional deployments (elsewhere they would find nothing);
 //! half messages are named by CommitLog position, op messages carry one half message each; the
 //! age test of a check is a timer per half message, and a restarted master gives its unresolved
-//! half messages a whole `transactionTimeOut` again (later checks, never fewer). No tags or
-//! filters, batches, `resetOffsetByTime`, DLedger or controller mode yet. See
-//! `docs/rocketmq.md`.
+//! half messages a whole `transactionTimeOut` again (later checks, never fewer). Replay by
+//! time: the clock advances in 100 ms ticks of the node's timers, so a paused broker's clock
+//! falls behind until the next NTP poll steps it forward (earlier stamps after a pause, as
+//! after a step back); NTP's slewing, its network delay and the `stepout` wait are left out;
+//! the application resets one queue at a time (5.3's `queueId`), from the consumer's node; a
+//! pull held when the reset arrives is answered without it (the next pull sees it). No tags or
+//! filters, batches, DLedger or controller mode yet. See `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
-//! apache/rocketmq (tags `rocketmq-all-4.9.7` and `rocketmq-all-5.3.x`):
+//! apache/rocketmq (tags `rocketmq-all-4.9.7` and `rocketmq-all-5.3.x`; replay by time read at
+//! `rocketmq-all-5.3.3` 29d90a4ff96c04c094039685a6106870c58a7e40 and `rocketmq-all-4.9.8`
+//! 2bdd53ef6694ffa19fd00db0b887e4895444f63e: `store/.../ConsumeQueue.java`
+//! (`getOffsetInQueueByTime`, `binarySearchInQueueByTime`), `CommitLog.java`
+//! (`pickupStoreTimestamp`, `DefaultAppendMessageCallback`),
+//! `broker/.../processor/AdminBrokerProcessor.java` (`resetOffset`, `resetOffsetInner`),
+//! `broker/.../offset/ConsumerOffsetManager.java` (`assignResetOffset`,
+//! `queryThenEraseResetOffset`, `queryOffset`), `PullMessageProcessor.java` (OFFSET_RESET),
+//! `ConsumerManageProcessor.java`, `common/.../BrokerConfig.java` (`useServerSideResetOffset`),
+//! `broker/.../client/net/Broker2Client.java` (`resetOffset`), `client/.../MQClientInstance.java`
+//! (`resetOffset`), `tools/.../ResetOffsetByTimeCommand.java` (`force` true by default)):
 //! `store/.../CommitLog.java` (`asyncPutMessage`, `handleDiskFlushAndHA`, `handleHA`,
 //! 4.9 `submitReplicaRequest`, `getConfirmOffset`, `FlushRealTimeService`,
 //! `GroupCommitService`), `store/.../DefaultMessageStore.java` (`ReputMessageService`,
@@ -369,7 +427,7 @@ pub enum RocketState {
     NameServer(NameServerState),
     Broker(Box<BrokerState>),
     Producer(ProducerState),
-    Consumer(ConsumerState),
+    Consumer(Box<ConsumerState>),
 }
 
 /// What a node keeps across a restart: a broker's store, a client application's record.
@@ -405,6 +463,13 @@ pub enum RocketTimer {
     OpBatch,
     /// A producer channel without a heartbeat for `channelExpiredTimeout`.
     ProducerExpired(Id),
+    /// The machine clock's tick (only when consumers rewind by time).
+    Tick,
+    /// The NTP daemon polls the time server.
+    NtpPoll,
+    /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
+    /// writes the reset offsets.
+    ResetSleep,
     // Clients.
     RouteRefresh,
     Send,
@@ -443,7 +508,7 @@ impl Actor for RocketActor {
 
     fn on_start(&self, _id: Id, storage: &Option<RocketDisk>, o: &mut RocketOut) -> RocketState {
         match self {
-            RocketActor::NameServer(n) => RocketState::NameServer(n.start()),
+            RocketActor::NameServer(n) => RocketState::NameServer(n.start(o)),
             RocketActor::Broker(b) => RocketState::Broker(Box::new(b.start(broker::store(storage), o))),
             RocketActor::Producer(p) => {
                 RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
@@ -453,7 +518,7 @@ impl Actor for RocketActor {
                     Some(RocketFiles::LocalOffsets(offsets)) => offsets.clone(),
                     _ => Default::default(),
                 };
-                RocketState::Consumer(c.start(Disk::restored_app_log(storage), stored, o))
+                RocketState::Consumer(Box::new(c.start(Disk::restored_app_log(storage), stored, o)))
             }
         }
     }
@@ -470,7 +535,7 @@ impl Actor for RocketActor {
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<RocketState>, timer: &RocketTimer, o: &mut RocketOut) {
         match (self, state.to_mut()) {
-            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer),
+            (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_timeout(s, timer, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_timeout(s, timer, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_timeout(s, timer, o),
@@ -558,6 +623,18 @@ impl System for RocketMq {
 
     fn validate(config: &Config) -> Result<(), ConfigError> {
         config::validate(config)
+    }
+
+    fn rewind() -> Option<&'static str> {
+        Some("resetOffsetByTime: the group's offset reset to the first message stored at or after a time")
+    }
+
+    fn replay_row(config: &Config) -> Result<(), String> {
+        if config.str("consumer.listener") == "orderly" && config.str("messageModel") == "CLUSTERING" {
+            Ok(())
+        } else {
+            Err("RocketMQ consumers rewind only with consumer.listener=orderly and messageModel=CLUSTERING (allowed: consumer.listener=orderly; concurrent consumers give no order to replay against, BROADCASTING keeps its offsets on the client)".to_string())
+        }
     }
 
     fn build(config: &Config, workload: Workload) -> Self {

@@ -1,5 +1,6 @@
 //! The NameServer (`RouteInfoManager`): which brokers are live, and so the route clients get.
 
+use super::broker::TICK;
 use super::protocol::{BrokerData, Route, RocketMsg};
 use super::{exact, RocketOut, RocketTimer, Settings};
 use stateright::actor::Id;
@@ -14,6 +15,10 @@ pub struct NameServer {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NameServerState {
     pub live: BTreeMap<Id, (u32, u32)>,
+    /// When consumers rewind by time: the clock of the NameServer's host, which also serves
+    /// the brokers' hosts as their NTP server. Its node is infrastructure, so no clock fault
+    /// touches it: it is the true time, in ticks.
+    pub clock: Option<u64>,
 }
 
 impl NameServerState {
@@ -33,8 +38,15 @@ impl NameServerState {
 }
 
 impl NameServer {
-    pub fn start(&self) -> NameServerState {
-        NameServerState::default()
+    pub fn start(&self, o: &mut RocketOut) -> NameServerState {
+        let clock = self.settings.workload.rewind.map(|_| 0);
+        if clock.is_some() {
+            o.set_timer(RocketTimer::Tick, exact(TICK));
+        }
+        NameServerState {
+            clock,
+            ..NameServerState::default()
+        }
     }
 
     pub fn on_msg(&self, s: &mut NameServerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
@@ -47,6 +59,11 @@ impl NameServer {
             RocketMsg::GetRouteInfo => {
                 o.send(src, RocketMsg::RouteInfo(s.route(self.settings.groups)));
             }
+            RocketMsg::NtpQuery => {
+                if let Some(ms) = s.clock {
+                    o.send(src, RocketMsg::NtpTime { ms });
+                }
+            }
             // `onChannelDestroy`: a closed broker connection removes the broker at once.
             RocketMsg::Disconnected => {
                 s.live.remove(&src);
@@ -55,9 +72,18 @@ impl NameServer {
         }
     }
 
-    pub fn on_timeout(&self, s: &mut NameServerState, timer: &RocketTimer) {
-        if let RocketTimer::BrokerExpired(id) = timer {
-            s.live.remove(id);
+    pub fn on_timeout(&self, s: &mut NameServerState, timer: &RocketTimer, o: &mut RocketOut) {
+        match timer {
+            RocketTimer::BrokerExpired(id) => {
+                s.live.remove(id);
+            }
+            RocketTimer::Tick => {
+                if let Some(clock) = s.clock.as_mut() {
+                    *clock += TICK.as_millis() as u64;
+                }
+                o.set_timer(RocketTimer::Tick, exact(TICK));
+            }
+            _ => {}
         }
     }
 }

@@ -246,6 +246,7 @@ impl Producer {
                     } else {
                         Tran::Plain
                     },
+                    store_ms: 0,
                 },
             },
         );

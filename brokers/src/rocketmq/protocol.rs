@@ -38,6 +38,10 @@ pub struct Message {
     pub reconsume: u32,
     /// What it is to a transaction: nothing, or a half message or an op message.
     pub tran: Tran,
+    /// `storeTimestamp`: the master's clock (ms) when its CommitLog appended the message
+    /// (`DefaultAppendMessageCallback.doAppend`); replicas keep the master's. Kept only when
+    /// consumers rewind by time (`--rewind`), 0 otherwise.
+    pub store_ms: u64,
 }
 
 /// A message's part in a transactional send (`MessageSysFlag`, the transaction properties).
@@ -197,6 +201,19 @@ pub enum RocketMsg {
     Locked { request: u64, queues: Vec<QueueId> },
     /// `UNLOCK_BATCH_MQ` (one-way here).
     Unlock { consumer: u32, queues: Vec<QueueId> },
+    /// Consumer (as the admin tool) → a group's master: `INVOKE_BROKER_TO_RESET_OFFSET`
+    /// (`resetOffsetByTime`) for one queue of the topic, to the first message stored at or after
+    /// `timestamp`. 5.3 resets the queue on the broker (`useServerSideResetOffset`); 4.9 resets
+    /// every queue of the topic through the clients (`Broker2Client.resetOffset`).
+    ResetOffset { queue: QueueId, timestamp: u64 },
+    /// 4.9 broker → each consumer of the group: `RESET_CONSUMER_CLIENT_OFFSET` (one-way), the
+    /// offset of every queue of the topic on this broker.
+    ResetConsumerClientOffset { offsets: Vec<(QueueId, u64)> },
+    /// A broker's host → the time server (the NameServer's host, whose clock is correct): the
+    /// NTP daemon's poll.
+    NtpQuery,
+    /// The time server's clock, in ms.
+    NtpTime { ms: u64 },
     /// The connection to the peer closed or was reset: every request on it fails at once
     /// (`NettyRemotingAbstract.failFast`).
     Disconnected,

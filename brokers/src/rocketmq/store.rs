@@ -152,3 +152,144 @@ impl ConsumeQueues {
             .collect()
     }
 }
+
+/// 5.x `BoundaryType`: which end of a run of equal timestamps a search by time returns, and
+/// on which side of a timestamp no message has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boundary {
+    Lower,
+    Upper,
+}
+
+impl ConsumeQueues {
+    /// The `storeTimestamp`s of `queue`'s messages, in ConsumeQueue order
+    /// (`CommitLog.pickupStoreTimestamp` of each unit).
+    fn stamps(&self, log: &CommitLog, queue: QueueId) -> Vec<i64> {
+        self.queues.get(&queue).map_or(Vec::new(), |q| {
+            q.iter()
+                .map(|at| log.get(*at).map_or(-1, |m| m.store_ms as i64))
+                .collect()
+        })
+    }
+
+    /// 5.3 `ConsumeQueue.getOffsetInQueueByTime(timestamp, boundaryType)`
+    /// (`binarySearchInQueueByTime`), over one mapped file, in units rather than bytes. It
+    /// assumes the timestamps ascend: the two corner cases look at the last and the first unit
+    /// only, and the binary search trusts each probe, so with timestamps out of order (a clock
+    /// stepped back) it may return an offset before messages stored after `timestamp`, or
+    /// past messages stored at or after it.
+    pub fn offset_by_time(
+        &self,
+        log: &CommitLog,
+        queue: QueueId,
+        timestamp: u64,
+        boundary: Boundary,
+    ) -> u64 {
+        let ts = self.stamps(log, queue);
+        let Some(ceiling) = ts.len().checked_sub(1).map(|c| c as i64) else {
+            // No mapped file yet.
+            return 0;
+        };
+        let t = timestamp as i64;
+        let at = |i: i64| ts[i as usize];
+        let floor = 0;
+        // Case 1: the last message is older than the timestamp.
+        if at(ceiling) < t {
+            return match boundary {
+                Boundary::Lower => (ceiling + 1) as u64,
+                Boundary::Upper => ceiling as u64,
+            };
+        }
+        // Case 2: the first message is newer.
+        if at(floor) > t {
+            return 0;
+        }
+        let (mut low, mut high) = (floor, ceiling);
+        let (mut target, mut left, mut right) = (-1i64, -1i64, -1i64);
+        while high >= low {
+            let mid = (low + high) / 2;
+            let store = at(mid);
+            if store < 0 {
+                return 0;
+            } else if store == t {
+                target = mid;
+                break;
+            } else if store > t {
+                high = mid - 1;
+                right = mid;
+            } else {
+                low = mid + 1;
+                left = mid;
+            }
+        }
+        let offset = if target != -1 {
+            // Neighbours may share the timestamp: walk to the end of the run.
+            let mut found = target;
+            match boundary {
+                Boundary::Lower => {
+                    while found > floor && at(found - 1) == t {
+                        found -= 1;
+                    }
+                }
+                Boundary::Upper => {
+                    while found < ceiling && at(found + 1) == t {
+                        found += 1;
+                    }
+                }
+            }
+            found
+        } else {
+            match boundary {
+                Boundary::Lower => right,
+                Boundary::Upper => left,
+            }
+        };
+        offset.max(0) as u64
+    }
+
+    /// 4.9 `ConsumeQueue.getOffsetInQueueByTime(timestamp)`: a binary search without the corner
+    /// cases or the walk along equal timestamps. An exact match anywhere in a run of equal
+    /// timestamps is returned as found; without one, the nearer of the last probes below and
+    /// above the timestamp, so it may return a message stored before `timestamp`. Timestamps out
+    /// of order mislead it as they mislead 5.3's.
+    pub fn offset_by_time_4_9(&self, log: &CommitLog, queue: QueueId, timestamp: u64) -> u64 {
+        let ts = self.stamps(log, queue);
+        if ts.is_empty() {
+            return 0;
+        }
+        let t = timestamp as i64;
+        let (mut low, mut high) = (0i64, ts.len() as i64 - 1);
+        let (mut target, mut left, mut right) = (-1i64, -1i64, -1i64);
+        let (mut left_value, mut right_value) = (-1i64, -1i64);
+        while high >= low {
+            let mid = (low + high) / 2;
+            let store = ts[mid as usize];
+            if store < 0 {
+                return 0;
+            } else if store == t {
+                target = mid;
+                break;
+            } else if store > t {
+                high = mid - 1;
+                right = mid;
+                right_value = store;
+            } else {
+                low = mid + 1;
+                left = mid;
+                left_value = store;
+            }
+        }
+        let offset = if target != -1 {
+            target
+        } else if left_value == -1 {
+            right
+        } else if right_value == -1 {
+            left
+        } else if (t - left_value).abs() > (t - right_value).abs() {
+            right
+        } else {
+            left
+        };
+        offset.max(0) as u64
+    }
+}

@@ -14,6 +14,7 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
             | RocketMsg::Heartbeat { .. }
             | RocketMsg::HaReport { .. }
             | RocketMsg::ProducerHeartbeat { .. }
+            | RocketMsg::NtpQuery
     );
     (!chatter).then(|| label(msg))
 }
@@ -110,8 +111,21 @@ pub(super) fn label(msg: &RocketMsg) -> String {
         RocketMsg::LockBatch { queues, .. } => format!("LOCK_BATCH_MQ {queues:?}"),
         RocketMsg::Locked { queues, .. } => format!("locked {queues:?}"),
         RocketMsg::Unlock { queues, .. } => format!("UNLOCK_BATCH_MQ {queues:?}"),
+        RocketMsg::ResetOffset { queue, timestamp } => {
+            format!("INVOKE_BROKER_TO_RESET_OFFSET queue {queue} to time {}", ms(*timestamp))
+        }
+        RocketMsg::ResetConsumerClientOffset { offsets } => {
+            format!("RESET_CONSUMER_CLIENT_OFFSET {}", pairs(offsets.iter().map(|(q, o)| (format!("q{q}"), o))))
+        }
+        RocketMsg::NtpQuery => "NTP poll".into(),
+        RocketMsg::NtpTime { ms: t } => format!("NTP time {}", ms(*t)),
         RocketMsg::Disconnected => "connection closed".into(),
     }
+}
+
+/// A clock reading (ms) as seconds: `12.300s`.
+fn ms(t: u64) -> String {
+    format!("{}.{:03}s", t / 1000, t % 1000)
 }
 
 /// Routes (a master up or gone), consumer membership changes (a rebalance) and queue locks.
