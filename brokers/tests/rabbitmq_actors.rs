@@ -400,3 +400,60 @@ fn show_names_the_raft_role_log_ready_messages_and_unacked_deliveries() {
         "{follower}"
     );
 }
+
+/// A consumer that opens a connection again (it restarted, and its old connection's close never
+/// came) has left the old one: its consumer there is cancelled and what it held requeued, and the
+/// new connection gets nothing until its own `basic.consume` — not what the old channel was sent.
+#[test]
+fn a_second_open_from_a_client_closes_its_earlier_connection() {
+    const CONSUMER: usize = 4;
+    let mut c = Cluster::of(&system(&["queue.type=classic"]));
+    for i in 0..3 {
+        c.start(i);
+    }
+    let consume = RabbitMsg::Consume {
+        channel: 1,
+        prefetch: 10,
+        auto_ack: false,
+    };
+    c.deliver(0, CONSUMER, RabbitMsg::Open);
+    c.deliver(0, CONSUMER, consume.clone());
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let published = c.deliver(
+        0,
+        PUBLISHER,
+        RabbitMsg::Publish {
+            channel: 1,
+            seq: 1,
+            msg: msg(0),
+            persistent: true,
+            mandatory: false,
+        },
+    );
+    let to_consumer = |steps: &[Step]| -> Vec<(MsgId, bool)> {
+        harness::sends::<RabbitMq>(steps)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                RabbitMsg::Deliver {
+                    msg, redelivered, ..
+                } if to == CONSUMER => Some((msg, redelivered)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(to_consumer(&published), vec![(msg(0), false)]);
+    assert_eq!(classic(&c, 0).unacked.len(), 1);
+
+    let reopened = c.deliver(0, CONSUMER, RabbitMsg::Open);
+    assert!(to_consumer(&reopened).is_empty(), "{reopened:?}");
+    let n1 = classic(&c, 0);
+    assert!(n1.unacked.is_empty() && n1.ready.len() == 1, "requeued");
+    assert!(!n1.consumers.contains_key(&Id::from(CONSUMER)));
+
+    let consumed = c.deliver(0, CONSUMER, consume);
+    assert_eq!(
+        to_consumer(&consumed),
+        vec![(msg(0), true)],
+        "flagged redelivered"
+    );
+}
