@@ -45,14 +45,13 @@ pub struct Group {
 
 impl Controller {
     pub fn start(&self, o: &mut KafkaOut) -> ControllerState {
-        // The cluster as the topic was created on it: every broker registered under its first
-        // incarnation, and every replica in the ISR. So a broker that restarts before its first
-        // registration gets through is still seen to have restarted, and one that never
-        // registers is fenced when its session expires, rather than staying in the ISR unseen.
-        let brokers: Vec<Id> = (1..=self.settings.brokers).map(Id::from).collect();
-        for b in &brokers {
+        // The topic's first ISR is every replica, as for a topic created on a running cluster,
+        // whose brokers had all registered; a broker whose first registration does not get
+        // through is fenced when that session would have expired, as a registered broker that
+        // went silent is, rather than staying in the ISR unseen.
+        for b in 1..=self.settings.brokers {
             o.set_timer(
-                KafkaTimer::BrokerSession(*b),
+                KafkaTimer::BrokerSession(Id::from(b)),
                 exact(self.settings.broker_session_timeout),
             );
         }
@@ -73,7 +72,7 @@ impl Controller {
             .collect();
         ControllerState {
             alive: BTreeSet::new(),
-            registered: brokers.into_iter().map(|b| (b, 1)).collect(),
+            registered: BTreeMap::new(),
             partitions,
             group: Group::default(),
             offsets: BTreeMap::new(),
