@@ -596,8 +596,8 @@ pub(crate) fn replays(history: &History) -> Vec<Replay> {
                 session,
                 ..
             } => {
-                // Sessions are per scope where the broker keeps one per queue (RocketMQ's
-                // ProcessQueue): only a new session in the replay's own scope ends it.
+                // A broker may keep a consumer's sessions per scope (one per queue it reads):
+                // only a new session in the replay's own scope ends it.
                 open.retain(|&(g, c, sc), r| {
                     let other_session = g == *group
                         && c == *consumer
