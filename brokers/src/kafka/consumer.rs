@@ -588,6 +588,7 @@ impl Consumer {
                             0
                         },
                         fetcher: Fetcher::Consumer,
+                        broker_epoch: None,
                         isolation: self.settings.isolation,
                         correlation: s.correlation,
                     }),
