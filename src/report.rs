@@ -81,6 +81,32 @@ pub struct Coverage {
     pub leader_elections: u64,
 }
 
+impl From<&mqcheck_sim::Tally> for Coverage {
+    fn from(tally: &mqcheck_sim::Tally) -> Self {
+        Coverage {
+            runs: tally.runs,
+            incomplete_runs: tally.incomplete,
+            sends: tally.sends,
+            acknowledged: tally.acks,
+            delivered: tally.deliveries,
+            atomic_units: tally.atomic_units,
+            faults_applied: tally.faults_applied,
+            faults_in_flight: tally.faults_in_flight,
+            leader_elections: tally.leader_elections,
+        }
+    }
+}
+
+impl Coverage {
+    /// The runs gave `inv` something to judge: deliveries; acknowledged sends for
+    /// at-least-once; multipart messages or transactions for atomicity.
+    pub fn tests(&self, inv: Invariant) -> bool {
+        self.delivered > 0
+            && (inv != Invariant::AtLeastOnce || self.acknowledged > 0)
+            && (inv != Invariant::Atomicity || self.atomic_units > 0)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct WorkloadReport {
     pub messages: u32,
@@ -146,9 +172,7 @@ impl InvariantReport {
         first_violation: Option<FirstViolation>,
         interrupted: bool,
     ) -> Self {
-        let tested = coverage.delivered > 0
-            && (inv != Invariant::AtLeastOnce || coverage.acknowledged > 0)
-            && (inv != Invariant::Atomicity || coverage.atomic_units > 0);
+        let tested = coverage.tests(inv);
         let held = if !checked {
             None
         } else if violations > 0 {

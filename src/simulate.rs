@@ -372,17 +372,7 @@ pub fn simulate<S: System>(
         )
     };
     let wall_ms = started.elapsed().as_millis() as u64;
-    let coverage = Coverage {
-        runs: tally.runs,
-        incomplete_runs: tally.incomplete,
-        sends: tally.sends,
-        acknowledged: tally.acks,
-        delivered: tally.deliveries,
-        atomic_units: tally.atomic_units,
-        faults_applied: tally.faults_applied,
-        faults_in_flight: tally.faults_in_flight,
-        leader_elections: tally.leader_elections,
-    };
+    let coverage = Coverage::from(&tally);
     let interrupted = tally.runs < count;
     let invariants: BTreeMap<String, InvariantReport> = Invariant::SELECTABLE
         .into_iter()

@@ -5,6 +5,7 @@
 //! seed range, so a change that merely moves the violation to another seed is no repair.
 
 use super::cells::Class;
+use crate::report::Coverage;
 use crate::spec::Spec;
 use mqcheck_brokers::config::Allowed;
 use mqcheck_brokers::{Config, Key, System};
@@ -101,11 +102,11 @@ pub fn repairs<S: System>(
         if !screened {
             return false;
         }
+        // A change that leaves nothing to judge (no transactions, say) repairs nothing.
         let tally = sweep(&system, 0..seeds, &faults, &[inv], &|_| true);
         !tally.violated.contains_key(&inv)
             && tally.incomplete == 0
-            && tally.deliveries > 0
-            && (inv != Invariant::AtLeastOnce || tally.acks > 0)
+            && Coverage::from(&tally).tests(inv)
     };
     let values = spec.setup.config.values();
     let singles: Vec<String> = S::keys()
