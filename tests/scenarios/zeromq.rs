@@ -774,10 +774,11 @@ fn a_connecting_push_loses_what_a_crashed_pull_held_and_never_delivers_twice() {
 
 #[test]
 fn zmq_immediate_drops_a_slow_pulls_queue_when_its_connection_goes_and_the_kept_pipe_delivers_it() {
-    // 64 KiB messages to two PULLs that take 100 ms each: every pipe holds a backlog when a
-    // PULL crashes. A kept pipe delivers its backlog to the restarted PULL; ZMQ_IMMEDIATE=1
-    // terminates it, as the binding PUSH drops its pipe with the connection.
-    let slow = "--set pattern=push-pull --set message.bytes=65536 --faults crash --consumers 2 --rate 20 --handler-ms 100 --seeds 200";
+    // 64 KiB messages at 20 a second to a PULL that takes 100 ms over each, with room for 5 in
+    // its pipe and 2 in the kernels' buffers: the backlog waits in the PUSH's pipe when the
+    // PULL crashes. A kept pipe delivers it to the restarted PULL; ZMQ_IMMEDIATE=1 terminates
+    // it, as the binding PUSH drops its pipe with the connection.
+    let slow = "--set pattern=push-pull --set message.bytes=65536 --set ZMQ_RCVHWM=5 --faults crash --rate 20 --handler-ms 100 --seeds 200";
     let delivered = |sets: &str| -> u64 {
         let (_, json) = sim(&format!("--broker zeromq {slow} {sets} --check at-least-once"));
         assert_eq!(json["invariants"]["at-least-once"]["held"], false, "{sets}");
@@ -787,19 +788,40 @@ fn zmq_immediate_drops_a_slow_pulls_queue_when_its_connection_goes_and_the_kept_
     let immediate = delivered("--set bind=pull --set ZMQ_IMMEDIATE=1");
     let binding = delivered("--set bind=push");
     assert!(
-        kept > immediate + 300 && kept > binding + 300,
+        kept > immediate + 1000 && kept > binding + 1000,
         "kept {kept}, ZMQ_IMMEDIATE=1 {immediate}, bind=push {binding}"
     );
-    let v = violated(
-        &format!("--broker zeromq {slow} --set bind=pull --set ZMQ_IMMEDIATE=1"),
-        "at-least-once",
+    // The losses ZMQ_IMMEDIATE=1 adds are the terminated pipe's, noted with their reason.
+    let sets: Vec<String> = [
+        "pattern=push-pull",
+        "bind=pull",
+        "ZMQ_IMMEDIATE=1",
+        "message.bytes=65536",
+        "ZMQ_RCVHWM=5",
+    ]
+    .map(String::from)
+    .to_vec();
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
+    let system = ZeroMq::build(
+        &config,
+        Workload {
+            messages: 100,
+            producers: 1,
+            consumers: 1,
+            rate: Some(20),
+            handler_ms: Some(100),
+            ..Workload::default()
+        },
     );
-    let why = v["explanation"].as_str().unwrap();
-    assert!(
-        why.contains("ZMQ_IMMEDIATE=1: the connection to pull")
-            && why.contains("the pipe to it was terminated with what it held"),
-        "{why}"
-    );
+    let crash = FaultSet([Fault::Crash].into_iter().collect());
+    let noted = (0..20).any(|seed| {
+        let r = run(&system, seed, &schedule_for(&system, seed, &crash), false);
+        at_least_once(&r.history).iter().any(|v| {
+            v.explanation.contains("ZMQ_IMMEDIATE=1: the connection to pull")
+                && v.explanation.contains("the pipe to it was terminated with what it held")
+        })
+    });
+    assert!(noted, "no loss explained by the terminated pipe");
 }
 
 #[test]
@@ -832,7 +854,7 @@ fn after_a_heartbeat_timeout_a_connecting_push_keeps_what_it_queued_where_a_bind
         "{binding:#?}"
     );
     assert!(
-        connecting.len() <= 2 && connecting.len() + 10 < binding.len(),
+        connecting.len() <= 2 && connecting.len() + 5 <= binding.len(),
         "connecting {connecting:#?}, binding {}",
         binding.len()
     );
