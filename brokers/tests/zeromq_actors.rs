@@ -985,7 +985,10 @@ fn a_connecting_push_with_zmq_immediate_queues_only_to_connected_pulls_and_drops
     assert!(sent(&blocked).is_empty() && timers(&blocked).is_empty());
     assert!(!p.app(0).iter().any(|op| matches!(op, Op::Ack { .. })));
     let show = p.show(0);
-    assert!(show.contains("zmq_send blocked: no peer connected"), "{show}");
+    assert!(
+        show.contains("zmq_send blocked: no peer connected"),
+        "{show}"
+    );
     // pull0's connection completes: its pipe is created and the blocked message goes out.
     let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
     assert_eq!(sent(&up), vec![(1, message(frames(0, 0)))]);

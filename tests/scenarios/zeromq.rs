@@ -750,7 +750,8 @@ fn a_connecting_push_loses_what_a_crashed_pull_held_and_never_delivers_twice() {
     // What the PUSH had written to the connection (the kernels' buffers) and what the PULL's
     // pipe held die with the PULL: libzmq resends nothing.
     for immediate in ["0", "1"] {
-        let pattern = format!("--set pattern=push-pull --set bind=pull --set ZMQ_IMMEDIATE={immediate}");
+        let pattern =
+            format!("--set pattern=push-pull --set bind=pull --set ZMQ_IMMEDIATE={immediate}");
         let v = violated(
             &format!("--broker zeromq {pattern} --faults crash --seeds 100"),
             "at-least-once",
@@ -780,7 +781,9 @@ fn zmq_immediate_drops_a_slow_pulls_queue_when_its_connection_goes_and_the_kept_
     // it, as the binding PUSH drops its pipe with the connection.
     let slow = "--set pattern=push-pull --set message.bytes=65536 --set ZMQ_RCVHWM=5 --faults crash --rate 20 --handler-ms 100 --seeds 200";
     let delivered = |sets: &str| -> u64 {
-        let (_, json) = sim(&format!("--broker zeromq {slow} {sets} --check at-least-once"));
+        let (_, json) = sim(&format!(
+            "--broker zeromq {slow} {sets} --check at-least-once"
+        ));
         assert_eq!(json["invariants"]["at-least-once"]["held"], false, "{sets}");
         json["stats"]["messages_delivered"].as_u64().unwrap()
     };
@@ -817,8 +820,10 @@ fn zmq_immediate_drops_a_slow_pulls_queue_when_its_connection_goes_and_the_kept_
     let noted = (0..20).any(|seed| {
         let r = run(&system, seed, &schedule_for(&system, seed, &crash), false);
         at_least_once(&r.history).iter().any(|v| {
-            v.explanation.contains("ZMQ_IMMEDIATE=1: the connection to pull")
-                && v.explanation.contains("the pipe to it was terminated with what it held")
+            v.explanation
+                .contains("ZMQ_IMMEDIATE=1: the connection to pull")
+                && v.explanation
+                    .contains("the pipe to it was terminated with what it held")
         })
     });
     assert!(noted, "no loss explained by the terminated pipe");
@@ -850,7 +855,9 @@ fn after_a_heartbeat_timeout_a_connecting_push_keeps_what_it_queued_where_a_bind
     // one kept it, and after the heal sent what waited there: it loses only what was on the
     // wire when the connection was timed out.
     assert!(
-        binding.iter().any(|v| v.explanation.contains("the pipe to it was terminated")),
+        binding
+            .iter()
+            .any(|v| v.explanation.contains("the pipe to it was terminated")),
         "{binding:#?}"
     );
     assert!(
