@@ -466,6 +466,7 @@ pub fn supported_keys(broker: &str) -> &'static [&'static str] {
         ],
         "zeromq" => &[
             "pattern",
+            "bind",
             "client",
             "syncpub",
             "ZMQ_SNDHWM",

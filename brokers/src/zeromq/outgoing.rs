@@ -22,7 +22,9 @@
 //! handed to the kernel. With `ZMQ_IMMEDIATE=1` a pipe is created only when a connection
 //! completes (`engine_ready`), `reconnect` terminates it when the connection goes, with what
 //! it held (`_pipe->terminate (false)`; `push_t::xattach_pipe` sets `set_nodelay`: no
-//! delimiter is waited for), and round robin knows only the connected PULLs.
+//! delimiter is waited for), and round robin knows only the connected PULLs. A restarted
+//! connecting PUSH is a new socket with new, empty pipes that dials every PULL anew.
+
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
 use super::{dial, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
