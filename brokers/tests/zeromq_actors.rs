@@ -892,3 +892,177 @@ fn rep_returns_the_request_id_frame_with_its_reply() {
         vec![(0, reply(Some(7), 0))]
     );
 }
+
+/// A message on connection `connection`.
+fn message_on(connection: u32, frames: Frames) -> ZmqMsg {
+    ZmqMsg::Message { connection, frames }
+}
+
+/// A PUSH (0) that connects to two PULLs (1, 2), pacing its sends; both connections up
+/// unless `ZMQ_IMMEDIATE=1` is among `sets`, in which case none is.
+fn connecting_push(sets: &[&str]) -> Peers {
+    let sets: Vec<&str> = ["pattern=push-pull", "bind=pull"]
+        .into_iter()
+        .chain(sets.iter().copied())
+        .collect();
+    let mut p = Peers::new(&sets, 1, 2);
+    let start = p.start(0);
+    assert_eq!(
+        sent(&start),
+        vec![
+            (1, ZmqMsg::Hello { connection: 0 }),
+            (2, ZmqMsg::Hello { connection: 0 })
+        ],
+        "a connecting PUSH dials every PULL"
+    );
+    assert!(timers(&start).contains(&ZmqTimer::Reconnect));
+    p.random(0, ZmqRandom::Pace(20));
+    p
+}
+
+#[test]
+fn a_connecting_push_queues_to_a_departed_pull_and_sends_it_after_the_reconnect() {
+    let mut p = connecting_push(&[]);
+    // ZMQ_IMMEDIATE=0: the pipes exist from zmq_connect on. Before any connection is up
+    // zmq_send returns: the first message waits in pull0's pipe.
+    let queued = p.fire(0, ZmqTimer::Send);
+    assert!(sent(&queued).is_empty(), "{queued:?}");
+    assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, 0) }));
+    // pull0's connection comes up: what waited goes out.
+    let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&up), vec![(1, message(frames(0, 0)))]);
+    p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(
+        sent(&p.fire(0, ZmqTimer::Send)),
+        vec![(2, message(frames(0, 1)))]
+    );
+    // pull1 (id 2) crashes: its kernel resets the connection. The PUSH reconnects and keeps
+    // the pipe, and round robin goes on putting every other message in it.
+    let reset = p.deliver(0, 2, ZmqMsg::Reset);
+    assert_eq!(timers(&reset), vec![ZmqTimer::Reconnect]);
+    let mut to_pull0 = Vec::new();
+    for _ in 2..6 {
+        for (dst, m) in sent(&p.fire(0, ZmqTimer::Send)) {
+            assert_eq!(dst, 1, "nothing goes to the departed PULL's connection");
+            to_pull0.push(m);
+        }
+    }
+    assert_eq!(
+        to_pull0,
+        vec![message(frames(0, 2)), message(frames(0, 4))],
+        "kept for pull1, not redistributed"
+    );
+    let show = p.show(0);
+    assert!(
+        show.contains("pipe to pull1 (connection 0): 2 queued, 0 in the kernels' buffers, waiting for its connection"),
+        "{show}"
+    );
+    // The PUSH dials again on a new connection; once it is up, the pipe's messages go out.
+    let dial = p.fire(0, ZmqTimer::Reconnect);
+    assert_eq!(sent(&dial), vec![(2, ZmqMsg::Hello { connection: 1 })]);
+    // A straggler answer to the old connection opens nothing.
+    assert!(sent(&p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 })).is_empty());
+    let back = p.deliver(0, 2, ZmqMsg::Welcome { connection: 1 });
+    assert_eq!(
+        sent(&back),
+        vec![
+            (2, message_on(1, frames(0, 3))),
+            (2, message_on(1, frames(0, 5)))
+        ]
+    );
+    // Nothing was dropped: the messages written before the reset are lost with the connection
+    // (and the PULL that crashed), not noted by the PUSH.
+    assert!(!p.app(0).iter().any(|op| matches!(op, Op::Discard { .. })));
+}
+
+#[test]
+fn a_connecting_push_with_zmq_immediate_queues_only_to_connected_pulls_and_drops_a_broken_ones_pipe(
+) {
+    // Large messages: one streams through the kernels' buffers, the next waits in the pipe.
+    let mut p = connecting_push(&["ZMQ_IMMEDIATE=1", LARGE]);
+    // No connection complete: no pipe, and zmq_send blocks.
+    let blocked = p.fire(0, ZmqTimer::Send);
+    assert!(sent(&blocked).is_empty() && timers(&blocked).is_empty());
+    assert!(!p.app(0).iter().any(|op| matches!(op, Op::Ack { .. })));
+    let show = p.show(0);
+    assert!(
+        show.contains("zmq_send blocked: no peer connected"),
+        "{show}"
+    );
+    // pull0's connection completes: its pipe is created and the blocked message goes out.
+    let up = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&up), vec![(1, message(frames(0, 0)))]);
+    p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(
+        sent(&p.fire(0, ZmqTimer::Send)),
+        vec![(2, message(frames(0, 1)))]
+    );
+    // Both connections are full; the next two wait in the pipes.
+    for _ in 2..4 {
+        assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+    }
+    // pull1's connection breaks: the session terminates its pipe with p0:3 in it.
+    let before = p.app(0);
+    let reset = p.deliver(0, 2, ZmqMsg::Reset);
+    assert_eq!(timers(&reset), vec![ZmqTimer::Reconnect]);
+    let dropped = since(&before, &p.app(0));
+    assert!(
+        matches!(&dropped[..], [Op::Discard { msg: m, reason }]
+            if *m == msg(0, 3) && reason.contains("ZMQ_IMMEDIATE=1: the connection to pull1 broke")),
+        "{dropped:?}"
+    );
+    // Round robin knows only pull0 now: the next message goes to its pipe.
+    p.fire(0, ZmqTimer::Send);
+    let show = p.show(0);
+    assert!(
+        show.contains("pipe to pull0 (connection 0): 2 queued") && !show.contains("pull1"),
+        "{show}"
+    );
+    // After the reconnect pull1 gets a new, empty pipe: nothing of before goes out.
+    p.fire(0, ZmqTimer::Reconnect);
+    let back = p.deliver(0, 2, ZmqMsg::Welcome { connection: 1 });
+    assert!(sent(&back).is_empty(), "{back:?}");
+}
+
+#[test]
+fn a_binding_pull_accepts_each_connection_keeps_a_broken_ones_messages_and_never_dials() {
+    // Two PUSHes (0, 1) connect to one PULL (2).
+    let mut p = Peers::new(&["pattern=push-pull", "bind=pull", "ZMQ_RCVHWM=1"], 2, 1);
+    let start = p.start(2);
+    assert!(sent(&start).is_empty(), "a binding PULL dials nobody");
+    p.random(2, ZmqRandom::Processing(10));
+    // Nothing is read before a connection's greeting.
+    assert!(sent(&p.deliver(2, 0, message(frames(0, 0)))).is_empty());
+    let hello = p.deliver(2, 0, ZmqMsg::Hello { connection: 0 });
+    assert_eq!(sent(&hello), vec![(0, ZmqMsg::Welcome { connection: 0 })]);
+    // The same greeting again (the PUSH dialled again before the answer) changes nothing.
+    let again = p.deliver(2, 0, ZmqMsg::Hello { connection: 0 });
+    assert_eq!(sent(&again), vec![(0, ZmqMsg::Welcome { connection: 0 })]);
+    assert_eq!(
+        sent(&p.deliver(2, 0, message(frames(0, 1)))),
+        vec![(0, ZmqMsg::Credit(1))]
+    );
+    // The next waits on the connection (ZMQ_RCVHWM=1).
+    assert!(sent(&p.deliver(2, 0, message(frames(0, 2)))).is_empty());
+    // The connection breaks: the unread message is gone with it, the pipe's is still read,
+    // and the PULL waits for the PUSH to connect again.
+    let reset = p.deliver(2, 0, ZmqMsg::Reset);
+    assert!(
+        sent(&reset).is_empty() && !timers(&reset).contains(&ZmqTimer::Reconnect),
+        "{reset:?}"
+    );
+    assert!(sent(&p.deliver(2, 0, message(frames(0, 3)))).is_empty());
+    p.deliver(2, 0, ZmqMsg::Hello { connection: 1 });
+    p.deliver(2, 0, message_on(1, frames(0, 4)));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let before = p.app(2);
+        p.fire(2, ZmqTimer::Process);
+        for op in since(&before, &p.app(2)) {
+            if let Op::Deliver { msg, session, .. } = op {
+                got.push((msg, session));
+            }
+        }
+    }
+    assert_eq!(got, vec![(msg(0, 1), 0), (msg(0, 4), 1)], "{got:?}");
+}

@@ -62,6 +62,19 @@ pub const SCENARIOS: &[Scenario] = &[
         guarantees: &[Invariant::AtMostOnce, Invariant::Ordering],
     },
     Scenario {
+        name: "push-pull, PUSH connects, consumer crash",
+        broker: "zeromq",
+        sets: &["pattern=push-pull", "bind=pull"],
+        faults: "crash",
+        messages: 300,
+        rate: 100,
+        handler_ms: 10,
+        window_ms: 3_000,
+        strikes: &[Strike::Crash(1_000, 500, 1)],
+        claims: &[Kind::Lost],
+        guarantees: &[Invariant::AtMostOnce, Invariant::Ordering],
+    },
+    Scenario {
         name: "pub-sub, slow joiner",
         broker: "zeromq",
         sets: &["pattern=pub-sub", "syncpub=false"],
@@ -453,6 +466,7 @@ pub fn supported_keys(broker: &str) -> &'static [&'static str] {
         ],
         "zeromq" => &[
             "pattern",
+            "bind",
             "client",
             "syncpub",
             "ZMQ_SNDHWM",

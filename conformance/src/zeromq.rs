@@ -1,7 +1,9 @@
 //! Real libzmq (the `zmq` crate's bundled build): the model's peers as real sockets on
 //! loopback TCP, in this process, mirroring `brokers/src/zeromq/`.
 //!
-//! The stable side binds (PUB, PUSH, REP), the other connects, as in the model. The producer
+//! The stable side binds (PUB, PUSH, REP), the other connects, as in the model; with
+//! `bind=pull` the PULL binds and the PUSH connects (and keeps its pipe while the PULL is
+//! down, as libzmq's connecting side does). The producer
 //! sends message `seq` as `<topic>p0:seq` (topics alternate `A`, `B`) and records the send and,
 //! as the model does, its acknowledgement when `zmq_send` returned (PUB, PUSH) or when the reply
 //! arrived (the Lazy Pirate client, which records a failure when it gives up after
@@ -31,6 +33,8 @@ const PROBE: &[u8] = b"probe";
 #[derive(Clone, Debug)]
 struct Settings {
     pattern: String,
+    /// `bind=pull`: the PULL binds, the PUSH connects.
+    push_connects: bool,
     lazy_pirate: bool,
     syncpub: bool,
     sndhwm: i32,
@@ -90,7 +94,7 @@ fn receiver(
     synced: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let (kind, name, binds) = match s.pattern.as_str() {
-        "push-pull" => (zmq::PULL, "pull0", false),
+        "push-pull" => (zmq::PULL, "pull0", s.push_connects),
         "pub-sub" => (zmq::SUB, "sub0", false),
         _ => (zmq::REP, "rep0", true),
     };
@@ -194,8 +198,13 @@ fn producer(
             };
             let name = if kind == zmq::PUSH { "push0" } else { "pub0" };
             let sock = socket(&ctx, kind, &s)?;
-            sock.bind(&endpoint)
-                .map_err(|e| format!("zmq bind {endpoint}: {e}"))?;
+            if kind == zmq::PUSH && s.push_connects {
+                sock.connect(&endpoint)
+                    .map_err(|e| format!("zmq connect {endpoint}: {e}"))?;
+            } else {
+                sock.bind(&endpoint)
+                    .map_err(|e| format!("zmq bind {endpoint}: {e}"))?;
+            }
             if kind == zmq::PUB && s.syncpub {
                 while !synced.load(Ordering::SeqCst) && ctl.get() != State::Stop {
                     let _ = sock.send(PROBE, 0);
@@ -286,6 +295,7 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, String> {
     let c = &spec.config;
     let s = Settings {
         pattern: c.str("pattern").to_string(),
+        push_connects: c.str("bind") == "pull",
         lazy_pirate: c.str("client") == "lazy-pirate",
         syncpub: c.bool("syncpub"),
         sndhwm: hwm(c.int("ZMQ_SNDHWM")),
@@ -313,8 +323,8 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, String> {
         );
         std::thread::spawn(move || receiver(ctx, e, s, rec, ctl, synced))
     };
-    if s.pattern == "req-rep" {
-        // The server binds first, as a REP server runs before its clients.
+    if s.pattern == "req-rep" || s.push_connects {
+        // The server (or the binding PULL) binds first, as a server runs before its clients.
         std::thread::sleep(Duration::from_millis(100));
     }
     let sending = {

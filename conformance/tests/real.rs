@@ -65,6 +65,11 @@ fn zeromq_push_pull_consumer_crash() {
 }
 
 #[test]
+fn zeromq_push_pull_push_connects_consumer_crash() {
+    scenario("push-pull, PUSH connects, consumer crash");
+}
+
+#[test]
 fn zeromq_pub_sub_slow_joiner() {
     scenario("pub-sub, slow joiner");
 }

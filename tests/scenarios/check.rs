@@ -717,6 +717,16 @@ fn check_zeromq_push_pull_loses_a_message_to_a_crash() {
     assert!(json["properties"].get("a leader changes").is_none());
 }
 
+#[test]
+fn check_zeromq_connecting_push_loses_what_it_wrote_to_a_pull_that_crashed_and_never_duplicates() {
+    let (code, json) =
+        check("--broker zeromq --set pattern=push-pull --set bind=pull --faults crash");
+    assert_eq!(json["config"]["bind"], "pull");
+    assert_held(&json, "at-most-once");
+    let steps = counterexample(code, &json, "at-least-once");
+    assert!(steps.iter().any(|s| kind(s) == "crash"), "{steps:#?}");
+}
+
 /// A client that resends what it has no answer for loses nothing under `fault`, and duplicates:
 /// the first copy was not lost, only late, or its answer was. The story holds a step of `kind`.
 fn resends_duplicate_but_lose_nothing(args: &str, fault: &str, step: &str) {

@@ -380,6 +380,9 @@ fn bad_input_names_the_key() {
         ("--set pattern=req-rep --set syncpub=false", "syncpub"),
         ("--set ZMQ_SNDHWM=-1", "ZMQ_SNDHWM"),
         ("--set pattern=router-dealer", "pattern"),
+        ("--set pattern=pub-sub --set bind=pull", "bind"),
+        ("--set pattern=req-rep --set bind=push", "bind"),
+        ("--set bind=sub", "bind"),
         ("--set message.bytes=-1", "message.bytes"),
         ("--set message.bytes=2000000000", "message.bytes"),
         ("--set pattern=req-rep --set ZMQ_CONFLATE=1", "ZMQ_CONFLATE"),
@@ -645,5 +648,221 @@ fn heartbeats_off_by_default_and_on_without_faults_change_nothing() {
     held(
         "--broker zeromq --set ZMQ_HEARTBEAT_IVL=1000 --set ZMQ_HEARTBEAT_TTL=6553599 --faults none --seeds 3",
         &["at-least-once"],
+    );
+}
+
+/// One PUSH connecting to two PULLs (`bind=pull`) with `sets`, sending `messages` at ten a
+/// second.
+fn connecting_push(sets: &[&str], messages: u32) -> ZeroMq {
+    let sets: Vec<String> = ["pattern=push-pull", "bind=pull"]
+        .iter()
+        .chain(sets)
+        .map(|s| s.to_string())
+        .collect();
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
+    ZeroMq::build(
+        &config,
+        Workload {
+            messages,
+            producers: 1,
+            consumers: 2,
+            rate: Some(10),
+            ..Workload::default()
+        },
+    )
+}
+
+/// The messages `zmq_send` returned for between `from_ms` and `to_ms`.
+fn acked_between(r: &Run, from_ms: u64, to_ms: u64) -> Vec<mqcheck_invariants::MsgId> {
+    r.history
+        .events
+        .iter()
+        .filter(|e| e.time_ms > from_ms && e.time_ms < to_ms)
+        .filter_map(|e| match e.op {
+            Op::Ack { msg } => Some(msg),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which consumer's application got `m`, and when.
+fn delivered_to(r: &Run, m: mqcheck_invariants::MsgId) -> Vec<(u32, u64)> {
+    r.history
+        .events
+        .iter()
+        .filter_map(|e| match e.op {
+            Op::Deliver { msg, consumer, .. } if msg == m => Some((consumer, e.time_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_connecting_push_keeps_its_pipe_to_a_crashed_pull_and_sends_it_after_the_restart_unless_zmq_immediate(
+) {
+    // pull0 (node 1) is down from 1 s to 3 s.
+    let crash = only(
+        1_000,
+        2_000,
+        FaultOp::Crash {
+            target: Target::Node(1),
+        },
+    );
+    // ZMQ_IMMEDIATE=0: round robin goes on putting every other message in pull0's pipe, and
+    // zmq_send returns; the restarted pull0 gets them after the PUSH reconnected.
+    let keep = run(&connecting_push(&[], 60), 1, &crash, false);
+    assert!(keep.complete);
+    let sent_while_down = acked_between(&keep, 1_050, 3_000);
+    assert!(sent_while_down.len() >= 15, "{sent_while_down:?}");
+    let mut kept = 0;
+    for m in &sent_while_down {
+        match delivered_to(&keep, *m)[..] {
+            [(0, at)] => {
+                assert!(at > 3_000, "{m} reached pull0 while it was down");
+                kept += 1;
+            }
+            [(1, _)] => {}
+            ref other => panic!("{m}: {other:?}"),
+        }
+    }
+    assert!(
+        kept * 3 >= sent_while_down.len(),
+        "about half waited for pull0: {kept} of {}",
+        sent_while_down.len()
+    );
+    // ZMQ_IMMEDIATE=1: pull0's pipe went with its connection, and round robin knows only
+    // pull1 until pull0 is back.
+    let immediate = run(&connecting_push(&["ZMQ_IMMEDIATE=1"], 60), 1, &crash, false);
+    assert!(immediate.complete);
+    let sent_while_down = acked_between(&immediate, 1_050, 3_000);
+    assert!(sent_while_down.len() >= 15, "{sent_while_down:?}");
+    for m in &sent_while_down {
+        assert!(
+            matches!(delivered_to(&immediate, *m)[..], [(1, _)]),
+            "{m}: {:?}",
+            delivered_to(&immediate, *m)
+        );
+    }
+}
+
+#[test]
+fn a_connecting_push_loses_what_a_crashed_pull_held_and_never_delivers_twice() {
+    // What the PUSH had written to the connection (the kernels' buffers) and what the PULL's
+    // pipe held die with the PULL: libzmq resends nothing.
+    for immediate in ["0", "1"] {
+        let pattern =
+            format!("--set pattern=push-pull --set bind=pull --set ZMQ_IMMEDIATE={immediate}");
+        let v = violated(
+            &format!("--broker zeromq {pattern} --faults crash --seeds 100"),
+            "at-least-once",
+        );
+        assert_eq!(v["kind"], "lost");
+        let r = reproduce(&v);
+        let minimal = r.stdout.split("minimal fault schedule").nth(1).unwrap();
+        assert!(minimal.contains("crash pull0"), "{immediate}: {minimal}");
+        // ZeroMQ never sends a message twice, and one connection's messages arrive in order.
+        held(
+            &format!("--broker zeromq {pattern} --faults crash,power,partition,loss,pause --producers 2 --consumers 2 --seeds 150"),
+            &["at-most-once", "ordering"],
+        );
+    }
+    // Without faults everything arrives.
+    held(
+        "--broker zeromq --set pattern=push-pull --set bind=pull --faults none --consumers 2 --seeds 50",
+        &["at-least-once", "at-most-once", "ordering"],
+    );
+}
+
+#[test]
+fn zmq_immediate_drops_a_slow_pulls_queue_when_its_connection_goes_and_the_kept_pipe_delivers_it() {
+    // 64 KiB messages at 20 a second to a PULL that takes 100 ms over each, with room for 5 in
+    // its pipe and 2 in the kernels' buffers: the backlog waits in the PUSH's pipe when the
+    // PULL crashes. A kept pipe delivers it to the restarted PULL; ZMQ_IMMEDIATE=1 terminates
+    // it, as the binding PUSH drops its pipe with the connection.
+    let slow = "--set pattern=push-pull --set message.bytes=65536 --set ZMQ_RCVHWM=5 --faults crash --rate 20 --handler-ms 100 --seeds 200";
+    let delivered = |sets: &str| -> u64 {
+        let (_, json) = sim(&format!(
+            "--broker zeromq {slow} {sets} --check at-least-once"
+        ));
+        assert_eq!(json["invariants"]["at-least-once"]["held"], false, "{sets}");
+        json["stats"]["messages_delivered"].as_u64().unwrap()
+    };
+    let kept = delivered("--set bind=pull");
+    let immediate = delivered("--set bind=pull --set ZMQ_IMMEDIATE=1");
+    let binding = delivered("--set bind=push");
+    assert!(
+        kept > immediate + 1000 && kept > binding + 1000,
+        "kept {kept}, ZMQ_IMMEDIATE=1 {immediate}, bind=push {binding}"
+    );
+    // The losses ZMQ_IMMEDIATE=1 adds are the terminated pipe's, noted with their reason.
+    let sets: Vec<String> = [
+        "pattern=push-pull",
+        "bind=pull",
+        "ZMQ_IMMEDIATE=1",
+        "message.bytes=65536",
+        "ZMQ_RCVHWM=5",
+    ]
+    .map(String::from)
+    .to_vec();
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &sets).unwrap();
+    let system = ZeroMq::build(
+        &config,
+        Workload {
+            messages: 100,
+            producers: 1,
+            consumers: 1,
+            rate: Some(20),
+            handler_ms: Some(100),
+            ..Workload::default()
+        },
+    );
+    let crash = FaultSet([Fault::Crash].into_iter().collect());
+    let noted = (0..20).any(|seed| {
+        let r = run(&system, seed, &schedule_for(&system, seed, &crash), false);
+        at_least_once(&r.history).iter().any(|v| {
+            v.explanation
+                .contains("ZMQ_IMMEDIATE=1: the connection to pull")
+                && v.explanation
+                    .contains("the pipe to it was terminated with what it held")
+        })
+    });
+    assert!(noted, "no loss explained by the terminated pipe");
+}
+
+#[test]
+fn after_a_heartbeat_timeout_a_connecting_push_keeps_what_it_queued_where_a_binding_one_drops_it() {
+    // A 6 s partition of pull0 with heartbeats on (IVL 1000): both ends time the connection
+    // out. 64 KiB messages, so what is sent meanwhile waits in the PUSH's pipe to pull0.
+    let cut = only(
+        1_000,
+        6_000,
+        FaultOp::Partition {
+            split: Split::Halves(vec![1]),
+        },
+    );
+    let sets = ["message.bytes=65536", "ZMQ_HEARTBEAT_IVL=1000"];
+    let lost = |bind: &str| {
+        let mut all = sets.to_vec();
+        all.push(bind);
+        let r = run(&zeromq(&all, 80, false), 1, &cut, false);
+        assert!(r.complete, "{bind}");
+        assert!(last_delivered(&r, 80), "{bind}: no reconnect");
+        at_least_once(&r.history)
+    };
+    let binding = lost("bind=push");
+    let connecting = lost("bind=pull");
+    // The binding PUSH terminated its pipe with the partition's messages in it; the connecting
+    // one kept it, and after the heal sent what waited there: it loses only what was on the
+    // wire when the connection was timed out.
+    assert!(
+        binding
+            .iter()
+            .any(|v| v.explanation.contains("the pipe to it was terminated")),
+        "{binding:#?}"
+    );
+    assert!(
+        connecting.len() <= 2 && connecting.len() + 5 <= binding.len(),
+        "connecting {connecting:#?}, binding {}",
+        binding.len()
     );
 }

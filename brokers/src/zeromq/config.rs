@@ -39,11 +39,14 @@ pub enum Client {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
     pub pattern: Pattern,
+    /// `bind=pull`: the PULL peers bind and every PUSH connects to each of them (the zguide's
+    /// sink); `bind=push`, the default, the other way round (its ventilator).
+    pub push_connects: bool,
     /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit.
     pub sndhwm: Option<u64>,
     pub rcvhwm: Option<u64>,
     pub reconnect_ivl: Duration,
-    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections.
+    /// `ZMQ_IMMEDIATE=1`: queue only to completed connections (a REQ, or a connecting PUSH).
     pub immediate: bool,
     /// `ZMQ_CONFLATE=1` on both sockets: every pipe keeps only the last message, and the
     /// high-water marks do not apply.
@@ -146,6 +149,7 @@ impl Settings {
                 "req-rep" => Pattern::ReqRep,
                 _ => Pattern::PushPull,
             },
+            push_connects: config.str("bind") == "pull",
             sndhwm: hwm(config, "ZMQ_SNDHWM"),
             rcvhwm: hwm(config, "ZMQ_RCVHWM"),
             reconnect_ivl: Duration::from_millis(config.int("ZMQ_RECONNECT_IVL")),
@@ -193,6 +197,12 @@ pub(super) fn keys() -> Vec<Key> {
             "socket types: PUB→SUB, PUSH→PULL, or REQ→REP",
         ),
         Key::new(
+            "bind",
+            "push",
+            OneOf(&["push", "pull"]),
+            "push-pull: which socket binds, the other connecting to each peer of it: push (the zguide's ventilator; a departed PULL's pipe goes with its connection) or pull (its sink; a connecting PUSH keeps its pipe to a departed PULL and queues to it)",
+        ),
+        Key::new(
             "ZMQ_SNDHWM",
             "1000",
             Int { min: 0, max: INT_MAX },
@@ -214,7 +224,7 @@ pub(super) fn keys() -> Vec<Key> {
             "ZMQ_IMMEDIATE",
             "0",
             OneOf(&["0", "1"]),
-            "1: a connecting socket queues only to completed connections (here: the REQ client; PUB, PUSH and REP bind)",
+            "1: a connecting socket queues only to completed connections, and its pipe goes with its connection (here: the REQ client, and a PUSH with bind=pull)",
         ),
         Key::new(
             "ZMQ_CONFLATE",
@@ -363,6 +373,12 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("{key}: ZMTP heartbeats are modelled for pattern=pub-sub and pattern=push-pull, not pattern=req-rep"),
             ));
         }
+    }
+    if pattern != "push-pull" && config.is_set("bind") {
+        return Err(ConfigError::new(
+            "bind",
+            format!("bind chooses which of PUSH and PULL binds: it needs pattern=push-pull, not pattern={pattern} (there the stable side binds: PUB, REP)"),
+        ));
     }
     if pattern != "pub-sub" {
         if let Some(key) = ["ZMQ_SUBSCRIBE", "syncpub"]

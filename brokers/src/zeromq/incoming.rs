@@ -1,5 +1,13 @@
-//! The connecting side of PUB/SUB and PUSH/PULL: a SUB or PULL socket that connects to every
-//! producer, fair-queues their messages, and the application that handles them.
+//! The receiving side of PUB/SUB and PUSH/PULL: a SUB or PULL socket that fair-queues its
+//! producers' messages, and the application that handles them.
+//!
+//! A SUB connects to every PUB, and so does a PULL by default (`bind=push`): its session keeps
+//! the pipe across reconnects. With `bind=pull` the PULL binds and every PUSH connects to it:
+//! each accepted connection gets a pipe of its own, and when the connection breaks the session
+//! terminates it, but the socket's end waits for the delimiter (`pipe_t::process_pipe_term`
+//! with `_delay`; `pull_t` does not set `set_nodelay`), so the application still reads what
+//! the pipe holds. A binding PULL that starts late (`--consumer-delay-ms`) binds at once and
+//! its application starts reading after the delay, as a REP server does.
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
@@ -36,6 +44,9 @@ pub struct IncomingState {
     pub last: Option<Id>,
     /// The application is handling a message.
     pub busy: bool,
+    /// The application has started reading (a binding PULL's starts late with
+    /// `--consumer-delay-ms`).
+    pub started: bool,
 }
 
 /// What waits on a connection behind a full receive pipe.
@@ -49,6 +60,7 @@ pub enum Unread {
 impl Incoming {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> IncomingState {
         processing_choice(&self.settings.workload, o);
+        let late = app.is_empty() && self.settings.workload.consumer_delay_ms > 0;
         let s = IncomingState {
             app,
             processing: Duration::ZERO,
@@ -59,8 +71,9 @@ impl Incoming {
             heartbeats: BTreeMap::new(),
             last: None,
             busy: false,
+            started: !(late && self.binds()),
         };
-        if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
+        if late {
             o.set_timer(
                 ZmqTimer::Start,
                 exact(self.settings.workload.consumer_delay()),
@@ -71,9 +84,17 @@ impl Incoming {
         s
     }
 
+    /// A PULL with `bind=pull`: it binds, and every PUSH connects to it.
+    fn binds(&self) -> bool {
+        self.settings.push_connects && self.settings.pattern == Pattern::PushPull
+    }
+
     /// Dials every producer not yet connected, and tries again after `ZMQ_RECONNECT_IVL`. A SUB
     /// sends its subscription on every new connection.
     fn connect(&self, s: &IncomingState, o: &mut ZmqOut) {
+        if self.binds() {
+            return;
+        }
         let greet = |p: Id| {
             let connection = s.connections.get(&p).copied().unwrap_or(0);
             let mut msgs = vec![ZmqMsg::Hello { connection }];
@@ -94,7 +115,24 @@ impl Incoming {
 
     pub fn on_msg(&self, s: &mut IncomingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
         let current = s.connections.get(&src).copied().unwrap_or(0);
+        if self.binds() && !s.welcomed.contains(&src) {
+            // A binding PULL reads a PUSH's connection from its greeting on.
+            if let ZmqMsg::Hello { connection } = msg {
+                self.accept(s, src, connection, o);
+            }
+            return;
+        }
         match msg {
+            // The same connection's greeting again (the PUSH dialled again before the answer
+            // came) changes nothing.
+            ZmqMsg::Hello { connection } if self.binds() && current == connection => {
+                o.send(src, ZmqMsg::Welcome { connection });
+            }
+            // A new connection from the same PUSH ends the old one.
+            ZmqMsg::Hello { connection } if self.binds() => {
+                self.lose(s, src, o);
+                self.accept(s, src, connection, o);
+            }
             // The answer to the current connection's greeting, not to one a reset ended.
             ZmqMsg::Welcome { connection } if current == connection => {
                 if s.welcomed.insert(src) {
@@ -140,18 +178,30 @@ impl Incoming {
         }
     }
 
+    /// A binding PULL accepts a PUSH's new connection: it answers the greeting and reads
+    /// what comes over it into a new pipe, after what the old one still holds.
+    fn accept(&self, s: &mut IncomingState, push: Id, connection: u32, o: &mut ZmqOut) {
+        s.welcomed.insert(push);
+        s.connections.insert(push, connection);
+        heartbeat::start(self.settings.heartbeat.as_ref(), push, o);
+        o.send(push, ZmqMsg::Welcome { connection });
+    }
+
     /// The connection to `producer` ended (a reset, the producer's close, or this side's
-    /// heartbeat): what was still on it is gone, the pipe keeps what it holds (the connecting
-    /// side's session keeps its pipe, `session_base_t::reconnect`), and the socket dials again
-    /// after `ZMQ_RECONNECT_IVL`, on a new connection.
+    /// heartbeat): what was still on it is gone, and the pipe keeps what it holds. The
+    /// connecting side's session keeps its pipe (`session_base_t::reconnect`) and dials again
+    /// after `ZMQ_RECONNECT_IVL`, on a new connection; a binding PULL's pipe is terminated, its
+    /// end read to the delimiter, and it waits for the PUSH to connect again.
     fn lose(&self, s: &mut IncomingState, producer: Id, o: &mut ZmqOut) {
         s.welcomed.remove(&producer);
-        *s.connections.entry(producer).or_default() += 1;
         s.unread.remove(&producer);
         if let Some(mut timers) = s.heartbeats.remove(&producer) {
             heartbeat::stop(producer, &mut timers, o);
         }
-        o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
+        if !self.binds() {
+            *s.connections.entry(producer).or_default() += 1;
+            o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
+        }
     }
 
     pub fn on_timeout(&self, s: &mut IncomingState, timer: &ZmqTimer, o: &mut ZmqOut) {
@@ -175,7 +225,12 @@ impl Incoming {
             }
         }
         match timer {
-            ZmqTimer::Reconnect | ZmqTimer::Start => self.connect(s, o),
+            ZmqTimer::Reconnect => self.connect(s, o),
+            ZmqTimer::Start => {
+                s.started = true;
+                self.connect(s, o);
+                self.handle_next(s, o);
+            }
             ZmqTimer::Process => {
                 s.busy = false;
                 self.deliver(s, o);
@@ -192,7 +247,7 @@ impl Incoming {
 
     /// Starts handling the next message, if the application is free and one is waiting.
     fn handle_next(&self, s: &mut IncomingState, o: &mut ZmqOut) {
-        if !s.busy && Self::next_pipe(s).is_some() {
+        if s.started && !s.busy && Self::next_pipe(s).is_some() {
             s.busy = true;
             o.set_timer(ZmqTimer::Process, exact(s.processing));
         }

@@ -20,9 +20,10 @@
 //!   blocks. It also drops what no connected subscriber subscribed to: a subscription travels
 //!   from the SUB to the PUB over the connection (`ZMQ_SUBSCRIBE`, a prefix of the message) and
 //!   takes effect only when it arrives, so a publisher with no subscribers drops everything.
-//! - **PUSH** round-robins messages over its connected PULL peers, skipping peers in the mute
-//!   state, and `zmq_send` **blocks** when every peer is mute or none is connected: messages are
-//!   not discarded.
+//! - **PUSH** round-robins messages over its pipes to PULL peers, skipping pipes in the mute
+//!   state, and `zmq_send` **blocks** when every pipe is mute or there is none: messages are
+//!   not discarded. A binding PUSH has pipes to its connected peers only; a connecting one also
+//!   to peers whose connection is down (see below).
 //! - **PULL** and **SUB** fair-queue: they read their peers' pipes in turn.
 //! - **REQ** sends one request (round-robin over its REP peers) and must receive the reply
 //!   before it may send again; **REP** receives one request and must reply before it receives
@@ -42,6 +43,20 @@
 //! the requests in it, and drops their replies (`router_t::xsend`: no writable pipe for that
 //! routing id). A SUB resends its subscriptions on every new connection.
 //!
+//! **A connecting PUSH** (`bind=pull`) is the connecting side too: with `ZMQ_IMMEDIATE=0` it
+//! has a pipe to each PULL from `zmq_connect` on (`socket_base_t::connect_internal` attaches it
+//! to the load balancer, `lb_t::attach`), a pipe that survives its connection
+//! (`session_base_t::engine_error` only `reconnect`s an active session, and `engine_ready`
+//! reuses `_pipe`). Round robin (`lb_t::sendpipe`) goes on putting every n-th message in the
+//! pipe of a PULL that crashed, was cut off or timed out, until that pipe reaches `ZMQ_SNDHWM`
+//! and is skipped; `zmq_send` blocks only when every pipe is full. What waits there goes out
+//! once the PULL is back, the same process or a restarted one; what the I/O thread had already
+//! handed to the kernel, and what the dead PULL's pipe held, are gone: libzmq keeps no copy.
+//! With `ZMQ_IMMEDIATE=1` a pipe exists only while its connection does: `reconnect`
+//! terminates it with what it held (`push_t::xattach_pipe` sets `set_nodelay`), noted as
+//! `Op::Discard`, and round robin knows only the connected PULLs. The binding PULL gives each
+//! accepted connection a pipe and, when it breaks, reads the old pipe to its delimiter.
+//!
 //! `ZMQ_CONFLATE=1`, set on both sockets here, makes every pipe a `ypipe_conflate_t`
 //! (`src/ypipe_conflate.hpp`): one message, replaced by the next before it is read, and no
 //! high-water marks (`session_base_t::engine_ready` creates the pipes with `-1`;
@@ -54,7 +69,8 @@
 //! or within the peer's `ZMQ_HEARTBEAT_TTL` after the peer's PING (`stream_engine_base_t::
 //! timer_event` → `error (timeout_error)`). The session then treats the connection as broken
 //! (`session_base_t::engine_error`): the binding side (PUB, PUSH) terminates its pipe with what
-//! it held, the connecting side (SUB, PULL) keeps its pipe and reconnects. So a partition, a
+//! it held, the connecting side (SUB, PULL, or a PUSH with `bind=pull`) keeps its pipe and
+//! reconnects. So a partition, a
 //! stalled retransmission or a peer that lost power is noticed after the timeout instead of
 //! never, and what waited for the dead connection is dropped where, without heartbeats, TCP
 //! would have delivered it after the heal. A receiver whose pipe is full stops decoding, PINGs
@@ -114,7 +130,8 @@
 //!
 //! `pattern` decides the sockets: producers are PUB, PUSH or REQ peers, consumers are SUB, PULL
 //! or REP peers. The stable side binds (PUB, PUSH, REP) and the other connects to every peer
-//! of the stable side, as the zguide's examples do. PUB, PUSH and REQ peers are the workload's
+//! of the stable side, as the zguide's examples do; with `pattern=push-pull` and `bind=pull`
+//! the PULLs bind and every PUSH connects to each of them (the zguide's sink). PUB, PUSH and REQ peers are the workload's
 //! producers and crash only under `--producer-crashes` (then their applications resend their
 //! outboxes: `outgoing.rs`, `req.rs`); SUB and PULL peers are consumers and REP peers are servers, which
 //! the nemesis crashes and pauses. Each SUB is its own group (it should see every message it
@@ -161,6 +178,13 @@
 //! reply to a gone pipe is dropped), `src/session_base.cpp` (`engine_error`, `reconnect`:
 //! `ZMQ_IMMEDIATE` terminates the pipe), `src/stream_connecter_base.cpp`
 //! (`get_new_reconnect_ivl`: the interval plus `generate_random () % reconnect_ivl`),
+//! `src/push.cpp`, `src/lb.cpp`, `src/session_base.cpp` and `src/socket_base.cpp` at commit
+//! 6b708e4a453a31e240211792f42e4f0c67b7fc03 (`push_t::xattach_pipe`: `set_nodelay`, `lb_t::
+//! attach`; `lb_t::sendpipe`: a pipe whose `write` fails is deactivated, `EAGAIN` with none
+//! active; `connect_internal`: the pipe pair is created at `zmq_connect` unless
+//! `options.immediate == 1`; `engine_ready`: a pipe only if none exists; `engine_error`:
+//! `reconnect` for an active session, `terminate` for an accepted one; `reconnect`: with
+//! `immediate == 1`, `_pipe->terminate (false)`),
 //! `src/req.cpp` at commit 6b708e4a453a31e240211792f42e4f0c67b7fc03 (`xsend`: `_strict`, the
 //! request id frame, the unread replies dropped; `xrecv` and `recv_reply_pipe`: only
 //! `_reply_pipe`'s messages, only the last `_request_id`; `xhas_in`; `xpipe_terminated`;
@@ -552,7 +576,7 @@ impl System for ZeroMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL, REQ/REP sockets, per-peer pipes with high-water marks, reconnection, ZMTP heartbeats, multipart atomicity, the Lazy Pirate client"
+        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL (either side binding), REQ/REP sockets, per-peer pipes with high-water marks, reconnection, ZMTP heartbeats, multipart atomicity, the Lazy Pirate client"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -581,6 +605,11 @@ impl System for ZeroMq {
                 name: "push-pull",
                 sets: &["pattern=push-pull"],
                 claim: "PUSH blocks at the high-water mark instead of dropping; queues die with the process",
+            },
+            Scenario {
+                name: "push-pull, PUSH connects",
+                sets: &["pattern=push-pull", "bind=pull"],
+                claim: "a connecting PUSH keeps its pipe to a departed PULL and sends what waits there after the reconnect; what the PULL held dies with it",
             },
             Scenario {
                 name: "push-pull, 3 frames",

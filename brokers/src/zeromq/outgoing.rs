@@ -1,20 +1,38 @@
-//! The binding side of PUB/SUB and PUSH/PULL: a PUB or PUSH socket with one pipe per connected
-//! peer, and the application that sends through it.
+//! The sending side of PUB/SUB and PUSH/PULL: a PUB or PUSH socket with one pipe per peer, and
+//! the application that sends through it.
 //!
-//! A restarted PUB or PUSH (`--producer-crashes`) is a new socket: it binds again with no peers
-//! and no pipes, and its peers, whose connections the kernel closed, connect anew (a SUB
-//! resubscribes). Its application sends again the one message it may have in doubt — a PUSH
-//! blocked in `zmq_send` when it died — without recording a second send; a PUB's `zmq_send`
-//! never blocks, so it has nothing in doubt.
+//! PUB binds, and so does PUSH by default (`bind=push`): a peer's pipe lives as long as its
+//! connection. A restarted PUB or PUSH (`--producer-crashes`) is a new socket: it binds again
+//! with no peers and no pipes, and its peers, whose connections the kernel closed, connect anew
+//! (a SUB resubscribes). Its application sends again the one message it may have in doubt — a
+//! PUSH blocked in `zmq_send` when it died — without recording a second send; a PUB's
+//! `zmq_send` never blocks, so it has nothing in doubt.
+//!
+//! With `bind=pull` the PUSH connects to every PULL (the zguide's sink). Its session is the
+//! active one (`session_base_t`, `_active`), and with `ZMQ_IMMEDIATE=0` its pipe to each PULL
+//! exists from `zmq_connect` on (`socket_base_t::connect_internal` creates the pipe pair and
+//! attaches it to `lb_t` at once) and survives the connection: `engine_error` with
+//! `connection_error` or `timeout_error` only `reconnect`s, keeping `_pipe`, and
+//! `engine_ready` on the next connection reuses it. So round robin goes on putting every n-th
+//! message in the pipe of a PULL that is gone, until that pipe is at `ZMQ_SNDHWM`
+//! (`lb_t::sendpipe` deactivates a pipe whose `write` fails and skips it), and what waits there
+//! goes out when the PULL is back — the same process after a partition or a heartbeat timeout,
+//! or a restarted one. What the I/O thread had already written to the broken connection (the
+//! kernels' buffers) and what the dead PULL's pipe held are lost: libzmq keeps no copy of what it
+//! handed to the kernel. With `ZMQ_IMMEDIATE=1` a pipe is created only when a connection
+//! completes (`engine_ready`), `reconnect` terminates it when the connection goes, with what
+//! it held (`_pipe->terminate (false)`; `push_t::xattach_pipe` sets `set_nodelay`: no
+//! delimiter is waited for), and round robin knows only the connected PULLs. A restarted
+//! connecting PUSH is a new socket with new, empty pipes that dials every PULL anew.
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
-use super::{next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{dial, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
 use stateright::actor::Id;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -23,9 +41,12 @@ pub struct Outgoing {
     pub index: u32,
 }
 
-/// The pipe to one connected peer, and the connection behind it.
+/// The pipe to one peer, and the connection behind it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Peer {
+    /// The pipe's connection is up: the I/O thread writes from the pipe to it. Always, on the
+    /// binding side; a connecting PUSH's pipe waits for its connection.
+    pub connected: bool,
     /// The pipe: messages `zmq_send` queued that the I/O thread has not yet written to the
     /// connection, what `ZMQ_SNDHWM` caps (`pipe_t::check_hwm`).
     pub pipe: VecDeque<Frames>,
@@ -34,7 +55,7 @@ pub struct Peer {
     pub in_flight: u64,
     /// A SUB peer's subscription, once it arrived.
     pub subscription: Option<String>,
-    /// The peer's number for the connection.
+    /// The connecting side's number for the connection.
     pub connection: u32,
     /// The connection's heartbeat timers (`ZMQ_HEARTBEAT_IVL`).
     pub heartbeat: Timers,
@@ -51,8 +72,15 @@ pub struct OutgoingState {
     /// Message `next` was sent before a restart and is in the outbox: sending it again records
     /// no second send.
     pub resend: bool,
-    /// Connected peers; the binding side forgets a peer whose connection broke.
+    /// The pipes, by peer: on the binding side those of the connected peers (a broken
+    /// connection's pipe goes), on a connecting PUSH every PULL's (`ZMQ_IMMEDIATE=1`: every
+    /// connected PULL's).
     pub peers: BTreeMap<Id, Peer>,
+    /// A connecting PUSH: its current connection to each PULL, by number, one more after each
+    /// reset.
+    pub connections: BTreeMap<Id, u32>,
+    /// A connecting PUSH: the PULLs whose end of the current connection answered.
+    pub welcomed: BTreeSet<Id>,
     /// The peer a PUSH wrote to last (round robin).
     pub turn: Option<Id>,
     /// The PUB application has heard every subscriber's subscription and publishes.
@@ -65,16 +93,49 @@ impl Outgoing {
         let frames = self.settings.frames.max(1);
         let outbox = app.reopen();
         let resend = outbox.unacknowledged.first().map(|m| m.seq / frames);
-        OutgoingState {
+        let mut s = OutgoingState {
             app,
             pace: None,
             next: resend.unwrap_or(outbox.sent as u32 / frames),
             blocked: false,
             resend: resend.is_some(),
             peers: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            welcomed: BTreeSet::new(),
             turn: None,
             started: self.settings.pattern == Pattern::PushPull || !self.settings.syncpub,
+        };
+        if self.connects() {
+            if !self.settings.immediate {
+                // `zmq_connect` attaches a pipe to each PULL before any connection is up.
+                for pull in self.settings.consumer_ids() {
+                    s.peers.insert(pull, Peer::default());
+                }
+            }
+            self.connect(&s, o);
         }
+        s
+    }
+
+    /// A PUSH with `bind=pull`: it connects to every PULL.
+    fn connects(&self) -> bool {
+        self.settings.push_connects && self.settings.pattern == Pattern::PushPull
+    }
+
+    /// A connecting PUSH dials every PULL it is not connected to, again after
+    /// `ZMQ_RECONNECT_IVL`.
+    fn connect(&self, s: &OutgoingState, o: &mut ZmqOut) {
+        let greet = |p: Id| {
+            let connection = s.connections.get(&p).copied().unwrap_or(0);
+            vec![ZmqMsg::Hello { connection }]
+        };
+        dial(
+            &self.settings,
+            self.settings.consumer_ids(),
+            &s.welcomed,
+            greet,
+            o,
+        );
     }
 
     pub fn on_pace(&self, s: &mut OutgoingState, pace: Duration, o: &mut ZmqOut) {
@@ -85,6 +146,10 @@ impl Outgoing {
     }
 
     pub fn on_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        if self.connects() {
+            self.on_connecting_msg(s, src, msg, o);
+            return;
+        }
         match msg {
             ZmqMsg::Hello { connection } => {
                 // A new connection from this peer: whatever the old one carried is gone. The
@@ -95,6 +160,7 @@ impl Outgoing {
                     s.peers.insert(
                         src,
                         Peer {
+                            connected: true,
                             connection,
                             ..Peer::default()
                         },
@@ -152,6 +218,73 @@ impl Outgoing {
         }
     }
 
+    /// What a connecting PUSH hears from a PULL.
+    fn on_connecting_msg(&self, s: &mut OutgoingState, src: Id, msg: ZmqMsg, o: &mut ZmqOut) {
+        let current = s.connections.get(&src).copied().unwrap_or(0);
+        match msg {
+            // The answer to the current connection's greeting: `engine_ready` attaches the
+            // pipe kept from before (`ZMQ_IMMEDIATE=0`) or creates one (`ZMQ_IMMEDIATE=1`), and
+            // the I/O thread starts writing what waits in it.
+            ZmqMsg::Welcome { connection } if current == connection => {
+                if s.welcomed.insert(src) {
+                    heartbeat::start(self.settings.heartbeat.as_ref(), src, o);
+                    let peer = s.peers.entry(src).or_default();
+                    peer.connected = true;
+                    peer.connection = connection;
+                    peer.in_flight = 0;
+                    self.flush(src, peer, o);
+                }
+                if let Some(peer) = s.peers.get_mut(&src) {
+                    heartbeat::decoded(src, &mut peer.heartbeat, o);
+                }
+                self.push(s, o);
+            }
+            ZmqMsg::Credit(n) if s.welcomed.contains(&src) => {
+                if let Some(peer) = s.peers.get_mut(&src) {
+                    peer.in_flight = peer.in_flight.saturating_sub(u64::from(n));
+                    self.flush(src, peer, o);
+                }
+                self.push(s, o);
+            }
+            ZmqMsg::Ping { connection, .. } | ZmqMsg::Pong { connection }
+                if current == connection && s.welcomed.contains(&src) =>
+            {
+                if let Some(peer) = s.peers.get_mut(&src) {
+                    heartbeat::command(src, &msg, &mut peer.heartbeat, o);
+                }
+            }
+            ZmqMsg::Reset => {
+                let why = format!("the connection to {} broke", self.settings.name(src));
+                self.disconnect(s, src, &why, o);
+            }
+            ZmqMsg::Close { connection } if current == connection => {
+                let why = format!(
+                    "{} closed the connection, its heartbeat having timed out",
+                    self.settings.name(src)
+                );
+                self.disconnect(s, src, &why, o);
+            }
+            _ => {}
+        }
+    }
+
+    /// A connecting PUSH's connection to `pull` ended (`why`): what was written to it is gone,
+    /// the session reconnects after `ZMQ_RECONNECT_IVL` (`session_base_t::reconnect`) and keeps
+    /// the pipe with what waits in it, unless `ZMQ_IMMEDIATE=1` makes it terminate the pipe.
+    fn disconnect(&self, s: &mut OutgoingState, pull: Id, why: &str, o: &mut ZmqOut) {
+        s.welcomed.remove(&pull);
+        *s.connections.entry(pull).or_default() += 1;
+        if self.settings.immediate {
+            let why = format!("ZMQ_IMMEDIATE=1: {why}");
+            self.drop_pipe(s, pull, &why, o);
+        } else if let Some(peer) = s.peers.get_mut(&pull) {
+            heartbeat::stop(pull, &mut peer.heartbeat, o);
+            peer.connected = false;
+            peer.in_flight = 0;
+        }
+        o.set_timer(ZmqTimer::Reconnect, self.settings.reconnect());
+    }
+
     /// The connection to `peer` is gone, and the pipe to it with what it held (the session of
     /// an accepted connection terminates: `session_base_t::engine_error`).
     fn forget(&self, s: &mut OutgoingState, peer: Id, o: &mut ZmqOut) -> Option<Peer> {
@@ -162,7 +295,7 @@ impl Outgoing {
 
     pub fn on_timeout(&self, s: &mut OutgoingState, timer: &ZmqTimer, o: &mut ZmqOut) {
         if let (ZmqTimer::HeartbeatIvl(peer), Some(hb)) = (timer, &self.settings.heartbeat) {
-            if let Some(p) = s.peers.get_mut(peer) {
+            if let Some(p) = s.peers.get_mut(peer).filter(|p| p.connected) {
                 heartbeat::ping(hb, *peer, p.connection, &mut p.heartbeat, o);
             }
             return;
@@ -170,6 +303,10 @@ impl Outgoing {
         if let (Some((peer, expired)), Some(hb)) = (Expired::of(timer), &self.settings.heartbeat)
         {
             self.expire(s, peer, expired, hb, o);
+            return;
+        }
+        if *timer == ZmqTimer::Reconnect {
+            self.connect(s, o);
             return;
         }
         if *timer != ZmqTimer::Send || s.blocked || s.next >= self.settings.workload.messages {
@@ -189,19 +326,24 @@ impl Outgoing {
     }
 
     /// The heartbeat of the connection to `peer` expired: the engine closes it (the peer reads
-    /// the close once it can) and the pipe goes with what it held. A PUSH with no other peer
-    /// blocks.
+    /// the close once it can). On the binding side the pipe goes with what it held, and a PUSH
+    /// with no other peer blocks; a connecting PUSH keeps it and reconnects.
     fn expire(&self, s: &mut OutgoingState, peer: Id, expired: Expired, hb: &Heartbeat, o: &mut ZmqOut) {
-        let Some(connection) = s.peers.get(&peer).map(|p| p.connection) else {
+        let Some(connection) = s.peers.get(&peer).filter(|p| p.connected).map(|p| p.connection)
+        else {
             return;
         };
         o.send(peer, ZmqMsg::Close { connection });
         let reason = expired.reason(hb, &self.settings.name(peer));
-        self.drop_pipe(s, peer, &reason, o);
+        if self.connects() {
+            self.disconnect(s, peer, &reason, o);
+        } else {
+            self.drop_pipe(s, peer, &reason, o);
+        }
     }
 
-    /// A heartbeat ended the connection to `peer` (`why`): its pipe is terminated with what it
-    /// held, each message of which the model notes as dropped.
+    /// The connection to `peer` ended (`why`) and its pipe is terminated with what it held, each
+    /// message of which the model notes as dropped.
     fn drop_pipe(&self, s: &mut OutgoingState, peer: Id, why: &str, o: &mut ZmqOut) {
         let Some(gone) = self.forget(s, peer, o) else {
             return;
@@ -269,8 +411,9 @@ impl Outgoing {
         self.sent(s, &frames, discards, o);
     }
 
-    /// PUSH: the blocked message goes to the next connected peer, in turn, that is not in the
-    /// mute state; with none, `zmq_send` stays blocked.
+    /// PUSH: the blocked message goes to the next pipe, in turn, that is not at `ZMQ_SNDHWM`
+    /// (the connected peers' pipes; a connecting PUSH's also those waiting for their
+    /// connection); with none, `zmq_send` stays blocked.
     fn push(&self, s: &mut OutgoingState, o: &mut ZmqOut) {
         if !s.blocked {
             return;
@@ -298,9 +441,10 @@ impl Outgoing {
     }
 
     /// The I/O thread writes from the pipe to the connection while the kernels' buffers have
-    /// room (`stream_engine_base_t::out_event`, stopped by the socket's `EAGAIN`).
+    /// room (`stream_engine_base_t::out_event`, stopped by the socket's `EAGAIN`); a pipe
+    /// without a connection waits.
     fn flush(&self, id: Id, peer: &mut Peer, o: &mut ZmqOut) {
-        while peer.in_flight < self.settings.kernel_window() {
+        while peer.connected && peer.in_flight < self.settings.kernel_window() {
             let Some(frames) = peer.pipe.pop_front() else {
                 return;
             };

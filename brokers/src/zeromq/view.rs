@@ -49,7 +49,11 @@ fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
         .iter()
         .filter(|op| matches!(op, Op::Discard { reason, .. } if reason.contains("ZMQ_SNDHWM")))
         .count();
-    let push = s.blocked || s.turn.is_some();
+    // Only a connecting PUSH dials, and only it keeps a pipe without a connection.
+    let push = s.blocked
+        || s.turn.is_some()
+        || !s.welcomed.is_empty()
+        || s.peers.values().any(|p| !p.connected);
     let publish = !s.started || dropped > 0 || s.peers.values().any(|p| p.subscription.is_some());
     let kind = match (push, publish) {
         (true, _) => "PUSH",
@@ -78,6 +82,9 @@ fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
             peer.pipe.len(),
             peer.in_flight
         );
+        if !peer.connected {
+            out += ", waiting for its connection";
+        }
         if s.blocked {
             out += ", mute";
         }
