@@ -191,7 +191,7 @@ mod view;
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
 pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
-pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
+pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState, TxChannel};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 
