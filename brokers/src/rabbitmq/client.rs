@@ -149,6 +149,9 @@ pub struct PublisherState {
     pub txn: u64,
     /// The open transaction's messages, published and held by the channel.
     pub tx_open: Vec<u32>,
+    /// The open transaction publishes again messages of a transaction that did not commit:
+    /// the application commits it, whatever its turn (it never rolls back a retry).
+    pub tx_retries: bool,
     /// The `tx.commit` the application is blocked in: the transaction's messages.
     pub committing: Option<Vec<u32>>,
 }
@@ -198,6 +201,7 @@ impl Publisher {
             republish: VecDeque::new(),
             txn: 0,
             tx_open: Vec::new(),
+            tx_retries: false,
             committing: None,
         };
         if self.settings.tx {
@@ -245,6 +249,7 @@ impl Publisher {
                 while let Some(m) = s.republish.pop_front() {
                     self.publish(s, m, o);
                     s.tx_open.push(m);
+                    s.tx_retries = true;
                 }
                 self.pace_on(s, o);
             }
@@ -259,10 +264,13 @@ impl Publisher {
                     let reason = "tx.commit failed with PRECONDITION_FAILED \"partial tx completion\": the queue refused part of the commit and kept the rest";
                     self.ended(s, msgs, TxnOutcome::InDoubt, reason, o);
                 }
-                // The channel is closed: the application opens another one.
+                // The channel is closed: the application opens another one, after a pause (the
+                // queue refused part of the commit, so at once would most likely fail again).
                 self.connection_lost(s, o);
-                let node = s.conn.node;
-                dial(&mut s.conn, node, o);
+                s.conn.open = false;
+                o.cancel_timer(RabbitTimer::Heartbeat);
+                o.cancel_timer(RabbitTimer::ServerSilent);
+                o.set_timer(RabbitTimer::Connect, exact(NACK_BACKOFF));
             }
             RabbitMsg::Return { channel, seq } if channel == s.conn.channel && self.settings.tx => {
                 // Sent on commit, before tx.commit-ok: the message went nowhere.
@@ -479,12 +487,14 @@ impl Publisher {
     }
 
     /// The application ends its transaction: `tx.commit`, blocking until `tx.commit-ok`, or —
-    /// every [`ROLLBACK_EVERY`]th transaction — `tx.rollback`, after which its messages are
-    /// given up (the application decided against them; it does not wait for `tx.rollback-ok`).
+    /// every [`ROLLBACK_EVERY`]th transaction, unless it publishes messages again — `tx.rollback`,
+    /// after which its messages are given up (the application decided against them; it does
+    /// not wait for `tx.rollback-ok`).
     fn end_transaction(&self, s: &mut PublisherState, o: &mut RabbitOut) {
         let channel = s.conn.channel;
         let msgs = std::mem::take(&mut s.tx_open);
-        if s.txn % ROLLBACK_EVERY == ROLLBACK_EVERY - 1 {
+        let retries = std::mem::take(&mut s.tx_retries);
+        if !retries && s.txn % ROLLBACK_EVERY == ROLLBACK_EVERY - 1 {
             o.send(s.conn.node, RabbitMsg::TxRollback { channel });
             s.unconfirmed.clear();
             let reason = "tx.rollback: the application rolled the transaction back";
@@ -607,6 +617,7 @@ impl Publisher {
                 self.ended(s, msgs, TxnOutcome::InDoubt, reason, o);
             }
             let open = std::mem::take(&mut s.tx_open);
+            s.tx_retries = false;
             if !open.is_empty() {
                 let reason = "the connection closed before tx.commit: the channel's held publishes are gone";
                 self.ended(s, open, TxnOutcome::Aborted, reason, o);
