@@ -479,6 +479,11 @@ impl System for RabbitMq {
                 sets: &["queue.type=quorum", "x-single-active-consumer=true"],
                 claim: "the article: RabbitMQ is not ordered (a single active consumer keeps the order across the queue's consumers)",
             },
+            Scenario {
+                name: "quorum, transactions",
+                sets: &["queue.type=quorum", "publisher.tx=true"],
+                claim: "the article: RabbitMQ supports transactions, slower (tx.commit every 4 messages, every third rolled back; a commit is one enqueue per publish, atomic in no queue)",
+            },
         ]
     }
 
