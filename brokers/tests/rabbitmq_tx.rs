@@ -83,7 +83,11 @@ fn a_commit_delivers_the_held_publishes_and_answers_once_the_queue_confirmed_the
     assert!(classic(&c, 0).messages.is_empty(), "held by the channel");
     // Persistent messages in a durable queue: the queue confirms after the store's fsync.
     let committed = c.deliver(0, PUBLISHER, RabbitMsg::TxCommit { channel: 1 });
-    assert_eq!(classic(&c, 0).messages.len(), 2, "both delivered to the queue");
+    assert_eq!(
+        classic(&c, 0).messages.len(),
+        2,
+        "both delivered to the queue"
+    );
     assert!(to_publisher(&committed).is_empty(), "{committed:?}");
     let synced = c.fire(0, RabbitTimer::Fsync);
     assert_eq!(
@@ -148,7 +152,12 @@ fn a_commit_the_queue_refuses_in_part_fails_with_the_rest_enqueued() {
         "partial tx completion, no commit-ok, no basic.nack"
     );
     // Within the limit, the same commit succeeds whole.
-    let mut c = transactional(&["queue.type=classic", "delivery_mode=1", "x-max-length=2", "x-overflow=reject-publish"]);
+    let mut c = transactional(&[
+        "queue.type=classic",
+        "delivery_mode=1",
+        "x-max-length=2",
+        "x-overflow=reject-publish",
+    ]);
     c.deliver(0, PUBLISHER, publish(1));
     c.deliver(0, PUBLISHER, publish(2));
     let committed = c.deliver(0, PUBLISHER, RabbitMsg::TxCommit { channel: 1 });
@@ -247,14 +256,23 @@ fn the_publisher_commits_every_four_messages_and_counts_them_sent_on_commit_ok()
     let ended = c.fire(PUBLISHER, RabbitTimer::Send);
     assert!(harness::sent_to::<RabbitMq>(&ended, 0).contains(&RabbitMsg::TxCommit { channel: 1 }));
     assert!(
-        !publisher(&c).app.iter().any(|op| matches!(op, Op::Ack { .. })),
+        !publisher(&c)
+            .app
+            .iter()
+            .any(|op| matches!(op, Op::Ack { .. })),
         "nothing acknowledged before tx.commit-ok"
     );
     c.deliver(PUBLISHER, 0, RabbitMsg::TxCommitOk { channel: 1 });
     let p = publisher(&c);
-    assert_eq!(transactions(p), vec![(vec![0, 1, 2, 3], TxnOutcome::Committed)]);
     assert_eq!(
-        p.app.iter().filter(|op| matches!(op, Op::Ack { .. })).count(),
+        transactions(p),
+        vec![(vec![0, 1, 2, 3], TxnOutcome::Committed)]
+    );
+    assert_eq!(
+        p.app
+            .iter()
+            .filter(|op| matches!(op, Op::Ack { .. }))
+            .count(),
         4
     );
 }
@@ -266,9 +284,15 @@ fn a_connection_lost_mid_commit_leaves_the_transaction_in_doubt() {
     c.fire(PUBLISHER, RabbitTimer::Send);
     c.deliver(PUBLISHER, 0, RabbitMsg::Disconnected);
     let p = publisher(&c);
-    assert_eq!(transactions(p), vec![(vec![0, 1, 2, 3], TxnOutcome::InDoubt)]);
     assert_eq!(
-        p.app.iter().filter(|op| matches!(op, Op::Fail { .. })).count(),
+        transactions(p),
+        vec![(vec![0, 1, 2, 3], TxnOutcome::InDoubt)]
+    );
+    assert_eq!(
+        p.app
+            .iter()
+            .filter(|op| matches!(op, Op::Fail { .. }))
+            .count(),
         4
     );
     assert!(p.republish.is_empty());
@@ -276,11 +300,18 @@ fn a_connection_lost_mid_commit_leaves_the_transaction_in_doubt() {
     let mut c = publisher_with_a_full_transaction(&["publisher.tx=true", "publisher.retry=true"]);
     c.fire(PUBLISHER, RabbitTimer::Send);
     c.deliver(PUBLISHER, 0, RabbitMsg::Disconnected);
-    assert!(!publisher(&c).app.iter().any(|op| matches!(op, Op::Fail { .. })));
+    assert!(!publisher(&c)
+        .app
+        .iter()
+        .any(|op| matches!(op, Op::Fail { .. })));
     let reopened = c.deliver(PUBLISHER, 0, RabbitMsg::OpenOk);
     let sent = harness::sent_to::<RabbitMq>(&reopened, 0);
     assert_eq!(sent[0], RabbitMsg::TxSelect { channel: 2 });
-    assert_eq!(sent.len(), 5, "tx.select and the four publishes again: {sent:?}");
+    assert_eq!(
+        sent.len(),
+        5,
+        "tx.select and the four publishes again: {sent:?}"
+    );
     assert_eq!(publisher(&c).tx_open, vec![0, 1, 2, 3]);
 }
 
@@ -304,7 +335,10 @@ fn every_third_fresh_transaction_is_rolled_back_and_given_up() {
             }
         }
         c.fire(PUBLISHER, RabbitTimer::Send);
-        assert_eq!(publisher(&c).committing.as_deref(), Some(&[first, first + 1, first + 2, first + 3][..]));
+        assert_eq!(
+            publisher(&c).committing.as_deref(),
+            Some(&[first, first + 1, first + 2, first + 3][..])
+        );
         c.deliver(PUBLISHER, 0, RabbitMsg::TxCommitOk { channel: 1 });
     }
     for _ in 0..4 {
@@ -345,6 +379,13 @@ fn tx_and_confirm_mode_on_one_channel_are_refused() {
         RabbitMq::validate(&config(sets)).expect("accepted");
     }
     let s = system(&["publisher.tx=true"]).settings;
-    assert!(s.tx && !s.confirms, "tx mode turns the default confirms off");
-    assert!(RabbitMq::validate(&config(&["publisher.retry=true", "publisher.confirms=false"])).is_err());
+    assert!(
+        s.tx && !s.confirms,
+        "tx mode turns the default confirms off"
+    );
+    assert!(RabbitMq::validate(&config(&[
+        "publisher.retry=true",
+        "publisher.confirms=false"
+    ]))
+    .is_err());
 }

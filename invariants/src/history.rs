@@ -200,7 +200,8 @@ impl History {
                 }
             }
         }
-        let audience: std::collections::BTreeMap<MsgId, &[GroupId]> = sent.iter().copied().collect();
+        let audience: std::collections::BTreeMap<MsgId, &[GroupId]> =
+            sent.iter().copied().collect();
         let torn_so_far = in_doubt.iter().any(|msgs| {
             let groups: BTreeSet<GroupId> = msgs
                 .iter()
@@ -212,7 +213,10 @@ impl History {
                     .iter()
                     .filter(|m| audience.get(*m).is_some_and(|a| a.contains(g)))
                     .collect();
-                let seen = mine.iter().filter(|m| delivered.contains(&(***m, *g))).count();
+                let seen = mine
+                    .iter()
+                    .filter(|m| delivered.contains(&(***m, *g)))
+                    .count();
                 seen > 0 && seen < mine.len()
             })
         });

@@ -10,6 +10,14 @@
 //! without recording a second send. Without confirms nothing is in doubt: `basic.publish`
 //! returning is the acknowledgement. The new channel continues the old one's numbering, so
 //! each channel is its own ordering scope, as it is on the broker.
+//!
+//! With `publisher.tx` the publisher's channel is transactional instead (`tx.select`, sent as the
+//! channel opens): it publishes [`TX_SIZE`] messages, then commits and waits for
+//! `tx.commit-ok`, which acknowledges them all; every [`ROLLBACK_EVERY`]th transaction of new
+//! messages it rolls back. A commit answered by the channel error "partial tx completion", or
+//! whose connection closed first, is in doubt; an open transaction whose connection closed is
+//! aborted. With `publisher.retry` the messages of either are published again in the next
+//! transaction; without, they are given up. See the module doc's "Transactions".
 
 use super::quorum::Returned;
 use super::{
