@@ -162,12 +162,14 @@ impl History {
     }
 
     /// Has the run nothing left to wait for? Every send was answered (acknowledged or failed),
-    /// every acknowledged message reached every group of its audience, and every rewound
-    /// consumer read its way back to where it had been (or began a new session). A driver may end
-    /// its final drain early once this holds, as Jepsen's final reads stop once they read
-    /// everything.
+    /// every acknowledged message reached every group of its audience, every transaction in
+    /// doubt that a group saw part of reached that group whole (the rest may still be on its
+    /// way), and every rewound consumer read its way back to where it had been (or began a new
+    /// session). A driver may end its final drain early once this holds, as Jepsen's final reads
+    /// stop once they read everything.
     pub fn settled(&self) -> bool {
         use std::collections::BTreeSet;
+        let mut in_doubt: Vec<&[MsgId]> = Vec::new();
         let mut sent: Vec<(MsgId, &[GroupId])> = Vec::new();
         let mut answered = BTreeSet::new();
         let mut acked = BTreeSet::new();
@@ -190,14 +192,39 @@ impl History {
                 | Op::Discard { .. }
                 | Op::DeadLetter { .. }
                 | Op::Rewind { .. }
-                | Op::Multipart { .. }
-                | Op::Transaction { .. } => {}
+                | Op::Multipart { .. } => {}
+                Op::Transaction { msgs, outcome, .. } => {
+                    if *outcome == TxnOutcome::InDoubt {
+                        in_doubt.push(msgs);
+                    }
+                }
             }
         }
+        let audience: std::collections::BTreeMap<MsgId, &[GroupId]> =
+            sent.iter().copied().collect();
+        let torn_so_far = in_doubt.iter().any(|msgs| {
+            let groups: BTreeSet<GroupId> = msgs
+                .iter()
+                .flat_map(|m| audience.get(m).copied().unwrap_or(&[]))
+                .copied()
+                .collect();
+            groups.iter().any(|g| {
+                let mine: Vec<&MsgId> = msgs
+                    .iter()
+                    .filter(|m| audience.get(*m).is_some_and(|a| a.contains(g)))
+                    .collect();
+                let seen = mine
+                    .iter()
+                    .filter(|m| delivered.contains(&(***m, *g)))
+                    .count();
+                seen > 0 && seen < mine.len()
+            })
+        });
         let replaying = crate::checkers::replays(self)
             .iter()
             .any(|r| r.end == crate::checkers::ReplayEnd::Unfinished);
         !replaying
+            && !torn_so_far
             && sent.iter().all(|(msg, audience)| {
                 answered.contains(msg)
                     && (!acked.contains(msg)

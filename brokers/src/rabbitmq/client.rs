@@ -10,6 +10,14 @@
 //! without recording a second send. Without confirms nothing is in doubt: `basic.publish`
 //! returning is the acknowledgement. The new channel continues the old one's numbering, so
 //! each channel is its own ordering scope, as it is on the broker.
+//!
+//! With `publisher.tx` the publisher's channel is transactional instead (`tx.select`, sent as the
+//! channel opens): it publishes [`TX_SIZE`] messages, then commits and waits for
+//! `tx.commit-ok`, which acknowledges them all; every [`ROLLBACK_EVERY`]th transaction of new
+//! messages it rolls back. A commit answered by the channel error "partial tx completion", or
+//! whose connection closed first, is in doubt; an open transaction whose connection closed is
+//! aborted. With `publisher.retry` the messages of either are published again in the next
+//! transaction; without, they are given up. See the module doc's "Transactions".
 
 use super::quorum::Returned;
 use super::{
@@ -17,11 +25,15 @@ use super::{
 };
 use crate::timers::{exact, retry};
 use crate::AppLog;
-use mqcheck_invariants::{MsgId, Op};
+use mqcheck_invariants::{MsgId, Op, TxnOutcome};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+/// A transactional publisher (`publisher.tx=true`) ends a transaction after this many messages.
+pub const TX_SIZE: usize = 4;
+/// Of its transactions, the application rolls back every `ROLLBACK_EVERY`th (the third, sixth…).
+pub const ROLLBACK_EVERY: u64 = 3;
 /// Paces a run may draw: milliseconds between two publishes.
 pub const PACES: [u64; 3] = [10, 50, 300];
 /// Handling times a run may draw: milliseconds the application spends on one message.
@@ -141,6 +153,15 @@ pub struct PublisherState {
     pub outstanding: BTreeSet<u32>,
     /// Messages to publish again once a connection is open (`publisher.retry`).
     pub republish: VecDeque<u32>,
+    /// `publisher.tx`: transactions ended so far, in this and earlier incarnations.
+    pub txn: u64,
+    /// The open transaction's messages, published and held by the channel.
+    pub tx_open: Vec<u32>,
+    /// The open transaction publishes again messages of a transaction that did not commit:
+    /// the application commits it, whatever its turn (it never rolls back a retry).
+    pub tx_retries: bool,
+    /// The `tx.commit` the application is blocked in: the transaction's messages.
+    pub committing: Option<Vec<u32>>,
 }
 
 impl Publisher {
@@ -161,7 +182,11 @@ impl Publisher {
                 .map(RabbitRandom::Pace)
                 .collect(),
         );
-        let outbox = app.reopen();
+        let outbox = if self.settings.tx {
+            app.outbox()
+        } else {
+            app.reopen()
+        };
         let channel = app
             .iter()
             .filter_map(|op| match op {
@@ -182,7 +207,16 @@ impl Publisher {
             unconfirmed: BTreeMap::new(),
             outstanding: BTreeSet::new(),
             republish: VecDeque::new(),
+            txn: 0,
+            tx_open: Vec::new(),
+            tx_retries: false,
+            committing: None,
         };
+        if self.settings.tx {
+            self.restart_transactions(&mut s, o);
+            dial(&mut s.conn, Id::from(0), o);
+            return s;
+        }
         for msg in outbox.unacknowledged {
             s.outstanding.insert(msg.seq);
             s.republish.push_back(msg.seq);
@@ -210,6 +244,59 @@ impl Publisher {
             return;
         }
         match msg {
+            RabbitMsg::OpenOk if !s.conn.open && self.settings.tx => {
+                opened(&mut s.conn, self.settings.heartbeat, o);
+                s.publish_seq = 0;
+                o.send(
+                    src,
+                    RabbitMsg::TxSelect {
+                        channel: s.conn.channel,
+                    },
+                );
+                // What the application publishes again opens the new channel's transaction.
+                while let Some(m) = s.republish.pop_front() {
+                    self.publish(s, m, o);
+                    s.tx_open.push(m);
+                    s.tx_retries = true;
+                }
+                self.pace_on(s, o);
+            }
+            RabbitMsg::TxCommitOk { channel } if channel == s.conn.channel => {
+                if let Some(msgs) = s.committing.take() {
+                    s.unconfirmed.clear();
+                    self.ended(s, msgs, TxnOutcome::Committed, "", o);
+                }
+            }
+            RabbitMsg::TxFailed { channel } if channel == s.conn.channel => {
+                if let Some(msgs) = s.committing.take() {
+                    let reason = "tx.commit failed with PRECONDITION_FAILED \"partial tx completion\": the queue refused part of the commit and kept the rest";
+                    self.ended(s, msgs, TxnOutcome::InDoubt, reason, o);
+                }
+                // The channel is closed: the application opens another one, after a pause (the
+                // queue refused part of the commit, so at once would most likely fail again).
+                self.connection_lost(s, o);
+                s.conn.open = false;
+                o.cancel_timer(RabbitTimer::Heartbeat);
+                o.cancel_timer(RabbitTimer::ServerSilent);
+                o.set_timer(RabbitTimer::Connect, exact(NACK_BACKOFF));
+            }
+            RabbitMsg::Return { channel, seq } if channel == s.conn.channel && self.settings.tx => {
+                // Sent on commit, before tx.commit-ok: the message went nowhere.
+                if let Some(m) = s.unconfirmed.remove(&seq) {
+                    if let Some(msgs) = &mut s.committing {
+                        msgs.retain(|x| *x != m);
+                    }
+                    let reason = "basic.return NO_ROUTE: mandatory and unroutable".to_string();
+                    record(
+                        &mut s.app,
+                        Op::Fail {
+                            msg: self.msg(m),
+                            reason,
+                        },
+                        o,
+                    );
+                }
+            }
             RabbitMsg::OpenOk if !s.conn.open => {
                 opened(&mut s.conn, self.settings.heartbeat, o);
                 s.publish_seq = 0;
@@ -274,24 +361,23 @@ impl Publisher {
 
     pub fn on_timeout(&self, s: &mut PublisherState, timer: &RabbitTimer, o: &mut RabbitOut) {
         match timer {
+            RabbitTimer::Send if self.settings.tx => {
+                if s.conn.open && s.committing.is_none() {
+                    let full = s.tx_open.len() >= TX_SIZE;
+                    let last = s.next >= self.settings.workload.messages && !s.tx_open.is_empty();
+                    if full || last {
+                        self.end_transaction(s, o);
+                    } else if s.next < self.settings.workload.messages {
+                        let m = self.send_new(s, o);
+                        self.publish(s, m, o);
+                        s.tx_open.push(m);
+                    }
+                }
+                self.pace_on(s, o);
+            }
             RabbitTimer::Send => {
                 if s.next < self.settings.workload.messages && s.conn.open {
-                    let m = s.next;
-                    s.next += 1;
-                    let routed = self.settings.route(m);
-                    let audience =
-                        if routed.queues.contains(&0) && self.settings.workload.consumers > 0 {
-                            vec![0]
-                        } else {
-                            Vec::new()
-                        };
-                    let op = Op::Send {
-                        msg: self.msg(m),
-                        scope: s.conn.channel,
-                        audience,
-                        key: self.settings.workload.key(m),
-                    };
-                    record(&mut s.app, op, o);
+                    let m = self.send_new(s, o);
                     if self.settings.confirms {
                         s.outstanding.insert(m);
                         o.set_timer(
@@ -371,14 +457,181 @@ impl Publisher {
                 mandatory: self.settings.mandatory,
             },
         );
-        if self.settings.confirms {
+        if self.settings.confirms || self.settings.tx {
             s.unconfirmed.insert(seq, m);
+        }
+    }
+
+    /// The application's next new message: recorded as sent.
+    fn send_new(&self, s: &mut PublisherState, o: &mut RabbitOut) -> u32 {
+        let m = s.next;
+        s.next += 1;
+        let routed = self.settings.route(m);
+        let audience = if routed.queues.contains(&0) && self.settings.workload.consumers > 0 {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+        let op = Op::Send {
+            msg: self.msg(m),
+            scope: s.conn.channel,
+            audience,
+            key: self.settings.workload.key(m),
+        };
+        record(&mut s.app, op, o);
+        m
+    }
+
+    /// A transactional publisher keeps its pace while it has a message to publish, a
+    /// transaction to end or a commit to wait for.
+    fn pace_on(&self, s: &PublisherState, o: &mut RabbitOut) {
+        let more = s.next < self.settings.workload.messages
+            || !s.tx_open.is_empty()
+            || !s.republish.is_empty()
+            || s.committing.is_some();
+        if let Some(pace) = s.pace.filter(|_| more) {
+            o.set_timer(RabbitTimer::Send, exact(pace));
+        }
+    }
+
+    /// The application ends its transaction: `tx.commit`, blocking until `tx.commit-ok`, or —
+    /// every [`ROLLBACK_EVERY`]th transaction, unless it publishes messages again — `tx.rollback`,
+    /// after which its messages are given up (the application decided against them; it does
+    /// not wait for `tx.rollback-ok`).
+    fn end_transaction(&self, s: &mut PublisherState, o: &mut RabbitOut) {
+        let channel = s.conn.channel;
+        let msgs = std::mem::take(&mut s.tx_open);
+        let retries = std::mem::take(&mut s.tx_retries);
+        if !retries && s.txn % ROLLBACK_EVERY == ROLLBACK_EVERY - 1 {
+            o.send(s.conn.node, RabbitMsg::TxRollback { channel });
+            s.unconfirmed.clear();
+            let reason = "tx.rollback: the application rolled the transaction back";
+            self.ended_as(s, msgs, TxnOutcome::Aborted, reason, false, o);
+        } else {
+            o.send(s.conn.node, RabbitMsg::TxCommit { channel });
+            s.committing = Some(msgs);
+        }
+    }
+
+    /// A transaction's outcome as the application learnt it: each message acknowledged (a
+    /// commit-ok), given up (a rollback, or a failure without `publisher.retry`) or kept to be
+    /// published again in the next transaction (a failure with `publisher.retry`); then the
+    /// transaction, for the atomicity checker.
+    fn ended(
+        &self,
+        s: &mut PublisherState,
+        msgs: Vec<u32>,
+        outcome: TxnOutcome,
+        reason: &str,
+        o: &mut RabbitOut,
+    ) {
+        self.ended_as(s, msgs, outcome, reason, self.settings.retry, o);
+    }
+
+    /// [`Self::ended`], with `again` saying whether the application publishes the messages of a
+    /// transaction that did not commit again.
+    fn ended_as(
+        &self,
+        s: &mut PublisherState,
+        msgs: Vec<u32>,
+        outcome: TxnOutcome,
+        reason: &str,
+        again: bool,
+        o: &mut RabbitOut,
+    ) {
+        for &m in &msgs {
+            if outcome == TxnOutcome::Committed {
+                record(&mut s.app, Op::Ack { msg: self.msg(m) }, o);
+            } else if again {
+                s.republish.push_back(m);
+            } else {
+                let reason = format!("transaction {}: {reason}", outcome.name());
+                record(
+                    &mut s.app,
+                    Op::Fail {
+                        msg: self.msg(m),
+                        reason,
+                    },
+                    o,
+                );
+            }
+        }
+        let op = Op::Transaction {
+            txn: (u64::from(self.index) << 32) | s.txn,
+            msgs: msgs.into_iter().map(|m| self.msg(m)).collect(),
+            outcome,
+        };
+        record(&mut s.app, op, o);
+        s.txn += 1;
+        self.pace_on(s, o);
+    }
+
+    /// A restarted transactional application: a transaction of its earlier life that did not
+    /// end (sends with no outcome in its log) may have been committing, so it is in doubt. With
+    /// `publisher.retry` it publishes again, in send order, every message neither acknowledged
+    /// nor given up.
+    fn restart_transactions(&self, s: &mut PublisherState, o: &mut RabbitOut) {
+        let mut ended = BTreeSet::new();
+        for op in s.app.iter() {
+            if let Op::Transaction { msgs, .. } = op {
+                ended.extend(msgs.iter().map(|m| m.seq));
+                s.txn += 1;
+            }
+        }
+        let answered = |app: &AppLog| -> BTreeSet<u32> {
+            app.iter()
+                .filter_map(|op| match op {
+                    Op::Ack { msg } | Op::Fail { msg, .. } => Some(msg.seq),
+                    _ => None,
+                })
+                .collect()
+        };
+        let sends = |app: &AppLog| -> Vec<u32> {
+            app.iter()
+                .filter_map(|op| match op {
+                    Op::Send { msg, .. } => Some(msg.seq),
+                    _ => None,
+                })
+                .collect()
+        };
+        let done = answered(&s.app);
+        let unfinished: Vec<u32> = sends(&s.app)
+            .into_iter()
+            .filter(|m| !ended.contains(m) && !done.contains(m))
+            .collect();
+        if !unfinished.is_empty() {
+            let reason = "the application restarted during the transaction";
+            self.ended(s, unfinished, TxnOutcome::InDoubt, reason, o);
+        }
+        s.republish.clear();
+        if self.settings.retry {
+            let done = answered(&s.app);
+            for m in sends(&s.app).into_iter().filter(|m| !done.contains(m)) {
+                record(&mut s.app, Op::Resend { msg: self.msg(m) }, o);
+                s.republish.push_back(m);
+            }
         }
     }
 
     /// The channel is gone: its unconfirmed publishes are in doubt. With `publisher.retry` they
     /// are published again on the next connection; without, they fail.
     fn connection_lost(&self, s: &mut PublisherState, o: &mut RabbitOut) {
+        if self.settings.tx {
+            // The channel's held publishes die with it; a commit in flight may have been
+            // delivered to the queue, wholly or in part.
+            s.unconfirmed.clear();
+            if let Some(msgs) = s.committing.take() {
+                let reason = "the connection closed before tx.commit-ok";
+                self.ended(s, msgs, TxnOutcome::InDoubt, reason, o);
+            }
+            let open = std::mem::take(&mut s.tx_open);
+            s.tx_retries = false;
+            if !open.is_empty() {
+                let reason = "the connection closed before tx.commit: the channel's held publishes are gone";
+                self.ended(s, open, TxnOutcome::Aborted, reason, o);
+            }
+            return;
+        }
         for (_, m) in std::mem::take(&mut s.unconfirmed) {
             if !s.outstanding.contains(&m) {
                 continue;

@@ -78,6 +78,9 @@ pub struct Settings {
     pub mandatory: bool,
     pub persistent: bool,
     pub confirms: bool,
+    /// `publisher.tx=true`: the publisher's channel is transactional (`tx.select`), commits
+    /// every [`super::client::TX_SIZE`] messages and rolls back every third transaction.
+    pub tx: bool,
     pub retry: bool,
     pub confirm_timeout: Duration,
     pub auto_ack: bool,
@@ -189,7 +192,10 @@ impl Settings {
             ),
             mandatory: config.bool("mandatory"),
             persistent: config.str("delivery_mode") == "2",
-            confirms: config.bool("publisher.confirms"),
+            // A transactional channel has no confirm mode: `publisher.tx=true` turns the default
+            // `publisher.confirms=true` off (setting both is refused in `validate`).
+            confirms: config.bool("publisher.confirms") && !config.bool("publisher.tx"),
+            tx: config.bool("publisher.tx"),
             retry: config.bool("publisher.retry"),
             confirm_timeout: Duration::from_millis(config.int("publisher.confirm_timeout")),
             auto_ack: config.bool("auto_ack"),
@@ -320,10 +326,16 @@ pub(super) fn keys() -> Vec<Key> {
             "confirm.select: the broker acknowledges each publish",
         ),
         Key::new(
+            "publisher.tx",
+            "false",
+            Bool,
+            "tx.select: the publisher's channel is transactional, commits every 4 messages (tx.commit) and rolls back every third transaction (tx.rollback); turns publisher.confirms off",
+        ),
+        Key::new(
             "publisher.retry",
             "false",
             Bool,
-            "republish a message whose confirm did not arrive in time",
+            "republish a message whose confirm did not arrive in time (with publisher.tx: publish again a transaction whose commit-ok did not arrive)",
         ),
         Key::new(
             "publisher.confirm_timeout",
@@ -431,10 +443,25 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "x-max-length with x-overflow=drop-head (RabbitMQ's default) is not modelled (allowed with x-max-length: reject-publish)",
         ));
     }
-    if config.bool("publisher.retry") && !config.bool("publisher.confirms") {
+    // `rabbit_channel`: `tx.select` on a channel in confirm mode is refused with
+    // PRECONDITION_FAILED "cannot switch from confirm to tx mode" (and `confirm.select` on a
+    // transactional one with "cannot switch from tx to confirm mode").
+    if config.bool("publisher.tx")
+        && config.is_set("publisher.confirms")
+        && config.bool("publisher.confirms")
+    {
+        return Err(ConfigError::new(
+            "publisher.tx",
+            "publisher.tx=true with publisher.confirms=true: RabbitMQ refuses tx.select on a channel in confirm mode (PRECONDITION_FAILED \"cannot switch from confirm to tx mode\") (allowed with publisher.tx=true: publisher.confirms=false)",
+        ));
+    }
+    if config.bool("publisher.retry")
+        && !config.bool("publisher.tx")
+        && !config.bool("publisher.confirms")
+    {
         return Err(ConfigError::new(
             "publisher.retry",
-            "publisher.retry=true republishes when a confirm is missing, so it needs publisher.confirms=true",
+            "publisher.retry=true republishes when a confirm is missing, so it needs publisher.confirms=true or publisher.tx=true",
         ));
     }
     if config.is_set("consumer.nack")

@@ -304,9 +304,7 @@ impl Node {
                     .max_length
                     .is_some_and(|max| s.classic.ready.len() as u64 + 1 > u64::from(max))
                 {
-                    if self.settings.confirms {
-                        to_client(s, src, RabbitMsg::PublishNack { channel, seq }, o);
-                    }
+                    self.reject_publish(s, src, (channel, seq), o);
                     return;
                 }
                 let id = s.classic.next_id;

@@ -98,6 +98,54 @@
 //! When a channel's connection dies — a reset, or missed heartbeats — the queue requeues its
 //! unacknowledged deliveries, which come back with `redelivered=true`.
 //!
+//! ## Transactions
+//!
+//! With `publisher.tx=true` the publisher's channel is transactional (`tx.select`; confirm mode
+//! and tx mode exclude each other: `rabbit_channel` answers `tx.select` on a channel in confirm
+//! mode with PRECONDITION_FAILED "cannot switch from confirm to tx mode", and the other way
+//! round with "cannot switch from tx to confirm mode", so `publisher.confirms=true` with it is
+//! refused, exit 2). The channel routes each `basic.publish` as it arrives but holds it
+//! (`tx = {Msgs, Acks}`). The application ends a transaction every four messages: `tx.commit`,
+//! and it blocks until `tx.commit-ok`; every third transaction of new messages it rolls back
+//! instead (`tx.rollback`: the channel drops what it holds; those messages are given up). On
+//! `tx.commit` the channel delivers the held publishes to the queue **one by one**
+//! (`?QUEUE:fold(fun deliver_to_queues/2, …)`), each tracked like a confirm
+//! (`DoConfirm = Tx =/= none orelse ConfirmEnabled`), and sends `tx.commit-ok` once the queue
+//! has confirmed them all (`maybe_complete_tx/1`) — after the fsync for persistent messages in
+//! a durable classic queue, after every mirror for a mirrored one, after the Raft commit for a
+//! quorum queue. If the queue refused any (`record_rejects/2` sets `tx = failed`), the channel
+//! closes with PRECONDITION_FAILED "partial tx completion" (`complete_tx/1`) and what the queue
+//! took stays enqueued. A channel (a connection) that closes discards what it holds; a commit
+//! in flight when it closes may have reached the queue, wholly or in part.
+//!
+//! What is atomic, then: nothing, not even in one queue (the documentation's "Semantics of tx"
+//! table: "atomicity in single queue: no", "atomicity across multiple queues: no"; "closer to
+//! providing a 'batching' feature than ACID"). What a commit does give is visibility on commit
+//! (nothing held reaches a consumer before `tx.commit`, nothing rolled back or discarded ever)
+//! and responsibility on `tx.commit-ok` (every message of it is in the queue, as confirmed). The
+//! tears the model produces are the ones RabbitMQ does:
+//!
+//! - a queue that refuses part of a commit: `x-overflow=reject-publish` checks each delivery
+//!   (`rabbit_amqqueue_process:maybe_deliver_or_enqueue/3`, `will_overflow/2`,
+//!   `send_reject_publish/2`), so a classic queue takes the messages before it fills and refuses
+//!   the rest — torn with no fault at all. (A quorum queue's `reject_publish` status is the
+//!   channel's, set between commands, so one commit is refused whole or not at all.)
+//! - a quorum queue's leader cut off mid-commit: each publish is its own `enqueue` command
+//!   (`rabbit_fifo_client:enqueue/4`), and Raft commits a prefix of the log; the next leader has
+//!   the entries a majority had, the rest are overwritten. The commit is never answered: in doubt.
+//! - a mirrored queue: each publish is its own GM multicast; a promoted mirror has those that
+//!   reached it.
+//!
+//! The application learns a commit's fate from `tx.commit-ok` (committed: each message
+//! acknowledged), the channel error (in doubt) or its connection closing first (in doubt; an
+//! open transaction not yet committing is aborted). Without `publisher.retry` it gives the
+//! messages of a transaction that did not commit up; with it, it publishes them again in its
+//! next transaction (on a new channel), so a torn commit ends whole and duplicated. A restarted
+//! application counts an unfinished transaction in doubt. Each outcome is an
+//! `Op::Transaction`, which the atomicity checker judges: torn when a group got part of a
+//! committed or in-doubt transaction, aborted read when it got a rolled-back or discarded
+//! message.
+//!
 //! ## Single active consumer
 //!
 //! With the queue argument `x-single-active-consumer=true` (3.8 on; `version=3.3` refuses it) a
@@ -146,8 +194,13 @@
 //! consumer has no priority (`x-priority`, with which 4.x lets a higher-priority consumer take
 //! over once the active one has nothing unacknowledged), no consumer timeout and no
 //! `noconnection` handling (a channel lives on the queue leader's node, so it never merely
-//! disconnects); the quorum queue's dead-letter queue goes to the active consumer only. Channel
-//! transactions, TTLs, lazy queues and streams are not modelled; of queue length limits only
+//! disconnects); the quorum queue's dead-letter queue goes to the active consumer only. A
+//! commit's deliveries to a classic queue happen in one step of the node, so a crash cannot fall
+//! between two of them (RabbitMQ's channel casts them one by one to the queue process, a window
+//! of microseconds): the model never tears a classic commit by a crash, which RabbitMQ can.
+//! Transactional `basic.ack` and `basic.reject` (consumers in tx mode) are not modelled, and the
+//! client does not wait for `tx.select-ok` or `tx.rollback-ok` (the connection is FIFO). TTLs,
+//! lazy queues and streams are not modelled; of queue length limits only
 //! `x-max-length` with `x-overflow=reject-publish` is (a full queue answers a publish with
 //! `basic.nack`: `rabbit_amqqueue_process:will_overflow/2`, `rabbit_fifo:evaluate_limit/4`). See
 //! `docs/rabbitmq.md`.
@@ -177,6 +230,14 @@
 //! (`deliver/5`, `get_consumer/1`); the argument's first release, `v3.8.0` (commit 967ffac80a,
 //! `rabbit_amqqueue:check_single_active_consumer_arg/2`; absent from `v3.7.28`); the
 //! documentation's "Single Active Consumer" (in "Consumers");
+//! transactions in rabbitmq-server at `v3.13.7` (commit 374c28ab66), `v4.3.5` (commit 0dde27bfdd)
+//! and main (commit 5b09e556da): `deps/rabbit/src/rabbit_channel.erl` (`handle_method` for
+//! `tx.select`, `tx.commit`, `tx.rollback`, `confirm.select` and `basic.publish`,
+//! `deliver_to_queues/3`, `record_rejects/2`, `send_confirms_and_nacks/1` — with
+//! `pause_partition_guard` in 3.13 — `maybe_complete_tx/1`, `complete_tx/1`, `new_tx/0`),
+//! `rabbit_classic_queue:deliver/3`, `rabbit_amqqueue_process.erl`
+//! (`maybe_deliver_or_enqueue/3`, `will_overflow/2`, `send_reject_publish/2`); the documentation's
+//! "Broker Semantics" ("Semantics of tx") and the AMQP 0-9-1 reference's `tx` class;
 //! Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper (Ongaro and Ousterhout, 2014).
 
 mod client;
@@ -191,7 +252,7 @@ mod view;
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
 pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
-pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState};
+pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState, TxChannel};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 
@@ -478,6 +539,11 @@ impl System for RabbitMq {
                 name: SINGLE_ACTIVE_ROW,
                 sets: &["queue.type=quorum", "x-single-active-consumer=true"],
                 claim: "the article: RabbitMQ is not ordered (a single active consumer keeps the order across the queue's consumers)",
+            },
+            Scenario {
+                name: "quorum, transactions",
+                sets: &["queue.type=quorum", "publisher.tx=true"],
+                claim: "the article: RabbitMQ supports transactions, slower (tx.commit every 4 messages, every third rolled back; a commit is one enqueue per publish, atomic in no queue)",
             },
         ]
     }

@@ -74,6 +74,19 @@ pub enum Boot {
     Failed,
 }
 
+/// A transactional channel (`tx.select`): the publishes it holds until `tx.commit` (the `Msgs`
+/// of `rabbit_channel`'s `tx = {Msgs, Acks}`), and the commit under way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TxChannel {
+    pub channel: u32,
+    /// The publishes held since the last commit or rollback, in order.
+    pub held: Vec<RabbitMsg>,
+    /// `tx = committing`: the commit's publishes the queue has neither confirmed nor refused.
+    pub committing: Option<BTreeSet<u64>>,
+    /// `tx = failed`: the queue refused one of them (`record_rejects/2`).
+    pub failed: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeState {
     pub boot: Boot,
@@ -91,6 +104,8 @@ pub struct NodeState {
     pub loading: BTreeSet<Id>,
     /// Clients with an open AMQP connection here.
     pub clients: BTreeSet<Id>,
+    /// The transactional channels of those clients.
+    pub tx: BTreeMap<Id, TxChannel>,
     /// A copy of what was last saved.
     pub disk: NodeDisk,
     pub quorum: QuorumState,
@@ -128,6 +143,7 @@ impl Node {
             pausing: false,
             loading: BTreeSet::new(),
             clients: BTreeSet::new(),
+            tx: BTreeMap::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
             classic: ClassicState::default(),
             disk,
@@ -365,9 +381,130 @@ impl Node {
             }
             return;
         }
+        if let Some(msg) = self.transaction(id, s, src, msg, o) {
+            self.channel_msg(id, s, src, msg, o);
+        }
+    }
+
+    /// A method on a client's channel, for the queue.
+    fn channel_msg(&self, id: Id, s: &mut NodeState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
         match self.settings.queue_type {
             QueueType::Quorum => self.quorum_client_msg(id, s, src, msg, o),
             _ => self.classic_client_msg(id, s, src, msg, o),
+        }
+    }
+
+    /// `rabbit_channel`'s tx class, on the node that leads the queue (elsewhere the methods go
+    /// on to be answered with the leader's whereabouts). `tx.select` makes the channel
+    /// transactional; its publishes, routed as they arrive, are held in the channel; `tx.commit`
+    /// delivers them to the queue one by one (`?QUEUE:fold(fun deliver_to_queues/2, …)`), each
+    /// tracked as a confirm would be (`DoConfirm = Tx =/= none orelse ConfirmEnabled`), and
+    /// answers `tx.commit-ok` once the queue has confirmed them all (`maybe_complete_tx/1`);
+    /// `tx.rollback` drops what the channel holds. Returns the message when it is not the tx
+    /// class's.
+    fn transaction(
+        &self,
+        id: Id,
+        s: &mut NodeState,
+        src: Id,
+        msg: RabbitMsg,
+        o: &mut RabbitOut,
+    ) -> Option<RabbitMsg> {
+        let leads = match self.settings.queue_type {
+            QueueType::Quorum => s.quorum.is_leader(),
+            _ => s.classic.leader,
+        };
+        if !leads || !s.clients.contains(&src) {
+            return Some(msg);
+        }
+        let on = |s: &NodeState, channel: u32| s.tx.get(&src).is_some_and(|t| t.channel == channel);
+        match msg {
+            RabbitMsg::TxSelect { channel } => {
+                s.tx.insert(
+                    src,
+                    TxChannel {
+                        channel,
+                        ..TxChannel::default()
+                    },
+                );
+            }
+            RabbitMsg::Publish { channel, .. } if on(s, channel) => {
+                s.tx.get_mut(&src).expect("transactional").held.push(msg);
+            }
+            RabbitMsg::TxRollback { channel } if on(s, channel) => {
+                s.tx.get_mut(&src).expect("transactional").held.clear();
+            }
+            RabbitMsg::TxCommit { channel } if on(s, channel) => {
+                let t = s.tx.get_mut(&src).expect("transactional");
+                let held = std::mem::take(&mut t.held);
+                let seqs = held.iter().filter_map(|p| match p {
+                    RabbitMsg::Publish { seq, .. } => Some(*seq),
+                    _ => None,
+                });
+                t.committing = Some(seqs.collect());
+                t.failed = false;
+                for publish in held {
+                    self.channel_msg(id, s, src, publish, o);
+                }
+                self.maybe_complete_tx(s, src, o);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// A queue confirmed (or, `rejected`, refused) a publish: on a transactional channel it
+    /// counts towards the commit, and no `basic.ack` or `basic.nack` goes to the client (the
+    /// channel is not in confirm mode). Returns whether the channel is transactional.
+    pub(super) fn tx_settled(
+        &self,
+        s: &mut NodeState,
+        client: Id,
+        (channel, seq): (u32, u64),
+        rejected: bool,
+        o: &mut RabbitOut,
+    ) -> bool {
+        let Some(t) = s.tx.get_mut(&client).filter(|t| t.channel == channel) else {
+            return false;
+        };
+        if t.committing.as_mut().is_some_and(|p| p.remove(&seq)) {
+            t.failed |= rejected;
+            self.maybe_complete_tx(s, client, o);
+        }
+        true
+    }
+
+    /// `maybe_complete_tx/1` and `complete_tx/1`: once nothing of the commit is unconfirmed,
+    /// `tx.commit-ok`, or — if the queue refused any of it — the channel error "partial tx
+    /// completion", which closes the channel with the rest of the commit enqueued.
+    fn maybe_complete_tx(&self, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
+        let Some(t) = s.tx.get_mut(&client) else {
+            return;
+        };
+        if !t.committing.as_ref().is_some_and(BTreeSet::is_empty) {
+            return;
+        }
+        t.committing = None;
+        let channel = t.channel;
+        if t.failed {
+            s.tx.remove(&client);
+            to_client(s, client, RabbitMsg::TxFailed { channel }, o);
+        } else {
+            to_client(s, client, RabbitMsg::TxCommitOk { channel }, o);
+        }
+    }
+
+    /// The queue refused a publish (`x-overflow=reject-publish`): `basic.nack` in confirm mode,
+    /// a failed commit on a transactional channel, nothing otherwise.
+    pub(super) fn reject_publish(
+        &self,
+        s: &mut NodeState,
+        client: Id,
+        (channel, seq): (u32, u64),
+        o: &mut RabbitOut,
+    ) {
+        if !self.tx_settled(s, client, (channel, seq), true, o) && self.settings.confirms {
+            to_client(s, client, RabbitMsg::PublishNack { channel, seq }, o);
         }
     }
 
@@ -459,7 +596,7 @@ impl Node {
         let guarded = self.settings.version.pause_minority_guard()
             && self.settings.partition_handling == PartitionHandling::PauseMinority
             && !self.majority_visible(s);
-        if !guarded {
+        if !guarded && !self.tx_settled(s, client, (channel, seq), false, o) {
             to_client(s, client, RabbitMsg::Confirm { channel, seq }, o);
         }
     }
@@ -477,6 +614,7 @@ impl Node {
     /// Closes every client connection (the queue moved, or the node stops), with a hint where
     /// the queue now leads.
     pub(super) fn drop_clients(&self, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
+        s.tx.clear();
         for c in std::mem::take(&mut s.clients) {
             o.cancel_timer(RabbitTimer::ClientSilent(c));
             o.send(c, RabbitMsg::NotLeader { leader });
@@ -487,6 +625,8 @@ impl Node {
         if !s.clients.remove(&client) {
             return;
         }
+        // The channel dies with its connection: the publishes it held are gone.
+        s.tx.remove(&client);
         o.cancel_timer(RabbitTimer::ClientSilent(client));
         if s.paused {
             return;

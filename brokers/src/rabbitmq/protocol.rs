@@ -118,6 +118,29 @@ pub enum RabbitMsg {
         channel: u32,
         seq: u64,
     },
+    /// `tx.select`: the channel becomes transactional; its publishes are held by the channel
+    /// until `tx.commit` (the client does not wait for `tx.select-ok`: the connection is FIFO).
+    TxSelect {
+        channel: u32,
+    },
+    /// `tx.commit`: the channel delivers the publishes it held to the queue.
+    TxCommit {
+        channel: u32,
+    },
+    /// `tx.commit-ok`: the queue confirmed every publish of the transaction.
+    TxCommitOk {
+        channel: u32,
+    },
+    /// `tx.rollback`: the channel discards the publishes it held (the client does not wait for
+    /// `tx.rollback-ok`).
+    TxRollback {
+        channel: u32,
+    },
+    /// `channel.close` 406 PRECONDITION_FAILED "partial tx completion": the queue refused some
+    /// of the commit's publishes after it had taken others (`rabbit_channel:complete_tx/1`).
+    TxFailed {
+        channel: u32,
+    },
     /// `basic.qos` + `basic.consume`.
     Consume {
         channel: u32,
@@ -283,6 +306,11 @@ impl fmt::Display for RabbitMsg {
             Confirm { seq, .. } => write!(f, "basic.ack (confirm) seq={seq}"),
             PublishNack { seq, .. } => write!(f, "basic.nack (publisher) seq={seq}"),
             Return { seq, .. } => write!(f, "basic.return NO_ROUTE seq={seq}"),
+            TxSelect { .. } => write!(f, "tx.select"),
+            TxCommit { .. } => write!(f, "tx.commit"),
+            TxCommitOk { .. } => write!(f, "tx.commit-ok"),
+            TxRollback { .. } => write!(f, "tx.rollback"),
+            TxFailed { .. } => write!(f, "channel.close 406 PRECONDITION_FAILED partial tx completion"),
             Consume {
                 prefetch, auto_ack, ..
             } => {

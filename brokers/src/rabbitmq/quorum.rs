@@ -614,6 +614,11 @@ impl Node {
             let fx = s.quorum.fifo.apply(index, &command, &self.settings);
             if s.quorum.is_leader() && s.quorum.leader == Some(me) {
                 for (to, msg) in fx {
+                    if let RabbitMsg::Confirm { channel, seq } = msg {
+                        if self.tx_settled(s, to, (channel, seq), false, o) {
+                            continue;
+                        }
+                    }
                     to_client(s, to, msg, o);
                 }
             }
@@ -861,9 +866,7 @@ impl Node {
                     // The channel's `rabbit_fifo_client` holds `queue_status = reject_publish`
                     // and refuses the enqueue itself (`rabbit_fifo_client:enqueue/4`), which
                     // `rabbit_quorum_queue:deliver/3` turns into a `rejected` action: a nack.
-                    if self.settings.confirms {
-                        to_client(s, src, RabbitMsg::PublishNack { channel, seq }, o);
-                    }
+                    self.reject_publish(s, src, (channel, seq), o);
                 } else {
                     let command = Command::Enqueue {
                         publisher: src,
