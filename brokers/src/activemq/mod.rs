@@ -188,16 +188,19 @@ mod kahadb;
 mod producer;
 pub mod protocol;
 mod spec;
+mod store;
 mod transport;
 mod view;
 
 pub use broker::{
-    Broker, BrokerState, Connection, Held, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
+    Broker, BrokerState, Connection, Ha, Held, MessageGroupMap, Pending, Phase, QueueEntry, Then,
+    GROUP_CACHE_SIZE,
 };
-pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
+pub use config::{AckMode, Locker, Redelivery, Settings, SyncStrategy};
 pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
 pub use kahadb::KahaDb;
 pub use producer::{Producer, ProducerState, PACES, TRANSACTION_SIZE};
+pub use store::{SharedStore, StoreState};
 pub use protocol::{AckType, AmqMsg, Record, Seq};
 pub use transport::Transport;
 
@@ -217,12 +220,17 @@ pub fn broker_id() -> Id {
 pub const RECONNECT: Duration = Duration::from_millis(1000);
 /// How long after its first write `DataFileAppender` writes a batch.
 pub const APPEND: Duration = Duration::from_millis(2);
+/// How far a machine's clock advances per tick of its node's own timers (`locker=lease`).
+pub const TICK: Duration = Duration::from_millis(100);
+/// The NTP daemon's poll interval (ntpd's default `minpoll` 6: 64 s).
+pub const NTP_POLL: Duration = Duration::from_secs(64);
 
 #[derive(Clone, Debug)]
 pub enum AmqActor {
     Broker(Broker),
     Producer(Producer),
     Consumer(Consumer),
+    Store(SharedStore),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +238,7 @@ pub enum AmqState {
     Broker(Box<BrokerState>),
     Producer(ProducerState),
     Consumer(ConsumerState),
+    Store(Box<StoreState>),
 }
 
 /// What survives a restart: the broker's KahaDB journal, a client application's record.
@@ -246,6 +255,13 @@ pub enum AmqTimer {
     Append,
     /// `journalDiskSyncStrategy=periodic`: the checkpoint thread's fsync.
     Fsync,
+    /// The locker: a slave's next attempt (`lockAcquireSleepInterval`), a master's keep-alive
+    /// (`lockKeepAlivePeriod`).
+    Lock,
+    /// The machine's clock advances (`locker=lease`; the store's host too).
+    Tick,
+    /// The NTP daemon polls the time server.
+    NtpPoll,
     // Clients.
     /// Connect (again).
     Connect,
@@ -295,6 +311,7 @@ impl Actor for AmqActor {
             }
             AmqActor::Producer(p) => AmqState::Producer(p.start(Disk::restored_app_log(storage), o)),
             AmqActor::Consumer(c) => AmqState::Consumer(c.start(Disk::restored_app_log(storage), o)),
+            AmqActor::Store(st) => AmqState::Store(Box::new(st.start(o))),
         }
     }
 
@@ -303,6 +320,7 @@ impl Actor for AmqActor {
             (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_msg(s, src, msg, o),
             (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_msg(s, src, msg, o),
             (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_msg(s, src, msg, o),
+            (AmqActor::Store(st), AmqState::Store(s)) => st.on_msg(s, src, msg, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -312,6 +330,7 @@ impl Actor for AmqActor {
             (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_timeout(s, timer, o),
             (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_timeout(s, timer, o),
             (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_timeout(s, timer, o),
+            (AmqActor::Store(st), AmqState::Store(s)) => st.on_timeout(s, timer, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -425,7 +444,7 @@ impl System for ActiveMq {
     fn nodes(&self) -> Vec<Node<AmqActor>> {
         let s = &self.settings;
         let mut nodes = vec![Node {
-            name: "broker".to_string(),
+            name: if s.master_slave { "amq1" } else { "broker" }.to_string(),
             role: Role::Server,
             actor: AmqActor::Broker(Broker {
                 settings: s.clone(),
@@ -451,6 +470,24 @@ impl System for ActiveMq {
                 }),
             });
         }
+        if s.master_slave {
+            nodes.push(Node {
+                name: "amq2".to_string(),
+                role: Role::Server,
+                actor: AmqActor::Broker(Broker {
+                    settings: s.clone(),
+                }),
+            });
+        }
+        if s.shared_store() {
+            nodes.push(Node {
+                name: "store".to_string(),
+                role: Role::Infrastructure,
+                actor: AmqActor::Store(SharedStore {
+                    settings: s.clone(),
+                }),
+            });
+        }
         nodes
     }
 
@@ -459,7 +496,7 @@ impl System for ActiveMq {
     }
 
     fn is_leader(state: &AmqState) -> bool {
-        matches!(state, AmqState::Broker(_))
+        matches!(state, AmqState::Broker(b) if b.ha.as_ref().is_none_or(|h| h.phase == Phase::Master))
     }
 
     fn show(state: &AmqState, names: crate::Names<'_>) -> String {
