@@ -8,6 +8,7 @@ use crate::timers::{exact, retry};
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -32,6 +33,9 @@ pub struct QueueEntry {
     /// The `persistJMSRedelivered` update was journalled (or is in the batch).
     pub flag_stored: bool,
 }
+
+/// How long a broker process takes to start before its persistence adapter's locker runs.
+const STARTUP: Duration = Duration::from_millis(100);
 
 /// ntpd's step threshold (`tinker step`, 0.128 s): a larger offset is stepped at once.
 const NTP_STEP: u64 = 128;
@@ -135,6 +139,8 @@ pub enum Phase {
 pub struct Ha {
     pub phase: Phase,
     pub locker: Locker,
+    /// It introduced itself to the store (after [`STARTUP`]).
+    pub booted: bool,
     /// `SharedFileLocker`'s `warned`: the lock was found held at least once.
     pub waited: bool,
     /// Under `locker=lease`: the machine's clock (`System.currentTimeMillis()`, ms), advanced by
@@ -174,22 +180,14 @@ impl Broker {
             self.open_connector(o);
             return Self::recovered(store.unwrap_or_default());
         }
-        // A process of a master/slave pair starts as a slave: it asks for the lock (a lease
-        // once its clock is set) and opens no connector until it holds it.
-        let st = self.settings.store_id();
-        o.send(st, AmqMsg::Hello);
-        match self.settings.locker {
-            Locker::SharedFile => o.send(st, AmqMsg::TryLock),
-            Locker::Lease => {
-                o.send(st, AmqMsg::NtpQuery);
-                o.set_timer(AmqTimer::Tick, exact(TICK));
-                o.set_timer(AmqTimer::NtpPoll, exact(NTP_POLL));
-            }
-        }
+        // A process of a master/slave pair starts as a slave: once up it asks for the lock (a
+        // lease once its clock is set) and opens no connector until it holds it.
+        o.set_timer(AmqTimer::Lock, exact(STARTUP));
         BrokerState {
             ha: Some(Ha {
                 phase: Phase::Slave,
                 locker: self.settings.locker,
+                booted: false,
                 waited: false,
                 clock: None,
                 renewing: false,
@@ -363,6 +361,18 @@ impl Broker {
             return;
         };
         match (timer, ha.phase, ha.locker) {
+            (AmqTimer::Lock, Phase::Slave, locker) if !ha.booted => {
+                ha.booted = true;
+                o.send(st, AmqMsg::Hello);
+                match locker {
+                    Locker::SharedFile => o.send(st, AmqMsg::TryLock),
+                    Locker::Lease => {
+                        o.send(st, AmqMsg::NtpQuery);
+                        o.set_timer(AmqTimer::Tick, exact(TICK));
+                        o.set_timer(AmqTimer::NtpPoll, exact(NTP_POLL));
+                    }
+                }
+            }
             (AmqTimer::Lock, Phase::Slave, Locker::SharedFile) => o.send(st, AmqMsg::TryLock),
             (AmqTimer::Lock, Phase::Slave, Locker::Lease) => self.obtain_lease(s, o),
             (AmqTimer::Lock, Phase::Recovering, _) => o.send(st, AmqMsg::ReadJournal),
