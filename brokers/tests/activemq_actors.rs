@@ -947,7 +947,7 @@ fn phase(a: &Pair, broker: usize) -> Phase {
 
 fn store(a: &Pair) -> &StoreState {
     match a.state(STORE) {
-        AmqState::Store(s) => &**s,
+        AmqState::Store(s) => s,
         _ => panic!("not the store"),
     }
 }
@@ -972,11 +972,25 @@ fn the_shared_file_lock_makes_one_master_and_the_slave_waits_until_the_process_d
     boot(&mut a, BROKER);
     assert_eq!(phase(&a, BROKER), Phase::Master);
     // The master accepts connections; the slave refuses them.
-    let opened = a.deliver(BROKER, PRODUCER, AmqMsg::Connect { conn: 1, fault_tolerant: true });
+    let opened = a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
     assert!(sent(&opened).contains(&(PRODUCER, AmqMsg::Connected { conn: 1 })));
     boot(&mut a, AMQ2);
     assert_eq!(phase(&a, AMQ2), Phase::Slave);
-    let refused = a.deliver(AMQ2, PRODUCER, AmqMsg::Connect { conn: 2, fault_tolerant: true });
+    let refused = a.deliver(
+        AMQ2,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 2,
+            fault_tolerant: true,
+        },
+    );
     assert_eq!(sent(&refused), vec![(PRODUCER, AmqMsg::Closed { conn: 2 })]);
     // However long the master is paused, the lock stays its own.
     for _ in 0..5 {
@@ -1009,7 +1023,14 @@ fn a_power_loss_loses_the_machines_unflushed_writes_and_its_reboot_frees_the_loc
     let mut a = pair(&[]);
     boot(&mut a, BROKER);
     boot(&mut a, AMQ2);
-    a.deliver(BROKER, PRODUCER, AmqMsg::Connect { conn: 1, fault_tolerant: true });
+    a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
     let steps = a.deliver(BROKER, PRODUCER, send(1, 0, false));
     assert!(!steps.is_empty());
     let steps = a.fire(BROKER, AmqTimer::Append);
@@ -1032,18 +1053,32 @@ fn lease_pair() -> Pair {
     boot(&mut a, BROKER);
     assert_eq!(phase(&a, BROKER), Phase::Master);
     boot(&mut a, AMQ2);
-    assert_eq!(phase(&a, AMQ2), Phase::Slave, "the lease is held until 10 s");
+    assert_eq!(
+        phase(&a, AMQ2),
+        Phase::Slave,
+        "the lease is held until 10 s"
+    );
     a
 }
 
 /// The master's keep-alive finds the lease taken: it stops, closing its connections, and
 /// starts again as a slave.
 fn keep_alive_fails(a: &mut Pair) {
-    let opened = a.deliver(BROKER, PRODUCER, AmqMsg::Connect { conn: 1, fault_tolerant: true });
+    let opened = a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
     assert!(!opened.is_empty());
     let steps = a.fire(BROKER, AmqTimer::Lock);
     let others = exchange(a, BROKER, steps);
-    assert!(others.contains(&(PRODUCER, AmqMsg::Closed { conn: 1 })), "{others:?}");
+    assert!(
+        others.contains(&(PRODUCER, AmqMsg::Closed { conn: 1 })),
+        "{others:?}"
+    );
     assert_eq!(phase(a, BROKER), Phase::Slave);
 }
 

@@ -49,7 +49,7 @@ fn one_master(view: &SystemView<'_, ActiveMq>) -> bool {
         })
         .map(|h| h.locker)
         .collect();
-    locked.len() <= 1 || locked.iter().any(|l| *l == Locker::Lease)
+    locked.len() <= 1 || locked.contains(&Locker::Lease)
 }
 
 pub(super) fn invariants() -> Vec<StateInvariant<ActiveMq>> {

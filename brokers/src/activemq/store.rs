@@ -55,20 +55,23 @@ impl SharedStore {
         }
     }
 
+    /// A new process on `broker`'s machine. If the store never saw the earlier one close, the
+    /// machine went down without its process closing anything (a power loss): its unflushed
+    /// writes died with its page cache, and the lock server releases its lock as it reboots
+    /// (NLM's reboot notification, NFSv4's new client verifier).
+    fn hello(s: &mut StoreState, broker: Id) {
+        if s.open.insert(broker) {
+            return;
+        }
+        s.unflushed.remove(&broker);
+        if s.lock == Some(broker) {
+            s.lock = None;
+        }
+    }
+
     pub fn on_msg(&self, s: &mut StoreState, src: Id, msg: AmqMsg, o: &mut AmqOut) {
         match msg {
-            AmqMsg::Hello => {
-                if !s.open.insert(src) {
-                    // The machine went down without its process closing anything (a power
-                    // loss): its unflushed writes died with its page cache, and the lock server
-                    // releases its lock as it reboots (NLM's reboot notification, NFSv4's new
-                    // client verifier).
-                    s.unflushed.remove(&src);
-                    if s.lock == Some(src) {
-                        s.lock = None;
-                    }
-                }
-            }
+            AmqMsg::Hello => Self::hello(s, src),
             AmqMsg::Disconnected => {
                 // The process died: its kernel closed its files, flushing what it had written
                 // (`nfs_file_flush`) before releasing its locks (`locks_remove_posix`).
