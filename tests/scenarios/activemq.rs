@@ -288,6 +288,12 @@ fn bad_values_are_refused_naming_the_key_and_the_allowed_values() {
             "producer.transacted",
             "true, false",
         ),
+        ("locker=jdbc", "locker", "shared-file, lease"),
+        (
+            "lockAcquireSleepInterval=0",
+            "lockAcquireSleepInterval",
+            "1 to 600000",
+        ),
     ] {
         let out = mqcheck(&["sim", "--broker", "activemq", "--set", set]);
         assert_eq!(out.code, 2, "{set}: {}", out.stderr);
