@@ -6,7 +6,7 @@
 
 use mqcheck_brokers::activemq::{
     AckType, ActiveMq, AmqDisk, AmqMsg, AmqRandom, AmqState, AmqTimer, KahaDb, MessageGroupMap,
-    Record, Settings, GROUP_CACHE_SIZE,
+    Phase, Record, Settings, StoreState, GROUP_CACHE_SIZE,
 };
 use mqcheck_brokers::{Durable, Workload};
 use mqcheck_invariants::{MsgId, Op, TxnOutcome};
@@ -890,4 +890,242 @@ fn a_send_that_times_out_in_a_transaction_rolls_it_back() {
     b.deliver(BROKER, PRODUCER, commit);
     b.fire(BROKER, AmqTimer::Append);
     assert_eq!(queued(&b), vec![msg(1)]);
+}
+
+// Shared-store master/slave (`failover=true`). Node ids (producers=1, consumers=2): 0 is amq1,
+// 1 the producer, 2 and 3 the consumers, 4 amq2, 5 the shared store.
+
+const AMQ2: usize = 4;
+const STORE: usize = 5;
+
+type Pair = harness::Actors<ActiveMq>;
+
+fn pair(sets: &[&str]) -> Pair {
+    let mut sets = sets.to_vec();
+    sets.extend(["failover=true", "transport=failover"]);
+    let mut a = harness::Actors::of(&system(&sets));
+    a.start(STORE);
+    a
+}
+
+/// Delivers to the store what `steps` sent it, and back to `broker` what the store answered,
+/// until nothing more goes between them; returns what the broker sent to others.
+fn exchange(a: &mut Pair, broker: usize, steps: Vec<Step>) -> Vec<(usize, AmqMsg)> {
+    let mut others = Vec::new();
+    let mut to_store: Vec<AmqMsg> = Vec::new();
+    for (dst, m) in sent(&steps) {
+        if dst == STORE {
+            to_store.push(m);
+        } else {
+            others.push((dst, m));
+        }
+    }
+    while !to_store.is_empty() {
+        let mut answers = Vec::new();
+        for m in std::mem::take(&mut to_store) {
+            answers.extend(sent(&a.deliver(STORE, broker, m)));
+        }
+        for (_, m) in answers {
+            for (dst, m) in sent(&a.deliver(broker, STORE, m)) {
+                if dst == STORE {
+                    to_store.push(m);
+                } else {
+                    others.push((dst, m));
+                }
+            }
+        }
+    }
+    others
+}
+
+fn phase(a: &Pair, broker: usize) -> Phase {
+    match a.state(broker) {
+        AmqState::Broker(b) => b.ha.as_ref().expect("a broker of a pair").phase,
+        _ => panic!("not a broker"),
+    }
+}
+
+fn store(a: &Pair) -> &StoreState {
+    match a.state(STORE) {
+        AmqState::Store(s) => s,
+        _ => panic!("not the store"),
+    }
+}
+
+/// Boots `broker` (its start, then the locker after its startup) and lets it talk to the store.
+fn boot(a: &mut Pair, broker: usize) {
+    a.start(broker);
+    let steps = a.fire(broker, AmqTimer::Lock);
+    exchange(a, broker, steps);
+}
+
+/// `n` ticks of a node's clock.
+fn tick(a: &mut Pair, node: usize, n: usize) {
+    for _ in 0..n {
+        a.fire(node, AmqTimer::Tick);
+    }
+}
+
+#[test]
+fn the_shared_file_lock_makes_one_master_and_the_slave_waits_until_the_process_dies() {
+    let mut a = pair(&[]);
+    boot(&mut a, BROKER);
+    assert_eq!(phase(&a, BROKER), Phase::Master);
+    // The master accepts connections; the slave refuses them.
+    let opened = a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
+    assert!(sent(&opened).contains(&(PRODUCER, AmqMsg::Connected { conn: 1 })));
+    boot(&mut a, AMQ2);
+    assert_eq!(phase(&a, AMQ2), Phase::Slave);
+    let refused = a.deliver(
+        AMQ2,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 2,
+            fault_tolerant: true,
+        },
+    );
+    assert_eq!(sent(&refused), vec![(PRODUCER, AmqMsg::Closed { conn: 2 })]);
+    // However long the master is paused, the lock stays its own.
+    for _ in 0..5 {
+        let steps = a.fire(AMQ2, AmqTimer::Lock);
+        exchange(&mut a, AMQ2, steps);
+        assert_eq!(phase(&a, AMQ2), Phase::Slave);
+    }
+    // A one-way send's add is written, not flushed: the slave would not read it yet.
+    let steps = a.deliver(BROKER, PRODUCER, send(1, 0, false));
+    assert!(!steps.is_empty());
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    exchange(&mut a, BROKER, steps);
+    assert_eq!(store(&a).journal.journal.len(), 0);
+    assert_eq!(store(&a).unflushed.values().map(Vec::len).sum::<usize>(), 1);
+    // The master's process dies: its kernel flushes its files, then drops its lock.
+    a.deliver(STORE, BROKER, AmqMsg::Disconnected);
+    assert_eq!(store(&a).journal.journal.len(), 1);
+    assert_eq!(store(&a).lock, None);
+    let steps = a.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut a, AMQ2, steps);
+    assert_eq!(phase(&a, AMQ2), Phase::Master);
+    match a.state(AMQ2) {
+        AmqState::Broker(b) => assert_eq!(b.queue.len(), 1, "recovered from the shared journal"),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_power_loss_loses_the_machines_unflushed_writes_and_its_reboot_frees_the_lock() {
+    let mut a = pair(&[]);
+    boot(&mut a, BROKER);
+    boot(&mut a, AMQ2);
+    a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
+    let steps = a.deliver(BROKER, PRODUCER, send(1, 0, false));
+    assert!(!steps.is_empty());
+    let steps = a.fire(BROKER, AmqTimer::Append);
+    exchange(&mut a, BROKER, steps);
+    assert_eq!(store(&a).unflushed.values().map(Vec::len).sum::<usize>(), 1);
+    // Power off: nothing reaches the store; the lock stays held while the machine is down.
+    let steps = a.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut a, AMQ2, steps);
+    assert_eq!(phase(&a, AMQ2), Phase::Slave);
+    // The machine reboots: its new client frees the old one's lock, its writes are gone.
+    boot(&mut a, BROKER);
+    assert_eq!(phase(&a, BROKER), Phase::Master, "it asked first");
+    assert_eq!(store(&a).journal.journal.len(), 0);
+    assert!(store(&a).unflushed.values().all(Vec::is_empty));
+}
+
+/// Boots both brokers under a lease renewed every 5 s and lasting 10 s; amq1 is the master.
+fn lease_pair() -> Pair {
+    let mut a = pair(&["locker=lease", "lockKeepAlivePeriod=5000"]);
+    boot(&mut a, BROKER);
+    assert_eq!(phase(&a, BROKER), Phase::Master);
+    boot(&mut a, AMQ2);
+    assert_eq!(
+        phase(&a, AMQ2),
+        Phase::Slave,
+        "the lease is held until 10 s"
+    );
+    a
+}
+
+/// The master's keep-alive finds the lease taken: it stops, closing its connections, and
+/// starts again as a slave.
+fn keep_alive_fails(a: &mut Pair) {
+    let opened = a.deliver(
+        BROKER,
+        PRODUCER,
+        AmqMsg::Connect {
+            conn: 1,
+            fault_tolerant: true,
+        },
+    );
+    assert!(!opened.is_empty());
+    let steps = a.fire(BROKER, AmqTimer::Lock);
+    let others = exchange(a, BROKER, steps);
+    assert!(
+        others.contains(&(PRODUCER, AmqMsg::Closed { conn: 1 })),
+        "{others:?}"
+    );
+    assert_eq!(phase(a, BROKER), Phase::Slave);
+}
+
+#[test]
+fn a_paused_lease_master_and_its_slave_are_both_masters() {
+    let mut a = lease_pair();
+    // amq1 is paused: none of its timers fire. The slave's clock passes the lease's TIME.
+    tick(&mut a, AMQ2, 101);
+    let steps = a.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut a, AMQ2, steps);
+    assert_eq!(phase(&a, AMQ2), Phase::Master);
+    assert_eq!(phase(&a, BROKER), Phase::Master, "two masters");
+    // amq1 resumes: its next keep-alive fails.
+    keep_alive_fails(&mut a);
+    // A shared-file lock is kept however long the master is paused.
+    let mut f = pair(&[]);
+    boot(&mut f, BROKER);
+    boot(&mut f, AMQ2);
+    tick(&mut f, AMQ2, 101);
+    let steps = f.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut f, AMQ2, steps);
+    assert_eq!(phase(&f, AMQ2), Phase::Slave);
+}
+
+#[test]
+fn a_fast_clock_takes_the_lease_from_a_master_that_renews_it_on_time() {
+    let mut a = lease_pair();
+    // amq1 renews every 5 s of its clock: at 5 s it writes TIME = 15 s.
+    tick(&mut a, BROKER, 50);
+    let steps = a.fire(BROKER, AmqTimer::Lock);
+    exchange(&mut a, BROKER, steps);
+    assert_eq!(phase(&a, BROKER), Phase::Master);
+    assert_eq!(store(&a).lease.map(|(_, t)| t), Some(15_000));
+    // Meanwhile amq2's clock ran fast: 16 s on its clock, past TIME.
+    tick(&mut a, AMQ2, 160);
+    let steps = a.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut a, AMQ2, steps);
+    assert_eq!(phase(&a, AMQ2), Phase::Master);
+    assert_eq!(phase(&a, BROKER), Phase::Master, "two masters");
+    keep_alive_fails(&mut a);
+    // At the right time the slave's attempt fails.
+    let mut b = lease_pair();
+    tick(&mut b, BROKER, 50);
+    let steps = b.fire(BROKER, AmqTimer::Lock);
+    exchange(&mut b, BROKER, steps);
+    tick(&mut b, AMQ2, 100);
+    let steps = b.fire(AMQ2, AmqTimer::Lock);
+    exchange(&mut b, AMQ2, steps);
+    assert_eq!(phase(&b, AMQ2), Phase::Slave);
 }

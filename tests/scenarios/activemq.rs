@@ -288,6 +288,12 @@ fn bad_values_are_refused_naming_the_key_and_the_allowed_values() {
             "producer.transacted",
             "true, false",
         ),
+        ("locker=jdbc", "locker", "shared-file, lease"),
+        (
+            "lockAcquireSleepInterval=0",
+            "lockAcquireSleepInterval",
+            "1 to 600000",
+        ),
     ] {
         let out = mqcheck(&["sim", "--broker", "activemq", "--set", set]);
         assert_eq!(out.code, 2, "{set}: {}", out.stderr);
@@ -470,4 +476,55 @@ fn over_tcp_a_lost_commit_is_in_doubt_and_transactions_stay_atomic() {
         "nothing to judge is inconclusive: {}",
         json["invariants"]
     );
+}
+
+const PAIR: &str = "--set failover=true --set transport=failover";
+const LEASE: &str = "--set locker=lease --set lockKeepAlivePeriod=5000";
+
+/// Shared-store master/slave keeps every acknowledged persistent message across the master's
+/// crashes and power losses: the slave takes the lock, replays the shared journal and serves
+/// the clients that failed over. Non-persistent messages die with the master that held them.
+#[test]
+fn failover_over_a_shared_store_keeps_persistent_messages() {
+    let json = held(
+        &format!("{AMQ} {PAIR} --faults crash,power --seeds 100"),
+        &["at-least-once"],
+    );
+    assert!(
+        json["coverage"]["leader_elections"].as_u64().unwrap() > 0,
+        "the slave took over: {}",
+        json["coverage"]
+    );
+    violated(
+        &format!("{AMQ} {PAIR} --set deliveryMode=NON_PERSISTENT --faults crash --seeds 60"),
+        "at-least-once",
+    );
+    // The shared-file lock is held while the master is paused or cut off: no second master.
+    held(
+        &format!("{AMQ} {PAIR} --faults pause,partition --seeds 100"),
+        &["at-least-once"],
+    );
+}
+
+/// A lease expires by the brokers' clocks while its holder is paused: the slave becomes a
+/// second master and recovers the journal, the old master resumes and acknowledges sends into
+/// the journal until its keep-alive fails — sends the new master never reads.
+#[test]
+fn a_paused_lease_master_is_a_second_master_and_loses_acknowledged_sends() {
+    let v = violated(
+        &format!("{AMQ} {PAIR} {LEASE} --faults pause --seed 200 --seeds 100"),
+        "at-least-once",
+    );
+    assert_eq!(v["kind"], "lost");
+    reproduce(&v);
+}
+
+#[test]
+fn check_keeps_one_master_under_the_shared_file_lock() {
+    for faults in ["crash", "pause"] {
+        let (_, json) = check(&format!("{AMQ} {PAIR} --faults {faults}"));
+        assert_eq!(json["properties"]["OneMaster"]["held"], true, "{json}");
+        assert_eq!(json["properties"]["at-least-once"]["held"], true, "{json}");
+        assert_eq!(json["depth_limit_reached"], false, "{json}");
+    }
 }

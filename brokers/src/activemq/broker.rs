@@ -3,11 +3,12 @@
 
 use super::kahadb::KahaDb;
 use super::protocol::{AckType, AmqMsg, Record, Seq};
-use super::{AmqDisk, AmqOut, AmqTimer, Settings, SyncStrategy, APPEND};
+use super::{AmqDisk, AmqOut, AmqTimer, Locker, Settings, SyncStrategy, APPEND, NTP_POLL, TICK};
 use crate::timers::{exact, retry};
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -32,6 +33,12 @@ pub struct QueueEntry {
     /// The `persistJMSRedelivered` update was journalled (or is in the batch).
     pub flag_stored: bool,
 }
+
+/// How long a broker process takes to start before its persistence adapter's locker runs.
+const STARTUP: Duration = Duration::from_millis(100);
+
+/// ntpd's step threshold (`tinker step`, 0.128 s): a larger offset is stepped at once.
+const NTP_STEP: u64 = 128;
 
 /// `CachedMessageGroupMapFactory`'s `cacheSize`.
 pub const GROUP_CACHE_SIZE: usize = 1024;
@@ -115,8 +122,40 @@ pub struct Pending {
     pub then: Then,
 }
 
+/// Where a broker of a master/slave pair is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// A slave: waiting for the lock, its transport connector not started.
+    Slave,
+    /// It holds the lock: SharedFileLocker's sleep of one `lockKeepAlivePeriod`, then the
+    /// journal read for recovery.
+    Recovering,
+    /// The master: recovered, serving clients.
+    Master,
+}
+
+/// A broker of a shared-store master/slave pair (`failover=true`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ha {
+    pub phase: Phase,
+    pub locker: Locker,
+    /// It introduced itself to the store (after [`STARTUP`]).
+    pub booted: bool,
+    /// `SharedFileLocker`'s `warned`: the lock was found held at least once.
+    pub waited: bool,
+    /// Under `locker=lease`: the machine's clock (`System.currentTimeMillis()`, ms), advanced by
+    /// `TICK` each tick of the node's own timers, stepped by NTP; `None` until the first answer.
+    pub clock: Option<u64>,
+    /// A lease keep-alive waits for its update count.
+    pub renewing: bool,
+    /// Batches written to the shared store, waiting for the write (and fsync) to complete.
+    pub writing: VecDeque<Vec<Pending>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BrokerState {
+    /// Under `failover=true` with a KahaDB: its part in the master/slave pair.
+    pub ha: Option<Ha>,
     /// A copy of what was last saved.
     pub store: KahaDb,
     pub batch: Vec<Pending>,
@@ -137,7 +176,37 @@ pub struct BrokerState {
 
 impl Broker {
     pub fn start(&self, store: Option<KahaDb>, o: &mut AmqOut) -> BrokerState {
-        let store = store.unwrap_or_default();
+        if !self.settings.shared_store() {
+            self.open_connector(o);
+            return Self::recovered(store.unwrap_or_default());
+        }
+        // A process of a master/slave pair starts as a slave: once up it asks for the lock (a
+        // lease once its clock is set) and opens no connector until it holds it.
+        o.set_timer(AmqTimer::Lock, exact(STARTUP));
+        BrokerState {
+            ha: Some(Ha {
+                phase: Phase::Slave,
+                locker: self.settings.locker,
+                booted: false,
+                waited: false,
+                clock: None,
+                renewing: false,
+                writing: VecDeque::new(),
+            }),
+            ..Self::recovered(KahaDb::default())
+        }
+    }
+
+    /// The transport connector's and the store's periodic work.
+    fn open_connector(&self, o: &mut AmqOut) {
+        o.set_timer(AmqTimer::KeepAlive, retry(self.settings.max_inactivity / 3));
+        if self.settings.sync_strategy == SyncStrategy::Periodic {
+            o.set_timer(AmqTimer::Fsync, exact(self.settings.sync_interval));
+        }
+    }
+
+    /// `MessageDatabase.recover`: the queue, the DLQ and the producer audit from the journal.
+    fn recovered(store: KahaDb) -> BrokerState {
         let (recovered, dead_letters, next_seq) = store.replay();
         let queue = recovered
             .into_iter()
@@ -155,11 +224,8 @@ impl Broker {
                 (seq, entry)
             })
             .collect();
-        o.set_timer(AmqTimer::KeepAlive, retry(self.settings.max_inactivity / 3));
-        if self.settings.sync_strategy == SyncStrategy::Periodic {
-            o.set_timer(AmqTimer::Fsync, exact(self.settings.sync_interval));
-        }
         BrokerState {
+            ha: None,
             producer_audit: store.producer_audit(),
             store,
             batch: Vec::new(),
@@ -169,6 +235,169 @@ impl Broker {
             connections: BTreeMap::new(),
             consumers: Vec::new(),
             groups: MessageGroupMap::default(),
+        }
+    }
+
+    /// The broker's side of the lock and the shared store; `true` if `msg` was about them, or
+    /// reached a broker that serves no clients.
+    fn on_ha_msg(&self, s: &mut BrokerState, src: Id, msg: &AmqMsg, o: &mut AmqOut) -> bool {
+        let Some(ha) = s.ha.as_mut() else {
+            return false;
+        };
+        let st = self.settings.store_id();
+        if src == st {
+            match msg {
+                AmqMsg::Locked { granted } if ha.phase == Phase::Slave => {
+                    if !granted {
+                        ha.waited = true;
+                        o.set_timer(AmqTimer::Lock, exact(self.settings.lock_acquire_interval));
+                    } else {
+                        ha.phase = Phase::Recovering;
+                        match self.settings.lock_keep_alive.filter(|_| ha.waited) {
+                            // "ensure lockHolder has released; wait for one keepAlive iteration"
+                            Some(period) => o.set_timer(AmqTimer::Lock, exact(period)),
+                            None => o.send(st, AmqMsg::ReadJournal),
+                        }
+                    }
+                }
+                AmqMsg::LeaseResult { updated } => match ha.phase {
+                    Phase::Slave if *updated => {
+                        ha.phase = Phase::Recovering;
+                        o.send(st, AmqMsg::ReadJournal);
+                    }
+                    Phase::Slave => {
+                        o.set_timer(AmqTimer::Lock, exact(self.settings.lock_acquire_interval))
+                    }
+                    Phase::Master if ha.renewing => {
+                        ha.renewing = false;
+                        if !updated {
+                            self.stop_broker(s, o);
+                        }
+                    }
+                    _ => {}
+                },
+                AmqMsg::Journal { journal } if ha.phase == Phase::Recovering => {
+                    let mut ha = s.ha.take().expect("a broker of a pair");
+                    ha.phase = Phase::Master;
+                    if let (Locker::Lease, Some(period)) = (ha.locker, self.settings.lock_keep_alive) {
+                        o.set_timer(AmqTimer::Lock, exact(period));
+                    }
+                    let mut journal = journal.clone();
+                    journal.fsync();
+                    *s = Self::recovered(journal);
+                    s.ha = Some(ha);
+                    self.open_connector(o);
+                }
+                AmqMsg::Written => {
+                    if let Some(batch) = ha.writing.pop_front() {
+                        self.written(s, batch, o);
+                    }
+                }
+                AmqMsg::NtpTime { ms } => match ha.clock.as_mut() {
+                    // ntpd steps a clock more than 128 ms off (its step threshold) at once.
+                    Some(clock) if clock.abs_diff(*ms) > NTP_STEP => *clock = *ms,
+                    Some(_) => {}
+                    None => {
+                        // The clock is set at boot: the locker starts.
+                        ha.clock = Some(*ms);
+                        self.obtain_lease(s, o);
+                    }
+                },
+                _ => {}
+            }
+            return true;
+        }
+        if ha.phase == Phase::Master {
+            return false;
+        }
+        if let AmqMsg::Connect { conn, .. } = msg {
+            // No transport connector: the connection is refused.
+            o.send(src, AmqMsg::Closed { conn: *conn });
+        }
+        true
+    }
+
+    /// `LeaseDatabaseLocker.doStart`: one attempt at the lease, with the machine's clock.
+    fn obtain_lease(&self, s: &BrokerState, o: &mut AmqOut) {
+        if let Some(now) = s.ha.as_ref().and_then(|h| h.clock) {
+            let time = now + self.settings.lock_acquire_interval.as_millis() as u64;
+            o.send(self.settings.store_id(), AmqMsg::LeaseObtain { time, now });
+        }
+    }
+
+    /// `LockableServiceSupport.stopBroker` after a failed keep-alive: "no longer able to keep
+    /// the exclusive lock so giving up being a master". The broker stops — its connections
+    /// close, the journal writes its batch and closes its files — and, restart allowed, starts
+    /// again as a slave asking for the lease.
+    fn stop_broker(&self, s: &mut BrokerState, o: &mut AmqOut) {
+        for (client, c) in &s.connections {
+            o.send(*client, AmqMsg::Closed { conn: c.conn });
+            o.cancel_timer(AmqTimer::ClientSilent(*client));
+        }
+        let st = self.settings.store_id();
+        let records: Vec<Record> = s.batch.iter().filter_map(|p| p.record.clone()).collect();
+        if !records.is_empty() {
+            o.send(st, AmqMsg::Write { records, sync: false });
+        }
+        o.send(st, AmqMsg::Flush);
+        for timer in [AmqTimer::KeepAlive, AmqTimer::Fsync, AmqTimer::Append, AmqTimer::Lock] {
+            o.cancel_timer(timer);
+        }
+        let mut ha = s.ha.take().expect("a broker of a pair");
+        ha.phase = Phase::Slave;
+        ha.waited = false;
+        ha.renewing = false;
+        ha.writing.clear();
+        *s = Self::recovered(KahaDb::default());
+        s.ha = Some(ha);
+        self.obtain_lease(s, o);
+    }
+
+    /// The locker's timers: a slave's next attempt, SharedFileLocker's wait before recovering,
+    /// a lease master's keep-alive; the machine's clock and its NTP daemon.
+    fn on_ha_timeout(&self, s: &mut BrokerState, timer: &AmqTimer, o: &mut AmqOut) {
+        let st = self.settings.store_id();
+        let Some(ha) = s.ha.as_mut() else {
+            return;
+        };
+        match (timer, ha.phase, ha.locker) {
+            (AmqTimer::Lock, Phase::Slave, locker) if !ha.booted => {
+                ha.booted = true;
+                o.send(st, AmqMsg::Hello);
+                match locker {
+                    Locker::SharedFile => o.send(st, AmqMsg::TryLock),
+                    Locker::Lease => {
+                        o.send(st, AmqMsg::NtpQuery);
+                        o.set_timer(AmqTimer::Tick, exact(TICK));
+                        o.set_timer(AmqTimer::NtpPoll, exact(NTP_POLL));
+                    }
+                }
+            }
+            (AmqTimer::Lock, Phase::Slave, Locker::SharedFile) => o.send(st, AmqMsg::TryLock),
+            (AmqTimer::Lock, Phase::Slave, Locker::Lease) => self.obtain_lease(s, o),
+            (AmqTimer::Lock, Phase::Recovering, _) => o.send(st, AmqMsg::ReadJournal),
+            (AmqTimer::Lock, Phase::Master, Locker::Lease) => {
+                // scheduleAtFixedRate: one keep-alive at a time, each with the clock's reading.
+                if let (false, Some(now)) = (ha.renewing, ha.clock) {
+                    ha.renewing = true;
+                    let time = now + self.settings.lock_acquire_interval.as_millis() as u64;
+                    o.send(st, AmqMsg::LeaseUpdate { time });
+                }
+                if let Some(period) = self.settings.lock_keep_alive {
+                    o.set_timer(AmqTimer::Lock, exact(period));
+                }
+            }
+            (AmqTimer::Tick, ..) => {
+                if let Some(clock) = ha.clock.as_mut() {
+                    *clock += TICK.as_millis() as u64;
+                }
+                o.set_timer(AmqTimer::Tick, exact(TICK));
+            }
+            (AmqTimer::NtpPoll, ..) => {
+                o.send(st, AmqMsg::NtpQuery);
+                o.set_timer(AmqTimer::NtpPoll, exact(NTP_POLL));
+            }
+            _ => {}
         }
     }
 
@@ -190,6 +419,9 @@ impl Broker {
     }
 
     pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: AmqMsg, o: &mut AmqOut) {
+        if self.on_ha_msg(s, src, &msg, o) {
+            return;
+        }
         if let AmqMsg::Connect {
             conn,
             fault_tolerant,
@@ -529,6 +761,12 @@ impl Broker {
     }
 
     pub fn on_timeout(&self, s: &mut BrokerState, timer: &AmqTimer, o: &mut AmqOut) {
+        if s.ha.as_ref().is_some_and(|h| h.phase != Phase::Master)
+            || matches!(timer, AmqTimer::Lock | AmqTimer::Tick | AmqTimer::NtpPoll)
+        {
+            self.on_ha_timeout(s, timer, o);
+            return;
+        }
         match timer {
             AmqTimer::KeepAlive => {
                 for (client, c) in &s.connections {
@@ -547,7 +785,11 @@ impl Broker {
             AmqTimer::Fsync => {
                 if s.store.dirty() {
                     s.store.fsync();
-                    self.save(s, o);
+                    if s.ha.is_some() {
+                        o.send(self.settings.store_id(), AmqMsg::Sync);
+                    } else {
+                        self.save(s, o);
+                    }
                 }
                 o.set_timer(AmqTimer::Fsync, exact(self.settings.sync_interval));
             }
@@ -555,16 +797,37 @@ impl Broker {
         }
     }
 
-    /// `DataFileAppender`'s writer thread: the batch goes to the operating system, forced to
-    /// disk if one of its writes needs it; then the responses and held-back dispatches go out.
+    /// `DataFileAppender`'s writer thread: the batch goes to the operating system (of a pair,
+    /// to the shared file), forced to disk if one of its writes needs it; once written the
+    /// responses and held-back dispatches go out.
     fn append(&self, s: &mut BrokerState, o: &mut AmqOut) {
         let batch = std::mem::take(&mut s.batch);
         let force = batch.iter().any(|p| p.sync && p.record.is_some());
         let records: Vec<Record> = batch.iter().filter_map(|p| p.record.clone()).collect();
-        for r in &records {
-            if let Record::Add {
+        if records.is_empty() {
+            self.written(s, batch, o);
+            return;
+        }
+        s.store.write(records.clone(), force);
+        match s.ha.as_mut() {
+            Some(ha) => {
+                ha.writing.push_back(batch);
+                o.send(self.settings.store_id(), AmqMsg::Write { records, sync: force });
+            }
+            None => {
+                self.save(s, o);
+                self.written(s, batch, o);
+            }
+        }
+    }
+
+    /// A batch is written: its adds are stored (the audit learns them), and what waited for it
+    /// goes out.
+    fn written(&self, s: &mut BrokerState, batch: Vec<Pending>, o: &mut AmqOut) {
+        for p in &batch {
+            if let Some(Record::Add {
                 seq, msg, producer, ..
-            } = r
+            }) = &p.record
             {
                 if let Some(e) = s.queue.get_mut(seq) {
                     e.stored = true;
@@ -573,10 +836,6 @@ impl Broker {
                 let last = s.producer_audit.entry((msg.producer, *producer)).or_insert(msg.seq);
                 *last = (*last).max(msg.seq);
             }
-        }
-        if !records.is_empty() {
-            s.store.write(records, force);
-            self.save(s, o);
         }
         for p in batch {
             match p.then {

@@ -4,6 +4,7 @@
 
 use crate::config::Allowed::{Bool, Int, OneOf, Signed};
 use crate::{Config, ConfigError, Key, Workload};
+use stateright::actor::Id;
 use std::time::Duration;
 
 /// `journalDiskSyncStrategy` (`Journal.JournalDiskSyncStrategy`).
@@ -15,6 +16,17 @@ pub enum SyncStrategy {
     Periodic,
     /// Never fsync: the operating system writes back when it likes.
     Never,
+}
+
+/// The shared store's locker (`<kahaDB><locker>`): `SharedFileLocker` (`shared-file-locker`,
+/// the default) or `LeaseDatabaseLocker` (`lease-database-locker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Locker {
+    /// An OS file lock on `KahaDB/lock`: held by the process until it dies.
+    SharedFile,
+    /// A lease row in a shared database, renewed by the holder's keep-alive and expiring by the
+    /// clocks of the brokers that read it.
+    Lease,
 }
 
 /// The JMS session's `acknowledgeMode`.
@@ -80,6 +92,14 @@ pub struct Settings {
     pub send_timeout: Option<Duration>,
     /// `transport=failover`: the clients' `failover:` transport.
     pub failover: bool,
+    /// `failover=true`: two brokers over one shared KahaDB, the first to take the lock the master
+    /// (shared-store master/slave).
+    pub master_slave: bool,
+    pub locker: Locker,
+    /// `lockKeepAlivePeriod` (`LockableServiceSupport`): 0, no keep-alive.
+    pub lock_keep_alive: Option<Duration>,
+    /// `lockAcquireSleepInterval` (`AbstractLocker`), also the lease's duration.
+    pub lock_acquire_interval: Duration,
     /// `producer.transacted=true`: the producer's session is transacted
     /// (`createSession(true, SESSION_TRANSACTED)`) and commits every [`super::TRANSACTION_SIZE`]
     /// messages.
@@ -112,6 +132,32 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The brokers' nodes: node 0, and under `failover=true` the second broker, which follows
+    /// the clients.
+    pub fn brokers(&self) -> Vec<Id> {
+        let mut brokers = vec![Id::from(0)];
+        if self.master_slave {
+            brokers.push(Id::from(self.clients() + 1));
+        }
+        brokers
+    }
+
+    /// The shared store's node (the file server, and the database of a lease), after the
+    /// second broker.
+    pub fn store_id(&self) -> Id {
+        Id::from(self.clients() + 2)
+    }
+
+    fn clients(&self) -> usize {
+        (self.workload.producers + self.workload.consumers) as usize
+    }
+
+    /// Do the brokers share a KahaDB and take turns by its lock? Not with `persistent=false`,
+    /// under which the broker ignores its KahaDB (and so its locker).
+    pub fn shared_store(&self) -> bool {
+        self.master_slave && self.broker_persistent
+    }
+
     /// `ActiveMQSession.send`: a send goes one-way unless something asks for a response —
     /// a `sendTimeout`, `alwaysSyncSend`, or a persistent message outside a transaction
     /// without `useAsyncSend` (`txid != null` makes a persistent send one-way).
@@ -131,6 +177,13 @@ impl Settings {
             always_sync_send: config.bool("alwaysSyncSend"),
             send_timeout: Some(ms("sendTimeout")).filter(|d| !d.is_zero()),
             failover: config.str("transport") == "failover",
+            master_slave: config.bool("failover"),
+            locker: match config.str("locker") {
+                "lease" => Locker::Lease,
+                _ => Locker::SharedFile,
+            },
+            lock_keep_alive: Some(ms("lockKeepAlivePeriod")).filter(|d| !d.is_zero()),
+            lock_acquire_interval: ms("lockAcquireSleepInterval"),
             transacted: config.bool("producer.transacted"),
             sync_strategy: match config.str("journalDiskSyncStrategy") {
                 "periodic" => SyncStrategy::Periodic,
@@ -210,6 +263,30 @@ pub(super) fn keys() -> Vec<Key> {
             "tcp",
             OneOf(&["tcp", "failover"]),
             "the clients' broker URI: tcp://, or failover:(tcp://…), which reconnects and replays the sends waiting for a response",
+        ),
+        Key::new(
+            "failover",
+            "false",
+            Bool,
+            "shared-store master/slave: two brokers over one shared KahaDB, the first to take the lock the master, the other waiting for it; the clients' failover:(…) URI lists both (tcp:// names the first)",
+        ),
+        Key::new(
+            "locker",
+            "shared-file",
+            OneOf(&["shared-file", "lease"]),
+            "failover=true: the store's locker: an OS lock on KahaDB/lock (released when its process dies), or a lease in a shared database renewed every lockKeepAlivePeriod and expiring by the brokers' clocks",
+        ),
+        Key::new(
+            "lockKeepAlivePeriod",
+            "0",
+            int(0, 600_000),
+            "ms between the master's checks of its lock (lease: renewals); 0: never checked, so a lease is never renewed",
+        ),
+        Key::new(
+            "lockAcquireSleepInterval",
+            "10000",
+            int(1, 600_000),
+            "ms a slave sleeps between attempts to take the lock; the lease's duration",
         ),
         Key::new(
             "producer.transacted",
@@ -361,7 +438,11 @@ pub(super) fn keys() -> Vec<Key> {
 /// ActiveMQ refuses no combination of these keys at startup: each was validated on its own
 /// (an unknown `journalDiskSyncStrategy` fails `JournalDiskSyncStrategy.valueOf`, an unknown
 /// acknowledge mode `createSession`). `optimizeAcknowledge` outside AUTO_ACKNOWLEDGE is ignored,
-/// as ActiveMQ ignores it.
+/// as ActiveMQ ignores it. A lease renewed less often than it lasts
+/// (`lockKeepAlivePeriod` > `lockAcquireSleepInterval`, or 0) only draws a warning from
+/// `LeaseDatabaseLocker.doStart`; `persistent=false` under `failover=true` only one from
+/// `BrokerService.setPersistenceAdapter`, which ignores the KahaDB (and so its locker): both
+/// brokers run as masters with memory stores.
 pub(super) fn validate(_config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }

@@ -22,7 +22,7 @@
 use super::audit::{MessageAudit, MessageId};
 use super::protocol::{AckType, AmqMsg, Seq};
 use super::transport::{Event, Transport};
-use super::{record, AckMode, AmqOut, AmqRandom, AmqTimer, Settings, broker_id};
+use super::{record, AckMode, AmqOut, AmqRandom, AmqTimer, Settings};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op};
@@ -132,7 +132,7 @@ impl Consumer {
         match s.transport.receive(&self.settings, src, msg, o) {
             Event::Lost => self.lost(s, o),
             Event::Opened => o.send(
-                broker_id(),
+                s.transport.broker,
                 AmqMsg::ConsumerInfo {
                     conn: s.transport.conn,
                 },
@@ -232,7 +232,7 @@ impl Consumer {
     fn ack(&self, s: &ConsumerState, kind: AckType, seqs: Vec<Seq>, commit: bool, o: &mut AmqOut) {
         if s.transport.open && !seqs.is_empty() {
             o.send(
-                broker_id(),
+                s.transport.broker,
                 AmqMsg::MessageAck {
                     conn: s.transport.conn,
                     kind,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The journal as written to the operating system (`DataFileAppender`'s writes), of which the
 /// first `fsynced` records were forced to disk. The appender's batch, not yet written, lives in
 /// the broker's memory ([`super::broker::Pending`]) and dies with the process.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KahaDb {
     pub journal: VectorSync<Record>,
     pub fsynced: usize,

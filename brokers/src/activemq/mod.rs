@@ -1,6 +1,7 @@
-//! ActiveMQ Classic (5.18): one broker with a KahaDB store serving one queue, JMS producers with
-//! persistent or non-persistent, synchronous or one-way sends, and JMS consumers with their
-//! acknowledge modes, prefetch and client-side redelivery to `ActiveMQ.DLQ`.
+//! ActiveMQ Classic (5.18): one broker with a KahaDB store serving one queue — or, with
+//! `failover=true`, a master and a slave over one shared KahaDB — JMS producers with persistent
+//! or non-persistent, synchronous or one-way sends, and JMS consumers with their acknowledge
+//! modes, prefetch and client-side redelivery to `ActiveMQ.DLQ`.
 //!
 //! # The mechanism
 //!
@@ -134,6 +135,49 @@
 //! and a restarted consumer, start with an empty audit. A number below the window is never a
 //! duplicate.
 //!
+//! ## Shared-store master/slave and its lockers (`failover=true`)
+//!
+//! Two brokers, `amq1` and `amq2`, run over one KahaDB on shared storage (`store`, reliable
+//! infrastructure: a file server, and under `locker=lease` the database too). Each starts as a
+//! slave: `LockableServiceSupport.preStart` starts the persistence adapter's locker, and only
+//! once it holds the lock does the broker recover the index by replaying the shared journal
+//! and open its transport connector; until then connections are refused. The clients'
+//! `failover:(tcp://amq1,tcp://amq2)` tries the next URI after each failure, so it reaches
+//! whichever accepts (`tcp://` names `amq1` only).
+//!
+//! - `locker=shared-file` (`SharedFileLocker`, the default): `LockFile.lock` tries the OS lock
+//!   on `KahaDB/lock`; held elsewhere, the broker logs "is now in slave mode" and sleeps
+//!   `lockAcquireSleepInterval` (10000 ms, `AbstractLocker`) before trying again; a slave that
+//!   waited sleeps one `lockKeepAlivePeriod` (default 0, `LockableServiceSupport`) after getting
+//!   it. The lock is the process's: kept while it is paused or cut off from the store, released
+//!   when it dies (its kernel closes its files, flushing what it wrote, then drops its locks),
+//!   and after a power loss when its machine comes back (the lock server's reboot recovery).
+//!   `LockFile.keepAlive` (the lock still valid, the file unmodified) never fails here.
+//! - `locker=lease` (`LeaseDatabaseLocker`): a row `BROKER_NAME, TIME` in a shared database.
+//!   A slave runs `UPDATE … SET BROKER_NAME=me, TIME=now+lockAcquireSleepInterval WHERE (TIME
+//!   IS NULL OR TIME < now)` with `now` its own clock (`System.currentTimeMillis()`,
+//!   `maxAllowableDiffFromDBTime=0`: no correction), sleeping `lockAcquireSleepInterval`
+//!   between attempts; the master renews with `… WHERE BROKER_NAME=me` every
+//!   `lockKeepAlivePeriod` (`scheduleAtFixedRate`; 0 for KahaDB, so never: only
+//!   `JDBCPersistenceAdapter` defaults it to 30000 ms). The lease expires by the clocks of
+//!   whoever reads it, while its holder runs on: a master paused (or cut off from the database)
+//!   past the lease, or a clock fault (the slave's fast, the master's slow), gives two masters.
+//!   A keep-alive that updates no row makes `LockableServiceSupport.keepLockAlive` call
+//!   `stopBroker` ("no longer able to keep the exclusive lock so giving up being a master"):
+//!   the broker stops — its connections close, its journal writes its batch and closes — and,
+//!   restart allowed, starts again as a slave. Until then the old master serves the clients
+//!   still connected to it and writes into the journal that the new master already replayed:
+//!   sends it acknowledges are lost to the new master's index.
+//!
+//! The shared journal is the one KahaDB above, reached over the network: a batch the appender
+//! writes goes to the store; a write that needs an fsync (`always`, a command that needs a
+//! response) waits for the store's answer before its response goes out. What a broker wrote
+//! without fsync is in its machine's page cache and nobody else's view: a process crash flushes
+//! it (the close of its files), a power loss loses it. Under `locker=lease` each machine's clock
+//! is a counter that a tick of its node's own timers advances by 100 ms, so the `clock` fault
+//! makes it run fast or slow; the NTP daemon sets it from the store's host at boot and steps it
+//! every 64 s when it is more than 128 ms off.
+//!
 //! ## Order
 //!
 //! JMS promises order per producer session to one consumer: competing consumers, redeliveries
@@ -147,8 +191,14 @@
 //! after a second as an application with an exception listener would. The producer audit is a
 //! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
 //! sequential, so only the last one is ever replayed). The broker's cursor audit (`enableAudit`)
-//! and KahaDB's rejection of a duplicate add are not modelled, nor shared-store master/slave
-//! with its lockers. A transacted producer has one transaction at a time, opened by its first
+//! and KahaDB's rejection of a duplicate add are not modelled. Of master/slave: the store never
+//! fails; an NFSv4 lease expiring under a master cut off from the file server for more than 90 s
+//! is not modelled (the file lock is held until the process dies or its machine reboots);
+//! `LeaseDatabaseLocker`'s check that it still holds the lease right after obtaining it, its
+//! release on a clean stop, `failIfLocked`, and JDBC statement timeouts are left out; the
+//! failover transport tries the URIs in order (`randomize` off). Two masters append to one
+//! journal as if their writes never overlapped, and a broker sequence number both assigned is
+//! ambiguous to a later replay (a real journal would be damaged more). A transacted producer has one transaction at a time, opened by its first
 //! send (no `BEGIN`, no `maxUncommittedCount`); its adds are journalled with the commit instead of
 //! as each send arrives (replay ignores an add without its commit, so the same survives), a
 //! transaction without persistent messages commits without a write, and the application's
@@ -176,9 +226,15 @@
 //! `ConnectionAudit`, `ActiveMQMessageAuditNoSync`, `util.BitArrayBin` (commit c3580e79);
 //! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
 //! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
-//! `Journal.JournalDiskSyncStrategy`. ActiveMQ documentation: "What is the difference between
+//! `Journal.JournalDiskSyncStrategy`; `broker.LockableServiceSupport` (`preStart`,
+//! `keepLockAlive`, `stopBroker`), `broker.AbstractLocker`, `store.SharedFileLocker`,
+//! `util.LockFile` (`keepAlive`), `store.jdbc.LeaseDatabaseLocker` (`doStart`, `keepAlive`),
+//! `store.jdbc.Statements` (`getLeaseObtainStatement`, `getLeaseUpdateStatement`),
+//! `store.jdbc.JDBCPersistenceAdapter` (`DEFAULT_LOCK_KEEP_ALIVE_PERIOD`),
+//! `BrokerService.setPersistenceAdapter` (commit c3580e79). ActiveMQ documentation: "What is the difference between
 //! persistent and non-persistent delivery", "Async Sends", "KahaDB", "Redelivery Policy",
-//! "What is the prefetch limit for?", "Exclusive Consumer", "ActiveMQ InactivityMonitor".
+//! "What is the prefetch limit for?", "Exclusive Consumer", "ActiveMQ InactivityMonitor",
+//! "Shared File System Master Slave", "Pluggable storage lockers".
 
 mod audit;
 mod broker;
@@ -188,16 +244,19 @@ mod kahadb;
 mod producer;
 pub mod protocol;
 mod spec;
+mod store;
 mod transport;
 mod view;
 
 pub use broker::{
-    Broker, BrokerState, Connection, Held, MessageGroupMap, Pending, QueueEntry, Then, GROUP_CACHE_SIZE,
+    Broker, BrokerState, Connection, Ha, Held, MessageGroupMap, Pending, Phase, QueueEntry, Then,
+    GROUP_CACHE_SIZE,
 };
-pub use config::{AckMode, Redelivery, Settings, SyncStrategy};
+pub use config::{AckMode, Locker, Redelivery, Settings, SyncStrategy};
 pub use consumer::{Consumer, ConsumerState, Dispatched, Handling, FAILURES, HANDLING};
 pub use kahadb::KahaDb;
 pub use producer::{Producer, ProducerState, PACES, TRANSACTION_SIZE};
+pub use store::{SharedStore, StoreState};
 pub use protocol::{AckType, AmqMsg, Record, Seq};
 pub use transport::Transport;
 
@@ -209,7 +268,8 @@ use std::time::Duration;
 
 pub const NAME: &str = "activemq";
 
-/// The broker is node 0; producers and consumers follow.
+/// The broker is node 0; producers and consumers follow; under `failover=true` the second
+/// broker and the shared store come last.
 pub fn broker_id() -> Id {
     Id::from(0)
 }
@@ -217,12 +277,17 @@ pub fn broker_id() -> Id {
 pub const RECONNECT: Duration = Duration::from_millis(1000);
 /// How long after its first write `DataFileAppender` writes a batch.
 pub const APPEND: Duration = Duration::from_millis(2);
+/// How far a machine's clock advances per tick of its node's own timers (`locker=lease`).
+pub const TICK: Duration = Duration::from_millis(100);
+/// The NTP daemon's poll interval (ntpd's default `minpoll` 6: 64 s).
+pub const NTP_POLL: Duration = Duration::from_secs(64);
 
 #[derive(Clone, Debug)]
 pub enum AmqActor {
     Broker(Broker),
     Producer(Producer),
     Consumer(Consumer),
+    Store(SharedStore),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +295,7 @@ pub enum AmqState {
     Broker(Box<BrokerState>),
     Producer(ProducerState),
     Consumer(ConsumerState),
+    Store(Box<StoreState>),
 }
 
 /// What survives a restart: the broker's KahaDB journal, a client application's record.
@@ -246,6 +312,13 @@ pub enum AmqTimer {
     Append,
     /// `journalDiskSyncStrategy=periodic`: the checkpoint thread's fsync.
     Fsync,
+    /// The locker: a slave's next attempt (`lockAcquireSleepInterval`), a master's keep-alive
+    /// (`lockKeepAlivePeriod`).
+    Lock,
+    /// The machine's clock advances (`locker=lease`; the store's host too).
+    Tick,
+    /// The NTP daemon polls the time server.
+    NtpPoll,
     // Clients.
     /// Connect (again).
     Connect,
@@ -295,6 +368,7 @@ impl Actor for AmqActor {
             }
             AmqActor::Producer(p) => AmqState::Producer(p.start(Disk::restored_app_log(storage), o)),
             AmqActor::Consumer(c) => AmqState::Consumer(c.start(Disk::restored_app_log(storage), o)),
+            AmqActor::Store(st) => AmqState::Store(Box::new(st.start(o))),
         }
     }
 
@@ -303,6 +377,7 @@ impl Actor for AmqActor {
             (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_msg(s, src, msg, o),
             (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_msg(s, src, msg, o),
             (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_msg(s, src, msg, o),
+            (AmqActor::Store(st), AmqState::Store(s)) => st.on_msg(s, src, msg, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -312,6 +387,7 @@ impl Actor for AmqActor {
             (AmqActor::Broker(b), AmqState::Broker(s)) => b.on_timeout(s, timer, o),
             (AmqActor::Producer(p), AmqState::Producer(s)) => p.on_timeout(s, timer, o),
             (AmqActor::Consumer(c), AmqState::Consumer(s)) => c.on_timeout(s, timer, o),
+            (AmqActor::Store(st), AmqState::Store(s)) => st.on_timeout(s, timer, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -341,7 +417,7 @@ impl System for ActiveMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "ActiveMQ Classic: persistent and non-persistent sends, KahaDB journal sync, prefetch, JMS acknowledge modes, redelivery to ActiveMQ.DLQ, transacted producers"
+        "ActiveMQ Classic: persistent and non-persistent sends, KahaDB journal sync, prefetch, JMS acknowledge modes, redelivery to ActiveMQ.DLQ, transacted producers, shared-store master/slave with its lockers"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -397,6 +473,16 @@ impl System for ActiveMq {
                 claim: "the article: ActiveMQ has transactions (a transacted session commits every 4 messages; failover:(…) answers a commit in flight with TransactionRolledBackException, which the broker may have committed)",
             },
             Scenario {
+                name: "shared-store master/slave",
+                sets: &["failover=true", "transport=failover"],
+                claim: "the article: ActiveMQ is simple master–slave (two brokers over one shared KahaDB, the OS lock on KahaDB/lock making one the master; failover:(…) clients)",
+            },
+            Scenario {
+                name: "master/slave, lease locker",
+                sets: &["failover=true", "transport=failover", "locker=lease", "lockKeepAlivePeriod=5000"],
+                claim: "a lease in a shared database, renewed every 5 s and lasting 10 s: a paused master or a clock fault gives two masters",
+            },
+            Scenario {
                 name: "exclusive consumer",
                 sets: &["consumer.exclusive=true"],
                 claim: "the article: ActiveMQ is not ordered (an exclusive consumer orders)",
@@ -425,7 +511,7 @@ impl System for ActiveMq {
     fn nodes(&self) -> Vec<Node<AmqActor>> {
         let s = &self.settings;
         let mut nodes = vec![Node {
-            name: "broker".to_string(),
+            name: if s.master_slave { "amq1" } else { "broker" }.to_string(),
             role: Role::Server,
             actor: AmqActor::Broker(Broker {
                 settings: s.clone(),
@@ -451,6 +537,24 @@ impl System for ActiveMq {
                 }),
             });
         }
+        if s.master_slave {
+            nodes.push(Node {
+                name: "amq2".to_string(),
+                role: Role::Server,
+                actor: AmqActor::Broker(Broker {
+                    settings: s.clone(),
+                }),
+            });
+        }
+        if s.shared_store() {
+            nodes.push(Node {
+                name: "store".to_string(),
+                role: Role::Infrastructure,
+                actor: AmqActor::Store(SharedStore {
+                    settings: s.clone(),
+                }),
+            });
+        }
         nodes
     }
 
@@ -459,7 +563,7 @@ impl System for ActiveMq {
     }
 
     fn is_leader(state: &AmqState) -> bool {
-        matches!(state, AmqState::Broker(_))
+        matches!(state, AmqState::Broker(b) if b.ha.as_ref().is_none_or(|h| h.phase == Phase::Master))
     }
 
     fn show(state: &AmqState, names: crate::Names<'_>) -> String {
@@ -511,7 +615,13 @@ impl System for ActiveMq {
         } else {
             Duration::ZERO
         };
-        s.max_inactivity * 2 + failing + Duration::from_secs(60)
+        // A slave takes over within a lock attempt (a lease: once it expired).
+        let takeover = if s.master_slave {
+            s.lock_acquire_interval * 2
+        } else {
+            Duration::ZERO
+        };
+        s.max_inactivity * 2 + failing + takeover + Duration::from_secs(60)
     }
 
     fn workload_time(&self) -> Duration {

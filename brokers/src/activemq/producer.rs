@@ -26,7 +26,7 @@
 
 use super::protocol::AmqMsg;
 use super::transport::{Event, Transport};
-use super::{record, AmqOut, AmqRandom, AmqTimer, Settings, broker_id};
+use super::{record, AmqOut, AmqRandom, AmqTimer, Settings};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::{MsgId, Op, TxnOutcome};
@@ -284,7 +284,7 @@ impl Producer {
                     conn: s.transport.conn,
                     txn: s.txn,
                 };
-                o.send(broker_id(), rollback);
+                o.send(s.transport.broker, rollback);
                 let reason = "RequestTimedOutIOException: a send failed, the application rolled back";
                 self.abandon(s, reason, o);
             }
@@ -341,14 +341,14 @@ impl Producer {
             command: s.command,
             txn: s.txn,
         };
-        o.send(broker_id(), commit);
+        o.send(s.transport.broker, commit);
         let msgs = s.open.drain(..).map(|(_, m)| m).collect();
         s.committing = Some((s.command, msgs));
     }
 
     fn transmit(&self, s: &ProducerState, command: u32, m: u32, o: &mut AmqOut) {
         o.send(
-            broker_id(),
+            s.transport.broker,
             AmqMsg::MessageSend {
                 conn: s.transport.conn,
                 command,

@@ -3,6 +3,7 @@
 //! Every command a client sends carries the number of its connection (`conn`): a client that
 //! reconnects opens a new one, and the broker ignores what arrives on a connection it closed.
 
+use super::kahadb::KahaDb;
 use mqcheck_invariants::MsgId;
 use std::fmt;
 
@@ -87,6 +88,41 @@ pub enum AmqMsg {
 
     /// `KeepAliveInfo`, both ways: the inactivity monitor's heartbeat.
     KeepAlive { conn: u32 },
+
+    // Broker ↔ the shared store (`failover=true`): the file server holding KahaDB and its lock
+    // file, and the database holding the lease.
+    /// A broker process started: its machine's file-system client introduces itself afresh (a
+    /// new boot verifier). If the store never saw the earlier process close, its machine went
+    /// down: what it left unflushed is gone and its file lock is released.
+    Hello,
+    /// `LockFile.lock`: a non-blocking `tryLock` on `KahaDB/lock`.
+    TryLock,
+    /// The answer to `TryLock`.
+    Locked { granted: bool },
+    /// `LeaseDatabaseLocker.doStart`'s statement, with the broker's clock `now`:
+    /// `UPDATE ACTIVEMQ_LOCK SET BROKER_NAME=?, TIME=now+lease WHERE (TIME IS NULL OR TIME < now)`.
+    LeaseObtain { time: u64, now: u64 },
+    /// `LeaseDatabaseLocker.keepAlive`: `UPDATE ACTIVEMQ_LOCK SET BROKER_NAME=?, TIME=now+lease
+    /// WHERE BROKER_NAME=?`.
+    LeaseUpdate { time: u64 },
+    /// The statement's update count: one row, or none.
+    LeaseResult { updated: bool },
+    /// The new master reads the journal to recover from it.
+    ReadJournal,
+    /// The journal as the store holds it.
+    Journal { journal: KahaDb },
+    /// `DataFileAppender` writes a batch to the shared file, forced to disk if `sync`.
+    Write { records: Vec<Record>, sync: bool },
+    /// The write (and its fsync) completed.
+    Written,
+    /// `journalDiskSyncStrategy=periodic`: the checkpoint thread's fsync.
+    Sync,
+    /// The journal's files closed (a broker stopping): what it wrote reaches the store.
+    Flush,
+    /// The NTP daemon's poll of the time server (the store's host, whose clock is correct).
+    NtpQuery,
+    /// The time server's clock, in ms.
+    NtpTime { ms: u64 },
 }
 
 /// One KahaDB journal record (`KahaAddMessageCommand`, `KahaRemoveMessageCommand`,
@@ -190,6 +226,39 @@ impl fmt::Display for AmqMsg {
             }
             AmqMsg::Closed { conn } => write!(f, "connection {conn} closed by the broker"),
             AmqMsg::KeepAlive { .. } => f.write_str("KeepAliveInfo"),
+            AmqMsg::Hello => f.write_str("file-system client up (new boot verifier)"),
+            AmqMsg::TryLock => f.write_str("tryLock KahaDB/lock"),
+            AmqMsg::Locked { granted: true } => f.write_str("lock granted"),
+            AmqMsg::Locked { granted: false } => f.write_str("lock held by another process"),
+            AmqMsg::LeaseObtain { time, now } => write!(
+                f,
+                "lease obtain: TIME={} WHERE TIME < {}",
+                secs(*time),
+                secs(*now)
+            ),
+            AmqMsg::LeaseUpdate { time } => write!(f, "lease keep-alive: TIME={}", secs(*time)),
+            AmqMsg::LeaseResult { updated } => {
+                write!(f, "lease statement updated {} row(s)", u8::from(*updated))
+            }
+            AmqMsg::ReadJournal => f.write_str("read the journal"),
+            AmqMsg::Journal { journal } => write!(f, "journal of {} records", journal.journal.len()),
+            AmqMsg::Write { records, sync } => {
+                write!(f, "journal write of {} records", records.len())?;
+                if *sync {
+                    f.write_str(" + fsync")?;
+                }
+                Ok(())
+            }
+            AmqMsg::Written => f.write_str("journal write done"),
+            AmqMsg::Sync => f.write_str("journal fsync"),
+            AmqMsg::Flush => f.write_str("journal closed"),
+            AmqMsg::NtpQuery => f.write_str("NTP poll"),
+            AmqMsg::NtpTime { ms } => write!(f, "NTP time {}", secs(*ms)),
         }
     }
+}
+
+/// A clock reading in ms as seconds: `12.300s`.
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
 }

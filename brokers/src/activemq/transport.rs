@@ -12,6 +12,8 @@ pub struct Transport {
     pub conn: u32,
     /// The broker answered its `ConnectionInfo`.
     pub open: bool,
+    /// The broker of the URI it connects to: under `failover:(…)`, each attempt takes the next.
+    pub broker: Id,
 }
 
 /// What a message from the broker means for the connection.
@@ -32,6 +34,18 @@ impl Transport {
         Transport {
             conn: last,
             open: false,
+            broker: broker_id(),
+        }
+    }
+
+    /// Each attempt after the first (after a failure, or an attempt unanswered for `RECONNECT`):
+    /// `failover:(…)` tries the next URI (in order: `randomize` is not modelled);
+    /// `tcp://` names one broker.
+    fn next_broker(&mut self, settings: &Settings) {
+        if settings.failover {
+            let brokers = settings.brokers();
+            let i = brokers.iter().position(|b| *b == self.broker).unwrap_or(0);
+            self.broker = brokers[(i + 1) % brokers.len()];
         }
     }
 
@@ -43,7 +57,7 @@ impl Transport {
             conn: self.conn,
             fault_tolerant: settings.failover,
         };
-        o.send(broker_id(), connect);
+        o.send(self.broker, connect);
         o.set_timer(AmqTimer::Connect, exact(RECONNECT));
         o.cancel_timer(AmqTimer::KeepAlive);
         o.cancel_timer(AmqTimer::ServerSilent);
@@ -59,7 +73,7 @@ impl Transport {
 
     /// Sorts a message from the broker.
     pub fn receive(&mut self, settings: &Settings, src: Id, msg: AmqMsg, o: &mut AmqOut) -> Event {
-        if src != broker_id() {
+        if src != self.broker {
             return Event::Nothing;
         }
         let conn = match &msg {
@@ -99,12 +113,13 @@ impl Transport {
     ) -> Option<Event> {
         match timer {
             AmqTimer::KeepAlive if self.open => {
-                o.send(broker_id(), AmqMsg::KeepAlive { conn: self.conn });
+                o.send(self.broker, AmqMsg::KeepAlive { conn: self.conn });
                 o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
                 None
             }
             AmqTimer::ServerSilent if self.open => Some(Event::Lost),
             AmqTimer::Connect if !self.open => {
+                self.next_broker(settings);
                 self.connect(settings, o);
                 None
             }

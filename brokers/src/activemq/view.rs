@@ -1,19 +1,28 @@
 //! ActiveMQ as a reader sees it: commands in a trace, node states in the Stateright Explorer.
 
-use super::{AmqMsg, AmqState, BrokerState, ConsumerState, ProducerState, Record};
+use super::{AmqMsg, AmqState, BrokerState, ConsumerState, Phase, ProducerState, Record, StoreState};
 use crate::Names;
 
-/// A command in a trace, in OpenWire's vocabulary; `None` for keep-alives.
+/// A command in a trace, in OpenWire's vocabulary; `None` for keep-alives and the clocks'
+/// NTP polls.
 pub(super) fn describe(msg: &AmqMsg) -> Option<String> {
     match msg {
-        AmqMsg::KeepAlive { .. } => None,
+        AmqMsg::KeepAlive { .. } | AmqMsg::NtpQuery | AmqMsg::NtpTime { .. } => None,
         m => Some(m.to_string()),
     }
 }
 
-/// Connections opened and closed by the broker.
+/// Connections opened and closed by the broker; a lock or lease taken or refused, a journal
+/// read to recover.
 pub(super) fn notable(msg: &AmqMsg) -> bool {
-    matches!(msg, AmqMsg::Connected { .. } | AmqMsg::Closed { .. })
+    matches!(
+        msg,
+        AmqMsg::Connected { .. }
+            | AmqMsg::Closed { .. }
+            | AmqMsg::Locked { .. }
+            | AmqMsg::LeaseResult { .. }
+            | AmqMsg::Journal { .. }
+    )
 }
 
 fn record(r: &Record) -> String {
@@ -68,8 +77,22 @@ fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
             t
         })
         .collect();
+    let role = match &s.ha {
+        None => String::new(),
+        Some(ha) => {
+            let phase = match ha.phase {
+                Phase::Slave => "slave (waiting for the lock)",
+                Phase::Recovering => "locked, recovering",
+                Phase::Master => "master",
+            };
+            match ha.clock {
+                Some(ms) => format!("{phase}, clock {}.{:03}s; ", ms / 1000, ms % 1000),
+                None => format!("{phase}; "),
+            }
+        }
+    };
     format!(
-        "journal [{}] batch [{}]; queue [{}]; ActiveMQ.DLQ {}; connections [{}]",
+        "{role}journal [{}] batch [{}]; queue [{}]; ActiveMQ.DLQ {}; connections [{}]",
         journal.join(" "),
         batch.join(" "),
         queue.join(", "),
@@ -134,8 +157,33 @@ fn show_consumer(s: &ConsumerState) -> String {
     out
 }
 
+/// The shared store: the journal both brokers read, each machine's unflushed writes, the lock
+/// file's holder and the lease row.
+fn show_store(s: &StoreState, names: Names<'_>) -> String {
+    let journal: Vec<String> = s.journal.journal.iter().map(record).collect();
+    let unflushed: Vec<String> = s
+        .unflushed
+        .iter()
+        .map(|(id, r)| format!("{} {}", names.of(*id), r.len()))
+        .collect();
+    let mut out = format!(
+        "journal [{}]; unflushed [{}]; KahaDB/lock {}",
+        journal.join(" "),
+        unflushed.join(", "),
+        s.lock.map_or("free", |id| names.of(id))
+    );
+    if let Some((holder, time)) = s.lease {
+        out += &format!("; lease {} until {}.{:03}s", names.of(holder), time / 1000, time % 1000);
+    }
+    if let Some(ms) = s.clock {
+        out += &format!("; clock {}.{:03}s", ms / 1000, ms % 1000);
+    }
+    out
+}
+
 pub(super) fn show(state: &AmqState, names: Names<'_>) -> String {
     match state {
+        AmqState::Store(s) => show_store(s, names),
         AmqState::Broker(b) => show_broker(b, names),
         AmqState::Producer(p) => show_producer(p),
         AmqState::Consumer(c) => show_consumer(c),
