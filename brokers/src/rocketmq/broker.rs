@@ -7,6 +7,7 @@ use super::config::{BrokerRole, FlushDiskType, Transaction, Version};
 use super::protocol::{
     LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendStatus, Tran,
 };
+use super::dledger::DLedgerState;
 use super::store::{Boundary, ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::Disk;
@@ -105,14 +106,20 @@ pub struct BrokerState {
     /// 5.3 `ConsumerOffsetManager.resetOffsetTable`: offsets a reset assigned, which the next
     /// pull of the queue returns (`OFFSET_RESET`) and erases.
     pub reset: BTreeMap<QueueId, u64>,
+    /// With `enableDLegerCommitLog`: the broker's DLedger server.
+    pub dl: Option<DLedgerState>,
 }
 
 impl BrokerState {
-    /// The dispatch bound (`CommitLog.getConfirmOffset`): 5.3 with SYNC_FLUSH dispatches only
-    /// what was flushed; otherwise the CommitLog's end, flushed or not.
+    /// The dispatch bound (`CommitLog.getConfirmOffset`): with DLedger the committed index;
+    /// 5.3 with SYNC_FLUSH dispatches only what was flushed; otherwise the CommitLog's end,
+    /// flushed or not.
     pub fn confirm_offset(&self) -> u64 {
         let log = &self.disk.commitlog;
-        if self.dispatch_flushed {
+        if let Some(dl) = &self.dl {
+            // `DLedgerCommitLog.getConfirmOffset`: `getMaxOffset`, the committed position.
+            dl.committed.min(log.end())
+        } else if self.dispatch_flushed {
             log.flushed
         } else {
             log.end()
@@ -129,13 +136,13 @@ impl Broker {
         self.settings.broker(self.group, 0)
     }
 
-    fn save(&self, s: &BrokerState, o: &mut RocketOut) {
+    pub(super) fn save(&self, s: &BrokerState, o: &mut RocketOut) {
         o.save(RocketDisk::Server(RocketFiles::Store(s.disk.clone())));
     }
 
     pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
         let mut s = BrokerState {
-            master: self.is_master(),
+            master: self.is_master() && !self.settings.dledger,
             dispatch_flushed: (self.settings.version, self.settings.flush)
                 == (Version::V5_3, FlushDiskType::SyncFlush),
             disk: disk.unwrap_or_default(),
@@ -148,6 +155,9 @@ impl Broker {
             self.save(&s, o);
         }
         s.offsets = s.disk.offsets.clone();
+        if self.settings.dledger {
+            self.start_dledger(&mut s, o);
+        }
         if self.settings.workload.rewind.is_some() {
             // Until the time server answers, the clock reads on from the last storeTimestamp
             // the recovery found (the model keeps no clock across a restart).
@@ -162,6 +172,8 @@ impl Broker {
         o.set_timer(RocketTimer::Register, exact(STARTUP));
         o.set_timer(RocketTimer::OffsetFlush, exact(OFFSET_FLUSH));
         match self.settings.flush {
+            // DLedger flushes its own files (`FlushDataService`).
+            _ if self.settings.dledger => {}
             FlushDiskType::AsyncFlush => {
                 o.set_timer(RocketTimer::Flush, exact(self.settings.flush_interval));
                 o.set_timer(
@@ -171,23 +183,38 @@ impl Broker {
             }
             FlushDiskType::SyncFlush => {}
         }
-        if self.is_master() {
-            self.reschedule(&s, o);
-            if self.settings.transaction != Transaction::None {
-                self.start_transactions(&mut s, o);
-            }
+        if self.settings.dledger {
+            // The role follows the elector (`DLedgerRoleChangeHandler`).
+        } else if self.is_master() {
+            self.start_special_services(&mut s, o);
         } else {
             self.report(&s, o);
         }
         s
     }
 
-    fn register(&self, o: &mut RocketOut) {
+    /// A master's `changeSpecialServiceStatus(true)`: the schedule service and, in a
+    /// transactional deployment, the transaction check services.
+    pub(super) fn start_special_services(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        self.reschedule(s, o);
+        if self.settings.transaction != Transaction::None {
+            self.start_transactions(s, o);
+        }
+    }
+
+    /// `registerBrokerAll`, under the brokerId the broker has now: with DLedger 0 as master,
+    /// selfId + 1 as slave (`DLedgerRoleChangeHandler`).
+    pub(super) fn register(&self, s: &BrokerState, o: &mut RocketOut) {
+        let broker_id = match (self.settings.dledger, s.master) {
+            (false, _) => self.broker_id,
+            (true, true) => 0,
+            (true, false) => self.broker_id + 1,
+        };
         o.send(
             self.settings.namesrv(),
             RocketMsg::RegisterBroker {
                 group: self.group,
-                broker_id: self.broker_id,
+                broker_id,
             },
         );
     }
@@ -205,10 +232,21 @@ impl Broker {
 
     pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match msg {
-            RocketMsg::SendMessage { request, message } if self.is_master() => {
+            RocketMsg::SendMessage { request, message } if s.master => {
                 self.put(s, src, request, message, o)
             }
-            RocketMsg::SendBack { request, message } if self.is_master() => {
+            RocketMsg::SendMessage { .. }
+            | RocketMsg::DlVote { .. }
+            | RocketMsg::DlVoteResult { .. }
+            | RocketMsg::DlHeartbeat { .. }
+            | RocketMsg::DlHeartbeatResult { .. }
+            | RocketMsg::DlPush { .. }
+            | RocketMsg::DlPushResult { .. }
+                if self.settings.dledger =>
+            {
+                self.dl_on_msg(s, src, msg, o)
+            }
+            RocketMsg::SendBack { request, message } if s.master => {
                 self.send_back(s, message, o);
                 o.send(src, RocketMsg::SendBackResult { request });
             }
@@ -237,7 +275,7 @@ impl Broker {
             // EndTransactionProcessor: a slave answers SLAVE_NOT_AVAILABLE, to nobody (one-way).
             RocketMsg::EndTransaction {
                 half, msg, state, ..
-            } if self.is_master() => self.end_transaction(s, half, msg, state, o),
+            } if s.master => self.end_transaction(s, half, msg, state, o),
             RocketMsg::Heartbeat { consumer } => {
                 o.set_timer(RocketTimer::ConsumerExpired(src), exact(CONSUMER_EXPIRED));
                 if s.consumers.insert(src, consumer).is_none() {
@@ -266,7 +304,7 @@ impl Broker {
             RocketMsg::UpdateConsumerOffset { queue, offset } if !s.reset.contains_key(&queue) => {
                 s.offsets.insert(queue, offset);
             }
-            RocketMsg::ResetOffset { queue, timestamp } if self.is_master() => {
+            RocketMsg::ResetOffset { queue, timestamp } if s.master => {
                 self.reset_offset(s, queue, timestamp, o)
             }
             RocketMsg::NtpTime { ms } => {
@@ -286,7 +324,7 @@ impl Broker {
                 offset,
                 commit,
             } => {
-                if let (true, Some(c)) = (self.is_master(), commit) {
+                if let (true, Some(c)) = (s.master, commit) {
                     if !s.reset.contains_key(&queue) {
                         s.offsets.insert(queue, c);
                     }
@@ -311,7 +349,7 @@ impl Broker {
                 request,
                 consumer,
                 queues,
-            } if self.is_master() => {
+            } if s.master => {
                 let mut locked = Vec::new();
                 for q in queues {
                     if s.locks.get(&q).is_none_or(|owner| *owner == consumer) {
@@ -337,6 +375,9 @@ impl Broker {
                 }
             }
             RocketMsg::Disconnected => {
+                if self.settings.dledger {
+                    self.dl_on_msg(s, src, RocketMsg::Disconnected, o);
+                }
                 s.held.retain(|(c, _), _| *c != src);
                 s.slaves.remove(&src);
                 s.transfers.remove(&src);
@@ -361,6 +402,11 @@ impl Broker {
     /// timestamps in.
     fn append(&self, s: &mut BrokerState, m: Message) -> u64 {
         let store_ms = s.clock.unwrap_or(0);
+        if self.settings.dledger {
+            // `appendAsLeader`: the entry in the leader's current term.
+            let term = s.disk.dledger.term;
+            s.disk.dledger.terms.push_back_mut(term);
+        }
         s.disk.commitlog.append(Message { store_ms, ..m })
     }
 
@@ -391,6 +437,18 @@ impl Broker {
                 RocketTimer::TransactionTimeOut(end - 1),
                 exact(st.transaction_timeout),
             );
+        }
+        if st.dledger {
+            let put = Put {
+                src,
+                request,
+                flush: false,
+                replicas: true,
+                status: SendStatus::SendOk,
+            };
+            self.appended(s, o);
+            self.dl_put(s, end, put, o);
+            return;
         }
         let mut put = Put {
             src,
@@ -687,6 +745,10 @@ impl Broker {
 
     /// Master: sends each waiting slave what it lacks.
     fn transfer(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if self.settings.dledger {
+            self.push_all(s, o);
+            return;
+        }
         let end = s.disk.commitlog.end();
         let ready: Vec<(Id, u64)> = s
             .transfers
@@ -705,7 +767,10 @@ impl Broker {
 
     /// After the CommitLog grew or was flushed: the flush services, the dispatch, the held
     /// pulls.
-    fn appended(&self, s: &mut BrokerState, o: &mut RocketOut) {
+    pub(super) fn appended(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if self.settings.dledger {
+            self.dl_appended(s, o);
+        }
         if self.settings.flush == FlushDiskType::SyncFlush && s.disk.commitlog.dirty() > 0 {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
         }
@@ -760,7 +825,7 @@ impl Broker {
             PullStatus::Found(s.cq.read(&s.disk.commitlog, queue, offset, PULL_BATCH))
         } else if offset == max {
             PullStatus::NoNewMsg
-        } else if self.is_master() {
+        } else if s.master {
             // OFFSET_OVERFLOW_BADLY on a master: the offset is corrected to the queue's end.
             PullStatus::OffsetMoved(max)
         } else {
@@ -816,9 +881,12 @@ impl Broker {
 
     pub fn on_timeout(&self, s: &mut BrokerState, timer: &RocketTimer, o: &mut RocketOut) {
         let st = &self.settings;
+        if st.dledger && self.dl_on_timeout(s, timer, o) {
+            return;
+        }
         match timer {
             RocketTimer::Register => {
-                self.register(o);
+                self.register(s, o);
                 o.set_timer(RocketTimer::Register, retry(REGISTER_PERIOD));
             }
             // FlushRealTimeService: every flushIntervalCommitLog, if enough pages are dirty.
@@ -867,15 +935,17 @@ impl Broker {
             RocketTimer::ConsumerExpired(c) if s.consumers.remove(c).is_some() => {
                 self.notify(s, o)
             }
-            RocketTimer::Scheduled(at) => self.deliver_scheduled(s, *at, o),
-            RocketTimer::TransactionCheck => {
+            // The special services run on a master only (a DLedger broker that became a slave
+            // stopped them).
+            RocketTimer::Scheduled(at) if s.master => self.deliver_scheduled(s, *at, o),
+            RocketTimer::TransactionCheck if s.master => {
                 self.check_transactions(s, o);
                 o.set_timer(RocketTimer::TransactionCheck, exact(st.check_interval));
             }
             RocketTimer::TransactionTimeOut(at) => {
                 s.immune.remove(at);
             }
-            RocketTimer::OpBatch => {
+            RocketTimer::OpBatch if s.master => {
                 if !s.pending_ops.is_empty() {
                     for half in std::mem::take(&mut s.pending_ops) {
                         self.write_op(s, half);

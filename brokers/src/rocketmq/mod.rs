@@ -286,6 +286,7 @@
 mod broker;
 mod config;
 mod consumer;
+mod dledger;
 mod namesrv;
 mod producer;
 pub mod protocol;
@@ -299,6 +300,7 @@ pub use config::{
     Transaction, Version,
 };
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
+pub use dledger::{DLedgerState, Dispatch, Role as DLedgerRole};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
 pub use protocol::{LocalTransactionState, Mq, RocketMsg, Tran};
@@ -470,6 +472,25 @@ pub enum RocketTimer {
     /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
     /// writes the reset offsets.
     ResetSleep,
+    // DLedger.
+    /// `StateMaintainer` as a candidate: `nextTimeToRequestVote` came.
+    DlMaintain,
+    /// A vote's `voteLatch` timed out.
+    DlVoteWait,
+    /// The leader's next heartbeat round.
+    DlHeartbeat,
+    /// A follower heard no heartbeat for `maxHeartBeatLeak` intervals.
+    DlLeaderLost,
+    /// `FlushDataService`'s next flush.
+    DlFlush,
+    /// `persistCheckPoint`.
+    DlCheckpoint,
+    /// A push to this follower got no answer in time.
+    DlPushTimeout(Id),
+    /// The leader's COMMIT pushes.
+    DlCommit,
+    /// A put (by the CommitLog end it needs) waited `maxWaitAckTimeMs`.
+    DlAckTimeout(u64),
     // Clients.
     RouteRefresh,
     Send,
