@@ -645,6 +645,9 @@ impl Broker {
             }
             return;
         }
+        // COMPARE changes nothing, not even the committed index (`handleDoCompare`): what
+        // follows the compared entry may still be another leader's.
+        let compare = matches!(push, Push::Compare { .. });
         let ok = match push {
             Push::Compare { index, term, msg } => {
                 s.disk.dledger.term_at(index) == Some(term)
@@ -673,7 +676,7 @@ impl Broker {
             }
             _ => false,
         };
-        if ok && following {
+        if ok && following && !compare {
             self.follower_commit(s, commit, o);
         }
         o.send(
