@@ -68,6 +68,9 @@ pub struct Put {
     pub flush: bool,
     pub replicas: bool,
     pub status: SendStatus,
+    /// DLedger: a consumer's send-back (answered `SendBackResult`, and not at all on a
+    /// timeout: the consumer consumes it again locally).
+    pub back: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -247,8 +250,22 @@ impl Broker {
                 self.dl_on_msg(s, src, msg, o)
             }
             RocketMsg::SendBack { request, message } if s.master => {
-                self.send_back(s, message, o);
-                o.send(src, RocketMsg::SendBackResult { request });
+                let end = self.send_back(s, message, o);
+                if self.settings.dledger {
+                    // The put's future completes once a quorum has it, whatever
+                    // `waitStoreMsgOK` says.
+                    let put = Put {
+                        src,
+                        request,
+                        flush: false,
+                        replicas: true,
+                        status: SendStatus::SendOk,
+                        back: true,
+                    };
+                    self.dl_put(s, end, put, o);
+                } else {
+                    o.send(src, RocketMsg::SendBackResult { request });
+                }
             }
             RocketMsg::HaReport { offset } if self.is_master() => {
                 s.slaves.insert(src, offset);
@@ -445,6 +462,7 @@ impl Broker {
                 flush: false,
                 replicas: true,
                 status: SendStatus::SendOk,
+                back: false,
             };
             self.appended(s, o);
             self.dl_put(s, end, put, o);
@@ -456,6 +474,7 @@ impl Broker {
             flush: st.flush == FlushDiskType::SyncFlush,
             replicas: false,
             status: SendStatus::SendOk,
+            back: false,
         };
         if put.flush {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
@@ -482,7 +501,7 @@ impl Broker {
     /// `consumerSendMsgBack`: past `maxReconsumeTimes` to `%DLQ%`, otherwise scheduled at
     /// delay level 3 + reconsumeTimes for `%RETRY%`. Written without waiting for the flush or
     /// the slaves (`waitStoreMsgOK=false`).
-    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) {
+    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) -> u64 {
         let st = &self.settings;
         let reconsume = m.reconsume + 1;
         let dead = reconsume > st.max_reconsume_times;
@@ -505,11 +524,19 @@ impl Broker {
         }
         self.appended(s, o);
         self.transfer(s, o);
+        end
     }
 
-    /// A scheduled message is due: it goes to `%RETRY%`.
+    /// A scheduled message is due: it goes to `%RETRY%`. (A DLedger broker's log may have been
+    /// truncated and rewritten since the timer was set: only a scheduled message moves.)
     fn deliver_scheduled(&self, s: &mut BrokerState, at: u64, o: &mut RocketOut) {
-        let Some(m) = s.disk.commitlog.get(at).copied() else {
+        let Some(m) = s
+            .disk
+            .commitlog
+            .get(at)
+            .copied()
+            .filter(|m| m.queue == self.settings.schedule_queue())
+        else {
             return;
         };
         self.append(s, Message {

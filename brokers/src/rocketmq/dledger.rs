@@ -139,7 +139,7 @@ impl Broker {
     }
 
     fn quorum(&self, n: u32) -> bool {
-        n > (1 + self.settings.slaves) / 2
+        2 * n > 1 + self.settings.slaves
     }
 
     fn dl<'a>(&self, s: &'a mut BrokerState) -> &'a mut DLedgerState {
@@ -609,6 +609,10 @@ impl Broker {
         for e in done {
             let p = s.puts.remove(&e).expect("listed");
             o.cancel_timer(RocketTimer::DlAckTimeout(e));
+            if p.back {
+                o.send(p.src, RocketMsg::SendBackResult { request: p.request });
+                continue;
+            }
             o.send(
                 p.src,
                 RocketMsg::SendResult {
@@ -854,7 +858,7 @@ impl Broker {
                 }
             }
             RocketTimer::DlAckTimeout(end) => {
-                if let Some(p) = s.puts.remove(end) {
+                if let Some(p) = s.puts.remove(end).filter(|p| !p.back) {
                     o.send(
                         p.src,
                         RocketMsg::SendError {
