@@ -6,6 +6,7 @@
 //! the module doc of `rocketmq` for the mechanism.
 
 use super::broker::{Broker, BrokerState};
+use super::config::Version;
 use super::protocol::{HeartbeatCode, Message, Push, RocketMsg, SendError, SendStatus, VoteResult};
 use super::{exact, RocketOut, RocketTimer};
 use stateright::actor::Id;
@@ -859,11 +860,15 @@ impl Broker {
             }
             RocketTimer::DlAckTimeout(end) => {
                 if let Some(p) = s.puts.remove(end).filter(|p| !p.back) {
+                    let code = match self.settings.version {
+                        Version::V4_9 => SendError::BrokerBusy,
+                        Version::V5_3 => SendError::InSyncReplicasNotEnough,
+                    };
                     o.send(
                         p.src,
                         RocketMsg::SendError {
                             request: p.request,
-                            code: SendError::InSyncReplicasNotEnough,
+                            code,
                         },
                     );
                 }

@@ -86,7 +86,8 @@
 //! current term) and answers the puts up to it: SEND_OK. A put without a quorum after
 //! `maxWaitAckTimeMs` (2500 ms) fails with `WAIT_QUORUM_ACK_TIMEOUT`, which
 //! `DLedgerCommitLog.asyncPutMessage` turns into IN_SYNC_REPLICAS_NOT_ENOUGH and
-//! `SendMessageProcessor` into SYSTEM_ERROR ("in-sync replicas not enough"): a retryable code, so
+//! `SendMessageProcessor` into SYSTEM_ERROR ("in-sync replicas not enough"; 4.9.7 takes
+//! OS_PAGECACHE_BUSY, SYSTEM_ERROR "broker busy"): a retryable code, so
 //! the producer tries another broker group within its budget, while the entry may still commit
 //! (a duplicate). A leader that steps down leaves its waiting puts unanswered (the checker runs
 //! on leaders only): the producer's budget runs out, in doubt. Followers learn the committed

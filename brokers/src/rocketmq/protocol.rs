@@ -106,9 +106,12 @@ pub enum SendError {
     /// SERVICE_NOT_AVAILABLE: the store is a slave (`DefaultMessageStore.checkStoreStatus`),
     /// as a DLedger follower, or a leader not yet master, is.
     ServiceNotAvailable,
-    /// SYSTEM_ERROR "in-sync replicas not enough": DLedger's `WAIT_QUORUM_ACK_TIMEOUT`
+    /// SYSTEM_ERROR "in-sync replicas not enough": 5.x for DLedger's `WAIT_QUORUM_ACK_TIMEOUT`
     /// (`DLedgerCommitLog.asyncPutMessage` → `IN_SYNC_REPLICAS_NOT_ENOUGH`).
     InSyncReplicasNotEnough,
+    /// SYSTEM_ERROR "[PC_SYNCHRONIZED]broker busy": 4.9 for the same timeout
+    /// (→ `OS_PAGECACHE_BUSY`).
+    BrokerBusy,
 }
 
 impl SendError {
@@ -116,6 +119,7 @@ impl SendError {
         match self {
             SendError::ServiceNotAvailable => "SERVICE_NOT_AVAILABLE",
             SendError::InSyncReplicasNotEnough => "SYSTEM_ERROR in-sync replicas not enough",
+            SendError::BrokerBusy => "SYSTEM_ERROR [PC_SYNCHRONIZED]broker busy",
         }
     }
 }
