@@ -7,6 +7,7 @@ use super::config::{BrokerRole, FlushDiskType, Transaction, Version};
 use super::protocol::{
     LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendStatus, Tran,
 };
+use super::dledger::DLedgerState;
 use super::store::{Boundary, ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
 use crate::Disk;
@@ -67,6 +68,9 @@ pub struct Put {
     pub flush: bool,
     pub replicas: bool,
     pub status: SendStatus,
+    /// DLedger: a consumer's send-back (answered `SendBackResult`, and not at all on a
+    /// timeout: the consumer consumes it again locally).
+    pub back: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -105,14 +109,20 @@ pub struct BrokerState {
     /// 5.3 `ConsumerOffsetManager.resetOffsetTable`: offsets a reset assigned, which the next
     /// pull of the queue returns (`OFFSET_RESET`) and erases.
     pub reset: BTreeMap<QueueId, u64>,
+    /// With `enableDLegerCommitLog`: the broker's DLedger server.
+    pub dl: Option<DLedgerState>,
 }
 
 impl BrokerState {
-    /// The dispatch bound (`CommitLog.getConfirmOffset`): 5.3 with SYNC_FLUSH dispatches only
-    /// what was flushed; otherwise the CommitLog's end, flushed or not.
+    /// The dispatch bound (`CommitLog.getConfirmOffset`): with DLedger the committed index;
+    /// 5.3 with SYNC_FLUSH dispatches only what was flushed; otherwise the CommitLog's end,
+    /// flushed or not.
     pub fn confirm_offset(&self) -> u64 {
         let log = &self.disk.commitlog;
-        if self.dispatch_flushed {
+        if let Some(dl) = &self.dl {
+            // `DLedgerCommitLog.getConfirmOffset`: `getMaxOffset`, the committed position.
+            dl.committed.min(log.end())
+        } else if self.dispatch_flushed {
             log.flushed
         } else {
             log.end()
@@ -129,13 +139,13 @@ impl Broker {
         self.settings.broker(self.group, 0)
     }
 
-    fn save(&self, s: &BrokerState, o: &mut RocketOut) {
+    pub(super) fn save(&self, s: &BrokerState, o: &mut RocketOut) {
         o.save(RocketDisk::Server(RocketFiles::Store(s.disk.clone())));
     }
 
     pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
         let mut s = BrokerState {
-            master: self.is_master(),
+            master: self.is_master() && !self.settings.dledger,
             dispatch_flushed: (self.settings.version, self.settings.flush)
                 == (Version::V5_3, FlushDiskType::SyncFlush),
             disk: disk.unwrap_or_default(),
@@ -148,6 +158,9 @@ impl Broker {
             self.save(&s, o);
         }
         s.offsets = s.disk.offsets.clone();
+        if self.settings.dledger {
+            self.start_dledger(&mut s, o);
+        }
         if self.settings.workload.rewind.is_some() {
             // Until the time server answers, the clock reads on from the last storeTimestamp
             // the recovery found (the model keeps no clock across a restart).
@@ -162,6 +175,8 @@ impl Broker {
         o.set_timer(RocketTimer::Register, exact(STARTUP));
         o.set_timer(RocketTimer::OffsetFlush, exact(OFFSET_FLUSH));
         match self.settings.flush {
+            // DLedger flushes its own files (`FlushDataService`).
+            _ if self.settings.dledger => {}
             FlushDiskType::AsyncFlush => {
                 o.set_timer(RocketTimer::Flush, exact(self.settings.flush_interval));
                 o.set_timer(
@@ -171,23 +186,38 @@ impl Broker {
             }
             FlushDiskType::SyncFlush => {}
         }
-        if self.is_master() {
-            self.reschedule(&s, o);
-            if self.settings.transaction != Transaction::None {
-                self.start_transactions(&mut s, o);
-            }
+        if self.settings.dledger {
+            // The role follows the elector (`DLedgerRoleChangeHandler`).
+        } else if self.is_master() {
+            self.start_special_services(&mut s, o);
         } else {
             self.report(&s, o);
         }
         s
     }
 
-    fn register(&self, o: &mut RocketOut) {
+    /// A master's `changeSpecialServiceStatus(true)`: the schedule service and, in a
+    /// transactional deployment, the transaction check services.
+    pub(super) fn start_special_services(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        self.reschedule(s, o);
+        if self.settings.transaction != Transaction::None {
+            self.start_transactions(s, o);
+        }
+    }
+
+    /// `registerBrokerAll`, under the brokerId the broker has now: with DLedger 0 as master,
+    /// selfId + 1 as slave (`DLedgerRoleChangeHandler`).
+    pub(super) fn register(&self, s: &BrokerState, o: &mut RocketOut) {
+        let broker_id = match (self.settings.dledger, s.master) {
+            (false, _) => self.broker_id,
+            (true, true) => 0,
+            (true, false) => self.broker_id + 1,
+        };
         o.send(
             self.settings.namesrv(),
             RocketMsg::RegisterBroker {
                 group: self.group,
-                broker_id: self.broker_id,
+                broker_id,
             },
         );
     }
@@ -205,12 +235,37 @@ impl Broker {
 
     pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match msg {
-            RocketMsg::SendMessage { request, message } if self.is_master() => {
+            RocketMsg::SendMessage { request, message } if s.master => {
                 self.put(s, src, request, message, o)
             }
-            RocketMsg::SendBack { request, message } if self.is_master() => {
-                self.send_back(s, message, o);
-                o.send(src, RocketMsg::SendBackResult { request });
+            RocketMsg::SendMessage { .. }
+            | RocketMsg::DlVote { .. }
+            | RocketMsg::DlVoteResult { .. }
+            | RocketMsg::DlHeartbeat { .. }
+            | RocketMsg::DlHeartbeatResult { .. }
+            | RocketMsg::DlPush { .. }
+            | RocketMsg::DlPushResult { .. }
+                if self.settings.dledger =>
+            {
+                self.dl_on_msg(s, src, msg, o)
+            }
+            RocketMsg::SendBack { request, message } if s.master => {
+                let end = self.send_back(s, message, o);
+                if self.settings.dledger {
+                    // The put's future completes once a quorum has it, whatever
+                    // `waitStoreMsgOK` says.
+                    let put = Put {
+                        src,
+                        request,
+                        flush: false,
+                        replicas: true,
+                        status: SendStatus::SendOk,
+                        back: true,
+                    };
+                    self.dl_put(s, end, put, o);
+                } else {
+                    o.send(src, RocketMsg::SendBackResult { request });
+                }
             }
             RocketMsg::HaReport { offset } if self.is_master() => {
                 s.slaves.insert(src, offset);
@@ -237,7 +292,7 @@ impl Broker {
             // EndTransactionProcessor: a slave answers SLAVE_NOT_AVAILABLE, to nobody (one-way).
             RocketMsg::EndTransaction {
                 half, msg, state, ..
-            } if self.is_master() => self.end_transaction(s, half, msg, state, o),
+            } if s.master => self.end_transaction(s, half, msg, state, o),
             RocketMsg::Heartbeat { consumer } => {
                 o.set_timer(RocketTimer::ConsumerExpired(src), exact(CONSUMER_EXPIRED));
                 if s.consumers.insert(src, consumer).is_none() {
@@ -266,7 +321,7 @@ impl Broker {
             RocketMsg::UpdateConsumerOffset { queue, offset } if !s.reset.contains_key(&queue) => {
                 s.offsets.insert(queue, offset);
             }
-            RocketMsg::ResetOffset { queue, timestamp } if self.is_master() => {
+            RocketMsg::ResetOffset { queue, timestamp } if s.master => {
                 self.reset_offset(s, queue, timestamp, o)
             }
             RocketMsg::NtpTime { ms } => {
@@ -286,7 +341,7 @@ impl Broker {
                 offset,
                 commit,
             } => {
-                if let (true, Some(c)) = (self.is_master(), commit) {
+                if let (true, Some(c)) = (s.master, commit) {
                     if !s.reset.contains_key(&queue) {
                         s.offsets.insert(queue, c);
                     }
@@ -311,7 +366,7 @@ impl Broker {
                 request,
                 consumer,
                 queues,
-            } if self.is_master() => {
+            } if s.master => {
                 let mut locked = Vec::new();
                 for q in queues {
                     if s.locks.get(&q).is_none_or(|owner| *owner == consumer) {
@@ -337,6 +392,9 @@ impl Broker {
                 }
             }
             RocketMsg::Disconnected => {
+                if self.settings.dledger {
+                    self.dl_on_msg(s, src, RocketMsg::Disconnected, o);
+                }
                 s.held.retain(|(c, _), _| *c != src);
                 s.slaves.remove(&src);
                 s.transfers.remove(&src);
@@ -361,6 +419,11 @@ impl Broker {
     /// timestamps in.
     fn append(&self, s: &mut BrokerState, m: Message) -> u64 {
         let store_ms = s.clock.unwrap_or(0);
+        if self.settings.dledger {
+            // `appendAsLeader`: the entry in the leader's current term.
+            let term = s.disk.dledger.term;
+            s.disk.dledger.terms.push_back_mut(term);
+        }
         s.disk.commitlog.append(Message { store_ms, ..m })
     }
 
@@ -392,12 +455,26 @@ impl Broker {
                 exact(st.transaction_timeout),
             );
         }
+        if st.dledger {
+            let put = Put {
+                src,
+                request,
+                flush: false,
+                replicas: true,
+                status: SendStatus::SendOk,
+                back: false,
+            };
+            self.appended(s, o);
+            self.dl_put(s, end, put, o);
+            return;
+        }
         let mut put = Put {
             src,
             request,
             flush: st.flush == FlushDiskType::SyncFlush,
             replicas: false,
             status: SendStatus::SendOk,
+            back: false,
         };
         if put.flush {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
@@ -424,7 +501,7 @@ impl Broker {
     /// `consumerSendMsgBack`: past `maxReconsumeTimes` to `%DLQ%`, otherwise scheduled at
     /// delay level 3 + reconsumeTimes for `%RETRY%`. Written without waiting for the flush or
     /// the slaves (`waitStoreMsgOK=false`).
-    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) {
+    fn send_back(&self, s: &mut BrokerState, m: Message, o: &mut RocketOut) -> u64 {
         let st = &self.settings;
         let reconsume = m.reconsume + 1;
         let dead = reconsume > st.max_reconsume_times;
@@ -447,11 +524,19 @@ impl Broker {
         }
         self.appended(s, o);
         self.transfer(s, o);
+        end
     }
 
-    /// A scheduled message is due: it goes to `%RETRY%`.
+    /// A scheduled message is due: it goes to `%RETRY%`. (A DLedger broker's log may have been
+    /// truncated and rewritten since the timer was set: only a scheduled message moves.)
     fn deliver_scheduled(&self, s: &mut BrokerState, at: u64, o: &mut RocketOut) {
-        let Some(m) = s.disk.commitlog.get(at).copied() else {
+        let Some(m) = s
+            .disk
+            .commitlog
+            .get(at)
+            .copied()
+            .filter(|m| m.queue == self.settings.schedule_queue())
+        else {
             return;
         };
         self.append(s, Message {
@@ -687,6 +772,10 @@ impl Broker {
 
     /// Master: sends each waiting slave what it lacks.
     fn transfer(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if self.settings.dledger {
+            self.push_all(s, o);
+            return;
+        }
         let end = s.disk.commitlog.end();
         let ready: Vec<(Id, u64)> = s
             .transfers
@@ -705,7 +794,10 @@ impl Broker {
 
     /// After the CommitLog grew or was flushed: the flush services, the dispatch, the held
     /// pulls.
-    fn appended(&self, s: &mut BrokerState, o: &mut RocketOut) {
+    pub(super) fn appended(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if self.settings.dledger {
+            self.dl_appended(s, o);
+        }
         if self.settings.flush == FlushDiskType::SyncFlush && s.disk.commitlog.dirty() > 0 {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
         }
@@ -760,7 +852,7 @@ impl Broker {
             PullStatus::Found(s.cq.read(&s.disk.commitlog, queue, offset, PULL_BATCH))
         } else if offset == max {
             PullStatus::NoNewMsg
-        } else if self.is_master() {
+        } else if s.master {
             // OFFSET_OVERFLOW_BADLY on a master: the offset is corrected to the queue's end.
             PullStatus::OffsetMoved(max)
         } else {
@@ -816,9 +908,12 @@ impl Broker {
 
     pub fn on_timeout(&self, s: &mut BrokerState, timer: &RocketTimer, o: &mut RocketOut) {
         let st = &self.settings;
+        if st.dledger && self.dl_on_timeout(s, timer, o) {
+            return;
+        }
         match timer {
             RocketTimer::Register => {
-                self.register(o);
+                self.register(s, o);
                 o.set_timer(RocketTimer::Register, retry(REGISTER_PERIOD));
             }
             // FlushRealTimeService: every flushIntervalCommitLog, if enough pages are dirty.
@@ -867,15 +962,17 @@ impl Broker {
             RocketTimer::ConsumerExpired(c) if s.consumers.remove(c).is_some() => {
                 self.notify(s, o)
             }
-            RocketTimer::Scheduled(at) => self.deliver_scheduled(s, *at, o),
-            RocketTimer::TransactionCheck => {
+            // The special services run on a master only (a DLedger broker that became a slave
+            // stopped them).
+            RocketTimer::Scheduled(at) if s.master => self.deliver_scheduled(s, *at, o),
+            RocketTimer::TransactionCheck if s.master => {
                 self.check_transactions(s, o);
                 o.set_timer(RocketTimer::TransactionCheck, exact(st.check_interval));
             }
             RocketTimer::TransactionTimeOut(at) => {
                 s.immune.remove(at);
             }
-            RocketTimer::OpBatch => {
+            RocketTimer::OpBatch if s.master => {
                 if !s.pending_ops.is_empty() {
                     for half in std::mem::take(&mut s.pending_ops) {
                         self.write_op(s, half);

@@ -130,6 +130,8 @@ pub struct Settings {
     pub transaction_timeout: Duration,
     /// `transactionCheckMax`: check-backs before a half message is discarded.
     pub check_max: u32,
+    /// `enableDLegerCommitLog`: each broker group is one DLedger (Raft) group.
+    pub dledger: bool,
     pub workload: Workload,
 }
 
@@ -198,6 +200,7 @@ impl Settings {
             check_interval: ms(config, "transactionCheckInterval"),
             transaction_timeout: ms(config, "transactionTimeOut"),
             check_max: config.int("transactionCheckMax") as u32,
+            dledger: config.bool("enableDLegerCommitLog"),
             workload,
         }
     }
@@ -235,6 +238,12 @@ pub(super) fn keys() -> Vec<Key> {
             "ASYNC_MASTER",
             OneOf(&["ASYNC_MASTER", "SYNC_MASTER", "SLAVE"]),
             "role of each group's master (brokerId 0); its slaves are SLAVE",
+        ),
+        Key::new(
+            "enableDLegerCommitLog",
+            "false",
+            Bool,
+            "DLedger: each broker group's 1 + slavesPerGroup brokers are one Raft group (dLegerGroup = brokerName, dLegerPeers n0..; dLegerSelfId by brokerId); the elected leader is the master, a put answers once a majority appended it (before any fsync: DLedger flushes every 10 ms), consumers read up to the committed index; brokerRole, flushDiskType and inSyncReplicas do not apply",
         ),
         Key::new(
             "flushDiskType",

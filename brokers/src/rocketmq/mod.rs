@@ -53,6 +53,66 @@
 //! or `SLAVE_NOT_AVAILABLE`, and what counts as sent is the application's choice
 //! (`producer.accept`: `send-ok`, the best practice, or `any`, as OpenChaos' driver does).
 //!
+//! ## DLedger (`enableDLegerCommitLog=true`)
+//!
+//! Each broker group's 1 + `slavesPerGroup` brokers form one DLedger group (`dLegerGroup` the
+//! `brokerName`, `dLegerPeers` n0, n1, … by brokerId, `dLegerSelfId` its own), and the CommitLog
+//! is DLedger's entry log (`DLedgerCommitLog`): there is no classic HA, and `brokerRole`,
+//! `flushDiskType` and `inSyncReplicas` play no part.
+//!
+//! *Election* (`DLedgerLeaderElector`, `MemberState`). A node starts as a candidate with the
+//! `currTerm` and `voteFor` of its `currterm` file and votes at once, in that term (its first
+//! `ParseResult` is WAIT_TO_REVOTE); later rounds come `minVoteIntervalMs`..`maxVoteIntervalMs`
+//! (300..1000 ms) apart, and a round that must try a new term takes `nextTerm` (the largest term
+//! heard of, or one more). A voter (`handleVote`) first refuses a candidate whose ledger is
+//! behind its own (`ledgerEndTerm`, then `ledgerEndIndex`), then a smaller term; a larger term
+//! makes it a candidate of that term (TERM_NOT_READY, and it takes the term at once); in its
+//! own term it votes once, persisting the vote. A round (`voteLatch`, up to 2–3 s) passes with a
+//! majority of ACCEPTs; a majority of ledgers bigger than the candidate's, a larger term, or a
+//! leader already known make it wait. The leader heartbeats every `heartBeatTimeIntervalMs`
+//! (2 s); a follower without one for `maxHeartBeatLeak` (3) intervals becomes a candidate, and
+//! so does a leader whose heartbeats found no majority three rounds running, or that heard of a
+//! larger term.
+//!
+//! *Replication* (`DLedgerEntryPusher`). The leader appends a put to its ledger in its term
+//! (`appendAsLeader`) and an `EntryDispatcher` per follower pushes it: after every election it
+//! first COMPAREs from its ledger's end back (an entry matches when its index and term do,
+//! stepping to the follower's end when it is shorter), then TRUNCATEs the follower after the
+//! match (`truncate`: the follower drops what the new leader does not have, acknowledged or not)
+//! and APPENDs from there; an APPEND answered INCONSISTENT_STATE starts the comparison again. A
+//! follower (`EntryHandler`) takes an APPEND that continues its ledger, in the leader's term, and
+//! answers once it wrote it to the page cache. The `QuorumAckChecker` commits the median of the
+//! followers' watermarks and the leader's end (0.3.1.2 does not ask that the entry be of the
+//! current term) and answers the puts up to it: SEND_OK. A put without a quorum after
+//! `maxWaitAckTimeMs` (2500 ms) fails with `WAIT_QUORUM_ACK_TIMEOUT`, which
+//! `DLedgerCommitLog.asyncPutMessage` turns into IN_SYNC_REPLICAS_NOT_ENOUGH and
+//! `SendMessageProcessor` into SYSTEM_ERROR ("in-sync replicas not enough"; 4.9.7 takes
+//! OS_PAGECACHE_BUSY, SYSTEM_ERROR "broker busy"): a retryable code, so
+//! the producer tries another broker group within its budget, while the entry may still commit
+//! (a duplicate). A leader that steps down leaves its waiting puts unanswered (the checker runs
+//! on leaders only): the producer's budget runs out, in doubt. Followers learn the committed
+//! index with each APPEND and a COMMIT push every second, and every broker dispatches only what
+//! is committed (`DLedgerCommitLog.getConfirmOffset` is `getMaxOffset`, the committed position):
+//! consumers reading a follower see what the leader committed.
+//!
+//! *The broker's role* (`DLedgerRoleChangeHandler`). A candidate or follower is a SLAVE
+//! registered as brokerId selfId + 1; a leader becomes SYNC_MASTER, brokerId 0, once its
+//! ledger's end is committed and dispatched, and registers. The NameServer keeps one address per
+//! brokerId, so the new master replaces the old in the route; producers learn it with their next
+//! route poll, and until then a send to the old one is refused (SERVICE_NOT_AVAILABLE: a slave's
+//! store takes no puts) and retried on another group. The schedule and transaction services run
+//! on the master only. Consumer offsets are not replicated: each broker keeps those committed to
+//! it, so a new master hands queues on from older offsets (duplicates).
+//!
+//! *Durability.* DLedger acknowledges before any fsync: `FlushDataService` flushes the entry
+//! files every `flushFileInterval` (10 ms). An entry acknowledged by a majority survives any
+//! crash (the page cache keeps it); a power loss within those milliseconds of the majority that
+//! acknowledged it — or of the one follower that did, while the third node never got it —
+//! leaves a majority without it, and if that majority elects one of its own (its ledgers are as
+//! long as each other's, and a majority suffices) the new leader truncates the last copy too: a
+//! SEND_OK message lost. The recovery keeps the committed index of the last checkpoint (`checkPointInterval`,
+//! 3 s), capped to the recovered end.
+//!
 //! ## The producer
 //!
 //! A sync send (`DefaultMQProducerImpl.sendDefaultImpl`) picks a queue round robin over its
@@ -212,7 +272,8 @@
 //!
 //! # Who is who
 //!
-//! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId);
+//! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId; with
+//! DLedger the digit is the node's `dLegerSelfId`, whoever leads);
 //! `p0`… producers; `c0`… consumers of one consumer group. One topic with
 //! `defaultTopicQueueNums` queues on each group; the ordering scope is the queue.
 //!
@@ -239,8 +300,18 @@
 //! falls behind until the next NTP poll steps it forward (earlier stamps after a pause, as
 //! after a step back); NTP's slewing, its network delay and the `stepout` wait are left out;
 //! the application resets one queue at a time (5.3's `queueId`), from the consumer's node; a
-//! pull held when the reset arrives is answered without it (the next pull sees it). No tags or
-//! filters, batches, DLedger or controller mode yet. See `docs/rocketmq.md`.
+//! pull held when the reset arrives is answered without it (the next pull sees it). DLedger:
+//! a follower answers a push only once it is a follower of the pusher (a restarted node waits
+//! for the next heartbeat), and an RPC to a node that is down is not failed at once but waits for
+//! its timeout (the vote latch, the push timeouts); the dispatcher pushes one request at a time
+//! per follower, in batches of 32 (DLedger pipelines single entries); the `currterm` and
+//! checkpoint files survive a power loss whole (written with `string2File`, without fsync: a
+//! vote lost with them could let one node vote twice in a term, which the model does not show);
+//! a node that is not yet leader answers a put SERVICE_NOT_AVAILABLE (a candidate whose store is
+//! still ASYNC_MASTER fails it in `handleAppend`, NOT_LEADER, also retryable); a follower's
+//! truncation below what it dispatched rebuilds its ConsumeQueues to the log; leadership
+//! transfer and preferred leaders are left out. No tags or filters, batches or controller mode
+//! yet. See `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
@@ -281,11 +352,28 @@
 //! `broker/.../client/ProducerManager.java` (`getAvailableChannel`),
 //! `common/.../BrokerConfig.java` (`transactionTimeOut`, `transactionCheckMax`,
 //! `transactionCheckInterval`, `transactionOpBatchInterval`); `docs/en/Feature.md`,
-//! `best_practice.md`, `QuorumACK.md`.
+//! `best_practice.md`, `QuorumACK.md`. DLedger: apache/rocketmq at
+//! 8fc57f1468d182eea11c01e089c0250d647dc5f3 (5.3.x, `dleger.version` 0.3.1.2):
+//! `store/.../dledger/DLedgerCommitLog.java` (`asyncPutMessage`, `getConfirmOffset`,
+//! `getMaxOffset`, the DLedgerConfig it builds), `broker/.../dledger/DLedgerRoleChangeHandler.java`,
+//! `broker/.../BrokerStartup.java` (`setBrokerId(-1)`, enableControllerMode with
+//! enableDLegerCommitLog refused), `BrokerController.java`, `store/.../config/MessageStoreConfig.java`
+//! (`enableDLegerCommitLog`, `dLegerGroup`, `dLegerPeers`, `dLegerSelfId`),
+//! `SendMessageProcessor.handlePutMessageResult` (IN_SYNC_REPLICAS_NOT_ENOUGH → SYSTEM_ERROR),
+//! `client/.../DefaultMQProducer.java` (`retryResponseCodes`),
+//! `distribution/conf/dledger/broker-n0.conf`; openmessaging/dledger tag `dledger-all-0.3.1.2`
+//! (41dfb7a73a5f550b43adf98139cd43370908befb): `DLedgerConfig.java` (defaults),
+//! `DLedgerLeaderElector.java` (`handleVote`, `handleHeartBeat`, `maintainAsCandidate`,
+//! `sendHeartbeats`, `maintainAsFollower`), `MemberState.java` (`nextTerm`, `persistState`),
+//! `DLedgerEntryPusher.java` (`QuorumAckChecker`, `EntryDispatcher.doCompare`, `doTruncate`,
+//! `EntryHandler.handleDoAppend`, `handleDoCompare`, `handleDoTruncate`,
+//! `checkResponseFuturesTimeout`), `store/file/DLedgerMmapFileStore.java` (`updateCommittedIndex`,
+//! `FlushDataService`, `persistCheckPoint`, recovery), `utils/IOUtils.java` (`string2File`).
 
 mod broker;
 mod config;
 mod consumer;
+mod dledger;
 mod namesrv;
 mod producer;
 pub mod protocol;
@@ -299,6 +387,7 @@ pub use config::{
     Transaction, Version,
 };
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
+pub use dledger::{DLedgerState, Dispatch, Role as DLedgerRole};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
 pub use protocol::{LocalTransactionState, Mq, RocketMsg, Tran};
@@ -470,6 +559,25 @@ pub enum RocketTimer {
     /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
     /// writes the reset offsets.
     ResetSleep,
+    // DLedger.
+    /// `StateMaintainer` as a candidate: `nextTimeToRequestVote` came.
+    DlMaintain,
+    /// A vote's `voteLatch` timed out.
+    DlVoteWait,
+    /// The leader's next heartbeat round.
+    DlHeartbeat,
+    /// A follower heard no heartbeat for `maxHeartBeatLeak` intervals.
+    DlLeaderLost,
+    /// `FlushDataService`'s next flush.
+    DlFlush,
+    /// `persistCheckPoint`.
+    DlCheckpoint,
+    /// A push to this follower got no answer in time.
+    DlPushTimeout(Id),
+    /// The leader's COMMIT pushes.
+    DlCommit,
+    /// A put (by the CommitLog end it needs) waited `maxWaitAckTimeMs`.
+    DlAckTimeout(u64),
     // Clients.
     RouteRefresh,
     Send,
@@ -569,7 +677,7 @@ impl System for RocketMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, send retries, concurrent and orderly push consumers, transactional messages"
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, DLedger, send retries, concurrent and orderly push consumers, transactional messages"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -588,6 +696,11 @@ impl System for RocketMq {
                 name: "5.x SYNC_MASTER, inSyncReplicas=2, SYNC_FLUSH",
                 sets: &["brokerRole=SYNC_MASTER", "inSyncReplicas=2", "flushDiskType=SYNC_FLUSH"],
                 claim: "the article: RocketMQ is at-least-once (SYNC_MASTER waiting for its slave, RIP-34)",
+            },
+            Scenario {
+                name: "DLedger, three nodes per group",
+                sets: &["enableDLegerCommitLog=true", "slavesPerGroup=2"],
+                claim: "the article: RocketMQ is at-least-once (DLedger: Raft over three nodes, a quorum's acknowledgement, automatic failover)",
             },
             Scenario {
                 name: "send retries",

@@ -52,6 +52,11 @@ impl NameServer {
     pub fn on_msg(&self, s: &mut NameServerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match msg {
             RocketMsg::RegisterBroker { group, broker_id } => {
+                // `brokerAddrs` maps a brokerId to one address: a new registrant under a
+                // brokerId takes it over (a DLedger leader registering as brokerId 0 replaces
+                // the old master's entry).
+                s.live
+                    .retain(|id, slot| *id == src || *slot != (group, broker_id));
                 s.live.insert(src, (group, broker_id));
                 // `scanNotActiveBroker`: a broker silent for 120 s is removed.
                 o.set_timer(RocketTimer::BrokerExpired(src), exact(BROKER_CHANNEL_EXPIRED));

@@ -229,7 +229,13 @@ impl Producer {
             self.finish(s, Op::Fail { msg, reason: "No route info of this topic".into() }, o);
             return;
         };
-        let broker = self.settings.broker(mq.group, 0);
+        // The group's master as the route names it (with DLedger, whichever broker was elected).
+        let broker = s
+            .route
+            .as_ref()
+            .and_then(|r| r.get(mq.group as usize))
+            .and_then(|b| b.master)
+            .unwrap_or_else(|| self.settings.broker(mq.group, 0));
         s.next_request += 1;
         let request = s.next_request;
         o.send(
@@ -417,6 +423,12 @@ impl Producer {
                         from_check: true,
                     },
                 );
+            }
+            // An error response (`MQBrokerException`) with a code in `retryResponseCodes`.
+            RocketMsg::SendError { request, code }
+                if s.sending.as_ref().is_some_and(|x| x.request == request) =>
+            {
+                self.failed(s, code.name(), o);
             }
             // failFast: the request fails at once, although the broker may have stored it.
             RocketMsg::Disconnected if s.sending.as_ref().is_some_and(|x| x.broker == src) => {

@@ -100,6 +100,69 @@ impl SendStatus {
     }
 }
 
+/// The response codes of a failed `SEND_MESSAGE` the model produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SendError {
+    /// SERVICE_NOT_AVAILABLE: the store is a slave (`DefaultMessageStore.checkStoreStatus`),
+    /// as a DLedger follower, or a leader not yet master, is.
+    ServiceNotAvailable,
+    /// SYSTEM_ERROR "in-sync replicas not enough": 5.x for DLedger's `WAIT_QUORUM_ACK_TIMEOUT`
+    /// (`DLedgerCommitLog.asyncPutMessage` → `IN_SYNC_REPLICAS_NOT_ENOUGH`).
+    InSyncReplicasNotEnough,
+    /// SYSTEM_ERROR "[PC_SYNCHRONIZED]broker busy": 4.9 for the same timeout
+    /// (→ `OS_PAGECACHE_BUSY`).
+    BrokerBusy,
+}
+
+impl SendError {
+    pub fn name(self) -> &'static str {
+        match self {
+            SendError::ServiceNotAvailable => "SERVICE_NOT_AVAILABLE",
+            SendError::InSyncReplicasNotEnough => "SYSTEM_ERROR in-sync replicas not enough",
+            SendError::BrokerBusy => "SYSTEM_ERROR [PC_SYNCHRONIZED]broker busy",
+        }
+    }
+}
+
+/// `VoteResponse.RESULT`, as `DLedgerLeaderElector.handleVote` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VoteResult {
+    Accept,
+    /// REJECT_EXPIRED_LEDGER_TERM or REJECT_SMALL_LEDGER_END_INDEX: the voter's ledger is
+    /// more up to date.
+    BiggerLedger,
+    /// REJECT_EXPIRED_VOTE_TERM or REJECT_TERM_SMALL_THAN_LEDGER: the voter knows a larger term.
+    ExpiredTerm,
+    /// REJECT_TERM_NOT_READY: the voter stepped up to the candidate's larger term first.
+    TermNotReady,
+    AlreadyVoted,
+    AlreadyHasLeader,
+}
+
+/// `HeartBeatResponse` codes (`DLedgerLeaderElector.handleHeartBeat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HeartbeatCode {
+    Success,
+    ExpiredTerm,
+    InconsistentLeader,
+    TermNotReady,
+}
+
+/// One `PushEntryRequest` (0.3.1.2's types; positions are entry counts, so an entry's index
+/// is its position).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Push {
+    /// COMPARE: does the follower hold this entry (by index and term) at `index`?
+    Compare { index: u64, term: u64, msg: Message },
+    /// TRUNCATE: keep the entries before `index`, write the leader's entry at `index`, drop the
+    /// rest (`DLedgerMmapFileStore.truncate(entry, …)`).
+    Truncate { index: u64, term: u64, msg: Message },
+    /// APPEND: entries from `from`, each with its term.
+    Append { from: u64, entries: Vec<(u64, Message)> },
+    /// COMMIT: only the committed index.
+    Commit,
+}
+
 /// One broker group in a route (`BrokerData`): the addresses the NameServer has live.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BrokerData {
@@ -214,6 +277,25 @@ pub enum RocketMsg {
     NtpQuery,
     /// The time server's clock, in ms.
     NtpTime { ms: u64 },
+    /// A broker's error response to `SEND_MESSAGE` (`SendMessageProcessor`), which the client
+    /// throws as an `MQBrokerException`; both codes are in `retryResponseCodes`, so the send is
+    /// retried on another broker group.
+    SendError { request: u64, code: SendError },
+    /// DLedger (`DLedgerLeaderElector`): a candidate's `VoteRequest`, with its ledger's end
+    /// (`ledgerEndTerm`, and the number of entries: `ledgerEndIndex` + 1).
+    DlVote { term: u64, end_term: u64, end: u64 },
+    /// The answer to the vote of `round` (the candidate's term), with the voter's term.
+    DlVoteResult { round: u64, term: u64, result: VoteResult },
+    /// The leader's `HeartBeatRequest`, every `heartBeatTimeIntervalMs`.
+    DlHeartbeat { term: u64 },
+    DlHeartbeatResult { term: u64, code: HeartbeatCode },
+    /// DLedger (`DLedgerEntryPusher.EntryDispatcher` → `EntryHandler`): a `PushEntryRequest`
+    /// of the leader's term, carrying the leader's committed index (as a count of entries).
+    /// `seq` numbers the leader's requests, so that an answer is matched to its request.
+    DlPush { term: u64, seq: u64, push: Push, commit: u64 },
+    /// The follower's `PushEntryResponse`: success or INCONSISTENT_STATE, and its ledger's end
+    /// (entries).
+    DlPushResult { term: u64, seq: u64, ok: bool, end: u64 },
     /// The connection to the peer closed or was reset: every request on it fails at once
     /// (`NettyRemotingAbstract.failFast`).
     Disconnected,

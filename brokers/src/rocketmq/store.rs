@@ -3,6 +3,7 @@
 
 use super::protocol::{Message, Mq, QueueId};
 use crate::Durable;
+use stateright::actor::Id;
 use rpds::VectorSync;
 use std::collections::BTreeMap;
 
@@ -47,6 +48,13 @@ impl CommitLog {
         self.entries.get(at as usize)
     }
 
+    /// Drops every entry from `n` on (DLedger's `truncate`).
+    pub fn truncate(&mut self, n: u64) {
+        if n < self.end() {
+            *self = self.truncated(n);
+        }
+    }
+
     /// The first `n` entries, as a recovery finds them.
     fn truncated(&self, n: u64) -> CommitLog {
         let mut log = CommitLog::default();
@@ -64,14 +72,65 @@ impl CommitLog {
 pub struct StoreDisk {
     pub commitlog: CommitLog,
     pub offsets: BTreeMap<QueueId, u64>,
+    /// With `enableDLegerCommitLog`: the CommitLog is DLedger's entry log, and this its Raft
+    /// state.
+    pub dledger: DLedgerDisk,
+}
+
+/// What DLedger keeps on disk besides the entries (`DLedgerMmapFileStore`, `MemberState`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DLedgerDisk {
+    /// The term of each CommitLog entry (`DLedgerEntry.term`), position for position.
+    pub terms: VectorSync<u64>,
+    /// `currTerm` and `voteFor` (`MemberState.persistState`, the `currterm` file).
+    pub term: u64,
+    pub voted_for: Option<Id>,
+    /// The committed index (as a count) `persistCheckPoint` last wrote, every
+    /// `checkPointInterval`; the recovery takes it back, capped to the ledger's end.
+    pub checkpoint: u64,
+}
+
+impl Default for DLedgerDisk {
+    fn default() -> Self {
+        DLedgerDisk {
+            terms: VectorSync::new_sync(),
+            term: 0,
+            voted_for: None,
+            checkpoint: 0,
+        }
+    }
+}
+
+impl DLedgerDisk {
+    /// `ledgerEndTerm`: the last entry's term (0 for an empty ledger).
+    pub fn end_term(&self) -> u64 {
+        self.terms.last().copied().unwrap_or(0)
+    }
+
+    pub fn term_at(&self, at: u64) -> Option<u64> {
+        self.terms.get(at as usize).copied()
+    }
+
+    /// Keeps the first `n` terms.
+    pub fn truncate(&mut self, n: u64) {
+        while self.terms.len() as u64 > n {
+            self.terms.drop_last_mut();
+        }
+    }
 }
 
 impl Durable for StoreDisk {
-    /// Only the fsynced part of the CommitLog survives.
+    /// Only the fsynced part of the CommitLog (and so of DLedger's entries) survives.
+    /// DLedger's `currterm` and checkpoint files are kept whole (a simplification: written
+    /// without fsync, see the module doc).
     fn after_power_loss(&self) -> Self {
+        let n = self.commitlog.flushed;
+        let mut dledger = self.dledger.clone();
+        dledger.truncate(n);
         StoreDisk {
-            commitlog: self.commitlog.truncated(self.commitlog.flushed),
+            commitlog: self.commitlog.truncated(n),
             offsets: self.offsets.clone(),
+            dledger,
         }
     }
 }
@@ -132,6 +191,15 @@ impl ConsumeQueues {
             self.dispatched += 1;
         }
         touched
+    }
+
+    /// Drops every entry at CommitLog position `n` or later (a DLedger follower's truncation
+    /// below what it had dispatched: the ConsumeQueues rebuilt to the log, as a recovery does).
+    pub fn truncate(&mut self, n: u64) {
+        for q in self.queues.values_mut() {
+            q.retain(|at| *at < n);
+        }
+        self.dispatched = self.dispatched.min(n);
     }
 
     /// `getMaxOffsetInQueue`.

@@ -1,6 +1,6 @@
 //! RocketMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
-use super::protocol::{group_name, PullStatus, RocketMsg, Tran};
+use super::protocol::{group_name, PullStatus, Push, RocketMsg, Tran};
 use super::{BrokerState, ConsumerState, NameServerState, ProducerState, RocketState};
 use crate::{pairs, Names};
 
@@ -15,6 +15,12 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
             | RocketMsg::HaReport { .. }
             | RocketMsg::ProducerHeartbeat { .. }
             | RocketMsg::NtpQuery
+            | RocketMsg::DlHeartbeat { .. }
+            | RocketMsg::DlHeartbeatResult { .. }
+            | RocketMsg::DlPush {
+                push: Push::Commit,
+                ..
+            }
     );
     (!chatter).then(|| label(msg))
 }
@@ -120,6 +126,35 @@ pub(super) fn label(msg: &RocketMsg) -> String {
         RocketMsg::NtpQuery => "NTP poll".into(),
         RocketMsg::NtpTime { ms: t } => format!("NTP time {}", ms(*t)),
         RocketMsg::Disconnected => "connection closed".into(),
+        RocketMsg::SendError { request, code } => {
+            format!("SEND_MESSAGE failed: {} (request {request})", code.name())
+        }
+        RocketMsg::DlVote { term, end_term, end } => {
+            format!("DLedger VoteRequest term {term}, ledger end {end} of term {end_term}")
+        }
+        RocketMsg::DlVoteResult { round, result, .. } => {
+            format!("DLedger VoteResponse {result:?} (term {round})")
+        }
+        RocketMsg::DlHeartbeat { term } => format!("DLedger HeartBeatRequest term {term}"),
+        RocketMsg::DlHeartbeatResult { code, .. } => format!("DLedger HeartBeatResponse {code:?}"),
+        RocketMsg::DlPush { term, push, commit, .. } => {
+            let what = match push {
+                Push::Compare { index, term, msg } => {
+                    format!("COMPARE {msg}@{index} of term {term}", msg = msg.msg)
+                }
+                Push::Truncate { index, .. } => format!("TRUNCATE after {index}"),
+                Push::Append { from, entries } => {
+                    let ids: Vec<String> = entries.iter().map(|(_, m)| m.msg.to_string()).collect();
+                    format!("APPEND from {from}: {}", ids.join(" "))
+                }
+                Push::Commit => "COMMIT".into(),
+            };
+            format!("DLedger push {what}, committed {commit} (term {term})")
+        }
+        RocketMsg::DlPushResult { ok, end, .. } => format!(
+            "DLedger push {}, ledger end {end}",
+            if *ok { "SUCCESS" } else { "INCONSISTENT_STATE" }
+        ),
     }
 }
 
@@ -162,9 +197,19 @@ fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
         .iter()
         .map(|(q, v)| format!("q{q}: {}", v.len()))
         .collect();
+    let role = match &s.dl {
+        Some(dl) => format!(
+            "{} ({:?} of term {}, committed {}) ",
+            if s.master { "master" } else { "slave" },
+            dl.role,
+            s.disk.dledger.term,
+            dl.committed
+        ),
+        None => if s.master { "master" } else { "slave" }.to_string(),
+    };
     let mut out = format!(
         "{}: CommitLog [{}] flushed {} of {}, dispatched {}; ConsumeQueues [{}]; offsets [{}]",
-        if s.master { "master" } else { "slave" },
+        role.trim_end(),
         entries.join(" "),
         log.flushed,
         log.end(),
