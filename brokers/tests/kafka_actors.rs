@@ -9,7 +9,7 @@ use mqcheck_brokers::kafka::protocol::{FetchRequest, Fetcher};
 use mqcheck_brokers::kafka::{
     Acks, BrokerDisk, BrokerState, CommitLog, ConsumerState, ControllerState, ErrorCode, Isolation,
     Kafka, KafkaDisk, KafkaMsg, KafkaRandom, KafkaState, KafkaTimer, LeaderEpoch, PartitionState,
-    ProducerSeq, ProducerState, Record, Replica, ReplicaRole,
+    ProducerSeq, ProducerState, Record, Replica, ReplicaRole, TxnResult,
 };
 use mqcheck_brokers::{AppLog, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -2045,6 +2045,67 @@ fn commit_ok(offset: u64) -> KafkaMsg {
         offset,
         error: None,
     }
+}
+
+#[test]
+fn a_poll_whose_records_leave_a_marker_out_is_recorded_and_a_contiguous_one_is_not() {
+    // Offsets 0 and 2 are records, 1 a commit marker the application never sees: the two
+    // deliveries are one poll with a hole, which the ordering checker needs to tell a skip inside
+    // a poll (Jepsen's int-poll-skip) from one between polls.
+    let marker = Record {
+        control: Some(TxnResult::Commit),
+        ..record(1, 9)
+    };
+    let mut c = consumer_fetching(&[]);
+    c.deliver(
+        CONSUMER,
+        1,
+        KafkaMsg::FetchResponse {
+            partition: 0,
+            correlation: 1,
+            offset: 0,
+            records: vec![record(1, 0), marker, record(1, 2)],
+            high_watermark: 3,
+            log_end_offset: 3,
+            aborted: Vec::new(),
+            error: None,
+        },
+    );
+    c.fire(CONSUMER, KafkaTimer::Process);
+    c.fire(CONSUMER, KafkaTimer::Process);
+    let ops: Vec<&Op> = c.consumer().app.iter().collect();
+    assert_eq!(
+        ops[0],
+        &Op::Poll {
+            group: 0,
+            consumer: 0,
+            scope: 0,
+            from: 0,
+            to: 3
+        }
+    );
+    assert!(matches!(
+        ops[1],
+        Op::Deliver {
+            position: Some(0),
+            ..
+        }
+    ));
+    assert!(matches!(
+        ops[2],
+        Op::Deliver {
+            position: Some(2),
+            ..
+        }
+    ));
+
+    // Contiguous records: no poll is recorded (`consumer_ops` panics on any op but deliveries
+    // and commits).
+    let mut c = consumer_fetching(&[]);
+    c.deliver(CONSUMER, 1, two_records(1));
+    c.fire(CONSUMER, KafkaTimer::Process);
+    c.fire(CONSUMER, KafkaTimer::Process);
+    assert_eq!(consumer_ops(&c), vec![("deliver", 0), ("deliver", 1)]);
 }
 
 #[test]

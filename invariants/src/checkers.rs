@@ -260,11 +260,30 @@ pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> 
             known.entry(d.scope).or_default().insert(p);
         }
     }
-    let mut last: BTreeMap<(GroupId, u32, u32, u64), (u64, MsgId)> = BTreeMap::new();
+    let polls = polls(history);
+    // Each session's last step: position, message, where it is in the history, and the recorded
+    // poll it came in, if any.
+    type Step = (u64, MsgId, usize, Option<usize>);
+    let mut last: BTreeMap<(GroupId, u32, u32, u64), Step> = BTreeMap::new();
     for d in all.iter().filter(|d| !redelivered(d)) {
         let Some(pos) = d.position else { continue };
         let key = (d.group, d.consumer, d.scope, d.session);
-        if let Some(&(prev, prev_msg)) = last.get(&key) {
+        let before = last.get(&key).copied();
+        // A delivery came in the consumer's last recorded poll if that poll spans its position
+        // and the session's previous step came before the poll or in it, lower: a poll's
+        // records are handed over in order before the next poll of the scope.
+        let poll = polls
+            .range(..d.index)
+            .rev()
+            .find(|(_, p)| (p.group, p.consumer, p.scope) == (d.group, d.consumer, d.scope))
+            .filter(|(at, p)| {
+                (p.from..p.to).contains(&pos)
+                    && before.is_none_or(|(prev, _, prev_at, prev_poll)| {
+                        prev_at < **at || (prev_poll == Some(**at) && prev < pos)
+                    })
+            })
+            .map(|(at, _)| *at);
+        if let Some((prev, prev_msg, _, prev_poll)) = before {
             if pos <= prev {
                 out.push(Violation {
                     invariant: Invariant::Ordering,
@@ -279,20 +298,62 @@ pub fn ordering(history: &History, promise: &OrderingPromise) -> Vec<Violation> 
                 .get(&d.scope)
                 .and_then(|k| k.range(prev + 1..pos).next())
             {
+                let (kind, within) = if poll.is_some() && poll == prev_poll {
+                    (Kind::IntPollSkip, " within one poll")
+                } else {
+                    (Kind::PollSkip, "")
+                };
                 out.push(Violation {
                     invariant: Invariant::Ordering,
-                    kind: Kind::PollSkip,
+                    kind,
                     msgs: vec![prev_msg, d.msg],
                     explanation: format!(
-                        "consumer {} of group {} jumped from position {prev} ({prev_msg}) to {pos} ({}) at {}, skipping position {skipped} without a rebalance",
+                        "consumer {} of group {} jumped from position {prev} ({prev_msg}) to {pos} ({}) at {}{within}, skipping position {skipped} without a rebalance",
                         d.consumer, d.group, d.msg, secs(d.time_ms)
                     ),
                 });
             }
         }
-        last.insert(key, (pos, d.msg));
+        last.insert(key, (pos, d.msg, d.index, poll));
     }
     out
+}
+
+/// A recorded [`Op::Poll`]: whose, and which positions it spans.
+struct PollSpan {
+    group: GroupId,
+    consumer: u32,
+    scope: u32,
+    from: u64,
+    to: u64,
+}
+
+/// The recorded polls by their index in the history's events.
+fn polls(history: &History) -> BTreeMap<usize, PollSpan> {
+    history
+        .events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, e)| match e.op {
+            Op::Poll {
+                group,
+                consumer,
+                scope,
+                from,
+                to,
+            } => Some((
+                index,
+                PollSpan {
+                    group,
+                    consumer,
+                    scope,
+                    from,
+                    to,
+                },
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Deliveries of messages that no producer ever sent.

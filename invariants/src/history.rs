@@ -98,6 +98,19 @@ pub enum Op {
         from: u64,
         to: u64,
     },
+    /// One poll returned `consumer` records of `scope` from position `from` up to `to`
+    /// (exclusive) with positions between them that no application reads (Kafka's transaction
+    /// markers and the records of aborted transactions). The deliveries of those positions are
+    /// one client operation, so a position known to hold a message that they jump over was
+    /// skipped inside one poll (Jepsen's `int-poll-skip`). A poll whose records are contiguous
+    /// cannot skip inside itself and is not recorded.
+    Poll {
+        group: GroupId,
+        consumer: u32,
+        scope: u32,
+        from: u64,
+        to: u64,
+    },
     /// The application sent these messages as the parts of one multipart message (ZeroMQ's
     /// `ZMQ_SNDMORE` frames): a receiver gets all of them, consecutively, or none.
     Multipart { parts: Vec<MsgId> },
@@ -192,6 +205,7 @@ impl History {
                 | Op::Discard { .. }
                 | Op::DeadLetter { .. }
                 | Op::Rewind { .. }
+                | Op::Poll { .. }
                 | Op::Multipart { .. } => {}
                 Op::Transaction { msgs, outcome, .. } => {
                     if *outcome == TxnOutcome::InDoubt {
@@ -314,6 +328,12 @@ impl fmt::Display for Op {
             Op::Rewind {
                 scope, from, to, ..
             } => write!(f, "rewind scope {scope} from position {from} to {to}"),
+            Op::Poll {
+                scope, from, to, ..
+            } => write!(
+                f,
+                "poll scope {scope} positions {from}..{to}, not all of them read"
+            ),
             Op::Multipart { parts } => {
                 let parts: Vec<String> = parts.iter().map(MsgId::to_string).collect();
                 write!(f, "multipart [{}]", parts.join(", "))

@@ -14,7 +14,8 @@
 //!   redeliveries count, and so do two copies stored in a log).
 //! - **ordering**: within one (scope, producer), each group first delivers messages in send order
 //!   (`reordered`); within one consumer session, positions advance one by one (`poll-skip` when a
-//!   known position is jumped over, `nonmonotonic-poll` when a position goes backwards). Judged
+//!   known position is jumped over, `int-poll-skip` when the jump is inside one poll,
+//!   `nonmonotonic-poll` when a position goes backwards). Judged
 //!   only inside the broker's [`OrderingPromise`]: what the broker never promised is no violation.
 //! - **no-unexpected**: nothing is delivered that was never sent (`unexpected`: a model bug).
 //! - **atomicity**: the parts of a multipart message reach a group all or none, and one consumer
@@ -134,6 +135,7 @@ pub enum Kind {
     Duplicate,
     Reordered,
     PollSkip,
+    IntPollSkip,
     NonmonotonicPoll,
     Unexpected,
     Torn,
@@ -151,6 +153,7 @@ impl Kind {
             Kind::Duplicate => "duplicate",
             Kind::Reordered => "reordered",
             Kind::PollSkip => "poll-skip",
+            Kind::IntPollSkip => "int-poll-skip",
             Kind::NonmonotonicPoll => "nonmonotonic-poll",
             Kind::Unexpected => "unexpected",
             Kind::Torn => "torn",

@@ -854,6 +854,91 @@ fn poll_skip_counts_positions_seen_later_in_the_history() {
     );
 }
 
+/// Consumer 0 of group 1 polls positions 1..5 of scope 0, 2 and 3 left out (markers, say).
+fn poll_1_to_5() -> Op {
+    Op::Poll {
+        group: 1,
+        consumer: 0,
+        scope: 0,
+        from: 1,
+        to: 5,
+    }
+}
+
+#[test]
+fn a_jump_inside_one_poll_over_a_position_someone_saw_is_int_poll_skip() {
+    // Jepsen's own case: one poll reads 1 and 4, another read (of group 2) finds 2.
+    let h = B::new()
+        .op(poll_1_to_5())
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 4), 1).pos(4))
+        .deliver(dv(m(0, 2), 2).pos(2))
+        .build();
+    let vs = ordering(&h, &EVERY);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_violation(
+        &vs[0],
+        Invariant::Ordering,
+        Kind::IntPollSkip,
+        &[m(0, 1), m(0, 4)],
+    );
+    assert_mentions(&vs[0], "within one poll, skipping position 2");
+}
+
+#[test]
+fn a_jump_between_polls_is_poll_skip_though_a_later_poll_spans_both() {
+    // Position 1 came before the poll was recorded, so the step 1 -> 4 crosses polls.
+    let h = B::new()
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .op(poll_1_to_5())
+        .deliver(dv(m(0, 4), 1).pos(4))
+        .deliver(dv(m(0, 2), 2).pos(2))
+        .build();
+    let vs = ordering(&h, &EVERY);
+    assert_eq!(vs.len(), 1, "{vs:#?}");
+    assert_eq!(vs[0].kind, Kind::PollSkip);
+    assert!(!vs[0].explanation.contains("within one poll"));
+}
+
+#[test]
+fn another_consumers_or_scopes_poll_makes_no_skip_internal() {
+    for other in [
+        Op::Poll {
+            group: 1,
+            consumer: 1,
+            scope: 0,
+            from: 1,
+            to: 5,
+        },
+        Op::Poll {
+            group: 1,
+            consumer: 0,
+            scope: 1,
+            from: 1,
+            to: 5,
+        },
+    ] {
+        let h = B::new()
+            .op(other)
+            .deliver(dv(m(0, 1), 1).pos(1))
+            .deliver(dv(m(0, 4), 1).pos(4))
+            .deliver(dv(m(0, 2), 2).pos(2))
+            .build();
+        let kinds: Vec<Kind> = ordering(&h, &EVERY).iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, vec![Kind::PollSkip]);
+    }
+}
+
+#[test]
+fn a_poll_that_leaves_out_only_positions_nobody_saw_skips_nothing() {
+    let h = B::new()
+        .op(poll_1_to_5())
+        .deliver(dv(m(0, 1), 1).pos(1))
+        .deliver(dv(m(0, 4), 1).pos(4))
+        .build();
+    assert!(ordering(&h, &EVERY).is_empty());
+}
+
 #[test]
 fn poll_skip_names_the_first_skipped_position() {
     let h = B::new()

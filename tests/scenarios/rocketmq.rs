@@ -492,7 +492,7 @@ fn rewinding_is_refused_where_rocketmq_consumers_cannot_replay() {
 }
 
 /// One DLedger group of three brokers (`enableDLegerCommitLog`).
-const DLEDGER: &str = "--broker rocketmq --set enableDLegerCommitLog=true --set slavesPerGroup=2 \
+const DLEDGER: &str = "--set enableDLegerCommitLog=true --set slavesPerGroup=2 \
                        --set brokerGroups=1";
 
 /// DLedger's guarantee: a SEND_OK entry is on a majority, every later leader's ledger holds it
@@ -502,7 +502,7 @@ const DLEDGER: &str = "--broker rocketmq --set enableDLegerCommitLog=true --set 
 #[test]
 fn dledger_keeps_acknowledged_messages_through_leader_crashes() {
     let json = held(
-        &format!("{DLEDGER} --faults crash,pause,partition,loss --seeds 200"),
+        &format!("--broker rocketmq {DLEDGER} --faults crash,pause,partition,loss --seeds 200"),
         &["at-least-once"],
     );
     let coverage = &json["coverage"];
@@ -516,7 +516,7 @@ fn dledger_keeps_acknowledged_messages_through_leader_crashes() {
     );
     // Only leader crashes, and three producers keeping entries in flight: still held.
     held(
-        &format!("{DLEDGER} --faults crash --producers 3 --rate 200 --seeds 100"),
+        &format!("--broker rocketmq {DLEDGER} --faults crash --producers 3 --rate 200 --seeds 100"),
         &["at-least-once"],
     );
 }
@@ -528,13 +528,13 @@ fn dledger_keeps_acknowledged_messages_through_leader_crashes() {
 fn dledger_loses_acknowledged_messages_when_a_majority_loses_power() {
     let load = "--producers 3 --rate 200";
     let v = violated(
-        &format!("{DLEDGER} {load} --faults power --seeds 250"),
+        &format!("--broker rocketmq {DLEDGER} {load} --faults power --seeds 250"),
         "at-least-once",
     );
     assert_eq!(v["kind"], "lost", "{v}");
     reproduce(&v);
     held(
-        &format!("{DLEDGER} {load} --faults crash --seeds 250"),
+        &format!("--broker rocketmq {DLEDGER} {load} --faults crash --seeds 250"),
         &["at-least-once"],
     );
 }

@@ -295,7 +295,10 @@ impl Consumer {
                     }
                     None => {
                         let mut next = offset;
-                        let mut buffered = false;
+                        // The first and last offsets handed over, and whether any between them
+                        // was not (a marker, an aborted record).
+                        let mut buffered: Option<(u64, u64)> = None;
+                        let mut gapped = false;
                         // `CompletedFetch`: a read_committed consumer skips the records of the
                         // aborted transactions the response lists (from a transaction's first
                         // offset to its abort marker); no one hands markers to the application.
@@ -319,13 +322,24 @@ impl Consumer {
                                     && pid.is_some_and(|p| aborting.contains(&p)) => {}
                                 None => {
                                     s.buffer.push_back((partition, next, r.epoch, r.msg));
-                                    buffered = true;
+                                    gapped |= buffered.is_some_and(|(_, last)| last + 1 < next);
+                                    buffered = Some((buffered.map_or(next, |(first, _)| first), next));
                                 }
                             }
                             next += 1;
                         }
                         s.position.insert(partition, next);
-                        if !buffered {
+                        if let Some((from, last)) = buffered.filter(|_| gapped) {
+                            let op = Op::Poll {
+                                group: 0,
+                                consumer: self.index,
+                                scope: partition,
+                                from,
+                                to: last + 1,
+                            };
+                            self.record(s, op, o);
+                        }
+                        if buffered.is_none() {
                             // Only markers and aborted records: read on.
                             self.fetch(s, partition, o);
                         } else if self.settings.commit == CommitMode::BeforeProcessing {
