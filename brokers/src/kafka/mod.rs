@@ -81,16 +81,8 @@
 //! nothing of the partition is in flight, and only then, if a gap remains, bumps its producer
 //! epoch and restarts the sequence at 0; the leader fences the older epoch
 //! (`INVALID_PRODUCER_EPOCH`). A gap the leader reports for the next sequence bumps the epoch at
-//! once; for a batch behind the last acknowledged it is only retried (KIP-360, `producer.rs`).
-//! A leader with no state for a producer accepts it at any sequence (`ProducerAppendInfo`), so
-//! when a new producer's first batches are refused (by a leader not yet aware it leads) and a
-//! later one lands, the earlier ones are out of order for good: the first is retried until
-//! `delivery.timeout.ms` fails it, and the next one's gap, right after that unresolved sequence,
-//! bumps the epoch and renumbers the rest, which land after the later batch, acknowledged out of
-//! order. This is KAFKA-14359 (also filed as KAFKA-15591 and KAFKA-19880), in every modelled
-//! version; Kafka 4.5 refuses a first sequence other than 0 on a partition never written to.
-//! Kafka refuses idempotence with `acks` other than `all`, with more than 5 in flight, or with
-//! `retries=0`.
+//! once; for a batch behind the last acknowledged it is only retried (KIP-360, `producer.rs`). Kafka refuses idempotence with `acks` other than `all`, with
+//! more than 5 in flight, or with `retries=0`.
 //! A restarted producer (`--producer-crashes`) resends its outbox under a new producer id
 //! (`InitProducerId`), which the leader cannot tell from new records (`producer.rs`).
 //! A record goes to its key's partition by murmur2, or without a key to the sticky partition
@@ -135,10 +127,7 @@
 //! once, as a new broker incarnation is, and its broker epoch is its incarnation. A broker whose
 //! registration has not arrived takes a pushed `PartitionChange` for its answer and heartbeats;
 //! where Kafka answers `STALE_BROKER_EPOCH` until the registration gets through, the controller
-//! registers it from the heartbeat's epoch. The topic's first ISR is every replica, as for a
-//! topic created on a running cluster, and the controller starts each broker's session when it
-//! starts, so a broker whose first registration never arrives is fenced when that session
-//! expires instead of staying in the ISR unseen. One record per batch. Consumers start from the earliest
+//! registers it from the heartbeat's epoch. One record per batch. Consumers start from the earliest
 //! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
 //! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
 //! The transaction coordinator never aborts on `transaction.timeout.ms`. See `docs/kafka.md`.
@@ -151,8 +140,7 @@
 //! (idempotent producer) and KIP-360 (its recovery by epoch bumps), read in apache/kafka's
 //! `Sender.completeBatch`, `Sender.sendProducerData`, `TransactionManager.canRetry`,
 //! `handleFailedBatch`, `maybeResolveSequences`, `RecordAccumulator`'s drain and
-//! `ProducerAppendInfo.checkSequence`; KAFKA-14359 and its fix for new partitions
-//! (apache/kafka pull request 23234, KAFKA-15591); KIP-101 and KIP-279 (leader-epoch truncation),
+//! `ProducerAppendInfo`; KIP-101 and KIP-279 (leader-epoch truncation),
 //! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-903 (broker epochs in
 //! Fetch and AlterPartition: `Partition.addBrokerEpochToIsr`,
 //! `ReplicationControlManager.ineligibleReplicasForIsr`, `ClusterControlManager.registerBroker`,
