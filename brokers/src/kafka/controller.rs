@@ -44,17 +44,7 @@ pub struct Group {
 }
 
 impl Controller {
-    pub fn start(&self, o: &mut KafkaOut) -> ControllerState {
-        // The topic's first ISR is every replica, as for a topic created on a running cluster,
-        // whose brokers had all registered; a broker whose first registration does not get
-        // through is fenced when that session would have expired, as a registered broker that
-        // went silent is, rather than staying in the ISR unseen.
-        for b in 1..=self.settings.brokers {
-            o.set_timer(
-                KafkaTimer::BrokerSession(Id::from(b)),
-                exact(self.settings.broker_session_timeout),
-            );
-        }
+    pub fn start(&self, _o: &mut KafkaOut) -> ControllerState {
         let partitions = (0..self.settings.partitions)
             .map(|p| {
                 let replicas = self.settings.replicas(p);
