@@ -608,18 +608,6 @@ fn alter_partition_with_a_stale_broker_epoch_is_refused() {
     assert_eq!(c.partition().partition_epoch, fenced.partition_epoch + 1);
 }
 
-/// A broker whose registration never reached the controller heartbeats (it took a pushed
-/// PartitionChange for the answer): the heartbeat's broker epoch registers it, so when it
-/// restarts, the new incarnation is fenced out of the ISR as KRaft fences any restart.
-#[test]
-fn a_heartbeat_registers_a_broker_whose_registration_was_lost() {
-    let (mut c, _) = registered(&[], &[1, 2]);
-    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
-    assert!(c.partition().isr.contains(&Id::from(3)));
-    c.deliver(CTL, 3, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    assert_eq!(c.partition().isr, ids(&[1, 2]), "the restart is fenced");
-}
-
 /// The leader sends each follower's broker epoch from its last fetch in KRaft, and none with the
 /// ZooKeeper-era controller of `log.truncation=high-watermark`.
 #[test]

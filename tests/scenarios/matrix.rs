@@ -429,9 +429,8 @@ fn repair_of_kafka_acks_1_under_a_process_crash_includes_acks_all() {
             "kafka",
             "--row",
             "acks=1",
-            // 32 seeds: acks=1 loses to a crash in about one run in eight.
             "--seeds",
-            "32",
+            "16",
             "--messages",
             "100",
         ],
