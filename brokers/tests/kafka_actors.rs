@@ -238,8 +238,6 @@ fn fetch(offset: u64, leader_epoch: LeaderEpoch, fetcher: Fetcher, correlation: 
         offset,
         leader_epoch,
         fetcher,
-        // Followers fetch as the incarnation `registered` and `broker_with` register.
-        broker_epoch: (fetcher == Fetcher::Replica).then_some(1),
         isolation: Isolation::ReadUncommitted,
         correlation,
     })
@@ -407,10 +405,10 @@ fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
         vec![KafkaMsg::PartitionChange(vec![offline.clone()])]
     );
     // Without unclean election, an out-of-sync replica coming back does not lead.
-    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &offline);
     // The last ISR member coming back does.
-    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 7));
 }
 
@@ -424,7 +422,7 @@ fn unclean_election_elects_a_live_out_of_sync_replica_with_isr_of_itself() {
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(b)));
     }
     assert_eq!(c.partition(), &ps(None, 4, &[3], 6));
-    let out = c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    let out = c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
     let unclean = ps(Some(1), 5, &[1], 7);
     assert_eq!(c.partition(), &unclean);
     assert_eq!(
@@ -465,9 +463,9 @@ fn with_elr_fencing_the_last_isr_member_empties_the_isr_into_the_elr() {
     // The ISR change and the election each bump the partition epoch, as elsewhere in the model.
     let offline = ps_elr(None, 4, &[], &[3], &[3], 7);
     assert_eq!(c.partition(), &offline);
-    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &offline);
-    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 8));
 }
 
@@ -482,7 +480,7 @@ fn with_elr_a_replica_that_left_a_short_isr_leads_when_the_isr_empties() {
         let (mut c, _) = registered(&sets, &[1, 2, 3]);
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
-        c.deliver(CTL, 2, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+        c.deliver(CTL, 2, KafkaMsg::BrokerHeartbeat);
         c
     };
     let mut c = shrink("version=4.1");
@@ -502,7 +500,7 @@ fn with_elr_a_replica_that_left_a_short_isr_leads_when_the_isr_empties() {
     assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 4));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
     assert_eq!(c.partition(), &ps_elr(None, 2, &[], &[1], &[1], 6));
-    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat { broker_epoch: 1 });
+    c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &ps(Some(1), 3, &[1], 7));
 }
 
@@ -515,7 +513,6 @@ fn alter_partition_is_refused_from_a_non_leader_or_at_a_stale_epoch() {
         leader_epoch,
         partition_epoch,
         new_isr: ids(isr),
-        broker_epochs: Vec::new(),
     };
     let cases = [
         // A follower may not change the ISR, even with the right epochs.
@@ -557,7 +554,6 @@ fn alter_partition_to_a_fenced_broker_is_refused() {
             leader_epoch: 1,
             partition_epoch: 2,
             new_isr: ids(&[1, 2, 3]),
-            broker_epochs: Vec::new(),
         },
     );
     assert_eq!(
@@ -573,62 +569,6 @@ fn alter_partition_to_a_fenced_broker_is_refused() {
     assert_eq!(c.partition(), &current);
 }
 
-/// KIP-903: broker 3 restarted (a new incarnation, so a new broker epoch) and was fenced out of
-/// the ISR; a fetch its earlier incarnation sent, read by the leader after the restart, cannot
-/// bring it back, since what that incarnation fetched may be gone. Its new incarnation can.
-#[test]
-fn alter_partition_with_a_stale_broker_epoch_is_refused() {
-    let (mut c, _) = registered(&[], &[1, 2, 3]);
-    c.deliver(CTL, 3, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    let fenced = c.partition().clone();
-    assert_eq!(
-        fenced.isr,
-        ids(&[1, 2]),
-        "the restart fenced 3 out of the ISR"
-    );
-    let alter = |epoch_of_3| KafkaMsg::AlterPartition {
-        partition: 0,
-        leader_epoch: fenced.leader_epoch,
-        partition_epoch: fenced.partition_epoch,
-        new_isr: ids(&[1, 2, 3]),
-        broker_epochs: vec![(Id::from(2), 1), (Id::from(3), epoch_of_3)],
-    };
-    let out = c.deliver(CTL, 1, alter(1));
-    assert_eq!(
-        harness::sent_to::<Kafka>(&out, 1),
-        vec![KafkaMsg::AlterPartitionResponse {
-            state: fenced.clone(),
-            error: Some(ErrorCode::IneligibleReplica),
-        }]
-    );
-    assert_eq!(c.partition(), &fenced);
-
-    c.deliver(CTL, 1, alter(2));
-    assert_eq!(c.partition().isr, ids(&[1, 2, 3]));
-    assert_eq!(c.partition().partition_epoch, fenced.partition_epoch + 1);
-}
-
-/// The leader sends each follower's broker epoch from its last fetch in KRaft, and none with the
-/// ZooKeeper-era controller of `log.truncation=high-watermark`.
-#[test]
-fn the_leader_sends_the_broker_epochs_its_followers_fetched_with() {
-    let expand = |sets: &[&str]| {
-        let mut c = leader(sets, 1, &[1, 2]);
-        c.deliver(1, PRODUCER, produce(0, 0, None, Acks::One));
-        c.deliver(1, 2, fetch(1, 1, Fetcher::Replica, 1));
-        let out = c.deliver(1, 3, fetch(1, 1, Fetcher::Replica, 2));
-        harness::sent_to::<Kafka>(&out, CTL)
-            .into_iter()
-            .find_map(|m| match m {
-                KafkaMsg::AlterPartition { broker_epochs, .. } => Some(broker_epochs),
-                _ => None,
-            })
-            .expect("the leader proposes 3")
-    };
-    assert_eq!(expand(&[]), vec![(Id::from(2), 1), (Id::from(3), 1)]);
-    assert_eq!(expand(&["log.truncation=high-watermark"]), Vec::new());
-}
-
 #[test]
 fn valid_alter_partition_bumps_the_partition_epoch_and_publishes() {
     let (mut c, _) = registered(&[], &[1, 2, 3]);
@@ -640,7 +580,6 @@ fn valid_alter_partition_bumps_the_partition_epoch_and_publishes() {
             leader_epoch: 1,
             partition_epoch: 1,
             new_isr: ids(&[1, 2]),
-            broker_epochs: Vec::new(),
         },
     );
     let changed = ps(Some(1), 1, &[1, 2], 2);
@@ -982,7 +921,6 @@ fn a_lagging_follower_is_dropped_through_the_controller_and_counts_until_then() 
         leader_epoch: 1,
         partition_epoch: 1,
         new_isr: ids(&[1, 2]),
-        broker_epochs: vec![(Id::from(2), 1)],
     };
     assert_eq!(harness::sends::<Kafka>(&out), vec![(CTL, alter.clone())]);
     // KIP-497: until the controller agrees, 3 still holds the HW back.
@@ -1017,7 +955,6 @@ fn a_caught_up_follower_is_added_back_to_the_isr() {
             leader_epoch: 1,
             partition_epoch: 1,
             new_isr: ids(&[1, 2, 3]),
-            broker_epochs: vec![(Id::from(2), 1), (Id::from(3), 1)],
         }]
     );
 }

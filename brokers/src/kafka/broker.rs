@@ -3,7 +3,7 @@
 use super::config::Isolation;
 use super::log::{CommitLog, LeaderEpoch, ProducerCheck, ProducerSeq, Record, TxnResult};
 use super::protocol::{
-    Acks, BrokerEpoch, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
+    Acks, ErrorCode, FetchRequest, Fetcher, KafkaMsg, Partition, PartitionState,
 };
 use super::{
     exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, ALTER_PARTITION_RETRY,
@@ -138,9 +138,6 @@ pub struct LeaderState {
     pub pending_isr: Option<Vec<Id>>,
     /// Each follower's log end offset, as its last fetch showed.
     pub follower_leo: BTreeMap<Id, u64>,
-    /// The broker epoch each follower's last fetch carried (`Replica.stateSnapshot.brokerEpoch`,
-    /// KIP-903), sent with the ISR in `AlterPartition`.
-    pub follower_broker_epoch: BTreeMap<Id, BrokerEpoch>,
     pub delayed_produce: Vec<DelayedProduce>,
     pub delayed_fetch: Vec<DelayedFetch>,
 }
@@ -414,14 +411,13 @@ impl Broker {
                     r.high_watermark = r.high_watermark.min(cut);
                     self.save(s, o);
                 }
-                let broker_epoch = s.incarnation;
                 let r = replica_mut(s, partition).expect("replica exists");
                 let request = if complete {
                     r.role = ReplicaRole::Follower {
                         leader,
                         truncating: false,
                     };
-                    self.fetch_request(broker_epoch, r)
+                    self.fetch_request(r)
                 } else {
                     self.epoch_request(r)
                 };
@@ -510,12 +506,7 @@ impl Broker {
                 );
             }
             KafkaTimer::BrokerHeartbeat => {
-                o.send(
-                    self.controller(),
-                    KafkaMsg::BrokerHeartbeat {
-                        broker_epoch: s.incarnation,
-                    },
-                );
+                o.send(self.controller(), KafkaMsg::BrokerHeartbeat);
                 o.set_timer(
                     KafkaTimer::BrokerHeartbeat,
                     retry(self.settings.broker_heartbeat_interval),
@@ -579,13 +570,12 @@ impl Broker {
                 }
             }
             KafkaTimer::ReplicaFetch(p) => {
-                let broker_epoch = s.incarnation;
                 let Some(r) = replica_mut(s, *p) else { return };
                 if let ReplicaRole::Follower { leader, truncating } = r.role {
                     let request = if truncating {
                         self.epoch_request(r)
                     } else {
-                        self.fetch_request(broker_epoch, r)
+                        self.fetch_request(r)
                     };
                     o.send(leader, request);
                     o.set_timer(timer.clone(), exact(self.settings.request_timeout));
@@ -604,7 +594,6 @@ impl Broker {
         ps: PartitionState,
         o: &mut KafkaOut,
     ) {
-        let broker_epoch = s.incarnation;
         let Some(r) = replica_mut(s, ps.partition) else {
             return;
         };
@@ -639,7 +628,6 @@ impl Broker {
                         isr: ps.isr.clone(),
                         pending_isr: None,
                         follower_leo: followers.into_iter().map(|f| (f, 0)).collect(),
-                        follower_broker_epoch: BTreeMap::new(),
                         delayed_produce: Vec::new(),
                         delayed_fetch: Vec::new(),
                     });
@@ -662,7 +650,7 @@ impl Broker {
                     let request = if truncating {
                         self.epoch_request(r)
                     } else {
-                        self.fetch_request(broker_epoch, r)
+                        self.fetch_request(r)
                     };
                     o.send(leader, request);
                     o.set_timer(
@@ -713,24 +701,11 @@ impl Broker {
         o.cancel_timer(KafkaTimer::ReplicaFetch(p));
     }
 
-    /// Asks the controller for `new_isr`, each follower in it with the broker epoch it fetched
-    /// with, as `Partition.addBrokerEpochToIsr` sends them in KRaft (KIP-903). The leader's own
-    /// epoch, which Kafka sends too, is left out: a restarted leader is fenced out of its
-    /// leadership, so the leader epoch already refuses its stale requests. The ZooKeeper-era
-    /// controller of the older truncation modes checks no broker epoch.
     fn alter_partition(&self, r: &mut Replica, new_isr: Vec<Id>, o: &mut KafkaOut) {
         let ReplicaRole::Leader(l) = &mut r.role else {
             return;
         };
         let partition_epoch = r.known.as_ref().map_or(0, |k| k.partition_epoch);
-        let broker_epochs = if self.settings.truncation == Truncation::LeaderEpoch {
-            new_isr
-                .iter()
-                .filter_map(|b| l.follower_broker_epoch.get(b).map(|e| (*b, *e)))
-                .collect()
-        } else {
-            Vec::new()
-        };
         o.send(
             self.controller(),
             KafkaMsg::AlterPartition {
@@ -738,7 +713,6 @@ impl Broker {
                 leader_epoch: l.epoch,
                 partition_epoch,
                 new_isr: new_isr.clone(),
-                broker_epochs,
             },
         );
         l.pending_isr = Some(new_isr);
@@ -748,16 +722,14 @@ impl Broker {
         );
     }
 
-    /// The follower's next fetch: from its log end, under a fresh correlation id, with the
-    /// broker epoch this incarnation registered with (KIP-903).
-    fn fetch_request(&self, broker_epoch: BrokerEpoch, r: &mut Replica) -> KafkaMsg {
+    /// The follower's next fetch: from its log end, under a fresh correlation id.
+    fn fetch_request(&self, r: &mut Replica) -> KafkaMsg {
         r.correlation += 1;
         KafkaMsg::Fetch(FetchRequest {
             partition: r.partition,
             offset: r.log.end_offset(),
             leader_epoch: self.current_epoch(r),
             fetcher: Fetcher::Replica,
-            broker_epoch: Some(broker_epoch),
             isolation: Isolation::ReadUncommitted,
             correlation: r.correlation,
         })
@@ -819,9 +791,6 @@ impl Broker {
                 unreachable!("checked above")
             };
             l.follower_leo.insert(src, offset);
-            if let Some(e) = request.broker_epoch {
-                l.follower_broker_epoch.insert(src, e);
-            }
             if offset >= leo {
                 // Caught up with the leader's log end: restart its lag clock.
                 o.set_timer(
@@ -874,7 +843,6 @@ impl Broker {
         error: Option<ErrorCode>,
         o: &mut KafkaOut,
     ) {
-        let broker_epoch = s.incarnation;
         let Some(r) = replica_mut(s, partition) else {
             return;
         };
@@ -893,7 +861,7 @@ impl Broker {
                 // Our log runs past the leader's: cut back to its end and fetch again.
                 r.log.truncate(log_end_offset);
                 r.high_watermark = r.high_watermark.min(log_end_offset);
-                let fetch = self.fetch_request(broker_epoch, r);
+                let fetch = self.fetch_request(r);
                 o.send(leader, fetch);
                 o.set_timer(
                     KafkaTimer::ReplicaFetch(partition),
@@ -914,7 +882,7 @@ impl Broker {
         }
         r.log.maybe_flush(self.settings.flush_messages);
         r.high_watermark = r.high_watermark.max(high_watermark.min(r.log.end_offset()));
-        let fetch = self.fetch_request(broker_epoch, r);
+        let fetch = self.fetch_request(r);
         o.send(leader, fetch);
         o.set_timer(
             KafkaTimer::ReplicaFetch(partition),

@@ -602,7 +602,6 @@ impl Consumer {
                             0
                         },
                         fetcher: Fetcher::Consumer,
-                        broker_epoch: None,
                         isolation: self.settings.isolation,
                         correlation: s.correlation,
                     }),

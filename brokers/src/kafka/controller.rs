@@ -3,7 +3,7 @@
 
 use super::coordinator::TxnMetadata;
 use super::log::LeaderEpoch;
-use super::protocol::{BrokerEpoch, ErrorCode, KafkaMsg, Partition, PartitionState};
+use super::protocol::{ErrorCode, KafkaMsg, Partition, PartitionState};
 use super::{exact, KafkaOut, KafkaTimer, Settings, Truncation};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ pub struct ControllerState {
     pub alive: BTreeSet<Id>,
     /// The incarnation each broker last registered with: a new one is a restarted broker, the
     /// same one a registration retried.
-    pub registered: BTreeMap<Id, BrokerEpoch>,
+    pub registered: BTreeMap<Id, u32>,
     pub partitions: Vec<PartitionState>,
     pub group: Group,
     /// `__consumer_offsets`: the group's committed offset per partition, with its leader epoch.
@@ -73,16 +73,35 @@ impl Controller {
 
     pub fn on_msg(&self, s: &mut ControllerState, src: Id, msg: KafkaMsg, o: &mut KafkaOut) {
         match msg {
-            KafkaMsg::BrokerRegistration { incarnation } => self.register(s, src, incarnation, o),
-            KafkaMsg::BrokerHeartbeat { broker_epoch } => {
-                if s.registered.get(&src) != Some(&broker_epoch) {
-                    // A heartbeat under an epoch the controller never registered: the broker took
-                    // a pushed PartitionChange for its registration's answer. Kafka answers
-                    // STALE_BROKER_EPOCH until the broker's registration gets through; the model
-                    // registers it from the heartbeat at once.
-                    self.register(s, src, broker_epoch, o);
-                    return;
+            KafkaMsg::BrokerRegistration { incarnation } => {
+                // KRaft fences a restarted broker's old incarnation: it leaves every ISR and must
+                // catch up again. The ZooKeeper-era controller that went with high-watermark
+                // truncation only noticed a restart if the broker's session expired first, so a
+                // fast restart kept its ISR membership.
+                let restarted = s
+                    .registered
+                    .insert(src, incarnation)
+                    .is_some_and(|old| old != incarnation);
+                let fence_old = restarted && self.settings.truncation == Truncation::LeaderEpoch;
+                let mut changed = if fence_old {
+                    self.fence(s, src)
+                } else {
+                    Vec::new()
+                };
+                if restarted && self.settings.eligible_leader_replicas() {
+                    changed.extend(self.forget_eligibility(s, src));
                 }
+                changed.extend(self.unfence(s, src));
+                self.publish(s, changed, o);
+                o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
+                // The session starts with the registration: a broker that dies before its first
+                // heartbeat is fenced like any other.
+                o.set_timer(
+                    KafkaTimer::BrokerSession(src),
+                    exact(self.settings.broker_session_timeout),
+                );
+            }
+            KafkaMsg::BrokerHeartbeat => {
                 if !s.alive.contains(&src) {
                     let changed = self.unfence(s, src);
                     self.publish(s, changed, o);
@@ -98,24 +117,17 @@ impl Controller {
                 leader_epoch,
                 partition_epoch,
                 new_isr,
-                broker_epochs,
             } => {
                 let Some(ps) = s.partitions.get_mut(partition as usize) else {
                     return;
                 };
                 // Only the current leader, at the current partition epoch, may change the ISR,
-                // and only to live brokers (KIP-497, KIP-841) fetching as the incarnation that
-                // registered last: a fetch an earlier incarnation sent cannot bring a restarted
-                // broker, which may have lost what it fetched, back into the ISR (KIP-903,
-                // `ReplicationControlManager.ineligibleReplicasForIsr`).
+                // and only to live brokers (KIP-497, KIP-841).
                 let valid = ps.leader == Some(src)
                     && ps.leader_epoch == leader_epoch
                     && ps.partition_epoch == partition_epoch
                     && new_isr.contains(&src)
-                    && new_isr.iter().all(|b| s.alive.contains(b))
-                    && broker_epochs
-                        .iter()
-                        .all(|(b, e)| s.registered.get(b) == Some(e));
+                    && new_isr.iter().all(|b| s.alive.contains(b));
                 let error = if ps.leader != Some(src) || ps.leader_epoch != leader_epoch {
                     Some(ErrorCode::FencedLeaderEpoch)
                 } else if ps.partition_epoch != partition_epoch {
@@ -232,37 +244,6 @@ impl Controller {
             KafkaTimer::TxnMarkerRetry(_) => self.send_markers(s, o),
             _ => {}
         }
-    }
-
-    /// Registers `incarnation` of broker `src`, the broker epoch it fetches and heartbeats
-    /// under (KIP-903).
-    fn register(&self, s: &mut ControllerState, src: Id, incarnation: BrokerEpoch, o: &mut KafkaOut) {
-        // KRaft fences a restarted broker's old incarnation: it leaves every ISR and must
-        // catch up again. The ZooKeeper-era controller that went with high-watermark
-        // truncation only noticed a restart if the broker's session expired first, so a
-        // fast restart kept its ISR membership.
-        let restarted = s
-            .registered
-            .insert(src, incarnation)
-            .is_some_and(|old| old != incarnation);
-        let fence_old = restarted && self.settings.truncation == Truncation::LeaderEpoch;
-        let mut changed = if fence_old {
-            self.fence(s, src)
-        } else {
-            Vec::new()
-        };
-        if restarted && self.settings.eligible_leader_replicas() {
-            changed.extend(self.forget_eligibility(s, src));
-        }
-        changed.extend(self.unfence(s, src));
-        self.publish(s, changed, o);
-        o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
-        // The session starts with the registration: a broker that dies before its first
-        // heartbeat is fenced like any other.
-        o.set_timer(
-            KafkaTimer::BrokerSession(src),
-            exact(self.settings.broker_session_timeout),
-        );
     }
 
     /// Fences broker `b`: it leaves every ISR, and partitions it led elect a new leader. Without

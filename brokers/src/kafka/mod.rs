@@ -17,12 +17,7 @@
 //! caught up with the leader's LEO within the last `replica.lag.time.max.ms`; a follower that
 //! lags longer is removed, and one that catches up again is added back. The leader does not
 //! change the ISR itself: it asks the controller with `AlterPartition` (KIP-497), which checks
-//! the leader epoch and partition epoch so a stale leader cannot shrink or grow anything. Each
-//! follower fetches under its **broker epoch**, which changes when a restarted broker registers a
-//! new incarnation, and the leader sends every ISR member's epoch from its last fetch; the
-//! controller refuses a member whose epoch is not the one it registered last (KIP-903), so a fetch
-//! an earlier incarnation sent cannot bring a restarted broker, which may have lost what it had
-//! fetched, back into the ISR. A heartbeat also carries the broker epoch.
+//! the leader epoch and partition epoch so a stale leader cannot shrink or grow anything.
 //!
 //! The **high watermark** (HW) is the smallest LEO in the ISR: every record below it is on every
 //! in-sync replica. Consumers only ever see records below the HW. With `acks=all` the leader
@@ -124,10 +119,7 @@
 //!
 //! The controller quorum and the group coordinator are one reliable actor (KRaft's own Raft log is
 //! not what is being tested); a restarted broker registers anew and is fenced and unfenced at
-//! once, as a new broker incarnation is, and its broker epoch is its incarnation. A broker whose
-//! registration has not arrived takes a pushed `PartitionChange` for its answer and heartbeats;
-//! where Kafka answers `STALE_BROKER_EPOCH` until the registration gets through, the controller
-//! registers it from the heartbeat's epoch. One record per batch. Consumers start from the earliest
+//! once, as a new broker incarnation is. One record per batch. Consumers start from the earliest
 //! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
 //! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
 //! The transaction coordinator never aborts on `transaction.timeout.ms`. See `docs/kafka.md`.
@@ -141,10 +133,8 @@
 //! `Sender.completeBatch`, `Sender.sendProducerData`, `TransactionManager.canRetry`,
 //! `handleFailedBatch`, `maybeResolveSequences`, `RecordAccumulator`'s drain and
 //! `ProducerAppendInfo`; KIP-101 and KIP-279 (leader-epoch truncation),
-//! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-903 (broker epochs in
-//! Fetch and AlterPartition: `Partition.addBrokerEpochToIsr`,
-//! `ReplicationControlManager.ineligibleReplicasForIsr`, `ClusterControlManager.registerBroker`,
-//! apache/kafka 1eb76443), KIP-345 (static membership); the TLA+ specifications `hachikuji/kafka-specification`
+//! KIP-320 (fencing with the leader epoch), KIP-497 (AlterPartition), KIP-345 (static
+//! membership); the TLA+ specifications `hachikuji/kafka-specification`
 //! (`KafkaTruncateToHighWatermark.tla`, `Kip279.tla`, `Kip320.tla`) and Jack Vanlightly's
 //! `kafka-tlaplus`; Jepsen's Kafka analysis and its checker's anomaly names. Transactions:
 //! KIP-98, KIP-664, KIP-890; `TransactionManager`, `TransactionCoordinator`,

@@ -79,11 +79,6 @@ impl ErrorCode {
     }
 }
 
-/// A broker's epoch in the KRaft controller: it changes when a restarted broker registers a new
-/// incarnation and stays when a registration is retried (`ClusterControlManager.registerBroker`),
-/// so the model takes the incarnation for it.
-pub type BrokerEpoch = u32;
-
 /// Who sent a Fetch: a follower replica, or a consumer (which may only read below the high
 /// watermark).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -100,9 +95,6 @@ pub struct FetchRequest {
     /// KIP-320: the fetcher's current leader epoch, so stale leaders and followers are fenced.
     pub leader_epoch: LeaderEpoch,
     pub fetcher: Fetcher,
-    /// A follower's broker epoch, the incarnation it registered with (`ReplicaState.ReplicaEpoch`,
-    /// KIP-903); `None` for consumers.
-    pub broker_epoch: Option<BrokerEpoch>,
     /// A consumer's `isolation.level` (KIP-98); followers read everything.
     pub isolation: Isolation,
     /// Matches the response to its request, as Kafka's correlation id does: a fetcher acts on
@@ -120,10 +112,7 @@ pub enum KafkaMsg {
     BrokerRegistration {
         incarnation: u32,
     },
-    /// Under the broker epoch the broker registered with (`BrokerHeartbeatRequest.BrokerEpoch`).
-    BrokerHeartbeat {
-        broker_epoch: BrokerEpoch,
-    },
+    BrokerHeartbeat,
     /// The controller's answer to a heartbeat: the partitions the broker hosts, as KRaft
     /// brokers replay them from the metadata log, in case a push was lost.
     BrokerHeartbeatResponse(Vec<PartitionState>),
@@ -134,10 +123,6 @@ pub enum KafkaMsg {
         leader_epoch: LeaderEpoch,
         partition_epoch: u32,
         new_isr: Vec<Id>,
-        /// `NewIsrWithEpochs` (KIP-903): the broker epoch each ISR member fetched with, as far as
-        /// the leader knows (a member missing here is sent as -1, unchecked); empty where the
-        /// controller predates KRaft.
-        broker_epochs: Vec<(Id, BrokerEpoch)>,
     },
     /// The controller's answer: the partition as it now stands, and why a change was refused.
     AlterPartitionResponse {
@@ -341,7 +326,7 @@ impl fmt::Display for KafkaMsg {
             BrokerRegistration { incarnation } => {
                 write!(f, "BrokerRegistration incarnation={incarnation}")
             }
-            BrokerHeartbeat { .. } => write!(f, "BrokerHeartbeat"),
+            BrokerHeartbeat => write!(f, "BrokerHeartbeat"),
             BrokerHeartbeatResponse(_) => write!(f, "BrokerHeartbeatResponse"),
             PartitionChange(ps) => {
                 let s: Vec<String> = ps.iter().map(|p| p.to_string()).collect();

@@ -6,7 +6,7 @@ use crate::{pairs, Names};
 /// A message in a trace, in Kafka's vocabulary; `None` for chatter.
 pub(super) fn describe(msg: &KafkaMsg) -> Option<String> {
     match msg {
-        KafkaMsg::BrokerHeartbeat { .. }
+        KafkaMsg::BrokerHeartbeat
         | KafkaMsg::Heartbeat { .. }
         | KafkaMsg::HeartbeatResponse { error: None } => None,
         KafkaMsg::FetchResponse { records, error, .. }
