@@ -620,6 +620,31 @@ fn leader(sets: &[&str], epoch: LeaderEpoch, isr: &[usize]) -> Cluster {
     c
 }
 
+/// KAFKA-14359: a leader that has no state for a producer (`ProducerAppendInfo.checkSequence`:
+/// no current epoch, so any first sequence) appends that producer's batch 4 when batches 0..3
+/// were refused before it became leader; their retries are then out of order, and the producer
+/// renumbers them after batch 4 once batch 0 expires: acknowledged records land out of send
+/// order. Found by the simulator in the safe configuration when the brokers carry their epochs
+/// (KIP-903); the mechanism is here whatever the seeds.
+#[test]
+fn a_leader_without_the_producers_state_takes_its_fifth_batch_first_kafka_14359() {
+    let mut c = leader(&[], 1, &[1]);
+    let seq = |sequence| {
+        Some(ProducerSeq {
+            producer_id: 0,
+            epoch: 0,
+            sequence,
+        })
+    };
+    let out = c.deliver(1, PRODUCER, produce(5, 4, seq(4), Acks::One));
+    assert_eq!(produce_responses(&out), vec![(PRODUCER, 5, Ok(0))]);
+    let out = c.deliver(1, PRODUCER, produce(6, 0, seq(0), Acks::One));
+    assert_eq!(
+        produce_responses(&out),
+        vec![(PRODUCER, 6, Err(ErrorCode::OutOfOrderSequence))]
+    );
+}
+
 #[test]
 fn acks_all_is_answered_once_the_high_watermark_passes_the_record() {
     let mut c = leader(&["min.insync.replicas=2"], 1, &[1, 2, 3]);
