@@ -20,7 +20,7 @@
 //!
 //! Dropping a `BrokerProcess` kills everything it started and removes its directory.
 
-use crate::network::Netns;
+use crate::network::{Bridge, Netns};
 use crate::plan::Act;
 use std::fmt;
 use std::fs;
@@ -31,6 +31,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The package's server script, and the Erlang port mapper it needs.
@@ -190,6 +191,8 @@ pub struct BrokerProcess {
     shared: Option<SharedKahaDb>,
     /// Where the server's log stood when it was last started.
     log_mark: usize,
+    /// The bridge a cluster node's namespace hangs on, kept while a node needs it.
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl BrokerProcess {
@@ -227,6 +230,34 @@ impl BrokerProcess {
                 node.rabbitmqctl(args)?;
             }
             node.wait_ready(READY_TIMEOUT)?;
+            cluster.push(node);
+        }
+        Ok(cluster)
+    }
+
+    /// Starts a RabbitMQ cluster, as [`Self::start_cluster`], with each node in a namespace of
+    /// its own on one bridge ([`Bridge`]), so that a plan's partition can cut one node from the
+    /// others and from the clients. Each node runs its own `epmd` (on one port number, as
+    /// distribution needs) and has the long name `mqcheck@<its address>`.
+    pub fn start_cluster_isolated(server: Server, nodes: usize) -> Result<Vec<Self>, HarnessError> {
+        if server != Server::RabbitMq {
+            return Err(HarnessError::new(format!(
+                "{server:?} has no cluster of {nodes} nodes here"
+            )));
+        }
+        let bridge = Arc::new(Bridge::create()?);
+        let mut cluster: Vec<Self> = Vec::new();
+        for _ in 0..nodes {
+            let epmd_port = cluster.first().map(|n| n.epmd_port);
+            let mut node = BrokerProcess::new(server, epmd_port, Some(Netns::on_bridge(&bridge)?))?;
+            node.bridge = Some(bridge.clone());
+            node.restart()?;
+            if let Some(seed) = cluster.first().map(BrokerProcess::node_name) {
+                for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
+                    node.rabbitmqctl(args)?;
+                }
+                node.wait_ready(READY_TIMEOUT)?;
+            }
             cluster.push(node);
         }
         Ok(cluster)
@@ -289,6 +320,7 @@ impl BrokerProcess {
             kahadb: dir.join("data").join("kahadb"),
             shared: None,
             log_mark: 0,
+            bridge: None,
             dir,
             port: free_port()?,
             epmd_port: epmd_port.map_or_else(free_port, Ok)?,
@@ -299,23 +331,38 @@ impl BrokerProcess {
             net,
             starts: 0,
         };
-        process.configure(epmd_port.is_none())?;
+        // A node in a namespace of its own has no port mapper to share.
+        let own_epmd = epmd_port.is_none() || process.net.is_some();
+        process.configure(own_epmd)?;
         Ok(process)
     }
 
-    /// The Erlang node name: `mqcheck<port>@localhost`.
-    fn node_name(&self) -> String {
-        format!("mqcheck{}@localhost", self.port)
+    /// Is this a cluster node on a bridge, known to its peers by its address?
+    fn on_bridge(&self) -> bool {
+        self.net.as_ref().is_some_and(|n| n.bridged)
     }
 
-    /// Runs `rabbitmqctl` against this node, within a minute.
+    /// The Erlang node name: `mqcheck<port>@localhost`, or on a bridge the long name
+    /// `mqcheck@<address>`.
+    fn node_name(&self) -> String {
+        if self.on_bridge() {
+            format!("mqcheck@{}", self.ip())
+        } else {
+            format!("mqcheck{}@localhost", self.port)
+        }
+    }
+
+    /// Runs `rabbitmqctl` against this node, within a minute, where the node runs.
     fn rabbitmqctl(&self, args: &[&str]) -> Result<(), HarnessError> {
-        run(Command::new("timeout")
+        let long = if self.on_bridge() { "true" } else { "false" };
+        run(self
+            .here("timeout")
             .arg("60")
             .arg(RABBITMQCTL)
             .args(["-n", &self.node_name()])
             .args(args)
             .env("HOME", &self.dir)
+            .env("RABBITMQ_USE_LONGNAME", long)
             .env("ERL_EPMD_PORT", self.epmd_port.to_string()))
     }
 
@@ -404,14 +451,15 @@ impl BrokerProcess {
                 if !own_epmd {
                     return Ok(());
                 }
+                // On a bridge the peers ask the node's own address.
+                let listen = if self.on_bridge() {
+                    format!("127.0.0.1,{}", self.ip())
+                } else {
+                    "127.0.0.1".into()
+                };
                 let epmd = self
                     .here(EPMD)
-                    .args([
-                        "-port",
-                        &self.epmd_port.to_string(),
-                        "-address",
-                        "127.0.0.1",
-                    ])
+                    .args(["-port", &self.epmd_port.to_string(), "-address", &listen])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -473,7 +521,19 @@ impl BrokerProcess {
         match self.server {
             Server::RabbitMq => {
                 let mut c = self.here(RABBITMQ_SERVER);
+                // Distribution listens where the peers reach the node: loopback, or on a bridge
+                // the node's address.
+                let dist_ip = if self.on_bridge() {
+                    self.ip()
+                } else {
+                    Ipv4Addr::LOCALHOST
+                };
+                let interface = dist_ip.octets().map(|o| o.to_string()).join(",");
                 c.env("HOME", dir)
+                    .env(
+                        "RABBITMQ_USE_LONGNAME",
+                        if self.on_bridge() { "true" } else { "false" },
+                    )
                     .env("RABBITMQ_NODENAME", self.node_name())
                     .env("RABBITMQ_NODE_PORT", self.port.to_string())
                     .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
@@ -485,7 +545,7 @@ impl BrokerProcess {
                     .env("RABBITMQ_PID_FILE", dir.join("rabbit.pid"))
                     .env(
                         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                        "-kernel inet_dist_use_interface {127,0,0,1}",
+                        format!("-kernel inet_dist_use_interface {{{interface}}}"),
                     );
                 c
             }

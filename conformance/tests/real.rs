@@ -137,6 +137,13 @@ fn rabbitmq_partition() {
 }
 
 #[test]
+fn rabbitmq_quorum_three_nodes_leader_partitioned() {
+    let runs = scenario("quorum queue on three nodes, confirms, manual acks, leader partitioned from the other nodes and the clients");
+    // The clients are on n0, cut off with it: no confirm while the cut lasts.
+    assert_silent_between(&runs, 2_000 + 300, 8_000);
+}
+
+#[test]
 fn rabbitmq_loss() {
     scenario("classic queue, confirms, manual acks, 20% packet loss");
 }
