@@ -16,21 +16,49 @@
 //!
 //! STOMP frames are a command line, header lines, a blank line, a body and a NUL: the client
 //! below writes and reads them over a blocking `TcpStream`, with `heart-beat:0,0`.
+//!
+//! # Master/slave and the failover transport
+//!
+//! With `failover=true` two brokers share one KahaDB directory
+//! ([`BrokerProcess::start_master_slave`]): the first takes `KahaDB/lock` and serves, the second
+//! waits for the lock as a slave, its STOMP port closed. STOMP has no `failover:` transport, so
+//! the clients do here what the model's failover clients do (`transport=failover`): after a lost
+//! connection they connect to the next URI a second later, alternating until one answers; the
+//! producer sends the message whose receipt it was waiting for again on the new connection and
+//! fails no send; the consumer subscribes again, and its audit outlives the connections.
+//! What differs from OpenWire's `failover:(…)`:
+//!
+//! - OpenWire's connection is one `ConnectionId` and `ProducerId` across its transports, marked
+//!   fault tolerant, and a replayed send keeps its `MessageId`, so the broker's producer audit
+//!   (`ProducerBrokerExchange.canDispatch`) drops a replay of what the store already holds. Each
+//!   STOMP connection is a new connection with a new `ProducerId` (`ProtocolConverter`), and the
+//!   broker gives the copy a new `MessageId`: a send stored before the old master died, its
+//!   receipt lost, is stored twice. The consumer's audit, which keys on the message's id in the
+//!   body, poison-acks the second copy (it goes to `ActiveMQ.DLQ`), where the model's broker
+//!   never stores it: the history shows a dead letter the model's does not.
+//! - The reconnect delay is the model's one second between attempts (`RECONNECT`), not
+//!   `FailoverTransport`'s 10 ms doubling up to 30 s; URIs are taken in order (`randomize=false`).
+//! - OpenWire keeps the session's prefetched messages apart from the delivered ones; here a
+//!   message read from the socket is handed to the application at once, so "prefetched" is what
+//!   still waits in the socket, which the audit never sees.
 
-use crate::process::{BrokerProcess, HarnessError, Server};
+use crate::process::{BrokerProcess, HarnessError, Server, SharedKahaDb};
 use crate::scenario::{RealRun, RealSpec};
 use crate::{nap, play, Clients, Control, Recorder, State};
+use mqcheck_brokers::activemq::RECONNECT;
 use mqcheck_invariants::{MsgId, Op};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const QUEUE: &str = "/queue/mqcheck";
 const DRAIN: Duration = Duration::from_secs(30);
 const QUIET: Duration = Duration::from_secs(2);
-/// How long the producer waits for a receipt (the model's `sendTimeout` 0 waits for ever; a
-/// dead connection is noticed by its reset).
+/// How long the producer waits for a receipt before it gives the connection up: the model's
+/// `sendTimeout` 0 waits for ever, and a dead connection is noticed by its reset or, silent, by the
+/// inactivity monitor's `maxInactivityDuration` (30 s).
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One STOMP frame.
@@ -172,81 +200,181 @@ struct Settings {
     handler_ms: u64,
 }
 
-fn producer(addr: SocketAddr, s: Settings, rec: Recorder, ctl: Control) {
-    let mut conn: Option<Stomp> = None;
-    for seq in 0..s.messages {
-        nap(&ctl, s.pace_ms);
-        let msg = MsgId { producer: 0, seq };
-        // The JMS producer sends only on an open connection.
-        while conn.is_none() {
-            if ctl.get() == State::Stop {
-                return;
+/// What the clients note for the run's report, beside the history.
+type Notes = Arc<Mutex<Vec<String>>>;
+
+fn note(notes: &Notes, text: String) {
+    notes.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+}
+
+/// The broker URIs a client connects to: `tcp://` names the first broker only;
+/// `failover:(tcp://amq1,tcp://amq2)` names both.
+#[derive(Clone, Debug)]
+struct Uris {
+    addrs: Vec<SocketAddr>,
+    failover: bool,
+}
+
+/// A client's way to its broker. `tcp://` connects again at once after a loss, then every
+/// 200 ms. `failover:` takes the next URI, [`RECONNECT`] later, after each lost connection and
+/// each failed attempt, as the model's failover transport does (`Transport::next_broker`; the
+/// real `FailoverTransport` starts at 10 ms and backs off).
+struct Link {
+    who: &'static str,
+    uris: Uris,
+    at: usize,
+    failed: bool,
+    /// The URI of the last connection that opened.
+    reached: Option<usize>,
+    notes: Notes,
+}
+
+impl Link {
+    fn new(who: &'static str, uris: &Uris, notes: &Notes) -> Link {
+        Link {
+            who,
+            uris: uris.clone(),
+            at: 0,
+            failed: false,
+            reached: None,
+            notes: notes.clone(),
+        }
+    }
+
+    /// Opens a connection, trying until one opens; `None` when the client crashed or the run
+    /// stopped first.
+    fn open(&mut self, ctl: &Control, rec: &Recorder) -> Option<Stomp> {
+        loop {
+            if self.failed && self.uris.failover {
+                nap(ctl, RECONNECT.as_millis() as u64);
+                self.at = (self.at + 1) % self.uris.addrs.len();
             }
-            conn = Stomp::connect(addr);
-            if conn.is_none() {
+            if ctl.wait_while_paused() != State::Up {
+                return None;
+            }
+            if let Some(c) = Stomp::connect(self.uris.addrs[self.at]) {
+                self.failed = false;
+                if self.reached.replace(self.at) != Some(self.at) && self.uris.addrs.len() > 1 {
+                    note(
+                        &self.notes,
+                        format!("{} connected to n{} at {} ms", self.who, self.at, rec.ms()),
+                    );
+                }
+                return Some(c);
+            }
+            self.failed = true;
+            if !self.uris.failover {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let c = conn.as_mut().expect("connected");
-        rec.record(
-            "p0",
-            Op::Send {
-                msg,
-                scope: 0,
-                audience: vec![0],
-                key: None,
-            },
-        );
-        let receipt = seq.to_string();
-        let body = format!("p0:{seq}");
-        let persistent = if s.persistent { "true" } else { "false" };
-        let mut headers = vec![("destination", QUEUE), ("persistent", persistent)];
-        if s.sync_send {
-            headers.push(("receipt", receipt.as_str()));
+    }
+
+    fn lost(&mut self) {
+        self.failed = true;
+    }
+}
+
+/// Sends one message on `c` and, when synchronous, waits for its receipt.
+fn send_one(c: &mut Stomp, seq: u32, s: &Settings) -> Result<(), &'static str> {
+    let receipt = seq.to_string();
+    let body = format!("p0:{seq}");
+    let persistent = if s.persistent { "true" } else { "false" };
+    let mut headers = vec![("destination", QUEUE), ("persistent", persistent)];
+    if s.sync_send {
+        headers.push(("receipt", receipt.as_str()));
+    }
+    if c.send(&Frame::new("SEND", &headers, body.as_bytes()))
+        .is_none()
+    {
+        return Err("the connection failed during the send");
+    }
+    if !s.sync_send {
+        return Ok(());
+    }
+    let until = Instant::now() + RECEIPT_TIMEOUT;
+    loop {
+        if Instant::now() >= until {
+            return Err("no response within the send's timeout");
         }
-        let fail = |rec: &Recorder, reason: &str| {
-            rec.record(
-                "p0",
-                Op::Fail {
-                    msg,
-                    reason: reason.into(),
-                },
-            )
-        };
-        if c.send(&Frame::new("SEND", &headers, body.as_bytes()))
-            .is_none()
-        {
-            fail(&rec, "the connection failed during the send");
-            conn = None;
-            continue;
-        }
-        if !s.sync_send {
-            rec.record("p0", Op::Ack { msg });
-            continue;
-        }
-        let until = Instant::now() + RECEIPT_TIMEOUT;
-        let answered = loop {
-            if Instant::now() >= until {
-                break Err("no response within the send's timeout");
+        match c.read() {
+            Read::Frame(f) if f.command == "RECEIPT" => {
+                if f.header("receipt-id") == Some(receipt.as_str()) {
+                    return Ok(());
+                }
             }
-            match c.read() {
-                Read::Frame(f) if f.command == "RECEIPT" => {
-                    if f.header("receipt-id") == Some(receipt.as_str()) {
-                        break Ok(());
+            Read::Frame(f) if f.command == "ERROR" => return Err("the broker answered ERROR"),
+            Read::Frame(_) | Read::Idle => {}
+            Read::Closed => return Err("the connection failed before the response"),
+        }
+    }
+}
+
+/// The producer. Over `tcp://` a send whose connection fails first fails. Over `failover:` it
+/// does not: the send goes again on the next connection, as `ConnectionStateTracker` replays
+/// it — but a STOMP connection is a new `ProducerId` with a new `MessageId` for the copy, not a
+/// fault-tolerant one, so the broker's producer audit does not drop a copy of a send it had
+/// stored before the connection failed; the consumer's audit, keyed on the message, does.
+fn producer(uris: Uris, s: Settings, rec: Recorder, ctl: Control, notes: Notes) {
+    let mut link = Link::new("p0", &uris, &notes);
+    let mut conn: Option<Stomp> = None;
+    let mut again: Vec<String> = Vec::new();
+    'messages: for seq in 0..s.messages {
+        nap(&ctl, s.pace_ms);
+        let msg = MsgId { producer: 0, seq };
+        let mut sent = false;
+        loop {
+            // The JMS producer sends only on an open connection.
+            if conn.is_none() {
+                conn = link.open(&ctl, &rec);
+            }
+            let Some(c) = conn.as_mut() else {
+                break 'messages;
+            };
+            if !sent {
+                rec.record(
+                    "p0",
+                    Op::Send {
+                        msg,
+                        scope: 0,
+                        audience: vec![0],
+                        key: None,
+                    },
+                );
+            } else {
+                again.push(msg.to_string());
+            }
+            sent = true;
+            match send_one(c, seq, &s) {
+                Ok(()) => {
+                    rec.record("p0", Op::Ack { msg });
+                    break;
+                }
+                Err(reason) => {
+                    conn = None;
+                    link.lost();
+                    if !uris.failover {
+                        rec.record(
+                            "p0",
+                            Op::Fail {
+                                msg,
+                                reason: reason.into(),
+                            },
+                        );
+                        break;
                     }
                 }
-                Read::Frame(f) if f.command == "ERROR" => break Err("the broker answered ERROR"),
-                Read::Frame(_) | Read::Idle => {}
-                Read::Closed => break Err("the connection failed before the response"),
-            }
-        };
-        match answered {
-            Ok(()) => rec.record("p0", Op::Ack { msg }),
-            Err(reason) => {
-                fail(&rec, reason);
-                conn = None;
             }
         }
+    }
+    if !again.is_empty() {
+        note(
+            &notes,
+            format!(
+                "p0 sent {} again on a new connection after the first failed before its receipt: {}",
+                again.len(),
+                again.join(", ")
+            ),
+        );
     }
 }
 
@@ -259,65 +387,128 @@ fn parse(body: &[u8]) -> Option<MsgId> {
     })
 }
 
-fn consumer(addr: SocketAddr, s: Settings, rec: Recorder, ctl: Control) {
-    let mut session: u64 = 0;
-    'connect: loop {
-        if ctl.wait_until_up() == State::Stop {
-            return;
-        }
-        let Some(mut c) = Stomp::connect(addr) else {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        };
-        session += 1;
-        let prefetch = s.prefetch.to_string();
-        let subscribe = Frame::new(
-            "SUBSCRIBE",
-            &[
-                ("destination", QUEUE),
-                ("id", "0"),
-                ("ack", s.ack),
-                ("activemq.prefetchSize", prefetch.as_str()),
-            ],
-            b"",
+/// The consumer, with its connection's duplicate check (`checkForDuplicates`,
+/// `ActiveMQMessageConsumer.dispatch`): a message its connection had handed the application
+/// before is poison-acked, STOMP's `NACK` (`StompSubscription.onStompMessageNack` sends
+/// `POISON_ACK_TYPE`), and the broker dead-letters it. The audit keys on the message's id in its
+/// body: OpenWire's keys on the `MessageId`, which a replayed send keeps; the producer here never
+/// restarts, so the two name the same sends. A `tcp://` client's new connection starts with an
+/// empty audit; a `failover:` connection outlives its transports, and so does its audit, less
+/// what a `CLIENT_ACKNOWLEDGE` session had not acknowledged (`clearDeliveredList`). A restarted
+/// consumer is a new process: a new audit, and the first URI again.
+fn consumer(uris: Uris, s: Settings, rec: Recorder, ctl: Control, notes: Notes) {
+    let mut suppressed: Vec<String> = Vec::new();
+    consume(&uris, &s, &rec, &ctl, &notes, &mut suppressed);
+    if !suppressed.is_empty() {
+        note(
+            &notes,
+            format!(
+                "c0 poison-acked {} redelivered message(s) its connection had handed the application before: {}",
+                suppressed.len(),
+                suppressed.join(", ")
+            ),
         );
-        if c.send(&subscribe).is_none() {
-            continue;
-        }
-        loop {
-            match ctl.wait_while_paused() {
-                State::Up => {}
-                // The consumer dies with what it prefetched: the kernel closes its connection.
-                State::Crashed => continue 'connect,
-                State::Stop | State::Paused => return,
+    }
+}
+
+fn consume(
+    uris: &Uris,
+    s: &Settings,
+    rec: &Recorder,
+    ctl: &Control,
+    notes: &Notes,
+    suppressed: &mut Vec<String>,
+) {
+    let mut session: u64 = 0;
+    'process: loop {
+        let mut link = Link::new("c0", uris, notes);
+        let mut audit: BTreeSet<MsgId> = BTreeSet::new();
+        'connect: loop {
+            if ctl.wait_until_up() == State::Stop {
+                return;
             }
-            let f = match c.read() {
-                Read::Frame(f) if f.command == "MESSAGE" => f,
-                Read::Frame(_) | Read::Idle => continue,
-                Read::Closed => continue 'connect,
+            let Some(mut c) = link.open(ctl, rec) else {
+                continue 'process;
             };
-            let Some(msg) = parse(&f.body) else {
-                continue;
-            };
-            rec.record(
-                "c0",
-                Op::Deliver {
-                    msg,
-                    group: 0,
-                    consumer: 0,
-                    scope: 0,
-                    position: None,
-                    session,
-                    redelivered: Some(f.header("redelivered") == Some("true")),
-                },
+            session += 1;
+            if !uris.failover {
+                audit.clear();
+            }
+            let prefetch = s.prefetch.to_string();
+            let subscribe = Frame::new(
+                "SUBSCRIBE",
+                &[
+                    ("destination", QUEUE),
+                    ("id", "0"),
+                    ("ack", s.ack),
+                    ("activemq.prefetchSize", prefetch.as_str()),
+                ],
+                b"",
             );
-            nap(&ctl, s.handler_ms);
-            if s.ack != "auto" {
+            if c.send(&subscribe).is_none() {
+                link.lost();
+                continue;
+            }
+            loop {
+                match ctl.wait_while_paused() {
+                    State::Up => {}
+                    // The consumer dies with what it prefetched: the kernel closes its connection.
+                    State::Crashed => continue 'process,
+                    State::Stop | State::Paused => return,
+                }
+                let f = match c.read() {
+                    Read::Frame(f) if f.command == "MESSAGE" => f,
+                    Read::Frame(_) | Read::Idle => continue,
+                    Read::Closed => {
+                        link.lost();
+                        continue 'connect;
+                    }
+                };
+                let Some(msg) = parse(&f.body) else {
+                    continue;
+                };
                 let id = f.header("ack").unwrap_or_default().to_string();
-                if ctl.get() == State::Crashed
-                    || c.send(&Frame::new("ACK", &[("id", id.as_str())], b""))
+                if s.ack != "auto" && !audit.insert(msg) {
+                    suppressed.push(msg.to_string());
+                    rec.record(
+                        "c0",
+                        Op::DeadLetter {
+                            msg,
+                            reason: "its connection had been dispatched it before (checkForDuplicates: suppressing duplicate delivery on connection): poison ack (STOMP NACK), dead-lettered to ActiveMQ.DLQ".into(),
+                        },
+                    );
+                    if c.send(&Frame::new("NACK", &[("id", id.as_str())], b""))
+                        .is_none()
+                    {
+                        link.lost();
+                        continue 'connect;
+                    }
+                    continue;
+                }
+                rec.record(
+                    "c0",
+                    Op::Deliver {
+                        msg,
+                        group: 0,
+                        consumer: 0,
+                        scope: 0,
+                        position: None,
+                        session,
+                        redelivered: Some(f.header("redelivered") == Some("true")),
+                    },
+                );
+                nap(ctl, s.handler_ms);
+                if ctl.get() == State::Crashed {
+                    continue 'process;
+                }
+                if s.ack != "auto"
+                    && c.send(&Frame::new("ACK", &[("id", id.as_str())], b""))
                         .is_none()
                 {
+                    if s.ack == "client" {
+                        audit.remove(&msg);
+                    }
+                    link.lost();
                     continue 'connect;
                 }
             }
@@ -325,7 +516,8 @@ fn consumer(addr: SocketAddr, s: Settings, rec: Recorder, ctl: Control) {
     }
 }
 
-/// Runs the spec against a fresh ActiveMQ broker.
+/// Runs the spec against a fresh ActiveMQ broker, or (`failover=true`) a master and a slave on
+/// one KahaDB.
 pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
     let started = Instant::now();
     let cfg = &spec.config;
@@ -345,34 +537,67 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
         pace_ms: 1000 / u64::from(spec.rate.max(1)),
         handler_ms: u64::from(spec.handler_ms),
     };
-    let broker = if spec.plan.needs_network() {
-        BrokerProcess::start_isolated(Server::ActiveMq)?
+    let mut brokers = if cfg.bool("failover") {
+        BrokerProcess::start_master_slave(SharedKahaDb {
+            lock_acquire_sleep_interval: cfg.int("lockAcquireSleepInterval"),
+            lock_keep_alive_period: cfg.int("lockKeepAlivePeriod"),
+        })?
+    } else if spec.plan.needs_network() {
+        vec![BrokerProcess::start_isolated(Server::ActiveMq)?]
     } else {
-        BrokerProcess::start(Server::ActiveMq)?
+        vec![BrokerProcess::start(Server::ActiveMq)?]
     };
-    let addr = broker.address();
+    let failover = cfg.str("transport") == "failover";
+    let mut addrs: Vec<SocketAddr> = brokers.iter().map(BrokerProcess::address).collect();
+    if !failover {
+        addrs.truncate(1);
+    }
+    let uris = Uris { addrs, failover };
     let rec = Recorder::default();
+    let notes = Notes::default();
     let (pub_ctl, con_ctl) = (Control::default(), Control::default());
     let producing = {
-        let (s, rec, ctl) = (s.clone(), rec.clone(), pub_ctl.clone());
-        std::thread::spawn(move || producer(addr, s, rec, ctl))
+        let (s, uris, rec, ctl, notes) = (
+            s.clone(),
+            uris.clone(),
+            rec.clone(),
+            pub_ctl.clone(),
+            notes.clone(),
+        );
+        std::thread::spawn(move || producer(uris, s, rec, ctl, notes))
     };
     let consuming = {
-        let (rec, ctl) = (rec.clone(), con_ctl.clone());
-        std::thread::spawn(move || consumer(addr, s, rec, ctl))
+        let (rec, ctl, notes) = (rec.clone(), con_ctl.clone(), notes.clone());
+        std::thread::spawn(move || consumer(uris, s, rec, ctl, notes))
     };
     let clients = Clients {
         producer: (producing, pub_ctl),
         consumer: (consuming, con_ctl),
     };
-    play(
+    let mut run = play(
         started,
         &spec.plan,
-        &mut [broker],
+        &mut brokers,
         &rec,
         clients,
         (DRAIN, QUIET),
-    )
+    )?;
+    run.notes
+        .extend(notes.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+    if cfg.bool("failover") {
+        run.masters = brokers.iter().map(BrokerProcess::times_master).collect();
+        let told: Vec<String> = run
+            .masters
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("n{i} {n} time(s)"))
+            .collect();
+        run.notes.push(format!(
+            "took the KahaDB lock and opened its connector: {}",
+            told.join(", ")
+        ));
+    }
+    Ok(run)
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ pub(crate) fn play(
         notes,
         wall_ms: started.elapsed().as_millis() as u64,
         settled,
+        masters: Vec::new(),
     })
 }
 

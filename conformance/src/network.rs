@@ -10,6 +10,11 @@
 //! for loss. Nothing is refused or reset, so the clients and the broker see what they would see
 //! on a real network: silence, retransmissions, their own timeouts.
 //!
+//! A cluster's nodes each get a namespace of their own on one bridge ([`Bridge`]) in the test's
+//! namespace, a /24 of their own: the nodes reach each other and the clients (on the bridge's own
+//! address) through it, so a hole in one node's link cuts that node from the other nodes and
+//! from every client at once.
+//!
 //! This machine's kernel has no `netem` qdisc and cannot load `tc` actions, so `tc` is not used.
 //! Creating namespaces needs root (CAP_NET_ADMIN); the error says so. Dropping a [`Netns`]
 //! deletes the namespace, which removes the veth pair and the rules with it.
@@ -47,6 +52,54 @@ impl Hole {
     }
 }
 
+/// A bridge in the test's namespace that a cluster's namespaces hang on, with the clients'
+/// address on it; deleted on drop.
+#[derive(Debug)]
+pub struct Bridge {
+    name: String,
+    /// The /24's first three octets.
+    net: [u8; 3],
+    attached: AtomicU32,
+}
+
+impl Bridge {
+    /// Creates the bridge, with the test's address `.1` of a /24 in 10.214.0.0/16.
+    pub fn create() -> Result<Self, HarnessError> {
+        check_files(&[(IP, "iproute2"), (IPTABLES, "iptables")])?;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let id = (std::process::id() % 16) * 16 + NEXT.fetch_add(1, Ordering::Relaxed) % 16;
+        let bridge = Bridge {
+            name: format!("mqcbr{id}"),
+            net: [10, 214, id as u8],
+            attached: AtomicU32::new(0),
+        };
+        run(IP, &["link", "add", &bridge.name, "type", "bridge"]).map_err(|e| {
+            HarnessError::new(format!(
+                "{e} (network faults on a real cluster need root: CAP_NET_ADMIN)"
+            ))
+        })?;
+        let [a, b, c] = bridge.net;
+        run(
+            IP,
+            &[
+                "addr",
+                "add",
+                &format!("{a}.{b}.{c}.1/24"),
+                "dev",
+                &bridge.name,
+            ],
+        )?;
+        run(IP, &["link", "set", &bridge.name, "up"])?;
+        Ok(bridge)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = run(IP, &["link", "del", &self.name]);
+    }
+}
+
 /// A network namespace with a veth pair to the test's namespace.
 #[derive(Debug)]
 pub struct Netns {
@@ -55,6 +108,8 @@ pub struct Netns {
     inner: String,
     /// The broker's address: clients connect to it from outside.
     pub broker_ip: Ipv4Addr,
+    /// On a cluster's bridge: the node is known to its peers by this address.
+    pub bridged: bool,
     holes: Vec<Hole>,
 }
 
@@ -75,6 +130,7 @@ impl Netns {
             name,
             inner,
             broker_ip,
+            bridged: false,
             holes: Vec::new(),
         };
         run(IP, &["netns", "add", &ns.name]).map_err(|e| {
@@ -97,6 +153,42 @@ impl Netns {
         let broker_cidr = format!("{broker_ip}/30");
         for args in [
             &["addr", "add", &broker_cidr, "dev", &ns.inner][..],
+            &["link", "set", &ns.inner, "up"],
+            &["link", "set", "lo", "up"],
+        ] {
+            ns.inside(IP, args)?;
+        }
+        Ok(ns)
+    }
+
+    /// Creates a namespace for one node of a cluster, its veth pair's outer end on `bridge`, its
+    /// inner end the next address of the bridge's /24 (`.11`, `.12`, …).
+    pub fn on_bridge(bridge: &Bridge) -> Result<Self, HarnessError> {
+        let n = bridge.attached.fetch_add(1, Ordering::Relaxed);
+        let [a, b, c] = bridge.net;
+        let broker_ip = Ipv4Addr::new(a, b, c, 11 + n as u8);
+        let name = format!("{}n{n}", bridge.name);
+        let (outer, inner) = (format!("{name}h"), format!("{name}b"));
+        let ns = Netns {
+            name,
+            inner,
+            broker_ip,
+            bridged: true,
+            holes: Vec::new(),
+        };
+        run(IP, &["netns", "add", &ns.name])?;
+        run(
+            IP,
+            &[
+                "link", "add", &outer, "type", "veth", "peer", "name", &ns.inner,
+            ],
+        )?;
+        run(IP, &["link", "set", &ns.inner, "netns", &ns.name])?;
+        run(IP, &["link", "set", &outer, "master", &bridge.name])?;
+        run(IP, &["link", "set", &outer, "up"])?;
+        let cidr = format!("{broker_ip}/24");
+        for args in [
+            &["addr", "add", &cidr, "dev", &ns.inner][..],
             &["link", "set", &ns.inner, "up"],
             &["link", "set", "lo", "up"],
         ] {

@@ -13,7 +13,8 @@
 //! | `power` | not done: a live kernel keeps the page cache, so a killed process cannot lose unsynced writes |
 //! | `partition` of a single broker from its clients | an `iptables` `DROP` on the broker's own link, in its network namespace ([`crate::network`]); a one-way split drops only what the muted side sends |
 //! | `loss` | an `iptables` rule that drops each packet on the broker's link with the fault's probability |
-//! | `partition` that keeps a client beside the broker, or between a cluster's nodes | not done: the harness cuts the broker's one link |
+//! | `partition` of one cluster node from the rest (the leader isolated, or a side with one node and no client) | the same `DROP` on that node's link: each node runs in a namespace of its own on a bridge |
+//! | `partition` that keeps a client beside the broker, or cuts a group of nodes off, loss or a one-way split in a cluster | not done: the harness cuts one server's link, from everyone at once |
 //! | `clock` | not done: the processes share the machine's clock |
 //! | `duplicate`, `reorder` | not done: TCP on a real network never delivers either |
 //!
@@ -98,12 +99,12 @@ impl Plan {
                 }
                 FaultOp::Partition { .. } | FaultOp::Loss { .. } => {
                     match hole(&f.op, cast, &servers, brokered) {
-                        Ok(hole) => {
+                        Ok((server, hole)) => {
                             for (at, starts, act) in [
                                 (f.at_ms, true, Act::Open(hole)),
                                 (end, false, Act::Close(hole)),
                             ] {
-                                let who = Who::Server(0);
+                                let who = Who::Server(server);
                                 timeline.push((
                                     at,
                                     starts,
@@ -238,30 +239,27 @@ impl Plan {
     }
 }
 
-/// The hole a model partition or loss makes between a single broker and its clients, or why the
-/// real run cannot make it: the harness cuts the broker's own link, so it can separate the
-/// broker from every client at once, not one client from another.
+/// The hole a model partition or loss makes, and the server whose link it is in, or why the
+/// real run cannot make it. The harness cuts one server's own link, so it separates that server
+/// from everyone at once: a single broker from every client, or one node of a cluster (each node
+/// in a namespace of its own on a bridge) from the other nodes and every client. It cannot cut
+/// one client from another, nor a group of nodes from the rest.
 fn hole(
     op: &FaultOp,
     cast: &[CastNode],
     servers: &[&CastNode],
     brokered: bool,
-) -> Result<Hole, String> {
+) -> Result<(usize, Hole), String> {
     if !brokered {
         return Err(
             "the peers share the test process's loopback, with no link of their own to cut".into(),
         );
     }
-    let [server] = servers else {
-        return Err(
-            "a cluster's nodes share loopback here; only a single broker gets a link of its own"
-                .into(),
-        );
+    let place = |server: &CastNode| {
+        cast.iter()
+            .position(|n| n.name == server.name)
+            .expect("a server is in the cast")
     };
-    let at = cast
-        .iter()
-        .position(|n| n.name == server.name)
-        .expect("a server is in the cast");
     let client = |i: &usize| {
         matches!(
             cast.get(*i).map(|n| n.role),
@@ -269,34 +267,51 @@ fn hole(
         )
     };
     let clients: Vec<usize> = (0..cast.len()).filter(client).collect();
+    let single = servers.len() == 1;
+    if !single && cast.iter().any(|n| n.role == Role::Infrastructure) {
+        return Err("the brokers share this machine's loopback and its file system (the shared store), with no link of their own to cut".into());
+    }
     match op {
-        FaultOp::Loss { per_mille } => Ok(Hole::Loss {
-            per_mille: *per_mille,
-        }),
+        FaultOp::Loss { per_mille } if single => Ok((
+            0,
+            Hole::Loss {
+                per_mille: *per_mille,
+            },
+        )),
         FaultOp::Partition {
             split: Split::IsolateLeader,
-        } => Ok(Hole::Partition),
+        } => Ok((0, Hole::Partition)),
         FaultOp::Partition {
             split: Split::Halves(side),
         } => {
-            let with_broker = |i: &usize| side.contains(i) == side.contains(&at);
-            if clients.iter().any(with_broker) {
-                Err("it keeps a client on the broker's side; the harness cuts the broker from every client or none".into())
-            } else {
-                Ok(Hole::Partition)
+            // The side of the server cut alone: no client and no other server beside it.
+            let alone = servers.iter().enumerate().find(|(_, server)| {
+                let at = place(server);
+                let with = |i: &usize| *i != at && side.contains(i) == side.contains(&at);
+                !clients.iter().any(with) && !servers.iter().map(|s| place(s)).any(|i| with(&i))
+            });
+            match alone {
+                Some((i, _)) => Ok((i, Hole::Partition)),
+                None if single => Err("it keeps a client on the broker's side; the harness cuts the broker from every client or none".into()),
+                None => Err("it cuts no node off alone; the harness cuts one node's link, from the other nodes and every client at once".into()),
             }
         }
         FaultOp::Partition {
             split: Split::OneWay(mute),
-        } => {
+        } if single => {
+            let at = place(servers[0]);
             if mute.contains(&at) && !clients.iter().any(|c| mute.contains(c)) {
-                Ok(Hole::Muted)
+                Ok((0, Hole::Muted))
             } else if !mute.contains(&at) && clients.iter().all(|c| mute.contains(c)) {
-                Ok(Hole::Deaf)
+                Ok((0, Hole::Deaf))
             } else {
                 Err("it mutes some clients and not others; the harness mutes the broker's link or every client's".into())
             }
         }
+        FaultOp::Loss { .. } | FaultOp::Partition { .. } => Err(
+            "in a cluster the harness only cuts one node off alone (loss and one-way splits between nodes are not made)"
+                .into(),
+        ),
         other => Err(format!("{} is not a network fault", other.fault().name())),
     }
 }
@@ -428,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn peers_in_one_process_and_a_clusters_nodes_get_no_network_faults() {
+    fn peers_in_one_process_get_no_network_faults_and_a_cluster_node_is_cut_off_alone() {
         let cut = FaultOp::Partition {
             split: Split::IsolateLeader,
         };
@@ -442,10 +457,33 @@ mod tests {
                 role: Role::Server,
             });
         }
-        let plan = network(cut, &cluster, true);
-        assert!(plan.actions.is_empty());
-        assert!(plan.skipped[0].contains("cluster"));
-        assert_eq!(plan.servers, 3);
+        let leader = network(cut.clone(), &cluster, true);
+        assert_eq!(opened(&leader), Some(Hole::Partition));
+        assert_eq!(leader.actions[0].who, Who::Server(0));
+        assert_eq!(leader.servers, 3);
+        let halves = |side: Vec<usize>| FaultOp::Partition {
+            split: Split::Halves(side),
+        };
+        let n2_alone = network(halves(vec![3]), &cluster, true);
+        assert_eq!(opened(&n2_alone), Some(Hole::Partition));
+        assert_eq!(n2_alone.actions[0].who, Who::Server(1));
+        let two_apart = network(halves(vec![3, 4]), &cluster, true);
+        assert!(two_apart.actions.is_empty());
+        assert!(
+            two_apart.skipped[0].contains("alone"),
+            "{:?}",
+            two_apart.skipped
+        );
+        let loss = network(FaultOp::Loss { per_mille: 100 }, &cluster, true);
+        assert!(loss.actions.is_empty());
+        let mut shared_store = cluster.clone();
+        shared_store.push(CastNode {
+            name: "store".into(),
+            role: Role::Infrastructure,
+        });
+        let pair = network(cut, &shared_store, true);
+        assert!(pair.actions.is_empty());
+        assert!(pair.skipped[0].contains("shared store"));
         let clock = network(
             FaultOp::Clock {
                 target: Target::Node(0),

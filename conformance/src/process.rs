@@ -13,9 +13,14 @@
 //! - `power`: not offered. A machine crash drops what was written but not fsynced; a killed
 //!   process on a live kernel keeps its page cache, so nothing here can imitate it honestly.
 //!
+//! ActiveMQ's shared-store master/slave ([`BrokerProcess::start_master_slave`]) is two brokers
+//! whose `<kahaDB directory>` is one directory, locked by `SharedFileLocker`: a broker that finds
+//! the lock held logs that it "is now in slave mode" and opens no connector, so it is ready once
+//! it said so, and is the master once it answers the handshake.
+//!
 //! Dropping a `BrokerProcess` kills everything it started and removes its directory.
 
-use crate::network::Netns;
+use crate::network::{Bridge, Netns};
 use crate::plan::Act;
 use std::fmt;
 use std::fs;
@@ -26,6 +31,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The package's server script, and the Erlang port mapper it needs.
@@ -147,6 +153,23 @@ fn signal_group(child: &Child, signal: libc::c_int) {
     }
 }
 
+/// What ActiveMQ's `SharedFileLocker` logs when another broker holds the KahaDB lock
+/// (`SharedFileLocker.doStart`, 5.17.2).
+const SLAVE_MODE: &str = "This broker is now in slave mode";
+/// What ActiveMQ logs once it opened its STOMP connector (`TransportConnector.start`).
+const CONNECTOR_STARTED: &str = "Connector stomp started";
+
+/// A KahaDB that a master and a slave share (`failover=true`), and its locker's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedKahaDb {
+    /// `lockAcquireSleepInterval` (`AbstractLocker`): how long a slave sleeps between two
+    /// attempts at the lock, in ms.
+    pub lock_acquire_sleep_interval: u64,
+    /// `lockKeepAlivePeriod` (`LockableServiceSupport`): how long a slave that waited sleeps after
+    /// taking the lock, in ms.
+    pub lock_keep_alive_period: u64,
+}
+
 /// One running (or crashed) broker server.
 pub struct BrokerProcess {
     server: Server,
@@ -162,6 +185,14 @@ pub struct BrokerProcess {
     net: Option<Netns>,
     /// Times the server was started, the first start included.
     pub starts: u32,
+    /// ActiveMQ's KahaDB directory: its own, or the one its master/slave pair shares.
+    kahadb: PathBuf,
+    /// The pair's locker settings, when the KahaDB is shared.
+    shared: Option<SharedKahaDb>,
+    /// Where the server's log stood when it was last started.
+    log_mark: usize,
+    /// The bridge a cluster node's namespace hangs on, kept while a node needs it.
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl BrokerProcess {
@@ -204,6 +235,74 @@ impl BrokerProcess {
         Ok(cluster)
     }
 
+    /// Starts a RabbitMQ cluster, as [`Self::start_cluster`], with each node in a namespace of
+    /// its own on one bridge ([`Bridge`]), so that a plan's partition can cut one node from the
+    /// others and from the clients. Each node runs its own `epmd` (on one port number, as
+    /// distribution needs) and has the long name `mqcheck@<its address>`.
+    pub fn start_cluster_isolated(server: Server, nodes: usize) -> Result<Vec<Self>, HarnessError> {
+        if server != Server::RabbitMq {
+            return Err(HarnessError::new(format!(
+                "{server:?} has no cluster of {nodes} nodes here"
+            )));
+        }
+        let bridge = Arc::new(Bridge::create()?);
+        let mut cluster: Vec<Self> = Vec::new();
+        for _ in 0..nodes {
+            let epmd_port = cluster.first().map(|n| n.epmd_port);
+            let mut node = BrokerProcess::new(server, epmd_port, Some(Netns::on_bridge(&bridge)?))?;
+            node.bridge = Some(bridge.clone());
+            node.restart()?;
+            if let Some(seed) = cluster.first().map(BrokerProcess::node_name) {
+                for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
+                    node.rabbitmqctl(args)?;
+                }
+                node.wait_ready(READY_TIMEOUT)?;
+            }
+            cluster.push(node);
+        }
+        Ok(cluster)
+    }
+
+    /// Starts ActiveMQ's shared-store master/slave: two brokers over the first one's KahaDB
+    /// directory, each with its own STOMP port. The first takes the lock and is ready when it
+    /// answers the handshake; the second is ready once it logged that it is in slave mode.
+    pub fn start_master_slave(store: SharedKahaDb) -> Result<Vec<Self>, HarnessError> {
+        let mut master = BrokerProcess::new(Server::ActiveMq, None, None)?;
+        master.share(master.kahadb.clone(), store)?;
+        master.restart()?;
+        let mut slave = BrokerProcess::new(Server::ActiveMq, None, None)?;
+        slave.share(master.kahadb.clone(), store)?;
+        slave.restart()?;
+        Ok(vec![master, slave])
+    }
+
+    /// Points this ActiveMQ broker at a shared KahaDB, with the locker's settings.
+    fn share(&mut self, kahadb: PathBuf, store: SharedKahaDb) -> Result<(), HarnessError> {
+        self.kahadb = kahadb;
+        self.shared = Some(store);
+        self.configure(true)
+    }
+
+    /// Is this broker a slave waiting for the shared KahaDB's lock since its last start?
+    pub fn is_slave(&self) -> bool {
+        self.shared.is_some()
+            && !handshake(self.server, self.address())
+            && self.log_since_start().contains(SLAVE_MODE)
+    }
+
+    /// How many times this broker opened its connector: under master/slave, became master.
+    pub fn times_master(&self) -> usize {
+        fs::read_to_string(self.dir.join("server.out"))
+            .unwrap_or_default()
+            .matches(CONNECTOR_STARTED)
+            .count()
+    }
+
+    fn log_since_start(&self) -> String {
+        let text = fs::read(self.dir.join("server.out")).unwrap_or_default();
+        String::from_utf8_lossy(text.get(self.log_mark..).unwrap_or_default()).into_owned()
+    }
+
     /// A server on a fresh data directory, configured and not yet started; with `epmd_port`,
     /// it registers with that cluster's port mapper instead of starting its own.
     fn new(
@@ -218,6 +317,10 @@ impl BrokerProcess {
         })?;
         let mut process = BrokerProcess {
             server,
+            kahadb: dir.join("data").join("kahadb"),
+            shared: None,
+            log_mark: 0,
+            bridge: None,
             dir,
             port: free_port()?,
             epmd_port: epmd_port.map_or_else(free_port, Ok)?,
@@ -228,23 +331,38 @@ impl BrokerProcess {
             net,
             starts: 0,
         };
-        process.configure(epmd_port.is_none())?;
+        // A node in a namespace of its own has no port mapper to share.
+        let own_epmd = epmd_port.is_none() || process.net.is_some();
+        process.configure(own_epmd)?;
         Ok(process)
     }
 
-    /// The Erlang node name: `mqcheck<port>@localhost`.
-    fn node_name(&self) -> String {
-        format!("mqcheck{}@localhost", self.port)
+    /// Is this a cluster node on a bridge, known to its peers by its address?
+    fn on_bridge(&self) -> bool {
+        self.net.as_ref().is_some_and(|n| n.bridged)
     }
 
-    /// Runs `rabbitmqctl` against this node, within a minute.
+    /// The Erlang node name: `mqcheck<port>@localhost`, or on a bridge the long name
+    /// `mqcheck@<address>`.
+    fn node_name(&self) -> String {
+        if self.on_bridge() {
+            format!("mqcheck@{}", self.ip())
+        } else {
+            format!("mqcheck{}@localhost", self.port)
+        }
+    }
+
+    /// Runs `rabbitmqctl` against this node, within a minute, where the node runs.
     fn rabbitmqctl(&self, args: &[&str]) -> Result<(), HarnessError> {
-        run(Command::new("timeout")
+        let long = if self.on_bridge() { "true" } else { "false" };
+        run(self
+            .here("timeout")
             .arg("60")
             .arg(RABBITMQCTL)
             .args(["-n", &self.node_name()])
             .args(args)
             .env("HOME", &self.dir)
+            .env("RABBITMQ_USE_LONGNAME", long)
             .env("ERL_EPMD_PORT", self.epmd_port.to_string()))
     }
 
@@ -333,14 +451,15 @@ impl BrokerProcess {
                 if !own_epmd {
                     return Ok(());
                 }
+                // On a bridge the peers ask the node's own address.
+                let listen = if self.on_bridge() {
+                    format!("127.0.0.1,{}", self.ip())
+                } else {
+                    "127.0.0.1".into()
+                };
                 let epmd = self
                     .here(EPMD)
-                    .args([
-                        "-port",
-                        &self.epmd_port.to_string(),
-                        "-address",
-                        "127.0.0.1",
-                    ])
+                    .args(["-port", &self.epmd_port.to_string(), "-address", &listen])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -351,6 +470,17 @@ impl BrokerProcess {
             }
             Server::ActiveMq => {
                 let data = self.dir.join("data");
+                // Under master/slave the locker is written out, with the model's settings.
+                let (keep_alive, locker) = match self.shared {
+                    Some(store) => (
+                        format!(r#" lockKeepAlivePeriod="{}""#, store.lock_keep_alive_period),
+                        format!(
+                            r#"<locker><shared-file-locker lockAcquireSleepInterval="{}"/></locker>"#,
+                            store.lock_acquire_sleep_interval
+                        ),
+                    ),
+                    None => (String::new(), String::new()),
+                };
                 write(
                     "activemq.xml",
                     format!(
@@ -358,7 +488,7 @@ impl BrokerProcess {
   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
   xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
   <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="mqcheck" dataDirectory="{data}">
-    <persistenceAdapter><kahaDB directory="{data}/kahadb"/></persistenceAdapter>
+    <persistenceAdapter><kahaDB directory="{kahadb}"{keep_alive}>{locker}</kahaDB></persistenceAdapter>
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp://{ip}:{port}"/>
     </transportConnectors>
@@ -366,9 +496,20 @@ impl BrokerProcess {
 </beans>
 "#,
                         data = data.display(),
+                        kahadb = self.kahadb.display(),
                         ip = self.ip(),
                         port = self.port
                     ),
+                )?;
+                // The broker's own log on its output, so that a slave can be told from a broker
+                // that never came up, and a failure quotes what the broker said.
+                write(
+                    "log4j.properties",
+                    "log4j.rootLogger=INFO, out\n\
+                     log4j.appender.out=org.apache.log4j.ConsoleAppender\n\
+                     log4j.appender.out.layout=org.apache.log4j.PatternLayout\n\
+                     log4j.appender.out.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p %c{1} - %m%n\n"
+                        .into(),
                 )?;
             }
         }
@@ -380,7 +521,19 @@ impl BrokerProcess {
         match self.server {
             Server::RabbitMq => {
                 let mut c = self.here(RABBITMQ_SERVER);
+                // Distribution listens where the peers reach the node: loopback, or on a bridge
+                // the node's address.
+                let dist_ip = if self.on_bridge() {
+                    self.ip()
+                } else {
+                    Ipv4Addr::LOCALHOST
+                };
+                let interface = dist_ip.octets().map(|o| o.to_string()).join(",");
                 c.env("HOME", dir)
+                    .env(
+                        "RABBITMQ_USE_LONGNAME",
+                        if self.on_bridge() { "true" } else { "false" },
+                    )
                     .env("RABBITMQ_NODENAME", self.node_name())
                     .env("RABBITMQ_NODE_PORT", self.port.to_string())
                     .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
@@ -392,7 +545,7 @@ impl BrokerProcess {
                     .env("RABBITMQ_PID_FILE", dir.join("rabbit.pid"))
                     .env(
                         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                        "-kernel inet_dist_use_interface {127,0,0,1}",
+                        format!("-kernel inet_dist_use_interface {{{interface}}}"),
                     );
                 c
             }
@@ -401,6 +554,10 @@ impl BrokerProcess {
                 c.args([
                     "-Xms64M",
                     "-Xmx256M",
+                    &format!(
+                        "-Dlog4j.configuration=file:{}",
+                        dir.join("log4j.properties").display()
+                    ),
                     &format!("-Dactivemq.home={ACTIVEMQ_HOME}"),
                     &format!("-Dactivemq.base={}", dir.display()),
                     &format!("-Dactivemq.conf={}", dir.display()),
@@ -426,6 +583,9 @@ impl BrokerProcess {
             .append(true)
             .open(self.dir.join("server.out"))
             .map_err(|e| HarnessError::new(format!("cannot open the server's log: {e}")))?;
+        self.log_mark = log
+            .metadata()
+            .map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
         let err = log
             .try_clone()
             .map_err(|e| HarnessError::new(format!("cannot open the server's log: {e}")))?;
@@ -442,8 +602,8 @@ impl BrokerProcess {
         self.wait_ready(READY_TIMEOUT)
     }
 
-    /// Waits until the server answers its protocol's handshake, or fails after `timeout` with
-    /// the end of its log.
+    /// Waits until the server answers its protocol's handshake (or, sharing a KahaDB, waits as
+    /// a slave for its lock), or fails after `timeout` with the end of its log.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), HarnessError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -457,7 +617,7 @@ impl BrokerProcess {
                     )));
                 }
             }
-            if handshake(self.server, self.address()) {
+            if handshake(self.server, self.address()) || self.is_slave() {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -322,7 +322,9 @@ fn consumer(uris: Vec<String>, s: Settings, rec: Recorder, ctl: Control) {
 pub fn run(spec: &RealSpec) -> Result<RealRun, HarnessError> {
     let started = Instant::now();
     let s = Settings::new(spec);
-    let mut nodes = if spec.plan.needs_network() {
+    let mut nodes = if spec.plan.needs_network() && spec.plan.servers > 1 {
+        BrokerProcess::start_cluster_isolated(Server::RabbitMq, spec.plan.servers)?
+    } else if spec.plan.needs_network() {
         vec![BrokerProcess::start_isolated(Server::RabbitMq)?]
     } else {
         BrokerProcess::start_cluster(Server::RabbitMq, spec.plan.servers.max(1))?

@@ -153,6 +153,19 @@ pub const SCENARIOS: &[Scenario] = &[
         guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
     },
     Scenario {
+        name: "quorum queue on three nodes, confirms, manual acks, leader partitioned from the other nodes and the clients",
+        broker: "rabbitmq",
+        sets: &["nodes=3", "queue.type=quorum"],
+        faults: "partition",
+        messages: 200,
+        rate: 50,
+        handler_ms: 30,
+        window_ms: 12_000,
+        strikes: &[Strike::Partition(2_000, 6_000)],
+        claims: &[],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
         name: "classic queue, automatic acks, consumer crash",
         broker: "rabbitmq",
         sets: &["nodes=1", "auto_ack=true"],
@@ -275,6 +288,40 @@ pub const SCENARIOS: &[Scenario] = &[
         strikes: &[Strike::Crash(1_500, 1_000, 2)],
         claims: &[Kind::Lost],
         guarantees: &[],
+    },
+    Scenario {
+        name: "master/slave on a shared KahaDB, failover clients, master crash",
+        broker: "activemq",
+        sets: &["failover=true", "transport=failover"],
+        faults: "crash",
+        messages: 200,
+        rate: 50,
+        handler_ms: 30,
+        window_ms: 25_000,
+        // Down for longer than the slave's lockAcquireSleepInterval (10 s) and its recovery, so
+        // the slave takes over before the old master is back.
+        strikes: &[Strike::Crash(2_000, 20_000, 0)],
+        claims: &[],
+        guarantees: &[Invariant::AtLeastOnce, Invariant::Ordering],
+    },
+    Scenario {
+        name: "master/slave on a shared KahaDB, failover clients, master paused",
+        broker: "activemq",
+        sets: &["failover=true", "transport=failover"],
+        faults: "pause",
+        messages: 200,
+        rate: 50,
+        handler_ms: 30,
+        window_ms: 20_000,
+        // Stopped for longer than lockAcquireSleepInterval: the slave tries the lock at least
+        // once while the master is stopped.
+        strikes: &[Strike::Pause(2_000, 12_000, 0)],
+        claims: &[],
+        guarantees: &[
+            Invariant::AtLeastOnce,
+            Invariant::AtMostOnce,
+            Invariant::Ordering,
+        ],
     },
 ];
 
@@ -424,6 +471,9 @@ pub struct RealRun {
     /// The history had settled (every send answered, every acknowledged message delivered)
     /// before the drain's time ran out.
     pub settled: bool,
+    /// Per server of ActiveMQ's master/slave pair, the times it took the KahaDB lock and opened
+    /// its connector, as its log says; empty for other systems.
+    pub masters: Vec<usize>,
 }
 
 /// Why a comparison could not be made.
@@ -463,6 +513,11 @@ pub fn supported_keys(broker: &str) -> &'static [&'static str] {
             "queuePrefetch",
             "acknowledgeMode",
             "consumer.api",
+            "transport",
+            "failover",
+            "locker",
+            "lockAcquireSleepInterval",
+            "lockKeepAlivePeriod",
         ],
         "zeromq" => &[
             "pattern",
@@ -508,6 +563,15 @@ pub fn check_supported(broker: &str, config: &Config) -> Result<(), String> {
             return Err(format!(
                 "--set acknowledgeMode={ack}: the real activemq runner's STOMP clients do not run it (allowed: AUTO_ACKNOWLEDGE, CLIENT_ACKNOWLEDGE)"
             ));
+        }
+        if config.bool("failover") && config.str("locker") != "shared-file" {
+            return Err(format!(
+                "--set locker={}: the real activemq runner has no shared database for LeaseDatabaseLocker (allowed: shared-file)",
+                config.str("locker")
+            ));
+        }
+        if config.str("transport") == "failover" && config.str("consumer.api") == "receive" {
+            return Err("--set consumer.api=receive: with transport=failover the real activemq runner's consumer poison-acks duplicates, and STOMP's ack:auto has no NACK (allowed with transport=failover: listener)".into());
         }
     }
     if broker == "rabbitmq" {

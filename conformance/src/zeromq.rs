@@ -363,6 +363,7 @@ pub fn run(spec: &RealSpec) -> Result<RealRun, String> {
         notes: vec!["a ZeroMQ peer's crash closes its socket with ZMQ_LINGER=0 in this process: its queues die, its connections close".into()],
         wall_ms: started.elapsed().as_millis() as u64,
         settled,
+        masters: Vec::new(),
     })
 }
 

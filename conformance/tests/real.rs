@@ -99,12 +99,10 @@ fn rabbitmq_quorum_three_nodes_leader_crash() {
     scenario("quorum queue on three nodes, confirms, manual acks, leader crash");
 }
 
-/// The partition took effect: while the broker's link drops everything, no confirm or receipt
-/// reaches the producer (the first 300 ms let what was already on its way land), and
-/// acknowledgements arrive again after the heal.
-fn assert_silent_while_cut(runs: &[Comparison]) {
+/// No confirm or receipt reaches the producer between `from` and `to` (ms since the run's
+/// start), and acknowledgements arrive again after `to`.
+fn assert_silent_between(runs: &[Comparison], from: u64, to: u64) {
     for c in runs {
-        let (from, to) = (1_500 + 300, 4_500);
         let acks: Vec<u64> = c
             .real
             .history
@@ -115,13 +113,20 @@ fn assert_silent_while_cut(runs: &[Comparison]) {
             .collect();
         assert!(
             !acks.iter().any(|t| (from..to).contains(t)),
-            "an acknowledgement arrived through the partition: {acks:?}"
+            "an acknowledgement arrived between {from} and {to} ms: {acks:?}"
         );
         assert!(
             acks.iter().any(|t| *t >= to),
-            "nothing acknowledged after the heal"
+            "nothing acknowledged after {to} ms"
         );
     }
+}
+
+/// The partition took effect: while the broker's link drops everything, no confirm or receipt
+/// reaches the producer (the first 300 ms let what was already on its way land), and
+/// acknowledgements arrive again after the heal.
+fn assert_silent_while_cut(runs: &[Comparison]) {
+    assert_silent_between(runs, 1_500 + 300, 4_500);
 }
 
 #[test]
@@ -129,6 +134,13 @@ fn rabbitmq_partition() {
     let runs =
         scenario("classic queue, confirms, manual acks, broker partitioned from its clients");
     assert_silent_while_cut(&runs);
+}
+
+#[test]
+fn rabbitmq_quorum_three_nodes_leader_partitioned() {
+    let runs = scenario("quorum queue on three nodes, confirms, manual acks, leader partitioned from the other nodes and the clients");
+    // The clients are on n0, cut off with it: no confirm while the cut lasts.
+    assert_silent_between(&runs, 2_000 + 300, 8_000);
 }
 
 #[test]
@@ -172,6 +184,36 @@ fn activemq_prefetch_consumer_crash() {
 #[test]
 fn activemq_receive_consumer_crash() {
     scenario("receive(), AUTO_ACKNOWLEDGE, consumer crash");
+}
+
+/// The slave took over: it became master while the old one was down, and receipts came from it
+/// before the old master's restart (due at 22 s), which only the lock's holder could send.
+#[test]
+fn activemq_master_slave_master_crash() {
+    let runs = scenario("master/slave on a shared KahaDB, failover clients, master crash");
+    for c in &runs {
+        assert_eq!(c.real.masters, [1, 1], "{:?}", c.real.notes);
+        let taken_over =
+            c.real.history.events.iter().any(|e| {
+                matches!(e.op, Op::Ack { .. }) && (2_000 + 300..22_000).contains(&e.time_ms)
+            });
+        assert!(
+            taken_over,
+            "no receipt while the master was down: {:?}",
+            c.real.notes
+        );
+    }
+}
+
+/// A stopped master keeps its lock (`SharedFileLocker`: the OS lock is the process's): the slave
+/// never becomes master, and no receipt comes until the master resumes.
+#[test]
+fn activemq_master_slave_master_paused() {
+    let runs = scenario("master/slave on a shared KahaDB, failover clients, master paused");
+    for c in &runs {
+        assert_eq!(c.real.masters, [1, 0], "{:?}", c.real.notes);
+    }
+    assert_silent_between(&runs, 2_000 + 300, 14_000);
 }
 
 /// The model-to-real round trip: a schedule file as `replay --schedule-out` writes it, replayed
