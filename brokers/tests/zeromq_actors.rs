@@ -2,7 +2,8 @@
 //! timer at a time, asserting on the commands each step emits and on what the applications
 //! record. No simulator, no network: every delivery below is one the test chose.
 //!
-//! Producers (PUB, PUSH, REQ) have ids `0..producers`, consumers (SUB, PULL, REP) follow.
+//! Producers (PUB, PUSH, REQ, DEALER) have ids `0..producers`, consumers (SUB, PULL, REP,
+//! ROUTER) follow.
 
 use mqcheck_brokers::zeromq::{Frames, ZeroMq, ZmqMsg, ZmqRandom, ZmqState, ZmqTimer};
 use mqcheck_brokers::{AppLog, Workload};
@@ -36,6 +37,7 @@ impl Peers {
             ZmqState::Incoming(s) => s.app.clone(),
             ZmqState::Req(s) => s.app.clone(),
             ZmqState::Rep(s) => s.app.clone(),
+            ZmqState::Router(s) => s.app.clone(),
         }
     }
 }
@@ -1065,4 +1067,59 @@ fn a_binding_pull_accepts_each_connection_keeps_a_broken_ones_messages_and_never
         }
     }
     assert_eq!(got, vec![(msg(0, 1), 0), (msg(0, 4), 1)], "{got:?}");
+}
+
+#[test]
+fn dealer_round_robins_over_its_routers_and_gets_each_reply_over_the_pipe_it_came_from() {
+    let mut p = Peers::new(&["pattern=dealer-router"], 1, 2);
+    let start = p.start(0);
+    assert_eq!(
+        sent(&start),
+        vec![
+            (1, ZmqMsg::Hello { connection: 0 }),
+            (2, ZmqMsg::Hello { connection: 0 })
+        ],
+        "zmq_connect to every ROUTER"
+    );
+    for router in [1, 2] {
+        p.start(router);
+        p.random(router, ZmqRandom::Processing(10));
+    }
+    p.random(0, ZmqRandom::Pace(20));
+    // ZMQ_IMMEDIATE=0: a pipe to each ROUTER before any connection; round robin fills both,
+    // and zmq_send returns.
+    for i in 0..2 {
+        assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
+        assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, i) }));
+    }
+    let welcome = p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
+    assert_eq!(sent(&welcome), vec![(0, ZmqMsg::Welcome { connection: 0 })]);
+    let out = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&out), vec![(1, message(frames(0, 0)))]);
+    // router0 takes the request into its pipe (credit), applies it, and replies after its
+    // handling time to the routing id it came with.
+    let received = p.deliver(1, 0, message(frames(0, 0)));
+    assert_eq!(sent(&received), vec![(0, ZmqMsg::Credit(1))]);
+    assert!(timers(&received).contains(&ZmqTimer::Process));
+    assert!(matches!(
+        p.app(1).iter().last(),
+        Some(Op::Deliver { group: 0, .. })
+    ));
+    let reply = p.fire(1, ZmqTimer::Process);
+    assert_eq!(sent(&reply), vec![(0, message(frames(0, 0)))]);
+    // The DEALER's application reads the reply at once: a delivery in the clients' group.
+    let before = p.app(0);
+    let read = p.deliver(0, 1, message(frames(0, 0)));
+    assert_eq!(sent(&read), vec![(1, ZmqMsg::Credit(1))]);
+    let ops = since(&before, &p.app(0));
+    assert!(
+        matches!(ops[..], [Op::Deliver { msg: m, group: 1, .. }] if m == msg(0, 0)),
+        "{ops:?}"
+    );
+    // The second request waited in the pipe to router1 and goes out once it answers.
+    p.deliver(2, 0, ZmqMsg::Hello { connection: 0 });
+    let out = p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
+    assert_eq!(sent(&out), vec![(2, message(frames(0, 1)))]);
+    assert!(p.show(0).starts_with("DEALER"), "{}", p.show(0));
+    assert!(p.show(1).starts_with("ROUTER"), "{}", p.show(1));
 }

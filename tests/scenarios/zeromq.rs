@@ -420,6 +420,26 @@ fn bad_input_names_the_key() {
             "--set pattern=req-rep --set client=lazy-pirate --set lazy-pirate.check-reply=1",
             "lazy-pirate.check-reply",
         ),
+        (
+            "--set pattern=push-pull --set ZMQ_ROUTER_MANDATORY=1",
+            "ZMQ_ROUTER_MANDATORY",
+        ),
+        (
+            "--set pattern=dealer-router --set ZMQ_ROUTER_MANDATORY=-1",
+            "ZMQ_ROUTER_MANDATORY",
+        ),
+        (
+            "--set pattern=dealer-router --set ZMQ_CONFLATE=1",
+            "ZMQ_CONFLATE",
+        ),
+        (
+            "--set pattern=dealer-router --set ZMQ_HEARTBEAT_IVL=1000",
+            "ZMQ_HEARTBEAT_IVL",
+        ),
+        (
+            "--set pattern=dealer-router --set client=lazy-pirate",
+            "client",
+        ),
     ] {
         let mut words = vec!["sim", "--broker", "zeromq"];
         words.extend(args.split_whitespace());
@@ -864,5 +884,205 @@ fn after_a_heartbeat_timeout_a_connecting_push_keeps_what_it_queued_where_a_bind
         connecting.len() <= 2 && connecting.len() + 5 <= binding.len(),
         "connecting {connecting:#?}, binding {}",
         binding.len()
+    );
+}
+
+/// A DEALER/ROUTER system with `sets`: `servers` ROUTERs, one DEALER sending `messages` at
+/// `rate` a second, each server taking `handler_ms` per request (drawn when `None`).
+fn dealer_router(
+    sets: &[&str],
+    servers: u32,
+    messages: u32,
+    rate: u32,
+    handler_ms: Option<u32>,
+) -> ZeroMq {
+    let mut all = vec!["pattern=dealer-router".to_string()];
+    all.extend(sets.iter().map(|s| s.to_string()));
+    let config = Config::parse("zeromq", &ZeroMq::keys(), &all).unwrap();
+    ZeroMq::build(
+        &config,
+        Workload {
+            messages,
+            producers: 1,
+            consumers: servers,
+            rate: Some(rate),
+            handler_ms,
+            producer_crashes: true,
+            ..Workload::default()
+        },
+    )
+}
+
+/// (time, seq) of each frame of producer 0 delivered in `group` by consumer `consumer`, in
+/// the order they were delivered.
+fn delivered(r: &Run, group: u32, consumer: u32) -> Vec<(u64, u32)> {
+    r.history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Deliver {
+                msg,
+                group: g,
+                consumer: c,
+                ..
+            } if *g == group && *c == consumer => Some((e.time_ms, msg.seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The explanations of the at-least-once violations that quote the model's note `note`.
+fn lost_with(r: &Run, note: &str) -> Vec<String> {
+    at_least_once(&r.history)
+        .into_iter()
+        .map(|v| v.explanation)
+        .filter(|why| why.contains(note))
+        .collect()
+}
+
+#[test]
+fn dealer_round_robins_over_its_routers_and_replies_are_ordered_per_connection_only() {
+    held(
+        "--broker zeromq --set pattern=dealer-router --faults none --consumers 2 --rate 100 --seeds 20",
+        &["at-least-once", "at-most-once", "ordering"],
+    );
+    let system = dealer_router(&[], 2, 40, 100, None);
+    let none = Schedule {
+        window_ms: 0,
+        faults: vec![],
+    };
+    let mut crossed = 0;
+    for seed in 0..10 {
+        let r = run(&system, seed, &none, false);
+        // lb_t: request n goes to server n mod 2, every one of them.
+        for server in 0..2 {
+            let seqs: Vec<u32> = delivered(&r, 0, server).iter().map(|d| d.1).collect();
+            let expected: Vec<u32> = (0..40).filter(|n| n % 2 == server).collect();
+            assert_eq!(seqs, expected, "seed {seed}, router{server}");
+        }
+        // The replies come back as each server gets through its own queue: a slow server's
+        // replies arrive after a fast one's later replies.
+        let replies: Vec<u32> = delivered(&r, 1, 0).iter().map(|d| d.1).collect();
+        assert_eq!(replies.len(), 40, "seed {seed}");
+        crossed += usize::from(replies.windows(2).any(|w| w[0] > w[1]));
+    }
+    assert!(crossed > 0, "replies cross between servers");
+}
+
+#[test]
+fn a_departed_dealers_replies_are_dropped_silently_and_router_mandatory_only_tells_the_server() {
+    // The server takes 200 ms a request, the client sends 20 a second: when the client crashes
+    // at 1 s, some 15 of its requests wait in the server's in pipe. The server still receives
+    // and handles them (the terminated pipe is read to its delimiter) and its replies have no
+    // pipe: the client's new socket is a new routing id.
+    let crash = only(
+        1_000,
+        500,
+        FaultOp::Crash {
+            target: Target::Node(0),
+        },
+    );
+    let mut lost = Vec::new();
+    for (sets, note) in [
+        (
+            &[][..],
+            "ROUTER drops the reply silently (ZMQ_ROUTER_MANDATORY=0)",
+        ),
+        (&["ZMQ_ROUTER_MANDATORY=1"][..], "failed with EHOSTUNREACH"),
+    ] {
+        let r = run(&dealer_router(sets, 1, 30, 20, Some(200)), 0, &crash, false);
+        let replies = lost_with(&r, note);
+        assert!(replies.len() >= 10, "{sets:?}: {replies:#?}");
+        for why in &replies {
+            assert!(
+                why.contains("group 1 never delivered it (other groups did)"),
+                "{why}"
+            );
+        }
+        // After the restart the new socket's requests are answered.
+        let after = delivered(&r, 1, 0).into_iter().filter(|d| d.0 > 1_500);
+        assert!(after.count() > 0, "{sets:?}");
+        lost.push(replies.len());
+    }
+    // ZMQ_ROUTER_MANDATORY=1 tells the server, and loses the same replies.
+    assert_eq!(lost[0], lost[1]);
+}
+
+#[test]
+fn a_router_drops_replies_at_the_high_water_mark_where_router_mandatory_blocks_and_loses_none() {
+    // The client is paused for 3 s with some 15 requests waiting at the server: 64 KiB replies,
+    // two in the kernels' buffers, five in the pipe (ZMQ_SNDHWM=5), then the pipe is full.
+    let pause = only(
+        1_000,
+        3_000,
+        FaultOp::Pause {
+            target: Target::Node(0),
+        },
+    );
+    let base = ["ZMQ_SNDHWM=5", "message.bytes=65536"];
+    let r = run(&dealer_router(&base, 1, 60, 50, Some(30)), 0, &pause, false);
+    let dropped = lost_with(&r, "ZMQ_SNDHWM reached on the pipe to dealer0");
+    assert!(!dropped.is_empty(), "{:#?}", at_least_once(&r.history));
+    for why in &dropped {
+        assert!(why.contains("(other groups did)"), "{why}");
+    }
+    let mandatory: Vec<&str> = base.into_iter().chain(["ZMQ_ROUTER_MANDATORY=1"]).collect();
+    let r = run(
+        &dealer_router(&mandatory, 1, 60, 50, Some(30)),
+        0,
+        &pause,
+        false,
+    );
+    assert_eq!(
+        at_least_once(&r.history),
+        vec![],
+        "the server's zmq_send waited"
+    );
+    assert_eq!(delivered(&r, 1, 0).len(), 60);
+}
+
+#[test]
+fn a_dealer_keeps_its_pipe_to_a_crashed_router_and_blocks_when_every_pipe_is_full() {
+    // Two servers, router1 (node 2) down from 1 s to 2 s: with ZMQ_IMMEDIATE=0 round robin goes
+    // on queueing every other request in its pipe, and the restarted server gets them.
+    let crash = only(
+        1_000,
+        1_000,
+        FaultOp::Crash {
+            target: Target::Node(2),
+        },
+    );
+    let mut kept = Vec::new();
+    for sets in [&[][..], &["ZMQ_IMMEDIATE=1"][..]] {
+        let r = run(&dealer_router(sets, 2, 60, 20, Some(1)), 0, &crash, false);
+        let sent_while_down: Vec<u32> = r
+            .history
+            .events
+            .iter()
+            .filter_map(|e| match &e.op {
+                Op::Send { msg, .. } if (1_050..1_950).contains(&e.time_ms) => Some(msg.seq),
+                _ => None,
+            })
+            .collect();
+        kept.push(
+            delivered(&r, 0, 1)
+                .iter()
+                .filter(|d| sent_while_down.contains(&d.1))
+                .count(),
+        );
+    }
+    assert!(
+        kept[0] >= 5,
+        "{kept:?}: the kept pipe delivers after the restart"
+    );
+    assert_eq!(
+        kept[1], 0,
+        "{kept:?}: ZMQ_IMMEDIATE=1 sends them all to router0"
+    );
+    // A paused server's in pipe and the client's pipe to it fill (64 KiB messages, marks of
+    // 5): the DEALER's zmq_send blocks and nothing is lost.
+    held(
+        "--broker zeromq --set pattern=dealer-router --set ZMQ_SNDHWM=5 --set ZMQ_RCVHWM=5 --set message.bytes=65536 --faults pause --rate 50 --seeds 50",
+        &["at-least-once", "at-most-once", "ordering"],
     );
 }

@@ -26,6 +26,9 @@ pub enum Pattern {
     PubSub,
     PushPull,
     ReqRep,
+    /// DEALER clients connecting to every ROUTER server: the zguide's asynchronous
+    /// client/server (chapter 3, `asyncsrv`).
+    DealerRouter,
 }
 
 /// `client`: how a REQ peer copes with a missing reply.
@@ -71,6 +74,10 @@ pub struct Settings {
     /// the request it sent (`lpclient`'s sequence check), and otherwise waits on.
     pub check_reply: bool,
     pub dedup: bool,
+    /// `ZMQ_ROUTER_MANDATORY=1`: a ROUTER's `zmq_send` to a routing id without a pipe fails
+    /// with `EHOSTUNREACH`, and to a full pipe with `EAGAIN` (so a blocking send waits), where
+    /// by default both are dropped silently.
+    pub router_mandatory: bool,
     /// ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL`), on both sockets of every connection; `None` for
     /// 0, off.
     pub heartbeat: Option<Heartbeat>,
@@ -118,6 +125,10 @@ const REQ_REP_KEYS: [&str; 5] = [
 /// xsetsockopt` handles them; `options_t::setsockopt` fails the rest with `EINVAL`).
 const REQ_OPTIONS: [&str; 2] = ["ZMQ_REQ_RELAXED", "ZMQ_REQ_CORRELATE"];
 
+/// The ROUTER socket's own options: libzmq refuses them on any other socket type
+/// (`router_t::xsetsockopt`).
+const ROUTER_OPTIONS: [&str; 1] = ["ZMQ_ROUTER_MANDATORY"];
+
 /// The keys of the Lazy Pirate client's own loop.
 const LAZY_PIRATE_KEYS: [&str; 3] = [
     "lazy-pirate.retries",
@@ -147,6 +158,7 @@ impl Settings {
             pattern: match config.str("pattern") {
                 "pub-sub" => Pattern::PubSub,
                 "req-rep" => Pattern::ReqRep,
+                "dealer-router" => Pattern::DealerRouter,
                 _ => Pattern::PushPull,
             },
             push_connects: config.str("bind") == "pull",
@@ -169,6 +181,7 @@ impl Settings {
             request_timeout: Duration::from_millis(config.int("lazy-pirate.timeout")),
             check_reply: config.bool("lazy-pirate.check-reply"),
             dedup: config.bool("server.dedup"),
+            router_mandatory: config.int("ZMQ_ROUTER_MANDATORY") != 0,
             heartbeat: Some(config.int("ZMQ_HEARTBEAT_IVL"))
                 .filter(|ivl| *ivl > 0)
                 .map(|ivl| Heartbeat {
@@ -193,8 +206,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "pattern",
             "push-pull",
-            OneOf(&["pub-sub", "push-pull", "req-rep"]),
-            "socket types: PUB→SUB, PUSH→PULL, or REQ→REP",
+            OneOf(&["pub-sub", "push-pull", "req-rep", "dealer-router"]),
+            "socket types: PUB→SUB, PUSH→PULL, REQ→REP, or DEALER→ROUTER (asynchronous clients and servers)",
         ),
         Key::new(
             "bind",
@@ -224,7 +237,7 @@ pub(super) fn keys() -> Vec<Key> {
             "ZMQ_IMMEDIATE",
             "0",
             OneOf(&["0", "1"]),
-            "1: a connecting socket queues only to completed connections, and its pipe goes with its connection (here: the REQ client, and a PUSH with bind=pull)",
+            "1: a connecting socket queues only to completed connections, and its pipe goes with its connection (here: the REQ client, the DEALER client, and a PUSH with bind=pull)",
         ),
         Key::new(
             "ZMQ_CONFLATE",
@@ -311,6 +324,12 @@ pub(super) fn keys() -> Vec<Key> {
             "req-rep, lazy-pirate: true, as lpclient: a reply that is not the request's sequence number is malformed and the client polls again; false: any reply the socket returns answers the request",
         ),
         Key::new(
+            "ZMQ_ROUTER_MANDATORY",
+            "0",
+            Int { min: 0, max: INT_MAX },
+            "dealer-router: 1 (or any positive value): the ROUTER's zmq_send fails with EHOSTUNREACH for a departed peer and blocks (EAGAIN) on a full pipe; 0: both replies are dropped silently",
+        ),
+        Key::new(
             "server.dedup",
             "false",
             Bool,
@@ -338,6 +357,14 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if pattern != "dealer-router" {
+        if let Some(key) = ROUTER_OPTIONS.iter().find(|k| config.is_set(k)) {
+            return Err(ConfigError::new(
+                *key,
+                format!("{key} is a ROUTER socket option (libzmq refuses it on other sockets with EINVAL): it needs pattern=dealer-router, not pattern={pattern}"),
+            ));
+        }
+    }
     if config.str("client") != "lazy-pirate" {
         if let Some(key) = LAZY_PIRATE_KEYS.iter().find(|k| config.is_set(k)) {
             return Err(ConfigError::new(
@@ -353,6 +380,12 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     if config.str("ZMQ_CONFLATE") == "1" {
+        if pattern == "dealer-router" {
+            return Err(ConfigError::new(
+                "ZMQ_CONFLATE",
+                "ZMQ_CONFLATE with pattern=dealer-router is not modelled (libzmq applies it to the DEALER and ignores it for the ROUTER; the model sets it on both sockets of a pair): it needs pattern=pub-sub or pattern=push-pull",
+            ));
+        }
         if pattern == "req-rep" {
             return Err(ConfigError::new(
                 "ZMQ_CONFLATE",
@@ -366,11 +399,11 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    if pattern == "req-rep" {
+    if pattern == "req-rep" || pattern == "dealer-router" {
         if let Some(key) = HEARTBEAT_KEYS.iter().find(|k| config.is_set(k)) {
             return Err(ConfigError::new(
                 *key,
-                format!("{key}: ZMTP heartbeats are modelled for pattern=pub-sub and pattern=push-pull, not pattern=req-rep"),
+                format!("{key}: ZMTP heartbeats are modelled for pattern=pub-sub and pattern=push-pull, not pattern={pattern}"),
             ));
         }
     }

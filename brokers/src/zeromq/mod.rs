@@ -28,6 +28,11 @@
 //! - **REQ** sends one request (round-robin over its REP peers) and must receive the reply
 //!   before it may send again; **REP** receives one request and must reply before it receives
 //!   the next. A reply whose requester has gone is silently discarded.
+//! - **DEALER** sends like a connecting PUSH (round robin, `lb_t`) and fair-queues what comes
+//!   back (`fq_t`), with no send/receive alternation; **ROUTER** prefixes each received message
+//!   with its pipe's routing id and sends a message to the pipe its first frame names. A
+//!   message to a routing id with no pipe, or to a full pipe, is dropped silently, unless
+//!   `ZMQ_ROUTER_MANDATORY=1` makes `zmq_send` fail with `EHOSTUNREACH` or block (`EAGAIN`).
 //!
 //! Nothing is persistent: every queue lives in a process's memory and dies with it. A
 //! connection that breaks loses what was on the wire and in the kernels' buffers. The
@@ -62,6 +67,19 @@
 //! high-water marks (`session_base_t::engine_ready` creates the pipes with `-1`;
 //! `get_effective_conflate_option`: DEALER, PULL, PUSH, PUB and SUB only). What a newer message
 //! replaced is lost by design, noted as `Op::Discard`.
+//!
+//! **DEALER/ROUTER** (`pattern=dealer-router`, the zguide's asynchronous client/server;
+//! `router.rs`, and `outgoing.rs` for the DEALER): the DEALER clients connect to every ROUTER
+//! server and send requests without waiting (`dealer_t::xsend` is `lb_t::sendpipe`, so their
+//! pipes behave as a connecting PUSH's), and read each reply as it comes. Each accepted
+//! connection is a new routing id (`router_t::identify_peer`, `_next_integral_routing_id`), so
+//! a reconnected or restarted DEALER is a new peer, and the replies to what its old
+//! connection's pipe still held (read to its delimiter) find no pipe: dropped silently, or
+//! `EHOSTUNREACH` with `ZMQ_ROUTER_MANDATORY=1`. A reply to a pipe at `ZMQ_SNDHWM` is dropped
+//! too, or, with `ZMQ_ROUTER_MANDATORY=1`, the server's blocking `zmq_send` waits
+//! (`socket_base_t::send` retries `xsend` on `EAGAIN`) and receives nothing meanwhile. A request
+//! is delivered twice in the history: applied by a server (group 0) and answered to its client
+//! (group [`REPLIES`]).
 //!
 //! **ZMTP heartbeats** (`ZMQ_HEARTBEAT_IVL`, off by default; `heartbeat.rs`): each engine
 //! sends a PING every interval once its handshake is done, and closes the connection when
@@ -128,8 +146,8 @@
 //!
 //! # Who is who
 //!
-//! `pattern` decides the sockets: producers are PUB, PUSH or REQ peers, consumers are SUB, PULL
-//! or REP peers. The stable side binds (PUB, PUSH, REP) and the other connects to every peer
+//! `pattern` decides the sockets: producers are PUB, PUSH, REQ or DEALER peers, consumers are
+//! SUB, PULL, REP or ROUTER peers (ROUTERs bind, as REPs do, and are servers). The stable side binds (PUB, PUSH, REP) and the other connects to every peer
 //! of the stable side, as the zguide's examples do; with `pattern=push-pull` and `bind=pull`
 //! the PULLs bind and every PUSH connects to each of them (the zguide's sink). PUB, PUSH and REQ peers are the workload's
 //! producers and crash only under `--producer-crashes` (then their applications resend their
@@ -162,7 +180,11 @@
 //! that is down holds every attempt queued to it, where libzmq's round robin would skip a full
 //! pipe), and `_request_id` counts from 1 per client rather than from a random start. A
 //! multipart message is one packet on the wire. A REP reads the requests of a peer's old and new pipes in arrival order,
-//! where libzmq fair-queues the two pipes. See `docs/zeromq.md`.
+//! where libzmq fair-queues the two pipes. A DEALER's application reads each reply at once (its
+//! receive pipes never fill); a ROUTER server handles one request at a time and echoes its
+//! frames; every DEALER connection gets a fresh routing id (no `ZMQ_ROUTING_ID`, so no
+//! `ZMQ_ROUTER_HANDOVER`); heartbeats and `ZMQ_CONFLATE` are refused for DEALER/ROUTER. See
+//! `docs/zeromq.md`.
 //!
 //! # Sources
 //!
@@ -185,6 +207,12 @@
 //! `options.immediate == 1`; `engine_ready`: a pipe only if none exists; `engine_error`:
 //! `reconnect` for an active session, `terminate` for an accepted one; `reconnect`: with
 //! `immediate == 1`, `_pipe->terminate (false)`),
+//! `src/router.cpp`, `src/dealer.cpp`, `src/lb.cpp` and `src/fq.cpp` at tag v4.3.5 and at commit
+//! 6b708e4a453a31e240211792f42e4f0c67b7fc03 (identical; `router_t::identify_peer`, `xsend`:
+//! `lookup_out_pipe`, `check_write`, `_mandatory` → `EHOSTUNREACH` or `EAGAIN`, `xrecv`: the
+//! routing id frame, `xpipe_terminated`, `xsetsockopt`; `dealer_t::xattach_pipe`: `_fq` and
+//! `_lb`, `xsend` → `lb_t::sendpipe`, `xrecv` → `fq_t::recvpipe`), `src/socket_base.cpp` at the
+//! same commit (`send`: a blocking send retries `xsend` while it fails with `EAGAIN`),
 //! `src/req.cpp` at commit 6b708e4a453a31e240211792f42e4f0c67b7fc03 (`xsend`: `_strict`, the
 //! request id frame, the unread replies dropped; `xrecv` and `recv_reply_pipe`: only
 //! `_reply_pipe`'s messages, only the last `_request_id`; `xhas_in`; `xpipe_terminated`;
@@ -197,7 +225,8 @@
 //! starves the heartbeat). ZMTP 3.1 (RFC 37: PING, PONG, TTL). Linux `Documentation/networking/ip-sysctl.rst`
 //! (`tcp_wmem`, `tcp_rmem` defaults). ZMTP 3.0 (RFC 23, framing). The zguide (Pieter Hintjens,
 //! "ØMQ - The Guide"): chapter 1 (the slow joiner), chapter 2 (high-water marks, multipart
-//! messages, node coordination), chapter 4 (Client-Side Reliability: the Lazy Pirate pattern,
+//! messages, node coordination), chapter 3 (the asynchronous client/server, `asyncsrv`),
+//! chapter 4 (Client-Side Reliability: the Lazy Pirate pattern,
 //! `lpclient`, `lpserver`, duplicate detection); github booksbyus/zguide
 //! `examples/C/lpclient.c` at commit 23e5f529 (the book's version: the sequence check,
 //! "malformed reply from server", the poll again; the 2019 rewrite at 0ec49098 keeps them).
@@ -209,6 +238,7 @@ mod outgoing;
 pub mod protocol;
 mod rep;
 mod req;
+mod router;
 mod view;
 
 pub use config::{Client, Heartbeat, Pattern, Settings};
@@ -217,6 +247,7 @@ pub use outgoing::{Outgoing, OutgoingState, Peer};
 pub use protocol::{Frames, ZmqMsg};
 pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
+pub use router::{Router, RouterState};
 
 use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
@@ -227,6 +258,10 @@ use std::ops::Range;
 use std::time::Duration;
 
 pub const NAME: &str = "zeromq";
+
+/// `pattern=dealer-router`: the group of the DEALER clients, which should each get the reply to
+/// every request they sent (the ROUTER servers, which apply the requests, are group 0).
+pub const REPLIES: GroupId = 1;
 
 /// Paces a producer application may draw: milliseconds between two sends.
 pub const PACES: [u64; 3] = [20, 100, 300];
@@ -259,6 +294,7 @@ impl Settings {
             Pattern::PubSub => ("pub", "sub"),
             Pattern::PushPull => ("push", "pull"),
             Pattern::ReqRep => ("req", "rep"),
+            Pattern::DealerRouter => ("dealer", "router"),
         };
         let i = usize::from(id);
         let producers = self.workload.producers as usize;
@@ -295,6 +331,8 @@ impl Settings {
                 (0..self.workload.consumers).collect()
             }
             Pattern::PubSub => Vec::new(),
+            // The ROUTER servers apply the request, and its client gets the reply.
+            Pattern::DealerRouter if self.workload.consumers > 0 => vec![0, REPLIES],
             _ if self.workload.consumers > 0 => vec![0],
             _ => Vec::new(),
         }
@@ -347,6 +385,26 @@ impl Settings {
             .collect()
     }
 
+    /// What a DEALER client's application records when it received the reply to one of its
+    /// requests from `server`'s connection `connection`: a delivery per frame in the group
+    /// [`REPLIES`]. Order is promised per connection, so the session names the server too.
+    pub fn reply_ops(&self, client: u32, server: Id, connection: u32, frames: &Frames) -> Vec<Op> {
+        let session = (usize::from(server) as u64) << 32 | u64::from(connection);
+        frames
+            .parts
+            .iter()
+            .map(|msg| Op::Deliver {
+                msg: *msg,
+                group: REPLIES,
+                consumer: client,
+                scope: client,
+                position: None,
+                session,
+                redelivered: None,
+            })
+            .collect()
+    }
+
     /// When the connecting side dials again: `ZMQ_RECONNECT_IVL` plus a random jitter below it
     /// (`stream_connecter_base_t::get_new_reconnect_ivl`: `reconnect_ivl + generate_random () %
     /// reconnect_ivl`, with `ZMQ_RECONNECT_IVL_MAX` 0), drawn by the driver from the run's
@@ -387,7 +445,7 @@ impl Settings {
 
 /// Round robin and fair queueing: the first of `ready` (in id order) after `last`, wrapping
 /// around.
-fn next_after(ready: &[Id], last: Option<Id>) -> Option<Id> {
+fn next_after<K: Copy + Ord>(ready: &[K], last: Option<K>) -> Option<K> {
     ready
         .iter()
         .find(|id| last.is_none_or(|l| **id > l))
@@ -396,8 +454,8 @@ fn next_after(ready: &[Id], last: Option<Id>) -> Option<Id> {
 }
 
 /// Fair queueing: the first non-empty pipe after `last`.
-fn fair_queue<T>(pipes: &BTreeMap<Id, VecDeque<T>>, last: Option<Id>) -> Option<Id> {
-    let ready: Vec<Id> = pipes
+fn fair_queue<K: Copy + Ord, T>(pipes: &BTreeMap<K, VecDeque<T>>, last: Option<K>) -> Option<K> {
+    let ready: Vec<K> = pipes
         .iter()
         .filter(|(_, q)| !q.is_empty())
         .map(|(id, _)| *id)
@@ -445,6 +503,7 @@ pub enum ZmqActor {
     Incoming(Incoming),
     Req(Requester),
     Rep(Replier),
+    Router(Router),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -453,6 +512,7 @@ pub enum ZmqState {
     Incoming(IncomingState),
     Req(RequesterState),
     Rep(ReplierState),
+    Router(RouterState),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -500,6 +560,7 @@ impl Actor for ZmqActor {
             ZmqActor::Incoming(a) => ZmqState::Incoming(a.start(app, o)),
             ZmqActor::Req(a) => ZmqState::Req(a.start(app, o)),
             ZmqActor::Rep(a) => ZmqState::Rep(a.start(app, o)),
+            ZmqActor::Router(a) => ZmqState::Router(a.start(app, o)),
         }
     }
 
@@ -509,6 +570,7 @@ impl Actor for ZmqActor {
             (ZmqActor::Incoming(a), ZmqState::Incoming(s)) => a.on_msg(s, src, msg, o),
             (ZmqActor::Req(a), ZmqState::Req(s)) => a.on_msg(s, src, msg, o),
             (ZmqActor::Rep(a), ZmqState::Rep(s)) => a.on_msg(s, src, msg, o),
+            (ZmqActor::Router(a), ZmqState::Router(s)) => a.on_msg(s, src, msg, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -519,6 +581,7 @@ impl Actor for ZmqActor {
             (ZmqActor::Incoming(a), ZmqState::Incoming(s)) => a.on_timeout(s, timer, o),
             (ZmqActor::Req(a), ZmqState::Req(s)) => a.on_timeout(s, timer, o),
             (ZmqActor::Rep(a), ZmqState::Rep(s)) => a.on_timeout(s, timer, o),
+            (ZmqActor::Router(a), ZmqState::Router(s)) => a.on_timeout(s, timer, o),
             _ => unreachable!("actor and state kinds always match"),
         }
     }
@@ -535,6 +598,9 @@ impl Actor for ZmqActor {
                 s.processing = Duration::from_millis(*ms);
             }
             (ZmqActor::Rep(_), ZmqState::Rep(s), ZmqRandom::Processing(ms)) => {
+                s.processing = Duration::from_millis(*ms);
+            }
+            (ZmqActor::Router(_), ZmqState::Router(s), ZmqRandom::Processing(ms)) => {
                 s.processing = Duration::from_millis(*ms);
             }
             _ => {}
@@ -576,7 +642,7 @@ impl System for ZeroMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL (either side binding), REQ/REP sockets, per-peer pipes with high-water marks, reconnection, ZMTP heartbeats, multipart atomicity, the Lazy Pirate client"
+        "ZeroMQ (no broker): PUB/SUB, PUSH/PULL (either side binding), REQ/REP, DEALER/ROUTER sockets, per-peer pipes with high-water marks, reconnection, ZMTP heartbeats, multipart atomicity, the Lazy Pirate client"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -631,6 +697,16 @@ impl System for ZeroMq {
                 sets: &["pattern=req-rep", "client=lazy-pirate", "server.dedup=true"],
                 claim: "Lazy Pirate with the server detecting repeated requests",
             },
+            Scenario {
+                name: "dealer-router",
+                sets: &["pattern=dealer-router"],
+                claim: "asynchronous DEALER clients, ROUTER servers: a reply to a departed or full pipe is dropped silently",
+            },
+            Scenario {
+                name: "dealer-router, ZMQ_ROUTER_MANDATORY=1",
+                sets: &["pattern=dealer-router", "ZMQ_ROUTER_MANDATORY=1"],
+                claim: "the ROUTER's send blocks on a full pipe and fails with EHOSTUNREACH for a departed peer",
+            },
         ]
     }
 
@@ -679,6 +755,13 @@ impl System for ZeroMq {
                 Pattern::ReqRep => (
                     Role::Server,
                     ZmqActor::Rep(Replier {
+                        settings: s.clone(),
+                        index,
+                    }),
+                ),
+                Pattern::DealerRouter => (
+                    Role::Server,
+                    ZmqActor::Router(Router {
                         settings: s.clone(),
                         index,
                     }),

@@ -24,6 +24,14 @@
 //! it held (`_pipe->terminate (false)`; `push_t::xattach_pipe` sets `set_nodelay`: no
 //! delimiter is waited for), and round robin knows only the connected PULLs. A restarted
 //! connecting PUSH is a new socket with new, empty pipes that dials every PULL anew.
+//!
+//! A **DEALER** (`pattern=dealer-router`) sends as a connecting PUSH does: `dealer_t::xsend` is
+//! `lb_t::sendpipe`, and `xattach_pipe` attaches each pipe to both `lb_t` and `fq_t`, so its
+//! requests are round-robined over a pipe to every ROUTER, kept across reconnects
+//! (`ZMQ_IMMEDIATE=0`), skipped at `ZMQ_SNDHWM`, and `zmq_send` blocks when every pipe is full.
+//! It receives the ROUTERs' replies over the same connections (`fq_t::recvpipe`), and its
+//! application reads each as it arrives (the zguide's `asyncsrv` client polls its socket
+//! continuously); a reply is the delivery that tells the client its request was answered.
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
@@ -59,6 +67,22 @@ pub struct Peer {
     pub connection: u32,
     /// The connection's heartbeat timers (`ZMQ_HEARTBEAT_IVL`).
     pub heartbeat: Timers,
+}
+
+impl Peer {
+    /// The I/O thread writes from the pipe to the connection while the kernels' buffers have
+    /// room (`stream_engine_base_t::out_event`, stopped by the socket's `EAGAIN`); a pipe
+    /// without a connection waits.
+    pub fn flush(&mut self, id: Id, settings: &Settings, o: &mut ZmqOut) {
+        while self.connected && self.in_flight < settings.kernel_window() {
+            let Some(frames) = self.pipe.pop_front() else {
+                return;
+            };
+            self.in_flight += 1;
+            let connection = self.connection;
+            o.send(id, ZmqMsg::Message { connection, frames });
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -103,7 +127,7 @@ impl Outgoing {
             connections: BTreeMap::new(),
             welcomed: BTreeSet::new(),
             turn: None,
-            started: self.settings.pattern == Pattern::PushPull || !self.settings.syncpub,
+            started: self.settings.pattern != Pattern::PubSub || !self.settings.syncpub,
         };
         if self.connects() {
             if !self.settings.immediate {
@@ -117,9 +141,13 @@ impl Outgoing {
         s
     }
 
-    /// A PUSH with `bind=pull`: it connects to every PULL.
+    /// A PUSH with `bind=pull` connects to every PULL, a DEALER to every ROUTER.
     fn connects(&self) -> bool {
-        self.settings.push_connects && self.settings.pattern == Pattern::PushPull
+        match self.settings.pattern {
+            Pattern::PushPull => self.settings.push_connects,
+            Pattern::DealerRouter => true,
+            _ => false,
+        }
     }
 
     /// A connecting PUSH dials every PULL it is not connected to, again after
@@ -190,7 +218,7 @@ impl Outgoing {
             ZmqMsg::Credit(n) => {
                 if let Some(peer) = s.peers.get_mut(&src) {
                     peer.in_flight = peer.in_flight.saturating_sub(u64::from(n));
-                    self.flush(src, peer, o);
+                    peer.flush(src, &self.settings, o);
                 }
                 self.push(s, o);
             }
@@ -232,7 +260,7 @@ impl Outgoing {
                     peer.connected = true;
                     peer.connection = connection;
                     peer.in_flight = 0;
-                    self.flush(src, peer, o);
+                    peer.flush(src, &self.settings, o);
                 }
                 if let Some(peer) = s.peers.get_mut(&src) {
                     heartbeat::decoded(src, &mut peer.heartbeat, o);
@@ -242,7 +270,7 @@ impl Outgoing {
             ZmqMsg::Credit(n) if s.welcomed.contains(&src) => {
                 if let Some(peer) = s.peers.get_mut(&src) {
                     peer.in_flight = peer.in_flight.saturating_sub(u64::from(n));
-                    self.flush(src, peer, o);
+                    peer.flush(src, &self.settings, o);
                 }
                 self.push(s, o);
             }
@@ -252,6 +280,17 @@ impl Outgoing {
                 if let Some(peer) = s.peers.get_mut(&src) {
                     heartbeat::command(src, &msg, &mut peer.heartbeat, o);
                 }
+            }
+            // A DEALER's reply from a ROUTER: the application reads it at once (`fq_t` over
+            // the pipes, each read as it fills), so the room it leaves goes back as credit.
+            ZmqMsg::Message { connection, frames }
+                if current == connection && s.welcomed.contains(&src) =>
+            {
+                let ops = self
+                    .settings
+                    .reply_ops(self.index, src, connection, &frames);
+                record(&mut s.app, ops, o);
+                o.send(src, ZmqMsg::Credit(1));
             }
             ZmqMsg::Reset => {
                 let why = format!("the connection to {} broke", self.settings.name(src));
@@ -392,7 +431,7 @@ impl Outgoing {
                     } else {
                         let replaced = self.settings.enqueue(&mut peer.pipe, frames.clone());
                         discards.extend(Settings::conflated(&replaced, &format!("to {name}")));
-                        self.flush(c, peer, o);
+                        peer.flush(c, &self.settings, o);
                         continue;
                     }
                 }
@@ -434,23 +473,10 @@ impl Outgoing {
         };
         let replaced = self.settings.enqueue(&mut p.pipe, frames.clone());
         let discards = Settings::conflated(&replaced, &format!("to {}", self.settings.name(peer)));
-        self.flush(peer, p, o);
+        p.flush(peer, &self.settings, o);
         s.turn = Some(peer);
         s.blocked = false;
         self.sent(s, &frames, discards, o);
     }
 
-    /// The I/O thread writes from the pipe to the connection while the kernels' buffers have
-    /// room (`stream_engine_base_t::out_event`, stopped by the socket's `EAGAIN`); a pipe
-    /// without a connection waits.
-    fn flush(&self, id: Id, peer: &mut Peer, o: &mut ZmqOut) {
-        while peer.connected && peer.in_flight < self.settings.kernel_window() {
-            let Some(frames) = peer.pipe.pop_front() else {
-                return;
-            };
-            peer.in_flight += 1;
-            let connection = peer.connection;
-            o.send(id, ZmqMsg::Message { connection, frames });
-        }
-    }
 }

@@ -30,7 +30,8 @@ pub enum ZmqMsg {
     Welcome { connection: u32 },
     /// A SUB socket's subscription (`ZMQ_SUBSCRIBE`), sent upstream over the connection.
     Subscribe { prefix: String },
-    /// A message on a PUB→SUB or PUSH→PULL connection.
+    /// A message on a PUB→SUB or PUSH→PULL connection, or either way on a DEALER–ROUTER one (a
+    /// request, or its reply).
     Message { connection: u32, frames: Frames },
     /// The receiving socket took `n` messages off the connection into its pipe: room again in
     /// the sender's pipe (libzmq's pipe activation, over TCP's window).

@@ -1,6 +1,9 @@
 //! ZeroMQ as a reader sees it: messages in a trace, peer states in the Stateright Explorer.
 
-use super::{Frames, IncomingState, OutgoingState, ReplierState, RequesterState, ZmqMsg, ZmqState};
+use super::{
+    Frames, IncomingState, OutgoingState, ReplierState, RequesterState, RouterState, ZmqMsg,
+    ZmqState,
+};
 use mqcheck_invariants::{MsgId, Op};
 use crate::Names;
 use stateright::actor::Id;
@@ -55,7 +58,10 @@ fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
         || !s.welcomed.is_empty()
         || s.peers.values().any(|p| !p.connected);
     let publish = !s.started || dropped > 0 || s.peers.values().any(|p| p.subscription.is_some());
+    // A DEALER is a connecting PUSH whose peers are ROUTERs.
+    let dealer = s.peers.keys().any(|p| names.of(*p).starts_with("router"));
     let kind = match (push, publish) {
+        (true, _) if dealer => "DEALER",
         (true, _) => "PUSH",
         (false, true) => "PUB",
         (false, false) => "PUB/PUSH",
@@ -88,7 +94,7 @@ fn show_outgoing(s: &OutgoingState, names: Names<'_>) -> String {
         if s.blocked {
             out += ", mute";
         }
-        if kind != "PUSH" {
+        if kind == "PUB" || kind == "PUB/PUSH" {
             match &peer.subscription {
                 Some(prefix) => out += &format!(", subscribed '{prefix}'"),
                 None => out += ", no subscription yet",
@@ -241,6 +247,57 @@ fn show_rep(s: &ReplierState, names: Names<'_>) -> String {
     )
 }
 
+/// ROUTER: each DEALER's connection with its routing id, the requests in each in pipe (those of
+/// terminated pipes too), the replies in each out pipe, and where the application stands.
+fn show_router(s: &RouterState, names: Names<'_>) -> String {
+    let mut out = "ROUTER:".to_string();
+    for (peer, (connection, routing_id)) in &s.peers {
+        out += &format!(
+            " {} connection {connection} = routing id {routing_id};",
+            names.of(*peer)
+        );
+    }
+    for (routing_id, q) in &s.inbound {
+        let unread = s.unread.get(routing_id).map_or(0, VecDeque::len);
+        out += &format!(
+            " in pipe {routing_id}: {}{}{};",
+            queue(q.iter().map(|r| &r.frames)),
+            if s.routes.contains_key(routing_id) {
+                ""
+            } else {
+                " (terminated, read to its delimiter)"
+            },
+            if unread > 0 {
+                format!(", full (ZMQ_RCVHWM): {unread} unread on the connection")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for (routing_id, route) in &s.routes {
+        out += &format!(
+            " out pipe {routing_id} to {}: {} queued, {} in the kernels' buffers;",
+            names.of(route.peer),
+            route.pipe.pipe.len(),
+            route.pipe.in_flight
+        );
+    }
+    let step = match (&s.current, &s.blocked) {
+        (_, Some(r)) => format!(
+            " zmq_send of the reply {} to routing id {} blocked (ZMQ_ROUTER_MANDATORY=1, pipe full)",
+            frames(&r.frames),
+            r.routing_id
+        ),
+        (Some(r), None) => format!(
+            " handled {} from routing id {}, reply owed",
+            frames(&r.frames),
+            r.routing_id
+        ),
+        (None, None) => " waiting for a request".to_string(),
+    };
+    format!("{out}{step}; {} observations", s.app.len())
+}
+
 /// A peer's sockets in a few words, for the Stateright Explorer.
 pub(super) fn show(state: &ZmqState, names: Names<'_>) -> String {
     match state {
@@ -248,5 +305,6 @@ pub(super) fn show(state: &ZmqState, names: Names<'_>) -> String {
         ZmqState::Incoming(s) => show_incoming(s, names),
         ZmqState::Req(s) => show_req(s, names),
         ZmqState::Rep(s) => show_rep(s, names),
+        ZmqState::Router(s) => show_router(s, names),
     }
 }
