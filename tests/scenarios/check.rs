@@ -266,17 +266,15 @@ const TWO_CRASHES_DEFAULT_TIMING: &str = "--broker kafka --set nodes=2 \
     --set replication.factor=2 --faults crash --max-crashes 2 --messages 1 --strategy dfs";
 
 /// The two-crash check with the default timing and `settings`, stopped once `property` is
-/// violated: the counterexample, found within the issue's 60 s on two shared cores.
+/// violated: the counterexample. (Seconds of wall time: docs/model-checking.md, "Measured". What
+/// is asserted is the work, which the machine's load does not change: the whole space of the
+/// unclean-election check is 3.8 million stored states.)
 fn until_violated(settings: &str, property: &str) -> Vec<Value> {
-    let started = Instant::now();
     let (code, json) = check(&format!(
         "{TWO_CRASHES_DEFAULT_TIMING} {settings} --stop-at-violation {property}"
     ));
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(60),
-        "{property} found in {took:?}"
-    );
+    let unique = json["unique_states"].as_u64().unwrap();
+    assert!(unique < 1_000_000, "{property} found after {unique} states");
     assert_eq!(json["stopped_at_violation"], true, "{json}");
     assert_eq!(
         json["config"]["replica.fetch.wait.max.ms"], "500",
