@@ -140,7 +140,8 @@ struct PropertyVerdict {
     expectation: Expects,
     held: bool,
     /// In words: `held`, `held within the explored part` (a search stopped early), `violated`,
-    /// `not judged` (the search met no state where it could be), `reached`, `unreached`.
+    /// `not judged` (the search met no state where it could be), `reached`, `unreached`,
+    /// `unreached within the explored part` (`--stop-at-violation` ended the search first).
     verdict: &'static str,
     #[serde(flatten)]
     violation: Option<Violation>,
@@ -252,6 +253,9 @@ impl PropertyVerdict {
         let Some(violation) = &self.violation else {
             return match (self.expectation, self.held) {
                 (Expects::Sometimes, true) => format!("reached   {name} (coverage)\n"),
+                (Expects::Sometimes, false) if self.verdict != "unreached" => {
+                    format!("unreached {name} (coverage, within the explored part)\n")
+                }
                 (Expects::Sometimes, false) => format!(
                     "UNREACHED {name} (coverage): the model never got there within these bounds, so its other verdicts say little\n"
                 ),
@@ -398,8 +402,12 @@ impl CheckCmd {
         if stopped_at_violation {
             // The search may have ended before it explored everything: what held, held in the
             // part explored.
-            for p in properties.iter_mut().filter(|p| p.verdict == "held") {
-                p.verdict = "held within the explored part";
+            for p in properties.iter_mut() {
+                match p.verdict {
+                    "held" => p.verdict = "held within the explored part",
+                    "unreached" => p.verdict = "unreached within the explored part",
+                    _ => {}
+                }
             }
         }
         let unreached: Vec<&str> = properties
