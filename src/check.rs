@@ -9,7 +9,7 @@ use mqcheck_brokers::{Config, ConfigError, Job, System};
 use mqcheck_models::describe::{self, StepReport, Told};
 use mqcheck_models::{Bounds, CheckModel, CheckState};
 use serde::Serialize;
-use stateright::{Checker, Expectation, Model};
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +66,14 @@ pub struct CheckCmd {
     /// /proc does not tell). A search it stops is inconclusive, like one --max-seconds stops.
     #[arg(long, value_name = "MIB", value_parser = int(1u64, 1 << 40))]
     pub max_memory: Option<u64>,
+    /// Stop the search once the named safety properties (comma-separated; `any`, the default
+    /// value, for the first violation of any) are all violated: the counterexamples stand
+    /// (exit 1), every other property keeps its verdict over the part explored. A violation
+    /// found is a real run whatever the search order, so with `--strategy dfs`, which follows a
+    /// run to its end before it tries another placement of a fault, a loss that needs several
+    /// faults can be found long before the whole space is explored.
+    #[arg(long, value_name = "PROPERTIES", num_args = 0..=1, default_missing_value = "any")]
+    pub stop_at_violation: Option<String>,
     /// Merge states that differ only by a shift in time (time-translation symmetry; the one
     /// symmetry that is sound in these models). Stateright applies it in depth-first search only,
     /// so it needs `--strategy dfs`.
@@ -132,7 +140,8 @@ struct PropertyVerdict {
     expectation: Expects,
     held: bool,
     /// In words: `held`, `held within the explored part` (a search stopped early), `violated`,
-    /// `not judged` (the search met no state where it could be), `reached`, `unreached`.
+    /// `not judged` (the search met no state where it could be), `reached`, `unreached`,
+    /// `unreached within the explored part` (`--stop-at-violation` ended the search first).
     verdict: &'static str,
     #[serde(flatten)]
     violation: Option<Violation>,
@@ -169,6 +178,9 @@ struct CheckReport {
     depth_limit_reached: bool,
     /// States that differ only by a shift in time were merged (`--symmetry`).
     symmetry: bool,
+    /// `--stop-at-violation` met the violations it waited for and ended the search there: the
+    /// properties that held, held within the explored part.
+    stopped_at_violation: bool,
     /// `violated` if a safety property failed; `inconclusive` if a coverage property was not
     /// reached or `--max-depth` cut runs; `held` otherwise.
     verdict: Verdict,
@@ -241,6 +253,9 @@ impl PropertyVerdict {
         let Some(violation) = &self.violation else {
             return match (self.expectation, self.held) {
                 (Expects::Sometimes, true) => format!("reached   {name} (coverage)\n"),
+                (Expects::Sometimes, false) if self.verdict != "unreached" => {
+                    format!("unreached {name} (coverage, within the explored part)\n")
+                }
                 (Expects::Sometimes, false) => format!(
                     "UNREACHED {name} (coverage): the model never got there within these bounds, so its other verdicts say little\n"
                 ),
@@ -283,6 +298,9 @@ impl CheckReport {
                 "note: some runs reached --max-depth {max_depth} before they ended; at-least-once was not judged on them\n"
             );
         }
+        if self.stopped_at_violation {
+            text += "note: --stop-at-violation ended the search at the violation; what held, held within the explored part\n";
+        }
         if let Some(reason) = &self.reason {
             text += &format!("inconclusive: {reason}\n");
         }
@@ -302,6 +320,10 @@ impl Job for CheckCmd {
 
     fn run<S: System>(self) -> Self::Output {
         let (model, config) = self.model.model::<S>()?;
+        let stop_at = match &self.stop_at_violation {
+            Some(names) => Some(StopAt::parse(&model.properties(), names)?),
+            None => None,
+        };
         let stop = model.stop();
         let followed = model.followed();
         let mut checker = model
@@ -309,6 +331,9 @@ impl Job for CheckCmd {
             .target_max_depth(self.max_depth)
             .target_state_count(self.max_states);
         checker = checker.threads(self.threads);
+        if let Some(stop_at) = &stop_at {
+            checker = checker.finish_when(stop_at.when());
+        }
         if self.symmetry {
             if self.strategy != Strategy::Dfs {
                 return Err(bad(
@@ -333,8 +358,8 @@ impl Job for CheckCmd {
         };
         crate::output::checking(true);
         let verdict = match self.strategy {
-            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, svg, guard),
-            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, svg, guard),
+            Strategy::Bfs => self.conclude(checker.spawn_bfs(), config, svg, guard, stop_at),
+            Strategy::Dfs => self.conclude(checker.spawn_dfs(), config, svg, guard, stop_at),
         };
         crate::output::checking(false);
         verdict
@@ -349,6 +374,7 @@ impl CheckCmd {
         config: Config,
         svg: Option<OutputFile>,
         guard: Guard,
+        stop_at: Option<StopAt>,
     ) -> Result<u8, ConfigError> {
         let mut progress: Box<dyn std::io::Write> = if self.json {
             Box::new(std::io::stderr())
@@ -371,6 +397,19 @@ impl CheckCmd {
             .map(|property| PropertyVerdict::of(&done, property, partial))
             .collect();
         let failed = properties.iter().any(|p| p.verdict == "violated");
+        let mut properties = properties;
+        let stopped_at_violation = stop_at.is_some_and(|stop_at| stop_at.reached(&properties));
+        if stopped_at_violation {
+            // The search may have ended before it explored everything: what held, held in the
+            // part explored.
+            for p in properties.iter_mut() {
+                match p.verdict {
+                    "held" => p.verdict = "held within the explored part",
+                    "unreached" => p.verdict = "unreached within the explored part",
+                    _ => {}
+                }
+            }
+        }
         let unreached: Vec<&str> = properties
             .iter()
             .filter(|p| p.expectation == Expects::Sometimes && !p.held)
@@ -441,6 +480,7 @@ impl CheckCmd {
             max_depth: done.max_depth(),
             depth_limit_reached: cut,
             symmetry: self.symmetry,
+            stopped_at_violation,
             verdict,
             reason,
             seconds,
@@ -541,6 +581,60 @@ impl Job for ExploreCmd {
         ));
         model.checker().serve(addr);
         Ok(HELD)
+    }
+}
+
+/// What `--stop-at-violation` waits for: the first violation of any safety property, or one of
+/// each named one.
+struct StopAt(Option<std::collections::BTreeSet<&'static str>>);
+
+impl StopAt {
+    /// `any`, or a comma-separated list of the model's safety properties.
+    fn parse<M: Model>(
+        properties: &[stateright::Property<M>],
+        names: &str,
+    ) -> Result<Self, ConfigError> {
+        if names == "any" {
+            return Ok(StopAt(None));
+        }
+        let safety: Vec<&'static str> = properties
+            .iter()
+            .filter(|p| p.expectation == Expectation::Always)
+            .map(|p| p.name)
+            .collect();
+        let mut wanted = std::collections::BTreeSet::new();
+        for name in names.split(',') {
+            let known = safety.iter().find(|p| **p == name).ok_or_else(|| {
+                bad(
+                    "stop-at-violation",
+                    format!(
+                        "--stop-at-violation: unknown safety property '{name}' (allowed: any, or a comma-separated list of {})",
+                        safety.join(", ")
+                    ),
+                )
+            })?;
+            wanted.insert(*known);
+        }
+        Ok(StopAt(Some(wanted)))
+    }
+
+    /// The checker's condition for ending the search.
+    fn when(&self) -> HasDiscoveries {
+        match &self.0 {
+            None => HasDiscoveries::AnyFailures,
+            Some(wanted) => HasDiscoveries::AllOf(wanted.clone()),
+        }
+    }
+
+    /// Did the search meet what it waited for (so it may have ended early)?
+    fn reached(&self, properties: &[PropertyVerdict]) -> bool {
+        let violated = |p: &&PropertyVerdict| p.verdict == "violated";
+        match &self.0 {
+            None => properties.iter().any(|p| violated(&p)),
+            Some(wanted) => wanted
+                .iter()
+                .all(|name| properties.iter().any(|p| p.name == *name && violated(&p))),
+        }
     }
 }
 
