@@ -370,9 +370,11 @@
 //! `checkResponseFuturesTimeout`), `store/file/DLedgerMmapFileStore.java` (`updateCommittedIndex`,
 //! `FlushDataService`, `persistCheckPoint`, recovery), `utils/IOUtils.java` (`string2File`).
 
+mod autoswitch;
 mod broker;
 mod config;
 mod consumer;
+mod controller;
 mod dledger;
 mod namesrv;
 mod producer;
@@ -386,11 +388,13 @@ pub use config::{
     Accept, BrokerRole, FlushDiskType, Listener, MessageModel, Reconsume, Selector, Settings,
     Transaction, Version,
 };
+pub use autoswitch::{HaConnection, Replicas};
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
+pub use controller::{Controller, ControllerState, LiveInfo, SyncStateInfo};
 pub use dledger::{DLedgerState, Dispatch, Role as DLedgerRole};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
-pub use protocol::{LocalTransactionState, Mq, RocketMsg, Tran};
+pub use protocol::{LocalTransactionState, Mq, ReplicaInfo, RocketMsg, Tran};
 pub use store::{RocketFiles, StoreDisk};
 
 use crate::timers::{exact, retry};
@@ -420,6 +424,17 @@ impl Settings {
     /// The group of a broker's id.
     pub fn group_of(&self, id: Id) -> u32 {
         (usize::from(id) as u32).saturating_sub(1) / self.per_group()
+    }
+
+    /// The brokerId (the model's, 0 for the configured master) of a broker's id.
+    pub fn broker_id_of(&self, id: Id) -> u32 {
+        (usize::from(id) as u32).saturating_sub(1) % self.per_group()
+    }
+
+    /// Controller mode's controller: after every other node, so that the other ids stay as
+    /// they are without it.
+    pub fn controller(&self) -> Id {
+        Id::from((1 + self.brokers() + self.workload.producers + self.workload.consumers) as usize)
     }
 
     fn brokers(&self) -> u32 {
@@ -506,6 +521,7 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub enum RocketActor {
     NameServer(NameServer),
+    Controller(Controller),
     Broker(Broker),
     Producer(Producer),
     Consumer(Consumer),
@@ -514,6 +530,7 @@ pub enum RocketActor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RocketState {
     NameServer(NameServerState),
+    Controller(ControllerState),
     Broker(Box<BrokerState>),
     Producer(ProducerState),
     Consumer(Box<ConsumerState>),
@@ -526,6 +543,9 @@ pub type RocketDisk = Disk<RocketFiles>;
 pub enum RocketTimer {
     // NameServer.
     BrokerExpired(Id),
+    // Controller.
+    /// A broker's heartbeats stopped for `controllerHeartBeatTimeoutMills`.
+    CtlBrokerExpired(Id),
     // Broker.
     Register,
     Flush,
@@ -559,6 +579,23 @@ pub enum RocketTimer {
     /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
     /// writes the reset offsets.
     ResetSleep,
+    /// `transientStorePoolEnable`: `CommitRealTimeService`'s next commit.
+    Commit,
+    // Controller mode (`ReplicasManager`, `AutoSwitchHAService`).
+    /// `startBasicService` failed: tried again after `RETRY_INTERVAL_SECOND`.
+    CtlRetryStart,
+    /// `sendHeartbeatToController`, every `brokerHeartbeatInterval`.
+    CtlHeartbeat,
+    /// `schedulingSyncBrokerMetadata`: `getReplicaInfo` every `syncBrokerMetadataPeriod`.
+    CtlSyncMetadata,
+    /// `schedulingCheckSyncStateSet`: the master's `checkSyncStateSetAndDoReport`.
+    CtlCheckSyncStateSet,
+    /// A slave (by brokerControllerId) has not caught up for `haMaxTimeSlaveNotCatchup`.
+    NotCatchUp(u32),
+    /// The slave's HA client reconnects (`closeMasterAndWait`, 5 s).
+    AsReconnect,
+    /// The slave's HA client read nothing from its master for `haHousekeepingInterval`.
+    AsHousekeeping,
     // DLedger.
     /// `StateMaintainer` as a candidate: `nextTimeToRequestVote` came.
     DlMaintain,
@@ -617,6 +654,7 @@ impl Actor for RocketActor {
     fn on_start(&self, _id: Id, storage: &Option<RocketDisk>, o: &mut RocketOut) -> RocketState {
         match self {
             RocketActor::NameServer(n) => RocketState::NameServer(n.start(o)),
+            RocketActor::Controller(c) => RocketState::Controller(c.start(o)),
             RocketActor::Broker(b) => RocketState::Broker(Box::new(b.start(broker::store(storage), o))),
             RocketActor::Producer(p) => {
                 RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
@@ -634,6 +672,7 @@ impl Actor for RocketActor {
     fn on_msg(&self, _id: Id, state: &mut Cow<RocketState>, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match (self, state.to_mut()) {
             (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_msg(s, src, msg, o),
+            (RocketActor::Controller(c), RocketState::Controller(s)) => c.on_msg(s, src, msg, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_msg(s, src, msg, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_msg(s, src, msg, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_msg(s, src, msg, o),
@@ -644,6 +683,7 @@ impl Actor for RocketActor {
     fn on_timeout(&self, _id: Id, state: &mut Cow<RocketState>, timer: &RocketTimer, o: &mut RocketOut) {
         match (self, state.to_mut()) {
             (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer, o),
+            (RocketActor::Controller(c), RocketState::Controller(s)) => c.on_timeout(s, timer, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_timeout(s, timer, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_timeout(s, timer, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_timeout(s, timer, o),
@@ -677,7 +717,7 @@ impl System for RocketMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, DLedger, send retries, concurrent and orderly push consumers, transactional messages"
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, the transient store pool, master-slave HA, DLedger, controller mode, send retries, concurrent and orderly push consumers, transactional messages"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -701,6 +741,11 @@ impl System for RocketMq {
                 name: "DLedger, three nodes per group",
                 sets: &["enableDLegerCommitLog=true", "slavesPerGroup=2"],
                 claim: "the article: RocketMQ is at-least-once (DLedger: Raft over three nodes, a quorum's acknowledgement, automatic failover)",
+            },
+            Scenario {
+                name: "controller mode, allAckInSyncStateSet, SYNC_FLUSH",
+                sets: &["enableControllerMode=true", "allAckInSyncStateSet=true", "flushDiskType=SYNC_FLUSH"],
+                claim: "the article: RocketMQ is at-least-once (5.x controller mode: automatic failover to a member of the SyncStateSet, every member acknowledging)",
             },
             Scenario {
                 name: "send retries",
@@ -799,6 +844,15 @@ impl System for RocketMq {
                 actor: RocketActor::Consumer(Consumer {
                     settings: s.clone(),
                     index,
+                }),
+            });
+        }
+        if s.controller {
+            nodes.push(Node {
+                name: "ctl".into(),
+                role: Role::Infrastructure,
+                actor: RocketActor::Controller(Controller {
+                    settings: s.clone(),
                 }),
             });
         }
