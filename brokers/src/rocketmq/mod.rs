@@ -656,9 +656,6 @@ pub type RocketDisk = Disk<RocketFiles>;
 pub enum RocketTimer {
     // NameServer.
     BrokerExpired(Id),
-    // Controller.
-    /// A broker's heartbeats stopped for `controllerHeartBeatTimeoutMills`.
-    CtlBrokerExpired(Id),
     // Broker.
     Register,
     Flush,
@@ -692,23 +689,6 @@ pub enum RocketTimer {
     /// 4.9 `MQClientInstance.resetOffset`: the 10 s the suspended consumer sleeps before it
     /// writes the reset offsets.
     ResetSleep,
-    /// `transientStorePoolEnable`: `CommitRealTimeService`'s next commit.
-    Commit,
-    // Controller mode (`ReplicasManager`, `AutoSwitchHAService`).
-    /// `startBasicService` failed: tried again after `RETRY_INTERVAL_SECOND`.
-    CtlRetryStart,
-    /// `sendHeartbeatToController`, every `brokerHeartbeatInterval`.
-    CtlHeartbeat,
-    /// `schedulingSyncBrokerMetadata`: `getReplicaInfo` every `syncBrokerMetadataPeriod`.
-    CtlSyncMetadata,
-    /// `schedulingCheckSyncStateSet`: the master's `checkSyncStateSetAndDoReport`.
-    CtlCheckSyncStateSet,
-    /// A slave (by brokerControllerId) has not caught up for `haMaxTimeSlaveNotCatchup`.
-    NotCatchUp(u32),
-    /// The slave's HA client reconnects (`closeMasterAndWait`, 5 s).
-    AsReconnect,
-    /// The slave's HA client read nothing from its master for `haHousekeepingInterval`.
-    AsHousekeeping,
     // DLedger.
     /// `StateMaintainer` as a candidate: `nextTimeToRequestVote` came.
     DlMaintain,
@@ -746,6 +726,27 @@ pub enum RocketTimer {
     ConsumeLater(u64),
     /// Orderly: a queue suspended after a failure resumes.
     Suspended(Mq),
+    // Added after the others, so that the order of the timers above stays as it was.
+    // Controller.
+    /// A broker's heartbeats stopped for `controllerHeartBeatTimeoutMills`.
+    CtlBrokerExpired(Id),
+    /// `transientStorePoolEnable`: `CommitRealTimeService`'s next commit.
+    Commit,
+    // Controller mode (`ReplicasManager`, `AutoSwitchHAService`).
+    /// `startBasicService` failed: tried again after `RETRY_INTERVAL_SECOND`.
+    CtlRetryStart,
+    /// `sendHeartbeatToController`, every `brokerHeartbeatInterval`.
+    CtlHeartbeat,
+    /// `schedulingSyncBrokerMetadata`: `getReplicaInfo` every `syncBrokerMetadataPeriod`.
+    CtlSyncMetadata,
+    /// `schedulingCheckSyncStateSet`: the master's `checkSyncStateSetAndDoReport`.
+    CtlCheckSyncStateSet,
+    /// A slave (by brokerControllerId) has not caught up for `haMaxTimeSlaveNotCatchup`.
+    NotCatchUp(u32),
+    /// The slave's HA client reconnects (`closeMasterAndWait`, 5 s).
+    AsReconnect,
+    /// The slave's HA client read nothing from its master for `haHousekeepingInterval`.
+    AsHousekeeping,
 }
 
 /// What the applications draw per run.

@@ -308,6 +308,9 @@ pub enum RocketMsg {
     /// The follower's `PushEntryResponse`: success or INCONSISTENT_STATE, and its ledger's end
     /// (entries).
     DlPushResult { term: u64, seq: u64, ok: bool, end: u64 },
+    /// The connection to the peer closed or was reset: every request on it fails at once
+    /// (`NettyRemotingAbstract.failFast`).
+    Disconnected,
     /// Controller mode, broker → controller: `CONTROLLER_APPLY_BROKER_ID` and
     /// `CONTROLLER_REGISTER_BROKER` (`ReplicasManager.register`), the group and brokerId taken
     /// from the sender.
@@ -351,7 +354,4 @@ pub enum RocketMsg {
         confirm: u64,
         entries: Vec<Message>,
     },
-    /// The connection to the peer closed or was reset: every request on it fails at once
-    /// (`NettyRemotingAbstract.failFast`).
-    Disconnected,
 }
