@@ -7,10 +7,12 @@
 use mqcheck_brokers::rocketmq::protocol::{
     LocalTransactionState, Message, PullStatus, SendStatus, Tran,
 };
-use mqcheck_brokers::rocketmq::store::{Boundary, CommitLog, ConsumeQueues};
+use mqcheck_brokers::rocketmq::store::{
+    consistent_point, Boundary, CommitLog, ConsumeQueues, StoreDisk,
+};
 use mqcheck_brokers::rocketmq::{
-    allocate, BrokerState, Mq, RocketDisk, RocketFiles, RocketMq, RocketMsg, RocketState,
-    RocketTimer,
+    allocate, BrokerState, Mq, ReplicaInfo, RocketDisk, RocketFiles, RocketMq, RocketMsg,
+    RocketState, RocketTimer,
 };
 use mqcheck_brokers::{Disk, Durable, Workload};
 use mqcheck_invariants::{MsgId, Op};
@@ -1001,4 +1003,315 @@ fn a_4_9_reset_by_time_goes_to_the_clients_which_suspend_and_take_the_queues_aga
         RocketState::Consumer(c) => assert!(c.resets.is_empty()),
         _ => unreachable!(),
     }
+}
+
+/// Controller mode adds the controller after every other node: `ctl` 7.
+const CTL: usize = 7;
+
+fn info(master: Option<u32>, master_epoch: u32, set: &[u32], set_epoch: u32) -> ReplicaInfo {
+    ReplicaInfo {
+        master,
+        master_epoch,
+        sync_state_set: set.to_vec(),
+        sync_state_set_epoch: set_epoch,
+    }
+}
+
+/// The controller registers a group's brokers, elects the first one that asks, and takes the
+/// master's SyncStateSet change; when the master's connection closes it elects from the
+/// SyncStateSet and notifies the live brokers. A master whose set held only itself leaves no
+/// candidate: no master, a new epoch — unless `enableElectUncleanMaster` lets it take any live
+/// replica.
+#[test]
+fn the_controller_elects_masters_from_the_sync_state_set() {
+    for unclean in [false, true] {
+        let mut sets = vec!["enableControllerMode=true"];
+        if unclean {
+            sets.push("enableElectUncleanMaster=true");
+        }
+        let mut n = nodes(&sets);
+        n.start(CTL);
+        for b in [A0, A1] {
+            n.deliver(CTL, b, RocketMsg::CtlRegister);
+            n.deliver(
+                CTL,
+                b,
+                RocketMsg::CtlHeartbeat {
+                    epoch: 0,
+                    max_offset: 0,
+                },
+            );
+        }
+        let elected = |cmds: &[Cmd]| {
+            sent(cmds).into_iter().find_map(|(_, m)| match m {
+                RocketMsg::CtlElected(i) => Some(i),
+                _ => None,
+            })
+        };
+        // The first to ask is the first master, alone in its set.
+        let first = elected(&n.deliver(CTL, A0, RocketMsg::CtlElect)).unwrap();
+        assert_eq!(first, info(Some(1), 1, &[1], 1));
+        // Asked again, the master still exists.
+        assert_eq!(
+            elected(&n.deliver(CTL, A1, RocketMsg::CtlElect))
+                .unwrap()
+                .master,
+            Some(1)
+        );
+        // Only the master, in its epoch, with the set's epoch, changes the set.
+        let alter = |epoch: u32| RocketMsg::CtlAlterSyncStateSet {
+            master_epoch: 1,
+            sync_state_set: vec![1, 2],
+            sync_state_set_epoch: epoch,
+        };
+        let refused = sent(&n.deliver(CTL, A1, alter(1)));
+        assert_eq!(
+            refused,
+            vec![(A1, RocketMsg::CtlAlterSyncStateSetResult(None))]
+        );
+        let stale = sent(&n.deliver(CTL, A0, alter(0)));
+        assert_eq!(
+            stale,
+            vec![(A0, RocketMsg::CtlAlterSyncStateSetResult(None))]
+        );
+        if !unclean {
+            let ok = sent(&n.deliver(CTL, A0, alter(1)));
+            assert_eq!(
+                ok,
+                vec![(
+                    A0,
+                    RocketMsg::CtlAlterSyncStateSetResult(Some((vec![1, 2], 2)))
+                )]
+            );
+            // The master's connection closes: a1, in the set, is elected and told.
+            let cmds = n.deliver(CTL, A0, RocketMsg::Disconnected);
+            assert_eq!(
+                sent(&cmds),
+                vec![(
+                    A1,
+                    RocketMsg::CtlNotifyRoleChanged(info(Some(2), 2, &[2], 3))
+                )]
+            );
+            // a1 alone in its set goes too: nobody is left to elect (three tries, three epochs).
+            n.deliver(CTL, A0, RocketMsg::CtlRegister);
+            n.deliver(
+                CTL,
+                A0,
+                RocketMsg::CtlHeartbeat {
+                    epoch: 1,
+                    max_offset: 0,
+                },
+            );
+            let cmds = n.fire(CTL, RocketTimer::CtlBrokerExpired(Id::from(A1)));
+            assert!(sent(&cmds).is_empty(), "{cmds:?}");
+            let asked = sent(&n.deliver(CTL, A0, RocketMsg::CtlGetReplicaInfo));
+            assert_eq!(
+                asked,
+                vec![(A0, RocketMsg::CtlReplicaInfo(info(None, 5, &[2], 3)))]
+            );
+            // a0 asks itself, and is not in the set: refused, nothing changes.
+            assert_eq!(
+                elected(&n.deliver(CTL, A0, RocketMsg::CtlElect))
+                    .unwrap()
+                    .master,
+                None
+            );
+        } else {
+            // The set is still the master alone; its loss elects a1 from outside it.
+            let cmds = n.deliver(CTL, A0, RocketMsg::Disconnected);
+            assert_eq!(
+                sent(&cmds),
+                vec![(
+                    A1,
+                    RocketMsg::CtlNotifyRoleChanged(info(Some(2), 2, &[2], 2))
+                )]
+            );
+            match n.state(CTL) {
+                RocketState::Controller(c) => assert!(!c.groups[&0].clean, "an unclean election"),
+                _ => unreachable!(),
+            }
+        }
+    }
+}
+
+/// `EpochFileCache.findConsistentPoint`: the newest epoch both files have, starting at the same
+/// offset; the lesser of its two ends.
+#[test]
+fn the_consistent_point_is_the_end_of_the_last_shared_epoch() {
+    // The slave led epoch 2 from 3 to 5; the master's epoch 3 started at 4.
+    assert_eq!(
+        consistent_point(&[(1, 0), (2, 3)], 5, &[(1, 0), (2, 3), (3, 4)], 9),
+        Some(4)
+    );
+    // The slave never saw epoch 2 start: epoch 1 ends at 3 on the master.
+    assert_eq!(
+        consistent_point(&[(1, 0)], 5, &[(1, 0), (2, 3)], 9),
+        Some(3)
+    );
+    // A slave behind the master keeps all it has.
+    assert_eq!(
+        consistent_point(&[(1, 0)], 2, &[(1, 0), (2, 3)], 9),
+        Some(2)
+    );
+    // No shared epoch at the same offset.
+    assert_eq!(consistent_point(&[(2, 1)], 5, &[(1, 0), (2, 3)], 9), None);
+}
+
+/// A slave that reconnects to a new master truncates the suffix its CommitLog has past the
+/// epoch boundary they share, ConsumeQueues included, before it takes the master's transfers
+/// and the new epoch.
+#[test]
+fn a_reconnecting_slave_truncates_its_diverged_suffix_to_the_epoch_boundary() {
+    let mut n = nodes(&["enableControllerMode=true"]);
+    // a1 led epoch 1 with five entries, of which the new master a0 has three.
+    let mut disk = StoreDisk::default();
+    for seq in 0..5 {
+        disk.commitlog.append(message(seq, 0));
+    }
+    disk.commitlog.flush();
+    disk.epochs = vec![(1, 0)];
+    n.restart(A1, Some(Disk::Server(RocketFiles::Store(disk))));
+    assert_eq!(broker(&n, A1).cq.max_offset(0), 5);
+    n.fire(A1, RocketTimer::CtlRetryStart);
+    let cmds = n.deliver(A1, CTL, RocketMsg::CtlRegistered(info(Some(1), 2, &[1], 3)));
+    assert!(
+        sent(&cmds).contains(&(A0, RocketMsg::AsHandshake { slave: 2 })),
+        "{cmds:?}"
+    );
+    assert!(!broker(&n, A1).master);
+    let cmds = n.deliver(
+        A1,
+        A0,
+        RocketMsg::AsHandshakeResult {
+            epochs: vec![(1, 0), (2, 3)],
+            end: 3,
+        },
+    );
+    let b = broker(&n, A1);
+    assert_eq!(b.disk.commitlog.end(), 3, "the diverged suffix is gone");
+    assert_eq!(b.cq.max_offset(0), 3);
+    assert_eq!(b.disk.epochs, vec![(1, 0)]);
+    assert!(saved(&cmds).is_some());
+    // The master's next transfer continues the truncated log in epoch 2.
+    let cmds = n.deliver(
+        A1,
+        A0,
+        RocketMsg::AsTransfer {
+            from: 3,
+            epoch: 2,
+            epoch_start: 3,
+            confirm: 4,
+            entries: vec![message(9, 0)],
+        },
+    );
+    let b = broker(&n, A1);
+    assert_eq!(b.disk.epochs, vec![(1, 0), (2, 3)]);
+    assert_eq!(b.disk.commitlog.get(3).map(|m| m.msg.seq), Some(9));
+    assert!(sent(&cmds).contains(&(A0, RocketMsg::HaReport { offset: 4 })));
+    // A transfer that does not continue the log is refused.
+    n.deliver(
+        A1,
+        A0,
+        RocketMsg::AsTransfer {
+            from: 7,
+            epoch: 2,
+            epoch_start: 3,
+            confirm: 4,
+            entries: vec![message(10, 0)],
+        },
+    );
+    assert_eq!(broker(&n, A1).disk.commitlog.end(), 4);
+}
+
+/// With `allAckInSyncStateSet` the master answers a put once every member of its SyncStateSet
+/// has it, and consumers see only that far; a slave that caught up joins the set through the
+/// controller.
+#[test]
+fn all_ack_in_sync_state_set_waits_for_every_member() {
+    let mut n = nodes(&["enableControllerMode=true", "allAckInSyncStateSet=true"]);
+    n.start(A0);
+    n.fire(A0, RocketTimer::CtlRetryStart);
+    n.deliver(A0, CTL, RocketMsg::CtlRegistered(info(None, 0, &[], 0)));
+    n.deliver(A0, CTL, RocketMsg::CtlElected(info(Some(1), 1, &[1], 1)));
+    assert!(broker(&n, A0).master);
+    assert_eq!(broker(&n, A0).disk.epochs, vec![(1, 0)]);
+    // Alone in its set, it answers at once.
+    assert_eq!(
+        result(&n.deliver(A0, P0, send(1, 0))),
+        Some(SendStatus::SendOk)
+    );
+    // a1 connects and reports everything: it joins the set.
+    n.deliver(A0, A1, RocketMsg::AsHandshake { slave: 2 });
+    let cmds = n.deliver(A0, A1, RocketMsg::HaReport { offset: 1 });
+    assert!(sent(&cmds).contains(&(
+        CTL,
+        RocketMsg::CtlAlterSyncStateSet {
+            master_epoch: 1,
+            sync_state_set: vec![1, 2],
+            sync_state_set_epoch: 1
+        }
+    )));
+    // Until the controller answers, the set being changed counts: the put waits for a1.
+    assert_eq!(result(&n.deliver(A0, P0, send(2, 1))), None);
+    n.deliver(
+        A0,
+        CTL,
+        RocketMsg::CtlAlterSyncStateSetResult(Some((vec![1, 2], 2))),
+    );
+    assert_eq!(
+        broker(&n, A0).confirm_offset(),
+        1,
+        "consumers see what a1 has"
+    );
+    let cmds = n.deliver(A0, A1, RocketMsg::HaReport { offset: 2 });
+    assert_eq!(result(&cmds), Some(SendStatus::SendOk));
+    assert_eq!(broker(&n, A0).confirm_offset(), 2);
+    // a1's connection closes: it leaves the set, and the next put waits for the controller.
+    let cmds = n.deliver(A0, A1, RocketMsg::Disconnected);
+    assert!(sent(&cmds).iter().any(|(d, m)| *d == CTL
+        && matches!(m, RocketMsg::CtlAlterSyncStateSet { sync_state_set, .. } if sync_state_set == &vec![1])));
+}
+
+/// `transientStorePoolEnable`: a put is answered from the off-heap buffer; until
+/// `CommitRealTimeService` commits it, consumers do not see it and a process crash takes it.
+#[test]
+fn the_transient_store_pool_loses_uncommitted_messages_on_a_crash() {
+    let mut n = nodes(&["transientStorePoolEnable=true"]);
+    n.start(A0);
+    assert_eq!(
+        result(&n.deliver(A0, P0, send(1, 0))),
+        Some(SendStatus::SendOk)
+    );
+    assert_eq!(broker(&n, A0).disk.commitlog.end(), 0);
+    assert!(matches!(
+        pulled(&n.deliver(A0, C0, pull(1, 0))),
+        None | Some(PullStatus::NoNewMsg)
+    ));
+    // A crash now: the disk (page cache included) has nothing.
+    let disk = Disk::Server(RocketFiles::Store(broker(&n, A0).disk.clone()));
+    let mut crashed = nodes(&["transientStorePoolEnable=true"]);
+    crashed.restart(A0, Some(disk));
+    assert_eq!(
+        broker(&crashed, A0).disk.commitlog.end(),
+        0,
+        "lost in a crash"
+    );
+    // The commit moves it to the page cache, where consumers see it and a crash keeps it.
+    n.fire(A0, RocketTimer::Commit);
+    assert_eq!(broker(&n, A0).disk.commitlog.end(), 1);
+    assert!(matches!(n.state(A0), RocketState::Broker(b) if b.cq.max_offset(0) == 1));
+    // Four pages in the buffer commit at once (`commitCommitLogLeastPages`).
+    for seq in 1..5 {
+        n.deliver(A0, P0, send(1 + u64::from(seq), seq));
+    }
+    assert_eq!(broker(&n, A0).disk.commitlog.end(), 5);
+    // A slave never uses it; 4.9 uses it only with ASYNC_FLUSH.
+    let mut v49 = nodes(&[
+        "transientStorePoolEnable=true",
+        "version=4.9",
+        "flushDiskType=SYNC_FLUSH",
+    ]);
+    v49.start(A0);
+    v49.deliver(A0, P0, send(1, 0));
+    assert_eq!(broker(&v49, A0).disk.commitlog.end(), 1);
 }

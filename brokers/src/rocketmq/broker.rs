@@ -5,8 +5,9 @@
 
 use super::config::{BrokerRole, FlushDiskType, Transaction, Version};
 use super::protocol::{
-    LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendStatus, Tran,
+    LocalTransactionState, Message, PullStatus, QueueId, RocketMsg, SendError, SendStatus, Tran,
 };
+use super::autoswitch::Replicas;
 use super::dledger::DLedgerState;
 use super::store::{Boundary, ConsumeQueues, RocketFiles, StoreDisk};
 use super::{exact, retry, RocketDisk, RocketOut, RocketTimer, Settings};
@@ -34,7 +35,7 @@ pub const LOCK_MAX_LIVE: Duration = Duration::from_secs(60);
 /// `flushConsumerOffsetInterval`.
 const OFFSET_FLUSH: Duration = Duration::from_secs(5);
 /// How long a broker takes to start before it registers.
-const STARTUP: Duration = Duration::from_millis(100);
+pub(super) const STARTUP: Duration = Duration::from_millis(100);
 /// How far the machine's clock advances per tick of the node's own timers (the granularity of
 /// `storeTimestamp` in the model: messages stored within one tick share a timestamp).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -111,6 +112,11 @@ pub struct BrokerState {
     pub reset: BTreeMap<QueueId, u64>,
     /// With `enableDLegerCommitLog`: the broker's DLedger server.
     pub dl: Option<DLedgerState>,
+    /// With `enableControllerMode`: the broker's `ReplicasManager` and HA state.
+    pub ctl: Option<Replicas>,
+    /// `transientStorePoolEnable`: the off-heap `writeBuffer`, appended to and not yet
+    /// committed to the page cache: a crash takes it.
+    pub write_buffer: Vec<Message>,
 }
 
 impl BrokerState {
@@ -122,6 +128,8 @@ impl BrokerState {
         if let Some(dl) = &self.dl {
             // `DLedgerCommitLog.getConfirmOffset`: `getMaxOffset`, the committed position.
             dl.committed.min(log.end())
+        } else if let Some(r) = &self.ctl {
+            r.confirm_offset(self.master, log.end())
         } else if self.dispatch_flushed {
             log.flushed
         } else {
@@ -145,7 +153,7 @@ impl Broker {
 
     pub fn start(&self, disk: Option<StoreDisk>, o: &mut RocketOut) -> BrokerState {
         let mut s = BrokerState {
-            master: self.is_master() && !self.settings.dledger,
+            master: self.is_master() && !self.settings.dledger && !self.settings.controller,
             dispatch_flushed: (self.settings.version, self.settings.flush)
                 == (Version::V5_3, FlushDiskType::SyncFlush),
             disk: disk.unwrap_or_default(),
@@ -186,8 +194,14 @@ impl Broker {
             }
             FlushDiskType::SyncFlush => {}
         }
+        if self.settings.transient_pool && !self.settings.dledger {
+            o.set_timer(RocketTimer::Commit, exact(self.settings.commit_interval));
+        }
         if self.settings.dledger {
             // The role follows the elector (`DLedgerRoleChangeHandler`).
+        } else if self.settings.controller {
+            // The role follows the controller (`ReplicasManager`).
+            self.start_controller_mode(&mut s, o);
         } else if self.is_master() {
             self.start_special_services(&mut s, o);
         } else {
@@ -206,9 +220,14 @@ impl Broker {
     }
 
     /// `registerBrokerAll`, under the brokerId the broker has now: with DLedger 0 as master,
-    /// selfId + 1 as slave (`DLedgerRoleChangeHandler`).
+    /// selfId + 1 as slave (`DLedgerRoleChangeHandler`); in controller mode 0 as master, its
+    /// brokerControllerId as slave, and nothing before it has a role (fenced).
     pub(super) fn register(&self, s: &BrokerState, o: &mut RocketOut) {
-        let broker_id = match (self.settings.dledger, s.master) {
+        if s.ctl.as_ref().is_some_and(|r| r.master.is_none()) {
+            return;
+        }
+        let replicated = self.settings.dledger || self.settings.controller;
+        let broker_id = match (replicated, s.master) {
             (false, _) => self.broker_id,
             (true, true) => 0,
             (true, false) => self.broker_id + 1,
@@ -223,7 +242,11 @@ impl Broker {
     }
 
     /// Slave: tell the master how far this CommitLog goes.
-    fn report(&self, s: &BrokerState, o: &mut RocketOut) {
+    pub(super) fn report(&self, s: &BrokerState, o: &mut RocketOut) {
+        if self.settings.controller {
+            self.ctl_report(s, o);
+            return;
+        }
         o.send(
             self.master(),
             RocketMsg::HaReport {
@@ -234,6 +257,9 @@ impl Broker {
     }
 
     pub fn on_msg(&self, s: &mut BrokerState, src: Id, msg: RocketMsg, o: &mut RocketOut) {
+        if self.settings.controller && self.ctl_on_msg(s, src, &msg, o) {
+            return;
+        }
         match msg {
             RocketMsg::SendMessage { request, message } if s.master => {
                 self.put(s, src, request, message, o)
@@ -249,6 +275,14 @@ impl Broker {
             {
                 self.dl_on_msg(s, src, msg, o)
             }
+            // `DefaultMessageStore.checkStoreStatus`: a slave's store refuses puts.
+            RocketMsg::SendMessage { request, .. } if self.settings.controller => o.send(
+                src,
+                RocketMsg::SendError {
+                    request,
+                    code: SendError::ServiceNotAvailable,
+                },
+            ),
             RocketMsg::SendBack { request, message } if s.master => {
                 let end = self.send_back(s, message, o);
                 if self.settings.dledger {
@@ -419,12 +453,45 @@ impl Broker {
     /// timestamps in.
     fn append(&self, s: &mut BrokerState, m: Message) -> u64 {
         let store_ms = s.clock.unwrap_or(0);
+        if self.transient(s) {
+            // `DefaultMappedFile.appendMessage` into the `writeBuffer`: the CommitLog (and so
+            // the dispatch, the HA transfer and the flush) sees it once committed.
+            s.write_buffer.push(Message { store_ms, ..m });
+            return s.disk.commitlog.end() + s.write_buffer.len() as u64;
+        }
         if self.settings.dledger {
             // `appendAsLeader`: the entry in the leader's current term.
             let term = s.disk.dledger.term;
             s.disk.dledger.terms.push_back_mut(term);
         }
         s.disk.commitlog.append(Message { store_ms, ..m })
+    }
+
+    /// Is the transient store pool in use (`DefaultMessageStore.isTransientStorePoolEnable`)?
+    /// 5.3: on any store but a classic SLAVE's (in controller mode a slave's HA client appends
+    /// to the page cache directly); 4.9 (`MessageStoreConfig.isTransientStorePoolEnable`): on a
+    /// master with ASYNC_FLUSH only. DLedger's CommitLog does not use it.
+    fn transient(&self, s: &BrokerState) -> bool {
+        let st = &self.settings;
+        st.transient_pool
+            && !st.dledger
+            && s.master
+            && (st.version == Version::V5_3 || st.flush == FlushDiskType::AsyncFlush)
+    }
+
+    /// `CommitRealTimeService`: the write buffer goes to the page cache (`commit`), where it is
+    /// dispatched, replicated and flushed.
+    pub(super) fn commit_buffer(&self, s: &mut BrokerState, o: &mut RocketOut) {
+        if s.write_buffer.is_empty() {
+            return;
+        }
+        for m in std::mem::take(&mut s.write_buffer) {
+            s.disk.commitlog.append(m);
+        }
+        self.save(s, o);
+        self.appended(s, o);
+        self.transfer(s, o);
+        self.settle(s, o);
     }
 
     /// `SendMessageProcessor` → `CommitLog.asyncPutMessage`: append, then wait for the flush
@@ -445,6 +512,25 @@ impl Broker {
             }
         } else {
             m
+        };
+        // Controller mode: the master is SYNC_MASTER, and a SyncStateSet smaller than
+        // `minInSyncReplicas` refuses the put before it is appended.
+        let wait_ctl = if st.controller {
+            match self.ctl_put_checks(s) {
+                Ok(wait) => wait,
+                Err(()) => {
+                    o.send(
+                        src,
+                        RocketMsg::SendError {
+                            request,
+                            code: SendError::InSyncReplicasNotEnough,
+                        },
+                    );
+                    return;
+                }
+            }
+        } else {
+            false
         };
         let end = self.append(s, m);
         self.save(s, o);
@@ -480,7 +566,12 @@ impl Broker {
             o.set_timer(RocketTimer::GroupCommit, exact(GROUP_COMMIT));
             o.set_timer(RocketTimer::FlushTimeout(end), exact(st.sync_flush_timeout));
         }
-        if st.role == BrokerRole::SyncMaster {
+        if st.controller {
+            put.replicas = wait_ctl;
+            if put.replicas {
+                o.set_timer(RocketTimer::SlaveTimeout(end), exact(st.slave_timeout));
+            }
+        } else if st.role == BrokerRole::SyncMaster {
             match st.version {
                 // 4.9 `submitReplicaRequest`: no slave connected (`isSlaveOK`) answers at once.
                 Version::V4_9 if s.slaves.is_empty() => put.status = SendStatus::SlaveNotAvailable,
@@ -493,6 +584,10 @@ impl Broker {
             }
         }
         s.puts.insert(end, put);
+        if s.write_buffer.len() as u64 >= st.commit_least_pages.max(1) {
+            // `wakeCommitWhenPutMessage`: enough pages wake the commit service.
+            self.commit_buffer(s, o);
+        }
         self.appended(s, o);
         self.transfer(s, o);
         self.settle(s, o);
@@ -530,6 +625,12 @@ impl Broker {
     /// A scheduled message is due: it goes to `%RETRY%`. (A DLedger broker's log may have been
     /// truncated and rewritten since the timer was set: only a scheduled message moves.)
     fn deliver_scheduled(&self, s: &mut BrokerState, at: u64, o: &mut RocketOut) {
+        if at >= s.disk.commitlog.end() && at < s.disk.commitlog.end() + s.write_buffer.len() as u64 {
+            // Still in the write buffer: `ScheduleMessageService` reads the schedule queue,
+            // which has it once committed.
+            o.set_timer(RocketTimer::Scheduled(at), exact(self.settings.commit_interval));
+            return;
+        }
         let Some(m) = s
             .disk
             .commitlog
@@ -742,7 +843,7 @@ impl Broker {
     }
 
     /// Answers every put whose flush and replication are done (or timed out).
-    fn settle(&self, s: &mut BrokerState, o: &mut RocketOut) {
+    pub(super) fn settle(&self, s: &mut BrokerState, o: &mut RocketOut) {
         let flushed = s.disk.commitlog.flushed;
         let needed = self.needed_acks();
         let done: Vec<u64> = s
@@ -750,8 +851,12 @@ impl Broker {
             .iter()
             .filter(|(end, p)| {
                 let flush_ok = !p.flush || flushed >= **end;
-                let acks = s.slaves.values().filter(|a| **a >= **end).count();
-                flush_ok && (!p.replicas || acks >= needed)
+                let replicated = if self.settings.controller {
+                    self.ctl_replicated(s, **end)
+                } else {
+                    s.slaves.values().filter(|a| **a >= **end).count() >= needed
+                };
+                flush_ok && (!p.replicas || replicated)
             })
             .map(|(end, _)| *end)
             .collect();
@@ -771,9 +876,13 @@ impl Broker {
     }
 
     /// Master: sends each waiting slave what it lacks.
-    fn transfer(&self, s: &mut BrokerState, o: &mut RocketOut) {
+    pub(super) fn transfer(&self, s: &mut BrokerState, o: &mut RocketOut) {
         if self.settings.dledger {
             self.push_all(s, o);
+            return;
+        }
+        if self.settings.controller {
+            self.ctl_transfer_all(s, o);
             return;
         }
         let end = s.disk.commitlog.end();
@@ -911,6 +1020,9 @@ impl Broker {
         if st.dledger && self.dl_on_timeout(s, timer, o) {
             return;
         }
+        if st.controller && self.ctl_on_timeout(s, timer, o) {
+            return;
+        }
         match timer {
             RocketTimer::Register => {
                 self.register(s, o);
@@ -932,6 +1044,10 @@ impl Broker {
                     RocketTimer::FlushThorough,
                     exact(st.flush_thorough_interval),
                 );
+            }
+            RocketTimer::Commit => {
+                self.commit_buffer(s, o);
+                o.set_timer(RocketTimer::Commit, exact(st.commit_interval));
             }
             // GroupCommitService.
             RocketTimer::GroupCommit if s.disk.commitlog.dirty() > 0 => self.flush(s, o),

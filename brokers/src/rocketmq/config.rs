@@ -132,6 +132,25 @@ pub struct Settings {
     pub check_max: u32,
     /// `enableDLegerCommitLog`: each broker group is one DLedger (Raft) group.
     pub dledger: bool,
+    /// `enableControllerMode` (5.x): the controller elects each group's master from its
+    /// SyncStateSet.
+    pub controller: bool,
+    /// `allAckInSyncStateSet`: a SYNC_MASTER put waits for every member of the SyncStateSet.
+    pub all_ack: bool,
+    /// `minInSyncReplicas`: a SyncStateSet smaller than this refuses puts.
+    pub min_in_sync_replicas: u32,
+    /// `haMaxTimeSlaveNotCatchup`: a slave not caught up this long leaves the SyncStateSet.
+    pub ha_max_time_not_catchup: Duration,
+    /// `enableElectUncleanMaster` (the controller's): a master may be elected outside the
+    /// SyncStateSet.
+    pub unclean: bool,
+    /// `transientStorePoolEnable`: puts go to an off-heap buffer that `CommitRealTimeService`
+    /// commits to the page cache.
+    pub transient_pool: bool,
+    /// `commitIntervalCommitLog`.
+    pub commit_interval: Duration,
+    /// `commitCommitLogLeastPages`: pages a put's wake-up of the commit service needs.
+    pub commit_least_pages: u64,
     pub workload: Workload,
 }
 
@@ -201,6 +220,14 @@ impl Settings {
             transaction_timeout: ms(config, "transactionTimeOut"),
             check_max: config.int("transactionCheckMax") as u32,
             dledger: config.bool("enableDLegerCommitLog"),
+            controller: config.bool("enableControllerMode"),
+            all_ack: config.bool("allAckInSyncStateSet"),
+            min_in_sync_replicas: config.int("minInSyncReplicas") as u32,
+            ha_max_time_not_catchup: ms(config, "haMaxTimeSlaveNotCatchup"),
+            unclean: config.bool("enableElectUncleanMaster"),
+            transient_pool: config.bool("transientStorePoolEnable"),
+            commit_interval: ms(config, "commitIntervalCommitLog"),
+            commit_least_pages: config.int("commitCommitLogLeastPages"),
             workload,
         }
     }
@@ -244,6 +271,54 @@ pub(super) fn keys() -> Vec<Key> {
             "false",
             Bool,
             "DLedger: each broker group's 1 + slavesPerGroup brokers are one Raft group (dLegerGroup = brokerName, dLegerPeers n0..; dLegerSelfId by brokerId); the elected leader is the master, a put answers once a majority appended it (before any fsync: DLedger flushes every 10 ms), consumers read up to the committed index; brokerRole, flushDiskType and inSyncReplicas do not apply",
+        ),
+        Key::new(
+            "enableControllerMode",
+            "false",
+            Bool,
+            "5.x controller mode: a controller (one process here, DLedger-replicated in deployments) keeps each group's SyncStateSet and master epoch and elects a new master from the SyncStateSet when the master is lost; the master is SYNC_MASTER, its slaves truncate to the epoch boundary when they reconnect; brokerRole does not apply",
+        ),
+        Key::new(
+            "allAckInSyncStateSet",
+            "false",
+            Bool,
+            "controller mode: a put waits for every member of the SyncStateSet (inSyncReplicas is then ignored), and consumers see only what all of them have",
+        ),
+        Key::new(
+            "minInSyncReplicas",
+            "1",
+            Int { min: 1, max: 3 },
+            "controller mode: a SyncStateSet smaller than this refuses puts (IN_SYNC_REPLICAS_NOT_ENOUGH)",
+        ),
+        Key::new(
+            "haMaxTimeSlaveNotCatchup",
+            "15000",
+            Int { min: 1, max: INT_MAX },
+            "controller mode: ms a slave may lag before the master removes it from the SyncStateSet",
+        ),
+        Key::new(
+            "enableElectUncleanMaster",
+            "false",
+            Bool,
+            "controller mode (the controller's ControllerConfig): with no live member of the SyncStateSet, elect any live replica",
+        ),
+        Key::new(
+            "transientStorePoolEnable",
+            "false",
+            Bool,
+            "the master writes puts to an off-heap buffer that CommitRealTimeService commits to the page cache: what is not committed is lost even on a process crash, and is neither dispatched nor replicated (4.9: only with ASYNC_FLUSH; slaves never use it)",
+        ),
+        Key::new(
+            "commitIntervalCommitLog",
+            "200",
+            Int { min: 1, max: INT_MAX },
+            "transientStorePoolEnable: ms between two commits of the buffer to the page cache",
+        ),
+        Key::new(
+            "commitCommitLogLeastPages",
+            "4",
+            Int { min: 0, max: 1024 },
+            "transientStorePoolEnable: uncommitted pages (here: records) with which a put's wake-up commits at once",
         ),
         Key::new(
             "flushDiskType",
@@ -405,6 +480,36 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "inSyncReplicas",
             "inSyncReplicas is a 5.x key (RIP-34); version 4.9's SYNC_MASTER always waits for one slave (allowed versions for it: 5.3)",
+        ));
+    }
+    if config.str("version") == "4.9" {
+        // 4.9's BrokerConfig and MessageStoreConfig have none of controller mode's keys.
+        for key in [
+            "enableControllerMode",
+            "allAckInSyncStateSet",
+            "minInSyncReplicas",
+            "haMaxTimeSlaveNotCatchup",
+            "enableElectUncleanMaster",
+        ] {
+            if config.is_set(key) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{key} is a 5.x key (controller mode, RocketMQ 5.0); version 4.9 has no controller (allowed versions for it: 5.3)"),
+                ));
+            }
+        }
+    }
+    if config.bool("enableControllerMode") && config.bool("enableDLegerCommitLog") {
+        // BrokerStartup.createBrokerController: exit -4.
+        return Err(ConfigError::new(
+            "enableControllerMode",
+            "The config enableControllerMode and enableDLegerCommitLog cannot both be true (allowed: enableControllerMode=true with enableDLegerCommitLog=false)",
+        ));
+    }
+    if config.is_set("enableElectUncleanMaster") && !config.bool("enableControllerMode") {
+        return Err(ConfigError::new(
+            "enableElectUncleanMaster",
+            "enableElectUncleanMaster is the controller's key (ControllerConfig); there is no controller without enableControllerMode=true (allowed with it: enableControllerMode=true)",
         ));
     }
     if config.str("transaction") != "none" && config.str("producer.selector") == "hash" {

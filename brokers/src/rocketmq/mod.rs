@@ -31,6 +31,22 @@
 //! `syncFlushTimeout` (5 s). A restarted broker recovers its CommitLog as the disk has it and
 //! rebuilds the ConsumeQueues to it (`recoverAbnormally` truncates them to the CommitLog).
 //!
+//! `transientStorePoolEnable` (`TransientStorePool`, `CommitLog.CommitRealTimeService`): the
+//! master appends puts to an off-heap `writeBuffer`, and the commit service copies it to the
+//! page cache every `commitIntervalCommitLog` (200 ms; `commitCommitLogThoroughInterval`, also
+//! 200 ms, makes every run commit whatever is pending), or at once when a put finds
+//! `commitCommitLogLeastPages` (4) pages waiting (`wakeCommitWhenPutMessage`). Until then the
+//! message is not in the CommitLog as readers see it (`DefaultMappedFile.getReadPosition` is the
+//! committed position): not dispatched, not replicated, not flushed — and lost to a process
+//! crash, not only to a power loss, although the put was answered. RocketMQ refuses no
+//! combination: 4.9 ignores the key unless ASYNC_FLUSH on a non-SLAVE
+//! (`MessageStoreConfig.isTransientStorePoolEnable`); 5.3 uses it on every store but a classic
+//! SLAVE's (`DefaultMessageStore.isTransientStorePoolEnable`), and with SYNC_FLUSH the group
+//! commit waits until the buffer is committed and flushed (`GroupCommitService.doCommit`). In
+//! controller mode a slave's HA client writes to the page cache directly
+//! (`appendToCommitLog`), and a broker commits its buffer before it changes role
+//! (`AutoSwitchHAService.waitingForAllCommit`). DLedger's CommitLog does not use it.
+//!
 //! ## Master and slaves
 //!
 //! Each broker group (`brokerName`) has a master (brokerId 0, `brokerRole` ASYNC_MASTER or
@@ -112,6 +128,59 @@
 //! long as each other's, and a majority suffices) the new leader truncates the last copy too: a
 //! SEND_OK message lost. The recovery keeps the committed index of the last checkpoint (`checkPointInterval`,
 //! 3 s), capped to the recovered end.
+//!
+//! ## Controller mode (`enableControllerMode=true`, 5.x)
+//!
+//! A controller (`ControllerManager`; deployments run three, replicating its state machine
+//! with DLedger — the model runs one, as reliable infrastructure like the NameServer) keeps
+//! each group's `SyncStateInfo` (`ReplicasInfoManager`): the master's brokerControllerId, the
+//! master epoch, the SyncStateSet and its epoch. Brokers register (`ReplicasManager.register`:
+//! brokerControllerIds from 1), heartbeat every `brokerHeartbeatInterval` (1 s) with their last
+//! epoch and CommitLog end, and ask for an election when no master is known (`brokerElect`):
+//! the first broker to ask is the group's first master. A broker whose heartbeats stop for
+//! `controllerHeartBeatTimeoutMills` (10 s), or whose connection closes, is inactive
+//! (`DefaultBrokerHeartbeatManager`); if it was the master, the controller elects
+//! (`electMaster`, `DefaultElectPolicy`): among the live members of the SyncStateSet the one
+//! with the greatest (epoch, offset) — with `enableElectUncleanMaster=true` (a controller key,
+//! false by default) among every live replica when no member is alive — gives it the next
+//! epoch and a SyncStateSet of itself alone, and notifies the group's live brokers
+//! (`NOTIFY_BROKER_ROLE_CHANGED`); with no candidate the master is cleared and the epoch still
+//! moves on. Brokers also poll the controller every `syncBrokerMetadataPeriod` (5 s).
+//!
+//! A broker told it is master (`ReplicasManager.changeToMaster`) drops its HA client and
+//! connections, appends (epoch, CommitLog end) to its EpochFile (`EpochFileCache.appendEntry`,
+//! refused unless both grow), and becomes SYNC_MASTER, brokerId 0, with the special services;
+//! `brokerRole` plays no part. A slave (`changeToSlave`) registers with its
+//! brokerControllerId and connects its `AutoSwitchHAClient`: the master's handshake carries its
+//! epoch entries and end, and the slave truncates its CommitLog, ConsumeQueues and EpochFile to
+//! the consistent point (`findConsistentPoint`: the newest epoch both have at the same start
+//! offset, up to the lesser of its two ends) — whatever it had beyond, acknowledged or not,
+//! goes — and reports its offset with its next heartbeat (`haSendHeartbeatInterval`, 5 s). The
+//! master streams from there, one epoch per transfer, each carrying its confirm offset; the
+//! slave records each new epoch and dispatches up to that confirm offset.
+//!
+//! The master keeps the SyncStateSet (`AutoSwitchHAService`): a slave whose report reaches the
+//! master's end at its last transfer caught up; one that has the confirm offset and reached
+//! the current epoch joins (`maybeExpandInSyncStateSet`), one not caught up for
+//! `haMaxTimeSlaveNotCatchup` (15 s) leaves at the next check (`maybeShrinkSyncStateSet`, every
+//! `checkSyncStateSetPeriod`, 5 s), one whose connection closes or is silent 20 s leaves at
+//! once (`removeConnection`). Each change goes to the controller (`alterSyncStateSet`, fenced by
+//! the master epoch and the set's epoch, to live replicas that include the master), and until
+//! it answers the set in use is the union of the old and the new. A put (SYNC_MASTER,
+//! `CommitLog.asyncPutMessage`) is refused IN_SYNC_REPLICAS_NOT_ENOUGH when the set is smaller
+//! than `minInSyncReplicas` (1); with `allAckInSyncStateSet=true` it waits for every member of
+//! the set (`GroupTransferService.doWaitTransfer`), and the master dispatches only what they
+//! all have (`getConfirmOffset`: `computeConfirmOffset`, the least acknowledged offset of the
+//! set, while the local set has other members); with the default `false` it waits for
+//! `inSyncReplicas` acknowledgements of any slave (1: none) and dispatches its whole CommitLog.
+//! A put that waited `slaveTimeout` answers FLUSH_SLAVE_TIMEOUT.
+//!
+//! So with `allAckInSyncStateSet` an acknowledged message is on every member of the set, and
+//! the controller elects only members: it survives the master's loss. Without it the master
+//! acknowledges alone and hands consumers what its slave may lack; the failover elects the
+//! slave and the old master, back as a slave, truncates — and a consumer that had read past
+//! the new master's positions skips what the new master put there. An unclean election loses
+//! what the set's members had and the new master lacks.
 //!
 //! ## The producer
 //!
@@ -273,7 +342,8 @@
 //! # Who is who
 //!
 //! `ns` is the NameServer; `a0`, `a1`, `b0`, `b1`… the brokers (group letter, brokerId; with
-//! DLedger the digit is the node's `dLegerSelfId`, whoever leads);
+//! DLedger the digit is the node's `dLegerSelfId`, whoever leads; in controller mode the digit
+//! is the brokerControllerId less one, whoever is master); `ctl` the controller;
 //! `p0`… producers; `c0`… consumers of one consumer group. One topic with
 //! `defaultTopicQueueNums` queues on each group; the ordering scope is the queue.
 //!
@@ -310,8 +380,21 @@
 //! a node that is not yet leader answers a put SERVICE_NOT_AVAILABLE (a candidate whose store is
 //! still ASYNC_MASTER fails it in `handleAppend`, NOT_LEADER, also retryable); a follower's
 //! truncation below what it dispatched rebuilds its ConsumeQueues to the log; leadership
-//! transfer and preferred leaders are left out. No tags or filters, batches or controller mode
-//! yet. See `docs/rocketmq.md`.
+//! transfer and preferred leaders are left out. Controller mode: one controller process
+//! (DLedger-replicated in deployments), never crashed; brokerControllerIds are brokerId + 1
+//! (the controller hands them out in registration order, and the metadata files keep them);
+//! registration is one request (`getNextBrokerId`, `applyBrokerId` and
+//! `registerBrokerToController` together); a broker registers with the NameServer only once it
+//! has a role; the controller's inactivity is a 10 s timer per broker (the scan every 5 s makes
+//! it 10–15 s), the periodic re-election scan (`scanNeedReelectBrokerSets`) is left out (the
+//! inactivity of the master already triggers the election), election priorities are all equal;
+//! the master streams to each slave in batches of 32 entries and answers each report with the
+//! next batch or a heartbeat; the EpochFile survives a power loss whole (written by
+//! `MixAll.string2File`, without fsync), less the epochs starting past the recovered end; a
+//! broker's `SlaveSynchronize` (offsets, every 10 s) is left out as in classic mode;
+//! `asyncLearner`, `syncFromLastFile` and preferred elections are left out. The transient store
+//! pool: the commit copies the whole buffer, a page is a record. No tags or filters or batches.
+//! See `docs/rocketmq.md`.
 //!
 //! # Sources
 //!
@@ -361,7 +444,37 @@
 //! (`enableDLegerCommitLog`, `dLegerGroup`, `dLegerPeers`, `dLegerSelfId`),
 //! `SendMessageProcessor.handlePutMessageResult` (IN_SYNC_REPLICAS_NOT_ENOUGH → SYSTEM_ERROR),
 //! `client/.../DefaultMQProducer.java` (`retryResponseCodes`),
-//! `distribution/conf/dledger/broker-n0.conf`; openmessaging/dledger tag `dledger-all-0.3.1.2`
+//! `distribution/conf/dledger/broker-n0.conf`. Controller mode and the transient store pool,
+//! read at `rocketmq-all-5.3.3` (29d90a4ff96c04c094039685a6106870c58a7e40):
+//! `controller/.../ControllerManager.java` (`onBrokerInactive`, `triggerElectMaster`,
+//! `notifyBrokerRoleChanged`), `controller/.../impl/manager/ReplicasInfoManager.java`
+//! (`electMaster`, `alterSyncStateSet`, `registerBroker`, `applyEvent`), `SyncStateInfo.java`,
+//! `controller/.../elect/impl/DefaultElectPolicy.java` (`elect`, `tryElect`),
+//! `controller/.../impl/heartbeat/DefaultBrokerHeartbeatManager.java` (`onBrokerHeartbeat`,
+//! `scanNotActiveBroker`, `onBrokerChannelClose`), `common/.../ControllerConfig.java`
+//! (`enableElectUncleanMaster`, `electMasterMaxRetryCount`), `common/.../BrokerConfig.java`
+//! (`enableControllerMode`, `brokerHeartbeatInterval`, `syncBrokerMetadataPeriod`,
+//! `checkSyncStateSetPeriod`, `controllerHeartBeatTimeoutMills`),
+//! `broker/.../controller/ReplicasManager.java` (`startBasicService`, `changeBrokerRole`,
+//! `changeToMaster`, `changeToSlave`, `brokerElect`, `schedulingSyncBrokerMetadata`,
+//! `checkSyncStateSetAndDoReport`), `store/.../ha/autoswitch/AutoSwitchHAService.java`
+//! (`changeToMaster`, `changeToSlave`, `maybeShrinkSyncStateSet`, `maybeExpandInSyncStateSet`,
+//! `computeConfirmOffset`, `inSyncReplicasNums`, `removeConnection`),
+//! `AutoSwitchHAConnection.java` (handshake, `maybeExpandInSyncStateSet`, the transfer within
+//! one epoch), `AutoSwitchHAClient.java` (`doTruncate`, the transfer header, `confirmOffset`),
+//! `EpochFileCache.java` (`appendEntry`, `findConsistentPoint`, `truncateSuffixByOffset`),
+//! `common/.../utils/CheckpointFile.java`, `store/.../ha/GroupTransferService.java`
+//! (`doWaitTransfer`, `ALL_ACK_IN_SYNC_STATE_SET`), `store/.../CommitLog.java`
+//! (`asyncPutMessage`'s `minInSyncReplicas` check, `getConfirmOffset`,
+//! `CommitRealTimeService`, `GroupCommitService.doCommit`, `DefaultFlushManager`),
+//! `store/.../DefaultMessageStore.java` (`isTransientStorePoolEnable`),
+//! `store/.../logfile/DefaultMappedFile.java` (`getReadPosition`),
+//! `store/.../config/MessageStoreConfig.java` (`allAckInSyncStateSet`, `minInSyncReplicas`,
+//! `haMaxTimeSlaveNotCatchup`, `transientStorePoolEnable`, `commitIntervalCommitLog`,
+//! `commitCommitLogLeastPages`, `commitCommitLogThoroughInterval`,
+//! `wakeCommitWhenPutMessage`), `broker/.../BrokerStartup.java` (controller mode ignores
+//! `brokerRole`; exit -4 with DLedger); 4.9.7 `MessageStoreConfig.isTransientStorePoolEnable`.
+//! openmessaging/dledger tag `dledger-all-0.3.1.2`
 //! (41dfb7a73a5f550b43adf98139cd43370908befb): `DLedgerConfig.java` (defaults),
 //! `DLedgerLeaderElector.java` (`handleVote`, `handleHeartBeat`, `maintainAsCandidate`,
 //! `sendHeartbeats`, `maintainAsFollower`), `MemberState.java` (`nextTerm`, `persistState`),
@@ -370,9 +483,11 @@
 //! `checkResponseFuturesTimeout`), `store/file/DLedgerMmapFileStore.java` (`updateCommittedIndex`,
 //! `FlushDataService`, `persistCheckPoint`, recovery), `utils/IOUtils.java` (`string2File`).
 
+mod autoswitch;
 mod broker;
 mod config;
 mod consumer;
+mod controller;
 mod dledger;
 mod namesrv;
 mod producer;
@@ -386,11 +501,13 @@ pub use config::{
     Accept, BrokerRole, FlushDiskType, Listener, MessageModel, Reconsume, Selector, Settings,
     Transaction, Version,
 };
+pub use autoswitch::{HaConnection, Replicas};
 pub use consumer::{allocate, Consumer, ConsumerState, ProcessQueue, Running};
+pub use controller::{Controller, ControllerState, LiveInfo, SyncStateInfo};
 pub use dledger::{DLedgerState, Dispatch, Role as DLedgerRole};
 pub use namesrv::{NameServer, NameServerState};
 pub use producer::{Producer, ProducerState, Sending};
-pub use protocol::{LocalTransactionState, Mq, RocketMsg, Tran};
+pub use protocol::{LocalTransactionState, Mq, ReplicaInfo, RocketMsg, Tran};
 pub use store::{RocketFiles, StoreDisk};
 
 use crate::timers::{exact, retry};
@@ -420,6 +537,17 @@ impl Settings {
     /// The group of a broker's id.
     pub fn group_of(&self, id: Id) -> u32 {
         (usize::from(id) as u32).saturating_sub(1) / self.per_group()
+    }
+
+    /// The brokerId (the model's, 0 for the configured master) of a broker's id.
+    pub fn broker_id_of(&self, id: Id) -> u32 {
+        (usize::from(id) as u32).saturating_sub(1) % self.per_group()
+    }
+
+    /// Controller mode's controller: after every other node, so that the other ids stay as
+    /// they are without it.
+    pub fn controller(&self) -> Id {
+        Id::from((1 + self.brokers() + self.workload.producers + self.workload.consumers) as usize)
     }
 
     fn brokers(&self) -> u32 {
@@ -506,6 +634,7 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub enum RocketActor {
     NameServer(NameServer),
+    Controller(Controller),
     Broker(Broker),
     Producer(Producer),
     Consumer(Consumer),
@@ -514,6 +643,7 @@ pub enum RocketActor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RocketState {
     NameServer(NameServerState),
+    Controller(ControllerState),
     Broker(Box<BrokerState>),
     Producer(ProducerState),
     Consumer(Box<ConsumerState>),
@@ -596,6 +726,27 @@ pub enum RocketTimer {
     ConsumeLater(u64),
     /// Orderly: a queue suspended after a failure resumes.
     Suspended(Mq),
+    // Added after the others, so that the order of the timers above stays as it was.
+    // Controller.
+    /// A broker's heartbeats stopped for `controllerHeartBeatTimeoutMills`.
+    CtlBrokerExpired(Id),
+    /// `transientStorePoolEnable`: `CommitRealTimeService`'s next commit.
+    Commit,
+    // Controller mode (`ReplicasManager`, `AutoSwitchHAService`).
+    /// `startBasicService` failed: tried again after `RETRY_INTERVAL_SECOND`.
+    CtlRetryStart,
+    /// `sendHeartbeatToController`, every `brokerHeartbeatInterval`.
+    CtlHeartbeat,
+    /// `schedulingSyncBrokerMetadata`: `getReplicaInfo` every `syncBrokerMetadataPeriod`.
+    CtlSyncMetadata,
+    /// `schedulingCheckSyncStateSet`: the master's `checkSyncStateSetAndDoReport`.
+    CtlCheckSyncStateSet,
+    /// A slave (by brokerControllerId) has not caught up for `haMaxTimeSlaveNotCatchup`.
+    NotCatchUp(u32),
+    /// The slave's HA client reconnects (`closeMasterAndWait`, 5 s).
+    AsReconnect,
+    /// The slave's HA client read nothing from its master for `haHousekeepingInterval`.
+    AsHousekeeping,
 }
 
 /// What the applications draw per run.
@@ -617,6 +768,7 @@ impl Actor for RocketActor {
     fn on_start(&self, _id: Id, storage: &Option<RocketDisk>, o: &mut RocketOut) -> RocketState {
         match self {
             RocketActor::NameServer(n) => RocketState::NameServer(n.start(o)),
+            RocketActor::Controller(c) => RocketState::Controller(c.start(o)),
             RocketActor::Broker(b) => RocketState::Broker(Box::new(b.start(broker::store(storage), o))),
             RocketActor::Producer(p) => {
                 RocketState::Producer(p.start(Disk::restored_app_log(storage), o))
@@ -634,6 +786,7 @@ impl Actor for RocketActor {
     fn on_msg(&self, _id: Id, state: &mut Cow<RocketState>, src: Id, msg: RocketMsg, o: &mut RocketOut) {
         match (self, state.to_mut()) {
             (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_msg(s, src, msg, o),
+            (RocketActor::Controller(c), RocketState::Controller(s)) => c.on_msg(s, src, msg, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_msg(s, src, msg, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_msg(s, src, msg, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_msg(s, src, msg, o),
@@ -644,6 +797,7 @@ impl Actor for RocketActor {
     fn on_timeout(&self, _id: Id, state: &mut Cow<RocketState>, timer: &RocketTimer, o: &mut RocketOut) {
         match (self, state.to_mut()) {
             (RocketActor::NameServer(n), RocketState::NameServer(s)) => n.on_timeout(s, timer, o),
+            (RocketActor::Controller(c), RocketState::Controller(s)) => c.on_timeout(s, timer, o),
             (RocketActor::Broker(b), RocketState::Broker(s)) => b.on_timeout(s, timer, o),
             (RocketActor::Producer(p), RocketState::Producer(s)) => p.on_timeout(s, timer, o),
             (RocketActor::Consumer(c), RocketState::Consumer(s)) => c.on_timeout(s, timer, o),
@@ -677,7 +831,7 @@ impl System for RocketMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, master-slave HA, DLedger, send retries, concurrent and orderly push consumers, transactional messages"
+        "RocketMQ 4.9/5.3: NameServer routes, CommitLog and ConsumeQueues, ASYNC/SYNC_FLUSH, the transient store pool, master-slave HA, DLedger, controller mode, send retries, concurrent and orderly push consumers, transactional messages"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -701,6 +855,11 @@ impl System for RocketMq {
                 name: "DLedger, three nodes per group",
                 sets: &["enableDLegerCommitLog=true", "slavesPerGroup=2"],
                 claim: "the article: RocketMQ is at-least-once (DLedger: Raft over three nodes, a quorum's acknowledgement, automatic failover)",
+            },
+            Scenario {
+                name: "controller mode, allAckInSyncStateSet, SYNC_FLUSH",
+                sets: &["enableControllerMode=true", "allAckInSyncStateSet=true", "flushDiskType=SYNC_FLUSH"],
+                claim: "the article: RocketMQ is at-least-once (5.x controller mode: automatic failover to a member of the SyncStateSet, every member acknowledging)",
             },
             Scenario {
                 name: "send retries",
@@ -799,6 +958,15 @@ impl System for RocketMq {
                 actor: RocketActor::Consumer(Consumer {
                     settings: s.clone(),
                     index,
+                }),
+            });
+        }
+        if s.controller {
+            nodes.push(Node {
+                name: "ctl".into(),
+                role: Role::Infrastructure,
+                actor: RocketActor::Controller(Controller {
+                    settings: s.clone(),
                 }),
             });
         }

@@ -163,6 +163,18 @@ pub enum Push {
     Commit,
 }
 
+/// What the controller knows of a broker group (`GetReplicaInfoResponseHeader`,
+/// `ElectMasterResponseHeader`, `RoleChangeNotifyEntry`): its master by brokerControllerId
+/// (brokerId + 1 of the model's broker; `None` while it has none), the master epoch, and the
+/// SyncStateSet with its epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicaInfo {
+    pub master: Option<u32>,
+    pub master_epoch: u32,
+    pub sync_state_set: Vec<u32>,
+    pub sync_state_set_epoch: u32,
+}
+
 /// One broker group in a route (`BrokerData`): the addresses the NameServer has live.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BrokerData {
@@ -299,4 +311,47 @@ pub enum RocketMsg {
     /// The connection to the peer closed or was reset: every request on it fails at once
     /// (`NettyRemotingAbstract.failFast`).
     Disconnected,
+    /// Controller mode, broker → controller: `CONTROLLER_APPLY_BROKER_ID` and
+    /// `CONTROLLER_REGISTER_BROKER` (`ReplicasManager.register`), the group and brokerId taken
+    /// from the sender.
+    CtlRegister,
+    /// The controller's answer: the group's replica info, its master only if alive.
+    CtlRegistered(ReplicaInfo),
+    /// `BROKER_HEARTBEAT` every `brokerHeartbeatInterval`: the broker's last epoch and
+    /// CommitLog end (`BrokerLiveInfo`), what the election policy sorts by.
+    CtlHeartbeat { epoch: u32, max_offset: u64 },
+    /// `CONTROLLER_ELECT_MASTER` from a broker (`brokerElect`).
+    CtlElect,
+    /// Its answer: the master (possibly the one that still exists), or none.
+    CtlElected(ReplicaInfo),
+    /// `CONTROLLER_GET_REPLICA_INFO` (`schedulingSyncBrokerMetadata`).
+    CtlGetReplicaInfo,
+    CtlReplicaInfo(ReplicaInfo),
+    /// `CONTROLLER_ALTER_SYNC_STATE_SET` from the master: the new set, fenced by the master's
+    /// epoch and the set's epoch.
+    CtlAlterSyncStateSet {
+        master_epoch: u32,
+        sync_state_set: Vec<u32>,
+        sync_state_set_epoch: u32,
+    },
+    /// Its answer: the set and its new epoch, or `None` when refused.
+    CtlAlterSyncStateSetResult(Option<(Vec<u32>, u32)>),
+    /// `NOTIFY_BROKER_ROLE_CHANGED` (one-way) to every live broker of a group after a
+    /// controller-triggered election.
+    CtlNotifyRoleChanged(ReplicaInfo),
+    /// Controller mode, slave → master (`AutoSwitchHAClient.sendHandshakeHeader`): a new HA
+    /// connection, with the slave's brokerControllerId.
+    AsHandshake { slave: u32 },
+    /// The master's handshake (`AutoSwitchHAConnection.buildHandshakeBuffer`): its epoch
+    /// entries (epoch, start offset) and its CommitLog end.
+    AsHandshakeResult { epochs: Vec<(u32, u64)>, end: u64 },
+    /// A transfer (`buildTransferHeaderBuffer`): entries from `from`, all of one epoch (with
+    /// its start offset), and the master's confirm offset; no entries is a heartbeat.
+    AsTransfer {
+        from: u64,
+        epoch: u32,
+        epoch_start: u64,
+        confirm: u64,
+        entries: Vec<Message>,
+    },
 }

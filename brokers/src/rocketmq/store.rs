@@ -75,6 +75,53 @@ pub struct StoreDisk {
     /// With `enableDLegerCommitLog`: the CommitLog is DLedger's entry log, and this its Raft
     /// state.
     pub dledger: DLedgerDisk,
+    /// Controller mode: the EpochFile (`EpochFileCache`), each master epoch with the CommitLog
+    /// offset it started at, ascending in both.
+    pub epochs: Vec<(u32, u64)>,
+}
+
+impl StoreDisk {
+    /// `EpochFileCache.appendEntry`: refused unless both the epoch and the start offset are
+    /// bigger than the last entry's.
+    pub fn append_epoch(&mut self, epoch: u32, start: u64) -> bool {
+        if let Some(&(e, o)) = self.epochs.last() {
+            if e >= epoch || o >= start {
+                return false;
+            }
+        }
+        self.epochs.push((epoch, start));
+        true
+    }
+
+    /// `lastEpoch`: -1 (here `None`) for an empty file.
+    pub fn last_epoch(&self) -> Option<u32> {
+        self.epochs.last().map(|(e, _)| *e)
+    }
+
+    /// `truncateFiles` (`DefaultMessageStore.truncateFiles` and `truncateSuffixByOffset`): the
+    /// CommitLog, its ConsumeQueues and the epochs starting at or after `offset` go.
+    pub fn truncate_to(&mut self, offset: u64, cq: &mut ConsumeQueues) {
+        self.commitlog.truncate(offset);
+        if cq.dispatched > offset {
+            cq.truncate(offset);
+        }
+        self.epochs.retain(|(_, start)| *start < offset);
+    }
+}
+
+/// `EpochFileCache.findConsistentPoint`: from the slave's last epoch down, the first epoch both
+/// files have with the same start offset; the consistent offset is the lesser of the two
+/// epochs' ends (an epoch ends where the next starts, the last at the log's end). `None`: no
+/// common epoch.
+pub fn consistent_point(local: &[(u32, u64)], local_end: u64, master: &[(u32, u64)], master_end: u64) -> Option<u64> {
+    let end_of = |entries: &[(u32, u64)], i: usize, last: u64| {
+        entries.get(i + 1).map_or(last, |(_, start)| *start)
+    };
+    (0..local.len()).rev().find_map(|i| {
+        let (epoch, start) = local[i];
+        let j = master.iter().position(|(e, _)| *e == epoch)?;
+        (master[j].1 == start).then(|| end_of(local, i, local_end).min(end_of(master, j, master_end)))
+    })
 }
 
 /// What DLedger keeps on disk besides the entries (`DLedgerMmapFileStore`, `MemberState`).
@@ -127,10 +174,14 @@ impl Durable for StoreDisk {
         let n = self.commitlog.flushed;
         let mut dledger = self.dledger.clone();
         dledger.truncate(n);
+        // The EpochFile is kept (written without fsync, like DLedger's files); an epoch that
+        // starts past the recovered end goes with the entries (`truncateSuffixByOffset`).
+        let epochs = self.epochs.iter().copied().filter(|(_, start)| *start <= n).collect();
         StoreDisk {
             commitlog: self.commitlog.truncated(n),
             offsets: self.offsets.clone(),
             dledger,
+            epochs,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! RocketMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
-use super::protocol::{group_name, PullStatus, Push, RocketMsg, Tran};
-use super::{BrokerState, ConsumerState, NameServerState, ProducerState, RocketState};
+use super::protocol::{group_name, PullStatus, Push, ReplicaInfo, RocketMsg, Tran};
+use super::{BrokerState, ConsumerState, ControllerState, NameServerState, ProducerState, RocketState};
 use crate::{pairs, Names};
 
 /// A message in a trace, in RocketMQ's vocabulary; `None` for chatter (registrations,
@@ -17,12 +17,17 @@ pub(super) fn describe(msg: &RocketMsg) -> Option<String> {
             | RocketMsg::NtpQuery
             | RocketMsg::DlHeartbeat { .. }
             | RocketMsg::DlHeartbeatResult { .. }
+            | RocketMsg::CtlHeartbeat { .. }
+            | RocketMsg::CtlGetReplicaInfo
+            | RocketMsg::CtlReplicaInfo(_)
             | RocketMsg::DlPush {
                 push: Push::Commit,
                 ..
             }
     );
-    (!chatter).then(|| label(msg))
+    // The master's HA heartbeats (a transfer without entries) too.
+    let heartbeat = matches!(msg, RocketMsg::AsTransfer { entries, .. } if entries.is_empty());
+    (!chatter && !heartbeat).then(|| label(msg))
 }
 
 /// Every message, chatter included, in RocketMQ's vocabulary (its request codes).
@@ -151,11 +156,58 @@ pub(super) fn label(msg: &RocketMsg) -> String {
             };
             format!("DLedger push {what}, committed {commit} (term {term})")
         }
+        RocketMsg::CtlRegister => "CONTROLLER_REGISTER_BROKER".into(),
+        RocketMsg::CtlRegistered(info) => format!("registered: {}", replica_info(info)),
+        RocketMsg::CtlHeartbeat { epoch, max_offset } => {
+            format!("BROKER_HEARTBEAT epoch {epoch}, max offset {max_offset}")
+        }
+        RocketMsg::CtlElect => "CONTROLLER_ELECT_MASTER".into(),
+        RocketMsg::CtlElected(info) => format!("elect master: {}", replica_info(info)),
+        RocketMsg::CtlGetReplicaInfo => "CONTROLLER_GET_REPLICA_INFO".into(),
+        RocketMsg::CtlReplicaInfo(info) => format!("replica info: {}", replica_info(info)),
+        RocketMsg::CtlAlterSyncStateSet {
+            master_epoch,
+            sync_state_set,
+            sync_state_set_epoch,
+        } => format!(
+            "CONTROLLER_ALTER_SYNC_STATE_SET {sync_state_set:?} (master epoch {master_epoch}, SyncStateSet epoch {sync_state_set_epoch})"
+        ),
+        RocketMsg::CtlAlterSyncStateSetResult(result) => match result {
+            Some((set, epoch)) => format!("SyncStateSet now {set:?} (epoch {epoch})"),
+            None => "SyncStateSet change refused".into(),
+        },
+        RocketMsg::CtlNotifyRoleChanged(info) => {
+            format!("NOTIFY_BROKER_ROLE_CHANGED {}", replica_info(info))
+        }
+        RocketMsg::AsHandshake { slave } => format!("HA handshake of slave brokerId {slave}"),
+        RocketMsg::AsHandshakeResult { epochs, end } => {
+            format!("HA handshake: epochs {epochs:?}, end {end}")
+        }
+        RocketMsg::AsTransfer {
+            from,
+            epoch,
+            confirm,
+            entries,
+            ..
+        } => format!(
+            "HA transfer of {} entries from {from} in epoch {epoch}, confirm offset {confirm}",
+            entries.len()
+        ),
         RocketMsg::DlPushResult { ok, end, .. } => format!(
             "DLedger push {}, ledger end {end}",
             if *ok { "SUCCESS" } else { "INCONSISTENT_STATE" }
         ),
     }
+}
+
+fn replica_info(info: &ReplicaInfo) -> String {
+    format!(
+        "master {}, epoch {}, SyncStateSet {:?} (epoch {})",
+        info.master.map_or("none".into(), |m| format!("brokerId {m}")),
+        info.master_epoch,
+        info.sync_state_set,
+        info.sync_state_set_epoch
+    )
 }
 
 /// A clock reading (ms) as seconds: `12.300s`.
@@ -172,7 +224,29 @@ pub(super) fn notable(msg: &RocketMsg) -> bool {
             | RocketMsg::ConsumerList { .. }
             | RocketMsg::Locked { .. }
             | RocketMsg::CheckTransactionState { .. }
+            | RocketMsg::CtlNotifyRoleChanged(_)
+            | RocketMsg::CtlElected(_)
+            | RocketMsg::CtlAlterSyncStateSetResult(_)
     )
+}
+
+fn show_controller(s: &ControllerState, names: Names<'_>) -> String {
+    let groups: Vec<String> = s
+        .groups
+        .iter()
+        .map(|(g, i)| {
+            format!(
+                "{}: master {}, epoch {}, SyncStateSet {:?} (epoch {})",
+                group_name(*g),
+                i.master.map_or("none".into(), |m| format!("brokerId {m}")),
+                i.master_epoch,
+                i.sync_state_set,
+                i.sync_state_set_epoch
+            )
+        })
+        .collect();
+    let live: Vec<&str> = s.live.keys().map(|id| names.of(*id)).collect();
+    format!("controller: {}; live [{}]", groups.join("; "), live.join(", "))
 }
 
 fn show_namesrv(s: &NameServerState, names: Names<'_>) -> String {
@@ -205,7 +279,17 @@ fn show_broker(s: &BrokerState, names: Names<'_>) -> String {
             s.disk.dledger.term,
             dl.committed
         ),
-        None => if s.master { "master" } else { "slave" }.to_string(),
+        None => match &s.ctl {
+            Some(r) => format!(
+                "{} (epoch {}, SyncStateSet {:?}, confirm {}, epochs {:?}) ",
+                if s.master { "master" } else { "slave" },
+                r.master_epoch,
+                r.sync_state_set,
+                r.confirm,
+                s.disk.epochs
+            ),
+            None => if s.master { "master" } else { "slave" }.to_string(),
+        },
     };
     let mut out = format!(
         "{}: CommitLog [{}] flushed {} of {}, dispatched {}; ConsumeQueues [{}]; offsets [{}]",
@@ -284,6 +368,7 @@ fn show_consumer(s: &ConsumerState) -> String {
 pub(super) fn show(state: &RocketState, names: Names<'_>) -> String {
     match state {
         RocketState::NameServer(s) => show_namesrv(s, names),
+        RocketState::Controller(s) => show_controller(s, names),
         RocketState::Broker(s) => show_broker(s, names),
         RocketState::Producer(s) => show_producer(s),
         RocketState::Consumer(s) => show_consumer(s),
