@@ -147,7 +147,7 @@ pub struct StreamState {
     pub committed: u64,
     /// The writer this node's channels send to (`stream_leader_change`).
     pub writer: Option<Id>,
-    /// Ticks without a writer since the member started.
+    /// Ticks without a word from the writer.
     pub unheard: u32,
     /// The highest epoch heard of.
     pub highest: Epoch,
@@ -648,7 +648,7 @@ impl Node {
             for p in self.settings.node_ids().into_iter().filter(|p| *p != me) {
                 self.stream_send(s, p, o);
             }
-        } else if s.stream.writer.is_none() {
+        } else {
             s.stream.unheard += 1;
         }
         if let Some(e) = &mut s.stream.election {
@@ -664,8 +664,9 @@ impl Node {
     }
 
     /// The stream coordinator (a Ra cluster over the nodes, here the first node this one sees
-    /// running, only while it sees a majority) elects a writer when the writer's node is down,
-    /// or when no writer has been heard of for [`ELECTION_TICKS`] ticks: it stops every member
+    /// running, only while it sees a majority) elects a writer when the writer's node is down or
+    /// silent for `net_ticktime`, or when no writer has been heard of for [`ELECTION_TICKS`]
+    /// ticks: it stops every member
     /// in a new epoch, takes the tails of the first majority that stopped, and starts the
     /// member with the latest tail as the writer (`rabbit_stream_coordinator`:
     /// `member_stopped`, `is_quorum/2`, `select_leader/2`). A member stopped in an epoch takes
@@ -682,8 +683,12 @@ impl Node {
         if first != Some(me) {
             return;
         }
+        // The coordinator's monitor of the writer fires when its node is seen down, or once
+        // the writer has sent nothing for `net_ticktime` (it stopped writing: fenced by a
+        // member of a later epoch whose election was given up).
+        let silent = STREAM_TICK * s.stream.unheard;
         let gone = match s.stream.writer {
-            Some(w) => s.down.contains(&w),
+            Some(w) => s.down.contains(&w) || silent >= self.settings.net_ticktime,
             None => s.stream.unheard >= ELECTION_TICKS,
         };
         match &s.stream.election {
