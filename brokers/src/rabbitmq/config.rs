@@ -519,7 +519,7 @@ fn streams(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
     if config.bool("auto_ack") {
         return Err(ConfigError::new(
             "auto_ack",
-            "queue.type=stream: RabbitMQ refuses a no-ack stream consumer, NOT_IMPLEMENTED \"automatic acknowledgement not supported by stream\" (allowed with queue.type=stream: false)",
+            "auto_ack=true with queue.type=stream: RabbitMQ refuses a no-ack stream consumer, NOT_IMPLEMENTED \"automatic acknowledgement not supported by stream\" (allowed with queue.type=stream: false)",
         ));
     }
     if !config.bool("durable") {

@@ -446,13 +446,7 @@ impl Node {
                     self.confirm(s, writer.client, (writer.channel, seq), o);
                 }
             }
-            RabbitMsg::StreamChunks {
-                epoch,
-                from,
-                prev,
-                chunks,
-                committed,
-            } => self.stream_replicate(me, s, src, epoch, (from, prev, chunks), committed, o),
+            chunks @ RabbitMsg::StreamChunks { .. } => self.stream_replicate(me, s, src, chunks, o),
             RabbitMsg::StreamAck {
                 epoch,
                 success,
@@ -549,17 +543,24 @@ impl Node {
     /// (`osiris_log:init_acceptor/3`'s truncation to the last common epoch offset, found here one
     /// chunk at a time), appends, and acknowledges its tail; readers here may read up to the
     /// writer's committed offset.
-    #[allow(clippy::too_many_arguments)]
     fn stream_replicate(
         &self,
         me: Id,
         s: &mut NodeState,
         src: Id,
-        epoch: Epoch,
-        (from, prev, chunks): (u64, Option<Epoch>, Vec<super::stream::Chunk>),
-        committed: u64,
+        msg: RabbitMsg,
         o: &mut RabbitOut,
     ) {
+        let RabbitMsg::StreamChunks {
+            epoch,
+            from,
+            prev,
+            chunks,
+            committed,
+        } = msg
+        else {
+            return;
+        };
         let promised = s.disk.stream_epoch;
         if epoch < promised {
             let fenced = RabbitMsg::StreamFenced {
