@@ -144,6 +144,12 @@ const ARTICLE: &[Said] = &[
         true,
         "RocketMQ replays by timestamp",
     ),
+    said(
+        "rabbitmq",
+        Invariant::Replay,
+        false,
+        "RabbitMQ has no replay",
+    ),
 ];
 
 /// The verdict on one claim.

@@ -379,13 +379,18 @@ fn simultaneous_power_loss_rewrites_offsets_unless_every_record_is_fsynced() {
 
 #[test]
 fn only_brokers_whose_consumers_rewind_take_rewind_and_check_replay() {
-    for broker in ["rabbitmq", "activemq", "zeromq"] {
+    for broker in ["activemq", "zeromq"] {
         bad_input(&["sim", "--broker", broker, "--rewind", "3"], "--rewind");
         bad_input(
             &["sim", "--broker", broker, "--check", "replay"],
-            "allowed with --broker kafka, rocketmq",
+            "allowed with --broker kafka, rabbitmq, rocketmq",
         );
     }
+    // RabbitMQ rewinds on a stream only.
+    bad_input(
+        &["sim", "--broker", "rabbitmq", "--rewind", "3"],
+        "queue.type=stream",
+    );
     // RocketMQ rewinds by time, with an orderly listener only.
     bad_input(
         &["sim", "--broker", "rocketmq", "--rewind", "3"],

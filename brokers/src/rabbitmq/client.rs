@@ -20,8 +20,10 @@
 //! transaction; without, they are given up. See the module doc's "Transactions".
 
 use super::quorum::Returned;
+use super::stream::OffsetSpec;
 use super::{
-    NackMode, RabbitDisk, RabbitMsg, RabbitOut, RabbitRandom, RabbitTimer, Settings, RECONNECT,
+    NackMode, QueueType, RabbitDisk, RabbitMsg, RabbitOut, RabbitRandom, RabbitTimer, Settings,
+    CAUGHT_UP, RECONNECT,
 };
 use crate::timers::{exact, retry};
 use crate::AppLog;
@@ -467,7 +469,13 @@ impl Publisher {
         let m = s.next;
         s.next += 1;
         let routed = self.settings.route(m);
-        let audience = if routed.queues.contains(&0) && self.settings.workload.consumers > 0 {
+        let consumers = self.settings.workload.consumers;
+        let audience = if !routed.queues.contains(&0) {
+            Vec::new()
+        } else if self.settings.queue_type == QueueType::Stream {
+            // A stream's consumers do not compete: each reads every record.
+            (0..consumers).collect()
+        } else if consumers > 0 {
             vec![0]
         } else {
             Vec::new()
@@ -671,6 +679,8 @@ pub struct Delivery {
     pub published_on: u32,
     pub redelivered: bool,
     pub delivery_count: u32,
+    /// A stream record's offset (`x-stream-offset`).
+    pub offset: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -688,6 +698,16 @@ pub struct ConsumerState {
     /// The application's own count of failed attempts per poison message.
     pub failures: BTreeMap<MsgId, u32>,
     pub processing_time: Duration,
+    /// A stream consumer: the offset after the last record its application handled.
+    pub offset: Option<u64>,
+    /// The offset after the furthest record it handled: where it attaches again after a
+    /// reconnect or a restart (AMQP 0-9-1 keeps no offsets for it).
+    pub resume: Option<u64>,
+    /// `--rewind`: the offset it last rewound from; it rewinds again only once past it.
+    pub rewound: Option<u64>,
+    /// It attached again at an earlier offset and waits for `basic.consume-ok`: what its
+    /// earlier consumer was still sent is void.
+    pub attaching: bool,
 }
 
 impl Consumer {
@@ -701,14 +721,40 @@ impl Consumer {
                 .map(RabbitRandom::Processing)
                 .collect(),
         );
+        let resume = app
+            .iter()
+            .filter_map(|op| match op {
+                Op::Deliver { position, .. } => position.map(|p| p + 1),
+                _ => None,
+            })
+            .max();
+        // A restarted stream application's channels go on from its last one's number, so
+        // each is a session of its own in the offsets it reads.
+        let channel = app
+            .iter()
+            .filter_map(|op| match op {
+                Op::Deliver { session, .. } | Op::Rewind { session, .. } if self.stream() => {
+                    Some(*session as u32)
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let mut s = ConsumerState {
             app,
-            conn: Connection::new(),
+            conn: Connection {
+                channel,
+                ..Connection::new()
+            },
             buffer: VecDeque::new(),
             handling: None,
             held: BTreeSet::new(),
             failures: BTreeMap::new(),
             processing_time: Duration::from_millis(HANDLING[1]),
+            offset: resume,
+            resume,
+            rewound: None,
+            attaching: false,
         };
         if s.app.is_empty() && self.settings.workload.consumer_delay_ms > 0 {
             o.set_timer(
@@ -731,6 +777,39 @@ impl Consumer {
             return;
         }
         match msg {
+            RabbitMsg::OpenOk if !s.conn.open && self.stream() => {
+                opened(&mut s.conn, self.settings.heartbeat, o);
+                s.offset = s.resume;
+                let offset = s
+                    .resume
+                    .map_or(self.settings.stream_offset, OffsetSpec::Offset);
+                o.send(
+                    src,
+                    RabbitMsg::StreamConsume {
+                        channel: s.conn.channel,
+                        prefetch: self.settings.prefetch,
+                        offset,
+                    },
+                );
+            }
+            RabbitMsg::ConsumeOk if s.conn.open => s.attaching = false,
+            RabbitMsg::StreamDeliver {
+                channel,
+                tag,
+                offset,
+                msg,
+            } if s.conn.open && channel == s.conn.channel && !s.attaching && s.held.insert(tag) => {
+                o.cancel_timer(RabbitTimer::CaughtUp);
+                s.buffer.push_back(Delivery {
+                    tag,
+                    msg,
+                    published_on: 0,
+                    redelivered: false,
+                    delivery_count: 0,
+                    offset: Some(offset),
+                });
+                self.handle_next(s, o);
+            }
             RabbitMsg::OpenOk if !s.conn.open => {
                 opened(&mut s.conn, self.settings.heartbeat, o);
                 o.send(
@@ -757,6 +836,7 @@ impl Consumer {
                     published_on,
                     redelivered,
                     delivery_count,
+                    offset: None,
                 });
                 self.handle_next(s, o);
             }
@@ -796,8 +876,47 @@ impl Consumer {
             }
             RabbitTimer::Process => self.handled(s, o),
             RabbitTimer::Start => dial(&mut s.conn, Id::from(0), o),
+            RabbitTimer::CaughtUp => self.rewind(s, o),
             _ => {}
         }
+    }
+
+    fn stream(&self) -> bool {
+        self.settings.queue_type == QueueType::Stream
+    }
+
+    /// `--rewind N` on a stream: caught up (nothing delivered for [`CAUGHT_UP`]) after reading
+    /// past where it last rewound, the application cancels its consumer and consumes again with
+    /// `x-stream-offset` `N` records back (at the stream's start if fewer), on the same channel.
+    fn rewind(&self, s: &mut ConsumerState, o: &mut RabbitOut) {
+        let (Some(back), Some(from)) = (self.settings.workload.rewind, s.offset) else {
+            return;
+        };
+        let idle = s.conn.open && s.buffer.is_empty() && s.handling.is_none() && !s.attaching;
+        if !idle || s.rewound.is_some_and(|r| r >= from) {
+            return;
+        }
+        let to = from.saturating_sub(u64::from(back));
+        s.rewound = Some(from);
+        s.attaching = true;
+        let op = Op::Rewind {
+            group: self.index,
+            consumer: self.index,
+            scope: 0,
+            session: u64::from(s.conn.channel),
+            from,
+            to,
+        };
+        record(&mut s.app, op, o);
+        s.offset = Some(to);
+        o.send(
+            s.conn.node,
+            RabbitMsg::StreamConsume {
+                channel: s.conn.channel,
+                prefetch: self.settings.prefetch,
+                offset: OffsetSpec::Offset(to),
+            },
+        );
     }
 
     /// The channel is gone, and with it every delivery not yet acknowledged: the broker requeues
@@ -806,7 +925,9 @@ impl Consumer {
         s.buffer.clear();
         s.handling = None;
         s.held.clear();
+        s.attaching = false;
         o.cancel_timer(RabbitTimer::Process);
+        o.cancel_timer(RabbitTimer::CaughtUp);
     }
 
     /// Hands the next buffered delivery to the application's handler.
@@ -815,12 +936,30 @@ impl Consumer {
             return;
         }
         let Some(d) = s.buffer.pop_front() else {
+            if self.stream() && s.conn.open && self.settings.workload.rewind.is_some() {
+                o.set_timer(RabbitTimer::CaughtUp, exact(CAUGHT_UP));
+            }
             return;
         };
         let poison = self.settings.nack != NackMode::Never
             && d.msg.seq % 10 == POISON
             && s.failures.get(&d.msg).copied().unwrap_or(0) < POISON_FAILURES;
-        if !poison {
+        if let Some(offset) = d.offset {
+            // A stream record: each consumer is its own group, and the stream (scope 0) is
+            // the scope its offsets number.
+            s.offset = Some(offset + 1);
+            s.resume = s.resume.max(s.offset);
+            let op = Op::Deliver {
+                msg: d.msg,
+                group: self.index,
+                consumer: self.index,
+                scope: 0,
+                position: Some(offset),
+                session: u64::from(s.conn.channel),
+                redelivered: Some(false),
+            };
+            record(&mut s.app, op, o);
+        } else if !poison {
             let op = Op::Deliver {
                 msg: d.msg,
                 group: 0,

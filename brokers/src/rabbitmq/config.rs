@@ -4,6 +4,7 @@
 
 use super::quorum::DeliveryCountRule;
 use super::routing::{Binding, Exchange, ExchangeType, XMatch};
+use super::stream::OffsetSpec;
 use crate::config::Allowed::{Bool, Int, OneOf, Signed};
 use crate::{Config, ConfigError, Key, Workload};
 use std::time::Duration;
@@ -13,6 +14,8 @@ pub enum QueueType {
     Classic,
     Mirrored,
     Quorum,
+    /// A stream (3.9 on): an osiris log replicated on every node (`stream.rs`).
+    Stream,
 }
 
 /// `cluster_partition_handling`.
@@ -100,6 +103,8 @@ pub struct Settings {
     /// others waiting in the order they attached (`rabbit_fifo`'s `waiting_consumers`, the
     /// classic queue's `active_consumer`).
     pub single_active: bool,
+    /// `x-stream-offset`: where a stream consumer that has handled nothing yet attaches.
+    pub stream_offset: OffsetSpec,
     pub workload: Workload,
 }
 
@@ -174,6 +179,7 @@ impl Settings {
             queue_type: match config.str("queue.type") {
                 "mirrored" => QueueType::Mirrored,
                 "quorum" => QueueType::Quorum,
+                "stream" => QueueType::Stream,
                 _ => QueueType::Classic,
             },
             durable: config.bool("durable"),
@@ -213,6 +219,11 @@ impl Settings {
             reject: config.str("consumer.nack.method") == "basic.reject",
             max_length: u32::try_from(config.signed("x-max-length")).ok(),
             single_active: config.bool("x-single-active-consumer"),
+            stream_offset: match config.str("x-stream-offset") {
+                "first" => OffsetSpec::First,
+                "last" => OffsetSpec::Last,
+                _ => OffsetSpec::Next,
+            },
             workload,
         }
     }
@@ -244,8 +255,8 @@ pub(super) fn keys() -> Vec<Key> {
         Key::new(
             "queue.type",
             "classic",
-            OneOf(&["classic", "mirrored", "quorum"]),
-            "x-queue-type (mirrored: a classic queue under an ha-mode policy)",
+            OneOf(&["classic", "mirrored", "quorum", "stream"]),
+            "x-queue-type (mirrored: a classic queue under an ha-mode policy; stream: 3.9 on, consumers need prefetch > 0 and manual acks)",
         ),
         Key::new(
             "durable",
@@ -392,6 +403,12 @@ pub(super) fn keys() -> Vec<Key> {
             Bool,
             "the queue delivers to one consumer at a time; the next one waiting takes over when its channel goes",
         ),
+        Key::new(
+            "x-stream-offset",
+            "next",
+            OneOf(&["first", "last", "next"]),
+            "streams: where a consumer that has handled nothing attaches (first record, last chunk, or what is written next); one that has resumes after its last record",
+        ),
     ]
 }
 
@@ -399,6 +416,7 @@ pub(super) fn keys() -> Vec<Key> {
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     let queue_type = config.str("queue.type");
     versions(config, queue_type)?;
+    streams(config, queue_type)?;
     for key in [
         "ha-mode",
         "ha-params",
@@ -476,6 +494,68 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// What a stream refuses (`rabbit_stream_queue` at `v4.3.5`, commit 0dde27bfdd, and `v3.13.7`):
+/// `consume/3` answers a consumer without a prefetch with PRECONDITION_FAILED "consumer prefetch
+/// count is not set for stream" and a no-ack one with NOT_IMPLEMENTED "automatic
+/// acknowledgement not supported by stream"; `capabilities/0` lists the only queue arguments a
+/// stream takes, so `rabbit_amqqueue:check_arguments_key/4` refuses the others at declaration;
+/// streams are always durable. What the model does not model for streams is refused too.
+fn streams(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
+    if queue_type != "stream" {
+        if config.is_set("x-stream-offset") {
+            return Err(ConfigError::new(
+                "x-stream-offset",
+                format!("x-stream-offset is a stream consumer argument; queue.type={queue_type} is not a stream (allowed with queue.type=stream)"),
+            ));
+        }
+        return Ok(());
+    }
+    if config.int("prefetch") == 0 {
+        return Err(ConfigError::new(
+            "prefetch",
+            "queue.type=stream: RabbitMQ refuses a stream consumer without basic.qos, PRECONDITION_FAILED \"consumer prefetch count is not set for stream\" (allowed: prefetch 1 to 65535)",
+        ));
+    }
+    if config.bool("auto_ack") {
+        return Err(ConfigError::new(
+            "auto_ack",
+            "auto_ack=true with queue.type=stream: RabbitMQ refuses a no-ack stream consumer, NOT_IMPLEMENTED \"automatic acknowledgement not supported by stream\" (allowed with queue.type=stream: false)",
+        ));
+    }
+    if !config.bool("durable") {
+        return Err(ConfigError::new(
+            "durable",
+            "streams are always durable: durable=false is refused (allowed with queue.type=stream: true)",
+        ));
+    }
+    for key in [
+        "x-max-length",
+        "x-overflow",
+        "x-single-active-consumer",
+        "dead-letter-exchange",
+    ] {
+        if config.is_set(key) {
+            return Err(ConfigError::new(
+                key,
+                format!("{key} is not a stream queue argument: RabbitMQ refuses it at declaration (a stream takes x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes, x-stream-filter-size-bytes, x-initial-cluster-size, x-queue-leader-locator) (allowed with queue.type=classic or quorum)"),
+            ));
+        }
+    }
+    if config.bool("publisher.tx") {
+        return Err(ConfigError::new(
+            "publisher.tx",
+            "publisher.tx=true is not modelled for streams (allowed with queue.type=stream: false)",
+        ));
+    }
+    if config.str("consumer.nack") != "never" {
+        return Err(ConfigError::new(
+            "consumer.nack",
+            "consumer.nack is not modelled for streams, where a reject only gives credit back (allowed with queue.type=stream: never)",
+        ));
+    }
+    Ok(())
+}
+
 /// What each `version` lacks: 4.0 removed classic queue mirroring (its policy keys are no longer
 /// recognised), quorum queues and single active consumer came in 3.8, the `ha-promote-on-*` keys
 /// after 3.3.
@@ -507,6 +587,12 @@ fn versions(config: &Config, queue_type: &str) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 "queue.type",
                 "queue.type=quorum: quorum queues came in RabbitMQ 3.8, version=3.3 has none (allowed with version=3.13, 4.2 or 4.3)",
+            ));
+        }
+        if queue_type == "stream" {
+            return Err(ConfigError::new(
+                "queue.type",
+                "queue.type=stream: streams came in RabbitMQ 3.9, version=3.3 has none (allowed with version=3.13, 4.2 or 4.3)",
             ));
         }
         if config.is_set("x-single-active-consumer") {

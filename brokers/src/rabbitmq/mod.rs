@@ -1,5 +1,5 @@
-//! RabbitMQ: a cluster of nodes serving one queue — classic, classic mirrored, or quorum — behind
-//! an exchange, with publisher confirms, consumer acknowledgements and redelivery.
+//! RabbitMQ: a cluster of nodes serving one queue — classic, classic mirrored, quorum, or a
+//! stream — behind an exchange, with publisher confirms, consumer acknowledgements and redelivery.
 //!
 //! # The mechanism
 //!
@@ -181,9 +181,70 @@
 //! what the dead consumer had handled but not yet acknowledged, so at-most-once still breaks
 //! under crashes.
 //!
+//! ## Streams
+//!
+//! `queue.type=stream` (3.9 on; `version=3.3` refuses it) declares a stream: an append-only
+//! osiris log with a member on every node, which consumers read without removing anything.
+//! See `stream.rs`.
+//!
+//! - **Writer and replicas.** One member is the writer (`osiris_writer`); the others are
+//!   replicas (`osiris_replica`), to which the writer's replica readers send its chunks. A
+//!   replica acknowledges its tail (`osiris_writer:ack/2`); the writer's committed offset is
+//!   what a majority of the members holds (`agreed_commit/1`: the members' last chunk ids
+//!   sorted, the `len div 2 + 1`th), and the replicas learn it (`committed_offset`). Readers
+//!   read only up to the committed offset (`osiris_replica`'s `committed_chunk_id`). osiris
+//!   never fsyncs: the log is page cache ("Data Safety when using Streams"), so a crash keeps
+//!   it and a power loss takes it.
+//! - **Publishing.** A publisher's channel lives on the node it connected to (any node: a
+//!   stream's clients are not sent to its writer's node); its stream client
+//!   (`rabbit_stream_queue:init/1`) has a writer id of its own and numbers its publishes, and
+//!   `deliver0/4` writes each to the writer with both (`osiris:write/4`). The writer drops a
+//!   write whose number is at or below the one its tracking holds for that writer id
+//!   (`is_duplicate/4`) and confirms it once the chunk holding that number is committed
+//!   (`handle_duplicates/3`); everything else it appends, and tells the channel when it is
+//!   committed (`osiris_written`, `notify_writers/3`), which confirms the publish
+//!   (`handle_event/3`) — publisher confirms come once a quorum of members has the chunk.
+//!   On `stream_leader_change` the channel writes all it has not had confirmed to the new
+//!   writer again, with the same writer id and numbers (`resend_all/1`), so what the old
+//!   writer had replicated is not written twice.
+//! - **Deduplication** spans one channel only: the writer id is the channel's. The stream
+//!   protocol's named producers (`publisherReference` and publishing ids, deduplicated
+//!   across connections) are not reachable through AMQP 0-9-1, and are not modelled: a
+//!   message a publisher publishes again on a new channel (`publisher.retry`) is written
+//!   again.
+//! - **The stream coordinator** (`rabbit_stream_coordinator`, a Ra state machine) elects a
+//!   writer when the writer's node is down: it stops every member in a new epoch, each answers
+//!   with its tail (`member_stopped`), and once a quorum has (`is_quorum/2`) it starts the
+//!   member with the latest tail — highest epoch, then highest offset (`select_leader/2`) — as
+//!   the writer of the epoch and the rest as its replicas. A member stopped in an epoch takes
+//!   nothing from an earlier epoch's writer, so a writer cut off in a minority commits
+//!   nothing more; its uncommitted chunks are cut from its log when it follows the new
+//!   writer (`osiris_log:init_acceptor/3`).
+//! - **Consumers** attach to the member on their node (`consume/3`: "does not have a running
+//!   replica on the local node" otherwise) with `x-stream-offset` — `first`, `last` (the last
+//!   chunk), `next` (the default), or an offset, clamped to the log — and must set a prefetch
+//!   (`basic.qos`) and acknowledge manually (a prefetch of 0 is refused with
+//!   PRECONDITION_FAILED, `auto_ack` with NOT_IMPLEMENTED: both exit 2). Each delivery carries
+//!   the record's offset (the `x-stream-offset` header) and takes one credit; an
+//!   acknowledgement gives the credit back and removes nothing (`settle/5`: "all settle
+//!   reasons will 'give credit'"). Every consumer reads every record, so each is its own
+//!   group. AMQP 0-9-1 keeps no offsets for a consumer: the application attaches again after
+//!   the last record it handled. With `--rewind N`, once caught up (no delivery for
+//!   [`CAUGHT_UP`]) it cancels and consumes again on the same channel `N` records back — the
+//!   replay the replay checker judges.
+//! - **Order.** A stream is one log, read by every consumer in offset order; a channel's
+//!   publishes are in it in the order published. The promise judged is each producer's
+//!   acknowledged messages, per consumer session (`System::promise`).
+//!
 //! # What is simplified
 //!
-//! `version` 3.3 promotes the oldest live mirror whatever its synchronisation; 4.2 and 4.3 have
+//! Streams: a chunk holds one record (osiris batches what arrives at once); retention
+//! (`x-max-length-bytes`, `x-max-age`), filtering, super streams, single active consumer for
+//! streams and timestamp offsets (`x-stream-offset` as a timestamp or an interval: the model's
+//! nodes have no wall clock for chunk timestamps) are not modelled; the coordinator is not a
+//! Ra cluster but the first node that sees a majority, its epochs made unique by that node's
+//! name; a replica finds where its log diverges one chunk at a time where osiris compares
+//! epoch offsets; members never change. `version` 3.3 promotes the oldest live mirror whatever its synchronisation; 4.2 and 4.3 have
 //! no mirroring and refuse its keys. One queue, one exchange. A client talks to the node hosting
 //! the queue's leader (any other
 //! node answers with a hint, and the client dials again), so channel processes proxying to
@@ -200,7 +261,7 @@
 //! of microseconds): the model never tears a classic commit by a crash, which RabbitMQ can.
 //! Transactional `basic.ack` and `basic.reject` (consumers in tx mode) are not modelled, and the
 //! client does not wait for `tx.select-ok` or `tx.rollback-ok` (the connection is FIFO). TTLs,
-//! lazy queues and streams are not modelled; of queue length limits only
+//! lazy queues are not modelled; of queue length limits only
 //! `x-max-length` with `x-overflow=reject-publish` is (a full queue answers a publish with
 //! `basic.nack`: `rabbit_amqqueue_process:will_overflow/2`, `rabbit_fifo:evaluate_limit/4`). See
 //! `docs/rabbitmq.md`.
@@ -238,6 +299,16 @@
 //! `rabbit_classic_queue:deliver/3`, `rabbit_amqqueue_process.erl`
 //! (`maybe_deliver_or_enqueue/3`, `will_overflow/2`, `send_reject_publish/2`); the documentation's
 //! "Broker Semantics" ("Semantics of tx") and the AMQP 0-9-1 reference's `tx` class;
+//! streams in rabbitmq-server at `v4.3.5` (commit 0dde27bfdd) and `v3.13.7`:
+//! `deps/rabbit/src/rabbit_stream_queue.erl` (`consume/3`, `parse_offset_arg/1`,
+//! `begin_stream/7`, `deliver0/4`, `handle_event/3`, `settle/5`, `resend_all/1`, `init/1`,
+//! `capabilities/0`), `rabbit_stream_coordinator.erl` (`update_stream0/3` for
+//! `member_stopped`, `is_quorum/2`, `select_leader/2`, `evaluate_stream/3`); osiris at 1.10.3
+//! (commit 8e0b786a4d; rabbitmq-server `v4.3.5` pins osiris v1.13.1): `src/osiris_writer.erl` (`handle_batch/2`, `agreed_commit/1`,
+//! `is_duplicate/4`, `handle_duplicates/3`, `notify_writers/3`), `src/osiris_replica.erl`
+//! (`committed_offset`, `osiris_writer:ack/2`), `src/osiris_log.erl` (`init_acceptor/3`,
+//! `truncate_to/4`; no fsync); the documentation's "Streams" (Consuming, Data Safety, Leader
+//! Election and Failure Handling, Feature Matrix);
 //! Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper (Ongaro and Ousterhout, 2014).
 
 mod client;
@@ -247,6 +318,7 @@ mod node;
 pub mod protocol;
 mod quorum;
 pub mod routing;
+mod stream;
 mod view;
 
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
@@ -255,6 +327,9 @@ pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState, TxChannel};
 pub use protocol::{Command, Entry, RabbitMsg, Stored};
 pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
+pub use stream::{
+    Chunk, Epoch, Member, OffsetSpec, Reader, StreamChannel, StreamState, WriterId, STREAM_TICK,
+};
 
 use crate::{AppLog, Config, ConfigError, Disk, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::OrderingPromise;
@@ -267,6 +342,13 @@ pub const NAME: &str = "rabbitmq";
 
 /// The matrix row that runs two consumers on a quorum queue with a single active consumer.
 pub const SINGLE_ACTIVE_ROW: &str = "quorum, single active consumer, 2 consumers";
+
+/// The matrix row that replays a stream by offset.
+pub const STREAM_ROW: &str = "stream, replay by offset";
+
+/// How long a stream consumer's application waits without a delivery before it takes itself
+/// as caught up (an AMQP 0-9-1 consumer cannot ask whether it has read to the end).
+pub const CAUGHT_UP: Duration = Duration::from_millis(1000);
 
 /// Ra's leader heartbeat (append_entries with no entries) and its election timeout range.
 pub const RAFT_HEARTBEAT: Duration = Duration::from_millis(500);
@@ -366,6 +448,8 @@ pub enum RabbitTimer {
     Tables,
     /// `rabbit:stop()`, called by the node monitor to pause, has finished.
     Stopped,
+    /// The stream's writer resends to its replicas; its coordinator checks on the writer.
+    StreamTick,
     // Clients.
     /// Dial a node.
     Connect,
@@ -384,6 +468,8 @@ pub enum RabbitTimer {
     Process,
     /// A consumer's late start (`--consumer-delay-ms`).
     Start,
+    /// A stream consumer had no delivery for [`CAUGHT_UP`]: it has read to the end.
+    CaughtUp,
 }
 
 /// What the clients' applications draw per run: the publisher's pace (milliseconds between two
@@ -480,7 +566,7 @@ impl System for RabbitMq {
     const NAME: &'static str = NAME;
 
     fn summary() -> &'static str {
-        "RabbitMQ: classic, mirrored (HA) and quorum (Raft) queues, partition handling, exchanges, publisher confirms, consumer acks and redelivery"
+        "RabbitMQ: classic, mirrored (HA) and quorum (Raft) queues, streams (osiris, replay by offset), partition handling, exchanges, publisher confirms, consumer acks and redelivery"
     }
 
     fn scenarios() -> Vec<Scenario> {
@@ -545,6 +631,11 @@ impl System for RabbitMq {
                 sets: &["queue.type=quorum", "publisher.tx=true"],
                 claim: "the article: RabbitMQ supports transactions, slower (tx.commit every 4 messages, every third rolled back; a commit is one enqueue per publish, atomic in no queue)",
             },
+            Scenario {
+                name: STREAM_ROW,
+                sets: &["queue.type=stream", "prefetch=10", "x-stream-offset=first"],
+                claim: "the article: RabbitMQ has no replay (a stream, 3.9 on: a consumer attaches again at an earlier x-stream-offset and reads the same records)",
+            },
         ]
     }
 
@@ -559,6 +650,18 @@ impl System for RabbitMq {
 
     fn validate(config: &Config) -> Result<(), ConfigError> {
         config::validate(config)
+    }
+
+    fn rewind() -> Option<&'static str> {
+        Some("basic.cancel, then basic.consume with x-stream-offset set to the offset N records back (queue.type=stream)")
+    }
+
+    fn replay_row(config: &Config) -> Result<(), String> {
+        if config.str("queue.type") == "stream" {
+            Ok(())
+        } else {
+            Err(format!("RabbitMQ consumers rewind only on a stream (allowed: queue.type=stream); queue.type={} removes what was acknowledged", config.str("queue.type")))
+        }
     }
 
     fn build(config: &Config, workload: Workload) -> Self {
@@ -611,7 +714,8 @@ impl System for RabbitMq {
     }
 
     fn elects_leaders(&self) -> bool {
-        // A classic queue lives on one node; mirrored and quorum queues promote or elect.
+        // A classic queue lives on one node; mirrored and quorum queues promote or elect, and a
+        // stream's coordinator elects its writer.
         self.settings.queue_type != QueueType::Classic
     }
 
@@ -655,7 +759,19 @@ impl System for RabbitMq {
     /// With `x-single-active-consumer` the queue has one consumer at a time ("Single Active
     /// Consumer": for when messages must be consumed in the order they arrive), so the promise
     /// spans the queue's consumers and their channels; redeliveries stay outside it.
+    ///
+    /// A stream is one log: its offsets are the order every consumer reads in, the same for
+    /// all, and what a channel published is in it in the order published. The model judges a
+    /// producer's acknowledged messages in it: a publish whose channel closed before its
+    /// confirm may still reach the writer after the next channel's (each channel has its own
+    /// writer id), which no promise covers.
     fn promise(&self) -> OrderingPromise {
+        if self.settings.queue_type == QueueType::Stream {
+            return OrderingPromise {
+                acknowledged_only: true,
+                ..Self::ordering()
+            };
+        }
         OrderingPromise {
             per_consumer_session: !self.settings.single_active,
             ..Self::ordering()

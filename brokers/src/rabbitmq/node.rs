@@ -4,6 +4,7 @@
 use super::mirrored::{ClassicState, QueueRecord};
 use super::protocol::{Entry, RabbitMsg, Stored, Term};
 use super::quorum::QuorumState;
+use super::stream::{Chunk, Epoch, StreamState};
 use super::{
     PartitionHandling, QueueType, RabbitDisk, RabbitOut, RabbitTimer, Settings, Version,
     RABBIT_STOP, TABLE_LOADING_RETRY_LIMIT, TABLE_LOADING_RETRY_TIMEOUT,
@@ -36,6 +37,13 @@ pub struct NodeDisk {
     /// `mnesia_down` records): a node that saw every peer go down before it stopped was the last
     /// one running, and may load its tables from its own disk.
     pub mnesia_down: BTreeSet<Id>,
+    /// The stream member's epoch as the coordinator (Ra, fsynced) records it: the last it was
+    /// started in, or promised to stop for.
+    pub stream_epoch: Epoch,
+    /// The stream's osiris log. osiris never fsyncs ("Data Safety when using Streams": streams
+    /// "do not explicitly flush (fsync) the data from the operating system page cache"), so it
+    /// is all page cache, and a power loss takes it.
+    pub stream_log: VectorSync<Chunk>,
 }
 
 impl Default for NodeDisk {
@@ -48,6 +56,8 @@ impl Default for NodeDisk {
             store: BTreeMap::new(),
             fsynced: BTreeMap::new(),
             mnesia_down: BTreeSet::new(),
+            stream_epoch: Epoch::default(),
+            stream_log: VectorSync::new_sync(),
         }
     }
 }
@@ -56,6 +66,7 @@ impl Durable for NodeDisk {
     fn after_power_loss(&self) -> Self {
         NodeDisk {
             store: self.fsynced.clone(),
+            stream_log: VectorSync::new_sync(),
             ..self.clone()
         }
     }
@@ -110,12 +121,13 @@ pub struct NodeState {
     pub disk: NodeDisk,
     pub quorum: QuorumState,
     pub classic: ClassicState,
+    pub stream: StreamState,
 }
 
 impl NodeState {
     /// Leads the queue (the nemesis likes to hit leaders).
     pub fn leads(&self) -> bool {
-        self.running() && (self.quorum.is_leader() || self.classic.leads())
+        self.running() && (self.quorum.is_leader() || self.classic.leads() || self.stream.is_writer())
     }
 
     /// The application runs (booted, not paused).
@@ -146,6 +158,7 @@ impl Node {
             tx: BTreeMap::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
             classic: ClassicState::default(),
+            stream: StreamState::default(),
             disk,
         };
         o.set_timer(RabbitTimer::Tick, retry(self.settings.net_ticktime / 4));
@@ -186,6 +199,7 @@ impl Node {
     ) {
         match self.settings.queue_type {
             QueueType::Quorum => self.quorum_start(s, o),
+            QueueType::Stream => self.stream_start(id, s, o),
             _ => self.classic_start(id, s, loaded, o),
         }
     }
@@ -277,7 +291,10 @@ impl Node {
         }
         if s.down.remove(&src) {
             s.disk.mnesia_down.remove(&src);
-        } else if self.settings.queue_type != QueueType::Quorum {
+        } else if matches!(
+            self.settings.queue_type,
+            QueueType::Classic | QueueType::Mirrored
+        ) {
             self.classic_peer_down(id, s, src, false, o);
         }
         o.send(src, self.tables(s));
@@ -351,6 +368,7 @@ impl Node {
             }
             match self.settings.queue_type {
                 QueueType::Quorum => self.quorum_peer_msg(id, s, src, msg, o),
+                QueueType::Stream => self.stream_peer_msg(id, s, src, msg, o),
                 _ => self.classic_peer_msg(id, s, src, msg, o),
             }
             return;
@@ -390,6 +408,7 @@ impl Node {
     fn channel_msg(&self, id: Id, s: &mut NodeState, src: Id, msg: RabbitMsg, o: &mut RabbitOut) {
         match self.settings.queue_type {
             QueueType::Quorum => self.quorum_client_msg(id, s, src, msg, o),
+            QueueType::Stream => self.stream_client_msg(id, s, src, msg, o),
             _ => self.classic_client_msg(id, s, src, msg, o),
         }
     }
@@ -556,6 +575,7 @@ impl Node {
             _ if !s.running() => {}
             _ => match self.settings.queue_type {
                 QueueType::Quorum => self.quorum_timeout(id, s, timer, o),
+                QueueType::Stream => self.stream_timeout(id, s, timer, o),
                 _ => self.classic_timeout(s, timer, o),
             },
         }
@@ -615,6 +635,9 @@ impl Node {
     /// the queue now leads.
     pub(super) fn drop_clients(&self, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
         s.tx.clear();
+        // A closed connection's channels go with it, their stream clients and consumers too.
+        s.stream.channels.clear();
+        s.stream.readers.clear();
         for c in std::mem::take(&mut s.clients) {
             o.cancel_timer(RabbitTimer::ClientSilent(c));
             o.send(c, RabbitMsg::NotLeader { leader });
@@ -633,6 +656,7 @@ impl Node {
         }
         match self.settings.queue_type {
             QueueType::Quorum => self.quorum_client_gone(id, s, client, o),
+            QueueType::Stream => self.stream_client_gone(s, client),
             _ => self.classic_client_gone(id, s, client, o),
         }
     }
@@ -671,8 +695,10 @@ impl Node {
             s.pausing = true;
             o.set_timer(RabbitTimer::Stopped, exact(RABBIT_STOP));
         }
-        if self.settings.queue_type != QueueType::Quorum {
-            self.classic_peer_down(id, s, peer, shutdown, o);
+        match self.settings.queue_type {
+            QueueType::Quorum => {}
+            QueueType::Stream => self.stream_peer_down(id, s, o),
+            _ => self.classic_peer_down(id, s, peer, shutdown, o),
         }
     }
 
@@ -719,6 +745,7 @@ impl Node {
         o.cancel_timer(RabbitTimer::Election);
         o.cancel_timer(RabbitTimer::RaftHeartbeat);
         o.cancel_timer(RabbitTimer::Fsync);
+        o.cancel_timer(RabbitTimer::StreamTick);
     }
 
     /// The application starts again (the Erlang VM ran on: its view of the peers stays), and

@@ -4,6 +4,7 @@
 
 use super::mirrored::QueueRecord;
 use super::quorum::{DeathReason, Returned};
+use super::stream::{Chunk, Epoch, OffsetSpec, WriterId};
 use mqcheck_invariants::MsgId;
 use stateright::actor::Id;
 use std::fmt;
@@ -161,6 +162,22 @@ pub enum RabbitMsg {
         redelivered: bool,
         delivery_count: u32,
     },
+    /// `basic.qos` + `basic.consume` on a stream, with the `x-stream-offset` consumer argument:
+    /// replaces the channel's earlier consumer (the client's `basic.cancel`, condensed), and is
+    /// answered with `basic.consume-ok` before the first delivery.
+    StreamConsume {
+        channel: u32,
+        prefetch: u32,
+        offset: OffsetSpec,
+    },
+    /// `basic.deliver` from a stream, with the record's offset (the `x-stream-offset` header
+    /// `rabbit_stream_queue:entry_to_msg/6` adds).
+    StreamDeliver {
+        channel: u32,
+        tag: u64,
+        offset: u64,
+        msg: MsgId,
+    },
     /// `basic.deliver` from the dead-letter queue, with the `x-death` header's reason.
     DeliverDeadLetter {
         channel: u32,
@@ -247,6 +264,56 @@ pub enum RabbitMsg {
         epoch: u32,
         messages: Vec<(u64, Stored)>,
     },
+    /// `osiris:write/4`: a channel's stream client sends a publish to the stream's writer, with
+    /// its writer id and its own sequence number (the writer's deduplication key).
+    StreamWrite {
+        writer: WriterId,
+        seq: u64,
+        msg: MsgId,
+    },
+    /// `osiris_written`: the writer tells a channel which of its sequence numbers are in
+    /// committed chunks (written to a quorum of members).
+    StreamWritten {
+        writer: WriterId,
+        seqs: Vec<u64>,
+    },
+    /// The writer's replica reader sends the replica chunks from offset `from` (after a chunk of
+    /// epoch `prev`), with the writer's committed offset (`committed_offset`).
+    StreamChunks {
+        epoch: Epoch,
+        from: u64,
+        prev: Option<Epoch>,
+        chunks: Vec<Chunk>,
+        committed: u64,
+    },
+    /// `osiris_writer:ack/2`: the replica holds the writer's log up to `next` (on success), or
+    /// its log does not match at `from` and the writer should resend from `next`.
+    StreamAck {
+        epoch: Epoch,
+        success: bool,
+        next: u64,
+    },
+    /// The stream coordinator stops a member for a new epoch (a writer is to be elected).
+    StreamStop {
+        epoch: Epoch,
+    },
+    /// `member_stopped`: the member stopped in `epoch`, with the tail of its log (the epoch and
+    /// offset of its last chunk).
+    StreamStopped {
+        epoch: Epoch,
+        tail: Option<(Epoch, u64)>,
+    },
+    /// The coordinator starts the members of a new epoch: `writer` writes, the others follow
+    /// it (and the channels hear `stream_leader_change`).
+    StreamStart {
+        epoch: Epoch,
+        writer: Id,
+    },
+    /// A member already promised a later epoch: the sender's epoch is over.
+    StreamFenced {
+        epoch: Epoch,
+        writer: Option<Id>,
+    },
     /// The queue's record, as the node that leads it now sees it (a Mnesia write): the leader,
     /// its mirrors oldest first, and which of them are synchronised.
     QueueRecord {
@@ -317,6 +384,54 @@ impl fmt::Display for RabbitMsg {
                 write!(f, "basic.consume prefetch={prefetch} no_ack={auto_ack}")
             }
             ConsumeOk => write!(f, "basic.consume-ok"),
+            StreamConsume {
+                prefetch, offset, ..
+            } => write!(
+                f,
+                "basic.consume prefetch={prefetch} x-stream-offset={offset}"
+            ),
+            StreamDeliver {
+                tag, offset, msg, ..
+            } => write!(f, "basic.deliver {msg} tag={tag} x-stream-offset={offset}"),
+            StreamWrite { writer, seq, msg } => {
+                write!(f, "osiris write {msg} writer={writer} seq={seq}")
+            }
+            StreamWritten { writer, seqs } => {
+                write!(f, "osiris_written writer={writer} seqs={seqs:?}")
+            }
+            StreamChunks {
+                epoch,
+                from,
+                chunks,
+                committed,
+                ..
+            } => {
+                let cs: Vec<String> = chunks.iter().map(|c| c.msg.to_string()).collect();
+                write!(
+                    f,
+                    "chunks epoch={epoch} from={from} committed={committed} [{}]",
+                    cs.join(", ")
+                )
+            }
+            StreamAck {
+                epoch,
+                success,
+                next,
+            } => write!(f, "replica ack epoch={epoch} success={success} next={next}"),
+            StreamStop { epoch } => write!(f, "stream coordinator: stop member for epoch {epoch}"),
+            StreamStopped { epoch, tail } => match tail {
+                Some((e, o)) => write!(
+                    f,
+                    "stream coordinator: member stopped in epoch {epoch}, tail {o} of epoch {e}"
+                ),
+                None => write!(f, "stream coordinator: member stopped in epoch {epoch}, empty"),
+            },
+            StreamStart { epoch, writer } => write!(
+                f,
+                "stream coordinator: epoch {epoch}, writer {}",
+                n(*writer)
+            ),
+            StreamFenced { epoch, .. } => write!(f, "stream member already in epoch {epoch}"),
             Deliver {
                 tag,
                 msg,

@@ -1,7 +1,8 @@
 //! RabbitMQ as a reader sees it: messages in a trace, node states in the Stateright Explorer.
 
 use super::{
-    client, Boot, ClassicState, Command, Entry, NodeDisk, QuorumState, RabbitMsg, RabbitState, RaftRole,
+    client, Boot, ClassicState, Command, Entry, Epoch, Member, NodeDisk, QuorumState, RabbitMsg,
+    RabbitState, RaftRole, StreamState,
 };
 use mqcheck_invariants::{MsgId, Op};
 use crate::Names;
@@ -12,6 +13,8 @@ pub(super) fn describe(msg: &RabbitMsg) -> Option<String> {
         RabbitMsg::Tick | RabbitMsg::Heartbeat => None,
         RabbitMsg::AppendEntries { entries, .. } if entries.is_empty() => None,
         RabbitMsg::AppendReply { success: true, .. } => None,
+        RabbitMsg::StreamChunks { chunks, .. } if chunks.is_empty() => None,
+        RabbitMsg::StreamAck { success: true, .. } => None,
         m => Some(m.to_string()),
     }
 }
@@ -31,6 +34,9 @@ pub(super) fn notable(msg: &RabbitMsg) -> bool {
             | RabbitMsg::WaitForTables
             | RabbitMsg::Tables { .. }
             | RabbitMsg::NodeUp
+            | RabbitMsg::StreamStart { .. }
+            | RabbitMsg::StreamFenced { .. }
+            | RabbitMsg::StreamAck { success: false, .. }
     )
 }
 
@@ -136,6 +142,56 @@ fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
             .map(|d| format!("{}({})", d.msg, d.reason))
             .collect();
         out += &format!("; dead-letter queue [{}]", dead.join(" "));
+    }
+    out
+}
+
+/// A stream member: its role in its epoch, its log (`offset:message` with the chunk's epoch
+/// where it differs from the member's), the committed offset, and its channels and readers.
+fn show_stream(st: &StreamState, disk: &NodeDisk, names: Names<'_>) -> String {
+    let role = match &st.member {
+        Member::Writer { replicas } => {
+            let acked: Vec<String> = replicas
+                .iter()
+                .map(|(r, p)| format!("{}={}", names.of(*r), p.acked))
+                .collect();
+            format!("writer (replicas hold {})", acked.join(" "))
+        }
+        Member::Replica { writer } => format!("replica of {}", names.of(*writer)),
+        Member::Stopped => "stopped".to_string(),
+    };
+    let log: Vec<String> = disk
+        .stream_log
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.epoch == disk.stream_epoch {
+                format!("{i}:{}", c.msg)
+            } else {
+                format!("{i}:{}@{}", c.msg, c.epoch)
+            }
+        })
+        .collect();
+    let mut out = format!(
+        "stream {role} in epoch {}, log [{}], committed {}",
+        disk.stream_epoch,
+        log.join(" "),
+        st.committed
+    );
+    if let Some(e) = &st.election {
+        out += &format!("; electing for epoch {} ({} stopped)", e.epoch, e.tails.len());
+    }
+    let pending: usize = st.channels.values().map(|c| c.pending.len()).sum();
+    if pending > 0 {
+        out += &format!("; {pending} publishes not yet written");
+    }
+    for (c, r) in &st.readers {
+        out += &format!(
+            "; {} reads from offset {} (credit {})",
+            names.of(*c),
+            r.next,
+            r.credit
+        );
     }
     out
 }
@@ -299,6 +355,8 @@ pub(super) fn show(state: &RabbitState, names: Names<'_>) -> String {
             // A quorum queue node has no classic queue record, and the other way round.
             let queue = if n.classic.record.is_some() {
                 show_classic(&n.classic, &n.disk, names)
+            } else if n.disk.stream_epoch != Epoch::default() {
+                show_stream(&n.stream, &n.disk, names)
             } else {
                 show_quorum(&n.quorum, names)
             };
