@@ -344,6 +344,8 @@ pub fn claims(rows: &[Row], classes: &[Class]) -> Vec<Claim> {
             )
         } else if said.holds {
             positive(&judged, &realistic, classes)
+        } else if said.guarantee == Invariant::Replay {
+            lacking(&judged, &realistic, classes)
         } else {
             negative(&judged, &realistic, classes)
         };
@@ -546,6 +548,38 @@ fn negative(judged: &[Judged], realistic: &[Class], classes: &[Class]) -> (Claim
     }
 }
 
+/// A feature the article says a broker lacks (replay): a configuration whose consumers rewind
+/// and re-read consistently under some fault class shows that it has it, whatever breaks it
+/// under the others; only when none does is it judged as a denied guarantee.
+fn lacking(judged: &[Judged], realistic: &[Class], classes: &[Class]) -> (ClaimVerdict, String) {
+    let best = judged
+        .iter()
+        .filter(|j| !j.held(realistic).is_empty())
+        .max_by_key(|j| {
+            (
+                j.held(realistic).len(),
+                std::cmp::Reverse(j.broken(realistic).len()),
+            )
+        });
+    let Some(best) = best else {
+        return negative(judged, realistic, classes);
+    };
+    let broken = if best.broken(realistic).is_empty() {
+        String::new()
+    } else {
+        format!("; broken by {}", best.breaks(realistic))
+    };
+    (
+        ClaimVerdict::Refuted,
+        format!(
+            "it replays with {} under {}{broken}{}",
+            best.settings(),
+            names(&best.held(realistic)),
+            beyond(best, classes)
+        ),
+    )
+}
+
 impl ClaimVerdict {
     pub fn name(self) -> &'static str {
         match self {
@@ -601,6 +635,44 @@ mod tests {
             .unwrap();
         assert_eq!(claim.verdict, ClaimVerdict::Conditional, "{claim:?}");
         claim.explanation.clone()
+    }
+
+    #[test]
+    fn a_replay_that_power_loss_breaks_still_refutes_no_replay() {
+        let mut row = transactions_row("broken");
+        row.broker = "rabbitmq".into();
+        row.settings = vec!["queue.type=stream".into()];
+        let cells = row.cells.remove("atomicity").unwrap();
+        row.cells.insert("replay".into(), cells);
+        let classes = [Class::REALISTIC.as_slice(), &[Class::Tcp]].concat();
+        let found = claims(&[row.clone()], &classes);
+        let claim = found
+            .iter()
+            .find(|c| c.claim == "RabbitMQ has no replay")
+            .unwrap();
+        assert_eq!(claim.verdict, ClaimVerdict::Refuted, "{claim:?}");
+        assert!(
+            claim.explanation.starts_with(
+                "it replays with `queue.type=stream` under process crash, pause, network faults \
+                 and clock skew; broken by power loss (torn, seed 9)"
+            ),
+            "{claim:?}"
+        );
+        // A replay broken under every class that ran is no evidence of the feature.
+        for cell in row.cells.get_mut("replay").unwrap().values_mut() {
+            *cell = row_cell_broken();
+        }
+        let found = claims(&[row], &classes);
+        let claim = found
+            .iter()
+            .find(|c| c.claim == "RabbitMQ has no replay")
+            .unwrap();
+        assert_eq!(claim.verdict, ClaimVerdict::Confirmed, "{claim:?}");
+    }
+
+    /// A broken cell of [`transactions_row`].
+    fn row_cell_broken() -> Cell {
+        transactions_row("held").cells["atomicity"][&Class::Power].clone()
     }
 
     #[test]
