@@ -333,7 +333,7 @@ fn counterexample(m: &Matrix, x: &Replayed) -> Markup {
                 @match &x.why {
                     Some(why) => (why),
                     None => "not violated: shrinking asks the checker alone, and the replay \
-                             forgives a loss acknowledged just before a run cut short ends",
+                             forgives, in a run cut short, a loss the consumers never read past",
                 }
             }
             p {
