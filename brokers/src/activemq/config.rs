@@ -443,6 +443,16 @@ pub(super) fn keys() -> Vec<Key> {
 /// `LeaseDatabaseLocker.doStart`; `persistent=false` under `failover=true` only one from
 /// `BrokerService.setPersistenceAdapter`, which ignores the KahaDB (and so its locker): both
 /// brokers run as masters with memory stores.
-pub(super) fn validate(_config: &Config) -> Result<(), ConfigError> {
+///
+/// The model refuses one combination as meaningless: `failover=true` with `transport=tcp`. A
+/// `tcp://amq1` client never reaches `amq2` once it is the master, so what that master stores
+/// would read as lost when it is only out of the clients' reach.
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    if config.bool("failover") && config.str("transport") != "failover" {
+        return Err(ConfigError::new(
+            "transport",
+            "failover=true needs clients that can reach either broker: transport=tcp names amq1 only (allowed with failover=true: failover)",
+        ));
+    }
     Ok(())
 }

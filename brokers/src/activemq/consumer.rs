@@ -223,8 +223,11 @@ impl Consumer {
         MessageAudit::new(self.settings.audit_depth, self.settings.audit_producers)
     }
 
-    /// A transacted session's duplicates are the transaction's business
-    /// (`previouslyDeliveredMessages`), which the model does not follow: it does not check them.
+    /// A transacted session's duplicates are the transaction's business: after an interruption
+    /// `previouslyDeliveredMessages` absorbs the broker's redispatch into a transaction that
+    /// `inProgressClearRequired` made rollback-only, whose rollback gives the listener the
+    /// messages again. The model lets the redispatch through instead — the same second delivery
+    /// — and does not check them.
     fn checks_for_duplicates(&self) -> bool {
         self.settings.check_for_duplicates && self.settings.ack_mode != AckMode::Transacted
     }
