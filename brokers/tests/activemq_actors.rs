@@ -237,6 +237,30 @@ fn consumer_acks_are_one_way_and_never_fsynced_so_a_power_loss_brings_messages_b
 }
 
 #[test]
+fn replay_rejects_a_duplicate_add_of_an_indexed_message_id() {
+    // Two masters over one journal can each append the same send (the producer's failover
+    // replay): KahaDB's index keeps the first, and accepts the id again once it was removed.
+    let add = |seq, m| Record::Add {
+        seq,
+        msg: msg(m),
+        producer: 0,
+        group: None,
+    };
+    let mut store = KahaDb::default();
+    store.write([add(1, 0), add(2, 1), add(3, 0)], true);
+    let (queue, _, next) = store.replay();
+    assert_eq!(queue.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(next, 4, "a rejected add's sequence number is still taken");
+    // The second master acknowledged its copy: the remove goes by message id, to the kept one.
+    store.write([Record::Remove { seq: 3 }], true);
+    let (queue, _, _) = store.replay();
+    assert_eq!(queue.keys().copied().collect::<Vec<_>>(), vec![2]);
+    store.write([add(4, 0)], true);
+    let (queue, _, _) = store.replay();
+    assert_eq!(queue.keys().copied().collect::<Vec<_>>(), vec![2, 4]);
+}
+
+#[test]
 fn an_ack_before_the_write_cancels_the_add_with_concurrent_store_and_dispatch() {
     let mut a = broker(&[], &[C0]);
     let out = sent(&a.deliver(BROKER, PRODUCER, send(1, 0, true)));
@@ -359,13 +383,29 @@ fn a_poison_ack_moves_a_persistent_message_to_the_dlq() {
 }
 
 #[test]
-fn the_inactivity_monitor_closes_a_silent_connection_and_returns_its_messages() {
+fn the_inactivity_monitor_closes_a_connection_silent_for_a_whole_check_period() {
     let mut a = broker(&[], &[C0, C1]);
     a.deliver(BROKER, PRODUCER, send(1, 0, false));
-    let steps = a.fire(BROKER, AmqTimer::ClientSilent(Id::from(C0)));
-    let out = sent(&steps);
+    // C0's ConsumerInfo came in before the first check: it passes.
+    let out = sent(&a.fire(BROKER, AmqTimer::ReadCheck(Id::from(C0))));
+    assert!(!out.contains(&(C0, AmqMsg::Closed { conn: 1 })), "{out:?}");
+    // Nothing since: the next check fails the transport and returns C0's messages.
+    let out = sent(&a.fire(BROKER, AmqTimer::ReadCheck(Id::from(C0))));
     assert!(out.contains(&(C0, AmqMsg::Closed { conn: 1 })), "{out:?}");
     assert_eq!(dispatched(&out), vec![(C1, 1, 1)]);
+}
+
+#[test]
+fn a_command_between_two_read_checks_keeps_the_connection() {
+    // A process paused past a check period: the late check still sees the command that came
+    // in before the pause (AbstractInactivityMonitor.readCheck is periodic, not a countdown).
+    let mut a = broker(&[], &[C0]);
+    a.fire(BROKER, AmqTimer::ReadCheck(Id::from(C0)));
+    a.deliver(BROKER, C0, AmqMsg::KeepAlive { conn: 1 });
+    let out = sent(&a.fire(BROKER, AmqTimer::ReadCheck(Id::from(C0))));
+    assert!(!out.contains(&(C0, AmqMsg::Closed { conn: 1 })), "{out:?}");
+    let out = sent(&a.fire(BROKER, AmqTimer::ReadCheck(Id::from(C0))));
+    assert!(out.contains(&(C0, AmqMsg::Closed { conn: 1 })), "{out:?}");
 }
 
 /// A consumer with its connection open, having drawn a handling time of 5 ms.

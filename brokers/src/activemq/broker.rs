@@ -3,6 +3,7 @@
 
 use super::kahadb::KahaDb;
 use super::protocol::{AckType, AmqMsg, Record, Seq};
+use super::transport::{ReadCheck, READ_CHECK_INITIAL_DELAY};
 use super::{AmqDisk, AmqOut, AmqTimer, Locker, Settings, SyncStrategy, APPEND, NTP_POLL, TICK};
 use crate::timers::{exact, retry};
 use mqcheck_invariants::MsgId;
@@ -84,6 +85,8 @@ pub struct Connection {
     pub consumer: Option<BTreeSet<Seq>>,
     /// The sends of its open local transactions, held until their commit (`CursorAddSync`).
     pub transaction: Vec<Held>,
+    /// The broker's inactivity monitor on it.
+    pub read_check: ReadCheck,
 }
 
 /// A send of a local transaction: numbered by the queue when it arrived
@@ -332,7 +335,7 @@ impl Broker {
     fn stop_broker(&self, s: &mut BrokerState, o: &mut AmqOut) {
         for (client, c) in &s.connections {
             o.send(*client, AmqMsg::Closed { conn: c.conn });
-            o.cancel_timer(AmqTimer::ClientSilent(*client));
+            o.cancel_timer(AmqTimer::ReadCheck(*client));
         }
         let st = self.settings.store_id();
         let records: Vec<Record> = s.batch.iter().filter_map(|p| p.record.clone()).collect();
@@ -436,9 +439,10 @@ impl Broker {
                     fault_tolerant,
                     consumer: None,
                     transaction: Vec::new(),
+                    read_check: ReadCheck::new(),
                 },
             );
-            o.set_timer(AmqTimer::ClientSilent(src), exact(self.settings.max_inactivity));
+            o.set_timer(AmqTimer::ReadCheck(src), exact(READ_CHECK_INITIAL_DELAY));
             o.send(src, AmqMsg::Connected { conn });
             return;
         }
@@ -460,7 +464,9 @@ impl Broker {
             // A connection the broker closed: nothing on it counts.
             return;
         }
-        o.set_timer(AmqTimer::ClientSilent(src), exact(self.settings.max_inactivity));
+        if let Some(c) = s.connections.get_mut(&src) {
+            c.read_check.received();
+        }
         match msg {
             AmqMsg::ConsumerInfo { .. } => {
                 if let Some(c) = s.connections.get_mut(&src) {
@@ -746,7 +752,7 @@ impl Broker {
         let Some(c) = s.connections.remove(&client) else {
             return;
         };
-        o.cancel_timer(AmqTimer::ClientSilent(client));
+        o.cancel_timer(AmqTimer::ReadCheck(client));
         // TransactionBroker.removeConnection rolls back its open transactions: `c.transaction`
         // goes with the connection.
         s.consumers.retain(|c| *c != client);
@@ -774,12 +780,17 @@ impl Broker {
                 }
                 o.set_timer(AmqTimer::KeepAlive, retry(self.settings.max_inactivity / 3));
             }
-            AmqTimer::ClientSilent(client) => {
-                // The inactivity monitor fails the transport; the client reads the close.
-                if let Some(c) = s.connections.get(client) {
+            AmqTimer::ReadCheck(client) => {
+                let Some(c) = s.connections.get_mut(client) else {
+                    return;
+                };
+                if c.read_check.inactive() {
+                    // The inactivity monitor fails the transport; the client reads the close.
                     o.send(*client, AmqMsg::Closed { conn: c.conn });
+                    self.connection_gone(s, *client, o);
+                } else {
+                    o.set_timer(AmqTimer::ReadCheck(*client), exact(self.settings.max_inactivity));
                 }
-                self.connection_gone(s, *client, o);
             }
             AmqTimer::Append => self.append(s, o),
             AmqTimer::Fsync => {

@@ -68,11 +68,26 @@ impl KahaDb {
     }
 
     /// `MessageDatabase.recover`: replays the journal into the queue's index (in broker sequence
-    /// order), the dead-letter queue's messages, and the next sequence number.
+    /// order), the dead-letter queue's messages, and the next sequence number. An add of a
+    /// message id the index holds already is rejected, as `updateIndex(KahaAddMessageCommand)`
+    /// rejects it ("Duplicate message add attempt rejected", activemq-5.18.7): the
+    /// `messageIdIndex` keeps the first; once that one is removed, the id may be added again.
+    /// On one broker the producer audit keeps a duplicate out of the journal; two masters
+    /// appending to one journal can put one there.
     pub fn replay(&self) -> (BTreeMap<Seq, Recovered>, BTreeSet<Seq>, Seq) {
-        let mut queue = BTreeMap::new();
+        let mut queue = BTreeMap::<Seq, Recovered>::new();
+        // Each add's message id: a remove, a dead letter or a redelivered flag goes by message id
+        // (`messageIdIndex`), so to the copy the index kept.
+        let mut ids = BTreeMap::<Seq, (MsgId, u32)>::new();
         let mut dead = BTreeSet::new();
         let mut next = 1;
+        let indexed = |queue: &BTreeMap<Seq, Recovered>, id: Option<&(MsgId, u32)>| {
+            let id = *id?;
+            queue
+                .iter()
+                .find(|(_, m)| (m.msg, m.producer) == id)
+                .map(|(seq, _)| *seq)
+        };
         for r in self.journal.iter() {
             match r {
                 Record::Add {
@@ -82,27 +97,35 @@ impl KahaDb {
                     group,
                 } => {
                     next = next.max(seq + 1);
-                    queue.insert(
-                        *seq,
-                        Recovered {
-                            msg: *msg,
-                            producer: *producer,
-                            group: *group,
-                            redelivered: false,
-                        },
-                    );
+                    ids.insert(*seq, (*msg, *producer));
+                    if indexed(&queue, ids.get(seq)).is_none() {
+                        queue.insert(
+                            *seq,
+                            Recovered {
+                                msg: *msg,
+                                producer: *producer,
+                                group: *group,
+                                redelivered: false,
+                            },
+                        );
+                    }
                 }
                 Record::Remove { seq } => {
-                    queue.remove(seq);
+                    if let Some(kept) = indexed(&queue, ids.get(seq)) {
+                        queue.remove(&kept);
+                    }
                 }
                 Record::DeadLetter { seq } => {
-                    if queue.remove(seq).is_some() {
-                        dead.insert(*seq);
+                    if let Some(kept) = indexed(&queue, ids.get(seq)) {
+                        queue.remove(&kept);
+                        dead.insert(kept);
                     }
                 }
                 Record::Redelivered { seq } => {
-                    if let Some(m) = queue.get_mut(seq) {
-                        m.redelivered = true;
+                    if let Some(kept) = indexed(&queue, ids.get(seq)) {
+                        if let Some(m) = queue.get_mut(&kept) {
+                            m.redelivered = true;
+                        }
                     }
                 }
             }

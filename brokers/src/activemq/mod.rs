@@ -306,8 +306,8 @@ pub enum AmqTimer {
     // Broker.
     /// Send `KeepAliveInfo` on every connection.
     KeepAlive,
-    /// A client's connection was silent for `maxInactivityDuration`.
-    ClientSilent(Id),
+    /// The inactivity monitor's read check of a client's connection.
+    ReadCheck(Id),
     /// `DataFileAppender` writes its batch.
     Append,
     /// `journalDiskSyncStrategy=periodic`: the checkpoint thread's fsync.
@@ -322,8 +322,8 @@ pub enum AmqTimer {
     // Clients.
     /// Connect (again).
     Connect,
-    /// The broker was silent for `maxInactivityDuration`.
-    ServerSilent,
+    /// The inactivity monitor's read check of the connection to the broker.
+    ClientReadCheck,
     /// The producing application's next send.
     Send,
     /// `sendTimeout` passed for the synchronous send in progress.

@@ -1,10 +1,53 @@
 //! A client's side of its connection: opening it, the inactivity monitor (keep-alives out, a
-//! read timeout in), and reconnecting once it is gone.
+//! read check in), and reconnecting once it is gone.
+//!
+//! The read check (`AbstractInactivityMonitor.readCheck` at activemq-5.18.7) runs on both ends,
+//! first `maxInactivityDurationInitalDelay` (10 s) after the connection opens, then every
+//! `maxInactivityDuration` after the last run (`Timer.schedule` with a period: fixed delay). It
+//! fails the transport only if no command arrived since the previous check: a periodic check,
+//! not a countdown from the last command, so a silence fails a connection after one to two
+//! periods, and a process paused longer than one period keeps its connections if a command came
+//! in the period before the pause.
 
 use super::protocol::AmqMsg;
 use super::{AmqOut, AmqTimer, Settings, broker_id, RECONNECT};
 use crate::timers::{exact, retry};
 use stateright::actor::Id;
+use std::time::Duration;
+
+/// `maxInactivityDurationInitalDelay` (`OpenWireFormatFactory`, `TcpTransportServer`): the first
+/// read check comes this long after the connection opens.
+pub const READ_CHECK_INITIAL_DELAY: Duration = Duration::from_millis(10_000);
+
+/// One end's read check: has a command arrived since the previous check?
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReadCheck {
+    command_received: bool,
+}
+
+impl ReadCheck {
+    /// `commandReceived` starts true: the first check never fails.
+    pub fn new() -> Self {
+        ReadCheck {
+            command_received: true,
+        }
+    }
+
+    pub fn received(&mut self) {
+        self.command_received = true;
+    }
+
+    /// Runs the check: true when the transport fails ("Channel was inactive for too long").
+    pub fn inactive(&mut self) -> bool {
+        !std::mem::replace(&mut self.command_received, false)
+    }
+}
+
+impl Default for ReadCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Transport {
@@ -14,6 +57,7 @@ pub struct Transport {
     pub open: bool,
     /// The broker of the URI it connects to: under `failover:(…)`, each attempt takes the next.
     pub broker: Id,
+    pub read_check: ReadCheck,
 }
 
 /// What a message from the broker means for the connection.
@@ -35,6 +79,7 @@ impl Transport {
             conn: last,
             open: false,
             broker: broker_id(),
+            read_check: ReadCheck::new(),
         }
     }
 
@@ -60,14 +105,14 @@ impl Transport {
         o.send(self.broker, connect);
         o.set_timer(AmqTimer::Connect, exact(RECONNECT));
         o.cancel_timer(AmqTimer::KeepAlive);
-        o.cancel_timer(AmqTimer::ServerSilent);
+        o.cancel_timer(AmqTimer::ClientReadCheck);
     }
 
     /// The connection is gone: try again after `RECONNECT`.
     pub fn lost(&mut self, o: &mut AmqOut) {
         self.open = false;
         o.cancel_timer(AmqTimer::KeepAlive);
-        o.cancel_timer(AmqTimer::ServerSilent);
+        o.cancel_timer(AmqTimer::ClientReadCheck);
         o.set_timer(AmqTimer::Connect, exact(RECONNECT));
     }
 
@@ -88,12 +133,14 @@ impl Transport {
         if conn != self.conn {
             return Event::Nothing;
         }
-        o.set_timer(AmqTimer::ServerSilent, exact(settings.max_inactivity));
+        self.read_check.received();
         match msg {
             AmqMsg::Connected { .. } if !self.open => {
                 self.open = true;
+                self.read_check = ReadCheck::new();
                 o.cancel_timer(AmqTimer::Connect);
                 o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
+                o.set_timer(AmqTimer::ClientReadCheck, exact(READ_CHECK_INITIAL_DELAY));
                 Event::Opened
             }
             AmqMsg::Closed { .. } => Event::Lost,
@@ -103,7 +150,7 @@ impl Transport {
         }
     }
 
-    /// The client's own timers: keep-alives, the read timeout, reconnecting. `Some(Event::Lost)`
+    /// The client's own timers: keep-alives, the read check, reconnecting. `Some(Event::Lost)`
     /// when the inactivity monitor gave up on the broker.
     pub fn on_timeout(
         &mut self,
@@ -117,7 +164,13 @@ impl Transport {
                 o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
                 None
             }
-            AmqTimer::ServerSilent if self.open => Some(Event::Lost),
+            AmqTimer::ClientReadCheck if self.open => {
+                if self.read_check.inactive() {
+                    return Some(Event::Lost);
+                }
+                o.set_timer(AmqTimer::ClientReadCheck, exact(settings.max_inactivity));
+                None
+            }
             AmqTimer::Connect if !self.open => {
                 self.next_broker(settings);
                 self.connect(settings, o);
