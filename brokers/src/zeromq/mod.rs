@@ -249,6 +249,7 @@ pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 pub use router::{Router, RouterState};
 
+use crate::timers::exact;
 use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
@@ -628,6 +629,18 @@ fn processing_choice(workload: &Workload, o: &mut ZmqOut) {
             .map(ZmqRandom::Processing)
             .collect(),
     );
+}
+
+/// A consumer or server application's start: it draws its handling time and, started for the
+/// first time with `--consumer-delay-ms`, starts late, when [`ZmqTimer::Start`] fires. Returns
+/// whether it starts late.
+fn late_start(workload: &Workload, app: &AppLog, o: &mut ZmqOut) -> bool {
+    processing_choice(workload, o);
+    let late = app.is_empty() && workload.consumer_delay_ms > 0;
+    if late {
+        o.set_timer(ZmqTimer::Start, exact(workload.consumer_delay()));
+    }
+    late
 }
 
 /// ZeroMQ peers: producers and consumers of one socket pattern, with no broker between them.
