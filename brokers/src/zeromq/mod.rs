@@ -487,6 +487,27 @@ fn dial(
     }
 }
 
+/// Notes every frame of the messages `dropped` as discarded for `reason` (`Op::Discard`, the
+/// model's note that explains a loss), if there are any.
+fn discard<'a>(
+    app: &mut AppLog,
+    dropped: impl IntoIterator<Item = &'a Frames>,
+    reason: &str,
+    o: &mut ZmqOut,
+) {
+    let notes: Vec<Op> = dropped
+        .into_iter()
+        .flat_map(|f| f.parts.iter())
+        .map(|msg| Op::Discard {
+            msg: *msg,
+            reason: reason.to_string(),
+        })
+        .collect();
+    if !notes.is_empty() {
+        record(app, notes, o);
+    }
+}
+
 /// Appends the application's observations to its log and saves it.
 fn record(app: &mut AppLog, ops: Vec<Op>, o: &mut ZmqOut) {
     for op in ops {

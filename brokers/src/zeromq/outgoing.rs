@@ -42,7 +42,9 @@
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
-use super::{dial, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{
+    dial, discard, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer,
+};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
@@ -401,18 +403,7 @@ impl Outgoing {
             return;
         };
         let reason = format!("{why}: the pipe to it was terminated with what it held");
-        let notes: Vec<Op> = gone
-            .pipe
-            .iter()
-            .flat_map(|f| f.parts.iter())
-            .map(|msg| Op::Discard {
-                msg: *msg,
-                reason: reason.clone(),
-            })
-            .collect();
-        if !notes.is_empty() {
-            record(&mut s.app, notes, o);
-        }
+        discard(&mut s.app, &gone.pipe, &reason, o);
     }
 
     /// The application's `zmq_send` returned: acknowledged; on to the next message.

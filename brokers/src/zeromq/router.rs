@@ -53,10 +53,9 @@
 
 use super::outgoing::Peer;
 use super::protocol::{Frames, ZmqMsg};
-use super::{fair_queue, late_start, record, Settings, ZmqOut, ZmqTimer};
+use super::{discard, fair_queue, late_start, record, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
-use mqcheck_invariants::Op;
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -293,7 +292,7 @@ impl Router {
             let reason = format!(
                 "{name}'s connection {connection} was ignored: it claimed routing id {routing_id}, in use when it connected (router_t::identify_peer, ZMQ_ROUTER_HANDOVER=0), so its requests were never read; it {why}"
             );
-            (reason, ignored.into_iter().collect::<Vec<_>>())
+            (reason, Vec::from(ignored))
         } else {
             s.unread.remove(&routing_id);
             let reason = format!(
@@ -302,17 +301,7 @@ impl Router {
             let held = s.routes.remove(&routing_id).map(|r| r.pipe.pipe);
             (reason, held.into_iter().flatten().collect())
         };
-        let notes: Vec<Op> = held
-            .iter()
-            .flat_map(|f| f.parts.iter())
-            .map(|msg| Op::Discard {
-                msg: *msg,
-                reason: reason.clone(),
-            })
-            .collect();
-        if !notes.is_empty() {
-            record(&mut s.app, notes, o);
-        }
+        discard(&mut s.app, &held, &reason, o);
         self.unblock(s, o);
     }
 
@@ -363,16 +352,7 @@ impl Router {
                 request.connection
             ),
         };
-        let notes = request
-            .frames
-            .parts
-            .iter()
-            .map(|msg| Op::Discard {
-                msg: *msg,
-                reason: reason.clone(),
-            })
-            .collect();
-        record(&mut s.app, notes, o);
+        discard(&mut s.app, [&request.frames], &reason, o);
         self.receive(s, o);
     }
 
@@ -424,6 +404,7 @@ mod tests {
     use super::RoutingId::{Dealer, Integral};
     use super::*;
     use crate::{Config, Workload};
+    use mqcheck_invariants::Op;
     use stateright::actor::Command;
 
     fn dealer() -> Id {
