@@ -185,7 +185,7 @@ impl Router {
                 }
                 o.send(src, ZmqMsg::Welcome { connection });
             }
-            ZmqMsg::Reset => self.terminate(s, src, "the connection broke", o),
+            ZmqMsg::Reset => self.terminate(s, src, "lost its connection", o),
             ZmqMsg::Message { connection, frames } => {
                 let Some((c, routing_id)) = current.filter(|(c, _)| *c == connection) else {
                     return;
@@ -290,7 +290,7 @@ impl Router {
         let name = self.settings.name(peer);
         let (reason, held) = if let Some(ignored) = s.anonymous.remove(&peer) {
             let reason = format!(
-                "{name}'s connection {connection} was ignored: it claimed routing id {routing_id}, in use when it connected (router_t::identify_peer, ZMQ_ROUTER_HANDOVER=0), so its requests were never read; it {why}"
+                "{name}'s connection {connection} was ignored: it claimed routing id {routing_id}, in use when it connected (router_t::identify_peer, ZMQ_ROUTER_HANDOVER=0), so its requests were never read, until {name} {why}"
             );
             (reason, Vec::from(ignored))
         } else {
