@@ -1075,10 +1075,7 @@ fn dealer_round_robins_over_its_routers_and_gets_each_reply_over_the_pipe_it_cam
     let start = p.start(0);
     assert_eq!(
         sent(&start),
-        vec![
-            (1, ZmqMsg::Hello { connection: 0 }),
-            (2, ZmqMsg::Hello { connection: 0 })
-        ],
+        vec![(1, hello(0, None)), (2, hello(0, None))],
         "zmq_connect to every ROUTER"
     );
     for router in [1, 2] {
@@ -1092,7 +1089,7 @@ fn dealer_round_robins_over_its_routers_and_gets_each_reply_over_the_pipe_it_cam
         assert!(sent(&p.fire(0, ZmqTimer::Send)).is_empty());
         assert_eq!(p.app(0).iter().last(), Some(&Op::Ack { msg: msg(0, i) }));
     }
-    let welcome = p.deliver(1, 0, ZmqMsg::Hello { connection: 0 });
+    let welcome = p.deliver(1, 0, hello(0, None));
     assert_eq!(sent(&welcome), vec![(0, ZmqMsg::Welcome { connection: 0 })]);
     let out = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
     assert_eq!(sent(&out), vec![(1, message(frames(0, 0)))]);
@@ -1117,9 +1114,81 @@ fn dealer_round_robins_over_its_routers_and_gets_each_reply_over_the_pipe_it_cam
         "{ops:?}"
     );
     // The second request waited in the pipe to router1 and goes out once it answers.
-    p.deliver(2, 0, ZmqMsg::Hello { connection: 0 });
+    p.deliver(2, 0, hello(0, None));
     let out = p.deliver(0, 2, ZmqMsg::Welcome { connection: 0 });
     assert_eq!(sent(&out), vec![(2, message(frames(0, 1)))]);
     assert!(p.show(0).starts_with("DEALER"), "{}", p.show(0));
     assert!(p.show(1).starts_with("ROUTER"), "{}", p.show(1));
+}
+
+/// A DEALER's greeting.
+fn hello(connection: u32, routing_id: Option<u32>) -> ZmqMsg {
+    ZmqMsg::Ready {
+        connection,
+        routing_id,
+    }
+}
+
+#[test]
+fn a_dealer_with_zmq_routing_id_greets_every_router_with_it_on_every_connection() {
+    let mut p = Peers::new(&["pattern=dealer-router", "ZMQ_ROUTING_ID=client"], 2, 1);
+    for dealer in [0, 1] {
+        let start = p.start(dealer);
+        assert_eq!(sent(&start), vec![(2, hello(0, Some(dealer as u32)))]);
+    }
+    p.start(2);
+    p.deliver(2, 1, hello(0, Some(1)));
+    p.deliver(1, 2, ZmqMsg::Welcome { connection: 0 });
+    // The connection breaks: the next one carries the same routing id.
+    let reset = p.deliver(1, 2, ZmqMsg::Reset);
+    assert!(timers(&reset).contains(&ZmqTimer::Reconnect));
+    let again = p.fire(1, ZmqTimer::Reconnect);
+    assert_eq!(sent(&again), vec![(2, hello(1, Some(1)))]);
+    assert!(p.show(2).contains("routing id dealer1"), "{}", p.show(2));
+}
+
+#[test]
+fn zmq_conflate_on_a_dealer_keeps_one_request_per_pipe_and_never_blocks() {
+    // Marks of 1 that ZMQ_CONFLATE=1 lifts from the DEALER's pipes: without it, the second
+    // zmq_send to a ROUTER not yet connected blocks.
+    for conflate in [false, true] {
+        let mut sets = vec!["pattern=dealer-router", "ZMQ_SNDHWM=1"];
+        if conflate {
+            sets.push("ZMQ_CONFLATE=1");
+        }
+        let mut p = Peers::new(&sets, 1, 1);
+        p.start(0);
+        p.start(1);
+        p.random(0, ZmqRandom::Pace(20));
+        for _ in 0..3 {
+            p.fire(0, ZmqTimer::Send);
+        }
+        let acked: Vec<MsgId> = p
+            .app(0)
+            .iter()
+            .filter_map(|op| match op {
+                Op::Ack { msg } => Some(*msg),
+                _ => None,
+            })
+            .collect();
+        let replaced: Vec<MsgId> = p
+            .app(0)
+            .iter()
+            .filter_map(|op| match op {
+                Op::Discard { msg, reason } if reason.contains("ZMQ_CONFLATE") => Some(*msg),
+                _ => None,
+            })
+            .collect();
+        if conflate {
+            assert_eq!(acked, vec![msg(0, 0), msg(0, 1), msg(0, 2)], "never blocks");
+            assert_eq!(replaced, vec![msg(0, 0), msg(0, 1)]);
+            // Once connected, only the last request goes out.
+            p.deliver(1, 0, hello(0, None));
+            let out = p.deliver(0, 1, ZmqMsg::Welcome { connection: 0 });
+            assert_eq!(sent(&out), vec![(1, message(frames(0, 2)))]);
+        } else {
+            assert_eq!(acked, vec![msg(0, 0)], "blocked at ZMQ_SNDHWM");
+            assert!(replaced.is_empty());
+        }
+    }
 }

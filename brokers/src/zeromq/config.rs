@@ -45,14 +45,16 @@ pub struct Settings {
     /// `bind=pull`: the PULL peers bind and every PUSH connects to each of them (the zguide's
     /// sink); `bind=push`, the default, the other way round (its ventilator).
     pub push_connects: bool,
-    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit.
+    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`; `None` for 0, no limit. A conflating socket's pipes
+    /// ignore them ([`Settings::own_hwm`]).
     pub sndhwm: Option<u64>,
     pub rcvhwm: Option<u64>,
     pub reconnect_ivl: Duration,
     /// `ZMQ_IMMEDIATE=1`: queue only to completed connections (a REQ, or a connecting PUSH).
     pub immediate: bool,
-    /// `ZMQ_CONFLATE=1` on both sockets: every pipe keeps only the last message, and the
-    /// high-water marks do not apply.
+    /// `ZMQ_CONFLATE=1` on both sockets: the pipes of the sockets it applies to (PUB, SUB,
+    /// PUSH, PULL, DEALER: `get_effective_conflate_option`; not the ROUTER) keep only the last
+    /// message, and the high-water marks do not apply to them.
     pub conflate: bool,
     pub subscribe: String,
     /// The PUB application waits for every subscriber's subscription before publishing.
@@ -78,6 +80,12 @@ pub struct Settings {
     /// with `EHOSTUNREACH`, and to a full pipe with `EAGAIN` (so a blocking send waits), where
     /// by default both are dropped silently.
     pub router_mandatory: bool,
+    /// `ZMQ_ROUTING_ID=client`: each DEALER sets its routing id, `dealer<n>` after its client
+    /// number, so the ROUTERs know it again after a reconnect or a restart.
+    pub routing_id: bool,
+    /// `ZMQ_ROUTER_HANDOVER=1`: a ROUTER gives a routing id already in use to the new
+    /// connection and terminates the old pipe, where by default it ignores the new connection.
+    pub router_handover: bool,
     /// ZMTP heartbeats (`ZMQ_HEARTBEAT_IVL`), on both sockets of every connection; `None` for
     /// 0, off.
     pub heartbeat: Option<Heartbeat>,
@@ -99,10 +107,9 @@ pub struct Heartbeat {
     pub ttl_ds: u16,
 }
 
-/// A high-water mark; none with `ZMQ_CONFLATE=1`, whose pipes libzmq creates with `-1`
-/// (`session_base_t::engine_ready`, `socket_base_t::connect_internal`).
+/// A high-water mark, `None` for 0.
 fn hwm(config: &Config, key: &str) -> Option<u64> {
-    Some(config.int(key)).filter(|h| *h > 0 && config.str("ZMQ_CONFLATE") != "1")
+    Some(config.int(key)).filter(|h| *h > 0)
 }
 
 /// The ZMTP heartbeat keys.
@@ -127,7 +134,7 @@ const REQ_OPTIONS: [&str; 2] = ["ZMQ_REQ_RELAXED", "ZMQ_REQ_CORRELATE"];
 
 /// The ROUTER socket's own options: libzmq refuses them on any other socket type
 /// (`router_t::xsetsockopt`).
-const ROUTER_OPTIONS: [&str; 1] = ["ZMQ_ROUTER_MANDATORY"];
+const ROUTER_OPTIONS: [&str; 2] = ["ZMQ_ROUTER_MANDATORY", "ZMQ_ROUTER_HANDOVER"];
 
 /// The keys of the Lazy Pirate client's own loop.
 const LAZY_PIRATE_KEYS: [&str; 3] = [
@@ -151,6 +158,14 @@ impl Settings {
     /// a time.
     pub fn kernel_window(&self) -> u64 {
         ((SNDBUF + RCVBUF) / self.wire_bytes().max(1)).max(1)
+    }
+
+    /// The high-water mark `hwm` of a pipe of a socket `ZMQ_CONFLATE` applies to (PUB, SUB,
+    /// PUSH, PULL, DEALER): none with `ZMQ_CONFLATE=1`, whose pipes libzmq creates with `-1`
+    /// (`session_base_t::engine_ready`, `socket_base_t::connect_internal`). A ROUTER's pipes
+    /// keep theirs.
+    pub fn own_hwm(&self, hwm: Option<u64>) -> Option<u64> {
+        hwm.filter(|_| !self.conflate)
     }
 
     pub fn from_config(config: &Config, workload: Workload) -> Settings {
@@ -182,6 +197,8 @@ impl Settings {
             check_reply: config.bool("lazy-pirate.check-reply"),
             dedup: config.bool("server.dedup"),
             router_mandatory: config.int("ZMQ_ROUTER_MANDATORY") != 0,
+            routing_id: config.str("ZMQ_ROUTING_ID") == "client",
+            router_handover: config.int("ZMQ_ROUTER_HANDOVER") != 0,
             heartbeat: Some(config.int("ZMQ_HEARTBEAT_IVL"))
                 .filter(|ivl| *ivl > 0)
                 .map(|ivl| Heartbeat {
@@ -243,7 +260,7 @@ pub(super) fn keys() -> Vec<Key> {
             "ZMQ_CONFLATE",
             "0",
             OneOf(&["0", "1"]),
-            "1: both sockets (PUB and SUB, or PUSH and PULL) keep only the last message in each pipe, ignoring the high-water marks; single-frame messages only",
+            "1: both sockets (PUB and SUB, or PUSH and PULL; with dealer-router the DEALER only, libzmq ignoring it for the ROUTER) keep only the last message in each pipe, ignoring the high-water marks; single-frame messages only",
         ),
         Key::new(
             "ZMQ_HEARTBEAT_IVL",
@@ -330,6 +347,18 @@ pub(super) fn keys() -> Vec<Key> {
             "dealer-router: 1 (or any positive value): the ROUTER's zmq_send fails with EHOSTUNREACH for a departed peer and blocks (EAGAIN) on a full pipe; 0: both replies are dropped silently",
         ),
         Key::new(
+            "ZMQ_ROUTER_HANDOVER",
+            "0",
+            Int { min: 0, max: INT_MAX },
+            "dealer-router: 1 (or any positive value): a ROUTER hands a routing id in use to the new connection that claims it and terminates the old pipe; 0: it ignores the new connection (its requests are never read)",
+        ),
+        Key::new(
+            "ZMQ_ROUTING_ID",
+            "",
+            OneOf(&["", "client"]),
+            "dealer-router: client: each DEALER sets its routing id, dealer<n> after its client number, and is the same peer to the ROUTERs after a reconnect or a restart; empty (libzmq's default): each connection gets a new one from the ROUTER",
+        ),
+        Key::new(
             "server.dedup",
             "false",
             Bool,
@@ -379,17 +408,17 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if pattern != "dealer-router" && config.is_set("ZMQ_ROUTING_ID") {
+        return Err(ConfigError::new(
+            "ZMQ_ROUTING_ID",
+            format!("ZMQ_ROUTING_ID (allowed: empty, client) is modelled for the DEALERs of pattern=dealer-router, not pattern={pattern}"),
+        ));
+    }
     if config.str("ZMQ_CONFLATE") == "1" {
-        if pattern == "dealer-router" {
-            return Err(ConfigError::new(
-                "ZMQ_CONFLATE",
-                "ZMQ_CONFLATE with pattern=dealer-router is not modelled (libzmq applies it to the DEALER and ignores it for the ROUTER; the model sets it on both sockets of a pair): it needs pattern=pub-sub or pattern=push-pull",
-            ));
-        }
         if pattern == "req-rep" {
             return Err(ConfigError::new(
                 "ZMQ_CONFLATE",
-                "ZMQ_CONFLATE applies to PUB, SUB, PUSH and PULL (libzmq ignores it for REQ and REP): it needs pattern=pub-sub or pattern=push-pull, not pattern=req-rep",
+                "ZMQ_CONFLATE applies to PUB, SUB, PUSH, PULL and DEALER (libzmq ignores it for REQ and REP): it needs pattern=pub-sub, push-pull or dealer-router, not pattern=req-rep",
             ));
         }
         if config.int("frames") > 1 {

@@ -11,7 +11,7 @@
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
-use super::{dial, fair_queue, processing_choice, record, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{dial, fair_queue, late_start, record, Pattern, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use stateright::actor::Id;
@@ -59,8 +59,7 @@ pub enum Unread {
 
 impl Incoming {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> IncomingState {
-        processing_choice(&self.settings.workload, o);
-        let late = app.is_empty() && self.settings.workload.consumer_delay_ms > 0;
+        let late = late_start(&self.settings.workload, &app, o);
         let s = IncomingState {
             app,
             processing: Duration::ZERO,
@@ -73,12 +72,7 @@ impl Incoming {
             busy: false,
             started: !(late && self.binds()),
         };
-        if late {
-            o.set_timer(
-                ZmqTimer::Start,
-                exact(self.settings.workload.consumer_delay()),
-            );
-        } else {
+        if !late {
             self.connect(&s, o);
         }
         s
@@ -158,7 +152,7 @@ impl Incoming {
                 }
                 heartbeat::decoded(src, s.heartbeats.entry(src).or_default(), o);
                 let pipe = s.pipes.entry(src).or_default();
-                if Settings::full(self.settings.rcvhwm, pipe.len() as u64) {
+                if Settings::full(self.settings.own_hwm(self.settings.rcvhwm), pipe.len() as u64) {
                     s.unread
                         .entry(src)
                         .or_default()

@@ -62,7 +62,8 @@
 //! `Op::Discard`, and round robin knows only the connected PULLs. The binding PULL gives each
 //! accepted connection a pipe and, when it breaks, reads the old pipe to its delimiter.
 //!
-//! `ZMQ_CONFLATE=1`, set on both sockets here, makes every pipe a `ypipe_conflate_t`
+//! `ZMQ_CONFLATE=1`, set on both sockets here (with DEALER/ROUTER it applies to the DEALER
+//! only), makes every pipe a `ypipe_conflate_t`
 //! (`src/ypipe_conflate.hpp`): one message, replaced by the next before it is read, and no
 //! high-water marks (`session_base_t::engine_ready` creates the pipes with `-1`;
 //! `get_effective_conflate_option`: DEALER, PULL, PUSH, PUB and SUB only). What a newer message
@@ -75,7 +76,14 @@
 //! connection is a new routing id (`router_t::identify_peer`, `_next_integral_routing_id`), so
 //! a reconnected or restarted DEALER is a new peer, and the replies to what its old
 //! connection's pipe still held (read to its delimiter) find no pipe: dropped silently, or
-//! `EHOSTUNREACH` with `ZMQ_ROUTER_MANDATORY=1`. A reply to a pipe at `ZMQ_SNDHWM` is dropped
+//! `EHOSTUNREACH` with `ZMQ_ROUTER_MANDATORY=1`. With `ZMQ_ROUTING_ID=client` each DEALER
+//! names itself (`dealer<n>`) in every greeting and stays the same peer, so those replies
+//! reach its new connection — unless the ROUTER still has the old pipe when the new connection
+//! arrives: then by default `identify_peer` refuses the routing id in use and the new pipe stays
+//! anonymous, never read, for as long as that connection lasts; with `ZMQ_ROUTER_HANDOVER=1`
+//! the new pipe takes it over and the old one, renamed, is terminated (`router.rs`).
+//! `ZMQ_CONFLATE=1` conflates the DEALER's pipes and not the ROUTER's
+//! (`get_effective_conflate_option`). A reply to a pipe at `ZMQ_SNDHWM` is dropped
 //! too, or, with `ZMQ_ROUTER_MANDATORY=1`, the server's blocking `zmq_send` waits
 //! (`socket_base_t::send` retries `xsend` on `EAGAIN`) and receives nothing meanwhile. A request
 //! is delivered twice in the history: applied by a server (group 0) and answered to its client
@@ -182,9 +190,10 @@
 //! multipart message is one packet on the wire. A REP reads the requests of a peer's old and new pipes in arrival order,
 //! where libzmq fair-queues the two pipes. A DEALER's application reads each reply at once (its
 //! receive pipes never fill); a ROUTER server handles one request at a time and echoes its
-//! frames; every DEALER connection gets a fresh routing id (no `ZMQ_ROUTING_ID`, so no
-//! `ZMQ_ROUTER_HANDOVER`); heartbeats and `ZMQ_CONFLATE` are refused for DEALER/ROUTER. See
-//! `docs/zeromq.md`.
+//! frames; `ZMQ_ROUTING_ID` is set on every DEALER or on none, each its own; a new greeting
+//! from a DEALER ends its old connection at the ROUTER at once (in libzmq only when the
+//! ROUTER's TCP learns it), after the new pipe was identified; heartbeats are refused for
+//! DEALER/ROUTER. See `docs/zeromq.md`.
 //!
 //! # Sources
 //!
@@ -208,7 +217,9 @@
 //! `reconnect` for an active session, `terminate` for an accepted one; `reconnect`: with
 //! `immediate == 1`, `_pipe->terminate (false)`),
 //! `src/router.cpp`, `src/dealer.cpp`, `src/lb.cpp` and `src/fq.cpp` at tag v4.3.5 and at commit
-//! 6b708e4a453a31e240211792f42e4f0c67b7fc03 (identical; `router_t::identify_peer`, `xsend`:
+//! 6b708e4a453a31e240211792f42e4f0c67b7fc03 (identical; `router_t::identify_peer`: a routing id
+//! in use refused without `_handover`, or the old pipe renamed and `terminate (true)`d with it;
+//! `xattach_pipe`: `_anonymous_pipes`; `xread_activated`; `xsend`:
 //! `lookup_out_pipe`, `check_write`, `_mandatory` → `EHOSTUNREACH` or `EAGAIN`, `xrecv`: the
 //! routing id frame, `xpipe_terminated`, `xsetsockopt`; `dealer_t::xattach_pipe`: `_fq` and
 //! `_lb`, `xsend` → `lb_t::sendpipe`, `xrecv` → `fq_t::recvpipe`), `src/socket_base.cpp` at the
@@ -217,7 +228,10 @@
 //! request id frame, the unread replies dropped; `xrecv` and `recv_reply_pipe`: only
 //! `_reply_pipe`'s messages, only the last `_request_id`; `xhas_in`; `xpipe_terminated`;
 //! `xsetsockopt`: `ZMQ_REQ_RELAXED`, `ZMQ_REQ_CORRELATE`, values ≥ 0),
-//! `src/options.cpp` (defaults: HWMs 1000, `reconnect_ivl` 100, `sndbuf`/`rcvbuf` -1: the OS's,
+//! `src/options.hpp` and `src/socket_base.cpp` at tag v4.3.5 (`get_effective_conflate_option`:
+//! DEALER, PULL, PUSH, PUB, SUB; `connect_internal`: conflating pipes without marks),
+//! `src/ypipe.hpp` (`check_read`, `flush`: only a reader that found its pipe empty is woken),
+//! `src/options.cpp` (`ZMQ_ROUTING_ID`: 1 to 255 bytes; defaults: HWMs 1000, `reconnect_ivl` 100, `sndbuf`/`rcvbuf` -1: the OS's,
 //! `immediate` 0, `heartbeat_interval` 0, `heartbeat_timeout` -1, `heartbeat_ttl` 0; the
 //! heartbeat options' validation), `src/zmtp_engine.cpp` (`produce_ping_message`,
 //! `process_heartbeat_message`), `src/stream_engine_base.cpp` (`mechanism_ready`,
@@ -249,6 +263,7 @@ pub use rep::{Replier, ReplierState};
 pub use req::{Pending, Requester, RequesterState};
 pub use router::{Router, RouterState};
 
+use crate::timers::exact;
 use crate::{AppLog, Config, ConfigError, Key, Node, Role, Scenario, System, Workload};
 use mqcheck_invariants::{GroupId, MsgId, Op, OrderingPromise};
 use stateright::actor::{Actor, Id, Out};
@@ -486,6 +501,27 @@ fn dial(
     }
 }
 
+/// Notes every frame of the messages `dropped` as discarded for `reason` (`Op::Discard`, the
+/// model's note that explains a loss), if there are any.
+fn discard<'a>(
+    app: &mut AppLog,
+    dropped: impl IntoIterator<Item = &'a Frames>,
+    reason: &str,
+    o: &mut ZmqOut,
+) {
+    let notes: Vec<Op> = dropped
+        .into_iter()
+        .flat_map(|f| f.parts.iter())
+        .map(|msg| Op::Discard {
+            msg: *msg,
+            reason: reason.to_string(),
+        })
+        .collect();
+    if !notes.is_empty() {
+        record(app, notes, o);
+    }
+}
+
 /// Appends the application's observations to its log and saves it.
 fn record(app: &mut AppLog, ops: Vec<Op>, o: &mut ZmqOut) {
     for op in ops {
@@ -628,6 +664,18 @@ fn processing_choice(workload: &Workload, o: &mut ZmqOut) {
             .map(ZmqRandom::Processing)
             .collect(),
     );
+}
+
+/// A consumer or server application's start: it draws its handling time and, started for the
+/// first time with `--consumer-delay-ms`, starts late, when [`ZmqTimer::Start`] fires. Returns
+/// whether it starts late.
+fn late_start(workload: &Workload, app: &AppLog, o: &mut ZmqOut) -> bool {
+    processing_choice(workload, o);
+    let late = app.is_empty() && workload.consumer_delay_ms > 0;
+    if late {
+        o.set_timer(ZmqTimer::Start, exact(workload.consumer_delay()));
+    }
+    late
 }
 
 /// ZeroMQ peers: producers and consumers of one socket pattern, with no broker between them.

@@ -32,10 +32,19 @@
 //! It receives the ROUTERs' replies over the same connections (`fq_t::recvpipe`), and its
 //! application reads each as it arrives (the zguide's `asyncsrv` client polls its socket
 //! continuously); a reply is the delivery that tells the client its request was answered.
+//! With `ZMQ_ROUTING_ID=client` each DEALER sets its own routing id, `dealer<n>`, which its
+//! greeting carries on every connection (`mechanism_t`'s Identity property), so every ROUTER
+//! knows a reconnected or restarted DEALER as the same peer (see `router.rs`). With
+//! `ZMQ_CONFLATE=1` its pipes are `ypipe_conflate_t` (`get_effective_conflate_option` counts
+//! DEALER in; `connect_internal` creates them with no high-water marks): a request not yet
+//! written to its connection is replaced by the next one round robin puts in that pipe, and
+//! `zmq_send` never blocks.
 
 use super::heartbeat::{self, Expired, Timers};
 use super::protocol::{Frames, ZmqMsg};
-use super::{dial, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer};
+use super::{
+    dial, discard, next_after, pace_choice, record, Heartbeat, Pattern, Settings, ZmqOut, ZmqTimer,
+};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::Op;
@@ -150,12 +159,18 @@ impl Outgoing {
         }
     }
 
-    /// A connecting PUSH dials every PULL it is not connected to, again after
-    /// `ZMQ_RECONNECT_IVL`.
+    /// A connecting PUSH dials every PULL it is not connected to, a DEALER every ROUTER (its
+    /// greeting carries its `ZMQ_ROUTING_ID`), again after `ZMQ_RECONNECT_IVL`.
     fn connect(&self, s: &OutgoingState, o: &mut ZmqOut) {
         let greet = |p: Id| {
             let connection = s.connections.get(&p).copied().unwrap_or(0);
-            vec![ZmqMsg::Hello { connection }]
+            vec![match self.settings.pattern {
+                Pattern::DealerRouter => ZmqMsg::Ready {
+                    connection,
+                    routing_id: self.settings.routing_id.then_some(self.index),
+                },
+                _ => ZmqMsg::Hello { connection },
+            }]
         };
         dial(
             &self.settings,
@@ -388,18 +403,7 @@ impl Outgoing {
             return;
         };
         let reason = format!("{why}: the pipe to it was terminated with what it held");
-        let notes: Vec<Op> = gone
-            .pipe
-            .iter()
-            .flat_map(|f| f.parts.iter())
-            .map(|msg| Op::Discard {
-                msg: *msg,
-                reason: reason.clone(),
-            })
-            .collect();
-        if !notes.is_empty() {
-            record(&mut s.app, notes, o);
-        }
+        discard(&mut s.app, &gone.pipe, &reason, o);
     }
 
     /// The application's `zmq_send` returned: acknowledged; on to the next message.
@@ -426,7 +430,7 @@ impl Outgoing {
                         .as_deref()
                         .is_some_and(|p| Settings::matches(p, frames.topic)) =>
                 {
-                    if Settings::full(self.settings.sndhwm, peer.pipe.len() as u64) {
+                    if Settings::full(self.settings.own_hwm(self.settings.sndhwm), peer.pipe.len() as u64) {
                         format!("ZMQ_SNDHWM reached on the pipe to {name} (the kernels' buffers full too): PUB drops for a subscriber in the mute state")
                     } else {
                         let replaced = self.settings.enqueue(&mut peer.pipe, frames.clone());
@@ -457,7 +461,7 @@ impl Outgoing {
         if !s.blocked {
             return;
         }
-        let hwm = self.settings.sndhwm;
+        let hwm = self.settings.own_hwm(self.settings.sndhwm);
         let ready: Vec<Id> = s
             .peers
             .iter()

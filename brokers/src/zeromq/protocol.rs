@@ -26,6 +26,13 @@ pub enum ZmqMsg {
     /// side numbers its connections to a peer (a reopened REQ socket, a reconnect after a reset),
     /// so nothing left over from an old connection is taken for the new one's.
     Hello { connection: u32 },
+    /// A DEALER's greeting and READY command on a new connection, whose Identity property
+    /// carries its `ZMQ_ROUTING_ID` (`options_t::routing_id`; empty without it, and the ROUTER
+    /// makes one up): here the DEALER's client number, or `None`.
+    Ready {
+        connection: u32,
+        routing_id: Option<u32>,
+    },
     /// The binding side's greeting back: the connection is up.
     Welcome { connection: u32 },
     /// A SUB socket's subscription (`ZMQ_SUBSCRIBE`), sent upstream over the connection.
@@ -67,6 +74,14 @@ impl fmt::Display for ZmqMsg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ZmqMsg::Hello { connection } => write!(f, "Hello (connection {connection})"),
+            ZmqMsg::Ready {
+                connection,
+                routing_id: None,
+            } => write!(f, "Hello (connection {connection})"),
+            ZmqMsg::Ready {
+                connection,
+                routing_id: Some(id),
+            } => write!(f, "Hello (connection {connection}, ZMQ_ROUTING_ID dealer{id})"),
             ZmqMsg::Welcome { connection } => write!(f, "Welcome (connection {connection})"),
             ZmqMsg::Subscribe { prefix } => write!(f, "Subscribe '{prefix}'"),
             ZmqMsg::Message { frames, .. } => write!(f, "Message {frames}"),

@@ -15,7 +15,7 @@
 //! server applies it twice — the duplicate window of the zguide's chapter 4.
 
 use super::protocol::{Frames, ZmqMsg};
-use super::{fair_queue, processing_choice, record, Settings, ZmqOut, ZmqTimer};
+use super::{fair_queue, late_start, record, Settings, ZmqOut, ZmqTimer};
 use crate::timers::exact;
 use crate::AppLog;
 use mqcheck_invariants::MsgId;
@@ -65,14 +65,7 @@ pub struct ReplierState {
 
 impl Replier {
     pub fn start(&self, app: AppLog, o: &mut ZmqOut) -> ReplierState {
-        processing_choice(&self.settings.workload, o);
-        let started = !(app.is_empty() && self.settings.workload.consumer_delay_ms > 0);
-        if !started {
-            o.set_timer(
-                ZmqTimer::Start,
-                exact(self.settings.workload.consumer_delay()),
-            );
-        }
+        let started = !late_start(&self.settings.workload, &app, o);
         ReplierState {
             app,
             processing: Duration::ZERO,

@@ -247,15 +247,22 @@ fn show_rep(s: &ReplierState, names: Names<'_>) -> String {
     )
 }
 
-/// ROUTER: each DEALER's connection with its routing id, the requests in each in pipe (those of
+/// ROUTER: each DEALER's connection with its routing id (or ignored, anonymous), the requests in each in pipe (those of
 /// terminated pipes too), the replies in each out pipe, and where the application stands.
 fn show_router(s: &RouterState, names: Names<'_>) -> String {
     let mut out = "ROUTER:".to_string();
     for (peer, (connection, routing_id)) in &s.peers {
-        out += &format!(
-            " {} connection {connection} = routing id {routing_id};",
-            names.of(*peer)
-        );
+        out += &match s.anonymous.get(peer) {
+            Some(ignored) => format!(
+                " {} connection {connection} anonymous, ignored (routing id {routing_id} in use): {} unread;",
+                names.of(*peer),
+                ignored.len()
+            ),
+            None => format!(
+                " {} connection {connection} = routing id {routing_id};",
+                names.of(*peer)
+            ),
+        };
     }
     for (routing_id, q) in &s.inbound {
         let unread = s.unread.get(routing_id).map_or(0, VecDeque::len);
