@@ -331,3 +331,54 @@ fn a_paused_minority_comes_back_under_the_majoritys_leader() {
     assert_eq!(leaders, vec![1], "one leader after the heal");
     assert!(classic(&c, 0).messages.is_empty(), "n1 comes back empty");
 }
+
+/// n1 leads with n2 and n3 as synchronised mirrors (`ha-mode=all`, automatic sync); the
+/// publisher's first message is on all three.
+fn mirrored_on_all() -> Cluster {
+    let mut c = cluster(&[
+        "version=3.13",
+        "queue.type=mirrored",
+        "ha-mode=all",
+        "ha-sync-mode=automatic",
+    ]);
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let replicated = c.deliver(0, PUBLISHER, publish(1));
+    for mirror in [1, 2] {
+        for m in harness::sent_to::<RabbitMq>(&replicated, mirror) {
+            c.deliver(mirror, 0, m);
+        }
+        assert_eq!(classic(&c, mirror).messages.len(), 1);
+    }
+    c
+}
+
+/// `remove_from_queue` runs on every membership change: n3 hears n1 stop (n2, the oldest
+/// mirror, is the successor), then n2 die before it took over — n3 is now the oldest live
+/// mirror and promotes itself. In the other order n3 promotes at n1's death. Either way the
+/// queue is led, and holds the message.
+#[test]
+fn the_next_mirror_takes_over_when_the_chosen_successor_dies_too() {
+    for leader_first in [true, false] {
+        let mut c = mirrored_on_all();
+        let deaths = [(0, RabbitMsg::Stopping), (1, RabbitMsg::Disconnected)];
+        let order = if leader_first {
+            [deaths[0].clone(), deaths[1].clone()]
+        } else {
+            [deaths[1].clone(), deaths[0].clone()]
+        };
+        let (first, msg) = order[0].clone();
+        c.deliver(2, first, msg);
+        if leader_first {
+            assert!(!classic(&c, 2).leader, "n2 is the successor while alive");
+        }
+        let (second, msg) = order[1].clone();
+        c.deliver(2, second, msg);
+        let n3 = classic(&c, 2);
+        assert!(n3.leader, "leader first: {leader_first}: {n3:?}");
+        assert_eq!(n3.messages.len(), 1, "the message survives on n3");
+        assert_eq!(n3.record.as_ref().unwrap().leader, Id::from(2));
+    }
+}

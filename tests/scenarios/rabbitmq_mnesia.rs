@@ -1,5 +1,5 @@
 //! RabbitMQ 3.x's Mnesia, partition handling and mirrored queues, through the CLI: the Jepsen
-//! 2014 loss found before 3.3.5, `when-synced` losing nothing but to a cluster that cannot boot,
+//! 2014 loss found before 3.3.5, `when-synced` stalling only in a cluster that cannot boot,
 //! the unsynchronised-mirror loss with `always`, and 4.x refusing mirroring.
 
 use crate::common::{bad_input, held, mqcheck, reproduce, violated};
@@ -27,46 +27,52 @@ fn jepsen_2014_loses_confirmed_messages_before_3_3_5() {
     }
 }
 
-/// The runs of the when-synced row that lose a confirmed message after a restart from disk:
-/// each ends with every node waiting for its tables (the cluster's last nodes went down at the
-/// same instant, RabbitMQ's `force_boot` case), never with a node that served from a stale
-/// record. Seed 292 used to be such a stale-record loss.
+/// The when-synced row loses nothing: the runs it does not pass end with every node waiting for
+/// its tables (the cluster's last nodes went down at the same instant, RabbitMQ's `force_boot`
+/// case), cut short and inconclusive, never with a node that served from a stale record. Seed 292
+/// used to be such a stale-record loss; seeds 14, 83, 103, 106 and 117 used to be reported lost
+/// through a shrunk schedule in which the successor chosen at the leader's death died with it
+/// and no other mirror took over.
 #[test]
-fn when_synced_loses_only_to_a_cluster_that_cannot_boot() {
+fn when_synced_stalls_only_in_a_cluster_that_cannot_boot() {
     let args = "--broker rabbitmq --set version=3.13 --set queue.type=mirrored \
                 --set ha-promote-on-failure=when-synced --set net_ticktime=5 --set heartbeat=5 \
                 --faults crash";
     held(&format!("{args} --seed 292 --seeds 1"), &["at-least-once"]);
-    let mut lost = 0;
+    let mut stuck = 0;
     for seed in 0..120 {
         let seed = seed.to_string();
         let mut words: Vec<&str> = vec!["replay", "--full"];
         words.extend(args.split_whitespace());
         words.extend(["--check", "at-least-once", "--seed", &seed]);
         let r = mqcheck(&words);
-        if r.code != 1 {
-            // Held, or inconclusive (a run its time limit cut short).
-            assert!(r.code == 0 || r.code == 3, "seed {seed}: {}", r.stderr);
+        assert!(
+            r.code == 0 || r.code == 3,
+            "seed {seed}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        if r.code == 0 {
             continue;
         }
-        lost += 1;
+        stuck += 1;
         // The last boot the timeline shows never completes: every node asks, none answers
         // with tables, and the application starts nowhere after it.
         let last_wait = r.stdout.rfind("mnesia: waiting for tables");
         let last_up = r.stdout.rfind("rabbit running");
         assert!(
             last_wait.is_some() && last_up < last_wait,
-            "seed {seed}: lost without the cluster stuck booting: {}",
+            "seed {seed}: cut short without the cluster stuck booting: {}",
             r.stdout
         );
-        let stuck = &r.stdout[last_wait.unwrap()..];
+        let stuck_boot = &r.stdout[last_wait.unwrap()..];
         assert!(
-            !stuck.contains("mnesia: tables ("),
+            !stuck_boot.contains("mnesia: tables ("),
             "seed {seed}: {}",
             r.stdout
         );
     }
-    assert!(lost > 0, "some run brings the whole cluster down at once");
+    assert!(stuck > 0, "some run brings the whole cluster down at once");
 }
 
 /// `ha-promote-on-failure=always` (the default) promotes an unsynchronised mirror, which serves

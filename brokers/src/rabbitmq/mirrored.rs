@@ -1,5 +1,10 @@
 //! Classic queues, mirrored or not: a leader holding the messages, and (with an `ha-mode`
 //! policy) mirrors kept up to date by the leader's multicast.
+//!
+//! Promotion follows `rabbit_mirror_queue_misc:remove_from_queue` and `promote_slave`
+//! (rabbitmq-server v3.13.7, `deps/rabbit/src/rabbit_mirror_queue_misc.erl`), which every
+//! mirror runs on each GM `members_changed` (`rabbit_mirror_queue_slave`, `gm_deaths`): the dead
+//! members leave the record and, while its master is dead, the oldest live mirror takes over.
 
 use super::node::{to_client, Node, NodeState};
 use super::protocol::{RabbitMsg, Stored};
@@ -90,6 +95,9 @@ pub struct ClassicState {
     pub joined_at: BTreeMap<Id, u64>,
     /// Writes since the last fsync.
     pub dirty: bool,
+    /// A mirror heard the recorded leader die, and no newer record came since: the promotion
+    /// rule its death calls for (`ha-promote-on-shutdown` or `ha-promote-on-failure`).
+    pub headless: Option<Promote>,
 }
 
 impl ClassicState {
@@ -581,6 +589,7 @@ impl Node {
             s.classic.messages.clear();
             s.disk.store.clear();
         }
+        s.classic.headless = None;
         s.classic.record = Some(theirs.clone());
         s.disk.record = Some(theirs);
         self.save(s, o);
@@ -669,34 +678,50 @@ impl Node {
             s.classic.record.as_mut().expect("started").version += 1;
             self.replace_mirrors(me, s, o);
             self.broadcast_record(me, s, o);
-        } else if record.leader == peer && s.classic.mirror {
-            let rule = if shutdown {
-                self.settings.promote_on_shutdown
-            } else {
-                self.settings.promote_on_failure
-            };
-            let successor = record
-                .mirrors
-                .iter()
-                .copied()
-                .filter(|m| !s.down.contains(m))
-                .find(|m| {
-                    let synced = if *m == me {
-                        s.classic.in_sync
-                    } else {
-                        record.synced.contains(m)
-                    };
-                    rule == Promote::Always || synced
+        } else if !s.classic.leader {
+            if record.leader == peer {
+                if !s.classic.mirror {
+                    return;
+                }
+                s.classic.headless = Some(if shutdown {
+                    self.settings.promote_on_shutdown
+                } else {
+                    self.settings.promote_on_failure
                 });
-            if successor == Some(me) {
-                self.promote(me, s, o);
+            } else if record.mirrors.contains(&peer) {
+                // Every live member takes the dead mirror out of its copy.
+                let r = s.classic.record.as_mut().expect("started");
+                r.mirrors.retain(|m| *m != peer);
+                r.synced.retain(|m| *m != peer);
+            } else {
+                return;
             }
-        } else if !s.classic.leader && record.mirrors.contains(&peer) {
-            // Every live member takes the dead mirror out of its copy
-            // (`rabbit_mirror_queue_misc:remove_from_queue`).
-            let r = s.classic.record.as_mut().expect("started");
-            r.mirrors.retain(|m| *m != peer);
-            r.synced.retain(|m| *m != peer);
+            if let Some(rule) = s.classic.headless {
+                self.take_over(me, s, rule, o);
+            }
+        }
+    }
+
+    /// `rabbit_mirror_queue_misc:remove_from_queue`, run on every GM membership change: while
+    /// the record's leader is dead, the oldest live mirror the rule allows is promoted — also
+    /// when the one chosen at the leader's death has died since without taking over.
+    fn take_over(&self, me: Id, s: &mut NodeState, rule: Promote, o: &mut RabbitOut) {
+        let record = s.classic.record.as_ref().expect("started");
+        let successor = record
+            .mirrors
+            .iter()
+            .copied()
+            .filter(|m| !s.down.contains(m))
+            .find(|m| {
+                let synced = if *m == me {
+                    s.classic.in_sync
+                } else {
+                    record.synced.contains(m)
+                };
+                rule == Promote::Always || synced
+            });
+        if successor == Some(me) {
+            self.promote(me, s, o);
         }
     }
 
@@ -745,6 +770,7 @@ impl Node {
         });
         c.leader = true;
         c.mirror = false;
+        c.headless = None;
         for stored in c.messages.values_mut() {
             stored.delivered = true;
         }
