@@ -284,15 +284,7 @@ fn fetch_response(cmds: &[Cmd], dst: usize) -> (Vec<Record>, u64, Option<ErrorCo
 /// Starts the controller and registers brokers `order`, one after the other.
 fn registered(sets: &[&str], order: &[usize]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
-    let started = c.start(CTL);
-    assert!(harness::sends::<Kafka>(&started).is_empty());
-    // Every broker's session starts with the controller, registered or not yet.
-    assert_eq!(
-        timers_set(&started),
-        (1..=3)
-            .map(|b| KafkaTimer::BrokerSession(Id::from(b)))
-            .collect::<Vec<_>>()
-    );
+    assert!(c.start(CTL).is_empty());
     let outs = order
         .iter()
         .map(|b| c.deliver(CTL, *b, KafkaMsg::BrokerRegistration { incarnation: 1 }))
@@ -338,13 +330,7 @@ fn first_registrations_elect_the_first_isr_replica_at_epoch_1() {
             (1, KafkaMsg::PartitionChange(vec![expected.clone()])),
             (2, KafkaMsg::PartitionChange(vec![expected.clone()])),
             (3, KafkaMsg::PartitionChange(vec![expected.clone()])),
-        ]
-    );
-    assert_eq!(
-        harness::sent_to::<Kafka>(&outs[0], 1),
-        vec![
-            KafkaMsg::PartitionChange(vec![expected.clone()]),
-            KafkaMsg::BrokerRegistrationResponse(vec![expected.clone()]),
+            (1, KafkaMsg::PartitionChange(vec![expected.clone()])),
         ]
     );
     assert!(timers_set(&outs[0]).contains(&KafkaTimer::BrokerSession(Id::from(1))));
@@ -352,10 +338,7 @@ fn first_registrations_elect_the_first_isr_replica_at_epoch_1() {
     for (i, b) in [(1, 2), (2, 3)] {
         assert_eq!(
             harness::sends::<Kafka>(&outs[i]),
-            vec![(
-                b,
-                KafkaMsg::BrokerRegistrationResponse(vec![expected.clone()])
-            )]
+            vec![(b, KafkaMsg::PartitionChange(vec![expected.clone()]))]
         );
         assert!(timers_set(&outs[i]).contains(&KafkaTimer::BrokerSession(Id::from(b))));
     }
@@ -371,77 +354,6 @@ fn a_retried_registration_changes_nothing_but_a_new_incarnation_is_a_restart() {
     // The leader restarted: KRaft fences the old incarnation and elects another ISR member.
     c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 2 });
     assert_eq!(c.partition(), &ps(Some(2), 2, &[2, 3], 3));
-}
-
-/// Issue 11: broker 1's first registration is lost. The controller's push reaches it, but only
-/// the registration's answer ends the registration (`BrokerLifecycleManager`), so it resends it;
-/// until that arrives it is fenced: it is not elected though it is the preferred replica and in
-/// the first ISR, and its session, started with the controller, expires and takes it out of that
-/// ISR.
-#[test]
-fn a_broker_whose_first_registration_was_lost_resends_it_and_stays_fenced_until_it_arrives() {
-    let (mut c, _) = registered(&[], &[2, 3]);
-    assert_eq!(c.partition(), &ps(Some(2), 1, &[1, 2, 3], 1));
-    let started = c.start(1);
-    assert_eq!(
-        harness::sent_to::<Kafka>(&started, CTL),
-        vec![KafkaMsg::BrokerRegistration { incarnation: 1 }]
-    );
-    assert!(timers_set(&started).contains(&KafkaTimer::Registration));
-    // The push is not the registration's answer: broker 1 follows it, keeps registering, and
-    // does not heartbeat.
-    let pushed = c.deliver(
-        1,
-        CTL,
-        KafkaMsg::PartitionChange(vec![c.partition().clone()]),
-    );
-    assert!(!timers_cancelled(&pushed).contains(&KafkaTimer::Registration));
-    assert!(!timers_set(&pushed).contains(&KafkaTimer::BrokerHeartbeat));
-    assert!(!c.controller().alive.contains(&Id::from(1)));
-    // Not electable: the leader fenced, the next live ISR member leads, not the preferred one.
-    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
-    assert_eq!(c.partition(), &ps(Some(3), 2, &[1, 3], 3));
-    // Its session, started with the controller, expires: out of the ISR.
-    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
-    assert_eq!(c.partition(), &ps(Some(3), 2, &[3], 4));
-    // The resent registration arrives: unfenced, but it must catch up to rejoin the ISR, and the
-    // leader stays.
-    let resent = c.fire(1, KafkaTimer::Registration);
-    assert_eq!(
-        harness::sent_to::<Kafka>(&resent, CTL),
-        vec![KafkaMsg::BrokerRegistration { incarnation: 1 }]
-    );
-    let answered = c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 1 });
-    assert!(c.controller().alive.contains(&Id::from(1)));
-    assert_eq!(c.partition(), &ps(Some(3), 2, &[3], 4));
-    let answer = KafkaMsg::BrokerRegistrationResponse(vec![c.partition().clone()]);
-    assert_eq!(
-        harness::sent_to::<Kafka>(&answered, 1),
-        vec![answer.clone()]
-    );
-    let registered = c.deliver(1, CTL, answer);
-    assert!(timers_cancelled(&registered).contains(&KafkaTimer::Registration));
-    assert!(timers_set(&registered).contains(&KafkaTimer::BrokerHeartbeat));
-    assert!(matches!(
-        c.replica(1).role,
-        ReplicaRole::Follower { leader, .. } if leader == Id::from(3)
-    ));
-}
-
-/// The first ISR was every broker's first incarnation: broker 1 restarts before its first
-/// registration reaches the controller and registers its second. That is a restart: its old
-/// incarnation is fenced out of the ISR (it may have lost what it had fetched), rather than a
-/// first registration that keeps it in the ISR and electable.
-#[test]
-fn a_restart_before_the_first_registration_arrives_is_a_restart() {
-    let (mut c, _) = registered(&[], &[2, 3]);
-    assert_eq!(c.partition(), &ps(Some(2), 1, &[1, 2, 3], 1));
-    c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    assert_eq!(c.partition(), &ps(Some(2), 1, &[2, 3], 2));
-    // Its first incarnation's registration, had it come, would have been a retry.
-    let (mut c, _) = registered(&[], &[2, 3]);
-    c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 1 });
-    assert_eq!(c.partition(), &ps(Some(2), 1, &[1, 2, 3], 1));
 }
 
 #[test]

@@ -264,19 +264,14 @@ impl Broker {
                     }
                 }
             }
-            KafkaMsg::BrokerRegistrationResponse(states) if src == self.controller() => {
-                // Only the registration's own answer ends the registration: a broker that took
-                // a pushed change for it would heartbeat as a broker the controller never
-                // registered (`BrokerLifecycleManager`: `registered` is set by
-                // `BrokerRegistrationResponseEvent` alone).
+            KafkaMsg::PartitionChange(states) | KafkaMsg::BrokerHeartbeatResponse(states)
+                if src == self.controller() =>
+            {
                 o.cancel_timer(KafkaTimer::Registration);
-                self.on_controller_answer(id, s, states, o);
-            }
-            KafkaMsg::BrokerHeartbeatResponse(states) if src == self.controller() => {
-                self.on_controller_answer(id, s, states, o);
-            }
-            // A registered broker and one still registering both follow the metadata.
-            KafkaMsg::PartitionChange(states) if src == self.controller() => {
+                o.set_timer(
+                    KafkaTimer::BrokerHeartbeat,
+                    retry(self.settings.broker_heartbeat_interval),
+                );
                 for ps in states {
                     self.apply_partition_state(id, s, ps, o);
                 }
@@ -494,24 +489,6 @@ impl Broker {
                 o,
             ),
             _ => {}
-        }
-    }
-
-    /// The controller answered a registration or a heartbeat: the next heartbeat is due in
-    /// `broker.heartbeat.interval.ms`, and the partitions it sent are the broker's.
-    fn on_controller_answer(
-        &self,
-        id: Id,
-        s: &mut BrokerState,
-        states: Vec<PartitionState>,
-        o: &mut KafkaOut,
-    ) {
-        o.set_timer(
-            KafkaTimer::BrokerHeartbeat,
-            retry(self.settings.broker_heartbeat_interval),
-        );
-        for ps in states {
-            self.apply_partition_state(id, s, ps, o);
         }
     }
 

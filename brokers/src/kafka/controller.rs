@@ -44,20 +44,7 @@ pub struct Group {
 }
 
 impl Controller {
-    pub fn start(&self, o: &mut KafkaOut) -> ControllerState {
-        // The topic's first ISR is every replica, as for a topic created on a running cluster
-        // whose brokers had all registered their first incarnation: a broker that restarts
-        // before its registration gets through registers a new one, and is fenced as a restart.
-        // An active controller starts every registered broker's session at once
-        // (`ClusterControlManager.activate`, `BrokerHeartbeatManager.register`), so a broker
-        // not heard from in `broker.session.timeout.ms` is fenced out of that ISR, as a
-        // registered broker gone silent is, rather than staying in it unseen.
-        for b in self.settings.broker_ids() {
-            o.set_timer(
-                KafkaTimer::BrokerSession(b),
-                exact(self.settings.broker_session_timeout),
-            );
-        }
+    pub fn start(&self, _o: &mut KafkaOut) -> ControllerState {
         let partitions = (0..self.settings.partitions)
             .map(|p| {
                 let replicas = self.settings.replicas(p);
@@ -75,7 +62,7 @@ impl Controller {
             .collect();
         ControllerState {
             alive: BTreeSet::new(),
-            registered: self.settings.broker_ids().into_iter().map(|b| (b, 1)).collect(),
+            registered: BTreeMap::new(),
             partitions,
             group: Group::default(),
             offsets: BTreeMap::new(),
@@ -106,7 +93,7 @@ impl Controller {
                 }
                 changed.extend(self.unfence(s, src));
                 self.publish(s, changed, o);
-                o.send(src, KafkaMsg::BrokerRegistrationResponse(self.hosted(s, src)));
+                o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
                 // The session starts with the registration: a broker that dies before its first
                 // heartbeat is fenced like any other.
                 o.set_timer(
