@@ -322,11 +322,13 @@ mod stream;
 mod view;
 
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
-pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
+pub use config::{ClientNode, NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState, TxChannel};
-pub use protocol::{Command, Entry, RabbitMsg, Stored};
-pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
+pub use protocol::{Command, Entry, Origin, RabbitMsg, Stored};
+pub use quorum::{
+    DeathReason, DeliveryCountRule, Fifo, FifoClients, QuorumChannel, QuorumState, RaftRole, Returned,
+};
 pub use stream::{
     Chunk, Epoch, Member, OffsetSpec, Reader, StreamChannel, StreamState, WriterId, STREAM_TICK,
 };
@@ -388,6 +390,15 @@ impl Settings {
     /// Nodes are ids `0..nodes` (named n1, n2, …), then producers, then consumers.
     pub fn node_ids(&self) -> Vec<Id> {
         (0..self.nodes).map(Id::from).collect()
+    }
+
+    /// The node client number `k` (the publishers, then the consumers) dials first
+    /// (`client.node`).
+    pub fn first_node(&self, k: u32) -> Id {
+        match self.client_node {
+            ClientNode::Spread => Id::from(k as usize % self.nodes),
+            ClientNode::First | ClientNode::Leader => Id::from(0),
+        }
     }
 
     /// Where the message with sequence number `seq` goes.
