@@ -252,9 +252,12 @@ pub enum RabbitMsg {
         index: Index,
     },
     /// A `rabbit_fifo` effect for a client whose channel lives on the receiver (`{send_msg, Pid,
-    /// ...}`): a confirm, `basic.consume-ok`, a delivery; the channel passes it on.
+    /// ...}`): a confirm, `basic.consume-ok`, a delivery; the channel passes it on. A consumer's
+    /// effects name the channel process they are for (`pid`): a channel that is gone receives
+    /// nothing, though its client may have opened another.
     RaEvent {
         client: Id,
+        pid: Option<u64>,
         msg: Box<RabbitMsg>,
     },
     /// Ra: `request_vote_rpc`.
@@ -521,7 +524,7 @@ impl fmt::Display for RabbitMsg {
                 None => write!(f, "ra: rejected, not_leader"),
             },
             RaApplied { seq, index } => write!(f, "ra: applied seq {seq} at index {index}"),
-            RaEvent { client, msg } => {
+            RaEvent { client, msg, .. } => {
                 write!(f, "ra event for client {}: {msg}", usize::from(*client))
             }
             RequestVote { term, last_index, .. } => {

@@ -685,13 +685,14 @@ impl Node {
                 // Effects go to the channel processes, on their nodes: a confirm to the
                 // enqueuer's, the rest to the consumer's.
                 for (client, msg) in fx {
-                    let node = match msg {
-                        RabbitMsg::Confirm { .. } => entry.from.map(|f| f.node),
-                        _ => s.quorum.fifo.consumers.get(&client).map(|c| c.node),
+                    let to = match msg {
+                        RabbitMsg::Confirm { .. } => entry.from.map(|f| (f.node, None)),
+                        _ => s.quorum.fifo.consumers.get(&client).map(|c| (c.node, Some(c.pid))),
                     };
-                    if let Some(node) = node {
+                    if let Some((node, pid)) = to {
                         let event = RabbitMsg::RaEvent {
                             client,
+                            pid,
                             msg: Box::new(msg),
                         };
                         self.to_node(me, s, node, event, o);
@@ -764,7 +765,9 @@ impl Node {
             RabbitMsg::RaCommand { seq, command } => self.ra_command(me, s, src, seq, command, o),
             RabbitMsg::RaRejected { leader } => self.rejected(me, s, leader, o),
             RabbitMsg::RaApplied { seq, index } => self.applied(s, seq, index),
-            RabbitMsg::RaEvent { client, msg } => self.channel_event(s, client, *msg, o),
+            RabbitMsg::RaEvent { client, pid, msg } => {
+                self.channel_event(s, client, pid, *msg, o)
+            }
             RabbitMsg::RequestVote {
                 term,
                 last_index,
@@ -1020,8 +1023,21 @@ impl Node {
     }
 
     /// A `rabbit_fifo` effect for a client whose channel is here: the channel passes it on (a
-    /// confirm on a transactional channel counts towards its commit instead).
-    fn channel_event(&self, s: &mut NodeState, client: Id, msg: RabbitMsg, o: &mut RabbitOut) {
+    /// confirm on a transactional channel counts towards its commit instead). A consumer's
+    /// effect for a channel process that is gone is dropped: a member that restarted replays its
+    /// log and, once it leads, carries out the effects of what it applies, which an earlier
+    /// leader may have carried out for a channel long closed.
+    fn channel_event(
+        &self,
+        s: &mut NodeState,
+        client: Id,
+        pid: Option<u64>,
+        msg: RabbitMsg,
+        o: &mut RabbitOut,
+    ) {
+        if pid.is_some_and(|p| s.fifo_clients.channels.get(&client).map(|c| c.pid) != Some(p)) {
+            return;
+        }
         if let RabbitMsg::Confirm { channel, seq } = msg {
             if self.tx_settled(s, client, (channel, seq), false, o) {
                 return;
