@@ -101,7 +101,8 @@ pub enum RabbitMsg {
     // Client ↔ node: AMQP 0-9-1.
     /// `connection.open` on the node the client dialled (the handshake, condensed).
     Open,
-    /// `connection.open-ok`: this node hosts the queue's leader and serves the channel.
+    /// `connection.open-ok`: this node serves the channel (it hosts a classic or mirrored queue's
+    /// leader, or any node for a quorum queue or a stream).
     OpenOk,
     /// The queue's leader is elsewhere (or unknown, or this node is paused): the model's stand-in
     /// for the client reconnecting to where the queue leads; `leader` is a hint.

@@ -1,5 +1,20 @@
 //! Quorum queues: a Raft group (Ra) replicating the commands of the `rabbit_fifo` state machine.
 //!
+//! # Channels on any node
+//!
+//! A channel lives on the node its client connected to; its queue client (`rabbit_fifo_client`)
+//! sends commands to the member it takes for the leader and keeps each pending until the leader
+//! says it was applied (`{applied, …}`). A member that does not lead rejects a command, naming
+//! the leader it knows (`not_leader`); on that, and on hearing of a new leader (`leader_change`,
+//! which the model's channels learn from their node's Raft member), the channel sends its pending
+//! commands again, in order (`resend_all_pending/1`). Only the leader carries out the state
+//! machine's effects: it tells the command's node it was applied and sends confirms and
+//! deliveries to the channels' nodes ([`RabbitMsg::RaEvent`]). A consumer is its channel process
+//! (node and pid): a leader change keeps it with what it has checked out, and only its channel
+//! going down (`handle_down/3`) returns its messages. `noconnection` (3.13: return at once; 4.x:
+//! `suspected_down`, return after `consumer_disconnected_timeout`) is not modelled. Read at
+//! rabbitmq-server `v4.3.5` and `v3.13.7`.
+//!
 //! # Returns and the delivery limit
 //!
 //! A checked-out message comes back to the queue when its consumer returns it (`basic.nack` or
