@@ -286,6 +286,14 @@ pub trait System: Clone + Debug + Send + Sync + 'static {
     fn fault_window(&self) -> Duration;
     fn drain(&self) -> Duration;
 
+    /// Can a message that a stalled run never delivered still be held somewhere a later reader
+    /// would find it (a log, a queue on disk)? Then a run its time limit cut short has not shown
+    /// it lost until the consumers read past it. A brokerless system whose peers hold messages
+    /// only in their sockets' queues says no: what a stalled run did not deliver is gone.
+    fn stores_messages(&self) -> bool {
+        true
+    }
+
     /// How long the clients need for the whole workload at its pace: a run's time limit is the
     /// longer of this and the fault window, plus the drain.
     fn workload_time(&self) -> Duration {

@@ -872,6 +872,12 @@ impl System for ZeroMq {
         Duration::from_secs(30)
     }
 
+    /// No broker: a message lives in a socket's pipes only, and a stalled plain REQ's lost
+    /// request is lost, not waiting anywhere.
+    fn stores_messages(&self) -> bool {
+        false
+    }
+
     fn drain(&self) -> Duration {
         let s = &self.settings;
         // A producer held up through the whole window still has all its messages to send at
