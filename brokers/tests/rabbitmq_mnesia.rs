@@ -21,6 +21,14 @@ type Cluster = harness::Actors<RabbitMq>;
 
 const PUBLISHER: usize = 3;
 
+/// Starts the three nodes and opens the publisher's connection to n1.
+fn start_with_publisher(c: &mut Cluster) {
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+}
+
 fn cluster(sets: &[&str]) -> Cluster {
     Cluster::of(&harness::system::<RabbitMq>(
         sets,
@@ -71,10 +79,7 @@ const MIRRORED: [&str; 4] = [
 /// n1 leads with n2 as its synchronised mirror; the publisher's first message is on both.
 fn replicated(sets: &[&str]) -> Cluster {
     let mut c = cluster(sets);
-    for i in 0..3 {
-        c.start(i);
-    }
-    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    start_with_publisher(&mut c);
     let replicated = c.deliver(0, PUBLISHER, publish(1));
     for m in harness::sent_to::<RabbitMq>(&replicated, 1) {
         let ok = c.deliver(1, 0, m);
@@ -147,10 +152,7 @@ fn a_leader_with_no_mirror_to_take_over_recovers_the_queue_from_its_store() {
         "ha-sync-mode=manual",
         "ha-promote-on-failure=when-synced",
     ]);
-    for i in 0..3 {
-        c.start(i);
-    }
-    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    start_with_publisher(&mut c);
     c.deliver(0, PUBLISHER, publish(1));
     c.fire(0, RabbitTimer::Fsync);
     // n2 seen down: n1 adds n3 as an unsynchronised mirror.
@@ -227,10 +229,7 @@ fn minority(version: &str) -> (Cluster, Vec<Step>, Vec<Step>) {
         "ha-mode=all",
         "cluster_partition_handling=pause_minority",
     ]);
-    for i in 0..3 {
-        c.start(i);
-    }
-    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    start_with_publisher(&mut c);
     c.fire(0, RabbitTimer::PeerSilent(Id::from(1)));
     c.deliver(0, PUBLISHER, publish(1));
     c.fire(0, RabbitTimer::Fsync);
@@ -341,10 +340,7 @@ fn mirrored_on_all() -> Cluster {
         "ha-mode=all",
         "ha-sync-mode=automatic",
     ]);
-    for i in 0..3 {
-        c.start(i);
-    }
-    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    start_with_publisher(&mut c);
     let replicated = c.deliver(0, PUBLISHER, publish(1));
     for mirror in [1, 2] {
         for m in harness::sent_to::<RabbitMq>(&replicated, mirror) {

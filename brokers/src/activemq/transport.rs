@@ -137,7 +137,6 @@ impl Transport {
         match msg {
             AmqMsg::Connected { .. } if !self.open => {
                 self.open = true;
-                self.read_check = ReadCheck::new();
                 o.cancel_timer(AmqTimer::Connect);
                 o.set_timer(AmqTimer::KeepAlive, retry(settings.max_inactivity / 3));
                 o.set_timer(AmqTimer::ClientReadCheck, exact(READ_CHECK_INITIAL_DELAY));
