@@ -196,7 +196,8 @@ pub struct Counterexample {
 
 impl Cell {
     /// The cell as the table prints it: `held (20 seeds: 612 acknowledged, 598 delivered, 31
-    /// faults)`, `broken by power loss: lost (8/20, seed 29)`.
+    /// faults)`, `broken by power loss: lost (8/20, seed 29)`, `inconclusive (nothing was
+    /// acknowledged)`: an inconclusive cell says why, or a reader takes it for a shrug.
     pub fn text(&self) -> String {
         match self.verdict {
             CellVerdict::Held => format!("held ({} seeds: {})", self.runs, self.exercised()),
@@ -214,7 +215,10 @@ impl Cell {
                     c.seed
                 )
             }
-            CellVerdict::Inconclusive => "inconclusive".into(),
+            CellVerdict::Inconclusive => match self.reason.as_deref() {
+                Some(why) if !why.is_empty() => format!("inconclusive ({why})"),
+                _ => "inconclusive".into(),
+            },
             CellVerdict::NotTested => "—".into(),
             CellVerdict::NotSupported => "not supported".into(),
         }
@@ -379,4 +383,35 @@ pub fn not_supported(classes: &[Class], reason: &str) -> BTreeMap<Class, Cell> {
             (class, cell)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inconclusive(reason: Option<&str>) -> Cell {
+        Cell {
+            verdict: CellVerdict::Inconclusive,
+            runs: 20,
+            violations: 0,
+            acknowledged: 0,
+            delivered: 0,
+            faults_applied: 3,
+            faults_in_flight: 0,
+            leader_elections: 0,
+            reason: reason.map(str::to_string),
+            counterexample: None,
+            repairs: None,
+        }
+    }
+
+    #[test]
+    fn an_inconclusive_cell_says_why() {
+        assert_eq!(
+            inconclusive(Some("nothing was acknowledged")).text(),
+            "inconclusive (nothing was acknowledged)"
+        );
+        assert_eq!(inconclusive(Some("")).text(), "inconclusive");
+        assert_eq!(inconclusive(None).text(), "inconclusive");
+    }
 }

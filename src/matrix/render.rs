@@ -241,8 +241,8 @@ per **fault class** — process crash (`crash`), machine crash (`power`), `pause
 (partitions and segment loss), `clock` skew, `beyond-tcp` (duplication and reordering, which TCP
 never delivers to an application) — and once under `tcp`, every fault TCP allows together. A cell
 is *held* only when the sweep acknowledged and delivered messages, a fault of its class took
-effect, no run was cut short and no seed broke the guarantee; a sweep that tested nothing is
-*inconclusive*. A broken cell names the anomaly (lost, dead-lettered, duplicate, reordered,
+effect, no run was cut short and no seed broke the guarantee; any other sweep is
+*inconclusive* and says why (nothing acknowledged, runs cut short). A broken cell names the anomaly (lost, dead-lettered, duplicate, reordered,
 nonmonotonic-poll, torn, …), how many seeds broke it, and its lowest seed, whose fault schedule is
 shrunk — first whole kinds of fault, then single faults — so that it is attributed to the classes
 it still needs ("broken by power loss"; "without any fault" when the workload alone breaks it). A
