@@ -574,10 +574,150 @@ fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
         } else {
             assert!(
                 out.is_empty(),
-                "stored again: the response waits for the write"
+                "a plain connection's send is not audited: stored again, the response waits for the write"
             );
-            assert_eq!(queued, 2, "a plain connection's send is not audited");
+            assert_eq!(
+                queued, 1,
+                "KahaDB's index rejects the add of a message id it holds: not dispatched twice"
+            );
         }
+    }
+}
+
+fn replay_on(conn: u32, command: u32, seq: u32) -> AmqMsg {
+    AmqMsg::MessageSend {
+        conn,
+        command,
+        producer: 0,
+        msg: msg(seq),
+        persistent: true,
+        response_required: true,
+        group: None,
+        transaction: None,
+    }
+}
+
+/// Messages `seqs` sent synchronously, dispatched to C0 before their writes
+/// (`concurrentStoreAndDispatchQueues`) and acknowledged at once, which cancels their adds: the
+/// store never holds them, so the producer audit never learns them. The transport fails before
+/// the responses; the failover transport reconnects (conn 2) and replays message `seqs[0]`. What
+/// the broker dispatches then, and what it journals.
+fn consumed_then_replayed(
+    sets: &[&str],
+    seqs: &[u32],
+) -> (Actors, Vec<(usize, u64, u32)>, Vec<Record>) {
+    let mut a = broker(sets, &[C0]);
+    for (i, m) in seqs.iter().enumerate() {
+        let out = sent(&a.deliver(BROKER, PRODUCER, send(i as u32 + 1, *m, true)));
+        assert_eq!(dispatched(&out).len(), 1, "dispatched before the write");
+        a.deliver(BROKER, C0, ack(AckType::Standard, vec![i as u64 + 1]));
+    }
+    let ft = AmqMsg::Connect {
+        conn: 2,
+        fault_tolerant: true,
+    };
+    a.deliver(BROKER, PRODUCER, ft);
+    a.fire(BROKER, AmqTimer::Append);
+    assert!(
+        journal(&a).0.is_empty(),
+        "every add was cancelled by its ack"
+    );
+    let mut out = sent(&a.deliver(BROKER, PRODUCER, replay_on(2, 1, seqs[0])));
+    out.extend(sent(&a.fire(BROKER, AmqTimer::Append)));
+    assert!(
+        out.contains(&(
+            PRODUCER,
+            AmqMsg::Response {
+                conn: 2,
+                command: 1
+            }
+        )),
+        "the replayed send is answered: {out:?}"
+    );
+    let records = journal(&a).0;
+    (a, dispatched(&out), records)
+}
+
+#[test]
+fn the_cursor_audit_poison_acks_a_consumed_message_sent_again() {
+    let seq = 1 + 1;
+    let add = Record::Add {
+        seq,
+        msg: msg(0),
+        producer: 0,
+        group: None,
+    };
+    // enableAudit=true (default): "cursor got duplicate send", stored after all, so
+    // duplicateFromStore poison-acks it: removed from the store, never dispatched.
+    let (a, out, records) = consumed_then_replayed(&[], &[0]);
+    assert!(out.is_empty(), "not dispatched again: {out:?}");
+    assert_eq!(records, vec![add.clone(), Record::Remove { seq }]);
+    assert!(queued(&a).is_empty());
+    assert!(records_replay_empty(&records));
+    // sendDuplicateFromStoreToDLQ=true: to ActiveMQ.DLQ as well.
+    let (a, out, records) = consumed_then_replayed(&["sendDuplicateFromStoreToDLQ=true"], &[0]);
+    assert!(out.is_empty());
+    assert_eq!(records, vec![add.clone(), Record::DeadLetter { seq }]);
+    match a.state(BROKER) {
+        AmqState::Broker(b) => assert_eq!(
+            b.dead_letters.iter().copied().collect::<Vec<_>>(),
+            vec![seq]
+        ),
+        _ => unreachable!(),
+    }
+    // enableAudit=false: the consumer is given message 0 a second time.
+    let (a, out, records) = consumed_then_replayed(&["enableAudit=false"], &[0]);
+    assert_eq!(out, vec![(C0, seq, 0)], "dispatched twice");
+    assert_eq!(records, vec![add]);
+    assert_eq!(queued(&a), vec![msg(0)]);
+}
+
+fn records_replay_empty(records: &[Record]) -> bool {
+    let mut store = KahaDb::default();
+    store.write(records.iter().cloned(), true);
+    store.replay().0.is_empty()
+}
+
+#[test]
+fn a_duplicate_past_the_cursor_audit_window_is_dispatched_again() {
+    // maxAuditDepth=1: (1 + 1) / 64 + 1 = one bin of 64 numbers; message 64 slides it past 0.
+    let (_, out, _) = consumed_then_replayed(&["maxAuditDepth=1"], &[0, 64]);
+    assert_eq!(out, vec![(C0, 3, 0)], "message 0 is below the window");
+    // Within the window (the default 2048, or 1 before message 64) it is caught.
+    let (_, out, _) = consumed_then_replayed(&[], &[0, 64]);
+    assert!(out.is_empty());
+    let (_, out, _) = consumed_then_replayed(&["maxAuditDepth=1"], &[0, 63]);
+    assert!(out.is_empty(), "63 is still in the first bin");
+}
+
+#[test]
+fn recovery_records_the_recovered_messages_in_the_cursor_audit() {
+    // A message recovered from the journal, consumed, and sent again on a plain connection
+    // (not audited by the producer exchange): the restarted broker's cursor paged it in, so its
+    // audit knows it.
+    let mut store = KahaDb::default();
+    let add = Record::Add {
+        seq: 1,
+        msg: msg(0),
+        producer: 0,
+        group: None,
+    };
+    store.write([add], true);
+    for (sets, again) in [(&[][..], false), (&["enableAudit=false"][..], true)] {
+        let mut a = Actors::of(&system(sets));
+        a.restart(BROKER, Some(AmqDisk::Server(store.clone())));
+        a.deliver(BROKER, C0, connect());
+        let out = sent(&a.deliver(BROKER, C0, AmqMsg::ConsumerInfo { conn: 1 }));
+        assert_eq!(dispatched(&out), vec![(C0, 1, 0)]);
+        a.deliver(BROKER, C0, ack(AckType::Standard, vec![1]));
+        a.deliver(BROKER, PRODUCER, connect());
+        let mut out = sent(&a.deliver(BROKER, PRODUCER, send(1, 0, true)));
+        out.extend(sent(&a.fire(BROKER, AmqTimer::Append)));
+        assert_eq!(
+            dispatched(&out).len(),
+            usize::from(again),
+            "{sets:?}: {out:?}"
+        );
     }
 }
 

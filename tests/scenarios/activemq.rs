@@ -550,3 +550,17 @@ fn check_keeps_one_master_under_the_shared_file_lock() {
         assert_eq!(json["depth_limit_reached"], false, "{json}");
     }
 }
+
+/// The queue cursor's audit (`enableAudit`): in seed 217 a partition cuts the master (and a
+/// consumer) off from the shared store; the producer's failover replay of p0:19, whose first
+/// copy had left the index, passes the producer audit and is caught by the cursor audit
+/// ("cursor got duplicate send", poison-acked by `duplicateFromStore`): at-most-once holds.
+/// With `enableAudit=false` the same seed ends with a message delivered twice.
+#[test]
+fn the_cursor_audit_keeps_a_replayed_send_from_being_dispatched_again() {
+    let run = format!("{AMQ} {PAIR} {LEASE} --faults partition --consumers 2 --seed 217 --seeds 1");
+    held(&run, &["at-least-once", "at-most-once"]);
+    let v = violated(&format!("{run} --set enableAudit=false"), "at-most-once");
+    assert_eq!(v["kind"], "duplicate");
+    reproduce(&v);
+}

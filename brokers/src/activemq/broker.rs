@@ -1,6 +1,7 @@
 //! The broker: its transport connections with their inactivity monitors, the queue and its
 //! subscriptions, and the KahaDB store behind it.
 
+use super::audit::{MessageAudit, MessageId};
 use super::kahadb::KahaDb;
 use super::protocol::{AckType, AmqMsg, Record, Seq};
 use super::transport::{ReadCheck, READ_CHECK_INITIAL_DELAY};
@@ -170,6 +171,9 @@ pub struct BrokerState {
     /// The last producer sequence number stored per (producer, `ProducerId` incarnation): a
     /// failover reconnect's replay of a send already stored is dropped.
     pub producer_audit: BTreeMap<(u32, u32), u32>,
+    /// The queue cursor's `ActiveMQMessageAudit` (`enableAudit`): the `MessageId`s of the
+    /// persistent messages it took in, in a window of `maxAuditDepth` per producer.
+    pub cursor_audit: Option<MessageAudit>,
     pub connections: BTreeMap<Id, Connection>,
     /// The queue's consumers in dispatch order: round robin moves the one served last to the end.
     pub consumers: Vec<Id>,
@@ -181,7 +185,7 @@ impl Broker {
     pub fn start(&self, store: Option<KahaDb>, o: &mut AmqOut) -> BrokerState {
         if !self.settings.shared_store() {
             self.open_connector(o);
-            return Self::recovered(store.unwrap_or_default());
+            return self.recovered(store.unwrap_or_default());
         }
         // A process of a master/slave pair starts as a slave: once up it asks for the lock (a
         // lease once its clock is set) and opens no connector until it holds it.
@@ -196,7 +200,7 @@ impl Broker {
                 renewing: false,
                 writing: VecDeque::new(),
             }),
-            ..Self::recovered(KahaDb::default())
+            ..self.recovered(KahaDb::default())
         }
     }
 
@@ -209,8 +213,18 @@ impl Broker {
     }
 
     /// `MessageDatabase.recover`: the queue, the DLQ and the producer audit from the journal.
-    fn recovered(store: KahaDb) -> BrokerState {
+    fn recovered(&self, store: KahaDb) -> BrokerState {
         let (recovered, dead_letters, next_seq) = store.replay();
+        // The store cursor pages the recovered messages in through `recoverMessage`, which
+        // records each in the audit (`recordUniqueId`).
+        let mut cursor_audit = self.settings.enable_audit.then(|| {
+            MessageAudit::new(self.settings.max_audit_depth, self.settings.max_producers_to_audit)
+        });
+        if let Some(audit) = cursor_audit.as_mut() {
+            for r in recovered.values() {
+                audit.is_duplicate(MessageId::new(r.msg, r.producer));
+            }
+        }
         let queue = recovered
             .into_iter()
             .map(|(seq, r)| {
@@ -230,6 +244,7 @@ impl Broker {
         BrokerState {
             ha: None,
             producer_audit: store.producer_audit(),
+            cursor_audit,
             store,
             batch: Vec::new(),
             queue,
@@ -287,7 +302,7 @@ impl Broker {
                     }
                     let mut journal = journal.clone();
                     journal.fsync();
-                    *s = Self::recovered(journal);
+                    *s = self.recovered(journal);
                     s.ha = Some(ha);
                     self.open_connector(o);
                 }
@@ -351,7 +366,7 @@ impl Broker {
         ha.waited = false;
         ha.renewing = false;
         ha.writing.clear();
-        *s = Self::recovered(KahaDb::default());
+        *s = self.recovered(KahaDb::default());
         s.ha = Some(ha);
         self.obtain_lease(s, o);
     }
@@ -526,7 +541,6 @@ impl Broker {
                     }
                     return;
                 }
-                s.queue.insert(seq, entry);
                 if persistent {
                     let then = if response_required { respond } else { Then::Nothing };
                     let add = Record::Add {
@@ -535,10 +549,15 @@ impl Broker {
                         producer,
                         group,
                     };
+                    // Queue.doMessageSend: the store's add comes first, then the cursor's.
                     self.store(s, add, response_required, then, o);
-                } else if response_required {
-                    // The memory store answers at once.
-                    o.send(src, AmqMsg::Response { conn, command });
+                    self.cursor_add(s, seq, entry, o);
+                } else {
+                    s.queue.insert(seq, entry);
+                    if response_required {
+                        // The memory store answers at once.
+                        o.send(src, AmqMsg::Response { conn, command });
+                    }
                 }
                 self.dispatch(s, o);
             }
@@ -562,6 +581,41 @@ impl Broker {
             }
             _ => {}
         }
+    }
+
+    /// A persistent message stored (or its add in the batch) joins the queue's cursor
+    /// (`Queue.doPendingCursorAdditions`), unless it is a duplicate:
+    /// - its `MessageId` is still in the index: KahaDB rejects the add
+    ///   (`MessageDatabase.updateIndex`, "Duplicate message add attempt rejected") and the queue
+    ///   does not dispatch it ("messageStore indicated duplicate add attempt … suppressing
+    ///   duplicate dispatch");
+    /// - the cursor's audit saw it (`AbstractStoreCursor.recoverMessage`: "cursor got duplicate
+    ///   send", stored after all, `gotToTheStore`): `BaseDestination.duplicateFromStore`
+    ///   poison-acks it with the cause "duplicate from store for queue://…", which removes it
+    ///   from the store, and with `sendDuplicateFromStoreToDLQ` also sends it to `ActiveMQ.DLQ`.
+    ///
+    /// Without the audit (`enableAudit=false`), or once its window has moved past the number, a
+    /// message consumed before is dispatched again.
+    fn cursor_add(&self, s: &mut BrokerState, seq: Seq, entry: QueueEntry, o: &mut AmqOut) {
+        let indexed = s
+            .queue
+            .values()
+            .any(|e| e.persistent && (e.msg, e.producer) == (entry.msg, entry.producer));
+        if indexed {
+            return;
+        }
+        let id = MessageId::new(entry.msg, entry.producer);
+        if !s.cursor_audit.as_mut().is_some_and(|a| a.is_duplicate(id)) {
+            s.queue.insert(seq, entry);
+            return;
+        }
+        let end = if self.settings.send_duplicate_from_store_to_dlq {
+            s.dead_letters.insert(seq);
+            Record::DeadLetter { seq }
+        } else {
+            Record::Remove { seq }
+        };
+        self.store(s, end, false, Then::Nothing, o);
     }
 
     /// `LocalTransaction.commit`: the transaction leaves the connection's context, its adds and
@@ -868,7 +922,12 @@ impl Broker {
                     held,
                 } => {
                     for h in held {
-                        s.queue.insert(h.seq, QueueEntry { stored: true, ..h.entry });
+                        let entry = QueueEntry { stored: true, ..h.entry };
+                        if entry.persistent {
+                            self.cursor_add(s, h.seq, entry, o);
+                        } else {
+                            s.queue.insert(h.seq, entry);
+                        }
                     }
                     if s.connections.get(&client).is_some_and(|c| c.conn == conn) {
                         o.send(client, AmqMsg::Response { conn, command });

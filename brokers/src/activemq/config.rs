@@ -128,6 +128,14 @@ pub struct Settings {
     pub check_for_duplicates: bool,
     pub audit_depth: u32,
     pub audit_producers: u32,
+    /// The queue's cursor audit (`PolicyEntry`/`BaseDestination` `enableAudit`, `maxAuditDepth`,
+    /// `maxProducersToAudit`): a persistent send whose `MessageId` the cursor saw is a duplicate,
+    /// poison-acked by `duplicateFromStore` (to `ActiveMQ.DLQ` with
+    /// `sendDuplicateFromStoreToDLQ`).
+    pub enable_audit: bool,
+    pub max_audit_depth: u32,
+    pub max_producers_to_audit: u32,
+    pub send_duplicate_from_store_to_dlq: bool,
     pub workload: Workload,
 }
 
@@ -219,6 +227,10 @@ impl Settings {
             check_for_duplicates: config.bool("checkForDuplicates"),
             audit_depth: config.int("auditDepth") as u32,
             audit_producers: config.int("auditMaximumProducerNumber") as u32,
+            enable_audit: config.bool("enableAudit"),
+            max_audit_depth: config.int("maxAuditDepth") as u32,
+            max_producers_to_audit: config.int("maxProducersToAudit") as u32,
+            send_duplicate_from_store_to_dlq: config.bool("sendDuplicateFromStoreToDLQ"),
             workload,
         }
     }
@@ -431,6 +443,30 @@ pub(super) fn keys() -> Vec<Key> {
             "64",
             int(1, 10_000),
             "checkForDuplicates: the producers remembered (least recently seen forgotten first)",
+        ),
+        Key::new(
+            "enableAudit",
+            "true",
+            Bool,
+            "the queue cursor's audit: a persistent send of a MessageId the cursor saw before is a duplicate, poison-acked instead of dispatched again",
+        ),
+        Key::new(
+            "maxAuditDepth",
+            "2048",
+            int(1, 1_000_000),
+            "enableAudit: the window of producer sequence numbers remembered per producer (BaseDestination's default; a policyEntry sets a queue's as maxQueueAuditDepth, 10000)",
+        ),
+        Key::new(
+            "maxProducersToAudit",
+            "1024",
+            int(1, 10_000),
+            "enableAudit: the producers remembered (least recently seen forgotten first; a policyEntry's default is 64)",
+        ),
+        Key::new(
+            "sendDuplicateFromStoreToDLQ",
+            "false",
+            Bool,
+            "a duplicate the cursor audit caught also goes to ActiveMQ.DLQ (by default it is only poison-acked: removed from the store)",
         ),
     ]
 }

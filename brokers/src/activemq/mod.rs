@@ -135,6 +135,21 @@
 //! and a restarted consumer, start with an empty audit. A number below the window is never a
 //! duplicate.
 //!
+//! ## The queue cursor's audit (`enableAudit`)
+//!
+//! `Queue.doMessageSend` stores a persistent message, then adds it to the queue's cursor, which
+//! records its `MessageId` (`AbstractPendingMessageCursor.recordUniqueId`, an
+//! `ActiveMQMessageAudit` of `maxAuditDepth` (2048) numbers per producer for
+//! `maxProducersToAudit` (1024) producers), as it records the messages it pages in from the store.
+//! A send of an id whose first copy is still indexed is rejected by KahaDB
+//! (`MessageDatabase.updateIndex`) and not dispatched (`Queue.doPendingCursorAdditions`); one whose
+//! first copy left the index is a "duplicate send" to the cursor
+//! (`AbstractStoreCursor.recoverMessage`), stored after all (`gotToTheStore`), and
+//! `BaseDestination.duplicateFromStore` poison-acks it away (to `ActiveMQ.DLQ` too with
+//! `sendDuplicateFromStoreToDLQ`). With `enableAudit=false`, or past the window, it is dispatched
+//! again. Each broker process has its own cursor: a message id two masters both journalled meets
+//! its twin only at a later recovery, where the index decides.
+//!
 //! ## Shared-store master/slave and its lockers (`failover=true`)
 //!
 //! Two brokers, `amq1` and `amq2`, run over one KahaDB on shared storage (`store`, reliable
@@ -190,8 +205,7 @@
 //! consumer sends its `ConsumerInfo` once its connection is open, and a `tcp://` client reconnects
 //! after a second as an application with an exception listener would. The producer audit is a
 //! last-sequence number per producer, not a window of 2048 over 64 producers (the model's sends are
-//! sequential, so only the last one is ever replayed). The broker's cursor audit (`enableAudit`)
-//! and KahaDB's rejection of a duplicate add are not modelled. Of master/slave: the store never
+//! sequential, so only the last one is ever replayed). Of master/slave: the store never
 //! fails; an NFSv4 lease expiring under a master cut off from the file server for more than 90 s
 //! is not modelled (the file lock is held until the process dies or its machine reboots);
 //! `LeaseDatabaseLocker`'s check that it still holds the lease right after obtaining it, its
@@ -222,7 +236,10 @@
 //! `rollback`), `broker.TransactionBroker` (`send`, `removeConnection`),
 //! `transaction.LocalTransaction.commit`, `TransportConnection.processAddConnection`,
 //! `store.kahadb.KahaDBTransactionStore.commit` (read at commit c3580e79);
-//! `broker.ProducerBrokerExchange.canDispatch`;
+//! `broker.ProducerBrokerExchange.canDispatch`; `broker.region.cursors.AbstractPendingMessageCursor`,
+//! `AbstractStoreCursor` (`recoverMessage`, `gotToTheStore`), `StoreQueueCursor`,
+//! `BaseDestination.duplicateFromStore`, `policy.PolicyEntry.baseConfiguration`,
+//! `MessageDatabase.updateIndex` (activemq-5.18.7);
 //! `ConnectionAudit`, `ActiveMQMessageAuditNoSync`, `util.BitArrayBin` (commit c3580e79);
 //! `store.kahadb.KahaDBStore`, `MessageDatabase` (`store`,
 //! `recover`, the checkpoint thread's periodic sync), `disk.journal.DataFileAppender`,
