@@ -1069,12 +1069,13 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(response)
 }
 
-#[test]
-fn explore_serves_the_explorer_with_the_model_properties() {
+/// Starts `mqcheck explore --broker BROKER` on a free port and returns the names of the
+/// properties its status page lists.
+fn explored_properties(broker: &str) -> Vec<String> {
     // Port 0: the system picks a free port, and explore says which.
     let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_mqcheck"))
-            .args(["explore", "--broker", "kafka", "--addr", "127.0.0.1:0"])
+            .args(["explore", "--broker", broker, "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1094,7 +1095,7 @@ fn explore_serves_the_explorer_with_the_model_properties() {
     assert_ne!(port, 0, "{banner}");
     assert_eq!(
         banner,
-        format!("Stateright Explorer for kafka on http://{addr}/ (Ctrl-C stops it)\n")
+        format!("Stateright Explorer for {broker} on http://{addr}/ (Ctrl-C stops it)\n")
     );
     let started = Instant::now();
     let response = loop {
@@ -1120,14 +1121,28 @@ fn explore_serves_the_explorer_with_the_model_properties() {
     );
     let status: Value =
         serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON status ({e}): {body}"));
-    let names: Vec<&str> = status["properties"]
+    status["properties"]
         .as_array()
         .unwrap_or_else(|| panic!("properties listed: {status}"))
         .iter()
-        .filter_map(|p| p[1].as_str())
-        .collect();
-    for name in ["at-least-once", "a consumer reads", "LeaderInIsr"] {
-        assert!(names.contains(&name), "{name} in {names:?}");
+        .filter_map(|p| p[1].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn explore_serves_the_explorer_with_the_model_properties() {
+    // Every broker `mqcheck list` names, each with its guarantees and a reachability property.
+    for broker in ["kafka", "rabbitmq", "zeromq", "rocketmq", "activemq"] {
+        let names = explored_properties(broker);
+        for name in ["at-least-once", "a consumer reads"] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{broker}: {name} in {names:?}"
+            );
+        }
+        if broker == "kafka" {
+            assert!(names.iter().any(|n| n == "LeaderInIsr"), "{names:?}");
+        }
     }
 }
 
