@@ -259,6 +259,9 @@ pub enum RabbitMsg {
     RaEvent {
         client: Id,
         pid: Option<u64>,
+        /// A delivery's msg id: the consumer's deliveries numbered from 0 by the state machine
+        /// (`next_msg_id`), by which its channel's queue client finds a gap or a duplicate.
+        msg_id: Option<u64>,
         msg: Box<RabbitMsg>,
     },
     /// Ra: `request_vote_rpc`.
@@ -525,6 +528,16 @@ impl fmt::Display for RabbitMsg {
                 None => write!(f, "ra: rejected, not_leader"),
             },
             RaApplied { seq, index } => write!(f, "ra: applied seq {seq} at index {index}"),
+            RaEvent {
+                client,
+                msg_id: Some(id),
+                msg,
+                ..
+            } => write!(
+                f,
+                "ra event for client {}: {msg} (msg id {id})",
+                usize::from(*client)
+            ),
             RaEvent { client, msg, .. } => {
                 write!(f, "ra event for client {}: {msg}", usize::from(*client))
             }

@@ -139,6 +139,10 @@ pub struct QuorumChannel {
     pub pid: u64,
     /// The consumer key: the index of its checkout, once the leader said it was applied.
     pub checkout: Option<Index>,
+    /// The msg id of the last delivery passed to the client (`last_msg_id`): the next one
+    /// expected is one more. `None` is `undefined`, as a checkout's reply leaves it: the next
+    /// delivery is taken whatever its id.
+    pub last_msg_id: Option<u64>,
 }
 
 /// The `rabbit_fifo_client`s of the channels on this node, as one: the commands they sent to the
@@ -183,7 +187,10 @@ pub struct FifoConsumer {
     pub checkout: Index,
     pub prefetch: u32,
     pub auto_ack: bool,
-    pub checked_out: BTreeSet<Index>,
+    /// Checked out, by the index of their enqueue: the msg id each was delivered with.
+    pub checked_out: BTreeMap<Index, u64>,
+    /// The msg id of its next delivery (`next_msg_id`): its deliveries are numbered from 0.
+    pub next_msg_id: u64,
     /// Dead letters handed to it and not yet settled.
     pub dead_letters_out: BTreeSet<Index>,
 }
@@ -349,7 +356,8 @@ impl Fifo {
                             checkout: index,
                             prefetch: *prefetch,
                             auto_ack: *auto_ack,
-                            checked_out: BTreeSet::new(),
+                            checked_out: BTreeMap::new(),
+                            next_msg_id: 0,
                             dead_letters_out: BTreeSet::new(),
                         },
                     );
@@ -428,7 +436,7 @@ impl Fifo {
     fn take(&mut self, consumer: Id, checkout: Index, id: Index) -> bool {
         self.consumers
             .get_mut(&consumer)
-            .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id))
+            .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id).is_some())
     }
 
     /// Takes dead letter `id` back from the consumer, if this attachment holds it.
@@ -473,7 +481,7 @@ impl Fifo {
     /// served the returned messages first, flagged redelivered.
     fn detach(&mut self, consumer: Id, settings: &Settings) {
         if let Some(c) = self.consumers.remove(&consumer) {
-            for id in c.checked_out.iter().rev() {
+            for id in c.checked_out.keys().rev() {
                 self.give_back(*id, Returned::ConsumerDown, settings);
             }
             for id in c.dead_letters_out.iter().rev() {
@@ -522,10 +530,12 @@ impl Fifo {
                 },
             ));
             let con = self.consumers.get_mut(&c).expect("registered");
+            let msg_id = con.next_msg_id;
+            con.next_msg_id += 1;
             if con.auto_ack {
                 self.messages.remove(&id);
             } else {
-                con.checked_out.insert(id);
+                con.checked_out.insert(id, msg_id);
             }
         }
         self.assign_dead_letters(fx);
@@ -704,10 +714,20 @@ impl Node {
                         RabbitMsg::Confirm { .. } => entry.from.map(|f| (f.node, None)),
                         _ => s.quorum.fifo.consumers.get(&client).map(|c| (c.node, Some(c.pid))),
                     };
+                    let msg_id = match msg {
+                        RabbitMsg::Deliver { tag, .. } => s
+                            .quorum
+                            .fifo
+                            .consumers
+                            .get(&client)
+                            .and_then(|c| c.checked_out.get(&tag).copied()),
+                        _ => None,
+                    };
                     if let Some((node, pid)) = to {
                         let event = RabbitMsg::RaEvent {
                             client,
                             pid,
+                            msg_id,
                             msg: Box::new(msg),
                         };
                         self.to_node(me, s, node, event, o);
@@ -780,9 +800,12 @@ impl Node {
             RabbitMsg::RaCommand { seq, command } => self.ra_command(me, s, src, seq, command, o),
             RabbitMsg::RaRejected { leader } => self.rejected(me, s, leader, o),
             RabbitMsg::RaApplied { seq, index } => self.applied(s, seq, index),
-            RabbitMsg::RaEvent { client, pid, msg } => {
-                self.channel_event(s, client, pid, *msg, o)
-            }
+            RabbitMsg::RaEvent {
+                client,
+                pid,
+                msg_id,
+                msg,
+            } => self.channel_event(me, s, client, pid, msg_id, *msg, o),
             RabbitMsg::RequestVote {
                 term,
                 last_index,
@@ -1033,6 +1056,10 @@ impl Node {
                 .filter(|c| c.pid == pid)
             {
                 ch.checkout = Some(index);
+                // `checkout/5`: the reply cannot tell which deliveries are still on their way
+                // (the model's reply does not carry `next_msg_id`), so the next is taken as it
+                // comes (`undefined`).
+                ch.last_msg_id = None;
             }
         }
     }
@@ -1042,21 +1069,81 @@ impl Node {
     /// effect for a channel process that is gone is dropped: a member that restarted replays its
     /// log and, once it leads, carries out the effects of what it applies, which an earlier
     /// leader may have carried out for a channel long closed.
+    #[allow(clippy::too_many_arguments)]
     fn channel_event(
         &self,
+        me: Id,
         s: &mut NodeState,
         client: Id,
         pid: Option<u64>,
+        msg_id: Option<u64>,
         msg: RabbitMsg,
         o: &mut RabbitOut,
     ) {
         if pid.is_some_and(|p| s.fifo_clients.channels.get(&client).map(|c| c.pid) != Some(p)) {
             return;
         }
+        if let Some(id) = msg_id {
+            self.handle_delivery(me, s, client, id, msg, o);
+            return;
+        }
         if let RabbitMsg::Confirm { channel, seq } = msg {
             if self.tx_settled(s, client, (channel, seq), false, o) {
                 return;
             }
+        }
+        to_client(s, client, msg, o);
+    }
+
+    /// `rabbit_fifo_client:handle_delivery/4`: a delivery with the next msg id is passed on; one
+    /// whose id is past the next is preceded by the missing ones, fetched from this node's member
+    /// (`get_missing_deliveries/4`: `{get_checked_out, ConsumerId, From..To}` as an aux command to
+    /// the local server, answered from its applied state: fewer may come back, for what it has
+    /// not applied or the consumer no longer holds); one already seen (id ≤ `last_msg_id`) is
+    /// dropped.
+    fn handle_delivery(
+        &self,
+        me: Id,
+        s: &mut NodeState,
+        client: Id,
+        id: u64,
+        msg: RabbitMsg,
+        o: &mut RabbitOut,
+    ) {
+        let Some(ch) = s.fifo_clients.channels.get(&client) else {
+            return;
+        };
+        let pid = ch.pid;
+        let next = ch.last_msg_id.map_or(id, |l| l + 1);
+        if id < next {
+            return;
+        }
+        let mut missing: Vec<(u64, RabbitMsg)> = Vec::new();
+        let fifo = &s.quorum.fifo;
+        if let Some(con) = fifo.consumers.get(&client).filter(|c| c.node == me && c.pid == pid) {
+            for (index, msg_id) in &con.checked_out {
+                if (next..id).contains(msg_id) {
+                    let m = &fifo.messages[index];
+                    missing.push((
+                        *msg_id,
+                        RabbitMsg::Deliver {
+                            channel: con.channel,
+                            tag: *index,
+                            msg: m.msg,
+                            published_on: m.channel,
+                            redelivered: m.acquired > 1,
+                            delivery_count: m.delivery_count,
+                        },
+                    ));
+                }
+            }
+        }
+        missing.sort_by_key(|(msg_id, _)| *msg_id);
+        if let Some(ch) = s.fifo_clients.channels.get_mut(&client) {
+            ch.last_msg_id = Some(id);
+        }
+        for (_, m) in missing {
+            to_client(s, client, m, o);
         }
         to_client(s, client, msg, o);
     }
@@ -1081,6 +1168,7 @@ impl Node {
             QuorumChannel {
                 pid,
                 checkout: None,
+                last_msg_id: None,
             },
         );
         self.accept_client(s, client, o);
