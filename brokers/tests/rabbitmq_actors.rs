@@ -52,7 +52,17 @@ fn checkout(consumer: usize, prefetch: u32) -> Command {
         channel: 1,
         prefetch,
         auto_ack: false,
+        node: Id::from(0),
+        pid: new_pid(),
     }
+}
+
+/// A fresh channel pid: each checkout comes from a new channel, so a later one of the same
+/// client replaces the earlier one.
+fn new_pid() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PIDS: AtomicU64 = AtomicU64::new(1);
+    PIDS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The deliveries among effects: (consumer, message id, msg, redelivered, delivery count).
@@ -456,4 +466,133 @@ fn a_second_open_from_a_client_closes_its_earlier_connection() {
         vec![(msg(0), true)],
         "flagged redelivered"
     );
+}
+
+fn node(c: &Cluster, i: usize) -> &mqcheck_brokers::rabbitmq::NodeState {
+    match c.state(i) {
+        RabbitState::Node(n) => n,
+        s => panic!("not a node: {s:?}"),
+    }
+}
+
+/// Delivers the steps' messages among the nodes in `live`, and what those send in turn, until
+/// none is left (nothing reaches a node outside `live`: it has failed). Returns what the nodes
+/// sent to clients.
+fn flood(c: &mut Cluster, live: &[usize], src: usize, steps: &[Step]) -> Vec<(usize, RabbitMsg)> {
+    let mut queue: std::collections::VecDeque<(usize, usize, RabbitMsg)> =
+        harness::sends::<RabbitMq>(steps)
+            .into_iter()
+            .map(|(dst, m)| (src, dst, m))
+            .collect();
+    let mut to_clients = Vec::new();
+    while let Some((from, dst, m)) = queue.pop_front() {
+        if dst >= PUBLISHER {
+            to_clients.push((dst, m));
+        } else if live.contains(&dst) {
+            let out = c.deliver(dst, from, m);
+            queue.extend(
+                harness::sends::<RabbitMq>(&out)
+                    .into_iter()
+                    .map(|(to, m)| (dst, to, m)),
+            );
+        }
+    }
+    to_clients
+}
+
+/// A consumer whose channel lives on `n2` while `n1` leads the quorum queue: its checkout and
+/// deliveries go through the channel (`rabbit_fifo_client`). When `n1` fails and `n2` is
+/// elected, the consumer keeps what it has checked out — a leader change is not a `down` —
+/// nothing is redelivered, and its `basic.ack` settles the message at the new leader.
+#[test]
+fn a_quorum_leader_change_leaves_a_consumer_its_checked_out_messages() {
+    const CONSUMER: usize = 4;
+    let mut c = Cluster::new();
+    for i in 0..3 {
+        c.start(i);
+    }
+    let all = [0, 1, 2];
+    let ask = c.fire(0, RabbitTimer::Election);
+    flood(&mut c, &all, 0, &ask);
+    assert!(node(&c, 0).quorum.is_leader());
+
+    let open = c.deliver(1, CONSUMER, RabbitMsg::Open);
+    assert!(
+        harness::sends::<RabbitMq>(&open).contains(&(CONSUMER, RabbitMsg::OpenOk)),
+        "n2 accepts the connection though n1 leads: {open:?}"
+    );
+    let consume = RabbitMsg::Consume {
+        channel: 1,
+        prefetch: 10,
+        auto_ack: false,
+    };
+    let consume = c.deliver(1, CONSUMER, consume);
+    assert!(
+        harness::sends::<RabbitMq>(&consume)
+            .iter()
+            .any(|(to, m)| *to == 0 && matches!(m, RabbitMsg::RaCommand { .. })),
+        "n2's channel sends the checkout to the leader: {consume:?}"
+    );
+    let out = flood(&mut c, &all, 1, &consume);
+    assert!(out.contains(&(CONSUMER, RabbitMsg::ConsumeOk)), "{out:?}");
+
+    c.deliver(0, PUBLISHER, RabbitMsg::Open);
+    let publish = RabbitMsg::Publish {
+        channel: 1,
+        seq: 1,
+        msg: msg(1),
+        persistent: true,
+        mandatory: false,
+    };
+    let published = c.deliver(0, PUBLISHER, publish);
+    let out = flood(&mut c, &all, 0, &published);
+    let deliveries = |out: &[(usize, RabbitMsg)]| -> Vec<(u64, bool)> {
+        out.iter()
+            .filter_map(|(to, m)| match m {
+                RabbitMsg::Deliver {
+                    tag, redelivered, ..
+                } if *to == CONSUMER => Some((*tag, *redelivered)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = deliveries(&out);
+    assert_eq!(first.len(), 1, "{out:?}");
+    let (tag, redelivered) = first[0];
+    assert!(!redelivered);
+    assert!(out.contains(&(PUBLISHER, RabbitMsg::Confirm { channel: 1, seq: 1 })));
+
+    // n1 fails: nothing reaches it any more. n2 is elected with n3's vote.
+    let live = [1, 2];
+    let ask = c.fire(1, RabbitTimer::Election);
+    let out = flood(&mut c, &live, 1, &ask);
+    let n2 = node(&c, 1);
+    assert!(n2.quorum.is_leader() && n2.quorum.term == 2);
+    assert!(
+        deliveries(&out).iter().all(|(_, redelivered)| !redelivered),
+        "nothing redelivered: {out:?}"
+    );
+    let consumer = &n2.quorum.fifo.consumers[&Id::from(CONSUMER)];
+    assert!(
+        consumer.checked_out.contains_key(&tag),
+        "still checked out to the consumer"
+    );
+    assert!(n2.quorum.fifo.ready.is_empty(), "not returned to the queue");
+    assert!(
+        n2.clients.contains(&Id::from(CONSUMER)),
+        "the connection stays"
+    );
+
+    let acked = c.deliver(1, CONSUMER, RabbitMsg::Ack { tag });
+    let out = flood(&mut c, &live, 1, &acked);
+    let n2 = node(&c, 1);
+    assert!(
+        !n2.quorum.fifo.messages.contains_key(&tag),
+        "settled at the new leader"
+    );
+    assert!(n2.quorum.fifo.consumers[&Id::from(CONSUMER)]
+        .checked_out
+        .is_empty());
+    assert!(n2.fifo_clients.pending.is_empty(), "the settle was applied");
+    assert!(deliveries(&out).is_empty(), "and never delivered again");
 }

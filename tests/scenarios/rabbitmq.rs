@@ -336,3 +336,71 @@ fn crashed_publishers_republish_their_outbox_and_quorum_queues_lose_nothing() {
         &["at-least-once", "ordering"],
     );
 }
+
+/// `client.node=spread` has p0 dial n1, c0 n2 and c1 n3 first (a client whose node is not yet
+/// listening dials the next one a second later). A quorum queue has one leader, so clients sit
+/// on nodes that do not lead it: their channels proxy to the leader (`rabbit_fifo_client`
+/// commands out, the leader's effects back through the channel's node). Every message is
+/// confirmed and delivered once, in order, and each client keeps the one node it connected to.
+#[test]
+fn quorum_clients_on_every_node_publish_and_consume_through_their_channels() {
+    let args = "--broker rabbitmq --set queue.type=quorum --set client.node=spread --consumers 2 --faults none --seeds 5";
+    held(args, &["at-least-once", "at-most-once", "ordering"]);
+    let r = mqcheck(&[
+        "replay",
+        "--full",
+        "--broker",
+        "rabbitmq",
+        "--set",
+        "queue.type=quorum",
+        "--set",
+        "client.node=spread",
+        "--consumers",
+        "2",
+        "--faults",
+        "none",
+        "--seed",
+        "0",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut used = std::collections::BTreeSet::new();
+    for client in ["p0", "c0", "c1"] {
+        let heard: std::collections::BTreeSet<&str> = r
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                (w.len() > 3 && w[1] == client && w[2] == "<-").then(|| w[3])
+            })
+            .collect();
+        assert_eq!(heard.len(), 1, "{client} hears from one node: {heard:?}");
+        used.extend(heard);
+    }
+    assert!(used.len() >= 2, "the clients are spread: {used:?}");
+    assert!(
+        r.stdout.contains("c0       <- n2: basic.deliver"),
+        "c0 consumes on n2"
+    );
+    assert!(
+        r.stdout.contains("ra command checkout by client"),
+        "a checkout sent to the leader from another node"
+    );
+    assert!(
+        r.stdout.contains("ra event for client"),
+        "the leader's effects reach a channel on another node"
+    );
+}
+
+#[test]
+fn client_node_takes_first_leader_or_spread() {
+    crate::common::bad_input(
+        &[
+            "sim",
+            "--broker",
+            "rabbitmq",
+            "--set",
+            "client.node=anywhere",
+        ],
+        "client.node",
+    );
+}
