@@ -46,17 +46,7 @@ fn checkout() -> Command {
         channel: 1,
         prefetch: 1,
         auto_ack: false,
-        node: Id::from(0),
-        pid: new_pid(),
     }
-}
-
-/// A fresh channel pid: each checkout comes from a new channel, so a later one of the same
-/// client replaces the earlier one.
-fn new_pid() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PIDS: AtomicU64 = AtomicU64::new(1);
-    PIDS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The `x-delivery-count` of each delivery among the effects.

@@ -216,7 +216,7 @@ impl Publisher {
         };
         if self.settings.tx {
             self.restart_transactions(&mut s, o);
-            dial(&mut s.conn, self.settings.first_node(self.index), o);
+            dial(&mut s.conn, Id::from(0), o);
             return s;
         }
         for msg in outbox.unacknowledged {
@@ -227,7 +227,7 @@ impl Publisher {
                 exact(self.settings.confirm_timeout),
             );
         }
-        dial(&mut s.conn, self.settings.first_node(self.index), o);
+        dial(&mut s.conn, Id::from(0), o);
         s
     }
 
@@ -762,12 +762,7 @@ impl Consumer {
                 exact(self.settings.workload.consumer_delay()),
             );
         } else {
-            dial(
-                &mut s.conn,
-                self.settings
-                    .first_node(self.settings.workload.producers + self.index),
-                o,
-            );
+            dial(&mut s.conn, Id::from(0), o);
         }
         s
     }
@@ -880,12 +875,7 @@ impl Consumer {
                 redial(&self.settings, &mut s.conn, None, o);
             }
             RabbitTimer::Process => self.handled(s, o),
-            RabbitTimer::Start => dial(
-                &mut s.conn,
-                self.settings
-                    .first_node(self.settings.workload.producers + self.index),
-                o,
-            ),
+            RabbitTimer::Start => dial(&mut s.conn, Id::from(0), o),
             RabbitTimer::CaughtUp => self.rewind(s, o),
             _ => {}
         }

@@ -52,20 +52,6 @@ impl Version {
     }
 }
 
-/// `client.node`: which node a client dials first. It dials the next one (in the order
-/// `n1, n2, …`) a second after a connection fails or closes, or the node it is sent to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ClientNode {
-    /// `n1`, as an application with the cluster's address list would.
-    First,
-    /// The node that hosts the queue's leader: a node that does not lead sends the client there
-    /// when it connects (once connected, a quorum queue's channel stays where it is).
-    Leader,
-    /// Client `k` (the publishers, then the consumers) dials node `k mod nodes`: a client on
-    /// every node, as in Jepsen's 2014 setup.
-    Spread,
-}
-
 /// `consumer.nack`: what the application answers for the first delivery of every tenth message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NackMode {
@@ -104,8 +90,6 @@ pub struct Settings {
     pub prefetch: u32,
     pub nack: NackMode,
     pub heartbeat: Duration,
-    /// `client.node`: where clients connect.
-    pub client_node: ClientNode,
     // Quorum queue and client features (`quorum.rs`, `client.rs`).
     /// Which returns a quorum queue counts towards `delivery-limit`.
     pub delivery_count: DeliveryCountRule,
@@ -228,11 +212,6 @@ impl Settings {
                 _ => NackMode::Never,
             },
             heartbeat: seconds_key(config, "heartbeat"),
-            client_node: match config.str("client.node") {
-                "leader" => ClientNode::Leader,
-                "spread" => ClientNode::Spread,
-                _ => ClientNode::First,
-            },
             delivery_count: match version {
                 Version::V4_3 => DeliveryCountRule::FailedDeliveries,
                 _ => DeliveryCountRule::EveryReturn,
@@ -398,12 +377,6 @@ pub(super) fn keys() -> Vec<Key> {
             "60",
             int(1, 600),
             "AMQP heartbeat timeout in seconds",
-        ),
-        Key::new(
-            "client.node",
-            "first",
-            OneOf(&["first", "leader", "spread"]),
-            "the node a client connects to: n1, the queue leader's node, or one per client in turn (a quorum queue's or stream's channel stays there and proxies to the leader; classic and mirrored queues send clients to their leader's node)",
         ),
         // Quorum queue and client features.
         Key::new(

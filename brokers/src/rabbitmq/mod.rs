@@ -85,16 +85,8 @@
 //!
 //! ## Clients
 //!
-//! A client connects to a node (`client.node`: `n1` first, the queue leader's node, or one per
-//! client in turn); AMQP heartbeats (`heartbeat` seconds) tell each side when the other is gone.
-//! A quorum queue's (and a stream's) channel lives on the node its client connected to and
-//! proxies to the leader wherever it is: its `rabbit_fifo_client` sends commands to the leader it
-//! knows and, on a leader change or a `not_leader` rejection, sends its pending commands again
-//! (`resend_all_pending/1`); the leader's effects come back through the channel's node. A leader
-//! change is not a consumer `down`: checked-out messages stay with their consumer, and its
-//! acknowledgements settle them at the new leader (`rabbit_fifo`'s consumers are keyed by
-//! channel process). See `quorum.rs`. Classic and mirrored queues' nodes send clients to the
-//! leader's node. The publisher publishes `delivery_mode` 1 (transient) or 2 (persistent); with
+//! A client connects to a node; AMQP heartbeats (`heartbeat` seconds) tell each side when the
+//! other is gone. The publisher publishes `delivery_mode` 1 (transient) or 2 (persistent); with
 //! `publisher.confirms` it counts a message sent when `basic.ack` arrives, and with
 //! `publisher.retry` it publishes again any message whose confirm did not arrive within
 //! `publisher.confirm_timeout` ms or whose connection died first — the documented source of
@@ -253,18 +245,17 @@
 //! Ra cluster but the first node that sees a majority, its epochs made unique by that node's
 //! name; a replica finds where its log diverges one chunk at a time where osiris compares
 //! epoch offsets; members never change. `version` 3.3 promotes the oldest live mirror whatever its synchronisation; 4.2 and 4.3 have
-//! no mirroring and refuse its keys. One queue, one exchange. A classic or mirrored queue's client
-//! talks to the node hosting the queue's leader (any other node answers with a hint, and the
-//! client dials again): channels proxying to those queues are not modelled. A quorum queue's
-//! channels have no `noconnection` handling (a consumer whose node the leader loses keeps its
-//! messages, as 4.x does until `consumer_disconnected_timeout`; 3.13 returns them at once), no
-//! gap detection for deliveries (`get_missing_deliveries`), and one queue client per node. Delivery tags are the queue's message ids. The Raft
+//! no mirroring and refuse its keys. One queue, one exchange. A client talks to the node hosting
+//! the queue's leader (any other
+//! node answers with a hint, and the client dials again), so channel processes proxying to
+//! queues on other nodes are not modelled. Delivery tags are the queue's message ids. The Raft
 //! group has all nodes as members, with no membership changes, snapshots or pipelining limits.
 //! A promoted mirror flags everything it holds redelivered (mirrors do not track deliveries).
 //! Autoheal picks the winner by node count, not by client connections first. A single active
 //! consumer has no priority (`x-priority`, with which 4.x lets a higher-priority consumer take
 //! over once the active one has nothing unacknowledged), no consumer timeout and no
-//! `noconnection` handling; the quorum queue's dead-letter queue goes to the active consumer only. A
+//! `noconnection` handling (a channel lives on the queue leader's node, so it never merely
+//! disconnects); the quorum queue's dead-letter queue goes to the active consumer only. A
 //! commit's deliveries to a classic queue happen in one step of the node, so a crash cannot fall
 //! between two of them (RabbitMQ's channel casts them one by one to the queue process, a window
 //! of microseconds): the model never tears a classic commit by a crash, which RabbitMQ can.
@@ -318,12 +309,6 @@
 //! (`committed_offset`, `osiris_writer:ack/2`), `src/osiris_log.erl` (`init_acceptor/3`,
 //! `truncate_to/4`; no fsync); the documentation's "Streams" (Consuming, Data Safety, Leader
 //! Election and Failure Handling, Feature Matrix);
-//! channels proxying to a quorum queue in rabbitmq-server at `v4.3.5` (commit 0dde27bfdd) and
-//! `v3.13.7` (commit 52b38439e5): `deps/rabbit/src/rabbit_fifo_client.erl` (`send_command/5`,
-//! `handle_ra_event/4` for `applied`, `leader_change` and `rejected`/`not_leader`,
-//! `resend_all_pending/1`, `seq_applied/2`, `handle_delivery`), `rabbit_fifo.erl`
-//! (`state_enter/2` for `leader`, `handle_down/3`, `{down, Pid, noconnection}` and `{nodeup,
-//! Node}` in `apply/3`, `consumer_disconnected_timeout` in 4.x);
 //! Kyle Kingsbury, "Jepsen: RabbitMQ" (2014); the Raft paper (Ongaro and Ousterhout, 2014).
 
 mod client;
@@ -337,13 +322,11 @@ mod stream;
 mod view;
 
 pub use client::{Consumer, ConsumerState, Publisher, PublisherState};
-pub use config::{ClientNode, NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
+pub use config::{NackMode, PartitionHandling, Promote, QueueType, Settings, Version};
 pub use mirrored::{ClassicState, QueueRecord};
 pub use node::{Boot, Node as RabbitNode, NodeDisk, NodeState, TxChannel};
-pub use protocol::{Command, Entry, Origin, RabbitMsg, Stored};
-pub use quorum::{
-    DeathReason, DeliveryCountRule, Fifo, FifoClients, QuorumChannel, QuorumState, RaftRole, Returned,
-};
+pub use protocol::{Command, Entry, RabbitMsg, Stored};
+pub use quorum::{DeathReason, DeliveryCountRule, Fifo, QuorumState, RaftRole, Returned};
 pub use stream::{
     Chunk, Epoch, Member, OffsetSpec, Reader, StreamChannel, StreamState, WriterId, STREAM_TICK,
 };
@@ -405,15 +388,6 @@ impl Settings {
     /// Nodes are ids `0..nodes` (named n1, n2, …), then producers, then consumers.
     pub fn node_ids(&self) -> Vec<Id> {
         (0..self.nodes).map(Id::from).collect()
-    }
-
-    /// The node client number `k` (the publishers, then the consumers) dials first
-    /// (`client.node`).
-    pub fn first_node(&self, k: u32) -> Id {
-        match self.client_node {
-            ClientNode::Spread => Id::from(k as usize % self.nodes),
-            ClientNode::First | ClientNode::Leader => Id::from(0),
-        }
     }
 
     /// Where the message with sequence number `seq` goes.

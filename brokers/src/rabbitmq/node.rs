@@ -3,7 +3,7 @@
 
 use super::mirrored::{ClassicState, QueueRecord};
 use super::protocol::{Entry, RabbitMsg, Stored, Term};
-use super::quorum::{FifoClients, QuorumState};
+use super::quorum::QuorumState;
 use super::stream::{Chunk, Epoch, StreamState};
 use super::{
     PartitionHandling, QueueType, RabbitDisk, RabbitOut, RabbitTimer, Settings, Version,
@@ -44,9 +44,6 @@ pub struct NodeDisk {
     /// "do not explicitly flush (fsync) the data from the operating system page cache"), so it
     /// is all page cache, and a power loss takes it.
     pub stream_log: VectorSync<Chunk>,
-    /// Channel processes started here so far: the next one's pid (Erlang pids name the node's
-    /// incarnation, so none is reused after a restart).
-    pub channel_pids: u64,
 }
 
 impl Default for NodeDisk {
@@ -61,7 +58,6 @@ impl Default for NodeDisk {
             mnesia_down: BTreeSet::new(),
             stream_epoch: Epoch::default(),
             stream_log: VectorSync::new_sync(),
-            channel_pids: 0,
         }
     }
 }
@@ -124,8 +120,6 @@ pub struct NodeState {
     /// A copy of what was last saved.
     pub disk: NodeDisk,
     pub quorum: QuorumState,
-    /// The quorum queue clients of the channels on this node.
-    pub fifo_clients: FifoClients,
     pub classic: ClassicState,
     pub stream: StreamState,
 }
@@ -163,7 +157,6 @@ impl Node {
             clients: BTreeSet::new(),
             tx: BTreeMap::new(),
             quorum: QuorumState::new(disk.term, disk.voted_for, disk.log.clone()),
-            fifo_clients: FifoClients::default(),
             classic: ClassicState::default(),
             stream: StreamState::default(),
             disk,
@@ -420,9 +413,8 @@ impl Node {
         }
     }
 
-    /// `rabbit_channel`'s tx class, on the node that leads a classic or mirrored queue (elsewhere
-    /// the methods go on to be answered with the leader's whereabouts), on any node for a quorum
-    /// queue, whose channels proxy to its leader. `tx.select` makes the channel
+    /// `rabbit_channel`'s tx class, on the node that leads the queue (elsewhere the methods go
+    /// on to be answered with the leader's whereabouts). `tx.select` makes the channel
     /// transactional; its publishes, routed as they arrive, are held in the channel; `tx.commit`
     /// delivers them to the queue one by one (`?QUEUE:fold(fun deliver_to_queues/2, …)`), each
     /// tracked as a confirm would be (`DoConfirm = Tx =/= none orelse ConfirmEnabled`), and
@@ -437,9 +429,8 @@ impl Node {
         msg: RabbitMsg,
         o: &mut RabbitOut,
     ) -> Option<RabbitMsg> {
-        // A quorum queue's channels live on any node and proxy to its leader.
         let leads = match self.settings.queue_type {
-            QueueType::Quorum => true,
+            QueueType::Quorum => s.quorum.is_leader(),
             _ => s.classic.leader,
         };
         if !leads || !s.clients.contains(&src) {
@@ -644,9 +635,7 @@ impl Node {
     /// the queue now leads.
     pub(super) fn drop_clients(&self, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
         s.tx.clear();
-        // A closed connection's channels go with it, their stream and quorum queue clients and
-        // consumers too.
-        s.fifo_clients = FifoClients::default();
+        // A closed connection's channels go with it, their stream clients and consumers too.
         s.stream.channels.clear();
         s.stream.readers.clear();
         for c in std::mem::take(&mut s.clients) {

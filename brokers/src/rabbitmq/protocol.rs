@@ -26,17 +26,13 @@ pub enum Command {
         seq: u64,
         msg: MsgId,
     },
-    /// `basic.consume`: a consumer attaches with its prefetch. The consumer is the channel
-    /// process `pid` on `node` (`rabbit_fifo`'s consumer id `{Tag, ChannelPid}`): a checkout of
-    /// the same channel again (resent to a new leader) updates it, and a checkout from another
-    /// channel of the same client replaces (and returns the messages of) the earlier one.
+    /// `basic.consume`: a consumer attaches with its prefetch; replaces (and returns the
+    /// messages of) an earlier attachment of the same client.
     Checkout {
         consumer: Id,
         channel: u32,
         prefetch: u32,
         auto_ack: bool,
-        node: Id,
-        pid: u64,
     },
     /// `basic.ack`.
     Settle {
@@ -66,18 +62,6 @@ pub enum Command {
 pub struct Entry {
     pub term: Term,
     pub command: Command,
-    /// Who to notify once it is applied: the channel's node and the command's sequence number
-    /// with its `rabbit_fifo_client` (Ra's `{notify, Correlation, Pid}`); `None` for the
-    /// leader's own no-op.
-    pub from: Option<Origin>,
-}
-
-/// A command's origin: the node whose channel sent it, and its `rabbit_fifo_client` sequence
-/// number there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Origin {
-    pub node: Id,
-    pub seq: u64,
 }
 
 /// A message as a classic queue (and its mirrors) holds it.
@@ -101,8 +85,7 @@ pub enum RabbitMsg {
     // Client ↔ node: AMQP 0-9-1.
     /// `connection.open` on the node the client dialled (the handshake, condensed).
     Open,
-    /// `connection.open-ok`: this node serves the channel (it hosts a classic or mirrored queue's
-    /// leader, or any node for a quorum queue or a stream).
+    /// `connection.open-ok`: this node hosts the queue's leader and serves the channel.
     OpenOk,
     /// The queue's leader is elsewhere (or unknown, or this node is paused): the model's stand-in
     /// for the client reconnecting to where the queue leads; `leader` is a hint.
@@ -235,35 +218,6 @@ pub enum RabbitMsg {
     NoTables,
     /// The application started on the sender (`rabbit_node_monitor`'s `node_up`).
     NodeUp,
-    /// `ra:pipeline_command/4`: a channel's `rabbit_fifo_client` on the sender sends a command
-    /// to the member it takes for the quorum queue's leader.
-    RaCommand {
-        seq: u64,
-        command: Command,
-    },
-    /// `{rejected, {not_leader, Leader, Seq}}`: the member is not the leader (and names the one it
-    /// knows): the channel resends its pending commands there.
-    RaRejected {
-        leader: Option<Id>,
-    },
-    /// `{applied, [{Seq, Reply}]}`: the leader applied the command with this sequence number, at
-    /// this index (a checkout's index is its consumer key).
-    RaApplied {
-        seq: u64,
-        index: Index,
-    },
-    /// A `rabbit_fifo` effect for a client whose channel lives on the receiver (`{send_msg, Pid,
-    /// ...}`): a confirm, `basic.consume-ok`, a delivery; the channel passes it on. A consumer's
-    /// effects name the channel process they are for (`pid`): a channel that is gone receives
-    /// nothing, though its client may have opened another.
-    RaEvent {
-        client: Id,
-        pid: Option<u64>,
-        /// A delivery's msg id: the consumer's deliveries numbered from 0 by the state machine
-        /// (`next_msg_id`), by which its channel's queue client finds a gap or a duplicate.
-        msg_id: Option<u64>,
-        msg: Box<RabbitMsg>,
-    },
     /// Ra: `request_vote_rpc`.
     RequestVote {
         term: Term,
@@ -522,25 +476,6 @@ impl fmt::Display for RabbitMsg {
             },
             NoTables => write!(f, "mnesia: no tables loaded here"),
             NodeUp => write!(f, "rabbit running"),
-            RaCommand { seq, command } => write!(f, "ra command {command} (seq {seq})"),
-            RaRejected { leader } => match leader {
-                Some(l) => write!(f, "ra: rejected, not_leader (leader {})", n(*l)),
-                None => write!(f, "ra: rejected, not_leader"),
-            },
-            RaApplied { seq, index } => write!(f, "ra: applied seq {seq} at index {index}"),
-            RaEvent {
-                client,
-                msg_id: Some(id),
-                msg,
-                ..
-            } => write!(
-                f,
-                "ra event for client {}: {msg} (msg id {id})",
-                usize::from(*client)
-            ),
-            RaEvent { client, msg, .. } => {
-                write!(f, "ra event for client {}: {msg}", usize::from(*client))
-            }
             RequestVote { term, last_index, .. } => {
                 write!(f, "request_vote term={term} last_index={last_index}")
             }

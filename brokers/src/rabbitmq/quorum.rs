@@ -1,20 +1,5 @@
 //! Quorum queues: a Raft group (Ra) replicating the commands of the `rabbit_fifo` state machine.
 //!
-//! # Channels on any node
-//!
-//! A channel lives on the node its client connected to; its queue client (`rabbit_fifo_client`)
-//! sends commands to the member it takes for the leader and keeps each pending until the leader
-//! says it was applied (`{applied, …}`). A member that does not lead rejects a command, naming
-//! the leader it knows (`not_leader`); on that, and on hearing of a new leader (`leader_change`,
-//! which the model's channels learn from their node's Raft member), the channel sends its pending
-//! commands again, in order (`resend_all_pending/1`). Only the leader carries out the state
-//! machine's effects: it tells the command's node it was applied and sends confirms and
-//! deliveries to the channels' nodes ([`RabbitMsg::RaEvent`]). A consumer is its channel process
-//! (node and pid): a leader change keeps it with what it has checked out, and only its channel
-//! going down (`handle_down/3`) returns its messages. `noconnection` (3.13: return at once; 4.x:
-//! `suspected_down`, return after `consumer_disconnected_timeout`) is not modelled. Read at
-//! rabbitmq-server `v4.3.5` and `v3.13.7`.
-//!
 //! # Returns and the delivery limit
 //!
 //! A checked-out message comes back to the queue when its consumer returns it (`basic.nack` or
@@ -63,10 +48,8 @@
 //! can miss that loss but never reports one RabbitMQ would not have.
 
 use super::node::{to_client, Node, NodeState};
-use super::protocol::{Command, Entry, Index, Origin, RabbitMsg, Term};
-use super::{
-    ClientNode, RabbitOut, RabbitTimer, Settings, ELECTION_TIMEOUT, MAX_APPEND, RAFT_HEARTBEAT,
-};
+use super::protocol::{Command, Entry, Index, RabbitMsg, Term};
+use super::{RabbitOut, RabbitTimer, Settings, ELECTION_TIMEOUT, MAX_APPEND, RAFT_HEARTBEAT};
 use crate::timers::retry;
 use mqcheck_invariants::MsgId;
 use rpds::VectorSync;
@@ -132,36 +115,6 @@ impl QuorumState {
     }
 }
 
-/// A channel on this node that uses the quorum queue (`rabbit_channel` with its queue client).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct QuorumChannel {
-    /// The channel process's pid on this node, unique across the node's restarts.
-    pub pid: u64,
-    /// The consumer key: the index of its checkout, once the leader said it was applied.
-    pub checkout: Option<Index>,
-    /// The msg id of the last delivery passed to the client (`last_msg_id`): the next one
-    /// expected is one more. `None` is `undefined`, as a checkout's reply leaves it: the next
-    /// delivery is taken whatever its id.
-    pub last_msg_id: Option<u64>,
-}
-
-/// The `rabbit_fifo_client`s of the channels on this node, as one: the commands they sent to the
-/// leader and have not heard applied, which they send again to each new leader
-/// (`resend_all_pending/1`), in the order they were first sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FifoClients {
-    /// The member the commands go to.
-    pub leader: Option<Id>,
-    /// The leader (and its term) this node's member last reported: a change is a
-    /// `leader_change` event.
-    pub seen: Option<(Term, Id)>,
-    pub next_seq: u64,
-    /// Sent and not yet applied, by sequence number: the sending channel's pid (`None` for a
-    /// consumer's down, which outlives its channel) and the command.
-    pub pending: BTreeMap<u64, (Option<u64>, Command)>,
-    pub channels: BTreeMap<Id, QuorumChannel>,
-}
-
 /// A message in the queue.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FifoMsg {
@@ -179,18 +132,11 @@ pub struct FifoMsg {
 pub struct FifoConsumer {
     /// The channel it consumes on: deliveries carry it.
     pub channel: u32,
-    /// The channel process: its node, where the leader sends its deliveries, and its pid there.
-    pub node: Id,
-    pub pid: u64,
-    /// The index of the checkout that attached it (the consumer key the channel uses): commands
-    /// of an older attachment are ignored.
+    /// The index of the checkout that attached it: commands of an older attachment are ignored.
     pub checkout: Index,
     pub prefetch: u32,
     pub auto_ack: bool,
-    /// Checked out, by the index of their enqueue: the msg id each was delivered with.
-    pub checked_out: BTreeMap<Index, u64>,
-    /// The msg id of its next delivery (`next_msg_id`): its deliveries are numbered from 0.
-    pub next_msg_id: u64,
+    pub checked_out: BTreeSet<Index>,
     /// Dead letters handed to it and not yet settled.
     pub dead_letters_out: BTreeSet<Index>,
 }
@@ -331,43 +277,25 @@ impl Fifo {
                 channel,
                 prefetch,
                 auto_ack,
-                node,
-                pid,
             } => {
-                let same = self
-                    .consumers
-                    .get_mut(consumer)
-                    .filter(|c| c.node == *node && c.pid == *pid);
-                if let Some(c) = same {
-                    // The same channel's checkout again (its `rabbit_fifo_client` resent it to a
-                    // new leader): `update_consumer/8` keeps what it has checked out; the key is
-                    // the checkout the channel last heard applied.
-                    c.prefetch = *prefetch;
-                    c.auto_ack = *auto_ack;
-                    c.checkout = index;
+                self.detach(*consumer, settings);
+                self.consumers.insert(
+                    *consumer,
+                    FifoConsumer {
+                        channel: *channel,
+                        checkout: index,
+                        prefetch: *prefetch,
+                        auto_ack: *auto_ack,
+                        checked_out: BTreeSet::new(),
+                        dead_letters_out: BTreeSet::new(),
+                    },
+                );
+                // `update_consumer/8`: with a single active consumer, a new consumer waits
+                // while another is active (`add_waiting/2`); `basic.consume-ok` either way.
+                if settings.single_active && !self.service.is_empty() {
+                    self.waiting.push_back(*consumer);
                 } else {
-                    self.detach(*consumer, settings);
-                    self.consumers.insert(
-                        *consumer,
-                        FifoConsumer {
-                            channel: *channel,
-                            node: *node,
-                            pid: *pid,
-                            checkout: index,
-                            prefetch: *prefetch,
-                            auto_ack: *auto_ack,
-                            checked_out: BTreeMap::new(),
-                            next_msg_id: 0,
-                            dead_letters_out: BTreeSet::new(),
-                        },
-                    );
-                    // `update_consumer/8`: with a single active consumer, a new consumer waits
-                    // while another is active (`add_waiting/2`); `basic.consume-ok` either way.
-                    if settings.single_active && !self.service.is_empty() {
-                        self.waiting.push_back(*consumer);
-                    } else {
-                        self.service.push_back(*consumer);
-                    }
+                    self.service.push_back(*consumer);
                 }
                 fx.push((*consumer, RabbitMsg::ConsumeOk));
             }
@@ -436,7 +364,7 @@ impl Fifo {
     fn take(&mut self, consumer: Id, checkout: Index, id: Index) -> bool {
         self.consumers
             .get_mut(&consumer)
-            .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id).is_some())
+            .is_some_and(|c| c.checkout == checkout && c.checked_out.remove(&id))
     }
 
     /// Takes dead letter `id` back from the consumer, if this attachment holds it.
@@ -481,7 +409,7 @@ impl Fifo {
     /// served the returned messages first, flagged redelivered.
     fn detach(&mut self, consumer: Id, settings: &Settings) {
         if let Some(c) = self.consumers.remove(&consumer) {
-            for id in c.checked_out.keys().rev() {
+            for id in c.checked_out.iter().rev() {
                 self.give_back(*id, Returned::ConsumerDown, settings);
             }
             for id in c.dead_letters_out.iter().rev() {
@@ -530,12 +458,10 @@ impl Fifo {
                 },
             ));
             let con = self.consumers.get_mut(&c).expect("registered");
-            let msg_id = con.next_msg_id;
-            con.next_msg_id += 1;
             if con.auto_ack {
                 self.messages.remove(&id);
             } else {
-                con.checked_out.insert(id, msg_id);
+                con.checked_out.insert(id);
             }
         }
         self.assign_dead_letters(fx);
@@ -590,21 +516,10 @@ impl Node {
         self.save(s, o);
     }
 
-    /// Appends a command as leader and replicates it; `from` is told when it is applied.
-    fn propose(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        command: Command,
-        from: Option<Origin>,
-        o: &mut RabbitOut,
-    ) {
+    /// Appends a command as leader and replicates it.
+    fn propose(&self, me: Id, s: &mut NodeState, command: Command, o: &mut RabbitOut) {
         let term = s.quorum.term;
-        s.quorum.log.push_back_mut(Entry {
-            term,
-            command,
-            from,
-        });
+        s.quorum.log.push_back_mut(Entry { term, command });
         self.quorum_save(s, o);
         for p in self.peers(me).collect::<Vec<_>>() {
             self.send_append(s, p, o);
@@ -652,9 +567,8 @@ impl Node {
         }
         s.quorum.role = RaftRole::Follower;
         if was_leader {
-            // The member steps down; the channels on this node stay, and send to the next
-            // leader.
             o.cancel_timer(RabbitTimer::RaftHeartbeat);
+            self.drop_clients(s, None, o);
         }
         o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
     }
@@ -669,8 +583,7 @@ impl Node {
         s.quorum.leader = Some(me);
         o.cancel_timer(RabbitTimer::Election);
         o.set_timer(RabbitTimer::RaftHeartbeat, retry(RAFT_HEARTBEAT));
-        self.propose(me, s, Command::Noop, None, o);
-        self.leader_seen(me, s, o);
+        self.propose(me, s, Command::Noop, o);
     }
 
     /// The leader commits the highest index of its own term that a majority holds.
@@ -697,41 +610,16 @@ impl Node {
         while s.quorum.applied < s.quorum.commit {
             s.quorum.applied += 1;
             let index = s.quorum.applied;
-            let entry = s.quorum.log[index as usize - 1].clone();
-            let fx = s.quorum.fifo.apply(index, &entry.command, &self.settings);
+            let command = s.quorum.log[index as usize - 1].command.clone();
+            let fx = s.quorum.fifo.apply(index, &command, &self.settings);
             if s.quorum.is_leader() && s.quorum.leader == Some(me) {
-                if let Some(from) = entry.from {
-                    let applied = RabbitMsg::RaApplied {
-                        seq: from.seq,
-                        index,
-                    };
-                    self.to_node(me, s, from.node, applied, o);
-                }
-                // Effects go to the channel processes, on their nodes: a confirm to the
-                // enqueuer's, the rest to the consumer's.
-                for (client, msg) in fx {
-                    let to = match msg {
-                        RabbitMsg::Confirm { .. } => entry.from.map(|f| (f.node, None)),
-                        _ => s.quorum.fifo.consumers.get(&client).map(|c| (c.node, Some(c.pid))),
-                    };
-                    let msg_id = match msg {
-                        RabbitMsg::Deliver { tag, .. } => s
-                            .quorum
-                            .fifo
-                            .consumers
-                            .get(&client)
-                            .and_then(|c| c.checked_out.get(&tag).copied()),
-                        _ => None,
-                    };
-                    if let Some((node, pid)) = to {
-                        let event = RabbitMsg::RaEvent {
-                            client,
-                            pid,
-                            msg_id,
-                            msg: Box::new(msg),
-                        };
-                        self.to_node(me, s, node, event, o);
+                for (to, msg) in fx {
+                    if let RabbitMsg::Confirm { channel, seq } = msg {
+                        if self.tx_settled(s, to, (channel, seq), false, o) {
+                            continue;
+                        }
                     }
+                    to_client(s, to, msg, o);
                 }
             }
         }
@@ -797,15 +685,6 @@ impl Node {
                     next.insert(src, matched.get(&src).copied().unwrap_or(0) + 1);
                 }
             }
-            RabbitMsg::RaCommand { seq, command } => self.ra_command(me, s, src, seq, command, o),
-            RabbitMsg::RaRejected { leader } => self.rejected(me, s, leader, o),
-            RabbitMsg::RaApplied { seq, index } => self.applied(s, seq, index),
-            RabbitMsg::RaEvent {
-                client,
-                pid,
-                msg_id,
-                msg,
-            } => self.channel_event(me, s, client, pid, msg_id, *msg, o),
             RabbitMsg::RequestVote {
                 term,
                 last_index,
@@ -872,7 +751,6 @@ impl Node {
                 }
                 s.quorum.leader = Some(src);
                 o.set_timer(RabbitTimer::Election, retry(ELECTION_TIMEOUT));
-                self.leader_seen(me, s, o);
                 let q = &mut s.quorum;
                 if prev_index > q.last_index() || q.term_at(prev_index) != prev_term {
                     let last_index = q.last_index().min(prev_index.saturating_sub(1));
@@ -952,230 +830,7 @@ impl Node {
         }
     }
 
-    /// Sends a message to a node, or handles it here when the node is this one.
-    fn to_node(&self, me: Id, s: &mut NodeState, node: Id, msg: RabbitMsg, o: &mut RabbitOut) {
-        if node == me {
-            self.quorum_peer_msg(me, s, me, msg, o);
-        } else {
-            o.send(node, msg);
-        }
-    }
-
-    /// A channel's command reaches a member: the leader appends it and will tell the channel's
-    /// node when it is applied; any other member rejects it, naming the leader it knows
-    /// (`{rejected, {not_leader, Leader, Seq}}`).
-    fn ra_command(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        src: Id,
-        seq: u64,
-        command: Command,
-        o: &mut RabbitOut,
-    ) {
-        if s.quorum.is_leader() {
-            self.propose(me, s, command, Some(Origin { node: src, seq }), o);
-        } else {
-            let leader = s.quorum.leader;
-            self.to_node(me, s, src, RabbitMsg::RaRejected { leader }, o);
-        }
-    }
-
-    /// `not_leader`: the channels send their pending commands to the leader named, unless they
-    /// already send to it; with none named they wait for a leader (4.3.5's
-    /// `handle_ra_event/4` does nothing either).
-    fn rejected(&self, me: Id, s: &mut NodeState, leader: Option<Id>, o: &mut RabbitOut) {
-        if let Some(l) = leader.filter(|l| s.fifo_clients.leader != Some(*l)) {
-            s.fifo_clients.leader = Some(l);
-            self.resend_all_pending(me, s, o);
-        }
-    }
-
-    /// This node's member heard of a leader, in a new term or a new one: for the channels here a
-    /// `leader_change` event, on which they resend their pending commands to it.
-    fn leader_seen(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
-        let Some(l) = s.quorum.leader else {
-            return;
-        };
-        let seen = Some((s.quorum.term, l));
-        if s.fifo_clients.seen == seen {
-            return;
-        }
-        s.fifo_clients.seen = seen;
-        s.fifo_clients.leader = Some(l);
-        self.resend_all_pending(me, s, o);
-    }
-
-    /// `resend_all_pending/1`: every command not yet applied, in the order first sent (a
-    /// repeated enqueue is dropped by its sequence number, a repeated checkout of the same
-    /// channel updates its consumer, a repeated settle finds nothing to settle).
-    fn resend_all_pending(&self, me: Id, s: &mut NodeState, o: &mut RabbitOut) {
-        let Some(leader) = s.fifo_clients.leader else {
-            return;
-        };
-        let pending: Vec<(u64, Command)> = s
-            .fifo_clients
-            .pending
-            .iter()
-            .map(|(seq, (_, c))| (*seq, c.clone()))
-            .collect();
-        for (seq, command) in pending {
-            self.to_node(me, s, leader, RabbitMsg::RaCommand { seq, command }, o);
-        }
-    }
-
-    /// A channel's `rabbit_fifo_client` sends a command to the leader it knows (or keeps it
-    /// until it knows one). `owner` is the channel's pid; `None` for a consumer's down, which
-    /// outlives its channel.
-    fn fifo_send(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        owner: Option<u64>,
-        command: Command,
-        o: &mut RabbitOut,
-    ) {
-        s.fifo_clients.next_seq += 1;
-        let seq = s.fifo_clients.next_seq;
-        s.fifo_clients.pending.insert(seq, (owner, command.clone()));
-        if let Some(leader) = s.fifo_clients.leader {
-            self.to_node(me, s, leader, RabbitMsg::RaCommand { seq, command }, o);
-        }
-    }
-
-    /// `{applied, ...}`: the command is done; a checkout's index is its channel's consumer key.
-    fn applied(&self, s: &mut NodeState, seq: u64, index: Index) {
-        let Some((_, command)) = s.fifo_clients.pending.remove(&seq) else {
-            return;
-        };
-        if let Command::Checkout { consumer, pid, .. } = command {
-            if let Some(ch) = s
-                .fifo_clients
-                .channels
-                .get_mut(&consumer)
-                .filter(|c| c.pid == pid)
-            {
-                ch.checkout = Some(index);
-                // `checkout/5`: the reply cannot tell which deliveries are still on their way
-                // (the model's reply does not carry `next_msg_id`), so the next is taken as it
-                // comes (`undefined`).
-                ch.last_msg_id = None;
-            }
-        }
-    }
-
-    /// A `rabbit_fifo` effect for a client whose channel is here: the channel passes it on (a
-    /// confirm on a transactional channel counts towards its commit instead). A consumer's
-    /// effect for a channel process that is gone is dropped: a member that restarted replays its
-    /// log and, once it leads, carries out the effects of what it applies, which an earlier
-    /// leader may have carried out for a channel long closed.
-    #[allow(clippy::too_many_arguments)]
-    fn channel_event(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        client: Id,
-        pid: Option<u64>,
-        msg_id: Option<u64>,
-        msg: RabbitMsg,
-        o: &mut RabbitOut,
-    ) {
-        if pid.is_some_and(|p| s.fifo_clients.channels.get(&client).map(|c| c.pid) != Some(p)) {
-            return;
-        }
-        if let Some(id) = msg_id {
-            self.handle_delivery(me, s, client, id, msg, o);
-            return;
-        }
-        if let RabbitMsg::Confirm { channel, seq } = msg {
-            if self.tx_settled(s, client, (channel, seq), false, o) {
-                return;
-            }
-        }
-        to_client(s, client, msg, o);
-    }
-
-    /// `rabbit_fifo_client:handle_delivery/4`: a delivery with the next msg id is passed on; one
-    /// whose id is past the next is preceded by the missing ones, fetched from this node's member
-    /// (`get_missing_deliveries/4`: `{get_checked_out, ConsumerId, From..To}` as an aux command to
-    /// the local server, answered from its applied state: fewer may come back, for what it has
-    /// not applied or the consumer no longer holds); one already seen (id ≤ `last_msg_id`) is
-    /// dropped.
-    fn handle_delivery(
-        &self,
-        me: Id,
-        s: &mut NodeState,
-        client: Id,
-        id: u64,
-        msg: RabbitMsg,
-        o: &mut RabbitOut,
-    ) {
-        let Some(ch) = s.fifo_clients.channels.get(&client) else {
-            return;
-        };
-        let pid = ch.pid;
-        let next = ch.last_msg_id.map_or(id, |l| l + 1);
-        if id < next {
-            return;
-        }
-        let mut missing: Vec<(u64, RabbitMsg)> = Vec::new();
-        let fifo = &s.quorum.fifo;
-        if let Some(con) = fifo.consumers.get(&client).filter(|c| c.node == me && c.pid == pid) {
-            for (index, msg_id) in &con.checked_out {
-                if (next..id).contains(msg_id) {
-                    let m = &fifo.messages[index];
-                    missing.push((
-                        *msg_id,
-                        RabbitMsg::Deliver {
-                            channel: con.channel,
-                            tag: *index,
-                            msg: m.msg,
-                            published_on: m.channel,
-                            redelivered: m.acquired > 1,
-                            delivery_count: m.delivery_count,
-                        },
-                    ));
-                }
-            }
-        }
-        missing.sort_by_key(|(msg_id, _)| *msg_id);
-        if let Some(ch) = s.fifo_clients.channels.get_mut(&client) {
-            ch.last_msg_id = Some(id);
-        }
-        for (_, m) in missing {
-            to_client(s, client, m, o);
-        }
-        to_client(s, client, msg, o);
-    }
-
-    /// `connection.open` on a running node: the channel process starts here, whichever member
-    /// leads (with `client.node=leader` a node that does not lead sends the client there).
-    fn quorum_accept(&self, s: &mut NodeState, client: Id, o: &mut RabbitOut) {
-        if self.settings.client_node == ClientNode::Leader && !s.quorum.is_leader() {
-            o.send(
-                client,
-                RabbitMsg::NotLeader {
-                    leader: s.quorum.leader,
-                },
-            );
-            return;
-        }
-        s.disk.channel_pids += 1;
-        let pid = s.disk.channel_pids;
-        self.save(s, o);
-        s.fifo_clients.channels.insert(
-            client,
-            QuorumChannel {
-                pid,
-                checkout: None,
-                last_msg_id: None,
-            },
-        );
-        self.accept_client(s, client, o);
-    }
-
-    /// AMQP methods from a client, on the node its connection is open on: its channel's
-    /// `rabbit_fifo_client` makes them commands for the leader, wherever that is.
+    /// AMQP methods from a client, at a quorum queue member.
     pub(super) fn quorum_client_msg(
         &self,
         me: Id,
@@ -1184,20 +839,26 @@ impl Node {
         msg: RabbitMsg,
         o: &mut RabbitOut,
     ) {
-        if msg == RabbitMsg::Open {
-            return self.quorum_accept(s, src, o);
-        }
-        let Some(ch) = s.fifo_clients.channels.get(&src).cloned() else {
+        if !s.quorum.is_leader() {
+            if !matches!(msg, RabbitMsg::Heartbeat | RabbitMsg::Disconnected) {
+                o.send(
+                    src,
+                    RabbitMsg::NotLeader {
+                        leader: s.quorum.leader,
+                    },
+                );
+            }
             return;
-        };
+        }
         match msg {
+            RabbitMsg::Open => self.accept_client(s, src, o),
             RabbitMsg::Publish {
                 channel,
                 seq,
                 msg,
                 mandatory,
                 ..
-            } => {
+            } if s.clients.contains(&src) => {
                 let routed = self.settings.route(msg.seq);
                 if routed.unroutable {
                     self.unroutable(s, src, (channel, seq), mandatory, o);
@@ -1213,26 +874,24 @@ impl Node {
                         seq,
                         msg,
                     };
-                    self.fifo_send(me, s, Some(ch.pid), command, o);
+                    self.propose(me, s, command, o);
                 }
             }
             RabbitMsg::Consume {
                 channel,
                 prefetch,
                 auto_ack,
-            } => {
+            } if s.clients.contains(&src) => {
                 let command = Command::Checkout {
                     consumer: src,
                     channel,
                     prefetch,
                     auto_ack,
-                    node: me,
-                    pid: ch.pid,
                 };
-                self.fifo_send(me, s, Some(ch.pid), command, o);
+                self.propose(me, s, command, o);
             }
-            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. } => {
-                let Some(checkout) = ch.checkout else {
+            RabbitMsg::Ack { tag } | RabbitMsg::Nack { tag, .. } if s.clients.contains(&src) => {
+                let Some(checkout) = s.quorum.fifo.consumers.get(&src).map(|c| c.checkout) else {
                     return;
                 };
                 let (consumer, id) = (src, tag);
@@ -1262,16 +921,13 @@ impl Node {
                         id,
                     },
                 };
-                self.fifo_send(me, s, Some(ch.pid), command, o);
+                self.propose(me, s, command, o);
             }
             _ => {}
         }
     }
 
-    /// A client's connection is gone, and its channel with it: what the channel had not had
-    /// applied dies with it, and the leader, which monitors the channel process, sees it down
-    /// (`handle_down/3`): its consumer's messages go back to the queue. The model's node sends
-    /// that `down` for the leader's monitor, to whichever member leads.
+    /// A client's connection is gone: its consumer, if any, is down.
     pub(super) fn quorum_client_gone(
         &self,
         me: Id,
@@ -1279,18 +935,19 @@ impl Node {
         client: Id,
         o: &mut RabbitOut,
     ) {
-        let Some(ch) = s.fifo_clients.channels.remove(&client) else {
+        if !s.quorum.is_leader() {
             return;
-        };
-        s.fifo_clients
-            .pending
-            .retain(|_, (owner, _)| *owner != Some(ch.pid));
-        if let Some(checkout) = ch.checkout {
-            let down = Command::Down {
-                consumer: client,
-                checkout,
-            };
-            self.fifo_send(me, s, None, down, o);
+        }
+        if let Some(checkout) = s.quorum.fifo.consumers.get(&client).map(|c| c.checkout) {
+            self.propose(
+                me,
+                s,
+                Command::Down {
+                    consumer: client,
+                    checkout,
+                },
+                o,
+            );
         }
     }
 }

@@ -106,7 +106,7 @@ fn show_quorum(q: &QuorumState, names: Names<'_>) -> String {
         .consumers
         .iter()
         .map(|(c, con)| {
-            let unacked: Vec<String> = con.checked_out.keys().map(|i| msg(i, 1)).collect();
+            let unacked: Vec<String> = con.checked_out.iter().map(|i| msg(i, 1)).collect();
             let mode = if con.auto_ack {
                 "auto_ack".to_string()
             } else {
