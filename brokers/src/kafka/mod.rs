@@ -119,7 +119,15 @@
 //!
 //! The controller quorum and the group coordinator are one reliable actor (KRaft's own Raft log is
 //! not what is being tested); a restarted broker registers anew and is fenced and unfenced at
-//! once, as a new broker incarnation is. One record per batch. Consumers start from the earliest
+//! once, as a new broker incarnation is. A run starts on the cluster a test finds: every broker
+//! registered with its first incarnation and unfenced, its session running from the
+//! controller's start (`QuorumController.claim` → `ClusterControlManager.activate` →
+//! `BrokerHeartbeatManager.register`), and the topic created on it
+//! (`ReplicationControlManager.createTopic`: leader the first replica, ISR every replica,
+//! Kafka's leader epoch 0, which is the model's 1), led at once; a restarted broker resends its
+//! registration until the controller answers it (`BrokerLifecycleManager`,
+//! `BrokerRegistrationResponseEvent`; `ClusterControlManager.registerBroker`), apache/kafka
+//! 1eb7644. One record per batch. Consumers start from the earliest
 //! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
 //! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
 //! The transaction coordinator never aborts on `transaction.timeout.ms`. See `docs/kafka.md`.
