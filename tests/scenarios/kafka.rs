@@ -317,7 +317,7 @@ fn a_rewound_consumer_rereads_the_same_records_with_acks_all_and_two_insync_repl
 #[test]
 fn unclean_election_rewrites_offsets_a_consumer_had_read() {
     let v = violated(
-        &format!("--broker kafka --set unclean.leader.election.enable=true --set min.insync.replicas=2 --faults crash --seeds 300 {REWINDING}"),
+        &format!("--broker kafka --set unclean.leader.election.enable=true --set min.insync.replicas=2 --faults crash --seeds 1000 {REWINDING}"),
         "replay",
     );
     assert_eq!(v["kind"], "inconsistent-offsets", "{v}");
