@@ -271,7 +271,9 @@ fn a_new_producers_first_batch_lands_on_the_leader_the_topic_was_created_with() 
     let args =
         "--broker kafka --set min.insync.replicas=2 --faults crash,partition,loss,pause --seed 25";
     held(&format!("{args} --seeds 1"), &["at-least-once", "ordering"]);
-    let r = replay(&format!("mqcheck replay --full {args}"));
+    let r = replay(&format!(
+        "mqcheck replay --full {args} --check at-least-once,ordering"
+    ));
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout.contains("n1       <- p0: Produce p0 p0:0"),
