@@ -29,6 +29,7 @@ pub(super) fn notable(msg: &KafkaMsg) -> bool {
             | KafkaMsg::AlterPartition { .. }
             | KafkaMsg::OffsetsForLeaderEpochResponse { .. }
             | KafkaMsg::BrokerRegistration { .. }
+            | KafkaMsg::BrokerRegistrationResponse(_)
             | KafkaMsg::EndTxn { .. }
             | KafkaMsg::WriteTxnMarkers { .. }
     )
