@@ -224,7 +224,7 @@ fn disk(epochs: &[LeaderEpoch], flushed: u64, hw: u64) -> KafkaDisk {
     KafkaDisk::Server(BrokerDisk {
         logs: BTreeMap::from([(0, CommitLog::new(records, flushed))]),
         hw_checkpoint: BTreeMap::from([(0, hw)]),
-        incarnation: 1,
+        incarnation: 0,
     })
 }
 
@@ -281,34 +281,29 @@ fn fetch_response(cmds: &[Cmd], dst: usize) -> (Vec<Record>, u64, Option<ErrorCo
     found.into_iter().next().unwrap()
 }
 
-/// Starts the controller: every broker registered with its first incarnation and unfenced, the
-/// topic's creation record in place.
-fn started(sets: &[&str]) -> Cluster {
+/// Starts the controller and registers brokers `order`, one after the other.
+fn registered(sets: &[&str], order: &[usize]) -> (Cluster, Vec<Vec<Cmd>>) {
     let mut c = Cluster::new(sets);
-    c.start(CTL);
-    c
+    assert!(c.start(CTL).is_empty());
+    let outs = order
+        .iter()
+        .map(|b| c.deliver(CTL, *b, KafkaMsg::BrokerRegistration { incarnation: 1 }))
+        .collect();
+    (c, outs)
 }
 
-/// Starts broker `b` as a restarted process (from `storage`, or an empty log if `None`) and
-/// tells it the controller's record `state`.
+/// Starts broker `b` (from `storage`) and tells it the controller's record `state`.
 fn broker_with(
     c: &mut Cluster,
     b: usize,
     storage: Option<KafkaDisk>,
     state: PartitionState,
 ) -> Vec<Cmd> {
-    let storage = storage.unwrap_or_else(|| {
-        KafkaDisk::Server(BrokerDisk {
-            logs: BTreeMap::new(),
-            hw_checkpoint: BTreeMap::new(),
-            incarnation: 1,
-        })
-    });
     let incarnation = match &storage {
-        KafkaDisk::Server(d) => d.incarnation + 1,
-        _ => unreachable!("a broker's disk"),
+        Some(KafkaDisk::Server(d)) => d.incarnation + 1,
+        _ => 1,
     };
-    let out = c.restart(b, Some(storage));
+    let out = c.restart(b, storage);
     assert_eq!(
         harness::sent_to::<Kafka>(&out, CTL),
         vec![KafkaMsg::BrokerRegistration { incarnation }]
@@ -320,106 +315,59 @@ fn broker_with(
 // 1. Controller
 // ---------------------------------------------------------------------------------------------
 
-/// Issue 11: a test finds a running cluster on which the topic was created. Every broker is
-/// registered with its first incarnation and unfenced, each session runs from the start, and
-/// the creation record (`ReplicationControlManager.createTopic`: leader the first replica, ISR
-/// every replica, Kafka's leader epoch 0, the model's 1) is the leader's without an election or
-/// a message: the leader leads at once, the followers fetch from it 1 ms in.
 #[test]
-fn at_start_every_broker_is_registered_and_unfenced_and_the_leader_leads_at_once() {
-    let mut c = Cluster::new(&[]);
-    let out = c.start(CTL);
-    let created = ps(Some(1), 1, &[1, 2, 3], 0);
-    assert_eq!(c.partition(), &created);
-    assert_eq!(c.controller().alive, ids(&[1, 2, 3]).into_iter().collect());
+fn first_registrations_elect_the_first_isr_replica_at_epoch_1() {
+    let (c, outs) = registered(&[], &[1, 2, 3]);
+    let expected = ps(Some(1), 1, &[1, 2, 3], 1);
+    assert_eq!(c.partition(), &expected);
+    assert_eq!(c.controller().alive.len(), 3);
+    // Broker 1's registration elected it and pushed the change to every replica, then answered
+    // broker 1 with the partitions it hosts.
+    let pushed = sends_where(&outs[0], |m| matches!(m, KafkaMsg::PartitionChange(_)));
     assert_eq!(
-        c.controller().registered,
-        ids(&[1, 2, 3]).into_iter().map(|b| (b, 1)).collect()
+        pushed,
+        vec![
+            (1, KafkaMsg::PartitionChange(vec![expected.clone()])),
+            (2, KafkaMsg::PartitionChange(vec![expected.clone()])),
+            (3, KafkaMsg::PartitionChange(vec![expected.clone()])),
+            (1, KafkaMsg::PartitionChange(vec![expected.clone()])),
+        ]
     );
-    for b in 1..=3 {
-        assert!(timers_set(&out).contains(&KafkaTimer::BrokerSession(Id::from(b))));
-    }
-    assert!(harness::sends::<Kafka>(&out).is_empty(), "{out:?}");
-
-    let out = c.start(1);
-    assert_eq!(c.leader_view(1), Some((1, ids(&[1, 2, 3]))));
-    assert_eq!(c.replica(1).known.as_ref(), Some(&created));
-    assert!(harness::sends::<Kafka>(&out).is_empty(), "{out:?}");
-    assert!(timers_set(&out).contains(&KafkaTimer::BrokerHeartbeat));
-    assert!(!timers_set(&out).contains(&KafkaTimer::Registration));
-    for b in [2, 3] {
-        let out = c.start(b);
+    assert!(timers_set(&outs[0]).contains(&KafkaTimer::BrokerSession(Id::from(1))));
+    // Later registrations change nothing: each only learns the current state.
+    for (i, b) in [(1, 2), (2, 3)] {
         assert_eq!(
-            c.replica(b).role,
-            ReplicaRole::Follower {
-                leader: Id::from(1),
-                truncating: true
-            }
+            harness::sends::<Kafka>(&outs[i]),
+            vec![(b, KafkaMsg::PartitionChange(vec![expected.clone()]))]
         );
-        assert!(harness::sends::<Kafka>(&out).is_empty(), "{out:?}");
-        assert!(timers_set(&out).contains(&KafkaTimer::ReplicaFetch(0)));
-        assert!(timers_set(&out).contains(&KafkaTimer::BrokerHeartbeat));
+        assert!(timers_set(&outs[i]).contains(&KafkaTimer::BrokerSession(Id::from(b))));
     }
-    // A produce right away is the leader's: appended, and acknowledged with acks=1.
-    let out = c.deliver(1, PRODUCER, produce(0, 0, None, Acks::One));
-    assert_eq!(produce_responses(&out), vec![(PRODUCER, 0, Ok(0))]);
-    // The first heartbeat finds the broker unfenced: nothing changes.
-    c.deliver(CTL, 2, KafkaMsg::BrokerHeartbeat);
-    assert_eq!(c.partition(), &created);
-}
-
-/// A broker that dies before any heartbeat is fenced when the session started with the
-/// controller expires, like any other: it leaves the creation record's ISR and cannot be
-/// elected later with the empty log it never filled (issue 11, seed 74 of `acks=1` under crash).
-#[test]
-fn a_broker_silent_from_the_start_is_fenced_when_its_first_session_expires() {
-    let mut c = started(&[]);
-    c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
-    assert_eq!(c.partition(), &ps(Some(1), 1, &[1, 3], 1));
-    assert!(!c.controller().alive.contains(&Id::from(2)));
-}
-
-/// A restarted broker resends its registration until the registration's own answer arrives: a
-/// pushed change is followed, not taken for the answer (`BrokerLifecycleManager`).
-#[test]
-fn a_restarted_broker_registers_until_the_registration_is_answered() {
-    let mut c = started(&[]);
-    let out = broker_with(&mut c, 2, None, ps(Some(1), 1, &[1, 3], 1));
-    assert!(!timers_cancelled(&out).contains(&KafkaTimer::Registration));
-    assert!(!timers_set(&out).contains(&KafkaTimer::BrokerHeartbeat));
-    let out = c.fire(2, KafkaTimer::Registration);
-    assert_eq!(
-        harness::sent_to::<Kafka>(&out, CTL),
-        vec![KafkaMsg::BrokerRegistration { incarnation: 2 }]
-    );
-    let out = c.deliver(CTL, 2, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    let answer = harness::sent_to::<Kafka>(&out, 2)
-        .into_iter()
-        .find(|m| matches!(m, KafkaMsg::BrokerRegistrationResponse(_)))
-        .expect("the registration is answered");
-    let out = c.deliver(2, CTL, answer);
-    assert!(timers_cancelled(&out).contains(&KafkaTimer::Registration));
-    assert!(timers_set(&out).contains(&KafkaTimer::BrokerHeartbeat));
 }
 
 #[test]
 fn a_retried_registration_changes_nothing_but_a_new_incarnation_is_a_restart() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     let before = c.partition().clone();
     // The leader's registration answer was lost: it registers again, same process.
     c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 1 });
     assert_eq!(c.partition(), &before);
     // The leader restarted: KRaft fences the old incarnation and elects another ISR member.
     c.deliver(CTL, 1, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    assert_eq!(c.partition(), &ps(Some(2), 2, &[2, 3], 2));
+    assert_eq!(c.partition(), &ps(Some(2), 2, &[2, 3], 3));
+}
+
+#[test]
+fn first_live_isr_replica_is_elected_when_the_preferred_one_is_late() {
+    let (c, _) = registered(&[], &[3, 1, 2]);
+    assert_eq!(c.partition(), &ps(Some(3), 1, &[1, 2, 3], 1));
 }
 
 #[test]
 fn fencing_the_leader_elects_the_next_live_isr_member() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     let out = c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
     // ISR shrink and election each bump the partition epoch.
-    let expected = ps(Some(2), 2, &[2, 3], 2);
+    let expected = ps(Some(2), 2, &[2, 3], 3);
     assert_eq!(c.partition(), &expected);
     assert!(!c.controller().alive.contains(&Id::from(1)));
     let mut pushed = harness::sends::<Kafka>(&out);
@@ -436,20 +384,20 @@ fn fencing_the_leader_elects_the_next_live_isr_member() {
 
 #[test]
 fn fencing_a_follower_only_shrinks_the_isr() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
-    assert_eq!(c.partition(), &ps(Some(1), 1, &[1, 2], 1));
+    assert_eq!(c.partition(), &ps(Some(1), 1, &[1, 2], 2));
 }
 
 #[test]
 fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
     // Before ELR (3.9): KRaft keeps the last member in the ISR.
-    let mut c = started(&["version=3.9"]);
+    let (mut c, _) = registered(&["version=3.9"], &[1, 2, 3]);
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
-    assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 4));
+    assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 5));
     let out = c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
-    let offline = ps(None, 4, &[3], 5);
+    let offline = ps(None, 4, &[3], 6);
     assert_eq!(c.partition(), &offline);
     assert!(c.controller().alive.is_empty());
     assert_eq!(
@@ -461,18 +409,21 @@ fn fencing_the_last_isr_member_keeps_it_in_the_isr_and_leaves_no_leader() {
     assert_eq!(c.partition(), &offline);
     // The last ISR member coming back does.
     c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat);
-    assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 6));
+    assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 7));
 }
 
 #[test]
 fn unclean_election_elects_a_live_out_of_sync_replica_with_isr_of_itself() {
-    let mut c = started(&["unclean.leader.election.enable=true", "version=3.9"]);
+    let (mut c, _) = registered(
+        &["unclean.leader.election.enable=true", "version=3.9"],
+        &[1, 2, 3],
+    );
     for b in [1, 2, 3] {
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(b)));
     }
-    assert_eq!(c.partition(), &ps(None, 4, &[3], 5));
+    assert_eq!(c.partition(), &ps(None, 4, &[3], 6));
     let out = c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
-    let unclean = ps(Some(1), 5, &[1], 6);
+    let unclean = ps(Some(1), 5, &[1], 7);
     assert_eq!(c.partition(), &unclean);
     assert_eq!(
         harness::sent_to::<Kafka>(&out, 1),
@@ -504,18 +455,18 @@ fn ps_elr(
 /// replica coming back still does not lead, the ELR member does.
 #[test]
 fn with_elr_fencing_the_last_isr_member_empties_the_isr_into_the_elr() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
-    assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 4));
+    assert_eq!(c.partition(), &ps(Some(3), 3, &[3], 5));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
     // The ISR change and the election each bump the partition epoch, as elsewhere in the model.
-    let offline = ps_elr(None, 4, &[], &[3], &[3], 6);
+    let offline = ps_elr(None, 4, &[], &[3], &[3], 7);
     assert_eq!(c.partition(), &offline);
     c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
     assert_eq!(c.partition(), &offline);
     c.deliver(CTL, 3, KafkaMsg::BrokerHeartbeat);
-    assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 7));
+    assert_eq!(c.partition(), &ps(Some(3), 5, &[3], 8));
 }
 
 /// KIP-966's point, with `min.insync.replicas=2`: a replica that left the ISR while it was below
@@ -526,37 +477,37 @@ fn with_elr_fencing_the_last_isr_member_empties_the_isr_into_the_elr() {
 fn with_elr_a_replica_that_left_a_short_isr_leads_when_the_isr_empties() {
     let shrink = |version: &str| {
         let sets = ["min.insync.replicas=2", version];
-        let mut c = started(&sets);
+        let (mut c, _) = registered(&sets, &[1, 2, 3]);
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
         c.fire(CTL, KafkaTimer::BrokerSession(Id::from(2)));
         c.deliver(CTL, 2, KafkaMsg::BrokerHeartbeat);
         c
     };
     let mut c = shrink("version=4.1");
-    assert_eq!(c.partition(), &ps_elr(Some(1), 1, &[1], &[2], &[], 2));
+    assert_eq!(c.partition(), &ps_elr(Some(1), 1, &[1], &[2], &[], 3));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
-    assert_eq!(c.partition(), &ps_elr(Some(2), 2, &[2], &[1], &[], 4));
+    assert_eq!(c.partition(), &ps_elr(Some(2), 2, &[2], &[1], &[], 5));
 
     let mut c = shrink("version=3.9");
-    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 2));
+    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 3));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
-    assert_eq!(c.partition(), &ps(None, 2, &[1], 3));
+    assert_eq!(c.partition(), &ps(None, 2, &[1], 4));
 
     // Broker 2 restarted before broker 1 was fenced: no longer eligible, so the partition waits
     // for broker 1, its ELR member and last leader.
     let mut c = shrink("version=4.1");
     c.deliver(CTL, 2, KafkaMsg::BrokerRegistration { incarnation: 2 });
-    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 3));
+    assert_eq!(c.partition(), &ps(Some(1), 1, &[1], 4));
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(1)));
-    assert_eq!(c.partition(), &ps_elr(None, 2, &[], &[1], &[1], 5));
+    assert_eq!(c.partition(), &ps_elr(None, 2, &[], &[1], &[1], 6));
     c.deliver(CTL, 1, KafkaMsg::BrokerHeartbeat);
-    assert_eq!(c.partition(), &ps(Some(1), 3, &[1], 6));
+    assert_eq!(c.partition(), &ps(Some(1), 3, &[1], 7));
 }
 
 #[test]
 fn alter_partition_is_refused_from_a_non_leader_or_at_a_stale_epoch() {
-    let mut c = started(&[]);
-    let current = ps(Some(1), 1, &[1, 2, 3], 0);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
+    let current = ps(Some(1), 1, &[1, 2, 3], 1);
     let alter = |leader_epoch, partition_epoch, isr: &[usize]| KafkaMsg::AlterPartition {
         partition: 0,
         leader_epoch,
@@ -565,13 +516,13 @@ fn alter_partition_is_refused_from_a_non_leader_or_at_a_stale_epoch() {
     };
     let cases = [
         // A follower may not change the ISR, even with the right epochs.
-        (2, alter(1, 0, &[1, 2]), ErrorCode::FencedLeaderEpoch),
+        (2, alter(1, 1, &[1, 2]), ErrorCode::FencedLeaderEpoch),
         // The leader, at a stale leader epoch.
-        (1, alter(0, 0, &[1, 2]), ErrorCode::FencedLeaderEpoch),
-        // The leader, at a partition epoch other than the controller's.
-        (1, alter(1, 1, &[1, 2]), ErrorCode::InvalidUpdateVersion),
+        (1, alter(0, 1, &[1, 2]), ErrorCode::FencedLeaderEpoch),
+        // The leader, at a stale partition epoch.
+        (1, alter(1, 0, &[1, 2]), ErrorCode::InvalidUpdateVersion),
         // An ISR without the leader.
-        (1, alter(1, 0, &[2, 3]), ErrorCode::IneligibleReplica),
+        (1, alter(1, 1, &[2, 3]), ErrorCode::IneligibleReplica),
     ];
     for (src, request, error) in cases {
         let out = c.deliver(CTL, src, request.clone());
@@ -592,16 +543,16 @@ fn alter_partition_is_refused_from_a_non_leader_or_at_a_stale_epoch() {
 
 #[test]
 fn alter_partition_to_a_fenced_broker_is_refused() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     c.fire(CTL, KafkaTimer::BrokerSession(Id::from(3)));
-    let current = ps(Some(1), 1, &[1, 2], 1);
+    let current = ps(Some(1), 1, &[1, 2], 2);
     let out = c.deliver(
         CTL,
         1,
         KafkaMsg::AlterPartition {
             partition: 0,
             leader_epoch: 1,
-            partition_epoch: 1,
+            partition_epoch: 2,
             new_isr: ids(&[1, 2, 3]),
         },
     );
@@ -620,18 +571,18 @@ fn alter_partition_to_a_fenced_broker_is_refused() {
 
 #[test]
 fn valid_alter_partition_bumps_the_partition_epoch_and_publishes() {
-    let mut c = started(&[]);
+    let (mut c, _) = registered(&[], &[1, 2, 3]);
     let out = c.deliver(
         CTL,
         1,
         KafkaMsg::AlterPartition {
             partition: 0,
             leader_epoch: 1,
-            partition_epoch: 0,
+            partition_epoch: 1,
             new_isr: ids(&[1, 2]),
         },
     );
-    let changed = ps(Some(1), 1, &[1, 2], 1);
+    let changed = ps(Some(1), 1, &[1, 2], 2);
     assert_eq!(c.partition(), &changed);
     let mut out = harness::sends::<Kafka>(&out);
     out.sort();
@@ -982,8 +933,9 @@ fn losing_leadership_fails_held_produce_requests() {
 #[test]
 fn a_lagging_follower_is_dropped_through_the_controller_and_counts_until_then() {
     // The controller and the leader, wired by hand.
-    let mut c = started(&["min.insync.replicas=2"]);
-    c.start(1);
+    let (mut c, _) = registered(&["min.insync.replicas=2"], &[1, 2, 3]);
+    let state = c.partition().clone();
+    broker_with(&mut c, 1, None, state);
     c.deliver(1, PRODUCER, produce(0, 0, None, Acks::All));
     c.deliver(1, 2, fetch(1, 1, Fetcher::Replica, 1));
 
@@ -992,7 +944,7 @@ fn a_lagging_follower_is_dropped_through_the_controller_and_counts_until_then() 
     let alter = KafkaMsg::AlterPartition {
         partition: 0,
         leader_epoch: 1,
-        partition_epoch: 0,
+        partition_epoch: 1,
         new_isr: ids(&[1, 2]),
     };
     assert_eq!(harness::sends::<Kafka>(&out), vec![(CTL, alter.clone())]);

@@ -430,7 +430,7 @@ fn repair_of_kafka_acks_1_under_a_process_crash_includes_acks_all() {
             "--row",
             "acks=1",
             "--seeds",
-            "30",
+            "16",
             "--messages",
             "100",
         ],

@@ -7,7 +7,7 @@ use super::protocol::{
 };
 use super::{
     exact, retry, KafkaDisk, KafkaOut, KafkaTimer, Settings, Truncation, ALTER_PARTITION_RETRY,
-    FETCH_BACKOFF, FIRST_FETCH, HW_CHECKPOINT, MAX_FETCH_RECORDS,
+    FETCH_BACKOFF, HW_CHECKPOINT, MAX_FETCH_RECORDS,
 };
 use crate::Durable;
 use stateright::actor::Id;
@@ -192,51 +192,23 @@ impl Broker {
                 }
             })
             .collect();
-        let mut s = BrokerState {
+        let s = BrokerState {
             replicas,
             incarnation: disk.map_or(0, |d| d.incarnation) + 1,
             muted: Vec::new(),
             verifying: Vec::new(),
         };
         self.save(&s, o);
-        if s.incarnation == 1 {
-            // The process a test finds running: it registered before the topic was created,
-            // and follows the topic's creation record as it replayed it from the metadata log
-            // (`Settings::creation_record`); its heartbeats are under way.
-            o.set_timer(
-                KafkaTimer::BrokerHeartbeat,
-                retry(self.settings.broker_heartbeat_interval),
-            );
-            for p in 0..self.settings.partitions {
-                let ps = self.settings.creation_record(p);
-                match ps.leader {
-                    Some(leader) if leader != id => {
-                        let Some(r) = replica_mut(&mut s, p) else {
-                            continue;
-                        };
-                        r.known = Some(ps);
-                        self.follow(r, leader);
-                        // Every node of the model starts at the same instant, so a request
-                        // sent now could reach a leader not yet listening and wait out
-                        // `request.timeout.ms` unanswered; the running cluster's fetcher asks
-                        // at once, so the first request goes out on the fetch timer, 1 ms in.
-                        o.set_timer(KafkaTimer::ReplicaFetch(p), exact(FIRST_FETCH));
-                    }
-                    _ => self.apply_partition_state(id, &mut s, ps, o),
-                }
-            }
-        } else {
-            o.send(
-                self.controller(),
-                KafkaMsg::BrokerRegistration {
-                    incarnation: s.incarnation,
-                },
-            );
-            o.set_timer(
-                KafkaTimer::Registration,
-                retry(self.settings.broker_heartbeat_interval),
-            );
-        }
+        o.send(
+            self.controller(),
+            KafkaMsg::BrokerRegistration {
+                incarnation: s.incarnation,
+            },
+        );
+        o.set_timer(
+            KafkaTimer::Registration,
+            retry(self.settings.broker_heartbeat_interval),
+        );
         o.set_timer(KafkaTimer::HwCheckpoint, retry(HW_CHECKPOINT));
         s
     }
@@ -292,19 +264,14 @@ impl Broker {
                     }
                 }
             }
-            KafkaMsg::BrokerRegistrationResponse(states) if src == self.controller() => {
-                // Only the registration's own answer ends the registration: a broker that took
-                // a pushed change for it would heartbeat as an incarnation the controller never
-                // registered (`BrokerLifecycleManager`: `registered` is set by
-                // `BrokerRegistrationResponseEvent` alone).
+            KafkaMsg::PartitionChange(states) | KafkaMsg::BrokerHeartbeatResponse(states)
+                if src == self.controller() =>
+            {
                 o.cancel_timer(KafkaTimer::Registration);
-                self.on_controller_answer(id, s, states, o);
-            }
-            KafkaMsg::BrokerHeartbeatResponse(states) if src == self.controller() => {
-                self.on_controller_answer(id, s, states, o);
-            }
-            // A registered broker and one still registering both follow the metadata.
-            KafkaMsg::PartitionChange(states) if src == self.controller() => {
+                o.set_timer(
+                    KafkaTimer::BrokerHeartbeat,
+                    retry(self.settings.broker_heartbeat_interval),
+                );
                 for ps in states {
                     self.apply_partition_state(id, s, ps, o);
                 }
@@ -525,24 +492,6 @@ impl Broker {
         }
     }
 
-    /// The controller answered a registration or a heartbeat: the next heartbeat is due in
-    /// `broker.heartbeat.interval.ms`, and the partitions it sent are the broker's.
-    fn on_controller_answer(
-        &self,
-        id: Id,
-        s: &mut BrokerState,
-        states: Vec<PartitionState>,
-        o: &mut KafkaOut,
-    ) {
-        o.set_timer(
-            KafkaTimer::BrokerHeartbeat,
-            retry(self.settings.broker_heartbeat_interval),
-        );
-        for ps in states {
-            self.apply_partition_state(id, s, ps, o);
-        }
-    }
-
     fn handle_timeout(&self, s: &mut BrokerState, timer: &KafkaTimer, o: &mut KafkaOut) {
         match timer {
             KafkaTimer::Registration => {
@@ -685,7 +634,19 @@ impl Broker {
                     self.maybe_advance_hw(r, o);
                 }
                 Some(leader) => {
-                    let truncating = self.follow(r, leader);
+                    let truncating = match self.settings.truncation {
+                        Truncation::LeaderEpoch | Truncation::Kip101 => true,
+                        Truncation::HighWatermark => {
+                            // Before KIP-101 a new follower cut its log at its own high
+                            // watermark — which may lag the leader's.
+                            let hw = r.high_watermark;
+                            if hw < r.log.end_offset() {
+                                r.log.truncate(hw);
+                            }
+                            false
+                        }
+                    };
+                    r.role = ReplicaRole::Follower { leader, truncating };
                     let request = if truncating {
                         self.epoch_request(r)
                     } else {
@@ -716,25 +677,6 @@ impl Broker {
             }
             self.maybe_advance_hw(r, o);
         }
-    }
-
-    /// Becomes `leader`'s follower, cutting the log first where the truncation mode says so;
-    /// returns whether it must ask the leader where its epoch ends before fetching.
-    fn follow(&self, r: &mut Replica, leader: Id) -> bool {
-        let truncating = match self.settings.truncation {
-            Truncation::LeaderEpoch | Truncation::Kip101 => true,
-            Truncation::HighWatermark => {
-                // Before KIP-101 a new follower cut its log at its own high watermark — which
-                // may lag the leader's.
-                let hw = r.high_watermark;
-                if hw < r.log.end_offset() {
-                    r.log.truncate(hw);
-                }
-                false
-            }
-        };
-        r.role = ReplicaRole::Follower { leader, truncating };
-        truncating
     }
 
     /// Leaves leadership: waiting produce requests fail, held fetches are answered.

@@ -44,27 +44,25 @@ pub struct Group {
 }
 
 impl Controller {
-    /// The controller as a test finds it: every broker registered with its first incarnation
-    /// and unfenced, the topic created (`Settings::creation_record`), and every broker's session
-    /// running from now. An active controller starts the session of every registered broker
-    /// (`QuorumController.claim` → `ClusterControlManager.activate` →
-    /// `BrokerHeartbeatManager.register`, whose `touch` sets the last contact to now), so a
-    /// broker that dies before its first heartbeat is fenced when that session expires, like any
-    /// other; a restart registers a new incarnation.
-    pub fn start(&self, o: &mut KafkaOut) -> ControllerState {
-        let brokers = self.settings.broker_ids();
-        for b in &brokers {
-            o.set_timer(
-                KafkaTimer::BrokerSession(*b),
-                exact(self.settings.broker_session_timeout),
-            );
-        }
+    pub fn start(&self, _o: &mut KafkaOut) -> ControllerState {
         let partitions = (0..self.settings.partitions)
-            .map(|p| self.settings.creation_record(p))
+            .map(|p| {
+                let replicas = self.settings.replicas(p);
+                PartitionState {
+                    partition: p,
+                    isr: replicas.clone(),
+                    replicas,
+                    elr: Vec::new(),
+                    last_known_elr: Vec::new(),
+                    leader: None,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                }
+            })
             .collect();
         ControllerState {
-            alive: brokers.iter().copied().collect(),
-            registered: brokers.into_iter().map(|b| (b, 1)).collect(),
+            alive: BTreeSet::new(),
+            registered: BTreeMap::new(),
             partitions,
             group: Group::default(),
             offsets: BTreeMap::new(),
@@ -95,9 +93,9 @@ impl Controller {
                 }
                 changed.extend(self.unfence(s, src));
                 self.publish(s, changed, o);
-                o.send(src, KafkaMsg::BrokerRegistrationResponse(self.hosted(s, src)));
-                // A new incarnation's session starts with its registration
-                // (`ClusterControlManager.registerBroker`: `heartbeatManager.register`).
+                o.send(src, KafkaMsg::PartitionChange(self.hosted(s, src)));
+                // The session starts with the registration: a broker that dies before its first
+                // heartbeat is fenced like any other.
                 o.set_timer(
                     KafkaTimer::BrokerSession(src),
                     exact(self.settings.broker_session_timeout),

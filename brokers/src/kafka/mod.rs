@@ -119,15 +119,7 @@
 //!
 //! The controller quorum and the group coordinator are one reliable actor (KRaft's own Raft log is
 //! not what is being tested); a restarted broker registers anew and is fenced and unfenced at
-//! once, as a new broker incarnation is. A run starts on the cluster a test finds: every broker
-//! registered with its first incarnation and unfenced, its session running from the
-//! controller's start (`QuorumController.claim` → `ClusterControlManager.activate` →
-//! `BrokerHeartbeatManager.register`), and the topic created on it
-//! (`ReplicationControlManager.createTopic`: leader the first replica, ISR every replica,
-//! Kafka's leader epoch 0, which is the model's 1), led at once; a restarted broker resends its
-//! registration until the controller answers it (`BrokerLifecycleManager`,
-//! `BrokerRegistrationResponseEvent`; `ClusterControlManager.registerBroker`), apache/kafka
-//! 1eb7644. One record per batch. Consumers start from the earliest
+//! once, as a new broker incarnation is. One record per batch. Consumers start from the earliest
 //! offset when their group has no committed offset (Jepsen's choice; Kafka's default is
 //! `latest`). A restarted consumer rejoins under its old member id (static membership, KIP-345).
 //! The transaction coordinator never aborts on `transaction.timeout.ms`. See `docs/kafka.md`.
@@ -187,9 +179,6 @@ pub const NAME: &str = "kafka";
 pub const ALTER_PARTITION_RETRY: Duration = Duration::from_millis(2000);
 /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
 pub const FETCH_BACKOFF: Duration = Duration::from_millis(1000);
-/// When a follower of the running cluster a test finds sends its first request: 1 ms in, once
-/// every node is up (see `Broker::start`).
-pub const FIRST_FETCH: Duration = Duration::from_millis(1);
 /// `replica.high.watermark.checkpoint.interval.ms`: how often the HW is written to disk.
 pub const HW_CHECKPOINT: Duration = Duration::from_millis(5000);
 /// Records per fetch response (a stand-in for `max.partition.fetch.bytes`).
@@ -211,26 +200,6 @@ impl Settings {
         (0..self.replication_factor)
             .map(|i| Id::from(1 + (partition as usize + i) % self.brokers))
             .collect()
-    }
-
-    /// Partition `p`'s record as the topic's creation wrote it (`ReplicationControlManager.
-    /// createTopic`, `buildPartitionRegistration`, apache/kafka 1eb7644): the topic is created on
-    /// a cluster whose brokers have all registered and are unfenced, so the ISR is every replica
-    /// and the leader the first, at Kafka's leader epoch 0 and partition epoch 0. The model
-    /// counts leader epochs from 1: its 0 stands for Kafka's -1 (`NO_PARTITION_LEADER_EPOCH`,
-    /// a record or fetch without an epoch), so Kafka's epoch 0 is the model's 1.
-    pub fn creation_record(&self, partition: Partition) -> PartitionState {
-        let replicas = self.replicas(partition);
-        PartitionState {
-            partition,
-            isr: replicas.clone(),
-            leader: replicas.first().copied(),
-            replicas,
-            elr: Vec::new(),
-            last_known_elr: Vec::new(),
-            leader_epoch: 1,
-            partition_epoch: 0,
-        }
     }
 
     /// The partition of message `seq` if it carries a key (`--keys`): the default partitioner's

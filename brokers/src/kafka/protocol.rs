@@ -112,10 +112,6 @@ pub enum KafkaMsg {
     BrokerRegistration {
         incarnation: u32,
     },
-    /// The controller's answer to a registration, with the partitions the broker hosts: until
-    /// it arrives the broker resends its registration, whatever else the controller pushes
-    /// (`BrokerLifecycleManager`: only `BrokerRegistrationResponseEvent` sets `registered`).
-    BrokerRegistrationResponse(Vec<PartitionState>),
     BrokerHeartbeat,
     /// The controller's answer to a heartbeat: the partitions the broker hosts, as KRaft
     /// brokers replay them from the metadata log, in case a push was lost.
@@ -330,7 +326,6 @@ impl fmt::Display for KafkaMsg {
             BrokerRegistration { incarnation } => {
                 write!(f, "BrokerRegistration incarnation={incarnation}")
             }
-            BrokerRegistrationResponse(_) => write!(f, "BrokerRegistrationResponse"),
             BrokerHeartbeat => write!(f, "BrokerHeartbeat"),
             BrokerHeartbeatResponse(_) => write!(f, "BrokerHeartbeatResponse"),
             PartitionChange(ps) => {

@@ -29,7 +29,6 @@ pub(super) fn notable(msg: &KafkaMsg) -> bool {
             | KafkaMsg::AlterPartition { .. }
             | KafkaMsg::OffsetsForLeaderEpochResponse { .. }
             | KafkaMsg::BrokerRegistration { .. }
-            | KafkaMsg::BrokerRegistrationResponse(_)
             | KafkaMsg::EndTxn { .. }
             | KafkaMsg::WriteTxnMarkers { .. }
     )
