@@ -2,7 +2,7 @@
 //! holds, through the same code path as the CLI (`mqcheck sim … --json`, `mqcheck replay`,
 //! `mqcheck check`).
 
-use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, violated};
+use crate::common::{assert_deterministic, check, held, mqcheck, replay, reproduce, sim, violated};
 use mqcheck_brokers::activemq::ActiveMq;
 use mqcheck_brokers::{Config, System, Workload};
 use mqcheck_invariants::{ordering, MsgId, Op, OrderingPromise};
@@ -563,4 +563,50 @@ fn the_cursor_audit_keeps_a_replayed_send_from_being_dispatched_again() {
     let v = violated(&format!("{run} --set enableAudit=false"), "at-most-once");
     assert_eq!(v["kind"], "duplicate");
     reproduce(&v);
+}
+
+/// Runs of `mqcheck sim ARGS` that delivered some message twice.
+fn duplicating_runs(args: &str) -> u64 {
+    let (_, json) = sim(&format!("{args} --check at-most-once"));
+    json["invariants"]["at-most-once"]["violations"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("at-most-once judged: {json}"))
+}
+
+#[test]
+fn optimize_acknowledge_widens_the_window_a_consumer_crash_redelivers() {
+    // `optimizeAcknowledge` acknowledges once 65 % of the prefetch is consumed
+    // (`ActiveMQMessageConsumer.afterMessageIsConsumed`), so a crashed consumer leaves more
+    // handled but unacknowledged messages to be redelivered than one acknowledging each.
+    let base = format!("{AMQ} --faults crash --seeds 60");
+    let each = duplicating_runs(&base);
+    let optimized = duplicating_runs(&format!("{base} --set optimizeAcknowledge=true"));
+    assert!(
+        each > 0,
+        "AUTO_ACKNOWLEDGE duplicates after a consumer crash"
+    );
+    assert!(optimized > each, "optimized {optimized} <= each {each}");
+}
+
+#[test]
+fn dups_ok_acknowledge_on_a_queue_acknowledges_as_auto_does() {
+    // `isAutoAcknowledgeBatch()` is DUPS_OK on a topic only: on a queue each message is
+    // acknowledged after it is consumed, as with AUTO_ACKNOWLEDGE, so the runs are the same.
+    let base = format!("{AMQ} --faults crash --seeds 60");
+    let (_, auto) = sim(&format!("{base} --check at-least-once,at-most-once"));
+    let (_, dups_ok) = sim(&format!(
+        "{base} --set acknowledgeMode=DUPS_OK_ACKNOWLEDGE --check at-least-once,at-most-once"
+    ));
+    assert!(auto["invariants"]["at-most-once"]["violations"].as_u64() > Some(0));
+    for invariant in ["at-least-once", "at-most-once"] {
+        let (a, d) = (
+            &auto["invariants"][invariant],
+            &dups_ok["invariants"][invariant],
+        );
+        assert_eq!(a["violations"], d["violations"], "{invariant}");
+        assert_eq!(
+            a["first_violation"]["seed"], d["first_violation"]["seed"],
+            "{invariant}"
+        );
+    }
 }
