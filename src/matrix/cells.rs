@@ -11,7 +11,6 @@ use mqcheck_invariants::Invariant;
 use mqcheck_sim::{cast, schedule_for, shrink, Fault, FaultSet, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// A fault class: one column of the matrix, swept on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -324,18 +323,19 @@ fn cell_of(report: &SimReport, i: &InvariantReport, inv: Invariant) -> Cell {
         _ => CellVerdict::Inconclusive,
     };
     let reason = (verdict == CellVerdict::Inconclusive).then(|| {
-        let mut why = String::new();
-        if let Some(r) = &report.reason {
-            why.push_str(r);
+        let mut why: Vec<String> = report.reason.iter().cloned().collect();
+        // The sweep's own reason is gone when another guarantee was violated; the runs cut
+        // short are still why this one is not judged.
+        if report.reason.is_none() && c.incomplete_runs > 0 {
+            why.push(format!(
+                "{} of {} runs were cut short by their time limit before the workload was sent and drained",
+                c.incomplete_runs, c.runs
+            ));
         }
         if c.faults_applied == 0 {
-            let _ = write!(
-                why,
-                "{}no fault took effect",
-                if why.is_empty() { "" } else { "; " }
-            );
+            why.push("no fault took effect".into());
         }
-        why
+        why.join("; ")
     });
     Cell {
         verdict,
