@@ -285,8 +285,8 @@ the check did not within its bounds), *not reproduced in the simulator* (the che
 schedule did not), *missed by the sweep* (the check broke it and the simulator reproduces it, but
 no seed of the sweep did). The checks run unreduced, so their state budget bounds their work, one
 after another, on a thread of their own beside the sweeps. Cost, measured with `time mqcheck
-matrix` on the 2-core machine (2026-12-07, the load below 1 at the start): 58 s
-of wall time and 94 s of CPU for the default run (all five brokers, the replay column and every
+matrix` on the 2-core machine (2026-12-07, the load below 1 at the start): 49–54 s
+of wall time and 80–89 s of CPU in two runs of the default (all five brokers, the replay column and every
 row's check). A check's violation enters the exit
 status (1); a check its budget stopped leaves the sweeps' verdict as it is, its cell saying how far
 it went ("held within the explored part").
