@@ -585,15 +585,26 @@ fn a_failover_replay_of_a_stored_send_is_suppressed_by_the_producer_audit() {
 }
 
 fn replay_on(conn: u32, command: u32, seq: u32) -> AmqMsg {
+    persistent_send(conn, command, seq, true, None)
+}
+
+/// Producer 0's persistent send of message `seq` as command `command` on connection `conn`.
+fn persistent_send(
+    conn: u32,
+    command: u32,
+    seq: u32,
+    response_required: bool,
+    transaction: Option<u64>,
+) -> AmqMsg {
     AmqMsg::MessageSend {
         conn,
         command,
         producer: 0,
         msg: msg(seq),
         persistent: true,
-        response_required: true,
+        response_required,
         group: None,
-        transaction: None,
+        transaction,
     }
 }
 
@@ -773,16 +784,7 @@ fn check_for_duplicates_poisons_what_the_same_connection_was_dispatched_before()
 
 /// A one-way send of message `seq` in local transaction `txn` on connection `conn`.
 fn send_in_transaction(conn: u32, command: u32, seq: u32, txn: u64) -> AmqMsg {
-    AmqMsg::MessageSend {
-        conn,
-        command,
-        producer: 0,
-        msg: msg(seq),
-        persistent: true,
-        response_required: false,
-        group: None,
-        transaction: Some(txn),
-    }
+    persistent_send(conn, command, seq, false, Some(txn))
 }
 
 fn queued(a: &Actors) -> Vec<MsgId> {
