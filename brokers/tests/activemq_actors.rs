@@ -78,16 +78,7 @@ fn connect() -> AmqMsg {
 }
 
 fn send(command: u32, seq: u32, response_required: bool) -> AmqMsg {
-    AmqMsg::MessageSend {
-        conn: 1,
-        command,
-        producer: 0,
-        msg: msg(seq),
-        persistent: true,
-        response_required,
-        group: None,
-        transaction: None,
-    }
+    persistent_send(1, command, seq, response_required, None)
 }
 
 /// A one-way send of message `seq` with `JMSXGroupID` `group`.
